@@ -1,0 +1,1 @@
+//! The Ordo agent: runs jobs and keeps every order event until the controller releases it.

@@ -1,0 +1,1 @@
+//! Shared helpers for Ordo's benchmark programs.

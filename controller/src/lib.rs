@@ -1,0 +1,1 @@
+//! The Ordo controller: journal-backed state, agent links, commands and the event stream.

@@ -1,0 +1,1 @@
+//! Ordo's append-only, crash-safe event journal.

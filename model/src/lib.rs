@@ -1,0 +1,5 @@
+//! Ordo's pure model: ids, the inventory (workflows, jobs, agents, locks, boards) read from YAML,
+//! expressions, and the order state machine shared by controllers, agents and the simulation.
+//!
+//! This crate does no IO, reads no clock and draws no random numbers: time and randomness are
+//! passed in by the caller.

@@ -1,0 +1,1 @@
+//! Networking shared by Ordo's servers: TLS material, certificate identities and framing.

@@ -1,0 +1,1 @@
+//! Test harness for Ordo: starting real processes, fault proxies and history checks.
