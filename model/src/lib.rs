@@ -3,3 +3,10 @@
 //!
 //! This crate does no IO, reads no clock and draws no random numbers: time and randomness are
 //! passed in by the caller.
+
+pub mod expr;
+pub mod ids;
+pub mod inventory;
+pub mod position;
+pub mod time;
+pub mod value;

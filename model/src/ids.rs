@@ -1,0 +1,157 @@
+//! Names and ids of inventory objects and orders.
+//!
+//! A name (workflow, job, agent, lock, board, branch) is 1 to [`NAME_BYTES_MAX`] bytes of ASCII
+//! letters, digits, `-`, `_` and `.`, starting with a letter or digit. An order id may also hold
+//! `|` (a fork child is `parent|branch`), `#`, `:` and `@` (daily-plan ids such as
+//! `#2026-11-23#nightly@02:00`), and is at most [`ORDER_ID_BYTES_MAX`] bytes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest name of an inventory object, in bytes.
+pub const NAME_BYTES_MAX: usize = 100;
+/// Longest order id, in bytes.
+pub const ORDER_ID_BYTES_MAX: usize = 255;
+
+/// Why a string is not a valid name or id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("is {len} bytes long; at most {max} bytes are allowed")]
+    TooLong { len: usize, max: usize },
+    #[error("must start with a letter or a digit")]
+    BadStart,
+    #[error("contains {0:?}; only letters, digits, '-', '_' and '.' are allowed")]
+    BadChar(char),
+}
+
+fn check(s: &str, max: usize, extra: &[char]) -> Result<(), IdError> {
+    let first = s.chars().next().ok_or(IdError::Empty)?;
+    if s.len() > max {
+        return Err(IdError::TooLong { len: s.len(), max });
+    }
+    if !(first.is_ascii_alphanumeric() || extra.contains(&first)) {
+        return Err(IdError::BadStart);
+    }
+    match s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(c)))
+    {
+        Some(c) => Err(IdError::BadChar(c)),
+        None => Ok(()),
+    }
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $max:expr, $extra:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `s` and makes the name.
+            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+                let s = s.into();
+                check(&s, $max, $extra)?;
+                Ok(Self(s))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+name_type!(
+    /// The name of a workflow.
+    WorkflowName, NAME_BYTES_MAX, &[]
+);
+name_type!(
+    /// The name of a job within a workflow.
+    JobName, NAME_BYTES_MAX, &[]
+);
+name_type!(
+    /// The id of an agent (an inventory object).
+    AgentId, NAME_BYTES_MAX, &[]
+);
+name_type!(
+    /// The name of a lock.
+    LockName, NAME_BYTES_MAX, &[]
+);
+name_type!(
+    /// The name of a notice board.
+    BoardName, NAME_BYTES_MAX, &[]
+);
+name_type!(
+    /// The name of a fork branch.
+    BranchId, NAME_BYTES_MAX, &[]
+);
+name_type!(
+    /// An order id, chosen by the user or the daily plan; fork children are `parent|branch`.
+    OrderId, ORDER_ID_BYTES_MAX, &['|', '#', ':', '@']
+);
+
+impl OrderId {
+    /// The id of the child order of a fork branch: `parent|branch`.
+    pub fn child(&self, branch: &str) -> Result<OrderId, IdError> {
+        OrderId::new(format!("{}|{}", self.0, branch))
+    }
+}
+
+/// A workflow version: assigned by the controller when a changed workflow is deployed,
+/// strictly increasing per workflow. Running orders keep the version they started with.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct VersionId(pub u64);
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(WorkflowName::new("nightly-etl").is_ok());
+        assert_eq!(WorkflowName::new(""), Err(IdError::Empty));
+        assert_eq!(WorkflowName::new("-x"), Err(IdError::BadStart));
+        assert_eq!(WorkflowName::new("a b"), Err(IdError::BadChar(' ')));
+        assert!(matches!(
+            WorkflowName::new("a".repeat(101)),
+            Err(IdError::TooLong { len: 101, .. })
+        ));
+        assert!(OrderId::new("#2026-11-23#nightly@02:00").is_ok());
+        assert_eq!(
+            OrderId::new("o1").unwrap().child("b").unwrap().as_str(),
+            "o1|b"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The validated inventory: workflows, jobs, agents, locks and notice boards.
+//!
+//! These are the types the rest of Ordo works with; they come from YAML through
+//! [`crate::yaml`], which checks every rule before building them, so code that holds an
+//! [`Inventory`] may rely on: names are unique per kind, every reference (job, agent, lock,
+//! board, workflow of `add-order`) resolves, every expression parsed, every limit holds.
+
+use crate::expr::{Expr, Template};
+use crate::ids::{AgentId, BoardName, BranchId, JobName, LockName, WorkflowName};
+use crate::time::DurationMs;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything one deployment holds.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Inventory {
+    pub workflows: Vec<Workflow>,
+    pub agents: Vec<Agent>,
+    pub locks: Vec<Lock>,
+    pub boards: Vec<Board>,
+}
+
+/// A workflow: named jobs and the steps that use them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub name: WorkflowName,
+    /// Parameters an order may or must pass, with defaults.
+    pub parameters: BTreeMap<String, Parameter>,
+    pub jobs: BTreeMap<JobName, Job>,
+    pub steps: Block,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameter {
+    /// A default makes the parameter optional.
+    pub default: Option<Template>,
+}
+
+/// A job: what to run, where, and how to judge it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub agent: AgentId,
+    pub executable: Executable,
+    /// Environment variables; values are templates over order variables.
+    pub env: BTreeMap<String, Template>,
+    /// Default arguments: order variables set for this job unless the order has them.
+    pub args: BTreeMap<String, Template>,
+    pub timeout: Option<DurationMs>,
+    /// Time between SIGTERM and SIGKILL when the job is killed or times out.
+    pub grace_timeout: DurationMs,
+    pub return_codes: ReturnCodes,
+    /// May run again after the agent crashed while it ran.
+    pub restartable: bool,
+    /// How many processes of this job may run at once on one agent.
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Executable {
+    /// Run by `/bin/sh -c`.
+    Script(String),
+    /// Run directly, argv[0] first.
+    Command(Vec<String>),
+}
+
+/// Which return codes mean success.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReturnCodes {
+    Success(Vec<i32>),
+    Failure(Vec<i32>),
+}
+
+impl ReturnCodes {
+    pub fn is_success(&self, code: i32) -> bool {
+        match self {
+            ReturnCodes::Success(ok) => ok.contains(&code),
+            ReturnCodes::Failure(bad) => !bad.contains(&code),
+        }
+    }
+}
+
+impl Default for ReturnCodes {
+    fn default() -> Self {
+        ReturnCodes::Success(vec![0])
+    }
+}
+
+pub type Block = Vec<Instruction>;
+
+/// One step of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Instruction {
+    /// Run a job of the workflow.
+    Run {
+        job: JobName,
+        /// Arguments for this step, added to the order's variables for the job.
+        args: BTreeMap<String, Template>,
+    },
+    /// `if`/`else if`/`else`: the first branch whose condition holds.
+    If {
+        branches: Vec<(Expr, Block)>,
+        otherwise: Block,
+    },
+    /// Named parallel branches; each runs as a child order `parent|branch`.
+    Fork {
+        branches: Vec<(BranchId, Block)>,
+        join_if_failed: bool,
+    },
+    /// One child order per element of a list (or per subagent of an agent cluster).
+    ForkList {
+        over: ForkListOver,
+        /// The child order's variable holding its element.
+        var: String,
+        steps: Block,
+        join_if_failed: bool,
+    },
+    /// Run `steps`; on failure try again, up to `max_tries` in all, waiting `delays[i]`
+    /// (the last delay repeats) between tries.
+    Retry {
+        max_tries: u32,
+        delays: Vec<DurationMs>,
+        steps: Block,
+    },
+    Try {
+        steps: Block,
+        catch: Block,
+    },
+    Fail {
+        message: Option<Template>,
+        return_code: Option<i32>,
+        /// An uncatchable failure passes every `catch`.
+        uncatchable: bool,
+    },
+    /// End the order successfully here.
+    Finish { message: Option<Template> },
+    /// Hold a lock around `steps`: exclusive when `count` is `None`.
+    Lock {
+        lock: LockName,
+        count: Option<u32>,
+        steps: Block,
+    },
+    /// Stop and wait for an answer through the controller.
+    Prompt { question: Template },
+    /// Repeat `steps`.
+    Cycle { repeat: CycleRepeat, steps: Block },
+    /// Leave the innermost `cycle`.
+    Break,
+    Sleep { duration: DurationMs },
+    /// Add an order to another workflow.
+    AddOrder {
+        workflow: WorkflowName,
+        args: BTreeMap<String, Template>,
+        /// Wait until the added order ends, and fail if it failed.
+        wait: bool,
+    },
+    PostNotice { board: BoardName, key: Template },
+    /// Wait until every board has a notice with the key; the notices stay.
+    ExpectNotices {
+        boards: Vec<BoardName>,
+        key: Template,
+    },
+    /// Wait for the notices, run `steps`, then delete them.
+    ConsumeNotices {
+        boards: Vec<BoardName>,
+        key: Template,
+        steps: Block,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ForkListOver {
+    /// An expression that yields a list.
+    List(Expr),
+    /// Every subagent of this agent cluster.
+    Subagents(AgentId),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CycleRepeat {
+    /// Run the block this many times.
+    Times(u32),
+    /// Start the block every `every` until `for_` has passed since the cycle began.
+    Every { every: DurationMs, for_: DurationMs },
+}
+
+/// An agent: a server that runs jobs, or a cluster of subagents behind one name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    /// `wss://host:port`; the controller connects to it.
+    pub url: String,
+    /// The name the agent's server certificate must carry; defaults to the URL's host.
+    pub certificate_name: Option<String>,
+    /// Subagents of a cluster; empty for a single agent.
+    pub subagents: Vec<Subagent>,
+    pub selection: Selection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subagent {
+    pub id: AgentId,
+    pub url: String,
+    pub priority: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Selection {
+    #[default]
+    RoundRobin,
+    Priority,
+    Ring,
+}
+
+/// A lock: exclusive, or shared by orders whose counts add up to at most `limit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lock {
+    pub name: LockName,
+    pub limit: u32,
+}
+
+/// A notice board: orders post notices with a key; others expect or consume them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Board {
+    pub name: BoardName,
+    /// How long a posted notice lives unless consumed.
+    pub lifetime: DurationMs,
+}
