@@ -17,7 +17,8 @@
 //! - Variables are `$name` or `${name}`; a name is letters, digits and `_`, with `.` allowed
 //!   between them (`$order.id`). `$returnCode` is an ordinary variable that the order state
 //!   machine sets after a job.
-//! - Numbers are `12` or `12.5` (a leading `-` is the unary minus; `-3` is the literal −3).
+//! - Numbers are `12` or `12.5`. A `-` before an expression is the unary minus ([`Expr::Neg`]);
+//!   right before a number it makes a negative literal (`-3` is the literal −3, `-(3)` negates 3).
 //! - Strings are in `'...'` or `"..."`, with the escapes `\\ \" \' \n \t \$`. They are never
 //!   interpolated.
 //! - Comparisons do not chain: `a < b < c` is an error; write parentheses.
@@ -36,14 +37,23 @@
 //! - `+ - * /` take numbers; dividing by zero or overflowing is an error. `++` joins the text of
 //!   two values.
 //! - `x in list` is true when an element equals `x`.
-//! - Using a variable that is not set anywhere but in `==`, `!=`, `in` (left side), lists and
-//!   `default` is the error "variable $x is not set".
+//! - Using a variable that is not set anywhere but in `==`, `!=`, `in` (left side), lists,
+//!   `contains` (what is looked for in a list) and `default` is the error "variable $x is not set".
+//! - `matches(s, regex)` is true when the regular expression (Rust `regex` syntax) matches
+//!   anywhere in `s`; anchor it with `^...$` to match the whole text. A pattern that compiles to
+//!   more than [`REGEX_SIZE_BYTES_MAX`] bytes is refused, at parse time when it is a literal.
+//!
+//! [`Display`](fmt::Display) prints an expression or template so that parsing the text gives the
+//! same tree back. `Literal(Missing)` and numbers that are not finite have no syntax; the parser
+//! never makes them.
 //!
 //! # Template syntax
 //!
 //! A template is text with `$name` (letters, digits and `_`; a `.` ends the name, so
 //! `report-$day.csv` is `$day` followed by `.csv`), `${name}` (a name, dots allowed),
-//! `${expression}` and `$$` (a literal `$`). A `$` followed by anything else is an error. A
+//! `${expression}` and `$$` (a literal `$`). Inside braces a bare name other than `true` and
+//! `false` is a variable (`${day}`); anything else is an expression (`${$day ++ "x"}`, `${3}`).
+//! A `$` followed by anything else is an error. A
 //! template holds at most [`TEMPLATE_BYTES_MAX`] bytes. When a template is one variable or
 //! expression and nothing else, rendering keeps the value's type; otherwise the values' text is
 //! joined and a variable that is not set gives the empty text.
@@ -263,13 +273,11 @@ fn is_name_start(c: u8) -> bool {
 fn dotted_name_len(s: &[u8]) -> usize {
     let mut i = 0;
     while i < s.len() {
-        if is_name_char(s[i]) {
-            i += 1;
-        } else if s[i] == b'.' && i > 0 && s.get(i + 1).copied().is_some_and(is_name_char) {
-            i += 1;
-        } else {
+        let dot_inside = s[i] == b'.' && i > 0 && s.get(i + 1).copied().is_some_and(is_name_char);
+        if !is_name_char(s[i]) && !dot_inside {
             break;
         }
+        i += 1;
     }
     i
 }
@@ -434,9 +442,7 @@ impl<'a> Parser<'a> {
                     Some((_, other)) => {
                         return Err(err(
                             at,
-                            format!(
-                                "unknown escape '\\{other}'; known: \\\\ \\\" \\' \\n \\t \\$"
-                            ),
+                            format!("unknown escape '\\{other}'; known: \\\\ \\\" \\' \\n \\t \\$"),
                         ));
                     }
                     None => break,
@@ -780,7 +786,10 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
         let message = if tok == Tok::Punct(")") {
             "unexpected ')' without a matching '('".to_owned()
         } else {
-            format!("unexpected {} after the expression", tok.describe())
+            format!(
+                "expected an operator or the end after the expression, found {}",
+                tok.describe()
+            )
         };
         return Err(err(at, message));
     }
@@ -973,10 +982,7 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
         Expr::Not(inner) => Ok(Value::Bool(!eval_bool(inner, scope, "!")?)),
         Expr::Neg(inner) => match eval_set(inner, scope)? {
             Value::Number(n) => Ok(Value::Number(-n)),
-            v => Err(eval_err(format!(
-                "'-' needs a number, got {}",
-                shown(&v)
-            ))),
+            v => Err(eval_err(format!("'-' needs a number, got {}", shown(&v)))),
         },
         Expr::Binary(op, left, right) => eval_binary(*op, left, right, scope),
         Expr::Call(func, args) => eval_call(*func, args, scope),
@@ -990,16 +996,12 @@ fn eval_binary(
     scope: &dyn Scope,
 ) -> Result<Value, EvalError> {
     match op {
-        BinaryOp::And => {
-            Ok(Value::Bool(
-                eval_bool(left, scope, "&&")? && eval_bool(right, scope, "&&")?,
-            ))
-        }
-        BinaryOp::Or => {
-            Ok(Value::Bool(
-                eval_bool(left, scope, "||")? || eval_bool(right, scope, "||")?,
-            ))
-        }
+        BinaryOp::And => Ok(Value::Bool(
+            eval_bool(left, scope, "&&")? && eval_bool(right, scope, "&&")?,
+        )),
+        BinaryOp::Or => Ok(Value::Bool(
+            eval_bool(left, scope, "||")? || eval_bool(right, scope, "||")?,
+        )),
         BinaryOp::Eq => Ok(Value::Bool(eval(left, scope)? == eval(right, scope)?)),
         BinaryOp::Ne => Ok(Value::Bool(eval(left, scope)? != eval(right, scope)?)),
         BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
@@ -1162,7 +1164,9 @@ fn eval_call(func: Func, args: &[Expr], scope: &dyn Scope) -> Result<Value, Eval
 fn parse_number_text(s: &str) -> Option<f64> {
     let t = s.trim();
     // Rust also reads "inf" and "NaN", which are not numbers here.
-    if t.bytes().any(|c| c.is_ascii_alphabetic() && c != b'e' && c != b'E') {
+    if t.bytes()
+        .any(|c| c.is_ascii_alphabetic() && c != b'e' && c != b'E')
+    {
         return None;
     }
     t.parse::<f64>().ok().filter(|n| n.is_finite())
