@@ -107,7 +107,7 @@ impl std::str::FromStr for Position {
             return Err(err("longer than 1000 bytes"));
         }
         let parts: Vec<&str> = s.split('/').collect();
-        if parts.len() % 2 == 0 {
+        if parts.len().is_multiple_of(2) {
             return Err(err("expected index/key/.../index"));
         }
         let index = |p: &str| p.parse::<u32>().map_err(|_| err("an index must be a number"));
