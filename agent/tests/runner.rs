@@ -139,7 +139,11 @@ async fn process_argv_runs_without_a_shell() {
 #[tokio::test]
 async fn process_failure_exit_code() {
     let dir = tempfile::tempdir().unwrap();
-    let (t, _) = run(&Runner::new(1), script("exit 3", dir.path())).await;
+    let mut spec = script("exit 3", dir.path());
+    // Limits too large for a deadline mean "no limit", not a panic.
+    spec.timeout_ms = Some(u64::MAX);
+    spec.grace_timeout_ms = u64::MAX;
+    let (t, _) = run(&Runner::new(1), spec).await;
     assert_eq!(t.exit_code, Some(3));
     assert_eq!(t.signal, None);
 }

@@ -1,1 +1,3 @@
 //! Shared helpers for Ordo's benchmark programs.
+
+pub mod spawn_rate;

@@ -126,7 +126,7 @@ fn ensure_work_dir(dir: &Path) -> Result<(), RunError> {
 
 pub(super) fn spawn(
     spec: JobSpec,
-    seq: u64,
+    (instance, seq): (u64, u64),
     output: mpsc::Sender<RunEvent>,
     permit: OwnedSemaphorePermit,
 ) -> Result<RunningJob, RunError> {
@@ -141,18 +141,8 @@ pub(super) fn spawn(
             })?
             .join(spec.work_dir)
     };
-    // A file of this name may remain from an earlier agent that crashed mid-job.
-    let return_values_path = work_dir.join(format!(".ordo-return-values-{seq}"));
-    match std::fs::remove_file(&return_values_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(RunError::WorkDir {
-                path: return_values_path,
-                source,
-            });
-        }
-    }
+    // Unique per runner and job: no earlier job, nor an earlier agent, left a file of this name.
+    let return_values_path = work_dir.join(format!(".ordo-return-values-{instance:016x}-{seq}"));
 
     let mut command = launch::command(&spec.executable, &work_dir);
     command
@@ -471,11 +461,7 @@ impl RunningJob {
                     guard.armed = false;
                     phase = Phase::Draining;
                     if stdout.is_some() || stderr.is_some() {
-                        arm(
-                            timer.as_mut(),
-                            &mut timer_armed,
-                            Instant::now() + Duration::from_millis(OUTPUT_DRAIN_AFTER_EXIT_MS),
-                        );
+                        arm_after_ms(timer.as_mut(), &mut timer_armed, OUTPUT_DRAIN_AFTER_EXIT_MS);
                     } else {
                         timer_armed = false;
                     }
@@ -485,11 +471,7 @@ impl RunningJob {
                         timed_out = true;
                         signal_group(pgid, Signal::SIGTERM)?;
                         phase = Phase::Terminating;
-                        arm(
-                            timer.as_mut(),
-                            &mut timer_armed,
-                            Instant::now() + Duration::from_millis(limits.grace_timeout_ms),
-                        );
+                        arm_after_ms(timer.as_mut(), &mut timer_armed, limits.grace_timeout_ms);
                     }
                     Phase::Terminating => {
                         kill_escalated = true;
@@ -499,11 +481,7 @@ impl RunningJob {
                     Phase::Killed => {}
                     Phase::Draining if !delivery.pending.is_empty() => {
                         // Reading waits for a slow receiver; give the pipes their full time.
-                        arm(
-                            timer.as_mut(),
-                            &mut timer_armed,
-                            Instant::now() + Duration::from_millis(OUTPUT_DRAIN_AFTER_EXIT_MS),
-                        );
+                        arm_after_ms(timer.as_mut(), &mut timer_armed, OUTPUT_DRAIN_AFTER_EXIT_MS);
                     }
                     Phase::Draining => {
                         if stdout.is_some() || stderr.is_some() {
@@ -533,11 +511,7 @@ impl RunningJob {
                         killed = true;
                         signal_group(pgid, Signal::SIGTERM)?;
                         phase = Phase::Terminating;
-                        arm(
-                            timer.as_mut(),
-                            &mut timer_armed,
-                            Instant::now() + Duration::from_millis(limits.grace_timeout_ms),
-                        );
+                        arm_after_ms(timer.as_mut(), &mut timer_armed, limits.grace_timeout_ms);
                     }
                 }
             }
@@ -564,6 +538,14 @@ impl RunningJob {
             log_bytes_forwarded: log.forwarded,
             log_truncated: log.truncated,
         })
+    }
+}
+
+/// Arms the timer `ms` from now; a deadline beyond what `Instant` can hold never fires.
+fn arm_after_ms(timer: Pin<&mut Option<Sleep>>, armed: &mut bool, ms: u64) {
+    match Instant::now().checked_add(Duration::from_millis(ms)) {
+        Some(deadline) => arm(timer, armed, deadline),
+        None => *armed = false,
     }
 }
 

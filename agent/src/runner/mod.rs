@@ -231,6 +231,9 @@ struct Shared {
     processes_max: usize,
     waiting: AtomicUsize,
     job_seq: AtomicU64,
+    /// Differs between runners (creation time and pid), so that file names made from
+    /// `(instance, job_seq)` never meet a file left behind by an earlier agent.
+    instance: u64,
 }
 
 /// Counts a caller in the queue for as long as it waits, even if its future is dropped.
@@ -249,6 +252,13 @@ impl Drop for WaitingGuard<'_> {
     }
 }
 
+fn instance_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 40)
+}
+
 impl Runner {
     /// A runner with `processes_max` slots (0 is taken as 1).
     pub fn new(processes_max: usize) -> Runner {
@@ -259,6 +269,7 @@ impl Runner {
                 processes_max,
                 waiting: AtomicUsize::new(0),
                 job_seq: AtomicU64::new(0),
+                instance: instance_id(),
             }),
         }
     }
@@ -281,7 +292,7 @@ impl Runner {
                 .map_err(|_| RunError::Closed)?
         };
         let seq = self.shared.job_seq.fetch_add(1, Ordering::Relaxed);
-        job::spawn(spec, seq, output, permit)
+        job::spawn(spec, (self.shared.instance, seq), output, permit)
     }
 
     /// Jobs holding a process slot (spawning or running).

@@ -55,14 +55,29 @@ pub(crate) fn parse_stat(line: &[u8]) -> Result<ProcStat, String> {
     })
 }
 
-/// Reads `/proc/<pid>/stat`; `None` when no such process exists.
+/// Longest `/proc/<pid>/stat` line accepted (a real one is about 300 bytes).
+const STAT_LINE_BYTES_MAX: usize = 1024;
+
+/// Reads `/proc/<pid>/stat`; `None` when no such process exists. One `read` normally suffices
+/// (the line ends with `\n`), which keeps this cheap enough for every job start.
 pub(crate) fn read_stat(pid: u32) -> Result<Option<ProcStat>, RunError> {
     let fail = |reason: String| RunError::ProcStat { pid, reason };
-    let mut line = Vec::with_capacity(512);
-    let read = std::fs::File::open(format!("/proc/{pid}/stat"))
-        .and_then(|mut file| file.read_to_end(&mut line));
+    let mut buf = [0u8; STAT_LINE_BYTES_MAX];
+    let mut len = 0;
+    let read = std::fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut file| {
+        while len < buf.len() && !buf[..len].ends_with(b"\n") {
+            match file.read(&mut buf[len..])? {
+                0 => break,
+                n => len += n,
+            }
+        }
+        Ok(())
+    });
     match read {
-        Ok(_) => parse_stat(&line).map(Some).map_err(fail),
+        Ok(()) if len == buf.len() => Err(fail(format!(
+            "the line is longer than {STAT_LINE_BYTES_MAX} bytes"
+        ))),
+        Ok(()) => parse_stat(&buf[..len]).map(Some).map_err(fail),
         Err(e)
             if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(Errno::ESRCH as i32) =>
         {

@@ -1,7 +1,8 @@
 //! Return values file: how a job hands named values back to its order.
 //!
 //! The runner sets `$ORDO_RETURN_VALUES` to the absolute path of a file in the job's work
-//! directory that does not exist when the job starts. The job may write it; after the job has
+//! directory whose name is unique to the runner instance and the job, so it does not exist
+//! when the job starts. The job may write it; after the job has
 //! ended the runner reads it and removes it.
 //!
 //! Format:
