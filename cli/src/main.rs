@@ -1,13 +1,37 @@
 //! `ordo`: the command-line interface of the Ordo workload orchestrator.
+//!
+//! Each subcommand lives in its own module with its arguments and a `run` that returns the
+//! process exit code; `main` only dispatches.
 
-use clap::Parser;
+mod check;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// Ordo: a workload orchestrator.
 #[derive(Parser, Debug)]
 #[command(name = "ordo", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check inventory YAML (files and folders) and print every problem.
+    Check(check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check(args) => check::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ordo: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

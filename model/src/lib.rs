@@ -10,3 +10,4 @@ pub mod inventory;
 pub mod position;
 pub mod time;
 pub mod value;
+pub mod yaml;

@@ -1,0 +1,192 @@
+//! `ordo check PATH...`: validates inventory YAML files and folders (searched recursively for
+//! `*.yaml` and `*.yml`, hidden entries skipped) together, as one inventory.
+//!
+//! Prints one line per problem, `file:line:col: error: message` (or `warning:`), then a
+//! summary; with `--json`, prints only a JSON array of `{file, line, col, severity, message}`.
+//! Exits with 1 when there is an error, else 0 (warnings alone pass).
+
+use anyhow::Context;
+use ordo_model::yaml::{Diagnostic, Limits, Severity, SourceFile, check_inventory, file_too_large};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Deepest folder nesting searched below a path given on the command line.
+const FOLDER_DEPTH_MAX: usize = 32;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files and folders; folders are searched recursively for *.yaml and *.yml.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print the diagnostics as a JSON array instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let limits = Limits::default();
+    let mut problems: Vec<Diagnostic> = Vec::new();
+    let mut paths = Vec::new();
+    for p in &args.paths {
+        let before = paths.len();
+        collect(p, 0, &limits, &mut paths, &mut problems);
+        if paths.len() == before && p.is_dir() {
+            problems.push(diagnostic(
+                p,
+                "no *.yaml or *.yml files in this folder".into(),
+            ));
+        }
+    }
+    let mut files = Vec::new();
+    for p in &paths {
+        match read(p, &limits) {
+            Ok(text) => files.push(SourceFile::new(p.display().to_string(), text)),
+            Err(d) => problems.push(d),
+        }
+    }
+    let checked = check_inventory(&files, &limits);
+    problems.extend(checked.diagnostics);
+    let errors = problems
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = problems.len() - errors;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &problems).context("writing the diagnostics")?;
+        writeln!(out)?;
+    } else {
+        for d in &problems {
+            writeln!(out, "{d}")?;
+        }
+        writeln!(out, "{}", summary(files.len(), errors, warnings))?;
+    }
+    out.flush()?;
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn summary(files: usize, errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match (errors, warnings) {
+        (0, 0) => format!("checked {}: no problems", plural(files, "file")),
+        _ => format!(
+            "checked {}: {}, {}",
+            plural(files, "file"),
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        ),
+    }
+}
+
+fn diagnostic(path: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: path.display().to_string(),
+        line: 1,
+        col: 1,
+        severity: Severity::Error,
+        message,
+    }
+}
+
+/// The YAML files at `path`: the path itself if it is a file, else the `*.yaml` and `*.yml`
+/// files below it in name order. Symbolic links to folders are not followed.
+fn collect(
+    path: &Path,
+    depth: usize,
+    limits: &Limits,
+    out: &mut Vec<PathBuf>,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(diagnostic(path, format!("cannot read: {e}")));
+            return;
+        }
+    };
+    if !meta.is_dir() {
+        out.push(path.to_owned());
+        return;
+    }
+    if depth > FOLDER_DEPTH_MAX {
+        problems.push(diagnostic(
+            path,
+            format!("folders nested more than {FOLDER_DEPTH_MAX} deep; not searched"),
+        ));
+        return;
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(rd) => rd,
+        Err(e) => {
+            problems.push(diagnostic(path, format!("cannot read the folder: {e}")));
+            return;
+        }
+    };
+    let mut children: Vec<(PathBuf, bool)> = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(diagnostic(path, format!("cannot read the folder: {e}")));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let child = entry.path();
+        let yaml = child.extension().is_some_and(|x| x == "yaml" || x == "yml");
+        if is_dir || yaml {
+            children.push((child, is_dir));
+        }
+        if out.len() + children.len() > limits.files_max {
+            break;
+        }
+    }
+    children.sort();
+    for (child, is_dir) in children {
+        if is_dir {
+            collect(&child, depth + 1, limits, out, problems);
+        } else {
+            out.push(child);
+        }
+    }
+}
+
+/// The file's text, refusing files above the byte limit without reading them whole.
+fn read(path: &Path, limits: &Limits) -> Result<String, Diagnostic> {
+    let file =
+        std::fs::File::open(path).map_err(|e| diagnostic(path, format!("cannot read: {e}")))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let max = limits.file_bytes_max as u64;
+    if len > max {
+        return Err(file_too_large(&path.display().to_string(), len, limits));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| diagnostic(path, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(file_too_large(
+            &path.display().to_string(),
+            bytes.len() as u64,
+            limits,
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        diagnostic(
+            path,
+            format!(
+                "not UTF-8 text (bad byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}

@@ -1,0 +1,399 @@
+//! The inventory in YAML: workflows, agents, locks and notice boards.
+//!
+//! [`check_inventory`] reads any number of files together (a workflow in one file may use an
+//! agent defined in another) and reports **every** problem at once, each with file, line and
+//! column; [`parse_inventory`] is the same returning the [`Inventory`] or the diagnostics.
+//! The files are read by serde-saphyr into a lenient tree that keeps positions
+//! (`node`), then checked here against the vocabulary of `spec`, from which
+//! [`json_schema`] is also generated.
+//!
+//! # Files
+//!
+//! A file holds one or more YAML documents (separated by `---`). A document is one object or
+//! a list of objects. An object is a mapping recognised by its first key: `workflow:`,
+//! `agent:`, `lock:` or `board:`. Names (of workflows, jobs, agents, locks, boards, fork
+//! branches) are 1 to 100 bytes of letters, digits, `-`, `_` and `.`, starting with a letter
+//! or digit. Variable names (parameters, `args`, `env`, `as`) are letters, digits and `_`, not
+//! starting with a digit. Anchors, aliases and merge keys (`<<`) work as in YAML.
+//!
+//! ```yaml
+//! workflow: nightly-etl
+//! parameters: { target: { default: prod }, day: {} }   # `day: {}` (or `day:`) is required
+//! jobs:
+//!   extract: { agent: db, script: "pg_dump app > /tmp/app.sql", timeout: 10m, restartable: true }
+//!   load:    { agent: dwh, command: [/usr/bin/load, /tmp/app.sql], env: { TARGET: $target },
+//!              returnCodes: { success: [0, 3] } }
+//! steps:
+//!   - run: extract
+//!   - run: load
+//! ---
+//! agent: db
+//! url: wss://db.example.com:4443
+//! ---
+//! lock: db-maintenance
+//! limit: 1
+//! ---
+//! board: etl-done
+//! lifetime: 1d
+//! ```
+//!
+//! # Jobs
+//!
+//! `agent` (required); exactly one of `script` (run by `/bin/sh -c`) or `command` (a list:
+//! program and arguments, run directly); `env` (environment variables; values are templates);
+//! `args` (default order variables for the job; values are templates); `timeout` (none by
+//! default); `graceTimeout` (SIGTERM to SIGKILL, default 15s); `returnCodes`
+//! (`{ success: [0, 3] }` or `{ failure: [1] }`, default success = `[0]`); `restartable`
+//! (default false: a job lost with its agent fails the order); `parallelism` (processes of
+//! this job at once on one agent, default 1 as in JS7, at most 100000).
+//!
+//! # Steps
+//!
+//! A step is a mapping whose first instruction key says what it is; `break`, `finish` and
+//! `fail` may also be written as a bare word.
+//!
+//! | step | keys |
+//! |---|---|
+//! | run a job | `run: job`, `args: { var: template }` |
+//! | condition | `if: expression`, `then: [steps]`, `elif: [ { if: expression, then: [steps] } ]`, `else: [steps]` |
+//! | parallel branches | `fork: { branch: [steps], ... }`, `joinIfFailed: false` |
+//! | one branch per element | `forkList: $list` or `forkList: { subagentsOf: cluster }`, `as: var`, `do: [steps]`, `joinIfFailed: false` |
+//! | retry | `retry: { maxTries: 3, delays: [10s, 1m] }`, `do: [steps]` |
+//! | try/catch | `try: [steps]`, `catch: [steps]` |
+//! | fail | `fail` or `fail: { message: template, returnCode: 0..255, uncatchable: false }` |
+//! | finish | `finish` or `finish: { message: template }` |
+//! | lock | `lock: name`, `count: n` (omit for exclusive use), `do: [steps]` |
+//! | prompt | `prompt: question template` |
+//! | cycle | `cycle: { times: 3 }` or `cycle: { every: 10m, for: 1h }`, `do: [steps]` |
+//! | break | `break` (leaves the innermost cycle; not across a fork) |
+//! | sleep | `sleep: 5m` |
+//! | add an order | `addOrder: workflow`, `args: { var: template }`, `wait: false` |
+//! | notices | `post: { board: b, key: template }`, `expect: { boards: [b], key: template }`, `consume: { boards: [b], key: template }` with `do: [steps]` |
+//!
+//! `if` and `forkList` take expressions, `env`, `args`, `default`, `message`, `prompt` and
+//! `key` take templates (see [`crate::expr`]). Durations are `90s`, `10m`, `1h30m`, `500ms`,
+//! `2d`, or a number of seconds.
+//!
+//! # Checks
+//!
+//! YAML syntax; unknown fields (with the nearest known one); wrong types; names defined twice
+//! (reported at both places); unknown jobs, agents, locks, boards and workflows; bad names,
+//! durations, URLs, expressions and templates (at the offending character where the scalar's
+//! text allows); steps after an unconditional `fail`, `finish` or `break`; `break` outside a
+//! cycle; a lock `count` above the lock's `limit`; `retry` with `maxTries` below 1; an
+//! `addOrder` that does not pass a parameter the workflow requires; every [`Limits`] field.
+//! A job that no step runs is a warning.
+//!
+//! # Agents, locks, boards
+//!
+//! `agent: id`, `url: wss://host:port` (required), `certificateName` (default: the URL's
+//! host), `subagents: [ { id, url, priority } ]`, `selection: round-robin | priority | ring`
+//! (default round-robin). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
+//! (default 1d).
+
+mod diag;
+mod node;
+mod objects;
+mod read;
+mod refs;
+mod schema;
+mod spec;
+mod workflow;
+
+pub use diag::{Diagnostic, Severity};
+pub use schema::json_schema;
+
+use crate::inventory::Inventory;
+use diag::{Diags, LineIndex, Pos};
+use node::{Kind, Node};
+use read::{Cx, closest};
+use refs::{Defs, Refs};
+
+/// The deepest nesting [`Limits::depth_max`] may allow, whatever it is set to: parsing
+/// recurses once per level.
+pub const DEPTH_MAX_CAP: usize = 128;
+
+/// One input file: a name for messages (usually its path) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// Limits on what one check reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest file, in bytes; checked before parsing.
+    pub file_bytes_max: usize,
+    /// Most files in one check.
+    pub files_max: usize,
+    /// Deepest nesting of YAML lists and mappings (at most [`DEPTH_MAX_CAP`]).
+    pub depth_max: usize,
+    /// Most YAML nodes in one file, counting those an alias repeats.
+    pub nodes_per_file_max: usize,
+    /// Most nodes that aliases may repeat in one file.
+    pub alias_nodes_max: usize,
+    /// Most scalar bytes in one file after alias expansion.
+    pub expanded_bytes_per_file_max: usize,
+    /// Most YAML documents in one file.
+    pub documents_per_file_max: usize,
+    /// Most steps in one workflow, nested ones included.
+    pub steps_per_workflow_max: usize,
+    /// Most jobs in one workflow.
+    pub jobs_per_workflow_max: usize,
+    /// Longest name, in bytes (names are never longer than [`crate::ids::NAME_BYTES_MAX`]).
+    pub name_bytes_max: usize,
+    /// Most diagnostics reported; the rest are counted.
+    pub diagnostics_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            file_bytes_max: 1024 * 1024,
+            files_max: 10_000,
+            depth_max: 32,
+            nodes_per_file_max: 100_000,
+            alias_nodes_max: 10_000,
+            expanded_bytes_per_file_max: 4 * 1024 * 1024,
+            documents_per_file_max: 1_000,
+            steps_per_workflow_max: 1_000,
+            jobs_per_workflow_max: 1_000,
+            name_bytes_max: crate::ids::NAME_BYTES_MAX,
+            diagnostics_max: 1_000,
+        }
+    }
+}
+
+/// The result of a check: the inventory when there is no error, and every diagnostic
+/// (warnings included) ordered by file, line and column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub inventory: Option<Inventory>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+}
+
+/// Reads and checks the files together: the inventory, or every diagnostic (warnings
+/// included) when there is at least one error.
+pub fn parse_inventory(
+    files: &[SourceFile],
+    limits: &Limits,
+) -> Result<Inventory, Vec<Diagnostic>> {
+    let checked = check_inventory(files, limits);
+    match checked.inventory {
+        Some(inventory) => Ok(inventory),
+        None => Err(checked.diagnostics),
+    }
+}
+
+/// The diagnostic for a file larger than [`Limits::file_bytes_max`], for callers that check
+/// the size before reading the file.
+pub fn file_too_large(file: &str, bytes: u64, limits: &Limits) -> Diagnostic {
+    Diagnostic {
+        file: file.to_owned(),
+        line: 1,
+        col: 1,
+        severity: Severity::Error,
+        message: format!(
+            "the file is {bytes} bytes long; at most {} bytes are allowed (limit file_bytes_max)",
+            limits.file_bytes_max
+        ),
+    }
+}
+
+/// Reads and checks the files together, reporting every problem.
+pub fn check_inventory(files: &[SourceFile], limits: &Limits) -> Checked {
+    let mut diags = Diags::new(limits.diagnostics_max);
+    let mut inventory = Inventory::default();
+    let mut defs = Defs::default();
+    let mut refs = Refs::default();
+    let mut complete = true;
+    for (i, file) in files.iter().enumerate() {
+        if i == limits.files_max {
+            diags.push(
+                &file.name,
+                Pos::START,
+                Severity::Error,
+                format!(
+                    "more than {} files in one check (limit files_max)",
+                    limits.files_max
+                ),
+            );
+            complete = false;
+            break;
+        }
+        if file.text.len() > limits.file_bytes_max {
+            let d = file_too_large(&file.name, file.text.len() as u64, limits);
+            diags.push(&d.file, Pos::START, d.severity, d.message);
+            complete = false;
+            continue;
+        }
+        let text = file.text.strip_prefix('\u{feff}').unwrap_or(&file.text);
+        let (docs, errors) = node::load(text, limits);
+        for e in errors {
+            diags.push(&file.name, e.pos, Severity::Error, e.message);
+        }
+        let mut cx = Cx {
+            file: &file.name,
+            lines: LineIndex::new(text),
+            limits,
+            diags: &mut diags,
+        };
+        for doc in &docs {
+            complete &= document(&mut cx, doc, &mut inventory, &mut defs, &mut refs);
+        }
+    }
+    defs.check_duplicates(&mut diags);
+    defs.check_refs(&refs, &mut diags);
+    if !complete && !diags.has_errors() {
+        // Every path that drops part of the input reports why; this keeps it that way.
+        diags.push(
+            files.first().map_or("", |f| f.name.as_str()),
+            Pos::START,
+            Severity::Error,
+            "the inventory could not be built".to_owned(),
+        );
+    }
+    let ok = complete && !diags.has_errors();
+    let order: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    Checked {
+        inventory: ok.then_some(inventory),
+        diagnostics: diags.finish(&order),
+    }
+}
+
+/// Reads one document: an object or a list of objects. False if something could not be read.
+fn document(
+    cx: &mut Cx<'_>,
+    doc: &Node,
+    inventory: &mut Inventory,
+    defs: &mut Defs,
+    refs: &mut Refs,
+) -> bool {
+    match &doc.kind {
+        Kind::Null => true,
+        Kind::Map(_) => object(cx, doc, inventory, defs, refs),
+        Kind::Seq(items) => {
+            let mut ok = true;
+            for item in items {
+                ok &= object(cx, item, inventory, defs, refs);
+            }
+            ok
+        }
+        Kind::Scalar(_) => {
+            cx.err(
+                doc.pos,
+                format!(
+                    "a document holds an object (workflow:, agent:, lock: or board:) or a list of them, not {}",
+                    doc.describe()
+                ),
+            );
+            false
+        }
+    }
+}
+
+fn object(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    inventory: &mut Inventory,
+    defs: &mut Defs,
+    refs: &mut Refs,
+) -> bool {
+    let Kind::Map(entries) = &node.kind else {
+        cx.err(
+            node.pos,
+            format!(
+                "an inventory object is a mapping starting with workflow:, agent:, lock: or board:, not {}",
+                node.describe()
+            ),
+        );
+        return false;
+    };
+    let keys: Vec<&str> = entries
+        .iter()
+        .filter_map(|(k, _)| k.scalar().map(|s| s.text.as_str()))
+        .collect();
+    let obj = keys
+        .iter()
+        .find_map(|k| spec::OBJECTS.iter().find(|o| spec::head(o) == *k));
+    let Some(obj) = obj else {
+        let heads = spec::OBJECTS.iter().map(|o| spec::head(o));
+        let hint = keys
+            .iter()
+            .find_map(|k| closest(k, heads.clone()))
+            .map(|c| format!("; did you mean `{c}:`?"))
+            .unwrap_or_default();
+        cx.err(
+            node.pos,
+            format!(
+                "not an inventory object: it needs a key workflow:, agent:, lock: or board:{hint}"
+            ),
+        );
+        return false;
+    };
+    let Some(f) = cx.fields(node, obj) else {
+        return false;
+    };
+    match spec::head(obj) {
+        "workflow" => {
+            if let Some(n) = f.get("workflow")
+                && let Some(s) = n.scalar()
+                && crate::ids::WorkflowName::new(s.text.clone()).is_ok()
+            {
+                defs.workflow(cx.file, &s.text, n.pos, required_parameters(&f));
+            }
+            workflow::workflow(cx, &f, refs).map(|w| inventory.workflows.push(w))
+        }
+        "agent" => objects::agent(cx, &f, defs).map(|a| inventory.agents.push(a)),
+        "lock" => objects::lock(cx, &f, defs).map(|l| inventory.locks.push(l)),
+        "board" => objects::board(cx, &f, defs).map(|b| inventory.boards.push(b)),
+        _ => None,
+    }
+    .is_some()
+}
+
+/// The parameters of a workflow that have no default, read leniently (their errors are
+/// reported when the workflow is read).
+fn required_parameters(f: &read::Fields<'_>) -> Vec<String> {
+    let Some(Node {
+        kind: Kind::Map(entries),
+        ..
+    }) = f.get("parameters")
+    else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter(|(_, v)| match &v.kind {
+            Kind::Null => true,
+            Kind::Map(fields) => !fields
+                .iter()
+                .any(|(k, _)| k.scalar().is_some_and(|s| s.text == "default")),
+            _ => false,
+        })
+        .filter_map(|(k, _)| k.scalar().map(|s| s.text.clone()))
+        .collect()
+}

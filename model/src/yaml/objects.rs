@@ -1,0 +1,185 @@
+//! Agents, locks and notice boards.
+
+use super::node::{Kind, Node};
+use super::read::{Cx, Fields};
+use super::refs::Defs;
+use super::spec;
+use crate::ids::{AgentId, BoardName, LockName};
+use crate::inventory::{Agent, Board, Lock, Selection, Subagent};
+use crate::time::DurationMs;
+
+pub(crate) fn agent(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<Agent> {
+    let id_node = f.get("agent")?;
+    let id = cx.name(id_node, "`agent`", AgentId::new);
+    let url = f.get("url").and_then(|n| url(cx, n));
+    let certificate_name = match f.get("certificateName") {
+        None => Some(None),
+        Some(n) => cx.text(n, "`certificateName`").and_then(|s| {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                cx.err(n.pos, format!("`certificateName` {s:?} is not a host name"));
+                None
+            } else {
+                Some(Some(s))
+            }
+        }),
+    };
+    let subagents = match f.get("subagents") {
+        None => Some(Vec::new()),
+        Some(n) => subagents(cx, n, defs),
+    };
+    let selection = match f.get("selection") {
+        None => Some(Selection::default()),
+        Some(n) => match cx.text(n, "`selection`").as_deref() {
+            Some("round-robin") => Some(Selection::RoundRobin),
+            Some("priority") => Some(Selection::Priority),
+            Some("ring") => Some(Selection::Ring),
+            Some(other) => {
+                cx.err(
+                    n.pos,
+                    format!("`selection` must be round-robin, priority or ring, not {other:?}"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
+    if let Some(id) = &id {
+        let cluster = f
+            .get("subagents")
+            .is_some_and(|n| matches!(&n.kind, Kind::Seq(items) if !items.is_empty()));
+        defs.agent(cx.file, id.as_str(), id_node.pos, cluster);
+    }
+    Some(Agent {
+        id: id?,
+        url: url?,
+        certificate_name: certificate_name?,
+        subagents: subagents?,
+        selection: selection?,
+    })
+}
+
+fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Vec<Subagent>> {
+    let items = cx.list(node, "`subagents`", "a list of subagents")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let Some(sf) = cx.fields(item, &spec::SUBAGENT) else {
+            ok = false;
+            continue;
+        };
+        let id = sf.get("id").and_then(|n| {
+            let id = cx.name(n, "`id`", AgentId::new)?;
+            defs.subagent(cx.file, id.as_str(), n.pos);
+            Some(id)
+        });
+        let url = sf.get("url").and_then(|n| url(cx, n));
+        let priority = match sf.get("priority") {
+            None => Some(0),
+            Some(n) => cx
+                .int(n, "`priority`", -1_000_000, 1_000_000)
+                .and_then(|v| i32::try_from(v).ok()),
+        };
+        match (id, url, priority) {
+            (Some(id), Some(url), Some(priority)) => out.push(Subagent { id, url, priority }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `wss://host:port`, optionally followed by a path.
+fn url(cx: &mut Cx<'_>, node: &Node) -> Option<String> {
+    let s = cx.text(node, "`url`")?;
+    match check_url(&s) {
+        Ok(()) => Some(s),
+        Err(why) => {
+            cx.err(
+                node.pos,
+                format!("`url` {s:?} {why}; write wss://host:port"),
+            );
+            None
+        }
+    }
+}
+
+fn check_url(s: &str) -> Result<(), &'static str> {
+    let rest = s
+        .strip_prefix("wss://")
+        .ok_or("does not start with wss://")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("has an unclosed '['")?;
+        (host, after.strip_prefix(':').ok_or("has no port")?)
+    } else {
+        authority.rsplit_once(':').ok_or("has no port")?
+    };
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_')))
+    {
+        return Err("has no valid host");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err("has no valid port"),
+    }
+}
+
+pub(crate) fn lock(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<Lock> {
+    let n = f.get("lock")?;
+    let name = cx.name(n, "`lock`", LockName::new);
+    let limit = match f.get("limit") {
+        None => Some(1),
+        Some(l) => cx
+            .int(l, "`limit`", 1, spec::LOCK_LIMIT_MAX)
+            .and_then(|v| u32::try_from(v).ok()),
+    };
+    if let (Some(name), Some(limit)) = (&name, limit) {
+        defs.lock(cx.file, name.as_str(), n.pos, limit);
+    }
+    Some(Lock {
+        name: name?,
+        limit: limit?,
+    })
+}
+
+pub(crate) fn board(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<Board> {
+    let n = f.get("board")?;
+    let name = cx.name(n, "`board`", BoardName::new);
+    let lifetime = match f.get("lifetime") {
+        None => Some(DurationMs(spec::BOARD_LIFETIME_DEFAULT_MS)),
+        Some(l) => cx.duration(l, "`lifetime`").and_then(|d| {
+            if d.0 == 0 {
+                cx.err(l.pos, "`lifetime` must be longer than 0s");
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+    if let Some(name) = &name {
+        defs.board(cx.file, name.as_str(), n.pos);
+    }
+    Some(Board {
+        name: name?,
+        lifetime: lifetime?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(check_url("wss://127.0.0.1:4444").is_ok());
+        assert!(check_url("wss://db.example.com:4443/").is_ok());
+        assert!(check_url("wss://[::1]:4444").is_ok());
+        assert!(check_url("https://x:1").is_err());
+        assert!(check_url("wss://x").is_err());
+        assert!(check_url("wss://:1").is_err());
+        assert!(check_url("wss://x:0").is_err());
+        assert!(check_url("wss://x y:1").is_err());
+    }
+}

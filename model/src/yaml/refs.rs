@@ -1,0 +1,279 @@
+//! Names defined across all files, and the references to them: duplicates and unknown
+//! references are found once every file has been read.
+
+use super::diag::{Diags, Pos, Severity};
+use super::read::closest;
+use std::collections::BTreeMap;
+
+/// What a reference points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefKind {
+    Agent,
+    /// An agent that must have subagents (`forkList: { subagentsOf: x }`).
+    Cluster,
+    Lock,
+    Board,
+    Workflow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum DefKind {
+    Workflow,
+    /// Agents and subagents share one namespace.
+    Agent,
+    Lock,
+    Board,
+}
+
+impl DefKind {
+    fn word(self) -> &'static str {
+        match self {
+            DefKind::Workflow => "workflow",
+            DefKind::Agent => "agent",
+            DefKind::Lock => "lock",
+            DefKind::Board => "board",
+        }
+    }
+}
+
+struct Ref {
+    kind: RefKind,
+    name: String,
+    file: String,
+    pos: Pos,
+    lock_count: Option<u32>,
+    /// For `addOrder`: the variables it passes.
+    args: Option<Vec<String>>,
+}
+
+/// References met while reading workflows.
+#[derive(Default)]
+pub(crate) struct Refs {
+    list: Vec<Ref>,
+}
+
+impl Refs {
+    pub fn add(&mut self, file: &str, kind: RefKind, name: &str, pos: Pos) {
+        self.list.push(Ref {
+            kind,
+            name: name.to_owned(),
+            file: file.to_owned(),
+            pos,
+            lock_count: None,
+            args: None,
+        });
+    }
+
+    /// An `addOrder` of `name` passing the variables `args`.
+    pub fn add_order(&mut self, file: &str, name: &str, pos: Pos, args: Vec<String>) {
+        self.list.push(Ref {
+            kind: RefKind::Workflow,
+            name: name.to_owned(),
+            file: file.to_owned(),
+            pos,
+            lock_count: None,
+            args: Some(args),
+        });
+    }
+
+    pub fn add_lock(&mut self, file: &str, name: &str, pos: Pos, count: Option<u32>) {
+        self.list.push(Ref {
+            kind: RefKind::Lock,
+            name: name.to_owned(),
+            file: file.to_owned(),
+            pos,
+            lock_count: count,
+            args: None,
+        });
+    }
+}
+
+struct Def {
+    name: String,
+    file: String,
+    pos: Pos,
+    /// A subagent is in the agent namespace but cannot be referred to by jobs.
+    subagent: bool,
+    lock_limit: u32,
+    has_subagents: bool,
+    /// A workflow's parameters without a default.
+    required: Vec<String>,
+}
+
+/// Everything defined, by kind.
+#[derive(Default)]
+pub(crate) struct Defs {
+    by_kind: BTreeMap<DefKind, Vec<Def>>,
+}
+
+impl Defs {
+    pub fn workflow(&mut self, file: &str, name: &str, pos: Pos, required: Vec<String>) {
+        self.push(DefKind::Workflow, file, name, pos, false, 0, false);
+        if let Some(d) = self
+            .by_kind
+            .get_mut(&DefKind::Workflow)
+            .and_then(|v| v.last_mut())
+        {
+            d.required = required;
+        }
+    }
+
+    pub fn agent(&mut self, file: &str, name: &str, pos: Pos, has_subagents: bool) {
+        self.push(DefKind::Agent, file, name, pos, false, 0, has_subagents);
+    }
+
+    pub fn subagent(&mut self, file: &str, name: &str, pos: Pos) {
+        self.push(DefKind::Agent, file, name, pos, true, 0, false);
+    }
+
+    pub fn lock(&mut self, file: &str, name: &str, pos: Pos, limit: u32) {
+        self.push(DefKind::Lock, file, name, pos, false, limit, false);
+    }
+
+    pub fn board(&mut self, file: &str, name: &str, pos: Pos) {
+        self.push(DefKind::Board, file, name, pos, false, 0, false);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        kind: DefKind,
+        file: &str,
+        name: &str,
+        pos: Pos,
+        subagent: bool,
+        lock_limit: u32,
+        has_subagents: bool,
+    ) {
+        self.by_kind.entry(kind).or_default().push(Def {
+            name: name.to_owned(),
+            file: file.to_owned(),
+            pos,
+            subagent,
+            lock_limit,
+            has_subagents,
+            required: Vec::new(),
+        });
+    }
+
+    fn find(&self, kind: DefKind, name: &str) -> Option<&Def> {
+        self.by_kind
+            .get(&kind)?
+            .iter()
+            .find(|d| d.name == name && !d.subagent)
+    }
+
+    fn names(&self, kind: DefKind) -> impl Iterator<Item = &str> {
+        self.by_kind
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .filter(|d| !d.subagent)
+            .map(|d| d.name.as_str())
+    }
+
+    /// Reports every name defined twice, at both places.
+    pub fn check_duplicates(&self, diags: &mut Diags) {
+        for (kind, defs) in &self.by_kind {
+            let mut first: BTreeMap<&str, &Def> = BTreeMap::new();
+            for d in defs {
+                match first.get(d.name.as_str()) {
+                    None => {
+                        first.insert(&d.name, d);
+                    }
+                    Some(f) => {
+                        let word = |d: &Def| if d.subagent { "subagent" } else { kind.word() };
+                        diags.push(
+                            &d.file,
+                            d.pos,
+                            Severity::Error,
+                            format!(
+                                "{} `{}` is defined twice: here and as {} at {}:{}",
+                                word(d),
+                                d.name,
+                                word(f),
+                                f.file,
+                                f.pos
+                            ),
+                        );
+                        diags.push(
+                            &f.file,
+                            f.pos,
+                            Severity::Error,
+                            format!(
+                                "{} `{}` is defined twice: here and as {} at {}:{}",
+                                word(f),
+                                f.name,
+                                word(d),
+                                d.file,
+                                d.pos
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports references to names that are not defined (with the nearest name defined),
+    /// lock counts above the lock's limit and fork-lists over agents without subagents.
+    pub fn check_refs(&self, refs: &Refs, diags: &mut Diags) {
+        for r in &refs.list {
+            let kind = match r.kind {
+                RefKind::Agent | RefKind::Cluster => DefKind::Agent,
+                RefKind::Lock => DefKind::Lock,
+                RefKind::Board => DefKind::Board,
+                RefKind::Workflow => DefKind::Workflow,
+            };
+            let Some(def) = self.find(kind, &r.name) else {
+                let hint = closest(&r.name, self.names(kind))
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                diags.push(
+                    &r.file,
+                    r.pos,
+                    Severity::Error,
+                    format!("unknown {} `{}`{hint}", kind.word(), r.name),
+                );
+                continue;
+            };
+            if r.kind == RefKind::Cluster && !def.has_subagents {
+                diags.push(
+                    &r.file,
+                    r.pos,
+                    Severity::Error,
+                    format!(
+                        "agent `{}` has no subagents to fork over (defined at {}:{})",
+                        r.name, def.file, def.pos
+                    ),
+                );
+            }
+            if let Some(args) = &r.args {
+                for p in def.required.iter().filter(|p| !args.contains(p)) {
+                    diags.push(
+                        &r.file,
+                        r.pos,
+                        Severity::Error,
+                        format!(
+                            "workflow `{}` requires the parameter `{p}`; pass it in `args`",
+                            r.name
+                        ),
+                    );
+                }
+            }
+            if let Some(count) = r.lock_count
+                && count > def.lock_limit
+            {
+                diags.push(
+                    &r.file,
+                    r.pos,
+                    Severity::Error,
+                    format!(
+                        "count {count} is more than the limit {} of lock `{}`; the step could never get the lock",
+                        def.lock_limit, r.name
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,623 @@
+//! The YAML vocabulary as data: every object, instruction and field with its type and meaning.
+//!
+//! The validator takes its field names, required flags and unknown-field suggestions from
+//! these tables, and the JSON Schema is generated from them, so the two cannot drift apart.
+
+/// The type of a field's value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ty {
+    /// An inventory name: letters, digits, `-`, `_`, `.`.
+    Name,
+    /// A variable or environment variable name: letters, digits and `_`, not starting with a
+    /// digit.
+    VarName,
+    /// Any text.
+    Str,
+    /// A URL `wss://host:port`.
+    Url,
+    /// A template (`$name`, `${expression}`, `$$`); numbers and booleans are taken as text.
+    Template,
+    /// An expression.
+    Expr,
+    /// `90s`, `10m`, `1h30m`, `500ms`, `2d`, or a number of seconds.
+    Duration,
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// One of these words.
+    Enum(&'static [&'static str]),
+    /// A list of this type.
+    List(&'static Ty),
+    /// A mapping from variable names to templates.
+    Vars,
+    /// A mapping from environment variable names to templates.
+    Env,
+    /// A list of instructions.
+    Block,
+    /// A mapping of fork branch names to blocks.
+    Branches,
+    /// A mapping of job names to jobs.
+    Jobs,
+    /// A mapping of parameter names to parameters (or nothing for a required parameter).
+    Params,
+    /// A mapping with these fields.
+    Obj(&'static Obj),
+    /// Nothing, or a mapping with these fields.
+    NullOr(&'static Obj),
+    /// An expression yielding a list, or a mapping with these fields.
+    ExprOr(&'static Obj),
+}
+
+#[derive(Debug)]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+/// A mapping: its name for messages and schema definitions, and its fields.
+#[derive(Debug)]
+pub(crate) struct Obj {
+    /// For messages ("a job") and as the schema definition name.
+    pub what: &'static str,
+    pub id: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl Obj {
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.fields.iter().map(|f| f.name)
+    }
+}
+
+const fn req(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+    Field {
+        name,
+        ty,
+        required: true,
+        doc,
+    }
+}
+
+const fn opt(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+    Field {
+        name,
+        ty,
+        required: false,
+        doc,
+    }
+}
+
+pub(crate) const GRACE_TIMEOUT_DEFAULT_MS: u64 = 15_000;
+pub(crate) const PARALLELISM_DEFAULT: u32 = 1;
+pub(crate) const PARALLELISM_MAX: i64 = 100_000;
+pub(crate) const LOCK_LIMIT_MAX: i64 = 1_000_000;
+pub(crate) const BOARD_LIFETIME_DEFAULT_MS: u64 = 24 * 3600 * 1000;
+pub(crate) const MAX_TRIES_MAX: i64 = 1_000_000;
+pub(crate) const CYCLE_TIMES_MAX: i64 = 1_000_000;
+
+const RETURN_CODE: Ty = Ty::Int { min: 0, max: 255 };
+
+// ---- inventory objects ---------------------------------------------------------------------
+
+pub(crate) static WORKFLOW: Obj = Obj {
+    what: "workflow",
+    id: "workflow",
+    doc: "A workflow: named jobs and the steps that run them.",
+    fields: &[
+        req("workflow", Ty::Name, "The workflow's name."),
+        opt(
+            "parameters",
+            Ty::Params,
+            "Variables an order may pass; one with a `default` is optional, one without is required.",
+        ),
+        opt("jobs", Ty::Jobs, "The jobs the steps run, by name."),
+        req("steps", Ty::Block, "The instructions, run in order."),
+    ],
+};
+
+pub(crate) static PARAMETER: Obj = Obj {
+    what: "parameter",
+    id: "parameter",
+    doc: "A workflow parameter; write `{}` or nothing for a required one.",
+    fields: &[opt(
+        "default",
+        Ty::Template,
+        "The value when the order does not pass one; makes the parameter optional.",
+    )],
+};
+
+pub(crate) static JOB: Obj = Obj {
+    what: "job",
+    id: "job",
+    doc: "A job: a script or a command run on an agent.",
+    fields: &[
+        req("agent", Ty::Name, "The agent that runs the job."),
+        opt(
+            "script",
+            Ty::Str,
+            "A shell script, run by `/bin/sh -c`. Give `script` or `command`.",
+        ),
+        opt(
+            "command",
+            Ty::List(&Ty::Str),
+            "A program and its arguments, run directly. Give `script` or `command`.",
+        ),
+        opt(
+            "env",
+            Ty::Env,
+            "Environment variables for the process; values are templates over order variables.",
+        ),
+        opt(
+            "args",
+            Ty::Vars,
+            "Default arguments: order variables set for this job unless the order has them.",
+        ),
+        opt(
+            "timeout",
+            Ty::Duration,
+            "The job is killed when it runs longer (default: no limit).",
+        ),
+        opt(
+            "graceTimeout",
+            Ty::Duration,
+            "Time between SIGTERM and SIGKILL when the job is killed (default 15s).",
+        ),
+        opt(
+            "returnCodes",
+            Ty::Obj(&RETURN_CODES),
+            "Which return codes mean success (default: only 0).",
+        ),
+        opt(
+            "restartable",
+            Ty::Bool,
+            "May run again when the agent crashed while it ran (default false).",
+        ),
+        opt(
+            "parallelism",
+            Ty::Int {
+                min: 1,
+                max: PARALLELISM_MAX,
+            },
+            "How many processes of this job may run at once on one agent (default 1).",
+        ),
+    ],
+};
+
+pub(crate) static RETURN_CODES: Obj = Obj {
+    what: "returnCodes",
+    id: "returnCodes",
+    doc: "Give `success` (these codes succeed) or `failure` (these codes fail, all others succeed).",
+    fields: &[
+        opt(
+            "success",
+            Ty::List(&RETURN_CODE),
+            "The return codes that mean success.",
+        ),
+        opt(
+            "failure",
+            Ty::List(&RETURN_CODE),
+            "The return codes that mean failure; every other code means success.",
+        ),
+    ],
+};
+
+pub(crate) static AGENT: Obj = Obj {
+    what: "agent",
+    id: "agent",
+    doc: "An agent: a server that runs jobs, or a cluster of subagents behind one name.",
+    fields: &[
+        req("agent", Ty::Name, "The agent's id."),
+        req(
+            "url",
+            Ty::Url,
+            "`wss://host:port`; the controller connects to it.",
+        ),
+        opt(
+            "certificateName",
+            Ty::Str,
+            "The name the agent's server certificate must carry (default: the URL's host).",
+        ),
+        opt(
+            "subagents",
+            Ty::List(&Ty::Obj(&SUBAGENT)),
+            "The subagents of a cluster.",
+        ),
+        opt(
+            "selection",
+            Ty::Enum(&["round-robin", "priority", "ring"]),
+            "How a cluster picks a subagent for a job (default round-robin).",
+        ),
+    ],
+};
+
+pub(crate) static SUBAGENT: Obj = Obj {
+    what: "subagent",
+    id: "subagent",
+    doc: "A member of an agent cluster.",
+    fields: &[
+        req("id", Ty::Name, "The subagent's id."),
+        req("url", Ty::Url, "`wss://host:port`."),
+        opt(
+            "priority",
+            Ty::Int {
+                min: -1_000_000,
+                max: 1_000_000,
+            },
+            "With `selection: priority`, the highest live one runs the jobs (default 0).",
+        ),
+    ],
+};
+
+pub(crate) static LOCK: Obj = Obj {
+    what: "lock",
+    id: "lock",
+    doc: "A lock: exclusive, or shared by orders whose counts add up to at most `limit`.",
+    fields: &[
+        req("lock", Ty::Name, "The lock's name."),
+        opt(
+            "limit",
+            Ty::Int {
+                min: 1,
+                max: LOCK_LIMIT_MAX,
+            },
+            "The capacity for counted use (default 1).",
+        ),
+    ],
+};
+
+pub(crate) static BOARD: Obj = Obj {
+    what: "board",
+    id: "board",
+    doc: "A notice board: orders post notices with a key; others expect or consume them.",
+    fields: &[
+        req("board", Ty::Name, "The board's name."),
+        opt(
+            "lifetime",
+            Ty::Duration,
+            "How long a posted notice lives unless consumed (default 1d).",
+        ),
+    ],
+};
+
+/// The objects a document may hold, each recognised by its first field.
+pub(crate) static OBJECTS: [&Obj; 4] = [&WORKFLOW, &AGENT, &LOCK, &BOARD];
+
+// ---- instructions --------------------------------------------------------------------------
+
+/// Instructions written as a bare word in a step list.
+pub(crate) static BARE_INSTRUCTIONS: [&str; 3] = ["break", "finish", "fail"];
+
+pub(crate) static RUN: Obj = Obj {
+    what: "run step",
+    id: "run",
+    doc: "Runs a job of the workflow.",
+    fields: &[
+        req("run", Ty::Name, "The job's name."),
+        opt(
+            "args",
+            Ty::Vars,
+            "Variables for this run, added to the order's variables for the job.",
+        ),
+    ],
+};
+
+pub(crate) static IF: Obj = Obj {
+    what: "if step",
+    id: "if",
+    doc: "Runs `then` when the expression holds, else the first `elif` that holds, else `else`.",
+    fields: &[
+        req(
+            "if",
+            Ty::Expr,
+            "A boolean expression, e.g. `$returnCode == 3`.",
+        ),
+        req("then", Ty::Block, "Steps run when the condition holds."),
+        opt(
+            "elif",
+            Ty::List(&Ty::Obj(&ELIF)),
+            "Further conditions, tried in order.",
+        ),
+        opt("else", Ty::Block, "Steps run when no condition holds."),
+    ],
+};
+
+pub(crate) static ELIF: Obj = Obj {
+    what: "elif branch",
+    id: "elif",
+    doc: "A further condition of an `if`.",
+    fields: &[
+        req("if", Ty::Expr, "A boolean expression."),
+        req("then", Ty::Block, "Steps run when it holds."),
+    ],
+};
+
+pub(crate) static FORK: Obj = Obj {
+    what: "fork step",
+    id: "fork",
+    doc: "Runs named branches in parallel as child orders, then joins them.",
+    fields: &[
+        req("fork", Ty::Branches, "The branches, by name."),
+        opt(
+            "joinIfFailed",
+            Ty::Bool,
+            "A failed branch joins at once and fails the fork (default false: it stays failed for an operator).",
+        ),
+    ],
+};
+
+pub(crate) static FORK_LIST: Obj = Obj {
+    what: "forkList step",
+    id: "forkList",
+    doc: "Runs `do` once per element of a list (or per subagent of a cluster) in parallel.",
+    fields: &[
+        req(
+            "forkList",
+            Ty::ExprOr(&SUBAGENTS_OF),
+            "An expression giving a list, e.g. `$hosts`, or `{ subagentsOf: cluster }`.",
+        ),
+        req(
+            "as",
+            Ty::VarName,
+            "The variable holding each child order's element.",
+        ),
+        req("do", Ty::Block, "The steps of each child order."),
+        opt(
+            "joinIfFailed",
+            Ty::Bool,
+            "A failed child joins at once and fails the step (default false).",
+        ),
+    ],
+};
+
+pub(crate) static SUBAGENTS_OF: Obj = Obj {
+    what: "forkList source",
+    id: "subagentsOf",
+    doc: "One child order per subagent of an agent cluster.",
+    fields: &[req("subagentsOf", Ty::Name, "The agent cluster.")],
+};
+
+pub(crate) static RETRY: Obj = Obj {
+    what: "retry step",
+    id: "retry",
+    doc: "Runs `do`; when it fails, tries again.",
+    fields: &[
+        req("retry", Ty::Obj(&RETRY_SETTINGS), "How often and when."),
+        req("do", Ty::Block, "The steps to try."),
+    ],
+};
+
+pub(crate) static RETRY_SETTINGS: Obj = Obj {
+    what: "retry settings",
+    id: "retrySettings",
+    doc: "`maxTries` counts the first try.",
+    fields: &[
+        req(
+            "maxTries",
+            Ty::Int {
+                min: 1,
+                max: MAX_TRIES_MAX,
+            },
+            "Tries in all, the first included.",
+        ),
+        opt(
+            "delays",
+            Ty::List(&Ty::Duration),
+            "Waits between tries; the last one repeats (default: none).",
+        ),
+    ],
+};
+
+pub(crate) static TRY: Obj = Obj {
+    what: "try step",
+    id: "try",
+    doc: "Runs `try`; when it fails, runs `catch` instead of failing.",
+    fields: &[
+        req("try", Ty::Block, "The steps to try."),
+        req(
+            "catch",
+            Ty::Block,
+            "Steps run when `try` failed; `[]` ignores the failure.",
+        ),
+    ],
+};
+
+pub(crate) static FAIL: Obj = Obj {
+    what: "fail step",
+    id: "fail",
+    doc: "Fails the order here; a bare `fail` needs no settings.",
+    fields: &[req(
+        "fail",
+        Ty::NullOr(&FAIL_SETTINGS),
+        "Nothing, or the settings.",
+    )],
+};
+
+pub(crate) static FAIL_SETTINGS: Obj = Obj {
+    what: "fail settings",
+    id: "failSettings",
+    doc: "How the order fails.",
+    fields: &[
+        opt("message", Ty::Template, "Why it failed."),
+        opt("returnCode", RETURN_CODE, "The return code to report."),
+        opt(
+            "uncatchable",
+            Ty::Bool,
+            "Passes every `catch` (default false).",
+        ),
+    ],
+};
+
+pub(crate) static FINISH: Obj = Obj {
+    what: "finish step",
+    id: "finish",
+    doc: "Ends the order successfully here; a bare `finish` needs no settings.",
+    fields: &[req(
+        "finish",
+        Ty::NullOr(&FINISH_SETTINGS),
+        "Nothing, or the settings.",
+    )],
+};
+
+pub(crate) static FINISH_SETTINGS: Obj = Obj {
+    what: "finish settings",
+    id: "finishSettings",
+    doc: "How the order finishes.",
+    fields: &[opt("message", Ty::Template, "Why it finished.")],
+};
+
+pub(crate) static LOCK_STEP: Obj = Obj {
+    what: "lock step",
+    id: "lockStep",
+    doc: "Holds a lock while `do` runs.",
+    fields: &[
+        req("lock", Ty::Name, "The lock."),
+        opt(
+            "count",
+            Ty::Int {
+                min: 1,
+                max: LOCK_LIMIT_MAX,
+            },
+            "Take this much of a counted lock (default: the whole lock, exclusively).",
+        ),
+        req("do", Ty::Block, "The steps run under the lock."),
+    ],
+};
+
+pub(crate) static PROMPT: Obj = Obj {
+    what: "prompt step",
+    id: "prompt",
+    doc: "Stops until someone answers the question.",
+    fields: &[req("prompt", Ty::Template, "The question.")],
+};
+
+pub(crate) static CYCLE: Obj = Obj {
+    what: "cycle step",
+    id: "cycle",
+    doc: "Repeats `do` a number of times, or every period for a while; `break` leaves it.",
+    fields: &[
+        req("cycle", Ty::Obj(&CYCLE_SETTINGS), "How it repeats."),
+        req("do", Ty::Block, "The steps repeated."),
+    ],
+};
+
+pub(crate) static CYCLE_SETTINGS: Obj = Obj {
+    what: "cycle settings",
+    id: "cycleSettings",
+    doc: "Give `times`, or `every` and `for`.",
+    fields: &[
+        opt(
+            "times",
+            Ty::Int {
+                min: 1,
+                max: CYCLE_TIMES_MAX,
+            },
+            "Run the steps this many times.",
+        ),
+        opt("every", Ty::Duration, "Start the steps every period..."),
+        opt("for", Ty::Duration, "...until this much time has passed."),
+    ],
+};
+
+pub(crate) static SLEEP: Obj = Obj {
+    what: "sleep step",
+    id: "sleep",
+    doc: "Waits.",
+    fields: &[req("sleep", Ty::Duration, "How long.")],
+};
+
+pub(crate) static ADD_ORDER: Obj = Obj {
+    what: "addOrder step",
+    id: "addOrder",
+    doc: "Adds an order to another workflow.",
+    fields: &[
+        req("addOrder", Ty::Name, "The workflow."),
+        opt("args", Ty::Vars, "The new order's variables."),
+        opt(
+            "wait",
+            Ty::Bool,
+            "Wait until the added order ends, and fail if it failed (default false).",
+        ),
+    ],
+};
+
+pub(crate) static POST: Obj = Obj {
+    what: "post step",
+    id: "post",
+    doc: "Posts a notice on a board.",
+    fields: &[req("post", Ty::Obj(&POST_SETTINGS), "Where and what.")],
+};
+
+pub(crate) static POST_SETTINGS: Obj = Obj {
+    what: "notice",
+    id: "notice",
+    doc: "A notice: a board and a key.",
+    fields: &[
+        req("board", Ty::Name, "The board."),
+        req("key", Ty::Template, "The notice's key, e.g. `$day`."),
+    ],
+};
+
+pub(crate) static EXPECT: Obj = Obj {
+    what: "expect step",
+    id: "expect",
+    doc: "Waits until every board has a notice with the key; the notices stay.",
+    fields: &[req("expect", Ty::Obj(&NOTICES), "Which notices.")],
+};
+
+pub(crate) static CONSUME: Obj = Obj {
+    what: "consume step",
+    id: "consume",
+    doc: "Waits for the notices, runs `do`, then deletes them.",
+    fields: &[
+        req("consume", Ty::Obj(&NOTICES), "Which notices."),
+        req(
+            "do",
+            Ty::Block,
+            "The steps run before the notices are deleted.",
+        ),
+    ],
+};
+
+pub(crate) static NOTICES: Obj = Obj {
+    what: "notices",
+    id: "notices",
+    doc: "Notices with one key on one or more boards.",
+    fields: &[
+        req("boards", Ty::List(&Ty::Name), "The boards."),
+        req("key", Ty::Template, "The notices' key, e.g. `$day`."),
+    ],
+};
+
+/// Every instruction written as a mapping, recognised by its first field.
+pub(crate) static INSTRUCTIONS: [&Obj; 17] = [
+    &RUN, &IF, &FORK, &FORK_LIST, &RETRY, &TRY, &FAIL, &FINISH, &LOCK_STEP, &PROMPT, &CYCLE,
+    &SLEEP, &ADD_ORDER, &POST, &EXPECT, &CONSUME, &BREAK,
+];
+
+pub(crate) static BREAK: Obj = Obj {
+    what: "break step",
+    id: "break",
+    doc: "Leaves the innermost cycle; usually written as the bare word `break`.",
+    fields: &[req("break", Ty::NullOr(&NO_SETTINGS), "Nothing.")],
+};
+
+pub(crate) static NO_SETTINGS: Obj = Obj {
+    what: "settings",
+    id: "noSettings",
+    doc: "Nothing to set.",
+    fields: &[],
+};
+
+/// The key that names an instruction or object: the first field of its table.
+pub(crate) fn head(obj: &Obj) -> &'static str {
+    obj.fields.first().map_or("", |f| f.name)
+}

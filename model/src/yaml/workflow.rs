@@ -1,0 +1,864 @@
+//! Workflows: parameters, jobs and steps.
+
+use super::diag::Pos;
+use super::node::{Kind, Node};
+use super::read::{Cx, Fields, closest};
+use super::refs::{RefKind, Refs};
+use super::spec::{self, Obj};
+use crate::expr::Template;
+use crate::ids::{AgentId, BoardName, BranchId, JobName, LockName, WorkflowName};
+use crate::inventory::{
+    Block, CycleRepeat, Executable, ForkListOver, Instruction, Job, Parameter, ReturnCodes,
+    Workflow,
+};
+use crate::time::DurationMs;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The state of one workflow while its steps are read.
+struct Wf<'r> {
+    name: String,
+    jobs: BTreeSet<String>,
+    used_jobs: BTreeSet<String>,
+    steps: usize,
+    too_many_reported: bool,
+    refs: &'r mut Refs,
+}
+
+/// Reads a workflow object (its fields already known to be those of [`spec::WORKFLOW`]).
+pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Option<Workflow> {
+    let name_node = f.get("workflow")?;
+    let name = cx.name(name_node, "`workflow`", WorkflowName::new);
+    let parameters = match f.get("parameters") {
+        Some(n) => parameters(cx, n),
+        None => Some(BTreeMap::new()),
+    };
+    let mut jobs_ok = true;
+    let mut jobs = BTreeMap::new();
+    let mut job_pos = BTreeMap::new();
+    let mut job_keys = BTreeSet::new();
+    if let Some(n) = f.get("jobs") {
+        match cx.entries(n, "`jobs`") {
+            Some(entries) => {
+                if entries.len() > cx.limits.jobs_per_workflow_max {
+                    cx.err(
+                        n.pos,
+                        format!(
+                            "{} jobs in one workflow; at most {} are allowed (limit jobs_per_workflow_max)",
+                            entries.len(),
+                            cx.limits.jobs_per_workflow_max
+                        ),
+                    );
+                    jobs_ok = false;
+                }
+                for e in entries.iter().take(cx.limits.jobs_per_workflow_max) {
+                    let job_name = cx.name(e.key_node, "job name", JobName::new);
+                    let job = job(cx, &e.key, e.value, refs);
+                    job_keys.insert(e.key.clone());
+                    if job_name.is_some() {
+                        job_pos.insert(e.key.clone(), e.key_node.pos);
+                    }
+                    match (job_name, job) {
+                        (Some(n), Some(j)) => {
+                            jobs.insert(n, j);
+                        }
+                        _ => jobs_ok = false,
+                    }
+                }
+            }
+            None => jobs_ok = false,
+        }
+    }
+    let mut wf = Wf {
+        name: name_node
+            .scalar()
+            .map_or_else(|| "?".to_owned(), |s| s.text.clone()),
+        jobs: job_keys,
+        used_jobs: BTreeSet::new(),
+        steps: 0,
+        too_many_reported: false,
+        refs,
+    };
+    let steps = f.get("steps").and_then(|n| {
+        let b = block(cx, &mut wf, n, "`steps`", false)?;
+        if b.is_empty() {
+            cx.err(n.pos, "a workflow needs at least one step");
+        }
+        Some(b)
+    });
+    // With broken steps the jobs they use are not all known: no warnings then.
+    for (job, pos) in job_pos.iter().filter(|_| steps.is_some()) {
+        if !wf.used_jobs.contains(job) {
+            cx.warn(
+                *pos,
+                format!("job `{job}` is never run in workflow `{}`", wf.name),
+            );
+        }
+    }
+    Some(Workflow {
+        name: name?,
+        parameters: parameters?,
+        jobs: if jobs_ok { jobs } else { return None },
+        steps: steps?,
+    })
+}
+
+fn parameters(cx: &mut Cx<'_>, node: &Node) -> Option<BTreeMap<String, Parameter>> {
+    let entries = cx.entries(node, "`parameters`")?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for e in entries {
+        ok &= cx.var_name(&e.key, e.key_node.pos, "parameter name");
+        let default = match &e.value.kind {
+            Kind::Null => Some(None),
+            _ => cx
+                .fields_in(e.value, &spec::PARAMETER, &format!("parameter `{}`", e.key))
+                .and_then(|f| match f.get("default") {
+                    Some(d) => cx.template(d, "`default`").map(Some),
+                    None => Some(None),
+                }),
+        };
+        match default {
+            Some(default) => {
+                out.insert(e.key, Parameter { default });
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<Job> {
+    let f = cx.fields_in(node, &spec::JOB, &format!("job `{name}`"))?;
+    let mut ok = true;
+    let agent = f
+        .get("agent")
+        .and_then(|n| cx.name(n, "`agent`", AgentId::new));
+    if let (Some(a), Some(n)) = (&agent, f.get("agent")) {
+        refs.add(cx.file, RefKind::Agent, a.as_str(), n.pos);
+    }
+    let executable = match (f.get("script"), f.get("command")) {
+        (Some(s), None) => cx.text(s, "`script`").and_then(|text| {
+            if text.trim().is_empty() {
+                cx.err(s.pos, "`script` is empty");
+                None
+            } else {
+                Some(Executable::Script(text))
+            }
+        }),
+        (None, Some(c)) => command(cx, c).map(Executable::Command),
+        (Some(_), Some(c)) => {
+            cx.err(
+                f.key_pos("command").unwrap_or(c.pos),
+                format!("job `{name}` has either `script` or `command`, not both"),
+            );
+            None
+        }
+        (None, None) => {
+            cx.err(f.pos, format!("job `{name}` needs `script` or `command`"));
+            None
+        }
+    };
+    let env = opt_or(f.get("env"), BTreeMap::new(), |n| vars(cx, n, "env", true));
+    let args = opt_or(f.get("args"), BTreeMap::new(), |n| {
+        vars(cx, n, "args", false)
+    });
+    let timeout = match f.get("timeout") {
+        None => Some(None),
+        Some(n) => positive_duration(cx, n, "`timeout`").map(Some),
+    };
+    let grace_timeout = opt_or(
+        f.get("graceTimeout"),
+        DurationMs(spec::GRACE_TIMEOUT_DEFAULT_MS),
+        |n| cx.duration(n, "`graceTimeout`"),
+    );
+    let return_codes = opt_or(f.get("returnCodes"), ReturnCodes::default(), |n| {
+        return_codes(cx, n)
+    });
+    let restartable = opt_or(f.get("restartable"), false, |n| cx.bool(n, "`restartable`"));
+    let parallelism = opt_or(f.get("parallelism"), spec::PARALLELISM_DEFAULT, |n| {
+        cx.int(n, "`parallelism`", 1, spec::PARALLELISM_MAX)
+            .and_then(|v| u32::try_from(v).ok())
+    });
+    ok &= executable.is_some();
+    if !ok {
+        return None;
+    }
+    Some(Job {
+        agent: agent?,
+        executable: executable?,
+        env: env?,
+        args: args?,
+        timeout: timeout?,
+        grace_timeout: grace_timeout?,
+        return_codes: return_codes?,
+        restartable: restartable?,
+        parallelism: parallelism?,
+    })
+}
+
+/// `Some(default)` when the field is absent, else what `read` makes of it.
+fn opt_or<T>(node: Option<&Node>, default: T, read: impl FnOnce(&Node) -> Option<T>) -> Option<T> {
+    match node {
+        None => Some(default),
+        Some(n) => read(n),
+    }
+}
+
+fn positive_duration(cx: &mut Cx<'_>, node: &Node, label: &str) -> Option<DurationMs> {
+    let d = cx.duration(node, label)?;
+    if d.0 == 0 {
+        cx.err(node.pos, format!("{label} must be longer than 0s"));
+        return None;
+    }
+    Some(d)
+}
+
+fn command(cx: &mut Cx<'_>, node: &Node) -> Option<Vec<String>> {
+    let items = cx.list(node, "`command`", "a list of a program and its arguments")?;
+    if items.is_empty() {
+        cx.err(node.pos, "`command` needs at least the program to run");
+        return None;
+    }
+    let argv: Vec<Option<String>> = items
+        .iter()
+        .map(|n| cx.text(n, "an argument of `command`"))
+        .collect();
+    let argv: Option<Vec<String>> = argv.into_iter().collect();
+    let argv = argv?;
+    if argv[0].is_empty() {
+        cx.err(items[0].pos, "the program of `command` is empty");
+        return None;
+    }
+    Some(argv)
+}
+
+/// A mapping of variable names (or environment variable names) to templates.
+fn vars(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    label: &str,
+    env: bool,
+) -> Option<BTreeMap<String, Template>> {
+    let entries = cx.entries(node, &format!("`{label}`"))?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for e in entries {
+        let kind = if env {
+            "environment variable name"
+        } else {
+            "variable name"
+        };
+        ok &= cx.var_name(&e.key, e.key_node.pos, kind);
+        match cx.template(e.value, &format!("`{label}.{}`", e.key)) {
+            Some(t) => {
+                out.insert(e.key, t);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn return_codes(cx: &mut Cx<'_>, node: &Node) -> Option<ReturnCodes> {
+    let f = cx.fields_in(node, &spec::RETURN_CODES, "`returnCodes`")?;
+    let codes = |cx: &mut Cx<'_>, n: &Node, label: &str| -> Option<Vec<i32>> {
+        let items = cx.list(n, label, "a list of return codes")?;
+        if items.is_empty() {
+            cx.err(n.pos, format!("{label} needs at least one return code"));
+            return None;
+        }
+        let codes: Vec<Option<i32>> = items
+            .iter()
+            .map(|i| {
+                cx.int(i, "a return code", 0, 255)
+                    .and_then(|v| i32::try_from(v).ok())
+            })
+            .collect();
+        codes.into_iter().collect()
+    };
+    match (f.get("success"), f.get("failure")) {
+        (Some(s), None) => codes(cx, s, "`success`").map(ReturnCodes::Success),
+        (None, Some(b)) => codes(cx, b, "`failure`").map(ReturnCodes::Failure),
+        (Some(_), Some(b)) => {
+            cx.err(
+                f.key_pos("failure").unwrap_or(b.pos),
+                "`returnCodes` has either `success` or `failure`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            cx.err(f.pos, "`returnCodes` needs `success` or `failure`");
+            None
+        }
+    }
+}
+
+// ---- steps ---------------------------------------------------------------------------------
+
+/// What a step does to the rest of its block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continues,
+    /// `fail`, `finish` or `break`: the steps after it in the same block never run.
+    Ends(&'static str),
+}
+
+fn block(
+    cx: &mut Cx<'_>,
+    wf: &mut Wf<'_>,
+    node: &Node,
+    label: &str,
+    in_cycle: bool,
+) -> Option<Block> {
+    let items = cx.list(node, label, "a list of steps")?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    let mut ended: Option<(&'static str, Pos)> = None;
+    for item in items {
+        if let Some((what, at)) = ended.take() {
+            cx.err(
+                item.pos,
+                format!("unreachable step: the `{what}` at {at} always ends this block"),
+            );
+        }
+        wf.steps += 1;
+        if wf.steps > cx.limits.steps_per_workflow_max {
+            if !wf.too_many_reported {
+                wf.too_many_reported = true;
+                cx.err(
+                    item.pos,
+                    format!(
+                        "workflow `{}` has more than {} steps (limit steps_per_workflow_max)",
+                        wf.name, cx.limits.steps_per_workflow_max
+                    ),
+                );
+            }
+            return None;
+        }
+        let (step, flow) = step(cx, wf, item, in_cycle);
+        if let Flow::Ends(what) = flow {
+            ended = Some((what, item.pos));
+        }
+        match step {
+            Some(s) => out.push(s),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// The instruction a step mapping describes, recognised by its first field.
+fn step(
+    cx: &mut Cx<'_>,
+    wf: &mut Wf<'_>,
+    node: &Node,
+    in_cycle: bool,
+) -> (Option<Instruction>, Flow) {
+    let obj = match &node.kind {
+        Kind::Scalar(s) => {
+            return match s.text.as_str() {
+                "break" => (brk(cx, node, in_cycle), Flow::Ends("break")),
+                "finish" => (
+                    Some(Instruction::Finish { message: None }),
+                    Flow::Ends("finish"),
+                ),
+                "fail" => (
+                    Some(Instruction::Fail {
+                        message: None,
+                        return_code: None,
+                        uncatchable: false,
+                    }),
+                    Flow::Ends("fail"),
+                ),
+                other => {
+                    let hint =
+                        match closest(other, spec::INSTRUCTIONS.iter().map(|o| spec::head(o))) {
+                            Some(c) if spec::BARE_INSTRUCTIONS.contains(&c) => {
+                                format!("; did you mean `{c}`?")
+                            }
+                            Some(c) => format!("; did you mean `{c}: ...`?"),
+                            None => String::new(),
+                        };
+                    cx.err(
+                        node.pos,
+                        format!(
+                            "unknown step {other:?}: only `break`, `finish` and `fail` are written alone{hint}"
+                        ),
+                    );
+                    (None, Flow::Continues)
+                }
+            };
+        }
+        Kind::Map(entries) => {
+            let mut heads: Vec<(&'static Obj, Pos)> = entries
+                .iter()
+                .filter_map(|(k, _)| {
+                    let key = k.scalar()?.text.as_str();
+                    spec::INSTRUCTIONS
+                        .iter()
+                        .find(|o| spec::head(o) == key)
+                        .map(|o| (*o, k.pos))
+                })
+                .collect();
+            // A repeated key is reported by `fields`; count each instruction once.
+            let mut seen: Vec<&'static Obj> = Vec::new();
+            heads.retain(|(o, _)| {
+                let first = !seen.iter().any(|s| std::ptr::eq(*s, *o));
+                seen.push(o);
+                first
+            });
+            match heads.as_slice() {
+                [(obj, _)] => *obj,
+                [] => {
+                    let keys: Vec<&str> = entries
+                        .iter()
+                        .filter_map(|(k, _)| k.scalar().map(|s| s.text.as_str()))
+                        .collect();
+                    let hint = keys
+                        .iter()
+                        .find_map(|k| closest(k, spec::INSTRUCTIONS.iter().map(|o| spec::head(o))))
+                        .map(|c| format!("; did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    cx.err(
+                        node.pos,
+                        format!("a step must start with an instruction such as `run`, `if`, `fork`, `retry` or `sleep`{hint}"),
+                    );
+                    return (None, Flow::Continues);
+                }
+                [(a, _), (b, at), ..] => {
+                    cx.err(
+                        *at,
+                        format!(
+                            "one step holds both `{}` and `{}`; write them as two steps",
+                            spec::head(a),
+                            spec::head(b)
+                        ),
+                    );
+                    return (None, Flow::Continues);
+                }
+            }
+        }
+        _ => {
+            cx.err(
+                node.pos,
+                format!(
+                    "a step must be a mapping like `run: job`, not {}",
+                    node.describe()
+                ),
+            );
+            return (None, Flow::Continues);
+        }
+    };
+    let Some(f) = cx.fields(node, obj) else {
+        return (None, Flow::Continues);
+    };
+    let head = spec::head(obj);
+    let flow = match head {
+        "fail" | "finish" | "break" => Flow::Ends(head),
+        _ => Flow::Continues,
+    };
+    (instruction(cx, wf, node, head, &f, in_cycle), flow)
+}
+
+fn instruction(
+    cx: &mut Cx<'_>,
+    wf: &mut Wf<'_>,
+    node: &Node,
+    head: &str,
+    f: &Fields<'_>,
+    in_cycle: bool,
+) -> Option<Instruction> {
+    let get = |name: &str| f.get(name);
+    match head {
+        "run" => run(cx, wf, f),
+        "if" => if_(cx, wf, f, in_cycle),
+        "fork" => fork(cx, wf, f),
+        "forkList" => fork_list(cx, wf, f),
+        "retry" => retry(cx, wf, f, in_cycle),
+        "try" => {
+            let steps = get("try").and_then(|n| block(cx, wf, n, "`try`", in_cycle));
+            let catch = get("catch").and_then(|n| block(cx, wf, n, "`catch`", in_cycle));
+            Some(Instruction::Try {
+                steps: steps?,
+                catch: catch?,
+            })
+        }
+        "fail" => fail(cx, f),
+        "finish" => finish(cx, f),
+        "lock" => lock(cx, wf, f, in_cycle),
+        "prompt" => get("prompt")
+            .and_then(|n| cx.template(n, "`prompt`"))
+            .map(|question| Instruction::Prompt { question }),
+        "cycle" => cycle(cx, wf, f),
+        "sleep" => get("sleep")
+            .and_then(|n| cx.duration(n, "`sleep`"))
+            .map(|duration| Instruction::Sleep { duration }),
+        "addOrder" => add_order(cx, wf, f),
+        "post" => post(cx, wf, f),
+        "expect" => get("expect")
+            .and_then(|n| notices(cx, wf, n, "`expect`"))
+            .map(|(boards, key)| Instruction::ExpectNotices { boards, key }),
+        "consume" => {
+            let notices = get("consume").and_then(|n| notices(cx, wf, n, "`consume`"));
+            let steps = get("do").and_then(|n| block(cx, wf, n, "`do`", in_cycle));
+            let (boards, key) = notices?;
+            Some(Instruction::ConsumeNotices {
+                boards,
+                key,
+                steps: steps?,
+            })
+        }
+        "break" => match get("break").map(|n| &n.kind) {
+            Some(Kind::Null) => brk(cx, node, in_cycle),
+            Some(_) => get("break").and_then(|n| {
+                cx.fields_in(n, &spec::NO_SETTINGS, "`break`")?;
+                brk(cx, node, in_cycle)
+            }),
+            None => None,
+        },
+        _ => None,
+    }
+}
+
+fn brk(cx: &mut Cx<'_>, node: &Node, in_cycle: bool) -> Option<Instruction> {
+    if in_cycle {
+        Some(Instruction::Break)
+    } else {
+        cx.err(
+            node.pos,
+            "`break` outside a cycle: it leaves the innermost `cycle`, and there is none here",
+        );
+        None
+    }
+}
+
+fn run(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let n = f.get("run")?;
+    let job = cx.name(n, "`run`", JobName::new);
+    let args = opt_or(f.get("args"), BTreeMap::new(), |a| {
+        vars(cx, a, "args", false)
+    });
+    let text = n.scalar()?.text.as_str();
+    if wf.jobs.contains(text) {
+        wf.used_jobs.insert(text.to_owned());
+    } else if job.is_some() {
+        let hint = suggestion_or_nothing(text, wf.jobs.iter().map(String::as_str));
+        cx.err(
+            n.pos,
+            format!("unknown job `{text}` in workflow `{}`{hint}", wf.name),
+        );
+        return None;
+    }
+    Some(Instruction::Run {
+        job: job?,
+        args: args?,
+    })
+}
+
+/// "; did you mean `x`?" or nothing.
+fn suggestion_or_nothing<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> String {
+    closest(word, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+fn if_(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Option<Instruction> {
+    let mut ok = true;
+    let mut branches = Vec::new();
+    let cond = f.get("if").and_then(|n| cx.expr(n, "`if`"));
+    let then = f
+        .get("then")
+        .and_then(|n| block(cx, wf, n, "`then`", in_cycle));
+    match (cond, then) {
+        (Some(c), Some(t)) => branches.push((c, t)),
+        _ => ok = false,
+    }
+    if let Some(elifs) = f.get("elif") {
+        match cx.list(elifs, "`elif`", "a list of `if`/`then` mappings") {
+            Some(items) => {
+                for item in items {
+                    let Some(ef) = cx.fields(item, &spec::ELIF) else {
+                        ok = false;
+                        continue;
+                    };
+                    let cond = ef.get("if").and_then(|n| cx.expr(n, "`if`"));
+                    let then = ef
+                        .get("then")
+                        .and_then(|n| block(cx, wf, n, "`then`", in_cycle));
+                    match (cond, then) {
+                        (Some(c), Some(t)) => branches.push((c, t)),
+                        _ => ok = false,
+                    }
+                }
+            }
+            None => ok = false,
+        }
+    }
+    let otherwise = opt_or(f.get("else"), Vec::new(), |n| {
+        block(cx, wf, n, "`else`", in_cycle)
+    });
+    if !ok {
+        return None;
+    }
+    Some(Instruction::If {
+        branches,
+        otherwise: otherwise?,
+    })
+}
+
+fn join_if_failed(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<bool> {
+    opt_or(f.get("joinIfFailed"), false, |n| {
+        cx.bool(n, "`joinIfFailed`")
+    })
+}
+
+fn fork(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let node = f.get("fork")?;
+    let entries = cx.entries(node, "`fork`");
+    let join = join_if_failed(cx, f);
+    let entries = entries?;
+    if entries.is_empty() {
+        cx.err(node.pos, "`fork` needs at least one branch");
+        return None;
+    }
+    let mut ok = true;
+    let mut branches = Vec::new();
+    for e in entries {
+        let id = cx.name(e.key_node, "branch name", BranchId::new);
+        // A branch is a child order: a `break` inside cannot leave a cycle outside.
+        let steps = block(cx, wf, e.value, &format!("branch `{}`", e.key), false);
+        match (id, steps) {
+            (Some(id), Some(steps)) => branches.push((id, steps)),
+            _ => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Instruction::Fork {
+        branches,
+        join_if_failed: join?,
+    })
+}
+
+fn fork_list(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let over = f.get("forkList").and_then(|n| match &n.kind {
+        Kind::Map(_) => {
+            let sf = cx.fields_in(n, &spec::SUBAGENTS_OF, "`forkList`")?;
+            let a = sf.get("subagentsOf")?;
+            let id = cx.name(a, "`subagentsOf`", AgentId::new)?;
+            wf.refs.add(cx.file, RefKind::Cluster, id.as_str(), a.pos);
+            Some(ForkListOver::Subagents(id))
+        }
+        _ => cx.expr(n, "`forkList`").map(ForkListOver::List),
+    });
+    let var = f.get("as").and_then(|n| {
+        let text = cx.text(n, "`as`")?;
+        cx.var_name(&text, n.pos, "`as`").then_some(text)
+    });
+    let steps = f.get("do").and_then(|n| block(cx, wf, n, "`do`", false));
+    let join = join_if_failed(cx, f);
+    Some(Instruction::ForkList {
+        over: over?,
+        var: var?,
+        steps: steps?,
+        join_if_failed: join?,
+    })
+}
+
+fn retry(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Option<Instruction> {
+    let settings = f.get("retry").and_then(|n| {
+        let sf = cx.fields_in(n, &spec::RETRY_SETTINGS, "`retry`")?;
+        let max_tries = sf.get("maxTries").and_then(|m| {
+            cx.int(m, "`maxTries`", 1, spec::MAX_TRIES_MAX)
+                .and_then(|v| u32::try_from(v).ok())
+        });
+        let delays = opt_or(sf.get("delays"), Vec::new(), |d| {
+            let items = cx.list(d, "`delays`", "a list of durations")?;
+            let ds: Vec<Option<DurationMs>> =
+                items.iter().map(|i| cx.duration(i, "`delays`")).collect();
+            ds.into_iter().collect()
+        });
+        Some((max_tries?, delays?))
+    });
+    let steps = f.get("do").and_then(|n| block(cx, wf, n, "`do`", in_cycle));
+    let (max_tries, delays) = settings?;
+    Some(Instruction::Retry {
+        max_tries,
+        delays,
+        steps: steps?,
+    })
+}
+
+fn fail(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let n = f.get("fail")?;
+    if matches!(n.kind, Kind::Null) {
+        return Some(Instruction::Fail {
+            message: None,
+            return_code: None,
+            uncatchable: false,
+        });
+    }
+    let sf = cx.fields_in(n, &spec::FAIL_SETTINGS, "`fail`")?;
+    let message = match sf.get("message") {
+        None => Some(None),
+        Some(m) => cx.template(m, "`message`").map(Some),
+    };
+    let return_code = match sf.get("returnCode") {
+        None => Some(None),
+        Some(r) => cx
+            .int(r, "`returnCode`", 0, 255)
+            .and_then(|v| i32::try_from(v).ok())
+            .map(Some),
+    };
+    let uncatchable = opt_or(sf.get("uncatchable"), false, |u| {
+        cx.bool(u, "`uncatchable`")
+    });
+    Some(Instruction::Fail {
+        message: message?,
+        return_code: return_code?,
+        uncatchable: uncatchable?,
+    })
+}
+
+fn finish(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let n = f.get("finish")?;
+    if matches!(n.kind, Kind::Null) {
+        return Some(Instruction::Finish { message: None });
+    }
+    let sf = cx.fields_in(n, &spec::FINISH_SETTINGS, "`finish`")?;
+    let message = match sf.get("message") {
+        None => None,
+        Some(m) => Some(cx.template(m, "`message`")?),
+    };
+    Some(Instruction::Finish { message })
+}
+
+fn lock(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Option<Instruction> {
+    let n = f.get("lock")?;
+    let name = cx.name(n, "`lock`", LockName::new);
+    let count = match f.get("count") {
+        None => Some(None),
+        Some(c) => cx
+            .int(c, "`count`", 1, spec::LOCK_LIMIT_MAX)
+            .and_then(|v| u32::try_from(v).ok())
+            .map(Some),
+    };
+    if let (Some(name), Some(count)) = (&name, &count) {
+        wf.refs.add_lock(cx.file, name.as_str(), n.pos, *count);
+    }
+    let steps = f.get("do").and_then(|d| block(cx, wf, d, "`do`", in_cycle));
+    Some(Instruction::Lock {
+        lock: name?,
+        count: count?,
+        steps: steps?,
+    })
+}
+
+fn cycle(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let repeat = f.get("cycle").and_then(|n| {
+        let sf = cx.fields_in(n, &spec::CYCLE_SETTINGS, "`cycle`")?;
+        match (sf.get("times"), sf.get("every"), sf.get("for")) {
+            (Some(t), None, None) => cx
+                .int(t, "`times`", 1, spec::CYCLE_TIMES_MAX)
+                .and_then(|v| u32::try_from(v).ok())
+                .map(CycleRepeat::Times),
+            (None, Some(e), Some(p)) => {
+                let every = positive_duration(cx, e, "`every`");
+                let for_ = positive_duration(cx, p, "`for`");
+                Some(CycleRepeat::Every {
+                    every: every?,
+                    for_: for_?,
+                })
+            }
+            (None, Some(_), None) | (None, None, Some(_)) => {
+                cx.err(n.pos, "a cycle with a period needs both `every` and `for`");
+                None
+            }
+            (Some(_), _, _) if sf.get("every").is_some() || sf.get("for").is_some() => {
+                cx.err(
+                    n.pos,
+                    "a cycle repeats either `times` times or `every` period `for` a while, not both",
+                );
+                None
+            }
+            _ => {
+                cx.err(n.pos, "a cycle needs `times`, or `every` and `for`");
+                None
+            }
+        }
+    });
+    let steps = f.get("do").and_then(|n| block(cx, wf, n, "`do`", true));
+    Some(Instruction::Cycle {
+        repeat: repeat?,
+        steps: steps?,
+    })
+}
+
+fn add_order(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let n = f.get("addOrder")?;
+    let workflow = cx.name(n, "`addOrder`", WorkflowName::new);
+    let args = opt_or(f.get("args"), BTreeMap::new(), |a| {
+        vars(cx, a, "args", false)
+    });
+    if let (Some(w), Some(args)) = (&workflow, &args) {
+        let names = args.keys().cloned().collect();
+        wf.refs.add_order(cx.file, w.as_str(), n.pos, names);
+    }
+    let wait = opt_or(f.get("wait"), false, |w| cx.bool(w, "`wait`"));
+    Some(Instruction::AddOrder {
+        workflow: workflow?,
+        args: args?,
+        wait: wait?,
+    })
+}
+
+fn post(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let n = f.get("post")?;
+    let pf = cx.fields_in(n, &spec::POST_SETTINGS, "`post`")?;
+    let board = pf.get("board").and_then(|b| {
+        let name = cx.name(b, "`board`", BoardName::new)?;
+        wf.refs.add(cx.file, RefKind::Board, name.as_str(), b.pos);
+        Some(name)
+    });
+    let key = pf.get("key").and_then(|k| cx.template(k, "`key`"));
+    Some(Instruction::PostNotice {
+        board: board?,
+        key: key?,
+    })
+}
+
+fn notices(
+    cx: &mut Cx<'_>,
+    wf: &mut Wf<'_>,
+    node: &Node,
+    label: &str,
+) -> Option<(Vec<BoardName>, Template)> {
+    let nf = cx.fields_in(node, &spec::NOTICES, label)?;
+    let boards = nf.get("boards").and_then(|b| {
+        let items = cx.list(b, "`boards`", "a list of board names")?;
+        if items.is_empty() {
+            cx.err(b.pos, format!("{label} needs at least one board"));
+            return None;
+        }
+        let mut names = Vec::new();
+        let mut ok = true;
+        for item in items {
+            match cx.name(item, "board name", BoardName::new) {
+                Some(name) => {
+                    wf.refs
+                        .add(cx.file, RefKind::Board, name.as_str(), item.pos);
+                    if names.contains(&name) {
+                        cx.err(item.pos, format!("board `{name}` is listed twice"));
+                        ok = false;
+                    }
+                    names.push(name);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(names)
+    });
+    let key = nf.get("key").and_then(|k| cx.template(k, "`key`"));
+    Some((boards?, key?))
+}
