@@ -132,7 +132,9 @@ pub enum Instruction {
         uncatchable: bool,
     },
     /// End the order successfully here.
-    Finish { message: Option<Template> },
+    Finish {
+        message: Option<Template>,
+    },
     /// Hold a lock around `steps`: exclusive when `count` is `None`.
     Lock {
         lock: LockName,
@@ -140,12 +142,19 @@ pub enum Instruction {
         steps: Block,
     },
     /// Stop and wait for an answer through the controller.
-    Prompt { question: Template },
+    Prompt {
+        question: Template,
+    },
     /// Repeat `steps`.
-    Cycle { repeat: CycleRepeat, steps: Block },
+    Cycle {
+        repeat: CycleRepeat,
+        steps: Block,
+    },
     /// Leave the innermost `cycle`.
     Break,
-    Sleep { duration: DurationMs },
+    Sleep {
+        duration: DurationMs,
+    },
     /// Add an order to another workflow.
     AddOrder {
         workflow: WorkflowName,
@@ -153,7 +162,10 @@ pub enum Instruction {
         /// Wait until the added order ends, and fail if it failed.
         wait: bool,
     },
-    PostNotice { board: BoardName, key: Template },
+    PostNotice {
+        board: BoardName,
+        key: Template,
+    },
     /// Wait until every board has a notice with the key; the notices stay.
     ExpectNotices {
         boards: Vec<BoardName>,

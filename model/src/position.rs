@@ -110,7 +110,10 @@ impl std::str::FromStr for Position {
         if parts.len().is_multiple_of(2) {
             return Err(err("expected index/key/.../index"));
         }
-        let index = |p: &str| p.parse::<u32>().map_err(|_| err("an index must be a number"));
+        let index = |p: &str| {
+            p.parse::<u32>()
+                .map_err(|_| err("an index must be a number"))
+        };
         let mut outer = Vec::new();
         for pair in parts[..parts.len() - 1].chunks(2) {
             let key = match pair[1] {
@@ -151,7 +154,10 @@ mod tests {
         assert_eq!(p.to_string(), "3/fork:b/1/try/0");
         assert_eq!(p.outer.len(), 2);
         assert_eq!(p.parent().unwrap().to_string(), "3/fork:b/1");
-        assert_eq!(Position::start().enter(BlockKey::Then(0)).to_string(), "0/then:0/0");
+        assert_eq!(
+            Position::start().enter(BlockKey::Then(0)).to_string(),
+            "0/then:0/0"
+        );
         assert!("3/x/0".parse::<Position>().is_err());
         assert!("3/try".parse::<Position>().is_err());
     }

@@ -14,7 +14,10 @@ pub struct TimeMs(pub i64);
 
 impl TimeMs {
     pub fn plus(self, d: DurationMs) -> TimeMs {
-        TimeMs(self.0.saturating_add(i64::try_from(d.0).unwrap_or(i64::MAX)))
+        TimeMs(
+            self.0
+                .saturating_add(i64::try_from(d.0).unwrap_or(i64::MAX)),
+        )
     }
 }
 
