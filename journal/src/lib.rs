@@ -1,1 +1,635 @@
 //! Ordo's append-only, crash-safe event journal.
+//!
+//! # Byte layout
+//!
+//! A journal is a directory:
+//!
+//! ```text
+//! LOCK                               exclusive flock while a Journal is open; holds the pid
+//! 00000000000000000001.seg           segments, named by the id of their first record (20 digits)
+//! 00000000000000052113.seg
+//! snapshot-00000000000000050000.snap newest snapshot
+//! *.tmp                              unfinished segment or snapshot files; deleted on open
+//! ```
+//!
+//! Segment file = 32-byte header, then records back to back (all integers little endian):
+//!
+//! ```text
+//! header:  magic "ORDOJNL\n" (8) | format version u32 = 1 | crc32c u32 | first_id u64 | prev_last_id u64
+//!          crc32c covers bytes 0..12 and 16..32; first_id equals the file name;
+//!          prev_last_id is the id of the last record before this segment (0 for none)
+//! record:  len u32 | crc32c u32 | payload (len bytes)
+//!          crc32c covers the 4 len bytes followed by the payload
+//! payload: postcard of `enum Entry { V1 { id: u64, data: bytes } }`
+//!          = varint(0) varint(id) varint(data.len()) data
+//! ```
+//!
+//! New record shapes are added as new `Entry` variants (never by changing `V1`), and a new
+//! header layout gets a new format version, so journals written by older versions keep loading.
+//! Ids strictly increase across the whole journal; a segment holds ids in
+//! `(prev_last_id, next segment's prev_last_id]`, all `>= first_id`.
+//!
+//! Snapshot file = magic "ORDOSNP\n" (8) | version u32 | crc32c u32 (of bytes 0..12 and 16..) |
+//! id u64 | len u64 | `len` opaque bytes.
+//!
+//! # Writing
+//!
+//! One writer thread owns the last ("active") segment. It takes every pending append from its
+//! queue, encodes them into one buffer, writes it with one `write`, calls `fdatasync` once and
+//! then completes every waiter (group commit). A segment that would grow past
+//! `segment_bytes_max` is sealed first (written and fsynced), then the next segment is created
+//! as a `.tmp` file holding just its header, fsynced, renamed and the directory fsynced. A write
+//! or fsync error stops the journal for good: every later call returns [`JournalError::Failed`]
+//! and nothing retries the fsync; reopening runs recovery.
+//!
+//! # Recovery rules (on [`Journal::open`])
+//!
+//! 1. `*.tmp` files are deleted.
+//! 2. Every segment is read from start to end. Its header must be intact, name its own file,
+//!    and its `prev_last_id` must equal the last id of the segment before it (else a file is
+//!    missing or was altered). Record ids must strictly increase.
+//! 3. In a sealed segment (not the last) a torn, short or checksum-failing record is a hard
+//!    error, [`JournalError::Corrupt`], naming the file and the byte offset.
+//! 4. In the last segment, the first torn, short or checksum-failing record and everything
+//!    after it are cut off (the file is truncated and fsynced); the cut is reported in
+//!    [`RecoveryReport::truncated`]. Only an unacknowledged append can end there after a crash,
+//!    because appends are acknowledged after the fsync that covers them.
+//! 5. A record whose checksum is right but whose payload does not decode (written by a newer
+//!    version) is a hard error anywhere.
+//! 6. The newest `snapshot-*.snap` is loaded and checked (a bad one is a hard error); its id
+//!    must not be beyond the last record. Older snapshot files are deleted.
+//!
+//! The caller then replays with [`Journal::read_after`]`(snapshot id)`.
+//!
+//! # Example
+//!
+//! ```
+//! use ordo_journal::{Config, Journal};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let opened = Journal::open(Config::new(dir.path()))?;
+//! let journal = opened.journal;
+//! assert_eq!(journal.append(b"order added".to_vec()).wait()?, 1);
+//! assert_eq!(journal.append_with_id(1 << 16, b"order started".to_vec()).wait()?, 1 << 16);
+//! journal.write_snapshot(1, b"state after event 1")?;
+//! let replay: Vec<_> = journal.read_after(1)?.collect::<Result<_, _>>()?;
+//! assert_eq!(replay[0].data, b"order started");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod completion;
+mod error;
+mod format;
+mod reader;
+mod recovery;
+mod segment;
+mod snapshot;
+mod writer;
+
+use std::{
+    fs::{self, File, OpenOptions, TryLockError},
+    future::Future,
+    io::Write,
+    path::PathBuf,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    task::{Context, Poll},
+    thread::JoinHandle,
+};
+
+use tokio_sync::sync::watch;
+
+use crate::{
+    completion::{Completion, completion},
+    segment::SegInfo,
+    writer::{Cmd, Records},
+};
+
+pub use crate::{
+    error::{JournalError, Result},
+    format::FORMAT_VERSION,
+    reader::{Follower, Reader},
+    snapshot::Snapshot,
+};
+
+/// Name of the lock file inside the journal directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// Where and how a journal keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub dir: PathBuf,
+    /// A segment is sealed before it would grow past this many bytes (a single larger record
+    /// gets a segment of its own). Default 64 MiB.
+    pub segment_bytes_max: u64,
+    /// Largest `data` of one record, in bytes. Default 16 MiB.
+    pub record_bytes_max: u32,
+    /// `fdatasync` every commit (default). `false` is only for tests and benchmark comparisons:
+    /// acknowledged records may then be lost in a machine crash.
+    pub fsync: bool,
+}
+
+impl Config {
+    pub fn new(dir: impl Into<PathBuf>) -> Config {
+        Config {
+            dir: dir.into(),
+            segment_bytes_max: 64 * 1024 * 1024,
+            record_bytes_max: 16 * 1024 * 1024,
+            fsync: true,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let min = format::SEGMENT_HEADER_BYTES + 64;
+        if self.segment_bytes_max < min {
+            return Err(JournalError::Invalid(format!(
+                "segment_bytes_max = {} is too small; it must be at least {min} bytes",
+                self.segment_bytes_max
+            )));
+        }
+        let max = u32::MAX - format::PAYLOAD_OVERHEAD_BYTES_MAX as u32;
+        if self.record_bytes_max == 0 || self.record_bytes_max > max {
+            return Err(JournalError::Invalid(format!(
+                "record_bytes_max = {} must be between 1 and {max} bytes",
+                self.record_bytes_max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A journal just opened, with what recovery found.
+pub struct Opened {
+    pub journal: Journal,
+    /// The newest snapshot; replay from `read_after(snapshot.id)`.
+    pub snapshot: Option<Snapshot>,
+    pub recovery: RecoveryReport,
+}
+
+/// What recovery found on [`Journal::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Records in the journal (all retained segments).
+    pub records: u64,
+    /// Id of the last record (0 when the journal never held one).
+    pub last_id: u64,
+    /// The torn or corrupt tail cut off the last segment, if there was one.
+    pub truncated: Option<TruncatedTail>,
+    /// Segment files in the journal.
+    pub segments: u64,
+}
+
+/// A tail of the last segment that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruncatedTail {
+    pub file: PathBuf,
+    /// Byte offset the file was truncated to.
+    pub offset: u64,
+    pub bytes_dropped: u64,
+    pub reason: String,
+}
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: u64,
+    pub data: Vec<u8>,
+}
+
+/// Counters since the journal was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records made durable.
+    pub appends: u64,
+    /// Commits that wrote bytes (one write each).
+    pub batches: u64,
+    /// `fdatasync`/`fsync` calls on segment files.
+    pub fsyncs: u64,
+    /// Bytes written to segment files (headers included).
+    pub bytes: u64,
+    /// Microseconds spent in `fdatasync` of segment files (the writer waits for the disk).
+    pub fsync_us: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct StatCounters {
+    pub appends: AtomicU64,
+    pub batches: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub bytes: AtomicU64,
+    pub fsync_us: AtomicU64,
+}
+
+/// State shared by the handles, the writer thread and the readers.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub config: Config,
+    /// Every retained segment, oldest first. The last one is the writer's active segment.
+    pub segments: Mutex<Vec<SegInfo>>,
+    pub last_durable: AtomicU64,
+    /// Bumped by every `truncate_after`, before any file changes.
+    pub epoch: AtomicU64,
+    /// `(epoch, after)` of every `truncate_after` since open.
+    pub truncations: Mutex<Vec<(u64, u64)>>,
+    pub failure: OnceLock<Arc<str>>,
+    pub stats: StatCounters,
+    /// Id of the newest snapshot; the lock also orders snapshot writes against truncation.
+    pub snapshot_id: Mutex<Option<u64>>,
+}
+
+impl Shared {
+    pub fn check(&self) -> Result<()> {
+        match self.failure.get() {
+            Some(message) => Err(JournalError::Failed(message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the journal for good; the first failure's message is kept.
+    pub fn fail(&self, message: String) -> JournalError {
+        let _ = self.failure.set(message.into());
+        self.failed_error()
+    }
+
+    pub fn failed_error(&self) -> JournalError {
+        JournalError::Failed(
+            self.failure
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "the journal writer thread stopped".into()),
+        )
+    }
+
+    pub fn segments(&self) -> MutexGuard<'_, Vec<SegInfo>> {
+        lock(&self.segments)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A handle to an open journal. Cheap to clone, `Send + Sync`. The journal closes (its writer
+/// thread finishes pending work and stops, the lock is released) when the last clone drops;
+/// that drop waits for the writer's current commit.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Handle>,
+}
+
+struct Handle {
+    tx: Option<mpsc::Sender<Cmd>>,
+    shared: Arc<Shared>,
+    durable_rx: watch::Receiver<u64>,
+    thread: Option<JoinHandle<()>>,
+    _lock: File,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `config.dir`: takes the directory lock, recovers, and
+    /// starts the writer thread.
+    pub fn open(config: Config) -> Result<Opened> {
+        config.validate()?;
+        let dir = config.dir.clone();
+        fs::create_dir_all(&dir)
+            .map_err(|e| JournalError::io(format!("creating directory {}", dir.display()), e))?;
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let mut lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| JournalError::io(format!("opening {}", lock_path.display()), e))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    dir,
+                    lock: lock_path,
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(JournalError::io(
+                    format!("locking {}", lock_path.display()),
+                    e,
+                ));
+            }
+        }
+        lock_file
+            .set_len(0)
+            .and_then(|()| writeln!(lock_file, "{}", std::process::id()))
+            .map_err(|e| JournalError::io(format!("writing {}", lock_path.display()), e))?;
+
+        let recovered = recovery::recover(&config)?;
+        let last_id = recovered.report.last_id;
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            config: config.clone(),
+            segments: Mutex::new(recovered.segments),
+            last_durable: AtomicU64::new(last_id),
+            epoch: AtomicU64::new(0),
+            truncations: Mutex::new(Vec::new()),
+            failure: OnceLock::new(),
+            stats: StatCounters::default(),
+            snapshot_id: Mutex::new(recovered.snapshot.as_ref().map(|s| s.id)),
+        });
+        let (durable_tx, durable_rx) = watch::channel(last_id);
+        let (tx, rx) = mpsc::channel();
+        let writer = writer::Writer::new(shared.clone(), rx, durable_tx, recovered.active, last_id);
+        let thread = std::thread::Builder::new()
+            .name("ordo-journal-writer".to_string())
+            .spawn(move || writer.run())
+            .map_err(|e| JournalError::io("starting the journal writer thread", e))?;
+        Ok(Opened {
+            journal: Journal {
+                inner: Arc::new(Handle {
+                    tx: Some(tx),
+                    shared,
+                    durable_rx,
+                    thread: Some(thread),
+                    _lock: lock_file,
+                }),
+            },
+            snapshot: recovered.snapshot,
+            recovery: recovered.report,
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    fn send(&self, make: impl FnOnce(completion::Completer<Result<u64>>) -> Cmd) -> Appending {
+        if let Err(e) = self.shared().check() {
+            return Appending::ready(Err(e));
+        }
+        let (completer, completion) = completion();
+        let sent = match &self.inner.tx {
+            Some(tx) => tx.send(make(completer)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Appending::ready(Err(self.shared().failed_error()));
+        }
+        Appending {
+            state: AppendingState::Waiting {
+                completion,
+                shared: self.shared().clone(),
+            },
+        }
+    }
+
+    fn check_size(&self, data: &[u8]) -> Result<()> {
+        let max = self.shared().config.record_bytes_max;
+        if data.len() as u64 > u64::from(max) {
+            return Err(JournalError::RecordTooLarge {
+                bytes: data.len() as u64,
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one record with the next id (last + 1). Resolves to its id once it is durable.
+    /// The append happens even if the returned value is dropped.
+    pub fn append(&self, data: Vec<u8>) -> Appending {
+        if let Err(e) = self.check_size(&data) {
+            return Appending::ready(Err(e));
+        }
+        self.send(|reply| Cmd::Append {
+            records: Records::One(None, data),
+            reply,
+        })
+    }
+
+    /// Appends one record with a caller-chosen id, which must be greater than every id before
+    /// it (else [`JournalError::IdNotIncreasing`]).
+    pub fn append_with_id(&self, id: u64, data: Vec<u8>) -> Appending {
+        if let Err(e) = self.check_size(&data) {
+            return Appending::ready(Err(e));
+        }
+        self.send(|reply| Cmd::Append {
+            records: Records::One(Some(id), data),
+            reply,
+        })
+    }
+
+    /// Appends records all-or-nothing with one durable point; `None` ids mean "previous + 1".
+    /// Resolves to the last id (for an empty batch: the last id once everything queued before
+    /// it is durable).
+    pub fn append_batch(&self, records: Vec<(Option<u64>, Vec<u8>)>) -> Appending {
+        for (_, data) in &records {
+            if let Err(e) = self.check_size(data) {
+                return Appending::ready(Err(e));
+            }
+        }
+        self.send(|reply| Cmd::Append {
+            records: Records::Many(records),
+            reply,
+        })
+    }
+
+    /// Id of the last durable record (0 when the journal is empty).
+    pub fn last_id(&self) -> u64 {
+        self.shared().last_durable.load(Ordering::Acquire)
+    }
+
+    /// Id of the oldest retained record, `None` when the journal holds no record.
+    pub fn first_id(&self) -> Option<u64> {
+        self.shared().segments().iter().find_map(|s| s.first_record)
+    }
+
+    /// Reads the durable records with an id greater than `after`, oldest first. Fails with
+    /// [`JournalError::Released`] when some of them were released.
+    pub fn read_after(&self, after: u64) -> Result<Reader> {
+        Reader::new(self.shared().clone(), after)
+    }
+
+    /// Follows the journal: yields every durable record after `after`, then waits for new ones.
+    pub fn follow(&self, after: u64) -> Follower {
+        Follower::new(self.shared().clone(), self.inner.durable_rx.clone(), after)
+    }
+
+    /// Writes `bytes` as the state at event `id` (atomically: temp file, fsync, rename, fsync
+    /// of the directory), then deletes older snapshots. `id` must be durable and not older than
+    /// the newest snapshot.
+    pub fn write_snapshot(&self, id: u64, bytes: &[u8]) -> Result<()> {
+        let shared = self.shared();
+        shared.check()?;
+        let mut newest = lock(&shared.snapshot_id);
+        let last = self.last_id();
+        if id > last {
+            return Err(JournalError::Invalid(format!(
+                "cannot write a snapshot at id {id}: the last durable id is {last}"
+            )));
+        }
+        if let Some(current) = *newest
+            && id < current
+        {
+            return Err(JournalError::Invalid(format!(
+                "cannot write a snapshot at id {id}: a newer snapshot at id {current} exists"
+            )));
+        }
+        match snapshot::write(&shared.dir, id, bytes, shared.config.fsync) {
+            Ok(_) => {}
+            Err(snapshot::WriteFailure::NotWritten(e)) => return Err(e),
+            Err(snapshot::WriteFailure::SyncFailed(e)) => return Err(shared.fail(e.to_string())),
+        }
+        let previous = newest.replace(id);
+        if let Some(old) = previous
+            && old != id
+        {
+            let path = shared.dir.join(snapshot::snapshot_file_name(old));
+            fs::remove_file(&path)
+                .map_err(|e| JournalError::io(format!("deleting {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes whole sealed segments whose records all have ids `<= until`; returns how many.
+    /// The active (last) segment is never deleted. Blocks until the files are gone.
+    pub fn release(&self, until: u64) -> Result<u64> {
+        self.send(|reply| Cmd::Release { until, reply }).wait()
+    }
+
+    /// Drops every record with an id greater than `id`; durable when it returns, and the next
+    /// assigned id is the last remaining id + 1. Refused when it would drop released records
+    /// or records a snapshot covers. Readers that already returned a dropped record fail with
+    /// [`JournalError::Truncated`]; the durable-id watch goes down to the new last id.
+    pub fn truncate_after(&self, id: u64) -> Result<()> {
+        let shared = self.shared();
+        let newest = lock(&shared.snapshot_id);
+        if let Some(snapshot) = *newest
+            && id < snapshot
+        {
+            return Err(JournalError::Invalid(format!(
+                "cannot truncate after id {id}: the snapshot at id {snapshot} covers later records"
+            )));
+        }
+        let result = self
+            .send(|reply| Cmd::TruncateAfter { after: id, reply })
+            .wait();
+        drop(newest);
+        result.map(|_| ())
+    }
+
+    /// A watch on the last durable id.
+    pub fn durable_id_watch(&self) -> watch::Receiver<u64> {
+        self.inner.durable_rx.clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared().stats;
+        Stats {
+            appends: s.appends.load(Ordering::Relaxed),
+            batches: s.batches.load(Ordering::Relaxed),
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            fsync_us: s.fsync_us.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The journal directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.shared().dir
+    }
+}
+
+/// An append in flight: `.await` it, or [`Appending::wait`] from a blocking thread. Resolves
+/// to the record's id (a batch: the last id) once durable.
+#[must_use = "the append happens anyway, but only the result says whether it is durable"]
+pub struct Appending {
+    state: AppendingState,
+}
+
+enum AppendingState {
+    Ready(Option<Result<u64>>),
+    Waiting {
+        completion: Completion<Result<u64>>,
+        shared: Arc<Shared>,
+    },
+}
+
+impl Appending {
+    fn ready(result: Result<u64>) -> Appending {
+        Appending {
+            state: AppendingState::Ready(Some(result)),
+        }
+    }
+
+    /// Blocks the calling thread until the append is durable or failed.
+    pub fn wait(self) -> Result<u64> {
+        match self.state {
+            AppendingState::Ready(result) => result.unwrap_or_else(polled_twice),
+            AppendingState::Waiting { completion, shared } => completion
+                .wait()
+                .unwrap_or_else(|| Err(shared.failed_error())),
+        }
+    }
+}
+
+fn polled_twice() -> Result<u64> {
+    Err(JournalError::Invalid(
+        "an Appending was polled after it completed".to_string(),
+    ))
+}
+
+impl Future for Appending {
+    type Output = Result<u64>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            AppendingState::Ready(result) => {
+                Poll::Ready(result.take().unwrap_or_else(polled_twice))
+            }
+            AppendingState::Waiting { completion, shared } => completion
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|| Err(shared.failed_error()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        assert_send_sync::<Journal>();
+        assert_send::<Appending>();
+        assert_send::<Reader>();
+        assert_send::<Follower>();
+    }
+
+    #[test]
+    fn config_defaults() {
+        let c = Config::new("/x");
+        assert_eq!(c.segment_bytes_max, 64 << 20);
+        assert_eq!(c.record_bytes_max, 16 << 20);
+        assert!(c.fsync);
+        assert!(c.validate().is_ok());
+        let mut bad = c.clone();
+        bad.segment_bytes_max = 10;
+        assert!(bad.validate().is_err());
+        let mut bad = c;
+        bad.record_bytes_max = 0;
+        assert!(bad.validate().is_err());
+    }
+}
