@@ -7,6 +7,7 @@
 pub mod expr;
 pub mod ids;
 pub mod inventory;
+pub mod order;
 pub mod position;
 pub mod time;
 pub mod value;

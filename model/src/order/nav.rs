@@ -1,0 +1,135 @@
+//! Finding instructions and blocks by position, and what a block needs to run on one agent.
+
+use crate::ids::AgentId;
+use crate::inventory::{Block, ForkListOver, Instruction, Workflow};
+use crate::position::{BlockKey, Position};
+
+/// The block `key` of `instruction`, if it has one.
+pub fn sub_block<'a>(instruction: &'a Instruction, key: &BlockKey) -> Option<&'a Block> {
+    match (instruction, key) {
+        (Instruction::If { branches, .. }, BlockKey::Then(i)) => {
+            branches.get(*i as usize).map(|(_, b)| b)
+        }
+        (Instruction::If { otherwise, .. }, BlockKey::Else) => Some(otherwise),
+        (Instruction::Fork { branches, .. }, BlockKey::Fork(name)) => branches
+            .iter()
+            .find(|(b, _)| b.as_str() == name)
+            .map(|(_, b)| b),
+        (Instruction::ForkList { steps, .. }, BlockKey::ForkList)
+        | (Instruction::Try { steps, .. }, BlockKey::Try)
+        | (Instruction::Retry { steps, .. }, BlockKey::Do)
+        | (Instruction::Lock { steps, .. }, BlockKey::Do)
+        | (Instruction::Cycle { steps, .. }, BlockKey::Do)
+        | (Instruction::ConsumeNotices { steps, .. }, BlockKey::Do) => Some(steps),
+        (Instruction::Try { catch, .. }, BlockKey::Catch) => Some(catch),
+        _ => None,
+    }
+}
+
+/// The block reached by following `outer` from the workflow's steps.
+pub fn block_at<'a>(steps: &'a Block, outer: &[(u32, BlockKey)]) -> Option<&'a Block> {
+    let mut block = steps;
+    for (index, key) in outer {
+        block = sub_block(block.get(*index as usize)?, key)?;
+    }
+    Some(block)
+}
+
+/// The instruction at `position`; `None` at the end of a block or for a bad position.
+pub fn instruction_at<'a>(steps: &'a Block, position: &Position) -> Option<&'a Instruction> {
+    block_at(steps, &position.outer)?.get(position.index as usize)
+}
+
+/// Whether `position` names an instruction or the end of a block.
+pub fn is_valid(steps: &Block, position: &Position) -> bool {
+    block_at(steps, &position.outer).is_some_and(|b| position.index as usize <= b.len())
+}
+
+/// The level in `position.outer` of the fork branch the order runs, if it is a fork child:
+/// the innermost `fork:<b>` or `forklist` key.
+pub fn branch_level(position: &Position) -> Option<usize> {
+    position
+        .outer
+        .iter()
+        .rposition(|(_, k)| matches!(k, BlockKey::Fork(_) | BlockKey::ForkList))
+}
+
+/// Whether every instruction of `block` (nested included) can run on `agent` without the
+/// controller: its jobs run on `agent` and it has no lock, notice, prompt, add-order or
+/// fork-list over subagents.
+pub fn stays_on(workflow: &Workflow, block: &Block, agent: &AgentId) -> bool {
+    block
+        .iter()
+        .all(|i| instruction_stays_on(workflow, i, agent))
+}
+
+fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &AgentId) -> bool {
+    match instruction {
+        Instruction::Run { job, .. } => workflow.jobs.get(job).is_some_and(|j| &j.agent == agent),
+        Instruction::If {
+            branches,
+            otherwise,
+        } => {
+            branches.iter().all(|(_, b)| stays_on(workflow, b, agent))
+                && stays_on(workflow, otherwise, agent)
+        }
+        Instruction::Fork { branches, .. } => {
+            branches.iter().all(|(_, b)| stays_on(workflow, b, agent))
+        }
+        Instruction::ForkList { over, steps, .. } => {
+            matches!(over, ForkListOver::List(_)) && stays_on(workflow, steps, agent)
+        }
+        Instruction::Retry { steps, .. } | Instruction::Cycle { steps, .. } => {
+            stays_on(workflow, steps, agent)
+        }
+        Instruction::Try { steps, catch } => {
+            stays_on(workflow, steps, agent) && stays_on(workflow, catch, agent)
+        }
+        Instruction::Fail { .. }
+        | Instruction::Finish { .. }
+        | Instruction::Break
+        | Instruction::Sleep { .. } => true,
+        Instruction::Lock { .. }
+        | Instruction::Prompt { .. }
+        | Instruction::AddOrder { .. }
+        | Instruction::PostNotice { .. }
+        | Instruction::ExpectNotices { .. }
+        | Instruction::ConsumeNotices { .. } => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::JobName;
+    use std::collections::BTreeMap;
+
+    fn run(job: &str) -> Instruction {
+        Instruction::Run {
+            job: JobName::new(job).unwrap(),
+            args: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn positions_lead_to_instructions() {
+        let steps = vec![
+            run("a"),
+            Instruction::Try {
+                steps: vec![run("b"), Instruction::Break],
+                catch: vec![run("c")],
+            },
+        ];
+        let at = |s: &str| instruction_at(&steps, &s.parse().unwrap()).cloned();
+        assert_eq!(at("0"), Some(run("a")));
+        assert_eq!(at("1/try/0"), Some(run("b")));
+        assert_eq!(at("1/catch/0"), Some(run("c")));
+        assert_eq!(at("1/try/2"), None);
+        assert!(is_valid(&steps, &"1/try/2".parse().unwrap()));
+        assert!(!is_valid(&steps, &"1/try/3".parse().unwrap()));
+        assert!(!is_valid(&steps, &"0/do/0".parse().unwrap()));
+        assert!(!is_valid(&steps, &"1/do/0".parse().unwrap()));
+        assert_eq!(branch_level(&"1/fork:x/2/try/0".parse().unwrap()), Some(0));
+        assert_eq!(branch_level(&"1/try/0".parse().unwrap()), None);
+    }
+}

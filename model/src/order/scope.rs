@@ -1,0 +1,49 @@
+//! The variables an expression sees while an order runs.
+
+use super::state::Order;
+use crate::expr::{self, Expr, Scope, Template};
+use crate::value::{Value, Vars};
+
+/// Variables of an order, with step arguments on top and built-ins below:
+/// step/job arguments, then order variables, then `orderId`, `workflow`, `position`,
+/// `attempt`. An order variable shadows a built-in of the same name.
+pub struct OrderScope<'a> {
+    pub order: &'a Order,
+    pub args: Option<&'a Vars>,
+}
+
+impl<'a> OrderScope<'a> {
+    pub fn new(order: &'a Order) -> OrderScope<'a> {
+        OrderScope { order, args: None }
+    }
+}
+
+impl Scope for OrderScope<'_> {
+    fn get(&self, name: &str) -> Option<Value> {
+        if let Some(v) = self.args.and_then(|a| a.get(name)) {
+            return Some(v.clone());
+        }
+        if let Some(v) = self.order.vars.get(name) {
+            return Some(v.clone());
+        }
+        match name {
+            "orderId" => Some(Value::String(self.order.id.to_string())),
+            "workflow" => Some(Value::String(self.order.workflow.to_string())),
+            "position" => Some(Value::String(self.order.position.to_string())),
+            "attempt" => Some(Value::Number(f64::from(self.order.attempt))),
+            _ => None,
+        }
+    }
+}
+
+/// Evaluates `expr` for `order`; the error says what failed.
+pub fn eval_for(order: &Order, expr: &Expr) -> Result<Value, String> {
+    expr::eval(expr, &OrderScope::new(order)).map_err(|e| e.to_string())
+}
+
+/// Renders `template` for `order` as text.
+pub fn render_text(order: &Order, template: &Template) -> Result<String, String> {
+    expr::render(template, &OrderScope::new(order))
+        .map(|v| v.to_string())
+        .map_err(|e| e.to_string())
+}

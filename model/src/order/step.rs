@@ -1,0 +1,1069 @@
+//! [`step`]: move one order as far as its holder can without waiting.
+
+use super::action::start_job;
+use super::event::{BoardEvent, ForkChild, KeyedEvent, OrderEvent};
+use super::nav::{block_at, branch_level, instruction_at, stays_on};
+use super::scope::{OrderScope, eval_for, render_text};
+use super::state::{
+    BlockFrame, Frame, Mark, Order, OrderState, Outcome, RETURN_CODE, Side, Wait, encloses,
+};
+use super::world::{World, apply_local};
+use crate::expr;
+use crate::ids::{AgentId, OrderId};
+use crate::inventory::{CycleRepeat, ForkListOver, Instruction, Workflow};
+use crate::position::{BlockKey, Position};
+use crate::time::{DurationMs, TimeMs};
+use crate::value::{Value, Vars};
+
+/// Most events one `step` call emits; the caller steps the order again for more.
+pub const STEP_EVENTS_MAX: usize = 256;
+/// Most child orders one fork-list creates.
+pub const FORK_CHILDREN_MAX: usize = 10_000;
+/// Most starts of one job at one position after lost processes; then the order fails.
+pub const ATTEMPTS_MAX: u32 = 100;
+
+/// Moves the order `id` as far as the world's side can take it at `now` without waiting,
+/// and returns the events (not applied). Empty when the order must wait (for a job, a
+/// timer, a lock, a notice, an answer, other orders, or the other side) or when this side
+/// does not hold it. At most [`STEP_EVENTS_MAX`] events; step again for more.
+pub fn step(world: &World, id: &OrderId, now: TimeMs) -> Vec<KeyedEvent> {
+    let side = world.side();
+    let Some(start) = world.order(id) else {
+        return Vec::new();
+    };
+    if !start.holder.is_held_by(side) {
+        return Vec::new();
+    }
+    let Some(workflow) = world.workflow(&start.workflow, start.version) else {
+        return Vec::new();
+    };
+    let cx = Cx {
+        world,
+        workflow,
+        side,
+        now,
+        controller: *side == Side::Controller,
+    };
+    let mut order = start.clone();
+    let mut out = Vec::new();
+    while out.len() < STEP_EVENTS_MAX {
+        let events = cx.decide(&order);
+        if events.is_empty() {
+            break;
+        }
+        let mut go_on = true;
+        for event in events {
+            match &event {
+                KeyedEvent::Order { id: key, event: e } if key == id => {
+                    if apply_local(&mut order, e).is_err() {
+                        // A decision that does not apply is a defect; emit nothing more.
+                        debug_assert!(false, "step produced {e} that does not apply to {id}");
+                        return out;
+                    }
+                    go_on &= continues(e);
+                }
+                _ => go_on = false,
+            }
+            out.push(event);
+        }
+        if !go_on {
+            break;
+        }
+    }
+    out
+}
+
+/// Events after which the same step may go on: they change only the order itself and
+/// leave it able to move.
+fn continues(event: &OrderEvent) -> bool {
+    matches!(
+        event,
+        OrderEvent::Started
+            | OrderEvent::Moved { .. }
+            | OrderEvent::Caught { .. }
+            | OrderEvent::Restarted { .. }
+            | OrderEvent::OutcomeAdded { .. }
+            | OrderEvent::DelayEnded
+            | OrderEvent::CycleStarted { .. }
+            | OrderEvent::Retrying { until: None, .. }
+            | OrderEvent::CycleContinued { until: None, .. }
+            | OrderEvent::Marked { .. }
+            | OrderEvent::MarkedOnAgent { .. }
+    )
+}
+
+struct Cx<'a> {
+    world: &'a World,
+    workflow: &'a Workflow,
+    side: &'a Side,
+    now: TimeMs,
+    controller: bool,
+}
+
+fn mine(order: &Order, events: Vec<OrderEvent>) -> Vec<KeyedEvent> {
+    events
+        .into_iter()
+        .map(|e| KeyedEvent::order(&order.id, e))
+        .collect()
+}
+
+impl Cx<'_> {
+    fn decide(&self, o: &Order) -> Vec<KeyedEvent> {
+        let timer_wait = matches!(&o.state, OrderState::Waiting(w) if w.until().is_some());
+        if o.mark == Some(Mark::Go) && !(timer_wait || o.state == OrderState::Fresh) {
+            // A go for a wait that is over already.
+            return mine(o, vec![self.clear_mark(o)]);
+        }
+        match &o.state {
+            OrderState::Fresh => {
+                if let Some(e) = self.stop_mark(o) {
+                    return e;
+                }
+                let go = o.mark == Some(Mark::Go);
+                if go || o.scheduled_for.is_none_or(|t| t <= self.now) {
+                    let mut events = Vec::new();
+                    if go {
+                        events.push(self.clear_mark(o));
+                    }
+                    events.push(OrderEvent::Started);
+                    return mine(o, events);
+                }
+                // Scheduled: the controller hands it early to the agent of its first job.
+                if self.controller
+                    && let Some(Instruction::Run { job, .. }) =
+                        instruction_at(&self.workflow.steps, &o.position)
+                    && let Some(job) = self.workflow.jobs.get(job)
+                {
+                    return mine(
+                        o,
+                        vec![OrderEvent::Attachable {
+                            agent: job.agent.clone(),
+                        }],
+                    );
+                }
+                Vec::new()
+            }
+            OrderState::Ready => {
+                if let Some(e) = self.stop_mark(o) {
+                    return e;
+                }
+                self.ready(o)
+            }
+            OrderState::Processing { .. } => Vec::new(),
+            OrderState::Processed { outcome } => self.processed(o, outcome),
+            OrderState::Waiting(wait) => self.waiting(o, wait),
+            OrderState::Prompting { .. } => self.stop_mark(o).unwrap_or_default(),
+            OrderState::Suspended { .. } => match o.mark {
+                Some(Mark::Cancel { .. }) => cancel_events(o),
+                _ => Vec::new(),
+            },
+            OrderState::Failed => match &o.mark {
+                Some(Mark::Cancel { .. }) | Some(Mark::Suspend { .. }) => {
+                    self.stop_mark(o).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            },
+            OrderState::FailedInFork => {
+                if !self.controller && !self.parent_here(o) {
+                    mine(o, vec![OrderEvent::Detachable])
+                } else {
+                    Vec::new()
+                }
+            }
+            OrderState::Cancelled | OrderState::Finished => Vec::new(),
+        }
+    }
+
+    /// The event that removes a mark once it has done its work.
+    fn clear_mark(&self, o: &Order) -> OrderEvent {
+        if self.controller {
+            OrderEvent::Marked {
+                mark: None,
+                seq: o.mark_seq.saturating_add(1),
+            }
+        } else {
+            OrderEvent::MarkedOnAgent {
+                mark: None,
+                seq: o.mark_seq,
+            }
+        }
+    }
+
+    /// Honours a cancel or suspend mark at a safe point: the controller cancels or
+    /// suspends, an agent hands the order back.
+    fn stop_mark(&self, o: &Order) -> Option<Vec<KeyedEvent>> {
+        let mark = o.mark.as_ref().filter(|m| m.stops())?;
+        if !self.controller {
+            return Some(mine(o, vec![OrderEvent::Detachable]));
+        }
+        Some(match mark {
+            Mark::Cancel { .. } => cancel_events(o),
+            _ => mine(o, vec![OrderEvent::Suspended]),
+        })
+    }
+
+    fn fail(&self, o: &Order, message: impl Into<String>) -> Vec<KeyedEvent> {
+        mine(
+            o,
+            vec![OrderEvent::OutcomeAdded {
+                outcome: Outcome::failed(message),
+            }],
+        )
+    }
+
+    /// Leaves the blocks `to` is not in and emits `event` (a move); an agent hands the order
+    /// back instead when a lock must be released or notices consumed.
+    fn transition(&self, o: &Order, to: &Position, event: OrderEvent) -> Vec<KeyedEvent> {
+        let exits: Vec<&BlockFrame> = o
+            .frames
+            .iter()
+            .rev()
+            .filter(|f| f.frame.needs_controller() && !encloses(&f.at, to))
+            .collect();
+        if !exits.is_empty() && !self.controller {
+            return mine(o, vec![OrderEvent::Detachable]);
+        }
+        let mut events = self.leave(o, &exits);
+        events.push(KeyedEvent::order(&o.id, event));
+        events
+    }
+
+    fn move_to(&self, o: &Order, to: Position) -> Vec<KeyedEvent> {
+        self.transition(o, &to.clone(), OrderEvent::Moved { to })
+    }
+
+    /// Lock releases and notice consumptions for leaving these frames, innermost first.
+    fn leave(&self, o: &Order, frames: &[&BlockFrame]) -> Vec<KeyedEvent> {
+        let mut events = Vec::new();
+        for f in frames {
+            match &f.frame {
+                Frame::Lock { lock, .. } => events.push(KeyedEvent::order(
+                    &o.id,
+                    OrderEvent::LockReleased { lock: lock.clone() },
+                )),
+                Frame::Notices { boards, key } => {
+                    for board in boards {
+                        if self
+                            .world
+                            .boards
+                            .get(board)
+                            .is_some_and(|b| b.notices.contains_key(key))
+                        {
+                            events.push(KeyedEvent::Board {
+                                board: board.clone(),
+                                event: BoardEvent::Deleted { key: key.clone() },
+                            });
+                        }
+                    }
+                }
+                Frame::Retry { .. } | Frame::Cycle { .. } => {}
+            }
+        }
+        events
+    }
+
+    /// A failure nothing caught: the controller fails the order, an agent hands it back.
+    fn fail_here(&self, o: &Order) -> Vec<KeyedEvent> {
+        let event = if self.controller {
+            OrderEvent::Failed
+        } else {
+            OrderEvent::Detachable
+        };
+        mine(o, vec![event])
+    }
+
+    fn parent_here(&self, o: &Order) -> bool {
+        o.parent.as_ref().is_some_and(|p| self.world.holds(p))
+    }
+
+    fn ready(&self, o: &Order) -> Vec<KeyedEvent> {
+        let p = &o.position;
+        let Some(block) = block_at(&self.workflow.steps, &p.outer) else {
+            return mine(
+                o,
+                vec![OrderEvent::OutcomeAdded {
+                    outcome: Outcome::Failed {
+                        message: format!("position {p} is not in workflow {}", o.workflow),
+                        return_code: None,
+                        uncatchable: true,
+                    },
+                }],
+            );
+        };
+        let Some(instruction) = block.get(p.index as usize) else {
+            return self.end_of_block(o);
+        };
+        let controller_only = |events: Vec<KeyedEvent>| {
+            if self.controller {
+                events
+            } else {
+                mine(o, vec![OrderEvent::Detachable])
+            }
+        };
+        match instruction {
+            Instruction::Run { job, .. } => {
+                let Some(spec) = self.workflow.jobs.get(job) else {
+                    return self.fail(o, format!("job {job} is not in the workflow"));
+                };
+                match self.side {
+                    Side::Controller => mine(
+                        o,
+                        vec![OrderEvent::Attachable {
+                            agent: spec.agent.clone(),
+                        }],
+                    ),
+                    Side::Agent(a) if a == &spec.agent => {
+                        match start_job(self.world, o) {
+                            // The executor starts it (see `actions`).
+                            Ok(_) => Vec::new(),
+                            Err(message) => self.fail(o, message),
+                        }
+                    }
+                    Side::Agent(_) => mine(o, vec![OrderEvent::Detachable]),
+                }
+            }
+            Instruction::If {
+                branches,
+                otherwise,
+            } => {
+                for (i, (condition, steps)) in branches.iter().enumerate() {
+                    match eval_for(o, condition) {
+                        Ok(Value::Bool(true)) => {
+                            return if steps.is_empty() {
+                                self.move_to(o, p.next())
+                            } else {
+                                self.move_to(o, p.enter(BlockKey::Then(i as u32)))
+                            };
+                        }
+                        Ok(Value::Bool(false)) => {}
+                        Ok(other) => {
+                            return self.fail(
+                                o,
+                                format!(
+                                    "the condition of if is a {}, not a boolean",
+                                    other.type_name()
+                                ),
+                            );
+                        }
+                        Err(e) => return self.fail(o, format!("if: {e}")),
+                    }
+                }
+                if otherwise.is_empty() {
+                    self.move_to(o, p.next())
+                } else {
+                    self.move_to(o, p.enter(BlockKey::Else))
+                }
+            }
+            Instruction::Fork { branches, .. } => {
+                if let Side::Agent(a) = self.side
+                    && !branches.iter().all(|(_, b)| stays_on(self.workflow, b, a))
+                {
+                    return mine(o, vec![OrderEvent::Detachable]);
+                }
+                let mut children = Vec::new();
+                for (branch, _) in branches {
+                    let Ok(id) = o.id.child(branch.as_str()) else {
+                        return self.fail(o, format!("the child order id of {} is too long", o.id));
+                    };
+                    children.push(ForkChild {
+                        id,
+                        branch: BlockKey::Fork(branch.to_string()),
+                        vars: o.vars.clone(),
+                        subagent: None,
+                    });
+                }
+                self.fork(o, children)
+            }
+            Instruction::ForkList {
+                over, var, steps, ..
+            } => self.fork_list(o, over, var, steps),
+            Instruction::Retry { steps, .. } => {
+                if steps.is_empty() {
+                    self.move_to(o, p.next())
+                } else {
+                    self.move_to(o, p.enter(BlockKey::Do))
+                }
+            }
+            Instruction::Try { steps, .. } => {
+                if steps.is_empty() {
+                    self.move_to(o, p.next())
+                } else {
+                    self.move_to(o, p.enter(BlockKey::Try))
+                }
+            }
+            Instruction::Fail {
+                message,
+                return_code,
+                uncatchable,
+            } => {
+                let message = match message {
+                    Some(t) => render_text(o, t).unwrap_or_else(|e| format!("fail: {e}")),
+                    None => "failed".to_owned(),
+                };
+                mine(
+                    o,
+                    vec![OrderEvent::OutcomeAdded {
+                        outcome: Outcome::Failed {
+                            message,
+                            return_code: *return_code,
+                            uncatchable: *uncatchable,
+                        },
+                    }],
+                )
+            }
+            Instruction::Finish { message } => {
+                let message = message
+                    .as_ref()
+                    .map(|t| render_text(o, t).unwrap_or_else(|e| format!("finish: {e}")));
+                self.finish(o, message)
+            }
+            Instruction::Lock { lock, count, .. } => controller_only(self.lock(o, lock, *count)),
+            Instruction::Prompt { question } => controller_only(match render_text(o, question) {
+                Ok(question) => mine(o, vec![OrderEvent::Prompted { question }]),
+                Err(e) => self.fail(o, format!("prompt: {e}")),
+            }),
+            Instruction::Cycle { repeat, steps } => {
+                let never = match repeat {
+                    CycleRepeat::Times(n) => *n == 0,
+                    CycleRepeat::Every { for_, .. } => for_.0 == 0,
+                };
+                if never || steps.is_empty() {
+                    self.move_to(o, p.next())
+                } else {
+                    mine(o, vec![OrderEvent::CycleStarted { at: self.now }])
+                }
+            }
+            Instruction::Break => {
+                for level in (0..p.outer.len()).rev() {
+                    let (index, key) = &p.outer[level];
+                    if matches!(key, BlockKey::Fork(_) | BlockKey::ForkList) {
+                        break;
+                    }
+                    let at = Position {
+                        outer: p.outer[..level].to_vec(),
+                        index: *index,
+                    };
+                    if *key == BlockKey::Do
+                        && matches!(
+                            instruction_at(&self.workflow.steps, &at),
+                            Some(Instruction::Cycle { .. })
+                        )
+                    {
+                        return self.move_to(o, at.next());
+                    }
+                }
+                self.fail(o, "break outside a cycle")
+            }
+            Instruction::Sleep { duration } => {
+                if duration.0 == 0 {
+                    self.move_to(o, p.next())
+                } else {
+                    mine(
+                        o,
+                        vec![OrderEvent::Sleeping {
+                            until: self.now.plus(*duration),
+                        }],
+                    )
+                }
+            }
+            Instruction::AddOrder {
+                workflow,
+                args,
+                wait,
+            } => controller_only(self.add_order(o, workflow, args, *wait)),
+            Instruction::PostNotice { board, key } => controller_only({
+                match (self.world.boards.get(board), render_text(o, key)) {
+                    (None, _) => self.fail(o, format!("board {board} is not deployed")),
+                    (_, Err(e)) => self.fail(o, format!("post-notice: {e}")),
+                    (Some(state), Ok(key)) => {
+                        let mut events = vec![KeyedEvent::Board {
+                            board: board.clone(),
+                            event: BoardEvent::Posted {
+                                key,
+                                until: self.now.plus(state.lifetime),
+                            },
+                        }];
+                        events.extend(self.move_to(o, p.next()));
+                        events
+                    }
+                }
+            }),
+            Instruction::ExpectNotices { boards, key } => {
+                controller_only(self.notices(o, boards, key, false))
+            }
+            Instruction::ConsumeNotices { boards, key, .. } => {
+                controller_only(self.notices(o, boards, key, true))
+            }
+        }
+    }
+
+    fn end_of_block(&self, o: &Order) -> Vec<KeyedEvent> {
+        let p = &o.position;
+        let Some((_, key)) = p.outer.last() else {
+            return self.finish(o, None);
+        };
+        let Some(parent) = p.parent() else {
+            return Vec::new();
+        };
+        match key {
+            BlockKey::Then(_) | BlockKey::Else | BlockKey::Try | BlockKey::Catch => {
+                self.move_to(o, parent.next())
+            }
+            BlockKey::Fork(_) | BlockKey::ForkList => {
+                // A child at the end of its branch waits for the join where its parent is.
+                if !self.controller && !self.parent_here(o) {
+                    mine(o, vec![OrderEvent::Detachable])
+                } else {
+                    Vec::new()
+                }
+            }
+            BlockKey::Do => match instruction_at(&self.workflow.steps, &parent) {
+                Some(Instruction::Cycle { repeat, .. }) => self.cycle_next(o, &parent, repeat),
+                _ => self.move_to(o, parent.next()),
+            },
+        }
+    }
+
+    /// `finish` (or the end of the workflow): a fork child goes to the end of its branch,
+    /// any other order finishes on the controller.
+    fn finish(&self, o: &Order, message: Option<String>) -> Vec<KeyedEvent> {
+        let p = &o.position;
+        if let Some(level) = branch_level(p) {
+            let outer = p.outer[..=level].to_vec();
+            let len = block_at(&self.workflow.steps, &outer).map_or(0, |b| b.len());
+            return self.move_to(
+                o,
+                Position {
+                    outer,
+                    index: len as u32,
+                },
+            );
+        }
+        if !self.controller {
+            return mine(o, vec![OrderEvent::Detachable]);
+        }
+        let frames: Vec<&BlockFrame> = o
+            .frames
+            .iter()
+            .rev()
+            .filter(|f| f.frame.needs_controller())
+            .collect();
+        let mut events = self.leave(o, &frames);
+        events.push(KeyedEvent::order(&o.id, OrderEvent::Finished { message }));
+        events
+    }
+
+    fn processed(&self, o: &Order, outcome: &Outcome) -> Vec<KeyedEvent> {
+        let p = &o.position;
+        let stopping = o.mark.as_ref().is_some_and(|m| m.stops());
+        match outcome {
+            Outcome::Succeeded { .. } => return self.move_to(o, p.next()),
+            Outcome::Killed | Outcome::Disrupted(_) if stopping => {
+                return self.stop_mark(o).unwrap_or_default();
+            }
+            Outcome::Disrupted(_) => {
+                let restartable = match instruction_at(&self.workflow.steps, p) {
+                    Some(Instruction::Run { job, .. }) => {
+                        self.workflow.jobs.get(job).is_some_and(|j| j.restartable)
+                    }
+                    _ => false,
+                };
+                if restartable && o.attempt < ATTEMPTS_MAX {
+                    return mine(
+                        o,
+                        vec![OrderEvent::Restarted {
+                            attempt: o.attempt + 1,
+                        }],
+                    );
+                }
+            }
+            _ => {}
+        }
+        let uncatchable = matches!(
+            outcome,
+            Outcome::Failed {
+                uncatchable: true,
+                ..
+            } | Outcome::Disrupted(_)
+        );
+        for level in (0..p.outer.len()).rev() {
+            let (index, key) = &p.outer[level];
+            let at = Position {
+                outer: p.outer[..level].to_vec(),
+                index: *index,
+            };
+            match (instruction_at(&self.workflow.steps, &at), key) {
+                (Some(Instruction::Try { catch, .. }), BlockKey::Try) if !uncatchable => {
+                    let to = if catch.is_empty() {
+                        at.next()
+                    } else {
+                        at.enter(BlockKey::Catch)
+                    };
+                    return self.transition(o, &to.clone(), OrderEvent::Caught { to });
+                }
+                (
+                    Some(Instruction::Retry {
+                        max_tries, delays, ..
+                    }),
+                    BlockKey::Do,
+                ) if !uncatchable => {
+                    let tries = match o.frame_at(&at) {
+                        Some(Frame::Retry { tries }) => *tries,
+                        _ => 1,
+                    };
+                    if tries < *max_tries {
+                        let delay = delays
+                            .get((tries as usize - 1).min(delays.len().saturating_sub(1)))
+                            .copied()
+                            .unwrap_or(DurationMs(0));
+                        let to = at.enter(BlockKey::Do);
+                        let event = OrderEvent::Retrying {
+                            to: to.clone(),
+                            tries: tries + 1,
+                            until: (delay.0 > 0).then(|| self.now.plus(delay)),
+                        };
+                        return self.transition(o, &to, event);
+                    }
+                }
+                (
+                    Some(
+                        Instruction::Fork { join_if_failed, .. }
+                        | Instruction::ForkList { join_if_failed, .. },
+                    ),
+                    BlockKey::Fork(_) | BlockKey::ForkList,
+                ) => {
+                    if !*join_if_failed {
+                        return self.fail_here(o);
+                    }
+                    let locks: Vec<&BlockFrame> = o
+                        .frames
+                        .iter()
+                        .rev()
+                        .filter(|f| f.frame.is_lock())
+                        .collect();
+                    if !locks.is_empty() && !self.controller {
+                        return mine(o, vec![OrderEvent::Detachable]);
+                    }
+                    let mut events = self.leave(o, &locks);
+                    events.push(KeyedEvent::order(&o.id, OrderEvent::FailedInFork));
+                    return events;
+                }
+                _ => {}
+            }
+        }
+        self.fail_here(o)
+    }
+
+    fn waiting(&self, o: &Order, wait: &Wait) -> Vec<KeyedEvent> {
+        match wait {
+            Wait::Sleep { until } | Wait::RetryDelay { until } | Wait::Cycle { until } => {
+                if let Some(e) = self.stop_mark(o) {
+                    return e;
+                }
+                let go = o.mark == Some(Mark::Go);
+                if !go && self.now < *until {
+                    return Vec::new();
+                }
+                let mut events = Vec::new();
+                if go {
+                    events.push(KeyedEvent::order(&o.id, self.clear_mark(o)));
+                }
+                match wait {
+                    Wait::Sleep { .. } => events.extend(self.move_to(o, o.position.next())),
+                    _ => events.push(KeyedEvent::order(&o.id, OrderEvent::DelayEnded)),
+                }
+                events
+            }
+            Wait::Lock { lock, count } => {
+                if let Some(e) = self.stop_mark(o) {
+                    return e;
+                }
+                match self.world.locks.get(lock) {
+                    Some(state)
+                        if state.queue.front().is_some_and(|(q, _)| q == &o.id)
+                            && state.fits(*count) =>
+                    {
+                        mine(
+                            o,
+                            vec![OrderEvent::LockAcquired {
+                                lock: lock.clone(),
+                                count: *count,
+                            }],
+                        )
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Wait::Notices {
+                boards,
+                key,
+                consume,
+            } => {
+                if let Some(e) = self.stop_mark(o) {
+                    return e;
+                }
+                if !self.all_notices(boards, key) {
+                    return Vec::new();
+                }
+                if *consume {
+                    mine(
+                        o,
+                        vec![OrderEvent::ConsumingNotices {
+                            boards: boards.clone(),
+                            key: key.clone(),
+                        }],
+                    )
+                } else {
+                    self.move_to(o, o.position.next())
+                }
+            }
+            Wait::Children { children } => self.join(o, children),
+            Wait::AddedOrder { order } => {
+                if let Some(Mark::Cancel { .. }) = o.mark {
+                    return self.stop_mark(o).unwrap_or_default();
+                }
+                match self.world.order(order).map(|a| &a.state) {
+                    None => self.fail(o, format!("the added order {order} is gone")),
+                    Some(OrderState::Finished) => self.move_to(o, o.position.next()),
+                    Some(OrderState::Cancelled) => {
+                        self.fail(o, format!("the added order {order} was cancelled"))
+                    }
+                    Some(OrderState::Failed) => {
+                        let why = self
+                            .world
+                            .order(order)
+                            .and_then(|a| a.last_outcome())
+                            .map(|oc| format!(": {oc}"))
+                            .unwrap_or_default();
+                        self.fail(o, format!("the added order {order} failed{why}"))
+                    }
+                    Some(_) => Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn all_notices(&self, boards: &[crate::ids::BoardName], key: &str) -> bool {
+        boards.iter().all(|b| {
+            self.world
+                .boards
+                .get(b)
+                .is_some_and(|s| s.has(key, self.now))
+        })
+    }
+
+    fn notices(
+        &self,
+        o: &Order,
+        boards: &[crate::ids::BoardName],
+        key: &crate::expr::Template,
+        consume: bool,
+    ) -> Vec<KeyedEvent> {
+        if let Some(b) = boards.iter().find(|b| !self.world.boards.contains_key(*b)) {
+            return self.fail(o, format!("board {b} is not deployed"));
+        }
+        let key = match render_text(o, key) {
+            Ok(k) => k,
+            Err(e) => return self.fail(o, format!("notice key: {e}")),
+        };
+        if !self.all_notices(boards, &key) {
+            return mine(
+                o,
+                vec![OrderEvent::ExpectingNotices {
+                    boards: boards.to_vec(),
+                    key,
+                    consume,
+                }],
+            );
+        }
+        if consume {
+            mine(
+                o,
+                vec![OrderEvent::ConsumingNotices {
+                    boards: boards.to_vec(),
+                    key,
+                }],
+            )
+        } else {
+            self.move_to(o, o.position.next())
+        }
+    }
+
+    fn lock(&self, o: &Order, lock: &crate::ids::LockName, count: Option<u32>) -> Vec<KeyedEvent> {
+        let Some(state) = self.world.locks.get(lock) else {
+            return self.fail(o, format!("lock {lock} is not deployed"));
+        };
+        let count = count.unwrap_or(state.limit);
+        if count == 0 || count > state.limit {
+            return self.fail(
+                o,
+                format!("lock {lock} has a limit of {}, {count} asked", state.limit),
+            );
+        }
+        if o.frames
+            .iter()
+            .any(|f| matches!(&f.frame, Frame::Lock { lock: l, .. } if l == lock))
+        {
+            return self.fail(o, format!("the order holds lock {lock} already"));
+        }
+        let event = if state.queue.is_empty() && state.fits(count) {
+            OrderEvent::LockAcquired {
+                lock: lock.clone(),
+                count,
+            }
+        } else {
+            OrderEvent::LockQueued {
+                lock: lock.clone(),
+                count,
+            }
+        };
+        mine(o, vec![event])
+    }
+
+    fn cycle_next(&self, o: &Order, at: &Position, repeat: &CycleRepeat) -> Vec<KeyedEvent> {
+        let Some(Frame::Cycle {
+            iteration,
+            since,
+            slot,
+        }) = o.frame_at(at)
+        else {
+            return self.move_to(o, at.next());
+        };
+        let (iteration, since, slot) = (*iteration, *since, *slot);
+        let event = match repeat {
+            CycleRepeat::Times(n) => {
+                if iteration >= *n {
+                    return self.move_to(o, at.next());
+                }
+                OrderEvent::CycleContinued {
+                    iteration: iteration + 1,
+                    slot: slot + 1,
+                    until: None,
+                }
+            }
+            CycleRepeat::Every { every, for_ } => {
+                let every = every.0.max(1);
+                let end = since.plus(*for_);
+                let elapsed = u64::try_from(self.now.0.saturating_sub(since.0)).unwrap_or(0);
+                let next = (slot + 1).max(elapsed.div_ceil(every));
+                let start = since.plus(DurationMs(next.saturating_mul(every)));
+                if start >= end {
+                    return self.move_to(o, at.next());
+                }
+                OrderEvent::CycleContinued {
+                    iteration: iteration.saturating_add(1),
+                    slot: next,
+                    until: (start > self.now).then_some(start),
+                }
+            }
+        };
+        mine(o, vec![event])
+    }
+
+    fn fork(&self, o: &Order, children: Vec<ForkChild>) -> Vec<KeyedEvent> {
+        if children.is_empty() {
+            return self.move_to(o, o.position.next());
+        }
+        if let Some(c) = children
+            .iter()
+            .find(|c| self.world.orders.contains_key(&c.id))
+        {
+            return self.fail(o, format!("order {} exists already", c.id));
+        }
+        mine(o, vec![OrderEvent::Forked { children }])
+    }
+
+    fn fork_list(
+        &self,
+        o: &Order,
+        over: &ForkListOver,
+        var: &str,
+        steps: &crate::inventory::Block,
+    ) -> Vec<KeyedEvent> {
+        let items: Vec<(String, Value, Option<AgentId>)> = match over {
+            ForkListOver::List(expr) => {
+                if let Side::Agent(a) = self.side
+                    && !stays_on(self.workflow, steps, a)
+                {
+                    return mine(o, vec![OrderEvent::Detachable]);
+                }
+                match eval_for(o, expr) {
+                    Ok(Value::List(items)) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (i.to_string(), v, None))
+                        .collect(),
+                    Ok(other) => {
+                        return self.fail(
+                            o,
+                            format!("fork-list needs a list, not a {}", other.type_name()),
+                        );
+                    }
+                    Err(e) => return self.fail(o, format!("fork-list: {e}")),
+                }
+            }
+            ForkListOver::Subagents(agent) => {
+                if !self.controller {
+                    return mine(o, vec![OrderEvent::Detachable]);
+                }
+                let Some(spec) = self.world.agents.get(agent) else {
+                    return self.fail(o, format!("agent {agent} is not deployed"));
+                };
+                let ids: Vec<AgentId> = if spec.subagents.is_empty() {
+                    vec![spec.id.clone()]
+                } else {
+                    spec.subagents.iter().map(|s| s.id.clone()).collect()
+                };
+                ids.into_iter()
+                    .map(|id| (id.to_string(), Value::String(id.to_string()), Some(id)))
+                    .collect()
+            }
+        };
+        if items.len() > FORK_CHILDREN_MAX {
+            return self.fail(
+                o,
+                format!(
+                    "fork-list over {} elements; at most {FORK_CHILDREN_MAX} are allowed",
+                    items.len()
+                ),
+            );
+        }
+        let mut children = Vec::with_capacity(items.len());
+        for (name, value, subagent) in items {
+            let Ok(id) = o.id.child(&name) else {
+                return self.fail(
+                    o,
+                    format!("the child order id {}|{name} is not valid", o.id),
+                );
+            };
+            let mut vars = o.vars.clone();
+            vars.insert(var.to_owned(), value);
+            children.push(ForkChild {
+                id,
+                branch: BlockKey::ForkList,
+                vars,
+                subagent,
+            });
+        }
+        self.fork(o, children)
+    }
+
+    fn join(&self, o: &Order, children: &[OrderId]) -> Vec<KeyedEvent> {
+        let mut failed = Vec::new();
+        let mut merged = Vars::new();
+        let skip = match instruction_at(&self.workflow.steps, &o.position) {
+            Some(Instruction::ForkList { var, .. }) => Some(var.as_str()),
+            _ => None,
+        };
+        for id in children {
+            let Some(child) = self.world.order(id) else {
+                if !self.controller {
+                    return mine(o, vec![OrderEvent::Detachable]);
+                }
+                failed.push(format!("{id} is gone"));
+                continue;
+            };
+            if !child.holder.is_held_by(self.side) {
+                return if self.controller {
+                    Vec::new()
+                } else {
+                    mine(o, vec![OrderEvent::Detachable])
+                };
+            }
+            match &child.state {
+                OrderState::Ready if self.at_branch_end(o, child) => {
+                    for (k, v) in &child.vars {
+                        if k != RETURN_CODE && Some(k.as_str()) != skip && o.vars.get(k) != Some(v)
+                        {
+                            merged.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                OrderState::FailedInFork => failed.push(match child.last_outcome() {
+                    Some(oc) => format!("{id} {oc}"),
+                    None => format!("{id} failed"),
+                }),
+                OrderState::Cancelled => failed.push(format!("{id} was cancelled")),
+                _ => return Vec::new(),
+            }
+        }
+        let outcome = if failed.is_empty() {
+            Outcome::Succeeded { values: merged }
+        } else {
+            Outcome::failed(format!("child orders failed: {}", failed.join("; ")))
+        };
+        mine(o, vec![OrderEvent::Joined { outcome }])
+    }
+
+    fn at_branch_end(&self, parent: &Order, child: &Order) -> bool {
+        let depth = parent.position.outer.len() + 1;
+        child.position.outer.len() == depth
+            && block_at(&self.workflow.steps, &child.position.outer)
+                .is_some_and(|b| b.len() == child.position.index as usize)
+    }
+
+    fn add_order(
+        &self,
+        o: &Order,
+        workflow: &crate::ids::WorkflowName,
+        args: &std::collections::BTreeMap<String, crate::expr::Template>,
+        wait: bool,
+    ) -> Vec<KeyedEvent> {
+        let Ok(id) = OrderId::new(format!("{}@{}", o.id, o.added_orders.saturating_add(1))) else {
+            return self.fail(o, format!("the added order's id for {} is not valid", o.id));
+        };
+        let Some((version, target)) = self.world.latest(workflow) else {
+            return self.fail(o, format!("workflow {workflow} is not deployed"));
+        };
+        let scope = OrderScope::new(o);
+        let mut vars = Vars::new();
+        for (name, template) in args {
+            match expr::render(template, &scope) {
+                Ok(v) => {
+                    vars.insert(name.clone(), v);
+                }
+                Err(e) => return self.fail(o, format!("add-order argument {name}: {e}")),
+            }
+        }
+        let vars = match super::command::prepare_vars(target, vars) {
+            Ok(v) => v,
+            Err(e) => return self.fail(o, format!("add-order: {e}")),
+        };
+        let mut events = Vec::new();
+        if !self.world.orders.contains_key(&id) {
+            events.push(KeyedEvent::order(
+                &id,
+                OrderEvent::Added {
+                    workflow: workflow.clone(),
+                    version,
+                    vars,
+                    scheduled_for: None,
+                    added_by: Some(o.id.clone()),
+                },
+            ));
+        }
+        events.push(KeyedEvent::order(
+            &o.id,
+            OrderEvent::AddedOrder { order: id, wait },
+        ));
+        events
+    }
+}
+
+/// The events that cancel `o` where it stands: release its locks, then cancel.
+pub(crate) fn cancel_events(o: &Order) -> Vec<KeyedEvent> {
+    let mut events: Vec<KeyedEvent> = o
+        .frames
+        .iter()
+        .rev()
+        .filter_map(|f| match &f.frame {
+            Frame::Lock { lock, .. } => Some(KeyedEvent::order(
+                &o.id,
+                OrderEvent::LockReleased { lock: lock.clone() },
+            )),
+            _ => None,
+        })
+        .collect();
+    events.push(KeyedEvent::order(&o.id, OrderEvent::Cancelled));
+    events
+}

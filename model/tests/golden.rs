@@ -1,0 +1,372 @@
+//! Golden tests of the order state machine, driven by data.
+//!
+//! Each file in `tests/golden/cases/` is one case: YAML with
+//! - `inventory`: the inventory as Ordo's YAML (several documents allowed), and
+//! - `script`: the inputs, in order, each one of
+//!   - `add: { id, workflow?, vars?, at? }` (workflow defaults to the first one; `at` is a
+//!     duration after the start of the run),
+//!   - `done: { order, rc?, signal?, values? }` (the order's job ends by itself; rc 0 by
+//!     default),
+//!   - `time: 10s` (advance the clock, visiting every timer instant on the way),
+//!   - `crash: <agent>` (the agent dies with its processes and restarts from its journal),
+//!     `crash: controller` (the controller restarts from its journal),
+//!   - `disconnect: <agent>`, `connect: <agent>` (the link between controller and agent),
+//!   - `cancel: { id, kill? }`, `suspend: { id, kill? }` (`kill`: `term` or `kill`),
+//!     `resume: { id, position?, vars? }`, `answer: { id, vars? }`, `go: <id>`,
+//!     `remove: <id>`, `post: { board, key }`.
+//!
+//! Agents `a1` and `a2` are always deployed.
+//!
+//! Variable values are numbers, `true`/`false`, lists written `[a, b]`, or text.
+//!
+//! The output — every event as the side that made it journaled it, then the final state —
+//! is compared with the snapshot `tests/golden/snapshots/golden__<case>.snap`. Every run
+//! also checks that each side is at its fixpoint after each input, that the controller's
+//! copy of an agent's order equals the agent's, and that every journal replays (through
+//! postcard) to the live state.
+
+#[path = "golden/sim.rs"]
+mod sim;
+
+use ordo_model::ids::{AgentId, BoardName, OrderId, WorkflowName};
+use ordo_model::order::{Command, Exit, Kill};
+use ordo_model::position::Position;
+use ordo_model::time::{DurationMs, TimeMs};
+use ordo_model::value::{Value, Vars};
+use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
+use serde::Deserialize;
+use sim::Sim;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    inventory: String,
+    script: Vec<Input>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum Input {
+    Add(AddArgs),
+    Done(DoneArgs),
+    Time(String),
+    Crash(String),
+    Disconnect(String),
+    Connect(String),
+    Cancel(StopArgs),
+    Suspend(StopArgs),
+    Resume(ResumeArgs),
+    Answer(AnswerArgs),
+    Go(String),
+    Remove(String),
+    Post(PostArgs),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddArgs {
+    id: String,
+    workflow: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DoneArgs {
+    order: String,
+    rc: Option<i32>,
+    signal: Option<i32>,
+    #[serde(default)]
+    values: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopArgs {
+    id: String,
+    kill: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeArgs {
+    id: String,
+    position: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerArgs {
+    id: String,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostArgs {
+    board: String,
+    key: String,
+}
+
+fn value(text: &str) -> Value {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<f64>() {
+        return Value::Number(n);
+    }
+    match t {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        if inner.trim().is_empty() {
+            return Value::List(Vec::new());
+        }
+        return Value::List(inner.split(',').map(value).collect());
+    }
+    Value::String(t.to_owned())
+}
+
+fn vars(map: &BTreeMap<String, String>) -> Vars {
+    map.iter().map(|(k, v)| (k.clone(), value(v))).collect()
+}
+
+fn kill(k: &Option<String>) -> Result<Option<Kill>, String> {
+    match k.as_deref() {
+        None => Ok(None),
+        Some("term") => Ok(Some(Kill::Term)),
+        Some("kill") => Ok(Some(Kill::Kill)),
+        Some(other) => Err(format!("kill must be term or kill, not {other:?}")),
+    }
+}
+
+fn duration(s: &str) -> Result<DurationMs, String> {
+    DurationMs::parse(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn order_id(s: &str) -> Result<OrderId, String> {
+    OrderId::new(s).map_err(|e| format!("order id {s:?} {e}"))
+}
+
+/// Agents every case has.
+const AGENTS: &str = "\
+- { agent: a1, url: \"wss://a1.example:4443\" }
+- { agent: a2, url: \"wss://a2.example:4443\" }
+";
+
+/// Runs one case and returns its output.
+fn run_case(name: &str, text: &str) -> Result<String, String> {
+    let case: Case = serde_saphyr::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+    let inventory = parse_inventory(
+        &[
+            SourceFile::new("agents", AGENTS),
+            SourceFile::new(format!("{name}/inventory"), case.inventory.clone()),
+        ],
+        &Limits::default(),
+    )
+    .map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        format!("{name}: bad inventory:\n{}", lines.join("\n"))
+    })?;
+    let first_workflow = inventory
+        .workflows
+        .first()
+        .map(|w| w.name.clone())
+        .ok_or_else(|| format!("{name}: the inventory has no workflow"))?;
+    let mut sim = Sim::new(&inventory);
+    for (i, input) in case.script.iter().enumerate() {
+        let step = |e: String| format!("{name}: script step {}: {e}", i + 1);
+        sim.note(&format!("> {}", describe(input)));
+        match input {
+            Input::Add(a) => {
+                let workflow = match &a.workflow {
+                    Some(w) => WorkflowName::new(w.as_str()).map_err(|e| step(e.to_string()))?,
+                    None => first_workflow.clone(),
+                };
+                let scheduled_for = match &a.at {
+                    Some(at) => Some(TimeMs(0).plus(duration(at).map_err(step)?)),
+                    None => None,
+                };
+                let _ = sim.command(Command::Add {
+                    id: order_id(&a.id).map_err(step)?,
+                    workflow,
+                    vars: vars(&a.vars),
+                    scheduled_for,
+                });
+            }
+            Input::Done(d) => {
+                let exit = match (d.rc, d.signal) {
+                    (_, Some(s)) => Exit::Signal(s),
+                    (rc, None) => Exit::Code(rc.unwrap_or(0)),
+                };
+                sim.finish_job(&order_id(&d.order).map_err(step)?, exit, vars(&d.values))
+                    .map_err(step)?;
+            }
+            Input::Time(d) => sim.advance(duration(d).map_err(step)?),
+            Input::Crash(who) if who == "controller" => sim.restart_controller(),
+            Input::Crash(who) => {
+                let agent = AgentId::new(who.as_str()).map_err(|e| step(e.to_string()))?;
+                if !sim.agents.contains_key(&agent) {
+                    return Err(step(format!("no agent {who}")));
+                }
+                sim.crash_agent(&agent);
+            }
+            Input::Disconnect(who) | Input::Connect(who) => {
+                let agent = AgentId::new(who.as_str()).map_err(|e| step(e.to_string()))?;
+                sim.set_connected(&agent, matches!(input, Input::Connect(_)));
+            }
+            Input::Cancel(s) => {
+                let _ = sim.command(Command::Cancel {
+                    id: order_id(&s.id).map_err(step)?,
+                    kill: kill(&s.kill).map_err(step)?,
+                });
+            }
+            Input::Suspend(s) => {
+                let _ = sim.command(Command::Suspend {
+                    id: order_id(&s.id).map_err(step)?,
+                    kill: kill(&s.kill).map_err(step)?,
+                });
+            }
+            Input::Resume(r) => {
+                let position = match &r.position {
+                    Some(p) => Some(p.parse::<Position>().map_err(|e| step(e.to_string()))?),
+                    None => None,
+                };
+                let _ = sim.command(Command::Resume {
+                    id: order_id(&r.id).map_err(step)?,
+                    position,
+                    vars: vars(&r.vars),
+                });
+            }
+            Input::Answer(a) => {
+                let _ = sim.command(Command::Answer {
+                    id: order_id(&a.id).map_err(step)?,
+                    vars: vars(&a.vars),
+                });
+            }
+            Input::Go(id) => {
+                let _ = sim.command(Command::Go {
+                    id: order_id(id).map_err(step)?,
+                });
+            }
+            Input::Remove(id) => {
+                let _ = sim.command(Command::Remove {
+                    id: order_id(id).map_err(step)?,
+                });
+            }
+            Input::Post(p) => {
+                let _ = sim.command(Command::PostNotice {
+                    board: BoardName::new(p.board.as_str()).map_err(|e| step(e.to_string()))?,
+                    key: p.key.clone(),
+                });
+            }
+        }
+    }
+    sim.check_replay();
+    Ok(format!("{}\n{}", sim.log, sim.summary()))
+}
+
+fn describe(input: &Input) -> String {
+    let kv = |m: &BTreeMap<String, String>| {
+        if m.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(" {}", parts.join(" "))
+        }
+    };
+    match input {
+        Input::Add(a) => format!(
+            "add {}{}{}{}",
+            a.id,
+            a.workflow
+                .as_ref()
+                .map(|w| format!(" to {w}"))
+                .unwrap_or_default(),
+            a.at.as_ref()
+                .map(|t| format!(" at {t}"))
+                .unwrap_or_default(),
+            kv(&a.vars)
+        ),
+        Input::Done(d) => match d.signal {
+            Some(s) => format!("done {} signal {s}{}", d.order, kv(&d.values)),
+            None => format!("done {} rc {}{}", d.order, d.rc.unwrap_or(0), kv(&d.values)),
+        },
+        Input::Time(t) => format!("time +{t}"),
+        Input::Crash(w) => format!("crash {w}"),
+        Input::Disconnect(w) => format!("disconnect {w}"),
+        Input::Connect(w) => format!("connect {w}"),
+        Input::Cancel(s) => format!(
+            "cancel {}{}",
+            s.id,
+            s.kill
+                .as_ref()
+                .map(|k| format!(" kill={k}"))
+                .unwrap_or_default()
+        ),
+        Input::Suspend(s) => format!(
+            "suspend {}{}",
+            s.id,
+            s.kill
+                .as_ref()
+                .map(|k| format!(" kill={k}"))
+                .unwrap_or_default()
+        ),
+        Input::Resume(r) => format!(
+            "resume {}{}{}",
+            r.id,
+            r.position
+                .as_ref()
+                .map(|p| format!(" at {p}"))
+                .unwrap_or_default(),
+            kv(&r.vars)
+        ),
+        Input::Answer(a) => format!("answer {}{}", a.id, kv(&a.vars)),
+        Input::Go(id) => format!("go {id}"),
+        Input::Remove(id) => format!("remove {id}"),
+        Input::Post(p) => format!("post {} {}", p.board, p.key),
+    }
+}
+
+#[test]
+fn golden_cases() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cases");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the cases directory exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no golden cases in {}", dir.display());
+    let mut failures = Vec::new();
+    for path in &names {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("case")
+            .to_owned();
+        let text = std::fs::read_to_string(path).expect("a case file is readable");
+        let result = std::panic::catch_unwind(|| {
+            let output = run_case(&name, &text).unwrap_or_else(|e| panic!("{e}"));
+            insta::with_settings!({
+                snapshot_path => "golden/snapshots",
+                prepend_module_to_snapshot => true,
+                description => format!("tests/golden/cases/{name}.yaml"),
+                omit_expression => true,
+            }, {
+                insta::assert_snapshot!(name.as_str(), output);
+            });
+        });
+        if result.is_err() {
+            failures.push(name);
+        }
+    }
+    assert!(failures.is_empty(), "golden cases failed: {failures:?}");
+}
