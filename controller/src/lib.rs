@@ -1,1 +1,179 @@
 //! The Ordo controller: journal-backed state, agent links, commands and the event stream.
+//!
+//! [`run`] opens the journal, rebuilds the state (last snapshot + replay), starts the core
+//! task ([`core`]), one link per deployed agent ([`link`]) and the HTTPS API ([`api`]).
+//! This build runs a single controller; its journal already has the raft shape (term, index,
+//! `event id = index << 16 | offset`, see [`record`]).
+
+pub mod api;
+pub mod config;
+pub mod core;
+pub mod link;
+pub mod record;
+pub mod state;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::link::{AgentLinkSet, LinkContext};
+use crate::record::Record;
+use crate::state::State;
+use ordo_journal::Journal;
+use ordo_model::time::TimeMs;
+use ordo_net::tls::{CaBundle, ClientAuth, TlsMaterial};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+/// Why the controller stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("journal: {0}")]
+    Journal(#[from] ordo_journal::JournalError),
+    #[error("recovery: {0}")]
+    Recovery(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] ordo_net::tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the controller core stopped: {0}")]
+    Core(String),
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now() -> TimeMs {
+    TimeMs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
+}
+
+/// Rebuilds the state from the journal: the last snapshot, then every later record.
+pub fn recover(opened: &ordo_journal::Opened) -> Result<State, ControllerError> {
+    let mut state = match &opened.snapshot {
+        Some(s) => postcard::from_bytes::<State>(&s.bytes).map_err(|e| {
+            ControllerError::Recovery(format!(
+                "the snapshot at event {} does not decode: {e}",
+                s.id
+            ))
+        })?,
+        None => State::new(),
+    };
+    let after = opened.snapshot.as_ref().map(|s| s.id).unwrap_or(0);
+    let mut skipped = 0usize;
+    for record in opened.journal.read_after(after)? {
+        let record = record?;
+        let stored = Record::decode(record.id, &record.data)
+            .map_err(|e| ControllerError::Recovery(e.to_string()))?;
+        if state.apply(record.id, &stored).is_err() {
+            skipped += 1;
+        }
+    }
+    tracing::info!(
+        last_event_id = state.last_event_id,
+        orders = state.world.orders.len(),
+        skipped,
+        "state recovered"
+    );
+    Ok(state)
+}
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ControllerError> {
+    ordo_net::tls::install_crypto_provider();
+    let journal_dir = config.data_dir.join("journal");
+    std::fs::create_dir_all(&journal_dir).map_err(|source| ControllerError::DataDir {
+        path: journal_dir.clone(),
+        source,
+    })?;
+    let mut jc = ordo_journal::Config::new(&journal_dir);
+    jc.segment_bytes_max = config.limits.segment_bytes_max;
+    jc.fsync = config.limits.journal_fsync;
+    let opened = Journal::open(jc)?;
+    if let Some(t) = &opened.recovery.truncated {
+        tracing::warn!("journal recovery cut a torn tail: {t:?}");
+    }
+    let state = recover(&opened)?;
+    let journal = opened.journal;
+
+    let ca = CaBundle::from_pem_file(&config.tls.ca)?;
+    let server = TlsMaterial::from_pem_files(&config.tls.certificate, &config.tls.key)?;
+    let client =
+        TlsMaterial::from_pem_files(&config.tls.client_certificate, &config.tls.client_key)?;
+    let server_tls = ordo_net::tls::server_config(&server, ClientAuth::None)?;
+    let client_tls = ordo_net::tls::client_config(&ca, Some(&client))?;
+
+    let (core_tx, core_rx) = tokio::sync::mpsc::channel(65_536);
+    let status = Arc::new(Mutex::new(Default::default()));
+    let links = AgentLinkSet::new(LinkContext {
+        cluster_id: config.cluster_id.clone(),
+        controller_id: config.controller_id.clone(),
+        tls: client_tls,
+        frame_bytes_max: config.limits.frame_bytes_max,
+        settings: config.agents.clone(),
+        core: core_tx.clone(),
+        status: status.clone(),
+    });
+    let core = Core::new(
+        journal.clone(),
+        state,
+        links,
+        Box::new(now),
+        config.limits.snapshot_events,
+        config.retention.terminated_orders_ms,
+    );
+    let mut core_task = tokio::spawn(core.run(core_rx));
+
+    let api = api::Api {
+        core: core_tx,
+        journal,
+        links: status,
+        tokens: Arc::new(api::token_map(&config.tokens)),
+        orders_per_request_max: config.limits.orders_per_request_max,
+        long_poll_ms_max: config.limits.long_poll_ms_max,
+        cluster_id: config.cluster_id.clone(),
+        controller_id: config.controller_id.clone(),
+    };
+    let router = api::router(api, config.limits.request_bytes_max);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ControllerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ControllerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!("controller API listening on https://{addr}");
+    let limits = ordo_net::serve::ServeLimits {
+        handshake_timeout_ms: config.limits.handshake_timeout_ms,
+        connections_max: config.limits.connections_max,
+    };
+    let server = ordo_net::serve::serve_tls(listener, server_tls, router, shutdown, limits);
+    tokio::select! {
+        served = server => {
+            served.map_err(|source| ControllerError::Listen { addr, source })?;
+            core_task.abort();
+            Ok(())
+        }
+        ended = &mut core_task => match ended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ControllerError::Core(e)),
+            Err(e) => Err(ControllerError::Core(e.to_string())),
+        },
+    }
+}

@@ -12,3 +12,4 @@ pub mod position;
 pub mod time;
 pub mod value;
 pub mod yaml;
+pub mod wire;

@@ -1,0 +1,193 @@
+//! The controller's HTTPS API (JSON): commands, queries and the event stream.
+//!
+//! Every route is under `/api/v1` and needs `Authorization: Bearer <token>`; a token's role
+//! decides what it may do (viewer: read; operator: orders; admin: deploy). Bodies larger than
+//! `request_bytes_max` get 413, bodies that do not parse 400 with the reason, a missing or
+//! unknown token 401, a role that may not act 403. A command is answered only once its
+//! events are durable in the journal.
+//!
+//! Event stream: `GET /api/v1/events?after=ID&timeout=MS` answers NDJSON, one event a line
+//! `{"eventId","ts","key","event"}`, as soon as at least one event after `ID` exists (or empty
+//! after the timeout); `GET /api/v1/events/ws?after=ID` streams the same objects as WebSocket
+//! text frames. An `after` older than what the journal keeps gets 410 with "reload the
+//! snapshot" (`GET /api/v1/snapshot`).
+
+mod convert;
+mod events;
+mod orders;
+
+use crate::config::{Role, TokenConfig};
+use crate::core::Input;
+use crate::link::StatusMap;
+use crate::state::State;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State as AxState};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ordo_journal::Journal;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct Api {
+    pub core: mpsc::Sender<Input>,
+    pub journal: Journal,
+    pub links: StatusMap,
+    pub tokens: Arc<HashMap<String, Role>>,
+    pub orders_per_request_max: usize,
+    pub long_poll_ms_max: u64,
+    pub cluster_id: String,
+    pub controller_id: String,
+}
+
+/// An error answer: a status and a message, as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+        }
+    }
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(d) = self.details {
+            body["details"] = d;
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl Api {
+    /// Runs `f` on the state between batches.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&State, u64) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.core
+            .send(Input::Read(Box::new(move |s, id| {
+                let _ = tx.send(f(s, id));
+            })))
+            .await
+            .map_err(|_| stopping())?;
+        rx.await.map_err(|_| stopping())
+    }
+}
+
+pub fn stopping() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the controller is stopping",
+    )
+}
+
+/// The SHA-256 of a token, hex.
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn token_map(tokens: &[TokenConfig]) -> HashMap<String, Role> {
+    tokens
+        .iter()
+        .map(|t| (t.sha256.to_ascii_lowercase(), t.role))
+        .collect()
+}
+
+/// The role the request's token has.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Role);
+
+impl Caller {
+    pub fn require(self, role: Role) -> Result<(), ApiError> {
+        if self.0 >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("this needs the role {role:?}; the token has {:?}", self.0),
+            ))
+        }
+    }
+}
+
+async fn auth(AxState(api): AxState<Api>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing token: send Authorization: Bearer <token>",
+        )
+        .into_response();
+    };
+    let Some(role) = api.tokens.get(&token_hash(token)).copied() else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unknown token").into_response();
+    };
+    req.extensions_mut().insert(Caller(role));
+    next.run(req).await
+}
+
+async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let (last, orders) = api
+        .read(|s, durable| (durable.min(s.last_event_id), s.world.orders.len()))
+        .await?;
+    Ok(axum::Json(json!({
+        "status": "ok",
+        "clusterId": api.cluster_id,
+        "controllerId": api.controller_id,
+        "role": "active",
+        "lastEventId": last,
+        "orders": orders,
+    })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// The API's routes.
+pub fn router(api: Api, request_bytes_max: usize) -> Router {
+    let v1 = Router::new()
+        .route("/health", get(health))
+        .route("/deploy", post(orders::deploy))
+        .route("/orders", post(orders::add).get(orders::list))
+        .route("/orders/{id}", get(orders::show).delete(orders::remove))
+        .route("/orders/{id}/log", get(orders::log))
+        .route("/orders/{id}/{verb}", post(orders::order_command))
+        .route("/notices/{board}", post(orders::post_notice))
+        .route("/agents", get(orders::agents))
+        .route("/snapshot", get(events::snapshot))
+        .route("/events", get(events::long_poll))
+        .route("/events/ws", get(events::websocket))
+        .layer(middleware::from_fn_with_state(api.clone(), auth));
+    Router::new()
+        .nest("/api/v1", v1)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(request_bytes_max))
+        .with_state(api)
+}

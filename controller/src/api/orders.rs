@@ -1,0 +1,476 @@
+//! Command and query routes for deployments, orders, notices and agents.
+
+use super::convert::{order_json, vars_from_json};
+use super::{Api, ApiError, Caller, stopping};
+use crate::config::Role;
+use crate::core::{CommandReply, Input};
+use crate::record::{Body, Record};
+use crate::state::State;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::StatusCode;
+use ordo_model::ids::{BoardName, OrderId, WorkflowName};
+use ordo_model::order::{Command, CommandError, Kill};
+use ordo_model::position::Position;
+use ordo_model::time::TimeMs;
+use ordo_model::value::Vars;
+use ordo_model::wire::AgentEventBody;
+use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use tokio::sync::oneshot;
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return serde_json::from_slice(b"{}").map_err(|e| ApiError::bad(format!("bad body: {e}")));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
+}
+
+fn command_error(e: CommandError) -> ApiError {
+    let status = match e {
+        CommandError::UnknownOrder(_) => StatusCode::NOT_FOUND,
+        CommandError::Refused { .. } | CommandError::WrongSide { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+async fn run(api: &Api, command: Command) -> Result<CommandReply, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    api.core
+        .send(Input::Command { command, reply: tx })
+        .await
+        .map_err(|_| stopping())?;
+    rx.await.map_err(|_| stopping())?.map_err(command_error)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployBody {
+    files: Vec<DeployFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployFile {
+    name: String,
+    text: String,
+}
+
+/// `POST /deploy`: all files at once, all or nothing.
+pub async fn deploy(
+    AxState(api): AxState<Api>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<axum::Json<Json>, ApiError> {
+    caller.require(Role::Admin)?;
+    let body: DeployBody = parse_body(&body)?;
+    let files: Vec<SourceFile> = body
+        .files
+        .into_iter()
+        .map(|f| SourceFile::new(f.name, f.text))
+        .collect();
+    let inventory = parse_inventory(&files, &Limits::default()).map_err(|diags| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("the inventory has {} problem(s)", diags.len()),
+        details: Some(Json::Array(
+            diags.iter().map(|d| json!(d.to_string())).collect(),
+        )),
+    })?;
+    let (tx, rx) = oneshot::channel();
+    api.core
+        .send(Input::Deploy {
+            inventory: Box::new(inventory),
+            reply: tx,
+        })
+        .await
+        .map_err(|_| stopping())?;
+    let reply = rx.await.map_err(|_| stopping())?;
+    Ok(axum::Json(
+        serde_json::to_value(reply).unwrap_or(Json::Null),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewOrder {
+    id: String,
+    workflow: String,
+    #[serde(default)]
+    args: Option<Json>,
+    /// Milliseconds since the epoch, or an RFC 3339 instant.
+    #[serde(default)]
+    scheduled_for: Option<Json>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AddBody {
+    Many { orders: Vec<NewOrder> },
+    One(NewOrder),
+}
+
+fn instant(v: &Json) -> Result<TimeMs, String> {
+    match v {
+        Json::Number(n) => n
+            .as_i64()
+            .map(TimeMs)
+            .ok_or_else(|| "scheduledFor must be whole milliseconds".to_owned()),
+        Json::String(s) => s
+            .parse::<jiff::Timestamp>()
+            .map(|t| TimeMs(t.as_millisecond()))
+            .map_err(|e| format!("scheduledFor {s:?} is not an RFC 3339 instant: {e}")),
+        _ => Err("scheduledFor must be milliseconds or an RFC 3339 instant".into()),
+    }
+}
+
+fn add_command(o: NewOrder) -> Result<Command, String> {
+    let id = OrderId::new(&o.id).map_err(|e| format!("order id {:?} {e}", o.id))?;
+    let workflow =
+        WorkflowName::new(&o.workflow).map_err(|e| format!("workflow {:?} {e}", o.workflow))?;
+    let vars = match &o.args {
+        None => Vars::new(),
+        Some(a) => vars_from_json(a)?,
+    };
+    let scheduled_for = o.scheduled_for.as_ref().map(instant).transpose()?;
+    Ok(Command::Add {
+        id,
+        workflow,
+        vars,
+        scheduled_for,
+    })
+}
+
+/// `POST /orders`: one order or `{"orders": [...]}`; idempotent per id.
+pub async fn add(
+    AxState(api): AxState<Api>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<axum::Json<Json>, ApiError> {
+    caller.require(Role::Operator)?;
+    let body: AddBody = parse_body(&body)?;
+    let orders = match body {
+        AddBody::Many { orders } => orders,
+        AddBody::One(o) => vec![o],
+    };
+    if orders.len() > api.orders_per_request_max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} orders in one request; at most {} are accepted",
+                orders.len(),
+                api.orders_per_request_max
+            ),
+        ));
+    }
+    let commands: Vec<Command> = orders
+        .into_iter()
+        .map(add_command)
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::bad)?;
+    // Send them all before awaiting, so they share journal batches.
+    let mut replies = Vec::with_capacity(commands.len());
+    for command in commands {
+        let id = match &command {
+            Command::Add { id, .. } => id.to_string(),
+            _ => String::new(),
+        };
+        let (tx, rx) = oneshot::channel();
+        api.core
+            .send(Input::Command { command, reply: tx })
+            .await
+            .map_err(|_| stopping())?;
+        replies.push((id, rx));
+    }
+    let mut results = Vec::with_capacity(replies.len());
+    let mut last = 0;
+    for (id, rx) in replies {
+        match rx.await.map_err(|_| stopping())? {
+            Ok(r) => {
+                last = last.max(r.last_event_id);
+                results.push(json!({"id": id, "added": !r.duplicate, "duplicate": r.duplicate}));
+            }
+            Err(e) => results.push(json!({"id": id, "added": false, "error": e.to_string()})),
+        }
+    }
+    if results.len() == 1
+        && let Some(e) = results[0].get("error").and_then(Json::as_str)
+    {
+        return Err(ApiError::bad(e.to_owned()));
+    }
+    Ok(axum::Json(json!({"results": results, "lastEventId": last})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KillBody {
+    #[serde(default)]
+    kill: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResumeBody {
+    #[serde(default)]
+    position: Option<String>,
+    #[serde(default)]
+    vars: Option<Json>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    #[serde(default)]
+    vars: Option<Json>,
+}
+
+fn kill(k: Option<String>) -> Result<Option<Kill>, ApiError> {
+    match k.as_deref() {
+        None => Ok(None),
+        Some("term") => Ok(Some(Kill::Term)),
+        Some("kill") => Ok(Some(Kill::Kill)),
+        Some(other) => Err(ApiError::bad(format!(
+            "kill must be \"term\" or \"kill\", not {other:?}"
+        ))),
+    }
+}
+
+fn order_id(id: &str) -> Result<OrderId, ApiError> {
+    OrderId::new(id).map_err(|e| ApiError::bad(format!("order id {id:?} {e}")))
+}
+
+/// `POST /orders/{id}/{cancel|suspend|resume|answer|go}`.
+pub async fn order_command(
+    AxState(api): AxState<Api>,
+    Extension(caller): Extension<Caller>,
+    Path((id, verb)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<axum::Json<Json>, ApiError> {
+    caller.require(Role::Operator)?;
+    let id = order_id(&id)?;
+    let opt_vars = |v: Option<Json>| -> Result<Vars, ApiError> {
+        v.map(|v| vars_from_json(&v).map_err(ApiError::bad))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let command = match verb.as_str() {
+        "cancel" => Command::Cancel {
+            id,
+            kill: kill(parse_body::<KillBody>(&body)?.kill)?,
+        },
+        "suspend" => Command::Suspend {
+            id,
+            kill: kill(parse_body::<KillBody>(&body)?.kill)?,
+        },
+        "resume" => {
+            let b: ResumeBody = parse_body(&body)?;
+            let position = b
+                .position
+                .map(|p| {
+                    p.parse::<Position>()
+                        .map_err(|e| ApiError::bad(e.to_string()))
+                })
+                .transpose()?;
+            Command::Resume {
+                id,
+                position,
+                vars: opt_vars(b.vars)?,
+            }
+        }
+        "answer" => Command::Answer {
+            id,
+            vars: opt_vars(parse_body::<AnswerBody>(&body)?.vars)?,
+        },
+        "go" => Command::Go { id },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown order command {other:?}; use cancel, suspend, resume, answer or go"
+                ),
+            ));
+        }
+    };
+    let reply = run(&api, command).await?;
+    Ok(axum::Json(
+        serde_json::to_value(reply).unwrap_or(Json::Null),
+    ))
+}
+
+/// `DELETE /orders/{id}`: remove a terminated order.
+pub async fn remove(
+    AxState(api): AxState<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Json>, ApiError> {
+    caller.require(Role::Operator)?;
+    let reply = run(&api, Command::Remove { id: order_id(&id)? }).await?;
+    Ok(axum::Json(
+        serde_json::to_value(reply).unwrap_or(Json::Null),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeBody {
+    key: String,
+}
+
+/// `POST /notices/{board}`: post a notice by hand.
+pub async fn post_notice(
+    AxState(api): AxState<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(board): Path<String>,
+    body: Bytes,
+) -> Result<axum::Json<Json>, ApiError> {
+    caller.require(Role::Operator)?;
+    let board = BoardName::new(&board).map_err(|e| ApiError::bad(format!("board {e}")))?;
+    let body: NoticeBody = parse_body(&body)?;
+    let reply = run(
+        &api,
+        Command::PostNotice {
+            board,
+            key: body.key,
+        },
+    )
+    .await?;
+    Ok(axum::Json(
+        serde_json::to_value(reply).unwrap_or(Json::Null),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+    workflow: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Orders listed in one answer at most.
+const LIST_ORDERS_MAX: usize = 10_000;
+
+/// `GET /orders?state=&workflow=&limit=`.
+pub async fn list(
+    AxState(api): AxState<Api>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Json>, ApiError> {
+    let limit = q.limit.unwrap_or(LIST_ORDERS_MAX).min(LIST_ORDERS_MAX);
+    let orders = api
+        .read(move |s: &State, _| {
+            s.world
+                .orders
+                .values()
+                .filter(|o| q.state.as_deref().is_none_or(|st| o.state.name() == st))
+                .filter(|o| {
+                    q.workflow
+                        .as_deref()
+                        .is_none_or(|w| o.workflow.as_str() == w)
+                })
+                .take(limit)
+                .map(order_json)
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(axum::Json(json!({ "orders": orders })))
+}
+
+/// `GET /orders/{id}`.
+pub async fn show(
+    AxState(api): AxState<Api>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Json>, ApiError> {
+    let id = order_id(&id)?;
+    let shown = id.clone();
+    api.read(move |s, _| s.world.order(&id).map(order_json))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("order {shown} does not exist"),
+            )
+        })
+}
+
+/// `GET /orders/{id}/log`: the order's job output as text.
+pub async fn log(AxState(api): AxState<Api>, Path(id): Path<String>) -> Result<String, ApiError> {
+    let id = order_id(&id)?;
+    let shown = id.clone();
+    let ids = api
+        .read(move |s, _| {
+            s.world
+                .order(&id)
+                .map(|_| s.logs.get(&id).cloned().unwrap_or_default())
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("order {shown} does not exist"),
+            )
+        })?;
+    let journal = api.journal.clone();
+    tokio::task::spawn_blocking(move || read_log(&journal, &ids))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+fn read_log(journal: &ordo_journal::Journal, ids: &[u64]) -> Result<String, ApiError> {
+    let mut out = Vec::new();
+    let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e);
+    for id in ids {
+        let mut reader = journal
+            .read_after(id - 1)
+            .map_err(|e| ApiError::new(StatusCode::GONE, format!("log no longer kept: {e}")))?;
+        let Some(record) = reader.next() else {
+            continue;
+        };
+        let record = record.map_err(|e| internal(e.to_string()))?;
+        let stored =
+            Record::decode(record.id, &record.data).map_err(|e| internal(e.to_string()))?;
+        match stored.body {
+            Body::Agent {
+                body: AgentEventBody::Output { chunk, .. },
+                ..
+            } => out.extend_from_slice(&chunk),
+            Body::Agent {
+                body: AgentEventBody::OutputTruncated { cap_bytes, .. },
+                ..
+            } => out.extend_from_slice(
+                format!("\n[output truncated after {cap_bytes} bytes]\n").as_bytes(),
+            ),
+            _ => {}
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `GET /agents`: each deployed agent with its link status.
+pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
+    let deployed = api
+        .read(|s, _| s.world.agents.values().cloned().collect::<Vec<_>>())
+        .await?;
+    let status = api.links.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let agents: Vec<Json> = deployed
+        .iter()
+        .map(|a| {
+            let s = status.get(&a.id).cloned().unwrap_or_default();
+            json!({
+                "id": a.id,
+                "url": a.url,
+                "connected": s.connected,
+                "connectedSinceMs": s.connected_since_ms,
+                "lastError": s.last_error,
+                "meta": s.meta.map(|m| {
+                    let mut v = serde_json::to_value(&m).unwrap_or(Json::Null);
+                    v["agent_run_id"] = json!(format!("{:032x}", m.agent_run_id));
+                    v
+                }),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "agents": agents })))
+}

@@ -1,0 +1,281 @@
+//! The controller's TOML configuration; every key is documented in
+//! `deploy/config/controller.toml`.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Largest configuration file read, in bytes.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// The controller's configuration, with relative paths resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub controller_id: String,
+    pub cluster_id: String,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls: TlsConfig,
+    pub tokens: Vec<TokenConfig>,
+    pub limits: Limits,
+    pub retention: Retention,
+    pub agents: AgentLinks,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub client_certificate: PathBuf,
+    pub client_key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// An API token: its SHA-256 (hex) and role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub sha256: String,
+    pub role: Role,
+}
+
+/// What a token may do; each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub request_bytes_max: usize,
+    pub frame_bytes_max: usize,
+    pub orders_per_request_max: usize,
+    pub subscriber_events_max: usize,
+    pub long_poll_ms_max: u64,
+    pub segment_bytes_max: u64,
+    pub snapshot_events: u64,
+    pub journal_fsync: bool,
+    pub handshake_timeout_ms: u64,
+    pub connections_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_bytes_max: 16 << 20,
+            frame_bytes_max: 16 << 20,
+            orders_per_request_max: 10_000,
+            subscriber_events_max: 100_000,
+            long_poll_ms_max: 60_000,
+            segment_bytes_max: 64 << 20,
+            snapshot_events: 100_000,
+            journal_fsync: true,
+            handshake_timeout_ms: 10_000,
+            connections_max: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub terminated_orders_ms: u64,
+    pub events_ms: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            terminated_orders_ms: 7 * 24 * 3600 * 1000,
+            events_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentLinks {
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_timeout_ms: u64,
+}
+
+impl Default for AgentLinks {
+    fn default() -> Self {
+        AgentLinks {
+            reconnect_min_ms: 200,
+            reconnect_max_ms: 10_000,
+            heartbeat_interval_ms: 5000,
+            heartbeat_timeout_ms: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    controller_id: String,
+    cluster_id: String,
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    tls: TlsConfig,
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    retention: Retention,
+    #[serde(default)]
+    agents: AgentLinks,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the controller configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the controller configuration {path} is {bytes} bytes; at most {CONFIG_BYTES_MAX} are read"
+    )]
+    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("bad controller configuration {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn check_id(key: &str, id: &str) -> Result<(), String> {
+    ordo_model::ids::AgentId::new(id)
+        .map(|_| ())
+        .map_err(|e| format!("{key} {e}"))
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let bytes = std::fs::metadata(path).map_err(read)?.len();
+        if bytes > CONFIG_BYTES_MAX {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                bytes,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses configuration text; relative paths are taken relative to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
+        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        check_id("controller_id", &f.controller_id)?;
+        check_id("cluster_id", &f.cluster_id)?;
+        for t in &f.tokens {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "token {:?}: sha256 must be 64 hex digits (the SHA-256 of the token)",
+                    t.name
+                ));
+            }
+        }
+        let l = &f.limits;
+        let positive = [
+            ("request_bytes_max", l.request_bytes_max as u64),
+            ("frame_bytes_max", l.frame_bytes_max as u64),
+            ("orders_per_request_max", l.orders_per_request_max as u64),
+            ("subscriber_events_max", l.subscriber_events_max as u64),
+            ("long_poll_ms_max", l.long_poll_ms_max),
+            ("segment_bytes_max", l.segment_bytes_max),
+            ("snapshot_events", l.snapshot_events),
+            ("handshake_timeout_ms", l.handshake_timeout_ms),
+            ("connections_max", l.connections_max as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("limits.{key} must be greater than 0"));
+        }
+        let a = &f.agents;
+        if a.reconnect_min_ms == 0 || a.reconnect_max_ms < a.reconnect_min_ms {
+            return Err(
+                "agents.reconnect_min_ms must be > 0 and at most agents.reconnect_max_ms".into(),
+            );
+        }
+        if a.heartbeat_interval_ms == 0 || a.heartbeat_timeout_ms <= a.heartbeat_interval_ms {
+            return Err(
+                "agents.heartbeat_timeout_ms must be greater than agents.heartbeat_interval_ms > 0"
+                    .into(),
+            );
+        }
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(Config {
+            controller_id: f.controller_id,
+            cluster_id: f.cluster_id,
+            data_dir: abs(f.data_dir),
+            listen: f.listen,
+            tls: TlsConfig {
+                certificate: abs(f.tls.certificate),
+                key: abs(f.tls.key),
+                client_certificate: abs(f.tls.client_certificate),
+                client_key: abs(f.tls.client_key),
+                ca: abs(f.tls.ca),
+            },
+            tokens: f.tokens,
+            limits: f.limits,
+            retention: f.retention,
+            agents: f.agents,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../deploy/config/controller.toml");
+        let c = Config::parse(text, Path::new("/etc/ordo")).unwrap();
+        assert_eq!(c.cluster_id, "main");
+        assert_eq!(c.tokens[0].role, Role::Admin);
+        assert!(c.tls.ca.starts_with("/etc/ordo"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let text = include_str!("../../deploy/config/controller.toml");
+        let e = Config::parse(
+            &text.replace("sha256 = \"0000", "sha256 = \"zz00"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("64 hex digits"), "{e}");
+        let e = Config::parse(
+            &text.replace("role = \"admin\"", "role = \"root\""),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("root"), "{e}");
+        let e = Config::parse(
+            &text.replace("snapshot_events = 100000", "snapshot_events = 0"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("snapshot_events"), "{e}");
+        let e = Config::parse(&format!("{text}\n[extra]\n"), Path::new(".")).unwrap_err();
+        assert!(e.contains("extra"), "{e}");
+    }
+}

@@ -1,0 +1,271 @@
+//! Agent links: one task per deployed agent, connecting to it (the agent is the server).
+//!
+//! A link connects to `<agent url>/agent` with the controller's client certificate, couples
+//! at the last agent event id the core journaled, hands the agent's events to the core,
+//! sends the commands the core asks for, and sends `Release` once the core says the events
+//! are durable. On any error it reconnects with exponential backoff; commands meant for an
+//! agent while it is unreachable are dropped, because the core sends everything the state
+//! still waits for again when the link couples.
+
+use crate::config::AgentLinks;
+use crate::core::{Input, LinkMsg, LinkStatus, Links};
+use ordo_model::ids::AgentId;
+use ordo_model::inventory::Agent;
+use ordo_model::wire::{AGENT_WS_PATH, Couple, FromAgent, PROTOCOL_VERSION, ToAgent};
+use ordo_net::frame::{self, Received};
+use rustls::ClientConfig;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Shared view of every link's status, for the API.
+pub type StatusMap = Arc<Mutex<BTreeMap<AgentId, LinkStatus>>>;
+
+/// What every link needs.
+#[derive(Clone)]
+pub struct LinkContext {
+    pub cluster_id: String,
+    pub controller_id: String,
+    pub tls: Arc<ClientConfig>,
+    pub frame_bytes_max: usize,
+    pub settings: AgentLinks,
+    pub core: mpsc::Sender<Input>,
+    pub status: StatusMap,
+}
+
+struct Running {
+    url: String,
+    tx: mpsc::UnboundedSender<LinkMsg>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The links of the running controller.
+pub struct AgentLinkSet {
+    ctx: LinkContext,
+    links: BTreeMap<AgentId, Running>,
+}
+
+impl AgentLinkSet {
+    pub fn new(ctx: LinkContext) -> AgentLinkSet {
+        AgentLinkSet {
+            ctx,
+            links: BTreeMap::new(),
+        }
+    }
+}
+
+impl Drop for AgentLinkSet {
+    fn drop(&mut self) {
+        for link in self.links.values() {
+            link.task.abort();
+        }
+    }
+}
+
+impl Links for AgentLinkSet {
+    fn ensure(&mut self, agent: &Agent) {
+        if let Some(r) = self.links.get(&agent.id)
+            && r.url == agent.url
+        {
+            return;
+        }
+        if let Some(old) = self.links.remove(&agent.id) {
+            old.task.abort();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_link(agent.clone(), self.ctx.clone(), rx));
+        self.links.insert(
+            agent.id.clone(),
+            Running {
+                url: agent.url.clone(),
+                tx,
+                task,
+            },
+        );
+    }
+
+    fn send(&self, agent: &AgentId, msg: LinkMsg) {
+        if let Some(r) = self.links.get(agent) {
+            let _ = r.tx.send(msg);
+        }
+    }
+}
+
+fn set_status(ctx: &LinkContext, agent: &Agent, f: impl FnOnce(&mut LinkStatus)) {
+    let mut map = ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+    let s = map.entry(agent.id.clone()).or_default();
+    s.url = agent.url.clone();
+    f(s);
+}
+
+async fn run_link(agent: Agent, ctx: LinkContext, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
+    let mut backoff_ms = ctx.settings.reconnect_min_ms;
+    loop {
+        let result = session(&agent, &ctx, &mut rx).await;
+        let error = match result {
+            Ok(()) => "the agent closed the session".to_owned(),
+            Err(e) => e,
+        };
+        tracing::warn!(agent = %agent.id, "agent link down: {error}");
+        set_status(&ctx, &agent, |s| {
+            s.connected = false;
+            s.connected_since_ms = None;
+            s.last_error = Some(error);
+        });
+        if ctx.core.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        backoff_ms = (backoff_ms * 2).min(ctx.settings.reconnect_max_ms);
+        // Commands queued while disconnected are sent again from the state after coupling.
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn ask<T>(
+    core: &mpsc::Sender<Input>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Input,
+) -> Result<T, String> {
+    let (tx, rx) = oneshot::channel();
+    core.send(make(tx))
+        .await
+        .map_err(|_| "the controller is stopping".to_owned())?;
+    rx.await
+        .map_err(|_| "the controller is stopping".to_owned())
+}
+
+async fn session(
+    agent: &Agent,
+    ctx: &LinkContext,
+    rx: &mut mpsc::UnboundedReceiver<LinkMsg>,
+) -> Result<(), String> {
+    let max = ctx.frame_bytes_max;
+    let url = format!("{}{}", agent.url.trim_end_matches('/'), AGENT_WS_PATH);
+    let (run_id, after) = ask(&ctx.core, |reply| Input::Cursor {
+        agent: agent.id.clone(),
+        reply,
+    })
+    .await?;
+    let mut ws = ordo_net::client::connect_ws(
+        &url,
+        ctx.tls.clone(),
+        max,
+        ctx.settings.heartbeat_timeout_ms,
+    )
+    .await
+    .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let couple = ToAgent::Couple(Couple {
+        protocol_version: PROTOCOL_VERSION,
+        cluster_id: ctx.cluster_id.clone(),
+        controller_id: ctx.controller_id.clone(),
+        term: 1,
+        agent_id: agent.id.clone(),
+        agent_run_id: run_id,
+        after,
+    });
+    frame::send(&mut ws, &couple, max)
+        .await
+        .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_millis(ctx.settings.heartbeat_timeout_ms);
+    let coupled =
+        match tokio::time::timeout(timeout, frame::recv::<_, FromAgent>(&mut ws, max)).await {
+            Err(_) => return Err("no answer to Couple in time".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(None)) => return Err("the agent closed the session before coupling".into()),
+            Ok(Ok(Some(FromAgent::Coupled(c)))) => c,
+            Ok(Ok(Some(FromAgent::Refused { reason }))) => {
+                return Err(format!("the agent refused to couple: {reason}"));
+            }
+            Ok(Ok(Some(other))) => return Err(format!("unexpected answer to Couple: {other:?}")),
+        };
+    if coupled.agent_id != agent.id {
+        return Err(format!(
+            "the agent at {url} is {}, not {}",
+            coupled.agent_id, agent.id
+        ));
+    }
+    let run_id = coupled.agent_run_id;
+    set_status(ctx, agent, |s| {
+        s.connected = true;
+        s.connected_since_ms = Some(now_ms());
+        s.last_error = None;
+        s.meta = Some(coupled.meta.clone());
+    });
+    tracing::info!(agent = %agent.id, "agent coupled");
+    let resend = ask(&ctx.core, |reply| Input::Coupled {
+        agent: agent.id.clone(),
+        run_id,
+        meta: Box::new(coupled.meta.clone()),
+        reply,
+    })
+    .await?;
+    let mut seq = 0u64;
+    for command in resend {
+        seq += 1;
+        frame::send(
+            &mut ws,
+            &ToAgent::Command {
+                seq,
+                term: 1,
+                command,
+            },
+            max,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let mut ping = tokio::time::interval(Duration::from_millis(ctx.settings.heartbeat_interval_ms));
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            received = frame::recv_any::<_, FromAgent>(&mut ws, max) => {
+                last_heard = tokio::time::Instant::now();
+                match received.map_err(|e| e.to_string())? {
+                    Received::Frame(FromAgent::Events(events)) => {
+                        ctx.core
+                            .send(Input::AgentEvents { agent: agent.id.clone(), run_id, events })
+                            .await
+                            .map_err(|_| "the controller is stopping".to_owned())?;
+                    }
+                    Received::Frame(FromAgent::Ack { .. }) => {}
+                    Received::Frame(FromAgent::Rejected { seq, message }) => {
+                        tracing::warn!(agent = %agent.id, seq, "agent rejected a command: {message}");
+                    }
+                    Received::Frame(FromAgent::Meta(meta)) => {
+                        set_status(ctx, agent, |s| s.meta = Some(meta));
+                    }
+                    Received::Frame(other) => {
+                        return Err(format!("unexpected message from the agent: {other:?}"));
+                    }
+                    Received::Ping(_) | Received::Pong(_) => {}
+                    Received::Closed => return Ok(()),
+                }
+            }
+            msg = rx.recv() => {
+                let Some(msg) = msg else { return Ok(()) };
+                let out = match msg {
+                    LinkMsg::Command(command) => {
+                        seq += 1;
+                        ToAgent::Command { seq, term: 1, command }
+                    }
+                    LinkMsg::Release(until) => ToAgent::Release { until },
+                };
+                frame::send(&mut ws, &out, max).await.map_err(|e| e.to_string())?;
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > timeout {
+                    return Err("the agent stopped answering (heartbeat timeout)".into());
+                }
+                frame::send_ping(&mut ws, Default::default()).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}
