@@ -181,6 +181,19 @@ fn run_case(name: &str, text: &str) -> Result<String, String> {
         .map(|w| w.name.clone())
         .ok_or_else(|| format!("{name}: the inventory has no workflow"))?;
     let mut sim = Sim::new(&inventory);
+    if let Err(e) = run_script(name, &case, &first_workflow, &mut sim) {
+        return Err(format!("{e}\nthe log so far:\n{}", sim.log));
+    }
+    sim.check_replay();
+    Ok(format!("{}\n{}", sim.log, sim.summary()))
+}
+
+fn run_script(
+    name: &str,
+    case: &Case,
+    first_workflow: &WorkflowName,
+    sim: &mut Sim,
+) -> Result<(), String> {
     for (i, input) in case.script.iter().enumerate() {
         let step = |e: String| format!("{name}: script step {}: {e}", i + 1);
         sim.note(&format!("> {}", describe(input)));
@@ -269,8 +282,7 @@ fn run_case(name: &str, text: &str) -> Result<String, String> {
             }
         }
     }
-    sim.check_replay();
-    Ok(format!("{}\n{}", sim.log, sim.summary()))
+    Ok(())
 }
 
 fn describe(input: &Input) -> String {

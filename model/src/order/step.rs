@@ -558,6 +558,10 @@ impl Cx<'_> {
         let stopping = o.mark.as_ref().is_some_and(|m| m.stops());
         match outcome {
             Outcome::Succeeded { .. } => return self.move_to(o, p.next()),
+            // A failure of an order being cancelled is not handled any more.
+            _ if matches!(o.mark, Some(Mark::Cancel { .. })) => {
+                return self.stop_mark(o).unwrap_or_default();
+            }
             Outcome::Killed | Outcome::Disrupted(_) if stopping => {
                 return self.stop_mark(o).unwrap_or_default();
             }

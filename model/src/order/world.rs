@@ -696,17 +696,17 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
                 S::Failed => false,
                 _ => return Err(format!("the order is {}", order.state)),
             };
-            if let Some(to) = position {
-                leave_frames(order, to)?;
-                order.attempt = if to == &order.position {
-                    order.attempt.saturating_add(1)
-                } else {
-                    1
-                };
-                order.position = to.clone();
+            let to = position.as_ref().unwrap_or(&order.position).clone();
+            // Another start of the job that ran here, or a first one.
+            let again =
+                to == order.position && order.outcomes.last().is_some_and(|h| h.position == to);
+            order.attempt = if again {
+                order.attempt.saturating_add(1)
             } else {
-                order.attempt = order.attempt.saturating_add(1);
-            }
+                1
+            };
+            leave_frames(order, &to)?;
+            order.position = to;
             order.vars.extend(vars.clone());
             order.state = if fresh && position.is_none() {
                 S::Fresh

@@ -231,9 +231,11 @@ impl Sim {
                 _ => break,
             }
         }
-        self.now = target;
-        self.note(&format!("@ {}", target.0));
-        self.settle();
+        if self.now != target {
+            self.now = target;
+            self.note(&format!("@ {}", target.0));
+            self.settle();
+        }
     }
 
     /// The earliest future instant at which something is due.
@@ -424,9 +426,14 @@ impl Sim {
                             start.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
                         let _ = writeln!(
                             self.log,
-                            "{:>6} | (start {} of {order} attempt {}{}{})",
+                            "{:>6} | (start {} of {order}{} attempt {}{}{})",
                             id.to_string(),
                             start.job,
+                            start
+                                .subagent
+                                .as_ref()
+                                .map(|s| format!(" on {s}"))
+                                .unwrap_or_default(),
                             start.attempt,
                             if env.is_empty() { "" } else { "; env " },
                             env.join(" ")
