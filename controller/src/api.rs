@@ -6,6 +6,33 @@
 //! unknown token 401, a role that may not act 403. A command is answered only once its
 //! events are durable in the journal.
 //!
+//! Routes (all JSON unless said otherwise):
+//!
+//! | Method and path | Role | Body → answer |
+//! |---|---|---|
+//! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders}` |
+//! | `POST /deploy` | admin | `{files: [{name, text}]}` (YAML) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
+//! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}` |
+//! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
+//! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor, holder, mark, parent, outcomes: [{position, outcome}]}` |
+//! | `GET /orders/{id}/log` | viewer | → text/plain, the job output so far |
+//! | `POST /orders/{id}/cancel` | operator | `{kill?: "term"\|"kill"}` → `{duplicate, lastEventId}` |
+//! | `POST /orders/{id}/suspend` | operator | `{kill?}` → same |
+//! | `POST /orders/{id}/resume` | operator | `{position?: "2/try/0", vars?: {}}` → same |
+//! | `POST /orders/{id}/answer` | operator | `{vars?: {}}` → same |
+//! | `POST /orders/{id}/go` | operator | → same |
+//! | `DELETE /orders/{id}` | operator | → same (terminated orders only) |
+//! | `POST /notices/{board}` | operator | `{key}` → same |
+//! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}` |
+//! | `GET /snapshot` | viewer | → `{eventId, orders, workflows, agents, locks, boards}` (summaries) |
+//! | `GET /state` | viewer | → `{eventId, state}`: the lossless state (`state::State` as JSON) |
+//! | `GET /events?after=&timeout=` | viewer | → NDJSON events |
+//! | `GET /events/ws?after=` | viewer | → WebSocket, one event per text frame |
+//!
+//! An event: `{eventId, ts, key, type, text, event}` where `event` is the lossless JSON of the
+//! journaled `record::Body`; folding `/state` with every later event through
+//! `state::State::apply` gives the controller's state.
+//!
 //! Event stream: `GET /api/v1/events?after=ID&timeout=MS` answers NDJSON, one event a line
 //! `{"eventId","ts","key","event"}`, as soon as at least one event after `ID` exists (or empty
 //! after the timeout); `GET /api/v1/events/ws?after=ID` streams the same objects as WebSocket
@@ -182,6 +209,7 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
         .route("/notices/{board}", post(orders::post_notice))
         .route("/agents", get(orders::agents))
         .route("/snapshot", get(events::snapshot))
+        .route("/state", get(events::state))
         .route("/events", get(events::long_poll))
         .route("/events/ws", get(events::websocket))
         .layer(middleware::from_fn_with_state(api.clone(), auth));

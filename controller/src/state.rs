@@ -145,3 +145,47 @@ impl State {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Body, Stored};
+    use ordo_model::order::{Command, command, deploy};
+    use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
+
+    /// The cockpit folds the JSON of `/state` and of every event; both must be lossless.
+    #[test]
+    fn state_and_events_survive_json() {
+        let yaml = "workflow: w\njobs: { j: { agent: a, script: 'true' } }\nsteps: [ { run: j } ]\n---\nagent: a\nurl: wss://127.0.0.1:1\n";
+        let inv = parse_inventory(&[SourceFile::new("w.yaml", yaml)], &Limits::default()).unwrap();
+        let mut s = State::new();
+        let mut id = 0;
+        let mut apply = |s: &mut State, e| {
+            id += 1;
+            let stored = Stored {
+                term: 1,
+                ts: TimeMs(id as i64),
+                body: Body::Event(e),
+            };
+            let json = serde_json::to_value(&stored.body).unwrap();
+            let back: Body = serde_json::from_value(json).unwrap();
+            assert_eq!(back, stored.body);
+            s.apply(id, &stored).unwrap();
+        };
+        for e in deploy(&s.world, &inv) {
+            apply(&mut s, e);
+        }
+        let add = Command::Add {
+            id: OrderId::new("o1").unwrap(),
+            workflow: ordo_model::ids::WorkflowName::new("w").unwrap(),
+            vars: Default::default(),
+            scheduled_for: None,
+        };
+        for e in command(&s.world, add, TimeMs(0)).unwrap().events {
+            apply(&mut s, e);
+        }
+        let json = serde_json::to_value(&s).unwrap();
+        let back: State = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -96,15 +96,29 @@ fn holder_json(h: &Holder) -> Json {
     }
 }
 
-/// An event as the stream sends it.
+/// An event as the stream sends it: `eventId`, `ts`, `key`, a `type` and a one-line `text`
+/// for people, and `event`, the lossless JSON of the journaled [`Body`] (a reader that folds
+/// it with [`crate::state::State::apply`] gets the controller's state).
 pub fn event_json(event_id: u64, stored: &Stored) -> Json {
-    let (key, event) = match &stored.body {
+    let (key, kind, text) = describe(&stored.body);
+    json!({
+        "eventId": event_id,
+        "ts": stored.ts.0,
+        "key": key,
+        "type": kind,
+        "text": text,
+        "event": serde_json::to_value(&stored.body).unwrap_or(Json::Null),
+    })
+}
+
+/// The key, type name and one-line text of an event.
+pub fn describe(body: &Body) -> (String, &'static str, String) {
+    match body {
         Body::Event(e) => keyed(e),
         Body::Agent { agent, body, .. } => match body {
             AgentEventBody::Order(e) => {
-                let (key, mut event) = keyed(e);
-                event["agent"] = json!(agent);
-                (key, event)
+                let (key, kind, text) = keyed(e);
+                (key, kind, format!("{text} (agent {agent})"))
             }
             AgentEventBody::Output {
                 order_id,
@@ -112,74 +126,45 @@ pub fn event_json(event_id: u64, stored: &Stored) -> Json {
                 chunk,
             } => (
                 order_id.to_string(),
-                json!({
-                    "type": match stream { Stream::Stdout => "Stdout", Stream::Stderr => "Stderr" },
-                    "text": String::from_utf8_lossy(chunk),
-                    "agent": agent,
-                }),
+                match stream {
+                    Stream::Stdout => "Stdout",
+                    Stream::Stderr => "Stderr",
+                },
+                String::from_utf8_lossy(chunk).into_owned(),
             ),
             AgentEventBody::OutputTruncated {
                 order_id,
                 cap_bytes,
             } => (
                 order_id.to_string(),
-                json!({"type": "OutputTruncated", "capBytes": cap_bytes, "agent": agent}),
+                "OutputTruncated",
+                format!("output truncated after {cap_bytes} bytes"),
             ),
         },
         Body::AgentRunChanged { agent, old, new } => (
             format!("agent:{agent}"),
-            json!({
-                "type": "AgentRunChanged",
-                "old": old.map(|r| format!("{r:032x}")),
-                "new": format!("{new:032x}"),
-            }),
+            "AgentRunChanged",
+            format!(
+                "agent {agent} run {} (was {})",
+                format_args!("{new:032x}"),
+                old.map(|r| format!("{r:032x}"))
+                    .unwrap_or_else(|| "none".into())
+            ),
         ),
-    };
-    json!({ "eventId": event_id, "ts": stored.ts.0, "key": key, "event": event })
+    }
 }
 
-fn keyed(e: &KeyedEvent) -> (String, Json) {
-    let event = match e {
-        KeyedEvent::Order { event, .. } => {
-            let mut v = serde_json::to_value(event).unwrap_or(Json::Null);
-            let detail = event.to_string();
-            wrap(&mut v, event.name(), detail);
-            v
-        }
-        KeyedEvent::Board { event, .. } => {
-            let mut v = serde_json::to_value(event).unwrap_or(Json::Null);
-            wrap(&mut v, "Board", event.to_string());
-            v
-        }
-        KeyedEvent::Item(item) => {
-            let mut v = json!({});
-            wrap(&mut v, "Item", item.to_string());
-            v
-        }
+fn keyed(e: &KeyedEvent) -> (String, &'static str, String) {
+    let kind = match e {
+        KeyedEvent::Order { event, .. } => event.name(),
+        KeyedEvent::Board { .. } => "Board",
+        KeyedEvent::Item(_) => "Item",
     };
-    (e.key(), event)
-}
-
-/// Turns serde's `{"Variant": {...}}` or `"Variant"` into `{"type": "Variant", ..fields,
-/// "text": "<one line>"}`.
-fn wrap(v: &mut Json, name: &str, text: String) {
-    let fields = match v.take() {
-        Json::Object(mut m) if m.len() == 1 => match m.values_mut().next().map(Json::take) {
-            Some(Json::Object(inner)) => inner,
-            Some(other) => {
-                let mut f = serde_json::Map::new();
-                f.insert("value".into(), other);
-                f
-            }
-            None => serde_json::Map::new(),
-        },
-        _ => serde_json::Map::new(),
+    let text = match e {
+        KeyedEvent::Order { event, .. } => event.to_string(),
+        other => other.to_string(),
     };
-    let mut out = serde_json::Map::new();
-    out.insert("type".into(), json!(name));
-    out.extend(fields);
-    out.insert("text".into(), json!(text));
-    *v = Json::Object(out);
+    (e.key(), kind, text)
 }
 
 #[cfg(test)]

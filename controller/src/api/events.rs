@@ -52,6 +52,19 @@ pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, Ap
     Ok(axum::Json(body))
 }
 
+/// `GET /state`: the whole state as lossless JSON at `eventId`, for readers that fold the
+/// event stream themselves (the cockpit).
+pub async fn state(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
+    let (id, state) = api
+        .read(|s, _| (s.last_event_id, serde_json::to_value(s)))
+        .await?;
+    let state =
+        state.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut durable = api.journal.durable_id_watch();
+    let _ = tokio::time::timeout(Duration::from_secs(10), durable.wait_for(|d| *d >= id)).await;
+    Ok(axum::Json(json!({ "eventId": id, "state": state })))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
