@@ -644,6 +644,7 @@ impl Sim {
                 let bytes = postcard::to_stdvec(e).expect("events serialise");
                 let back: KeyedEvent = postcard::from_bytes(&bytes).expect("events deserialise");
                 assert_eq!(&back, e, "postcard round trip changes {e}");
+                serde_json::to_string(e).unwrap_or_else(|err| panic!("{e} as JSON: {err}"));
                 world
                     .apply(&back)
                     .unwrap_or_else(|err| panic!("replay of {e}: {err}"));

@@ -1,0 +1,377 @@
+//! Property tests of the order state machine on random workflows and random inputs:
+//! - every event applies (no `ApplyError`), on the controller and on the agents;
+//! - every side reaches its fixpoint after every input (`step` then gives no events) within
+//!   a bounded number of rounds;
+//! - folding each journal (through postcard) from the empty world gives the live world
+//!   (replay = live), also after controller and agent restarts;
+//! - the controller's copy of an order an agent holds equals the agent's once every event
+//!   is forwarded; lock limits hold.
+
+#[path = "golden/sim.rs"]
+mod sim;
+
+use ordo_model::expr::{parse, parse_template};
+use ordo_model::ids::{AgentId, BoardName, BranchId, JobName, LockName, OrderId, WorkflowName};
+use ordo_model::inventory::{
+    Board, CycleRepeat, Executable, ForkListOver, Instruction, Inventory, Job, Lock, ReturnCodes,
+    Workflow,
+};
+use ordo_model::order::{
+    Command, Exit, Kill, OrderEvent, STEP_EVENTS_MAX, Settler, Side, World, command, deploy, step,
+};
+use ordo_model::time::{DurationMs, TimeMs};
+use ordo_model::value::{Value, Vars};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use sim::Sim;
+use std::collections::BTreeMap;
+
+fn name<T: TryFrom<String>>(s: &str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(s.to_owned()).expect("a valid name")
+}
+
+fn job(agent: &str, restartable: bool, parallelism: u32, timeout: Option<u64>) -> Job {
+    Job {
+        agent: name(agent),
+        executable: Executable::Script("true".to_owned()),
+        env: BTreeMap::new(),
+        args: BTreeMap::new(),
+        timeout: timeout.map(DurationMs::from_secs),
+        grace_timeout: DurationMs::from_secs(15),
+        return_codes: ReturnCodes::default(),
+        restartable,
+        parallelism,
+    }
+}
+
+fn run(j: &str) -> Instruction {
+    Instruction::Run {
+        job: name(j),
+        args: BTreeMap::new(),
+    }
+}
+
+fn leaf() -> impl Strategy<Value = Instruction> {
+    prop_oneof![
+        6 => prop_oneof![Just("j1"), Just("j2"), Just("j3")].prop_map(run),
+        1 => any::<bool>().prop_map(|uncatchable| Instruction::Fail {
+            message: None,
+            return_code: Some(5),
+            uncatchable,
+        }),
+        1 => Just(Instruction::Finish { message: None }),
+        1 => prop_oneof![Just(0u64), Just(10)].prop_map(|s| Instruction::Sleep {
+            duration: DurationMs::from_secs(s)
+        }),
+        1 => Just(Instruction::Break),
+        1 => Just(Instruction::Prompt {
+            question: parse_template("ok?").expect("a template"),
+        }),
+        1 => Just(Instruction::PostNotice {
+            board: name("b"),
+            key: parse_template("k").expect("a template"),
+        }),
+        1 => Just(Instruction::ExpectNotices {
+            boards: vec![name("b")],
+            key: parse_template("k").expect("a template"),
+        }),
+        1 => any::<bool>().prop_map(|wait| Instruction::AddOrder {
+            workflow: name("child"),
+            args: BTreeMap::new(),
+            wait,
+        }),
+    ]
+}
+
+fn block(inner: impl Strategy<Value = Instruction>) -> impl Strategy<Value = Vec<Instruction>> {
+    prop::collection::vec(inner, 0..3)
+}
+
+fn instruction() -> impl Strategy<Value = Instruction> {
+    leaf().prop_recursive(3, 24, 3, |inner| {
+        prop_oneof![
+            (block(inner.clone()), block(inner.clone())).prop_map(|(then, otherwise)| {
+                Instruction::If {
+                    branches: vec![(parse("$returnCode == 0").expect("an expression"), then)],
+                    otherwise,
+                }
+            }),
+            (block(inner.clone()), block(inner.clone()))
+                .prop_map(|(steps, catch)| Instruction::Try { steps, catch }),
+            (1u32..4, any::<bool>(), block(inner.clone())).prop_map(|(max_tries, delay, steps)| {
+                Instruction::Retry {
+                    max_tries,
+                    delays: if delay {
+                        vec![DurationMs::from_secs(5)]
+                    } else {
+                        Vec::new()
+                    },
+                    steps,
+                }
+            }),
+            (block(inner.clone()), block(inner.clone()), any::<bool>()).prop_map(
+                |(a, b, join_if_failed)| Instruction::Fork {
+                    branches: vec![(name::<BranchId>("x"), a), (name::<BranchId>("y"), b)],
+                    join_if_failed,
+                }
+            ),
+            (block(inner.clone()), any::<bool>()).prop_map(|(steps, join_if_failed)| {
+                Instruction::ForkList {
+                    over: ForkListOver::List(parse("[1, 2]").expect("an expression")),
+                    var: "n".to_owned(),
+                    steps,
+                    join_if_failed,
+                }
+            }),
+            (block(inner.clone()), any::<bool>()).prop_map(|(steps, every)| Instruction::Cycle {
+                repeat: if every {
+                    CycleRepeat::Every {
+                        every: DurationMs::from_secs(10),
+                        for_: DurationMs::from_secs(25),
+                    }
+                } else {
+                    CycleRepeat::Times(2)
+                },
+                steps,
+            }),
+            (block(inner.clone()), any::<bool>()).prop_map(|(steps, counted)| Instruction::Lock {
+                lock: name::<LockName>("l"),
+                count: counted.then_some(1),
+                steps,
+            }),
+            block(inner).prop_map(|steps| Instruction::ConsumeNotices {
+                boards: vec![name("b")],
+                key: parse_template("k").expect("a template"),
+                steps,
+            }),
+        ]
+    })
+}
+
+fn inventory(steps: Vec<Instruction>) -> Inventory {
+    let jobs: BTreeMap<JobName, Job> = [
+        (name("j1"), job("a1", true, 2, None)),
+        (name("j2"), job("a1", false, 1, Some(30))),
+        (name("j3"), job("a2", false, 1, None)),
+    ]
+    .into_iter()
+    .collect();
+    Inventory {
+        workflows: vec![
+            Workflow {
+                name: name("main"),
+                parameters: BTreeMap::new(),
+                jobs: jobs.clone(),
+                steps,
+            },
+            Workflow {
+                name: name("child"),
+                parameters: BTreeMap::new(),
+                jobs,
+                steps: vec![run("j3")],
+            },
+        ],
+        agents: Vec::new(),
+        locks: vec![Lock {
+            name: name("l"),
+            limit: 2,
+        }],
+        boards: vec![Board {
+            name: name("b"),
+            lifetime: DurationMs::from_secs(60),
+        }],
+    }
+}
+
+/// One random input; indexes pick among what exists at that moment.
+#[derive(Debug, Clone)]
+enum Input {
+    Add(u8),
+    Done { pick: usize, rc: i32 },
+    Time(u64),
+    CrashAgent(bool),
+    CrashController,
+    Link { second: bool, up: bool },
+    Cancel { pick: usize, kill: Option<Kill> },
+    Suspend { pick: usize, kill: Option<Kill> },
+    Resume(usize),
+    Answer(usize),
+    Go(usize),
+    Post,
+}
+
+fn kill() -> impl Strategy<Value = Option<Kill>> {
+    prop_oneof![Just(None), Just(Some(Kill::Term)), Just(Some(Kill::Kill))]
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    prop_oneof![
+        3 => (0u8..4).prop_map(Input::Add),
+        12 => (any::<usize>(), prop_oneof![Just(0), Just(0), Just(1)])
+            .prop_map(|(pick, rc)| Input::Done { pick, rc }),
+        3 => prop_oneof![Just(1u64), Just(10), Just(60)].prop_map(Input::Time),
+        1 => any::<bool>().prop_map(Input::CrashAgent),
+        1 => Just(Input::CrashController),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(second, up)| Input::Link { second, up }),
+        1 => (any::<usize>(), kill()).prop_map(|(pick, kill)| Input::Cancel { pick, kill }),
+        1 => (any::<usize>(), kill()).prop_map(|(pick, kill)| Input::Suspend { pick, kill }),
+        1 => any::<usize>().prop_map(Input::Resume),
+        1 => any::<usize>().prop_map(Input::Answer),
+        1 => any::<usize>().prop_map(Input::Go),
+        1 => Just(Input::Post),
+    ]
+}
+
+fn pick_order(sim: &Sim, pick: usize) -> Option<OrderId> {
+    let ids: Vec<&OrderId> = sim.ctrl.orders.keys().collect();
+    (!ids.is_empty()).then(|| ids[pick % ids.len()].clone())
+}
+
+fn apply_input(sim: &mut Sim, input: &Input) {
+    let agent = |second: bool| name::<AgentId>(if second { "a2" } else { "a1" });
+    match input {
+        Input::Add(n) => {
+            let mut vars = Vars::new();
+            vars.insert("returnCode".to_owned(), Value::Number(0.0));
+            let _ = sim.command(Command::Add {
+                id: name(&format!("o{n}")),
+                workflow: name::<WorkflowName>("main"),
+                vars,
+                scheduled_for: (*n == 3).then(|| sim.now.plus(DurationMs::from_secs(5))),
+            });
+        }
+        Input::Done { pick, rc } => {
+            let running: Vec<OrderId> = sim
+                .agents
+                .values()
+                .flat_map(|a| a.running.keys().cloned())
+                .collect();
+            if !running.is_empty() {
+                let id = running[pick % running.len()].clone();
+                sim.finish_job(&id, Exit::Code(*rc), Vars::new())
+                    .expect("the job runs");
+            }
+        }
+        Input::Time(s) => sim.advance(DurationMs::from_secs(*s)),
+        Input::CrashAgent(second) => sim.crash_agent(&agent(*second)),
+        Input::CrashController => sim.restart_controller(),
+        Input::Link { second, up } => sim.set_connected(&agent(*second), *up),
+        Input::Cancel { pick, kill } => {
+            if let Some(id) = pick_order(sim, *pick) {
+                let _ = sim.command(Command::Cancel { id, kill: *kill });
+            }
+        }
+        Input::Suspend { pick, kill } => {
+            if let Some(id) = pick_order(sim, *pick) {
+                let _ = sim.command(Command::Suspend { id, kill: *kill });
+            }
+        }
+        Input::Resume(pick) => {
+            if let Some(id) = pick_order(sim, *pick) {
+                let _ = sim.command(Command::Resume {
+                    id,
+                    position: None,
+                    vars: Vars::new(),
+                });
+            }
+        }
+        Input::Answer(pick) => {
+            if let Some(id) = pick_order(sim, *pick) {
+                let _ = sim.command(Command::Answer {
+                    id,
+                    vars: Vars::new(),
+                });
+            }
+        }
+        Input::Go(pick) => {
+            if let Some(id) = pick_order(sim, *pick) {
+                let _ = sim.command(Command::Go { id });
+            }
+        }
+        Input::Post => {
+            let _ = sim.command(Command::PostNotice {
+                board: name::<BoardName>("b"),
+                key: "k".to_owned(),
+            });
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 1000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn replay_equals_live(
+        steps in prop::collection::vec(instruction(), 1..5),
+        inputs in prop::collection::vec(input(), 1..80),
+    ) {
+        let mut sim = Sim::new(&inventory(steps));
+        sim.verbose = false;
+        for input in &inputs {
+            apply_input(&mut sim, input);
+        }
+        sim.set_connected(&name("a1"), true);
+        sim.set_connected(&name("a2"), true);
+        sim.check_replay();
+    }
+}
+
+/// A cycle of a million runs without a job: one `step` emits at most `STEP_EVENTS_MAX`
+/// events, and a bounded settler run stops and says it has not reached the fixpoint.
+#[test]
+fn a_long_cycle_is_stepped_in_bounded_pieces() {
+    let steps = vec![Instruction::Cycle {
+        repeat: CycleRepeat::Times(1_000_000),
+        steps: vec![Instruction::Sleep {
+            duration: DurationMs(0),
+        }],
+    }];
+    let mut world = World::new(Side::Controller);
+    for e in deploy(&world, &inventory(steps)) {
+        world.apply(&e).expect("deploys");
+    }
+    let accepted = command(
+        &world,
+        Command::Add {
+            id: name("o"),
+            workflow: name("main"),
+            vars: Vars::new(),
+            scheduled_for: None,
+        },
+        TimeMs(0),
+    )
+    .expect("adds");
+    for e in &accepted.events {
+        world.apply(e).expect("applies");
+    }
+    let events = step(&world, &name("o"), TimeMs(0));
+    assert_eq!(events.len(), STEP_EVENTS_MAX);
+    let mut settler = Settler::new();
+    settler.push(name("o"));
+    let mut out = Vec::new();
+    let done = settler
+        .run(&mut world, TimeMs(0), 10_000, &mut out)
+        .expect("applies");
+    assert!(!done, "a million runs do not fit in 10 000 events");
+    assert!(out.len() < 10_000 + STEP_EVENTS_MAX);
+    let runs = out
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ordo_model::order::KeyedEvent::Order {
+                    event: OrderEvent::CycleContinued { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(runs > 1000, "the cycle advanced {runs} runs");
+}
