@@ -1,0 +1,3 @@
+//! Library parts of the `ordo` command that other crates (the tests) reuse.
+
+pub mod local;
