@@ -8,7 +8,7 @@
 //! certs/controller.pem/.key                    controller API server certificate
 //! certs/controller-client.pem/.key             client certificate towards agents
 //! certs/agent-<id>.pem/.key                    each agent's server certificate
-//! admin.token, cockpit.token                   API tokens (0600); configs hold their SHA-256
+//! admin.token, cockpit.token, viewer.token    API tokens (0600); configs hold their SHA-256
 //! controller.toml, agent-<id>.toml             server configurations
 //! controller/, agent-<id>/                     their data directories
 //! ```
@@ -41,6 +41,7 @@ pub struct Local {
     pub agent_configs: Vec<(String, PathBuf, String)>,
     pub admin_token: String,
     pub cockpit_token: String,
+    pub viewer_token: String,
 }
 
 /// Why a local installation cannot be set up.
@@ -129,6 +130,7 @@ pub fn setup(dir: &Path, o: &Options) -> Result<Local, LocalError> {
     )?;
     let admin_token = token_file(&dir.join("admin.token"))?;
     let cockpit_token = token_file(&dir.join("cockpit.token"))?;
+    let viewer_token = token_file(&dir.join("viewer.token"))?;
     let fsync = o.journal_fsync;
     let controller_config = dir.join("controller.toml");
     let c = |p: &str| certs_dir.join(p).display().to_string();
@@ -156,6 +158,11 @@ name = "cockpit"
 sha256 = "{cockpit}"
 role = "admin"
 
+[[tokens]]
+name = "viewer"
+sha256 = "{viewer}"
+role = "viewer"
+
 [limits]
 journal_fsync = {fsync}
 "#,
@@ -169,6 +176,7 @@ journal_fsync = {fsync}
         ca = ca.cert_path.display(),
         admin = token_sha256(&admin_token),
         cockpit = token_sha256(&cockpit_token),
+        viewer = token_sha256(&viewer_token),
     );
     write_private(&controller_config, &text)?;
     let mut agent_configs = Vec::new();
@@ -214,6 +222,7 @@ journal_fsync = {fsync}
         agent_configs,
         admin_token,
         cockpit_token,
+        viewer_token,
     })
 }
 

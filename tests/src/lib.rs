@@ -1,1 +1,390 @@
-//! Test harness for Ordo: starting real processes, fault proxies and history checks.
+//! Test harness for Ordo: real server processes on 127.0.0.1, started from the binaries of the
+//! same build, with a local installation ([`ordo_cli::local`]) in a temporary directory.
+//!
+//! [`Cluster`] starts a controller and agents, kills them with SIGKILL or stops them with
+//! SIGTERM, and talks to the controller's HTTPS API. Every wait is bounded in time.
+
+pub mod history;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ordo_cli::local::{self, Local, Options};
+use ordo_net::client::{HttpsClient, HttpsClientOptions};
+use serde_json::{Value as Json, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The path of a binary of this build (`target/<profile>/<name>`), built if missing.
+pub fn binary(name: &str, package: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test binary>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("cannot find the target directory from {}", exe.display()))?;
+    let path = dir.join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .context("cannot run cargo build")?;
+        if !status.success() {
+            bail!("cargo build -p {package} --bin {name} failed");
+        }
+    }
+    Ok(path)
+}
+
+/// A server process; killed when dropped.
+pub struct Server {
+    pub name: String,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Server {
+    fn start(name: &str, bin: &Path, config: &Path, log: PathBuf) -> Result<Server> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        Ok(Server {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        })
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait up to 10 s (then SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The last `bytes` of the server's log.
+    pub fn log_tail(&self, bytes: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let start = text.len().saturating_sub(bytes);
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        text[start..].to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A controller and agents on 127.0.0.1, in a temporary directory.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub local: Local,
+    pub controller: Option<Server>,
+    pub agents: Vec<(String, Option<Server>)>,
+    pub api: HttpsClient,
+    viewer_api: HttpsClient,
+    plain_api: HttpsClient,
+}
+
+/// Orders in a terminal state: finished, cancelled, failed.
+pub const ENDED: &[&str] = &["finished", "cancelled", "failed"];
+
+impl Cluster {
+    /// Sets up a controller and agents with these ids (not started yet).
+    pub fn new(agent_ids: &[&str]) -> Result<Cluster> {
+        ordo_net::tls::install_crypto_provider();
+        let dir = tempfile::Builder::new().prefix("ordo-test-").tempdir()?;
+        let mut agents = Vec::new();
+        for id in agent_ids {
+            agents.push((
+                id.to_string(),
+                format!("127.0.0.1:{}", local::free_port()?).parse()?,
+            ));
+        }
+        let local = local::setup(
+            dir.path(),
+            &Options {
+                cluster_id: "test".into(),
+                controller_listen: format!("127.0.0.1:{}", local::free_port()?).parse()?,
+                agents,
+                journal_fsync: true,
+            },
+        )?;
+        let ca = ordo_net::tls::CaBundle::from_pem_file(&local.ca)?;
+        let tls = ordo_net::tls::client_config(&ca, None)?;
+        let options = HttpsClientOptions {
+            connect_timeout_ms: 5000,
+            request_timeout_ms: 30_000,
+            body_bytes_max: 64 << 20,
+            allow_plain_http: false,
+        };
+        let plain_api = HttpsClient::new(tls, options);
+        let api = plain_api.clone().with_bearer(&local.admin_token)?;
+        let viewer_api = plain_api.clone().with_bearer(&local.viewer_token)?;
+        let agents = agent_ids.iter().map(|id| (id.to_string(), None)).collect();
+        Ok(Cluster {
+            dir,
+            local,
+            controller: None,
+            agents,
+            api,
+            viewer_api,
+            plain_api,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.local.controller_url)
+    }
+
+    /// The agent's `wss://` URL.
+    pub fn agent_url(&self, id: &str) -> Result<String> {
+        self.local
+            .agent_configs
+            .iter()
+            .find(|(a, ..)| a == id)
+            .map(|(_, _, url)| url.clone())
+            .ok_or_else(|| anyhow!("no agent {id}"))
+    }
+
+    /// Starts the controller and waits until its API answers.
+    pub async fn start_controller(&mut self) -> Result<()> {
+        let bin = binary("ordo-controller", "ordo-controller")?;
+        let log = self.dir.path().join("controller.log");
+        self.controller = Some(Server::start(
+            "controller",
+            &bin,
+            &self.local.controller_config,
+            log,
+        )?);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self
+                .api
+                .get_json::<Json>(&self.url("/health"))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the controller did not answer in 30 s:\n{}",
+                    self.controller_log()
+                );
+            }
+            if let Some(c) = self.controller.as_mut()
+                && !c.is_running()
+            {
+                bail!("the controller exited:\n{}", self.controller_log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn controller_log(&self) -> String {
+        self.controller
+            .as_ref()
+            .map(|c| c.log_tail(4000))
+            .unwrap_or_default()
+    }
+
+    pub fn start_agent(&mut self, id: &str) -> Result<()> {
+        let bin = binary("ordo-agent", "ordo-agent")?;
+        let (_, config, _) = self
+            .local
+            .agent_configs
+            .iter()
+            .find(|(a, ..)| a == id)
+            .ok_or_else(|| anyhow!("no agent {id}"))?;
+        let log = self.dir.path().join(format!("agent-{id}.log"));
+        let server = Server::start(&format!("agent {id}"), &bin, config, log)?;
+        let slot = self
+            .agents
+            .iter_mut()
+            .find(|(a, _)| a == id)
+            .ok_or_else(|| anyhow!("no agent {id}"))?;
+        slot.1 = Some(server);
+        Ok(())
+    }
+
+    pub fn agent(&mut self, id: &str) -> Option<&mut Server> {
+        self.agents
+            .iter_mut()
+            .find(|(a, _)| a == id)
+            .and_then(|(_, s)| s.as_mut())
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = format!("--- controller\n{}", self.controller_log());
+        for (id, s) in &self.agents {
+            if let Some(s) = s {
+                out.push_str(&format!("\n--- agent {id}\n{}", s.log_tail(3000)));
+            }
+        }
+        out
+    }
+
+    /// Deploys YAML files `(name, text)`; `agent:` objects get the agents' real URLs when they
+    /// name one of this cluster's agents.
+    pub async fn deploy(&self, files: &[(&str, String)]) -> Result<Json> {
+        let files: Vec<Json> = files
+            .iter()
+            .map(|(name, text)| json!({"name": name, "text": text}))
+            .collect();
+        self.api
+            .post_json(&self.url("/deploy"), &json!({ "files": files }))
+            .await
+            .map_err(|e| anyhow!("deploy failed: {e}"))
+    }
+
+    /// An `agent:` document for one of this cluster's agents.
+    pub fn agent_yaml(&self, id: &str) -> Result<String> {
+        Ok(format!("agent: {id}\nurl: {}\n", self.agent_url(id)?))
+    }
+
+    pub async fn add_orders(&self, orders: &[Json]) -> Result<Json> {
+        self.api
+            .post_json(&self.url("/orders"), &json!({ "orders": orders }))
+            .await
+            .map_err(|e| anyhow!("adding orders failed: {e}"))
+    }
+
+    pub async fn order(&self, id: &str) -> Result<Json> {
+        self.api
+            .get_json(&self.url(&format!("/orders/{id}")))
+            .await
+            .map_err(|e| anyhow!("order {id}: {e}"))
+    }
+
+    pub async fn post(&self, path: &str, body: &Json) -> Result<Json> {
+        self.api
+            .post_json(&self.url(path), body)
+            .await
+            .map_err(|e| anyhow!("POST {path}: {e}"))
+    }
+
+    pub async fn orders(&self) -> Result<Vec<Json>> {
+        let j: Json = self
+            .api
+            .get_json(&self.url("/orders"))
+            .await
+            .map_err(|e| anyhow!("listing orders: {e}"))?;
+        Ok(j["orders"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits until `ids` are all in one of `states`; returns their final JSON.
+    pub async fn wait_states(
+        &self,
+        ids: &[String],
+        states: &[&str],
+        within: Duration,
+    ) -> Result<Vec<Json>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let all = self.orders().await.unwrap_or_default();
+            let mut done = Vec::new();
+            for id in ids {
+                match all.iter().find(|o| o["id"] == id.as_str()) {
+                    Some(o) if states.contains(&o["state"].as_str().unwrap_or("")) => {
+                        done.push(o.clone())
+                    }
+                    _ => break,
+                }
+            }
+            if done.len() == ids.len() {
+                return Ok(done);
+            }
+            if Instant::now() > deadline {
+                let pending: Vec<String> = all
+                    .iter()
+                    .filter(|o| {
+                        ids.iter().any(|i| o["id"] == i.as_str())
+                            && !states.contains(&o["state"].as_str().unwrap_or(""))
+                    })
+                    .take(5)
+                    .map(|o| format!("{} {} at {}", o["id"], o["stateDetail"], o["position"]))
+                    .collect();
+                bail!(
+                    "{} of {} orders reached {states:?} in {within:?}; e.g. {pending:?}\n{}",
+                    done.len(),
+                    ids.len(),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every event after `after`, read with the long-poll API until none are left.
+    pub async fn events(&self, after: u64) -> Result<Vec<Json>> {
+        let mut out = Vec::new();
+        let mut after = after;
+        for _ in 0..100_000 {
+            let url = self.url(&format!("/events?after={after}&timeout=200"));
+            let resp = self
+                .api
+                .request(axum::http::Method::GET, &url, None)
+                .await
+                .map_err(|e| anyhow!("events: {e}"))?;
+            let text = String::from_utf8_lossy(&resp.body).into_owned();
+            let before = out.len();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                let e: Json = serde_json::from_str(line)?;
+                after = e["eventId"].as_u64().unwrap_or(after);
+                out.push(e);
+            }
+            if out.len() == before {
+                return Ok(out);
+            }
+        }
+        bail!("more events than a test reads")
+    }
+
+    /// The viewer-role client, for authorisation tests.
+    pub fn viewer(&self) -> &HttpsClient {
+        &self.viewer_api
+    }
+
+    /// A client without a token.
+    pub fn anonymous(&self) -> &HttpsClient {
+        &self.plain_api
+    }
+}

@@ -1,0 +1,263 @@
+//! End-to-end: a real controller and real agents, as separate processes of this build.
+
+use anyhow::Result;
+use ordo_tests::history::History;
+use ordo_tests::{Cluster, ENDED};
+use serde_json::{Value as Json, json};
+use std::time::Duration;
+
+fn one_job(name: &str, agent: &str, script: &str) -> String {
+    format!(
+        "workflow: {name}\njobs:\n  job: {{ agent: {agent}, script: {script:?}, restartable: false }}\nsteps:\n  - run: job\n"
+    )
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn orders_of(workflow: &str, ids: &[String]) -> Vec<Json> {
+    ids.iter()
+        .map(|id| json!({"id": id, "workflow": workflow}))
+        .collect()
+}
+
+async fn started(agents: &[&str]) -> Result<Cluster> {
+    let mut c = Cluster::new(agents)?;
+    c.start_controller().await?;
+    for a in agents {
+        c.start_agent(a)?;
+    }
+    Ok(c)
+}
+
+#[tokio::test]
+async fn process_a_thousand_orders_of_a_one_job_workflow_finish() -> Result<()> {
+    let c = started(&["a1"]).await?;
+    c.deploy(&[
+        ("agent.yaml", c.agent_yaml("a1")?),
+        ("w.yaml", one_job("trivial", "a1", "true")),
+    ])
+    .await?;
+    let ids = ids("o", 1000);
+    let answer = c.add_orders(&orders_of("trivial", &ids)).await?;
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(1000));
+    let done = c.wait_states(&ids, ENDED, Duration::from_secs(120)).await?;
+    assert!(done.iter().all(|o| o["state"] == "finished"), "{done:?}");
+    let history = History::from_events(&c.events(0).await?);
+    assert!(history.lost(&ids).is_empty());
+    assert!(
+        history.duplicated(1).is_empty(),
+        "{:?}",
+        history.duplicated(1)
+    );
+    assert!(history.unexpected.is_empty(), "{:?}", history.unexpected);
+    // Re-adding the same ids is idempotent.
+    let again = c.add_orders(&orders_of("trivial", &ids[..10])).await?;
+    assert!(
+        again["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["duplicate"] == true)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
+    let c = started(&["local", "second"]).await?;
+    let mut files = vec![];
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples"))? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "agents.yaml" {
+            continue;
+        }
+        files.push((
+            Box::leak(name.into_boxed_str()) as &str,
+            std::fs::read_to_string(&path)?,
+        ));
+    }
+    files.push((
+        "agents.yaml",
+        format!("{}---\n{}", c.agent_yaml("local")?, c.agent_yaml("second")?),
+    ));
+    // A job on a second agent, between two jobs on the first.
+    files.push((
+        "two-agents.yaml",
+        "workflow: two-agents\njobs:\n  a: { agent: local, script: 'echo one' }\n  b: { agent: second, script: 'echo two' }\nsteps:\n  - run: a\n  - run: b\n  - run: a\n".into(),
+    ));
+    c.deploy(&files).await?;
+    let all: Vec<Json> = vec![
+        json!({"id": "ex-hello", "workflow": "hello"}),
+        json!({"id": "ex-report", "workflow": "daily-report", "args": {"day": "2026-11-23"}}),
+        json!({"id": "ex-etl", "workflow": "nightly-etl", "args": {"day": "2026-11-23"}}),
+        json!({"id": "ex-maintenance", "workflow": "db-maintenance"}),
+        json!({"id": "ex-replica", "workflow": "replica-report"}),
+        json!({"id": "ex-two-agents", "workflow": "two-agents"}),
+        json!({"id": "ex-approval", "workflow": "release", "args": {"version": "1.4.2"}}),
+    ];
+    c.add_orders(&all).await?;
+    let approval = vec!["ex-approval".to_owned()];
+    let prompting = c
+        .wait_states(&approval, &["prompting"], Duration::from_secs(60))
+        .await?;
+    assert_eq!(prompting[0]["state"], "prompting");
+    c.post(
+        "/orders/ex-approval/answer",
+        &json!({"vars": {"approved": true}}),
+    )
+    .await?;
+    let ids: Vec<String> = all
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    let done = c.wait_states(&ids, ENDED, Duration::from_secs(120)).await?;
+    for o in &done {
+        assert_eq!(o["state"], "finished", "{o}\n{}", c.logs());
+    }
+    let log: String = c
+        .api
+        .request(
+            axum::http::Method::GET,
+            &c.url("/orders/ex-two-agents/log"),
+            None,
+        )
+        .await?
+        .body
+        .iter()
+        .map(|b| *b as char)
+        .collect();
+    assert!(log.contains("one") && log.contains("two"), "{log}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_controller_killed_mid_run_loses_nothing_and_runs_nothing_twice() -> Result<()> {
+    let mut c = started(&["a1"]).await?;
+    let runs = c.dir.path().join("runs.txt");
+    let script = format!("sleep 0.3; echo $ORDO_ORDER_ID >> {}", runs.display());
+    c.deploy(&[
+        ("agent.yaml", c.agent_yaml("a1")?),
+        ("w.yaml", one_job("slow", "a1", &script)),
+    ])
+    .await?;
+    let ids = ids("k", 60);
+    c.add_orders(&orders_of("slow", &ids)).await?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    c.controller.as_mut().unwrap().kill9();
+    // While the controller is down the agent goes on and keeps the events.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.start_controller().await?;
+    c.wait_states(&ids, ENDED, Duration::from_secs(120)).await?;
+    let text = std::fs::read_to_string(&runs)?;
+    for id in &ids {
+        let n = text.lines().filter(|l| *l == id).count();
+        assert_eq!(n, 1, "order {id} ran {n} times");
+    }
+    let history = History::from_events(&c.events(0).await?);
+    assert!(history.lost(&ids).is_empty());
+    assert!(history.duplicated(1).is_empty());
+    for id in &ids {
+        assert_eq!(history.ended[id], vec!["Finished".to_owned()], "{id}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_orders_wait_for_a_stopped_agent_and_run_when_it_returns() -> Result<()> {
+    let mut c = started(&["a1"]).await?;
+    c.deploy(&[
+        ("agent.yaml", c.agent_yaml("a1")?),
+        ("w.yaml", one_job("w", "a1", "echo hi")),
+    ])
+    .await?;
+    c.agent("a1").unwrap().stop();
+    let ids = ids("s", 20);
+    c.add_orders(&orders_of("w", &ids)).await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let agents: Json = c.api.get_json(&c.url("/agents")).await?;
+    assert_eq!(agents["agents"][0]["connected"], false, "{agents}");
+    for o in c.orders().await? {
+        assert!(!ENDED.contains(&o["state"].as_str().unwrap_or("")), "{o}");
+    }
+    c.start_agent("a1")?;
+    let done = c.wait_states(&ids, ENDED, Duration::from_secs(60)).await?;
+    assert!(done.iter().all(|o| o["state"] == "finished"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_bad_requests_get_clear_errors() -> Result<()> {
+    let c = started(&[]).await?;
+    let status = |r: Result<Json, ordo_net::client::ClientError>| match r {
+        Err(ordo_net::client::ClientError::Status { status, body, .. }) => (status.as_u16(), body),
+        other => (0, format!("{other:?}")),
+    };
+    // No token: 401.
+    let (s, _) = status(c.anonymous().get_json(&c.url("/orders")).await);
+    assert_eq!(s, 401);
+    // A viewer may read but not act: 403.
+    assert!(c.viewer().get_json::<Json>(&c.url("/orders")).await.is_ok());
+    let (s, body) = status(
+        c.viewer()
+            .post_json(&c.url("/orders"), &json!({"id": "x", "workflow": "w"}))
+            .await,
+    );
+    assert_eq!(s, 403, "{body}");
+    // A bad body: 400 with the reason.
+    let (s, body) = status(c.api.post_json(&c.url("/orders"), &json!({"idd": 1})).await);
+    assert_eq!(s, 400);
+    assert!(body.contains("error"), "{body}");
+    // Bad YAML: 400 with every diagnostic.
+    let (s, body) = status(
+        c.api
+            .post_json(
+                &c.url("/deploy"),
+                &json!({"files": [{"name": "bad.yaml", "text": "workflow: w\nsteps: [ { run: nope } ]\nbogus: 1\n"}]}),
+            )
+            .await,
+    );
+    assert_eq!(s, 400);
+    assert!(
+        body.contains("bad.yaml:") && body.contains("nope"),
+        "{body}"
+    );
+    // Unknown workflow: 400; unknown order: 404.
+    let (s, _) = status(
+        c.api
+            .post_json(&c.url("/orders"), &json!({"id": "x", "workflow": "none"}))
+            .await,
+    );
+    assert_eq!(s, 400);
+    let (s, _) = status(
+        c.api
+            .post_json(&c.url("/orders/none/cancel"), &json!({}))
+            .await,
+    );
+    assert_eq!(s, 404);
+    // Oversized: 413.
+    let big = "x".repeat(17 << 20);
+    let (s, _) = status(
+        c.api
+            .post_json(
+                &c.url("/deploy"),
+                &json!({"files": [{"name": "big.yaml", "text": big}]}),
+            )
+            .await,
+    );
+    assert_eq!(s, 413);
+    // A stream position that is not kept any more is answered clearly (nothing released yet:
+    // any position is kept, so ask for one far ahead to see it wait and answer empty).
+    let resp = c
+        .api
+        .request(
+            axum::http::Method::GET,
+            &c.url("/events?after=999999999&timeout=100"),
+            None,
+        )
+        .await?;
+    assert_eq!(resp.status.as_u16(), 200);
+    Ok(())
+}
