@@ -24,14 +24,37 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+/// Inventory files read from disk with every problem found reading and checking them.
+pub struct Checked {
+    pub files: Vec<SourceFile>,
+    pub problems: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn errors(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// `checked N files: no problems` or `checked N files: E errors, W warnings`.
+    pub fn summary(&self) -> String {
+        let errors = self.errors();
+        summary(self.files.len(), errors, self.problems.len() - errors)
+    }
+}
+
+/// Reads the YAML files at `paths` (files, and folders searched recursively) and checks them
+/// together as one inventory.
+pub fn check_paths(paths: &[PathBuf]) -> Checked {
     let limits = Limits::default();
     let mut problems: Vec<Diagnostic> = Vec::new();
-    let mut paths = Vec::new();
-    for p in &args.paths {
-        let before = paths.len();
-        collect(p, 0, &limits, &mut paths, &mut problems);
-        if paths.len() == before && p.is_dir() {
+    let mut found = Vec::new();
+    for p in paths {
+        let before = found.len();
+        collect(p, 0, &limits, &mut found, &mut problems);
+        if found.len() == before && p.is_dir() {
             problems.push(diagnostic(
                 p,
                 "no *.yaml or *.yml files in this folder".into(),
@@ -39,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let mut files = Vec::new();
-    for p in &paths {
+    for p in &found {
         match read(p, &limits) {
             Ok(text) => files.push(SourceFile::new(p.display().to_string(), text)),
             Err(d) => problems.push(d),
@@ -47,23 +70,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let checked = check_inventory(&files, &limits);
     problems.extend(checked.diagnostics);
-    let errors = problems
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = problems.len() - errors;
+    Checked { files, problems }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let checked = check_paths(&args.paths);
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &problems).context("writing the diagnostics")?;
+        serde_json::to_writer_pretty(&mut out, &checked.problems)
+            .context("writing the diagnostics")?;
         writeln!(out)?;
     } else {
-        for d in &problems {
+        for d in &checked.problems {
             writeln!(out, "{d}")?;
         }
-        writeln!(out, "{}", summary(files.len(), errors, warnings))?;
+        writeln!(out, "{}", checked.summary())?;
     }
     out.flush()?;
-    Ok(if errors > 0 {
+    Ok(if checked.errors() > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -1,9 +1,23 @@
 //! `ordo`: the command-line interface of the Ordo workload orchestrator.
 //!
-//! Each subcommand lives in its own module with its arguments and a `run` that returns the
-//! process exit code; `main` only dispatches.
+//! Each command group lives in its own module with its arguments and a `run` that returns the
+//! process exit code; `main` only dispatches. Commands that read or steer a cluster talk only
+//! to the cockpit API ([`client`]), reached through `--api`/`--token`/`--ca`, their
+//! environment variables or the profile file ([`profile`]). Exit codes: see [`exit`].
 
+mod agents;
+mod certs;
 mod check;
+mod client;
+mod cluster;
+mod deploy;
+mod exit;
+mod logs;
+mod order;
+mod orders;
+mod output;
+mod profile;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -12,6 +26,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "ordo", version, about)]
 struct Cli {
+    #[command(flatten)]
+    global: profile::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,18 +36,54 @@ struct Cli {
 enum Command {
     /// Check inventory YAML (files and folders) and print every problem.
     Check(check::Args),
+    /// Make certificates and API tokens.
+    #[command(subcommand)]
+    Certs(certs::Command),
+    /// Check and deploy inventory YAML (files and folders); shows what changes.
+    Deploy(deploy::Args),
+    /// Add, steer or show one order.
+    #[command(subcommand)]
+    Order(order::Command),
+    /// List orders.
+    Orders(orders::Args),
+    /// Print an order's job output.
+    Logs(logs::Args),
+    /// Follow the live event feed.
+    Watch(watch::Args),
+    /// List agents and their links.
+    Agents(agents::Args),
+    /// Cluster health.
+    #[command(subcommand)]
+    Cluster(cluster::Command),
+}
+
+/// Runs a command that talks to the API on a single-threaded runtime.
+fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(f: F) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(f)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let g = &cli.global;
     let result = match &cli.command {
         Command::Check(args) => check::run(args),
+        Command::Certs(c) => certs::run(c),
+        Command::Deploy(args) => block_on(deploy::run(args, g)),
+        Command::Order(c) => block_on(order::run(c, g)),
+        Command::Orders(args) => block_on(orders::run(args, g)),
+        Command::Logs(args) => block_on(logs::run(args, g)),
+        Command::Watch(args) => block_on(watch::run(args, g)),
+        Command::Agents(args) => block_on(agents::run(args, g)),
+        Command::Cluster(c) => block_on(cluster::run(c, g)),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ordo: {e:#}");
-            ExitCode::from(2)
+            exit::code_of(&e)
         }
     }
 }

@@ -1,0 +1,72 @@
+//! `ordo agents`: each deployed agent with its link (`GET /agents` →
+//! `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}`; `meta` is what the
+//! agent reported: `hostname`, `cores`, `load` [1, 5, 15 min], `running_processes`, ...).
+
+use crate::client::Api;
+use crate::output::{cell, print_json, table};
+use crate::profile::Global;
+use serde_json::Value as Json;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&global.settings()?)?;
+    let answer = api.get("/agents").await?;
+    if args.json {
+        print_json(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let agents = answer
+        .get("agents")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if agents.is_empty() {
+        println!("no agents deployed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table([
+        "Id",
+        "Connected",
+        "URL",
+        "Host",
+        "Cores",
+        "Load",
+        "Running",
+        "Last error",
+    ]);
+    for a in &agents {
+        let meta = a.get("meta").filter(|m| !m.is_null());
+        let m = |k: &str| cell(meta.and_then(|m| m.get(k)));
+        let load = meta
+            .and_then(|m| m.get("load"))
+            .and_then(Json::as_array)
+            .and_then(|l| l.first())
+            .and_then(Json::as_f64)
+            .map(|l| format!("{l:.2}"))
+            .unwrap_or_default();
+        let connected = match a.get("connected").and_then(Json::as_bool) {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "?",
+        };
+        t.add_row([
+            cell(a.get("id")),
+            connected.to_owned(),
+            cell(a.get("url")),
+            m("hostname"),
+            m("cores"),
+            load,
+            m("running_processes"),
+            cell(a.get("lastError")),
+        ]);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,109 @@
+//! `ordo orders`: the order list, filtered and paged by the API
+//! (`GET /orders?workflow=&state=&agent=&since=&until=&limit=&after=` → `{orders, next}`).
+//!
+//! Only the filters given are sent. When the answer has a `next` cursor, the table is
+//! followed by the command for the next page.
+
+use crate::client::{Api, query};
+use crate::output::{cell, holder, print_json, table};
+use crate::profile::Global;
+use serde_json::Value as Json;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only orders of this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only orders in this state (fresh, ready, processing, waiting, prompting, suspended,
+    /// failed, cancelled, finished).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only orders held by or bound for this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only orders changed at or after this time: RFC 3339, or -DURATION/+DURATION from now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<String>,
+    /// Only orders changed before this time (same forms).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<String>,
+    /// At most this many orders.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Continue after this cursor (the `next` of the previous page).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An instant as RFC 3339 (UTC), from RFC 3339 or a signed duration from now (`-2h`).
+pub fn parse_time(s: &str) -> Result<String, String> {
+    let now = jiff::Timestamp::now();
+    let relative = |d: &str, sign: i64| -> Result<String, String> {
+        let d = ordo_model::time::DurationMs::parse(d).map_err(|e| e.to_string())?;
+        let ms = now.as_millisecond().saturating_add(sign * d.0 as i64);
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    };
+    if let Some(d) = s.strip_prefix('-') {
+        return relative(d, -1);
+    }
+    if let Some(d) = s.strip_prefix('+') {
+        return relative(d, 1);
+    }
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.to_string())
+        .map_err(|e| format!("{s:?} is neither RFC 3339 nor -DURATION: {e}"))
+}
+
+pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&global.settings()?)?;
+    let q = query(&[
+        ("workflow", args.workflow.clone()),
+        ("state", args.state.clone()),
+        ("agent", args.agent.clone()),
+        ("since", args.since.clone()),
+        ("until", args.until.clone()),
+        ("limit", args.limit.map(|n| n.to_string())),
+        ("after", args.after.clone()),
+    ]);
+    let answer = api.get(&format!("/orders{q}")).await?;
+    if args.json {
+        print_json(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let orders = answer
+        .get("orders")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if orders.is_empty() {
+        println!("no orders");
+    } else {
+        let mut t = table(["Id", "Workflow", "State", "Position", "Held by", "Detail"]);
+        for o in &orders {
+            t.add_row([
+                cell(o.get("id")),
+                cell(o.get("workflow")),
+                cell(o.get("state")),
+                cell(o.get("position")),
+                holder(o.get("holder")),
+                cell(o.get("stateDetail")),
+            ]);
+        }
+        println!("{t}");
+        println!(
+            "{} order{}",
+            orders.len(),
+            if orders.len() == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(next) = answer.get("next").filter(|n| !n.is_null()) {
+        println!("more: repeat with --after {}", cell(Some(next)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
