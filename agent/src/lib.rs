@@ -1,3 +1,221 @@
 //! The Ordo agent: runs jobs and keeps every order event until the controller releases it.
+//!
+//! [`run`] starts an agent from its [`Config`]: it opens the agent's journal and recovers its
+//! state ([`open`]), kills job processes that outlived a crash ([`survivors`]), starts the
+//! [`executor`] (the one task that owns the state: orders, jobs, timers, the outbox) and
+//! serves the controller session and `GET /meta` over mTLS ([`server`], [`session`]) until
+//! `shutdown` completes.
+//!
+//! Modules: [`config`] (the TOML file), [`record`] (journal record format), [`state`] (the
+//! fold of the journal and the snapshot format), [`runner`] (process groups, output,
+//! timeouts), [`meta`] and [`status`] (metadata).
 
+pub mod config;
+pub mod executor;
+pub mod meta;
+pub mod open;
+pub mod record;
 pub mod runner;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod status;
+pub mod survivors;
+
+pub use config::Config;
+
+use executor::{Channels, Executor};
+use ordo_net::tls::{CaBundle, ClientAuth, TlsMaterial, server_config};
+use session::Shared;
+use status::Status;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// How long a stopping agent waits for its sessions to close.
+const SESSIONS_CLOSE_WAIT_MS: u64 = 3_000;
+
+/// Why the agent cannot run (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] ordo_net::tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("the agent journal: {0}")]
+    Journal(#[from] ordo_journal::JournalError),
+    #[error("the agent journal is unusable: {0}")]
+    Corrupt(String),
+    #[error("the agent journal stopped; the agent stops with it: {0}")]
+    JournalStopped(String),
+    #[error("the HTTPS server stopped: {0}")]
+    Server(String),
+    #[error("an agent task failed: {0}")]
+    Task(String),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs the agent on `config.listen` until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| AgentError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    run_with_listener(config, listener, shutdown).await
+}
+
+fn tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, AgentError> {
+    let material = TlsMaterial::from_pem_files(&config.tls.certificate, &config.tls.key)?;
+    let ca = CaBundle::from_pem_file(&config.tls.controller_ca)?;
+    Ok(server_config(&material, ClientAuth::Required(ca))?)
+}
+
+/// Runs the agent on an already bound listener (the tests and benchmarks bind port 0).
+pub async fn run_with_listener(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let tls = tls(&config)?;
+    let config = Arc::new(config);
+    let work = config.data_dir.join("work");
+    std::fs::create_dir_all(&work).map_err(|source| AgentError::Io {
+        context: format!("creating the work directory {}", work.display()),
+        source,
+    })?;
+    let open_config = config.clone();
+    let recovered = tokio::task::spawn_blocking(move || open::open(&open_config))
+        .await
+        .map_err(|e| AgentError::Task(e.to_string()))??;
+    let survivors_state = recovered.state.clone();
+    let found = tokio::task::spawn_blocking(move || survivors::kill_survivors(&survivors_state))
+        .await
+        .map_err(|e| AgentError::Task(e.to_string()))?;
+    tracing::info!(
+        agent = %config.agent_id,
+        run = %status::run_id_hex(recovered.state.run_id),
+        last_id = recovered.state.last_id,
+        snapshot = recovered.snapshot_id,
+        replayed = recovered.replayed,
+        orders = recovered.state.world.orders.len(),
+        outbox_bytes = recovered.state.outbox.bytes,
+        "agent journal recovered"
+    );
+    let status = Arc::new(Status::new(
+        config.agent_id.to_string(),
+        config.data_dir.clone(),
+        recovered.state.run_id,
+    ));
+    status
+        .outbox_bytes
+        .store(recovered.state.outbox.bytes, Ordering::Relaxed);
+    let (inputs_tx, inputs_rx) = mpsc::channel(1024);
+    let (generation_tx, generation_rx) = watch::channel(0);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let journal = recovered.journal.clone();
+    let executor = Executor::new(
+        config.clone(),
+        recovered,
+        Channels {
+            inputs: inputs_rx,
+            generation: generation_tx,
+            status: status.clone(),
+        },
+    );
+    let mut executor = tokio::spawn(executor.run(found, stop_rx.clone()));
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        journal,
+        inputs: inputs_tx,
+        generation: generation_rx,
+        status,
+        stop: stop_rx.clone(),
+        sessions: AtomicUsize::new(0),
+    });
+    let app = server::router(shared.clone());
+    let local = listener.local_addr().map_err(|source| AgentError::Io {
+        context: "reading the listening address".into(),
+        source,
+    })?;
+    tracing::info!(agent = %config.agent_id, "agent listening on https://{local} (mTLS)");
+    let limits = ordo_net::serve::ServeLimits {
+        handshake_timeout_ms: config.limits.handshake_timeout_ms,
+        connections_max: config.limits.connections_max,
+    };
+    let mut server_stop = stop_rx.clone();
+    let mut server = tokio::spawn(ordo_net::serve::serve_tls(
+        listener,
+        tls,
+        app,
+        async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        },
+        limits,
+    ));
+    let mut executor_done = false;
+    let mut server_done = false;
+    let outcome = tokio::select! {
+        _ = shutdown => {
+            tracing::info!("agent stopping");
+            Ok(())
+        }
+        result = &mut executor => {
+            executor_done = true;
+            match result {
+                Ok(Ok(())) => Err(AgentError::Task("the executor stopped".into())),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(AgentError::Task(format!("the executor failed: {e}"))),
+            }
+        }
+        result = &mut server => {
+            server_done = true;
+            match result {
+                Ok(Ok(())) => Err(AgentError::Server("it ended".into())),
+                Ok(Err(e)) => Err(AgentError::Server(e.to_string())),
+                Err(e) => Err(AgentError::Server(e.to_string())),
+            }
+        }
+    };
+    stop_tx.send_replace(true);
+    if !server_done {
+        let _ = server.await;
+    }
+    let executor_result = if executor_done {
+        Ok(())
+    } else {
+        match executor.await {
+            Ok(result) => result,
+            Err(e) => Err(AgentError::Task(format!("the executor failed: {e}"))),
+        }
+    };
+    for _ in 0..SESSIONS_CLOSE_WAIT_MS / 50 {
+        if shared.sessions.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(shared);
+    outcome.and(executor_result)
+}

@@ -1,0 +1,208 @@
+//! The agent's TOML configuration; every key is documented in `deploy/config/agent.toml`.
+
+use ordo_model::ids::AgentId;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Largest configuration file read, in bytes.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// Smallest `frame_bytes_max` accepted.
+pub const FRAME_BYTES_MIN: usize = 64 * 1024;
+
+/// The agent's configuration, with relative paths already resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub agent_id: AgentId,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub controller_ca: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub processes_max: usize,
+    pub outbox_bytes_max: u64,
+    pub frame_bytes_max: usize,
+    pub log_chunk_bytes_max: usize,
+    pub log_bytes_max: u64,
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_timeout_ms: u64,
+    pub handshake_timeout_ms: u64,
+    pub connections_max: usize,
+    pub segment_bytes_max: u64,
+    pub snapshot_interval_records: u64,
+    pub journal_fsync: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            processes_max: 64,
+            outbox_bytes_max: 1 << 30,
+            frame_bytes_max: 16 << 20,
+            log_chunk_bytes_max: 8192,
+            log_bytes_max: 1 << 20,
+            heartbeat_interval_ms: 5000,
+            heartbeat_timeout_ms: 20_000,
+            handshake_timeout_ms: 10_000,
+            connections_max: 64,
+            segment_bytes_max: 64 << 20,
+            snapshot_interval_records: 10_000,
+            journal_fsync: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    agent_id: String,
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    tls: TlsConfig,
+    #[serde(default)]
+    limits: Limits,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the agent configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the agent configuration {path} is {bytes} bytes; at most {CONFIG_BYTES_MAX} are read")]
+    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("bad agent configuration {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let bytes = std::fs::metadata(path).map_err(read)?.len();
+        if bytes > CONFIG_BYTES_MAX {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                bytes,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses configuration text; relative paths are taken relative to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
+        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let agent_id = AgentId::new(f.agent_id).map_err(|e| format!("agent_id {e}"))?;
+        let l = &f.limits;
+        let positive = [
+            ("processes_max", l.processes_max as u64),
+            ("outbox_bytes_max", l.outbox_bytes_max),
+            ("frame_bytes_max", l.frame_bytes_max as u64),
+            ("log_chunk_bytes_max", l.log_chunk_bytes_max as u64),
+            ("heartbeat_interval_ms", l.heartbeat_interval_ms),
+            ("heartbeat_timeout_ms", l.heartbeat_timeout_ms),
+            ("handshake_timeout_ms", l.handshake_timeout_ms),
+            ("connections_max", l.connections_max as u64),
+            ("segment_bytes_max", l.segment_bytes_max),
+            ("snapshot_interval_records", l.snapshot_interval_records),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("limits.{key} must be greater than 0"));
+        }
+        if l.heartbeat_timeout_ms <= l.heartbeat_interval_ms {
+            return Err(
+                "limits.heartbeat_timeout_ms must be greater than limits.heartbeat_interval_ms"
+                    .into(),
+            );
+        }
+        if l.frame_bytes_max < FRAME_BYTES_MIN {
+            return Err(format!(
+                "limits.frame_bytes_max must be at least {FRAME_BYTES_MIN} bytes"
+            ));
+        }
+        if l.log_chunk_bytes_max > l.frame_bytes_max / 4 {
+            return Err(
+                "limits.log_chunk_bytes_max must be at most a quarter of limits.frame_bytes_max, so that an output event fits a frame"
+                    .into(),
+            );
+        }
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(Config {
+            agent_id,
+            listen: f.listen,
+            data_dir: abs(f.data_dir),
+            tls: TlsConfig {
+                certificate: abs(f.tls.certificate),
+                key: abs(f.tls.key),
+                controller_ca: abs(f.tls.controller_ca),
+            },
+            limits: f.limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+agent_id = "a1"
+listen = "127.0.0.1:4444"
+data_dir = "data"
+[tls]
+certificate = "a.pem"
+key = "/abs/a.key"
+controller_ca = "ca.pem"
+"#;
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let c = Config::parse(GOOD, Path::new("/etc/ordo")).unwrap();
+        assert_eq!(c.agent_id.as_str(), "a1");
+        assert_eq!(c.data_dir, Path::new("/etc/ordo/data"));
+        assert_eq!(c.tls.key, Path::new("/abs/a.key"));
+        assert_eq!(c.limits.processes_max, 64);
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../deploy/config/agent.toml");
+        Config::parse(text, Path::new("/x")).unwrap();
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        let e = Config::parse(&format!("{GOOD}\nbogus = 1"), Path::new(".")).unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Config::parse(&format!("{GOOD}[limits]\nprocesses_max = 0"), Path::new("."))
+            .unwrap_err();
+        assert!(e.contains("processes_max must be greater than 0"), "{e}");
+        let e = Config::parse(&GOOD.replace("a1", "bad id"), Path::new(".")).unwrap_err();
+        assert!(e.contains("agent_id"), "{e}");
+        let e = Config::parse(&GOOD.replace("listen", "#"), Path::new(".")).unwrap_err();
+        assert!(e.contains("listen"), "{e}");
+    }
+}

@@ -1,0 +1,505 @@
+//! Jobs of the executor: the start queue, spawning, output, outcomes and kills.
+//!
+//! A job's environment, from weakest to strongest: the agent's own environment, the order's
+//! variables as the job sees them (its arguments; names that are not valid environment
+//! variable names are left out), the job's `env`, then `ORDO_ORDER_ID`, `ORDO_WORKFLOW`,
+//! `ORDO_JOB`, `ORDO_ATTEMPT`, `ORDO_POSITION`, the recovery marker `ORDO_RUN` (see
+//! [`crate::survivors`]) and `ORDO_RETURN_VALUES` (set by the runner). Its work directory
+//! is `<data_dir>/work/<order id>`, kept while the order is on this agent.
+
+use super::{Executor, FINAL_EVENTS_BYTES};
+use crate::config::Config;
+use crate::now_ms;
+use crate::record::Record;
+use crate::runner::{
+    Executable, JobSpec, KillHandle, KillMode, RETURN_VALUES_BYTES_MAX_DEFAULT, RunError,
+    RunEvent, Runner, Started, Terminated,
+};
+use crate::survivors::{RUN_MARKER_ENV, marker};
+use ordo_model::ids::{JobName, OrderId, WorkflowName};
+use ordo_model::inventory::{self, ReturnCodes};
+use ordo_model::order::{
+    Exit, Kill, KeyedEvent, OrderEvent, OrderState, Outcome, StartJob, job_outcome, start_job,
+};
+use ordo_model::time::TimeMs;
+use ordo_model::value::{Value, Vars};
+use ordo_model::wire::{AgentEventBody, Stream};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// A job the executor started (or is starting).
+pub(super) struct Job {
+    pub order: OrderId,
+    pub attempt: u32,
+    pub job: (WorkflowName, JobName),
+    pub return_codes: ReturnCodes,
+    pub kill: Option<KillHandle>,
+    /// The process exists and `ProcessingStarted` is journaled.
+    pub started: bool,
+    /// Its order is gone (reset) or changed: it is killed and its messages are ignored.
+    pub orphan: bool,
+}
+
+/// What a job task tells the executor.
+pub(super) enum JobMsg {
+    Started {
+        key: u64,
+        started: Started,
+        kill: KillHandle,
+    },
+    Output {
+        key: u64,
+        event: RunEvent,
+    },
+    Ended {
+        key: u64,
+        result: Result<Terminated, RunError>,
+    },
+}
+
+/// The work directory of an order.
+pub(super) fn work_dir(config: &Config, order: &OrderId) -> PathBuf {
+    config.data_dir.join("work").join(order.as_str())
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+enum Startable {
+    Now(Box<StartJob>),
+    Later,
+    Never,
+}
+
+impl Executor {
+    /// Whether the outbox leaves no room for another job.
+    fn outbox_full(&self) -> bool {
+        let limits = &self.config.limits;
+        let running = self.jobs.values().filter(|j| !j.orphan).count() as u64;
+        let headroom = running.saturating_mul(limits.log_bytes_max.saturating_add(FINAL_EVENTS_BYTES));
+        self.state.outbox.bytes.saturating_add(headroom) >= limits.outbox_bytes_max
+    }
+
+    /// Starts waiting orders, first come first served, while slots and the outbox allow.
+    pub(super) fn try_start(&mut self) {
+        let mut i = 0;
+        while i < self.waiting.len() && self.jobs.len() < self.config.limits.processes_max {
+            let full = self.outbox_full();
+            if full != self.outbox_blocked {
+                self.outbox_blocked = full;
+                if full {
+                    tracing::warn!(
+                        outbox_bytes = self.state.outbox.bytes,
+                        outbox_bytes_max = self.config.limits.outbox_bytes_max,
+                        waiting = self.waiting.len(),
+                        "the outbox is full: no new job starts until the controller releases events"
+                    );
+                } else {
+                    tracing::info!(outbox_bytes = self.state.outbox.bytes, "the outbox has room again: jobs start");
+                }
+            }
+            if full {
+                return;
+            }
+            let id = self.waiting[i].clone();
+            match self.startable(&id) {
+                Startable::Never => {
+                    self.waiting.remove(i);
+                    self.waiting_set.remove(&id);
+                }
+                Startable::Later => i += 1,
+                Startable::Now(start) => {
+                    self.waiting.remove(i);
+                    self.waiting_set.remove(&id);
+                    self.spawn_job(*start);
+                }
+            }
+        }
+    }
+
+    fn startable(&self, id: &OrderId) -> Startable {
+        let world = &self.state.world;
+        let Some(o) = world.order(id) else {
+            return Startable::Never;
+        };
+        if !o.holder.is_held_by(world.side())
+            || o.state != OrderState::Ready
+            || o.mark.is_some()
+            || self.by_order.contains_key(id)
+        {
+            return Startable::Never;
+        }
+        let Ok(start) = start_job(world, o) else {
+            return Startable::Never;
+        };
+        if start.agent != self.state.agent_id {
+            return Startable::Never;
+        }
+        let parallelism = world
+            .workflow(&o.workflow, o.version)
+            .and_then(|w| w.jobs.get(&start.job))
+            .map_or(1, |j| j.parallelism.max(1));
+        let running = self
+            .per_job
+            .get(&(start.workflow.clone(), start.job.clone()))
+            .copied()
+            .unwrap_or(0);
+        if running >= parallelism {
+            return Startable::Later;
+        }
+        Startable::Now(Box::new(start))
+    }
+
+    fn spawn_job(&mut self, start: StartJob) {
+        let limits = &self.config.limits;
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in &start.args {
+            if is_env_name(name) {
+                env.insert(name.clone(), value.to_string());
+            }
+        }
+        env.extend(start.env.clone());
+        env.insert("ORDO_ORDER_ID".into(), start.order.to_string());
+        env.insert("ORDO_WORKFLOW".into(), start.workflow.to_string());
+        env.insert("ORDO_JOB".into(), start.job.to_string());
+        env.insert("ORDO_ATTEMPT".into(), start.attempt.to_string());
+        env.insert("ORDO_POSITION".into(), start.position.to_string());
+        env.insert(
+            RUN_MARKER_ENV.into(),
+            marker(self.state.run_id, &start.order, start.attempt),
+        );
+        let executable = match &start.executable {
+            inventory::Executable::Script(script) => Executable::Script(script.clone()),
+            inventory::Executable::Command(argv) => Executable::Argv(argv.clone()),
+        };
+        let spec = JobSpec {
+            executable,
+            env: env.into_iter().collect(),
+            work_dir: work_dir(&self.config, &start.order),
+            timeout_ms: start.timeout.map(|d| d.0),
+            grace_timeout_ms: start.grace_timeout.0,
+            log_chunk_bytes_max: limits.log_chunk_bytes_max,
+            log_bytes_max: limits.log_bytes_max,
+            return_values_bytes_max: RETURN_VALUES_BYTES_MAX_DEFAULT,
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        let job_key = (start.workflow.clone(), start.job.clone());
+        *self.per_job.entry(job_key.clone()).or_default() += 1;
+        self.by_order.insert(start.order.clone(), key);
+        self.work_dirs.insert(start.order.clone());
+        self.jobs.insert(
+            key,
+            Job {
+                order: start.order,
+                attempt: start.attempt,
+                job: job_key,
+                return_codes: start.return_codes,
+                kill: None,
+                started: false,
+                orphan: false,
+            },
+        );
+        let runner = self.runner.clone();
+        let tx = self.job_tx.clone();
+        self.job_tasks.spawn(job_task(runner, key, spec, tx));
+    }
+
+    pub(super) fn kill_job(&mut self, order: &OrderId, kill: Kill) {
+        let Some(job) = self.by_order.get(order).and_then(|key| self.jobs.get(key)) else {
+            return;
+        };
+        if let Some(handle) = &job.kill {
+            let mode = match kill {
+                Kill::Term => KillMode::Term,
+                Kill::Kill => KillMode::Kill,
+            };
+            if handle.kill(mode) {
+                tracing::info!(%order, ?mode, "killing the job as the order's mark asks");
+            }
+        }
+    }
+
+    pub(super) fn on_job(&mut self, message: JobMsg) {
+        match message {
+            JobMsg::Started { key, started, kill } => self.job_started(key, started, kill),
+            JobMsg::Output { key, event } => {
+                let Some(job) = self.jobs.get(&key).filter(|j| !j.orphan) else {
+                    return;
+                };
+                let order_id = job.order.clone();
+                let body = match event {
+                    RunEvent::Stdout(chunk) => AgentEventBody::Output {
+                        order_id,
+                        stream: Stream::Stdout,
+                        chunk,
+                    },
+                    RunEvent::Stderr(chunk) => AgentEventBody::Output {
+                        order_id,
+                        stream: Stream::Stderr,
+                        chunk,
+                    },
+                    RunEvent::LogTruncated { log_bytes_max, .. } => {
+                        AgentEventBody::OutputTruncated {
+                            order_id,
+                            cap_bytes: log_bytes_max,
+                        }
+                    }
+                };
+                self.event(body);
+            }
+            JobMsg::Ended { key, result } => self.job_ended(key, result),
+        }
+    }
+
+    fn event(&mut self, body: AgentEventBody) {
+        self.record(Record::Event {
+            ts: TimeMs(now_ms()),
+            body,
+        });
+    }
+
+    fn job_started(&mut self, key: u64, started: Started, kill: KillHandle) {
+        let Some(job) = self.jobs.get_mut(&key) else {
+            kill.kill(KillMode::Kill);
+            return;
+        };
+        job.kill = Some(kill.clone());
+        job.started = true;
+        let (order, attempt, orphan) = (job.order.clone(), job.attempt, job.orphan);
+        if orphan {
+            kill.kill(KillMode::Kill);
+            return;
+        }
+        let world = &self.state.world;
+        let ready = world.order(&order).is_some_and(|o| {
+            o.holder.is_held_by(world.side()) && o.state == OrderState::Ready && o.attempt == attempt
+        });
+        if !ready {
+            tracing::error!(%order, "the order changed while its job was spawned; the job is killed");
+            if let Some(job) = self.jobs.get_mut(&key) {
+                job.orphan = true;
+            }
+            self.release_job_slot(&order, key);
+            kill.kill(KillMode::Kill);
+            return;
+        }
+        self.record(Record::Process {
+            order_id: order.clone(),
+            attempt,
+            pgid: started.pgid,
+            start_time_ticks: started.start_time_ticks,
+        });
+        self.order_event(KeyedEvent::order(
+            &order,
+            OrderEvent::ProcessingStarted {
+                at: TimeMs(now_ms()),
+                pgid: started.pgid,
+            },
+        ));
+        self.push(order);
+    }
+
+    /// Forgets the order's claim on a job (its process may still be running, as an orphan).
+    fn release_job_slot(&mut self, order: &OrderId, key: u64) {
+        if self.by_order.get(order) == Some(&key) {
+            self.by_order.remove(order);
+        }
+        if let Some(job) = self.jobs.get(&key)
+            && let Some(count) = self.per_job.get_mut(&job.job)
+        {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    fn job_ended(&mut self, key: u64, result: Result<Terminated, RunError>) {
+        let Some(job) = self.jobs.remove(&key) else {
+            return;
+        };
+        if job.orphan {
+            return;
+        }
+        if self.by_order.get(&job.order) == Some(&key) {
+            self.by_order.remove(&job.order);
+        }
+        if let Some(count) = self.per_job.get_mut(&job.job) {
+            *count = count.saturating_sub(1);
+        }
+        let name = format!("{}/{}", job.job.0, job.job.1);
+        let world = &self.state.world;
+        let state = world
+            .order(&job.order)
+            .filter(|o| o.holder.is_held_by(world.side()) && o.attempt == job.attempt)
+            .map(|o| o.state.clone());
+        let event = match (job.started, result) {
+            (false, result) => {
+                let message = match result {
+                    Err(e) => format!("job {name} could not start: {e}"),
+                    Ok(_) => format!("job {name} ended before it was reported started"),
+                };
+                tracing::warn!(order = %job.order, "{message}");
+                (state == Some(OrderState::Ready)).then(|| OrderEvent::OutcomeAdded {
+                    outcome: Outcome::failed(message),
+                })
+            }
+            (true, result) => {
+                let outcome = match result {
+                    Ok(terminated) => {
+                        self.status.jobs.record(&name, terminated.duration_ms);
+                        for note in &terminated.notes {
+                            self.event(AgentEventBody::Output {
+                                order_id: job.order.clone(),
+                                stream: Stream::Stderr,
+                                chunk: format!("[ordo] {note}\n").into_bytes(),
+                            });
+                        }
+                        outcome_of(&job.return_codes, terminated)
+                    }
+                    Err(e) => Outcome::failed(format!("job {name}: {e}")),
+                };
+                matches!(state, Some(OrderState::Processing { .. }))
+                    .then_some(OrderEvent::Processed { outcome })
+            }
+        };
+        if let Some(event) = event {
+            self.order_event(KeyedEvent::order(&job.order, event));
+        }
+        self.push(job.order);
+    }
+}
+
+/// The outcome of a job that ran.
+fn outcome_of(return_codes: &ReturnCodes, t: Terminated) -> Outcome {
+    if t.killed {
+        return Outcome::Killed;
+    }
+    if t.timed_out {
+        return Outcome::TimedOut;
+    }
+    let values: Vars = t
+        .return_values
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    match (t.exit_code, t.signal) {
+        (Some(code), _) => job_outcome(return_codes, Exit::Code(code), values),
+        (None, Some(signal)) => job_outcome(return_codes, Exit::Signal(signal), values),
+        (None, None) => Outcome::failed("the job ended with neither an exit code nor a signal"),
+    }
+}
+
+/// Spawns one job and reports its start, output and end, in that order.
+async fn job_task(runner: Runner, key: u64, spec: JobSpec, tx: mpsc::Sender<JobMsg>) {
+    let (output_tx, mut output) = mpsc::channel(64);
+    let job = match runner.start(spec, output_tx).await {
+        Ok(job) => job,
+        Err(e) => {
+            let _ = tx
+                .send(JobMsg::Ended {
+                    key,
+                    result: Err(e),
+                })
+                .await;
+            return;
+        }
+    };
+    let started = *job.started();
+    if tx
+        .send(JobMsg::Started {
+            key,
+            started,
+            kill: job.kill_handle(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let wait = job.wait();
+    tokio::pin!(wait);
+    let result = loop {
+        tokio::select! {
+            biased;
+            Some(event) = output.recv() => {
+                if tx.send(JobMsg::Output { key, event }).await.is_err() {
+                    return;
+                }
+            }
+            result = &mut wait => break result,
+        }
+    };
+    while let Some(event) = output.recv().await {
+        if tx.send(JobMsg::Output { key, event }).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(JobMsg::Ended { key, result }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terminated() -> Terminated {
+        Terminated {
+            exit_code: Some(0),
+            signal: None,
+            timed_out: false,
+            killed: false,
+            kill_escalated: false,
+            return_values: vec![("answer".into(), "42".into())],
+            notes: Vec::new(),
+            duration_ms: 1,
+            log_bytes: 0,
+            log_bytes_forwarded: 0,
+            log_truncated: false,
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_termination() {
+        let codes = ReturnCodes::default();
+        match outcome_of(&codes, terminated()) {
+            Outcome::Succeeded { values } => {
+                assert_eq!(values.get("answer"), Some(&Value::String("42".into())));
+                assert!(values.contains_key("returnCode"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut t = terminated();
+        t.exit_code = Some(3);
+        assert!(matches!(
+            outcome_of(&codes, t),
+            Outcome::Failed {
+                return_code: Some(3),
+                ..
+            }
+        ));
+        let mut t = terminated();
+        t.timed_out = true;
+        assert_eq!(outcome_of(&codes, t), Outcome::TimedOut);
+        let mut t = terminated();
+        t.killed = true;
+        t.timed_out = true;
+        assert_eq!(outcome_of(&codes, t), Outcome::Killed);
+        let mut t = terminated();
+        t.exit_code = None;
+        t.signal = Some(9);
+        assert!(matches!(outcome_of(&codes, t), Outcome::Failed { .. }));
+    }
+
+    #[test]
+    fn env_names_are_checked() {
+        assert!(is_env_name("day"));
+        assert!(is_env_name("_X1"));
+        assert!(!is_env_name("1x"));
+        assert!(!is_env_name("a-b"));
+        assert!(!is_env_name(""));
+    }
+}

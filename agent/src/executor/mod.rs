@@ -1,0 +1,896 @@
+//! The executor: the one task that owns the agent's state.
+//!
+//! Its inputs are the controller's requests (couple, commands, release, reset) from the
+//! session, the messages of job tasks (started, output, ended), timers and shutdown. For each
+//! input it makes records (events from [`agent_command`], [`step`] and the job's outcome),
+//! applies them to the state at once, and collects them into one journal batch per round
+//! (appended without waiting). What must not happen before those records are durable is
+//! queued as an effect with the id it waits for, and run once the journal's durable id
+//! reaches it: the answer to a command (`Ack`) or a `Couple`, queueing an order to start its
+//! job, killing a job, writing a snapshot, releasing segments.
+//!
+//! A round steps only the orders that events concerned ([`affected`]), at most
+//! [`SETTLE_EVENTS_PER_ROUND`] events, and then looks at each order it touched once: timers
+//! (schedule, sleep, retry delay, cycle pause), kills, and starts. An order whose job is
+//! being spawned is not stepped until `ProcessingStarted` is journaled, so it cannot move
+//! away from under its process; a job starts at most once per order at a time.
+//!
+//! Starting jobs: orders wait in one FIFO for a process slot (`processes_max`) and their
+//! job's `parallelism`. No new job starts while the outbox (unreleased event bytes plus a
+//! headroom of `log_bytes_max` + [`FINAL_EVENTS_BYTES`] per running job) has reached
+//! `outbox_bytes_max`; running jobs go on and every event is kept.
+//!
+//! Shutdown kills the running jobs' process groups without journaling an outcome: after the
+//! restart they are reported lost like after a crash (`Disrupted(ProcessLost)`).
+
+mod jobs;
+
+use crate::config::Config;
+use crate::open::{Recovered, random_run_id};
+use crate::record::{RECORD_FORMAT, Record};
+use crate::state::AgentState;
+use crate::status::Status;
+use crate::survivors::Found;
+use crate::{AgentError, now_ms};
+use jobs::{Job, JobMsg};
+use ordo_journal::Journal;
+use ordo_model::ids::{JobName, OrderId, WorkflowName};
+use ordo_model::order::nav::instruction_at;
+use ordo_model::order::{
+    AgentCommand, KeyedEvent, Kill, Mark, OrderEvent, OrderState, affected, agent_command,
+    lost_processes, step,
+};
+use ordo_model::inventory::Instruction;
+use ordo_model::time::TimeMs;
+use ordo_model::wire::{AgentEventBody, Couple, FromAgent, PROTOCOL_VERSION};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+/// Most events one round makes by stepping orders; the rest waits for the next round, so
+/// inputs are served between rounds.
+pub const SETTLE_EVENTS_PER_ROUND: usize = 4096;
+
+/// Records appended but not yet durable above which no more orders are stepped until the
+/// journal catches up (a bound on memory in the journal's queue).
+pub const INFLIGHT_RECORDS_MAX: u64 = 65_536;
+
+/// Outbox headroom per running job for its final events, beyond its `log_bytes_max`.
+pub const FINAL_EVENTS_BYTES: u64 = 16 * 1024;
+
+/// Inputs served per round at most, per channel.
+const DRAIN_PER_ROUND: usize = 256;
+
+/// The longest sleep of the executor without a timer due (it looks again after it).
+const IDLE_SLEEP_MS: i64 = 60_000;
+
+/// How long shutdown waits for the last records to be durable.
+const SHUTDOWN_DURABLE_WAIT_MS: u64 = 5_000;
+
+/// A request from a controller session.
+pub enum Input {
+    Couple {
+        couple: Couple,
+        /// The cluster id of the controller's certificate.
+        peer_cluster: String,
+        reply: oneshot::Sender<Result<Coupling, String>>,
+    },
+    Command {
+        seq: u64,
+        term: u64,
+        command: AgentCommand,
+        reply: oneshot::Sender<FromAgent>,
+    },
+    Reset {
+        seq: u64,
+        term: u64,
+        reply: oneshot::Sender<FromAgent>,
+    },
+    Release {
+        until: u64,
+    },
+    SessionEnded {
+        generation: u64,
+    },
+}
+
+/// An accepted `Couple`.
+#[derive(Debug, Clone)]
+pub struct Coupling {
+    /// The session's number; a newer accepted `Couple` ends sessions with a smaller one.
+    pub generation: u64,
+    pub run_id: u128,
+    /// Id of the record that began the run.
+    pub run_start: u64,
+    /// Stream the events with ids greater than this.
+    pub stream_after: u64,
+    pub first_event_id: u64,
+    pub last_event_id: u64,
+    pub attached_orders: Vec<OrderId>,
+}
+
+/// Work that waits until the journal is durable up to an id.
+enum Effect {
+    Reply(oneshot::Sender<FromAgent>, Box<FromAgent>),
+    Coupled(oneshot::Sender<Result<Coupling, String>>, Coupling),
+    Start(OrderId),
+    Kill(OrderId, Kill),
+    Snapshot(u64, Vec<u8>),
+    Release(u64),
+}
+
+/// Journal housekeeping, done in order by one task.
+enum Maintenance {
+    Snapshot(u64, Vec<u8>),
+    Release(u64),
+}
+
+/// What the executor needs from the rest of the agent.
+pub struct Channels {
+    pub inputs: mpsc::Receiver<Input>,
+    pub generation: watch::Sender<u64>,
+    pub status: Arc<Status>,
+}
+
+pub struct Executor {
+    config: Arc<Config>,
+    journal: Journal,
+    durable: watch::Receiver<u64>,
+    state: AgentState,
+    next_id: u64,
+    batch: Vec<(Option<u64>, Vec<u8>)>,
+    record_bytes_max: usize,
+    records_since_snapshot: u64,
+
+    queue: VecDeque<OrderId>,
+    queued: HashSet<OrderId>,
+    touched: BTreeSet<OrderId>,
+    effects: VecDeque<(u64, Effect)>,
+
+    runner: crate::runner::Runner,
+    jobs: HashMap<u64, Job>,
+    by_order: HashMap<OrderId, u64>,
+    next_key: u64,
+    per_job: HashMap<(WorkflowName, JobName), u32>,
+    waiting: VecDeque<OrderId>,
+    waiting_set: HashSet<OrderId>,
+    start_queued: HashSet<OrderId>,
+    work_dirs: HashSet<OrderId>,
+    job_tasks: JoinSet<()>,
+    job_tx: mpsc::Sender<JobMsg>,
+    job_rx: mpsc::Receiver<JobMsg>,
+    outbox_blocked: bool,
+
+    timers: BTreeSet<(TimeMs, OrderId)>,
+    timer_of: HashMap<OrderId, TimeMs>,
+
+    inputs: mpsc::Receiver<Input>,
+    failures_tx: mpsc::UnboundedSender<String>,
+    failures: mpsc::UnboundedReceiver<String>,
+    maintenance: mpsc::UnboundedSender<Maintenance>,
+    generation_tx: watch::Sender<u64>,
+    generation: u64,
+    status: Arc<Status>,
+}
+
+impl Executor {
+    pub fn new(config: Arc<Config>, recovered: Recovered, channels: Channels) -> Executor {
+        let Recovered {
+            journal,
+            state,
+            snapshot_id,
+            ..
+        } = recovered;
+        let (job_tx, job_rx) = mpsc::channel(1024);
+        let (failures_tx, failures) = mpsc::unbounded_channel();
+        let (maintenance, maintenance_rx) = mpsc::unbounded_channel();
+        tokio::spawn(maintain(journal.clone(), maintenance_rx, snapshot_id));
+        let _ = maintenance.send(Maintenance::Release(state.released));
+        let runner = crate::runner::Runner::new(config.limits.processes_max);
+        Executor {
+            durable: journal.durable_id_watch(),
+            next_id: journal.last_id() + 1,
+            record_bytes_max: crate::open::record_bytes_max(config.limits.frame_bytes_max) as usize,
+            journal,
+            state,
+            batch: Vec::new(),
+            records_since_snapshot: 0,
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            touched: BTreeSet::new(),
+            effects: VecDeque::new(),
+            runner,
+            jobs: HashMap::new(),
+            by_order: HashMap::new(),
+            next_key: 1,
+            per_job: HashMap::new(),
+            waiting: VecDeque::new(),
+            waiting_set: HashSet::new(),
+            start_queued: HashSet::new(),
+            work_dirs: HashSet::new(),
+            job_tasks: JoinSet::new(),
+            job_tx,
+            job_rx,
+            outbox_blocked: false,
+            timers: BTreeSet::new(),
+            timer_of: HashMap::new(),
+            inputs: channels.inputs,
+            failures_tx,
+            failures,
+            maintenance,
+            generation_tx: channels.generation,
+            generation: 0,
+            status: channels.status,
+            config,
+        }
+    }
+
+    /// Runs until `stop` turns true, or the journal fails.
+    pub async fn run(
+        mut self,
+        found: Vec<Found>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), AgentError> {
+        self.recover(found);
+        let result = self.serve(&mut stop).await;
+        self.shut_down().await;
+        result
+    }
+
+    async fn serve(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), AgentError> {
+        loop {
+            self.round();
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let busy = !self.queue.is_empty() && self.inflight() < INFLIGHT_RECORDS_MAX;
+            let sleep = self.timer_sleep();
+            tokio::select! {
+                biased;
+                _ = stop.changed() => {}
+                Some(message) = self.failures.recv() => {
+                    return Err(AgentError::JournalStopped(message));
+                }
+                changed = self.durable.changed() => {
+                    if changed.is_err() {
+                        return Err(AgentError::JournalStopped(
+                            "the journal writer stopped".into(),
+                        ));
+                    }
+                }
+                Some(message) = self.job_rx.recv() => {
+                    self.on_job(message);
+                    for _ in 0..DRAIN_PER_ROUND {
+                        match self.job_rx.try_recv() {
+                            Ok(message) => self.on_job(message),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(input) = self.inputs.recv() => {
+                    self.on_input(input);
+                    for _ in 0..DRAIN_PER_ROUND {
+                        match self.inputs.try_recv() {
+                            Ok(input) => self.on_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(sleep) => self.fire_timers(),
+                _ = std::future::ready(()), if busy => {}
+            }
+        }
+    }
+
+    /// After a restart: surviving processes were killed; report their orders' processes
+    /// as lost, then step every order this agent holds.
+    fn recover(&mut self, found: Vec<Found>) {
+        let now = TimeMs(now_ms());
+        for f in found {
+            let ready = self.state.world.order(&f.order).is_some_and(|o| {
+                o.holder.is_held_by(self.state.world.side())
+                    && o.state == OrderState::Ready
+                    && o.attempt == f.attempt
+            });
+            if ready {
+                // Spawned, but the agent died before journaling it: it did start.
+                self.order_event(KeyedEvent::order(
+                    &f.order,
+                    OrderEvent::ProcessingStarted {
+                        at: now,
+                        pgid: f.pgid,
+                    },
+                ));
+            }
+        }
+        for event in lost_processes(&self.state.world) {
+            if let KeyedEvent::Order { id, .. } = &event {
+                tracing::warn!(order = %id, "the job's process was lost with the agent");
+            }
+            self.order_event(event);
+        }
+        let held: Vec<OrderId> = self
+            .state
+            .world
+            .orders
+            .values()
+            .filter(|o| o.holder.is_held_by(self.state.world.side()))
+            .map(|o| o.id.clone())
+            .collect();
+        for id in held {
+            self.push(id);
+        }
+    }
+
+    /// One round: step, journal, look at touched orders, run due effects, start jobs.
+    fn round(&mut self) {
+        let now = now_ms();
+        self.settle(TimeMs(now));
+        self.review_touched();
+        self.flush();
+        self.snapshot_if_due();
+        self.run_due_effects();
+        self.try_start();
+        self.publish_status();
+    }
+
+    fn inflight(&self) -> u64 {
+        (self.next_id - 1).saturating_sub(*self.durable.borrow())
+    }
+
+    fn push(&mut self, id: OrderId) {
+        if self.queued.insert(id.clone()) {
+            self.queue.push_back(id);
+        }
+    }
+
+    /// Steps queued orders and journals their events, up to the round's limit.
+    fn settle(&mut self, now: TimeMs) {
+        let mut made = 0;
+        while made < SETTLE_EVENTS_PER_ROUND && self.inflight() < INFLIGHT_RECORDS_MAX {
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued.remove(&id);
+            self.touched.insert(id.clone());
+            if self.is_spawning(&id) {
+                continue;
+            }
+            let events = step(&self.state.world, &id, now);
+            made += events.len();
+            for event in events {
+                self.order_event(event);
+            }
+        }
+    }
+
+    /// Whether a job of the order is being spawned (then the order is not stepped).
+    fn is_spawning(&self, id: &OrderId) -> bool {
+        self.by_order
+            .get(id)
+            .and_then(|key| self.jobs.get(key))
+            .is_some_and(|job| !job.started)
+    }
+
+    /// Journals an order event, applies it and queues the orders it concerns.
+    fn order_event(&mut self, event: KeyedEvent) {
+        let ids = affected(&self.state.world, &event);
+        let record = Record::Event {
+            ts: TimeMs(now_ms()),
+            body: AgentEventBody::Order(event),
+        };
+        if self.record(record).is_some() {
+            for id in ids {
+                self.push(id);
+            }
+        }
+    }
+
+    /// Encodes, applies and queues a record for the round's journal batch; its id, or
+    /// `None` (logged) when it does not fit the state or the size limit — then nothing
+    /// changed and nothing is journaled.
+    fn record(&mut self, record: Record) -> Option<u64> {
+        let bytes = match record.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!("cannot encode a {} record: {e}", record.name());
+                return None;
+            }
+        };
+        if bytes.len() > self.record_bytes_max {
+            tracing::error!(
+                bytes = bytes.len(),
+                max = self.record_bytes_max,
+                "a {} record is larger than the journal's record limit; it is dropped",
+                record.name()
+            );
+            return None;
+        }
+        let id = self.next_id;
+        if let Err(e) = self.state.apply(id, &record, bytes.len()) {
+            tracing::error!("the state refuses a record the agent made, which is dropped: {e}");
+            return None;
+        }
+        self.next_id += 1;
+        self.records_since_snapshot += 1;
+        self.batch.push((Some(id), bytes));
+        Some(id)
+    }
+
+    /// Appends the round's records as one batch.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let appending = self.journal.append_batch(batch);
+        let failures = self.failures_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = appending.await {
+                let _ = failures.send(e.to_string());
+            }
+        });
+    }
+
+    /// Queues an effect that runs once everything journaled so far is durable.
+    fn effect(&mut self, effect: Effect) {
+        self.effects.push_back((self.next_id - 1, effect));
+    }
+
+    fn run_due_effects(&mut self) {
+        let durable = *self.durable.borrow();
+        while self.effects.front().is_some_and(|(id, _)| *id <= durable) {
+            let Some((_, effect)) = self.effects.pop_front() else {
+                break;
+            };
+            match effect {
+                Effect::Reply(reply, message) => {
+                    let _ = reply.send(*message);
+                }
+                Effect::Coupled(reply, coupling) => {
+                    let _ = reply.send(Ok(coupling));
+                }
+                Effect::Start(id) => {
+                    self.start_queued.remove(&id);
+                    if self.waiting_set.insert(id.clone()) {
+                        self.waiting.push_back(id);
+                    }
+                }
+                Effect::Kill(id, kill) => self.kill_job(&id, kill),
+                Effect::Snapshot(id, bytes) => {
+                    let _ = self.maintenance.send(Maintenance::Snapshot(id, bytes));
+                }
+                Effect::Release(until) => {
+                    let _ = self.maintenance.send(Maintenance::Release(until));
+                }
+            }
+        }
+    }
+
+    fn snapshot_if_due(&mut self) {
+        if self.records_since_snapshot < self.config.limits.snapshot_interval_records {
+            return;
+        }
+        self.records_since_snapshot = 0;
+        match self.state.to_snapshot() {
+            Ok(bytes) => {
+                let id = self.state.last_id;
+                self.effect(Effect::Snapshot(id, bytes));
+            }
+            Err(e) => tracing::error!("cannot encode a snapshot: {e}"),
+        }
+    }
+
+    fn publish_status(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.status.running.store(self.jobs.len() as u64, Relaxed);
+        self.status.waiting.store(
+            (self.waiting.len() + self.start_queued.len()) as u64,
+            Relaxed,
+        );
+        self.status
+            .outbox_bytes
+            .store(self.state.outbox.bytes, Relaxed);
+    }
+
+    // ----- orders: timers, kills, starts -----
+
+    fn review_touched(&mut self) {
+        for id in std::mem::take(&mut self.touched) {
+            self.review(id);
+        }
+    }
+
+    /// What an order needs now that it changed: a timer, a kill, a start, or nothing.
+    fn review(&mut self, id: OrderId) {
+        let side = self.state.world.side().clone();
+        let Some(o) = self.state.world.order(&id) else {
+            self.clear_timer(&id);
+            if self.work_dirs.remove(&id) {
+                let dir = jobs::work_dir(&self.config, &id);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&dir)
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        tracing::warn!("cannot remove the work directory {}: {e}", dir.display());
+                    }
+                });
+            }
+            return;
+        };
+        if !o.holder.is_held_by(&side) {
+            self.clear_timer(&id);
+            return;
+        }
+        let timer = match &o.state {
+            OrderState::Fresh => o.scheduled_for,
+            OrderState::Waiting(wait) => wait.until(),
+            _ => None,
+        };
+        let kill = match &o.state {
+            OrderState::Processing { .. } => o.mark.as_ref().and_then(Mark::kill),
+            _ => None,
+        };
+        let start = o.state == OrderState::Ready && o.mark.is_none() && self.runs_here(o);
+        match timer {
+            Some(at) => self.set_timer(id.clone(), at),
+            None => self.clear_timer(&id),
+        }
+        if let Some(kill) = kill {
+            self.effect(Effect::Kill(id.clone(), kill));
+        }
+        if start
+            && !self.by_order.contains_key(&id)
+            && !self.waiting_set.contains(&id)
+            && self.start_queued.insert(id.clone())
+        {
+            self.effect(Effect::Start(id));
+        }
+    }
+
+    /// Whether the order stands at a job of this agent.
+    fn runs_here(&self, o: &ordo_model::order::Order) -> bool {
+        let Some(workflow) = self.state.world.workflow(&o.workflow, o.version) else {
+            return false;
+        };
+        let Some(Instruction::Run { job, .. }) = instruction_at(&workflow.steps, &o.position)
+        else {
+            return false;
+        };
+        workflow
+            .jobs
+            .get(job)
+            .is_some_and(|j| j.agent == self.state.agent_id)
+    }
+
+    fn set_timer(&mut self, id: OrderId, at: TimeMs) {
+        if self.timer_of.get(&id) == Some(&at) {
+            return;
+        }
+        self.clear_timer(&id);
+        self.timers.insert((at, id.clone()));
+        self.timer_of.insert(id, at);
+    }
+
+    fn clear_timer(&mut self, id: &OrderId) {
+        if let Some(at) = self.timer_of.remove(id) {
+            self.timers.remove(&(at, id.clone()));
+        }
+    }
+
+    fn timer_sleep(&self) -> Duration {
+        let wait_ms = match self.timers.first() {
+            Some((at, _)) => (at.0 - now_ms()).clamp(0, IDLE_SLEEP_MS),
+            None => IDLE_SLEEP_MS,
+        };
+        Duration::from_millis(wait_ms as u64)
+    }
+
+    fn fire_timers(&mut self) {
+        let now = TimeMs(now_ms());
+        while let Some((at, id)) = self.timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.timer_of.remove(&id);
+            self.push(id);
+        }
+    }
+
+    // ----- controller requests -----
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Couple {
+                couple,
+                peer_cluster,
+                reply,
+            } => self.couple(couple, peer_cluster, reply),
+            Input::Command {
+                seq,
+                term,
+                command,
+                reply,
+            } => self.command(seq, term, command, reply),
+            Input::Reset { seq, term, reply } => self.reset(seq, term, reply),
+            Input::Release { until } => self.release(until),
+            Input::SessionEnded { generation } => {
+                if generation == self.generation {
+                    self.status.set_connected_since(None);
+                }
+            }
+        }
+    }
+
+    fn couple(
+        &mut self,
+        couple: Couple,
+        peer_cluster: String,
+        reply: oneshot::Sender<Result<Coupling, String>>,
+    ) {
+        let refusal = self.couple_refusal(&couple, &peer_cluster);
+        if let Some(reason) = refusal {
+            tracing::warn!(controller = %couple.controller_id, "Couple refused: {reason}");
+            let _ = reply.send(Err(reason));
+            return;
+        }
+        let stream_after = match couple.agent_run_id {
+            Some(run) if run == self.state.run_id => couple.after,
+            other => {
+                if let Some(run) = other {
+                    tracing::warn!(
+                        controller = %couple.controller_id,
+                        "the controller knows agent run {}, and this agent runs {}: every kept event is sent again",
+                        crate::status::run_id_hex(run),
+                        crate::status::run_id_hex(self.state.run_id)
+                    );
+                }
+                self.state.run_start
+            }
+        };
+        if self.state.cluster_id.is_none() {
+            tracing::info!(cluster = %couple.cluster_id, "the agent is dedicated to its first controller cluster");
+            self.record(Record::Dedicated {
+                cluster_id: couple.cluster_id.clone(),
+            });
+        }
+        if couple.term > self.state.term {
+            self.record(Record::Term { term: couple.term });
+        }
+        self.generation += 1;
+        self.generation_tx.send_replace(self.generation);
+        self.status.set_connected_since(Some(now_ms()));
+        let first_event_id = if self.state.outbox.last_event_id == 0 {
+            0
+        } else {
+            self.journal
+                .first_id()
+                .unwrap_or(0)
+                .max(self.state.run_start + 1)
+        };
+        let coupling = Coupling {
+            generation: self.generation,
+            run_id: self.state.run_id,
+            run_start: self.state.run_start,
+            stream_after,
+            first_event_id,
+            last_event_id: self.state.outbox.last_event_id,
+            attached_orders: self.state.world.orders.keys().cloned().collect(),
+        };
+        tracing::info!(
+            controller = %couple.controller_id,
+            term = couple.term,
+            after = stream_after,
+            "controller coupled"
+        );
+        self.effect(Effect::Coupled(reply, coupling));
+    }
+
+    fn couple_refusal(&self, couple: &Couple, peer_cluster: &str) -> Option<String> {
+        if couple.protocol_version != PROTOCOL_VERSION {
+            return Some(format!(
+                "protocol version {} is not spoken here; this agent speaks version {PROTOCOL_VERSION}",
+                couple.protocol_version
+            ));
+        }
+        if couple.agent_id != self.state.agent_id {
+            return Some(format!(
+                "this is agent {}, not {}",
+                self.state.agent_id, couple.agent_id
+            ));
+        }
+        if couple.cluster_id != peer_cluster {
+            return Some(format!(
+                "the controller's certificate is for cluster {peer_cluster}, and its Couple names cluster {}",
+                couple.cluster_id
+            ));
+        }
+        if let Some(mine) = &self.state.cluster_id
+            && mine != &couple.cluster_id
+        {
+            return Some(format!(
+                "this agent is dedicated to cluster {mine} and refuses cluster {} until it is reset",
+                couple.cluster_id
+            ));
+        }
+        if couple.term < self.state.term {
+            return Some(format!(
+                "term {} is older than term {} seen before",
+                couple.term, self.state.term
+            ));
+        }
+        if couple.agent_run_id == Some(self.state.run_id) && couple.after > self.next_id - 1 {
+            return Some(format!(
+                "the controller has events up to id {}, and this agent's journal ends at id {}",
+                couple.after,
+                self.next_id - 1
+            ));
+        }
+        None
+    }
+
+    /// Accepts the term of a request, or says why it is refused (fencing).
+    fn check_term(&mut self, term: u64) -> Result<(), String> {
+        if term < self.state.term {
+            return Err(format!(
+                "term {term} is older than term {} seen before",
+                self.state.term
+            ));
+        }
+        if term > self.state.term {
+            self.record(Record::Term { term });
+        }
+        Ok(())
+    }
+
+    fn command(
+        &mut self,
+        seq: u64,
+        term: u64,
+        command: AgentCommand,
+        reply: oneshot::Sender<FromAgent>,
+    ) {
+        if let Err(message) = self.check_term(term) {
+            tracing::warn!(seq, "command refused: {message}");
+            let _ = reply.send(FromAgent::Rejected { seq, message });
+            return;
+        }
+        match agent_command(&self.state.world, command.clone()) {
+            Err(e) => {
+                tracing::warn!(seq, "command rejected: {e}");
+                let _ = reply.send(FromAgent::Rejected {
+                    seq,
+                    message: e.to_string(),
+                });
+            }
+            Ok(events) => {
+                self.record(Record::Command { seq, command });
+                for event in events {
+                    self.order_event(event);
+                }
+                self.effect(Effect::Reply(reply, Box::new(FromAgent::Ack { seq })));
+            }
+        }
+    }
+
+    fn release(&mut self, until: u64) {
+        let until = until.min(self.state.outbox.last_event_id);
+        if until <= self.state.released {
+            return;
+        }
+        if self.record(Record::Released { until }).is_some() {
+            self.effect(Effect::Release(until));
+        }
+    }
+
+    /// Forgets every order and event and the dedication: a new run begins.
+    fn reset(&mut self, seq: u64, term: u64, reply: oneshot::Sender<FromAgent>) {
+        if let Err(message) = self.check_term(term) {
+            let _ = reply.send(FromAgent::Rejected { seq, message });
+            return;
+        }
+        let run_id = match random_run_id() {
+            Ok(run_id) => run_id,
+            Err(e) => {
+                let _ = reply.send(FromAgent::Rejected {
+                    seq,
+                    message: e.to_string(),
+                });
+                return;
+            }
+        };
+        for job in self.jobs.values_mut() {
+            job.orphan = true;
+            if let Some(kill) = &job.kill {
+                kill.kill(crate::runner::KillMode::Kill);
+            }
+        }
+        self.by_order.clear();
+        self.per_job.clear();
+        self.waiting.clear();
+        self.waiting_set.clear();
+        self.start_queued.clear();
+        self.timers.clear();
+        self.timer_of.clear();
+        self.queue.clear();
+        self.queued.clear();
+        self.touched.clear();
+        let dirs: Vec<_> = self
+            .work_dirs
+            .drain()
+            .map(|id| jobs::work_dir(&self.config, &id))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for dir in dirs {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        });
+        let created = Record::Created {
+            format: RECORD_FORMAT,
+            agent_id: self.state.agent_id.clone(),
+            run_id,
+        };
+        if let Some(id) = self.record(created) {
+            tracing::warn!(run = %crate::status::run_id_hex(run_id), "the agent was reset: a new run begins");
+            self.status.set_run_id(run_id);
+            self.status.set_connected_since(None);
+            self.effect(Effect::Release(id));
+        }
+        self.effect(Effect::Reply(reply, Box::new(FromAgent::Ack { seq })));
+    }
+
+    async fn shut_down(&mut self) {
+        self.runner.close();
+        self.job_tasks.abort_all();
+        while self.job_tasks.join_next().await.is_some() {}
+        self.round_without_starts();
+        let last = self.next_id - 1;
+        let wait = self.durable.wait_for(|id| *id >= last);
+        let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_DURABLE_WAIT_MS), wait).await;
+    }
+
+    /// Journals what is pending without starting anything (shutdown).
+    fn round_without_starts(&mut self) {
+        self.flush();
+        self.run_due_effects();
+    }
+}
+
+/// Writes snapshots and releases segments below min(newest snapshot, released) (design §7).
+async fn maintain(journal: Journal, mut rx: mpsc::UnboundedReceiver<Maintenance>, snapshot: u64) {
+    let mut snapshot_id = snapshot;
+    let mut released = 0;
+    let mut done_until = 0;
+    while let Some(task) = rx.recv().await {
+        match task {
+            Maintenance::Snapshot(id, bytes) => {
+                let journal = journal.clone();
+                let written =
+                    tokio::task::spawn_blocking(move || journal.write_snapshot(id, &bytes)).await;
+                match written {
+                    Ok(Ok(())) => snapshot_id = snapshot_id.max(id),
+                    Ok(Err(e)) => tracing::error!("cannot write the snapshot at id {id}: {e}"),
+                    Err(e) => tracing::error!("the snapshot writer failed: {e}"),
+                }
+            }
+            Maintenance::Release(until) => released = released.max(until),
+        }
+        let until = snapshot_id.min(released);
+        if until > done_until {
+            let journal = journal.clone();
+            match tokio::task::spawn_blocking(move || journal.release(until)).await {
+                Ok(Ok(segments)) => {
+                    done_until = until;
+                    if segments > 0 {
+                        tracing::info!(until, segments, "released journal segments deleted");
+                    }
+                }
+                Ok(Err(e)) => tracing::error!("cannot delete released journal segments: {e}"),
+                Err(e) => tracing::error!("the segment release failed: {e}"),
+            }
+        }
+    }
+}

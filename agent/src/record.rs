@@ -1,0 +1,155 @@
+//! The records of the agent's journal.
+//!
+//! # Format
+//!
+//! The agent's journal is an `ordo-journal` directory (`<data_dir>/journal`). The data of each
+//! journal record is the postcard encoding of one [`Record`]; the journal id of the record is
+//! its id. [`Record`] is **append-only**: new variants go at the end, no variant is reordered,
+//! removed or given new fields, so every journal written by an older version keeps loading.
+//! The `format` of [`Record::Created`] says which version wrote the run.
+//!
+//! | record | when | meaning in the fold |
+//! |---|---|---|
+//! | `Created { format, agent_id, run_id }` | first record; again after a reset | a new run: everything before is forgotten; `run_id` is random |
+//! | `Dedicated { cluster_id }` | first accepted `Couple` | the agent belongs to this controller cluster |
+//! | `Term { term }` | a `Couple` or command with a higher term, before it is accepted | the highest term seen (fencing) |
+//! | `Command { seq, command }` | a controller command, in the same batch as its events, before its `Ack` | nothing (kept for the record) |
+//! | `Event { ts, body }` | every event the agent reports | the outbox: the journal id **is** the agent event id; order events change the agent's world |
+//! | `Process { order_id, attempt, pgid, start_time_ticks }` | a job was spawned, in the batch of its `ProcessingStarted` | what a restart needs to kill a surviving process group |
+//! | `Released { until }` | the controller's `Release` | events with ids up to `until` may be deleted |
+
+use ordo_model::ids::{AgentId, OrderId};
+use ordo_model::order::AgentCommand;
+use ordo_model::time::TimeMs;
+use ordo_model::wire::AgentEventBody;
+use serde::{Deserialize, Serialize};
+
+/// The format of the records this build writes (carried by [`Record::Created`]).
+pub const RECORD_FORMAT: u32 = 1;
+
+/// One record of the agent's journal. Append-only (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    Created {
+        format: u32,
+        agent_id: AgentId,
+        run_id: u128,
+    },
+    Dedicated {
+        cluster_id: String,
+    },
+    Term {
+        term: u64,
+    },
+    Command {
+        seq: u64,
+        command: AgentCommand,
+    },
+    Event {
+        ts: TimeMs,
+        body: AgentEventBody,
+    },
+    Process {
+        order_id: OrderId,
+        attempt: u32,
+        pgid: u32,
+        start_time_ticks: u64,
+    },
+    Released {
+        until: u64,
+    },
+}
+
+impl Record {
+    /// The postcard bytes of the record.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Reads a record; the bytes must hold exactly one.
+    pub fn decode(bytes: &[u8]) -> Result<Record, String> {
+        let (record, rest) =
+            postcard::take_from_bytes::<Record>(bytes).map_err(|e| e.to_string())?;
+        if !rest.is_empty() {
+            return Err(format!("{} bytes after the record", rest.len()));
+        }
+        Ok(record)
+    }
+
+    /// The record's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Record::Created { .. } => "Created",
+            Record::Dedicated { .. } => "Dedicated",
+            Record::Term { .. } => "Term",
+            Record::Command { .. } => "Command",
+            Record::Event { .. } => "Event",
+            Record::Process { .. } => "Process",
+            Record::Released { .. } => "Released",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_model::order::{KeyedEvent, OrderEvent};
+    use ordo_model::wire::Stream;
+
+    #[test]
+    fn records_round_trip() {
+        let order = OrderId::new("o1").unwrap();
+        let records = vec![
+            Record::Created {
+                format: RECORD_FORMAT,
+                agent_id: AgentId::new("a1").unwrap(),
+                run_id: u128::MAX - 7,
+            },
+            Record::Dedicated {
+                cluster_id: "main".into(),
+            },
+            Record::Term { term: 3 },
+            Record::Event {
+                ts: TimeMs(5),
+                body: AgentEventBody::Order(KeyedEvent::order(
+                    &order,
+                    OrderEvent::ProcessingStarted {
+                        at: TimeMs(5),
+                        pgid: 77,
+                    },
+                )),
+            },
+            Record::Event {
+                ts: TimeMs(6),
+                body: AgentEventBody::Output {
+                    order_id: order.clone(),
+                    stream: Stream::Stderr,
+                    chunk: b"x".to_vec(),
+                },
+            },
+            Record::Process {
+                order_id: order,
+                attempt: 2,
+                pgid: 77,
+                start_time_ticks: 123,
+            },
+            Record::Released { until: 9 },
+        ];
+        for r in records {
+            let bytes = r.encode().unwrap();
+            assert_eq!(Record::decode(&bytes).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn variant_tags_are_fixed() {
+        // The first byte is the variant index: it must never change.
+        let tag = |r: Record| r.encode().unwrap()[0];
+        assert_eq!(tag(Record::Term { term: 1 }), 2);
+        assert_eq!(tag(Record::Released { until: 1 }), 6);
+        let mut bytes = Record::Term { term: 1 }.encode().unwrap();
+        bytes.push(0);
+        assert!(Record::decode(&bytes).unwrap_err().contains("after the record"));
+        assert!(Record::decode(&[200]).is_err());
+    }
+}

@@ -1,0 +1,379 @@
+//! One controller session on the agent's WebSocket (the protocol of [`ordo_model::wire`]).
+//!
+//! 1. The first frame must be `Couple`, within `heartbeat_timeout_ms`. The executor checks it
+//!    (protocol version, agent id, the cluster id of the controller's certificate and of the
+//!    agent's dedication, the term) and journals the dedication and a new term before the
+//!    answer `Coupled` goes out; a refusal is answered `Refused { reason }` and closed.
+//! 2. Events stream from the journal in id order: every `Event` record after the coupling's
+//!    position, as it becomes durable, in `Events` frames of at most
+//!    [`EVENTS_FRAME_BYTES_MAX`] bytes of records (or `frame_bytes_max / 2`, whichever is
+//!    smaller; a larger single event goes alone).
+//! 3. Commands go to the executor; their answers (`Ack` once journaled, or `Rejected`) are sent
+//!    in the order the commands came. `Release { until }` is capped at the last event sent in
+//!    this session (or the coupling's position). `GetMeta` is answered with `Meta`.
+//! 4. A ping goes out every `heartbeat_interval_ms`; nothing received for
+//!    `heartbeat_timeout_ms` ends the session, as does a newer accepted `Couple`, a reset, or
+//!    the agent's shutdown. An undecodable, unknown, oversized or out-of-place frame is answered
+//!    `Refused { reason }`, logged, and the session is closed; nothing else is disturbed.
+
+use crate::config::Config;
+use crate::executor::{Coupling, Input};
+use crate::record::Record;
+use crate::status::Status;
+use axum::extract::ws::WebSocket;
+use futures_util::SinkExt;
+use ordo_journal::{Follower, Journal, JournalError};
+use ordo_model::wire::{AgentEvent, Couple, Coupled, FromAgent, ToAgent};
+use ordo_net::frame::{self, FrameError, Received};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+/// Largest sum of event record bytes in one `Events` frame.
+pub const EVENTS_FRAME_BYTES_MAX: usize = 1 << 20;
+
+/// Time to send a closing `Refused` frame and the close handshake.
+const CLOSE_TIMEOUT_MS: u64 = 2_000;
+
+/// What sessions share with the rest of the agent.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub journal: Journal,
+    pub inputs: mpsc::Sender<Input>,
+    pub generation: watch::Receiver<u64>,
+    pub status: Arc<Status>,
+    pub stop: watch::Receiver<bool>,
+    /// Sessions open now.
+    pub sessions: AtomicUsize,
+}
+
+/// Why a session ended.
+enum End {
+    /// The peer misbehaved: answer `Refused` and close.
+    Refuse(String),
+    /// The agent ends it (replaced, reset, stopping): close.
+    Close(String),
+    /// The connection is gone or failed.
+    Lost(String),
+}
+
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs a session on an upgraded WebSocket of a controller of cluster `peer_cluster`.
+pub async fn run(mut ws: WebSocket, shared: Arc<Shared>, peer_cluster: String, remote: SocketAddr) {
+    shared.sessions.fetch_add(1, Ordering::AcqRel);
+    let _counted = Counted(&shared.sessions);
+    let mut generation = None;
+    let end = match serve(&mut ws, &shared, &peer_cluster, &mut generation).await {
+        Ok(()) => End::Lost("the controller closed the session".into()),
+        Err(end) => end,
+    };
+    let max = shared.config.limits.frame_bytes_max;
+    let close = async {
+        match &end {
+            End::Refuse(reason) => {
+                tracing::warn!(%remote, cluster = %peer_cluster, "controller session refused: {reason}");
+                let refused = FromAgent::Refused {
+                    reason: reason.clone(),
+                };
+                let _ = frame::send(&mut ws, &refused, max).await;
+                let _ = ws.close().await;
+            }
+            End::Close(reason) => {
+                tracing::info!(%remote, "controller session closed: {reason}");
+                let _ = ws.close().await;
+            }
+            End::Lost(reason) => tracing::warn!(%remote, "controller session lost: {reason}"),
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(CLOSE_TIMEOUT_MS), close).await;
+    if let Some(generation) = generation {
+        let _ = shared.inputs.send(Input::SessionEnded { generation }).await;
+    }
+}
+
+fn frame_end(e: FrameError) -> End {
+    match e {
+        FrameError::Transport(reason) => End::Lost(reason),
+        other => End::Refuse(format!("bad frame: {other}")),
+    }
+}
+
+async fn ask<T>(shared: &Shared, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Result<T, End> {
+    let (tx, rx) = oneshot::channel();
+    let stopping = || End::Close("the agent is stopping".into());
+    shared.inputs.send(make(tx)).await.map_err(|_| stopping())?;
+    rx.await.map_err(|_| stopping())
+}
+
+async fn meta(status: &Arc<Status>) -> Result<ordo_model::wire::AgentMeta, End> {
+    let status = status.clone();
+    tokio::task::spawn_blocking(move || status.meta())
+        .await
+        .map_err(|e| End::Close(format!("gathering metadata failed: {e}")))
+}
+
+async fn couple(ws: &mut WebSocket, shared: &Shared) -> Result<Couple, End> {
+    let limits = &shared.config.limits;
+    let first = tokio::time::timeout(
+        Duration::from_millis(limits.heartbeat_timeout_ms),
+        frame::recv::<_, ToAgent>(ws, limits.frame_bytes_max),
+    )
+    .await
+    .map_err(|_| {
+        End::Refuse(format!(
+            "no Couple within heartbeat_timeout_ms = {} ms",
+            limits.heartbeat_timeout_ms
+        ))
+    })?;
+    match first.map_err(frame_end)? {
+        Some(ToAgent::Couple(couple)) => Ok(couple),
+        Some(_) => Err(End::Refuse("the first message must be Couple".into())),
+        None => Err(End::Lost("closed before coupling".into())),
+    }
+}
+
+async fn serve(
+    ws: &mut WebSocket,
+    shared: &Arc<Shared>,
+    peer_cluster: &str,
+    generation: &mut Option<u64>,
+) -> Result<(), End> {
+    let limits = &shared.config.limits;
+    let max = limits.frame_bytes_max;
+    let couple = couple(ws, shared).await?;
+    let coupling: Coupling = ask(shared, |reply| Input::Couple {
+        couple,
+        peer_cluster: peer_cluster.to_owned(),
+        reply,
+    })
+    .await?
+    .map_err(End::Refuse)?;
+    *generation = Some(coupling.generation);
+    let coupled = FromAgent::Coupled(Coupled {
+        agent_id: shared.config.agent_id.clone(),
+        agent_run_id: coupling.run_id,
+        first_event_id: coupling.first_event_id,
+        last_event_id: coupling.last_event_id,
+        attached_orders: coupling.attached_orders.clone(),
+        meta: meta(&shared.status).await?,
+    });
+    let mut link = Link {
+        shared: shared.clone(),
+        coupling,
+        sent_up_to: 0,
+        send_timeout: Duration::from_millis(limits.heartbeat_timeout_ms),
+    };
+    link.sent_up_to = link.coupling.stream_after;
+    link.send(ws, &coupled).await?;
+    let mut follower = shared.journal.follow(link.coupling.stream_after);
+    let mut replies: VecDeque<(bool, oneshot::Receiver<FromAgent>)> = VecDeque::new();
+    let mut generation_rx = shared.generation.clone();
+    let mut stop = shared.stop.clone();
+    let heartbeat_timeout = Duration::from_millis(limits.heartbeat_timeout_ms);
+    let mut ping = tokio::time::interval(Duration::from_millis(limits.heartbeat_interval_ms));
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Err(End::Close("the agent is stopping".into())),
+            _ = generation_rx.changed() => {
+                if *generation_rx.borrow_and_update() != link.coupling.generation {
+                    return Err(End::Close("a newer Couple replaced this session".into()));
+                }
+            }
+            received = frame::recv_any::<_, ToAgent>(ws, max) => {
+                last_heard = Instant::now();
+                match received.map_err(frame_end)? {
+                    Received::Frame(message) => {
+                        if let Some(reply) = link.on_message(ws, message).await? {
+                            replies.push_back(reply);
+                        }
+                    }
+                    Received::Ping(_) | Received::Pong(_) => {}
+                    Received::Closed => return Ok(()),
+                }
+            }
+            answer = async {
+                match replies.front_mut() {
+                    Some((_, rx)) => rx.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let reset = replies.pop_front().is_some_and(|(reset, _)| reset);
+                let answer = answer.map_err(|_| End::Close("the agent is stopping".into()))?;
+                let acked = matches!(answer, FromAgent::Ack { .. });
+                link.send(ws, &answer).await?;
+                if reset && acked {
+                    return Err(End::Close("the agent was reset: a new run began".into()));
+                }
+            }
+            record = follower.next() => {
+                let Some(record) = record else {
+                    return Err(End::Close("the journal closed".into()));
+                };
+                link.stream(ws, &mut follower, record).await?;
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > heartbeat_timeout {
+                    return Err(End::Lost(format!(
+                        "nothing received for heartbeat_timeout_ms = {} ms",
+                        limits.heartbeat_timeout_ms
+                    )));
+                }
+                tokio::time::timeout(link.send_timeout, frame::send_ping(ws, Default::default()))
+                    .await
+                    .map_err(|_| End::Lost("sending a ping timed out".into()))?
+                    .map_err(frame_end)?;
+            }
+        }
+    }
+}
+
+/// The coupled part of a session.
+struct Link {
+    shared: Arc<Shared>,
+    coupling: Coupling,
+    /// The last event id this session has sent (or the coupling's position).
+    sent_up_to: u64,
+    send_timeout: Duration,
+}
+
+impl Link {
+    async fn send(&self, ws: &mut WebSocket, message: &FromAgent) -> Result<(), End> {
+        let max = self.shared.config.limits.frame_bytes_max;
+        tokio::time::timeout(self.send_timeout, frame::send(ws, message, max))
+            .await
+            .map_err(|_| End::Lost("sending a frame timed out".into()))?
+            .map_err(|e| match e {
+                FrameError::Transport(reason) => End::Lost(reason),
+                other => End::Close(format!("cannot send a frame: {other}")),
+            })
+    }
+
+    /// Handles a frame; a command's pending answer (and whether it is a reset) is returned.
+    async fn on_message(
+        &mut self,
+        ws: &mut WebSocket,
+        message: ToAgent,
+    ) -> Result<Option<(bool, oneshot::Receiver<FromAgent>)>, End> {
+        let inputs = &self.shared.inputs;
+        let stopping = |_| End::Close("the agent is stopping".into());
+        match message {
+            ToAgent::Couple(_) => Err(End::Refuse("this session is coupled already".into())),
+            ToAgent::Command { seq, term, command } => {
+                let (reply, rx) = oneshot::channel();
+                inputs
+                    .send(Input::Command {
+                        seq,
+                        term,
+                        command,
+                        reply,
+                    })
+                    .await
+                    .map_err(stopping)?;
+                Ok(Some((false, rx)))
+            }
+            ToAgent::Reset { seq, term } => {
+                let (reply, rx) = oneshot::channel();
+                inputs
+                    .send(Input::Reset { seq, term, reply })
+                    .await
+                    .map_err(stopping)?;
+                Ok(Some((true, rx)))
+            }
+            ToAgent::Release { until } => {
+                if until > self.sent_up_to {
+                    tracing::warn!(
+                        until,
+                        sent = self.sent_up_to,
+                        "the controller releases events it was not sent; capped"
+                    );
+                }
+                let until = until.min(self.sent_up_to);
+                inputs
+                    .send(Input::Release { until })
+                    .await
+                    .map_err(stopping)?;
+                Ok(None)
+            }
+            ToAgent::GetMeta => {
+                let meta = meta(&self.shared.status).await?;
+                self.send(ws, &FromAgent::Meta(meta)).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sends `first` and the records right behind it that are durable already, as events.
+    async fn stream(
+        &mut self,
+        ws: &mut WebSocket,
+        follower: &mut Follower,
+        first: Result<ordo_journal::Record, JournalError>,
+    ) -> Result<(), End> {
+        let budget = EVENTS_FRAME_BYTES_MAX.min(self.shared.config.limits.frame_bytes_max / 2);
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        let mut reset = self.take(first, &mut events, &mut bytes)?;
+        while !reset
+            && bytes < budget
+            && follower.position() < self.shared.journal.last_id()
+        {
+            match follower.next().await {
+                Some(record) => reset = self.take(record, &mut events, &mut bytes)?,
+                None => break,
+            }
+        }
+        if let Some(last) = events.last() {
+            self.sent_up_to = last.id;
+            self.send(ws, &FromAgent::Events(events)).await?;
+        }
+        if reset {
+            return Err(End::Close("the agent was reset: a new run began".into()));
+        }
+        Ok(())
+    }
+
+    /// Adds an event record to `events`; `true` when the record starts a new run.
+    fn take(
+        &self,
+        record: Result<ordo_journal::Record, JournalError>,
+        events: &mut Vec<AgentEvent>,
+        bytes: &mut usize,
+    ) -> Result<bool, End> {
+        let record = record.map_err(|e| match e {
+            JournalError::Released { .. } => End::Refuse(format!(
+                "the events the controller asks for are gone: {e}; couple with a later position"
+            )),
+            other => End::Close(format!("reading the journal failed: {other}")),
+        })?;
+        match Record::decode(&record.data) {
+            Ok(Record::Event { ts, body }) => {
+                *bytes += record.data.len();
+                events.push(AgentEvent {
+                    id: record.id,
+                    ts,
+                    body,
+                });
+                Ok(false)
+            }
+            Ok(Record::Created { .. }) => Ok(record.id > self.coupling.run_start),
+            Ok(_) => Ok(false),
+            Err(reason) => Err(End::Close(format!(
+                "journal record {} does not decode: {reason}",
+                record.id
+            ))),
+        }
+    }
+}
