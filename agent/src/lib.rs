@@ -219,3 +219,17 @@ pub async fn run_with_listener(
     drop(shared);
     outcome.and(executor_result)
 }
+
+/// What `ordo-agent --config PATH` (and `ordo agent`) do: log to stderr, run until Ctrl-C or
+/// SIGTERM.
+pub fn main(config: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    ordo_net::process::init_logging();
+    let config = Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        run(config, ordo_net::process::shutdown_signal())
+            .await
+            .context("the agent stopped")
+    })
+}

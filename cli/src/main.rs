@@ -17,6 +17,8 @@ mod order;
 mod orders;
 mod output;
 mod profile;
+mod servers;
+mod up;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start a controller, an agent and the cockpit with the example workflows on 127.0.0.1.
+    Up(up::Args),
     /// Check inventory YAML (files and folders) and print every problem.
     Check(check::Args),
     /// Make certificates and API tokens.
@@ -55,6 +59,12 @@ enum Command {
     /// Cluster health.
     #[command(subcommand)]
     Cluster(cluster::Command),
+    /// Run a controller (as `ordo-controller`).
+    #[command(hide = true)]
+    Controller(servers::Args),
+    /// Run an agent (as `ordo-agent`).
+    #[command(hide = true)]
+    Agent(servers::Args),
 }
 
 /// Runs a command that talks to the API on a single-threaded runtime.
@@ -69,6 +79,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let g = &cli.global;
     let result = match &cli.command {
+        Command::Up(args) => up::run(args),
+        Command::Controller(args) => servers::controller(args),
+        Command::Agent(args) => servers::agent(args),
         Command::Check(args) => check::run(args),
         Command::Certs(c) => certs::run(c),
         Command::Deploy(args) => block_on(deploy::run(args, g)),

@@ -105,7 +105,6 @@ impl Profile {
 
     /// Writes the profile (mode 0600: it holds a token), creating its folder; `ordo up`
     /// writes its profile this way.
-    #[allow(dead_code)]
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -160,7 +159,11 @@ mod tests {
         let back = Profile::load(&path).unwrap().unwrap();
         assert_eq!(back.api, p.api);
         assert_eq!(back.ca, Some(dir.path().join("sub/ca.pem")));
-        assert!(Profile::load(&dir.path().join("none.toml")).unwrap().is_none());
+        assert!(
+            Profile::load(&dir.path().join("none.toml"))
+                .unwrap()
+                .is_none()
+        );
         std::fs::write(&path, "api = 3\n").unwrap();
         let e = Profile::load(&path).unwrap_err();
         assert_eq!(e.exit, crate::exit::Exit::Usage);

@@ -177,3 +177,14 @@ pub async fn run(
         },
     }
 }
+
+/// What `ordo-controller --config PATH` (and `ordo controller`) do: log to stderr, run until
+/// Ctrl-C or SIGTERM.
+pub fn main(config: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    ordo_net::process::init_logging();
+    let config = Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(run(config, ordo_net::process::shutdown_signal()))?;
+    Ok(())
+}

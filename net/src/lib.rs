@@ -13,6 +13,7 @@ pub mod client;
 mod der;
 pub mod frame;
 pub mod identity;
+pub mod process;
 pub mod serve;
 pub mod tls;
 

@@ -1,0 +1,245 @@
+//! `ordo up`: a working all-in-one system on 127.0.0.1 from this one executable — a
+//! controller, one agent (`local`) and the cockpit API with the web UI — with the example
+//! workflows deployed. State lives under `--dir` (default `./ordo-data`); running it again
+//! resumes the same state. Ctrl-C stops everything cleanly.
+
+use crate::profile::{self, Profile};
+use anyhow::{Context, Result, anyhow, bail};
+use ordo_cli::local::{self, Local, Options};
+use ordo_net::client::{HttpsClient, HttpsClientOptions};
+use serde_json::{Value as Json, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The example inventory, embedded so `ordo up` works outside the repository.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "agents.yaml",
+        include_str!("../../deploy/examples/agents.yaml"),
+    ),
+    (
+        "approval.yaml",
+        include_str!("../../deploy/examples/approval.yaml"),
+    ),
+    ("etl.yaml", include_str!("../../deploy/examples/etl.yaml")),
+    (
+        "hello.yaml",
+        include_str!("../../deploy/examples/hello.yaml"),
+    ),
+    (
+        "maintenance.yaml",
+        include_str!("../../deploy/examples/maintenance.yaml"),
+    ),
+    (
+        "report.yaml",
+        include_str!("../../deploy/examples/report.yaml"),
+    ),
+];
+
+/// The id of the agent `ordo up` runs.
+pub const LOCAL_AGENT: &str = "local";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where certificates, tokens, configurations and journals live.
+    #[arg(long, default_value = "ordo-data")]
+    pub dir: PathBuf,
+    /// The port to open in a browser (the cockpit API and web UI).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Do not deploy the example workflows.
+    #[arg(long)]
+    pub no_examples: bool,
+}
+
+/// Ports chosen once and kept, so a restart finds the same servers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Ports {
+    controller: u16,
+    agent: u16,
+}
+
+fn ports(dir: &Path) -> Result<Ports> {
+    let path = dir.join("ports.json");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(p) = serde_json::from_str::<Ports>(&text)
+    {
+        return Ok(p);
+    }
+    let p = Ports {
+        controller: local::free_port()?,
+        agent: local::free_port()?,
+    };
+    std::fs::write(&path, serde_json::to_string(&p)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(p)
+}
+
+fn write_profile(api: &str, token: &str, ca: &Path) -> Result<Option<PathBuf>> {
+    let Some(path) = profile::default_path() else {
+        return Ok(None);
+    };
+    Profile {
+        api: Some(api.to_owned()),
+        token: Some(token.to_owned()),
+        ca: Some(ca.to_owned()),
+    }
+    .save(&path)
+    .with_context(|| format!("cannot write the CLI profile {}", path.display()))?;
+    Ok(Some(path))
+}
+
+/// The examples with the `local` agent's URL set to where it really listens.
+pub fn examples(agent_url: &str) -> Vec<Json> {
+    EXAMPLES
+        .iter()
+        .map(|(name, text)| {
+            let text = if *name == "agents.yaml" {
+                format!("agent: {LOCAL_AGENT}\nurl: {agent_url}\n")
+            } else {
+                (*text).to_owned()
+            };
+            json!({"name": name, "text": text})
+        })
+        .collect()
+}
+
+fn client(local: &Local) -> Result<HttpsClient> {
+    let ca = ordo_net::tls::CaBundle::from_pem_file(&local.ca)?;
+    let tls = ordo_net::tls::client_config(&ca, None)?;
+    Ok(HttpsClient::new(
+        tls,
+        HttpsClientOptions {
+            connect_timeout_ms: 2000,
+            request_timeout_ms: 30_000,
+            body_bytes_max: 16 << 20,
+            allow_plain_http: true,
+        },
+    )
+    .with_bearer(&local.admin_token)?)
+}
+
+async fn wait_healthy(api: &HttpsClient, url: &str) -> Result<()> {
+    for _ in 0..300 {
+        if api.get_json::<Json>(url).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{url} did not answer within 30 s")
+}
+
+pub fn run(args: &Args) -> Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(up(args))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn up(args: &Args) -> Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    ordo_net::tls::install_crypto_provider();
+    let ports = ports(&args.dir)?;
+    let controller_listen: SocketAddr = ([127, 0, 0, 1], args.port).into();
+    let _ = ports.controller;
+    let agent_listen: SocketAddr = ([127, 0, 0, 1], ports.agent).into();
+    let local = local::setup(
+        &args.dir,
+        &Options {
+            cluster_id: "local".into(),
+            controller_listen,
+            agents: vec![(LOCAL_AGENT.into(), agent_listen)],
+            journal_fsync: true,
+        },
+    )?;
+    let controller_config = ordo_controller::config::Config::load(&local.controller_config)?;
+    let (_, agent_config_path, agent_url) = local
+        .agent_configs
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("no agent configured"))?;
+    let agent_config = ordo_agent::config::Config::load(&agent_config_path)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut controller = tokio::spawn(ordo_controller::run(
+        controller_config,
+        stopped(stop_rx.clone()),
+    ));
+    let mut agent = tokio::spawn(ordo_agent::run(agent_config, stopped(stop_rx.clone())));
+
+    let api = client(&local)?;
+    let base = format!("{}/api/v1", local.controller_url);
+    let health = format!("{base}/health");
+    tokio::select! {
+        r = wait_healthy(&api, &health) => r?,
+        r = &mut controller => bail!("the controller stopped: {:?}", r),
+        r = &mut agent => bail!("the agent stopped: {:?}", r),
+    }
+    if !args.no_examples {
+        let answer: Json = api
+            .post_json(
+                &format!("{base}/deploy"),
+                &json!({ "files": examples(&agent_url) }),
+            )
+            .await
+            .context("deploying the examples")?;
+        let changes = answer["changes"].as_array().map(Vec::len).unwrap_or(0);
+        println!("deployed the examples ({changes} changes)");
+    }
+    let profile = write_profile(&local.controller_url, &local.admin_token, &local.ca)?;
+    println!();
+    println!("Ordo is up.");
+    println!("  API:          {}", local.controller_url);
+    println!("  admin token:  {}", local.admin_token);
+    println!("  data:         {}", local.dir.display());
+    if let Some(p) = &profile {
+        println!("  CLI profile:  {}", p.display());
+    }
+    println!();
+    println!("Add an order in another terminal:");
+    println!("  ordo order add hello --wait");
+    println!("or with curl:");
+    println!(
+        "  curl --cacert {} -H 'Authorization: Bearer {}' -d '{{\"id\":\"hello-1\",\"workflow\":\"hello\"}}' {base}/orders",
+        local.ca.display(),
+        local.admin_token
+    );
+    println!();
+    println!("Ctrl-C stops everything; `ordo up` again resumes the same state.");
+
+    let result = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        r = &mut controller => Err(anyhow!("the controller stopped: {r:?}")),
+        r = &mut agent => Err(anyhow!("the agent stopped: {r:?}")),
+    };
+    println!("stopping");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = controller.await;
+        let _ = agent.await;
+    })
+    .await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<String> = EXAMPLES.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(on_disk, embedded);
+    }
+}
