@@ -197,8 +197,11 @@ controller_ca = "ca.pem"
     fn bad_keys_are_named() {
         let e = Config::parse(&format!("{GOOD}\nbogus = 1"), Path::new(".")).unwrap_err();
         assert!(e.contains("bogus"), "{e}");
-        let e = Config::parse(&format!("{GOOD}[limits]\nprocesses_max = 0"), Path::new("."))
-            .unwrap_err();
+        let e = Config::parse(
+            &format!("{GOOD}[limits]\nprocesses_max = 0"),
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(e.contains("processes_max must be greater than 0"), "{e}");
         let e = Config::parse(&GOOD.replace("a1", "bad id"), Path::new(".")).unwrap_err();
         assert!(e.contains("agent_id"), "{e}");

@@ -15,7 +15,9 @@ pub fn record_bytes_max(frame_bytes_max: usize) -> u32 {
     let bytes = (frame_bytes_max as u64)
         .saturating_mul(2)
         .saturating_add(1 << 20);
-    u32::try_from(bytes).unwrap_or(u32::MAX / 2).min(u32::MAX / 2)
+    u32::try_from(bytes)
+        .unwrap_or(u32::MAX / 2)
+        .min(u32::MAX / 2)
 }
 
 /// The journal directory of an agent.

@@ -149,7 +149,11 @@ mod tests {
         assert_eq!(tag(Record::Released { until: 1 }), 6);
         let mut bytes = Record::Term { term: 1 }.encode().unwrap();
         bytes.push(0);
-        assert!(Record::decode(&bytes).unwrap_err().contains("after the record"));
+        assert!(
+            Record::decode(&bytes)
+                .unwrap_err()
+                .contains("after the record")
+        );
         assert!(Record::decode(&[200]).is_err());
     }
 }

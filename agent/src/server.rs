@@ -57,7 +57,11 @@ async fn meta(
     peer: Option<Extension<PeerIdentity>>,
 ) -> Response {
     if peer.is_none() {
-        return (StatusCode::UNAUTHORIZED, "a client certificate is required\n").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a client certificate is required\n",
+        )
+            .into_response();
     }
     let status = shared.status.clone();
     match tokio::task::spawn_blocking(move || status.meta()).await {

@@ -326,10 +326,7 @@ impl Link {
         let mut events = Vec::new();
         let mut bytes = 0;
         let mut reset = self.take(first, &mut events, &mut bytes)?;
-        while !reset
-            && bytes < budget
-            && follower.position() < self.shared.journal.last_id()
-        {
+        while !reset && bytes < budget && follower.position() < self.shared.journal.last_id() {
             match follower.next().await {
                 Some(record) => reset = self.take(record, &mut events, &mut bytes)?,
                 None => break,

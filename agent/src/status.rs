@@ -125,11 +125,17 @@ impl From<AgentMeta> for MetaJson {
             jobs: m
                 .jobs
                 .into_iter()
-                .map(|JobStats { job, processed, average_duration_ms }| JobStatsJson {
-                    job,
-                    processed,
-                    average_duration_ms,
-                })
+                .map(
+                    |JobStats {
+                         job,
+                         processed,
+                         average_duration_ms,
+                     }| JobStatsJson {
+                        job,
+                        processed,
+                        average_duration_ms,
+                    },
+                )
                 .collect(),
         }
     }

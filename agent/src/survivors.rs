@@ -55,7 +55,9 @@ pub fn kill_survivors(state: &AgentState) -> Vec<Found> {
                 groups.insert(p.pgid);
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(%order, pgid = p.pgid, "cannot check the process group of a job: {e}"),
+            Err(e) => {
+                tracing::warn!(%order, pgid = p.pgid, "cannot check the process group of a job: {e}")
+            }
         }
     }
     let prefix = format!("{}:", run_id_hex(state.run_id));
@@ -80,7 +82,10 @@ pub fn kill_survivors(state: &AgentState) -> Vec<Found> {
         }
         let _ = kill(Pid::from_raw(process.pid), Signal::SIGKILL);
         tracing::warn!(%order, attempt, pid = process.pid, pgid = process.pgrp, "killed a surviving process of a job");
-        if !found.iter().any(|f| f.order == order && f.attempt == attempt) {
+        if !found
+            .iter()
+            .any(|f| f.order == order && f.attempt == attempt)
+        {
             found.push(Found {
                 order,
                 attempt,
@@ -166,7 +171,10 @@ mod tests {
     fn marker_names_run_attempt_and_order() {
         let order = OrderId::new("#2026-11-23#nightly@02:00").unwrap();
         let m = marker(0xabc, &order, 3);
-        assert_eq!(m, "00000000000000000000000000000abc:3:#2026-11-23#nightly@02:00");
+        assert_eq!(
+            m,
+            "00000000000000000000000000000abc:3:#2026-11-23#nightly@02:00"
+        );
         let rest = m.strip_prefix(&format!("{}:", run_id_hex(0xabc))).unwrap();
         let (attempt, id) = rest.split_once(':').unwrap();
         assert_eq!(attempt, "3");

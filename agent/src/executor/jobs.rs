@@ -12,14 +12,14 @@ use crate::config::Config;
 use crate::now_ms;
 use crate::record::Record;
 use crate::runner::{
-    Executable, JobSpec, KillHandle, KillMode, RETURN_VALUES_BYTES_MAX_DEFAULT, RunError,
-    RunEvent, Runner, Started, Terminated,
+    Executable, JobSpec, KillHandle, KillMode, RETURN_VALUES_BYTES_MAX_DEFAULT, RunError, RunEvent,
+    Runner, Started, Terminated,
 };
 use crate::survivors::{RUN_MARKER_ENV, marker};
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
 use ordo_model::inventory::{self, ReturnCodes};
 use ordo_model::order::{
-    Exit, Kill, KeyedEvent, OrderEvent, OrderState, Outcome, StartJob, job_outcome, start_job,
+    Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, StartJob, job_outcome, start_job,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::value::{Value, Vars};
@@ -82,7 +82,8 @@ impl Executor {
     fn outbox_full(&self) -> bool {
         let limits = &self.config.limits;
         let running = self.jobs.values().filter(|j| !j.orphan).count() as u64;
-        let headroom = running.saturating_mul(limits.log_bytes_max.saturating_add(FINAL_EVENTS_BYTES));
+        let headroom =
+            running.saturating_mul(limits.log_bytes_max.saturating_add(FINAL_EVENTS_BYTES));
         self.state.outbox.bytes.saturating_add(headroom) >= limits.outbox_bytes_max
     }
 
@@ -101,7 +102,10 @@ impl Executor {
                         "the outbox is full: no new job starts until the controller releases events"
                     );
                 } else {
-                    tracing::info!(outbox_bytes = self.state.outbox.bytes, "the outbox has room again: jobs start");
+                    tracing::info!(
+                        outbox_bytes = self.state.outbox.bytes,
+                        "the outbox has room again: jobs start"
+                    );
                 }
             }
             if full {
@@ -279,7 +283,9 @@ impl Executor {
         }
         let world = &self.state.world;
         let ready = world.order(&order).is_some_and(|o| {
-            o.holder.is_held_by(world.side()) && o.state == OrderState::Ready && o.attempt == attempt
+            o.holder.is_held_by(world.side())
+                && o.state == OrderState::Ready
+                && o.attempt == attempt
         });
         if !ready {
             tracing::error!(%order, "the order changed while its job was spawned; the job is killed");

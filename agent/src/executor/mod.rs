@@ -35,12 +35,12 @@ use crate::{AgentError, now_ms};
 use jobs::{Job, JobMsg};
 use ordo_journal::Journal;
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
+use ordo_model::inventory::Instruction;
 use ordo_model::order::nav::instruction_at;
 use ordo_model::order::{
     AgentCommand, KeyedEvent, Kill, Mark, OrderEvent, OrderState, affected, agent_command,
     lost_processes, step,
 };
-use ordo_model::inventory::Instruction;
 use ordo_model::time::TimeMs;
 use ordo_model::wire::{AgentEventBody, Couple, FromAgent, PROTOCOL_VERSION};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -170,6 +170,7 @@ pub struct Executor {
     failures_tx: mpsc::UnboundedSender<String>,
     failures: mpsc::UnboundedReceiver<String>,
     maintenance: mpsc::UnboundedSender<Maintenance>,
+    maintenance_task: Option<tokio::task::JoinHandle<()>>,
     generation_tx: watch::Sender<u64>,
     generation: u64,
     status: Arc<Status>,
@@ -186,7 +187,7 @@ impl Executor {
         let (job_tx, job_rx) = mpsc::channel(1024);
         let (failures_tx, failures) = mpsc::unbounded_channel();
         let (maintenance, maintenance_rx) = mpsc::unbounded_channel();
-        tokio::spawn(maintain(journal.clone(), maintenance_rx, snapshot_id));
+        let maintenance_task = tokio::spawn(maintain(journal.clone(), maintenance_rx, snapshot_id));
         let _ = maintenance.send(Maintenance::Release(state.released));
         let runner = crate::runner::Runner::new(config.limits.processes_max);
         Executor {
@@ -220,6 +221,7 @@ impl Executor {
             failures_tx,
             failures,
             maintenance,
+            maintenance_task: Some(maintenance_task),
             generation_tx: channels.generation,
             generation: 0,
             status: channels.status,
@@ -850,6 +852,11 @@ impl Executor {
         let last = self.next_id - 1;
         let wait = self.durable.wait_for(|id| *id >= last);
         let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_DURABLE_WAIT_MS), wait).await;
+        // The housekeeping task holds the journal open; let it finish what it was given.
+        self.maintenance = mpsc::unbounded_channel().0;
+        if let Some(task) = self.maintenance_task.take() {
+            let _ = task.await;
+        }
     }
 
     /// Journals what is pending without starting anything (shutdown).

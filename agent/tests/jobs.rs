@@ -1,0 +1,198 @@
+//! Jobs through a real agent and a test controller: success with return values, failure,
+//! timeout of a process tree, output streaming and its cap.
+
+mod common;
+
+use common::{Agent, Ctl, Setup};
+use ordo_model::order::{OrderEvent, OrderState, Outcome};
+use ordo_model::value::{Value, Vars};
+
+const WORKFLOWS: &str = r#"
+workflow: hello
+jobs:
+  greet:
+    agent: a1
+    script: |
+      echo "hello $WHO"
+      echo "answer=42" >> "$ORDO_RETURN_VALUES"
+      echo "attempt=$ORDO_ATTEMPT job=$ORDO_JOB workflow=$ORDO_WORKFLOW" >> "$ORDO_RETURN_VALUES"
+    env: { WHO: $who }
+parameters:
+  who: { default: world }
+steps:
+  - run: greet
+---
+workflow: failing
+jobs:
+  bad: { agent: a1, script: "echo oops >&2; exit 3" }
+steps:
+  - run: bad
+---
+workflow: slow
+jobs:
+  tree:
+    agent: a1
+    timeout: 1s
+    graceTimeout: 500ms
+    script: |
+      sh -c 'trap "" TERM; echo "grandchild $$"; exec sleep 30' &
+      sleep 30
+steps:
+  - run: tree
+---
+workflow: chatty
+jobs:
+  talk:
+    agent: a1
+    script: |
+      echo first
+      sleep 1
+      head -c 5000 /dev/zero | tr '\0' 'x'
+steps:
+  - run: talk
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_job_runs_and_its_events_arrive() {
+    let setup = Setup::new("");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), WORKFLOWS);
+    let coupled = ctl.couple().await.clone();
+    assert!(coupled.attached_orders.is_empty());
+    assert_eq!(coupled.meta.agent_id, "a1");
+
+    let mut vars = Vars::new();
+    vars.insert("who".into(), Value::String("ordo".into()));
+    ctl.add_order("o1", "hello", vars, None).await;
+    ctl.until(10_000, "o1 finished", |c| {
+        c.state("o1") == Some(OrderState::Finished)
+    })
+    .await;
+    assert_eq!(
+        ctl.names("o1"),
+        [
+            "Attached",
+            "ProcessingStarted",
+            "Output",
+            "Processed",
+            "Moved",
+            "Detachable",
+            "Detached"
+        ]
+    );
+    assert_eq!(ctl.output("o1"), b"hello ordo\n");
+    let Some(OrderEvent::Processed {
+        outcome: Outcome::Succeeded { values },
+    }) = ctl.order_event("o1", "Processed")
+    else {
+        panic!("no success: {:?}", ctl.names("o1"));
+    };
+    assert_eq!(values.get("answer"), Some(&Value::String("42".into())));
+    assert_eq!(
+        values.get("attempt"),
+        Some(&Value::String("1 job=greet workflow=hello".into()))
+    );
+    let o = ctl.world.order(&"o1".parse_id()).unwrap();
+    assert_eq!(o.vars.get("answer"), Some(&Value::String("42".into())));
+    assert_eq!(o.vars.get("returnCode"), Some(&Value::Number(0.0)));
+    ctl.disconnect().await;
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_failure_and_timeout_kill_of_a_process_tree() {
+    let setup = Setup::new("");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), WORKFLOWS);
+    ctl.couple().await;
+    ctl.add_order("bad", "failing", Vars::new(), None).await;
+    ctl.add_order("slow", "slow", Vars::new(), None).await;
+    ctl.until(10_000, "both failed", |c| {
+        c.state("bad") == Some(OrderState::Failed) && c.state("slow") == Some(OrderState::Failed)
+    })
+    .await;
+    assert!(matches!(
+        ctl.order_event("bad", "Processed"),
+        Some(OrderEvent::Processed {
+            outcome: Outcome::Failed {
+                return_code: Some(3),
+                ..
+            }
+        })
+    ));
+    assert_eq!(ctl.output("bad"), b"oops\n");
+    assert!(matches!(
+        ctl.order_event("slow", "Processed"),
+        Some(OrderEvent::Processed {
+            outcome: Outcome::TimedOut
+        })
+    ));
+    // The grandchild ignored SIGTERM; the group got SIGKILL after the grace time.
+    let text = String::from_utf8(ctl.output("slow")).unwrap();
+    let pid: u32 = text
+        .trim()
+        .strip_prefix("grandchild ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("output {text:?}"));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the grandchild {pid} survived the timeout"
+    );
+    let Some(OrderEvent::ProcessingStarted { pgid, .. }) =
+        ctl.order_event("slow", "ProcessingStarted").cloned()
+    else {
+        panic!("no start");
+    };
+    assert!(!common::group_alive(pgid));
+    ctl.disconnect().await;
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_output_streams_while_the_job_runs_and_is_capped() {
+    let setup = Setup::new("log_bytes_max = 1000\nlog_chunk_bytes_max = 256");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), WORKFLOWS);
+    ctl.couple().await;
+    ctl.add_order("talk", "chatty", Vars::new(), None).await;
+    ctl.until(5_000, "the first output", |c| c.has("talk", "Output"))
+        .await;
+    assert!(
+        !ctl.has("talk", "Processed"),
+        "output must arrive while the job runs"
+    );
+    ctl.until(10_000, "talk finished", |c| {
+        c.state("talk") == Some(OrderState::Finished)
+    })
+    .await;
+    let output = ctl.output("talk");
+    assert_eq!(output.len(), 1000, "the cap counts both streams");
+    assert!(output.starts_with(b"first\nxxx"));
+    let chunks = ctl.names("talk").iter().filter(|n| *n == "Output").count();
+    assert!(chunks >= 4, "chunks of at most 256 bytes: {chunks}");
+    assert!(ctl.events.iter().all(|e| match &e.body {
+        ordo_model::wire::AgentEventBody::Output { chunk, .. } => chunk.len() <= 256,
+        _ => true,
+    }));
+    let names = ctl.names("talk");
+    let truncated = names
+        .iter()
+        .position(|n| n == "OutputTruncated")
+        .expect("truncation marked");
+    let processed = names.iter().position(|n| n == "Processed").unwrap();
+    assert!(truncated < processed);
+    ctl.disconnect().await;
+    agent.stop().await;
+}
+
+trait ParseId {
+    fn parse_id(&self) -> ordo_model::ids::OrderId;
+}
+
+impl ParseId for str {
+    fn parse_id(&self) -> ordo_model::ids::OrderId {
+        ordo_model::ids::OrderId::new(self).unwrap()
+    }
+}
