@@ -11,7 +11,7 @@
 //! | Method and path | Role | Body → answer |
 //! |---|---|---|
 //! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders}` |
-//! | `POST /deploy` | admin | `{files: [{name, text}]}` (YAML) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
+//! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}` |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
 //! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor, holder, mark, parent, outcomes: [{position, outcome}]}` |
@@ -26,7 +26,7 @@
 //! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}` |
 //! | `GET /snapshot` | viewer | → `{eventId, orders, workflows, agents, locks, boards}` (summaries) |
 //! | `GET /state` | viewer | → `{eventId, state}`: the lossless state (`state::State` as JSON) |
-//! | `GET /events?after=&timeout=` | viewer | → NDJSON events |
+//! | `GET /events?after=&timeout=&stream=` | viewer | → NDJSON events; with `stream=true` the answer stays open until `timeout` |
 //! | `GET /events/ws?after=` | viewer | → WebSocket, one event per text frame |
 //!
 //! An event: `{eventId, ts, key, type, text, event}` where `event` is the lossless JSON of the

@@ -126,6 +126,11 @@ pub struct Core<L: Links> {
     snapshot_events: u64,
     since_snapshot: u64,
     retention_ms: u64,
+    /// How long events stay in the journal for the event stream.
+    events_retention_ms: u64,
+    /// Snapshots written, with when: segments a snapshot covers are released once the
+    /// snapshot is older than the event retention.
+    snapshots: VecDeque<(u64, TimeMs)>,
     fatal_tx: mpsc::UnboundedSender<String>,
     fatal_rx: mpsc::UnboundedReceiver<String>,
 }
@@ -138,6 +143,7 @@ impl<L: Links> Core<L> {
         clock: Clock,
         snapshot_events: u64,
         retention_ms: u64,
+        events_retention_ms: u64,
     ) -> Core<L> {
         let index = crate::record::index_of(state.last_event_id) + 1;
         let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
@@ -158,6 +164,8 @@ impl<L: Links> Core<L> {
             snapshot_events,
             since_snapshot: 0,
             retention_ms,
+            events_retention_ms,
+            snapshots: VecDeque::new(),
             fatal_tx,
             fatal_rx,
         };
@@ -473,6 +481,24 @@ impl<L: Links> Core<L> {
         for id in self.state.expired_orders(now, self.retention_ms) {
             self.emit(Body::Event(KeyedEvent::order(&id, OrderEvent::Removed)));
         }
+        // Events older than the retention go once a snapshot covers them.
+        let limit = i64::try_from(self.events_retention_ms).unwrap_or(i64::MAX);
+        let mut release = None;
+        while let Some((id, at)) = self.snapshots.front().copied() {
+            if now.0.saturating_sub(at.0) < limit {
+                break;
+            }
+            release = Some(id);
+            self.snapshots.pop_front();
+        }
+        if let Some(id) = release {
+            let journal = self.journal.clone();
+            tokio::task::spawn_blocking(move || match journal.release(id) {
+                Ok(n) if n > 0 => tracing::info!("released {n} journal segments up to event {id}"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot release journal segments up to {id}: {e}"),
+            });
+        }
     }
 
     /// The next instant a timer is due.
@@ -510,6 +536,7 @@ impl<L: Links> Core<L> {
                 return;
             }
         };
+        self.snapshots.push_back((id, (self.clock)()));
         let journal = self.journal.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = journal.write_snapshot(id, &bytes) {
@@ -528,7 +555,8 @@ impl<L: Links> Core<L> {
     /// Runs until `inputs` closes or the journal fails.
     pub async fn run(mut self, mut inputs: mpsc::Receiver<Input>) -> Result<(), String> {
         let mut durable: watch::Receiver<u64> = self.journal.durable_id_watch();
-        let mut expiry = tokio::time::interval(std::time::Duration::from_secs(60));
+        let expiry_ms = (self.retention_ms.min(self.events_retention_ms) / 4).clamp(100, 60_000);
+        let mut expiry = tokio::time::interval(std::time::Duration::from_millis(expiry_ms));
         self.flush();
         loop {
             // Effects whose events were durable already (or that made no events) run now.

@@ -132,6 +132,7 @@ pub async fn run(
         Box::new(now),
         config.limits.snapshot_events,
         config.retention.terminated_orders_ms,
+        config.retention.events_ms,
     );
     let mut core_task = tokio::spawn(core.run(core_rx));
 

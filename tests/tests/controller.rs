@@ -261,3 +261,56 @@ async fn process_bad_requests_get_clear_errors() -> Result<()> {
     assert_eq!(s, 413);
     Ok(())
 }
+
+#[tokio::test]
+async fn process_released_event_positions_get_a_reload_the_snapshot_answer() -> Result<()> {
+    let mut c = Cluster::new(&[])?;
+    // Small segments, frequent snapshots and a short event retention.
+    let mut config = std::fs::read_to_string(&c.local.controller_config)?;
+    config.push_str(
+        "segment_bytes_max = 2048\nsnapshot_events = 20\n\n[retention]\nevents_ms = 300\n",
+    );
+    std::fs::write(&c.local.controller_config, config)?;
+    c.start_controller().await?;
+    c.deploy(&[(
+        "w.yaml",
+        "workflow: p\nsteps:\n  - prompt: \"ok?\"\n".to_owned(),
+    )])
+    .await?;
+    for round in 0..20 {
+        let ids = ids(&format!("r{round}"), 10);
+        c.add_orders(&orders_of("p", &ids)).await?;
+    }
+    let mut answer = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let resp = c
+            .api
+            .request(
+                axum::http::Method::GET,
+                &c.url("/events?after=1&timeout=10"),
+                None,
+            )
+            .await?;
+        if resp.status.as_u16() == 410 {
+            answer = Some(String::from_utf8_lossy(&resp.body).into_owned());
+            break;
+        }
+    }
+    let answer = answer.expect("an old position is answered with 410 once released");
+    assert!(answer.contains("reload the snapshot"), "{answer}");
+    // The snapshot names a position that can be followed.
+    let snap: Json = c.api.get_json(&c.url("/snapshot")).await?;
+    let id = snap["eventId"].as_u64().unwrap();
+    let resp = c
+        .api
+        .request(
+            axum::http::Method::GET,
+            &c.url(&format!("/events?after={id}&timeout=10")),
+            None,
+        )
+        .await?;
+    assert_eq!(resp.status.as_u16(), 200);
+    assert_eq!(snap["orders"].as_array().map(Vec::len), Some(200));
+    Ok(())
+}

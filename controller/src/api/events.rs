@@ -72,6 +72,9 @@ pub struct StreamQuery {
     after: u64,
     #[serde(default)]
     timeout: Option<u64>,
+    /// Keep the answer open and stream events as they come until `timeout`.
+    #[serde(default)]
+    stream: bool,
 }
 
 fn gone(e: JournalError) -> ApiError {
@@ -118,6 +121,20 @@ pub async fn long_poll(
     check_retained(&api, q.after)?;
     let timeout = Duration::from_millis(q.timeout.unwrap_or(30_000).min(api.long_poll_ms_max));
     let mut follower = api.journal.follow(q.after);
+    if q.stream {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let lines = futures_util::stream::unfold(follower, move |mut f| async move {
+            match tokio::time::timeout_at(deadline, next_json(&mut f)).await {
+                Ok(Some(Ok(event))) => Some((Ok::<_, std::io::Error>(format!("{event}\n")), f)),
+                _ => None,
+            }
+        });
+        return Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            axum::body::Body::from_stream(lines),
+        )
+            .into_response());
+    }
     let mut out = String::new();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut n = 0;

@@ -59,19 +59,41 @@ struct DeployFile {
     text: String,
 }
 
-/// `POST /deploy`: all files at once, all or nothing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployQuery {
+    name: Option<String>,
+}
+
+/// `POST /deploy`: all files at once, all or nothing; JSON `{files}` or one YAML body.
 pub async fn deploy(
     AxState(api): AxState<Api>,
     Extension(caller): Extension<Caller>,
+    Query(q): Query<DeployQuery>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<axum::Json<Json>, ApiError> {
     caller.require(Role::Admin)?;
-    let body: DeployBody = parse_body(&body)?;
-    let files: Vec<SourceFile> = body
-        .files
-        .into_iter()
-        .map(|f| SourceFile::new(f.name, f.text))
-        .collect();
+    let is_yaml = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("yaml"));
+    let files: Vec<SourceFile> = if is_yaml {
+        // `curl --data-binary @inventory.yaml -H 'Content-Type: application/yaml'`: one file,
+        // which may hold many `---` documents.
+        let text = String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::bad("the YAML body is not UTF-8"))?;
+        vec![SourceFile::new(
+            q.name.unwrap_or_else(|| "request.yaml".into()),
+            text,
+        )]
+    } else {
+        let body: DeployBody = parse_body(&body)?;
+        body.files
+            .into_iter()
+            .map(|f| SourceFile::new(f.name, f.text))
+            .collect()
+    };
     let inventory = parse_inventory(&files, &Limits::default()).map_err(|diags| ApiError {
         status: StatusCode::BAD_REQUEST,
         message: format!("the inventory has {} problem(s)", diags.len()),
