@@ -52,6 +52,7 @@ pub enum Body {
     /// An agent's event, journaled once per `(agent, run_id, agent_event_id)`.
     Agent {
         agent: AgentId,
+        #[serde(with = "ordo_model::ids::run_id")]
         run_id: u128,
         agent_event_id: u64,
         body: AgentEventBody,
@@ -60,7 +61,9 @@ pub enum Body {
     /// that were not journaled are gone. An alert, never a silent drop.
     AgentRunChanged {
         agent: AgentId,
+        #[serde(with = "ordo_model::ids::run_id::option")]
         old: Option<u128>,
+        #[serde(with = "ordo_model::ids::run_id")]
         new: u128,
     },
 }

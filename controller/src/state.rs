@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AgentCursor {
     /// The agent's run id, once known.
+    #[serde(with = "ordo_model::ids::run_id::option")]
     pub run_id: Option<u128>,
     /// The last agent event id journaled for that run.
     pub last_event_id: u64,
@@ -153,6 +154,19 @@ mod tests {
     use ordo_model::order::{Command, command, deploy};
     use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
 
+    fn apply_body(s: &mut State, id: u64, body: Body) {
+        let stored = Stored {
+            term: 1,
+            ts: TimeMs(0),
+            body,
+        };
+        let json = serde_json::to_value(&stored.body).unwrap();
+        assert_eq!(serde_json::from_value::<Body>(json).unwrap(), stored.body);
+        let bytes = postcard::to_allocvec(&stored.body).unwrap();
+        assert_eq!(postcard::from_bytes::<Body>(&bytes).unwrap(), stored.body);
+        s.apply(id, &stored).unwrap();
+    }
+
     /// The cockpit folds the JSON of `/state` and of every event; both must be lossless.
     #[test]
     fn state_and_events_survive_json() {
@@ -184,8 +198,33 @@ mod tests {
         for e in command(&s.world, add, TimeMs(0)).unwrap().events {
             apply(&mut s, e);
         }
+        let agent = ordo_model::ids::AgentId::new("a").unwrap();
+        apply_body(
+            &mut s,
+            10,
+            Body::AgentRunChanged {
+                agent: agent.clone(),
+                old: None,
+                new: u128::MAX - 1,
+            },
+        );
+        apply_body(
+            &mut s,
+            11,
+            Body::Agent {
+                agent,
+                run_id: u128::MAX - 1,
+                agent_event_id: 7,
+                body: AgentEventBody::Output {
+                    order_id: OrderId::new("o1").unwrap(),
+                    stream: ordo_model::wire::Stream::Stdout,
+                    chunk: b"hi".to_vec(),
+                },
+            },
+        );
         let json = serde_json::to_value(&s).unwrap();
         let back: State = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
+        assert_eq!(s.logs[&OrderId::new("o1").unwrap()], vec![11]);
     }
 }

@@ -155,3 +155,44 @@ mod tests {
         );
     }
 }
+
+/// Serde for a `u128` run id: a 32-digit hex string in human-readable formats (JSON, where
+/// numbers that large do not fit), the plain integer in binary ones (postcard), so binary
+/// encodings are unchanged. Use with `#[serde(with = "ordo_model::ids::run_id")]`.
+pub mod run_id {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(id: &u128, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&format!("{id:032x}"))
+        } else {
+            s.serialize_u128(*id)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            u128::from_str_radix(&text, 16)
+                .map_err(|e| D::Error::custom(format!("run id {text:?} is not hex: {e}")))
+        } else {
+            u128::deserialize(d)
+        }
+    }
+
+    /// The same for `Option<u128>`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        #[derive(Serialize, Deserialize)]
+        struct Wrap(#[serde(with = "super")] u128);
+
+        pub fn serialize<S: Serializer>(id: &Option<u128>, s: S) -> Result<S::Ok, S::Error> {
+            id.map(Wrap).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u128>, D::Error> {
+            Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+        }
+    }
+}

@@ -49,7 +49,10 @@ pub enum ToAgent {
     GetMeta,
     /// Forget every order, workflow and event and the dedication to a cluster; the agent
     /// starts a new run. Only for an agent taken out of service or moved to another cluster.
-    Reset { seq: u64, term: u64 },
+    Reset {
+        seq: u64,
+        term: u64,
+    },
 }
 
 /// The first message of a session.
@@ -71,16 +74,9 @@ pub struct Couple {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromAgent {
     Coupled(Coupled),
-    Refused {
-        reason: String,
-    },
-    Ack {
-        seq: u64,
-    },
-    Rejected {
-        seq: u64,
-        message: String,
-    },
+    Refused { reason: String },
+    Ack { seq: u64 },
+    Rejected { seq: u64, message: String },
     Events(Vec<AgentEvent>),
     Meta(AgentMeta),
 }
@@ -129,6 +125,7 @@ pub enum Stream {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentMeta {
     pub agent_id: String,
+    #[serde(with = "crate::ids::run_id")]
     pub agent_run_id: u128,
     pub version: String,
     pub hostname: String,

@@ -486,11 +486,7 @@ pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiE
                 "connected": s.connected,
                 "connectedSinceMs": s.connected_since_ms,
                 "lastError": s.last_error,
-                "meta": s.meta.map(|m| {
-                    let mut v = serde_json::to_value(&m).unwrap_or(Json::Null);
-                    v["agent_run_id"] = json!(format!("{:032x}", m.agent_run_id));
-                    v
-                }),
+                "meta": s.meta,
             })
         })
         .collect();
