@@ -1,0 +1,752 @@
+//! Reads answered from the view: health, overview, orders, workflows, agents, locks, boards,
+//! the snapshot and the state, and the metrics.
+
+use super::{ApiError, App, Caller, json_response, role_name};
+use crate::convert::{OrderJson, StepJson, order_json, steps_json};
+use crate::follow::{FollowStatus, now_ms};
+use crate::view::{OrderDetail, OrderQuery, STATE_NAMES};
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use ordo_controller::state::State;
+use ordo_model::inventory::Executable;
+use ordo_model::order::OrderState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// The cockpit's health: whether it follows a controller, and how far it is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `ok` while following, `loading` before the first state arrived, `degraded` while
+    /// reconnecting (the view answers, but may be behind).
+    pub status: String,
+    /// Always `cockpit`.
+    pub role: String,
+    #[serde(flatten)]
+    pub follow: FollowStatus,
+    /// The id of the last event applied to the view.
+    pub last_event_id: u64,
+    /// Orders in the view.
+    pub orders: usize,
+}
+
+fn health_of(app: &App) -> Health {
+    let follow = app.shared.status();
+    let (last_event_id, orders) = {
+        let v = app.shared.read();
+        (v.last_event_id(), v.state.world.orders.len())
+    };
+    let status = if !follow.loaded {
+        "loading"
+    } else if follow.following {
+        "ok"
+    } else {
+        "degraded"
+    };
+    Health {
+        status: status.to_owned(),
+        role: "cockpit".to_owned(),
+        follow,
+        last_event_id,
+        orders,
+    }
+}
+
+/// `GET /health`, without a token: the cockpit's health.
+#[utoipa::path(get, path = "/health", tag = "cockpit",
+    responses((status = 200, description = "The cockpit's health", body = Health)))]
+pub async fn health(AxState(app): AxState<App>) -> Response {
+    json_response(&health_of(&app))
+}
+
+/// `GET /api/v1/health`: the same, with a token (the controller's API has this route).
+#[utoipa::path(get, path = "/api/v1/health", tag = "cockpit", security(("bearer" = [])),
+    responses((status = 200, description = "The cockpit's health", body = Health),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn health_v1(AxState(app): AxState<App>) -> Response {
+    json_response(&health_of(&app))
+}
+
+/// Who the token belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub name: String,
+    /// viewer, operator or admin.
+    pub role: String,
+}
+
+/// `GET /api/v1/whoami`.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "cockpit", security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = WhoAmI),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Response {
+    json_response(&WhoAmI {
+        name: caller.name,
+        role: role_name(caller.role).to_owned(),
+    })
+}
+
+/// Counts for the overview page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Overview {
+    /// The view's event id: continue with `/api/v1/events/ws?after=<eventId>`.
+    pub event_id: u64,
+    /// Orders in the view.
+    pub total: usize,
+    /// Orders by state; every state is present.
+    pub counts: BTreeMap<String, usize>,
+    pub workflows: usize,
+    pub agents: usize,
+    pub locks: usize,
+    pub boards: usize,
+}
+
+/// `GET /api/v1/overview`.
+#[utoipa::path(get, path = "/api/v1/overview", tag = "cockpit", security(("bearer" = [])),
+    responses((status = 200, description = "Counts", body = Overview),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn overview(AxState(app): AxState<App>) -> Response {
+    let v = app.shared.read();
+    let w = &v.state.world;
+    json_response(&Overview {
+        event_id: v.last_event_id(),
+        total: w.orders.len(),
+        counts: v
+            .counts()
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect(),
+        workflows: w.workflows.len(),
+        agents: w.agents.len(),
+        locks: w.locks.len(),
+        boards: w.boards.len(),
+    })
+}
+
+/// Filters and paging of `GET /api/v1/orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrdersQuery {
+    /// fresh, ready, processing, waiting, prompting, suspended, failed, cancelled or finished.
+    pub state: Option<String>,
+    /// Workflow name.
+    pub workflow: Option<String>,
+    /// Orders held by (or being handed to or from) this agent.
+    pub agent: Option<String>,
+    /// Added at or after this instant, ms since the epoch.
+    pub since: Option<i64>,
+    /// Added before this instant, ms since the epoch.
+    pub until: Option<i64>,
+    /// Orders per page, 1 to `orders_per_page_max` (larger values are cut to it; the default).
+    pub limit: Option<usize>,
+    /// Orders after this order id: the `next` of the previous page.
+    pub after: Option<String>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<OrderJson>,
+    /// The `after` of the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// A query string that does not parse is a 400 with the reason.
+pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad(format!("bad query parameters: {}", e.body_text())))
+}
+
+/// `GET /api/v1/orders`.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(OrdersQuery),
+    responses((status = 200, description = "A page of orders, in id order", body = OrderList),
+        (status = 400, description = "A bad parameter", body = super::ErrorBody),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn orders(
+    AxState(app): AxState<App>,
+    q: Result<Query<OrdersQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    if let Some(s) = &q.state
+        && !STATE_NAMES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad(format!(
+            "unknown state {s:?}; use one of {}",
+            STATE_NAMES.join(", ")
+        )));
+    }
+    if let (Some(s), Some(u)) = (q.since, q.until)
+        && s > u
+    {
+        return Err(ApiError::bad(format!("since ({s}) is after until ({u})")));
+    }
+    let max = app.limits.orders_per_page_max;
+    let query = OrderQuery {
+        state: q.state,
+        workflow: q.workflow,
+        agent: q.agent,
+        since: q.since,
+        until: q.until,
+        after: q.after,
+        limit: q.limit.unwrap_or(max).clamp(1, max),
+    };
+    let v = app.shared.read();
+    let (page, next) = v.list(&query, app.limits.orders_scanned_per_page_max);
+    Ok(json_response(&OrderList {
+        orders: page.into_iter().map(order_json).collect(),
+        next,
+    }))
+}
+
+pub fn check_order_id(id: &str) -> Result<(), ApiError> {
+    ordo_model::ids::OrderId::new(id)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad(format!("order id {id:?} {e}")))
+}
+
+/// `GET /api/v1/orders/{id}`.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, description = "The order with its history", body = OrderDetail),
+        (status = 400, description = "Not an order id", body = super::ErrorBody),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody),
+        (status = 404, description = "No such order", body = super::ErrorBody)))]
+pub async fn order(
+    AxState(app): AxState<App>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_order_id(&id)?;
+    let detail = app.shared.read().order_detail(&id);
+    match detail {
+        Some(d) => Ok(json_response(&d)),
+        None => Err(ApiError::not_found(format!("order {id} does not exist"))),
+    }
+}
+
+/// A workflow and its versions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowSummary {
+    pub name: String,
+    pub versions: Vec<u64>,
+    pub latest: u64,
+    /// Orders of any version in the view.
+    pub orders: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowList {
+    pub workflows: Vec<WorkflowSummary>,
+}
+
+/// `GET /api/v1/workflows`.
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "inventory", security(("bearer" = [])),
+    responses((status = 200, description = "Deployed workflows", body = WorkflowList),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn workflows(AxState(app): AxState<App>) -> Response {
+    let v = app.shared.read();
+    let w = &v.state.world;
+    let mut per: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in w.orders.values() {
+        *per.entry(o.workflow.as_str()).or_default() += 1;
+    }
+    json_response(&WorkflowList {
+        workflows: w
+            .workflows
+            .iter()
+            .map(|(name, versions)| WorkflowSummary {
+                name: name.to_string(),
+                versions: versions.keys().map(|v| v.0).collect(),
+                latest: versions.keys().next_back().map_or(0, |v| v.0),
+                orders: per.get(name.as_str()).copied().unwrap_or(0),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WorkflowQuery {
+    /// The version to show; the newest by default.
+    pub version: Option<u64>,
+}
+
+/// A parameter of a workflow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParameterJson {
+    pub required: bool,
+    /// The default, as written (a template).
+    pub default: Option<String>,
+}
+
+/// A job of a workflow.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobJson {
+    pub agent: String,
+    /// `script` or `command`.
+    pub executable: String,
+    /// The script, or the command's arguments joined by spaces.
+    pub text: String,
+    pub timeout_ms: Option<u64>,
+    pub restartable: bool,
+    pub parallelism: u32,
+}
+
+/// One version of a workflow, with its steps as a tree for drawing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowDetail {
+    pub name: String,
+    pub version: u64,
+    pub versions: Vec<u64>,
+    pub parameters: BTreeMap<String, ParameterJson>,
+    pub jobs: BTreeMap<String, JobJson>,
+    pub steps: Vec<StepJson>,
+}
+
+/// `GET /api/v1/workflows/{name}`.
+#[utoipa::path(get, path = "/api/v1/workflows/{name}", tag = "inventory", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Workflow name"), WorkflowQuery),
+    responses((status = 200, description = "The workflow version", body = WorkflowDetail),
+        (status = 400, description = "A bad parameter", body = super::ErrorBody),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody),
+        (status = 404, description = "No such workflow or version", body = super::ErrorBody)))]
+pub async fn workflow(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    q: Result<Query<WorkflowQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let v = app.shared.read();
+    let Some(versions) = v.state.world.workflows.get(name.as_str()) else {
+        return Err(ApiError::not_found(format!(
+            "workflow {name} is not deployed"
+        )));
+    };
+    let chosen = match q.version {
+        Some(n) => versions.get_key_value(&ordo_model::ids::VersionId(n)),
+        None => versions.iter().next_back(),
+    };
+    let Some((version, wf)) = chosen else {
+        return Err(ApiError::not_found(format!(
+            "workflow {name} has no version {}",
+            q.version.unwrap_or(0)
+        )));
+    };
+    Ok(json_response(&WorkflowDetail {
+        name: name.clone(),
+        version: version.0,
+        versions: versions.keys().map(|v| v.0).collect(),
+        parameters: wf
+            .parameters
+            .iter()
+            .map(|(k, p)| {
+                (
+                    k.clone(),
+                    ParameterJson {
+                        required: p.default.is_none(),
+                        default: p.default.as_ref().map(|t| t.to_string()),
+                    },
+                )
+            })
+            .collect(),
+        jobs: wf
+            .jobs
+            .iter()
+            .map(|(k, j)| {
+                let (executable, text) = match &j.executable {
+                    Executable::Script(s) => ("script", s.clone()),
+                    Executable::Command(argv) => ("command", argv.join(" ")),
+                };
+                (
+                    k.to_string(),
+                    JobJson {
+                        agent: j.agent.to_string(),
+                        executable: executable.to_owned(),
+                        text,
+                        timeout_ms: j.timeout.map(|t| t.0),
+                        restartable: j.restartable,
+                        parallelism: j.parallelism,
+                    },
+                )
+            })
+            .collect(),
+        steps: steps_json(wf),
+    }))
+}
+
+/// A job process an agent runs now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessJson {
+    pub order: String,
+    pub workflow: String,
+    pub position: String,
+    pub since_ms: i64,
+    pub pgid: u32,
+}
+
+/// An agent: the deployed object, its link status (from the controller) and its orders.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentJson {
+    pub id: String,
+    pub url: String,
+    /// Subagent ids of an agent cluster.
+    pub subagents: Vec<String>,
+    /// Whether the controller has a link to it; `null` when the controller cannot tell now.
+    pub connected: Option<bool>,
+    pub connected_since_ms: Option<i64>,
+    pub last_error: Option<String>,
+    /// What the agent told about itself (host, cores, memory, load, version).
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<serde_json::Value>,
+    /// Orders held by, or being handed to or from, the agent.
+    pub orders: usize,
+    /// Job processes it runs now.
+    pub processing: Vec<ProcessJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentList {
+    pub agents: Vec<AgentJson>,
+    /// How old the link status is, in ms (0 when it was read for this answer).
+    pub link_status_age_ms: Option<i64>,
+}
+
+/// Reads the controller's link status, or the last copy of it; `(age ms, answer)`.
+pub async fn link_status(app: &App) -> Option<(i64, serde_json::Value)> {
+    match app
+        .upstream
+        .forward(Method::GET, "/api/v1/agents", None)
+        .await
+    {
+        Ok(r) if r.status.is_success() => {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.body) {
+                let now = now_ms();
+                *app.shared.agents.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((now, v.clone()));
+                return Some((0, v));
+            }
+        }
+        _ => {}
+    }
+    let cached = app
+        .shared
+        .agents
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    cached.map(|(at, v)| (now_ms() - at, v))
+}
+
+/// `GET /api/v1/agents`.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "inventory", security(("bearer" = [])),
+    responses((status = 200, description = "Deployed agents with link status and processes", body = AgentList),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn agents(AxState(app): AxState<App>) -> Response {
+    let links = link_status(&app).await;
+    let link_of = |id: &str| -> Option<&serde_json::Value> {
+        links
+            .as_ref()?
+            .1
+            .get("agents")?
+            .as_array()?
+            .iter()
+            .find(|a| a.get("id").and_then(|i| i.as_str()) == Some(id))
+    };
+    let v = app.shared.read();
+    let w = &v.state.world;
+    let mut held: BTreeMap<&str, (usize, Vec<ProcessJson>)> = BTreeMap::new();
+    for o in w.orders.values() {
+        if let Some(a) = o.holder.agent() {
+            let entry = held.entry(a.as_str()).or_default();
+            entry.0 += 1;
+            if let OrderState::Processing { since, pgid } = &o.state {
+                entry.1.push(ProcessJson {
+                    order: o.id.to_string(),
+                    workflow: o.workflow.to_string(),
+                    position: o.position.to_string(),
+                    since_ms: since.0,
+                    pgid: *pgid,
+                });
+            }
+        }
+    }
+    let agents = w
+        .agents
+        .values()
+        .map(|a| {
+            let link = link_of(a.id.as_str());
+            let field = |k: &str| link.and_then(|l| l.get(k)).cloned();
+            let (orders, processing) = held.remove(a.id.as_str()).unwrap_or_default();
+            AgentJson {
+                id: a.id.to_string(),
+                url: a.url.clone(),
+                subagents: a.subagents.iter().map(|s| s.id.to_string()).collect(),
+                connected: field("connected").and_then(|v| v.as_bool()),
+                connected_since_ms: field("connectedSinceMs").and_then(|v| v.as_i64()),
+                last_error: field("lastError").and_then(|v| v.as_str().map(str::to_owned)),
+                meta: field("meta").filter(|m| !m.is_null()),
+                orders,
+                processing,
+            }
+        })
+        .collect();
+    json_response(&AgentList {
+        agents,
+        link_status_age_ms: links.map(|(age, _)| age),
+    })
+}
+
+/// An order holding or waiting for a lock, and how much of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockUse {
+    pub order: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockJson {
+    pub name: String,
+    pub limit: u32,
+    pub holders: Vec<LockUse>,
+    /// Waiting orders, first come first served.
+    pub queue: Vec<LockUse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockList {
+    pub locks: Vec<LockJson>,
+}
+
+fn locks_of(state: &State) -> Vec<LockJson> {
+    state
+        .world
+        .locks
+        .iter()
+        .map(|(name, l)| LockJson {
+            name: name.to_string(),
+            limit: l.limit,
+            holders: l
+                .holders
+                .iter()
+                .map(|(o, c)| LockUse {
+                    order: o.to_string(),
+                    count: *c,
+                })
+                .collect(),
+            queue: l
+                .queue
+                .iter()
+                .map(|(o, c)| LockUse {
+                    order: o.to_string(),
+                    count: *c,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// `GET /api/v1/locks`.
+#[utoipa::path(get, path = "/api/v1/locks", tag = "inventory", security(("bearer" = [])),
+    responses((status = 200, description = "Locks with holders and queues", body = LockList),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn locks(AxState(app): AxState<App>) -> Response {
+    json_response(&LockList {
+        locks: locks_of(&app.shared.read().state),
+    })
+}
+
+/// A live notice: its key and until when it lives (ms since the epoch).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoticeJson {
+    pub key: String,
+    pub until: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardJson {
+    pub name: String,
+    /// How long a posted notice lives, ms.
+    pub lifetime_ms: u64,
+    pub notices: Vec<NoticeJson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BoardList {
+    pub boards: Vec<BoardJson>,
+}
+
+/// `GET /api/v1/boards`.
+#[utoipa::path(get, path = "/api/v1/boards", tag = "inventory", security(("bearer" = [])),
+    responses((status = 200, description = "Notice boards and their notices", body = BoardList),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn boards(AxState(app): AxState<App>) -> Response {
+    let v = app.shared.read();
+    json_response(&BoardList {
+        boards: v
+            .state
+            .world
+            .boards
+            .iter()
+            .map(|(name, b)| BoardJson {
+                name: name.to_string(),
+                lifetime_ms: b.lifetime.0,
+                notices: b
+                    .notices
+                    .iter()
+                    .map(|(k, until)| NoticeJson {
+                        key: k.clone(),
+                        until: until.0,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+/// The controller's snapshot shape: summaries at `eventId`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub event_id: u64,
+    pub orders: Vec<OrderJson>,
+    pub workflows: Vec<SnapshotWorkflow>,
+    pub agents: Vec<SnapshotAgent>,
+    pub locks: Vec<LockJson>,
+    pub boards: Vec<SnapshotBoard>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnapshotWorkflow {
+    pub name: String,
+    pub versions: Vec<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnapshotAgent {
+    pub id: String,
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnapshotBoard {
+    pub name: String,
+    pub notices: Vec<NoticeJson>,
+}
+
+/// `GET /api/v1/snapshot`.
+#[utoipa::path(get, path = "/api/v1/snapshot", tag = "events", security(("bearer" = [])),
+    responses((status = 200, description = "Summaries at eventId; continue with /events?after=eventId", body = Snapshot),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn snapshot(AxState(app): AxState<App>) -> Response {
+    let v = app.shared.read();
+    let w = &v.state.world;
+    json_response(&Snapshot {
+        event_id: v.last_event_id(),
+        orders: w.orders.values().map(order_json).collect(),
+        workflows: w
+            .workflows
+            .iter()
+            .map(|(name, versions)| SnapshotWorkflow {
+                name: name.to_string(),
+                versions: versions.keys().map(|v| v.0).collect(),
+            })
+            .collect(),
+        agents: w
+            .agents
+            .values()
+            .map(|a| SnapshotAgent {
+                id: a.id.to_string(),
+                url: a.url.clone(),
+            })
+            .collect(),
+        locks: locks_of(&v.state),
+        boards: w
+            .boards
+            .iter()
+            .map(|(name, b)| SnapshotBoard {
+                name: name.to_string(),
+                notices: b
+                    .notices
+                    .iter()
+                    .map(|(k, until)| NoticeJson {
+                        key: k.clone(),
+                        until: until.0,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateAnswer<'a> {
+    event_id: u64,
+    state: &'a State,
+}
+
+/// The lossless state at an event id.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StateDoc {
+    pub event_id: u64,
+    /// The controller's state (`ordo_controller::state::State`) as JSON.
+    #[schema(value_type = Object)]
+    pub state: serde_json::Value,
+}
+
+/// `GET /api/v1/state`.
+#[utoipa::path(get, path = "/api/v1/state", tag = "events", security(("bearer" = [])),
+    responses((status = 200, description = "The lossless state the view holds", body = StateDoc),
+        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+pub async fn state(AxState(app): AxState<App>) -> Response {
+    let v = app.shared.read();
+    json_response(&StateAnswer {
+        event_id: v.last_event_id(),
+        state: &v.state,
+    })
+}
+
+/// `GET /metrics`, without a token: Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "cockpit",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(AxState(app): AxState<App>) -> Response {
+    let links = app
+        .shared
+        .agents
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|(_, v)| v.get("agents")?.as_array().cloned())
+        .map(|agents| {
+            agents
+                .iter()
+                .filter(|a| a.get("connected").and_then(|c| c.as_bool()) == Some(true))
+                .count()
+        });
+    let (counts, deployed) = {
+        let v = app.shared.read();
+        (v.counts(), v.state.world.agents.len())
+    };
+    let text = app.shared.metrics.render(&counts, deployed, links);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,412 @@
+//! JSON views of the model: orders (the same fields the controller's API gives), variables,
+//! workflows as a tree of steps for drawing, locks, boards, and the one-line description of
+//! an event.
+
+use ordo_controller::record::Body;
+use ordo_model::expr::Template;
+use ordo_model::inventory::{Block, CycleRepeat, ForkListOver, Instruction, Workflow};
+use ordo_model::order::{Holder, KeyedEvent, Order};
+use ordo_model::position::{BlockKey, Position};
+use ordo_model::value::{Value, Vars};
+use ordo_model::wire::{AgentEventBody, Stream};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use utoipa::ToSchema;
+
+/// A variable value as JSON: numbers, strings, booleans, lists; a missing value is `null`.
+pub fn value_to_json(v: &Value) -> Json {
+    match v {
+        Value::Missing => Json::Null,
+        Value::Bool(b) => json!(b),
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9e15 => json!(*n as i64),
+        Value::Number(n) => json!(n),
+        Value::String(s) => json!(s),
+        Value::List(items) => Json::Array(items.iter().map(value_to_json).collect()),
+    }
+}
+
+pub fn vars_to_json(vars: &Vars) -> Json {
+    Json::Object(
+        vars.iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+/// An outcome and where it happened.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutcomeJson {
+    pub position: String,
+    pub outcome: String,
+}
+
+/// An order, with the same fields as the controller's `GET /api/v1/orders/{id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderJson {
+    pub id: String,
+    pub workflow: String,
+    pub version: u64,
+    /// fresh, ready, processing, waiting, prompting, suspended, failed, cancelled, finished.
+    pub state: String,
+    /// The state in words, e.g. `prompting "Deploy 1.4 to production?"`.
+    pub state_detail: String,
+    /// Where the order is in its workflow, e.g. `2/try/0`.
+    pub position: String,
+    pub attempt: u32,
+    #[schema(value_type = Object)]
+    pub vars: Json,
+    /// Milliseconds since the epoch.
+    pub scheduled_for: Option<i64>,
+    /// `{"controller": null}`, `{"attaching": agent}`, `{"agent": agent}` or
+    /// `{"detaching": agent}`.
+    #[schema(value_type = Object)]
+    pub holder: Json,
+    /// A pending cancel, suspend or go.
+    pub mark: Option<String>,
+    /// The forked order this one is a branch of.
+    pub parent: Option<String>,
+    pub outcomes: Vec<OutcomeJson>,
+}
+
+pub fn holder_json(h: &Holder) -> Json {
+    match h {
+        Holder::Controller => json!({"controller": null}),
+        Holder::Attaching(a) => json!({"attaching": a}),
+        Holder::Agent(a) => json!({"agent": a}),
+        Holder::Detaching(a) => json!({"detaching": a}),
+    }
+}
+
+pub fn order_json(o: &Order) -> OrderJson {
+    OrderJson {
+        id: o.id.to_string(),
+        workflow: o.workflow.to_string(),
+        version: o.version.0,
+        state: o.state.name().to_owned(),
+        state_detail: o.state.to_string(),
+        position: o.position.to_string(),
+        attempt: o.attempt,
+        vars: vars_to_json(&o.vars),
+        scheduled_for: o.scheduled_for.map(|t| t.0),
+        holder: holder_json(&o.holder),
+        mark: o.mark.as_ref().map(|m| m.to_string()),
+        parent: o.parent.as_ref().map(|p| p.to_string()),
+        outcomes: o
+            .outcomes
+            .iter()
+            .map(|h| OutcomeJson {
+                position: h.position.to_string(),
+                outcome: h.outcome.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The key, type name and one-line text of an event, as the controller's stream gives them.
+pub fn describe(body: &Body) -> (String, &'static str, String) {
+    match body {
+        Body::Event(e) => keyed(e),
+        Body::Agent { agent, body, .. } => match body {
+            AgentEventBody::Order(e) => {
+                let (key, kind, text) = keyed(e);
+                (key, kind, format!("{text} (agent {agent})"))
+            }
+            AgentEventBody::Output {
+                order_id,
+                stream,
+                chunk,
+            } => (
+                order_id.to_string(),
+                stream_name(*stream),
+                String::from_utf8_lossy(chunk).into_owned(),
+            ),
+            AgentEventBody::OutputTruncated {
+                order_id,
+                cap_bytes,
+            } => (
+                order_id.to_string(),
+                "OutputTruncated",
+                format!("output truncated after {cap_bytes} bytes"),
+            ),
+        },
+        Body::AgentRunChanged { agent, old, new } => (
+            format!("agent:{agent}"),
+            "AgentRunChanged",
+            format!(
+                "agent {agent} run {new:032x} (was {})",
+                old.map(|r| format!("{r:032x}"))
+                    .unwrap_or_else(|| "none".into())
+            ),
+        ),
+    }
+}
+
+pub fn stream_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "Stdout",
+        Stream::Stderr => "Stderr",
+    }
+}
+
+fn keyed(e: &KeyedEvent) -> (String, &'static str, String) {
+    let kind = match e {
+        KeyedEvent::Order { event, .. } => event.name(),
+        KeyedEvent::Board { .. } => "Board",
+        KeyedEvent::Item(_) => "Item",
+    };
+    let text = match e {
+        KeyedEvent::Order { event, .. } => event.to_string(),
+        other => other.to_string(),
+    };
+    (e.key(), kind, text)
+}
+
+/// The order event inside a body, if it is one (controller's or agent's).
+pub fn order_event(body: &Body) -> Option<&KeyedEvent> {
+    match body {
+        Body::Event(e @ KeyedEvent::Order { .. }) => Some(e),
+        Body::Agent {
+            body: AgentEventBody::Order(e @ KeyedEvent::Order { .. }),
+            ..
+        } => Some(e),
+        _ => None,
+    }
+}
+
+/// One instruction of a workflow, for drawing: its position, kind, a label, and its blocks.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepJson {
+    /// The position an order has when it is at this instruction, e.g. `1/then:0/0`.
+    pub position: String,
+    /// run, if, fork, forkList, retry, try, fail, finish, lock, prompt, cycle, break, sleep,
+    /// addOrder, postNotice, expectNotices, consumeNotices.
+    pub kind: String,
+    pub label: String,
+    /// The agent a `run` step's job runs on.
+    pub agent: Option<String>,
+    /// Nested blocks (if/else branches, fork branches, try/catch, bodies), in order.
+    #[schema(no_recursion)]
+    pub blocks: Vec<BlockJson>,
+}
+
+/// A nested block of an instruction.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BlockJson {
+    /// The block key in positions: `then:0`, `else`, `fork:<branch>`, `forklist`, `try`,
+    /// `catch`, `do`.
+    pub key: String,
+    pub label: String,
+    #[schema(no_recursion)]
+    pub steps: Vec<StepJson>,
+}
+
+/// The steps of a workflow as a tree.
+pub fn steps_json(workflow: &Workflow) -> Vec<StepJson> {
+    block_json(workflow, &workflow.steps, &[], 0)
+}
+
+/// Deepest nesting drawn; deeper blocks are cut (workflows are validated far below this).
+const DRAW_DEPTH_MAX: usize = 64;
+
+fn block_json(
+    workflow: &Workflow,
+    block: &Block,
+    outer: &[(u32, BlockKey)],
+    depth: usize,
+) -> Vec<StepJson> {
+    if depth > DRAW_DEPTH_MAX {
+        return Vec::new();
+    }
+    block
+        .iter()
+        .enumerate()
+        .map(|(i, instruction)| {
+            let at = Position {
+                outer: outer.to_vec(),
+                index: i as u32,
+            };
+            step_json(workflow, instruction, &at, depth)
+        })
+        .collect()
+}
+
+fn template(t: &Template) -> String {
+    t.to_string()
+}
+
+fn step_json(workflow: &Workflow, ins: &Instruction, at: &Position, depth: usize) -> StepJson {
+    let sub = |key: BlockKey, label: String, steps: &Block| {
+        let inner = at.enter(key.clone());
+        BlockJson {
+            key: key.to_string(),
+            label,
+            steps: block_json(workflow, steps, &inner.outer, depth + 1),
+        }
+    };
+    let mut agent = None;
+    let (kind, label, blocks) = match ins {
+        Instruction::Run { job, .. } => {
+            agent = workflow.jobs.get(job).map(|j| j.agent.to_string());
+            ("run", job.to_string(), vec![])
+        }
+        Instruction::If {
+            branches,
+            otherwise,
+        } => {
+            let mut blocks: Vec<BlockJson> = branches
+                .iter()
+                .enumerate()
+                .map(|(i, (cond, steps))| {
+                    let word = if i == 0 { "if" } else { "else if" };
+                    sub(BlockKey::Then(i as u32), format!("{word} {cond}"), steps)
+                })
+                .collect();
+            if !otherwise.is_empty() {
+                blocks.push(sub(BlockKey::Else, "else".into(), otherwise));
+            }
+            ("if", "if".into(), blocks)
+        }
+        Instruction::Fork {
+            branches,
+            join_if_failed,
+        } => (
+            "fork",
+            if *join_if_failed {
+                "fork (join if failed)".into()
+            } else {
+                "fork".into()
+            },
+            branches
+                .iter()
+                .map(|(b, steps)| sub(BlockKey::Fork(b.to_string()), b.to_string(), steps))
+                .collect(),
+        ),
+        Instruction::ForkList {
+            over, var, steps, ..
+        } => {
+            let over = match over {
+                ForkListOver::List(e) => e.to_string(),
+                ForkListOver::Subagents(a) => format!("subagents of {a}"),
+            };
+            (
+                "forkList",
+                format!("fork-list over {over}"),
+                vec![sub(BlockKey::ForkList, format!("each ${var}"), steps)],
+            )
+        }
+        Instruction::Retry {
+            max_tries, steps, ..
+        } => (
+            "retry",
+            format!("retry (at most {max_tries} tries)"),
+            vec![sub(BlockKey::Do, "do".into(), steps)],
+        ),
+        Instruction::Try { steps, catch } => (
+            "try",
+            "try".into(),
+            vec![
+                sub(BlockKey::Try, "try".into(), steps),
+                sub(BlockKey::Catch, "catch".into(), catch),
+            ],
+        ),
+        Instruction::Fail { message, .. } => (
+            "fail",
+            match message {
+                Some(m) => format!("fail: {}", template(m)),
+                None => "fail".into(),
+            },
+            vec![],
+        ),
+        Instruction::Finish { message } => (
+            "finish",
+            match message {
+                Some(m) => format!("finish: {}", template(m)),
+                None => "finish".into(),
+            },
+            vec![],
+        ),
+        Instruction::Lock { lock, count, steps } => (
+            "lock",
+            match count {
+                Some(c) => format!("lock {lock} ×{c}"),
+                None => format!("lock {lock}"),
+            },
+            vec![sub(BlockKey::Do, "do".into(), steps)],
+        ),
+        Instruction::Prompt { question } => ("prompt", template(question), vec![]),
+        Instruction::Cycle { repeat, steps } => (
+            "cycle",
+            match repeat {
+                CycleRepeat::Times(n) => format!("cycle ×{n}"),
+                CycleRepeat::Every { every, for_ } => format!("cycle every {every} for {for_}"),
+            },
+            vec![sub(BlockKey::Do, "do".into(), steps)],
+        ),
+        Instruction::Break => ("break", "break".into(), vec![]),
+        Instruction::Sleep { duration } => ("sleep", format!("sleep {duration}"), vec![]),
+        Instruction::AddOrder { workflow, wait, .. } => (
+            "addOrder",
+            if *wait {
+                format!("add order to {workflow} and wait")
+            } else {
+                format!("add order to {workflow}")
+            },
+            vec![],
+        ),
+        Instruction::PostNotice { board, key } => (
+            "postNotice",
+            format!("post notice {} on {board}", template(key)),
+            vec![],
+        ),
+        Instruction::ExpectNotices { boards, key } => (
+            "expectNotices",
+            format!("expect notice {} on {}", template(key), names(boards)),
+            vec![],
+        ),
+        Instruction::ConsumeNotices { boards, key, steps } => (
+            "consumeNotices",
+            format!("consume notice {} on {}", template(key), names(boards)),
+            vec![sub(BlockKey::Do, "do".into(), steps)],
+        ),
+    };
+    StepJson {
+        position: at.to_string(),
+        kind: kind.to_owned(),
+        label,
+        agent,
+        blocks,
+    }
+}
+
+fn names<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
+
+    #[test]
+    fn steps_carry_positions_that_orders_use() {
+        let yaml = "workflow: w\njobs: { j: { agent: a, script: 'true' } }\nsteps:\n  - run: j\n  - try:\n      - prompt: ok?\n    catch:\n      - run: j\n  - fork:\n      x: [ { run: j } ]\n      y: [ { sleep: 1s } ]\n---\nagent: a\nurl: wss://127.0.0.1:1\n";
+        let inv = parse_inventory(&[SourceFile::new("w.yaml", yaml)], &Limits::default()).unwrap();
+        let steps = steps_json(&inv.workflows[0]);
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[0].kind, "run");
+        assert_eq!(steps[0].agent.as_deref(), Some("a"));
+        assert_eq!(steps[1].blocks[0].key, "try");
+        assert_eq!(steps[1].blocks[0].steps[0].position, "1/try/0");
+        assert_eq!(steps[1].blocks[0].steps[0].kind, "prompt");
+        assert_eq!(steps[1].blocks[1].steps[0].position, "1/catch/0");
+        assert_eq!(steps[2].blocks[1].key, "fork:y");
+        assert_eq!(steps[2].blocks[1].steps[0].label, "sleep 1s");
+        let json = serde_json::to_value(&steps).unwrap();
+        assert_eq!(json[2]["blocks"][0]["steps"][0]["position"], "2/fork:x/0");
+    }
+}

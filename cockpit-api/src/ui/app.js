@@ -1,0 +1,664 @@
+// Ordo cockpit web UI: plain JavaScript over the cockpit API (/api/v1), live through its
+// event stream (/api/v1/events/ws) and the order log stream (/api/v1/orders/{id}/log/ws).
+"use strict";
+
+const STATES = ["fresh", "ready", "processing", "waiting", "prompting", "suspended",
+  "failed", "cancelled", "finished"];
+const RANKS = { viewer: 0, operator: 1, admin: 2 };
+const PAGE = 200;
+
+const ui = {
+  token: localStorage.getItem("ordo.token") || "",
+  role: null,
+  eventId: 0,
+  events: null,
+  eventsRetry: 500,
+  filter: { state: "", workflow: "", agent: "" },
+  next: null,
+  orderId: null,
+  order: null,
+  log: null,
+  workflows: [],
+  refreshTimer: null,
+  page: "orders",
+};
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k ?? "")));
+  return e;
+};
+
+function toast(text, error) {
+  const t = $("#toast");
+  t.textContent = text;
+  t.className = "toast" + (error ? " error" : "");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.add("hidden"), error ? 6000 : 2500);
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: "Bearer " + ui.token };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const r = await fetch("/api/v1" + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const type = r.headers.get("content-type") || "";
+  const data = type.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) {
+    let msg = (data && data.error) || String(data) || r.statusText;
+    if (data && data.details) msg += ": " + data.details.join("; ");
+    const err = new Error(msg);
+    err.status = r.status;
+    throw err;
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+const fmtTime = (ms) => ms == null ? "" : new Date(ms).toLocaleString();
+const can = (role) => ui.role !== null && RANKS[ui.role] >= RANKS[role];
+
+// ---- token and role ----
+
+async function whoami() {
+  if (!ui.token) {
+    ui.role = null;
+    $("#who").textContent = "no token";
+    $("#token-panel").classList.remove("hidden");
+    applyRole();
+    return false;
+  }
+  try {
+    const me = await api("GET", "/whoami");
+    ui.role = me.role;
+    $("#who").textContent = me.name + " · " + me.role;
+    applyRole();
+    return true;
+  } catch (e) {
+    ui.role = null;
+    $("#who").textContent = "token refused";
+    $("#token-panel").classList.remove("hidden");
+    toast(e.message, true);
+    applyRole();
+    return false;
+  }
+}
+
+function applyRole() {
+  for (const e of document.querySelectorAll(".role-operator")) {
+    e.classList.toggle("hidden", !can("operator"));
+  }
+}
+
+// ---- live events ----
+
+function connectEvents() {
+  if (ui.events) ui.events.close();
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const url = `${proto}//${location.host}/api/v1/events/ws?after=${ui.eventId}&access_token=${enc(ui.token)}`;
+  const ws = new WebSocket(url);
+  ui.events = ws;
+  let opened = false;
+  ws.onopen = () => {
+    opened = true;
+    ui.eventsRetry = 500;
+    setLive(true);
+  };
+  ws.onmessage = (m) => {
+    let ev;
+    try { ev = JSON.parse(m.data); } catch { return; }
+    if (ev.error) { toast(ev.error, true); return; }
+    if (ev.eventId > ui.eventId) ui.eventId = ev.eventId;
+    if (ev.type === "Stdout" || ev.type === "Stderr") return;
+    scheduleRefresh(ev.key === ui.orderId || (ui.orderId && ev.key.startsWith(ui.orderId + "|")));
+  };
+  ws.onclose = () => {
+    if (ui.events !== ws) return;
+    setLive(false);
+    // Never opened: the id may be gone (410); start again from the current view.
+    const restart = !opened;
+    setTimeout(async () => {
+      if (ui.events !== ws) return;
+      if (restart) await loadOverview();
+      connectEvents();
+    }, ui.eventsRetry);
+    ui.eventsRetry = Math.min(ui.eventsRetry * 2, 10000);
+  };
+}
+
+function setLive(on) {
+  $("#live").className = "live " + (on ? "on" : "off");
+  $("#live-text").textContent = on ? "live" : "offline";
+}
+
+function scheduleRefresh(detail) {
+  if (detail) scheduleRefresh.detail = true;
+  if (ui.refreshTimer) return;
+  ui.refreshTimer = setTimeout(async () => {
+    ui.refreshTimer = null;
+    const withDetail = scheduleRefresh.detail;
+    scheduleRefresh.detail = false;
+    if (ui.page === "orders") {
+      await Promise.all([loadOverview(), loadOrders(false), withDetail ? loadDetail() : null]);
+    } else if (ui.page === "agents") {
+      await loadAgents();
+    }
+  }, 250);
+}
+
+// ---- orders page ----
+
+async function loadOverview() {
+  try {
+    const o = await api("GET", "/overview");
+    if (!ui.events || ui.eventId === 0) ui.eventId = o.eventId;
+    const box = $("#counts");
+    box.textContent = "";
+    for (const s of STATES) {
+      const c = el("div", { class: "count st-" + s + (ui.filter.state === s ? " selected" : ""), "data-state": s },
+        el("div", { class: "n" }, o.counts[s] ?? 0), el("div", { class: "l" }, s));
+      c.addEventListener("click", () => {
+        ui.filter.state = ui.filter.state === s ? "" : s;
+        $("#filter-state").value = ui.filter.state;
+        loadOverview();
+        loadOrders(false);
+      });
+      box.append(c);
+    }
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
+function ordersQuery(after) {
+  const p = new URLSearchParams({ limit: String(PAGE) });
+  for (const k of ["state", "workflow", "agent"]) if (ui.filter[k]) p.set(k, ui.filter[k]);
+  if (after) p.set("after", after);
+  return "/orders?" + p.toString();
+}
+
+function holderText(h) {
+  if (!h) return "";
+  const [k, v] = Object.entries(h)[0] || [];
+  return k === "controller" ? "controller" : `${k} ${v}`;
+}
+
+function orderRow(o) {
+  const tr = el("tr", { "data-id": o.id },
+    el("td", {}, o.id), el("td", {}, o.workflow + " v" + o.version),
+    el("td", {}, el("span", { class: "badge st-" + o.state }, o.state)),
+    el("td", {}, o.position), el("td", {}, holderText(o.holder)));
+  if (o.id === ui.orderId) tr.classList.add("selected");
+  tr.addEventListener("click", () => { location.hash = "#/orders/" + enc(o.id); });
+  return tr;
+}
+
+async function loadOrders(append) {
+  try {
+    const page = await api("GET", ordersQuery(append ? ui.next : null));
+    const body = $("#orders-table tbody");
+    if (!append) body.textContent = "";
+    for (const o of page.orders) body.append(orderRow(o));
+    ui.next = page.next;
+    $("#orders-more").classList.toggle("hidden", !page.next);
+    $("#orders-empty").classList.toggle("hidden", body.children.length > 0);
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
+async function loadWorkflowNames() {
+  try {
+    const w = await api("GET", "/workflows");
+    ui.workflows = w.workflows;
+    const f = $("#filter-workflow");
+    const keep = f.value;
+    f.textContent = "";
+    f.append(el("option", { value: "" }, "all workflows"));
+    const a = $("#add-workflow");
+    const keepAdd = a.value;
+    a.textContent = "";
+    for (const wf of w.workflows) {
+      f.append(el("option", { value: wf.name }, wf.name));
+      a.append(el("option", { value: wf.name }, wf.name));
+    }
+    f.value = keep;
+    if (keepAdd) a.value = keepAdd;
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
+// ---- order detail ----
+
+async function openOrder(id) {
+  if (ui.orderId !== id) {
+    ui.orderId = id;
+    ui.order = null;
+    $("#answer-form").classList.add("hidden");
+    startLog(id);
+  }
+  $("#detail").classList.remove("hidden");
+  for (const tr of document.querySelectorAll("#orders-table tbody tr")) {
+    tr.classList.toggle("selected", tr.dataset.id === id);
+  }
+  await loadDetail();
+}
+
+function closeOrder() {
+  ui.orderId = null;
+  ui.order = null;
+  if (ui.log) { ui.log.close(); ui.log = null; }
+  $("#detail").classList.add("hidden");
+}
+
+async function loadDetail() {
+  const id = ui.orderId;
+  if (!id) return;
+  let o;
+  try {
+    o = await api("GET", "/orders/" + enc(id));
+  } catch (e) {
+    if (e.status === 404) {
+      $("#detail-state").textContent = "gone";
+      $("#detail-sub").textContent = "This order no longer exists.";
+      return;
+    }
+    toast(e.message, true);
+    return;
+  }
+  if (ui.orderId !== id) return;
+  const wfChanged = !ui.order || ui.order.workflow !== o.workflow || ui.order.version !== o.version;
+  ui.order = o;
+  $("#detail-id").textContent = o.id;
+  const badge = $("#detail-state");
+  badge.textContent = o.state;
+  badge.className = "badge st-" + o.state;
+  $("#detail-sub").textContent = `${o.workflow} v${o.version} · position ${o.position} · ` +
+    `${holderText(o.holder)}` + (o.addedMs ? ` · added ${fmtTime(o.addedMs)}` : "") +
+    (o.mark ? ` · pending ${o.mark}` : "") + (o.attempt > 1 ? ` · attempt ${o.attempt}` : "");
+  const prompt = $("#detail-prompt");
+  const m = /^prompting "(.*)"$/.exec(o.stateDetail);
+  prompt.classList.toggle("hidden", o.state !== "prompting");
+  prompt.textContent = m ? "❓ " + m[1] : o.stateDetail;
+  const show = (btn, on) => $(btn).classList.toggle("hidden", !on);
+  const terminal = o.state === "finished" || o.state === "cancelled";
+  show("#btn-answer", o.state === "prompting");
+  show("#btn-resume", o.state === "suspended" || o.state === "failed");
+  show("#btn-suspend", !terminal && o.state !== "suspended");
+  show("#btn-cancel", !terminal);
+  show("#btn-remove", terminal);
+  if (o.state !== "prompting") $("#answer-form").classList.add("hidden");
+  const hist = $("#history");
+  hist.textContent = "";
+  for (const h of o.history) {
+    hist.append(el("li", {}, el("span", { class: "t" }, new Date(h.ts).toLocaleTimeString()),
+      el("span", { class: "k" }, h.type), h.text));
+  }
+  hist.scrollTop = hist.scrollHeight;
+  $("#history-note").textContent = o.historyComplete ? "" : "(earlier events not kept)";
+  $("#detail-vars").textContent = JSON.stringify(o.vars, null, 2);
+  if (wfChanged) {
+    try {
+      const wf = await api("GET", `/workflows/${enc(o.workflow)}?version=${o.version}`);
+      ui.orderWorkflow = wf;
+    } catch (e) {
+      ui.orderWorkflow = null;
+    }
+  }
+  drawGraph($("#graph"), ui.orderWorkflow, o);
+}
+
+function startLog(id) {
+  if (ui.log) ui.log.close();
+  const pre = $("#log");
+  pre.textContent = "";
+  $("#log-state").textContent = "";
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/api/v1/orders/${enc(id)}/log/ws?access_token=${enc(ui.token)}`);
+  ui.log = ws;
+  ws.onopen = () => { $("#log-state").textContent = "(live)"; };
+  ws.onmessage = (m) => {
+    let f;
+    try { f = JSON.parse(m.data); } catch { return; }
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    if (f.error) {
+      pre.append(el("span", { class: "note" }, `\n[${f.error}]\n`));
+    } else if (f.type === "End") {
+      $("#log-state").textContent = `(${f.state})`;
+    } else if (f.type === "Gap" || f.type === "OutputTruncated") {
+      pre.append(el("span", { class: "note" }, `\n[${f.text}]\n`));
+    } else if (f.type === "Stderr") {
+      pre.append(el("span", { class: "err" }, f.text));
+    } else {
+      pre.append(document.createTextNode(f.text));
+    }
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  };
+  ws.onclose = () => {
+    if (ui.log === ws && $("#log-state").textContent === "(live)") $("#log-state").textContent = "(closed)";
+  };
+}
+
+function parseVars(text) {
+  const vars = {};
+  for (const line of text.split("\n")) {
+    const t = line.trim();
+    if (!t) continue;
+    const i = t.indexOf("=");
+    if (i <= 0) throw new Error(`"${t}" is not name=value`);
+    const k = t.slice(0, i).trim();
+    const v = t.slice(i + 1).trim();
+    vars[k] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === "true" ? true : v === "false" ? false : v;
+  }
+  return vars;
+}
+
+async function command(verb, body) {
+  const id = ui.orderId;
+  try {
+    const r = verb === "remove"
+      ? await api("DELETE", "/orders/" + enc(id))
+      : await api("POST", `/orders/${enc(id)}/${verb}`, body || {});
+    toast(`${verb}: ${r.duplicate ? "already done" : "done"}`);
+    scheduleRefresh(true);
+  } catch (e) {
+    toast(`${verb} failed: ${e.message}`, true);
+  }
+}
+
+// ---- workflow graph (SVG) ----
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const svg = (tag, attrs, text) => {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+const NODE_H = 34, GAP = 14, PAD = 10, LABEL_H = 16;
+const textW = (s) => Math.min(260, Math.max(110, 7 * s.length + 24));
+
+// Sizes of a block (a vertical list of steps) and of a step (a box plus its blocks side by side).
+function measureBlock(steps) {
+  let w = 60, h = 0;
+  for (const s of steps) {
+    const m = measureStep(s);
+    s._m = m;
+    w = Math.max(w, m.w);
+    h += m.h + GAP;
+  }
+  return { w, h: h + 12 };
+}
+
+function measureStep(s) {
+  const boxW = textW(s.label + (s.agent ? "  @" + s.agent : ""));
+  if (!s.blocks.length) return { w: boxW, h: NODE_H };
+  let bw = 0, bh = 0;
+  for (const b of s.blocks) {
+    b._m = measureBlock(b.steps);
+    b._m.w = Math.max(b._m.w, textW(b.label) - 20);
+    bw += b._m.w + PAD;
+    bh = Math.max(bh, b._m.h);
+  }
+  return { w: Math.max(boxW, bw + PAD), h: NODE_H + 8 + LABEL_H + bh + PAD };
+}
+
+function marks(o) {
+  const out = {};
+  for (const h of (o && o.outcomes) || []) {
+    out[h.position] = h.outcome.startsWith("succeeded") ? "ok" : "bad";
+  }
+  return out;
+}
+
+function drawBlock(g, steps, x, y, w, ctx) {
+  let cy = y;
+  let prev = null;
+  for (const s of steps) {
+    const m = s._m;
+    const sx = x + (w - m.w) / 2;
+    if (prev) g.append(svg("line", { class: "edge", x1: x + w / 2, y1: prev, x2: x + w / 2, y2: cy }));
+    drawStep(g, s, sx, cy, m, ctx);
+    prev = cy + m.h;
+    cy += m.h + GAP;
+  }
+  // The end of the block: an order there has finished it.
+  const endPos = ctx.endOf(steps);
+  const end = svg("g", { class: "end" + (ctx.pos === endPos ? " current" : ""), "data-position": endPos });
+  if (prev) g.append(svg("line", { class: "edge", x1: x + w / 2, y1: prev, x2: x + w / 2, y2: cy - 2 }));
+  end.append(svg("circle", { cx: x + w / 2, cy: cy + 2, r: 4 }));
+  g.append(end);
+}
+
+function drawStep(g, s, x, y, m, ctx) {
+  const cls = ["node"];
+  if (ctx.marks[s.position]) cls.push(ctx.marks[s.position]);
+  if (ctx.pos === s.position) cls.push("current");
+  else if (ctx.pos && ctx.pos.startsWith(s.position + "/")) cls.push("enclosing");
+  const node = svg("g", { class: cls.join(" "), "data-position": s.position });
+  if (s.blocks.length) {
+    g.append(svg("rect", { class: "group", x, y, width: m.w, height: m.h, rx: 6 }));
+  }
+  const boxW = s.blocks.length ? m.w : m.w;
+  node.append(svg("rect", { x, y, width: boxW, height: NODE_H }));
+  node.append(svg("text", { class: "kind", x: x + 8, y: y + 12 }, s.kind));
+  node.append(svg("text", { x: x + 8, y: y + 27 }, (s.label.length > 34 ? s.label.slice(0, 33) + "…" : s.label) +
+    (s.agent ? "  @" + s.agent : "")));
+  node.append(svg("title", {}, `${s.position}: ${s.kind} ${s.label}`));
+  g.append(node);
+  let bx = x + PAD / 2 + (m.w - PAD - s.blocks.reduce((a, b) => a + b._m.w + PAD, 0) + PAD) / 2;
+  const by = y + NODE_H + 8;
+  for (const b of s.blocks) {
+    g.append(svg("text", { class: "blabel", x: bx + 4, y: by + 11 }, b.label));
+    drawBlock(g, b.steps, bx, by + LABEL_H, b._m.w, ctx);
+    bx += b._m.w + PAD;
+  }
+}
+
+function drawGraph(box, wf, o) {
+  box.textContent = "";
+  if (!wf) { box.append(el("span", { class: "hint" }, "workflow not available")); return; }
+  const top = measureBlock(wf.steps);
+  const width = Math.max(top.w + 2 * PAD, 200), height = top.h + 2 * PAD;
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": `workflow ${wf.name}` });
+  const ctx = {
+    pos: o ? o.position : null,
+    marks: marks(o),
+    endOf: (steps) => {
+      if (!steps.length) return "";
+      const p = steps[steps.length - 1].position;
+      const i = p.lastIndexOf("/");
+      return p.slice(0, i + 1) + (Number(p.slice(i + 1)) + 1);
+    },
+  };
+  drawBlock(root, wf.steps, PAD, PAD, top.w, ctx);
+  box.append(root);
+}
+
+// ---- agents and workflows pages ----
+
+async function loadAgents() {
+  try {
+    const a = await api("GET", "/agents");
+    const body = $("#agents-table tbody");
+    body.textContent = "";
+    for (const ag of a.agents) {
+      const meta = ag.meta || {};
+      const link = ag.connected == null ? "unknown" : ag.connected ? "connected" : "down";
+      const load = meta.load_average ? meta.load_average.map((x) => x.toFixed(2)).join(" ") : "";
+      const mem = meta.memory_available_bytes ? (meta.memory_available_bytes / 2 ** 30).toFixed(1) + " GiB" : "";
+      body.append(el("tr", { "data-id": ag.id },
+        el("td", {}, el("b", {}, ag.id), el("div", { class: "hint" }, ag.url)),
+        el("td", {}, el("span", { class: "dot " + (ag.connected ? "up" : ag.connected === false ? "down" : "") }),
+          link, ag.lastError ? el("div", { class: "hint" }, ag.lastError) : ""),
+        el("td", {}, meta.hostname || "", meta.cores ? el("div", { class: "hint" }, `${meta.cores} cores · ${meta.os || ""}`) : ""),
+        el("td", {}, load), el("td", {}, mem), el("td", {}, ag.orders),
+        el("td", {}, ag.processing.map((p) => `${p.order} (${p.position})`).join(", "))));
+    }
+    $("#agents-note").textContent = a.linkStatusAge == null && a.linkStatusAgeMs == null
+      ? "The controller's link status is not available." : "";
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
+async function loadWorkflows() {
+  await loadWorkflowNames();
+  const body = $("#workflows-table tbody");
+  body.textContent = "";
+  for (const wf of ui.workflows) {
+    const tr = el("tr", { "data-id": wf.name }, el("td", {}, wf.name),
+      el("td", {}, wf.versions.map((v) => "v" + v).join(" ")), el("td", {}, wf.orders));
+    tr.addEventListener("click", () => showWorkflow(wf.name));
+    body.append(tr);
+  }
+}
+
+async function showWorkflow(name) {
+  try {
+    const wf = await api("GET", "/workflows/" + enc(name));
+    $("#wf-detail").classList.remove("hidden");
+    $("#wf-name").textContent = wf.name;
+    const params = Object.entries(wf.parameters).map(([k, p]) => p.required ? k : `${k}=${p.default}`);
+    $("#wf-sub").textContent = `version ${wf.version}` + (params.length ? ` · parameters: ${params.join(", ")}` : "");
+    drawGraph($("#wf-graph"), wf, null);
+    const jobs = $("#wf-jobs tbody");
+    jobs.textContent = "";
+    for (const [k, j] of Object.entries(wf.jobs)) {
+      jobs.append(el("tr", {}, el("td", {}, el("b", {}, k)), el("td", {}, "@" + j.agent),
+        el("td", {}, el("code", {}, j.text))));
+    }
+  } catch (e) {
+    toast(e.message, true);
+  }
+}
+
+// ---- add order ----
+
+function newOrderId(workflow) {
+  const d = new Date();
+  const p = (n) => String(n).padStart(2, "0");
+  return `${workflow}-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+async function showParams() {
+  const name = $("#add-workflow").value;
+  $("#add-id").value = name ? newOrderId(name) : "";
+  $("#add-params").textContent = "";
+  if (!name) return;
+  try {
+    const wf = await api("GET", "/workflows/" + enc(name));
+    const ps = Object.entries(wf.parameters).map(([k, p]) => p.required ? `${k} (required)` : `${k} (default ${p.default})`);
+    $("#add-params").textContent = ps.length ? "Parameters: " + ps.join(", ") : "No parameters.";
+  } catch { /* shown when submitting */ }
+}
+
+async function addOrder(ev) {
+  ev.preventDefault();
+  let args;
+  try { args = parseVars($("#add-args").value); } catch (e) { toast(e.message, true); return; }
+  const body = { id: $("#add-id").value.trim(), workflow: $("#add-workflow").value, args };
+  const at = $("#add-at").value;
+  if (at) body.scheduledFor = new Date(at).getTime();
+  try {
+    const r = await api("POST", "/orders", body);
+    const res = r.results[0];
+    toast(res.duplicate ? `order ${res.id} exists already` : `order ${res.id} added`);
+    $("#add-panel").classList.add("hidden");
+    location.hash = "#/orders/" + enc(res.id);
+  } catch (e) {
+    toast(e.message, true);
+  }
+}
+
+// ---- navigation ----
+
+async function route() {
+  const h = location.hash || "#/orders";
+  const [, page, ...rest] = h.split("/");
+  ui.page = page || "orders";
+  for (const p of ["orders", "agents", "workflows"]) {
+    $("#page-" + p).classList.toggle("hidden", p !== ui.page);
+    $("#nav-" + p).classList.toggle("active", p === ui.page);
+  }
+  if (!ui.role) return;
+  if (ui.page === "orders") {
+    const id = rest.length ? decodeURIComponent(rest.join("/")) : null;
+    if (id) await openOrder(id); else closeOrder();
+  } else if (ui.page === "agents") {
+    await loadAgents();
+  } else if (ui.page === "workflows") {
+    await loadWorkflows();
+  }
+}
+
+async function start() {
+  if (!(await whoami())) return;
+  $("#token-panel").classList.add("hidden");
+  await Promise.all([loadOverview(), loadWorkflowNames()]);
+  await loadOrders(false);
+  connectEvents();
+  await route();
+}
+
+function init() {
+  const fs = $("#filter-state");
+  for (const s of STATES) fs.append(el("option", { value: s }, s));
+  $("#token-input").value = ui.token;
+  $("#token-open").addEventListener("click", () => $("#token-panel").classList.toggle("hidden"));
+  $("#token-save").addEventListener("click", () => {
+    ui.token = $("#token-input").value.trim();
+    localStorage.setItem("ordo.token", ui.token);
+    start();
+  });
+  $("#token-forget").addEventListener("click", () => {
+    ui.token = "";
+    localStorage.removeItem("ordo.token");
+    $("#token-input").value = "";
+    if (ui.events) { const e = ui.events; ui.events = null; e.close(); }
+    setLive(false);
+    whoami();
+  });
+  $("#filter-apply").addEventListener("click", () => {
+    ui.filter = { state: fs.value, workflow: $("#filter-workflow").value, agent: $("#filter-agent").value.trim() };
+    loadOverview();
+    loadOrders(false);
+  });
+  $("#orders-more").addEventListener("click", () => loadOrders(true));
+  $("#detail-close").addEventListener("click", () => { location.hash = "#/orders"; });
+  $("#add-open").addEventListener("click", () => {
+    $("#add-panel").classList.toggle("hidden");
+    showParams();
+  });
+  $("#add-cancel").addEventListener("click", () => $("#add-panel").classList.add("hidden"));
+  $("#add-workflow").addEventListener("change", showParams);
+  $("#add-form").addEventListener("submit", addOrder);
+  $("#btn-answer").addEventListener("click", () => $("#answer-form").classList.toggle("hidden"));
+  $("#answer-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    let vars;
+    try { vars = parseVars($("#answer-vars").value); } catch (e) { toast(e.message, true); return; }
+    $("#answer-form").classList.add("hidden");
+    command("answer", { vars });
+  });
+  $("#btn-resume").addEventListener("click", () => command("resume"));
+  $("#btn-suspend").addEventListener("click", () => command("suspend"));
+  $("#btn-cancel").addEventListener("click", () => {
+    if (confirm(`Cancel order ${ui.orderId}?`)) command("cancel");
+  });
+  $("#btn-remove").addEventListener("click", () => command("remove"));
+  window.addEventListener("hashchange", route);
+  route();
+  start();
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,328 @@
+//! The controllers as the cockpit reaches them: HTTPS requests with the service token, the
+//! state download, pages of the long-poll event stream, and the WebSocket event stream.
+//!
+//! Event frames are the controller's `{eventId, ts, key, type, text, event}`; `event` is the
+//! lossless JSON of the journaled [`Body`], so `(eventId, Stored { term: 0, ts, body })`
+//! folds into a [`State`] exactly as the controller folds its journal. A frame
+//! `{"error": "..."}` ends a stream.
+
+use axum::http::{HeaderValue, Method, header};
+use bytes::Bytes;
+use ordo_controller::record::{Body, Stored};
+use ordo_controller::state::State;
+use ordo_model::time::TimeMs;
+use ordo_net::client::{ClientError, HttpResponse, HttpsClient, HttpsClientOptions, WsStream};
+use rustls::ClientConfig;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// Why a request to a controller failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The events after the asked id are no longer kept: reload the state.
+    #[error("the controller no longer keeps the events after {after}: {message}")]
+    Gone { after: u64, message: String },
+    #[error("controller {url} sent an event that does not parse: {reason}")]
+    BadEvent { url: String, reason: String },
+}
+
+/// One event as the stream carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: u64,
+    pub stored: Stored,
+}
+
+#[derive(Deserialize)]
+struct Frame {
+    #[serde(rename = "eventId")]
+    event_id: u64,
+    ts: i64,
+    event: Body,
+}
+
+#[derive(Deserialize)]
+struct ErrorFrame {
+    error: String,
+}
+
+/// What one stream message holds.
+#[derive(Debug)]
+pub enum Message {
+    Event(Event),
+    /// The controller ended the stream with this reason.
+    Error(String),
+}
+
+/// Parses one text frame (or NDJSON line) of the event stream.
+pub fn parse_message(text: &str) -> Result<Message, String> {
+    match serde_json::from_str::<Frame>(text) {
+        Ok(f) => Ok(Message::Event(Event {
+            event_id: f.event_id,
+            stored: Stored {
+                term: 0,
+                ts: TimeMs(f.ts),
+                body: f.event,
+            },
+        })),
+        Err(e) => match serde_json::from_str::<ErrorFrame>(text) {
+            Ok(err) => Ok(Message::Error(err.error)),
+            Err(_) => Err(e.to_string()),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct StateAnswer {
+    #[serde(rename = "eventId")]
+    event_id: u64,
+    state: State,
+}
+
+/// The controllers of one cluster.
+pub struct Upstream {
+    urls: Vec<String>,
+    http: HttpsClient,
+    tls: Arc<ClientConfig>,
+    authorization: HeaderValue,
+    frame_bytes_max: usize,
+    connect_timeout_ms: u64,
+    /// The controller last followed; commands go there first.
+    current: AtomicUsize,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Limits of the connections to the controllers.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamLimits {
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub body_bytes_max: usize,
+    pub frame_bytes_max: usize,
+}
+
+impl Upstream {
+    pub fn new(
+        urls: Vec<String>,
+        tls: Arc<ClientConfig>,
+        token: &str,
+        limits: UpstreamLimits,
+    ) -> Result<Upstream, ClientError> {
+        let http = HttpsClient::new(
+            tls.clone(),
+            HttpsClientOptions {
+                connect_timeout_ms: limits.connect_timeout_ms,
+                request_timeout_ms: limits.request_timeout_ms,
+                body_bytes_max: limits.body_bytes_max,
+                allow_plain_http: false,
+            },
+        )
+        .with_bearer(token)?;
+        let mut authorization =
+            HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| ClientError::BadToken)?;
+        authorization.set_sensitive(true);
+        Ok(Upstream {
+            urls,
+            http,
+            tls,
+            authorization,
+            frame_bytes_max: limits.frame_bytes_max,
+            connect_timeout_ms: limits.connect_timeout_ms,
+            current: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The index of the controller last followed.
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    pub fn set_current(&self, i: usize) {
+        self.current.store(i % self.urls.len(), Ordering::Relaxed);
+    }
+
+    fn url(&self, i: usize, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.urls[i % self.urls.len()])
+    }
+
+    /// `GET /api/v1/state` of controller `i`: the event id and the state at it.
+    pub async fn state(&self, i: usize) -> Result<(u64, State), UpstreamError> {
+        let a: StateAnswer = self.http.get_json(&self.url(i, "/api/v1/state")).await?;
+        Ok((a.event_id, a.state))
+    }
+
+    /// `GET /api/v1/health` of controller `i`.
+    pub async fn health(&self, i: usize) -> Result<serde_json::Value, UpstreamError> {
+        Ok(self.http.get_json(&self.url(i, "/api/v1/health")).await?)
+    }
+
+    /// One long-poll page of events after `after` from controller `i` (empty after
+    /// `timeout_ms` without events).
+    pub async fn events_page(
+        &self,
+        i: usize,
+        after: u64,
+        timeout_ms: u64,
+    ) -> Result<Vec<Event>, UpstreamError> {
+        let url = self.url(
+            i,
+            &format!("/api/v1/events?after={after}&timeout={timeout_ms}"),
+        );
+        let r = self.http.request(Method::GET, &url, None).await?;
+        if r.status == axum::http::StatusCode::GONE {
+            return Err(UpstreamError::Gone {
+                after,
+                message: error_text(&r),
+            });
+        }
+        if !r.status.is_success() {
+            return Err(ClientError::Status {
+                method: Method::GET,
+                url,
+                status: r.status,
+                body: error_text(&r),
+            }
+            .into());
+        }
+        let text = String::from_utf8_lossy(&r.body);
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match parse_message(line) {
+                Ok(Message::Event(e)) => out.push(e),
+                Ok(Message::Error(reason)) | Err(reason) => {
+                    return Err(UpstreamError::BadEvent { url, reason });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens `GET /api/v1/events/ws?after=` on controller `i`.
+    pub async fn events_ws(&self, i: usize, after: u64) -> Result<WsStream, UpstreamError> {
+        let url = self
+            .url(i, &format!("/api/v1/events/ws?after={after}"))
+            .replacen("https://", "wss://", 1);
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ClientError::Url {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, self.authorization.clone());
+        ordo_net::client::connect_ws_request(
+            request,
+            self.tls.clone(),
+            self.frame_bytes_max,
+            self.connect_timeout_ms,
+        )
+        .await
+        .map_err(|e| match e {
+            ClientError::WsHandshake { reason, .. } if reason.contains("410") => {
+                UpstreamError::Gone {
+                    after,
+                    message: "reload the snapshot".into(),
+                }
+            }
+            other => other.into(),
+        })
+    }
+
+    /// Sends a request to the controller last followed; when it cannot be reached, to the
+    /// others in turn. The answer is returned whatever its status.
+    pub async fn forward(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(Bytes, &'static str)>,
+    ) -> Result<HttpResponse, ClientError> {
+        let first = self.current();
+        let mut last_error = None;
+        for k in 0..self.urls.len() {
+            let i = (first + k) % self.urls.len();
+            let body = body.clone();
+            match self
+                .http
+                .request(method.clone(), &self.url(i, path_and_query), body)
+                .await
+            {
+                Ok(r) => return Ok(r),
+                // Only a connection that could not be made is tried elsewhere; a request that
+                // may have reached a controller is not sent twice.
+                Err(e @ ClientError::Request { .. }) if is_connect_error(&e) => {
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or(ClientError::Url {
+            url: path_and_query.to_owned(),
+            reason: "no controller is configured".into(),
+        }))
+    }
+}
+
+fn is_connect_error(e: &ClientError) -> bool {
+    let text = e.to_string();
+    text.contains("Connect") || text.contains("connection refused") || text.contains("tcp connect")
+}
+
+/// The `error` of a JSON error answer, or its text.
+pub fn error_text(r: &HttpResponse) -> String {
+    let text = String::from_utf8_lossy(&r.body);
+    serde_json::from_str::<ErrorFrame>(&text)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| text.chars().take(1024).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse() {
+        let body = Body::AgentRunChanged {
+            agent: ordo_model::ids::AgentId::new("a").unwrap(),
+            old: None,
+            new: 7,
+        };
+        let frame = serde_json::json!({
+            "eventId": 65536, "ts": 5, "key": "agent:a", "type": "AgentRunChanged", "text": "x",
+            "event": serde_json::to_value(&body).unwrap(),
+        });
+        let m = parse_message(&frame.to_string()).unwrap();
+        match m {
+            Message::Event(e) => {
+                assert_eq!(e.event_id, 65536);
+                assert_eq!(e.stored.ts, TimeMs(5));
+                assert!(matches!(
+                    e.stored.body,
+                    Body::AgentRunChanged { new: 7, .. }
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_message(r#"{"error":"reload the snapshot"}"#).unwrap(),
+            Message::Error(e) if e.contains("reload")
+        ));
+        assert!(parse_message("{}").is_err());
+    }
+}

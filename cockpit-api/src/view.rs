@@ -1,0 +1,484 @@
+//! The cockpit's in-memory view: the controller's [`State`] (the fold of its events) plus
+//! what the API needs to answer quickly: orders indexed by state, and per order when it was
+//! added and its recent history.
+//!
+//! The state changes only through [`View::apply`] with the controller's events in id order
+//! (exactly as the controller folds its journal); [`View::load`] replaces it with a state the
+//! controller sent. Histories: every order event (the controller's and the agents', not job
+//! output) is kept per order, the newest `history_events_per_order_max`; after a load,
+//! [`View::backfill`] fills them from the events the controller still keeps, so that a
+//! cockpit started late shows the same histories as one that followed from the start.
+//! An order whose earlier events are not known says `historyComplete: false`.
+
+use crate::convert::{OrderJson, describe, order_event, order_json};
+use ordo_controller::record::{Body, Stored};
+use ordo_controller::state::{Skipped, State};
+use ordo_model::ids::OrderId;
+use ordo_model::order::{KeyedEvent, Order, OrderEvent};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
+use utoipa::ToSchema;
+
+/// Every state name an order can have, in the order the UI shows them.
+pub const STATE_NAMES: [&str; 9] = [
+    "fresh",
+    "ready",
+    "processing",
+    "waiting",
+    "prompting",
+    "suspended",
+    "failed",
+    "cancelled",
+    "finished",
+];
+
+/// Longest event text kept in a history entry, in bytes.
+pub const HISTORY_TEXT_BYTES_MAX: usize = 300;
+
+/// One event of an order's history.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub event_id: u64,
+    /// When the controller made the event, ms since the epoch.
+    pub ts: i64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub text: Box<str>,
+}
+
+/// What the view keeps per order besides the order itself.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrderMeta {
+    /// When the order was added (or forked off), ms since the epoch, if that event was seen.
+    pub added_ms: Option<i64>,
+    /// The state name it is indexed under.
+    state: &'static str,
+    pub history: VecDeque<HistoryEntry>,
+    /// Whether every event of the order since it was added is in `history`.
+    pub history_complete: bool,
+}
+
+/// A filter and page of orders.
+#[derive(Debug, Clone, Default)]
+pub struct OrderQuery {
+    pub state: Option<String>,
+    pub workflow: Option<String>,
+    /// Orders held by (or being handed to or from) this agent.
+    pub agent: Option<String>,
+    /// Added at or after, ms since the epoch (orders whose addition is unknown do not match).
+    pub since: Option<i64>,
+    /// Added before, ms since the epoch.
+    pub until: Option<i64>,
+    /// Orders after this id (the `next` of the previous page).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// The cockpit's view of the controller.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub state: State,
+    meta: HashMap<OrderId, OrderMeta>,
+    by_state: BTreeMap<&'static str, BTreeSet<OrderId>>,
+    history_max: usize,
+    /// Events applied that the state did not accept (as on the controller).
+    pub skipped: u64,
+}
+
+impl View {
+    pub fn new(history_max: usize) -> View {
+        View {
+            state: State::new(),
+            meta: HashMap::new(),
+            by_state: BTreeMap::new(),
+            history_max: history_max.max(1),
+            skipped: 0,
+        }
+    }
+
+    /// The view of a state the controller sent (histories empty until [`View::backfill`]).
+    pub fn load(state: State, history_max: usize) -> View {
+        let mut view = View::new(history_max);
+        view.state = state;
+        let ids: Vec<OrderId> = view.state.world.orders.keys().cloned().collect();
+        for id in ids {
+            view.reindex(&id);
+        }
+        view
+    }
+
+    /// Events kept per order's history.
+    pub fn history_max(&self) -> usize {
+        self.history_max
+    }
+
+    pub fn last_event_id(&self) -> u64 {
+        self.state.last_event_id
+    }
+
+    /// Applies one event of the controller's stream; `Err` when the state did not accept it
+    /// (the controller skipped it too).
+    pub fn apply(&mut self, event_id: u64, stored: &Stored) -> Result<(), Skipped> {
+        let touched = match &stored.body {
+            Body::Event(e)
+            | Body::Agent {
+                body: ordo_model::wire::AgentEventBody::Order(e),
+                ..
+            } => touched(&self.state, e),
+            _ => Vec::new(),
+        };
+        let applied = self.state.apply(event_id, stored);
+        if applied.is_err() {
+            self.skipped += 1;
+        }
+        for id in &touched {
+            self.reindex(id);
+        }
+        self.record(event_id, stored);
+        applied
+    }
+
+    /// Adds an event the controller journaled before the loaded state (`event_id` at most
+    /// [`View::last_event_id`]) to the histories of the orders it concerns.
+    pub fn backfill(&mut self, event_id: u64, stored: &Stored) {
+        if event_id <= self.state.last_event_id {
+            self.record(event_id, stored);
+        }
+    }
+
+    fn record(&mut self, event_id: u64, stored: &Stored) {
+        let Some(KeyedEvent::Order { id, event }) = order_event(&stored.body) else {
+            return;
+        };
+        if let OrderEvent::Forked { children } = event {
+            for child in children {
+                if let Some(m) = self.meta.get_mut(&child.id) {
+                    m.added_ms = Some(stored.ts.0);
+                    m.history.clear();
+                    m.history_complete = true;
+                }
+            }
+        }
+        let history_max = self.history_max;
+        let Some(m) = self.meta.get_mut(id) else {
+            return;
+        };
+        if let OrderEvent::Added { .. } = event {
+            m.added_ms = Some(stored.ts.0);
+            m.history.clear();
+            m.history_complete = true;
+        }
+        let (_, kind, mut text) = describe(&stored.body);
+        if text.len() > HISTORY_TEXT_BYTES_MAX {
+            let mut cut = HISTORY_TEXT_BYTES_MAX;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        if m.history.len() >= history_max {
+            m.history.pop_front();
+            m.history_complete = false;
+        }
+        m.history.push_back(HistoryEntry {
+            event_id,
+            ts: stored.ts.0,
+            kind,
+            text: text.into_boxed_str(),
+        });
+    }
+
+    /// Brings the indexes of one order up to date with the state.
+    fn reindex(&mut self, id: &OrderId) {
+        let now = self.state.world.orders.get(id).map(|o| o.state.name());
+        let before = self.meta.get(id).map(|m| m.state);
+        if now == before {
+            return;
+        }
+        if let Some(old) = before
+            && let Some(set) = self.by_state.get_mut(old)
+        {
+            set.remove(id);
+        }
+        match now {
+            Some(name) => {
+                self.by_state.entry(name).or_default().insert(id.clone());
+                self.meta.entry(id.clone()).or_default().state = name;
+            }
+            None => {
+                self.meta.remove(id);
+            }
+        }
+    }
+
+    pub fn order(&self, id: &str) -> Option<&Order> {
+        self.state.world.orders.get(id)
+    }
+
+    pub fn meta(&self, id: &str) -> Option<&OrderMeta> {
+        self.meta.get(id)
+    }
+
+    /// How many orders are in each state (every state name present, zeros included).
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        STATE_NAMES
+            .iter()
+            .map(|s| (*s, self.by_state.get(s).map_or(0, BTreeSet::len)))
+            .collect()
+    }
+
+    /// A page of orders matching `q`, in id order, and the cursor of the next page (when the
+    /// page is full, or `scan_max` orders were looked at, and more orders follow).
+    pub fn list(&self, q: &OrderQuery, scan_max: usize) -> (Vec<&Order>, Option<String>) {
+        let lower = match &q.after {
+            Some(a) => Bound::Excluded(a.as_str()),
+            None => Bound::Unbounded,
+        };
+        let matches = |o: &Order| {
+            q.workflow
+                .as_deref()
+                .is_none_or(|w| o.workflow.as_str() == w)
+                && q.agent
+                    .as_deref()
+                    .is_none_or(|a| o.holder.agent().is_some_and(|h| h.as_str() == a))
+                && (q.since.is_none() && q.until.is_none() || {
+                    let added = self.meta.get(&o.id).and_then(|m| m.added_ms);
+                    added.is_some_and(|t| {
+                        q.since.is_none_or(|s| t >= s) && q.until.is_none_or(|u| t < u)
+                    })
+                })
+        };
+        let candidates: Box<dyn Iterator<Item = &Order>> = match &q.state {
+            Some(state) => match self.by_state.get(state.as_str()) {
+                Some(ids) => Box::new(
+                    ids.range::<str, _>((lower, Bound::Unbounded))
+                        .filter_map(|id| self.state.world.orders.get(id)),
+                ),
+                None => Box::new(std::iter::empty()),
+            },
+            None => Box::new(
+                self.state
+                    .world
+                    .orders
+                    .range::<str, _>((lower, Bound::Unbounded))
+                    .map(|(_, o)| o),
+            ),
+        };
+        let mut candidates = candidates.peekable();
+        let mut page = Vec::new();
+        let mut scanned = 0;
+        let mut last = None;
+        while page.len() < q.limit && scanned < scan_max {
+            let Some(o) = candidates.next() else {
+                return (page, None);
+            };
+            scanned += 1;
+            last = Some(o);
+            if matches(o) {
+                page.push(o);
+            }
+        }
+        let next = match (candidates.peek(), last) {
+            (Some(_), Some(o)) => Some(o.id.to_string()),
+            _ => None,
+        };
+        (page, next)
+    }
+
+    /// An order with its history, for `GET /api/v1/orders/{id}`.
+    pub fn order_detail(&self, id: &str) -> Option<OrderDetail> {
+        let o = self.order(id)?;
+        let m = self.meta.get(id);
+        Some(OrderDetail {
+            order: order_json(o),
+            added_ms: m.and_then(|m| m.added_ms),
+            history: m
+                .map(|m| m.history.iter().cloned().collect())
+                .unwrap_or_default(),
+            history_complete: m.is_some_and(|m| m.history_complete),
+            log_events: self.state.logs.get(id).map_or(0, Vec::len),
+        })
+    }
+}
+
+/// An order with its history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDetail {
+    #[serde(flatten)]
+    pub order: OrderJson,
+    /// When the order was added, ms since the epoch (unknown for orders older than the events
+    /// the controller still keeps).
+    pub added_ms: Option<i64>,
+    /// Its events, oldest first (the newest `history_events_per_order_max`).
+    pub history: Vec<HistoryEntry>,
+    /// Whether `history` holds every event since the order was added.
+    pub history_complete: bool,
+    /// How many chunks of job output the order has (read them at `/log`).
+    pub log_events: usize,
+}
+
+/// The orders whose index entry may change when `event` is applied (call before applying).
+fn touched(state: &State, event: &KeyedEvent) -> Vec<OrderId> {
+    let mut out = Vec::new();
+    if let KeyedEvent::Order { id, event } = event {
+        out.push(id.clone());
+        match event {
+            OrderEvent::Forked { children } => out.extend(children.iter().map(|c| c.id.clone())),
+            OrderEvent::Joined { .. } => {
+                if let Some(o) = state.world.order(id)
+                    && let ordo_model::order::OrderState::Waiting(
+                        ordo_model::order::Wait::Children { children },
+                    ) = &o.state
+                {
+                    out.extend(children.iter().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_model::ids::WorkflowName;
+    use ordo_model::order::{Command, command, deploy, step};
+    use ordo_model::time::TimeMs;
+    use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
+
+    const YAML: &str =
+        "workflow: w\nsteps: [ { prompt: ok? } ]\n---\nworkflow: v\nsteps: [ { prompt: ok? } ]\n";
+
+    fn stored(ts: i64, e: KeyedEvent) -> Stored {
+        Stored {
+            term: 0,
+            ts: TimeMs(ts),
+            body: Body::Event(e),
+        }
+    }
+
+    /// Folds a deployment and orders `o0..o{n}`, each stepped to its prompt; returns the
+    /// events with their ids.
+    fn events(n: usize) -> Vec<(u64, Stored)> {
+        let inv = parse_inventory(&[SourceFile::new("w.yaml", YAML)], &Limits::default()).unwrap();
+        let mut s = State::new();
+        let mut out = Vec::new();
+        let mut id = 0u64;
+        let mut push = |s: &mut State, out: &mut Vec<(u64, Stored)>, e: KeyedEvent| {
+            id += 1 << 16;
+            let st = stored(id as i64, e);
+            s.apply(id, &st).unwrap();
+            out.push((id, st));
+        };
+        for e in deploy(&s.world, &inv) {
+            push(&mut s, &mut out, e);
+        }
+        for i in 0..n {
+            let oid = OrderId::new(format!("o{i}")).unwrap();
+            let add = Command::Add {
+                id: oid.clone(),
+                workflow: WorkflowName::new(if i % 2 == 0 { "w" } else { "v" }).unwrap(),
+                vars: Default::default(),
+                scheduled_for: None,
+            };
+            for e in command(&s.world, add, TimeMs(0)).unwrap().events {
+                push(&mut s, &mut out, e);
+            }
+            loop {
+                let es = step(&s.world, &oid, TimeMs(0));
+                if es.is_empty() {
+                    break;
+                }
+                for e in es {
+                    push(&mut s, &mut out, e);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn live_and_late_views_agree() {
+        let all = events(10);
+        let mut live = View::new(50);
+        for (id, e) in &all {
+            live.apply(*id, e).unwrap();
+        }
+        assert_eq!(live.counts()["prompting"], 10);
+        // A view loaded from the state at the 20th event, backfilled, then following.
+        let (cut, _) = all[20];
+        let mut early = View::new(50);
+        for (id, e) in all.iter().take(21) {
+            early.apply(*id, e).unwrap();
+        }
+        assert_eq!(early.last_event_id(), cut);
+        let mut late = View::load(early.state.clone(), 50);
+        for (id, e) in all.iter().take(21) {
+            late.backfill(*id, e);
+        }
+        for (id, e) in all.iter().skip(21) {
+            late.apply(*id, e).unwrap();
+        }
+        assert_eq!(late.state, live.state);
+        assert_eq!(late.meta, live.meta);
+        assert_eq!(late.by_state, live.by_state);
+        let d = late.order_detail("o1").unwrap();
+        assert!(d.history_complete);
+        assert_eq!(d.history[0].kind, "Added");
+        assert_eq!(d.order.state, "prompting");
+    }
+
+    #[test]
+    fn pages_filter_and_continue() {
+        let mut v = View::new(5);
+        for (id, e) in events(25) {
+            v.apply(id, &e).unwrap();
+        }
+        let mut q = OrderQuery {
+            workflow: Some("w".into()),
+            limit: 4,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let (page, next) = v.list(&q, 1000);
+            seen.extend(page.iter().map(|o| o.id.to_string()));
+            match next {
+                Some(n) => q.after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 13);
+        assert!(
+            seen.iter()
+                .all(|id| v.order(id).unwrap().workflow.as_str() == "w")
+        );
+        // A scan budget ends a page early, with a cursor.
+        q.after = None;
+        let (page, next) = v.list(&q, 3);
+        assert!(page.len() <= 3);
+        assert!(next.is_some());
+        // State index and time filters.
+        let q = OrderQuery {
+            state: Some("prompting".into()),
+            since: Some(0),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(v.list(&q, 1000).0.len(), 25);
+        let q = OrderQuery {
+            state: Some("finished".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        assert!(v.list(&q, 1000).0.is_empty());
+        // History is bounded.
+        let d = v.order_detail("o3").unwrap();
+        assert!(d.history.len() <= 5);
+    }
+}
