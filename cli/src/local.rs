@@ -9,7 +9,7 @@
 //! certs/controller-client.pem/.key             client certificate towards agents
 //! certs/agent-<id>.pem/.key                    each agent's server certificate
 //! admin.token, cockpit.token, viewer.token    API tokens (0600); configs hold their SHA-256
-//! controller.toml, agent-<id>.toml             server configurations
+//! controller.toml, agent-<id>.toml, cockpit.toml  server configurations
 //! controller/, agent-<id>/                     their data directories
 //! ```
 //!
@@ -29,6 +29,8 @@ pub struct Options {
     pub agents: Vec<(String, SocketAddr)>,
     /// Written into both server configurations (tests turn it off for speed where allowed).
     pub journal_fsync: bool,
+    /// Where the cockpit (API and web UI, plain HTTP on 127.0.0.1) listens, if it runs.
+    pub cockpit_listen: Option<SocketAddr>,
 }
 
 /// What was set up.
@@ -39,6 +41,8 @@ pub struct Local {
     pub controller_config: PathBuf,
     pub controller_url: String,
     pub agent_configs: Vec<(String, PathBuf, String)>,
+    /// The cockpit's configuration and URL, when `cockpit_listen` was given.
+    pub cockpit: Option<(PathBuf, String)>,
     pub admin_token: String,
     pub cockpit_token: String,
     pub viewer_token: String,
@@ -214,7 +218,40 @@ journal_fsync = {fsync}
             format!("wss://127.0.0.1:{}", listen.port()),
         ));
     }
+    let cockpit = match o.cockpit_listen {
+        None => None,
+        Some(listen) => {
+            let path = dir.join("cockpit.toml");
+            let text = format!(
+                r#"# Written by `ordo up`; see deploy/config/cockpit.toml for every key.
+# Plain HTTP on 127.0.0.1 only.
+controllers = ["https://127.0.0.1:{controller_port}"]
+controller_ca = "{ca}"
+controller_token_file = "{token_file}"
+listen = "{listen}"
+
+[[users]]
+name = "admin"
+sha256 = "{admin}"
+role = "admin"
+
+[[users]]
+name = "viewer"
+sha256 = "{viewer}"
+role = "viewer"
+"#,
+                controller_port = o.controller_listen.port(),
+                ca = ca.cert_path.display(),
+                token_file = dir.join("cockpit.token").display(),
+                admin = token_sha256(&admin_token),
+                viewer = token_sha256(&viewer_token),
+            );
+            write_private(&path, &text)?;
+            Some((path, format!("http://127.0.0.1:{}", listen.port())))
+        }
+    };
     Ok(Local {
+        cockpit,
         ca: ca.cert_path,
         controller_url: format!("https://127.0.0.1:{}", o.controller_listen.port()),
         dir,
@@ -245,6 +282,7 @@ mod tests {
             controller_listen: "127.0.0.1:4443".parse().unwrap(),
             agents: vec![("local".into(), "127.0.0.1:4444".parse().unwrap())],
             journal_fsync: true,
+            cockpit_listen: Some("127.0.0.1:8080".parse().unwrap()),
         };
         let a = setup(dir.path(), &o).unwrap();
         let b = setup(dir.path(), &o).unwrap();

@@ -65,6 +65,9 @@ enum Command {
     /// Run an agent (as `ordo-agent`).
     #[command(hide = true)]
     Agent(servers::Args),
+    /// Run the cockpit (as `ordo-cockpit`).
+    #[command(hide = true)]
+    Cockpit(servers::Args),
 }
 
 /// Runs a command that talks to the API on a single-threaded runtime.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Controller(args) => servers::controller(args),
         Command::Agent(args) => servers::agent(args),
+        Command::Cockpit(args) => servers::cockpit(args),
         Command::Check(args) => check::run(args),
         Command::Certs(c) => certs::run(c),
         Command::Deploy(args) => block_on(deploy::run(args, g)),

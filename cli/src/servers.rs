@@ -1,5 +1,6 @@
-//! The hidden `ordo controller` and `ordo agent` commands: the servers run from the `ordo`
-//! executable itself, exactly as `ordo-controller` and `ordo-agent` do.
+//! The hidden `ordo controller`, `ordo agent` and `ordo cockpit` commands: the servers run
+//! from the `ordo` executable itself, exactly as `ordo-controller`, `ordo-agent` and
+//! `ordo-cockpit` do.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,5 +19,10 @@ pub fn controller(args: &Args) -> anyhow::Result<ExitCode> {
 
 pub fn agent(args: &Args) -> anyhow::Result<ExitCode> {
     ordo_agent::main(&args.config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn cockpit(args: &Args) -> anyhow::Result<ExitCode> {
+    ordo_cockpit_api::main(&args.config)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -76,14 +76,14 @@ fn ports(dir: &Path) -> Result<Ports> {
     Ok(p)
 }
 
-fn write_profile(api: &str, token: &str, ca: &Path) -> Result<Option<PathBuf>> {
+fn write_profile(api: &str, token: &str, ca: Option<&Path>) -> Result<Option<PathBuf>> {
     let Some(path) = profile::default_path() else {
         return Ok(None);
     };
     Profile {
         api: Some(api.to_owned()),
         token: Some(token.to_owned()),
-        ca: Some(ca.to_owned()),
+        ca: ca.map(Path::to_owned),
     }
     .save(&path)
     .with_context(|| format!("cannot write the CLI profile {}", path.display()))?;
@@ -141,8 +141,8 @@ async fn up(args: &Args) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     ordo_net::tls::install_crypto_provider();
     let ports = ports(&args.dir)?;
-    let controller_listen: SocketAddr = ([127, 0, 0, 1], args.port).into();
-    let _ = ports.controller;
+    let controller_listen: SocketAddr = ([127, 0, 0, 1], ports.controller).into();
+    let cockpit_listen: SocketAddr = ([127, 0, 0, 1], args.port).into();
     let agent_listen: SocketAddr = ([127, 0, 0, 1], ports.agent).into();
     let local = local::setup(
         &args.dir,
@@ -151,8 +151,14 @@ async fn up(args: &Args) -> Result<()> {
             controller_listen,
             agents: vec![(LOCAL_AGENT.into(), agent_listen)],
             journal_fsync: true,
+            cockpit_listen: Some(cockpit_listen),
         },
     )?;
+    let (cockpit_config_path, cockpit_url) = local
+        .cockpit
+        .clone()
+        .ok_or_else(|| anyhow!("no cockpit configured"))?;
+    let cockpit_config = ordo_cockpit_api::config::Config::load(&cockpit_config_path)?;
     let controller_config = ordo_controller::config::Config::load(&local.controller_config)?;
     let (_, agent_config_path, agent_url) = local
         .agent_configs
@@ -170,6 +176,10 @@ async fn up(args: &Args) -> Result<()> {
         stopped(stop_rx.clone()),
     ));
     let mut agent = tokio::spawn(ordo_agent::run(agent_config, stopped(stop_rx.clone())));
+    let mut cockpit = tokio::spawn(ordo_cockpit_api::run(
+        cockpit_config,
+        stopped(stop_rx.clone()),
+    ));
 
     let api = client(&local)?;
     let base = format!("{}/api/v1", local.controller_url);
@@ -178,6 +188,7 @@ async fn up(args: &Args) -> Result<()> {
         r = wait_healthy(&api, &health) => r?,
         r = &mut controller => bail!("the controller stopped: {:?}", r),
         r = &mut agent => bail!("the agent stopped: {:?}", r),
+        r = &mut cockpit => bail!("the cockpit stopped: {:?}", r),
     }
     if !args.no_examples {
         let answer: Json = api
@@ -190,10 +201,16 @@ async fn up(args: &Args) -> Result<()> {
         let changes = answer["changes"].as_array().map(Vec::len).unwrap_or(0);
         println!("deployed the examples ({changes} changes)");
     }
-    let profile = write_profile(&local.controller_url, &local.admin_token, &local.ca)?;
+    let cockpit_health = format!("{cockpit_url}/health");
+    tokio::select! {
+        r = wait_healthy(&api, &cockpit_health) => r?,
+        r = &mut cockpit => bail!("the cockpit stopped: {:?}", r),
+    }
+    let profile = write_profile(&cockpit_url, &local.admin_token, None)?;
     println!();
     println!("Ordo is up.");
-    println!("  API:          {}", local.controller_url);
+    println!("  web UI:       {cockpit_url}/");
+    println!("  API:          {cockpit_url}/api/v1 (OpenAPI: {cockpit_url}/api/v1/openapi.json)");
     println!("  admin token:  {}", local.admin_token);
     println!("  data:         {}", local.dir.display());
     if let Some(p) = &profile {
@@ -204,8 +221,7 @@ async fn up(args: &Args) -> Result<()> {
     println!("  ordo order add hello --wait");
     println!("or with curl:");
     println!(
-        "  curl --cacert {} -H 'Authorization: Bearer {}' -d '{{\"id\":\"hello-1\",\"workflow\":\"hello\"}}' {base}/orders",
-        local.ca.display(),
+        "  curl -H 'Authorization: Bearer {}' -d '{{\"id\":\"hello-1\",\"workflow\":\"hello\"}}' {cockpit_url}/api/v1/orders",
         local.admin_token
     );
     println!();
@@ -215,10 +231,12 @@ async fn up(args: &Args) -> Result<()> {
         _ = tokio::signal::ctrl_c() => Ok(()),
         r = &mut controller => Err(anyhow!("the controller stopped: {r:?}")),
         r = &mut agent => Err(anyhow!("the agent stopped: {r:?}")),
+        r = &mut cockpit => Err(anyhow!("the cockpit stopped: {r:?}")),
     };
     println!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = cockpit.await;
         let _ = controller.await;
         let _ = agent.await;
     })

@@ -187,3 +187,17 @@ pub async fn run_on(
     poller.abort();
     served.map_err(|source| CockpitError::Listen { addr, source })
 }
+
+/// What `ordo-cockpit --config PATH` (and `ordo cockpit`) do: log to stderr, run until Ctrl-C
+/// or SIGTERM.
+pub fn main(config: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    ordo_net::process::init_logging();
+    let config = Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        run(config, ordo_net::process::shutdown_signal())
+            .await
+            .context("the cockpit stopped")
+    })
+}

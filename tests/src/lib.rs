@@ -145,6 +145,7 @@ impl Cluster {
                 controller_listen: format!("127.0.0.1:{}", local::free_port()?).parse()?,
                 agents,
                 journal_fsync: true,
+                cockpit_listen: None,
             },
         )?;
         let ca = ordo_net::tls::CaBundle::from_pem_file(&local.ca)?;

@@ -63,12 +63,39 @@ pub async fn forward_typed(
         .forward(method, path, body)
         .await
         .map_err(ApiError::upstream)?;
+    if r.status.is_success()
+        && let Some(id) = serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v.get("lastEventId").and_then(serde_json::Value::as_u64))
+    {
+        wait_applied(app, id).await;
+    }
     let content_type = r
         .headers
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or_else(|| header::HeaderValue::from_static("application/json"));
     Ok((r.status, [(header::CONTENT_TYPE, content_type)], r.body).into_response())
+}
+
+/// Longest wait for the view to catch up with a command's events.
+const READ_YOUR_WRITES_MS: u64 = 5000;
+
+/// Waits until the view has applied event `id`, so a client that reads right after a command
+/// sees its effect (read your writes); gives up after [`READ_YOUR_WRITES_MS`].
+async fn wait_applied(app: &App, id: u64) {
+    let mut live = app.shared.live.subscribe();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(READ_YOUR_WRITES_MS);
+    while app.shared.read().last_event_id() < id {
+        match tokio::time::timeout_at(deadline, live.recv()).await {
+            Err(_) => {
+                tracing::warn!("the view did not reach event {id} in {READ_YOUR_WRITES_MS} ms");
+                return;
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Path segments are checked names or ids, so they need no escaping; this keeps it so.
