@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use futures_util::SinkExt;
 use serde_json::{Value, json};
 
 fn ids(list: &Value) -> Vec<String> {
@@ -43,15 +42,26 @@ async fn process_routes_answer_like_the_controller() {
         .await;
     assert_eq!(bad.status, 400);
     let bad = json_of(&bad);
-    assert!(bad["details"][0].as_str().unwrap().contains("bad.yaml:"), "{bad}");
+    assert!(
+        bad["details"][0].as_str().unwrap().contains("bad.yaml:"),
+        "{bad}"
+    );
 
     // Orders: one, and several at once.
     let added = cockpit
-        .post(OPERATOR, "/api/v1/orders", json!({"id": "a1", "workflow": "ask", "args": {"who": "ops"}}))
+        .post(
+            OPERATOR,
+            "/api/v1/orders",
+            json!({"id": "a1", "workflow": "ask", "args": {"who": "ops"}}),
+        )
         .await;
     assert_eq!(added["results"][0]["added"], true);
     let again = cockpit
-        .post(OPERATOR, "/api/v1/orders", json!({"id": "a1", "workflow": "ask"}))
+        .post(
+            OPERATOR,
+            "/api/v1/orders",
+            json!({"id": "a1", "workflow": "ask"}),
+        )
         .await;
     assert_eq!(again["results"][0]["duplicate"], true);
     let many: Vec<Value> = (2..=6)
@@ -93,7 +103,9 @@ async fn process_routes_answer_like_the_controller() {
     let ask = cockpit.get("/api/v1/orders?workflow=ask&limit=4").await;
     assert_eq!(ids(&ask), ["a1", "a2", "a3", "a4"]);
     assert_eq!(ask["next"], "a4");
-    let rest = cockpit.get("/api/v1/orders?workflow=ask&limit=4&after=a4").await;
+    let rest = cockpit
+        .get("/api/v1/orders?workflow=ask&limit=4&after=a4")
+        .await;
     assert_eq!(ids(&rest), ["a5", "a6", "later"]);
     assert_eq!(rest["next"], Value::Null);
     let ghost = cockpit.get("/api/v1/orders?agent=ghost").await;
@@ -102,7 +114,11 @@ async fn process_routes_answer_like_the_controller() {
     assert!(ids(&future).is_empty());
     let now = ordo_cockpit_api::follow::now_ms();
     let recent = cockpit
-        .get(&format!("/api/v1/orders?since={}&until={}", now - 600_000, now + 1000))
+        .get(&format!(
+            "/api/v1/orders?since={}&until={}",
+            now - 600_000,
+            now + 1000
+        ))
         .await;
     assert_eq!(ids(&recent).len(), 11);
     let fresh = cockpit.get("/api/v1/orders?state=fresh").await;
@@ -110,24 +126,46 @@ async fn process_routes_answer_like_the_controller() {
 
     // Commands.
     let r = cockpit
-        .post(OPERATOR, "/api/v1/orders/a1/answer", json!({"vars": {"ok": true}}))
+        .post(
+            OPERATOR,
+            "/api/v1/orders/a1/answer",
+            json!({"vars": {"ok": true}}),
+        )
         .await;
     assert_eq!(r["duplicate"], false);
     cockpit.order_in("a1", "finished").await;
-    cockpit.post(OPERATOR, "/api/v1/orders/a2/suspend", json!({})).await;
+    cockpit
+        .post(OPERATOR, "/api/v1/orders/a2/suspend", json!({}))
+        .await;
     cockpit.order_in("a2", "suspended").await;
-    cockpit.post(OPERATOR, "/api/v1/orders/a2/resume", json!({})).await;
+    cockpit
+        .post(OPERATOR, "/api/v1/orders/a2/resume", json!({}))
+        .await;
     cockpit.order_in("a2", "prompting").await;
-    cockpit.post(OPERATOR, "/api/v1/orders/a3/cancel", json!({"kill": "term"})).await;
+    cockpit
+        .post(
+            OPERATOR,
+            "/api/v1/orders/a3/cancel",
+            json!({"kill": "term"}),
+        )
+        .await;
     cockpit.order_in("a3", "cancelled").await;
-    let r = cockpit.call(Some(OPERATOR), "DELETE", "/api/v1/orders/a3", None).await;
+    let r = cockpit
+        .call(Some(OPERATOR), "DELETE", "/api/v1/orders/a3", None)
+        .await;
     assert_eq!(r.status, 200, "{}", text(&r));
     until("a3 to be removed", 10_000, || async {
-        (cockpit.call(Some(VIEWER), "GET", "/api/v1/orders/a3", None).await.status == 404)
+        (cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/orders/a3", None)
+            .await
+            .status
+            == 404)
             .then_some(())
     })
     .await;
-    cockpit.post(OPERATOR, "/api/v1/orders/later/go", json!({})).await;
+    cockpit
+        .post(OPERATOR, "/api/v1/orders/later/go", json!({}))
+        .await;
     cockpit.order_in("later", "prompting").await;
     cockpit
         .post(OPERATOR, "/api/v1/notices/signals", json!({"key": "go"}))
@@ -136,7 +174,11 @@ async fn process_routes_answer_like_the_controller() {
     // Empty bodies are accepted for order commands.
     let r = cockpit
         .client(Some(OPERATOR))
-        .request("POST".parse().unwrap(), &cockpit.url("/api/v1/orders/l1/answer"), None)
+        .request(
+            "POST".parse().unwrap(),
+            &cockpit.url("/api/v1/orders/l1/answer"),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", text(&r));
@@ -155,7 +197,10 @@ async fn process_routes_answer_like_the_controller() {
     assert_eq!(names, ["ask", "locked", "remote", "waits"]);
     let remote = cockpit.get("/api/v1/workflows/remote").await;
     assert_eq!(remote["steps"][0]["kind"], "try");
-    assert_eq!(remote["steps"][0]["blocks"][0]["steps"][0]["agent"], "ghost");
+    assert_eq!(
+        remote["steps"][0]["blocks"][0]["steps"][0]["agent"],
+        "ghost"
+    );
     assert_eq!(remote["jobs"]["work"]["agent"], "ghost");
     let v1 = cockpit.get("/api/v1/workflows/ask?version=1").await;
     assert_eq!(v1["version"], 1);
@@ -185,10 +230,19 @@ async fn process_routes_answer_like_the_controller() {
     }
 
     // Log (proxied) and events (long poll, stream, WebSocket).
-    let log = cockpit.call(Some(VIEWER), "GET", "/api/v1/orders/a1/log", None).await;
+    let log = cockpit
+        .call(Some(VIEWER), "GET", "/api/v1/orders/a1/log", None)
+        .await;
     assert_eq!(log.status, 200);
     assert_eq!(text(&log), "");
-    let events = cockpit.call(Some(VIEWER), "GET", "/api/v1/events?after=0&timeout=100", None).await;
+    let events = cockpit
+        .call(
+            Some(VIEWER),
+            "GET",
+            "/api/v1/events?after=0&timeout=100",
+            None,
+        )
+        .await;
     assert_eq!(events.status, 200);
     let lines: Vec<Value> = text(&events)
         .lines()
@@ -197,20 +251,40 @@ async fn process_routes_answer_like_the_controller() {
     assert!(lines.len() > 20);
     let third = lines[2]["eventId"].as_u64().unwrap();
     let after = cockpit
-        .call(Some(VIEWER), "GET", &format!("/api/v1/events?after={third}&timeout=100"), None)
+        .call(
+            Some(VIEWER),
+            "GET",
+            &format!("/api/v1/events?after={third}&timeout=100"),
+            None,
+        )
         .await;
     let first_after: Value = serde_json::from_str(text(&after).lines().next().unwrap()).unwrap();
     assert_eq!(first_after, lines[3]);
     let streamed = cockpit
-        .call(Some(VIEWER), "GET", &format!("/api/v1/events?after={third}&timeout=300&stream=true"), None)
+        .call(
+            Some(VIEWER),
+            "GET",
+            &format!("/api/v1/events?after={third}&timeout=300&stream=true"),
+            None,
+        )
         .await;
     assert_eq!(streamed.status, 200);
     assert_eq!(text(&streamed).lines().count(), lines.len() - 3);
-    let mut ws = ws(&cockpit, &format!("/api/v1/events/ws?after={third}"), Some(VIEWER))
-        .await
-        .unwrap();
+    let mut ws = ws(
+        &cockpit,
+        &format!("/api/v1/events/ws?after={third}"),
+        Some(VIEWER),
+    )
+    .await
+    .unwrap();
     assert_eq!(next_json(&mut ws, 5000).await.unwrap(), lines[3]);
-    cockpit.post(OPERATOR, "/api/v1/orders", json!({"id": "live1", "workflow": "ask"})).await;
+    cockpit
+        .post(
+            OPERATOR,
+            "/api/v1/orders",
+            json!({"id": "live1", "workflow": "ask"}),
+        )
+        .await;
     let mut saw = false;
     for _ in 0..200 {
         match next_json(&mut ws, 5000).await {
@@ -235,14 +309,30 @@ async fn process_routes_answer_like_the_controller() {
     assert_eq!(next_json(&mut ws2, 5000).await.unwrap(), lines[3]);
 
     // The log stream of a finished order ends at once; of a live one it stays open.
-    let mut lw = common::ws(&cockpit, "/api/v1/orders/a1/log/ws", Some(VIEWER)).await.unwrap();
-    assert_eq!(next_json(&mut lw, 5000).await.unwrap(), json!({"type": "End", "state": "finished"}));
-    let mut lw = common::ws(&cockpit, "/api/v1/orders/a4/log/ws", Some(VIEWER)).await.unwrap();
-    cockpit.post(OPERATOR, "/api/v1/orders/a4/cancel", json!({})).await;
-    assert_eq!(next_json(&mut lw, 5000).await.unwrap(), json!({"type": "End", "state": "cancelled"}));
+    let mut lw = common::ws(&cockpit, "/api/v1/orders/a1/log/ws", Some(VIEWER))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut lw, 5000).await.unwrap(),
+        json!({"type": "End", "state": "finished"})
+    );
+    let mut lw = common::ws(&cockpit, "/api/v1/orders/a4/log/ws", Some(VIEWER))
+        .await
+        .unwrap();
+    cockpit
+        .post(OPERATOR, "/api/v1/orders/a4/cancel", json!({}))
+        .await;
+    assert_eq!(
+        next_json(&mut lw, 5000).await.unwrap(),
+        json!({"type": "End", "state": "cancelled"})
+    );
 
     // Health and metrics.
-    let h: Value = cockpit.client(None).get_json(&cockpit.url("/health")).await.unwrap();
+    let h: Value = cockpit
+        .client(None)
+        .get_json(&cockpit.url("/health"))
+        .await
+        .unwrap();
     assert_eq!(h["status"], "ok");
     assert_eq!(h["following"], true);
     assert_eq!(h["controller"], controller.url.as_str());
@@ -269,7 +359,11 @@ async fn process_routes_answer_like_the_controller() {
     assert_eq!(page.status, 200);
     assert!(text(&page).contains("Ordo"));
     for asset in ["/ui/app.js", "/ui/app.css"] {
-        assert_eq!(cockpit.call(None, "GET", asset, None).await.status, 200, "{asset}");
+        assert_eq!(
+            cockpit.call(None, "GET", asset, None).await.status,
+            200,
+            "{asset}"
+        );
     }
 }
 
@@ -278,13 +372,25 @@ async fn process_every_error_code() {
     let mut controller = Controller::start().await;
     let cockpit = Cockpit::start(&controller).await;
     deploy(&cockpit).await;
-    cockpit.post(OPERATOR, "/api/v1/orders", json!({"id": "e1", "workflow": "ask"})).await;
+    cockpit
+        .post(
+            OPERATOR,
+            "/api/v1/orders",
+            json!({"id": "e1", "workflow": "ask"}),
+        )
+        .await;
     cockpit.order_in("e1", "prompting").await;
 
     let status = |r: ordo_net::client::HttpResponse| {
         let body = json_of(&r);
-        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
-        (r.status.as_u16(), body["error"].as_str().unwrap().to_owned())
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+        (
+            r.status.as_u16(),
+            body["error"].as_str().unwrap().to_owned(),
+        )
     };
     // 401: no token, unknown token, on reads, commands and WebSockets.
     for (method, path) in [
@@ -296,7 +402,11 @@ async fn process_every_error_code() {
         let (s, e) = status(cockpit.call(None, method, path, Some(json!({}))).await);
         assert_eq!(s, 401, "{method} {path}");
         assert!(e.contains("missing token"), "{e}");
-        let (s, e) = status(cockpit.call(Some("nope"), method, path, Some(json!({}))).await);
+        let (s, e) = status(
+            cockpit
+                .call(Some("nope"), method, path, Some(json!({})))
+                .await,
+        );
         assert_eq!(s, 401);
         assert!(e.contains("unknown token"), "{e}");
     }
@@ -309,7 +419,16 @@ async fn process_every_error_code() {
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
     // 403: a viewer may not act; an operator may not deploy.
-    let (s, e) = status(cockpit.call(Some(VIEWER), "POST", "/api/v1/orders/e1/cancel", Some(json!({}))).await);
+    let (s, e) = status(
+        cockpit
+            .call(
+                Some(VIEWER),
+                "POST",
+                "/api/v1/orders/e1/cancel",
+                Some(json!({})),
+            )
+            .await,
+    );
     assert_eq!(s, 403);
     assert!(e.contains("operator") && e.contains("vera"), "{e}");
     for (method, path) in [
@@ -319,21 +438,35 @@ async fn process_every_error_code() {
         ("POST", "/api/v1/orders/e1/answer"),
     ] {
         assert_eq!(
-            status(cockpit.call(Some(VIEWER), method, path, Some(json!({}))).await).0,
+            status(
+                cockpit
+                    .call(Some(VIEWER), method, path, Some(json!({})))
+                    .await
+            )
+            .0,
             403,
             "{method} {path}"
         );
     }
     let (s, e) = status(
         cockpit
-            .call(Some(OPERATOR), "POST", "/api/v1/deploy", Some(json!({"files": []})))
+            .call(
+                Some(OPERATOR),
+                "POST",
+                "/api/v1/deploy",
+                Some(json!({"files": []})),
+            )
             .await,
     );
     assert_eq!(s, 403);
     assert!(e.contains("admin"), "{e}");
     // 413: larger than request_bytes_max (64 KiB here).
     let big = json!({"id": "big", "workflow": "ask", "args": {"x": "y".repeat(70_000)}});
-    let (s, e) = status(cockpit.call(Some(OPERATOR), "POST", "/api/v1/orders", Some(big)).await);
+    let (s, e) = status(
+        cockpit
+            .call(Some(OPERATOR), "POST", "/api/v1/orders", Some(big))
+            .await,
+    );
     assert_eq!(s, 413);
     assert!(e.contains("65536"), "{e}");
     // 400: bodies and parameters that do not parse, with the reason.
@@ -351,53 +484,161 @@ async fn process_every_error_code() {
     assert!(e.contains("bad JSON body"), "{e}");
     let (s, e) = status(
         cockpit
-            .call(Some(OPERATOR), "POST", "/api/v1/orders", Some(json!({"id": "x y", "workflow": "ask"})))
+            .call(
+                Some(OPERATOR),
+                "POST",
+                "/api/v1/orders",
+                Some(json!({"id": "x y", "workflow": "ask"})),
+            )
             .await,
     );
     assert_eq!(s, 400);
     assert!(e.contains("x y"), "{e}");
     let (s, e) = status(
         cockpit
-            .call(Some(OPERATOR), "POST", "/api/v1/orders/e1/cancel", Some(json!({"kill": "softly"})))
+            .call(
+                Some(OPERATOR),
+                "POST",
+                "/api/v1/orders/e1/cancel",
+                Some(json!({"kill": "softly"})),
+            )
             .await,
     );
     assert_eq!(s, 400);
     assert!(e.contains("softly"), "{e}");
-    let (s, e) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/orders?state=happy", None).await);
+    let (s, e) = status(
+        cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/orders?state=happy", None)
+            .await,
+    );
     assert_eq!(s, 400);
     assert!(e.contains("happy") && e.contains("prompting"), "{e}");
-    let (s, e) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/orders?limit=many", None).await);
+    let (s, e) = status(
+        cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/orders?limit=many", None)
+            .await,
+    );
     assert_eq!(s, 400);
     assert!(e.contains("limit"), "{e}");
-    let (s, e) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/orders?colour=red", None).await);
+    let (s, e) = status(
+        cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/orders?colour=red", None)
+            .await,
+    );
     assert_eq!(s, 400);
     assert!(e.contains("colour"), "{e}");
-    let (s, _) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/orders?since=5&until=1", None).await);
+    let (s, _) = status(
+        cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/orders?since=5&until=1", None)
+            .await,
+    );
     assert_eq!(s, 400);
-    let (s, e) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/orders/bad%20id", None).await);
+    let (s, e) = status(
+        cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/orders/bad%20id", None)
+            .await,
+    );
     assert_eq!(s, 400);
     assert!(e.contains("bad id"), "{e}");
-    let (s, e) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/events/ws", None).await);
+    let (s, e) = status(
+        cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/events/ws", None)
+            .await,
+    );
     assert_eq!(s, 400);
     assert!(e.contains("WebSocket"), "{e}");
     // 404: unknown orders, workflows, versions and routes.
-    assert_eq!(status(cockpit.call(Some(VIEWER), "GET", "/api/v1/orders/nope", None).await).0, 404);
-    assert_eq!(status(cockpit.call(Some(OPERATOR), "POST", "/api/v1/orders/nope/cancel", Some(json!({}))).await).0, 404);
-    assert_eq!(status(cockpit.call(Some(VIEWER), "GET", "/api/v1/workflows/nope", None).await).0, 404);
-    assert_eq!(status(cockpit.call(Some(VIEWER), "GET", "/api/v1/workflows/ask?version=9", None).await).0, 404);
-    assert_eq!(status(cockpit.call(Some(VIEWER), "GET", "/api/v1/nothing", None).await).0, 404);
-    assert_eq!(status(cockpit.call(Some(OPERATOR), "POST", "/api/v1/orders/e1/explode", Some(json!({}))).await).0, 404);
-    assert_eq!(status(cockpit.call(None, "GET", "/ui/other.js", None).await).0, 404);
+    assert_eq!(
+        status(
+            cockpit
+                .call(Some(VIEWER), "GET", "/api/v1/orders/nope", None)
+                .await
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        status(
+            cockpit
+                .call(
+                    Some(OPERATOR),
+                    "POST",
+                    "/api/v1/orders/nope/cancel",
+                    Some(json!({}))
+                )
+                .await
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        status(
+            cockpit
+                .call(Some(VIEWER), "GET", "/api/v1/workflows/nope", None)
+                .await
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        status(
+            cockpit
+                .call(Some(VIEWER), "GET", "/api/v1/workflows/ask?version=9", None)
+                .await
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        status(
+            cockpit
+                .call(Some(VIEWER), "GET", "/api/v1/nothing", None)
+                .await
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        status(
+            cockpit
+                .call(
+                    Some(OPERATOR),
+                    "POST",
+                    "/api/v1/orders/e1/explode",
+                    Some(json!({}))
+                )
+                .await
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        status(cockpit.call(None, "GET", "/ui/other.js", None).await).0,
+        404
+    );
     match ws(&cockpit, "/api/v1/orders/nope/log/ws", Some(VIEWER)).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 404),
         other => panic!("expected 404, got {:?}", other.map(|_| ())),
     }
     // 409: the controller refuses a command the order's state does not allow.
-    let (s, _) = status(cockpit.call(Some(OPERATOR), "DELETE", "/api/v1/orders/e1", None).await);
+    let (s, _) = status(
+        cockpit
+            .call(Some(OPERATOR), "DELETE", "/api/v1/orders/e1", None)
+            .await,
+    );
     assert_eq!(s, 409);
     // 410: an id before the oldest kept event (ids are `index << 16 | offset`, the first kept
     // is above 1) gets "reload the snapshot", on the long poll and the WebSocket alike.
-    let (s, e) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/events?after=1&timeout=10", None).await);
+    let (s, e) = status(
+        cockpit
+            .call(
+                Some(VIEWER),
+                "GET",
+                "/api/v1/events?after=1&timeout=10",
+                None,
+            )
+            .await,
+    );
     assert_eq!(s, 410);
     assert!(e.contains("reload the snapshot"), "{e}");
     match ws(&cockpit, "/api/v1/events/ws?after=1", Some(VIEWER)).await {
@@ -407,10 +648,23 @@ async fn process_every_error_code() {
 
     // 502: the controller is gone; reads still answer from the view.
     controller.stop().await;
-    let (s, e) = status(cockpit.call(Some(OPERATOR), "POST", "/api/v1/orders/e1/answer", Some(json!({}))).await);
+    let (s, e) = status(
+        cockpit
+            .call(
+                Some(OPERATOR),
+                "POST",
+                "/api/v1/orders/e1/answer",
+                Some(json!({})),
+            )
+            .await,
+    );
     assert_eq!(s, 502);
     assert!(e.contains("cannot be reached"), "{e}");
-    let (s, _) = status(cockpit.call(Some(VIEWER), "GET", "/api/v1/orders/e1/log", None).await);
+    let (s, _) = status(
+        cockpit
+            .call(Some(VIEWER), "GET", "/api/v1/orders/e1/log", None)
+            .await,
+    );
     assert_eq!(s, 502);
     match ws(&cockpit, "/api/v1/events/ws", Some(VIEWER)).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 502),

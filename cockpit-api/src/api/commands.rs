@@ -85,7 +85,8 @@ const READ_YOUR_WRITES_MS: u64 = 5000;
 /// sees its effect (read your writes); gives up after [`READ_YOUR_WRITES_MS`].
 async fn wait_applied(app: &App, id: u64) {
     let mut live = app.shared.live.subscribe();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(READ_YOUR_WRITES_MS);
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(READ_YOUR_WRITES_MS);
     while app.shared.read().last_event_id() < id {
         match tokio::time::timeout_at(deadline, live.recv()).await {
             Err(_) => {

@@ -58,6 +58,7 @@ Roles: viewer reads, operator also acts on orders and notices, admin also deploy
         stream::events_ws,
         openapi_json,
     ),
+    components(schemas(crate::convert::StepJson, crate::convert::BlockJson)),
     modifiers(&BearerAuth),
     tags(
         (name = "orders", description = "Orders, their history and job output"),

@@ -287,7 +287,7 @@ async function loadDetail() {
   const prompt = $("#detail-prompt");
   const m = /^prompting "(.*)"$/.exec(o.stateDetail);
   prompt.classList.toggle("hidden", o.state !== "prompting");
-  prompt.textContent = m ? "❓ " + m[1] : o.stateDetail;
+  prompt.textContent = "Question: " + (m ? m[1] : o.stateDetail);
   const show = (btn, on) => $(btn).classList.toggle("hidden", !on);
   const terminal = o.state === "finished" || o.state === "cancelled";
   show("#btn-answer", o.state === "prompting");
@@ -314,6 +314,8 @@ async function loadDetail() {
     }
   }
   drawGraph($("#graph"), ui.orderWorkflow, o);
+  // A log stream that could not open (the order did not exist yet) or broke starts again.
+  if (!ui.logEnded && (!ui.log || ui.log.readyState === WebSocket.CLOSED)) startLog(id);
 }
 
 function startLog(id) {
@@ -324,6 +326,7 @@ function startLog(id) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/api/v1/orders/${enc(id)}/log/ws?access_token=${enc(ui.token)}`);
   ui.log = ws;
+  ui.logEnded = false;
   ws.onopen = () => { $("#log-state").textContent = "(live)"; };
   ws.onmessage = (m) => {
     let f;
@@ -332,6 +335,7 @@ function startLog(id) {
     if (f.error) {
       pre.append(el("span", { class: "note" }, `\n[${f.error}]\n`));
     } else if (f.type === "End") {
+      ui.logEnded = true;
       $("#log-state").textContent = `(${f.state})`;
     } else if (f.type === "Gap" || f.type === "OutputTruncated") {
       pre.append(el("span", { class: "note" }, `\n[${f.text}]\n`));
@@ -494,18 +498,19 @@ async function loadAgents() {
     for (const ag of a.agents) {
       const meta = ag.meta || {};
       const link = ag.connected == null ? "unknown" : ag.connected ? "connected" : "down";
-      const load = meta.load_average ? meta.load_average.map((x) => x.toFixed(2)).join(" ") : "";
+      const load = Array.isArray(meta.load) ? meta.load.map((x) => Number(x).toFixed(2)).join(" ") : "";
       const mem = meta.memory_available_bytes ? (meta.memory_available_bytes / 2 ** 30).toFixed(1) + " GiB" : "";
       body.append(el("tr", { "data-id": ag.id },
         el("td", {}, el("b", {}, ag.id), el("div", { class: "hint" }, ag.url)),
         el("td", {}, el("span", { class: "dot " + (ag.connected ? "up" : ag.connected === false ? "down" : "") }),
           link, ag.lastError ? el("div", { class: "hint" }, ag.lastError) : ""),
-        el("td", {}, meta.hostname || "", meta.cores ? el("div", { class: "hint" }, `${meta.cores} cores · ${meta.os || ""}`) : ""),
+        el("td", {}, meta.hostname || "", meta.cores ? el("div", { class: "hint" }, `${meta.cores} cores · ${meta.os || ""} · ordo ${meta.version || ""}`) : ""),
         el("td", {}, load), el("td", {}, mem), el("td", {}, ag.orders),
         el("td", {}, ag.processing.map((p) => `${p.order} (${p.position})`).join(", "))));
     }
-    $("#agents-note").textContent = a.linkStatusAge == null && a.linkStatusAgeMs == null
-      ? "The controller's link status is not available." : "";
+    $("#agents-note").textContent = a.linkStatusAgeMs == null
+      ? "The controller's link status is not available."
+      : a.linkStatusAgeMs > 0 ? `Link status as of ${Math.round(a.linkStatusAgeMs / 1000)} s ago (the controller cannot be reached).` : "";
   } catch (e) {
     if (e.status !== 401) toast(e.message, true);
   }
@@ -573,6 +578,7 @@ async function addOrder(ev) {
     const r = await api("POST", "/orders", body);
     const res = r.results[0];
     toast(res.duplicate ? `order ${res.id} exists already` : `order ${res.id} added`);
+    scheduleRefresh(true);
     $("#add-panel").classList.add("hidden");
     location.hash = "#/orders/" + enc(res.id);
   } catch (e) {

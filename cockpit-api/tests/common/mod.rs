@@ -91,6 +91,8 @@ pub struct Controller {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     pki_ca: PathBuf,
+    /// The cluster CA, to issue more certificates (agents).
+    pub pki: TestPki,
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -108,7 +110,10 @@ impl Controller {
             .issue("controller", &IssueSpec::local(Vec::<String>::new()))
             .expect("issue");
         let client = pki
-            .issue("controller-client", &IssueSpec::local(["ordo:controller:main"]))
+            .issue(
+                "controller-client",
+                &IssueSpec::local(["ordo:controller:main"]),
+            )
             .expect("issue");
         let ca = write(dir.path(), "ca.pem", pki.ca_pem());
         write(dir.path(), "controller.pem", &server.cert_pem);
@@ -123,6 +128,7 @@ impl Controller {
             stop: None,
             task: None,
             pki_ca: ca,
+            pki,
         };
         c.restart().await;
         c
@@ -277,7 +283,13 @@ pub struct Cockpit {
 
 impl Cockpit {
     pub async fn start(controller: &Controller) -> Cockpit {
-        Cockpit::start_with(&[controller.url.clone()], controller.ca(), "", None).await
+        Cockpit::start_with(
+            std::slice::from_ref(&controller.url),
+            controller.ca(),
+            "",
+            None,
+        )
+        .await
     }
 
     /// Starts a cockpit with the given config additions (`extra` goes before the tables);
@@ -336,10 +348,9 @@ impl Cockpit {
                 ordo_net::tls::client_config(&ca, None).expect("tls")
             }
             None => {
-                let ca = ordo_net::tls::CaBundle::from_pem(
-                    TestPki::new("x").expect("pki").ca_pem(),
-                )
-                .expect("ca");
+                let ca =
+                    ordo_net::tls::CaBundle::from_pem(TestPki::new("x").expect("pki").ca_pem())
+                        .expect("ca");
                 ordo_net::tls::client_config(&ca, None).expect("tls")
             }
         };
@@ -450,8 +461,7 @@ pub fn text(r: &HttpResponse) -> String {
 }
 
 pub fn json_of(r: &HttpResponse) -> Value {
-    serde_json::from_slice(&r.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(r)))
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(r)))
 }
 
 /// Deploys [`INVENTORY`] through the cockpit as the admin.
@@ -514,6 +524,94 @@ where
             }
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(_))) | Err(_) => return None,
+        }
+    }
+}
+
+/// A real agent `local` in-process, with a certificate of the controller's CA.
+pub struct Agent {
+    pub port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    pub async fn start(controller: &Controller, dir: &Path) -> Agent {
+        let pair = controller
+            .pki
+            .issue(
+                "agent-local",
+                &IssueSpec::local([ordo_net::identity::agent_uri("local")]),
+            )
+            .expect("agent certificate");
+        write(dir, "agent.pem", &pair.cert_pem);
+        write(dir, "agent.key", &pair.key_pem);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let text = format!(
+            "agent_id = \"local\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n[tls]\ncertificate = \"agent.pem\"\nkey = \"agent.key\"\ncontroller_ca = {ca:?}\n[limits]\njournal_fsync = false\n",
+            ca = controller.ca().display().to_string(),
+        );
+        let config = ordo_agent::config::Config::parse(&text, dir).expect("agent config");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            if let Err(e) = ordo_agent::run_with_listener(config, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            {
+                eprintln!("agent stopped: {e}");
+            }
+        });
+        Agent {
+            port,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// The inventory of this agent and a workflow `hello` whose job writes to stdout and
+    /// stderr over a second.
+    pub fn inventory(&self) -> String {
+        format!(
+            r#"
+agent: local
+url: wss://127.0.0.1:{port}
+---
+workflow: hello
+jobs:
+  greet:
+    agent: local
+    script: |
+      echo "hello from the job"
+      echo "a warning" >&2
+      sleep 1
+      echo "done"
+    timeout: 30s
+steps:
+  - run: greet
+"#,
+            port = self.port
+        )
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 }
