@@ -168,6 +168,8 @@ pub struct FollowTiming {
     pub ping_interval_ms: u64,
     pub silence_timeout_ms: u64,
     pub backfill_events_max: u64,
+    /// Bound of the health request made before each stream.
+    pub connect_timeout_ms: u64,
 }
 
 /// Follows the controllers until the task is dropped.
@@ -218,7 +220,11 @@ async fn session(
     opened: &mut bool,
 ) -> Result<(), UpstreamError> {
     let url = upstream.urls()[i].clone();
-    if let Ok(h) = upstream.health(i).await {
+    let health = tokio::time::timeout(
+        Duration::from_millis(timing.connect_timeout_ms),
+        upstream.health(i),
+    );
+    if let Ok(Ok(h)) = health.await {
         let text = |k: &str| h.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         shared.update(|s| {
             s.cluster_id = text("clusterId");

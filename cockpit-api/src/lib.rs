@@ -109,6 +109,7 @@ impl Cockpit {
                 ping_interval_ms: f.ping_interval_ms,
                 silence_timeout_ms: f.silence_timeout_ms,
                 backfill_events_max: self.config.limits.history_backfill_events_max,
+                connect_timeout_ms: f.connect_timeout_ms,
             },
         )
     }
