@@ -3,7 +3,7 @@
 //! - `certs init [--dir D] [--cluster-id ID]` writes `D/ca.pem` and `D/ca.key` (kept if there);
 //! - `certs issue NAME --dir D [--dns ..] [--ip ..] [--uri ..] [--server] [--client]` writes
 //!   `D/NAME.pem` and `D/NAME.key` signed by the CA in `D` (neither `--server` nor `--client`
-//!   means both);
+//!   means a client certificate, and a server one too when DNS names or IPs are given);
 //! - `certs token [--role R] [--name N]` prints a new token (32 random bytes from the OS, hex)
 //!   and the `[[tokens]]` entry for a server configuration, which holds only its SHA-256.
 
@@ -49,7 +49,8 @@ pub struct IssueArgs {
     /// Identity, e.g. ordo:agent:a1 or ordo:controller:main (repeatable).
     #[arg(long)]
     pub uri: Vec<String>,
-    /// Usable by a TLS server.
+    /// Usable by a TLS server (needs --dns or --ip). Without --server and --client: a client
+    /// certificate, and a server one too when --dns or --ip is given.
     #[arg(long)]
     pub server: bool,
     /// Usable by a TLS client.
@@ -105,13 +106,14 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Issue(a) => {
-            let both = !a.server && !a.client;
+            let default = !a.server && !a.client;
+            let named = !a.dns.is_empty() || !a.ip.is_empty();
             let spec = IssueSpec {
                 dns_names: a.dns.clone(),
                 ip_addresses: a.ip.clone(),
                 uri_sans: a.uri.clone(),
-                server: a.server || both,
-                client: a.client || both,
+                server: a.server || (default && named),
+                client: a.client || default,
                 validity_days: a.days,
             };
             let files = certs::issue(&a.dir, &a.name, &spec).map_err(certs_failure)?;

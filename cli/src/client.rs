@@ -54,7 +54,9 @@ fn ca_bundle(ca: Option<&std::path::Path>) -> Result<CaBundle, Failure> {
             .map_err(|e| Failure::usage(format!("CA certificate {}: {e}", path.display())));
     }
     let env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
-    let system = env.into_iter().chain(SYSTEM_CA_FILES.iter().map(Into::into));
+    let system = env
+        .into_iter()
+        .chain(SYSTEM_CA_FILES.iter().map(Into::into));
     for path in system {
         if path.is_file()
             && let Ok(bundle) = CaBundle::from_pem_file(&path)
@@ -192,7 +194,10 @@ impl Api {
         }
         let uri = request.uri().clone();
         let host = uri.host().unwrap_or("127.0.0.1").to_owned();
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri.port_u16().unwrap_or(80);
         let connect = async {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port))

@@ -1,10 +1,12 @@
 //! `ordo logs ID [--follow]`: an order's job output (`GET /orders/{id}/log`, text).
 //!
-//! `--follow` keeps printing new output until the order is finished, cancelled or failed.
-//! It reads `GET /orders/{id}/log/ws` when the API has it: each text frame is output (a JSON
-//! object with a `text` or `chunk` string is unwrapped, one with `error` ends the command with
-//! exit 1, one with `end` is the end), each binary frame raw output, the close the end. Where
-//! that route is missing it polls `/log` and the order's state instead.
+//! `--follow` keeps printing new output until the order ends. It reads the cockpit's
+//! `GET /orders/{id}/log/ws`: text frames `{eventId, type, text}` with `type` `Stdout` or
+//! `Stderr` (output, printed as it is), `OutputTruncated` (printed as `[text]` on a line of its
+//! own, as `/log` does), `{type: Gap, text}` (a notice on stderr), `{type: End, state}` (the
+//! order ended: done), `{error}` (exit 1); a close also ends it. Where that route is missing
+//! (the controller's own API) it polls `/log` and the order's state until the order is
+//! finished, cancelled or failed.
 
 use crate::client::{Api, Incoming, encode};
 use crate::exit::Failure;
@@ -49,23 +51,21 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
             match ws.next().await {
                 Ok(Incoming::Closed) => return Ok(ExitCode::SUCCESS),
                 Ok(Incoming::Binary(b)) => emit(&b)?,
-                Ok(Incoming::Text(t)) => match serde_json::from_str::<Json>(&t) {
-                    Ok(Json::Object(o)) => {
-                        if let Some(e) = o.get("error").and_then(Json::as_str) {
-                            return Err(Failure::failed(e.to_owned()).into());
-                        }
-                        if let Some(s) = ["text", "chunk"]
-                            .iter()
-                            .find_map(|k| o.get(*k).and_then(Json::as_str))
-                        {
-                            emit(s.as_bytes())?;
-                        }
-                        if o.get("end").is_some_and(|e| e != &Json::Bool(false)) {
-                            return Ok(ExitCode::SUCCESS);
-                        }
+                Ok(Incoming::Text(t)) => {
+                    let frame: Json = serde_json::from_str(&t).map_err(|e| {
+                        Failure::failed(format!("a log frame is not JSON ({e}): {t}"))
+                    })?;
+                    if let Some(e) = frame.get("error").and_then(Json::as_str) {
+                        return Err(Failure::failed(e.to_owned()).into());
                     }
-                    _ => emit(t.as_bytes())?,
-                },
+                    let text = frame.get("text").and_then(Json::as_str).unwrap_or("");
+                    match frame.get("type").and_then(Json::as_str) {
+                        Some("End") => return Ok(ExitCode::SUCCESS),
+                        Some("Gap") => eprintln!("ordo: {text}"),
+                        Some("OutputTruncated") => emit(format!("\n[{text}]\n").as_bytes())?,
+                        _ => emit(text.as_bytes())?,
+                    }
+                }
                 Err(e) => {
                     return Err(Failure::unreachable(format!("the log stream broke: {e}")).into());
                 }

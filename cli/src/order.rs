@@ -239,7 +239,10 @@ async fn add(api: &Api, a: &AddArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = result.and_then(|r| r.get("error")).and_then(Json::as_str) {
         return Err(Failure::failed(e.to_owned()).into());
     }
-    let duplicate = result.and_then(|r| r.get("duplicate")).and_then(Json::as_bool) == Some(true);
+    let duplicate = result
+        .and_then(|r| r.get("duplicate"))
+        .and_then(Json::as_bool)
+        == Some(true);
     if !a.wait {
         if a.json {
             print_json(&answer);

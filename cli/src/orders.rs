@@ -1,5 +1,6 @@
 //! `ordo orders`: the order list, filtered and paged by the API
-//! (`GET /orders?workflow=&state=&agent=&since=&until=&limit=&after=` → `{orders, next}`).
+//! (`GET /orders?workflow=&state=&agent=&since=&until=&limit=&after=` → `{orders, next}`;
+//! `since` and `until` in milliseconds since the epoch).
 //!
 //! Only the filters given are sent. When the answer has a `next` cursor, the table is
 //! followed by the command for the next page.
@@ -22,12 +23,12 @@ pub struct Args {
     /// Only orders held by or bound for this agent.
     #[arg(long)]
     pub agent: Option<String>,
-    /// Only orders changed at or after this time: RFC 3339, or -DURATION/+DURATION from now.
+    /// Only orders added at or after this time: RFC 3339, or -DURATION/+DURATION from now.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub since: Option<String>,
-    /// Only orders changed before this time (same forms).
+    pub since: Option<i64>,
+    /// Only orders added before this time (same forms).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub until: Option<String>,
+    pub until: Option<i64>,
     /// At most this many orders.
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
@@ -39,15 +40,13 @@ pub struct Args {
     pub json: bool,
 }
 
-/// An instant as RFC 3339 (UTC), from RFC 3339 or a signed duration from now (`-2h`).
-pub fn parse_time(s: &str) -> Result<String, String> {
-    let now = jiff::Timestamp::now();
-    let relative = |d: &str, sign: i64| -> Result<String, String> {
+/// An instant in milliseconds since the epoch, from RFC 3339 or a signed duration from now
+/// (`-2h`, `+30m`).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let relative = |d: &str, sign: i64| -> Result<i64, String> {
         let d = ordo_model::time::DurationMs::parse(d).map_err(|e| e.to_string())?;
-        let ms = now.as_millisecond().saturating_add(sign * d.0 as i64);
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| t.to_string())
-            .map_err(|e| e.to_string())
+        Ok(now.saturating_add(sign * d.0 as i64))
     };
     if let Some(d) = s.strip_prefix('-') {
         return relative(d, -1);
@@ -56,8 +55,22 @@ pub fn parse_time(s: &str) -> Result<String, String> {
         return relative(d, 1);
     }
     s.parse::<jiff::Timestamp>()
-        .map(|t| t.to_string())
+        .map(|t| t.as_millisecond())
         .map_err(|e| format!("{s:?} is neither RFC 3339 nor -DURATION: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_to_milliseconds() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1000);
+        let now = jiff::Timestamp::now().as_millisecond();
+        let back = parse_time("-1h").unwrap();
+        assert!((now - 3_600_000 - back).abs() < 5_000);
+        assert!(parse_time("yesterday").is_err());
+    }
 }
 
 pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
@@ -66,8 +79,8 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         ("workflow", args.workflow.clone()),
         ("state", args.state.clone()),
         ("agent", args.agent.clone()),
-        ("since", args.since.clone()),
-        ("until", args.until.clone()),
+        ("since", args.since.map(|t| t.to_string())),
+        ("until", args.until.map(|t| t.to_string())),
         ("limit", args.limit.map(|n| n.to_string())),
         ("after", args.after.clone()),
     ]);

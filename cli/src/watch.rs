@@ -95,7 +95,10 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         Some(a) => a,
         None => {
             let health = api.get("/health").await?;
-            health.get("lastEventId").and_then(Json::as_u64).unwrap_or(0)
+            health
+                .get("lastEventId")
+                .and_then(Json::as_u64)
+                .unwrap_or(0)
         }
     };
     if args.count == Some(0) {
@@ -108,7 +111,10 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let mut failures = 0u32;
     loop {
-        let path = format!("/events/ws{}", query(&[("after", Some(feed.after.to_string()))]));
+        let path = format!(
+            "/events/ws{}",
+            query(&[("after", Some(feed.after.to_string()))])
+        );
         let mut ws = match api.websocket(&path).await {
             Ok(ws) => ws,
             Err(e) => {

@@ -102,7 +102,10 @@ fn process_cluster_status_shows_health() {
         .assert()
         .success();
     let text = stdout(out.get_output());
-    assert!(text.contains("clusterId") && text.contains("main"), "{text}");
+    assert!(
+        text.contains("clusterId") && text.contains("main"),
+        "{text}"
+    );
     let out = c
         .ordo()
         .args(["cluster", "status", "--json"])
@@ -172,10 +175,7 @@ fn process_unknown_orders_and_refusals_exit_1() {
         .assert()
         .code(1)
         .stderr("ordo: order ghost does not exist\n");
-    c.ordo()
-        .args(["order", "cancel", "ghost"])
-        .assert()
-        .code(1);
+    c.ordo().args(["order", "cancel", "ghost"]).assert().code(1);
     c.ordo()
         .args(["order", "add", "no-such-workflow"])
         .assert()
