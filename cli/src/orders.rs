@@ -24,10 +24,10 @@ pub struct Args {
     #[arg(long)]
     pub agent: Option<String>,
     /// Only orders added at or after this time: RFC 3339, or -DURATION/+DURATION from now.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
     pub since: Option<i64>,
     /// Only orders added before this time (same forms).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
     pub until: Option<i64>,
     /// At most this many orders.
     #[arg(long, value_name = "N")]
