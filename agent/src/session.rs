@@ -18,13 +18,12 @@
 
 use crate::config::Config;
 use crate::executor::{Coupling, Input};
-use crate::record::Record;
 use crate::status::Status;
 use axum::extract::ws::WebSocket;
 use futures_util::SinkExt;
 use ordo_journal::{Follower, Journal, JournalError};
-use ordo_model::wire::{AgentEvent, Couple, Coupled, FromAgent, ToAgent};
-use ordo_net::frame::{self, FrameError, Received};
+use ordo_model::wire::{Couple, Coupled, FromAgent, ToAgent};
+use ordo_net::frame::{self, FrameError, Received, WsTransport};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -184,6 +183,7 @@ async fn serve(
     let mut ping = tokio::time::interval(Duration::from_millis(limits.heartbeat_interval_ms));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    let mut new_run = false;
     loop {
         tokio::select! {
             _ = stop.changed() => return Err(End::Close("the agent is stopping".into())),
@@ -218,11 +218,15 @@ async fn serve(
                     return Err(End::Close("the agent was reset: a new run began".into()));
                 }
             }
-            record = follower.next() => {
+            record = follower.next(), if !new_run => {
                 let Some(record) = record else {
                     return Err(End::Close("the journal closed".into()));
                 };
-                link.stream(ws, &mut follower, record).await?;
+                new_run = link.stream(ws, &mut follower, record).await?;
+                // A reset this session asked for ends it once its answer is sent.
+                if new_run && !replies.iter().any(|(reset, _)| *reset) {
+                    return Err(End::Close("the agent was reset: a new run began".into()));
+                }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > heartbeat_timeout {
@@ -315,39 +319,49 @@ impl Link {
         }
     }
 
-    /// Sends `first` and the records right behind it that are durable already, as events.
+    /// Sends `first` and the records right behind it that are durable already, as events;
+    /// `true` when a record began a new run (a reset): nothing after it is sent.
     async fn stream(
         &mut self,
         ws: &mut WebSocket,
         follower: &mut Follower,
         first: Result<ordo_journal::Record, JournalError>,
-    ) -> Result<(), End> {
-        let budget = EVENTS_FRAME_BYTES_MAX.min(self.shared.config.limits.frame_bytes_max / 2);
-        let mut events = Vec::new();
-        let mut bytes = 0;
-        let mut reset = self.take(first, &mut events, &mut bytes)?;
-        while !reset && bytes < budget && follower.position() < self.shared.journal.last_id() {
+    ) -> Result<bool, End> {
+        let max = self.shared.config.limits.frame_bytes_max;
+        let budget = EVENTS_FRAME_BYTES_MAX.min(max / 2);
+        let mut frame = EventsFrame::new();
+        let mut reset = self.take(first, &mut frame)?;
+        while !reset
+            && frame.body_bytes() < budget
+            && follower.position() < self.shared.journal.last_id()
+        {
             match follower.next().await {
-                Some(record) => reset = self.take(record, &mut events, &mut bytes)?,
+                Some(record) => reset = self.take(record, &mut frame)?,
                 None => break,
             }
         }
-        if let Some(last) = events.last() {
-            self.sent_up_to = last.id;
-            self.send(ws, &FromAgent::Events(events)).await?;
+        if let Some(last) = frame.last_id {
+            let bytes = frame.finish();
+            if bytes.len() > max {
+                return Err(End::Close(format!(
+                    "an event frame of {} bytes exceeds frame_bytes_max = {max}",
+                    bytes.len()
+                )));
+            }
+            self.sent_up_to = last;
+            tokio::time::timeout(self.send_timeout, ws.send_binary(bytes.into()))
+                .await
+                .map_err(|_| End::Lost("sending a frame timed out".into()))?
+                .map_err(frame_end)?;
         }
-        if reset {
-            return Err(End::Close("the agent was reset: a new run began".into()));
-        }
-        Ok(())
+        Ok(reset)
     }
 
-    /// Adds an event record to `events`; `true` when the record starts a new run.
+    /// Adds an event record to the frame; `true` when the record starts a new run.
     fn take(
         &self,
         record: Result<ordo_journal::Record, JournalError>,
-        events: &mut Vec<AgentEvent>,
-        bytes: &mut usize,
+        frame: &mut EventsFrame,
     ) -> Result<bool, End> {
         let record = record.map_err(|e| match e {
             JournalError::Released { .. } => End::Refuse(format!(
@@ -355,22 +369,150 @@ impl Link {
             )),
             other => End::Close(format!("reading the journal failed: {other}")),
         })?;
-        match Record::decode(&record.data) {
-            Ok(Record::Event { ts, body }) => {
-                *bytes += record.data.len();
-                events.push(AgentEvent {
-                    id: record.id,
-                    ts,
-                    body,
-                });
+        match record.data.first() {
+            Some(&EVENT_TAG) => {
+                frame.push(record.id, &record.data);
                 Ok(false)
             }
-            Ok(Record::Created { .. }) => Ok(record.id > self.coupling.run_start),
-            Ok(_) => Ok(false),
-            Err(reason) => Err(End::Close(format!(
-                "journal record {} does not decode: {reason}",
-                record.id
-            ))),
+            Some(&CREATED_TAG) => Ok(record.id > self.coupling.run_start),
+            Some(_) => Ok(false),
+            None => Err(End::Close(format!("journal record {} is empty", record.id))),
         }
+    }
+}
+
+/// postcard variant index of `Record::Created`.
+const CREATED_TAG: u8 = 0;
+/// postcard variant index of `Record::Event`.
+const EVENT_TAG: u8 = 4;
+/// postcard variant index of `FromAgent::Events`.
+const EVENTS_TAG: u8 = 4;
+
+/// A `FromAgent::Events` frame built from journal records without decoding them.
+///
+/// postcard writes an enum as the varint of its variant index followed by its fields, a
+/// sequence as the varint of its length followed by its elements, a struct as its fields
+/// in order, and `TimeMs` as its `i64`. So `Record::Event { ts, body }` is
+/// `[EVENT_TAG] ts body`, `AgentEvent { id, ts, body }` is `varint(id) ts body`, and
+/// `FromAgent::Events(events)` is `[EVENTS_TAG] varint(events.len())` and the events: an
+/// event record becomes an event by replacing its tag with its id.
+struct EventsFrame {
+    count: u64,
+    body: Vec<u8>,
+    last_id: Option<u64>,
+}
+
+impl EventsFrame {
+    fn new() -> EventsFrame {
+        EventsFrame {
+            count: 0,
+            body: Vec::new(),
+            last_id: None,
+        }
+    }
+
+    fn body_bytes(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Adds the event record `data` (which starts with [`EVENT_TAG`]) with its id.
+    fn push(&mut self, id: u64, data: &[u8]) {
+        push_varint(&mut self.body, id);
+        self.body.extend_from_slice(&data[1..]);
+        self.count += 1;
+        self.last_id = Some(id);
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.body.len() + 11);
+        bytes.push(EVENTS_TAG);
+        push_varint(&mut bytes, self.count);
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// postcard's varint: 7 bits at a time, least significant first, high bit = more follows.
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+    use ordo_model::ids::OrderId;
+    use ordo_model::order::{KeyedEvent, OrderEvent};
+    use ordo_model::time::TimeMs;
+    use ordo_model::wire::AgentEvent;
+    use ordo_model::wire::{AgentEventBody, Stream};
+
+    #[test]
+    fn tags_match_the_enums() {
+        let created = Record::Created {
+            format: 1,
+            agent_id: ordo_model::ids::AgentId::new("a").unwrap(),
+            run_id: 1,
+        };
+        assert_eq!(created.encode().unwrap()[0], CREATED_TAG);
+        let event = Record::Event {
+            ts: TimeMs(1),
+            body: AgentEventBody::OutputTruncated {
+                order_id: OrderId::new("o").unwrap(),
+                cap_bytes: 1,
+            },
+        };
+        assert_eq!(event.encode().unwrap()[0], EVENT_TAG);
+        let frame = postcard::to_allocvec(&FromAgent::Events(Vec::new())).unwrap();
+        assert_eq!(frame, [EVENTS_TAG, 0]);
+    }
+
+    #[test]
+    fn built_frames_decode_as_the_events() {
+        let order = OrderId::new("o1").unwrap();
+        let bodies = [
+            AgentEventBody::Order(KeyedEvent::order(
+                &order,
+                OrderEvent::ProcessingStarted {
+                    at: TimeMs(-5),
+                    pgid: 4242,
+                },
+            )),
+            AgentEventBody::Output {
+                order_id: order.clone(),
+                stream: Stream::Stdout,
+                chunk: vec![7; 300],
+            },
+            AgentEventBody::OutputTruncated {
+                order_id: order,
+                cap_bytes: u64::MAX,
+            },
+        ];
+        let ids = [1u64, 127, 128, 300, u64::MAX - 1];
+        let mut frame = EventsFrame::new();
+        let mut expected = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let body = bodies[i % bodies.len()].clone();
+            let ts = TimeMs(1_790_000_000_000 + i as i64);
+            let data = Record::Event {
+                ts,
+                body: body.clone(),
+            }
+            .encode()
+            .unwrap();
+            frame.push(*id, &data);
+            expected.push(AgentEvent { id: *id, ts, body });
+        }
+        let bytes = frame.finish();
+        assert_eq!(
+            bytes,
+            postcard::to_allocvec(&FromAgent::Events(expected.clone())).unwrap()
+        );
+        let decoded: FromAgent = frame::decode(&bytes, 1 << 20).unwrap();
+        assert_eq!(decoded, FromAgent::Events(expected));
     }
 }

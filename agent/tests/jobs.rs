@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Agent, Ctl, Setup};
-use ordo_model::order::{OrderEvent, OrderState, Outcome};
+use ordo_model::order::{Command, Kill, OrderEvent, OrderState, Outcome};
 use ordo_model::value::{Value, Vars};
 
 const WORKFLOWS: &str = r#"
@@ -183,6 +183,68 @@ async fn process_output_streams_while_the_job_runs_and_is_capped() {
         .expect("truncation marked");
     let processed = names.iter().position(|n| n == "Processed").unwrap();
     assert!(truncated < processed);
+    ctl.disconnect().await;
+    agent.stop().await;
+}
+
+const SLEEPY: &str = r#"
+workflow: sleepy
+jobs:
+  nap: { agent: a1, script: "sleep 5", parallelism: 10 }
+steps:
+  - run: nap
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_cancel_kills_a_running_job_and_withdraws_a_waiting_one() {
+    let setup = Setup::new("processes_max = 1");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), SLEEPY);
+    ctl.couple().await;
+    ctl.add_order("running", "sleepy", Vars::new(), None).await;
+    ctl.until(5_000, "running started", |c| {
+        c.has("running", "ProcessingStarted")
+    })
+    .await;
+    // One process slot: the second order's job waits for it.
+    ctl.add_order("waiting", "sleepy", Vars::new(), None).await;
+    ctl.until(3_000, "waiting attached", |c| c.has("waiting", "Attached"))
+        .await;
+    ctl.operator(Command::Cancel {
+        id: "waiting".parse_id(),
+        kill: None,
+    })
+    .await;
+    ctl.until(5_000, "waiting cancelled", |c| {
+        c.state("waiting") == Some(OrderState::Cancelled)
+    })
+    .await;
+    assert_eq!(
+        ctl.names("waiting"),
+        ["Attached", "MarkedOnAgent", "Detachable", "Detached"]
+    );
+    // The running job is killed on request.
+    ctl.operator(Command::Cancel {
+        id: "running".parse_id(),
+        kill: Some(Kill::Term),
+    })
+    .await;
+    ctl.until(5_000, "running cancelled", |c| {
+        c.state("running") == Some(OrderState::Cancelled)
+    })
+    .await;
+    assert!(matches!(
+        ctl.order_event("running", "Processed"),
+        Some(OrderEvent::Processed {
+            outcome: Outcome::Killed
+        })
+    ));
+    let Some(OrderEvent::ProcessingStarted { pgid, .. }) =
+        ctl.order_event("running", "ProcessingStarted").cloned()
+    else {
+        panic!("no start");
+    };
+    assert!(common::eventually(2_000, || !common::group_alive(pgid)).await);
     ctl.disconnect().await;
     agent.stop().await;
 }

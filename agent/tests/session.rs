@@ -318,3 +318,59 @@ async fn process_bad_frames_plaintext_and_foreign_certificates_are_refused() {
     ctl.disconnect().await;
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_reset_forgets_orders_and_dedication_and_begins_a_new_run() {
+    let setup = Setup::new("");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(
+        agent.addr,
+        setup.controller_tls(),
+        "workflow: w\njobs: { j: { agent: a1, script: 'sleep 5' } }\nsteps: [ { run: j } ]",
+    );
+    ctl.couple().await;
+    let old_run = ctl.run_id.unwrap();
+    ctl.add_order("o", "w", Vars::new(), None).await;
+    ctl.until(5_000, "started", |c| c.has("o", "ProcessingStarted"))
+        .await;
+    let Some(ordo_model::order::OrderEvent::ProcessingStarted { pgid, .. }) =
+        ctl.order_event("o", "ProcessingStarted").cloned()
+    else {
+        panic!("no start");
+    };
+    ctl.send(&ToAgent::Reset { seq: 99, term: 1 }).await;
+    ctl.until(5_000, "the reset's answer", |c| {
+        c.replies
+            .iter()
+            .any(|r| matches!(r, FromAgent::Ack { seq: 99 }))
+    })
+    .await;
+    // The session ends with the old run; the job's process group is killed.
+    while ctl.recv(3_000).await {}
+    assert!(common::eventually(2_000, || !common::group_alive(pgid)).await);
+
+    // Another cluster may couple now; the agent has a new run and no orders.
+    let other = setup
+        .pki
+        .issue("other", &IssueSpec::local(["ordo:controller:other"]))
+        .unwrap();
+    let mut ws = connect(agent.addr, setup.tls_with(&other)).await;
+    let mut msg = couple_msg(1, Some(old_run), 3);
+    if let ToAgent::Couple(c) = &mut msg {
+        c.cluster_id = "other".into();
+    }
+    match couple_raw(&mut ws, &msg).await {
+        FromAgent::Coupled(c) => {
+            assert_ne!(c.agent_run_id, old_run);
+            assert!(c.attached_orders.is_empty());
+            assert_eq!(c.last_event_id, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing of the old run is streamed.
+    assert!(
+        common::recv_within(&mut ws, 500).await.is_err(),
+        "no events after a reset"
+    );
+    agent.stop().await;
+}

@@ -25,8 +25,10 @@ use ordo_model::time::TimeMs;
 use ordo_model::value::{Value, Vars};
 use ordo_model::wire::{AgentEventBody, Stream};
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use tokio::sync::mpsc;
+use std::sync::Mutex;
+use tokio::sync::{Notify, mpsc};
 
 /// A job the executor started (or is starting).
 pub(super) struct Job {
@@ -87,10 +89,17 @@ impl Executor {
         self.state.outbox.bytes.saturating_add(headroom) >= limits.outbox_bytes_max
     }
 
-    /// Starts waiting orders, first come first served, while slots and the outbox allow.
+    /// Jobs handed to the runner: the running ones, plus up to `processes_max` more that wait
+    /// for the runner's next free process slot, so that a slot is filled as soon as a job ends.
+    fn dispatch_max(&self) -> usize {
+        self.config.limits.processes_max.saturating_mul(2)
+    }
+
+    /// Hands waiting orders' jobs to the runner, first come first served, while the slots
+    /// and the outbox allow.
     pub(super) fn try_start(&mut self) {
         let mut i = 0;
-        while i < self.waiting.len() && self.jobs.len() < self.config.limits.processes_max {
+        while i < self.waiting.len() && self.jobs.len() < self.dispatch_max() {
             let full = self.outbox_full();
             if full != self.outbox_blocked {
                 self.outbox_blocked = full;
@@ -210,9 +219,21 @@ impl Executor {
                 orphan: false,
             },
         );
-        let runner = self.runner.clone();
-        let tx = self.job_tx.clone();
-        self.job_tasks.spawn(job_task(runner, key, spec, tx));
+        self.start_queue.push(Prepared { key, spec });
+    }
+
+    /// Withdraws the order's job if it still waits for a job worker (a mark came); a job a
+    /// worker has taken is spawned and reported as usual.
+    pub(super) fn withdraw_job(&mut self, order: &OrderId) {
+        let Some(&key) = self.by_order.get(order) else {
+            return;
+        };
+        if self.start_queue.remove(key)
+            && let Some(job) = self.jobs.remove(&key)
+        {
+            self.release_job_slot(&job.order, key, &job.job);
+            self.push(job.order);
+        }
     }
 
     pub(super) fn kill_job(&mut self, order: &OrderId, kill: Kill) {
@@ -292,7 +313,10 @@ impl Executor {
             if let Some(job) = self.jobs.get_mut(&key) {
                 job.orphan = true;
             }
-            self.release_job_slot(&order, key);
+            if let Some(job) = self.jobs.get(&key) {
+                let job_key = job.job.clone();
+                self.release_job_slot(&order, key, &job_key);
+            }
             kill.kill(KillMode::Kill);
             return;
         }
@@ -313,13 +337,11 @@ impl Executor {
     }
 
     /// Forgets the order's claim on a job (its process may still be running, as an orphan).
-    fn release_job_slot(&mut self, order: &OrderId, key: u64) {
+    fn release_job_slot(&mut self, order: &OrderId, key: u64, job: &(WorkflowName, JobName)) {
         if self.by_order.get(order) == Some(&key) {
             self.by_order.remove(order);
         }
-        if let Some(job) = self.jobs.get(&key)
-            && let Some(count) = self.per_job.get_mut(&job.job)
-        {
+        if let Some(count) = self.per_job.get_mut(job) {
             *count = count.saturating_sub(1);
         }
     }
@@ -331,12 +353,7 @@ impl Executor {
         if job.orphan {
             return;
         }
-        if self.by_order.get(&job.order) == Some(&key) {
-            self.by_order.remove(&job.order);
-        }
-        if let Some(count) = self.per_job.get_mut(&job.job) {
-            *count = count.saturating_sub(1);
-        }
+        self.release_job_slot(&job.order, key, &job.job);
         let name = format!("{}/{}", job.job.0, job.job.1);
         let world = &self.state.world;
         let state = world
@@ -400,19 +417,91 @@ fn outcome_of(return_codes: &ReturnCodes, t: Terminated) -> Outcome {
     }
 }
 
-/// Spawns one job and reports its start, output and end, in that order.
-async fn job_task(runner: Runner, key: u64, spec: JobSpec, tx: mpsc::Sender<JobMsg>) {
+/// A job handed to the job workers.
+pub(super) struct Prepared {
+    key: u64,
+    spec: JobSpec,
+}
+
+/// The jobs waiting for a job worker, first come first served.
+#[derive(Default)]
+pub(super) struct StartQueue {
+    items: Mutex<VecDeque<Prepared>>,
+    notify: Notify,
+}
+
+impl StartQueue {
+    fn push(&self, job: Prepared) {
+        self.items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
+        self.notify.notify_one();
+    }
+
+    /// Takes out every job no worker has taken yet; their keys.
+    pub(super) fn clear(&self) -> Vec<u64> {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        items.drain(..).map(|p| p.key).collect()
+    }
+
+    /// Takes the job out if no worker has taken it yet.
+    fn remove(&self, key: u64) -> bool {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        match items.iter().position(|p| p.key == key) {
+            Some(i) => items.remove(i).is_some(),
+            None => false,
+        }
+    }
+
+    async fn pop(&self) -> Prepared {
+        loop {
+            // Made before looking, so that a push after the look is not missed.
+            let notified = self.notify.notified();
+            {
+                let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(job) = items.pop_front() {
+                    if !items.is_empty() {
+                        self.notify.notify_one();
+                    }
+                    return job;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One of `processes_max` job workers: takes the next job from the queue as soon as its
+/// previous job ended, so a process slot is refilled without a round trip through the
+/// executor.
+pub(super) async fn job_worker(
+    runner: Runner,
+    queue: std::sync::Arc<StartQueue>,
+    tx: mpsc::Sender<JobMsg>,
+) {
+    loop {
+        let job = queue.pop().await;
+        if !run_job(&runner, job.key, job.spec, &tx).await {
+            return;
+        }
+    }
+}
+
+/// Spawns one job and reports its start, output and end, in that order; `false` when the
+/// executor is gone.
+async fn run_job(runner: &Runner, key: u64, spec: JobSpec, tx: &mpsc::Sender<JobMsg>) -> bool {
     let (output_tx, mut output) = mpsc::channel(64);
     let job = match runner.start(spec, output_tx).await {
         Ok(job) => job,
         Err(e) => {
-            let _ = tx
+            return tx
                 .send(JobMsg::Ended {
                     key,
                     result: Err(e),
                 })
-                .await;
-            return;
+                .await
+                .is_ok();
         }
     };
     let started = *job.started();
@@ -425,7 +514,7 @@ async fn job_task(runner: Runner, key: u64, spec: JobSpec, tx: mpsc::Sender<JobM
         .await
         .is_err()
     {
-        return;
+        return false;
     }
     let wait = job.wait();
     tokio::pin!(wait);
@@ -434,7 +523,7 @@ async fn job_task(runner: Runner, key: u64, spec: JobSpec, tx: mpsc::Sender<JobM
             biased;
             Some(event) = output.recv() => {
                 if tx.send(JobMsg::Output { key, event }).await.is_err() {
-                    return;
+                    return false;
                 }
             }
             result = &mut wait => break result,
@@ -442,10 +531,10 @@ async fn job_task(runner: Runner, key: u64, spec: JobSpec, tx: mpsc::Sender<JobM
     };
     while let Some(event) = output.recv().await {
         if tx.send(JobMsg::Output { key, event }).await.is_err() {
-            return;
+            return false;
         }
     }
-    let _ = tx.send(JobMsg::Ended { key, result }).await;
+    tx.send(JobMsg::Ended { key, result }).await.is_ok()
 }
 
 #[cfg(test)]

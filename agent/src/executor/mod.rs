@@ -15,8 +15,10 @@
 //! being spawned is not stepped until `ProcessingStarted` is journaled, so it cannot move
 //! away from under its process; a job starts at most once per order at a time.
 //!
-//! Starting jobs: orders wait in one FIFO for a process slot (`processes_max`) and their
-//! job's `parallelism`. No new job starts while the outbox (unreleased event bytes plus a
+//! Starting jobs: orders wait in one FIFO for their job's `parallelism` and a place among the
+//! jobs handed to the `processes_max` job workers (as many again wait in the workers' queue,
+//! so that a worker whose job ended starts the next one at once; a queued job is withdrawn if
+//! its order gets a mark before a worker takes it). No new job starts while the outbox (unreleased event bytes plus a
 //! headroom of `log_bytes_max` + [`FINAL_EVENTS_BYTES`] per running job) has reached
 //! `outbox_bytes_max`; running jobs go on and every event is kept.
 //!
@@ -32,7 +34,7 @@ use crate::state::AgentState;
 use crate::status::Status;
 use crate::survivors::Found;
 use crate::{AgentError, now_ms};
-use jobs::{Job, JobMsg};
+use jobs::{Job, JobMsg, StartQueue, job_worker};
 use ordo_journal::Journal;
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
 use ordo_model::inventory::Instruction;
@@ -146,7 +148,9 @@ pub struct Executor {
 
     queue: VecDeque<OrderId>,
     queued: HashSet<OrderId>,
-    touched: BTreeSet<OrderId>,
+    /// Orders stepped this round, in the order they were first stepped.
+    touched: Vec<OrderId>,
+    touched_set: HashSet<OrderId>,
     effects: VecDeque<(u64, Effect)>,
 
     runner: crate::runner::Runner,
@@ -159,7 +163,7 @@ pub struct Executor {
     start_queued: HashSet<OrderId>,
     work_dirs: HashSet<OrderId>,
     job_tasks: JoinSet<()>,
-    job_tx: mpsc::Sender<JobMsg>,
+    start_queue: Arc<StartQueue>,
     job_rx: mpsc::Receiver<JobMsg>,
     outbox_blocked: bool,
 
@@ -190,6 +194,15 @@ impl Executor {
         let maintenance_task = tokio::spawn(maintain(journal.clone(), maintenance_rx, snapshot_id));
         let _ = maintenance.send(Maintenance::Release(state.released));
         let runner = crate::runner::Runner::new(config.limits.processes_max);
+        let start_queue = Arc::new(StartQueue::default());
+        let mut job_tasks = JoinSet::new();
+        for _ in 0..config.limits.processes_max {
+            job_tasks.spawn(job_worker(
+                runner.clone(),
+                start_queue.clone(),
+                job_tx.clone(),
+            ));
+        }
         Executor {
             durable: journal.durable_id_watch(),
             next_id: journal.last_id() + 1,
@@ -200,7 +213,8 @@ impl Executor {
             records_since_snapshot: 0,
             queue: VecDeque::new(),
             queued: HashSet::new(),
-            touched: BTreeSet::new(),
+            touched: Vec::new(),
+            touched_set: HashSet::new(),
             effects: VecDeque::new(),
             runner,
             jobs: HashMap::new(),
@@ -211,8 +225,8 @@ impl Executor {
             waiting_set: HashSet::new(),
             start_queued: HashSet::new(),
             work_dirs: HashSet::new(),
-            job_tasks: JoinSet::new(),
-            job_tx,
+            job_tasks,
+            start_queue,
             job_rx,
             outbox_blocked: false,
             timers: BTreeSet::new(),
@@ -356,7 +370,9 @@ impl Executor {
                 break;
             };
             self.queued.remove(&id);
-            self.touched.insert(id.clone());
+            if self.touched_set.insert(id.clone()) {
+                self.touched.push(id.clone());
+            }
             if self.is_spawning(&id) {
                 continue;
             }
@@ -487,9 +503,10 @@ impl Executor {
 
     fn publish_status(&self) {
         use std::sync::atomic::Ordering::Relaxed;
-        self.status.running.store(self.jobs.len() as u64, Relaxed);
+        let running = self.jobs.values().filter(|j| j.started).count();
+        self.status.running.store(running as u64, Relaxed);
         self.status.waiting.store(
-            (self.waiting.len() + self.start_queued.len()) as u64,
+            (self.waiting.len() + self.start_queued.len() + self.jobs.len() - running) as u64,
             Relaxed,
         );
         self.status
@@ -500,6 +517,7 @@ impl Executor {
     // ----- orders: timers, kills, starts -----
 
     fn review_touched(&mut self) {
+        self.touched_set.clear();
         for id in std::mem::take(&mut self.touched) {
             self.review(id);
         }
@@ -536,12 +554,16 @@ impl Executor {
             _ => None,
         };
         let start = o.state == OrderState::Ready && o.mark.is_none() && self.runs_here(o);
+        let withdraw = o.state == OrderState::Ready && o.mark.is_some();
         match timer {
             Some(at) => self.set_timer(id.clone(), at),
             None => self.clear_timer(&id),
         }
         if let Some(kill) = kill {
             self.effect(Effect::Kill(id.clone(), kill));
+        }
+        if withdraw {
+            self.withdraw_job(&id);
         }
         if start
             && !self.by_order.contains_key(&id)
@@ -804,6 +826,9 @@ impl Executor {
                 return;
             }
         };
+        for key in self.start_queue.clear() {
+            self.jobs.remove(&key);
+        }
         for job in self.jobs.values_mut() {
             job.orphan = true;
             if let Some(kill) = &job.kill {
@@ -820,6 +845,7 @@ impl Executor {
         self.queue.clear();
         self.queued.clear();
         self.touched.clear();
+        self.touched_set.clear();
         let dirs: Vec<_> = self
             .work_dirs
             .drain()

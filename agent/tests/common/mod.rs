@@ -7,8 +7,8 @@
 use ordo_agent::Config;
 use ordo_model::ids::{AgentId, OrderId, WorkflowName};
 use ordo_model::order::{
-    AgentCommand, Command, Holder, KeyedEvent, OrderState, Settler, Side, World,
-    accepts_from_agent, attach_command, command, deploy,
+    Action, AgentCommand, Command, Holder, KeyedEvent, OrderState, Settler, Side, World,
+    accepts_from_agent, actions, attach_command, command, deploy,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::value::Vars;
@@ -200,17 +200,25 @@ pub async fn couple_raw(ws: &mut WsStream, msg: &ToAgent) -> FromAgent {
     recv_frame(ws, 5_000).await.expect("an answer to Couple")
 }
 
-/// The next frame within `timeout_ms` (`None`: closed).
+/// The next frame within `timeout_ms` (`None`: closed); panics on a timeout.
 pub async fn recv_frame(ws: &mut WsStream, timeout_ms: u64) -> Option<FromAgent> {
+    match recv_within(ws, timeout_ms).await {
+        Ok(frame) => frame,
+        Err(()) => panic!("no frame within {timeout_ms} ms"),
+    }
+}
+
+/// The next frame within `timeout_ms` (`Ok(None)`: closed, `Err`: timed out).
+pub async fn recv_within(ws: &mut WsStream, timeout_ms: u64) -> Result<Option<FromAgent>, ()> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, frame::recv_any::<_, FromAgent>(ws, FRAME_BYTES_MAX)).await
         {
-            Err(_) => panic!("no frame within {timeout_ms} ms"),
-            Ok(Ok(Received::Frame(f))) => return Some(f),
+            Err(_) => return Err(()),
+            Ok(Ok(Received::Frame(f))) => return Ok(Some(f)),
             Ok(Ok(Received::Ping(_) | Received::Pong(_))) => {}
-            Ok(Ok(Received::Closed)) | Ok(Err(_)) => return None,
+            Ok(Ok(Received::Closed)) | Ok(Err(_)) => return Ok(None),
         }
     }
 }
@@ -347,6 +355,27 @@ impl Ctl {
         assert!(matches!(answer, FromAgent::Ack { .. }), "{answer:?}");
     }
 
+    /// An operator's command on the controller; marks it makes are sent to the agent.
+    pub async fn operator(&mut self, cmd: Command) {
+        let accepted = command(&self.world, cmd, TimeMs(now_ms())).expect("accepted");
+        self.settle(accepted.events);
+        for action in actions(&self.world) {
+            if let Action::Mark {
+                order, mark, seq, ..
+            } = action
+            {
+                let answer = self
+                    .command(AgentCommand::MarkOrder {
+                        id: order,
+                        mark,
+                        seq,
+                    })
+                    .await;
+                assert!(matches!(answer, FromAgent::Ack { .. }), "{answer:?}");
+            }
+        }
+    }
+
     fn settle(&mut self, events: Vec<KeyedEvent>) {
         let mut settler = Settler::new();
         for e in &events {
@@ -362,11 +391,19 @@ impl Ctl {
     }
 
     /// Receives one frame (events are checked, kept and applied); `false` when closed.
+    /// Panics when nothing came within `timeout_ms`, listing the events so far.
     pub async fn recv(&mut self, timeout_ms: u64) -> bool {
         let ws = self.ws.as_mut().expect("connected");
-        let Some(message) = recv_frame(ws, timeout_ms).await else {
-            self.ws = None;
-            return false;
+        let message = match recv_within(ws, timeout_ms).await {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                self.ws = None;
+                return false;
+            }
+            Err(()) => panic!(
+                "nothing received within {timeout_ms} ms; events: {:#?}",
+                self.names_all()
+            ),
         };
         match message {
             FromAgent::Events(events) => {
