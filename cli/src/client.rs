@@ -3,7 +3,8 @@
 //! this machine).
 //!
 //! Error answers are `{"error": "...", "details": [...]?}`; the CLI prints the server's
-//! message (and details), and exits 3 for 401/403, else 1.
+//! message (and details), and exits 3 for 401, 403 and 502–504 (the cockpit cannot reach the
+//! controller, or the controller is stopping), else 1.
 
 use crate::exit::Failure;
 use crate::profile::Settings;
@@ -275,7 +276,8 @@ fn transport_failure(base: &str, e: E) -> Failure {
     }
 }
 
-/// An error answer: the server's message (and details); 401/403 exit 3, others 1.
+/// An error answer: the server's message (and details); 401, 403 and 502–504 exit 3,
+/// others 1.
 pub fn status_failure(status: StatusCode, body: &[u8]) -> Failure {
     let parsed: Option<Json> = serde_json::from_slice(body).ok();
     let mut message = match parsed
@@ -311,7 +313,10 @@ pub fn status_failure(status: StatusCode, body: &[u8]) -> Failure {
         StatusCode::UNAUTHORIZED => Failure::unreachable(format!(
             "{message} (give a token with --token, ORDO_TOKEN or the profile)"
         )),
-        StatusCode::FORBIDDEN => Failure::unreachable(message),
+        StatusCode::FORBIDDEN
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Failure::unreachable(message),
         _ => Failure::failed(message),
     }
 }
@@ -386,5 +391,13 @@ mod tests {
         assert_eq!(f.message, "2 problems\na:1:1: error: x\nb");
         let f = status_failure(StatusCode::UNAUTHORIZED, b"");
         assert_eq!(f.exit, crate::exit::Exit::Unreachable);
+        let f = status_failure(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(f.exit, crate::exit::Exit::Unreachable);
+        assert!(f.message.contains("502"), "{}", f.message);
+        let f = status_failure(StatusCode::CONFLICT, br#"{"error":"refused"}"#);
+        assert_eq!(
+            (f.exit, f.message.as_str()),
+            (crate::exit::Exit::Failed, "refused")
+        );
     }
 }

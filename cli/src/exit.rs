@@ -5,7 +5,7 @@
 //! | 0 | done |
 //! | 1 | the request failed or the server said no (its message is printed); local validation failed; `order add --wait` ended in another state than `finished` |
 //! | 2 | usage: bad flags or arguments, no API URL, an unreadable profile or CA file |
-//! | 3 | cannot connect to the API (refused, TLS, timeout) or the token is missing, unknown or lacks the role |
+//! | 3 | cannot connect to the API (refused, TLS, timeout), the API cannot reach the controller (502–504), or the token is missing, unknown or lacks the role |
 
 use std::fmt;
 use std::process::ExitCode;

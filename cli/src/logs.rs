@@ -1,4 +1,5 @@
-//! `ordo logs ID [--follow]`: an order's job output (`GET /orders/{id}/log`, text).
+//! `ordo logs ID [--follow]`: an order's job output (`GET /orders/{id}/log`, text; `--json`
+//! prints `{"id", "log"}`).
 //!
 //! `--follow` keeps printing new output until the order ends. It reads the cockpit's
 //! `GET /orders/{id}/log/ws`: text frames `{eventId, type, text}` with `type` `Stdout` or
@@ -27,6 +28,9 @@ pub struct Args {
     /// Keep printing new output until the order ends.
     #[arg(long, short)]
     pub follow: bool,
+    /// Print `{"id", "log"}` as JSON (not with --follow).
+    #[arg(long, conflicts_with = "follow")]
+    pub json: bool,
 }
 
 fn emit(bytes: &[u8]) -> Result<(), Failure> {
@@ -41,7 +45,11 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
     let id = encode(&args.id);
     if !args.follow {
         let text = api.get_text(&format!("/orders/{id}/log")).await?;
-        emit(text.as_bytes())?;
+        if args.json {
+            crate::output::print_json(&serde_json::json!({"id": args.id, "log": text}));
+        } else {
+            emit(text.as_bytes())?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     // The order must exist (and the token work) before anything is followed.

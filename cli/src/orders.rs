@@ -59,20 +59,6 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         .map_err(|e| format!("{s:?} is neither RFC 3339 nor -DURATION: {e}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_to_milliseconds() {
-        assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1000);
-        let now = jiff::Timestamp::now().as_millisecond();
-        let back = parse_time("-1h").unwrap();
-        assert!((now - 3_600_000 - back).abs() < 5_000);
-        assert!(parse_time("yesterday").is_err());
-    }
-}
-
 pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
     let api = Api::new(&global.settings()?)?;
     let q = query(&[
@@ -119,4 +105,18 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         println!("more: repeat with --after {}", cell(Some(next)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_to_milliseconds() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1000);
+        let now = jiff::Timestamp::now().as_millisecond();
+        let back = parse_time("-1h").unwrap();
+        assert!((now - 3_600_000 - back).abs() < 5_000);
+        assert!(parse_time("yesterday").is_err());
+    }
 }

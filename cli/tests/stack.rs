@@ -177,6 +177,13 @@ fn process_jobs_run_and_their_output_is_shown() {
     let text = stdout(out.get_output());
     assert!(text.contains("hello from cli\n"), "{text}");
     assert!(text.contains("to stderr\n"), "{text}");
+    let out = s.ordo().args(["logs", "--json", "e1"]).assert().success();
+    let j: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(j["log"], text.as_str());
+    s.ordo()
+        .args(["logs", "--json", "--follow", "e1"])
+        .assert()
+        .code(2);
     // Following an order that has ended prints its whole output and stops.
     let out = s.ordo().args(["logs", "--follow", "e1"]).assert().success();
     let followed = stdout(out.get_output());
