@@ -54,7 +54,8 @@ fn up(dir: &std::path::Path, port: u16) -> (Child, Vec<String>) {
         }
     }
     let _ = child.kill();
-    panic!("ordo up did not come up in 60 s: {lines:?}");
+    let _ = child.wait();
+    panic!("ordo up did not come up within 60 s: {lines:?}");
 }
 
 fn interrupt_and_wait(mut child: Child) {
@@ -117,6 +118,9 @@ fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
     let (child, _) = up(dir.path(), port);
     let out = ordo(dir.path(), &["orders", "--json"]);
     let after = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(after.contains("\"finished\""), "the state came back: {after}");
+    assert!(
+        after.contains("\"finished\""),
+        "the state came back: {after}"
+    );
     interrupt_and_wait(child);
 }
