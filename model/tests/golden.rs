@@ -382,3 +382,81 @@ fn golden_cases() {
     }
     assert!(failures.is_empty(), "golden cases failed: {failures:?}");
 }
+
+/// Every workflow of `deploy/examples` runs to its end when every job succeeds and every
+/// prompt is answered.
+#[test]
+fn examples_run_to_the_end() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let mut files = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("deploy/examples exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    paths.sort();
+    for p in &paths {
+        let text = std::fs::read_to_string(p).expect("an example is readable");
+        files.push(SourceFile::new(p.display().to_string(), text));
+    }
+    let inventory = parse_inventory(&files, &Limits::default()).expect("the examples are valid");
+    let mut sim = Sim::new(&inventory);
+    sim.verbose = false;
+    for w in &inventory.workflows {
+        let vars: Vars = w
+            .parameters
+            .iter()
+            .filter(|(_, p)| p.default.is_none())
+            .map(|(k, _)| (k.clone(), Value::String("2026-11-23".to_owned())))
+            .collect();
+        let id = OrderId::new(format!("example-{}", w.name)).expect("a valid id");
+        sim.command(Command::Add {
+            id,
+            workflow: w.name.clone(),
+            vars,
+            scheduled_for: None,
+        })
+        .expect("the order is added");
+    }
+    for _ in 0..1000 {
+        let running: Vec<OrderId> = sim
+            .agents
+            .values()
+            .flat_map(|a| a.running.keys().cloned())
+            .collect();
+        for id in running {
+            sim.finish_job(&id, Exit::Code(0), Vars::new())
+                .expect("the job runs");
+        }
+        let prompting: Vec<OrderId> = sim
+            .ctrl
+            .orders
+            .values()
+            .filter(|o| matches!(o.state, ordo_model::order::OrderState::Prompting { .. }))
+            .map(|o| o.id.clone())
+            .collect();
+        for id in prompting {
+            sim.command(Command::Answer {
+                id,
+                vars: Vars::new(),
+            })
+            .expect("the answer is taken");
+        }
+        if sim.ctrl.orders.values().all(|o| o.state.is_terminal()) {
+            break;
+        }
+        sim.advance(DurationMs::from_secs(1));
+    }
+    for o in sim.ctrl.orders.values() {
+        assert_eq!(
+            o.state,
+            ordo_model::order::OrderState::Finished,
+            "{} ended {} at {}",
+            o.id,
+            o.state,
+            o.position
+        );
+    }
+    assert_eq!(sim.ctrl.orders.len(), inventory.workflows.len());
+    sim.check_replay();
+}

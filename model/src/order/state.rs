@@ -1,4 +1,8 @@
 //! An order and everything it carries: state, holder, mark, outcomes, block frames.
+//!
+//! These types travel inside events (`Attached` carries a whole [`Order`]) and snapshots, so
+//! the append-only rule of [`super::event`] holds for them too: new enum variants go at the
+//! end, and a struct never gains, loses or reorders a field without a new event variant.
 
 use crate::ids::{AgentId, BoardName, LockName, OrderId, WorkflowName};
 use crate::position::Position;
