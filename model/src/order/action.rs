@@ -53,7 +53,7 @@ pub enum Action {
     },
     /// Step the order again at `at` (a schedule, sleep, retry delay or cycle pause).
     WakeAt { order: OrderId, at: TimeMs },
-    /// Controller: send `AgentCommand::AttachOrder` (see [`attach_command`]).
+    /// Controller: send `AgentCommand::AttachOrder` (see [`attach_command`](super::attach_command)).
     Attach { order: OrderId, agent: AgentId },
     /// Controller: send `AgentCommand::DetachOrder`.
     Detach { order: OrderId, agent: AgentId },

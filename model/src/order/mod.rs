@@ -63,7 +63,7 @@
 //! `Attached`). A scheduled order whose first instruction is a job is attached early; the
 //! agent starts it at its instant.
 //!
-//! Operator commands go to the controller ([`command`]). On an order the controller holds
+//! Operator commands go to the controller ([`command()`]). On an order the controller holds
 //! at a safe point (not processing, not waiting for its children) they act at once; otherwise
 //! the controller records a [`Mark`] (`Marked`, numbered), sends it to the agent
 //! (`Action::Mark` → [`AgentCommand::MarkOrder`] → `MarkedOnAgent`), and the holder honours it
@@ -72,10 +72,10 @@
 //!
 //! # The loop each side runs
 //!
-//! 1. Inputs become events: [`command`] (operator, controller), [`agent_command`] (attach,
+//! 1. Inputs become events: [`command()`] (operator, controller), [`agent_command`] (attach,
 //!    detach, mark; agent), the executor's `ProcessingStarted` and `Processed` (use
 //!    [`job_outcome`]), [`lost_processes`] (agent recovery), [`expire_notices`], [`deploy`].
-//! 2. Journal and apply them; then [`step`] every affected order ([`affected`]) and apply what
+//! 2. Journal and apply them; then [`step()`] every affected order ([`affected`]) and apply what
 //!    it returns, again and again until no step returns events: the fixpoint. [`Settler`] does
 //!    this. `step` moves one order as far as it can without waiting and emits at most
 //!    [`STEP_EVENTS_MAX`] events per call, so a `cycle` of a million empty runs cannot
