@@ -11,6 +11,9 @@
 //!   `ordo_bench::spawn_rate::raw_spawn_rate(N, 2)` (the agent's launcher, 2 workers),
 //!   measured right before or after in the same round. `REPEAT` rounds (default 5); rates are
 //!   medians, `ratio` is the median of the rounds' ratios (min and max beside it).
+//!   `cpu_ms_per_job` and `raw_cpu_ms_per_job` are the CPU time per job (user + system, of this
+//!   process, i.e. agent and test controller, and of the jobs): on a shared machine they vary
+//!   less than rates, and on an idle one their ratio bounds the rate ratio.
 //! - `{"name":"agent_drain","events":…,"seconds":…,"events_per_s":…,"generate_seconds":…}`:
 //!   with no controller connected, one order makes `EVENTS` events (default 1,000,000; a
 //!   `cycle` of `EVENTS / 2` runs, two events each) into the agent's journal; then a
@@ -81,6 +84,24 @@ fn env_count(name: &str, default: usize) -> anyhow::Result<usize> {
             .with_context(|| format!("{name} must be a whole number, got {text:?}")),
         Err(_) => Ok(default),
     }
+}
+
+/// CPU time of this process and its reaped children (the jobs), in milliseconds: fields 14
+/// to 17 of `/proc/self/stat`, in clock ticks of 10 ms (`USER_HZ` is 100 on Linux).
+fn cpu_ms() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| anyhow!("/proc/self/stat has no command name"))?;
+    // Fields from 3 on: state is field 3, utime field 14.
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .sum();
+    Ok(ticks as f64 * 10.0)
 }
 
 /// The median (the upper one of an even count); 0 for none.
@@ -404,30 +425,40 @@ async fn main() -> anyhow::Result<()> {
     let mut raw_rates = Vec::with_capacity(repeat);
     let mut agent_rates = Vec::with_capacity(repeat);
     let mut ratios = Vec::with_capacity(repeat);
+    let mut raw_cpu = Vec::with_capacity(repeat);
+    let mut agent_cpu = Vec::with_capacity(repeat);
     for round in 1..=repeat {
-        let (raw, seconds) = if round % 2 == 1 {
-            let raw = raw_spawn_rate(n, 2).await?;
-            (
-                raw,
-                agent_jobs(&fixture, agent.addr, &mut ctl, round, n).await?,
-            )
-        } else {
-            let seconds = agent_jobs(&fixture, agent.addr, &mut ctl, round, n).await?;
-            (raw_spawn_rate(n, 2).await?, seconds)
+        let mut raw = None;
+        let mut agent_phase = None;
+        for step in 0..2 {
+            let cpu_before = cpu_ms()?;
+            if (round + step) % 2 == 1 {
+                let rate = raw_spawn_rate(n, 2).await?;
+                raw = Some((rate.per_s, cpu_ms()? - cpu_before));
+            } else {
+                let seconds = agent_jobs(&fixture, agent.addr, &mut ctl, round, n).await?;
+                agent_phase = Some((n as f64 / seconds, cpu_ms()? - cpu_before));
+            }
+        }
+        let (Some((raw_rate, raw_cpu_ms)), Some((rate, agent_cpu_ms))) = (raw, agent_phase) else {
+            bail!("a round measured only one side");
         };
-        let rate = n as f64 / seconds;
-        raw_rates.push(raw.per_s);
+        raw_rates.push(raw_rate);
         agent_rates.push(rate);
-        ratios.push(rate / raw.per_s);
+        ratios.push(rate / raw_rate);
+        raw_cpu.push(raw_cpu_ms / n as f64);
+        agent_cpu.push(agent_cpu_ms / n as f64);
     }
     agent.stop().await?;
     let line = format!(
-        "{{\"name\":\"agent_jobs\",\"n\":{n},\"jobs_per_s\":{:.1},\"raw_spawn_per_s\":{:.1},\"ratio\":{:.3},\"ratio_min\":{:.3},\"ratio_max\":{:.3},\"repeat\":{repeat},\"processes_max\":2,\"fsync\":{}}}",
+        "{{\"name\":\"agent_jobs\",\"n\":{n},\"jobs_per_s\":{:.1},\"raw_spawn_per_s\":{:.1},\"ratio\":{:.3},\"ratio_min\":{:.3},\"ratio_max\":{:.3},\"cpu_ms_per_job\":{:.3},\"raw_cpu_ms_per_job\":{:.3},\"repeat\":{repeat},\"processes_max\":2,\"fsync\":{}}}",
         median(&mut agent_rates),
         median(&mut raw_rates),
         median(&mut ratios),
         ratios.iter().copied().fold(f64::INFINITY, f64::min),
         ratios.iter().copied().fold(0.0, f64::max),
+        median(&mut agent_cpu),
+        median(&mut raw_cpu),
         fixture.fsync,
     );
     writeln!(std::io::stdout().lock(), "{line}")?;
