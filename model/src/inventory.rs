@@ -59,7 +59,7 @@ pub struct Job {
 pub enum Executable {
     /// Run by `/bin/sh -c`.
     Script(String),
-    /// Run directly, argv[0] first.
+    /// Run directly, `argv[0]` first.
     Command(Vec<String>),
 }
 

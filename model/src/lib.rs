@@ -11,5 +11,5 @@ pub mod order;
 pub mod position;
 pub mod time;
 pub mod value;
-pub mod yaml;
 pub mod wire;
+pub mod yaml;
