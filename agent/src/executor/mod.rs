@@ -263,8 +263,8 @@ impl Executor {
             }
             let busy = !self.queue.is_empty() && self.inflight() < INFLIGHT_RECORDS_MAX;
             let sleep = self.timer_sleep();
+            // Unbiased: job output, controller requests and timers are all served.
             tokio::select! {
-                biased;
                 _ = stop.changed() => {}
                 Some(message) = self.failures.recv() => {
                     return Err(AgentError::JournalStopped(message));
@@ -342,6 +342,8 @@ impl Executor {
 
     /// One round: step, journal, look at touched orders, run due effects, start jobs.
     fn round(&mut self) {
+        // Timers are looked at every round, so that a busy executor still runs them on time.
+        self.fire_timers();
         let now = now_ms();
         self.settle(TimeMs(now));
         self.review_touched();
