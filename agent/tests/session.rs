@@ -374,3 +374,31 @@ async fn process_reset_forgets_orders_and_dedication_and_begins_a_new_run() {
     );
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_silent_controller_is_dropped_after_the_heartbeat_timeout() {
+    let setup = Setup::new("heartbeat_interval_ms = 200\nheartbeat_timeout_ms = 1000");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), "");
+    ctl.couple().await;
+    // Not reading means not answering pings: after the timeout the agent closes.
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let ws = ctl.ws.as_mut().unwrap();
+    assert_eq!(
+        common::recv_within(ws, 2_000).await,
+        Ok(None),
+        "the session is closed"
+    );
+    // A controller that answers stays.
+    ctl.couple().await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ws = ctl.ws.as_mut().unwrap();
+        assert!(
+            common::recv_within(ws, 200).await.is_err(),
+            "the session stays open while pings are answered"
+        );
+    }
+    ctl.disconnect().await;
+    agent.stop().await;
+}
