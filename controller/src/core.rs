@@ -102,6 +102,13 @@ pub trait Links: Send {
 
 type Clock = Box<dyn Fn() -> TimeMs + Send>;
 
+/// What a timer wakes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Order(OrderId),
+    Board(ordo_model::ids::BoardName),
+}
+
 /// Something to do once the journal is durable up to an id.
 enum Effect {
     Reply(Box<dyn FnOnce() + Send>),
@@ -121,8 +128,8 @@ pub struct Core<L: Links> {
     /// Orders whose actions must be recomputed after this batch.
     touched: BTreeSet<OrderId>,
     effects: BTreeMap<u64, Vec<Effect>>,
-    timers: BTreeSet<(TimeMs, OrderId)>,
-    timer_of: BTreeMap<OrderId, TimeMs>,
+    timers: BTreeSet<(TimeMs, Timer)>,
+    timer_of: BTreeMap<Timer, TimeMs>,
     snapshot_events: u64,
     since_snapshot: u64,
     retention_ms: u64,
@@ -416,63 +423,68 @@ impl<L: Links> Core<L> {
         }
     }
 
-    /// Carries out the actions of the orders this batch touched.
+    /// Carries out the actions of the orders this batch touched, and arms the boards' notice
+    /// expiry timers.
     fn act(&mut self) {
-        if self.touched.is_empty() {
-            return;
-        }
         let touched = std::mem::take(&mut self.touched);
-        for action in order::actions(&self.state.world) {
-            let order = match &action {
-                Action::StartJob(s) => &s.order,
-                Action::Kill { order, .. }
-                | Action::WakeAt { order, .. }
-                | Action::Attach { order, .. }
-                | Action::Detach { order, .. }
-                | Action::Mark { order, .. } => order,
-                Action::ExpireNotices { .. } => {
-                    continue;
+        let mut actions = order::actions_for(&self.state.world, &touched);
+        actions.extend(order::board_actions(&self.state.world));
+        let mut timed = BTreeSet::new();
+        for action in actions {
+            match &action {
+                Action::WakeAt { order, at } => {
+                    timed.insert(order.clone());
+                    self.set_timer(Timer::Order(order.clone()), *at);
                 }
-            };
-            if !touched.contains(order) {
-                continue;
-            }
-            if let Action::WakeAt { order, at } = &action {
-                self.set_timer(order.clone(), *at);
-            } else if let Some((agent, cmd)) = self.link_command(&action) {
-                self.after_batch(Effect::Link(agent, LinkMsg::Command(cmd)));
+                Action::ExpireNotices { board, at } => {
+                    self.set_timer(Timer::Board(board.clone()), *at);
+                }
+                _ => {
+                    if let Some((agent, cmd)) = self.link_command(&action) {
+                        self.after_batch(Effect::Link(agent, LinkMsg::Command(cmd)));
+                    }
+                }
             }
         }
         for id in touched {
-            if !self.state.world.orders.contains_key(&id) {
-                self.clear_timer(&id);
+            if !timed.contains(&id) {
+                self.clear_timer(&Timer::Order(id));
             }
         }
     }
 
-    fn set_timer(&mut self, order: OrderId, at: TimeMs) {
-        self.clear_timer(&order);
-        self.timers.insert((at, order.clone()));
-        self.timer_of.insert(order, at);
+    fn set_timer(&mut self, timer: Timer, at: TimeMs) {
+        self.clear_timer(&timer);
+        self.timers.insert((at, timer.clone()));
+        self.timer_of.insert(timer, at);
     }
 
-    fn clear_timer(&mut self, order: &OrderId) {
-        if let Some(at) = self.timer_of.remove(order) {
-            self.timers.remove(&(at, order.clone()));
+    fn clear_timer(&mut self, timer: &Timer) {
+        if let Some(at) = self.timer_of.remove(timer) {
+            self.timers.remove(&(at, timer.clone()));
         }
     }
 
-    /// Wakes the orders whose timers are due and removes expired terminated orders.
+    /// Wakes the orders whose timers are due and expires the boards' notices.
     fn fire_timers(&mut self) {
         let now = (self.clock)();
-        while let Some((at, id)) = self.timers.first().cloned() {
+        while let Some((at, timer)) = self.timers.first().cloned() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
-            self.timer_of.remove(&id);
-            self.touched.insert(id.clone());
-            self.push(id);
+            self.timer_of.remove(&timer);
+            match timer {
+                Timer::Order(id) => {
+                    self.touched.insert(id.clone());
+                    self.push(id);
+                }
+                Timer::Board(board) => {
+                    // `act` arms the board's next expiry after this round.
+                    let events = order::expire_notices(&self.state.world, &board, now);
+                    self.emit_events(events);
+                }
+            }
         }
     }
 

@@ -314,3 +314,23 @@ async fn process_released_event_positions_get_a_reload_the_snapshot_answer() -> 
     assert_eq!(snap["orders"].as_array().map(Vec::len), Some(200));
     Ok(())
 }
+
+#[tokio::test]
+async fn process_notices_expire_after_their_lifetime() -> Result<()> {
+    let c = started(&[]).await?;
+    c.deploy(&[("b.yaml", "board: short\nlifetime: 1s\n".to_owned())])
+        .await?;
+    c.post("/notices/short", &json!({"key": "2026-11-23"}))
+        .await?;
+    let notices = |snap: &Json| snap["boards"][0]["notices"].as_array().map(Vec::len);
+    let snap: Json = c.api.get_json(&c.url("/snapshot")).await?;
+    assert_eq!(notices(&snap), Some(1), "{snap}");
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let snap: Json = c.api.get_json(&c.url("/snapshot")).await?;
+        if notices(&snap) == Some(0) {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the notice did not expire within 5 s")
+}

@@ -151,106 +151,148 @@ pub fn job_outcome(return_codes: &ReturnCodes, exit: Exit, values: Vars) -> Outc
 
 /// The actions for the world's side, in a stable order (by order id, then boards).
 pub fn actions(world: &World) -> Vec<Action> {
-    let side = world.side().clone();
+    let mut running = running_jobs(world);
     let mut out = Vec::new();
-    // Running processes per (workflow, job) on this side, for `parallelism`.
-    let mut running: BTreeMap<(&WorkflowName, &JobName), u32> = BTreeMap::new();
-    if let Side::Agent(_) = side {
+    for o in world.orders.values() {
+        order_actions(world, o, &mut running, &mut out);
+    }
+    out.extend(board_actions(world));
+    out
+}
+
+/// The actions of the given orders only, in their order: what an executor needs after a
+/// batch of events touched them, without looking at every order. Unknown ids are skipped.
+pub fn actions_for<'a>(world: &World, ids: impl IntoIterator<Item = &'a OrderId>) -> Vec<Action> {
+    let mut running = running_jobs(world);
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(o) = world.orders.get(id) {
+            order_actions(world, o, &mut running, &mut out);
+        }
+    }
+    out
+}
+
+/// The controller's notice expiries: for each board, the end of its first notice to expire.
+pub fn board_actions(world: &World) -> Vec<Action> {
+    if *world.side() != Side::Controller {
+        return Vec::new();
+    }
+    world
+        .boards
+        .iter()
+        .filter_map(|(name, board)| {
+            board
+                .notices
+                .values()
+                .min()
+                .map(|at| Action::ExpireNotices {
+                    board: name.clone(),
+                    at: *at,
+                })
+        })
+        .collect()
+}
+
+type Running<'a> = BTreeMap<(&'a WorkflowName, &'a JobName), u32>;
+
+/// Running processes per (workflow, job) on an agent, for `parallelism`; empty on the
+/// controller, which starts no jobs.
+fn running_jobs(world: &World) -> Running<'_> {
+    let mut running = Running::new();
+    if let Side::Agent(_) = world.side() {
         for o in world.orders.values() {
             if let (OrderState::Processing { .. }, Some(job)) = (&o.state, job_name(world, o)) {
                 *running.entry((&o.workflow, job)).or_default() += 1;
             }
         }
     }
-    for o in world.orders.values() {
-        match (&side, &o.holder) {
-            (Side::Controller, Holder::Attaching(agent)) => out.push(Action::Attach {
+    running
+}
+
+fn order_actions<'a>(
+    world: &'a World,
+    o: &'a Order,
+    running: &mut Running<'a>,
+    out: &mut Vec<Action>,
+) {
+    let side = world.side();
+    match (side, &o.holder) {
+        (Side::Controller, Holder::Attaching(agent)) => out.push(Action::Attach {
+            order: o.id.clone(),
+            agent: agent.clone(),
+        }),
+        (Side::Controller, Holder::Detaching(agent)) => out.push(Action::Detach {
+            order: o.id.clone(),
+            agent: agent.clone(),
+        }),
+        (Side::Controller, Holder::Agent(agent)) if !o.mark_delivered && o.mark_seq > 0 => out
+            .push(Action::Mark {
                 order: o.id.clone(),
                 agent: agent.clone(),
+                mark: o.mark.clone(),
+                seq: o.mark_seq,
             }),
-            (Side::Controller, Holder::Detaching(agent)) => out.push(Action::Detach {
-                order: o.id.clone(),
-                agent: agent.clone(),
-            }),
-            (Side::Controller, Holder::Agent(agent)) if !o.mark_delivered && o.mark_seq > 0 => out
-                .push(Action::Mark {
-                    order: o.id.clone(),
-                    agent: agent.clone(),
-                    mark: o.mark.clone(),
-                    seq: o.mark_seq,
-                }),
-            _ => {}
-        }
-        if !o.holder.is_held_by(&side) {
-            continue;
-        }
-        match &o.state {
-            OrderState::Fresh => {
-                if let Some(at) = o.scheduled_for {
-                    out.push(Action::WakeAt {
-                        order: o.id.clone(),
-                        at,
-                    });
-                }
-            }
-            OrderState::Waiting(w) => {
-                if let Some(at) = w.until() {
-                    out.push(Action::WakeAt {
-                        order: o.id.clone(),
-                        at,
-                    });
-                }
-            }
-            OrderState::Processing { pgid, .. } => {
-                if let Some(kill) = o.mark.as_ref().and_then(|m| m.kill()) {
-                    let grace_timeout = world
-                        .workflow(&o.workflow, o.version)
-                        .and_then(|w| w.jobs.get(job_name(world, o)?))
-                        .map_or(DurationMs(0), |j| j.grace_timeout);
-                    out.push(Action::Kill {
-                        order: o.id.clone(),
-                        pgid: *pgid,
-                        kill,
-                        grace_timeout,
-                    });
-                }
-            }
-            OrderState::Ready if matches!(side, Side::Agent(_)) && o.mark.is_none() => {
-                let Some(job) = job_name(world, o) else {
-                    continue;
-                };
-                let Some(spec) = world
-                    .workflow(&o.workflow, o.version)
-                    .and_then(|w| w.jobs.get(job))
-                else {
-                    continue;
-                };
-                if side != Side::Agent(spec.agent.clone()) {
-                    continue;
-                }
-                let count = running.entry((&o.workflow, job)).or_default();
-                if *count >= spec.parallelism.max(1) {
-                    continue;
-                }
-                if let Ok(start) = start_job(world, o) {
-                    *count += 1;
-                    out.push(Action::StartJob(Box::new(start)));
-                }
-            }
-            _ => {}
-        }
+        _ => {}
     }
-    if side == Side::Controller {
-        for (name, board) in &world.boards {
-            if let Some(at) = board.notices.values().min() {
-                out.push(Action::ExpireNotices {
-                    board: name.clone(),
-                    at: *at,
+    if !o.holder.is_held_by(side) {
+        return;
+    }
+    match &o.state {
+        OrderState::Fresh => {
+            if let Some(at) = o.scheduled_for {
+                out.push(Action::WakeAt {
+                    order: o.id.clone(),
+                    at,
                 });
             }
         }
+        OrderState::Waiting(w) => {
+            if let Some(at) = w.until() {
+                out.push(Action::WakeAt {
+                    order: o.id.clone(),
+                    at,
+                });
+            }
+        }
+        OrderState::Processing { pgid, .. } => {
+            if let Some(kill) = o.mark.as_ref().and_then(|m| m.kill()) {
+                let grace_timeout = world
+                    .workflow(&o.workflow, o.version)
+                    .and_then(|w| w.jobs.get(job_name(world, o)?))
+                    .map_or(DurationMs(0), |j| j.grace_timeout);
+                out.push(Action::Kill {
+                    order: o.id.clone(),
+                    pgid: *pgid,
+                    kill,
+                    grace_timeout,
+                });
+            }
+        }
+        OrderState::Ready if matches!(side, Side::Agent(_)) && o.mark.is_none() => {
+            let Some(job) = job_name(world, o) else {
+                return;
+            };
+            let Some(spec) = world
+                .workflow(&o.workflow, o.version)
+                .and_then(|w| w.jobs.get(job))
+            else {
+                return;
+            };
+            if *side != Side::Agent(spec.agent.clone()) {
+                return;
+            }
+            let count = running.entry((&o.workflow, job)).or_default();
+            if *count >= spec.parallelism.max(1) {
+                return;
+            }
+            if let Ok(start) = start_job(world, o) {
+                *count += 1;
+                out.push(Action::StartJob(Box::new(start)));
+            }
+        }
+        _ => {}
     }
-    out
 }
 
 fn job_name<'a>(world: &'a World, o: &Order) -> Option<&'a JobName> {

@@ -97,7 +97,9 @@ pub mod state;
 pub mod step;
 pub mod world;
 
-pub use action::{Action, Exit, StartJob, actions, job_outcome, start_job};
+pub use action::{
+    Action, Exit, StartJob, actions, actions_for, board_actions, job_outcome, start_job,
+};
 pub use command::{
     Accepted, AgentCommand, Command, CommandError, agent_command, attach_command, command, deploy,
     expire_notices, lost_processes, prepare_vars,
