@@ -17,7 +17,8 @@ use crate::runner::{
 };
 use crate::survivors::{RUN_MARKER_ENV, marker};
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
-use ordo_model::inventory::{self, ReturnCodes};
+use ordo_model::inventory::{self, Instruction, ReturnCodes};
+use ordo_model::order::nav::instruction_at;
 use ordo_model::order::{
     Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, StartJob, job_outcome, start_job,
 };
@@ -148,24 +149,32 @@ impl Executor {
         {
             return Startable::Never;
         }
+        // Cheap checks first: a queue of orders waiting for a slot of their job is looked at
+        // every round, and rendering the start (`start_job`) is the expensive part.
+        let Some(workflow) = world.workflow(&o.workflow, o.version) else {
+            return Startable::Never;
+        };
+        let Some(Instruction::Run { job, .. }) = instruction_at(&workflow.steps, &o.position)
+        else {
+            return Startable::Never;
+        };
+        let Some(spec) = workflow.jobs.get(job) else {
+            return Startable::Never;
+        };
+        if spec.agent != self.state.agent_id {
+            return Startable::Never;
+        }
+        let running = self
+            .per_job
+            .get(&(o.workflow.clone(), job.clone()))
+            .copied()
+            .unwrap_or(0);
+        if running >= spec.parallelism.max(1) {
+            return Startable::Later;
+        }
         let Ok(start) = start_job(world, o) else {
             return Startable::Never;
         };
-        if start.agent != self.state.agent_id {
-            return Startable::Never;
-        }
-        let parallelism = world
-            .workflow(&o.workflow, o.version)
-            .and_then(|w| w.jobs.get(&start.job))
-            .map_or(1, |j| j.parallelism.max(1));
-        let running = self
-            .per_job
-            .get(&(start.workflow.clone(), start.job.clone()))
-            .copied()
-            .unwrap_or(0);
-        if running >= parallelism {
-            return Startable::Later;
-        }
         Startable::Now(Box::new(start))
     }
 
