@@ -5,33 +5,15 @@
 use ordo_controller::record::Body;
 use ordo_model::expr::Template;
 use ordo_model::inventory::{Block, CycleRepeat, ForkListOver, Instruction, Workflow};
-use ordo_model::order::{Holder, KeyedEvent, Order};
+use ordo_model::order::{KeyedEvent, Order};
 use ordo_model::position::{BlockKey, Position};
-use ordo_model::value::{Value, Vars};
 use ordo_model::wire::{AgentEventBody, Stream};
 use serde::Serialize;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use utoipa::ToSchema;
 
-/// A variable value as JSON: numbers, strings, booleans, lists; a missing value is `null`.
-pub fn value_to_json(v: &Value) -> Json {
-    match v {
-        Value::Missing => Json::Null,
-        Value::Bool(b) => json!(b),
-        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9e15 => json!(*n as i64),
-        Value::Number(n) => json!(n),
-        Value::String(s) => json!(s),
-        Value::List(items) => Json::Array(items.iter().map(value_to_json).collect()),
-    }
-}
-
-pub fn vars_to_json(vars: &Vars) -> Json {
-    Json::Object(
-        vars.iter()
-            .map(|(k, v)| (k.clone(), value_to_json(v)))
-            .collect(),
-    )
-}
+/// The same JSON views the controller's API gives.
+pub use ordo_controller::api::convert::{describe, holder_json, value_to_json, vars_to_json};
 
 /// An outcome and where it happened.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -69,15 +51,6 @@ pub struct OrderJson {
     pub outcomes: Vec<OutcomeJson>,
 }
 
-pub fn holder_json(h: &Holder) -> Json {
-    match h {
-        Holder::Controller => json!({"controller": null}),
-        Holder::Attaching(a) => json!({"attaching": a}),
-        Holder::Agent(a) => json!({"agent": a}),
-        Holder::Detaching(a) => json!({"detaching": a}),
-    }
-}
-
 pub fn order_json(o: &Order) -> OrderJson {
     OrderJson {
         id: o.id.to_string(),
@@ -103,63 +76,11 @@ pub fn order_json(o: &Order) -> OrderJson {
     }
 }
 
-/// The key, type name and one-line text of an event, as the controller's stream gives them.
-pub fn describe(body: &Body) -> (String, &'static str, String) {
-    match body {
-        Body::Event(e) => keyed(e),
-        Body::Agent { agent, body, .. } => match body {
-            AgentEventBody::Order(e) => {
-                let (key, kind, text) = keyed(e);
-                (key, kind, format!("{text} (agent {agent})"))
-            }
-            AgentEventBody::Output {
-                order_id,
-                stream,
-                chunk,
-            } => (
-                order_id.to_string(),
-                stream_name(*stream),
-                String::from_utf8_lossy(chunk).into_owned(),
-            ),
-            AgentEventBody::OutputTruncated {
-                order_id,
-                cap_bytes,
-            } => (
-                order_id.to_string(),
-                "OutputTruncated",
-                format!("output truncated after {cap_bytes} bytes"),
-            ),
-        },
-        Body::AgentRunChanged { agent, old, new } => (
-            format!("agent:{agent}"),
-            "AgentRunChanged",
-            format!(
-                "agent {agent} run {new:032x} (was {})",
-                old.map(|r| format!("{r:032x}"))
-                    .unwrap_or_else(|| "none".into())
-            ),
-        ),
-    }
-}
-
 pub fn stream_name(stream: Stream) -> &'static str {
     match stream {
         Stream::Stdout => "Stdout",
         Stream::Stderr => "Stderr",
     }
-}
-
-fn keyed(e: &KeyedEvent) -> (String, &'static str, String) {
-    let kind = match e {
-        KeyedEvent::Order { event, .. } => event.name(),
-        KeyedEvent::Board { .. } => "Board",
-        KeyedEvent::Item(_) => "Item",
-    };
-    let text = match e {
-        KeyedEvent::Order { event, .. } => event.to_string(),
-        other => other.to_string(),
-    };
-    (e.key(), kind, text)
 }
 
 /// The order event inside a body, if it is one (controller's or agent's).

@@ -39,7 +39,7 @@
 //! text frames. An `after` older than what the journal keeps gets 410 with "reload the
 //! snapshot" (`GET /api/v1/snapshot`).
 
-mod convert;
+pub mod convert;
 mod events;
 mod orders;
 

@@ -87,7 +87,7 @@ pub fn order_json(o: &Order) -> Json {
     })
 }
 
-fn holder_json(h: &Holder) -> Json {
+pub fn holder_json(h: &Holder) -> Json {
     match h {
         Holder::Controller => json!({"controller": null}),
         Holder::Attaching(a) => json!({"attaching": a}),
