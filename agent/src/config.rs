@@ -5,9 +5,6 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Largest configuration file read, in bytes.
-pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
-
 /// Smallest `frame_bytes_max` accepted.
 pub const FRAME_BYTES_MIN: usize = 64 * 1024;
 
@@ -79,13 +76,8 @@ struct File {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the agent configuration {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the agent configuration {path} is {bytes} bytes; at most {CONFIG_BYTES_MAX} are read")]
-    TooLarge { path: PathBuf, bytes: u64 },
+    #[error(transparent)]
+    Read(#[from] ordo_net::config::ReadError),
     #[error("bad agent configuration {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -93,20 +85,8 @@ pub enum ConfigError {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let read = |source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let bytes = std::fs::metadata(path).map_err(read)?.len();
-        if bytes > CONFIG_BYTES_MAX {
-            return Err(ConfigError::TooLarge {
-                path: path.to_owned(),
-                bytes,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base).map_err(|message| ConfigError::Invalid {
+        let (text, base) = ordo_net::config::read(path)?;
+        Config::parse(&text, &base).map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
         })

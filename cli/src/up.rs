@@ -120,14 +120,18 @@ fn client(local: &Local) -> Result<HttpsClient> {
     .with_bearer(&local.admin_token)?)
 }
 
+/// Waits until `url` answers `{"status": "ok"}` (the cockpit says `loading` until it has the
+/// controller's state).
 async fn wait_healthy(api: &HttpsClient, url: &str) -> Result<()> {
     for _ in 0..300 {
-        if api.get_json::<Json>(url).await.is_ok() {
+        if let Ok(health) = api.get_json::<Json>(url).await
+            && health["status"] == "ok"
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("{url} did not answer within 30 s")
+    bail!("{url} did not answer \"ok\" within 30 s")
 }
 
 pub fn run(args: &Args) -> Result<std::process::ExitCode> {

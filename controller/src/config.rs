@@ -5,9 +5,6 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Largest configuration file read, in bytes.
-pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
-
 /// The controller's configuration, with relative paths resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -139,15 +136,8 @@ struct File {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the controller configuration {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "the controller configuration {path} is {bytes} bytes; at most {CONFIG_BYTES_MAX} are read"
-    )]
-    TooLarge { path: PathBuf, bytes: u64 },
+    #[error(transparent)]
+    Read(#[from] ordo_net::config::ReadError),
     #[error("bad controller configuration {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -161,20 +151,8 @@ fn check_id(key: &str, id: &str) -> Result<(), String> {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let read = |source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let bytes = std::fs::metadata(path).map_err(read)?.len();
-        if bytes > CONFIG_BYTES_MAX {
-            return Err(ConfigError::TooLarge {
-                path: path.to_owned(),
-                bytes,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, base).map_err(|message| ConfigError::Invalid {
+        let (text, base) = ordo_net::config::read(path)?;
+        Config::parse(&text, &base).map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
         })

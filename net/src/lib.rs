@@ -10,6 +10,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod config;
 mod der;
 pub mod frame;
 pub mod identity;
