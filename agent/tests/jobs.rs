@@ -249,6 +249,50 @@ async fn process_cancel_kills_a_running_job_and_withdraws_a_waiting_one() {
     agent.stop().await;
 }
 
+const ONE_AT_A_TIME: &str = r#"
+workflow: single
+jobs:
+  only: { agent: a1, script: "sleep 0.1" }
+steps:
+  - run: only
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_parallelism_one_runs_waiting_orders_one_after_another_in_order() {
+    let setup = Setup::new("");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), ONE_AT_A_TIME);
+    ctl.couple().await;
+    let ids = ["o1", "o2", "o3", "o4", "o5"];
+    for id in ids {
+        ctl.add_order(id, "single", Vars::new(), None).await;
+    }
+    ctl.until(10_000, "all finished", |c| {
+        ids.iter()
+            .all(|id| c.state(id) == Some(OrderState::Finished))
+    })
+    .await;
+    // Starts and ends alternate: never two processes of the job at once, first come first.
+    let sequence: Vec<String> = ctl
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            ordo_model::wire::AgentEventBody::Order(ordo_model::order::KeyedEvent::Order {
+                id,
+                event: event @ (OrderEvent::ProcessingStarted { .. } | OrderEvent::Processed { .. }),
+            }) => Some(format!("{id} {}", event.name())),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = ids
+        .iter()
+        .flat_map(|id| [format!("{id} ProcessingStarted"), format!("{id} Processed")])
+        .collect();
+    assert_eq!(sequence, expected);
+    ctl.disconnect().await;
+    agent.stop().await;
+}
+
 trait ParseId {
     fn parse_id(&self) -> ordo_model::ids::OrderId;
 }

@@ -99,6 +99,9 @@ impl Executor {
     /// Hands waiting orders' jobs to the runner, first come first served, while the slots
     /// and the outbox allow.
     pub(super) fn try_start(&mut self) {
+        if self.waiting_settled {
+            return;
+        }
         let mut i = 0;
         while i < self.waiting.len() && self.jobs.len() < self.dispatch_max() {
             let full = self.outbox_full();
@@ -119,6 +122,7 @@ impl Executor {
                 }
             }
             if full {
+                self.waiting_settled = true;
                 return;
             }
             let id = self.waiting[i].clone();
@@ -135,6 +139,9 @@ impl Executor {
                 }
             }
         }
+        // Everything left waits for a job slot or its job's parallelism: look again when
+        // one of them frees up.
+        self.waiting_settled = true;
     }
 
     fn startable(&self, id: &OrderId) -> Startable {
@@ -347,6 +354,7 @@ impl Executor {
 
     /// Forgets the order's claim on a job (its process may still be running, as an orphan).
     fn release_job_slot(&mut self, order: &OrderId, key: u64, job: &(WorkflowName, JobName)) {
+        self.waiting_settled = false;
         if self.by_order.get(order) == Some(&key) {
             self.by_order.remove(order);
         }

@@ -160,6 +160,9 @@ pub struct Executor {
     per_job: HashMap<(WorkflowName, JobName), u32>,
     waiting: VecDeque<OrderId>,
     waiting_set: HashSet<OrderId>,
+    /// The last look at `waiting` found nothing to start, and nothing that could change that
+    /// (a new waiting order, a freed job slot, a release) happened since.
+    waiting_settled: bool,
     start_queued: HashSet<OrderId>,
     work_dirs: HashSet<OrderId>,
     job_tasks: JoinSet<()>,
@@ -223,6 +226,7 @@ impl Executor {
             per_job: HashMap::new(),
             waiting: VecDeque::new(),
             waiting_set: HashSet::new(),
+            waiting_settled: false,
             start_queued: HashSet::new(),
             work_dirs: HashSet::new(),
             job_tasks,
@@ -476,6 +480,7 @@ impl Executor {
                     self.start_queued.remove(&id);
                     if self.waiting_set.insert(id.clone()) {
                         self.waiting.push_back(id);
+                        self.waiting_settled = false;
                     }
                 }
                 Effect::Kill(id, kill) => self.kill_job(&id, kill),
@@ -809,6 +814,7 @@ impl Executor {
         }
         if self.record(Record::Released { until }).is_some() {
             self.effect(Effect::Release(until));
+            self.waiting_settled = false;
         }
     }
 
