@@ -5,112 +5,15 @@
 //! SIGTERM, and talks to the controller's HTTPS API. Every wait is bounded in time.
 
 pub mod history;
+pub mod process;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use ordo_cli::local::{self, Local, Options};
 use ordo_net::client::{HttpsClient, HttpsClientOptions};
 use serde_json::{Value as Json, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The path of a binary of this build (`target/<profile>/<name>`), built if missing.
-pub fn binary(name: &str, package: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test binary>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("cannot find the target directory from {}", exe.display()))?;
-    let path = dir.join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", package, "--bin", name])
-            .status()
-            .context("cannot run cargo build")?;
-        if !status.success() {
-            bail!("cargo build -p {package} --bin {name} failed");
-        }
-    }
-    Ok(path)
-}
-
-/// A server process; killed when dropped.
-pub struct Server {
-    pub name: String,
-    child: Option<Child>,
-    pub log: PathBuf,
-}
-
-impl Server {
-    fn start(name: &str, bin: &Path, config: &Path, log: PathBuf) -> Result<Server> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        let child = Command::new(bin)
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        Ok(Server {
-            name: name.to_owned(),
-            child: Some(child),
-            log,
-        })
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, then wait up to 10 s (then SIGKILL).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    /// The last `bytes` of the server's log.
-    pub fn log_tail(&self, bytes: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = text.len().saturating_sub(bytes);
-        let start = (start..text.len())
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(text.len());
-        text[start..].to_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+pub use process::{Binaries, Process as Server};
 
 /// A controller and agents on 127.0.0.1, in a temporary directory.
 pub struct Cluster {
@@ -187,13 +90,14 @@ impl Cluster {
 
     /// Starts the controller and waits until its API answers.
     pub async fn start_controller(&mut self) -> Result<()> {
-        let bin = binary("ordo-controller", "ordo-controller")?;
+        let bin = Binaries::of_this_build(false)?.controller;
         let log = self.dir.path().join("controller.log");
         self.controller = Some(Server::start(
             "controller",
             &bin,
             &self.local.controller_config,
             log,
+            "info",
         )?);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -228,7 +132,7 @@ impl Cluster {
     }
 
     pub fn start_agent(&mut self, id: &str) -> Result<()> {
-        let bin = binary("ordo-agent", "ordo-agent")?;
+        let bin = Binaries::of_this_build(false)?.agent;
         let (_, config, _) = self
             .local
             .agent_configs
@@ -236,7 +140,7 @@ impl Cluster {
             .find(|(a, ..)| a == id)
             .ok_or_else(|| anyhow!("no agent {id}"))?;
         let log = self.dir.path().join(format!("agent-{id}.log"));
-        let server = Server::start(&format!("agent {id}"), &bin, config, log)?;
+        let server = Server::start(&format!("agent {id}"), &bin, config, log, "info")?;
         let slot = self
             .agents
             .iter_mut()

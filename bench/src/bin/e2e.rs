@@ -323,7 +323,10 @@ struct Throughput {
 }
 
 fn cpu_of(ordo: &LocalOrdo, ticks: f64) -> anyhow::Result<(CpuTimes, CpuTimes)> {
-    Ok((ordo.controller.cpu(ticks)?, ordo.agent(AGENT)?.cpu(ticks)?))
+    Ok((
+        ordo_bench::local_ordo::cpu_of(&ordo.controller, ticks)?,
+        ordo_bench::local_ordo::cpu_of(ordo.agent(AGENT)?, ticks)?,
+    ))
 }
 
 /// `N` orders in bulk: first `Added` → last `Finished`.
