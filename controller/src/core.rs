@@ -48,7 +48,6 @@ pub enum Input {
     Coupled {
         agent: AgentId,
         run_id: u128,
-        meta: Box<AgentMeta>,
         reply: oneshot::Sender<Vec<AgentCommand>>,
     },
     AgentEvents {
@@ -335,7 +334,6 @@ impl<L: Links> Core<L> {
             Input::Coupled {
                 agent,
                 run_id,
-                meta: _,
                 reply,
             } => {
                 let old = self.state.agents.get(&agent).and_then(|c| c.run_id);

@@ -197,13 +197,12 @@ async fn session(
         s.connected = true;
         s.connected_since_ms = Some(now_ms());
         s.last_error = None;
-        s.meta = Some(coupled.meta.clone());
+        s.meta = Some(coupled.meta);
     });
     tracing::info!(agent = %agent.id, "agent coupled");
     let resend = ask(&ctx.core, |reply| Input::Coupled {
         agent: agent.id.clone(),
         run_id,
-        meta: Box::new(coupled.meta.clone()),
         reply,
     })
     .await?;

@@ -18,7 +18,6 @@ const EVENTS_PER_ANSWER_MAX: usize = 10_000;
 /// `GET /snapshot`: the state at the event id it names (orders, workflows, agents, locks,
 /// boards); continue with `GET /events?after=<eventId>`.
 pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
-    // The state may hold events not yet durable; wait for them so the id can be resumed from.
     let (id, body) = api
         .read(|s, _| {
             let w = &s.world;
@@ -44,9 +43,7 @@ pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, Ap
             )
         })
         .await?;
-    let mut durable = api.journal.durable_id_watch();
-    let wait = durable.wait_for(|d| *d >= id);
-    let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+    wait_durable(&api, id).await;
     let mut body = body;
     body["eventId"] = json!(id);
     Ok(axum::Json(body))
@@ -60,9 +57,15 @@ pub async fn state(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiEr
         .await?;
     let state =
         state.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    wait_durable(&api, id).await;
+    Ok(axum::Json(json!({ "eventId": id, "state": state })))
+}
+
+/// Waits (at most 10 s) until the journal is durable up to `id`: the state read between
+/// batches may hold events not yet on disk, and a reader must be able to resume from its id.
+async fn wait_durable(api: &Api, id: u64) {
     let mut durable = api.journal.durable_id_watch();
     let _ = tokio::time::timeout(Duration::from_secs(10), durable.wait_for(|d| *d >= id)).await;
-    Ok(axum::Json(json!({ "eventId": id, "state": state })))
 }
 
 #[derive(Deserialize)]
