@@ -25,16 +25,16 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rcgen::string::{Ia5String, PrintableString};
+use rcgen::string::Ia5String;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::der;
 use crate::tls::{CaBundle, TlsError, TlsMaterial};
+use crate::x509;
 
 /// File name of the CA certificate.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -341,11 +341,11 @@ fn new_ca(cluster_id: &str) -> Result<(PemPair, Ca)> {
     params.key_usages = ca_key_usages();
     (params.not_before, params.not_after) = validity(CA_VALIDITY_DAYS)?;
     let cert = params.self_signed(&key).map_err(generate)?;
-    let fields = der::parse_certificate(cert.der()).map_err(|e| CertError::Generate {
+    let fields = x509::parse_certificate(cert.der()).map_err(|e| CertError::Generate {
         what: format!("the CA for cluster {cluster_id:?} (reading it back: {e})"),
         source: rcgen::Error::CouldNotParseCertificate,
     })?;
-    let subject_der = fields.subject_raw.to_vec();
+    let subject_der = fields.subject_raw;
     let pem = PemPair {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -376,51 +376,24 @@ fn load_ca(dir: &Path) -> Result<Ca> {
     let key = KeyPair::from_pem(key_text)
         .map_err(|e| bad(&key_path, format!("no usable private key: {e}")))?;
     let fields =
-        der::parse_certificate(cert.as_ref()).map_err(|e| bad(&cert_path, e.to_string()))?;
+        x509::parse_certificate(cert.as_ref()).map_err(|e| bad(&cert_path, e.to_string()))?;
     if fields.spki_raw != key.subject_public_key_info().as_slice() {
         return Err(bad(
             &key_path,
             format!("the key does not belong to {CA_CERT_FILE}"),
         ));
     }
-    let mut name = DistinguishedName::new();
-    let mut last_rdn = None;
-    for attribute in &fields.subject {
-        if last_rdn == Some(attribute.rdn) {
-            return Err(bad(
-                &cert_path,
-                "multi-valued names are not supported".to_owned(),
-            ));
-        }
-        last_rdn = Some(attribute.rdn);
-        let oid = der::oid_arcs(attribute.oid).map_err(|e| bad(&cert_path, e.to_string()))?;
-        let text = std::str::from_utf8(attribute.value)
-            .map_err(|_| bad(&cert_path, "a subject attribute is not text".to_owned()))?;
-        let value = match attribute.value_tag {
-            der::STRING_UTF8 => DnValue::Utf8String(text.to_owned()),
-            der::STRING_PRINTABLE => DnValue::PrintableString(
-                PrintableString::try_from(text)
-                    .map_err(|e| bad(&cert_path, format!("subject attribute: {e}")))?,
-            ),
-            der::STRING_IA5 => DnValue::Ia5String(
-                Ia5String::try_from(text)
-                    .map_err(|e| bad(&cert_path, format!("subject attribute: {e}")))?,
-            ),
-            _ => {
-                return Err(bad(
-                    &cert_path,
-                    "a subject attribute has an unsupported string type".to_owned(),
-                ));
-            }
-        };
-        name.push(DnType::from_oid(&oid), value);
+    if !fields.subject_single_valued {
+        return Err(bad(
+            &cert_path,
+            "multi-valued names are not supported".to_owned(),
+        ));
     }
-    let mut params = CertificateParams::default();
-    params.distinguished_name = name;
-    params.key_usages = ca_key_usages();
+    let issuer = Issuer::from_ca_cert_der(&cert, key)
+        .map_err(|e| bad(&cert_path, format!("not usable as a CA: {e}")))?;
     Ok(Ca {
-        issuer: Issuer::new(params, key),
-        subject_der: fields.subject_raw.to_vec(),
+        issuer,
+        subject_der: fields.subject_raw,
     })
 }
 
@@ -490,9 +463,9 @@ fn issue_pem(ca: &Ca, name: &str, spec: &IssueSpec) -> Result<PemPair> {
     (params.not_before, params.not_after) = validity(spec.validity_days)?;
     let cert = params.signed_by(&key, &ca.issuer).map_err(generate)?;
 
-    let fields = der::parse_certificate(cert.der())
+    let fields = x509::parse_certificate(cert.der())
         .map_err(|e| invalid(format!("reading the new certificate back: {e}")))?;
-    if fields.issuer_raw != ca.subject_der.as_slice() {
+    if fields.issuer_raw != ca.subject_der {
         return Err(invalid(
             "the CA's subject name could not be reproduced exactly".to_owned(),
         ));
@@ -624,23 +597,16 @@ mod tests {
             .issue("agent-a1", &IssueSpec::local(["ordo:agent:a1"]))
             .unwrap();
         let leaf = CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).unwrap();
-        let fields = der::parse_certificate(leaf.as_ref()).unwrap();
-        assert_eq!(fields.common_name(), Some("agent-a1"));
-        assert!(
-            fields
-                .alt_names
-                .contains(&der::AltName::Uri("ordo:agent:a1"))
-        );
-        assert!(fields.alt_names.contains(&der::AltName::Dns("localhost")));
-        assert!(
-            fields
-                .alt_names
-                .contains(&der::AltName::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)))
-        );
+        let fields = x509::parse_certificate(leaf.as_ref()).unwrap();
+        assert_eq!(fields.common_name.as_deref(), Some("agent-a1"));
+        let alt = |name: x509::AltName| fields.alt_names.contains(&name);
+        assert!(alt(x509::AltName::Uri("ordo:agent:a1".into())));
+        assert!(alt(x509::AltName::Dns("localhost".into())));
+        assert!(alt(x509::AltName::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))));
         let ca = CertificateDer::from_pem_slice(pki.ca_pem().as_bytes()).unwrap();
-        let ca_fields = der::parse_certificate(ca.as_ref()).unwrap();
+        let ca_fields = x509::parse_certificate(ca.as_ref()).unwrap();
         assert_eq!(fields.issuer_raw, ca_fields.subject_raw);
-        assert_eq!(ca_fields.common_name(), Some("Ordo CA main"));
+        assert_eq!(ca_fields.common_name.as_deref(), Some("Ordo CA main"));
     }
 
     #[test]

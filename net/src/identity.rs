@@ -15,7 +15,7 @@
 
 use rustls::pki_types::CertificateDer;
 
-use crate::der::{self, AltName, DerError};
+use crate::x509::{self, AltName, CertParseError};
 
 /// Prefix shared by every Ordo URI SAN.
 pub const URI_PREFIX: &str = "ordo:";
@@ -57,24 +57,26 @@ pub struct PeerIdentity {
 
 impl PeerIdentity {
     /// Reads the identity from a DER certificate.
-    pub fn from_der(cert: &CertificateDer<'_>) -> Result<Self, DerError> {
-        let fields = der::parse_certificate(cert.as_ref())?;
+    pub fn from_der(cert: &CertificateDer<'_>) -> Result<Self, CertParseError> {
+        let fields = x509::parse_certificate(cert.as_ref())?;
         let uri_sans = fields
             .alt_names
-            .iter()
+            .into_iter()
             .filter_map(|name| match name {
-                AltName::Uri(uri) => Some((*uri).to_owned()),
+                AltName::Uri(uri) => Some(uri),
                 AltName::Dns(_) | AltName::Ip(_) => None,
             })
             .collect();
         Ok(Self {
             uri_sans,
-            common_name: fields.common_name().map(str::to_owned),
+            common_name: fields.common_name,
         })
     }
 
     /// The identity of the end-entity certificate in `chain` (its first element), if any.
-    pub fn from_chain(chain: Option<&[CertificateDer<'_>]>) -> Result<Option<Self>, DerError> {
+    pub fn from_chain(
+        chain: Option<&[CertificateDer<'_>]>,
+    ) -> Result<Option<Self>, CertParseError> {
         match chain.and_then(<[_]>::first) {
             Some(cert) => Self::from_der(cert).map(Some),
             None => Ok(None),
@@ -84,14 +86,14 @@ impl PeerIdentity {
     /// The client identity of an accepted server-side TLS stream.
     pub fn from_server_stream<IO>(
         stream: &tokio_rustls::server::TlsStream<IO>,
-    ) -> Result<Option<Self>, DerError> {
+    ) -> Result<Option<Self>, CertParseError> {
         Self::from_chain(stream.get_ref().1.peer_certificates())
     }
 
     /// The server identity of a connected client-side TLS stream.
     pub fn from_client_stream<IO>(
         stream: &tokio_rustls::client::TlsStream<IO>,
-    ) -> Result<Option<Self>, DerError> {
+    ) -> Result<Option<Self>, CertParseError> {
         Self::from_chain(stream.get_ref().1.peer_certificates())
     }
 

@@ -11,15 +11,15 @@
 pub mod certs;
 pub mod client;
 pub mod config;
-mod der;
 pub mod frame;
 pub mod identity;
 pub mod process;
 pub mod serve;
 pub mod tls;
+mod x509;
 
-pub use der::DerError;
 pub use identity::PeerIdentity;
+pub use x509::CertParseError;
 
 use std::io::{self, Read};
 use std::path::Path;
