@@ -293,6 +293,86 @@ async fn process_parallelism_one_runs_waiting_orders_one_after_another_in_order(
     agent.stop().await;
 }
 
+const ENVIRONMENT: &str = r#"
+workflow: environment
+jobs:
+  seed:
+    agent: a1
+    # Return values become order variables too: they must not reach the next job's
+    # environment under their own names either.
+    script: |
+      echo "LD_LIBRARY_PATH=/nonexistent/lib" >> "$ORDO_RETURN_VALUES"
+      echo "BASH_ENV=/nonexistent/rc" >> "$ORDO_RETURN_VALUES"
+  show:
+    agent: a1
+    env: { DECLARED: $FOO }
+    script: |
+      echo "LD_PRELOAD=${LD_PRELOAD-unset}"
+      echo "PATH=${PATH-unset}"
+      echo "FOO=${FOO-unset}"
+      echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH-unset}"
+      echo "BASH_ENV=${BASH_ENV-unset}"
+      echo "DECLARED=${DECLARED-unset}"
+      echo "ORDO_ARG_FOO=${ORDO_ARG_FOO-unset}"
+      echo "ORDO_ARG_PATH=${ORDO_ARG_PATH-unset}"
+      echo "ORDO_ARG_BASH_ENV=${ORDO_ARG_BASH_ENV-unset}"
+steps:
+  - run: seed
+  - run: show
+"#;
+
+/// Order variables (arguments and return values) reach a job only through its declared
+/// `env:` and as `ORDO_ARG_<name>`; `LD_PRELOAD` and `PATH` among the arguments change
+/// nothing. The order comes past the door that refuses such names today, as one journaled
+/// before it would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_order_variables_reach_the_job_only_as_declared_or_prefixed() {
+    let setup = Setup::new("");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), ENVIRONMENT);
+    ctl.couple().await;
+    let mut vars = Vars::new();
+    vars.insert("LD_PRELOAD".into(), Value::from("/nonexistent/evil.so"));
+    vars.insert("PATH".into(), Value::from("/nonexistent/bin"));
+    vars.insert("FOO".into(), Value::from("foo"));
+    ctl.add_order_unchecked("env", "environment", vars).await;
+    ctl.until(10_000, "env finished", |c| {
+        c.state("env") == Some(OrderState::Finished)
+    })
+    .await;
+    let output = String::from_utf8(ctl.output("env")).unwrap();
+    let seen: std::collections::BTreeMap<&str, &str> =
+        output.lines().filter_map(|l| l.split_once('=')).collect();
+    // These have what the agent's own environment has (cargo sets LD_LIBRARY_PATH for tests).
+    let inherited: Vec<(&str, String)> =
+        ["LD_PRELOAD", "PATH", "FOO", "LD_LIBRARY_PATH", "BASH_ENV"]
+            .into_iter()
+            .map(|n| (n, std::env::var(n).unwrap_or_else(|_| "unset".into())))
+            .collect();
+    for (name, value) in &inherited {
+        assert!(
+            !value.contains("nonexistent"),
+            "the test's own {name} is {value}"
+        );
+        assert_eq!(
+            seen.get(name).copied(),
+            Some(value.as_str()),
+            "{name} in {output}"
+        );
+    }
+    let expected = [
+        ("DECLARED", "foo"),
+        ("ORDO_ARG_FOO", "foo"),
+        ("ORDO_ARG_PATH", "/nonexistent/bin"),
+        ("ORDO_ARG_BASH_ENV", "/nonexistent/rc"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(seen.get(name).copied(), Some(value), "{name} in {output}");
+    }
+    ctl.disconnect().await;
+    agent.stop().await;
+}
+
 trait ParseId {
     fn parse_id(&self) -> ordo_model::ids::OrderId;
 }

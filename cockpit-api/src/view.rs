@@ -386,7 +386,10 @@ mod tests {
                 vars: Default::default(),
                 scheduled_for: None,
             };
-            for e in command(&s.world, add, TimeMs(0)).unwrap().events {
+            for e in command(&s.world, add, TimeMs(0), &Default::default())
+                .unwrap()
+                .events
+            {
                 push(&mut s, &mut out, e);
             }
             loop {

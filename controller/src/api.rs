@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders}` |
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
-//! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}` |
+//! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; an id, argument or name over a limit of `[limits]` (`order_args_bytes_max`, `arg_name_bytes_max`, `arg_value_bytes_max`, `order_id_bytes_max`) 413 `{error, details: {limit, max}}`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
 //! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor, holder, mark, parent, outcomes: [{position, outcome}]}` |
 //! | `GET /orders/{id}/log` | viewer | → text/plain, the job output so far |
@@ -68,6 +68,8 @@ pub struct Api {
     pub links: StatusMap,
     pub tokens: Arc<HashMap<String, Role>>,
     pub orders_per_request_max: usize,
+    /// What one order may bring in, checked before its command reaches the core.
+    pub order_limits: ordo_model::order::OrderLimits,
     pub long_poll_ms_max: u64,
     pub cluster_id: String,
     pub controller_id: String,

@@ -1,6 +1,8 @@
 //! The controller's TOML configuration; every key is documented in
 //! `deploy/config/controller.toml`.
 
+use ordo_model::ids::ORDER_ID_BYTES_MAX;
+use ordo_model::order::{OrderLimits, input};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,23 @@ pub struct Limits {
     pub journal_fsync: bool,
     pub handshake_timeout_ms: u64,
     pub connections_max: usize,
+    /// What one order may bring in (see `ordo_model::order::input`).
+    pub order_args_bytes_max: usize,
+    pub arg_name_bytes_max: usize,
+    pub arg_value_bytes_max: usize,
+    pub order_id_bytes_max: usize,
+}
+
+impl Limits {
+    /// The limits the model checks an order's input against.
+    pub fn order_limits(&self) -> OrderLimits {
+        OrderLimits {
+            order_args_bytes_max: self.order_args_bytes_max,
+            arg_name_bytes_max: self.arg_name_bytes_max,
+            arg_value_bytes_max: self.arg_value_bytes_max,
+            order_id_bytes_max: self.order_id_bytes_max,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -75,6 +94,10 @@ impl Default for Limits {
             journal_fsync: true,
             handshake_timeout_ms: 10_000,
             connections_max: 1024,
+            order_args_bytes_max: input::ORDER_ARGS_BYTES_MAX_DEFAULT,
+            arg_name_bytes_max: input::ARG_NAME_BYTES_MAX_DEFAULT,
+            arg_value_bytes_max: input::ARG_VALUE_BYTES_MAX_DEFAULT,
+            order_id_bytes_max: input::ORDER_ID_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -182,9 +205,19 @@ impl Config {
             ("snapshot_events", l.snapshot_events),
             ("handshake_timeout_ms", l.handshake_timeout_ms),
             ("connections_max", l.connections_max as u64),
+            ("order_args_bytes_max", l.order_args_bytes_max as u64),
+            ("arg_name_bytes_max", l.arg_name_bytes_max as u64),
+            ("arg_value_bytes_max", l.arg_value_bytes_max as u64),
+            ("order_id_bytes_max", l.order_id_bytes_max as u64),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("limits.{key} must be greater than 0"));
+        }
+        if l.order_id_bytes_max > ORDER_ID_BYTES_MAX {
+            return Err(format!(
+                "limits.order_id_bytes_max is {}; an order id is never longer than {ORDER_ID_BYTES_MAX} bytes",
+                l.order_id_bytes_max
+            ));
         }
         let a = &f.agents;
         if a.reconnect_min_ms == 0 || a.reconnect_max_ms < a.reconnect_min_ms {
@@ -230,6 +263,8 @@ mod tests {
         assert_eq!(c.cluster_id, "main");
         assert_eq!(c.tokens[0].role, Role::Admin);
         assert!(c.tls.ca.starts_with("/etc/ordo"));
+        // The documented values are the defaults.
+        assert_eq!(c.limits.order_limits(), OrderLimits::default());
     }
 
     #[test]
@@ -253,6 +288,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("snapshot_events"), "{e}");
+        let e = Config::parse(
+            &text.replace("order_id_bytes_max = 255", "order_id_bytes_max = 256"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("order_id_bytes_max"), "{e}");
+        let c = Config::parse(
+            &text.replace(
+                "order_args_bytes_max = 65536",
+                "order_args_bytes_max = 1000",
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.limits.order_limits().order_args_bytes_max, 1000);
         let e = Config::parse(&format!("{text}\n[extra]\n"), Path::new(".")).unwrap_err();
         assert!(e.contains("extra"), "{e}");
     }

@@ -16,7 +16,8 @@ use ordo_journal::Journal;
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::inventory::Inventory;
 use ordo_model::order::{
-    self, Accepted, Action, AgentCommand, Command, CommandError, KeyedEvent, OrderEvent, affected,
+    self, Accepted, Action, AgentCommand, Command, CommandError, KeyedEvent, OrderEvent,
+    OrderLimits, affected,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::wire::{AgentEvent, AgentEventBody, AgentMeta};
@@ -139,6 +140,8 @@ pub struct Core<L: Links> {
     snapshots: VecDeque<(u64, TimeMs)>,
     fatal_tx: mpsc::UnboundedSender<String>,
     fatal_rx: mpsc::UnboundedReceiver<String>,
+    /// What an order may bring in: for commands and `addOrder` steps.
+    order_limits: OrderLimits,
 }
 
 impl<L: Links> Core<L> {
@@ -174,6 +177,7 @@ impl<L: Links> Core<L> {
             snapshots: VecDeque::new(),
             fatal_tx,
             fatal_rx,
+            order_limits: OrderLimits::default(),
         };
         for agent in core
             .state
@@ -191,6 +195,13 @@ impl<L: Links> Core<L> {
             core.touched.insert(id);
         }
         core
+    }
+
+    /// Checks what orders bring in (commands and `addOrder` steps) with `limits` instead of
+    /// the defaults.
+    pub fn with_order_limits(mut self, limits: OrderLimits) -> Core<L> {
+        self.order_limits = limits;
+        self
     }
 
     pub fn state(&self) -> &State {
@@ -256,7 +267,7 @@ impl<L: Links> Core<L> {
         let mut made = 0;
         while let Some(id) = self.queue.pop_front() {
             self.queued.remove(&id);
-            let events = order::step(&self.state.world, &id, now);
+            let events = order::step_with(&self.state.world, &id, now, &self.order_limits);
             made += events.len();
             self.emit_events(events);
             if made > SETTLE_EVENTS_MAX {
@@ -298,7 +309,7 @@ impl<L: Links> Core<L> {
         match input {
             Input::Command { command, reply } => {
                 let now = (self.clock)();
-                match order::command(&self.state.world, command, now) {
+                match order::command(&self.state.world, command, now, &self.order_limits) {
                     Ok(Accepted { events, duplicate }) => {
                         let last = self.emit_events(events);
                         self.after_batch(Effect::Reply(Box::new(move || {

@@ -133,7 +133,8 @@ pub async fn run(
         config.limits.snapshot_events,
         config.retention.terminated_orders_ms,
         config.retention.events_ms,
-    );
+    )
+    .with_order_limits(config.limits.order_limits());
     let mut core_task = tokio::spawn(core.run(core_rx));
 
     let api = api::Api {
@@ -142,6 +143,7 @@ pub async fn run(
         links: status,
         tokens: Arc::new(api::token_map(&config.tokens)),
         orders_per_request_max: config.limits.orders_per_request_max,
+        order_limits: config.limits.order_limits(),
         long_poll_ms_max: config.limits.long_poll_ms_max,
         cluster_id: config.cluster_id.clone(),
         controller_id: config.controller_id.clone(),

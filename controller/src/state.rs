@@ -195,7 +195,10 @@ mod tests {
             vars: Default::default(),
             scheduled_for: None,
         };
-        for e in command(&s.world, add, TimeMs(0)).unwrap().events {
+        for e in command(&s.world, add, TimeMs(0), &Default::default())
+            .unwrap()
+            .events
+        {
             apply(&mut s, e);
         }
         let agent = ordo_model::ids::AgentId::new("a").unwrap();

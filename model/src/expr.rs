@@ -131,6 +131,31 @@ pub enum TemplatePart {
     Expr(Expr),
 }
 
+impl Expr {
+    /// Whether the expression reads any variable (an order variable, an argument or a
+    /// built-in); one that does not always gives the same value.
+    pub fn uses_variables(&self) -> bool {
+        match self {
+            Expr::Literal(_) => false,
+            Expr::Var(_) => true,
+            Expr::List(items) | Expr::Call(_, items) => items.iter().any(Expr::uses_variables),
+            Expr::Not(e) | Expr::Neg(e) => e.uses_variables(),
+            Expr::Binary(_, a, b) => a.uses_variables() || b.uses_variables(),
+        }
+    }
+}
+
+impl Template {
+    /// Whether any part of the template reads a variable; one that does not is a constant
+    /// written by the workflow's author.
+    pub fn uses_variables(&self) -> bool {
+        self.parts.iter().any(|p| match p {
+            TemplatePart::Text(_) => false,
+            TemplatePart::Expr(e) => e.uses_variables(),
+        })
+    }
+}
+
 /// A syntax error at a byte offset of the source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (at offset {offset})")]

@@ -4,6 +4,7 @@
 //! This crate does no IO, reads no clock and draws no random numbers: time and randomness are
 //! passed in by the caller.
 
+pub mod env;
 pub mod expr;
 pub mod ids;
 pub mod inventory;

@@ -18,6 +18,18 @@ pub enum Value {
 /// An order's named values.
 pub type Vars = BTreeMap<String, Value>;
 
+/// Whether `name` is a valid variable name: ASCII letters, digits and `_`, not starting with a
+/// digit. The one rule for workflow variable names (parameters, `args`, `env`, `as`) and for
+/// the names of variables an order is given (see [`crate::order::input`]); lengths are
+/// limited separately.
+pub fn is_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl Value {
     /// The name of this value's type, for error messages.
     pub fn type_name(&self) -> &'static str {

@@ -97,6 +97,31 @@ fn variables_in_all_spellings() {
 }
 
 #[test]
+fn constants_are_told_from_templates_that_read_variables() {
+    for src in [
+        "/opt/bin:/usr/bin",
+        "price $$5",
+        "${\"x\" ++ \"y\"}",
+        "${[1, -2]}",
+        "",
+    ] {
+        assert!(!parse_template(src).unwrap().uses_variables(), "{src}");
+    }
+    for src in [
+        "$x",
+        "/opt/${x}/bin",
+        "${toString($x)}",
+        "${[1, $x]}",
+        "${!$x}",
+        "${-$x}",
+        "${1 + $x}",
+        "$orderId",
+    ] {
+        assert!(parse_template(src).unwrap().uses_variables(), "{src}");
+    }
+}
+
+#[test]
 fn literals() {
     assert_eq!(parse("12"), Ok(lit(12.0)));
     assert_eq!(parse("12.25"), Ok(lit(12.25)));

@@ -346,6 +346,7 @@ fn a_long_cycle_is_stepped_in_bounded_pieces() {
             scheduled_for: None,
         },
         TimeMs(0),
+        &ordo_model::order::OrderLimits::default(),
     )
     .expect("adds");
     for e in &accepted.events {

@@ -1,11 +1,7 @@
 //! Jobs of the executor: the start queue, spawning, output, outcomes and kills.
 //!
-//! A job's environment, from weakest to strongest: the agent's own environment, the order's
-//! variables as the job sees them (its arguments; names that are not valid environment
-//! variable names are left out), the job's `env`, then `ORDO_ORDER_ID`, `ORDO_WORKFLOW`,
-//! `ORDO_JOB`, `ORDO_ATTEMPT`, `ORDO_POSITION`, the recovery marker `ORDO_RUN` (see
-//! [`crate::survivors`]) and `ORDO_RETURN_VALUES` (set by the runner). Its work directory
-//! is `<data_dir>/work/<order id>`, kept while the order is on this agent.
+//! A job's environment is built by [`super::env`]. Its work directory is
+//! `<data_dir>/work/<order id>`, kept while the order is on this agent.
 
 use super::{Executor, FINAL_EVENTS_BYTES};
 use crate::config::Config;
@@ -15,7 +11,7 @@ use crate::runner::{
     Executable, JobSpec, KillHandle, KillMode, RETURN_VALUES_BYTES_MAX_DEFAULT, RunError, RunEvent,
     Runner, Started, Terminated,
 };
-use crate::survivors::{RUN_MARKER_ENV, marker};
+use crate::survivors::marker;
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
 use ordo_model::inventory::{self, Instruction, ReturnCodes};
 use ordo_model::order::nav::instruction_at;
@@ -25,7 +21,6 @@ use ordo_model::order::{
 use ordo_model::time::TimeMs;
 use ordo_model::value::{Value, Vars};
 use ordo_model::wire::{AgentEventBody, Stream};
-use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -64,14 +59,6 @@ pub(super) enum JobMsg {
 /// The work directory of an order.
 pub(super) fn work_dir(config: &Config, order: &OrderId) -> PathBuf {
     config.data_dir.join("work").join(order.as_str())
-}
-
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 enum Startable {
@@ -187,20 +174,8 @@ impl Executor {
 
     fn spawn_job(&mut self, start: StartJob) {
         let limits = &self.config.limits;
-        let mut env: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in &start.args {
-            if is_env_name(name) {
-                env.insert(name.clone(), value.to_string());
-            }
-        }
-        env.extend(start.env.clone());
-        env.insert("ORDO_ORDER_ID".into(), start.order.to_string());
-        env.insert("ORDO_WORKFLOW".into(), start.workflow.to_string());
-        env.insert("ORDO_JOB".into(), start.job.to_string());
-        env.insert("ORDO_ATTEMPT".into(), start.attempt.to_string());
-        env.insert("ORDO_POSITION".into(), start.position.to_string());
-        env.insert(
-            RUN_MARKER_ENV.into(),
+        let env = super::env::job_env(
+            &start,
             marker(self.state.run_id, &start.order, start.attempt),
         );
         let executable = match &start.executable {
@@ -209,7 +184,7 @@ impl Executor {
         };
         let spec = JobSpec {
             executable,
-            env: env.into_iter().collect(),
+            env,
             work_dir: work_dir(&self.config, &start.order),
             timeout_ms: start.timeout.map(|d| d.0),
             grace_timeout_ms: start.grace_timeout.0,
@@ -604,14 +579,5 @@ mod tests {
         t.exit_code = None;
         t.signal = Some(9);
         assert!(matches!(outcome_of(&codes, t), Outcome::Failed { .. }));
-    }
-
-    #[test]
-    fn env_names_are_checked() {
-        assert!(is_env_name("day"));
-        assert!(is_env_name("_X1"));
-        assert!(!is_env_name("1x"));
-        assert!(!is_env_name("a-b"));
-        assert!(!is_env_name(""));
     }
 }

@@ -25,6 +25,7 @@
 //! Shutdown kills the running jobs' process groups without journaling an outcome: after the
 //! restart they are reported lost like after a crash (`Disrupted(ProcessLost)`).
 
+mod env;
 mod jobs;
 
 use crate::config::Config;

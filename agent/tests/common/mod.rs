@@ -7,8 +7,8 @@
 use ordo_agent::Config;
 use ordo_model::ids::{AgentId, OrderId, WorkflowName};
 use ordo_model::order::{
-    Action, AgentCommand, Command, Holder, KeyedEvent, OrderState, Settler, Side, World,
-    accepts_from_agent, actions, attach_command, command, deploy,
+    Action, AgentCommand, Command, Holder, KeyedEvent, OrderEvent, OrderState, Settler, Side,
+    World, accepts_from_agent, actions, attach_command, command, deploy,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::value::Vars;
@@ -345,9 +345,34 @@ impl Ctl {
                 scheduled_for: at.map(TimeMs),
             },
             TimeMs(now_ms()),
+            &Default::default(),
         )
         .expect("add");
         self.settle(accepted.events);
+        self.attach(&id).await;
+    }
+
+    /// Adds an order without the checks of the model's door (as a journal written before
+    /// them holds it), hands it to the agent and waits for the `Ack`.
+    pub async fn add_order_unchecked(&mut self, id: &str, workflow: &str, vars: Vars) {
+        let id = OrderId::new(id).unwrap();
+        let workflow = WorkflowName::new(workflow).unwrap();
+        let (version, _) = self.world.latest(&workflow).expect("deployed");
+        self.settle(vec![KeyedEvent::order(
+            &id,
+            OrderEvent::Added {
+                workflow,
+                version,
+                vars,
+                scheduled_for: None,
+                added_by: None,
+            },
+        )]);
+        self.attach(&id).await;
+    }
+
+    async fn attach(&mut self, id: &OrderId) {
+        let id = id.clone();
         let o = self.world.order(&id).expect("added");
         assert_eq!(o.holder, Holder::Attaching(self.agent.clone()), "{o:?}");
         let attach = attach_command(&self.world, &id).expect("attach command");
@@ -357,7 +382,8 @@ impl Ctl {
 
     /// An operator's command on the controller; marks it makes are sent to the agent.
     pub async fn operator(&mut self, cmd: Command) {
-        let accepted = command(&self.world, cmd, TimeMs(now_ms())).expect("accepted");
+        let accepted =
+            command(&self.world, cmd, TimeMs(now_ms()), &Default::default()).expect("accepted");
         self.settle(accepted.events);
         for action in actions(&self.world) {
             if let Action::Mark {

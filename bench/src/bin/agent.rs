@@ -224,6 +224,7 @@ impl Controller {
                 scheduled_for: None,
             },
             now(),
+            &Default::default(),
         )?;
         let mut settler = Settler::new();
         for e in &accepted.events {

@@ -154,8 +154,8 @@ impl Folder {
     }
 
     fn command(&mut self, c: Command) -> Result<()> {
-        let accepted =
-            command(&self.state.world, c, TimeMs(self.t0)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let accepted = command(&self.state.world, c, TimeMs(self.t0), &Default::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         for e in accepted.events {
             self.push(e)?;
         }

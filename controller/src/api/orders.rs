@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use ordo_model::ids::{BoardName, OrderId, WorkflowName};
-use ordo_model::order::{Command, CommandError, Kill};
+use ordo_model::order::{Command, CommandError, InputError, Kill, OrderLimits};
 use ordo_model::position::Position;
 use ordo_model::time::TimeMs;
 use ordo_model::value::Vars;
@@ -29,12 +29,26 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
 }
 
 fn command_error(e: CommandError) -> ApiError {
-    let status = match e {
+    let status = match &e {
         CommandError::UnknownOrder(_) => StatusCode::NOT_FOUND,
         CommandError::Refused { .. } | CommandError::WrongSide { .. } => StatusCode::CONFLICT,
+        CommandError::Input { error, .. } => return input_error(error, e.to_string()),
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())
+}
+
+/// Order input the model's door refused: 413 naming the limit and its value (also as
+/// `details: {limit, max}`) when something is too large, else 400.
+fn input_error(error: &InputError, message: String) -> ApiError {
+    match error.limit() {
+        Some((limit, max)) => ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message,
+            details: Some(json!({ "limit": limit, "max": max })),
+        },
+        None => ApiError::bad(message),
+    }
 }
 
 async fn run(api: &Api, command: Command) -> Result<CommandReply, ApiError> {
@@ -148,15 +162,29 @@ fn instant(v: &Json) -> Result<TimeMs, String> {
     }
 }
 
-fn add_command(o: NewOrder) -> Result<Command, String> {
-    let id = OrderId::new(&o.id).map_err(|e| format!("order id {:?} {e}", o.id))?;
-    let workflow =
-        WorkflowName::new(&o.workflow).map_err(|e| format!("workflow {:?} {e}", o.workflow))?;
+/// The command for one new order, checked at the model's door with `limits` (the core checks
+/// again; checking here answers a whole request before any of it is added).
+fn add_command(o: NewOrder, limits: &OrderLimits) -> Result<Command, ApiError> {
+    limits
+        .check_id(&o.id)
+        .map_err(|e| input_error(&e, e.to_string()))?;
+    let id = OrderId::new(&o.id).map_err(|e| ApiError::bad(format!("order id {:?} {e}", o.id)))?;
+    let bad = |e: String| ApiError::bad(format!("order {id}: {e}"));
+    let workflow = WorkflowName::new(&o.workflow)
+        .map_err(|e| bad(format!("workflow {:?} {e}", o.workflow)))?;
     let vars = match &o.args {
         None => Vars::new(),
-        Some(a) => vars_from_json(a)?,
+        Some(a) => vars_from_json(a).map_err(bad)?,
     };
-    let scheduled_for = o.scheduled_for.as_ref().map(instant).transpose()?;
+    let scheduled_for = o
+        .scheduled_for
+        .as_ref()
+        .map(instant)
+        .transpose()
+        .map_err(bad)?;
+    limits
+        .check_add(&id, &vars, scheduled_for)
+        .map_err(|e| input_error(&e, format!("order {id}: {e}")))?;
     Ok(Command::Add {
         id,
         workflow,
@@ -189,9 +217,8 @@ pub async fn add(
     }
     let commands: Vec<Command> = orders
         .into_iter()
-        .map(add_command)
-        .collect::<Result<_, _>>()
-        .map_err(ApiError::bad)?;
+        .map(|o| add_command(o, &api.order_limits))
+        .collect::<Result<_, _>>()?;
     // Send them all before awaiting, so they share journal batches.
     let mut replies = Vec::with_capacity(commands.len());
     for command in commands {
@@ -206,6 +233,7 @@ pub async fn add(
             .map_err(|_| stopping())?;
         replies.push((id, rx));
     }
+    let single = replies.len() == 1;
     let mut results = Vec::with_capacity(replies.len());
     let mut last = 0;
     for (id, rx) in replies {
@@ -214,13 +242,10 @@ pub async fn add(
                 last = last.max(r.last_event_id);
                 results.push(json!({"id": id, "added": !r.duplicate, "duplicate": r.duplicate}));
             }
+            // One order: its error is the answer.
+            Err(e) if single => return Err(command_error(e)),
             Err(e) => results.push(json!({"id": id, "added": false, "error": e.to_string()})),
         }
-    }
-    if results.len() == 1
-        && let Some(e) = results[0].get("error").and_then(Json::as_str)
-    {
-        return Err(ApiError::bad(e.to_owned()));
     }
     Ok(axum::Json(json!({"results": results, "lastEventId": last})))
 }

@@ -26,7 +26,8 @@ pub struct StartJob {
     /// 1 for the first start at this position, + 1 per restart.
     pub attempt: u32,
     pub executable: Executable,
-    /// Rendered environment variables.
+    /// The job's `env:`, rendered. A protected name ([`crate::env::protected`]) is here only
+    /// when its template is a constant.
     pub env: BTreeMap<String, String>,
     /// The variables the job sees: its default arguments, then the order's variables, then
     /// the step's arguments (later ones win).
@@ -103,6 +104,14 @@ pub fn start_job(world: &World, order: &Order) -> Result<StartJob, String> {
     };
     let mut env = BTreeMap::new();
     for (k, t) in &job.env {
+        // Deploy refuses this already; a workflow that bypassed the check never starts.
+        if let Some(why) = crate::env::protected(k)
+            && t.uses_variables()
+        {
+            return Err(format!(
+                "job {name} env {k}: {k} {why}, so it may only be set to a constant, not from variables"
+            ));
+        }
         let v = expr::render(t, &scope).map_err(|e| format!("job {name} env {k}: {e}"))?;
         env.insert(k.clone(), v.to_string());
     }

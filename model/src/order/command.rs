@@ -2,6 +2,7 @@
 //! commands on an agent, deployment, notice expiry, and lost processes after a crash.
 
 use super::event::{BoardEvent, ItemEvent, KeyedEvent, OrderEvent};
+use super::input::{InputError, OrderLimits};
 use super::nav::{branch_level, is_valid};
 use super::state::{
     Disruption, Frame, Holder, Kill, Mark, Order, OrderState, Outcome, Side, Wait, encloses,
@@ -122,6 +123,9 @@ pub enum CommandError {
     ReservedId(OrderId),
     #[error("variables: {0}")]
     Vars(String),
+    /// The command's input breaks a rule of [`super::input`] (a limit, a name, an instant).
+    #[error("order {id}: {error}")]
+    Input { id: OrderId, error: InputError },
     #[error("this command is for {expected}, and this is {actual}")]
     WrongSide { expected: String, actual: Side },
 }
@@ -178,8 +182,22 @@ fn next_mark(o: &Order, mark: Option<Mark>) -> KeyedEvent {
     )
 }
 
+fn input(id: &OrderId, result: Result<(), InputError>) -> Result<(), CommandError> {
+    result.map_err(|error| CommandError::Input {
+        id: id.clone(),
+        error,
+    })
+}
+
 /// Decides an operator command on the controller's world. The events are not applied.
-pub fn command(world: &World, command: Command, now: TimeMs) -> Result<Accepted, CommandError> {
+/// What an order is given from outside (`Add`, and the variables of `Resume` and `Answer`)
+/// must pass the rules of [`super::input`] under `limits` first.
+pub fn command(
+    world: &World,
+    command: Command,
+    now: TimeMs,
+    limits: &OrderLimits,
+) -> Result<Accepted, CommandError> {
     if world.side() != &Side::Controller {
         return Err(CommandError::WrongSide {
             expected: "the controller".to_owned(),
@@ -193,6 +211,7 @@ pub fn command(world: &World, command: Command, now: TimeMs) -> Result<Accepted,
             vars,
             scheduled_for,
         } => {
+            input(&id, limits.check_add(&id, &vars, scheduled_for))?;
             if world.order(&id).is_some() {
                 return Ok(Accepted {
                     events: Vec::new(),
@@ -260,6 +279,7 @@ pub fn command(world: &World, command: Command, now: TimeMs) -> Result<Accepted,
             }
         }
         Command::Resume { id, position, vars } => {
+            input(&id, limits.check_vars(&vars))?;
             let o = order(world, &id)?;
             match (&o.state, &o.holder) {
                 (OrderState::Suspended { .. } | OrderState::Failed, Holder::Controller) => {
@@ -302,6 +322,7 @@ pub fn command(world: &World, command: Command, now: TimeMs) -> Result<Accepted,
             }
         }
         Command::Answer { id, vars } => {
+            input(&id, limits.check_vars(&vars))?;
             let o = order(world, &id)?;
             match (&o.state, &o.holder) {
                 (OrderState::Prompting { .. }, Holder::Controller) => {

@@ -63,7 +63,9 @@
 //! `Attached`). A scheduled order whose first instruction is a job is attached early; the
 //! agent starts it at its instant.
 //!
-//! Operator commands go to the controller ([`command()`]). On an order the controller holds
+//! Operator commands go to the controller ([`command()`]). What an order is given from outside
+//! (its id, arguments and instant, `resume` and `answer` variables, `addOrder` arguments)
+//! passes the rules and limits of [`input`] first; the caller passes the limits. On an order the controller holds
 //! at a safe point (not processing, not waiting for its children) they act at once; otherwise
 //! the controller records a [`Mark`] (`Marked`, numbered), sends it to the agent
 //! (`Action::Mark` → [`AgentCommand::MarkOrder`] → `MarkedOnAgent`), and the holder honours it
@@ -90,6 +92,7 @@
 pub mod action;
 pub mod command;
 pub mod event;
+pub mod input;
 pub mod nav;
 pub mod scope;
 pub mod settle;
@@ -105,10 +108,11 @@ pub use command::{
     expire_notices, lost_processes, prepare_vars,
 };
 pub use event::{BoardEvent, ForkChild, ItemEvent, KeyedEvent, OrderEvent};
+pub use input::{InputError, OrderLimits};
 pub use settle::{Settler, accepts_from_agent, affected};
 pub use state::{
     BlockFrame, Disruption, Frame, HistoricOutcome, Holder, Kill, Mark, Order, OrderState, Outcome,
     Side, Wait,
 };
-pub use step::{ATTEMPTS_MAX, FORK_CHILDREN_MAX, STEP_EVENTS_MAX, step};
+pub use step::{ATTEMPTS_MAX, FORK_CHILDREN_MAX, STEP_EVENTS_MAX, step, step_with};
 pub use world::{ApplyError, BoardState, LockState, World};

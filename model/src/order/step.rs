@@ -2,6 +2,7 @@
 
 use super::action::start_job;
 use super::event::{BoardEvent, ForkChild, KeyedEvent, OrderEvent};
+use super::input::OrderLimits;
 use super::nav::{block_at, branch_level, instruction_at, stays_on};
 use super::scope::{OrderScope, eval_for, render_text};
 use super::state::{
@@ -26,7 +27,20 @@ pub const ATTEMPTS_MAX: u32 = 100;
 /// and returns the events (not applied). Empty when the order must wait (for a job, a
 /// timer, a lock, a notice, an answer, other orders, or the other side) or when this side
 /// does not hold it. At most [`STEP_EVENTS_MAX`] events; step again for more.
+///
+/// The arguments of an `addOrder` are checked with the default [`OrderLimits`]; the
+/// controller, which runs `addOrder`, uses [`step_with`] and its configured limits.
 pub fn step(world: &World, id: &OrderId, now: TimeMs) -> Vec<KeyedEvent> {
+    step_with(world, id, now, &OrderLimits::default())
+}
+
+/// [`step`], checking the arguments of an `addOrder` with `limits` (see [`super::input`]).
+pub fn step_with(
+    world: &World,
+    id: &OrderId,
+    now: TimeMs,
+    limits: &OrderLimits,
+) -> Vec<KeyedEvent> {
     let side = world.side();
     let Some(start) = world.order(id) else {
         return Vec::new();
@@ -43,6 +57,7 @@ pub fn step(world: &World, id: &OrderId, now: TimeMs) -> Vec<KeyedEvent> {
         side,
         now,
         controller: *side == Side::Controller,
+        limits,
     };
     let mut order = start.clone();
     let mut out = Vec::new();
@@ -98,6 +113,7 @@ struct Cx<'a> {
     side: &'a Side,
     now: TimeMs,
     controller: bool,
+    limits: &'a OrderLimits,
 }
 
 fn mine(order: &Order, events: Vec<OrderEvent>) -> Vec<KeyedEvent> {
@@ -1028,6 +1044,10 @@ impl Cx<'_> {
                 }
                 Err(e) => return self.fail(o, format!("add-order argument {name}: {e}")),
             }
+        }
+        // The new order's arguments pass the same door as an order added from outside.
+        if let Err(e) = self.limits.check_vars(&vars) {
+            return self.fail(o, format!("add-order to {workflow}: {e}"));
         }
         let vars = match super::command::prepare_vars(target, vars) {
             Ok(v) => v,

@@ -40,7 +40,9 @@
 //! # Jobs
 //!
 //! `agent` (required); exactly one of `script` (run by `/bin/sh -c`) or `command` (a list:
-//! program and arguments, run directly); `env` (environment variables; values are templates);
+//! program and arguments, run directly); `env` (environment variables; values are templates;
+//! a name that changes how a process loads or starts, such as `LD_PRELOAD` or `PATH`, takes a
+//! constant only, see [`crate::env`]);
 //! `args` (default order variables for the job; values are templates); `timeout` (none by
 //! default); `graceTimeout` (SIGTERM to SIGKILL, default 15s); `returnCodes`
 //! (`{ success: [0, 3] }` or `{ failure: [1] }`, default success = `[0]`); `restartable`
@@ -81,7 +83,9 @@
 //! durations, URLs, expressions and templates (at the offending character where the scalar's
 //! text allows); steps after an unconditional `fail`, `finish` or `break`; `break` outside a
 //! cycle; a lock `count` above the lock's `limit`; `retry` with `maxTries` below 1; an
-//! `addOrder` that does not pass a parameter the workflow requires; every [`Limits`] field.
+//! `addOrder` that does not pass a parameter the workflow requires; an `env` entry with a
+//! protected name ([`crate::env::protected`]) whose value reads variables; an `addOrder`
+//! argument with a protected name; every [`Limits`] field.
 //! A job that no step runs is a warning.
 //!
 //! # Agents, locks, boards

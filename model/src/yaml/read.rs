@@ -190,12 +190,7 @@ impl<'a> Cx<'a> {
 
     /// A variable or environment variable name.
     pub fn var_name(&mut self, text: &str, pos: Pos, label: &str) -> bool {
-        let ok = text.len() <= self.limits.name_bytes_max
-            && text
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ok = text.len() <= self.limits.name_bytes_max && crate::value::is_var_name(text);
         if !ok {
             self.err(
                 pos,

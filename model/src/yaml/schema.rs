@@ -177,9 +177,23 @@ fn ty(t: Ty) -> Value {
         Ty::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
         Ty::Enum(words) => json!({ "enum": words }),
         Ty::List(item) => json!({ "type": "array", "items": ty(*item) }),
-        Ty::Vars | Ty::Env => json!({
+        Ty::Vars => json!({
             "type": "object",
             "propertyNames": reference("varName"),
+            "additionalProperties": reference("template"),
+        }),
+        Ty::Env => json!({
+            "type": "object",
+            "propertyNames": reference("varName"),
+            "patternProperties": {
+                crate::env::protected_pattern(): {
+                    "description": "A name that changes how a process loads or starts (LD_*, PATH, ...): a constant only, never from variables.",
+                    "anyOf": [
+                        { "type": ["number", "boolean"] },
+                        { "type": "string", "pattern": "^(?:[^$]|\\$\\$)*$" },
+                    ],
+                },
+            },
             "additionalProperties": reference("template"),
         }),
         Ty::Block => reference("block"),

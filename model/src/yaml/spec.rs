@@ -154,7 +154,7 @@ pub(crate) static JOB: Obj = Obj {
         opt(
             "env",
             Ty::Env,
-            "Environment variables for the process; values are templates over order variables.",
+            "Environment variables for the process; values are templates over order variables. Names that change how a process loads or starts (LD_*, PATH, ...) take constants only.",
         ),
         opt(
             "args",

@@ -158,9 +158,11 @@ fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<Job>
             None
         }
     };
-    let env = opt_or(f.get("env"), BTreeMap::new(), |n| vars(cx, n, "env", true));
+    let env = opt_or(f.get("env"), BTreeMap::new(), |n| {
+        vars(cx, n, "env", VarsOf::Env)
+    });
     let args = opt_or(f.get("args"), BTreeMap::new(), |n| {
-        vars(cx, n, "args", false)
+        vars(cx, n, "args", VarsOf::Args)
     });
     let timeout = match f.get("timeout") {
         None => Some(None),
@@ -232,25 +234,59 @@ fn command(cx: &mut Cx<'_>, node: &Node) -> Option<Vec<String>> {
     Some(argv)
 }
 
+/// What a mapping of names to templates sets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum VarsOf {
+    /// A job's environment: a protected name (`crate::env::protected`) takes only a constant.
+    Env,
+    /// Variables of the order itself (job and step `args`).
+    Args,
+    /// The arguments of an order `addOrder` adds: no protected name, as at any order's door.
+    NewOrder,
+}
+
 /// A mapping of variable names (or environment variable names) to templates.
 fn vars(
     cx: &mut Cx<'_>,
     node: &Node,
     label: &str,
-    env: bool,
+    of: VarsOf,
 ) -> Option<BTreeMap<String, Template>> {
     let entries = cx.entries(node, &format!("`{label}`"))?;
     let mut out = BTreeMap::new();
     let mut ok = true;
     for e in entries {
-        let kind = if env {
+        let kind = if of == VarsOf::Env {
             "environment variable name"
         } else {
             "variable name"
         };
         ok &= cx.var_name(&e.key, e.key_node.pos, kind);
+        let why = crate::env::protected(&e.key);
+        if let (VarsOf::NewOrder, Some(why)) = (of, why) {
+            cx.err(
+                e.key_node.pos,
+                format!(
+                    "an order may not be given the variable {}: {} {why}, so it never comes from order input",
+                    e.key, e.key
+                ),
+            );
+            ok = false;
+        }
         match cx.template(e.value, &format!("`{label}.{}`", e.key)) {
             Some(t) => {
+                if let (VarsOf::Env, Some(why)) = (of, why)
+                    && t.uses_variables()
+                {
+                    cx.err(
+                        e.value.pos,
+                        format!(
+                            "`{label}.{k}` takes its value from variables, which orders can set; {k} {why}, so it may only be a constant (write the value itself, without `$`)",
+                            k = e.key
+                        ),
+                    );
+                    ok = false;
+                }
                 out.insert(e.key, t);
             }
             None => ok = false,
@@ -536,7 +572,7 @@ fn run(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> 
     let n = f.get("run")?;
     let job = cx.name(n, "`run`", JobName::new);
     let args = opt_or(f.get("args"), BTreeMap::new(), |a| {
-        vars(cx, a, "args", false)
+        vars(cx, a, "args", VarsOf::Args)
     });
     let text = n.scalar()?.text.as_str();
     if wf.jobs.contains(text) {
@@ -799,7 +835,7 @@ fn add_order(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruc
     let n = f.get("addOrder")?;
     let workflow = cx.name(n, "`addOrder`", WorkflowName::new);
     let args = opt_or(f.get("args"), BTreeMap::new(), |a| {
-        vars(cx, a, "args", false)
+        vars(cx, a, "args", VarsOf::NewOrder)
     });
     if let (Some(w), Some(args)) = (&workflow, &args) {
         let names = args.keys().cloned().collect();

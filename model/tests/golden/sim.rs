@@ -8,9 +8,10 @@
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::inventory::Inventory;
 use ordo_model::order::{
-    Action, AgentCommand, Command, Exit, Holder, KeyedEvent, Kill, OrderEvent, OrderState, Outcome,
-    Settler, Side, StartJob, World, accepts_from_agent, actions, agent_command, attach_command,
-    command, deploy, expire_notices, job_outcome, lost_processes, step,
+    Action, AgentCommand, Command, Exit, Holder, KeyedEvent, Kill, OrderEvent, OrderLimits,
+    OrderState, Outcome, Settler, Side, StartJob, World, accepts_from_agent, actions,
+    agent_command, attach_command, command, deploy, expire_notices, job_outcome, lost_processes,
+    step,
 };
 use ordo_model::time::{DurationMs, TimeMs};
 use ordo_model::value::Vars;
@@ -124,7 +125,7 @@ impl Sim {
 
     /// An operator command; a refusal is logged, not fatal.
     pub fn command(&mut self, cmd: Command) -> Result<bool, String> {
-        match command(&self.ctrl, cmd, self.now) {
+        match command(&self.ctrl, cmd, self.now, &OrderLimits::default()) {
             Ok(accepted) => {
                 if accepted.duplicate {
                     self.note("  ctrl | (duplicate, ignored)");
