@@ -52,6 +52,8 @@ pub enum Role {
 pub struct Limits {
     pub request_bytes_max: usize,
     pub frame_bytes_max: usize,
+    /// Largest event streamed to readers, in bytes of JSON (see [`crate::streamed`]).
+    pub event_bytes_max: usize,
     pub orders_per_request_max: usize,
     pub subscriber_events_max: usize,
     pub long_poll_ms_max: u64,
@@ -67,6 +69,7 @@ impl Default for Limits {
         Limits {
             request_bytes_max: 16 << 20,
             frame_bytes_max: 16 << 20,
+            event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
             orders_per_request_max: 10_000,
             subscriber_events_max: 100_000,
             long_poll_ms_max: 60_000,
@@ -186,6 +189,12 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("limits.{key} must be greater than 0"));
         }
+        if l.event_bytes_max < crate::streamed::EVENT_BYTES_MIN {
+            return Err(format!(
+                "limits.event_bytes_max must be at least {} bytes (an agent's output event can be that large)",
+                crate::streamed::EVENT_BYTES_MIN
+            ));
+        }
         let a = &f.agents;
         if a.reconnect_min_ms == 0 || a.reconnect_max_ms < a.reconnect_min_ms {
             return Err(
@@ -253,6 +262,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("snapshot_events"), "{e}");
+        let e = Config::parse(
+            &text.replace("event_bytes_max = 67108864", "event_bytes_max = 1000"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("event_bytes_max"), "{e}");
         let e = Config::parse(&format!("{text}\n[extra]\n"), Path::new(".")).unwrap_err();
         assert!(e.contains("extra"), "{e}");
     }
