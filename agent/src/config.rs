@@ -123,6 +123,12 @@ impl Config {
                 "limits.frame_bytes_max must be at least {FRAME_BYTES_MIN} bytes"
             ));
         }
+        if l.log_chunk_bytes_max > ordo_model::wire::OUTPUT_CHUNK_BYTES_MAX {
+            return Err(format!(
+                "limits.log_chunk_bytes_max must be at most {} bytes, so that an output event fits the controller's event stream",
+                ordo_model::wire::OUTPUT_CHUNK_BYTES_MAX
+            ));
+        }
         if l.log_chunk_bytes_max > l.frame_bytes_max / 4 {
             return Err(
                 "limits.log_chunk_bytes_max must be at most a quarter of limits.frame_bytes_max, so that an output event fits a frame"

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 /// Time a server gets to answer after it was started.
 const START_TIMEOUT_MS: u64 = 30_000;
 /// Largest event frame read from the event stream.
-const EVENT_FRAME_BYTES_MAX: usize = 16 << 20;
+const EVENT_FRAME_BYTES_MAX: usize = ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT;
 
 /// What to start.
 pub struct StartOptions {

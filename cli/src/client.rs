@@ -25,8 +25,10 @@ const SYSTEM_CA_FILES: [&str; 3] = [
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/ssl/cert.pem",
 ];
-/// Largest WebSocket message accepted.
-pub const WS_MESSAGE_BYTES_MAX: usize = 16 << 20;
+/// Largest WebSocket message accepted: the largest event the controller streams by default.
+pub const WS_MESSAGE_BYTES_MAX: usize = ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT;
+/// Largest answer accepted: a long poll of events is at most one event over its size bound.
+pub const BODY_BYTES_MAX: usize = ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT + (1 << 20);
 /// Time for TCP, TLS and WebSocket handshakes together.
 pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Time for one request, response body included (long polls ask for less).
@@ -101,7 +103,7 @@ impl Api {
         let options = HttpsClientOptions {
             connect_timeout_ms: CONNECT_TIMEOUT_MS,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
-            body_bytes_max: 64 << 20,
+            body_bytes_max: BODY_BYTES_MAX,
             allow_plain_http: plain,
         };
         let mut http = HttpsClient::new(tls.clone(), options);

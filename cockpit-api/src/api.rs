@@ -3,7 +3,7 @@
 //! document at `/api/v1/openapi.json` (see [`docs`] for every route and body).
 //!
 //! Every route under `/api/v1` but the OpenAPI document needs `Authorization: Bearer
-//! <token>`; a WebSocket route also takes `?access_token=<token>` (browsers cannot set
+//! <token>` (the scheme in any case); a WebSocket route also takes `?access_token=<token>` (browsers cannot set
 //! headers on WebSockets). The token's SHA-256 names a configured user and its role:
 //! viewer reads, operator also acts on orders and notices, admin also deploys. A missing or
 //! unknown token gets 401, a role that may not act 403, a body larger than
@@ -22,7 +22,7 @@ use crate::follow::Shared;
 use crate::upstream::Upstream;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State as AxState};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -137,14 +137,6 @@ pub fn role_name(role: Role) -> &'static str {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
 /// `access_token` of a WebSocket upgrade's query string.
 fn query_token(req: &Request) -> Option<String> {
     let upgrade = req
@@ -201,7 +193,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 async fn auth(AxState(app): AxState<App>, mut req: Request, next: Next) -> Response {
-    let token = bearer(req.headers())
+    let token = ordo_net::api::bearer_token(req.headers())
         .map(str::to_owned)
         .or_else(|| query_token(&req));
     let Some(token) = token else {
@@ -281,6 +273,12 @@ pub fn router(app: App) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), timing))
         .layer(DefaultBodyLimit::max(app.limits.request_bytes_max))
+        .layer(middleware::from_fn_with_state(
+            ordo_net::api::ErrorContext {
+                request_bytes_max: app.limits.request_bytes_max,
+            },
+            ordo_net::api::json_errors,
+        ))
         .with_state(app)
 }
 

@@ -12,6 +12,14 @@
 //!    the list (round robin) after a backoff that starts at `reconnect_min_ms` and doubles up
 //!    to `reconnect_max_ms`, again at the last applied id. A controller that answers 410
 //!    ("reload the snapshot") makes it load the state again.
+//! 4. A follower that cannot advance says so: after [`STUCK_AFTER_FAILURES`] sessions in a row
+//!    that applied nothing while a controller answered its `/health` with a newer event id
+//!    than the view's (or the view was never loaded), the status names why (`stuck`), and the
+//!    cockpit's `/health` answers 503 with that reason, e.g. "the event after 123 is 9000000
+//!    bytes, larger than limits.frame_bytes_max (65536 bytes)" or "no progress for 5000 ms
+//!    while the controller is at event X". The first session that applies an event clears it.
+//!    A controller whose `eventBytesMax` is larger than this cockpit's `frame_bytes_max`
+//!    gets a `warning` at once, before any such event arrives.
 //!
 //! Every applied event is also broadcast (under the view's write lock, so a subscriber that
 //! reads the view's event id under the read lock and subscribes misses nothing) for the live
@@ -67,7 +75,22 @@ pub struct FollowStatus {
     pub last_error: Option<String>,
     pub cluster_id: Option<String>,
     pub controller_id: Option<String>,
+    /// The controller's newest event id, as its `/health` said before the last stream opened.
+    pub controller_last_event_id: Option<u64>,
+    /// Sessions in a row that ended without applying an event or loading the state.
+    pub failures_without_progress: u32,
+    /// When the view last advanced (or the first of those sessions began), ms since the epoch.
+    pub no_progress_since_ms: Option<i64>,
+    /// Why the view cannot advance although the controller is ahead; `/health` is 503 then.
+    pub stuck: Option<String>,
+    /// A mismatch that will stop the view when it matters (the controller may stream events
+    /// larger than this cockpit takes).
+    pub warning: Option<String>,
 }
+
+/// Sessions in a row without progress, against a controller that is ahead, before the
+/// follower reports itself stuck.
+pub const STUCK_AFTER_FAILURES: u32 = 3;
 
 /// What the follower, the API and the metrics share.
 pub struct Shared {
@@ -181,11 +204,52 @@ pub async fn follow(shared: Arc<Shared>, upstream: Arc<Upstream>, timing: Follow
     loop {
         let url = upstream.urls()[i % n].clone();
         let mut opened = false;
-        let result = session(&shared, &upstream, i, timing, &mut must_load, &mut opened).await;
+        let mut controller_at = None;
+        let before = (shared.read().last_event_id(), shared.status().loaded);
+        let started_ms = now_ms();
+        let result = session(
+            &shared,
+            &upstream,
+            i,
+            timing,
+            &mut must_load,
+            &mut opened,
+            &mut controller_at,
+        )
+        .await;
         let reason = match &result {
             Ok(()) => "the controller closed the event stream".to_owned(),
             Err(e) => e.to_string(),
         };
+        let after = (shared.read().last_event_id(), shared.status().loaded);
+        let progressed = after != before;
+        shared.update(|s| {
+            if progressed {
+                s.failures_without_progress = 0;
+                s.no_progress_since_ms = None;
+                s.stuck = None;
+                return;
+            }
+            s.failures_without_progress += 1;
+            let since = *s.no_progress_since_ms.get_or_insert(started_ms);
+            let ahead = controller_at.is_some_and(|x| x > after.0 || !after.1);
+            s.stuck = (s.failures_without_progress >= STUCK_AFTER_FAILURES && ahead).then(|| {
+                match &result {
+                    Err(e @ UpstreamError::FrameTooLarge { .. }) => format!(
+                        "{e}; raise it to the controller's eventBytesMax (GET /api/v1/health of the controller)"
+                    ),
+                    _ => format!(
+                        "no progress for {} ms while the controller is at event {} and the view at {}: {reason}",
+                        now_ms() - since,
+                        controller_at.unwrap_or_default(),
+                        after.0,
+                    ),
+                }
+            });
+        });
+        if let Some(stuck) = shared.status().stuck {
+            tracing::error!(controller = %url, "the view cannot advance: {stuck}");
+        }
         if let Err(UpstreamError::Gone { .. }) = &result {
             must_load = true;
         }
@@ -210,7 +274,8 @@ pub async fn follow(shared: Arc<Shared>, upstream: Arc<Upstream>, timing: Follow
 }
 
 /// Loads (when needed) and follows controller `i` until its stream ends; `opened` tells
-/// whether the stream was open.
+/// whether the stream was open, `controller_at` the controller's newest event id when its
+/// `/health` answered.
 async fn session(
     shared: &Shared,
     upstream: &Upstream,
@@ -218,6 +283,7 @@ async fn session(
     timing: FollowTiming,
     must_load: &mut bool,
     opened: &mut bool,
+    controller_at: &mut Option<u64>,
 ) -> Result<(), UpstreamError> {
     let url = upstream.urls()[i].clone();
     let health = tokio::time::timeout(
@@ -226,9 +292,25 @@ async fn session(
     );
     if let Ok(Ok(h)) = health.await {
         let text = |k: &str| h.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        *controller_at = h.get("lastEventId").and_then(|v| v.as_u64());
+        let frame_bytes_max = upstream.frame_bytes_max();
+        let warning = h
+            .get("eventBytesMax")
+            .and_then(|v| v.as_u64())
+            .filter(|&n| n > frame_bytes_max as u64)
+            .map(|n| {
+                format!(
+                    "controller {url} streams events of up to {n} bytes (its limits.event_bytes_max), more than this cockpit's limits.frame_bytes_max ({frame_bytes_max} bytes)"
+                )
+            });
+        if let Some(w) = &warning {
+            tracing::warn!("{w}");
+        }
         shared.update(|s| {
             s.cluster_id = text("clusterId");
             s.controller_id = text("controllerId");
+            s.controller_last_event_id = *controller_at;
+            s.warning = warning;
         });
     }
     if *must_load {
@@ -269,23 +351,23 @@ async fn session(
         last_heard = tokio::time::Instant::now();
         let text = match next {
             None | Some(Ok(WsMessage::Close(_))) => return Ok(()),
-            Some(Err(e)) => {
-                return Err(UpstreamError::BadEvent {
-                    url,
-                    reason: format!("the event stream broke: {e}"),
-                });
-            }
+            Some(Err(e)) => return Err(stream_error(shared, &url, e)),
             Some(Ok(WsMessage::Text(t))) => t,
             Some(Ok(_)) => continue,
         };
         // Take whatever else is already there, to apply a burst under one lock.
         let mut batch = vec![text];
+        let mut broke = None;
         while batch.len() < 1024 {
             match futures_util::FutureExt::now_or_never(ws.next()) {
                 Some(Some(Ok(WsMessage::Text(t)))) => batch.push(t),
                 Some(Some(Ok(WsMessage::Close(_)))) | Some(None) => break,
                 Some(Some(Ok(_))) => {}
-                Some(Some(Err(_))) | None => break,
+                Some(Some(Err(e))) => {
+                    broke = Some(e);
+                    break;
+                }
+                None => break,
             }
         }
         let mut events = Vec::with_capacity(batch.len());
@@ -309,6 +391,31 @@ async fn session(
             }
         }
         shared.apply(events);
+        if let Some(e) = broke {
+            return Err(stream_error(shared, &url, e));
+        }
+    }
+}
+
+/// Why the event stream broke; a frame over the limit is named as such.
+fn stream_error(
+    shared: &Shared,
+    url: &str,
+    e: tokio_tungstenite::tungstenite::Error,
+) -> UpstreamError {
+    use tokio_tungstenite::tungstenite::{Error, error::CapacityError};
+    match e {
+        Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            UpstreamError::FrameTooLarge {
+                after: shared.read().last_event_id(),
+                bytes: size,
+                frame_bytes_max: max_size,
+            }
+        }
+        e => UpstreamError::BadEvent {
+            url: url.to_owned(),
+            reason: format!("the event stream broke: {e}"),
+        },
     }
 }
 

@@ -28,6 +28,15 @@ pub enum UpstreamError {
     Gone { after: u64, message: String },
     #[error("controller {url} sent an event that does not parse: {reason}")]
     BadEvent { url: String, reason: String },
+    /// The next event is larger than this cockpit takes.
+    #[error(
+        "the event after {after} is {bytes} bytes, larger than limits.frame_bytes_max ({frame_bytes_max} bytes)"
+    )]
+    FrameTooLarge {
+        after: u64,
+        bytes: usize,
+        frame_bytes_max: usize,
+    },
 }
 
 /// One event as the stream carries it.
@@ -145,6 +154,11 @@ impl Upstream {
 
     pub fn urls(&self) -> &[String] {
         &self.urls
+    }
+
+    /// The largest event frame taken from a controller.
+    pub fn frame_bytes_max(&self) -> usize {
+        self.frame_bytes_max
     }
 
     /// The index of the controller last followed.

@@ -20,18 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use utoipa::ToSchema;
 
-/// Every state name an order can have, in the order the UI shows them.
-pub const STATE_NAMES: [&str; 9] = [
-    "fresh",
-    "ready",
-    "processing",
-    "waiting",
-    "prompting",
-    "suspended",
-    "failed",
-    "cancelled",
-    "finished",
-];
+/// Every state name an order can have, in the order the UI shows them (the controller's list).
+pub use ordo_controller::api::convert::STATE_NAMES;
 
 /// Longest event text kept in a history entry, in bytes.
 pub const HISTORY_TEXT_BYTES_MAX: usize = 300;

@@ -1,16 +1,18 @@
 //! The controller's HTTPS API (JSON): commands, queries and the event stream.
 //!
-//! Every route is under `/api/v1` and needs `Authorization: Bearer <token>`; a token's role
-//! decides what it may do (viewer: read; operator: orders; admin: deploy). Bodies larger than
-//! `request_bytes_max` get 413, bodies that do not parse 400 with the reason, a missing or
-//! unknown token 401, a role that may not act 403. A command is answered only once its
-//! events are durable in the journal.
+//! Every route is under `/api/v1` and needs `Authorization: Bearer <token>` (the scheme in any
+//! case); a token's role decides what it may do (viewer: read; operator: orders; admin:
+//! deploy). Bodies larger than `request_bytes_max` get 413, bodies, fields or parameters that
+//! do not parse 400 with the reason, a missing or unknown token 401, a role that may not act
+//! 403. Every error answer is JSON `{"error": "...", "details"?: [...]}`, also those the web
+//! framework makes itself ([`ordo_net::api::json_errors`]). A command is answered only once
+//! its events are durable in the journal.
 //!
 //! Routes (all JSON unless said otherwise):
 //!
 //! | Method and path | Role | Body → answer |
 //! |---|---|---|
-//! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders}` |
+//! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax}` |
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; an id, argument or name over a limit of `[limits]` (`order_args_bytes_max`, `arg_name_bytes_max`, `arg_value_bytes_max`, `order_id_bytes_max`) 413 `{error, details: {limit, max}}`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
@@ -36,9 +38,14 @@
 //! Event stream: `GET /api/v1/events?after=ID&timeout=MS` answers NDJSON, one event a line
 //! `{"eventId","ts","key","event"}`, as soon as at least one event after `ID` exists (or empty
 //! after the timeout); `GET /api/v1/events/ws?after=ID` streams the same objects as WebSocket
-//! text frames. An `after` older than what the journal keeps gets 410 with "reload the
-//! snapshot" (`GET /api/v1/snapshot`).
+//! text frames. `after=0` (the default) starts at the oldest event kept; an `after` older than
+//! what the journal keeps gets 410 with "reload the snapshot" (`GET /api/v1/snapshot`); an
+//! `after` at or beyond the newest event waits for events with greater ids (the long poll
+//! answers empty after its timeout). One long-poll answer holds at most 10000 events and, past
+//! its first event, at most `event_bytes_max` bytes; no event is larger than
+//! `event_bytes_max` ([`crate::streamed`]).
 
+mod body;
 pub mod convert;
 mod events;
 mod orders;
@@ -71,6 +78,8 @@ pub struct Api {
     /// What one order may bring in, checked before its command reaches the core.
     pub order_limits: ordo_model::order::OrderLimits,
     pub long_poll_ms_max: u64,
+    /// Largest event streamed ([`crate::streamed`]); told by `/health` as `eventBytesMax`.
+    pub event_bytes_max: usize,
     pub cluster_id: String,
     pub controller_id: String,
 }
@@ -161,13 +170,7 @@ impl Caller {
 }
 
 async fn auth(AxState(api): AxState<Api>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
+    let Some(token) = ordo_net::api::bearer_token(req.headers()) else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing token: send Authorization: Bearer <token>",
@@ -192,6 +195,7 @@ async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<serde_json::Val
         "role": "active",
         "lastEventId": last,
         "orders": orders,
+        "eventBytesMax": api.event_bytes_max,
     })))
 }
 
@@ -215,9 +219,14 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
         .route("/events", get(events::long_poll))
         .route("/events/ws", get(events::websocket))
         .layer(middleware::from_fn_with_state(api.clone(), auth));
+    let errors = ordo_net::api::ErrorContext { request_bytes_max };
     Router::new()
         .nest("/api/v1", v1)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(request_bytes_max))
+        .layer(middleware::from_fn_with_state(
+            errors,
+            ordo_net::api::json_errors,
+        ))
         .with_state(api)
 }

@@ -54,6 +54,8 @@ pub enum Role {
 pub struct Limits {
     pub request_bytes_max: usize,
     pub frame_bytes_max: usize,
+    /// Largest event streamed to readers, in bytes of JSON (see [`crate::streamed`]).
+    pub event_bytes_max: usize,
     pub orders_per_request_max: usize,
     pub subscriber_events_max: usize,
     pub long_poll_ms_max: u64,
@@ -86,6 +88,7 @@ impl Default for Limits {
         Limits {
             request_bytes_max: 16 << 20,
             frame_bytes_max: 16 << 20,
+            event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
             orders_per_request_max: 10_000,
             subscriber_events_max: 100_000,
             long_poll_ms_max: 60_000,
@@ -219,6 +222,12 @@ impl Config {
                 l.order_id_bytes_max
             ));
         }
+        if l.event_bytes_max < crate::streamed::EVENT_BYTES_MIN {
+            return Err(format!(
+                "limits.event_bytes_max must be at least {} bytes (an agent's output event can be that large)",
+                crate::streamed::EVENT_BYTES_MIN
+            ));
+        }
         let a = &f.agents;
         if a.reconnect_min_ms == 0 || a.reconnect_max_ms < a.reconnect_min_ms {
             return Err(
@@ -303,6 +312,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.limits.order_limits().order_args_bytes_max, 1000);
+        let e = Config::parse(
+            &text.replace("event_bytes_max = 67108864", "event_bytes_max = 1000"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("event_bytes_max"), "{e}");
         let e = Config::parse(&format!("{text}\n[extra]\n"), Path::new(".")).unwrap_err();
         assert!(e.contains("extra"), "{e}");
     }

@@ -34,11 +34,11 @@ pub type Reader = Box<dyn FnOnce(&State, u64) + Send>;
 pub enum Input {
     Command {
         command: Command,
-        reply: oneshot::Sender<Result<CommandReply, CommandError>>,
+        reply: oneshot::Sender<Result<CommandReply, Refused>>,
     },
     Deploy {
         inventory: Box<Inventory>,
-        reply: oneshot::Sender<DeployReply>,
+        reply: oneshot::Sender<Result<DeployReply, Refused>>,
     },
     /// A link asks where to resume an agent.
     Cursor {
@@ -59,6 +59,36 @@ pub enum Input {
     /// Read access: the function runs on the state between batches.
     Read(Reader),
 }
+
+/// Why a command or deployment was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// One of its events would be larger than readers of the event stream accept.
+    #[error(
+        "the {kind} event of {key} would be {bytes} bytes as JSON; the event stream carries at most event_bytes_max ({event_bytes_max}) bytes"
+    )]
+    EventTooLarge {
+        key: String,
+        kind: &'static str,
+        bytes: usize,
+        event_bytes_max: usize,
+    },
+    /// One of its events would be larger than one journal record holds.
+    #[error(
+        "the {kind} event of {key} would be {bytes} bytes in the journal; a journal record holds at most {record_bytes_max} bytes"
+    )]
+    RecordTooLarge {
+        key: String,
+        kind: &'static str,
+        bytes: usize,
+        record_bytes_max: usize,
+    },
+}
+
+/// Bytes of a journal record around its event (version, term, time), at most.
+const RECORD_OVERHEAD_BYTES: usize = 32;
 
 /// The answer to a command: its events' ids (empty for a duplicate add).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -142,6 +172,10 @@ pub struct Core<L: Links> {
     fatal_rx: mpsc::UnboundedReceiver<String>,
     /// What an order may bring in: for commands and `addOrder` steps.
     order_limits: OrderLimits,
+    /// Largest event streamed, as JSON ([`crate::streamed`]).
+    event_bytes_max: usize,
+    /// Largest journal record.
+    record_bytes_max: usize,
 }
 
 impl<L: Links> Core<L> {
@@ -178,6 +212,8 @@ impl<L: Links> Core<L> {
             fatal_tx,
             fatal_rx,
             order_limits: OrderLimits::default(),
+            event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
+            record_bytes_max: usize::MAX,
         };
         for agent in core
             .state
@@ -206,6 +242,52 @@ impl<L: Links> Core<L> {
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Sets the largest event the core journals from a command or deployment: as JSON for
+    /// the readers of the stream, and as a journal record (the journal's `record_bytes_max`).
+    pub fn with_event_limits(mut self, event_bytes_max: usize, record_bytes_max: usize) -> Self {
+        self.event_bytes_max = event_bytes_max;
+        self.record_bytes_max = record_bytes_max;
+        self
+    }
+
+    /// Refuses events that the journal or the readers of the stream could not take, before
+    /// any is journaled.
+    fn check_sizes(&self, events: &[KeyedEvent]) -> Result<(), Refused> {
+        let ts = (self.clock)();
+        for e in events {
+            let postcard = postcard::experimental::serialized_size(e).unwrap_or(usize::MAX);
+            let record = postcard.saturating_add(RECORD_OVERHEAD_BYTES);
+            if record <= self.record_bytes_max
+                && !crate::streamed::may_exceed(record, self.event_bytes_max)
+            {
+                continue;
+            }
+            let stored = Stored {
+                term: self.term,
+                ts,
+                body: Body::Event(e.clone()),
+            };
+            let (key, kind, _) = crate::api::convert::describe(&stored.body);
+            if record > self.record_bytes_max {
+                return Err(Refused::RecordTooLarge {
+                    key,
+                    kind,
+                    bytes: record,
+                    record_bytes_max: self.record_bytes_max,
+                });
+            }
+            if let Some(bytes) = crate::streamed::oversize(&stored, self.event_bytes_max) {
+                return Err(Refused::EventTooLarge {
+                    key,
+                    kind,
+                    bytes,
+                    event_bytes_max: self.event_bytes_max,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn push(&mut self, id: OrderId) {
@@ -282,10 +364,28 @@ impl<L: Links> Core<L> {
         if self.batch.is_empty() {
             return;
         }
+        let event_bytes_max = self.event_bytes_max;
         let records: Vec<(Option<u64>, Vec<u8>)> = self
             .batch
             .drain(..)
-            .map(|(id, s)| (Some(id), Record::V1(s).encode()))
+            .map(|(id, s)| {
+                let record = Record::V1(s);
+                let bytes = record.encode();
+                let Record::V1(stored) = &record;
+                if crate::streamed::may_exceed(bytes.len(), event_bytes_max)
+                    && let Some(n) = crate::streamed::oversize(stored, event_bytes_max)
+                {
+                    // Commands and deployments were checked; this came from an agent or from
+                    // stepping an order, and cannot be refused any more.
+                    tracing::error!(
+                        event_id = id,
+                        bytes = n,
+                        event_bytes_max,
+                        "an event is larger than limits.event_bytes_max: readers with a smaller frame limit cannot take it"
+                    );
+                }
+                (Some(id), bytes)
+            })
             .collect();
         self.since_snapshot += records.len() as u64;
         self.index += 1;
@@ -309,7 +409,10 @@ impl<L: Links> Core<L> {
         match input {
             Input::Command { command, reply } => {
                 let now = (self.clock)();
-                match order::command(&self.state.world, command, now, &self.order_limits) {
+                let accepted = order::command(&self.state.world, command, now, &self.order_limits)
+                    .map_err(Refused::from)
+                    .and_then(|a| self.check_sizes(&a.events).map(|()| a));
+                match accepted {
                     Ok(Accepted { events, duplicate }) => {
                         let last = self.emit_events(events);
                         self.after_batch(Effect::Reply(Box::new(move || {
@@ -326,16 +429,20 @@ impl<L: Links> Core<L> {
             }
             Input::Deploy { inventory, reply } => {
                 let events = order::deploy(&self.state.world, &inventory);
+                if let Err(e) = self.check_sizes(&events) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let changes: Vec<String> = events.iter().map(|e| e.to_string()).collect();
                 let last = self.emit_events(events);
                 for agent in &inventory.agents {
                     self.links.ensure(agent);
                 }
                 self.after_batch(Effect::Reply(Box::new(move || {
-                    let _ = reply.send(DeployReply {
+                    let _ = reply.send(Ok(DeployReply {
                         changes,
                         last_event_id: last,
-                    });
+                    }));
                 })));
             }
             Input::Cursor { agent, reply } => {

@@ -11,6 +11,7 @@ pub mod core;
 pub mod link;
 pub mod record;
 pub mod state;
+pub mod streamed;
 
 use crate::config::Config;
 use crate::core::Core;
@@ -54,6 +55,18 @@ pub fn now() -> TimeMs {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0),
     )
+}
+
+/// The journal's record limit: an agent's event arrives in one frame of at most
+/// `frame_bytes_max` bytes and is journaled with a little more around it; commands and
+/// deployments whose events would not fit are refused (413) before they are journaled.
+pub fn record_bytes_max(limits: &config::Limits) -> u32 {
+    let bytes = (limits.frame_bytes_max as u64)
+        .saturating_mul(2)
+        .saturating_add(1 << 20);
+    u32::try_from(bytes)
+        .unwrap_or(u32::MAX / 2)
+        .min(u32::MAX / 2)
 }
 
 /// Rebuilds the state from the journal: the last snapshot, then every later record.
@@ -100,6 +113,7 @@ pub async fn run(
     let mut jc = ordo_journal::Config::new(&journal_dir);
     jc.segment_bytes_max = config.limits.segment_bytes_max;
     jc.fsync = config.limits.journal_fsync;
+    jc.record_bytes_max = record_bytes_max(&config.limits);
     let opened = Journal::open(jc)?;
     if let Some(t) = &opened.recovery.truncated {
         tracing::warn!("journal recovery cut a torn tail: {t:?}");
@@ -134,7 +148,11 @@ pub async fn run(
         config.retention.terminated_orders_ms,
         config.retention.events_ms,
     )
-    .with_order_limits(config.limits.order_limits());
+    .with_order_limits(config.limits.order_limits())
+    .with_event_limits(
+        config.limits.event_bytes_max,
+        record_bytes_max(&config.limits) as usize,
+    );
     let mut core_task = tokio::spawn(core.run(core_rx));
 
     let api = api::Api {
@@ -145,6 +163,7 @@ pub async fn run(
         orders_per_request_max: config.limits.orders_per_request_max,
         order_limits: config.limits.order_limits(),
         long_poll_ms_max: config.limits.long_poll_ms_max,
+        event_bytes_max: config.limits.event_bytes_max,
         cluster_id: config.cluster_id.clone(),
         controller_id: config.controller_id.clone(),
     };

@@ -33,6 +33,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The WebSocket path of the agent session.
 pub const AGENT_WS_PATH: &str = "/agent";
 
+/// The most job output one [`AgentEventBody::Output`] carries, in bytes (an agent's
+/// `log_chunk_bytes_max` is at most this), so that its event fits every reader of the
+/// controller's event stream.
+pub const OUTPUT_CHUNK_BYTES_MAX: usize = 1 << 20;
+
 /// A message from the controller to an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToAgent {

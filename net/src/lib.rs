@@ -6,8 +6,11 @@
 //! - [`identity`]: the [`PeerIdentity`] of a TLS peer and the `ordo:<role>:<id>` URI SANs;
 //! - [`serve`]: HTTPS (and dev HTTP) serving of axum routers, WebSocket upgrades included;
 //! - [`frame`]: postcard frames over WebSocket binary messages, size-limited;
-//! - [`client`]: WebSocket-over-TLS connect and an HTTPS JSON client.
+//! - [`client`]: WebSocket-over-TLS connect and an HTTPS JSON client;
+//! - [`api`]: what the controller's and the cockpit's HTTP APIs share (bearer tokens, JSON
+//!   error answers).
 
+pub mod api;
 pub mod certs;
 pub mod client;
 pub mod config;

@@ -56,7 +56,8 @@ impl Cluster {
         let options = HttpsClientOptions {
             connect_timeout_ms: 5000,
             request_timeout_ms: 30_000,
-            body_bytes_max: 64 << 20,
+            // A long poll of events: at most the default event_bytes_max (64 MiB) and a line.
+            body_bytes_max: 65 << 20,
             allow_plain_http: false,
         };
         let plain_api = HttpsClient::new(tls, options);

@@ -4,7 +4,7 @@
 use super::{ApiError, App, Caller, json_response, role_name};
 use crate::convert::{OrderJson, StepJson, order_json, steps_json};
 use crate::follow::{FollowStatus, now_ms};
-use crate::view::{OrderDetail, OrderQuery, STATE_NAMES};
+use crate::view::{OrderDetail, OrderQuery};
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State as AxState};
@@ -22,8 +22,11 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     /// `ok` while following, `loading` before the first state arrived, `degraded` while
-    /// reconnecting (the view answers, but may be behind).
+    /// reconnecting (the view answers, but may be behind), `stuck` (answered with 503) when
+    /// the view cannot advance although the controller is ahead: `reason` says why.
     pub status: String,
+    /// Why the status is `stuck`.
+    pub reason: Option<String>,
     /// Always `cockpit`.
     pub role: String,
     #[serde(flatten)]
@@ -40,7 +43,9 @@ fn health_of(app: &App) -> Health {
         let v = app.shared.read();
         (v.last_event_id(), v.state.world.orders.len())
     };
-    let status = if !follow.loaded {
+    let status = if follow.stuck.is_some() {
+        "stuck"
+    } else if !follow.loaded {
         "loading"
     } else if follow.following {
         "ok"
@@ -49,6 +54,7 @@ fn health_of(app: &App) -> Health {
     };
     Health {
         status: status.to_owned(),
+        reason: follow.stuck.clone(),
         role: "cockpit".to_owned(),
         follow,
         last_event_id,
@@ -56,19 +62,31 @@ fn health_of(app: &App) -> Health {
     }
 }
 
+/// The health answer: 503 when stuck.
+fn health_response(app: &App) -> Response {
+    let health = health_of(app);
+    let mut response = json_response(&health);
+    if health.reason.is_some() {
+        *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    response
+}
+
 /// `GET /health`, without a token: the cockpit's health.
 #[utoipa::path(get, path = "/health", tag = "cockpit",
-    responses((status = 200, description = "The cockpit's health", body = Health)))]
+    responses((status = 200, description = "The cockpit's health", body = Health),
+        (status = 503, description = "The view cannot advance (`stuck`); `reason` says why", body = Health)))]
 pub async fn health(AxState(app): AxState<App>) -> Response {
-    json_response(&health_of(&app))
+    health_response(&app)
 }
 
 /// `GET /api/v1/health`: the same, with a token (the controller's API has this route).
 #[utoipa::path(get, path = "/api/v1/health", tag = "cockpit", security(("bearer" = [])),
     responses((status = 200, description = "The cockpit's health", body = Health),
-        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+        (status = 401, description = "No or unknown token", body = super::ErrorBody),
+        (status = 503, description = "The view cannot advance (`stuck`); `reason` says why", body = Health)))]
 pub async fn health_v1(AxState(app): AxState<App>) -> Response {
-    json_response(&health_of(&app))
+    health_response(&app)
 }
 
 /// Who the token belongs to.
@@ -174,13 +192,8 @@ pub async fn orders(
     q: Result<Query<OrdersQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    if let Some(s) = &q.state
-        && !STATE_NAMES.contains(&s.as_str())
-    {
-        return Err(ApiError::bad(format!(
-            "unknown state {s:?}; use one of {}",
-            STATE_NAMES.join(", ")
-        )));
+    if let Some(s) = &q.state {
+        ordo_controller::api::convert::check_state_name(s).map_err(ApiError::bad)?;
     }
     if let (Some(s), Some(u)) = (q.since, q.until)
         && s > u

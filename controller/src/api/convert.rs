@@ -10,6 +10,32 @@ use serde_json::{Value as Json, json};
 /// Longest string or list accepted in a variable, and the deepest nesting.
 const VALUE_DEPTH_MAX: usize = 8;
 
+/// Every name [`ordo_model::order::OrderState::name`] gives, in the order the UI shows them;
+/// the `state` filters of the controller's and the cockpit's order lists accept these.
+pub const STATE_NAMES: [&str; 9] = [
+    "fresh",
+    "ready",
+    "processing",
+    "waiting",
+    "prompting",
+    "suspended",
+    "failed",
+    "cancelled",
+    "finished",
+];
+
+/// Checks a `state` filter: one of [`STATE_NAMES`].
+pub fn check_state_name(state: &str) -> Result<(), String> {
+    if STATE_NAMES.contains(&state) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown state {state:?}; use one of {}",
+            STATE_NAMES.join(", ")
+        ))
+    }
+}
+
 /// A JSON object of variables; numbers, strings, booleans and lists (of those).
 pub fn vars_from_json(json: &Json) -> Result<Vars, String> {
     let Json::Object(map) = json else {
@@ -170,6 +196,24 @@ fn keyed(e: &KeyedEvent) -> (String, &'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_state_name_is_listed() {
+        use ordo_model::order::OrderState;
+        let states = [
+            OrderState::Fresh,
+            OrderState::Ready,
+            OrderState::Failed,
+            OrderState::FailedInFork,
+            OrderState::Cancelled,
+            OrderState::Finished,
+        ];
+        for s in &states {
+            assert!(check_state_name(s.name()).is_ok(), "{}", s.name());
+        }
+        let e = check_state_name("bogus").unwrap_err();
+        assert!(e.contains("bogus") && e.contains("finished"), "{e}");
+    }
 
     #[test]
     fn variables_convert_both_ways() {

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 
-/// Events in one long-poll answer at most.
+/// Events in one long-poll answer at most (and, past the first, at most `event_bytes_max`
+/// bytes).
 const EVENTS_PER_ANSWER_MAX: usize = 10_000;
 
 /// `GET /snapshot`: the state at the event id it names (orders, workflows, agents, locks,
@@ -92,19 +93,18 @@ fn gone(e: JournalError) -> ApiError {
     }
 }
 
-fn check_retained(api: &Api, after: u64) -> Result<(), ApiError> {
-    if let Some(first) = api.journal.first_id()
-        && after + 1 < first
-        && after != 0
-    {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            format!(
-                "events after {after} are no longer kept (the oldest is {first}); reload the snapshot (GET /api/v1/snapshot) and continue from its eventId"
-            ),
-        ));
+/// Where a reader that asks for the events after `after` starts: `0` is just before the
+/// oldest event kept; an `after` whose next events are no longer kept is 410. Any `after` at
+/// or beyond the newest event is valid: the reader waits for greater ids.
+fn start(api: &Api, after: u64) -> Result<u64, ApiError> {
+    let after = match (after, api.journal.first_id()) {
+        (0, Some(first)) => first.saturating_sub(1),
+        _ => after,
+    };
+    match api.journal.read_after(after) {
+        Err(e @ JournalError::Released { .. }) => Err(gone(e)),
+        _ => Ok(after),
     }
-    Ok(())
 }
 
 async fn next_json(follower: &mut Follower) -> Option<Result<Json, ApiError>> {
@@ -121,9 +121,9 @@ pub async fn long_poll(
     AxState(api): AxState<Api>,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
-    check_retained(&api, q.after)?;
+    let after = start(&api, q.after)?;
     let timeout = Duration::from_millis(q.timeout.unwrap_or(30_000).min(api.long_poll_ms_max));
-    let mut follower = api.journal.follow(q.after);
+    let mut follower = api.journal.follow(after);
     if q.stream {
         let deadline = tokio::time::Instant::now() + timeout;
         let lines = futures_util::stream::unfold(follower, move |mut f| async move {
@@ -150,7 +150,13 @@ pub async fn long_poll(
         };
         match tokio::time::timeout_at(wait, next_json(&mut follower)).await {
             Ok(Some(Ok(event))) => {
-                out.push_str(&event.to_string());
+                let line = event.to_string();
+                // Past the first event, an answer stays within one event's size; the reader
+                // asks again after the last id it got.
+                if n > 0 && out.len() + line.len() >= api.event_bytes_max {
+                    break;
+                }
+                out.push_str(&line);
                 out.push('\n');
                 n += 1;
             }
@@ -167,8 +173,8 @@ pub async fn websocket(
     Query(q): Query<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    check_retained(&api, q.after)?;
-    let follower = api.journal.follow(q.after);
+    let after = start(&api, q.after)?;
+    let follower = api.journal.follow(after);
     Ok(upgrade.on_upgrade(move |ws| stream(ws, follower)))
 }
 

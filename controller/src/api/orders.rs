@@ -3,7 +3,7 @@
 use super::convert::{order_json, vars_from_json};
 use super::{Api, ApiError, Caller, stopping};
 use crate::config::Role;
-use crate::core::{CommandReply, Input};
+use crate::core::{CommandReply, Input, Refused};
 use crate::record::{Body, Record};
 use crate::state::State;
 use axum::Extension;
@@ -21,19 +21,21 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::sync::oneshot;
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return serde_json::from_slice(b"{}").map_err(|e| ApiError::bad(format!("bad body: {e}")));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
-}
+use super::body::{Kind, Shape, items, object, optional, parse as parse_body, required};
 
-fn command_error(e: CommandError) -> ApiError {
+fn command_error(e: Refused) -> ApiError {
     let status = match &e {
-        CommandError::UnknownOrder(_) => StatusCode::NOT_FOUND,
-        CommandError::Refused { .. } | CommandError::WrongSide { .. } => StatusCode::CONFLICT,
-        CommandError::Input { error, .. } => return input_error(error, e.to_string()),
-        _ => StatusCode::BAD_REQUEST,
+        Refused::Command(CommandError::UnknownOrder(_)) => StatusCode::NOT_FOUND,
+        Refused::Command(CommandError::Refused { .. } | CommandError::WrongSide { .. }) => {
+            StatusCode::CONFLICT
+        }
+        Refused::Command(CommandError::Input { error, .. }) => {
+            return input_error(error, e.to_string());
+        }
+        Refused::EventTooLarge { .. } | Refused::RecordTooLarge { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        Refused::Command(_) => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())
 }
@@ -71,6 +73,23 @@ pub struct DeployBody {
 struct DeployFile {
     name: String,
     text: String,
+}
+
+impl Shape for DeployBody {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        let map = object(json, at, &[required("files", Kind::Array)])?;
+        items(map, at, "files", |file, at| {
+            object(
+                file,
+                at,
+                &[
+                    required("name", Kind::String),
+                    required("text", Kind::String),
+                ],
+            )
+            .map(|_| ())
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -123,7 +142,7 @@ pub async fn deploy(
         })
         .await
         .map_err(|_| stopping())?;
-    let reply = rx.await.map_err(|_| stopping())?;
+    let reply = rx.await.map_err(|_| stopping())?.map_err(command_error)?;
     Ok(axum::Json(
         serde_json::to_value(reply).unwrap_or(Json::Null),
     ))
@@ -141,11 +160,44 @@ struct NewOrder {
     scheduled_for: Option<Json>,
 }
 
+impl Shape for NewOrder {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        object(
+            json,
+            at,
+            &[
+                required("id", Kind::String),
+                required("workflow", Kind::String),
+                optional("args", Kind::Any),
+                optional("scheduledFor", Kind::Any),
+            ],
+        )
+        .map(|_| ())
+    }
+}
+
+/// One order, or `{"orders": [...]}` (told apart by the `orders` field).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum AddBody {
-    Many { orders: Vec<NewOrder> },
+    Many(NewOrders),
     One(NewOrder),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrders {
+    orders: Vec<NewOrder>,
+}
+
+impl Shape for AddBody {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        if json.get("orders").is_none() {
+            return NewOrder::check(json, at);
+        }
+        let map = object(json, at, &[required("orders", Kind::Array)])?;
+        items(map, at, "orders", NewOrder::check)
+    }
 }
 
 fn instant(v: &Json) -> Result<TimeMs, String> {
@@ -202,7 +254,7 @@ pub async fn add(
     caller.require(Role::Operator)?;
     let body: AddBody = parse_body(&body)?;
     let orders = match body {
-        AddBody::Many { orders } => orders,
+        AddBody::Many(many) => many.orders,
         AddBody::One(o) => vec![o],
     };
     if orders.len() > api.orders_per_request_max {
@@ -242,8 +294,15 @@ pub async fn add(
                 last = last.max(r.last_event_id);
                 results.push(json!({"id": id, "added": !r.duplicate, "duplicate": r.duplicate}));
             }
-            // One order: its error is the answer.
-            Err(e) if single => return Err(command_error(e)),
+            Err(e) if single => {
+                let e = command_error(e);
+                // One order: its refusal is the answer (an unknown order id is no 404 here).
+                let status = match e.status {
+                    StatusCode::PAYLOAD_TOO_LARGE => e.status,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                return Err(ApiError { status, ..e });
+            }
             Err(e) => results.push(json!({"id": id, "added": false, "error": e.to_string()})),
         }
     }
@@ -271,6 +330,32 @@ struct ResumeBody {
 struct AnswerBody {
     #[serde(default)]
     vars: Option<Json>,
+}
+
+impl Shape for KillBody {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        object(json, at, &[optional("kill", Kind::String)]).map(|_| ())
+    }
+}
+
+impl Shape for ResumeBody {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        object(
+            json,
+            at,
+            &[
+                optional("position", Kind::String),
+                optional("vars", Kind::Any),
+            ],
+        )
+        .map(|_| ())
+    }
+}
+
+impl Shape for AnswerBody {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        object(json, at, &[optional("vars", Kind::Any)]).map(|_| ())
+    }
 }
 
 fn kill(k: Option<String>) -> Result<Option<Kill>, ApiError> {
@@ -365,6 +450,12 @@ pub struct NoticeBody {
     key: String,
 }
 
+impl Shape for NoticeBody {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        object(json, at, &[required("key", Kind::String)]).map(|_| ())
+    }
+}
+
 /// `POST /notices/{board}`: post a notice by hand.
 pub async fn post_notice(
     AxState(api): AxState<Api>,
@@ -404,6 +495,9 @@ pub async fn list(
     AxState(api): AxState<Api>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Json>, ApiError> {
+    if let Some(state) = &q.state {
+        super::convert::check_state_name(state).map_err(ApiError::bad)?;
+    }
     let limit = q.limit.unwrap_or(LIST_ORDERS_MAX).min(LIST_ORDERS_MAX);
     let orders = api
         .read(move |s: &State, _| {
