@@ -30,8 +30,13 @@ pub enum JournalError {
     #[error("event id {id} must be greater than the last id {last}")]
     IdNotIncreasing { id: u64, last: u64 },
 
-    /// A journal or snapshot file holds bytes that are not what the journal wrote.
-    #[error("journal file {} is corrupt at byte offset {offset}: {reason}", file.display())]
+    /// A journal or snapshot file holds bytes that are not what the journal wrote. The
+    /// journal refuses to open rather than cut acknowledged records; the message says the way
+    /// out ([`RESTORE_ADVICE`]).
+    #[error(
+        "journal file {} is corrupt at byte offset {offset}: {reason}. {RESTORE_ADVICE}",
+        file.display()
+    )]
     Corrupt {
         file: PathBuf,
         offset: u64,
@@ -66,7 +71,31 @@ pub enum JournalError {
     /// A write or fsync failed earlier; the journal does not write again until it is reopened.
     #[error("the journal has stopped for good after an earlier write or fsync error: {0}")]
     Failed(Arc<str>),
+
+    /// The file system holding the journal is full (`ENOSPC`) or the user's quota is used up
+    /// (`EDQUOT`). Nothing of the failed append is in the journal (the segment was cut back to
+    /// its last durable length); the journal stays usable and the next append tries again.
+    #[error(
+        "no space left for the journal in {}: {reason}; nothing of this append was written, \
+         and appends work again once space is freed",
+        dir.display()
+    )]
+    NoSpace { dir: PathBuf, reason: String },
+
+    /// An `append_batch_after(after, ..)` whose `after` is not the last id the journal
+    /// accepted: an append it follows failed, so it was not written either.
+    #[error(
+        "this append was to follow id {after}, but the journal's last id is {last} \
+         (an append before it failed); nothing of it was written"
+    )]
+    Discontinuous { after: u64, last: u64 },
 }
+
+/// What to do about a corrupt journal; part of every [`JournalError::Corrupt`] message.
+pub const RESTORE_ADVICE: &str = "A damaged journal is not used, because going on without the \
+    damaged bytes could lose acknowledged records. Way out: stop the process, move the journal directory \
+    aside (keep it for analysis), restore the directory from a backup and start again (once \
+    controllers run as a pair, a controller fetches the journal from its peer instead)";
 
 impl JournalError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> JournalError {
@@ -75,6 +104,14 @@ impl JournalError {
             source,
         }
     }
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub type Result<T, E = JournalError> = std::result::Result<T, E>;

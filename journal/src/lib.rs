@@ -36,11 +36,30 @@
 //!
 //! One writer thread owns the last ("active") segment. It takes every pending append from its
 //! queue, encodes them into one buffer, writes it with one `write`, calls `fdatasync` once and
-//! then completes every waiter (group commit). A segment that would grow past
-//! `segment_bytes_max` is sealed first (written and fsynced), then the next segment is created
-//! as a `.tmp` file holding just its header, fsynced, renamed and the directory fsynced. A write
-//! or fsync error stops the journal for good: every later call returns [`JournalError::Failed`]
-//! and nothing retries the fsync; reopening runs recovery.
+//! then completes every waiter (group commit). An append's records always land in one segment:
+//! a segment that would grow past `segment_bytes_max` with the next append is sealed first
+//! (written and fsynced), then the next segment is created as a `.tmp` file holding just its
+//! header, fsynced, renamed and the directory fsynced (an append larger than a segment gets
+//! one of its own). So the only bytes a crash can damage are those of the last group write, at
+//! the end of the last segment, and none of them was acknowledged.
+//!
+//! A failed fsync stops the journal for good: every later call returns
+//! [`JournalError::Failed`], nothing retries it (after a failed fsync the kernel may have
+//! dropped the dirty pages, so a retry could report success for data that is gone), and
+//! reopening runs recovery. That includes an fsync failing with `ENOSPC` (a file system that
+//! allocates late found no room for data already written): the message says so. Any other
+//! failed `write` stops the journal too.
+//!
+//! A full file system is not fatal. When a segment `write`, the creation of a segment or of a
+//! snapshot fails with `ENOSPC` or `EDQUOT` before any fsync of it: the active segment is cut
+//! back to its durable length (and the cut fsynced), temp files are deleted, everything not
+//! yet durable is forgotten (the next assigned id is the last durable one + 1), the appends of
+//! that group whose records were already durable complete, the others fail with
+//! [`JournalError::NoSpace`] (naming the directory and the cause), and the journal stays
+//! open: the next append tries again. A caller that sends appends built on earlier ones
+//! without waiting chains them with [`Journal::append_batch_after`], so that one queued behind
+//! a failed append fails too ([`JournalError::Discontinuous`]) instead of being written
+//! without it.
 //!
 //! # Recovery rules (on [`Journal::open`])
 //!
@@ -48,16 +67,40 @@
 //! 2. Every segment is read from start to end. Its header must be intact, name its own file,
 //!    and its `prev_last_id` must equal the last id of the segment before it (else a file is
 //!    missing or was altered). Record ids must strictly increase.
-//! 3. In a sealed segment (not the last) a torn, short or checksum-failing record is a hard
-//!    error, [`JournalError::Corrupt`], naming the file and the byte offset.
-//! 4. In the last segment, the first torn, short or checksum-failing record and everything
-//!    after it are cut off (the file is truncated and fsynced); the cut is reported in
-//!    [`RecoveryReport::truncated`]. Only an unacknowledged append can end there after a crash,
-//!    because appends are acknowledged after the fsync that covers them.
-//! 5. A record whose checksum is right but whose payload does not decode (written by a newer
+//! 3. A record is *bad* when the file ends inside it (a short frame, or a length that runs
+//!    past the end) or its checksum does not match. Recovery then looks past it: it scans
+//!    every later byte offset of the same file for a valid record (a length that fits the
+//!    file, the `V1` tag, an id above the last good one, a data length that fills the payload
+//!    exactly, and a matching crc32c), and walks on from each one it finds. The scan reads the
+//!    rest of the file once; the bytes it checksums for candidates are bounded by a few times
+//!    that length, and a scan that hits the bound counts as "valid records follow".
+//! 4. **Torn tail**: a bad record in the last segment with no valid record after it. Only
+//!    the last group write can end like that after a crash, and it was not acknowledged
+//!    (appends are acknowledged after the fsync that covers them), so it is cut off: the file
+//!    is truncated at the bad record and fsynced, and [`RecoveryReport::truncated`] says
+//!    where, how many bytes, what was wrong and that nothing valid followed.
+//! 5. **Corruption**: a bad record followed by any valid record, or a bad record anywhere in a
+//!    sealed segment (sealed segments were fsynced whole before the next one was created), is
+//!    a hard error, [`JournalError::Corrupt`], naming the file, the offset of the bad record,
+//!    how many valid records follow it in that file and their id range. Nothing is cut. The
+//!    message says the way out ([`RESTORE_ADVICE`]): stop, move the directory aside, restore
+//!    it from a backup (once controllers run as a pair, a controller fetches the journal from
+//!    its peer instead).
+//! 6. A record whose checksum is right but whose payload does not decode (written by a newer
 //!    version) is a hard error anywhere.
-//! 6. The newest `snapshot-*.snap` is loaded and checked (a bad one is a hard error); its id
+//! 7. The newest `snapshot-*.snap` is loaded and checked (a bad one is a hard error); its id
 //!    must not be beyond the last record. Older snapshot files are deleted.
+//!
+//! What recovery cannot tell apart, and what it does then:
+//! - Damage confined to the very last record of the last segment (a flipped bit in it, say)
+//!   looks exactly like a torn write: that record is cut and reported in
+//!   [`RecoveryReport::truncated`], even if it had been acknowledged. It is the only damage
+//!   that costs an acknowledged record without a hard error; the report names it.
+//! - A power loss while the last group was being written can leave a hole in it (the disk
+//!   persisted a later part of the write but not an earlier one) followed by valid records of
+//!   that same unacknowledged group. That cannot be told from corruption, so open refuses it
+//!   as corruption rather than guess towards losing data; the records after the hole were
+//!   never acknowledged.
 //!
 //! The caller then replays with [`Journal::read_after`]`(snapshot id)`.
 //!
@@ -79,9 +122,14 @@
 
 mod completion;
 mod error;
+#[cfg(test)]
+mod faults;
 mod format;
+#[cfg(test)]
+mod no_space_tests;
 mod reader;
 mod recovery;
+mod resync;
 mod segment;
 mod snapshot;
 mod writer;
@@ -110,7 +158,7 @@ use crate::{
 };
 
 pub use crate::{
-    error::{JournalError, Result},
+    error::{JournalError, RESTORE_ADVICE, Result},
     format::FORMAT_VERSION,
     reader::{Follower, Reader},
     snapshot::Snapshot,
@@ -123,8 +171,8 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub dir: PathBuf,
-    /// A segment is sealed before it would grow past this many bytes (a single larger record
-    /// gets a segment of its own). Default 64 MiB.
+    /// A segment is sealed before an append would grow it past this many bytes (a single
+    /// larger append gets a segment of its own). Default 64 MiB.
     pub segment_bytes_max: u64,
     /// Largest `data` of one record, in bytes. Default 16 MiB.
     pub record_bytes_max: u32,
@@ -183,14 +231,31 @@ pub struct RecoveryReport {
     pub segments: u64,
 }
 
-/// A tail of the last segment that recovery cut off.
+/// A torn tail of the last segment that recovery cut off: bytes at its end that hold no valid
+/// record (recovery checked every offset), left by an append that was never acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TruncatedTail {
     pub file: PathBuf,
-    /// Byte offset the file was truncated to.
+    /// Byte offset the file was truncated to: where the first bad record started.
     pub offset: u64,
+    /// Bytes cut off: from `offset` to the old end of the file.
     pub bytes_dropped: u64,
+    /// What was wrong with the record at `offset`, and why cutting it loses nothing that was
+    /// acknowledged.
     pub reason: String,
+}
+
+impl std::fmt::Display for TruncatedTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cut {} bytes off the end of {} at byte offset {}: {}",
+            self.bytes_dropped,
+            self.file.display(),
+            self.offset,
+            self.reason
+        )
+    }
 }
 
 /// One journal record.
@@ -239,6 +304,8 @@ pub(crate) struct Shared {
     pub stats: StatCounters,
     /// Id of the newest snapshot; the lock also orders snapshot writes against truncation.
     pub snapshot_id: Mutex<Option<u64>>,
+    #[cfg(test)]
+    pub faults: faults::Faults,
 }
 
 impl Shared {
@@ -329,10 +396,21 @@ impl Journal {
                 ));
             }
         }
-        lock_file
+        match lock_file
             .set_len(0)
             .and_then(|()| writeln!(lock_file, "{}", std::process::id()))
-            .map_err(|e| JournalError::io(format!("writing {}", lock_path.display()), e))?;
+        {
+            Ok(()) => {}
+            // The flock is the lock; the pid in the file only informs, and a full disk must
+            // not keep a journal that needs no new space from opening.
+            Err(e) if error::is_no_space(&e) => {}
+            Err(e) => {
+                return Err(JournalError::io(
+                    format!("writing {}", lock_path.display()),
+                    e,
+                ));
+            }
+        }
 
         let recovered = recovery::recover(&config)?;
         let last_id = recovered.report.last_id;
@@ -346,6 +424,8 @@ impl Journal {
             failure: OnceLock::new(),
             stats: StatCounters::default(),
             snapshot_id: Mutex::new(recovered.snapshot.as_ref().map(|s| s.id)),
+            #[cfg(test)]
+            faults: faults::Faults::default(),
         });
         let (durable_tx, durable_rx) = watch::channel(last_id);
         let (tx, rx) = mpsc::channel();
@@ -412,6 +492,7 @@ impl Journal {
         }
         self.send(|reply| Cmd::Append {
             records: Records::One(None, data),
+            after: None,
             reply,
         })
     }
@@ -424,6 +505,7 @@ impl Journal {
         }
         self.send(|reply| Cmd::Append {
             records: Records::One(Some(id), data),
+            after: None,
             reply,
         })
     }
@@ -432,6 +514,24 @@ impl Journal {
     /// Resolves to the last id (for an empty batch: the last id once everything queued before
     /// it is durable).
     pub fn append_batch(&self, records: Vec<(Option<u64>, Vec<u8>)>) -> Appending {
+        self.batch(None, records)
+    }
+
+    /// Like [`Journal::append_batch`], but only if the last id the journal accepted (written
+    /// or queued before this append) is `after`; else nothing is written and the append fails
+    /// with [`JournalError::Discontinuous`]. A caller that sends batch after batch without
+    /// waiting, each built on the ones before, chains them this way: when one fails (with
+    /// [`JournalError::NoSpace`], say) the ones queued behind it fail too instead of being
+    /// written without it.
+    pub fn append_batch_after(
+        &self,
+        after: u64,
+        records: Vec<(Option<u64>, Vec<u8>)>,
+    ) -> Appending {
+        self.batch(Some(after), records)
+    }
+
+    fn batch(&self, after: Option<u64>, records: Vec<(Option<u64>, Vec<u8>)>) -> Appending {
         for (_, data) in &records {
             if let Err(e) = self.check_size(data) {
                 return Appending::ready(Err(e));
@@ -439,6 +539,7 @@ impl Journal {
         }
         self.send(|reply| Cmd::Append {
             records: Records::Many(records),
+            after,
             reply,
         })
     }
@@ -525,6 +626,26 @@ impl Journal {
             .wait();
         drop(newest);
         result.map(|_| ())
+    }
+
+    /// The newest snapshot, read from its file (what [`Opened::snapshot`] held at open, or a
+    /// newer one written since).
+    pub fn newest_snapshot(&self) -> Result<Option<Snapshot>> {
+        let shared = self.shared();
+        shared.check()?;
+        let newest = lock(&shared.snapshot_id);
+        match *newest {
+            None => Ok(None),
+            Some(id) => {
+                let path = shared.dir.join(snapshot::snapshot_file_name(id));
+                snapshot::load(&path, id).map(Some)
+            }
+        }
+    }
+
+    /// Why the journal stopped for good, if it did (see [`JournalError::Failed`]).
+    pub fn failure(&self) -> Option<String> {
+        self.shared().failure.get().map(|m| m.to_string())
     }
 
     /// A watch on the last durable id.

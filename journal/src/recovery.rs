@@ -1,5 +1,5 @@
-//! Recovery on open: read every segment, cut a torn tail of the last one, load the snapshot.
-//! The rules are in the crate documentation.
+//! Recovery on open: read every segment, cut a torn tail of the last one (and refuse to open on
+//! any other damage), load the snapshot. The rules are in the crate documentation.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -11,6 +11,7 @@ use crate::{
     Config, RecoveryReport, TruncatedTail,
     error::{JournalError, Result},
     format::{FORMAT_VERSION, HeaderError, SEGMENT_HEADER_BYTES, SegmentHeader},
+    resync::{self, Scan},
     segment::{
         Cursor, INDEX_STRIDE_BYTES, Next, SegInfo, create_segment_file, parse_segment_file_name,
         segment_file_name,
@@ -252,22 +253,8 @@ fn scan_segment(
             }
             Next::End => break (len, None),
             Next::Invalid { offset, reason } => {
-                if !is_last {
-                    return Err(corrupt(
-                        path,
-                        offset,
-                        format!("{reason} (in a sealed segment, so this is not a torn write)"),
-                    ));
-                }
-                break (
-                    offset,
-                    Some(TruncatedTail {
-                        file: path.to_path_buf(),
-                        offset,
-                        bytes_dropped: len - offset,
-                        reason,
-                    }),
-                );
+                let tail = bad_record(path, offset, len, last, reason, is_last)?;
+                break (offset, Some(tail));
             }
             Next::Undecodable { offset, reason } => return Err(corrupt(path, offset, reason)),
         }
@@ -285,6 +272,69 @@ fn scan_segment(
         records,
         truncated,
     })
+}
+
+/// Decides about the bad record at `offset` (rules 3 to 5 of the crate docs): the torn tail to
+/// cut, or the corruption error. `last` is the id of the last good record before it.
+fn bad_record(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    last: u64,
+    reason: String,
+    is_last: bool,
+) -> Result<TruncatedTail> {
+    let file =
+        File::open(path).map_err(|e| JournalError::io(format!("opening {}", path.display()), e))?;
+    let scan = resync::scan(&file, offset + 1, len, last).map_err(|e| {
+        JournalError::io(
+            format!(
+                "reading {} past the bad record at offset {offset}",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    let following = match &scan {
+        Scan::Nothing if is_last => {
+            return Ok(TruncatedTail {
+                file: path.to_path_buf(),
+                offset,
+                bytes_dropped: len - offset,
+                reason: format!(
+                    "{reason}; no valid record follows it in the {} bytes to the end of the \
+                     file, so this is the torn write of an append that was never acknowledged",
+                    len - offset
+                ),
+            });
+        }
+        Scan::Nothing => "no valid record follows it in this file".to_string(),
+        Scan::Found(f) | Scan::Unfinished(Some(f)) => format!(
+            "{}{} valid record(s) follow it in this file (ids {}..={}, the first at offset {})",
+            if matches!(scan, Scan::Unfinished(_)) {
+                "at least "
+            } else {
+                ""
+            },
+            f.records,
+            f.first_id,
+            f.last_id,
+            f.first_offset
+        ),
+        Scan::Unfinished(None) => {
+            "the bytes after it could not all be checked for valid records".to_string()
+        }
+    };
+    let why = if is_last {
+        "so this is not a torn write: only the end of the last segment can be torn"
+    } else {
+        "in a sealed segment, so this is not a torn write: sealed segments were fsynced whole"
+    };
+    Err(corrupt(
+        path,
+        offset,
+        format!("{reason} after record id {last}; {following}; {why}"),
+    ))
 }
 
 fn cut_tail(path: &Path, offset: u64, fsync: bool) -> Result<()> {

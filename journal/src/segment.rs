@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    error::{JournalError, Result},
+    error::{JournalError, Result, is_no_space},
     format::{Parsed, SEGMENT_HEADER_BYTES, SegmentHeader, parse_record},
     snapshot::sync_dir,
 };
@@ -203,6 +203,13 @@ impl Cursor {
 }
 
 /// Writes a new segment holding only its header, atomically; returns its description.
+///
+/// The header goes into `<name>.tmp`, which is fsynced, renamed and the directory fsynced.
+/// When the file system is full (`ENOSPC`/`EDQUOT` from the create, the write, the temp file's
+/// fsync or the rename) the temp file is deleted and the error is [`JournalError::NoSpace`]:
+/// nothing durable changed, so the caller may try again later. That includes the temp file's
+/// fsync: the file is thrown away, never trusted. Any other error, and a failed fsync of the
+/// directory after the rename, is returned as it is (fatal for the writer).
 pub(crate) fn create_segment_file(
     dir: &Path,
     fsync: bool,
@@ -216,17 +223,28 @@ pub(crate) fn create_segment_file(
         prev_last_id,
     }
     .encode();
-    let mut file = File::create(&tmp)
-        .map_err(|e| JournalError::io(format!("creating {}", tmp.display()), e))?;
+    let fail = |what: String, e: io::Error| {
+        let _ = fs::remove_file(&tmp);
+        if is_no_space(&e) {
+            JournalError::NoSpace {
+                dir: dir.to_path_buf(),
+                reason: format!("{what}: {e}"),
+            }
+        } else {
+            JournalError::io(what, e)
+        }
+    };
+    let mut file =
+        File::create(&tmp).map_err(|e| fail(format!("creating {}", tmp.display()), e))?;
     file.write_all(&header)
-        .map_err(|e| JournalError::io(format!("writing {}", tmp.display()), e))?;
+        .map_err(|e| fail(format!("writing {}", tmp.display()), e))?;
     if fsync {
         file.sync_all()
-            .map_err(|e| JournalError::io(format!("fsync of {}", tmp.display()), e))?;
+            .map_err(|e| fail(format!("fsync of {}", tmp.display()), e))?;
     }
     drop(file);
     fs::rename(&tmp, &path).map_err(|e| {
-        JournalError::io(
+        fail(
             format!("renaming {} to {}", tmp.display(), path.display()),
             e,
         )

@@ -3,6 +3,7 @@
 //! Writing: `snapshot-<id>.snap.tmp` is written and fsynced, renamed to `snapshot-<id>.snap`,
 //! and the directory is fsynced; only then are older snapshot files deleted. A crash at any
 //! point leaves either the old or the new snapshot complete (temp files are deleted on open).
+//! A full file system leaves the old snapshot and no temp file.
 
 use std::{
     fs::{self, File},
@@ -11,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    error::{JournalError, Result},
+    error::{JournalError, Result, is_no_space},
     format::{FORMAT_VERSION, decode_snapshot, encode_snapshot},
 };
 
@@ -40,13 +41,18 @@ pub(crate) fn parse_snapshot_file_name(name: &str) -> Option<u64> {
 
 /// What a failed snapshot write did to the files.
 pub(crate) enum WriteFailure {
-    /// Nothing durable changed: the temp file could not be written. The journal can go on.
+    /// Nothing durable changed: the temp file could not be written (and is deleted). The
+    /// journal can go on; a full file system gives [`JournalError::NoSpace`].
     NotWritten(JournalError),
     /// An fsync failed; what is on disk is unknown, so the journal must stop.
     SyncFailed(JournalError),
 }
 
 /// Writes the snapshot atomically; returns the path of the new file.
+///
+/// `ENOSPC`/`EDQUOT` from the create, the write, the temp file's fsync or the rename leave
+/// nothing behind (the temp file is deleted, never trusted) and are [`WriteFailure::NotWritten`];
+/// any other failed fsync, and a failed fsync of the directory, is [`WriteFailure::SyncFailed`].
 pub(crate) fn write(
     dir: &Path,
     id: u64,
@@ -55,29 +61,35 @@ pub(crate) fn write(
 ) -> Result<PathBuf, WriteFailure> {
     let path = dir.join(snapshot_file_name(id));
     let tmp = dir.join(format!("{}.tmp", snapshot_file_name(id)));
-    let encoded = encode_snapshot(id, bytes);
-    let mut file = File::create(&tmp).map_err(|e| {
-        WriteFailure::NotWritten(JournalError::io(format!("creating {}", tmp.display()), e))
-    })?;
-    if let Err(e) = file.write_all(&encoded) {
+    let not_written = |what: String, e: std::io::Error| {
         let _ = fs::remove_file(&tmp);
-        return Err(WriteFailure::NotWritten(JournalError::io(
-            format!("writing {}", tmp.display()),
-            e,
-        )));
-    }
-    if fsync {
-        file.sync_all().map_err(|e| {
-            WriteFailure::SyncFailed(JournalError::io(format!("fsync of {}", tmp.display()), e))
-        })?;
+        WriteFailure::NotWritten(if is_no_space(&e) {
+            JournalError::NoSpace {
+                dir: dir.to_path_buf(),
+                reason: format!("{what}: {e}"),
+            }
+        } else {
+            JournalError::io(what, e)
+        })
+    };
+    let encoded = encode_snapshot(id, bytes);
+    let mut file =
+        File::create(&tmp).map_err(|e| not_written(format!("creating {}", tmp.display()), e))?;
+    file.write_all(&encoded)
+        .map_err(|e| not_written(format!("writing {}", tmp.display()), e))?;
+    if fsync && let Err(e) = file.sync_all() {
+        let what = format!("fsync of {}", tmp.display());
+        if is_no_space(&e) {
+            return Err(not_written(what, e));
+        }
+        return Err(WriteFailure::SyncFailed(JournalError::io(what, e)));
     }
     drop(file);
     fs::rename(&tmp, &path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        WriteFailure::NotWritten(JournalError::io(
+        not_written(
             format!("renaming {} to {}", tmp.display(), path.display()),
             e,
-        ))
+        )
     })?;
     if fsync {
         sync_dir(dir).map_err(WriteFailure::SyncFailed)?;

@@ -1,4 +1,15 @@
-//! The writer thread: group commit, segment rolling, release and truncation.
+//! The writer thread: group commit, segment rolling, release and truncation, and going on
+//! after the file system ran out of space.
+//!
+//! Each round takes the queued commands, encodes every append into one buffer and commits it
+//! with one `write` and one `fdatasync`; an append's records always land in one segment (a
+//! segment is sealed before an append that would not fit, not in the middle of one). When a
+//! `write`, or the creation of the next segment, fails with `ENOSPC` or `EDQUOT`, the round is
+//! undone: the active segment is cut back to its durable length (the cut is fsynced),
+//! everything not yet durable is forgotten (the last id goes back to the last durable one),
+//! the appends that are durable are completed and the others fail with
+//! [`JournalError::NoSpace`]. Nothing stops: the next append tries again. Any other write
+//! error, and every failed fsync (`ENOSPC` included), stops the journal for good.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -12,7 +23,7 @@ use tokio_sync::sync::watch;
 use crate::{
     Shared,
     completion::Completer,
-    error::{JournalError, Result},
+    error::{JournalError, Result, is_no_space},
     format::{SEGMENT_HEADER_BYTES, encode_record},
     lock,
     segment::{Cursor, INDEX_STRIDE_BYTES, Next, SegInfo, create_segment_file, segment_file_name},
@@ -23,6 +34,8 @@ use crate::{
 const COMMIT_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// The buffer is shrunk back after a commit that needed more than this.
 const BUFFER_KEEP_BYTES: usize = 8 * 1024 * 1024;
+/// The id a waiter gets when its command was not carried out: never durable.
+const UNWRITTEN: u64 = u64::MAX;
 
 pub(crate) enum Records {
     One(Option<u64>, Vec<u8>),
@@ -32,6 +45,8 @@ pub(crate) enum Records {
 pub(crate) enum Cmd {
     Append {
         records: Records,
+        /// Refuse the append unless the last accepted id is this one.
+        after: Option<u64>,
         reply: Completer<Result<u64>>,
     },
     Release {
@@ -78,6 +93,19 @@ impl Active {
             new_index: Vec::new(),
         })
     }
+
+    /// Forgets what was written or buffered after the durable state `info` describes.
+    fn reset(&mut self, info: &SegInfo) {
+        debug_assert_eq!(info.first_id, self.first_id);
+        self.written = info.durable_len;
+        self.first_record = info.first_record;
+        self.last_record = info.last_record;
+        self.next_index_at = info
+            .index
+            .last()
+            .map_or(SEGMENT_HEADER_BYTES, |&(_, off)| off + INDEX_STRIDE_BYTES);
+        self.new_index.clear();
+    }
 }
 
 /// Fatal errors stop the writer; `Ok(Err(_))` is a refusal that leaves the journal as it was.
@@ -91,8 +119,12 @@ pub(crate) struct Writer {
     /// Last id accepted (buffered, written or durable).
     last_id: u64,
     buf: Vec<u8>,
+    /// Replies to complete once the id with them is durable.
     waiters: Vec<(Completer<Result<u64>>, u64)>,
-    pending_records: u64,
+    /// Records in `buf`.
+    buf_records: u64,
+    /// Records written but not yet fsynced.
+    written_records: u64,
     fsync: bool,
 }
 
@@ -113,7 +145,8 @@ impl Writer {
             last_id,
             buf: Vec::new(),
             waiters: Vec::new(),
-            pending_records: 0,
+            buf_records: 0,
+            written_records: 0,
             fsync,
         }
     }
@@ -132,56 +165,152 @@ impl Writer {
     }
 
     /// Handles `first` and everything queued behind it, then commits once. A fatal error
-    /// leaves every reply not yet completed in `waiters`.
+    /// leaves every reply not yet completed in `waiters`; running out of space undoes the
+    /// round (see the module docs) and is not an error.
     fn round(&mut self, first: Cmd) -> Result<()> {
         let mut next = Some(first);
+        let mut stopped = None;
         while let Some(cmd) = next.take() {
             if let Err(e) = self.shared.check() {
                 match cmd {
                     Cmd::Append { reply, .. }
                     | Cmd::Release { reply, .. }
-                    | Cmd::TruncateAfter { reply, .. } => self.waiters.push((reply, 0)),
+                    | Cmd::TruncateAfter { reply, .. } => self.waiters.push((reply, UNWRITTEN)),
                 }
                 return Err(e);
             }
-            match cmd {
-                Cmd::Append { records, reply } => match self.append(records) {
-                    Ok(Ok(())) => self.waiters.push((reply, self.last_id)),
-                    Ok(Err(refusal)) => reply.complete(Err(refusal)),
-                    Err(fatal) => {
-                        self.waiters.push((reply, 0));
-                        return Err(fatal);
+            let failed = match cmd {
+                Cmd::Append {
+                    records,
+                    after,
+                    reply,
+                } => match self.append(records, after) {
+                    Ok(Ok(())) => {
+                        self.waiters.push((reply, self.last_id));
+                        None
                     }
+                    Ok(Err(refusal)) => {
+                        reply.complete(Err(refusal));
+                        None
+                    }
+                    Err(e) => Some((reply, e)),
                 },
                 Cmd::Release { until, reply } => {
                     match self.commit().and_then(|()| self.release(until)) {
-                        Ok(result) => reply.complete(result),
-                        Err(fatal) => {
-                            self.waiters.push((reply, 0));
-                            return Err(fatal);
+                        Ok(result) => {
+                            reply.complete(result);
+                            None
                         }
+                        Err(e) => Some((reply, e)),
                     }
                 }
                 Cmd::TruncateAfter { after, reply } => {
                     match self.commit().and_then(|()| self.truncate_after(after)) {
-                        Ok(result) => reply.complete(result),
-                        Err(fatal) => {
-                            self.waiters.push((reply, 0));
-                            return Err(fatal);
+                        Ok(result) => {
+                            reply.complete(result);
+                            None
                         }
+                        Err(e) => Some((reply, e)),
                     }
                 }
+            };
+            if let Some((reply, e)) = failed {
+                self.waiters.push((reply, UNWRITTEN));
+                stopped = Some(e);
+                break;
             }
             if self.buf.len() >= COMMIT_BYTES_MAX {
                 break;
             }
             next = self.rx.try_recv().ok();
         }
-        self.commit()
+        let result = match stopped {
+            Some(e) => Err(e),
+            None => self.commit(),
+        };
+        match result {
+            Err(JournalError::NoSpace { dir, reason }) => self.undo_round(dir, reason),
+            other => other,
+        }
+    }
+
+    /// After a write ran out of space: cuts the active segment back to its durable length,
+    /// forgets everything not durable, completes the waiters whose records are durable and
+    /// fails the others with [`JournalError::NoSpace`].
+    fn undo_round(&mut self, dir: std::path::PathBuf, reason: String) -> Result<()> {
+        self.buf.clear();
+        self.buf_records = 0;
+        self.written_records = 0;
+        if let Some(active) = self.active.as_mut() {
+            let info = self.shared.segments().last().cloned();
+            let Some(info) = info else {
+                unreachable!("the active segment is always in the segment list")
+            };
+            // Every write that succeeded was fsynced and published before anything else ran,
+            // so the published length is where the durable bytes end.
+            assert_eq!(
+                (info.first_id, info.durable_len),
+                (active.first_id, active.written),
+                "the active segment's durable length is its published length"
+            );
+            let path = &info.path;
+            active.file.set_len(info.durable_len).map_err(|e| {
+                JournalError::io(
+                    format!(
+                        "cutting {} back to its durable length {} after running out of space",
+                        path.display(),
+                        info.durable_len
+                    ),
+                    e,
+                )
+            })?;
+            if self.fsync {
+                active.file.sync_all().map_err(|e| {
+                    JournalError::io(
+                        format!(
+                            "fsync of {} after cutting it back to {} bytes",
+                            path.display(),
+                            info.durable_len
+                        ),
+                        e,
+                    )
+                })?;
+                self.shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+            active.reset(&info);
+        }
+        self.last_id = {
+            let segments = self.shared.segments();
+            match segments.last() {
+                Some(s) => s.last_id(),
+                None => self.shared.last_durable.load(Ordering::Acquire),
+            }
+        };
+        self.publish_last_id();
+        let durable = self.last_id;
+        for (reply, id) in self.waiters.drain(..) {
+            if id <= durable {
+                reply.complete(Ok(id));
+            } else {
+                reply.complete(Err(JournalError::NoSpace {
+                    dir: dir.clone(),
+                    reason: reason.clone(),
+                }));
+            }
+        }
+        Ok(())
     }
 
     /// Checks and encodes the records of one append; `Ok(Err(_))` refuses the whole append.
-    fn append(&mut self, records: Records) -> Outcome<()> {
+    fn append(&mut self, records: Records, after: Option<u64>) -> Outcome<()> {
+        if let Some(after) = after
+            && after != self.last_id
+        {
+            return Ok(Err(JournalError::Discontinuous {
+                after,
+                last: self.last_id,
+            }));
+        }
         let max = self.shared.config.record_bytes_max;
         let check = |id: Option<u64>, data: &[u8], last: u64| -> Result<u64> {
             if data.len() as u64 > u64::from(max) {
@@ -205,68 +334,123 @@ impl Writer {
                     Ok(id) => id,
                     Err(refusal) => return Ok(Err(refusal)),
                 };
-                self.encode(id, &data)?;
-                self.pending_records += 1;
+                self.encode(&[(id, &data)])?;
             }
             Records::Many(list) => {
-                let mut ids = Vec::with_capacity(list.len());
+                let mut checked = Vec::with_capacity(list.len());
                 let mut last = self.last_id;
                 for (id, data) in &list {
                     match check(*id, data, last) {
                         Ok(id) => {
-                            ids.push(id);
+                            checked.push((id, data.as_slice()));
                             last = id;
                         }
                         Err(refusal) => return Ok(Err(refusal)),
                     }
                 }
-                for (id, (_, data)) in ids.into_iter().zip(&list) {
-                    self.encode(id, data)?;
-                }
-                self.pending_records += list.len() as u64;
+                self.encode(&checked)?;
             }
         }
         Ok(Ok(()))
     }
 
-    /// Encodes one record into the buffer, sealing the active segment and starting the next
-    /// one first when the record would not fit.
-    fn encode(&mut self, id: u64, data: &[u8]) -> Result<()> {
-        if self.active.is_none() {
-            self.active = Some(self.create_segment(id, self.last_id)?);
+    /// Encodes the records of one append into the buffer. When they would not fit in the
+    /// active segment, it is sealed first (what is buffered is written and fsynced) and the
+    /// next segment is started, so that an append never spans two segments.
+    fn encode(&mut self, records: &[(u64, &[u8])]) -> Result<()> {
+        let Some(&(first, _)) = records.first() else {
+            return Ok(());
+        };
+        let needs_new = match &self.active {
+            None => true,
+            // An empty segment named above this id (left by an undone round) is replaced.
+            Some(a) => a.first_record.is_none() && a.first_id > first,
+        };
+        if needs_new {
+            self.replace_active(first)?;
         }
         let start = self.buf.len();
-        encode_record(&mut self.buf, id, data);
+        let mut offsets = Vec::with_capacity(records.len());
+        for &(id, data) in records {
+            offsets.push(self.buf.len() - start);
+            encode_record(&mut self.buf, id, data);
+        }
         let (written, has_records) = match &self.active {
             Some(a) => (a.written, a.first_record.is_some()),
             None => unreachable!("an active segment was created above"),
         };
-        let mut offset = written + start as u64;
+        let mut base = written + start as u64;
         if has_records && written + self.buf.len() as u64 > self.shared.config.segment_bytes_max {
             let tail = self.buf.split_off(start);
             self.write_buffer()?;
             self.sync_active()?;
             self.publish_active();
-            self.active = Some(self.create_segment(id, self.last_id)?);
+            self.active = Some(self.create_segment(first, self.last_id)?);
             self.buf = tail;
-            offset = SEGMENT_HEADER_BYTES;
+            base = SEGMENT_HEADER_BYTES;
         }
         let Some(active) = self.active.as_mut() else {
             unreachable!("an active segment exists here")
         };
-        if offset >= active.next_index_at {
-            active.new_index.push((id, offset));
-            active.next_index_at = offset + INDEX_STRIDE_BYTES;
+        for (&(id, _), offset) in records.iter().zip(offsets) {
+            let offset = base + offset as u64;
+            if offset >= active.next_index_at {
+                active.new_index.push((id, offset));
+                active.next_index_at = offset + INDEX_STRIDE_BYTES;
+            }
+            active.first_record.get_or_insert(id);
+            active.last_record = Some(id);
+            self.last_id = id;
         }
-        active.first_record.get_or_insert(id);
-        active.last_record = Some(id);
-        self.last_id = id;
+        self.buf_records += records.len() as u64;
+        Ok(())
+    }
+
+    /// Starts a segment named `first_id` as the active one: the first segment, or in place of
+    /// an empty active segment whose name is above `first_id`.
+    fn replace_active(&mut self, first_id: u64) -> Result<()> {
+        let old = self.active.as_ref().map(|a| a.first_id);
+        let prev_last_id = match old {
+            Some(_) => match self.shared.segments().last() {
+                Some(info) => info.prev_last_id,
+                None => unreachable!("the active segment is always in the segment list"),
+            },
+            None => self.last_id,
+        };
+        debug_assert!(
+            self.buf.is_empty(),
+            "nothing is buffered for an empty segment"
+        );
+        let fresh = self.create_segment(first_id, prev_last_id)?;
+        if let Some(old_first) = old {
+            let mut segments = self.shared.segments();
+            let Some(new_info) = segments.pop() else {
+                unreachable!("create_segment pushed the new segment")
+            };
+            if let Some(old_info) = segments.pop() {
+                debug_assert_eq!(old_info.first_id, old_first);
+                remove_file(&old_info.path)?;
+            }
+            segments.push(new_info);
+            drop(segments);
+            if self.fsync {
+                sync_dir(&self.shared.dir)?;
+            }
+        }
+        self.active = Some(fresh);
         Ok(())
     }
 
     /// Creates a segment file (temp file with the header, fsync, rename, fsync of the
     /// directory), adds it to the segment list and returns it as the active segment.
     fn create_segment(&mut self, first_id: u64, prev_last_id: u64) -> Result<Active> {
+        #[cfg(test)]
+        if let Some(e) = self.shared.faults.take(crate::faults::Fault::CreateSegment) {
+            return Err(JournalError::NoSpace {
+                dir: self.shared.dir.clone(),
+                reason: format!("creating the segment for id {first_id}: {e}"),
+            });
+        }
         let info = create_segment_file(&self.shared.dir, self.fsync, first_id, prev_last_id)?;
         self.shared
             .stats
@@ -287,21 +471,29 @@ impl Writer {
         let Some(active) = self.active.as_mut() else {
             unreachable!("bytes are only buffered for an active segment")
         };
-        active
-            .file
-            .write_all_at(&self.buf, active.written)
-            .map_err(|e| {
-                JournalError::io(
-                    format!("writing to {}", segment_path(&self.shared, active.first_id)),
-                    e,
-                )
-            })?;
+        let written = write_at(&self.shared, &active.file, &self.buf, active.written);
+        written.map_err(|e| {
+            let path = segment_path(&self.shared, active.first_id);
+            if is_no_space(&e) {
+                JournalError::NoSpace {
+                    dir: self.shared.dir.clone(),
+                    reason: format!(
+                        "writing {} bytes to {path} at offset {}: {e}",
+                        self.buf.len(),
+                        active.written
+                    ),
+                }
+            } else {
+                JournalError::io(format!("writing to {path}"), e)
+            }
+        })?;
         active.written += self.buf.len() as u64;
         let stats = &self.shared.stats;
         stats
             .bytes
             .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.written_records += std::mem::take(&mut self.buf_records);
         self.buf.clear();
         if self.buf.capacity() > BUFFER_KEEP_BYTES {
             self.buf.shrink_to(BUFFER_KEEP_BYTES / 8);
@@ -309,20 +501,27 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes what was written durable (`fdatasync`). A failure is fatal whatever its cause:
+    /// after a failed fsync the kernel may have dropped the dirty pages, so neither a retry
+    /// nor the page cache says what is on the disk. `ENOSPC` here (delayed allocation found no
+    /// room for data already written) is no different, and the message says so.
     fn sync_active(&mut self) -> Result<()> {
-        if !self.fsync {
-            return Ok(());
-        }
-        if let Some(active) = &self.active {
+        if self.fsync
+            && let Some(active) = &self.active
+        {
             let started = std::time::Instant::now();
             active.file.sync_data().map_err(|e| {
-                JournalError::io(
+                let path = segment_path(&self.shared, active.first_id);
+                let context = if is_no_space(&e) {
                     format!(
-                        "fdatasync of {}",
-                        segment_path(&self.shared, active.first_id)
-                    ),
-                    e,
-                )
+                        "fdatasync of {path} found no space for data already written (the file \
+                         system allocates it late); that data may be lost, so the journal stops \
+                         rather than retry the fsync"
+                    )
+                } else {
+                    format!("fdatasync of {path}")
+                };
+                JournalError::io(context, e)
             })?;
             let stats = &self.shared.stats;
             stats.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -330,6 +529,10 @@ impl Writer {
                 .fsync_us
                 .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
+        self.shared
+            .stats
+            .appends
+            .fetch_add(std::mem::take(&mut self.written_records), Ordering::Relaxed);
         Ok(())
     }
 
@@ -356,12 +559,8 @@ impl Writer {
             self.publish_active();
         }
         self.publish_last_id();
-        self.shared
-            .stats
-            .appends
-            .fetch_add(self.pending_records, Ordering::Relaxed);
-        self.pending_records = 0;
         for (reply, id) in self.waiters.drain(..) {
+            debug_assert!(id != UNWRITTEN, "a command that failed is never committed");
             reply.complete(Ok(id));
         }
         Ok(())
@@ -434,12 +633,20 @@ impl Writer {
         let info = if first_kept.is_none() && target.first_id != target.prev_last_id + 1 {
             // Nothing stays, and the name would no longer be the segment's first id: replace it
             // by an empty segment named after the next id.
+            // Segments are already gone; a failure here (lack of space included) is fatal.
             let fresh = create_segment_file(
                 &self.shared.dir,
                 self.fsync,
                 target.prev_last_id + 1,
                 target.prev_last_id,
-            )?;
+            )
+            .map_err(|e| match e {
+                JournalError::NoSpace { dir, reason } => JournalError::Invalid(format!(
+                    "truncation could not start a segment in {}: {reason}",
+                    dir.display()
+                )),
+                other => other,
+            })?;
             remove_file(&target.path)?;
             if self.fsync {
                 sync_dir(&self.shared.dir)?;
@@ -484,6 +691,20 @@ impl Drop for PanicGuard {
                 .fail("the journal writer thread panicked".to_string());
         }
     }
+}
+
+/// `write_all_at`, or (in unit tests) the failure a test asked for.
+fn write_at(shared: &Shared, file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(test)]
+    if let Some(e) = shared.faults.take(crate::faults::Fault::Write) {
+        // A full disk often takes part of a write before it refuses the rest.
+        let part = shared.faults.partial_bytes(buf.len());
+        file.write_all_at(&buf[..part], offset)?;
+        return Err(e);
+    }
+    #[cfg(not(test))]
+    let _ = shared;
+    file.write_all_at(buf, offset)
 }
 
 fn segment_path(shared: &Shared, first_id: u64) -> String {

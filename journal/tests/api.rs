@@ -145,10 +145,16 @@ fn batch_is_all_or_nothing_with_one_durable_point() {
     assert_eq!(j.append(b"g".to_vec()).wait().unwrap(), 12);
     // An empty batch resolves to the last id once everything before it is durable.
     assert_eq!(j.append_batch(Vec::new()).wait().unwrap(), 12);
-    // A batch larger than a segment spans segments and still reads back in order.
+    // A batch larger than a segment goes whole into a segment of its own (an append never
+    // spans segments) and reads back in order.
+    let segments_before = segment_files(dir.path()).len();
     let big: Vec<_> = (0..40).map(|i| (None, vec![i as u8; 100])).collect();
     assert_eq!(j.append_batch(big).wait().unwrap(), 52);
-    assert!(segment_files(dir.path()).len() > 2);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), segments_before + 1);
+    let last = files.last().unwrap();
+    assert!(last.ends_with("00000000000000000013.seg"), "{last:?}");
+    assert_eq!(frames(last).len(), 40);
     let all = read_all(&j, 12);
     assert_eq!(ids(&all), (13..=52).collect::<Vec<_>>());
     assert_eq!(all[5].data, vec![5u8; 100]);
@@ -285,7 +291,7 @@ fn torn_tail_of_the_last_segment_is_cut_and_reported() {
 }
 
 #[test]
-fn corrupt_record_in_the_last_segment_drops_it_and_everything_after() {
+fn a_bad_record_followed_by_valid_ones_in_the_last_segment_is_a_hard_error() {
     let dir = temp_dir();
     let config = small_config(dir.path());
     append_n(&open(&config).journal, 30, 40);
@@ -296,16 +302,50 @@ fn corrupt_record_in_the_last_segment_drops_it_and_everything_after() {
     let mut bytes = fs::read(&last).unwrap();
     bytes[offset as usize + 12] ^= 0x40;
     fs::write(&last, &bytes).unwrap();
+    let first_after = 30 - last_frames.len() as u64 + 3;
+    let err = Journal::open(config.clone()).err().expect("hard error");
+    match &err {
+        JournalError::Corrupt {
+            file,
+            offset: at,
+            reason,
+        } => {
+            assert_eq!(file, &last);
+            assert_eq!(*at, offset);
+            assert!(reason.contains("checksum"), "{reason}");
+            let follow = format!(
+                "{} valid record(s) follow it in this file (ids {first_after}..=30, the first at offset {})",
+                last_frames.len() - 2,
+                last_frames[2].0
+            );
+            assert!(reason.contains(&follow), "{reason}");
+            assert!(reason.contains("not a torn write"), "{reason}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains(ordo_journal::RESTORE_ADVICE), "{message}");
+    assert!(
+        message.contains("restore the directory from a backup"),
+        "{message}"
+    );
+    // Nothing was cut: the same error again, the same bytes on disk.
+    assert_eq!(fs::read(&last).unwrap(), bytes);
+    assert!(matches!(
+        Journal::open(config.clone()),
+        Err(JournalError::Corrupt { offset: at, .. }) if at == offset
+    ));
+    // Damage to the last record alone cannot be told from a torn write: it is cut.
+    bytes[offset as usize + 12] ^= 0x40;
+    let (end_offset, _) = *last_frames.last().unwrap();
+    bytes[end_offset as usize + 9] ^= 0x01;
+    fs::write(&last, &bytes).unwrap();
     let opened = open(&config);
     let tail = opened.recovery.truncated.clone().expect("reported");
-    assert_eq!(tail.offset, offset);
-    assert!(tail.reason.contains("checksum"), "{}", tail.reason);
-    let expected_last = 30 - last_frames.len() as u64 + 1;
-    assert_eq!(opened.recovery.last_id, expected_last);
-    assert_eq!(
-        ids(&read_all(&opened.journal, 0)),
-        (1..=expected_last).collect::<Vec<_>>()
-    );
+    assert_eq!(tail.offset, end_offset);
+    assert_eq!(tail.bytes_dropped, bytes.len() as u64 - end_offset);
+    assert!(tail.reason.contains("no valid record follows"), "{tail}");
+    assert_eq!(opened.recovery.last_id, 29);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Property test: the journal against an in-memory model, with crashes and corruption at
 //! random points. After recovery the journal must hold a prefix of what was written that
-//! includes every acknowledged record; corruption in a sealed segment must be a hard error
-//! naming the file and the offset.
+//! includes every acknowledged record; corruption anywhere but in the very last record must be
+//! a hard error naming the file and the offset.
 
 mod common;
 
@@ -241,9 +241,11 @@ fn run(segment_bytes_max: u64, ops: Vec<Op>, fault: Fault) -> Result<(), TestCas
                 let hit = (0..model.len())
                     .find(|&i| places[i].0 == f && places[i].1 <= at && at < places[i].2)
                     .expect("every byte after the header belongs to a record");
-                if f == last_f {
+                if f == last_f && hit + 1 == model.len() {
+                    // Only damage to the very last record looks like a torn write.
                     Ok((hit, true))
                 } else {
+                    // Valid records follow, or the segment is sealed: never a silent cut.
                     Err((path.clone(), places[hit].1))
                 }
             }
