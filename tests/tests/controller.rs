@@ -262,6 +262,127 @@ async fn process_bad_requests_get_clear_errors() -> Result<()> {
     Ok(())
 }
 
+/// The order-input limits of `[limits]` reach the model's door: too large is 413 naming the
+/// configured limit and its value, a bad name or instant 400 naming it; a request with one bad
+/// order adds none.
+#[tokio::test]
+async fn process_order_input_over_a_limit_gets_413_and_bad_names_and_instants_400() -> Result<()> {
+    let mut c = Cluster::new(&[])?;
+    let mut config = std::fs::read_to_string(&c.local.controller_config)?;
+    config.push_str(
+        "order_args_bytes_max = 1000
+order_id_bytes_max = 20
+",
+    );
+    std::fs::write(&c.local.controller_config, config)?;
+    c.start_controller().await?;
+    c.deploy(&[(
+        "w.yaml",
+        "workflow: p\nsteps:\n  - prompt: \"ok?\"\n".to_owned(),
+    )])
+    .await?;
+    let post = |body: Json| {
+        let api = &c.api;
+        let url = c.url("/orders");
+        async move {
+            match api.post_json::<Json, Json>(&url, &body).await {
+                Err(ordo_net::client::ClientError::Status { status, body, .. }) => {
+                    (status.as_u16(), body)
+                }
+                other => (0, format!("{other:?}")),
+            }
+        }
+    };
+    let order = |args: Json| json!({"id": "o1", "workflow": "p", "args": args});
+    // Too large: 413 naming the configured limit and its value.
+    for (body, limit, max) in [
+        (
+            order(json!({"big": "x".repeat(9 << 20)})),
+            "order_args_bytes_max",
+            1000,
+        ),
+        (
+            order(json!({"big": "x".repeat(2000)})),
+            "order_args_bytes_max",
+            1000,
+        ),
+        (
+            json!({"id": "an-order-id-of-21-byt", "workflow": "p"}),
+            "order_id_bytes_max",
+            20,
+        ),
+    ] {
+        let (s, text) = post(body).await;
+        assert_eq!(s, 413, "{text}");
+        let answer: Json = serde_json::from_str(&text)?;
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&format!("{limit} = {max}")), "{text}");
+        assert_eq!(
+            answer["details"],
+            json!({"limit": limit, "max": max}),
+            "{text}"
+        );
+    }
+    // Bad and protected names, instants out of range: 400 naming them.
+    for (body, named) in [
+        (order(json!({"": 1})), "\"\""),
+        (order(json!({"9bad": 1})), "9bad"),
+        (order(json!({"LD_PRELOAD": "/tmp/x.so"})), "LD_PRELOAD"),
+        (order(json!({"PATH": "/tmp"})), "PATH"),
+        (
+            json!({"id": "o1", "workflow": "p", "scheduledFor": i64::MAX}),
+            "scheduledFor",
+        ),
+        (
+            json!({"id": "o1", "workflow": "p", "scheduledFor": i64::MIN}),
+            "scheduledFor",
+        ),
+    ] {
+        let (s, text) = post(body).await;
+        assert_eq!(s, 400, "{text}");
+        let answer: Json = serde_json::from_str(&text)?;
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(named)),
+            "{text}"
+        );
+    }
+    // One bad order refuses the whole request: the good one is not added either.
+    let (s, text) = post(json!({"orders": [
+        {"id": "good", "workflow": "p"},
+        {"id": "bad", "workflow": "p", "args": {"a-b": 1}},
+    ]}))
+    .await;
+    assert_eq!(s, 400, "{text}");
+    assert!(text.contains("bad") && text.contains("a-b"), "{text}");
+    assert!(
+        c.order("good").await.is_err(),
+        "nothing of the request is added"
+    );
+    // Within the limits: added; the answer to its prompt passes the same door.
+    let added = c
+        .add_orders(&[order(json!({"FOO": "x".repeat(900), "n": 3}))])
+        .await?;
+    assert_eq!(added["results"][0]["added"], true, "{added}");
+    c.wait_states(&["o1".to_owned()], &["prompting"], Duration::from_secs(30))
+        .await?;
+    let answer = c
+        .api
+        .post_json::<Json, Json>(
+            &c.url("/orders/o1/answer"),
+            &json!({"vars": {"LD_PRELOAD": "/tmp/x.so"}}),
+        )
+        .await;
+    match answer {
+        Err(ordo_net::client::ClientError::Status { status, body, .. }) => {
+            assert_eq!(status.as_u16(), 400, "{body}");
+            assert!(body.contains("LD_PRELOAD"), "{body}");
+        }
+        other => panic!("answer with LD_PRELOAD: {other:?}"),
+    }
+    assert_eq!(c.order("o1").await?["state"], "prompting");
+    Ok(())
+}
+
 #[tokio::test]
 async fn process_released_event_positions_get_a_reload_the_snapshot_answer() -> Result<()> {
     let mut c = Cluster::new(&[])?;

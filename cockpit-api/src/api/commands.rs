@@ -247,10 +247,10 @@ pub struct AddReply {
 #[utoipa::path(post, path = "/api/v1/orders", tag = "commands", security(("bearer" = [])),
     request_body = AddBody,
     responses((status = 200, description = "Added (or found: idempotent per id)", body = AddReply),
-        (status = 400, description = "A bad body", body = super::ErrorBody),
+        (status = 400, description = "A bad body, a bad or protected variable name (LD_*, PATH, ...), or a scheduledFor outside 1970..9999", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 403, description = "A viewer", body = super::ErrorBody),
-        (status = 413, description = "Body too large, or too many orders", body = super::ErrorBody),
+        (status = 413, description = "Body too large, too many orders, or an id, argument or name over a limit (the error names it and its value)", body = super::ErrorBody),
         (status = 502, description = "The controller cannot be reached", body = super::ErrorBody)))]
 pub async fn add_orders(
     AxState(app): AxState<App>,
