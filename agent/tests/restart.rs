@@ -68,11 +68,10 @@ fn log(setup: &Setup) -> String {
     std::fs::read_to_string(setup.dir.path().join("agent.log")).unwrap_or_default()
 }
 
-fn pgid_of(ctl: &Ctl, order: &str) -> u32 {
-    match ctl.order_event(order, "ProcessingStarted") {
-        Some(OrderEvent::ProcessingStarted { pgid, .. }) => *pgid,
-        other => panic!("{other:?}"),
-    }
+async fn pgid_of(ctl: &Ctl, order: &str) -> u32 {
+    common::job_pgid(ctl.run_id.unwrap(), order, 1, 5_000)
+        .await
+        .unwrap_or_else(|| panic!("no process of {order}'s job"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +97,7 @@ async fn process_kill9_mid_job_and_restart() {
         c.has("lost", "ProcessingStarted") && c.has("again", "ProcessingStarted")
     })
     .await;
-    let (lost_pgid, again_pgid) = (pgid_of(&ctl, "lost"), pgid_of(&ctl, "again"));
+    let (lost_pgid, again_pgid) = (pgid_of(&ctl, "lost").await, pgid_of(&ctl, "again").await);
     let run_id = ctl.run_id.unwrap();
 
     // A process that carries this run's marker but has no Process record (as if the agent
