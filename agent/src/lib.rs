@@ -2,9 +2,14 @@
 //!
 //! [`run`] starts an agent from its [`Config`]: it opens the agent's journal and recovers its
 //! state ([`open`]), kills job processes that outlived a crash ([`survivors`]), starts the
-//! [`executor`] (the one task that owns the state: orders, jobs, timers, the outbox) and
-//! serves the controller session and `GET /meta` over mTLS ([`server`], [`session`]) until
-//! `shutdown` completes.
+//! [`executor`] (the one task that owns the state: orders, jobs, timers, the outbox; it
+//! reports every job whose start is journaled without an outcome as lost, and removes work
+//! directories of orders that are gone) and serves the controller session and `GET /meta`
+//! over mTLS ([`server`], [`session`]) until `shutdown` completes.
+//!
+//! A job's start is journaled, durably, before its process is spawned (see [`executor`]): a
+//! job that is not `restartable` never runs twice, even when its process ended before the
+//! agent was killed.
 //!
 //! Modules: [`config`] (the TOML file), [`record`] (journal record format), [`state`] (the
 //! fold of the journal and the snapshot format), [`runner`] (process groups, output,

@@ -6,7 +6,9 @@
 //! journal record is the postcard encoding of one [`Record`]; the journal id of the record is
 //! its id. [`Record`] is **append-only**: new variants go at the end, no variant is reordered,
 //! removed or given new fields, so every journal written by an older version keeps loading.
-//! The `format` of [`Record::Created`] says which version wrote the run.
+//! The `format` of [`Record::Created`] says which version wrote the run: format 2 journals a
+//! job's start (`ProcessingStarted`, pgid 0) before its spawn and may hold
+//! `ProcessingWithdrawn`; format 1 journaled `ProcessingStarted` with the pgid after the spawn.
 //!
 //! | record | when | meaning in the fold |
 //! |---|---|---|
@@ -14,8 +16,8 @@
 //! | `Dedicated { cluster_id }` | first accepted `Couple` | the agent belongs to this controller cluster |
 //! | `Term { term }` | a `Couple` or command with a higher term, before it is accepted | the highest term seen (fencing) |
 //! | `Command { seq, command }` | a controller command, in the same batch as its events, before its `Ack` | nothing (kept for the record) |
-//! | `Event { ts, body }` | every event the agent reports | the outbox: the journal id **is** the agent event id; order events change the agent's world |
-//! | `Process { order_id, attempt, pgid, start_time_ticks }` | a job was spawned, in the batch of its `ProcessingStarted` | what a restart needs to kill a surviving process group |
+//! | `Event { ts, body }` | every event the agent reports; a job's `ProcessingStarted` is durable before its process is spawned | the outbox: the journal id **is** the agent event id; order events change the agent's world |
+//! | `Process { order_id, attempt, pgid, start_time_ticks }` | a job was spawned (after its `ProcessingStarted`) | what a restart needs to kill a surviving process group |
 //! | `Released { until }` | the controller's `Release` | events with ids up to `until` may be deleted |
 
 use ordo_model::ids::{AgentId, OrderId};
@@ -25,7 +27,7 @@ use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
 
 /// The format of the records this build writes (carried by [`Record::Created`]).
-pub const RECORD_FORMAT: u32 = 1;
+pub const RECORD_FORMAT: u32 = 2;
 
 /// One record of the agent's journal. Append-only (see the module doc).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -107,6 +107,13 @@ async fn process_failure_and_timeout_kill_of_a_process_tree() {
     ctl.couple().await;
     ctl.add_order("bad", "failing", Vars::new(), None).await;
     ctl.add_order("slow", "slow", Vars::new(), None).await;
+    ctl.until(5_000, "slow started", |c| {
+        c.has("slow", "ProcessingStarted")
+    })
+    .await;
+    let pgid = common::job_pgid(ctl.run_id.unwrap(), "slow", 1, 5_000)
+        .await
+        .expect("the slow job's process");
     ctl.until(10_000, "both failed", |c| {
         c.state("bad") == Some(OrderState::Failed) && c.state("slow") == Some(OrderState::Failed)
     })
@@ -140,11 +147,6 @@ async fn process_failure_and_timeout_kill_of_a_process_tree() {
                 .is_ok_and(|s| s.contains(") Z ")),
         "the grandchild {pid} survived the timeout"
     );
-    let Some(OrderEvent::ProcessingStarted { pgid, .. }) =
-        ctl.order_event("slow", "ProcessingStarted").cloned()
-    else {
-        panic!("no start");
-    };
     assert!(!common::group_alive(pgid));
     ctl.disconnect().await;
     agent.stop().await;
@@ -206,10 +208,15 @@ async fn process_cancel_kills_a_running_job_and_withdraws_a_waiting_one() {
         c.has("running", "ProcessingStarted")
     })
     .await;
-    // One process slot: the second order's job waits for it.
+    let pgid = common::job_pgid(ctl.run_id.unwrap(), "running", 1, 5_000)
+        .await
+        .expect("the running job's process");
+    // One process slot: the second order's job is started (journaled) and waits for it.
     ctl.add_order("waiting", "sleepy", Vars::new(), None).await;
-    ctl.until(3_000, "waiting attached", |c| c.has("waiting", "Attached"))
-        .await;
+    ctl.until(3_000, "waiting started", |c| {
+        c.has("waiting", "ProcessingStarted")
+    })
+    .await;
     ctl.operator(Command::Cancel {
         id: "waiting".parse_id(),
         kill: None,
@@ -219,9 +226,17 @@ async fn process_cancel_kills_a_running_job_and_withdraws_a_waiting_one() {
         c.state("waiting") == Some(OrderState::Cancelled)
     })
     .await;
+    // Its start is taken back: it never ran.
     assert_eq!(
         ctl.names("waiting"),
-        ["Attached", "MarkedOnAgent", "Detachable", "Detached"]
+        [
+            "Attached",
+            "ProcessingStarted",
+            "MarkedOnAgent",
+            "ProcessingWithdrawn",
+            "Detachable",
+            "Detached"
+        ]
     );
     // The running job is killed on request.
     ctl.operator(Command::Cancel {
@@ -239,11 +254,6 @@ async fn process_cancel_kills_a_running_job_and_withdraws_a_waiting_one() {
             outcome: Outcome::Killed
         })
     ));
-    let Some(OrderEvent::ProcessingStarted { pgid, .. }) =
-        ctl.order_event("running", "ProcessingStarted").cloned()
-    else {
-        panic!("no start");
-    };
     assert!(common::eventually(2_000, || !common::group_alive(pgid)).await);
     ctl.disconnect().await;
     agent.stop().await;

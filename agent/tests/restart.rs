@@ -1,10 +1,12 @@
 //! kill -9 of a real agent process in the middle of jobs, and its restart: surviving process
 //! groups are killed, a restartable job runs again (attempt 2) and finishes, any other job's
-//! order fails with `Disrupted(ProcessLost)`; no event is lost or repeated.
+//! order fails with `Disrupted(ProcessLost)`; no event is lost or repeated; work directories
+//! of orders no longer on the agent are removed. A graceful stop withdraws the starts no job
+//! worker has taken: they run after the restart.
 
 mod common;
 
-use common::{Ctl, Setup};
+use common::{Agent, Ctl, Setup};
 use ordo_model::order::{OrderEvent, OrderState, Outcome};
 use ordo_model::value::Vars;
 use std::os::unix::process::CommandExt;
@@ -68,11 +70,10 @@ fn log(setup: &Setup) -> String {
     std::fs::read_to_string(setup.dir.path().join("agent.log")).unwrap_or_default()
 }
 
-fn pgid_of(ctl: &Ctl, order: &str) -> u32 {
-    match ctl.order_event(order, "ProcessingStarted") {
-        Some(OrderEvent::ProcessingStarted { pgid, .. }) => *pgid,
-        other => panic!("{other:?}"),
-    }
+async fn pgid_of(ctl: &Ctl, order: &str) -> u32 {
+    common::job_pgid(ctl.run_id.unwrap(), order, 1, 5_000)
+        .await
+        .unwrap_or_else(|| panic!("no process of {order}'s job"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +99,7 @@ async fn process_kill9_mid_job_and_restart() {
         c.has("lost", "ProcessingStarted") && c.has("again", "ProcessingStarted")
     })
     .await;
-    let (lost_pgid, again_pgid) = (pgid_of(&ctl, "lost"), pgid_of(&ctl, "again"));
+    let (lost_pgid, again_pgid) = (pgid_of(&ctl, "lost").await, pgid_of(&ctl, "again").await);
     let run_id = ctl.run_id.unwrap();
 
     // A process that carries this run's marker but has no Process record (as if the agent
@@ -114,6 +115,11 @@ async fn process_kill9_mid_job_and_restart() {
     let mut ghost = ghost.spawn().unwrap();
     let ghost_pid = ghost.id();
 
+    // A work directory of an order this agent does not hold (left by a crash).
+    let work = setup.dir.path().join("data").join("work");
+    std::fs::create_dir_all(work.join("gone").join("sub")).unwrap();
+    std::fs::write(work.join("gone").join("sub").join("file"), b"x").unwrap();
+
     ctl.disconnect().await;
     agent.kill().unwrap();
     agent.wait().unwrap();
@@ -123,6 +129,14 @@ async fn process_kill9_mid_job_and_restart() {
 
     let mut agent = start(&setup);
     coupled(&mut ctl, &setup).await;
+    assert!(
+        !work.join("gone").exists(),
+        "the stale work directory is left"
+    );
+    assert!(
+        work.join("again").exists(),
+        "the work directory of a held order is gone"
+    );
     assert!(
         !common::group_alive(lost_pgid),
         "the old group of `lost` survived"
@@ -180,6 +194,14 @@ async fn process_kill9_mid_job_and_restart() {
     // The same run: the controller's position was valid, nothing was sent twice (checked on
     // every frame by the test controller).
     assert_eq!(ctl.run_id, Some(run_id));
+    // The orders left the agent: their work directories went with them.
+    assert!(
+        common::eventually(2_000, || !work.join("lost").exists()
+            && !work.join("again").exists())
+        .await,
+        "work directories of orders that left: {:?}",
+        std::fs::read_dir(&work).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
 
     ctl.disconnect().await;
     nix::sys::signal::kill(
@@ -211,4 +233,77 @@ impl ParseOrder for str {
     fn parse_order(&self) -> ordo_model::ids::OrderId {
         ordo_model::ids::OrderId::new(self).unwrap()
     }
+}
+
+const QUEUED: &str = r#"
+workflow: long
+jobs:
+  wait: { agent: a1, script: "sleep 30" }
+steps:
+  - run: wait
+---
+workflow: quick
+jobs:
+  hello: { agent: a1, script: "echo hello" }
+steps:
+  - run: hello
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_stop_withdraws_queued_starts_and_loses_running_jobs() {
+    // One process slot: the quick job's start is journaled and waits for the slot.
+    let setup = Setup::new("processes_max = 1");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), QUEUED);
+    ctl.couple().await;
+    ctl.add_order("running", "long", Vars::new(), None).await;
+    ctl.until(5_000, "running started", |c| {
+        c.has("running", "ProcessingStarted")
+    })
+    .await;
+    let pgid = pgid_of(&ctl, "running").await;
+    ctl.add_order("queued", "quick", Vars::new(), None).await;
+    ctl.until(5_000, "queued started", |c| {
+        c.has("queued", "ProcessingStarted")
+    })
+    .await;
+    ctl.disconnect().await;
+    agent.stop().await;
+    assert!(
+        common::eventually(2_000, || !common::group_alive(pgid)).await,
+        "the running job outlived the stop"
+    );
+
+    let agent = Agent::start(setup.config()).await;
+    ctl.addr = agent.addr;
+    ctl.couple().await;
+    ctl.until(10_000, "both orders ended", |c| {
+        c.state("running") == Some(OrderState::Failed)
+            && c.state("queued") == Some(OrderState::Finished)
+    })
+    .await;
+    assert!(matches!(
+        ctl.order_event("running", "Processed"),
+        Some(OrderEvent::Processed {
+            outcome: Outcome::Disrupted(_)
+        })
+    ));
+    // The queued job never ran before the stop: it ran once, after the restart.
+    assert_eq!(
+        ctl.names("queued"),
+        [
+            "Attached",
+            "ProcessingStarted",
+            "ProcessingWithdrawn",
+            "ProcessingStarted",
+            "Output",
+            "Processed",
+            "Moved",
+            "Detachable",
+            "Detached"
+        ]
+    );
+    assert_eq!(ctl.output("queued"), b"hello\n");
+    ctl.disconnect().await;
+    agent.stop().await;
 }

@@ -333,11 +333,9 @@ async fn process_reset_forgets_orders_and_dedication_and_begins_a_new_run() {
     ctl.add_order("o", "w", Vars::new(), None).await;
     ctl.until(5_000, "started", |c| c.has("o", "ProcessingStarted"))
         .await;
-    let Some(ordo_model::order::OrderEvent::ProcessingStarted { pgid, .. }) =
-        ctl.order_event("o", "ProcessingStarted").cloned()
-    else {
-        panic!("no start");
-    };
+    let pgid = common::job_pgid(old_run, "o", 1, 5_000)
+        .await
+        .expect("the job's process");
     ctl.send(&ToAgent::Reset { seq: 99, term: 1 }).await;
     ctl.until(5_000, "the reset's answer", |c| {
         c.replies

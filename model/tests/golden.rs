@@ -7,6 +7,9 @@
 //!     duration after the start of the run),
 //!   - `done: { order, rc?, signal?, values? }` (the order's job ends by itself; rc 0 by
 //!     default),
+//!   - `withdraw: <order>` (the agent withdraws the order's journaled job start: it was never
+//!     spawned; an agent does this when a cancel or suspend mark comes before a job worker
+//!     took the job),
 //!   - `time: 10s` (advance the clock, visiting every timer instant on the way),
 //!   - `crash: <agent>` (the agent dies with its processes and restarts from its journal),
 //!     `crash: controller` (the controller restarts from its journal),
@@ -51,6 +54,7 @@ struct Case {
 enum Input {
     Add(AddArgs),
     Done(DoneArgs),
+    Withdraw(String),
     Time(String),
     Crash(String),
     Disconnect(String),
@@ -222,6 +226,9 @@ fn run_script(
                 sim.finish_job(&order_id(&d.order).map_err(step)?, exit, vars(&d.values))
                     .map_err(step)?;
             }
+            Input::Withdraw(id) => sim
+                .withdraw_job(&order_id(id).map_err(step)?)
+                .map_err(step)?,
             Input::Time(d) => sim.advance(duration(d).map_err(step)?),
             Input::Crash(who) if who == "controller" => sim.restart_controller(),
             Input::Crash(who) => {
@@ -311,6 +318,7 @@ fn describe(input: &Input) -> String {
             Some(s) => format!("done {} signal {s}{}", d.order, kv(&d.values)),
             None => format!("done {} rc {}{}", d.order, d.rc.unwrap_or(0), kv(&d.values)),
         },
+        Input::Withdraw(id) => format!("withdraw {id}"),
         Input::Time(t) => format!("time +{t}"),
         Input::Crash(w) => format!("crash {w}"),
         Input::Disconnect(w) => format!("disconnect {w}"),

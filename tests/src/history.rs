@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct History {
     pub added: BTreeSet<String>,
     pub ended: BTreeMap<String, Vec<String>>,
-    /// Job starts per order: the number of `ProcessingStarted` events.
+    /// Job starts per order: the number of `ProcessingStarted` events that were not withdrawn.
     pub starts: BTreeMap<String, u32>,
     /// Job starts per order that came after a `Restarted` (a crash of the agent).
     pub restarts: BTreeMap<String, u32>,
@@ -40,6 +40,12 @@ impl History {
                     h.added.insert(key);
                 }
                 "ProcessingStarted" => *h.starts.entry(key).or_default() += 1,
+                // A start taken back before its spawn: the job did not run.
+                "ProcessingWithdrawn" => {
+                    if let Some(n) = h.starts.get_mut(&key) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
                 "Restarted" => *h.restarts.entry(key).or_default() += 1,
                 "Finished" | "Cancelled" | "Failed" => {
                     h.ended.entry(key).or_default().push(kind.to_owned())

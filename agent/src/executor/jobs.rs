@@ -1,9 +1,16 @@
 //! Jobs of the executor: the start queue, spawning, output, outcomes and kills.
 //!
 //! A job's environment is built by [`super::env`]. Its work directory is
-//! `<data_dir>/work/<order id>`, kept while the order is on this agent.
+//! `<data_dir>/work/<order id>`, kept while the order is on this agent: it is removed when the
+//! order leaves the agent, on a reset, and at recovery for every order that is gone.
+//!
+//! The life of a job (see the module doc of the executor for why): `spawn_job` journals
+//! `ProcessingStarted` and queues the job as an effect; once that is durable `dispatch` hands
+//! it to the workers' queue; a worker spawns it (`job_started` journals its `Process` record)
+//! and reports its output and its end (`job_ended` journals `Processed`). Until a worker takes
+//! it, `withdraw_job` can take it back (`ProcessingWithdrawn`).
 
-use super::{Executor, FINAL_EVENTS_BYTES};
+use super::{Effect, Executor, FINAL_EVENTS_BYTES};
 use crate::config::Config;
 use crate::now_ms;
 use crate::record::Record;
@@ -33,8 +40,10 @@ pub(super) struct Job {
     pub job: (WorkflowName, JobName),
     pub return_codes: ReturnCodes,
     pub kill: Option<KillHandle>,
-    /// The process exists and `ProcessingStarted` is journaled.
-    pub started: bool,
+    /// In the workers' queue or taken by a worker (its start is durable).
+    pub dispatched: bool,
+    /// The process exists (its `Process` record is journaled).
+    pub spawned: bool,
     /// Its order is gone (reset) or changed: it is killed and its messages are ignored.
     pub orphan: bool,
 }
@@ -172,6 +181,8 @@ impl Executor {
         Startable::Now(Box::new(start))
     }
 
+    /// Journals the job's start (the order becomes `Processing`) and queues the job for the
+    /// workers once that is durable.
     fn spawn_job(&mut self, start: StartJob) {
         let limits = &self.config.limits;
         let env = super::env::job_env(
@@ -192,6 +203,14 @@ impl Executor {
             log_bytes_max: limits.log_bytes_max,
             return_values_bytes_max: RETURN_VALUES_BYTES_MAX_DEFAULT,
         };
+        let started = OrderEvent::ProcessingStarted {
+            at: TimeMs(now_ms()),
+            pgid: 0,
+        };
+        if !self.order_event(KeyedEvent::order(&start.order, started)) {
+            // Not journaled (logged): the job does not start.
+            return;
+        }
         let key = self.next_key;
         self.next_key += 1;
         let job_key = (start.workflow.clone(), start.job.clone());
@@ -206,24 +225,83 @@ impl Executor {
                 job: job_key,
                 return_codes: start.return_codes,
                 kill: None,
-                started: false,
+                dispatched: false,
+                spawned: false,
                 orphan: false,
             },
         );
-        self.start_queue.push(Prepared { key, spec });
+        self.effect(Effect::Spawn(Box::new(Prepared { key, spec })));
     }
 
-    /// Withdraws the order's job if it still waits for a job worker (a mark came); a job a
-    /// worker has taken is spawned and reported as usual.
-    pub(super) fn withdraw_job(&mut self, order: &OrderId) {
-        let Some(&key) = self.by_order.get(order) else {
+    /// Hands a job whose start is durable to the workers, unless it was withdrawn or its
+    /// order is gone (reset) meanwhile.
+    pub(super) fn dispatch(&mut self, prepared: Prepared) {
+        let Some(job) = self.jobs.get_mut(&prepared.key) else {
             return;
         };
-        if self.start_queue.remove(key)
-            && let Some(job) = self.jobs.remove(&key)
-        {
-            self.release_job_slot(&job.order, key, &job.job);
-            self.push(job.order);
+        if job.orphan {
+            self.jobs.remove(&prepared.key);
+            return;
+        }
+        job.dispatched = true;
+        self.start_queue.push(prepared);
+    }
+
+    /// Takes back the order's job if no worker has taken it yet (a cancel or suspend mark
+    /// came, or the agent stops) and journals `ProcessingWithdrawn`; `false` when the job is
+    /// (being) spawned or there is none.
+    pub(super) fn withdraw_job(&mut self, order: &OrderId, why: &str) -> bool {
+        let Some(&key) = self.by_order.get(order) else {
+            return false;
+        };
+        let Some(job) = self.jobs.get(&key) else {
+            return false;
+        };
+        // Not yet dispatched: its `Effect::Spawn` finds no job and does nothing.
+        if job.spawned || (job.dispatched && !self.start_queue.remove(key)) {
+            return false;
+        }
+        let Some(job) = self.jobs.remove(&key) else {
+            return false;
+        };
+        self.release_job_slot(&job.order, key, &job.job);
+        let world = &self.state.world;
+        let processing = world.order(&job.order).is_some_and(|o| {
+            o.holder.is_held_by(world.side())
+                && matches!(o.state, OrderState::Processing { .. })
+                && o.attempt == job.attempt
+        });
+        debug_assert!(
+            processing,
+            "a job waits for a worker, and its order {} is not processing",
+            job.order
+        );
+        if processing {
+            tracing::info!(order = %job.order, "the job's start is withdrawn before its spawn: {why}");
+            self.order_event(KeyedEvent::order(
+                &job.order,
+                OrderEvent::ProcessingWithdrawn,
+            ));
+        }
+        true
+    }
+
+    /// At shutdown: every job no worker has taken is withdrawn, so that it starts after the
+    /// restart instead of being reported lost. Call before the workers are stopped.
+    pub(super) fn withdraw_queued_jobs(&mut self) {
+        for key in self.start_queue.clear() {
+            if let Some(job) = self.jobs.get_mut(&key) {
+                job.dispatched = false;
+            }
+        }
+        let orders: Vec<OrderId> = self
+            .jobs
+            .values()
+            .filter(|j| !j.dispatched && !j.spawned && !j.orphan)
+            .map(|j| j.order.clone())
+            .collect();
+        for order in orders {
+            self.withdraw_job(&order, "the agent stops");
         }
     }
 
@@ -287,19 +365,24 @@ impl Executor {
             return;
         };
         job.kill = Some(kill.clone());
-        job.started = true;
+        job.spawned = true;
         let (order, attempt, orphan) = (job.order.clone(), job.attempt, job.orphan);
         if orphan {
             kill.kill(KillMode::Kill);
             return;
         }
         let world = &self.state.world;
-        let ready = world.order(&order).is_some_and(|o| {
+        let processing = world.order(&order).is_some_and(|o| {
             o.holder.is_held_by(world.side())
-                && o.state == OrderState::Ready
+                && matches!(o.state, OrderState::Processing { .. })
                 && o.attempt == attempt
         });
-        if !ready {
+        // Nothing moves an order away from a job whose start is journaled but the job's end.
+        debug_assert!(
+            processing,
+            "order {order} is not processing as its job is spawned"
+        );
+        if !processing {
             tracing::error!(%order, "the order changed while its job was spawned; the job is killed");
             if let Some(job) = self.jobs.get_mut(&key) {
                 job.orphan = true;
@@ -317,14 +400,55 @@ impl Executor {
             pgid: started.pgid,
             start_time_ticks: started.start_time_ticks,
         });
-        self.order_event(KeyedEvent::order(
-            &order,
-            OrderEvent::ProcessingStarted {
-                at: TimeMs(now_ms()),
-                pgid: started.pgid,
-            },
-        ));
+        // A kill mark that came while the process did not exist yet is carried out now.
         self.push(order);
+    }
+
+    /// At recovery: removes the work directories of orders that are no longer on this agent
+    /// (they left, or were lost with a reset, while the agent was down or before it could
+    /// remove them) and remembers the others, so that they go with their orders.
+    pub(super) fn recover_work_dirs(&mut self) {
+        let root = self.config.data_dir.join("work");
+        let entries = match std::fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot list the work directories in {}: {e}",
+                    root.display()
+                );
+                return;
+            }
+        };
+        let mut removed = 0u64;
+        for entry in entries.flatten() {
+            // Names that are no order id are not the agent's: they are left alone.
+            let Some(order) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| OrderId::new(name).ok())
+            else {
+                continue;
+            };
+            if self.state.world.order(&order).is_some() {
+                self.work_dirs.insert(order);
+                continue;
+            }
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(
+                    "cannot remove the work directory {}: {e}",
+                    entry.path().display()
+                ),
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed the work directories of orders no longer on this agent"
+            );
+        }
     }
 
     /// Forgets the order's claim on a job (its process may still be running, as an orphan).
@@ -352,14 +476,15 @@ impl Executor {
             .order(&job.order)
             .filter(|o| o.holder.is_held_by(world.side()) && o.attempt == job.attempt)
             .map(|o| o.state.clone());
-        let event = match (job.started, result) {
+        let processing = matches!(state, Some(OrderState::Processing { .. }));
+        let event = match (job.spawned, result) {
             (false, result) => {
                 let message = match result {
                     Err(e) => format!("job {name} could not start: {e}"),
                     Ok(_) => format!("job {name} ended before it was reported started"),
                 };
                 tracing::warn!(order = %job.order, "{message}");
-                (state == Some(OrderState::Ready)).then(|| OrderEvent::OutcomeAdded {
+                processing.then(|| OrderEvent::Processed {
                     outcome: Outcome::failed(message),
                 })
             }
@@ -378,8 +503,7 @@ impl Executor {
                     }
                     Err(e) => Outcome::failed(format!("job {name}: {e}")),
                 };
-                matches!(state, Some(OrderState::Processing { .. }))
-                    .then_some(OrderEvent::Processed { outcome })
+                processing.then_some(OrderEvent::Processed { outcome })
             }
         };
         if let Some(event) = event {
@@ -409,7 +533,7 @@ fn outcome_of(return_codes: &ReturnCodes, t: Terminated) -> Outcome {
     }
 }
 
-/// A job handed to the job workers.
+/// A job for the job workers.
 pub(super) struct Prepared {
     key: u64,
     spec: JobSpec,

@@ -6,24 +6,48 @@
 //! applies them to the state at once, and collects them into one journal batch per round
 //! (appended without waiting). What must not happen before those records are durable is
 //! queued as an effect with the id it waits for, and run once the journal's durable id
-//! reaches it: the answer to a command (`Ack`) or a `Couple`, queueing an order to start its
-//! job, killing a job, writing a snapshot, releasing segments.
+//! reaches it: the answer to a command (`Ack`) or a `Couple`, handing a job to the job
+//! workers, killing a job, writing a snapshot, releasing segments.
 //!
 //! A round steps only the orders that events concerned ([`affected`]), at most
 //! [`SETTLE_EVENTS_PER_ROUND`] events, and then looks at each order it touched once: timers
-//! (schedule, sleep, retry delay, cycle pause), kills, and starts. An order whose job is
-//! being spawned is not stepped until `ProcessingStarted` is journaled, so it cannot move
-//! away from under its process; a job starts at most once per order at a time.
+//! (schedule, sleep, retry delay, cycle pause), kills, withdrawals and starts.
 //!
-//! Starting jobs: orders wait in one FIFO for their job's `parallelism` and a place among the
-//! jobs handed to the `processes_max` job workers (as many again wait in the workers' queue,
-//! so that a worker whose job ended starts the next one at once; a queued job is withdrawn if
-//! its order gets a mark before a worker takes it). No new job starts while the outbox (unreleased event bytes plus a
-//! headroom of `log_bytes_max` + [`FINAL_EVENTS_BYTES`] per running job) has reached
-//! `outbox_bytes_max`; running jobs go on and every event is kept.
+//! # Starting a job: the start is durable before the spawn
 //!
-//! Shutdown kills the running jobs' process groups without journaling an outcome: after the
-//! restart they are reported lost like after a crash (`Disrupted(ProcessLost)`).
+//! Orders ready at a job of this agent wait in one FIFO for their job's `parallelism` and a
+//! place among the jobs handed to the `processes_max` job workers (as many again wait in the
+//! workers' queue, so that a worker whose job ended starts the next one at once). When an
+//! order gets its place, the executor journals `ProcessingStarted` (pgid 0: not known yet) in
+//! the round's batch — the order is `Processing` from then on, so nothing steps it away from
+//! its job — and hands the job to the workers only once that record is durable. A worker
+//! spawns it, and the executor journals a `Process` record with the pgid and start time (what
+//! a restart needs to kill a surviving group). So:
+//!
+//! - Every job the agent may have spawned has a durable start. After a crash, every order
+//!   still `Processing` gets `Processed(Disrupted(ProcessLost))` from the model's
+//!   [`lost_processes`] once surviving groups are killed ([`crate::survivors`]); a job whose
+//!   process ended before the crash is lost too, and never runs again unless it is
+//!   `restartable`.
+//! - A job whose start is journaled but which no worker has taken yet is **withdrawn** when
+//!   its order gets a cancel or suspend mark: it leaves the workers' queue (or never enters
+//!   it) and `ProcessingWithdrawn` makes the order ready again, without an outcome and at the
+//!   same attempt, so the mark is honoured at once. A job a worker has taken is spawned and
+//!   reported as usual (a kill mark then kills it).
+//! - A job that was never spawned because the agent died first is reported lost like one
+//!   that ran: that the spawn did not happen cannot be known.
+//! - The durability costs no fsync of its own: the start goes into the batch of the events
+//!   that brought the order to its job when it can start at once, else into the next round's
+//!   batch (group commit), and the workers' queue hides the wait from the process slots.
+//!
+//! No new job starts while the outbox (unreleased event bytes plus a headroom of
+//! `log_bytes_max` + [`FINAL_EVENTS_BYTES`] per running job) has reached `outbox_bytes_max`;
+//! running jobs go on and every event is kept.
+//!
+//! Shutdown withdraws the jobs no worker has taken (they start after the restart) and kills
+//! the running jobs' process groups without journaling an outcome: after the restart they are
+//! reported lost like after a crash (`Disrupted(ProcessLost)`). Recovery also removes the
+//! work directories of orders that are no longer on this agent.
 
 mod env;
 mod jobs;
@@ -35,7 +59,7 @@ use crate::state::AgentState;
 use crate::status::Status;
 use crate::survivors::Found;
 use crate::{AgentError, now_ms};
-use jobs::{Job, JobMsg, StartQueue, job_worker};
+use jobs::{Job, JobMsg, Prepared, StartQueue, job_worker};
 use ordo_journal::Journal;
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
 use ordo_model::inventory::Instruction;
@@ -118,7 +142,8 @@ pub struct Coupling {
 enum Effect {
     Reply(oneshot::Sender<FromAgent>, Box<FromAgent>),
     Coupled(oneshot::Sender<Result<Coupling, String>>, Coupling),
-    Start(OrderId),
+    /// Hand a job to the job workers: its `ProcessingStarted` is durable.
+    Spawn(Box<Prepared>),
     Kill(OrderId, Kill),
     Snapshot(u64, Vec<u8>),
     Release(u64),
@@ -164,7 +189,7 @@ pub struct Executor {
     /// The last look at `waiting` found nothing to start, and nothing that could change that
     /// (a new waiting order, a freed job slot, a release) happened since.
     waiting_settled: bool,
-    start_queued: HashSet<OrderId>,
+    /// Orders that may have a work directory.
     work_dirs: HashSet<OrderId>,
     job_tasks: JoinSet<()>,
     start_queue: Arc<StartQueue>,
@@ -228,7 +253,6 @@ impl Executor {
             waiting: VecDeque::new(),
             waiting_set: HashSet::new(),
             waiting_settled: false,
-            start_queued: HashSet::new(),
             work_dirs: HashSet::new(),
             job_tasks,
             start_queue,
@@ -305,8 +329,9 @@ impl Executor {
         }
     }
 
-    /// After a restart: surviving processes were killed; report their orders' processes
-    /// as lost, then step every order this agent holds.
+    /// After a restart: surviving processes were killed; report the processes of every
+    /// order whose start is journaled without an outcome as lost, remove the work
+    /// directories of orders that are gone, then step every order this agent holds.
     fn recover(&mut self, found: Vec<Found>) {
         let now = TimeMs(now_ms());
         for f in found {
@@ -316,7 +341,8 @@ impl Executor {
                     && o.attempt == f.attempt
             });
             if ready {
-                // Spawned, but the agent died before journaling it: it did start.
+                // A process of an order whose start is not journaled: only a journal of
+                // format 1 (which journaled a start after its spawn) can leave one.
                 self.order_event(KeyedEvent::order(
                     &f.order,
                     OrderEvent::ProcessingStarted {
@@ -332,6 +358,7 @@ impl Executor {
             }
             self.order_event(event);
         }
+        self.recover_work_dirs();
         let held: Vec<OrderId> = self
             .state
             .world
@@ -352,10 +379,11 @@ impl Executor {
         let now = now_ms();
         self.settle(TimeMs(now));
         self.review_touched();
+        // Before the flush: starts go into the batch of the events that led to them.
+        self.try_start();
         self.flush();
         self.snapshot_if_due();
         self.run_due_effects();
-        self.try_start();
         self.publish_status();
     }
 
@@ -380,9 +408,6 @@ impl Executor {
             if self.touched_set.insert(id.clone()) {
                 self.touched.push(id.clone());
             }
-            if self.is_spawning(&id) {
-                continue;
-            }
             let events = step(&self.state.world, &id, now);
             made += events.len();
             for event in events {
@@ -391,26 +416,21 @@ impl Executor {
         }
     }
 
-    /// Whether a job of the order is being spawned (then the order is not stepped).
-    fn is_spawning(&self, id: &OrderId) -> bool {
-        self.by_order
-            .get(id)
-            .and_then(|key| self.jobs.get(key))
-            .is_some_and(|job| !job.started)
-    }
-
-    /// Journals an order event, applies it and queues the orders it concerns.
-    fn order_event(&mut self, event: KeyedEvent) {
+    /// Journals an order event, applies it and queues the orders it concerns; whether it
+    /// was journaled (see [`Executor::record`]).
+    fn order_event(&mut self, event: KeyedEvent) -> bool {
         let ids = affected(&self.state.world, &event);
         let record = Record::Event {
             ts: TimeMs(now_ms()),
             body: AgentEventBody::Order(event),
         };
-        if self.record(record).is_some() {
-            for id in ids {
-                self.push(id);
-            }
+        if self.record(record).is_none() {
+            return false;
         }
+        for id in ids {
+            self.push(id);
+        }
+        true
     }
 
     /// Encodes, applies and queues a record for the round's journal batch; its id, or
@@ -477,13 +497,7 @@ impl Executor {
                 Effect::Coupled(reply, coupling) => {
                     let _ = reply.send(Ok(coupling));
                 }
-                Effect::Start(id) => {
-                    self.start_queued.remove(&id);
-                    if self.waiting_set.insert(id.clone()) {
-                        self.waiting.push_back(id);
-                        self.waiting_settled = false;
-                    }
-                }
+                Effect::Spawn(prepared) => self.dispatch(*prepared),
                 Effect::Kill(id, kill) => self.kill_job(&id, kill),
                 Effect::Snapshot(id, bytes) => {
                     let _ = self.maintenance.send(Maintenance::Snapshot(id, bytes));
@@ -511,10 +525,10 @@ impl Executor {
 
     fn publish_status(&self) {
         use std::sync::atomic::Ordering::Relaxed;
-        let running = self.jobs.values().filter(|j| j.started).count();
+        let running = self.jobs.values().filter(|j| j.spawned).count();
         self.status.running.store(running as u64, Relaxed);
         self.status.waiting.store(
-            (self.waiting.len() + self.start_queued.len() + self.jobs.len() - running) as u64,
+            (self.waiting.len() + self.jobs.len() - running) as u64,
             Relaxed,
         );
         self.status
@@ -557,28 +571,25 @@ impl Executor {
             OrderState::Waiting(wait) => wait.until(),
             _ => None,
         };
-        let kill = match &o.state {
-            OrderState::Processing { .. } => o.mark.as_ref().and_then(Mark::kill),
-            _ => None,
-        };
+        let processing = matches!(o.state, OrderState::Processing { .. });
+        let kill = o.mark.as_ref().and_then(Mark::kill).filter(|_| processing);
+        let withdraw = processing && o.mark.as_ref().is_some_and(Mark::stops);
         let start = o.state == OrderState::Ready && o.mark.is_none() && self.runs_here(o);
-        let withdraw = o.state == OrderState::Ready && o.mark.is_some();
         match timer {
             Some(at) => self.set_timer(id.clone(), at),
             None => self.clear_timer(&id),
         }
-        if let Some(kill) = kill {
+        // A job no worker has taken is withdrawn; one that is (being) spawned is killed if
+        // the mark asks for it.
+        if !(withdraw && self.withdraw_job(&id, "a cancel or suspend mark came"))
+            && let Some(kill) = kill
+        {
             self.effect(Effect::Kill(id.clone(), kill));
         }
-        if withdraw {
-            self.withdraw_job(&id);
-        }
-        if start
-            && !self.by_order.contains_key(&id)
-            && !self.waiting_set.contains(&id)
-            && self.start_queued.insert(id.clone())
-        {
-            self.effect(Effect::Start(id));
+        if start && !self.by_order.contains_key(&id) && self.waiting_set.insert(id.clone()) {
+            // Its start is journaled, and waited for, when it gets its place (`try_start`).
+            self.waiting.push_back(id);
+            self.waiting_settled = false;
         }
     }
 
@@ -848,7 +859,6 @@ impl Executor {
         self.per_job.clear();
         self.waiting.clear();
         self.waiting_set.clear();
-        self.start_queued.clear();
         self.timers.clear();
         self.timer_of.clear();
         self.queue.clear();
@@ -880,6 +890,7 @@ impl Executor {
     }
 
     async fn shut_down(&mut self) {
+        self.withdraw_queued_jobs();
         self.runner.close();
         self.job_tasks.abort_all();
         while self.job_tasks.join_next().await.is_some() {}

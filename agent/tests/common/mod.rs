@@ -606,3 +606,42 @@ pub async fn eventually(timeout_ms: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// The process group of the order's job (found by its `ORDO_RUN` marker in `/proc`), waiting
+/// up to `timeout_ms` for it to be spawned: the agent journals a start before the spawn, so
+/// `ProcessingStarted` may arrive before the process exists.
+pub async fn job_pgid(run_id: u128, order: &str, attempt: u32, timeout_ms: u64) -> Option<u32> {
+    let order = OrderId::new(order).unwrap();
+    let entry = format!(
+        "ORDO_RUN={}",
+        ordo_agent::survivors::marker(run_id, &order, attempt)
+    );
+    let find = || {
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .find_map(|pid| {
+                let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+                environ
+                    .split(|b| *b == 0)
+                    .any(|e| e == entry.as_bytes())
+                    .then_some(())?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+                let _state = fields.next();
+                let _ppid = fields.next();
+                fields.next()?.parse::<u32>().ok()
+            })
+    };
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    loop {
+        if let Some(pgid) = find() {
+            return Some(pgid);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

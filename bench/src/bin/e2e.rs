@@ -21,7 +21,8 @@
 //!   controller's and agent's user + system time over the phase (`/proc/<pid>/stat`; the jobs'
 //!   own CPU apart as `jobs_cpu_ms`, this program's as `bench_client_cpu_ms`).
 //!   `jobs_running_mean`: jobs running on average (sum of started → processed over the time;
-//!   the spawn itself comes before `ProcessingStarted`). Stage percentiles from event
+//!   `ProcessingStarted` is journaled before the spawn, and a job the agent queued ahead for
+//!   its next free process slot counts from then). Stage percentiles from event
 //!   timestamps (ms): added → attached → started → processed → finished.
 //! - the lines of `bench/slurm.sh` with the same N (or `{"name":"slurm","skipped":…}`).
 //! - `e2e`: the summary, `{"name":"e2e","n","orders_per_s","raw_spawn_per_s","slurm_per_s",
@@ -367,8 +368,8 @@ async fn throughput_phase(
     let agent = agent_after.since(&agent_before);
     let cpu_ms_per_order = (controller.own_ms() + agent.own_ms()) / s.n as f64;
     let orders_per_s = s.n as f64 / seconds;
-    // Jobs running on average (Little's law over started → processed). The spawn comes
-    // before `ProcessingStarted`, so a slot is busy for longer than this counts.
+    // Jobs running on average (Little's law over started → processed). `ProcessingStarted`
+    // is journaled before the spawn, so a job queued ahead for a slot counts before it runs.
     let running_ms: i64 = timelines
         .values()
         .filter_map(|t| Some(t.processed? - t.started?))

@@ -403,7 +403,9 @@ pub struct ProcessJson {
     pub workflow: String,
     pub position: String,
     pub since_ms: i64,
-    pub pgid: u32,
+    /// The job's process group, if the agent reported it (an agent journals a start before
+    /// the spawn and keeps the group in its own journal).
+    pub pgid: Option<u32>,
 }
 
 /// An agent: the deployed object, its link status (from the controller) and its orders.
@@ -489,7 +491,7 @@ pub async fn agents(AxState(app): AxState<App>) -> Response {
                     workflow: o.workflow.to_string(),
                     position: o.position.to_string(),
                     since_ms: since.0,
-                    pgid: *pgid,
+                    pgid: (*pgid != 0).then_some(*pgid),
                 });
             }
         }

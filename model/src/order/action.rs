@@ -42,7 +42,8 @@ pub struct StartJob {
 /// order and attempt, a timer per order and instant, a message per order and holder).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Action {
-    /// Agent: start this job, then emit `ProcessingStarted` and later `Processed`.
+    /// Agent: emit `ProcessingStarted`, start this job once that is durable, later emit
+    /// `Processed` (or `ProcessingWithdrawn` if it was never spawned).
     StartJob(Box<StartJob>),
     /// Agent: kill the order's process group (SIGTERM, SIGKILL after `grace_timeout`, or
     /// SIGKILL at once).

@@ -588,7 +588,10 @@ pub fn expire_notices(world: &World, board: &BoardName, now: TimeMs) -> Vec<Keye
 }
 
 /// Agent recovery: every order this agent's journal shows processing lost its process
-/// (the agent kills surviving process groups first, design §7).
+/// (the agent kills surviving process groups first, design §7). A start is journaled before
+/// the spawn, so this covers every job the agent may have started, also one that had ended
+/// before the crash and one that was never spawned; `step` then restarts a `restartable` job
+/// (attempt + 1) and fails the order otherwise.
 pub fn lost_processes(world: &World) -> Vec<KeyedEvent> {
     world
         .orders

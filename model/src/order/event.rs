@@ -75,7 +75,10 @@ pub enum OrderEvent {
     Detachable,
     /// Agent: the order is gone from the agent; the controller holds it.
     Detached,
-    /// Agent executor: the job's process runs (journaled before reporting, design §7).
+    /// Agent executor: the order's job starts. Journaled (durably) before the process is
+    /// spawned, so a restarted agent knows every job it may have started (design §7); `at` is
+    /// when the start was journaled. `pgid` is 0 when the process group was not known then
+    /// (the agent keeps it in its own journal).
     ProcessingStarted {
         at: TimeMs,
         pgid: u32,
@@ -189,6 +192,10 @@ pub enum OrderEvent {
     },
     /// A finished or cancelled order leaves the state.
     Removed,
+    /// Agent executor: the job whose start was journaled was never spawned after all (a cancel
+    /// or suspend mark came while it waited for a job worker): processing → ready, without an
+    /// outcome, at the same attempt.
+    ProcessingWithdrawn,
 }
 
 /// A notice board's event.
@@ -249,6 +256,7 @@ impl OrderEvent {
             OrderEvent::Cancelled => "Cancelled",
             OrderEvent::Finished { .. } => "Finished",
             OrderEvent::Removed => "Removed",
+            OrderEvent::ProcessingWithdrawn => "ProcessingWithdrawn",
         }
     }
 }
@@ -294,7 +302,13 @@ impl fmt::Display for OrderEvent {
             OrderEvent::Attached { order } => {
                 write!(f, " at {} {}", order.position, order.state)
             }
-            OrderEvent::ProcessingStarted { at, pgid } => write!(f, " at {} pgid {pgid}", at.0),
+            OrderEvent::ProcessingStarted { at, pgid } => {
+                write!(f, " at {}", at.0)?;
+                if *pgid != 0 {
+                    write!(f, " pgid {pgid}")?;
+                }
+                Ok(())
+            }
             OrderEvent::Processed { outcome }
             | OrderEvent::OutcomeAdded { outcome }
             | OrderEvent::Joined { outcome } => write!(f, " {outcome}"),

@@ -75,8 +75,11 @@
 //! # The loop each side runs
 //!
 //! 1. Inputs become events: [`command()`] (operator, controller), [`agent_command`] (attach,
-//!    detach, mark; agent), the executor's `ProcessingStarted` and `Processed` (use
-//!    [`job_outcome`]), [`lost_processes`] (agent recovery), [`expire_notices`], [`deploy`].
+//!    detach, mark; agent), the executor's `ProcessingStarted` (journaled before the spawn),
+//!    `Processed` (use [`job_outcome`]) and `ProcessingWithdrawn` (a journaled start that was
+//!    never spawned), [`lost_processes`] (agent recovery: every start without an outcome is
+//!    `Disrupted(ProcessLost)`; `step` decides what that means), [`expire_notices`],
+//!    [`deploy`].
 //! 2. Journal and apply them; then [`step()`] every affected order ([`affected`]) and apply what
 //!    it returns, again and again until no step returns events: the fixpoint. [`Settler`] does
 //!    this. `step` moves one order as far as it can without waiting and emits at most

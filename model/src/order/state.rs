@@ -176,9 +176,10 @@ pub enum OrderState {
     Fresh,
     /// Ready to run the instruction at its position.
     Ready,
-    /// Its job runs.
+    /// Its job runs (or is about to: the start is journaled before the spawn).
     Processing {
         since: TimeMs,
+        /// The job's process group; 0 when it was not known as the start was journaled.
         pgid: u32,
     },
     /// A job, `fail`, join or awaited order gave this outcome; the next step handles it.
@@ -493,6 +494,9 @@ impl fmt::Display for OrderState {
         match self {
             OrderState::Fresh => f.write_str("fresh"),
             OrderState::Ready => f.write_str("ready"),
+            OrderState::Processing { since, pgid: 0 } => {
+                write!(f, "processing since {}", since.0)
+            }
             OrderState::Processing { since, pgid } => {
                 write!(f, "processing since {} (pgid {pgid})", since.0)
             }

@@ -435,6 +435,10 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
                 pgid: *pgid,
             };
         }
+        OrderEvent::ProcessingWithdrawn => {
+            expect_state(order, matches!(order.state, S::Processing { .. }))?;
+            order.state = S::Ready;
+        }
         OrderEvent::Processed { outcome } => {
             expect_state(order, matches!(order.state, S::Processing { .. }))?;
             order.add_outcome(outcome);

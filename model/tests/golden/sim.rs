@@ -165,6 +165,25 @@ impl Sim {
         Ok(())
     }
 
+    /// The agent takes back the order's job start: its process was never spawned.
+    pub fn withdraw_job(&mut self, order: &OrderId) -> Result<(), String> {
+        let agent = self
+            .agents
+            .iter()
+            .find(|(_, a)| a.running.contains_key(order))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| format!("no job of order {order} runs"))?;
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.running.remove(order);
+        }
+        self.agent_apply(
+            &agent,
+            &KeyedEvent::order(order, OrderEvent::ProcessingWithdrawn),
+        );
+        self.settle();
+        Ok(())
+    }
+
     /// The agent dies (its processes with it) and restarts from its journal.
     pub fn crash_agent(&mut self, agent: &AgentId) {
         let verbose = self.verbose;
