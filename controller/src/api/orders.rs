@@ -3,7 +3,7 @@
 use super::convert::{order_json, vars_from_json};
 use super::{Api, ApiError, Caller, stopping};
 use crate::config::Role;
-use crate::core::{CommandReply, Input};
+use crate::core::{CommandReply, Input, Refused};
 use crate::record::{Body, Record};
 use crate::state::State;
 use axum::Extension;
@@ -28,7 +28,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
 }
 
-fn command_error(e: CommandError) -> ApiError {
+fn command_error(e: Refused) -> ApiError {
+    let e = match e {
+        Refused::Command(e) => e,
+        Refused::NoSpace(e) => return ApiError::no_space(&e),
+    };
     let status = match e {
         CommandError::UnknownOrder(_) => StatusCode::NOT_FOUND,
         CommandError::Refused { .. } | CommandError::WrongSide { .. } => StatusCode::CONFLICT,
@@ -95,11 +99,10 @@ pub async fn deploy(
             .collect()
     };
     let inventory = parse_inventory(&files, &Limits::default()).map_err(|diags| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        message: format!("the inventory has {} problem(s)", diags.len()),
         details: Some(Json::Array(
             diags.iter().map(|d| json!(d.to_string())).collect(),
         )),
+        ..ApiError::bad(format!("the inventory has {} problem(s)", diags.len()))
     })?;
     let (tx, rx) = oneshot::channel();
     api.core
@@ -109,7 +112,10 @@ pub async fn deploy(
         })
         .await
         .map_err(|_| stopping())?;
-    let reply = rx.await.map_err(|_| stopping())?;
+    let reply = rx
+        .await
+        .map_err(|_| stopping())?
+        .map_err(|e| ApiError::no_space(&e))?;
     Ok(axum::Json(
         serde_json::to_value(reply).unwrap_or(Json::Null),
     ))
@@ -208,14 +214,28 @@ pub async fn add(
     }
     let mut results = Vec::with_capacity(replies.len());
     let mut last = 0;
+    let mut no_space = None;
     for (id, rx) in replies {
         match rx.await.map_err(|_| stopping())? {
             Ok(r) => {
                 last = last.max(r.last_event_id);
                 results.push(json!({"id": id, "added": !r.duplicate, "duplicate": r.duplicate}));
             }
+            Err(Refused::NoSpace(e)) => {
+                results.push(
+                    json!({"id": id, "added": false, "error": "no space left for the journal"}),
+                );
+                no_space.get_or_insert(e);
+            }
             Err(e) => results.push(json!({"id": id, "added": false, "error": e.to_string()})),
         }
+    }
+    // Some orders may have been added before the journal filled up: `results` says which.
+    if let Some(e) = no_space {
+        let mut error = ApiError::no_space(&e);
+        error.fields.insert("results".into(), json!(results));
+        error.fields.insert("lastEventId".into(), json!(last));
+        return Err(error);
     }
     if results.len() == 1
         && let Some(e) = results[0].get("error").and_then(Json::as_str)
