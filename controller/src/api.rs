@@ -8,6 +8,10 @@
 //! framework makes itself ([`ordo_net::api::json_errors`]). A command is answered only once
 //! its events are durable in the journal.
 //!
+//! While the journal's file system is full, commands and deployments get 507
+//! `{error, journalDir, cause}` and nothing of them is done (reads go on); they work again
+//! once space is freed.
+//!
 //! Routes (all JSON unless said otherwise):
 //!
 //! | Method and path | Role | Body → answer |
@@ -51,7 +55,7 @@ mod events;
 mod orders;
 
 use crate::config::{Role, TokenConfig};
-use crate::core::Input;
+use crate::core::{Input, NoSpace};
 use crate::link::StatusMap;
 use crate::state::State;
 use axum::Router;
@@ -65,13 +69,15 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct Api {
     pub core: mpsc::Sender<Input>,
     pub journal: Journal,
+    /// The core's rollback generation (see `Core::generation_watch`).
+    pub generation: watch::Receiver<u64>,
     pub links: StatusMap,
     pub tokens: Arc<HashMap<String, Role>>,
     pub orders_per_request_max: usize,
@@ -84,12 +90,14 @@ pub struct Api {
     pub controller_id: String,
 }
 
-/// An error answer: a status and a message, as `{"error": "..."}`.
+/// An error answer: a status and a message, as `{"error": "..."}`, with `details` and any
+/// `fields` beside it.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub details: Option<serde_json::Value>,
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -98,7 +106,19 @@ impl ApiError {
             status,
             message: message.into(),
             details: None,
+            fields: serde_json::Map::new(),
         }
+    }
+
+    /// 507 Insufficient Storage: the journal's file system is full, nothing was done.
+    /// `{"error", "journalDir", "cause"}`.
+    pub fn no_space(e: &NoSpace) -> ApiError {
+        let mut error = ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string());
+        error
+            .fields
+            .insert("journalDir".into(), json!(e.dir.display().to_string()));
+        error.fields.insert("cause".into(), json!(e.cause));
+        error
     }
     pub fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -110,6 +130,9 @@ impl IntoResponse for ApiError {
         let mut body = json!({ "error": self.message });
         if let Some(d) = self.details {
             body["details"] = d;
+        }
+        for (key, value) in self.fields {
+            body[key] = value;
         }
         (self.status, axum::Json(body)).into_response()
     }

@@ -5,14 +5,26 @@
 //! model; each event gets its id (`index << 16 | offset`, see [`crate::record`]), is applied to
 //! the state at once and queued in the current batch; affected orders are stepped until
 //! nothing moves (the model's fixpoint). The batch is appended to the journal as one unit
-//! (group commit). Everything the outside sees waits until the batch is durable: replies to
+//! (group commit), chained to the batch before it (`append_batch_after`), without waiting for
+//! that one. Everything the outside sees waits until the batch is durable: replies to
 //! commands, commands to agents, releases of agent events. Events are therefore applied in
-//! memory before they are durable, but nothing acts on them before; a failed journal write
-//! stops the controller.
+//! memory before they are durable, but nothing acts on them before.
+//!
+//! A batch that cannot be written because the journal's file system is full (`NoSpace`; the
+//! batches chained behind it fail with it) is undone: the state is rebuilt from the journal
+//! (newest snapshot + replay), so it is again exactly the fold of what is durable; replies
+//! waiting for the lost events get [`NoSpace`] (HTTP 507); commands to agents planned from
+//! them are dropped; timers and pending steps are worked out again from the rebuilt state;
+//! agent links reconnect once writes work again, so that agents send again what was not
+//! journaled. Until then the core writes nothing (see [`crate::full`]). Any other journal
+//! failure stops the controller, with the journal's reason.
 
+pub use crate::full::NoSpace;
+
+use crate::full::{Full, PROBE_BYTES};
 use crate::record::{BATCH_EVENTS_MAX, Body, Record, Stored, event_id};
 use crate::state::State;
-use ordo_journal::Journal;
+use ordo_journal::{Journal, JournalError};
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::inventory::Inventory;
 use ordo_model::order::{
@@ -43,26 +55,43 @@ pub enum Input {
     /// A link asks where to resume an agent.
     Cursor {
         agent: AgentId,
-        reply: oneshot::Sender<(Option<u128>, u64)>,
+        reply: oneshot::Sender<Resume>,
     },
-    /// A link coupled with an agent; the reply lists the commands to (re)send.
+    /// A link coupled with an agent; the reply lists the commands to (re)send, or says why the
+    /// session must start again.
     Coupled {
         agent: AgentId,
         run_id: u128,
-        reply: oneshot::Sender<Vec<AgentCommand>>,
+        /// From the [`Resume`] the session started with.
+        epoch: u64,
+        reply: oneshot::Sender<Result<Vec<AgentCommand>, String>>,
     },
     AgentEvents {
         agent: AgentId,
         run_id: u128,
+        /// From the [`Resume`] the session started with.
+        epoch: u64,
         events: Vec<AgentEvent>,
     },
     /// Read access: the function runs on the state between batches.
     Read(Reader),
 }
 
+/// Where a link resumes an agent's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub run_id: Option<u128>,
+    /// The last agent event id journaled (or about to be).
+    pub after: u64,
+    /// Sessions started from an older epoch are stale: the core dropped agent events since
+    /// (or lost them in a batch that could not be written), so their events are not taken.
+    pub epoch: u64,
+}
+
 /// Why a command or deployment was not carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
+    /// The model refused it.
     #[error(transparent)]
     Command(#[from] CommandError),
     /// One of its events would be larger than readers of the event stream accept.
@@ -85,6 +114,9 @@ pub enum Refused {
         bytes: usize,
         record_bytes_max: usize,
     },
+    /// It was valid, but its events could not be written: nothing of it happened.
+    #[error(transparent)]
+    NoSpace(#[from] NoSpace),
 }
 
 /// Bytes of a journal record around its event (version, term, time), at most.
@@ -128,6 +160,8 @@ pub trait Links: Send {
     /// Makes sure a link runs for `agent` at `url`, restarting it when the URL changed.
     fn ensure(&mut self, agent: &ordo_model::inventory::Agent);
     fn send(&self, agent: &AgentId, msg: LinkMsg);
+    /// Ends every session; each link connects again and resumes where the core says.
+    fn reconnect_all(&mut self);
 }
 
 type Clock = Box<dyn Fn() -> TimeMs + Send>;
@@ -139,10 +173,23 @@ enum Timer {
     Board(ordo_model::ids::BoardName),
 }
 
+/// A reply waiting for durability: called with `None` once its events are durable, or with
+/// the reason they never will be.
+type ReplyFn = Box<dyn FnOnce(Option<&NoSpace>) + Send>;
+
 /// Something to do once the journal is durable up to an id.
 enum Effect {
-    Reply(Box<dyn FnOnce() + Send>),
+    Reply(ReplyFn),
     Link(AgentId, LinkMsg),
+}
+
+/// How an append of a batch ended badly.
+enum AppendFailed {
+    /// Not written for lack of space; the generation of the batch says whether the core
+    /// already rolled back past it.
+    Unwritten { generation: u64, cause: NoSpace },
+    /// Anything else stops the controller.
+    Fatal(String),
 }
 
 pub struct Core<L: Links> {
@@ -168,8 +215,21 @@ pub struct Core<L: Links> {
     /// Snapshots written, with when: segments a snapshot covers are released once the
     /// snapshot is older than the event retention.
     snapshots: VecDeque<(u64, TimeMs)>,
-    fatal_tx: mpsc::UnboundedSender<String>,
-    fatal_rx: mpsc::UnboundedReceiver<String>,
+    snapshot_tx: mpsc::UnboundedSender<(u64, TimeMs)>,
+    snapshot_rx: mpsc::UnboundedReceiver<(u64, TimeMs)>,
+    /// The last event id handed to the journal: the next batch is chained after it.
+    sealed_last: u64,
+    /// Bumped at every rollback; failures of batches from older generations are stale.
+    generation: u64,
+    generation_tx: watch::Sender<u64>,
+    failed_tx: mpsc::UnboundedSender<AppendFailed>,
+    failed_rx: mpsc::UnboundedReceiver<AppendFailed>,
+    /// See [`Resume::epoch`].
+    link_epoch: u64,
+    /// Links must reconnect once writes work again.
+    reconnect: bool,
+    /// Set while the journal's file system is full.
+    full: Option<Full>,
     /// What an order may bring in: for commands and `addOrder` steps.
     order_limits: OrderLimits,
     /// Largest event streamed, as JSON ([`crate::streamed`]).
@@ -189,7 +249,13 @@ impl<L: Links> Core<L> {
         events_retention_ms: u64,
     ) -> Core<L> {
         let index = crate::record::index_of(state.last_event_id) + 1;
-        let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
+        let sealed_last = journal.last_id();
+        debug_assert_eq!(
+            sealed_last, state.last_event_id,
+            "the state folds the journal"
+        );
+        let (failed_tx, failed_rx) = mpsc::unbounded_channel();
+        let (snapshot_tx, snapshot_rx) = mpsc::unbounded_channel();
         let mut core = Core {
             journal,
             state,
@@ -209,8 +275,16 @@ impl<L: Links> Core<L> {
             retention_ms,
             events_retention_ms,
             snapshots: VecDeque::new(),
-            fatal_tx,
-            fatal_rx,
+            snapshot_tx,
+            snapshot_rx,
+            sealed_last,
+            generation: 0,
+            generation_tx: watch::Sender::new(0),
+            failed_tx,
+            failed_rx,
+            link_epoch: 0,
+            reconnect: false,
+            full: None,
             order_limits: OrderLimits::default(),
             event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
             record_bytes_max: usize::MAX,
@@ -225,11 +299,7 @@ impl<L: Links> Core<L> {
         {
             core.links.ensure(&agent);
         }
-        let held: Vec<OrderId> = core.state.world.orders.keys().cloned().collect();
-        for id in held {
-            core.push(id.clone());
-            core.touched.insert(id);
-        }
+        core.step_everything();
         core
     }
 
@@ -238,6 +308,22 @@ impl<L: Links> Core<L> {
     pub fn with_order_limits(mut self, limits: OrderLimits) -> Core<L> {
         self.order_limits = limits;
         self
+    }
+
+    /// Every order is stepped and its actions worked out again (after a start or a rollback).
+    fn step_everything(&mut self) {
+        let held: Vec<OrderId> = self.state.world.orders.keys().cloned().collect();
+        for id in held {
+            self.push(id.clone());
+            self.touched.insert(id);
+        }
+    }
+
+    /// A watch on the rollback generation: a read of the state is of durable events once the
+    /// journal is durable up to its id and the generation has not changed since before the
+    /// read.
+    pub fn generation_watch(&self) -> watch::Receiver<u64> {
+        self.generation_tx.subscribe()
     }
 
     pub fn state(&self) -> &State {
@@ -359,7 +445,7 @@ impl<L: Links> Core<L> {
         }
     }
 
-    /// Appends the current batch to the journal.
+    /// Appends the current batch to the journal, chained after the batch before it.
     fn seal(&mut self) {
         if self.batch.is_empty() {
             return;
@@ -387,15 +473,27 @@ impl<L: Links> Core<L> {
                 (Some(id), bytes)
             })
             .collect();
+        let after = self.sealed_last;
+        self.sealed_last = self.state.last_event_id;
         self.since_snapshot += records.len() as u64;
         self.index += 1;
-        let appending = self.journal.append_batch(records);
-        // The durable id watch drives the effects; a failed append stops the core.
-        let fatal = self.fatal_tx.clone();
+        let appending = self.journal.append_batch_after(after, records);
+        // The durable id watch drives the effects; a failure comes back through `failed`.
+        let failed = self.failed_tx.clone();
+        let generation = self.generation;
         tokio::spawn(async move {
-            if let Err(e) = appending.await {
-                let _ = fatal.send(format!("the journal failed: {e}"));
-            }
+            let report = match appending.await {
+                Ok(_) => return,
+                Err(JournalError::NoSpace { dir, reason }) => AppendFailed::Unwritten {
+                    generation,
+                    cause: NoSpace { dir, cause: reason },
+                },
+                // Chained behind a batch that failed: that batch reports the failure (no space,
+                // or a fatal one), and the rollback it causes covers this one.
+                Err(JournalError::Discontinuous { .. }) => return,
+                Err(e) => AppendFailed::Fatal(format!("the journal failed: {e}")),
+            };
+            let _ = failed.send(report);
         });
     }
 
@@ -405,9 +503,27 @@ impl<L: Links> Core<L> {
         self.effects.entry(id).or_default().push(effect);
     }
 
+    /// Why inputs that write are refused now, if they are.
+    fn refusing(&self) -> Option<&NoSpace> {
+        self.full.as_ref().map(|f| &f.cause)
+    }
+
+    /// Refuses an input that would write, while the journal is full; `None` if not refused.
+    fn refuse(&mut self) -> Option<NoSpace> {
+        let cause = self.refusing()?.clone();
+        if let Some(full) = &mut self.full {
+            full.refused += 1;
+        }
+        Some(cause)
+    }
+
     fn handle(&mut self, input: Input) {
         match input {
             Input::Command { command, reply } => {
+                if let Some(cause) = self.refuse() {
+                    let _ = reply.send(Err(Refused::NoSpace(cause)));
+                    return;
+                }
                 let now = (self.clock)();
                 let accepted = order::command(&self.state.world, command, now, &self.order_limits)
                     .map_err(Refused::from)
@@ -415,11 +531,14 @@ impl<L: Links> Core<L> {
                 match accepted {
                     Ok(Accepted { events, duplicate }) => {
                         let last = self.emit_events(events);
-                        self.after_batch(Effect::Reply(Box::new(move || {
-                            let _ = reply.send(Ok(CommandReply {
-                                duplicate,
-                                last_event_id: last,
-                            }));
+                        self.after_batch(Effect::Reply(Box::new(move |unwritten| {
+                            let _ = reply.send(match unwritten {
+                                None => Ok(CommandReply {
+                                    duplicate,
+                                    last_event_id: last,
+                                }),
+                                Some(cause) => Err(Refused::NoSpace(cause.clone())),
+                            });
                         })));
                     }
                     Err(e) => {
@@ -428,6 +547,10 @@ impl<L: Links> Core<L> {
                 }
             }
             Input::Deploy { inventory, reply } => {
+                if let Some(cause) = self.refuse() {
+                    let _ = reply.send(Err(Refused::NoSpace(cause)));
+                    return;
+                }
                 let events = order::deploy(&self.state.world, &inventory);
                 if let Err(e) = self.check_sizes(&events) {
                     let _ = reply.send(Err(e));
@@ -438,24 +561,44 @@ impl<L: Links> Core<L> {
                 for agent in &inventory.agents {
                     self.links.ensure(agent);
                 }
-                self.after_batch(Effect::Reply(Box::new(move || {
-                    let _ = reply.send(Ok(DeployReply {
-                        changes,
-                        last_event_id: last,
-                    }));
+                self.after_batch(Effect::Reply(Box::new(move |unwritten| {
+                    let _ = reply.send(match unwritten {
+                        None => Ok(DeployReply {
+                            changes,
+                            last_event_id: last,
+                        }),
+                        Some(cause) => Err(Refused::NoSpace(cause.clone())),
+                    });
                 })));
             }
             Input::Cursor { agent, reply } => {
                 let c = self.state.agents.get(&agent).cloned().unwrap_or_default();
-                let _ = reply.send((c.run_id, c.last_event_id));
+                let _ = reply.send(Resume {
+                    run_id: c.run_id,
+                    after: c.last_event_id,
+                    epoch: self.link_epoch,
+                });
             }
             Input::Coupled {
                 agent,
                 run_id,
+                epoch,
                 reply,
             } => {
+                if epoch != self.link_epoch {
+                    let _ = reply.send(Err(
+                        "the controller rolled back its state since this session asked where \
+                         to resume; the session starts again"
+                            .into(),
+                    ));
+                    return;
+                }
                 let old = self.state.agents.get(&agent).and_then(|c| c.run_id);
                 if old != Some(run_id) {
+                    if let Some(cause) = self.refusing() {
+                        let _ = reply.send(Err(cause.to_string()));
+                        return;
+                    }
                     if old.is_some() {
                         tracing::error!(
                             %agent,
@@ -469,15 +612,31 @@ impl<L: Links> Core<L> {
                     });
                 }
                 let commands = self.resend(&agent);
-                self.after_batch(Effect::Reply(Box::new(move || {
-                    let _ = reply.send(commands);
+                self.after_batch(Effect::Reply(Box::new(move |unwritten| {
+                    let _ = reply.send(match unwritten {
+                        None => Ok(commands),
+                        Some(cause) => Err(cause.to_string()),
+                    });
                 })));
             }
             Input::AgentEvents {
                 agent,
                 run_id,
+                epoch,
                 events,
             } => {
+                if epoch != self.link_epoch {
+                    // A stale session: what it sends after events that were dropped or lost
+                    // would leave a gap. The agent sends it again after reconnecting.
+                    return;
+                }
+                if self.refusing().is_some() {
+                    // Not journaled, so not released: the agent keeps them. The sessions go
+                    // stale and reconnect once writes work again.
+                    self.link_epoch += 1;
+                    self.reconnect = true;
+                    return;
+                }
                 let mut last = None;
                 for e in events {
                     if !self.state.is_new_agent_event(&agent, run_id, e.id) {
@@ -606,8 +765,11 @@ impl<L: Links> Core<L> {
 
     fn expire(&mut self) {
         let now = (self.clock)();
-        for id in self.state.expired_orders(now, self.retention_ms) {
-            self.emit(Body::Event(KeyedEvent::order(&id, OrderEvent::Removed)));
+        // Removals wait while the journal is full; releasing segments frees space.
+        if self.refusing().is_none() {
+            for id in self.state.expired_orders(now, self.retention_ms) {
+                self.emit(Body::Event(KeyedEvent::order(&id, OrderEvent::Removed)));
+            }
         }
         // Events older than the retention go once a snapshot covers them.
         let limit = i64::try_from(self.events_retention_ms).unwrap_or(i64::MAX);
@@ -641,7 +803,7 @@ impl<L: Links> Core<L> {
             }
             for effect in entry.remove() {
                 match effect {
-                    Effect::Reply(f) => f(),
+                    Effect::Reply(f) => f(None),
                     Effect::Link(agent, msg) => self.links.send(&agent, msg),
                 }
             }
@@ -654,6 +816,8 @@ impl<L: Links> Core<L> {
         }
     }
 
+    /// Writes a snapshot of the state (all durable) in the background; segments it covers may
+    /// be released once it is written.
     fn snapshot(&mut self) {
         self.since_snapshot = 0;
         let id = self.state.last_event_id;
@@ -664,13 +828,90 @@ impl<L: Links> Core<L> {
                 return;
             }
         };
-        self.snapshots.push_back((id, (self.clock)()));
         let journal = self.journal.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = journal.write_snapshot(id, &bytes) {
-                tracing::error!("cannot write a snapshot at event {id}: {e}");
+        let written = self.snapshot_tx.clone();
+        let at = (self.clock)();
+        tokio::task::spawn_blocking(move || match journal.write_snapshot(id, &bytes) {
+            Ok(()) => {
+                let _ = written.send((id, at));
             }
+            Err(e @ JournalError::NoSpace { .. }) => {
+                tracing::warn!("no snapshot at event {id}, it is tried again later: {e}");
+            }
+            Err(e) => tracing::error!("cannot write a snapshot at event {id}: {e}"),
         });
+    }
+
+    /// A batch was not written: the state goes back to the fold of the durable journal, and
+    /// everything planned from the lost events is dropped or answered with `cause`.
+    async fn roll_back(&mut self, cause: NoSpace) -> Result<(), String> {
+        let journal = self.journal.clone();
+        let state = tokio::task::spawn_blocking(move || crate::recover_state(&journal))
+            .await
+            .map_err(|e| format!("rebuilding the state from the journal: {e}"))?
+            .map_err(|e| {
+                format!("rebuilding the state from the journal after a failed write: {e}")
+            })?;
+        let durable = state.last_event_id;
+        // Batches sealed before this point are all settled by the journal: the one that
+        // failed and every one chained behind it fail, so nothing changes the durable end.
+        assert_eq!(
+            durable,
+            self.journal.last_id(),
+            "the rebuilt state folds the whole durable journal"
+        );
+        self.generation += 1;
+        self.generation_tx.send_replace(self.generation);
+        for effects in self.effects.split_off(&(durable + 1)).into_values() {
+            for effect in effects {
+                if let Effect::Reply(f) = effect {
+                    f(Some(&cause));
+                }
+            }
+        }
+        debug_assert!(self.batch.is_empty(), "rollbacks happen between rounds");
+        self.batch.clear();
+        self.state = state;
+        self.index = crate::record::index_of(durable) + 1;
+        self.sealed_last = durable;
+        self.queue.clear();
+        self.queued.clear();
+        self.touched.clear();
+        self.timers.clear();
+        self.timer_of.clear();
+        self.step_everything();
+        self.link_epoch += 1;
+        self.reconnect = true;
+        match &mut self.full {
+            Some(full) => full.still_full(cause),
+            None => self.full = Some(Full::start(cause)),
+        }
+        Ok(())
+    }
+
+    /// Asks the journal whether space is back; ends the episode when it is.
+    async fn probe(&mut self) -> Result<(), String> {
+        let journal = self.journal.clone();
+        let probed = tokio::task::spawn_blocking(move || journal.probe_space(PROBE_BYTES))
+            .await
+            .map_err(|e| format!("looking for space for the journal: {e}"))?;
+        let Some(full) = &mut self.full else {
+            return Ok(());
+        };
+        match probed {
+            Ok(()) => {
+                full.ended();
+                self.full = None;
+            }
+            Err(JournalError::NoSpace { dir, reason }) => {
+                full.still_full(NoSpace { dir, cause: reason })
+            }
+            Err(e) => {
+                tracing::warn!("cannot tell whether the journal has space again: {e}");
+                full.still_full(full.cause.clone());
+            }
+        }
+        Ok(())
     }
 
     /// One round: settle, seal the batch, plan the effects.
@@ -690,12 +931,22 @@ impl<L: Links> Core<L> {
             // Effects whose events were durable already (or that made no events) run now.
             let id = *durable.borrow_and_update();
             self.run_effects(id);
-            let sleep = match self.next_timer() {
-                Some(at) => {
+            if self.full.as_ref().is_some_and(Full::probe_due) {
+                self.probe().await?;
+            }
+            if self.reconnect && self.full.is_none() {
+                self.reconnect = false;
+                self.links.reconnect_all();
+            }
+            // While the journal is full, timers wait and the next look for space is the wake-up.
+            let wake = match (&self.full, self.next_timer()) {
+                (Some(full), _) => full.retry_at,
+                (None, Some(at)) => {
                     let now = (self.clock)();
-                    std::time::Duration::from_millis(u64::try_from(at.0 - now.0).unwrap_or(0))
+                    let ms = u64::try_from(at.0.saturating_sub(now.0)).unwrap_or(0);
+                    tokio::time::Instant::now() + std::time::Duration::from_millis(ms)
                 }
-                None => std::time::Duration::from_secs(3600),
+                (None, None) => tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
             };
             tokio::select! {
                 input = inputs.recv() => {
@@ -711,18 +962,37 @@ impl<L: Links> Core<L> {
                 }
                 changed = durable.changed() => {
                     if changed.is_err() {
-                        return Err("the journal stopped".into());
+                        let why = self.journal.failure().unwrap_or_else(|| {
+                            "its writer thread ended".to_owned()
+                        });
+                        return Err(format!("the journal stopped: {why}"));
                     }
                     let id = *durable.borrow_and_update();
                     self.run_effects(id);
                 }
-                _ = tokio::time::sleep(sleep) => self.fire_timers(),
-                _ = expiry.tick() => self.expire(),
-                fatal = self.fatal_rx.recv() => {
-                    return Err(fatal.unwrap_or_else(|| "the journal failed".into()));
+                _ = tokio::time::sleep_until(wake) => {
+                    if self.full.is_none() {
+                        self.fire_timers();
+                    }
                 }
+                _ = expiry.tick() => self.expire(),
+                Some(written) = self.snapshot_rx.recv() => self.snapshots.push_back(written),
+                failed = self.failed_rx.recv() => match failed {
+                    Some(AppendFailed::Unwritten { generation, cause }) => {
+                        if generation == self.generation {
+                            self.roll_back(cause).await?;
+                        }
+                    }
+                    Some(AppendFailed::Fatal(why)) => return Err(why),
+                    None => return Err("the journal failed".into()),
+                },
             }
-            self.flush();
+            if self.full.is_none() {
+                self.flush();
+            } else {
+                // Nothing is written; what the durable state asks of agents still goes out.
+                self.act();
+            }
         }
     }
 }

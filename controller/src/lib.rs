@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub mod core;
+pub mod full;
 pub mod link;
 pub mod record;
 pub mod state;
@@ -71,7 +72,20 @@ pub fn record_bytes_max(limits: &config::Limits) -> u32 {
 
 /// Rebuilds the state from the journal: the last snapshot, then every later record.
 pub fn recover(opened: &ordo_journal::Opened) -> Result<State, ControllerError> {
-    let mut state = match &opened.snapshot {
+    fold(&opened.journal, opened.snapshot.as_ref())
+}
+
+/// Rebuilds the state from the journal as it is now: its newest snapshot, then every later
+/// durable record (after a batch could not be written, say).
+pub fn recover_state(journal: &Journal) -> Result<State, ControllerError> {
+    fold(journal, journal.newest_snapshot()?.as_ref())
+}
+
+fn fold(
+    journal: &Journal,
+    snapshot: Option<&ordo_journal::Snapshot>,
+) -> Result<State, ControllerError> {
+    let mut state = match snapshot {
         Some(s) => postcard::from_bytes::<State>(&s.bytes).map_err(|e| {
             ControllerError::Recovery(format!(
                 "the snapshot at event {} does not decode: {e}",
@@ -80,9 +94,9 @@ pub fn recover(opened: &ordo_journal::Opened) -> Result<State, ControllerError> 
         })?,
         None => State::new(),
     };
-    let after = opened.snapshot.as_ref().map(|s| s.id).unwrap_or(0);
+    let after = snapshot.map(|s| s.id).unwrap_or(0);
     let mut skipped = 0usize;
-    for record in opened.journal.read_after(after)? {
+    for record in journal.read_after(after)? {
         let record = record?;
         let stored = Record::decode(record.id, &record.data)
             .map_err(|e| ControllerError::Recovery(e.to_string()))?;
@@ -114,9 +128,11 @@ pub async fn run(
     jc.segment_bytes_max = config.limits.segment_bytes_max;
     jc.fsync = config.limits.journal_fsync;
     jc.record_bytes_max = record_bytes_max(&config.limits);
+    // A corrupt journal is an error here: the controller never starts on it, and never
+    // starts empty in its place (the message says the way out).
     let opened = Journal::open(jc)?;
     if let Some(t) = &opened.recovery.truncated {
-        tracing::warn!("journal recovery cut a torn tail: {t:?}");
+        tracing::warn!("journal recovery: {t}");
     }
     let state = recover(&opened)?;
     let journal = opened.journal;
@@ -153,11 +169,13 @@ pub async fn run(
         config.limits.event_bytes_max,
         record_bytes_max(&config.limits) as usize,
     );
+    let generation = core.generation_watch();
     let mut core_task = tokio::spawn(core.run(core_rx));
 
     let api = api::Api {
         core: core_tx,
         journal,
+        generation,
         links: status,
         tokens: Arc::new(api::token_map(&config.tokens)),
         orders_per_request_max: config.limits.orders_per_request_max,

@@ -5,10 +5,12 @@
 //! sends the commands the core asks for, and sends `Release` once the core says the events
 //! are durable. On any error it reconnects with exponential backoff; commands meant for an
 //! agent while it is unreachable are dropped, because the core sends everything the state
-//! still waits for again when the link couples.
+//! still waits for again when the link couples. A session carries the core's link epoch from
+//! its start: when the core rolls back its state or drops agent events (a full journal), the
+//! epoch changes, the core ignores the old sessions' events and restarts every link.
 
 use crate::config::AgentLinks;
-use crate::core::{Input, LinkMsg, LinkStatus, Links};
+use crate::core::{Input, LinkMsg, LinkStatus, Links, Resume};
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::Agent;
 use ordo_model::wire::{AGENT_WS_PATH, Couple, FromAgent, PROTOCOL_VERSION, ToAgent};
@@ -35,7 +37,7 @@ pub struct LinkContext {
 }
 
 struct Running {
-    url: String,
+    agent: Agent,
     tx: mpsc::UnboundedSender<LinkMsg>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -63,13 +65,8 @@ impl Drop for AgentLinkSet {
     }
 }
 
-impl Links for AgentLinkSet {
-    fn ensure(&mut self, agent: &Agent) {
-        if let Some(r) = self.links.get(&agent.id)
-            && r.url == agent.url
-        {
-            return;
-        }
+impl AgentLinkSet {
+    fn start(&mut self, agent: &Agent) {
         if let Some(old) = self.links.remove(&agent.id) {
             old.task.abort();
         }
@@ -78,16 +75,34 @@ impl Links for AgentLinkSet {
         self.links.insert(
             agent.id.clone(),
             Running {
-                url: agent.url.clone(),
+                agent: agent.clone(),
                 tx,
                 task,
             },
         );
     }
+}
+
+impl Links for AgentLinkSet {
+    fn ensure(&mut self, agent: &Agent) {
+        if let Some(r) = self.links.get(&agent.id)
+            && r.agent.url == agent.url
+        {
+            return;
+        }
+        self.start(agent);
+    }
 
     fn send(&self, agent: &AgentId, msg: LinkMsg) {
         if let Some(r) = self.links.get(agent) {
             let _ = r.tx.send(msg);
+        }
+    }
+
+    fn reconnect_all(&mut self) {
+        let agents: Vec<Agent> = self.links.values().map(|r| r.agent.clone()).collect();
+        for agent in &agents {
+            self.start(agent);
         }
     }
 }
@@ -149,7 +164,11 @@ async fn session(
 ) -> Result<(), String> {
     let max = ctx.frame_bytes_max;
     let url = format!("{}{}", agent.url.trim_end_matches('/'), AGENT_WS_PATH);
-    let (run_id, after) = ask(&ctx.core, |reply| Input::Cursor {
+    let Resume {
+        run_id,
+        after,
+        epoch,
+    } = ask(&ctx.core, |reply| Input::Cursor {
         agent: agent.id.clone(),
         reply,
     })
@@ -203,9 +222,10 @@ async fn session(
     let resend = ask(&ctx.core, |reply| Input::Coupled {
         agent: agent.id.clone(),
         run_id,
+        epoch,
         reply,
     })
-    .await?;
+    .await??;
     let mut seq = 0u64;
     for command in resend {
         seq += 1;
@@ -230,7 +250,7 @@ async fn session(
                 match received.map_err(|e| e.to_string())? {
                     Received::Frame(FromAgent::Events(events)) => {
                         ctx.core
-                            .send(Input::AgentEvents { agent: agent.id.clone(), run_id, events })
+                            .send(Input::AgentEvents { agent: agent.id.clone(), run_id, epoch, events })
                             .await
                             .map_err(|_| "the controller is stopping".to_owned())?;
                     }

@@ -9,7 +9,8 @@
 //! 00000000000000000001.seg           segments, named by the id of their first record (20 digits)
 //! 00000000000000052113.seg
 //! snapshot-00000000000000050000.snap newest snapshot
-//! *.tmp                              unfinished segment or snapshot files; deleted on open
+//! *.tmp                              unfinished segment or snapshot files, or the space probe;
+//!                                    deleted on open
 //! ```
 //!
 //! Segment file = 32-byte header, then records back to back (all integers little endian):
@@ -59,7 +60,8 @@
 //! open: the next append tries again. A caller that sends appends built on earlier ones
 //! without waiting chains them with [`Journal::append_batch_after`], so that one queued behind
 //! a failed append fails too ([`JournalError::Discontinuous`]) instead of being written
-//! without it.
+//! without it. [`Journal::probe_space`] tells a caller whether space is back without writing
+//! to the journal.
 //!
 //! # Recovery rules (on [`Journal::open`])
 //!
@@ -166,6 +168,8 @@ pub use crate::{
 
 /// Name of the lock file inside the journal directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Name of the temp file [`Journal::probe_space`] writes.
+pub const PROBE_FILE_NAME: &str = "space-probe.tmp";
 
 /// Where and how a journal keeps its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -641,6 +645,17 @@ impl Journal {
                 snapshot::load(&path, id).map(Some)
             }
         }
+    }
+
+    /// Whether `bytes` more would fit on the journal's file system now: writes them to the
+    /// temp file [`PROBE_FILE_NAME`] in the journal directory and deletes it again (recovery
+    /// deletes it too, should a crash leave it). Segments are not touched. Fails with
+    /// [`JournalError::NoSpace`] when they do not fit. The answer is a moment's: the next
+    /// append may still find the file system full.
+    pub fn probe_space(&self, bytes: u64) -> Result<()> {
+        let shared = self.shared();
+        shared.check()?;
+        snapshot::probe_space(&shared.dir, bytes)
     }
 
     /// Why the journal stopped for good, if it did (see [`JournalError::Failed`]).

@@ -39,7 +39,9 @@ pub(crate) fn recover(config: &Config) -> Result<Recovered> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if let Some(stem) = name.strip_suffix(".tmp")
-            && (parse_segment_file_name(stem).is_some() || parse_snapshot_file_name(stem).is_some())
+            && (parse_segment_file_name(stem).is_some()
+                || parse_snapshot_file_name(stem).is_some()
+                || name == crate::PROBE_FILE_NAME)
         {
             let path = entry.path();
             fs::remove_file(&path)

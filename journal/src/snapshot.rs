@@ -97,6 +97,33 @@ pub(crate) fn write(
     Ok(path)
 }
 
+/// Writes `bytes` zeros to the space probe file and deletes it; `NoSpace` when they do not fit.
+pub(crate) fn probe_space(dir: &Path, bytes: u64) -> Result<()> {
+    let path = dir.join(crate::PROBE_FILE_NAME);
+    let fail = |what: &str, e: std::io::Error| {
+        let _ = fs::remove_file(&path);
+        if is_no_space(&e) {
+            JournalError::NoSpace {
+                dir: dir.to_path_buf(),
+                reason: format!("{what} {} bytes to {}: {e}", bytes, path.display()),
+            }
+        } else {
+            JournalError::io(format!("{what} {}", path.display()), e)
+        }
+    };
+    let mut file = File::create(&path).map_err(|e| fail("creating a file for", e))?;
+    let chunk = vec![0u8; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])
+            .map_err(|e| fail("writing", e))?;
+        left -= n as u64;
+    }
+    drop(file);
+    fs::remove_file(&path).map_err(|e| JournalError::io(format!("deleting {}", path.display()), e))
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())

@@ -116,6 +116,8 @@ fn a_full_file_system_refuses_appends_and_recovers_when_space_returns() {
         "{:?}",
         names(&dir)
     );
+    let e = journal.probe_space(64 << 10).unwrap_err();
+    assert!(no_space(&e, &dir), "{e:?}");
     // Reads go on.
     let read: Vec<u64> = journal
         .read_after(0)
@@ -126,6 +128,12 @@ fn a_full_file_system_refuses_appends_and_recovers_when_space_returns() {
 
     // Space returns: the next append is written, with the next id.
     fs::remove_file(&filler).unwrap();
+    journal.probe_space(64 << 10).unwrap();
+    assert!(
+        names(&dir).iter().all(|n| !n.ends_with(".tmp")),
+        "{:?}",
+        names(&dir)
+    );
     let id = journal.append(b"after".to_vec()).wait().unwrap();
     assert_eq!(id, last + 1);
     acked.push((id, b"after".to_vec()));

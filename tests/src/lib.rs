@@ -6,6 +6,7 @@
 
 pub mod history;
 pub mod process;
+pub mod tmpfs;
 
 use anyhow::{Result, anyhow, bail};
 use ordo_cli::local::{self, Local, Options};

@@ -127,6 +127,13 @@ impl Process {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
+    /// How it ended, once it has (`None` while it runs, or after `stop`/`kill9`).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT_MS`]; true when it ended on SIGTERM.
     pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {

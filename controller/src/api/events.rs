@@ -19,12 +19,9 @@ const EVENTS_PER_ANSWER_MAX: usize = 10_000;
 /// `GET /snapshot`: the state at the event id it names (orders, workflows, agents, locks,
 /// boards); continue with `GET /events?after=<eventId>`.
 pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
-    let (id, body) = api
-        .read(|s, _| {
+    let (id, body) = read_durable(&api, |s| {
             let w = &s.world;
-            (
-                s.last_event_id,
-                json!({
+            json!({
                     "orders": w.orders.values().map(order_json).collect::<Vec<_>>(),
                     "workflows": w.workflows.iter().map(|(name, versions)| json!({
                         "name": name,
@@ -40,11 +37,9 @@ pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, Ap
                         "name": name,
                         "notices": b.notices.iter().map(|(k, until)| json!({"key": k, "until": until.0})).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
-                }),
-            )
+                })
         })
         .await?;
-    wait_durable(&api, id).await;
     let mut body = body;
     body["eventId"] = json!(id);
     Ok(axum::Json(body))
@@ -53,20 +48,48 @@ pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, Ap
 /// `GET /state`: the whole state as lossless JSON at `eventId`, for readers that fold the
 /// event stream themselves (the cockpit).
 pub async fn state(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
-    let (id, state) = api
-        .read(|s, _| (s.last_event_id, serde_json::to_value(s)))
-        .await?;
+    let (id, state) = read_durable(&api, |s| serde_json::to_value(s)).await?;
     let state =
         state.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    wait_durable(&api, id).await;
     Ok(axum::Json(json!({ "eventId": id, "state": state })))
 }
 
-/// Waits (at most 10 s) until the journal is durable up to `id`: the state read between
-/// batches may hold events not yet on disk, and a reader must be able to resume from its id.
-async fn wait_durable(api: &Api, id: u64) {
-    let mut durable = api.journal.durable_id_watch();
-    let _ = tokio::time::timeout(Duration::from_secs(10), durable.wait_for(|d| *d >= id)).await;
+/// Reads of the state at a durable point tried at most.
+const DURABLE_READ_ATTEMPTS: usize = 3;
+/// Time a read waits for the journal to make what it saw durable.
+const DURABLE_READ_WAIT_MS: u64 = 10_000;
+
+/// Runs `f` on the state and answers with the id of the last event it saw once that event is
+/// durable: a read between batches may see events not yet on disk, and a reader must be able
+/// to resume from its id. When the core rolled back meanwhile (a batch could not be written,
+/// so those events never will be), it reads again.
+async fn read_durable<T: Send + 'static>(
+    api: &Api,
+    f: impl Fn(&crate::state::State) -> T + Clone + Send + 'static,
+) -> Result<(u64, T), ApiError> {
+    for _ in 0..DURABLE_READ_ATTEMPTS {
+        let mut generation = api.generation.clone();
+        let before = *generation.borrow_and_update();
+        let f = f.clone();
+        let (id, value) = api.read(move |s, _| (s.last_event_id, f(s))).await?;
+        let mut durable = api.journal.durable_id_watch();
+        let waited = tokio::time::timeout(Duration::from_millis(DURABLE_READ_WAIT_MS), async {
+            tokio::select! {
+                reached = durable.wait_for(|d| *d >= id) => reached.is_ok(),
+                _ = generation.changed() => false,
+            }
+        })
+        .await;
+        match waited {
+            Ok(true) if *api.generation.borrow() == before => return Ok((id, value)),
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the state could not be read at a point the journal made durable; try again",
+    ))
 }
 
 #[derive(Deserialize)]

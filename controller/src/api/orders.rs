@@ -35,6 +35,7 @@ fn command_error(e: Refused) -> ApiError {
         Refused::EventTooLarge { .. } | Refused::RecordTooLarge { .. } => {
             StatusCode::PAYLOAD_TOO_LARGE
         }
+        Refused::NoSpace(e) => return ApiError::no_space(e),
         Refused::Command(_) => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())
@@ -45,9 +46,8 @@ fn command_error(e: Refused) -> ApiError {
 fn input_error(error: &InputError, message: String) -> ApiError {
     match error.limit() {
         Some((limit, max)) => ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message,
             details: Some(json!({ "limit": limit, "max": max })),
+            ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
         },
         None => ApiError::bad(message),
     }
@@ -128,11 +128,10 @@ pub async fn deploy(
             .collect()
     };
     let inventory = parse_inventory(&files, &Limits::default()).map_err(|diags| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        message: format!("the inventory has {} problem(s)", diags.len()),
         details: Some(Json::Array(
             diags.iter().map(|d| json!(d.to_string())).collect(),
         )),
+        ..ApiError::bad(format!("the inventory has {} problem(s)", diags.len()))
     })?;
     let (tx, rx) = oneshot::channel();
     api.core
@@ -288,11 +287,18 @@ pub async fn add(
     let single = replies.len() == 1;
     let mut results = Vec::with_capacity(replies.len());
     let mut last = 0;
+    let mut no_space = None;
     for (id, rx) in replies {
         match rx.await.map_err(|_| stopping())? {
             Ok(r) => {
                 last = last.max(r.last_event_id);
                 results.push(json!({"id": id, "added": !r.duplicate, "duplicate": r.duplicate}));
+            }
+            Err(Refused::NoSpace(e)) => {
+                results.push(
+                    json!({"id": id, "added": false, "error": "no space left for the journal"}),
+                );
+                no_space.get_or_insert(e);
             }
             Err(e) if single => {
                 let e = command_error(e);
@@ -305,6 +311,13 @@ pub async fn add(
             }
             Err(e) => results.push(json!({"id": id, "added": false, "error": e.to_string()})),
         }
+    }
+    // Some orders may have been added before the journal filled up: `results` says which.
+    if let Some(e) = no_space {
+        let mut error = ApiError::no_space(&e);
+        error.fields.insert("results".into(), json!(results));
+        error.fields.insert("lastEventId".into(), json!(last));
+        return Err(error);
     }
     Ok(axum::Json(json!({"results": results, "lastEventId": last})))
 }
