@@ -1,6 +1,6 @@
 //! The event stream: a snapshot at an event id, then every event after it, in order.
 
-use super::convert::{event_json, order_json};
+use super::convert::event_json;
 use super::{Api, ApiError};
 use crate::record::Record;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -14,59 +14,6 @@ use std::time::Duration;
 
 /// Events in one long-poll answer at most.
 const EVENTS_PER_ANSWER_MAX: usize = 10_000;
-
-/// `GET /snapshot`: the state at the event id it names (orders, workflows, agents, locks,
-/// boards); continue with `GET /events?after=<eventId>`.
-pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
-    let (id, body) = api
-        .read(|s, _| {
-            let w = &s.world;
-            (
-                s.last_event_id,
-                json!({
-                    "orders": w.orders.values().map(order_json).collect::<Vec<_>>(),
-                    "workflows": w.workflows.iter().map(|(name, versions)| json!({
-                        "name": name,
-                        "versions": versions.keys().map(|v| v.0).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                    "agents": w.agents.values().map(|a| json!({"id": a.id, "url": a.url})).collect::<Vec<_>>(),
-                    "locks": w.locks.iter().map(|(name, l)| json!({
-                        "name": name, "limit": l.limit,
-                        "holders": l.holders.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
-                        "queue": l.queue.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                    "boards": w.boards.iter().map(|(name, b)| json!({
-                        "name": name,
-                        "notices": b.notices.iter().map(|(k, until)| json!({"key": k, "until": until.0})).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                }),
-            )
-        })
-        .await?;
-    wait_durable(&api, id).await;
-    let mut body = body;
-    body["eventId"] = json!(id);
-    Ok(axum::Json(body))
-}
-
-/// `GET /state`: the whole state as lossless JSON at `eventId`, for readers that fold the
-/// event stream themselves (the cockpit).
-pub async fn state(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
-    let (id, state) = api
-        .read(|s, _| (s.last_event_id, serde_json::to_value(s)))
-        .await?;
-    let state =
-        state.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    wait_durable(&api, id).await;
-    Ok(axum::Json(json!({ "eventId": id, "state": state })))
-}
-
-/// Waits (at most 10 s) until the journal is durable up to `id`: the state read between
-/// batches may hold events not yet on disk, and a reader must be able to resume from its id.
-async fn wait_durable(api: &Api, id: u64) {
-    let mut durable = api.journal.durable_id_watch();
-    let _ = tokio::time::timeout(Duration::from_secs(10), durable.wait_for(|d| *d >= id)).await;
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
