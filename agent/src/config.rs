@@ -37,7 +37,9 @@ pub struct Limits {
     pub heartbeat_interval_ms: u64,
     pub heartbeat_timeout_ms: u64,
     pub handshake_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
     pub connections_max: usize,
+    pub unauthenticated_connections_max: usize,
     pub segment_bytes_max: u64,
     pub snapshot_interval_records: u64,
     pub journal_fsync: bool,
@@ -54,7 +56,9 @@ impl Default for Limits {
             heartbeat_interval_ms: 5000,
             heartbeat_timeout_ms: 20_000,
             handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             connections_max: 64,
+            unauthenticated_connections_max: 32,
             segment_bytes_max: 64 << 20,
             snapshot_interval_records: 10_000,
             journal_fsync: true,
@@ -105,12 +109,23 @@ impl Config {
             ("heartbeat_interval_ms", l.heartbeat_interval_ms),
             ("heartbeat_timeout_ms", l.heartbeat_timeout_ms),
             ("handshake_timeout_ms", l.handshake_timeout_ms),
+            ("idle_timeout_ms", l.idle_timeout_ms),
             ("connections_max", l.connections_max as u64),
+            (
+                "unauthenticated_connections_max",
+                l.unauthenticated_connections_max as u64,
+            ),
             ("segment_bytes_max", l.segment_bytes_max),
             ("snapshot_interval_records", l.snapshot_interval_records),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("limits.{key} must be greater than 0"));
+        }
+        if l.unauthenticated_connections_max > l.connections_max {
+            return Err(
+                "limits.unauthenticated_connections_max must be at most limits.connections_max"
+                    .into(),
+            );
         }
         if l.heartbeat_timeout_ms <= l.heartbeat_interval_ms {
             return Err(

@@ -167,7 +167,9 @@ pub async fn run_with_listener(
     tracing::info!(agent = %config.agent_id, "agent listening on https://{local} (mTLS)");
     let limits = ordo_net::serve::ServeLimits {
         handshake_timeout_ms: config.limits.handshake_timeout_ms,
+        idle_timeout_ms: config.limits.idle_timeout_ms,
         connections_max: config.limits.connections_max,
+        unauthenticated_connections_max: config.limits.unauthenticated_connections_max,
     };
     let mut server_stop = stop_rx.clone();
     let mut server = tokio::spawn(ordo_net::serve::serve_tls(

@@ -131,6 +131,32 @@ impl LocalOrdo {
         })
     }
 
+    /// Stops the controller (SIGTERM) and starts it again on the same configuration and
+    /// journal; returns once its API answers.
+    pub async fn restart_controller(&mut self, binaries: &Binaries) -> anyhow::Result<()> {
+        let log_filter = std::env::var("ORDO_LOG").unwrap_or_else(|_| "warn".into());
+        self.controller.stop();
+        self.controller = Process::start(
+            "controller",
+            &binaries.controller,
+            &self.local.controller_config,
+            self.dir.path().join("controller.log"),
+            &log_filter,
+        )?;
+        let health = self.url("/health");
+        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        while self.api.get_json::<Json>(&health).await.is_err() {
+            if !self.controller.is_running() {
+                bail!("the controller ended:\n{}", self.controller.log_tail(4000));
+            }
+            if Instant::now() > deadline {
+                bail!("the controller did not answer in {START_TIMEOUT_MS} ms after a restart");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// The URL of an API path (`/orders` → `https://…/api/v1/orders`).
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.local.controller_url)

@@ -27,6 +27,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ordo_controller::config::Role;
+use ordo_net::serve::ConnectionAuth;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -41,6 +42,8 @@ pub struct App {
     /// SHA-256 (lowercase hex) of a token → user name and role.
     pub users: Arc<HashMap<String, (String, Role)>>,
     pub limits: Arc<Limits>,
+    /// Whole-state answers (`/state`, `/snapshot`) being written.
+    pub state_reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// An error answer: `{"error": message, "details"?: [...]}`.
@@ -206,6 +209,10 @@ async fn auth(AxState(app): AxState<App>, mut req: Request, next: Next) -> Respo
     let Some((name, role)) = app.users.get(&token_hash(&token)).cloned() else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unknown token").into_response();
     };
+    // The connection keeps its slot when unauthenticated ones crowd the server.
+    if let Some(connection) = req.extensions().get::<ConnectionAuth>() {
+        connection.authenticated();
+    }
     req.extensions_mut().insert(Caller { name, role });
     next.run(req).await
 }
@@ -280,6 +287,42 @@ pub fn router(app: App) -> Router {
             ordo_net::api::json_errors,
         ))
         .with_state(app)
+}
+
+/// A place among the whole-state answers (`/state`, `/snapshot`) being written, if one of
+/// `limits.state_reads_max` is free. Each answer holds a copy of what it writes until it is
+/// done, so their number bounds that memory.
+pub fn admit_state_read(app: &App) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    app.state_reads.clone().try_acquire_owned().ok()
+}
+
+/// The answer when every place is taken: 503 with `Retry-After: 1`.
+pub fn state_reads_busy(app: &App) -> Response {
+    let mut answer = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "{} whole-state answers (GET /state, /snapshot) are being written already (limits.state_reads_max); retry in a second",
+            app.limits.state_reads_max
+        ),
+    )
+    .into_response();
+    answer.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    answer
+}
+
+/// A JSON answer written on a blocking thread and streamed in chunks ([`ordo_net::body`]),
+/// for large values; `permit` is held until the body ends.
+pub fn streamed_json<T: Serialize + Send + 'static>(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    value: T,
+) -> Response {
+    let body = ordo_net::body::streamed(permit, move |w| {
+        serde_json::to_writer(w, &value).map_err(std::io::Error::from)
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// A JSON answer for a value that serialises.

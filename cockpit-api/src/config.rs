@@ -21,6 +21,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Largest accepted `limits.state_reads_max`.
+pub const STATE_READS_MAX: usize = 1024;
+
 /// Largest token file read, in bytes.
 pub const TOKEN_FILE_BYTES_MAX: u64 = 4096;
 
@@ -131,10 +134,17 @@ pub struct Limits {
     pub stream_events_buffered_max: usize,
     /// Longest wait of a long-poll (or streamed) `GET /api/v1/events`.
     pub long_poll_ms_max: u64,
-    /// Time for each client's TLS handshake and request head.
+    /// Whole-state answers (`GET /api/v1/state`, `/snapshot`) written at once; more get 503.
+    pub state_reads_max: usize,
+    /// Time from a client's connect until its first request head arrived (TLS included).
     pub handshake_timeout_ms: u64,
+    /// Time a kept-alive client connection may wait for its next request head.
+    pub idle_timeout_ms: u64,
     /// Client connections open at once.
     pub connections_max: usize,
+    /// Of those, connections on which no request passed the token check yet; more close the
+    /// oldest of them.
+    pub unauthenticated_connections_max: usize,
 }
 
 impl Default for Limits {
@@ -149,8 +159,11 @@ impl Default for Limits {
             history_backfill_events_max: 1_000_000,
             stream_events_buffered_max: 4096,
             long_poll_ms_max: 60_000,
+            state_reads_max: 2,
             handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             connections_max: 1024,
+            unauthenticated_connections_max: 512,
         }
     }
 }
@@ -317,11 +330,28 @@ impl Config {
                 l.stream_events_buffered_max as u64,
             ),
             ("limits.long_poll_ms_max", l.long_poll_ms_max),
+            ("limits.state_reads_max", l.state_reads_max as u64),
             ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
+            ("limits.idle_timeout_ms", l.idle_timeout_ms),
             ("limits.connections_max", l.connections_max as u64),
+            (
+                "limits.unauthenticated_connections_max",
+                l.unauthenticated_connections_max as u64,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{key} must be greater than 0"));
+        }
+        if l.state_reads_max > STATE_READS_MAX {
+            return Err(format!(
+                "limits.state_reads_max must be at most {STATE_READS_MAX}"
+            ));
+        }
+        if l.unauthenticated_connections_max > l.connections_max {
+            return Err(
+                "limits.unauthenticated_connections_max must be at most limits.connections_max"
+                    .into(),
+            );
         }
         Ok(Config {
             controllers,

@@ -94,6 +94,9 @@ impl Cockpit {
             upstream: self.upstream.clone(),
             users: Arc::new(users),
             limits: Arc::new(self.config.limits.clone()),
+            state_reads: Arc::new(tokio::sync::Semaphore::new(
+                self.config.limits.state_reads_max,
+            )),
         }
     }
 
@@ -164,7 +167,9 @@ pub async fn run_on(
     };
     let limits = ordo_net::serve::ServeLimits {
         handshake_timeout_ms: cockpit.config.limits.handshake_timeout_ms,
+        idle_timeout_ms: cockpit.config.limits.idle_timeout_ms,
         connections_max: cockpit.config.limits.connections_max,
+        unauthenticated_connections_max: cockpit.config.limits.unauthenticated_connections_max,
     };
     let follower = tokio::spawn(cockpit.follow());
     let poller = tokio::spawn(cockpit.poll_agents());

@@ -30,8 +30,8 @@
 //! | `DELETE /orders/{id}` | operator | → same (terminated orders only) |
 //! | `POST /notices/{board}` | operator | `{key}` → same |
 //! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}` |
-//! | `GET /snapshot` | viewer | → `{eventId, orders, workflows, agents, locks, boards}` (summaries) |
-//! | `GET /state` | viewer | → `{eventId, state}`: the lossless state (`state::State` as JSON) |
+//! | `GET /snapshot` | viewer | → `{eventId, orders, workflows, agents, locks, boards}` (summaries); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
+//! | `GET /state` | viewer | → `{eventId, state}`: the lossless state (`state::State` as JSON), streamed; 503 as `/snapshot` |
 //! | `GET /events?after=&timeout=&stream=` | viewer | → NDJSON events; with `stream=true` the answer stays open until `timeout` |
 //! | `GET /events/ws?after=` | viewer | → WebSocket, one event per text frame |
 //!
@@ -53,6 +53,7 @@ mod body;
 pub mod convert;
 mod events;
 mod orders;
+mod whole;
 
 use crate::config::{Role, TokenConfig};
 use crate::core::{Input, NoSpace};
@@ -65,11 +66,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ordo_journal::Journal;
+use ordo_net::serve::ConnectionAuth;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -86,6 +88,9 @@ pub struct Api {
     pub long_poll_ms_max: u64,
     /// Largest event streamed ([`crate::streamed`]); told by `/health` as `eventBytesMax`.
     pub event_bytes_max: usize,
+    /// Whole-state answers (`/state`, `/snapshot`) being written; see [`whole`].
+    pub state_reads: Arc<Semaphore>,
+    pub state_reads_max: usize,
     pub cluster_id: String,
     pub controller_id: String,
 }
@@ -203,6 +208,10 @@ async fn auth(AxState(api): AxState<Api>, mut req: Request, next: Next) -> Respo
     let Some(role) = api.tokens.get(&token_hash(token)).copied() else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unknown token").into_response();
     };
+    // The connection keeps its slot when unauthenticated ones crowd the server.
+    if let Some(connection) = req.extensions().get::<ConnectionAuth>() {
+        connection.authenticated();
+    }
     req.extensions_mut().insert(Caller(role));
     next.run(req).await
 }
@@ -237,8 +246,8 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
         .route("/orders/{id}/{verb}", post(orders::order_command))
         .route("/notices/{board}", post(orders::post_notice))
         .route("/agents", get(orders::agents))
-        .route("/snapshot", get(events::snapshot))
-        .route("/state", get(events::state))
+        .route("/snapshot", get(whole::snapshot))
+        .route("/state", get(whole::state))
         .route("/events", get(events::long_poll))
         .route("/events/ws", get(events::websocket))
         .layer(middleware::from_fn_with_state(api.clone(), auth));

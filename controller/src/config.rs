@@ -7,6 +7,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Largest accepted `limits.state_reads_max`.
+pub const STATE_READS_MAX: usize = 1024;
+
 /// The controller's configuration, with relative paths resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -59,16 +62,19 @@ pub struct Limits {
     pub orders_per_request_max: usize,
     pub subscriber_events_max: usize,
     pub long_poll_ms_max: u64,
+    pub state_reads_max: usize,
     pub segment_bytes_max: u64,
     pub snapshot_events: u64,
     pub journal_fsync: bool,
     pub handshake_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
     pub connections_max: usize,
     /// What one order may bring in (see `ordo_model::order::input`).
     pub order_args_bytes_max: usize,
     pub arg_name_bytes_max: usize,
     pub arg_value_bytes_max: usize,
     pub order_id_bytes_max: usize,
+    pub unauthenticated_connections_max: usize,
 }
 
 impl Limits {
@@ -92,15 +98,18 @@ impl Default for Limits {
             orders_per_request_max: 10_000,
             subscriber_events_max: 100_000,
             long_poll_ms_max: 60_000,
+            state_reads_max: 2,
             segment_bytes_max: 64 << 20,
             snapshot_events: 100_000,
             journal_fsync: true,
             handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             connections_max: 1024,
             order_args_bytes_max: input::ORDER_ARGS_BYTES_MAX_DEFAULT,
             arg_name_bytes_max: input::ARG_NAME_BYTES_MAX_DEFAULT,
             arg_value_bytes_max: input::ARG_VALUE_BYTES_MAX_DEFAULT,
             order_id_bytes_max: input::ORDER_ID_BYTES_MAX_DEFAULT,
+            unauthenticated_connections_max: 512,
         }
     }
 }
@@ -204,14 +213,20 @@ impl Config {
             ("orders_per_request_max", l.orders_per_request_max as u64),
             ("subscriber_events_max", l.subscriber_events_max as u64),
             ("long_poll_ms_max", l.long_poll_ms_max),
+            ("state_reads_max", l.state_reads_max as u64),
             ("segment_bytes_max", l.segment_bytes_max),
             ("snapshot_events", l.snapshot_events),
             ("handshake_timeout_ms", l.handshake_timeout_ms),
+            ("idle_timeout_ms", l.idle_timeout_ms),
             ("connections_max", l.connections_max as u64),
             ("order_args_bytes_max", l.order_args_bytes_max as u64),
             ("arg_name_bytes_max", l.arg_name_bytes_max as u64),
             ("arg_value_bytes_max", l.arg_value_bytes_max as u64),
             ("order_id_bytes_max", l.order_id_bytes_max as u64),
+            (
+                "unauthenticated_connections_max",
+                l.unauthenticated_connections_max as u64,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("limits.{key} must be greater than 0"));
@@ -227,6 +242,17 @@ impl Config {
                 "limits.event_bytes_max must be at least {} bytes (an agent's output event can be that large)",
                 crate::streamed::EVENT_BYTES_MIN
             ));
+        }
+        if l.state_reads_max > STATE_READS_MAX {
+            return Err(format!(
+                "limits.state_reads_max must be at most {STATE_READS_MAX}"
+            ));
+        }
+        if l.unauthenticated_connections_max > l.connections_max {
+            return Err(
+                "limits.unauthenticated_connections_max must be at most limits.connections_max"
+                    .into(),
+            );
         }
         let a = &f.agents;
         if a.reconnect_min_ms == 0 || a.reconnect_max_ms < a.reconnect_min_ms {

@@ -182,6 +182,8 @@ pub async fn run(
         order_limits: config.limits.order_limits(),
         long_poll_ms_max: config.limits.long_poll_ms_max,
         event_bytes_max: config.limits.event_bytes_max,
+        state_reads: Arc::new(tokio::sync::Semaphore::new(config.limits.state_reads_max)),
+        state_reads_max: config.limits.state_reads_max,
         cluster_id: config.cluster_id.clone(),
         controller_id: config.controller_id.clone(),
     };
@@ -201,7 +203,9 @@ pub async fn run(
     tracing::info!("controller API listening on https://{addr}");
     let limits = ordo_net::serve::ServeLimits {
         handshake_timeout_ms: config.limits.handshake_timeout_ms,
+        idle_timeout_ms: config.limits.idle_timeout_ms,
         connections_max: config.limits.connections_max,
+        unauthenticated_connections_max: config.limits.unauthenticated_connections_max,
     };
     let server = ordo_net::serve::serve_tls(listener, server_tls, router, shutdown, limits);
     tokio::select! {

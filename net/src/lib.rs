@@ -5,12 +5,14 @@
 //! - [`tls`]: rustls server and client configurations from PEM files (aws-lc-rs provider);
 //! - [`identity`]: the [`PeerIdentity`] of a TLS peer and the `ordo:<role>:<id>` URI SANs;
 //! - [`serve`]: HTTPS (and dev HTTP) serving of axum routers, WebSocket upgrades included;
+//! - [`body`]: large answers streamed in chunks from a blocking writer;
 //! - [`frame`]: postcard frames over WebSocket binary messages, size-limited;
 //! - [`client`]: WebSocket-over-TLS connect and an HTTPS JSON client;
 //! - [`api`]: what the controller's and the cockpit's HTTP APIs share (bearer tokens, JSON
 //!   error answers).
 
 pub mod api;
+pub mod body;
 pub mod certs;
 pub mod client;
 pub mod config;

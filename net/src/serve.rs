@@ -1,27 +1,40 @@
 //! Serving an axum `Router` over TLS (or plain HTTP for development).
 //!
-//! Each accepted TCP connection gets `handshake_timeout_ms` to finish its TLS handshake; a
-//! client that speaks plaintext, presents a certificate the verifier refuses, or stalls is
-//! logged (`warn`) and dropped, and nothing else is affected. An established connection is
-//! served by hyper's HTTP/1.1 server with upgrades, so axum's `WebSocketUpgrade` works; the same
-//! timeout also bounds the wait for each request head. Every request carries these extensions:
+//! Time limits of a connection:
+//!
+//! - `handshake_timeout_ms`, from the TCP accept until the head of the first request has
+//!   arrived, the TLS handshake included. A client that speaks plaintext to TLS, presents a
+//!   certificate the verifier refuses, or stalls is logged (`warn` for TLS failures, `debug`
+//!   for silence) and dropped, and nothing else is affected.
+//! - `idle_timeout_ms`, on a kept-alive connection, from the end of one answer until the head
+//!   of the next request has arrived (and for the first head, if it is shorter). An upgraded
+//!   WebSocket is the application's (its pings and timeouts).
+//!
+//! An established connection is served by hyper's HTTP/1.1 server with upgrades, so axum's
+//! `WebSocketUpgrade` works. Every request carries these extensions:
 //!
 //! - [`ConnectionInfo`]: remote address and the client's [`PeerIdentity`], if it sent a
 //!   certificate;
 //! - [`PeerIdentity`] itself, when present (extract `Option<Extension<PeerIdentity>>`);
+//! - [`ConnectionAuth`]: lets the application mark the connection authenticated once a request
+//!   on it passed its token check;
 //! - `axum::extract::ConnectInfo<SocketAddr>`.
 //!
 //! At most `connections_max` connections are open at once, counting handshakes in progress and
-//! upgraded WebSockets (which hold their slot until they close); at the limit the listener
-//! stops accepting until a slot frees. When `shutdown` completes, accepting stops, idle HTTP
-//! connections are closed, requests in flight get up to [`SHUTDOWN_DRAIN_MS`] to finish, and
-//! the function returns. Upgraded WebSockets are left to the application to close.
+//! upgraded WebSockets (which hold their slot until they close); of those at most
+//! `unauthenticated_connections_max` are not authenticated (by a client certificate the
+//! verifier accepted, or by the application). More unauthenticated connections close the
+//! oldest ones, so silent or unauthenticated clients cannot lock out the others; see
+//! [`slots`] for the rules. When `shutdown` completes, accepting stops, idle HTTP connections
+//! are closed, requests in flight get up to [`SHUTDOWN_DRAIN_MS`] to finish, and the function
+//! returns. Upgraded WebSockets are left to the application to close.
+
+mod slots;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,17 +44,19 @@ use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::identity::PeerIdentity;
+pub use slots::ConnectionAuth;
+use slots::{Conn, Slot, Slots};
 
 /// How long requests in flight may take to finish after shutdown was asked for.
 pub const SHUTDOWN_DRAIN_MS: u64 = 5_000;
@@ -49,18 +64,53 @@ pub const SHUTDOWN_DRAIN_MS: u64 = 5_000;
 /// Limits of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeLimits {
-    /// Time for the TLS handshake, and for each request head.
+    /// Time from the TCP accept until the first request head has arrived (TLS handshake
+    /// included).
     pub handshake_timeout_ms: u64,
+    /// Time a kept-alive connection may wait for the head of its next request.
+    pub idle_timeout_ms: u64,
     /// Connections open at once (handshakes, HTTP connections, upgraded WebSockets).
     pub connections_max: usize,
+    /// Of those, connections not authenticated (yet); more close the oldest of them. The
+    /// difference to `connections_max` is kept for authenticated clients and peers.
+    pub unauthenticated_connections_max: usize,
 }
 
 impl Default for ServeLimits {
     fn default() -> Self {
         Self {
             handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             connections_max: 1024,
+            unauthenticated_connections_max: 512,
         }
+    }
+}
+
+impl ServeLimits {
+    /// Checks that the limits can be served.
+    pub fn check(&self) -> Result<(), String> {
+        if self.connections_max == 0
+            || self.handshake_timeout_ms == 0
+            || self.idle_timeout_ms == 0
+            || self.unauthenticated_connections_max == 0
+        {
+            return Err(format!(
+                "connections_max, unauthenticated_connections_max, handshake_timeout_ms and idle_timeout_ms must be at least 1: {self:?}"
+            ));
+        }
+        if self.unauthenticated_connections_max > self.connections_max {
+            return Err(format!(
+                "unauthenticated_connections_max must be at most connections_max: {self:?}"
+            ));
+        }
+        if u32::try_from(self.connections_max).is_err() {
+            return Err(format!(
+                "connections_max must be at most {}: {self:?}",
+                u32::MAX
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -84,8 +134,7 @@ pub async fn serve_tls(
     serve_loop(listener, app, shutdown, limits, move |tcp, remote_addr, ctx| {
         let acceptor = acceptor.clone();
         async move {
-            let handshake = Duration::from_millis(limits.handshake_timeout_ms);
-            let stream = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+            let stream = match tokio::time::timeout_at(ctx.deadline, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
                     warn!(%remote_addr, %error, "TLS handshake refused");
@@ -103,6 +152,10 @@ pub async fn serve_tls(
                     return;
                 }
             };
+            if peer.is_some() {
+                // The verifier accepted the certificate: a peer of the cluster.
+                ctx.conn.authenticate();
+            }
             debug!(%remote_addr, ?peer, "TLS connection established");
             ctx.serve(stream, ConnectionInfo { remote_addr, peer }).await;
         }
@@ -133,9 +186,11 @@ pub async fn serve_plain(
 /// What a connection task needs to serve HTTP once its stream is ready.
 struct ConnContext {
     app: Router,
-    permit: OwnedSemaphorePermit,
+    conn: Arc<Conn>,
     shutdown: watch::Receiver<bool>,
-    head_timeout: Duration,
+    /// When the first request head must have arrived.
+    deadline: Instant,
+    idle_timeout: Duration,
 }
 
 impl ConnContext {
@@ -144,31 +199,42 @@ impl ConnContext {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let remote_addr = info.remote_addr;
-        let io = Counted {
-            io,
-            _permit: self.permit,
-        };
         let service = TowerToHyperService::new(WithConnection {
             app: self.app,
             info,
+            conn: self.conn.clone(),
         });
-        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-        builder
-            .http1()
+        // hyper's header read timeout runs from the moment the connection waits for a request
+        // head (at its start, and after each answer) until the head is complete.
+        let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.head_timeout);
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            .header_read_timeout(self.idle_timeout)
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
         tokio::pin!(connection);
         let mut shutdown = self.shutdown;
         let stop = async move {
             // An error means the listener is gone, which also means stop.
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            () = stop => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
+        tokio::pin!(stop);
+        let first_request = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(first_request);
+        let mut waiting_for_first = true;
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                () = &mut stop => {
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
+                }
+                () = &mut first_request, if waiting_for_first => {
+                    waiting_for_first = false;
+                    if !self.conn.has_requested() {
+                        debug!(%remote_addr, "no request within the handshake timeout; connection closed");
+                        return;
+                    }
+                }
             }
         };
         if let Err(error) = result {
@@ -185,41 +251,44 @@ async fn serve_loop<F, Fut>(
     handle: F,
 ) -> io::Result<()>
 where
-    F: Fn(TcpStream, SocketAddr, ConnContext) -> Fut,
+    F: Fn(Slot<TcpStream>, SocketAddr, ConnContext) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(all) = u32::try_from(limits.connections_max) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("connections_max must be at most {}: {limits:?}", u32::MAX),
-        ));
-    };
-    if all == 0 || limits.handshake_timeout_ms == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("connections_max and handshake_timeout_ms must be at least 1: {limits:?}"),
-        ));
-    }
-    let slots = Arc::new(Semaphore::new(limits.connections_max));
+    limits
+        .check()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let slots = Slots::new(
+        limits.connections_max,
+        limits.unauthenticated_connections_max,
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let head_timeout = Duration::from_millis(limits.handshake_timeout_ms);
+    let handshake_timeout = Duration::from_millis(limits.handshake_timeout_ms);
+    let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
     tokio::pin!(shutdown);
     let mut saturated = false;
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = slots.clone().acquire_owned() => permit,
+        // A free slot; or, when unauthenticated connections hold some, the promise of one
+        // of theirs once a connection arrives; or else wait until an authenticated one closes.
+        let permit = match slots.try_acquire() {
+            Some(permit) => Some(permit),
+            None if slots.unauthenticated() > 0 => None,
+            None => {
+                if !saturated {
+                    saturated = true;
+                    warn!(
+                        connections_max = limits.connections_max,
+                        "connection limit reached by authenticated connections; accepting more only as connections close"
+                    );
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = slots.acquire() => match permit {
+                        Some(permit) => Some(permit),
+                        None => break,
+                    },
+                }
+            }
         };
-        let Ok(permit) = permit else { break };
-        if slots.available_permits() == 0 && !saturated {
-            saturated = true;
-            warn!(
-                connections_max = limits.connections_max,
-                "connection limit reached; accepting more only as connections close"
-            );
-        } else if slots.available_permits() > 0 {
-            saturated = false;
-        }
         let (tcp, remote_addr) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -233,26 +302,48 @@ where
                 }
             },
         };
+        let accepted_at = Instant::now();
+        let permit = match permit.or_else(|| slots.try_acquire()) {
+            Some(permit) => permit,
+            None => {
+                slots.evict_oldest();
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = slots.acquire() => match permit {
+                        Some(permit) => permit,
+                        None => break,
+                    },
+                }
+            }
+        };
+        if slots.open() < limits.connections_max {
+            saturated = false;
+        }
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%remote_addr, %error, "setting TCP_NODELAY failed");
         }
+        let conn = slots.register();
         let ctx = ConnContext {
             app: app.clone(),
-            permit,
+            conn: conn.clone(),
             shutdown: stop_rx.clone(),
-            head_timeout,
+            deadline: accepted_at + handshake_timeout,
+            idle_timeout,
         };
-        tokio::spawn(handle(tcp, remote_addr, ctx));
+        tokio::spawn(handle(Slot::new(tcp, conn, permit), remote_addr, ctx));
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let drain = Duration::from_millis(SHUTDOWN_DRAIN_MS);
-    match tokio::time::timeout(drain, slots.acquire_many(all)).await {
-        Ok(_) => info!("listener stopped; all connections closed"),
-        Err(_) => info!(
-            still_open = limits.connections_max - slots.available_permits(),
+    if slots
+        .drained(Duration::from_millis(SHUTDOWN_DRAIN_MS))
+        .await
+    {
+        info!("listener stopped; all connections closed");
+    } else {
+        info!(
+            still_open = slots.open(),
             "listener stopped; connections still open after the drain time"
-        ),
+        );
     }
     Ok(())
 }
@@ -262,6 +353,7 @@ where
 struct WithConnection {
     app: Router,
     info: ConnectionInfo,
+    conn: Arc<Conn>,
 }
 
 impl<B> tower_service::Service<Request<B>> for WithConnection
@@ -283,58 +375,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        self.conn.requested();
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(self.info.remote_addr));
+        extensions.insert(ConnectionAuth(self.conn.clone()));
         if let Some(peer) = &self.info.peer {
             extensions.insert(peer.clone());
         }
         extensions.insert(self.info.clone());
         tower_service::Service::call(&mut self.app, request)
-    }
-}
-
-/// A stream that holds a connection slot until it is dropped (also after a WebSocket upgrade).
-struct Counted<IO> {
-    io: IO,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
     }
 }

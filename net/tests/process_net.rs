@@ -465,6 +465,8 @@ async fn process_connection_limit_counts_upgraded_websockets() {
         let limits = ServeLimits {
             handshake_timeout_ms: 2_000,
             connections_max: 1,
+            unauthenticated_connections_max: 1,
+            ..ServeLimits::default()
         };
         let (server, _) = mtls_server(&pki, limits).await;
         let url = format!("wss://localhost:{}/ws", server.port());
@@ -513,6 +515,8 @@ async fn process_stalled_handshake_times_out_and_shutdown_stops_listening() {
         let limits = ServeLimits {
             handshake_timeout_ms: 300,
             connections_max: 4,
+            unauthenticated_connections_max: 4,
+            ..ServeLimits::default()
         };
         let (server, _) = mtls_server(&pki, limits).await;
         let addr = server.addr;
@@ -604,12 +608,25 @@ async fn process_invalid_limits_are_refused() {
     bounded(async {
         for limits in [
             ServeLimits {
-                handshake_timeout_ms: 1_000,
                 connections_max: 0,
+                ..ServeLimits::default()
             },
             ServeLimits {
                 handshake_timeout_ms: 0,
+                ..ServeLimits::default()
+            },
+            ServeLimits {
+                idle_timeout_ms: 0,
+                ..ServeLimits::default()
+            },
+            ServeLimits {
+                unauthenticated_connections_max: 0,
+                ..ServeLimits::default()
+            },
+            ServeLimits {
                 connections_max: 8,
+                unauthenticated_connections_max: 9,
+                ..ServeLimits::default()
             },
         ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,6 +6,7 @@
 
 pub mod history;
 pub mod process;
+pub mod raw;
 pub mod tmpfs;
 
 use anyhow::{Result, anyhow, bail};
@@ -283,6 +284,35 @@ impl Cluster {
             }
         }
         bail!("more events than a test reads")
+    }
+
+    /// The controller's address.
+    pub fn controller_addr(&self) -> Result<std::net::SocketAddr> {
+        let url = self.local.controller_url.trim_start_matches("https://");
+        Ok(url.trim_end_matches('/').parse()?)
+    }
+
+    /// A TLS client configuration that trusts the cluster's CA.
+    pub fn client_tls(&self) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+        let ca = ordo_net::tls::CaBundle::from_pem_file(&self.local.ca)?;
+        Ok(ordo_net::tls::client_config(&ca, None)?)
+    }
+
+    /// Appends `lines` to the controller configuration's `[limits]` (its last table); before
+    /// the controller starts.
+    pub fn controller_limits(&self, lines: &str) -> Result<()> {
+        let mut config = std::fs::read_to_string(&self.local.controller_config)?;
+        let last = config
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('['));
+        if last.map(str::trim) != Some("[limits]") {
+            bail!("the controller configuration does not end with [limits]");
+        }
+        config.push_str(lines);
+        config.push('\n');
+        std::fs::write(&self.local.controller_config, config)?;
+        Ok(())
     }
 
     /// The viewer-role client, for authorisation tests.

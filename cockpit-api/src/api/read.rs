@@ -663,11 +663,15 @@ pub struct SnapshotBoard {
 /// `GET /api/v1/snapshot`.
 #[utoipa::path(get, path = "/api/v1/snapshot", tag = "events", security(("bearer" = [])),
     responses((status = 200, description = "Summaries at eventId; continue with /events?after=eventId", body = Snapshot),
-        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+        (status = 401, description = "No or unknown token", body = super::ErrorBody),
+        (status = 503, description = "limits.state_reads_max whole-state answers are being written; retry after Retry-After seconds", body = super::ErrorBody)))]
 pub async fn snapshot(AxState(app): AxState<App>) -> Response {
+    let Some(permit) = super::admit_state_read(&app) else {
+        return super::state_reads_busy(&app);
+    };
     let v = app.shared.read();
     let w = &v.state.world;
-    json_response(&Snapshot {
+    let snapshot = Snapshot {
         event_id: v.last_event_id(),
         orders: w.orders.values().map(order_json).collect(),
         workflows: w
@@ -702,14 +706,16 @@ pub async fn snapshot(AxState(app): AxState<App>) -> Response {
                     .collect(),
             })
             .collect(),
-    })
+    };
+    drop(v);
+    super::streamed_json(permit, snapshot)
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StateAnswer<'a> {
+struct StateAnswer {
     event_id: u64,
-    state: &'a State,
+    state: State,
 }
 
 /// The lossless state at an event id.
@@ -725,13 +731,21 @@ pub struct StateDoc {
 /// `GET /api/v1/state`.
 #[utoipa::path(get, path = "/api/v1/state", tag = "events", security(("bearer" = [])),
     responses((status = 200, description = "The lossless state the view holds", body = StateDoc),
-        (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
+        (status = 401, description = "No or unknown token", body = super::ErrorBody),
+        (status = 503, description = "limits.state_reads_max whole-state answers are being written; retry after Retry-After seconds", body = super::ErrorBody)))]
 pub async fn state(AxState(app): AxState<App>) -> Response {
-    let v = app.shared.read();
-    json_response(&StateAnswer {
-        event_id: v.last_event_id(),
-        state: &v.state,
-    })
+    let Some(permit) = super::admit_state_read(&app) else {
+        return super::state_reads_busy(&app);
+    };
+    // A copy, so that the view is not held while the answer is written.
+    let answer = {
+        let v = app.shared.read();
+        StateAnswer {
+            event_id: v.last_event_id(),
+            state: v.state.clone(),
+        }
+    };
+    super::streamed_json(permit, answer)
 }
 
 /// `GET /metrics`, without a token: Prometheus text.

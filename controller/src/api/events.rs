@@ -1,6 +1,6 @@
 //! The event stream: a snapshot at an event id, then every event after it, in order.
 
-use super::convert::{event_json, order_json};
+use super::convert::event_json;
 use super::{Api, ApiError};
 use crate::record::Record;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -16,44 +16,6 @@ use std::time::Duration;
 /// bytes).
 const EVENTS_PER_ANSWER_MAX: usize = 10_000;
 
-/// `GET /snapshot`: the state at the event id it names (orders, workflows, agents, locks,
-/// boards); continue with `GET /events?after=<eventId>`.
-pub async fn snapshot(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
-    let (id, body) = read_durable(&api, |s| {
-            let w = &s.world;
-            json!({
-                    "orders": w.orders.values().map(order_json).collect::<Vec<_>>(),
-                    "workflows": w.workflows.iter().map(|(name, versions)| json!({
-                        "name": name,
-                        "versions": versions.keys().map(|v| v.0).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                    "agents": w.agents.values().map(|a| json!({"id": a.id, "url": a.url})).collect::<Vec<_>>(),
-                    "locks": w.locks.iter().map(|(name, l)| json!({
-                        "name": name, "limit": l.limit,
-                        "holders": l.holders.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
-                        "queue": l.queue.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                    "boards": w.boards.iter().map(|(name, b)| json!({
-                        "name": name,
-                        "notices": b.notices.iter().map(|(k, until)| json!({"key": k, "until": until.0})).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                })
-        })
-        .await?;
-    let mut body = body;
-    body["eventId"] = json!(id);
-    Ok(axum::Json(body))
-}
-
-/// `GET /state`: the whole state as lossless JSON at `eventId`, for readers that fold the
-/// event stream themselves (the cockpit).
-pub async fn state(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
-    let (id, state) = read_durable(&api, |s| serde_json::to_value(s)).await?;
-    let state =
-        state.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(axum::Json(json!({ "eventId": id, "state": state })))
-}
-
 /// Reads of the state at a durable point tried at most.
 const DURABLE_READ_ATTEMPTS: usize = 3;
 /// Time a read waits for the journal to make what it saw durable.
@@ -63,7 +25,7 @@ const DURABLE_READ_WAIT_MS: u64 = 10_000;
 /// durable: a read between batches may see events not yet on disk, and a reader must be able
 /// to resume from its id. When the core rolled back meanwhile (a batch could not be written,
 /// so those events never will be), it reads again.
-async fn read_durable<T: Send + 'static>(
+pub(super) async fn read_durable<T: Send + 'static>(
     api: &Api,
     f: impl Fn(&crate::state::State) -> T + Clone + Send + 'static,
 ) -> Result<(u64, T), ApiError> {

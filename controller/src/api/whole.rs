@@ -1,0 +1,109 @@
+//! Whole-state reads: `GET /state` (the lossless state) and `GET /snapshot` (summaries).
+//!
+//! Each answer is consistent at one event id: the core copies what the answer needs between
+//! two batches (a clone, much cheaper than serialising, so the core pauses briefly), and the
+//! JSON is written from that copy on a blocking thread into a streamed body
+//! ([`ordo_net::body`]). An answer therefore costs one copy of the state while it is written,
+//! never its whole JSON text or a JSON tree, and a slow reader slows only its own writer. At
+//! most `limits.state_reads_max` whole-state answers are written at once; one more gets 503
+//! with `Retry-After: 1` at once rather than a place in a queue, so that readers never pile
+//! up copies of the state. The answer waits until its event id is durable, so a reader can
+//! always continue the event stream from it.
+
+use super::convert::order_json;
+use super::events::read_durable;
+use super::{Api, ApiError};
+use axum::extract::State as AxState;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::io::{self, Write};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A place among the whole-state answers being written, if one is free.
+fn admit(api: &Api) -> Option<OwnedSemaphorePermit> {
+    api.state_reads.clone().try_acquire_owned().ok()
+}
+
+/// The answer when every place is taken: 503, retry in a second.
+fn busy(api: &Api) -> Response {
+    let mut answer = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "{} whole-state answers (GET /state, /snapshot) are being written already (limits.state_reads_max); retry in a second",
+            api.state_reads_max
+        ),
+    )
+    .into_response();
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    answer
+}
+
+fn json_answer(body: axum::body::Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `GET /state`: `{eventId, state}`, the whole state as lossless JSON at `eventId`, for
+/// readers that fold the event stream themselves (the cockpit).
+pub async fn state(AxState(api): AxState<Api>) -> Response {
+    let Some(permit) = admit(&api) else {
+        return busy(&api);
+    };
+    let (id, state) = match read_durable(&api, |s| s.clone()).await {
+        Ok(read) => read,
+        Err(e) => return e.into_response(),
+    };
+    json_answer(ordo_net::body::streamed(permit, move |w| {
+        write!(w, "{{\"eventId\":{id},\"state\":")?;
+        serde_json::to_writer(&mut *w, &state).map_err(io::Error::from)?;
+        w.write_all(b"}")
+    }))
+}
+
+/// `GET /snapshot`: the state at the event id it names (orders, workflows, agents, locks,
+/// boards as summaries); continue with `GET /events?after=<eventId>`.
+pub async fn snapshot(AxState(api): AxState<Api>) -> Response {
+    let Some(permit) = admit(&api) else {
+        return busy(&api);
+    };
+    let (id, w) = match read_durable(&api, |s| s.world.clone()).await {
+        Ok(read) => read,
+        Err(e) => return e.into_response(),
+    };
+    json_answer(ordo_net::body::streamed(permit, move |out| {
+        let rest = json!({
+            "workflows": w.workflows.iter().map(|(name, versions)| json!({
+                "name": name,
+                "versions": versions.keys().map(|v| v.0).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "agents": w.agents.values().map(|a| json!({"id": a.id, "url": a.url})).collect::<Vec<_>>(),
+            "locks": w.locks.iter().map(|(name, l)| json!({
+                "name": name, "limit": l.limit,
+                "holders": l.holders.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
+                "queue": l.queue.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "boards": w.boards.iter().map(|(name, b)| json!({
+                "name": name,
+                "notices": b.notices.iter().map(|(k, until)| json!({"key": k, "until": until.0})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        // The orders are the bulk: one at a time.
+        let mut head = format!("{{\"eventId\":{id},");
+        for (key, value) in rest.as_object().into_iter().flatten() {
+            head.push_str(&format!("{}:{value},", json!(key)));
+        }
+        head.push_str("\"orders\":[");
+        out.write_all(head.as_bytes())?;
+        let mut first = true;
+        for order in w.orders.values() {
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut *out, &order_json(order)).map_err(io::Error::from)?;
+        }
+        out.write_all(b"]}")
+    }))
+}
