@@ -149,6 +149,33 @@ impl Api {
         parse_json(&body, path)
     }
 
+    /// `GET path` answered with any status: the status and the JSON body (an error answer's
+    /// `{"error"}` included). Only a network failure or a body that is not JSON fails.
+    pub async fn get_any(&self, path: &str) -> Result<(StatusCode, Json), Failure> {
+        let url = self.url(path);
+        let response = self
+            .http
+            .request(Method::GET, &url, None)
+            .await
+            .map_err(|e| transport_failure(&self.base, e))?;
+        if response.status == StatusCode::UNAUTHORIZED {
+            return Err(status_failure(response.status, &response.body));
+        }
+        let json = parse_json(&response.body, path)
+            .map_err(|_| status_failure(response.status, &response.body))?;
+        Ok((response.status, json))
+    }
+
+    /// `GET /health`, also when it answers 503 (a cockpit whose view is stuck says why).
+    pub async fn health(&self) -> Result<Json, Failure> {
+        let (status, health) = self.get_any("/health").await?;
+        if status.is_success() || health.get("status").is_some() {
+            Ok(health)
+        } else {
+            Err(status_failure(status, health.to_string().as_bytes()))
+        }
+    }
+
     pub async fn get_text(&self, path: &str) -> Result<String, Failure> {
         let body = self.call(Method::GET, path, None).await?;
         Ok(String::from_utf8_lossy(&body).into_owned())

@@ -23,7 +23,7 @@ pub struct StatusArgs {
 pub async fn run(command: &Command, global: &Global) -> anyhow::Result<ExitCode> {
     let Command::Status(args) = command;
     let api = Api::new(&global.settings()?)?;
-    let health = api.get("/health").await?;
+    let health = api.health().await?;
     let ok = health.get("status").and_then(Json::as_str) == Some("ok");
     if args.json {
         print_json(&health);

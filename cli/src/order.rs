@@ -5,9 +5,12 @@
 //! JSON string in double quotes is that string, anything else is the text as given.
 //! `--at` takes an RFC 3339 instant (`2026-11-23T22:00:00Z`) or a delay from now (`+10m`).
 //! `order add --wait` follows the order until it is finished, cancelled, failed or prompting
-//! and exits 0 only when it finished.
+//! and exits 0 only when it finished. It reads the order from the API's view; while the view
+//! has not caught up with the add it waits (and fails with the cockpit's reason when the
+//! cockpit says its view is stuck), and an order that ended and was removed before it was seen
+//! is looked up in the event stream, so a finished order is never reported as missing.
 
-use crate::client::{Api, encode};
+use crate::client::{Api, encode, status_failure};
 use crate::exit::Failure;
 use crate::output::{cell, holder, print_json, table, time_ms};
 use crate::profile::Global;
@@ -260,7 +263,17 @@ async fn add(api: &Api, a: &AddArgs) -> anyhow::Result<ExitCode> {
             eprintln!("added order {id}; waiting for it");
         }
     }
-    let order = wait(api, &id, a.timeout.map(|d| Duration::from_millis(d.0))).await?;
+    let added_at = answer
+        .get("lastEventId")
+        .and_then(Json::as_u64)
+        .unwrap_or(0);
+    let order = wait(
+        api,
+        &id,
+        added_at,
+        a.timeout.map(|d| Duration::from_millis(d.0)),
+    )
+    .await?;
     let state = order.get("state").and_then(Json::as_str).unwrap_or("?");
     if a.json {
         print_json(&order);
@@ -283,23 +296,63 @@ pub fn is_settled(state: &str) -> bool {
     matches!(state, "finished" | "cancelled" | "failed" | "prompting")
 }
 
-/// Polls the order until it is settled, showing its state on a spinner.
-async fn wait(api: &Api, id: &str, timeout: Option<Duration>) -> Result<Json, Failure> {
+/// Pages of the event stream read at most when looking for the end of a removed order.
+const END_SEARCH_PAGES_MAX: usize = 1000;
+
+/// Polls the order until it is settled, showing its state on a spinner. `added_at` is the
+/// event id the add answered with: an API view behind it has not seen the order yet.
+async fn wait(
+    api: &Api,
+    id: &str,
+    added_at: u64,
+    timeout: Option<Duration>,
+) -> Result<Json, Failure> {
     let started = Instant::now();
     let bar = crate::output::spinner(format!("order {id}"));
     let path = format!("/orders/{}", encode(id));
     let mut pause = Duration::from_millis(50);
     loop {
-        let order = api.get(&path).await?;
-        let state = order.get("state").and_then(Json::as_str).unwrap_or("?");
-        bar.set_message(format!(
-            "order {id}: {state} at {}",
-            cell(order.get("position"))
-        ));
-        if is_settled(state) {
+        let (status, order) = api.get_any(&path).await?;
+        let state = if status.is_success() {
+            let state = order.get("state").and_then(Json::as_str).unwrap_or("?");
+            bar.set_message(format!(
+                "order {id}: {state} at {}",
+                cell(order.get("position"))
+            ));
+            if is_settled(state) {
+                bar.finish_and_clear();
+                return Ok(order);
+            }
+            state.to_owned()
+        } else if status == tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND {
+            let health = api.health().await?;
+            let view_at = health
+                .get("lastEventId")
+                .and_then(Json::as_u64)
+                .unwrap_or(0);
+            if let Some(reason) = health.get("reason").and_then(Json::as_str) {
+                bar.finish_and_clear();
+                return Err(Failure::failed(format!(
+                    "order {id}: the API's view is stuck at event {view_at} (the order was added at event {added_at}): {reason}"
+                )));
+            }
+            if view_at >= added_at {
+                bar.finish_and_clear();
+                return match find_end(api, id, added_at.saturating_sub(1), view_at).await? {
+                    Some(end) => Ok(end),
+                    None => Err(Failure::failed(format!(
+                        "order {id} was removed before its end could be seen (its events: ordo watch --after 0 --key {id})"
+                    ))),
+                };
+            }
+            bar.set_message(format!(
+                "order {id}: waiting for the API's view (at event {view_at}; the order was added at event {added_at})"
+            ));
+            "not in the API's view yet".to_owned()
+        } else {
             bar.finish_and_clear();
-            return Ok(order);
-        }
+            return Err(status_failure(status, order.to_string().as_bytes()));
+        };
         if let Some(t) = timeout
             && started.elapsed() >= t
         {
@@ -312,6 +365,64 @@ async fn wait(api: &Api, id: &str, timeout: Option<Duration>) -> Result<Json, Fa
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(500));
     }
+}
+
+/// The state an order settles in with an event of this type.
+fn settled_by(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        "Finished" => Some("finished"),
+        "Cancelled" => Some("cancelled"),
+        "Failed" => Some("failed"),
+        "Prompted" => Some("prompting"),
+        _ => None,
+    }
+}
+
+/// The first event after `after` (up to `until`) that settled order `id`, as an order
+/// summary `{id, state, stateDetail, eventId, removed: true}`; `None` when the stream has none.
+async fn find_end(api: &Api, id: &str, after: u64, until: u64) -> Result<Option<Json>, Failure> {
+    let mut cursor = after;
+    for _ in 0..END_SEARCH_PAGES_MAX {
+        if cursor >= until {
+            break;
+        }
+        let page = match api
+            .get_text(&format!("/events?after={cursor}&timeout=1"))
+            .await
+        {
+            Ok(p) => p,
+            // The events are no longer kept.
+            Err(_) => return Ok(None),
+        };
+        let mut any = false;
+        for line in page.lines().filter(|l| !l.trim().is_empty()) {
+            let e: Json = serde_json::from_str(line)
+                .map_err(|e| Failure::failed(format!("an event is not JSON: {e}")))?;
+            let Some(event_id) = e.get("eventId").and_then(Json::as_u64) else {
+                continue;
+            };
+            any = true;
+            cursor = cursor.max(event_id);
+            if e.get("key").and_then(Json::as_str) != Some(id) {
+                continue;
+            }
+            if let Some(state) = e.get("type").and_then(Json::as_str).and_then(settled_by) {
+                let text = e.get("text").and_then(Json::as_str).unwrap_or(state);
+                return Ok(Some(json!({
+                    "id": id,
+                    "state": state,
+                    "stateDetail": format!("{text} (removed since)"),
+                    "position": null,
+                    "eventId": event_id,
+                    "removed": true,
+                })));
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 async fn show(api: &Api, a: &ShowArgs) -> anyhow::Result<ExitCode> {

@@ -121,13 +121,20 @@ fn client(local: &Local) -> Result<HttpsClient> {
 }
 
 /// Waits until `url` answers `{"status": "ok"}` (the cockpit says `loading` until it has the
-/// controller's state).
+/// controller's state); a cockpit that says it is `stuck` (503) fails at once with its reason.
 async fn wait_healthy(api: &HttpsClient, url: &str) -> Result<()> {
     for _ in 0..300 {
-        if let Ok(health) = api.get_json::<Json>(url).await
-            && health["status"] == "ok"
+        if let Ok(r) = api
+            .request(tokio_tungstenite::tungstenite::http::Method::GET, url, None)
+            .await
+            && let Ok(health) = serde_json::from_slice::<Json>(&r.body)
         {
-            return Ok(());
+            if health["status"] == "ok" {
+                return Ok(());
+            }
+            if let Some(reason) = health["reason"].as_str() {
+                bail!("{url} says the cockpit is stuck: {reason}");
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

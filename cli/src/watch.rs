@@ -94,7 +94,7 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
     let after = match args.after {
         Some(a) => a,
         None => {
-            let health = api.get("/health").await?;
+            let health = api.health().await?;
             health
                 .get("lastEventId")
                 .and_then(Json::as_u64)

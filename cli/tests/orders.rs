@@ -342,3 +342,42 @@ fn process_logs_print_and_follow_until_the_order_ends() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn process_add_wait_sees_the_end_of_an_order_removed_right_after_it() {
+    // Ended orders are removed at once (the controller looks every 100 ms).
+    let c = Controller::start_extra("[retention]\nterminated_orders_ms = 0");
+    c.deploy("ask.yaml", ASK_YAML);
+    // `nap` sleeps 1 s and finishes; by the time the CLI looks again it is gone.
+    let out = c
+        .ordo()
+        .args(["order", "add", "nap", "--id", "gone1", "--wait", "--json"])
+        .assert()
+        .success();
+    let order: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(order["state"], "finished", "{order}");
+    assert_eq!(order["id"], "gone1", "{order}");
+}
+
+#[test]
+fn process_add_wait_through_a_stuck_cockpit_says_why() {
+    let c = Controller::start();
+    c.deploy("ask.yaml", ASK_YAML);
+    let cockpit = c.cockpit("frame_bytes_max = 65536");
+    // An order whose event is larger than the cockpit takes, added at the controller.
+    let big = format!("who={}", "x".repeat(100_000));
+    c.ordo()
+        .args(["order", "add", "ask", "--id", "big", "--arg", &big])
+        .assert()
+        .success();
+    // Through the cockpit, the next order cannot be seen: the CLI says why.
+    let out = cockpit
+        .ordo()
+        .args(["order", "add", "ask", "--id", "after", "--wait"])
+        .assert()
+        .code(1);
+    let err = stderr(out.get_output());
+    assert!(err.contains("stuck"), "{err}");
+    assert!(err.contains("frame_bytes_max"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+}

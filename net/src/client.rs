@@ -239,9 +239,13 @@ impl HttpsClient {
     }
 
     /// Sends `Authorization: Bearer <token>` with every request.
-    pub fn with_bearer(mut self, token: &str) -> Result<Self, ClientError> {
-        let mut value =
-            HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| ClientError::BadToken)?;
+    pub fn with_bearer(self, token: &str) -> Result<Self, ClientError> {
+        self.with_authorization(&format!("Bearer {token}"))
+    }
+
+    /// Sends `Authorization: <value>` with every request, as given.
+    pub fn with_authorization(mut self, value: &str) -> Result<Self, ClientError> {
+        let mut value = HeaderValue::try_from(value).map_err(|_| ClientError::BadToken)?;
         value.set_sensitive(true);
         self.bearer = Some(value);
         Ok(self)

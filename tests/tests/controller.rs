@@ -383,6 +383,179 @@ order_id_bytes_max = 20
     Ok(())
 }
 
+fn bytes_of(s: &str) -> axum::body::Bytes {
+    axum::body::Bytes::from(s.to_owned())
+}
+
+/// One request with a raw `Authorization` value and body; the status and the JSON answer.
+async fn raw(
+    c: &Cluster,
+    method: &str,
+    path: &str,
+    authorization: &str,
+    body: Option<&str>,
+) -> Result<(u16, Json)> {
+    let ca = ordo_net::tls::CaBundle::from_pem_file(&c.local.ca)?;
+    let client = ordo_net::client::HttpsClient::new(
+        ordo_net::tls::client_config(&ca, None)?,
+        ordo_net::client::HttpsClientOptions {
+            body_bytes_max: 65 << 20,
+            ..Default::default()
+        },
+    )
+    .with_authorization(authorization)?;
+    let body = body.map(|b| (bytes_of(b), "application/json"));
+    let r = client.request(method.parse()?, &c.url(path), body).await?;
+    if r.body.is_empty() {
+        return Ok((r.status.as_u16(), Json::Null));
+    }
+    let json = serde_json::from_slice(&r.body).unwrap_or_else(|_| {
+        json!({"notJson": String::from_utf8_lossy(&r.body).chars().take(300).collect::<String>()})
+    });
+    Ok((r.status.as_u16(), json))
+}
+
+#[tokio::test]
+async fn process_the_api_answers_consistently() -> Result<()> {
+    let mut c = Cluster::new(&[])?;
+    // A small event and record limit, so that orders can pass them cheaply.
+    let mut config = std::fs::read_to_string(&c.local.controller_config)?;
+    config.push_str("event_bytes_max = 16777216\nframe_bytes_max = 65536\n");
+    std::fs::write(&c.local.controller_config, config)?;
+    c.start_controller().await?;
+    c.deploy(&[(
+        "w.yaml",
+        "workflow: p\nsteps:\n  - prompt: \"ok?\"\n".to_owned(),
+    )])
+    .await?;
+    let token = c.local.admin_token.clone();
+    let error = |j: &Json| j["error"].as_str().unwrap_or_default().to_owned();
+
+    // The scheme of Authorization is case-insensitive (RFC 7235).
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (s, j) = raw(&c, "GET", "/health", &format!("{scheme} {token}"), None).await?;
+        assert_eq!(s, 200, "{scheme}: {j}");
+        assert_eq!(j["eventBytesMax"], 16777216, "{j}");
+    }
+    let bearer = format!("Bearer {token}");
+
+    // An unknown state filter is refused with the allowed names.
+    let (s, j) = raw(&c, "GET", "/orders?state=bogus", &bearer, None).await?;
+    assert_eq!(s, 400, "{j}");
+    assert!(
+        error(&j).contains("bogus") && error(&j).contains("prompting"),
+        "{j}"
+    );
+
+    // Unknown fields are refused everywhere, saying which and where.
+    let cases = [
+        (
+            r#"{"orders": [{"id": "a", "workflow": "p"}], "extra": 1}"#,
+            r#"unknown field "extra" in the body; its fields are orders"#,
+        ),
+        (
+            r#"{"id": "a", "workflow": "p", "extra": 1}"#,
+            r#"unknown field "extra" in the body; its fields are id, workflow, args, scheduledFor"#,
+        ),
+        (
+            r#"{"orders": [{"id": "a", "workflow": "p"}, {"id": "b", "workflo": "p"}]}"#,
+            r#"unknown field "workflo" in orders[1]"#,
+        ),
+        (
+            r#"{"orders": [{"id": 5, "workflow": "p"}]}"#,
+            "orders[0].id must be a string, not a number",
+        ),
+        (r#"{"id": "a"}"#, r#"the body needs the field "workflow""#),
+    ];
+    for (body, expected) in cases {
+        let (s, j) = raw(&c, "POST", "/orders", &bearer, Some(body)).await?;
+        assert_eq!(s, 400, "{body}: {j}");
+        assert!(error(&j).contains(expected), "{body}: {j}");
+    }
+    let (s, j) = raw(
+        &c,
+        "POST",
+        "/orders/a/cancel",
+        &bearer,
+        Some(r#"{"kil": "term"}"#),
+    )
+    .await?;
+    assert_eq!(s, 400, "{j}");
+    assert!(error(&j).contains(r#"unknown field "kil""#), "{j}");
+
+    // Errors the framework makes are JSON too: a query that does not parse, a method a
+    // route lacks, a body over request_bytes_max.
+    let (s, j) = raw(&c, "GET", "/events?after=x", &bearer, None).await?;
+    assert_eq!(s, 400, "{j}");
+    assert!(error(&j).contains("after"), "{j}");
+    let (s, j) = raw(&c, "PUT", "/orders", &bearer, Some("{}")).await?;
+    assert_eq!(s, 405, "{j}");
+    assert!(error(&j).contains("PUT"), "{j}");
+
+    // An `after` beyond the newest event waits like one at the newest: an empty answer.
+    let (s, j) = raw(
+        &c,
+        "GET",
+        "/events?after=18446744073709551615&timeout=50",
+        &bearer,
+        None,
+    )
+    .await?;
+    assert_eq!((s, j.clone()), (200, Json::Null), "{j}");
+
+    // An order whose event would pass event_bytes_max as JSON: 413, nothing journaled.
+    let tiny = vec![json!(1e-300); 80_000];
+    let (s, j) = raw(
+        &c,
+        "POST",
+        "/orders",
+        &bearer,
+        Some(&json!({"id": "wide", "workflow": "p", "args": {"x": tiny}}).to_string()),
+    )
+    .await?;
+    assert_eq!(s, 413, "{j}");
+    assert!(error(&j).contains("event_bytes_max"), "{j}");
+    // One that would pass the journal's record limit (2 × frame_bytes_max + 1 MiB): 413, and
+    // the controller goes on.
+    let many = vec![json!(1); 200_000];
+    let (s, j) = raw(
+        &c,
+        "POST",
+        "/orders",
+        &bearer,
+        Some(
+            &json!({"orders": [{"id": "long", "workflow": "p", "args": {"x": many}}]}).to_string(),
+        ),
+    )
+    .await?;
+    assert_eq!(s, 413, "{j}");
+    assert!(error(&j).contains("journal record"), "{j}");
+    let (s, j) = raw(&c, "GET", "/orders", &bearer, None).await?;
+    assert_eq!(
+        (s, j["orders"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{j}"
+    );
+    c.add_orders(&[json!({"id": "fine", "workflow": "p"})])
+        .await?;
+    c.wait_states(
+        &["fine".to_owned()],
+        &["prompting"],
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    // A body over request_bytes_max: 413 as JSON (last: the server closes that connection).
+    let big = format!(
+        r#"{{"id": "x", "workflow": "p", "args": {{"s": "{}"}}}}"#,
+        "x".repeat(17 << 20)
+    );
+    let (s, j) = raw(&c, "POST", "/orders", &bearer, Some(&big)).await?;
+    assert_eq!(s, 413, "{j}");
+    assert!(error(&j).contains("request_bytes_max"), "{j}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn process_released_event_positions_get_a_reload_the_snapshot_answer() -> Result<()> {
     let mut c = Cluster::new(&[])?;

@@ -100,6 +100,82 @@ impl Controller {
         Controller::start_with(dir, &certs, "controller", &tokens)
     }
 
+    /// Like [`Controller::start`], with `extra` configuration tables (`[retention]`, ...).
+    pub fn start_extra(extra: &str) -> Controller {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::new("main").unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir_all(&certs).unwrap();
+        write(&certs, "ca.pem", pki.ca_pem());
+        let server = pki
+            .issue("controller", &IssueSpec::local(["ordo:controller:main"]))
+            .unwrap();
+        write(&certs, "controller.pem", &server.cert_pem);
+        write(&certs, "controller.key", &server.key_pem);
+        let tokens = [
+            ("admin", ADMIN_TOKEN, "admin"),
+            ("viewer", VIEWER_TOKEN, "viewer"),
+        ]
+        .map(|(name, token, role)| token_entry(name, token, role))
+        .join("\n");
+        Controller::start_with(dir, &certs, "controller", &format!("{tokens}\n{extra}\n"))
+    }
+
+    /// A cockpit following this controller (plain HTTP on 127.0.0.1), with `limits` lines in
+    /// its `[limits]` table; `ordo --api <its url>` talks to it. Stops when dropped.
+    pub fn cockpit(&self, limits: &str) -> Cockpit {
+        let port = free_port();
+        let text = format!(
+            r#"
+controllers = ["{url}"]
+controller_ca = "{ca}"
+controller_token = "{ADMIN_TOKEN}"
+listen = "127.0.0.1:{port}"
+[[users]]
+name = "admin"
+sha256 = "{admin}"
+role = "admin"
+[follow]
+reconnect_min_ms = 50
+reconnect_max_ms = 500
+[limits]
+{limits}
+"#,
+            url = self.url,
+            ca = self.ca.display(),
+            admin = ordo_controller::api::token_hash(ADMIN_TOKEN),
+        );
+        let config = ordo_cockpit_api::config::Config::parse(&text, self.dir.path()).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = runtime.block_on(ordo_cockpit_api::run(config, shutdown)) {
+                eprintln!("cockpit stopped: {e}");
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline && !thread.is_finished(),
+                "the cockpit did not start listening on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Cockpit {
+            url: format!("http://127.0.0.1:{port}"),
+            dir: self.dir.path().to_owned(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
     /// A controller with the CA and `<name>.pem/.key` under `certs` and the given
     /// `[[tokens]]` entries.
     pub fn start_with(dir: tempfile::TempDir, certs: &Path, name: &str, tokens: &str) -> Self {
@@ -228,6 +304,37 @@ reconnect_max_ms = 1000
 }
 
 impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A cockpit running in this process until dropped.
+pub struct Cockpit {
+    pub url: String,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Cockpit {
+    /// `ordo --api <cockpit> --token <admin>`.
+    pub fn ordo(&self) -> Command {
+        let mut cmd = bare(&self.dir);
+        cmd.arg("--api")
+            .arg(&self.url)
+            .arg("--token")
+            .arg(ADMIN_TOKEN);
+        cmd
+    }
+}
+
+impl Drop for Cockpit {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -300,7 +300,18 @@ impl Cockpit {
         extra: &str,
         tls_ca: Option<PathBuf>,
     ) -> Cockpit {
-        let text = cockpit_config(controllers, ca, extra);
+        Cockpit::start_text(cockpit_config(controllers, ca, extra), tls_ca).await
+    }
+
+    /// Starts a cockpit with this configuration text and waits until it follows.
+    pub async fn start_text(text: String, tls_ca: Option<PathBuf>) -> Cockpit {
+        let c = Cockpit::spawn(text, tls_ca).await;
+        c.wait_following().await;
+        c
+    }
+
+    /// Starts a cockpit with this configuration text, without waiting for anything.
+    pub async fn spawn(text: String, tls_ca: Option<PathBuf>) -> Cockpit {
         let config = ordo_cockpit_api::config::Config::parse(&text, Path::new("/"))
             .expect("cockpit config parses");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -323,7 +334,6 @@ impl Cockpit {
             task: Some(task),
             tls_ca,
         };
-        c.wait_following().await;
         c
     }
 
