@@ -24,7 +24,7 @@ use crate::{
     Shared,
     completion::Completer,
     error::{JournalError, Result, is_no_space},
-    format::{SEGMENT_HEADER_BYTES, encode_record},
+    format::{RECORD_FRAME_BYTES, SEGMENT_HEADER_BYTES, encode_record, u32_at},
     lock,
     segment::{Cursor, INDEX_STRIDE_BYTES, Next, SegInfo, create_segment_file, segment_file_name},
     snapshot::sync_dir,
@@ -369,10 +369,8 @@ impl Writer {
         if needs_new {
             self.replace_active(first)?;
         }
-        let start = self.buf.len();
-        let mut offsets = Vec::with_capacity(records.len());
+        let mut start = self.buf.len();
         for &(id, data) in records {
-            offsets.push(self.buf.len() - start);
             encode_record(&mut self.buf, id, data);
         }
         let (written, has_records) = match &self.active {
@@ -388,12 +386,16 @@ impl Writer {
             self.active = Some(self.create_segment(first, self.last_id)?);
             self.buf = tail;
             base = SEGMENT_HEADER_BYTES;
+            start = 0;
         }
         let Some(active) = self.active.as_mut() else {
             unreachable!("an active segment exists here")
         };
-        for (&(id, _), offset) in records.iter().zip(offsets) {
-            let offset = base + offset as u64;
+        // The records' places, from the frames just encoded at `buf[start..]`.
+        let mut at = start;
+        for &(id, _) in records {
+            let offset = base + (at - start) as u64;
+            at += RECORD_FRAME_BYTES + u32_at(&self.buf, at) as usize;
             if offset >= active.next_index_at {
                 active.new_index.push((id, offset));
                 active.next_index_at = offset + INDEX_STRIDE_BYTES;

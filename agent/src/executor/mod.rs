@@ -470,7 +470,10 @@ impl Executor {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let appending = self.journal.append_batch(batch);
+        // Chained to the batch before (ids are consecutive): behind one that failed, nothing
+        // is written.
+        let after = batch.first().and_then(|(id, _)| *id).map_or(0, |id| id - 1);
+        let appending = self.journal.append_batch_after(after, batch);
         let failures = self.failures_tx.clone();
         tokio::spawn(async move {
             if let Err(e) = appending.await {
