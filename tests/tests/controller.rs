@@ -420,7 +420,11 @@ async fn process_the_api_answers_consistently() -> Result<()> {
     let mut c = Cluster::new(&[])?;
     // A small event and record limit, so that orders can pass them cheaply.
     let mut config = std::fs::read_to_string(&c.local.controller_config)?;
-    config.push_str("event_bytes_max = 16777216\nframe_bytes_max = 65536\n");
+    // Order arguments as large as the event and record limits, so that those are what refuses.
+    config.push_str(
+        "event_bytes_max = 16777216\nframe_bytes_max = 65536\n\
+         order_args_bytes_max = 33554432\narg_value_bytes_max = 33554432\n",
+    );
     std::fs::write(&c.local.controller_config, config)?;
     c.start_controller().await?;
     c.deploy(&[(
