@@ -1,6 +1,6 @@
 //! Limits between the controller and the cockpit: an event larger than the cockpit takes
-//! makes its health say so; conventions every route keeps (the token scheme in any case,
-//! JSON errors).
+//! makes its health say so; released event positions get 410; conventions every route keeps
+//! (the token scheme in any case, JSON errors).
 
 mod common;
 
@@ -119,4 +119,64 @@ async fn process_any_token_scheme_case_and_json_errors_everywhere() {
         .expect("controller");
     assert_eq!(direct.status, 400, "{}", text(&direct));
     assert_eq!(text(&r), text(&direct));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_released_positions_get_410_and_others_do_not() {
+    // Small segments, frequent snapshots and a short event retention release old events.
+    let controller = Controller::start_with_limits(
+        "segment_bytes_max = 2048\nsnapshot_events = 20\n[retention]\nevents_ms = 300",
+    )
+    .await;
+    let cockpit = Cockpit::start(&controller).await;
+    deploy(&cockpit).await;
+    let first = cockpit.last_event_id().await;
+    let status = |r: &ordo_net::client::HttpResponse| r.status.as_u16();
+    let mut answer = None;
+    for round in 0..200 {
+        let orders: Vec<Value> = (0..10)
+            .map(|i| json!({"id": format!("r{round}-{i}"), "workflow": "ask"}))
+            .collect();
+        cockpit
+            .post(OPERATOR, "/api/v1/orders", json!({ "orders": orders }))
+            .await;
+        let r = cockpit
+            .call(
+                Some(VIEWER),
+                "GET",
+                &format!("/api/v1/events?after={first}&timeout=10"),
+                None,
+            )
+            .await;
+        if status(&r) == 410 {
+            answer = Some(text(&r));
+            break;
+        }
+    }
+    let answer = answer.expect("an old position is answered with 410 once released");
+    assert!(answer.contains("reload the snapshot"), "{answer}");
+    match ws(
+        &cockpit,
+        &format!("/api/v1/events/ws?after={first}"),
+        Some(VIEWER),
+    )
+    .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 410),
+        other => panic!("expected 410, got {:?}", other.map(|_| ())),
+    }
+    // The oldest kept position, and 0 (from the oldest kept), are served.
+    let snapshot = cockpit.get("/api/v1/snapshot").await;
+    let at = snapshot["eventId"].as_u64().expect("eventId");
+    for after in [0, at] {
+        let r = cockpit
+            .call(
+                Some(VIEWER),
+                "GET",
+                &format!("/api/v1/events?after={after}&timeout=10"),
+                None,
+            )
+            .await;
+        assert_eq!(status(&r), 200, "after={after}: {}", text(&r));
+    }
 }

@@ -26,7 +26,7 @@
 //! | `POST /orders/{id}/suspend` | operator | `{kill?}` → same |
 //! | `POST /orders/{id}/resume` | operator | `{position?: "2/try/0", vars?: {}}` → same |
 //! | `POST /orders/{id}/answer` | operator | `{vars?: {}}` → same |
-//! | `POST /orders/{id}/go` | operator | → same |
+//! | `POST /orders/{id}/go` | operator | `{}` (or no body) → same |
 //! | `DELETE /orders/{id}` | operator | → same (terminated orders only) |
 //! | `POST /notices/{board}` | operator | `{key}` → same |
 //! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}` |

@@ -224,13 +224,13 @@ async fn process_bad_requests_get_clear_errors() -> Result<()> {
         body.contains("bad.yaml:") && body.contains("nope"),
         "{body}"
     );
-    // Unknown workflow: 400; unknown order: 404.
+    // Unknown workflow and unknown order: 404.
     let (s, _) = status(
         c.api
             .post_json(&c.url("/orders"), &json!({"id": "x", "workflow": "none"}))
             .await,
     );
-    assert_eq!(s, 400);
+    assert_eq!(s, 404);
     let (s, _) = status(
         c.api
             .post_json(&c.url("/orders/none/cancel"), &json!({}))

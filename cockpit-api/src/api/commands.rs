@@ -246,11 +246,12 @@ pub struct AddReply {
 /// `POST /api/v1/orders` (operator).
 #[utoipa::path(post, path = "/api/v1/orders", tag = "commands", security(("bearer" = [])),
     request_body = AddBody,
-    responses((status = 200, description = "Added (or found: idempotent per id)", body = AddReply),
-        (status = 400, description = "A bad body, a bad or protected variable name (LD_*, PATH, ...), or a scheduledFor outside 1970..9999", body = super::ErrorBody),
+    responses((status = 200, description = "Added (or found: idempotent per id); with several orders, each one's refusal is in its result", body = AddReply),
+        (status = 400, description = "A bad body, or one order's bad variables: a bad or protected variable name (LD_*, PATH, ...), or a scheduledFor outside 1970..9999", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 403, description = "A viewer", body = super::ErrorBody),
-        (status = 413, description = "Body too large, too many orders, or an id, argument or name over a limit (the error names it and its value)", body = super::ErrorBody),
+        (status = 404, description = "One order whose workflow is not deployed", body = super::ErrorBody),
+        (status = 413, description = "Body too large, too many orders, an id, argument or name over a limit (the error names it and its value), or an order's event larger than the event stream carries", body = super::ErrorBody),
         (status = 502, description = "The controller cannot be reached", body = super::ErrorBody)))]
 pub async fn add_orders(
     AxState(app): AxState<App>,
@@ -343,12 +344,11 @@ order_verb!(
     "resume a suspended or failed order"
 );
 order_verb!(answer, "answer", AnswerBody, "answer the order's prompt");
-order_verb!(
-    go,
-    "go",
-    KillBody,
-    "end the order's current wait now (body ignored)"
-);
+/// `{}`: `go` takes no fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GoBody {}
+
+order_verb!(go, "go", GoBody, "end the order's current wait now");
 
 /// `DELETE /api/v1/orders/{id}` (operator): remove a terminated order.
 #[utoipa::path(delete, path = "/api/v1/orders/{id}", tag = "commands", security(("bearer" = [])),
@@ -385,6 +385,7 @@ pub struct NoticeBody {
         (status = 400, description = "A bad body or board", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 403, description = "A viewer", body = super::ErrorBody),
+        (status = 404, description = "The board is not deployed", body = super::ErrorBody),
         (status = 413, description = "Body too large", body = super::ErrorBody),
         (status = 502, description = "The controller cannot be reached", body = super::ErrorBody)))]
 pub async fn post_notice(

@@ -195,10 +195,8 @@ pub async fn orders(
     if let Some(s) = &q.state {
         ordo_controller::api::convert::check_state_name(s).map_err(ApiError::bad)?;
     }
-    if let (Some(s), Some(u)) = (q.since, q.until)
-        && s > u
-    {
-        return Err(ApiError::bad(format!("since ({s}) is after until ({u})")));
+    if q.limit == Some(0) {
+        return Err(ApiError::bad("limit must be at least 1"));
     }
     let max = app.limits.orders_per_page_max;
     let query = OrderQuery {

@@ -90,6 +90,7 @@ pub struct Controller {
     pub url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    limits: String,
     pki_ca: PathBuf,
     /// The cluster CA, to issue more certificates (agents).
     pub pki: TestPki,
@@ -103,6 +104,12 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 impl Controller {
     pub async fn start() -> Controller {
+        Controller::start_with_limits("").await
+    }
+
+    /// A controller with these lines added to its `[limits]` table (a `[retention]` table may
+    /// follow them).
+    pub async fn start_with_limits(limits: &str) -> Controller {
         ordo_net::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = TestPki::new("main").expect("test pki");
@@ -127,6 +134,7 @@ impl Controller {
             port,
             stop: None,
             task: None,
+            limits: limits.to_owned(),
             pki_ca: ca,
             pki,
         };
@@ -157,9 +165,11 @@ sha256 = "{service}"
 role = "admin"
 [limits]
 journal_fsync = false
+{limits}
 "#,
             port = self.port,
             service = token_hash(SERVICE),
+            limits = self.limits,
         );
         ordo_controller::config::Config::parse(&text, self.dir.path())
             .expect("controller config parses")
@@ -327,14 +337,13 @@ impl Cockpit {
             }
         });
         let scheme = if tls_ca.is_some() { "https" } else { "http" };
-        let c = Cockpit {
+        Cockpit {
             base: format!("{scheme}://127.0.0.1:{port}"),
             port,
             stop: Some(tx),
             task: Some(task),
             tls_ca,
-        };
-        c
+        }
     }
 
     pub async fn wait_following(&self) {

@@ -134,13 +134,18 @@ pub fn items(
     Ok(())
 }
 
-/// Reads a JSON body of type `T`; an empty body reads as `{}`.
+/// Reads a JSON body of type `T`; an empty body and `null` read as `{}`.
 pub fn parse<T: Shape>(body: &Bytes) -> Result<T, ApiError> {
     let json: Json = if body.is_empty() {
-        Json::Object(Map::new())
+        Json::Null
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))?
+    };
+    let json = if json.is_null() {
+        Json::Object(Map::new())
+    } else {
+        json
     };
     T::check(&json, "the body").map_err(ApiError::bad)?;
     serde_json::from_value(json).map_err(|e| ApiError::bad(format!("bad body: {e}")))

@@ -7,8 +7,9 @@ use ordo_model::value::{Value, Vars};
 use ordo_model::wire::{AgentEventBody, Stream};
 use serde_json::{Value as Json, json};
 
-/// Longest string or list accepted in a variable, and the deepest nesting.
-const VALUE_DEPTH_MAX: usize = 8;
+/// The deepest nesting of lists in a variable: a value at this depth may be a list only
+/// when it is empty.
+pub const VALUE_DEPTH_MAX: usize = 8;
 
 /// Every name [`ordo_model::order::OrderState::name`] gives, in the order the UI shows them;
 /// the `state` filters of the controller's and the cockpit's order lists accept these.

@@ -25,7 +25,11 @@ use super::body::{Kind, Shape, items, object, optional, parse as parse_body, req
 
 fn command_error(e: Refused) -> ApiError {
     let status = match &e {
-        Refused::Command(CommandError::UnknownOrder(_)) => StatusCode::NOT_FOUND,
+        Refused::Command(
+            CommandError::UnknownOrder(_)
+            | CommandError::UnknownWorkflow(_)
+            | CommandError::UnknownBoard(_),
+        ) => StatusCode::NOT_FOUND,
         Refused::Command(CommandError::Refused { .. } | CommandError::WrongSide { .. }) => {
             StatusCode::CONFLICT
         }
@@ -201,8 +205,14 @@ impl Shape for AddBody {
 
 fn instant(v: &Json) -> Result<TimeMs, String> {
     match v {
+        // 1.7e12 and 1700000000000.0 are the same whole number of milliseconds.
         Json::Number(n) => n
             .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+                    .map(|f| f as i64)
+            })
             .map(TimeMs)
             .ok_or_else(|| "scheduledFor must be whole milliseconds".to_owned()),
         Json::String(s) => s
@@ -300,15 +310,8 @@ pub async fn add(
                 );
                 no_space.get_or_insert(e);
             }
-            Err(e) if single => {
-                let e = command_error(e);
-                // One order: its refusal is the answer (an unknown order id is no 404 here).
-                let status = match e.status {
-                    StatusCode::PAYLOAD_TOO_LARGE => e.status,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                return Err(ApiError { status, ..e });
-            }
+            // One order: its refusal is the answer.
+            Err(e) if single => return Err(command_error(e)),
             Err(e) => results.push(json!({"id": id, "added": false, "error": e.to_string()})),
         }
     }
@@ -343,6 +346,17 @@ struct ResumeBody {
 struct AnswerBody {
     #[serde(default)]
     vars: Option<Json>,
+}
+
+/// `go` takes no fields.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GoBody {}
+
+impl Shape for GoBody {
+    fn check(json: &Json, at: &str) -> Result<(), String> {
+        object(json, at, &[]).map(|_| ())
+    }
 }
 
 impl Shape for KillBody {
@@ -428,7 +442,10 @@ pub async fn order_command(
             id,
             vars: opt_vars(parse_body::<AnswerBody>(&body)?.vars)?,
         },
-        "go" => Command::Go { id },
+        "go" => {
+            parse_body::<GoBody>(&body)?;
+            Command::Go { id }
+        }
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
