@@ -363,11 +363,15 @@ fn process_add_wait_sees_the_end_of_an_order_removed_right_after_it() {
 fn process_add_wait_through_a_stuck_cockpit_says_why() {
     let c = Controller::start();
     c.deploy("ask.yaml", ASK_YAML);
-    let cockpit = c.cockpit("frame_bytes_max = 65536");
-    // An order whose event is larger than the cockpit takes, added at the controller.
-    let big = format!("who={}", "x".repeat(100_000));
+    let cockpit = c.cockpit("frame_bytes_max = 32768");
+    // An order whose event is larger than the cockpit takes (but within the controller's
+    // order-input limits: two values of 20,000 bytes), added at the controller.
+    let big = format!("who={}", "x".repeat(20_000));
+    let big2 = format!("what={}", "y".repeat(20_000));
     c.ordo()
-        .args(["order", "add", "ask", "--id", "big", "--arg", &big])
+        .args([
+            "order", "add", "ask", "--id", "big", "--arg", &big, "--arg", &big2,
+        ])
         .assert()
         .success();
     // Through the cockpit, the next order cannot be seen: the CLI says why.

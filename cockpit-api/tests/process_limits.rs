@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 async fn process_an_event_over_the_frame_limit_makes_health_stuck_with_the_reason() {
     let controller = Controller::start().await;
     let config = cockpit_config(std::slice::from_ref(&controller.url), controller.ca(), "")
-        .replace("[limits]\n", "[limits]\nframe_bytes_max = 65536\n");
+        .replace("[limits]\n", "[limits]\nframe_bytes_max = 32768\n");
     let cockpit = Cockpit::start_text(config, None).await;
     deploy(&cockpit).await;
     // The controller streams larger events than this cockpit takes: a warning at once.
@@ -23,13 +23,14 @@ async fn process_an_event_over_the_frame_limit_makes_health_stuck_with_the_reaso
             .is_some_and(|w| w.contains("frame_bytes_max")),
         "{health}"
     );
-    // An order whose Added event is about 200 KB, added at the controller directly.
-    let big = "x".repeat(100_000);
+    // An order whose Added event is about 40 KB (two values of 20,000 bytes, within the
+    // controller's order-input limits), added at the controller directly.
+    let big = "x".repeat(20_000);
     let added: Value = controller
         .client()
         .post_json(
             &format!("{}/api/v1/orders", controller.url),
-            &json!({"id": "big", "workflow": "ask", "args": {"who": big}}),
+            &json!({"id": "big", "workflow": "ask", "args": {"who": big, "what": big}}),
         )
         .await
         .expect("the controller takes the order");
@@ -58,7 +59,7 @@ async fn process_an_event_over_the_frame_limit_makes_health_stuck_with_the_reaso
         reason.contains(&format!("the event after {view_at} is ")),
         "{health}"
     );
-    assert!(reason.contains("frame_bytes_max (65536 bytes)"), "{health}");
+    assert!(reason.contains("frame_bytes_max (32768 bytes)"), "{health}");
     // The same through the API, with a token.
     let r = cockpit
         .call(Some(VIEWER), "GET", "/api/v1/health", None)
