@@ -539,7 +539,12 @@ async fn process_limit_two_at_once_in_fifo_order() {
         max_running = max_running.max(running);
     }
     assert_eq!(max_running, 2, "{text}");
-    assert_eq!(starts, vec![0, 1, 2, 3, 4], "{text}");
+    // Jobs 0 and 1 start together, so their shells race to the log; the
+    // queued ones start in their queue order as slots are released.
+    let mut first_two = starts[..2].to_vec();
+    first_two.sort_unstable();
+    assert_eq!(first_two, vec![0, 1], "{text}");
+    assert_eq!(starts[2..], [2, 3, 4], "{text}");
 }
 
 /// Reads the first line a child writes, e.g. the pid of its background process.
