@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax}` |
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
-//! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; an id, argument or name over a limit of `[limits]` (`order_args_bytes_max`, `arg_name_bytes_max`, `arg_value_bytes_max`, `order_id_bytes_max`) 413 `{error, details: {limit, max}}`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
+//! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; arguments over a size limit of `[limits]` (`order_args_bytes_max`, `arg_value_bytes_max`) 413 `{error, details: {limit, max}}`; an id or variable name over its length limit (`order_id_bytes_max`, `arg_name_bytes_max`) 400 with the same `details`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
 //! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor, holder, mark, parent, outcomes: [{position, outcome}]}` |
 //! | `GET /orders/{id}/log` | viewer | → text/plain, the job output so far |
