@@ -3,8 +3,9 @@
 //!
 //! During an episode the executor writes nothing: running jobs go on, and every record they
 //! (and the orders they move) make is held in memory, in id order ([`super::unwritten`]); its
-//! effects (an answer, a spawn, a release) wait for it as always. No new job starts, since a
-//! start must be durable before its spawn: orders stay ready and start when the episode ends.
+//! effects (an answer, a spawn, a release) wait for it as always. No start is journaled, since
+//! a start must be durable before its spawn: orders stay ready and start when the episode
+//! ends (a job whose start was durable before the failure is still spawned).
 //! Controller commands and resets are refused with [`Full::refusal`] (the controller logs the
 //! reason; nothing of the command happened), a `Couple` is answered at once from what is
 //! durable (or refused when it would need a record), and when the episode ends with commands

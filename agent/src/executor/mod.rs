@@ -534,7 +534,7 @@ impl Executor {
 
     /// Appends a batch chained to the one before (ids are consecutive): behind one that
     /// failed, nothing is written. A failure is reported with the epoch it was sent in.
-    fn append(&self, after: u64, batch: Vec<(Option<u64>, Vec<u8>)>) {
+    fn append(&self, after: u64, batch: unwritten::Batch) {
         let appending = self.journal.append_batch_after(after, batch);
         let failures = self.failures_tx.clone();
         let epoch = self.epoch;

@@ -13,6 +13,9 @@
 
 use std::collections::VecDeque;
 
+/// Records for `Journal::append_batch_after`: `(Some(id), data)`, ids consecutive.
+pub type Batch = Vec<(Option<u64>, Vec<u8>)>;
+
 /// What a record is, as far as the outbox cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -99,7 +102,7 @@ impl Unwritten {
 
     /// The next records not handed to the journal yet, as one batch of at most `bytes_max`
     /// bytes (at least one record), with the id it follows; they count as handed on.
-    pub fn next_batch(&mut self, bytes_max: u64) -> Option<(u64, Vec<(Option<u64>, Vec<u8>)>)> {
+    pub fn next_batch(&mut self, bytes_max: u64) -> Option<(u64, Batch)> {
         let start = self.records.partition_point(|p| p.id <= self.sent);
         let first = self.records.get(start)?;
         let after = first.id - 1;
