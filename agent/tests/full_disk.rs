@@ -1,6 +1,6 @@
 //! The agent on a full file system: its journal on a small tmpfs (mounting needs root; without
-//! it the test says so and passes). A running job goes on and its events are held in memory;
-//! `/health` says why; a command is refused with the cause; a `Couple` is answered at once
+//! it the test says so and passes). A running job goes on and its events are held in memory
+//! (beyond `pending_events_bytes_max` too); `/health` says why; a command is refused with the cause; a `Couple` is answered at once
 //! from what is durable, or refused when it would need a record; once space returns the held
 //! events arrive in order, with increasing ids and nothing missing, and the agent asks to be
 //! coupled again.
@@ -109,7 +109,8 @@ async fn health(client: &HttpsClient, url: &str) -> Json {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_full_journal_holds_a_running_jobs_events_in_order_and_writes_them_when_space_returns()
  {
-    let setup = Setup::new("log_chunk_bytes_max = 1024");
+    // The job's output alone exceeds the bound on held records: the agent goes on anyway.
+    let setup = Setup::new("log_chunk_bytes_max = 1024\npending_events_bytes_max = 4096");
     let journal = setup.journal_dir();
     std::fs::create_dir_all(&journal).unwrap();
     let Some(tmpfs) = Tmpfs::mount(&journal, 2 << 20) else {
@@ -160,10 +161,12 @@ async fn process_full_journal_holds_a_running_jobs_events_in_order_and_writes_th
             .is_some_and(|j| j.starts_with(&cause)),
         "{degraded}"
     );
+    // Job messages are still taken beyond the bound, so that the job keeps its outcome.
     assert!(
-        degraded["heldBytes"].as_u64().unwrap_or(0) > 0,
+        degraded["heldBytes"].as_u64().unwrap_or(0) > 4096,
         "{degraded}"
     );
+    assert_eq!(degraded["pendingEventsBytesMax"], 4096, "{degraded}");
 
     // A command is refused, with the cause.
     let answer = ctl
