@@ -716,7 +716,11 @@ impl Executor {
     }
 
     fn snapshot_if_due(&mut self) {
-        if self.records_since_snapshot < self.config.limits.snapshot_interval_records {
+        // While the file system is full a snapshot could not be written, and each one kept
+        // waiting would hold a copy of the state: the next one is taken once space is back.
+        if self.records_since_snapshot < self.config.limits.snapshot_interval_records
+            || self.full.is_some()
+        {
             return;
         }
         self.records_since_snapshot = 0;
