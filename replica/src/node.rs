@@ -243,7 +243,7 @@ impl Node {
         let (applied, _) = store.snapshot_point();
         let membership = store.snapshot_membership().clone();
         let hard_state = store.hard_state();
-        let last_index = store.last_index();
+        let last_index = store.durable_last_index();
         let raft_config = config.raft_config(applied);
         raft_config
             .validate()

@@ -544,8 +544,8 @@ impl LogStore {
         self.persisted.compacted_index
     }
 
-    /// Index of the last durable entry.
-    pub fn last_index(&self) -> u64 {
+    /// Index of the last durable entry (what raft's `Storage::last_index` answers).
+    pub fn durable_last_index(&self) -> u64 {
         self.last()
     }
 
@@ -588,7 +588,8 @@ impl LogStore {
                 ));
             }
             let entry = self.decode_record(rec.id, &rec.data)?;
-            bytes += entry_bytes(&entry);
+            // The measure raft's `limit_size` applies after this.
+            bytes += u64::from(protobuf::Message::compute_size(&entry));
             out.push(entry);
             if max_size.is_some_and(|max| bytes > max) {
                 break;
