@@ -38,6 +38,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// raft's protobuf types are built field by field, as raft-proto itself does.
+#![allow(clippy::field_reassign_with_default)]
+
 mod codec;
 mod error;
 mod logger;

@@ -199,8 +199,15 @@ fn a_deposed_leaders_uncommitted_entries_are_truncated() {
     sim.settle();
     let old_last = sim.peer(old).node.status().last_index;
     let old_store = sim.peer(old).node.store();
-    assert_eq!(old_store.durable_last_index(), old_last, "the isolated entries are durable");
-    assert!(old_store.hard_state().commit < old_last, "and not committed");
+    assert_eq!(
+        old_store.durable_last_index(),
+        old_last,
+        "the isolated entries are durable"
+    );
+    assert!(
+        old_store.hard_state().commit < old_last,
+        "and not committed"
+    );
 
     let others: Vec<u64> = (1..=3).filter(|&id| id != old).collect();
     let new = sim.elect_among(&others, 500);

@@ -5,11 +5,12 @@ use ordo_replica::{LOG_DIR_NAME, LogStore, Membership, ReplicaError, StoreConfig
 use raft::{GetEntriesContext, Storage, StorageError, eraftpb};
 
 fn entry(index: u64, term: u64) -> eraftpb::Entry {
-    let mut e = eraftpb::Entry::default();
-    e.index = index;
-    e.term = term;
-    e.data = format!("entry {index} of term {term}").into_bytes().into();
-    e
+    eraftpb::Entry {
+        index,
+        term,
+        data: format!("entry {index} of term {term}").into_bytes().into(),
+        ..Default::default()
+    }
 }
 
 fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<eraftpb::Entry> {
@@ -38,11 +39,12 @@ fn open(dir: &std::path::Path, config: StoreConfig) -> LogStore {
 }
 
 fn hard_state(term: u64, vote: u64, commit: u64) -> eraftpb::HardState {
-    let mut hs = eraftpb::HardState::default();
-    hs.term = term;
-    hs.vote = vote;
-    hs.commit = commit;
-    hs
+    eraftpb::HardState {
+        term,
+        vote,
+        commit,
+        ..Default::default()
+    }
 }
 
 fn get(
