@@ -216,8 +216,11 @@ pub struct Membership {
 impl Membership {
     /// A membership of voters only.
     pub fn voters(ids: impl IntoIterator<Item = u64>) -> Membership {
+        let mut voters: Vec<u64> = ids.into_iter().collect();
+        voters.sort_unstable();
+        voters.dedup();
         Membership {
-            voters: ids.into_iter().collect(),
+            voters,
             ..Membership::default()
         }
     }
@@ -238,13 +241,20 @@ impl Membership {
     }
 }
 
+fn sorted(ids: &[u64]) -> Vec<u64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids
+}
+
+/// Raft keeps the ids in hash sets; the membership lists them in ascending order.
 impl From<&eraftpb::ConfState> for Membership {
     fn from(cs: &eraftpb::ConfState) -> Membership {
         Membership {
-            voters: cs.voters.clone(),
-            learners: cs.learners.clone(),
-            voters_outgoing: cs.voters_outgoing.clone(),
-            learners_next: cs.learners_next.clone(),
+            voters: sorted(&cs.voters),
+            learners: sorted(&cs.learners),
+            voters_outgoing: sorted(&cs.voters_outgoing),
+            learners_next: sorted(&cs.learners_next),
             auto_leave: cs.auto_leave,
         }
     }

@@ -59,6 +59,9 @@ pub use crate::{
         RoleChange, Status, Update,
     },
     snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot},
-    storage::{HardState, LOG_DIR_NAME, LogStore, OpenedStore, StoreConfig},
+    storage::{
+        BOOTSTRAP_INDEX, BOOTSTRAP_TERM, HardState, LOG_DIR_NAME, LogStore, OpenedStore,
+        StoreConfig,
+    },
     wire::{MESSAGE_FORMAT_VERSION, Message, MessageLimits},
 };

@@ -171,6 +171,8 @@ pub struct Update {
     pub role_change: Option<RoleChange>,
     /// The hard state after this update (its commit may be ahead of the one on disk).
     pub hard_state: HardState,
+    /// Raft wants a newer snapshot than the one in use (see [`Node::snapshot_wanted`]).
+    pub snapshot_wanted: bool,
 }
 
 /// A change of membership to propose.
@@ -432,6 +434,7 @@ impl Node {
         self.take_committed(committed, &mut out.committed)?;
         self.raw.advance_apply();
         out.hard_state = self.raw.store().hard_state();
+        out.snapshot_wanted = self.raw.store().snapshot_wanted();
         Ok(out)
     }
 
@@ -497,9 +500,10 @@ impl Node {
         )
     }
 
-    /// Stores `data`, the application's state after applying every entry up to `index`
-    /// (which must be the last index `update` handed out), as the snapshot followers that
-    /// lag behind the log get; then compacts the log up to `compact_keep_entries` below it.
+    /// Stores `data` (not empty), the application's state after applying every entry up to
+    /// `index` (which must be the last index `update` handed out), as the snapshot followers
+    /// that lag behind the log get; then compacts the log up to `compact_keep_entries` below
+    /// it.
     pub fn snapshot(&mut self, index: u64, data: &[u8]) -> Result<()> {
         if index != self.applied {
             return Err(ReplicaError::Invalid(format!(
@@ -513,6 +517,12 @@ impl Node {
         store.create_snapshot(index, &membership, data)?;
         store.compact(index.saturating_sub(keep))?;
         Ok(())
+    }
+
+    /// Whether raft wanted to send a follower a snapshot that the one in use cannot be (none
+    /// taken yet, or taken before that follower joined): take one with [`Node::snapshot`].
+    pub fn snapshot_wanted(&self) -> bool {
+        self.raw.store().snapshot_wanted()
     }
 
     /// Reports that a message to `to` could not be delivered (raft then probes it again).

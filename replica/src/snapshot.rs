@@ -39,7 +39,8 @@ pub struct Snapshot {
     pub term: u64,
     /// The membership after that entry.
     pub membership: Membership,
-    /// The application's state bytes.
+    /// The application's state bytes; empty only in the snapshot a new cluster starts from
+    /// (index 1): the initial state, before any entry.
     pub data: Vec<u8>,
 }
 

@@ -7,7 +7,8 @@
 //! struct StateV1 {
 //!     term: u64, vote: u64, commit: u64,          raft's HardState
 //!     compacted_index: u64, compacted_term: u64,  the log holds entries after compacted_index
-//!     snapshot_index: u64, snapshot_term: u64,    the snapshot file in use (index 0: none)
+//!     snapshot_index: u64, snapshot_term: u64,    the snapshot file in use (0: none yet, a
+//!                                                 node waiting for its first snapshot)
 //!     membership: Membership,                     the membership at snapshot_index
 //! }
 //! Membership = struct { voters: [u64], learners: [u64], voters_outgoing: [u64],

@@ -27,6 +27,15 @@
 //! - [`LogStore::compact`] writes the state file with the new compaction point, then releases
 //!   the journal segments wholly below it.
 //!
+//! A new directory with a membership (a founding node) starts from a bootstrap snapshot at
+//! index 1, term 1, with empty data (the initial state), the same on every founding node; the
+//! first entry has index 2. A new directory without one (a node added later, or a wiped one)
+//! has an empty log and no membership: the leader finds the entry it needs compacted and
+//! sends a snapshot, which brings the membership. The membership (raft's `ConfState`) is
+//! durable as the one at the snapshot in use (state file and snapshot) plus the committed
+//! membership changes after it in the log, which take effect again when raft hands them out
+//! after a restart (raft's rule: a change takes effect when applied).
+//!
 //! In memory: the term of every entry after the compaction point (8 bytes an entry, so
 //! snapshots and compaction bound it) and the newest entries up to `cache_bytes_max`; older
 //! entries are read back from the journal.
@@ -35,6 +44,7 @@ use std::{
     collections::VecDeque,
     fs,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use ordo_journal::{Journal, JournalError, RecoveryReport};
@@ -103,6 +113,8 @@ pub struct LogStore {
     /// The newest entries, up to `config.cache_bytes_max`.
     cache: VecDeque<eraftpb::Entry>,
     cache_bytes: u64,
+    /// Raft asked for a snapshot that the one in use cannot be (see [`LogStore::snapshot_wanted`]).
+    snapshot_wanted: AtomicBool,
 }
 
 fn entry_bytes(e: &eraftpb::Entry) -> u64 {
@@ -158,10 +170,17 @@ impl LogStore {
                         ),
                     ));
                 }
-                let state = PersistedState {
-                    membership: bootstrap.clone(),
-                    ..PersistedState::default()
-                };
+                let state = bootstrap_state(bootstrap);
+                if state.snapshot_index > 0 {
+                    let bytes =
+                        snapshot::encode(state.snapshot_index, state.snapshot_term, bootstrap, &[]);
+                    crate::codec::write_atomic(
+                        dir,
+                        &snapshot::file_name(state.snapshot_index),
+                        &bytes,
+                        config.fsync,
+                    )?;
+                }
                 state.store(dir, config.fsync)?;
                 state
             }
@@ -182,6 +201,7 @@ impl LogStore {
             terms: VecDeque::new(),
             cache: VecDeque::new(),
             cache_bytes: 0,
+            snapshot_wanted: AtomicBool::new(false),
         };
         store.load_log()?;
         let last = store.last();
@@ -424,6 +444,13 @@ impl LogStore {
         membership: &Membership,
         data: &[u8],
     ) -> Result<()> {
+        if data.is_empty() {
+            return Err(ReplicaError::Invalid(
+                "a snapshot's data must not be empty (empty data is the initial state of the \
+                 bootstrap snapshot)"
+                    .to_string(),
+            ));
+        }
         if index <= self.persisted.snapshot_index {
             return Err(ReplicaError::Invalid(format!(
                 "cannot take a snapshot at index {index}: the snapshot in use is at index {}",
@@ -459,7 +486,16 @@ impl LogStore {
         next.membership = membership.clone();
         next.commit = self.durable_commit();
         self.write_state(next)?;
+        self.snapshot_wanted.store(false, Ordering::Relaxed);
         self.remove_snapshot_file(old_snapshot)
+    }
+
+    /// Whether raft wanted to send a snapshot that the one in use cannot be: none yet, older
+    /// than a follower asked for, or taken before the follower joined (raft refuses a
+    /// snapshot whose membership lacks its recipient). The application should then take a
+    /// new one; raft asks again on its own.
+    pub fn snapshot_wanted(&self) -> bool {
+        self.snapshot_wanted.load(Ordering::Relaxed)
     }
 
     /// Discards the entries up to `index` (at most the snapshot's index): the state file
@@ -622,6 +658,32 @@ pub(crate) fn seal_error(e: SealError, what: &str, path: Option<&Path>) -> Repli
     }
 }
 
+/// The state of a new replica directory. With a membership: a log that starts after index 1
+/// of term 1, covered by a snapshot of the initial (empty) state with that membership, the
+/// same on every founding node. A node added later has no membership and an empty log, so
+/// the leader finds the entry it needs compacted and sends it a snapshot, which brings the
+/// membership (raft's own bootstrap rule: new nodes catch up by snapshot first).
+fn bootstrap_state(membership: &Membership) -> PersistedState {
+    if membership.ids().is_empty() {
+        return PersistedState::default();
+    }
+    PersistedState {
+        term: BOOTSTRAP_TERM,
+        vote: 0,
+        commit: BOOTSTRAP_INDEX,
+        compacted_index: BOOTSTRAP_INDEX,
+        compacted_term: BOOTSTRAP_TERM,
+        snapshot_index: BOOTSTRAP_INDEX,
+        snapshot_term: BOOTSTRAP_TERM,
+        membership: membership.clone(),
+    }
+}
+
+/// Index and term of the snapshot a new cluster starts from (its data is empty: the initial
+/// state). The first entry of a new cluster has index 2.
+pub const BOOTSTRAP_INDEX: u64 = 1;
+pub const BOOTSTRAP_TERM: u64 = 1;
+
 fn load_snapshot(dir: &Path, state: &PersistedState, bytes_max: u64) -> Result<Option<Snapshot>> {
     if state.snapshot_index == 0 {
         return Ok(None);
@@ -757,9 +819,10 @@ impl raft::Storage for LogStore {
         Ok(self.last())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<eraftpb::Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<eraftpb::Snapshot> {
         let index = self.persisted.snapshot_index;
-        if index == 0 || index < request_index {
+        if index == 0 || index < request_index || !self.persisted.membership.ids().contains(&to) {
+            self.snapshot_wanted.store(true, Ordering::Relaxed);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Sim, batch};
 use ordo_journal::Journal;
-use ordo_replica::{LOG_DIR_NAME, ReplicaError, Role};
+use ordo_replica::{LOG_DIR_NAME, Membership, MembershipChange, ReplicaError, Role};
 
 /// Reads a stopped node's journal: `(raft index, record bytes)` of every entry.
 fn journal_records(sim: &Sim, id: u64) -> Vec<(u64, Vec<u8>)> {
@@ -238,8 +238,49 @@ fn a_deposed_leaders_uncommitted_entries_are_truncated() {
         sim.stop(id);
     }
     let reference = journal_records(&sim, new);
-    assert!(reference.len() as u64 >= last);
+    assert!(reference.last().is_some_and(|r| r.0 >= last));
     for id in 1..=3 {
         assert_eq!(journal_records(&sim, id), reference, "node {id}'s journal");
     }
+}
+
+#[test]
+fn a_node_added_to_the_cluster_joins_by_snapshot_and_votes() {
+    let mut sim = Sim::new(3, |_| {});
+    let leader = sim.elect(500);
+    replicate(&mut sim, leader, 0..50);
+    sim.add_node(4);
+    let change = sim
+        .peer_mut(leader)
+        .node
+        .propose_membership_change(MembershipChange::AddVoter(4))
+        .expect("the leader takes the change");
+    assert!(
+        sim.applied_everywhere(change.index, 300),
+        "node 4 caught up"
+    );
+    assert_eq!(
+        sim.peer(4).app.snapshots_installed,
+        1,
+        "by a snapshot naming it"
+    );
+    for id in 1..=4 {
+        assert_eq!(
+            sim.peer(id).node.membership(),
+            &Membership::voters([1, 2, 3, 4])
+        );
+    }
+    // A second change waits for the first to be applied; this one is.
+    let last = replicate(&mut sim, leader, 50..100);
+    sim.assert_same_prefixes();
+    assert_eq!(sim.peer(4).app.applied, sim.peer(leader).app.applied);
+    // Node 4 counts in the quorum: with one old follower down, a commit needs three acks of
+    // four, node 4's among them.
+    let down: Vec<u64> = (1..=3).filter(|&id| id != leader).take(1).collect();
+    for &id in &down {
+        sim.stop(id);
+    }
+    let last = replicate(&mut sim, leader, 100..110).max(last);
+    assert!(sim.applied_everywhere(last, 300));
+    sim.assert_same_prefixes();
 }

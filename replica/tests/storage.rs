@@ -32,8 +32,9 @@ fn small_segments() -> StoreConfig {
     }
 }
 
+/// A store whose log starts at index 1: that of a node joining a cluster (no membership).
 fn open(dir: &std::path::Path, config: StoreConfig) -> LogStore {
-    LogStore::open(dir, config, &Membership::voters([1, 2, 3]))
+    LogStore::open(dir, config, &Membership::default())
         .unwrap()
         .store
 }
@@ -61,11 +62,41 @@ fn is_err(r: raft::Result<impl std::fmt::Debug>, expected: StorageError) -> bool
 }
 
 #[test]
-fn a_new_store_starts_with_its_bootstrap_membership_and_an_empty_log() {
+fn a_founding_node_starts_from_the_bootstrap_snapshot_of_its_membership() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), config());
+    let opened = LogStore::open(dir.path(), config(), &Membership::voters([1, 2, 3])).unwrap();
+    let snapshot = opened.snapshot.unwrap();
+    assert_eq!((snapshot.index, snapshot.term), (1, 1));
+    assert_eq!(snapshot.membership, Membership::voters([1, 2, 3]));
+    assert!(snapshot.data.is_empty(), "the initial state");
+    let store = opened.store;
     let state = store.initial_state().unwrap();
     assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
+    assert_eq!(state.hard_state, hard_state(1, 0, 1));
+    assert_eq!(
+        (store.first_index().unwrap(), store.last_index().unwrap()),
+        (2, 1)
+    );
+    assert_eq!(store.term(1).unwrap(), 1);
+    assert!(is_err(store.term(0), StorageError::Compacted));
+    // A member gets the bootstrap snapshot; a node that joined later needs a newer one.
+    assert_eq!(store.snapshot(0, 2).unwrap().get_metadata().index, 1);
+    assert!(!store.snapshot_wanted());
+    assert!(is_err(
+        store.snapshot(0, 4),
+        StorageError::SnapshotTemporarilyUnavailable
+    ));
+    assert!(store.snapshot_wanted());
+}
+
+#[test]
+fn a_joining_node_starts_with_an_empty_log_and_no_membership() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = LogStore::open(dir.path(), config(), &Membership::default()).unwrap();
+    assert!(opened.snapshot.is_none());
+    let store = opened.store;
+    let state = store.initial_state().unwrap();
+    assert!(state.conf_state.voters.is_empty());
     assert_eq!(state.hard_state, eraftpb::HardState::default());
     assert_eq!(
         (store.first_index().unwrap(), store.last_index().unwrap()),
@@ -218,6 +249,18 @@ fn snapshots_and_compaction_survive_a_reopen_and_release_segments() {
         store.snapshot(130, 2),
         StorageError::SnapshotTemporarilyUnavailable
     ));
+}
+
+#[test]
+fn an_empty_snapshot_is_refused_as_it_would_read_as_the_initial_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), config());
+    store.append(&entries(1..=3, 1)).unwrap();
+    store.set_hard_state(&hard_state(1, 1, 3)).unwrap();
+    let e = store
+        .create_snapshot(3, &Membership::voters([1]), b"")
+        .unwrap_err();
+    assert!(matches!(e, ReplicaError::Invalid(_)), "{e}");
 }
 
 fn leader_snapshot(index: u64, term: u64, data: &[u8]) -> eraftpb::Snapshot {

@@ -10,7 +10,8 @@ use std::{
 };
 
 use ordo_replica::{
-    CommittedKind, Message, Node, NodeConfig, Proposed, ReplicaError, Restored, Role, Update,
+    CommittedKind, Membership, Message, Node, NodeConfig, Proposed, ReplicaError, Restored, Role,
+    Update,
 };
 
 /// One applied entry: index, term, the batch (`None` for a leader's empty entry or a
@@ -20,14 +21,23 @@ pub type Applied = (u64, u64, Option<Vec<u8>>);
 /// The application: the entries it applied, in order (restored from snapshots).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct App {
+    /// Index of the snapshot it was restored from.
+    pub base: u64,
     pub applied: Vec<Applied>,
     pub snapshots_installed: u64,
 }
 
 impl App {
-    fn restore(data: &[u8]) -> App {
+    /// The state in a snapshot at `index` (empty data: the initial state).
+    fn restore(index: u64, data: &[u8]) -> App {
+        let applied = if data.is_empty() {
+            Vec::new()
+        } else {
+            postcard::from_bytes(data).expect("the test's snapshot decodes")
+        };
         App {
-            applied: postcard::from_bytes(data).expect("the test's snapshot decodes"),
+            base: index,
+            applied,
             snapshots_installed: 0,
         }
     }
@@ -37,7 +47,7 @@ impl App {
     }
 
     pub fn last_index(&self) -> u64 {
-        self.applied.last().map_or(0, |a| a.0)
+        self.applied.last().map_or(self.base, |a| a.0)
     }
 
     pub fn batches(&self) -> Vec<Vec<u8>> {
@@ -46,12 +56,13 @@ impl App {
 
     fn apply(&mut self, update: &Update) {
         if let Some(snapshot) = &update.snapshot {
-            let restored = App::restore(&snapshot.data);
+            let restored = App::restore(snapshot.index, &snapshot.data);
             assert_eq!(
                 restored.last_index(),
                 snapshot.index,
                 "the snapshot's state ends at its index"
             );
+            self.base = restored.base;
             self.applied = restored.applied;
             self.snapshots_installed += 1;
         }
@@ -85,6 +96,8 @@ pub struct Sim {
     pub cut: BTreeSet<(u64, u64)>,
     queue: VecDeque<Message>,
     config: Box<dyn Fn(u64) -> NodeConfig>,
+    /// Nodes added after the start: they have no membership until a snapshot brings it.
+    joining: BTreeSet<u64>,
     /// The leader seen in each term: there is never more than one.
     pub leaders: BTreeMap<u64, u64>,
     pub delivered: u64,
@@ -112,6 +125,7 @@ impl Sim {
             cut: BTreeSet::new(),
             queue: VecDeque::new(),
             config: Box::new(config),
+            joining: BTreeSet::new(),
             leaders: BTreeMap::new(),
             delivered: 0,
             dropped: 0,
@@ -135,10 +149,14 @@ impl Sim {
     /// Opens node `id` from its directory (a restart when it ran before).
     pub fn start(&mut self, id: u64) {
         assert!(!self.is_up(id), "node {id} is already up");
-        let (node, restored) = Node::open(&self.dir(id), (self.config)(id))
-            .unwrap_or_else(|e| panic!("node {id} opens: {e}"));
+        let mut config = (self.config)(id);
+        if self.joining.contains(&id) {
+            config.bootstrap = Membership::default();
+        }
+        let (node, restored) =
+            Node::open(&self.dir(id), config).unwrap_or_else(|e| panic!("node {id} opens: {e}"));
         let app = match &restored.snapshot {
-            Some(s) => App::restore(&s.data),
+            Some(s) => App::restore(s.index, &s.data),
             None => App::default(),
         };
         self.peers.insert(
@@ -149,6 +167,15 @@ impl Sim {
                 restored,
             },
         );
+    }
+
+    /// Starts a new node `id` with an empty directory and no membership (to be added to the
+    /// cluster with a membership change).
+    pub fn add_node(&mut self, id: u64) {
+        assert!(!self.ids.contains(&id), "node {id} exists");
+        self.ids.push(id);
+        self.joining.insert(id);
+        self.start(id);
     }
 
     /// Stops node `id` (drops it: its journal closes; what it made durable stays).
@@ -233,6 +260,9 @@ impl Sim {
                 .update(&mut |m| queue.push_back(m))
                 .unwrap_or_else(|e| panic!("node {id} update: {e}"));
             peer.app.apply(&update);
+            if update.snapshot_wanted {
+                take_snapshot(id, peer);
+            }
             if let Some(change) = update.role_change
                 && change.role == Role::Leader
             {
@@ -335,14 +365,7 @@ impl Sim {
 
     /// Takes a snapshot of node `id`'s application at what it applied, and compacts.
     pub fn snapshot(&mut self, id: u64) {
-        let peer = self.peer_mut(id);
-        let index = peer.app.last_index();
-        if index > peer.node.store().snapshot_point().0 {
-            let data = peer.app.snapshot_bytes();
-            peer.node
-                .snapshot(index, &data)
-                .unwrap_or_else(|e| panic!("node {id} snapshot: {e}"));
-        }
+        take_snapshot(id, self.peer_mut(id));
     }
 
     /// Asserts that the nodes up applied the same entries, up to the shortest of them.
@@ -359,6 +382,16 @@ impl Sim {
                 }
             }
         }
+    }
+}
+
+fn take_snapshot(id: u64, peer: &mut Peer) {
+    let index = peer.app.last_index();
+    if index > peer.node.store().snapshot_point().0 {
+        let data = peer.app.snapshot_bytes();
+        peer.node
+            .snapshot(index, &data)
+            .unwrap_or_else(|e| panic!("node {id} snapshot: {e}"));
     }
 }
 
