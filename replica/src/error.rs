@@ -93,9 +93,39 @@ impl ReplicaError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            ReplicaError::Journal(_) | ReplicaError::Io { .. } | ReplicaError::Corrupt { .. }
+            ReplicaError::Journal(_)
+                | ReplicaError::Io { .. }
+                | ReplicaError::Corrupt { .. }
+                | ReplicaError::Raft(raft::Error::Store(_) | raft::Error::Io(_))
         )
     }
 }
 
 pub type Result<T, E = ReplicaError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_are_fatal_refusals_are_not() {
+        let journal = ReplicaError::Journal(JournalError::Failed("fsync failed".into()));
+        assert!(journal.is_fatal());
+        let store = ReplicaError::Raft(raft::Error::Store(raft::StorageError::Unavailable));
+        assert!(store.is_fatal());
+        assert!(!ReplicaError::NotLeader { leader: Some(2) }.is_fatal());
+        assert!(!ReplicaError::BadMessage("damaged".into()).is_fatal());
+        assert!(!ReplicaError::Raft(raft::Error::ProposalDropped).is_fatal());
+        assert_eq!(
+            ReplicaError::NotLeader { leader: Some(2) }.to_string(),
+            "this node is not the leader (node 2 is)"
+        );
+    }
+
+    #[test]
+    fn a_node_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<crate::Node>();
+        assert_send::<crate::Message>();
+    }
+}
