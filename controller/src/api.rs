@@ -56,7 +56,7 @@ mod orders;
 mod whole;
 
 use crate::config::{Role, TokenConfig};
-use crate::core::{Input, NoSpace};
+use crate::core::{Input, NoSpace, NotActive};
 use crate::link::StatusMap;
 use crate::state::State;
 use axum::Router;
@@ -125,6 +125,14 @@ impl ApiError {
         error.fields.insert("cause".into(), json!(e.cause));
         error
     }
+    /// 503 Service Unavailable: this controller is not the active one; whether the command
+    /// took effect is unknown. `{"error", "active"}` (`active` null when not known).
+    pub fn not_active(e: &NotActive) -> ApiError {
+        let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        error.fields.insert("active".into(), json!(e.active));
+        error
+    }
+
     pub fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
