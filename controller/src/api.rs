@@ -10,7 +10,10 @@
 //!
 //! While the journal's file system is full, commands and deployments get 507
 //! `{error, journalDir, cause}` and nothing of them is done (reads go on); they work again
-//! once space is freed.
+//! once space is freed. A controller that is not the active one answers them with 503
+//! `{error, active}` (`active`: the active controller when known); for one it had taken
+//! before it stopped being active, the outcome is unknown and a retry with the same order id
+//! is safe.
 //!
 //! Routes (all JSON unless said otherwise):
 //!
