@@ -37,8 +37,8 @@ pub mod types;
 mod tests;
 
 pub use types::{
-    Action, CommandReply, DeployReply, Entry, LinkMsg, NotActive, Position, Refused, Reply,
-    Resume, Token,
+    Action, CommandReply, DeployReply, Entry, LinkMsg, NotActive, Position, Refused, Reply, Resume,
+    Token,
 };
 
 use crate::full::NoSpace;
@@ -290,7 +290,8 @@ impl Machine {
         self.index = index_of(self.state.last_event_id) + 1;
         self.sealed_last = self.state.last_event_id;
         for agent in self.state.world.agents.values() {
-            self.actions.push(Action::EnsureLink(Box::new(agent.clone())));
+            self.actions
+                .push(Action::EnsureLink(Box::new(agent.clone())));
         }
         self.step_everything();
     }
@@ -492,7 +493,8 @@ impl Machine {
         let changes: Vec<String> = events.iter().map(|e| e.to_string()).collect();
         let last = self.emit_events(events);
         for agent in &inventory.agents {
-            self.actions.push(Action::EnsureLink(Box::new(agent.clone())));
+            self.actions
+                .push(Action::EnsureLink(Box::new(agent.clone())));
         }
         self.after_commit(Effect::Deploy(
             token,
@@ -515,7 +517,14 @@ impl Machine {
 
     /// A link coupled with an agent; answered with [`Reply::Coupled`]: the commands to
     /// (re)send, or why the session must start again.
-    pub fn coupled(&mut self, token: Token, agent: &AgentId, run_id: u128, epoch: u64, now: TimeMs) {
+    pub fn coupled(
+        &mut self,
+        token: Token,
+        agent: &AgentId,
+        run_id: u128,
+        epoch: u64,
+        now: TimeMs,
+    ) {
         self.now = now;
         if !self.leader {
             let why = NotActive {
@@ -527,9 +536,11 @@ impl Machine {
         if epoch != self.link_epoch {
             self.reply(
                 token,
-                Reply::Coupled(Err("the controller rolled back its state since this session \
+                Reply::Coupled(Err(
+                    "the controller rolled back its state since this session \
                                     asked where to resume; the session starts again"
-                    .into())),
+                        .into(),
+                )),
             );
             return;
         }
@@ -749,8 +760,7 @@ impl Machine {
                     record_bytes_max: self.settings.record_bytes_max,
                 });
             }
-            if let Some(bytes) = crate::streamed::oversize(&stored, self.settings.event_bytes_max)
-            {
+            if let Some(bytes) = crate::streamed::oversize(&stored, self.settings.event_bytes_max) {
                 return Err(Refused::EventTooLarge {
                     key,
                     kind,

@@ -143,7 +143,7 @@ impl Sim {
                     } => self.in_flight.push_back(Entry { position, events }),
                     Action::Rebuild { committed } => {
                         let state = fold(&self.committed);
-                        assert_eq!(state.last_event_id, committed);
+                        assert!(state.last_event_id >= committed);
                         self.m.rebuilt(state);
                     }
                     Action::Wake(at) => self.wake = at,
@@ -225,13 +225,21 @@ impl Sim {
     /// the follower's, the fold of the committed ones.
     fn check(&self) {
         let committed = fold(&self.committed);
-        assert_eq!(self.follower.state(), &committed, "follower == fold(committed)");
+        assert_eq!(
+            self.follower.state(),
+            &committed,
+            "follower == fold(committed)"
+        );
         assert_eq!(self.m.committed_event_id(), committed.last_event_id);
         if self.in_flight.is_empty() {
             assert_eq!(self.m.state(), &committed, "served == fold(committed)");
         } else {
             let all = fold(self.committed.iter().chain(self.in_flight.iter()));
-            assert_eq!(self.m.state(), &all, "served == fold(committed ++ in flight)");
+            assert_eq!(
+                self.m.state(),
+                &all,
+                "served == fold(committed ++ in flight)"
+            );
         }
     }
 }
@@ -255,9 +263,8 @@ fn a_reply_comes_only_after_its_entry_is_committed() {
     // The order is handed to the agent only now.
     let links = sim.links();
     assert!(
-        links
-            .iter()
-            .any(|(a, m)| a == &agent() && matches!(m, LinkMsg::Command(AgentCommand::AttachOrder { .. }))),
+        links.iter().any(|(a, m)| a == &agent()
+            && matches!(m, LinkMsg::Command(AgentCommand::AttachOrder { .. }))),
         "{links:?}"
     );
     sim.check();
@@ -286,7 +293,11 @@ fn losing_leadership_refuses_pending_replies_and_a_later_commit_gives_nothing() 
     assert_eq!(*tk, t);
     assert_eq!(e.active.as_deref(), Some("controller-b"));
     assert!(e.to_string().contains("outcome is unknown"), "{e}");
-    assert_eq!(sim.m.state(), &fold(&sim.committed), "rolled back to the committed state");
+    assert_eq!(
+        sim.m.state(),
+        &fold(&sim.committed),
+        "rolled back to the committed state"
+    );
     // The new leader commits the entry after all: this node applies it, and acts on nothing.
     sim.m.apply_committed(&entry, sim.now);
     sim.follower.apply_committed(&entry, sim.now);
@@ -330,14 +341,16 @@ fn a_lost_proposal_rolls_back_and_answers_no_space() {
     // While paused, commands are refused at once and nothing is proposed.
     let t3 = sim.command(add(3, None));
     let replies = sim.replies();
-    assert!(
-        matches!(&replies[..], [(tk, Reply::Command(Err(Refused::NoSpace(_))))] if *tk == t3)
-    );
+    assert!(matches!(&replies[..], [(tk, Reply::Command(Err(Refused::NoSpace(_))))] if *tk == t3));
     assert!(sim.in_flight.is_empty());
     // Space is back: links reconnect, commands work.
     assert_eq!(sim.m.resume_writes(), 1);
     sim.pump();
-    assert!(sim.actions.iter().any(|a| matches!(a, Action::ReconnectLinks)));
+    assert!(
+        sim.actions
+            .iter()
+            .any(|a| matches!(a, Action::ReconnectLinks))
+    );
     sim.command(add(2, None));
     sim.commit_all();
     assert!(matches!(
@@ -348,13 +361,45 @@ fn a_lost_proposal_rolls_back_and_answers_no_space() {
 }
 
 #[test]
+fn a_proposal_written_before_the_lost_one_is_answered_as_done() {
+    let mut sim = Sim::deployed();
+    let t1 = sim.command(add(1, None));
+    let t2 = sim.command(add(2, None));
+    assert_eq!(sim.in_flight.len(), 2);
+    // The first was written, its commit not reported yet; the second was lost.
+    let written = sim.in_flight.pop_front().unwrap();
+    sim.follower.apply_committed(&written, sim.now);
+    sim.committed.push(written);
+    sim.in_flight.clear();
+    sim.m.proposal_lost(no_space());
+    sim.pump();
+    let mut replies = sim.replies();
+    replies.sort_by_key(|(t, _)| *t);
+    assert!(
+        matches!(
+            &replies[..],
+            [(a, Reply::Command(Ok(_))), (b, Reply::Command(Err(Refused::NoSpace(_))))]
+                if *a == t1 && *b == t2
+        ),
+        "{replies:?}"
+    );
+    assert!(sim.m.state().world.order(&oid(1)).is_some());
+    assert!(sim.m.state().world.order(&oid(2)).is_none());
+    sim.check();
+}
+
+#[test]
 fn timers_fire_from_the_injected_clock() {
     let mut sim = Sim::deployed();
     let at = TimeMs(sim.now.0 + 60_000);
     // Its first step (a lock) is the controller's: the controller holds the fresh order.
     sim.command(add_to("wl", 1, Some(at)));
     sim.commit_all();
-    assert_eq!(sim.wake, Some(at), "the machine asks to be woken at the schedule");
+    assert_eq!(
+        sim.wake,
+        Some(at),
+        "the machine asks to be woken at the schedule"
+    );
     sim.links();
     sim.now = TimeMs(at.0 - 1);
     sim.m.tick(sim.now);
@@ -394,7 +439,8 @@ fn agent_events_are_released_only_after_commit() {
             chunk: b"hi".to_vec(),
         },
     }];
-    sim.m.agent_events(&agent(), 7, epoch, events.clone(), sim.now);
+    sim.m
+        .agent_events(&agent(), 7, epoch, events.clone(), sim.now);
     sim.flush();
     assert_eq!(sim.in_flight.len(), 1);
     assert!(sim.links().is_empty(), "no release before commit");
@@ -456,10 +502,16 @@ fn a_snapshot_is_asked_for_once_enough_is_committed() {
     sim.m.deploy(t, &inventory(), sim.now);
     sim.flush();
     sim.command(add(1, None));
-    assert!(!sim.actions.iter().any(|a| matches!(a, Action::WriteSnapshot { .. })));
+    assert!(
+        !sim.actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteSnapshot { .. }))
+    );
     sim.commit_all();
     let snap = sim.actions.iter().find_map(|a| match a {
-        Action::WriteSnapshot { event_id, bytes, .. } => Some((*event_id, bytes.clone())),
+        Action::WriteSnapshot {
+            event_id, bytes, ..
+        } => Some((*event_id, bytes.clone())),
         _ => None,
     });
     let (id, bytes) = snap.expect("a snapshot is due");
@@ -477,11 +529,14 @@ enum Op {
     Advance(u16),
     CommitOne,
     CommitAll,
-    Lose,
+    /// The first `n` proposals in flight were written (not yet reported), the rest lost.
+    Lose(usize),
     Resume,
     Couple(u8),
     Attach(usize),
-    LoseLeadership { commit_anyway: bool },
+    LoseLeadership {
+        commit_anyway: bool,
+    },
     BecomeLeader,
 }
 
@@ -494,7 +549,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u16..5000).prop_map(Op::Advance),
         4 => Just(Op::CommitOne),
         1 => Just(Op::CommitAll),
-        1 => Just(Op::Lose),
+        1 => (0usize..3).prop_map(Op::Lose),
         1 => Just(Op::Resume),
         1 => (1u8..3).prop_map(Op::Couple),
         2 => (0usize..6).prop_map(Op::Attach),
@@ -528,8 +583,12 @@ impl Sim {
                 self.commit_one();
             }
             Op::CommitAll => self.commit_all(),
-            Op::Lose => {
-                if !self.in_flight.is_empty() {
+            Op::Lose(written) => {
+                if self.in_flight.len() > written {
+                    for entry in self.in_flight.drain(..written) {
+                        self.follower.apply_committed(&entry, self.now);
+                        self.committed.push(entry);
+                    }
                     self.in_flight.clear();
                     self.m.proposal_lost(no_space());
                     self.pump();
@@ -545,7 +604,8 @@ impl Sim {
                 if self.m.is_leader() {
                     let t = self.token();
                     let epoch = self.m.cursor(&agent()).epoch;
-                    self.m.coupled(t, &agent(), u128::from(run), epoch, self.now);
+                    self.m
+                        .coupled(t, &agent(), u128::from(run), epoch, self.now);
                     self.flush();
                 }
             }
@@ -554,8 +614,7 @@ impl Sim {
                     return;
                 };
                 let cursor = self.m.cursor(&agent());
-                let (Some(run), Holder::Attaching(_)) = (cursor.run_id, &order.holder)
-                else {
+                let (Some(run), Holder::Attaching(_)) = (cursor.run_id, &order.holder) else {
                     return;
                 };
                 let event = AgentEvent {
