@@ -10,7 +10,10 @@
 //!
 //! While the journal's file system is full, commands and deployments get 507
 //! `{error, journalDir, cause}` and nothing of them is done (reads go on); they work again
-//! once space is freed.
+//! once space is freed. A controller that is not the active one answers them with 503
+//! `{error, active}` (`active`: the active controller when known); for one it had taken
+//! before it stopped being active, the outcome is unknown and a retry with the same order id
+//! is safe.
 //!
 //! Routes (all JSON unless said otherwise):
 //!
@@ -56,7 +59,7 @@ mod orders;
 mod whole;
 
 use crate::config::{Role, TokenConfig};
-use crate::core::{Input, NoSpace};
+use crate::core::{Input, NoSpace, NotActive};
 use crate::link::StatusMap;
 use crate::state::State;
 use axum::Router;
@@ -125,6 +128,14 @@ impl ApiError {
         error.fields.insert("cause".into(), json!(e.cause));
         error
     }
+    /// 503 Service Unavailable: this controller is not the active one; whether the command
+    /// took effect is unknown. `{"error", "active"}` (`active` null when not known).
+    pub fn not_active(e: &NotActive) -> ApiError {
+        let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        error.fields.insert("active".into(), json!(e.active));
+        error
+    }
+
     pub fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }

@@ -40,6 +40,7 @@ fn command_error(e: Refused) -> ApiError {
             StatusCode::PAYLOAD_TOO_LARGE
         }
         Refused::NoSpace(e) => return ApiError::no_space(e),
+        Refused::NotActive(e) => return ApiError::not_active(e),
         Refused::Command(_) => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())
