@@ -39,6 +39,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Events one order may make in one settling round before others get their turn.
 const SETTLE_EVENTS_MAX: usize = 100_000;
 
+/// Slots the batch and the order queue keep between rounds. A larger round (10,000 orders
+/// added by one request, an agent's backlog) gives the rest back when it is sealed, so that
+/// it does not hold its peak for the life of the process (a batch slot is about 200 bytes).
+const ROUND_SLOTS_KEPT: usize = 4096;
+
+/// Events after which the core asks the allocator to return its free memory to the system
+/// (see [`Core::return_free_memory`]).
+const TRIM_AFTER_EVENTS: u64 = 10_000;
+
+/// How often the core looks whether it made [`TRIM_AFTER_EVENTS`] events since it last
+/// returned free memory.
+const TRIM_CHECK_MS: u64 = 1000;
+
 /// A read of the state and the durable event id, run between batches.
 pub type Reader = Box<dyn FnOnce(&State, u64) + Send>;
 
@@ -209,6 +222,8 @@ pub struct Core<L: Links> {
     timer_of: BTreeMap<Timer, TimeMs>,
     snapshot_events: u64,
     since_snapshot: u64,
+    /// Events made since free memory was last returned to the system.
+    since_trim: u64,
     retention_ms: u64,
     /// How long events stay in the journal for the event stream.
     events_retention_ms: u64,
@@ -272,6 +287,7 @@ impl<L: Links> Core<L> {
             timer_of: BTreeMap::new(),
             snapshot_events,
             since_snapshot: 0,
+            since_trim: 0,
             retention_ms,
             events_retention_ms,
             snapshots: VecDeque::new(),
@@ -410,6 +426,7 @@ impl<L: Links> Core<L> {
                 self.touched.insert(id.clone());
             }
         }
+        self.since_trim += 1;
         if let Err(skip) = self.state.apply(id, &stored) {
             tracing::warn!(
                 event_id = skip.event_id,
@@ -919,6 +936,43 @@ impl<L: Links> Core<L> {
         self.settle();
         self.act();
         self.seal();
+        self.shrink_round_buffers();
+    }
+
+    /// Gives back the slots of a large round beyond [`ROUND_SLOTS_KEPT`].
+    fn shrink_round_buffers(&mut self) {
+        debug_assert!(self.batch.is_empty(), "the round's batch is sealed");
+        if self.batch.capacity() > ROUND_SLOTS_KEPT {
+            self.batch.shrink_to(ROUND_SLOTS_KEPT);
+        }
+        if self.queue.capacity() > ROUND_SLOTS_KEPT {
+            self.queue.shrink_to(ROUND_SLOTS_KEPT);
+        }
+    }
+
+    /// After [`TRIM_AFTER_EVENTS`] events, asks the allocator (on a blocking thread) to return
+    /// the memory it holds free to the system; true when it asked.
+    ///
+    /// glibc's malloc keeps what a thread freed in that thread's arena and returns only the top
+    /// of a heap, so a burst of work (large requests, an agent's backlog, and the events,
+    /// records and replies made of them on every thread) leaves the process well above what it
+    /// then holds; a restart would not. Counting events keeps this off quiet controllers and
+    /// bounds its cost under load: one walk of the free lists per [`TRIM_AFTER_EVENTS`]
+    /// events at most (figures in `bench/README.md`).
+    fn return_free_memory(&mut self) -> bool {
+        if self.since_trim < TRIM_AFTER_EVENTS {
+            return false;
+        }
+        self.since_trim = 0;
+        tokio::task::spawn_blocking(|| {
+            let started = std::time::Instant::now();
+            ordo_net::process::release_free_memory();
+            tracing::debug!(
+                micros = started.elapsed().as_micros() as u64,
+                "free memory returned to the system"
+            );
+        });
+        true
     }
 
     /// Runs until `inputs` closes or the journal fails.
@@ -926,6 +980,8 @@ impl<L: Links> Core<L> {
         let mut durable: watch::Receiver<u64> = self.journal.durable_id_watch();
         let expiry_ms = (self.retention_ms.min(self.events_retention_ms) / 4).clamp(100, 60_000);
         let mut expiry = tokio::time::interval(std::time::Duration::from_millis(expiry_ms));
+        let mut trim = tokio::time::interval(std::time::Duration::from_millis(TRIM_CHECK_MS));
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.flush();
         loop {
             // Effects whose events were durable already (or that made no events) run now.
@@ -976,6 +1032,9 @@ impl<L: Links> Core<L> {
                     }
                 }
                 _ = expiry.tick() => self.expire(),
+                _ = trim.tick() => {
+                    self.return_free_memory();
+                }
                 Some(written) = self.snapshot_rx.recv() => self.snapshots.push_back(written),
                 failed = self.failed_rx.recv() => match failed {
                     Some(AppendFailed::Unwritten { generation, cause }) => {
@@ -996,3 +1055,6 @@ impl<L: Links> Core<L> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
