@@ -157,6 +157,33 @@ impl LocalOrdo {
         Ok(())
     }
 
+    /// Kills an agent with SIGKILL and starts it again at once on the same configuration and
+    /// journal (its jobs are lost; the controller's link reconnects by itself).
+    pub fn kill9_and_restart_agent(&mut self, id: &str, binaries: &Binaries) -> anyhow::Result<()> {
+        let log_filter = std::env::var("ORDO_LOG").unwrap_or_else(|_| "warn".into());
+        let config = self
+            .local
+            .agent_configs
+            .iter()
+            .find(|(a, _, _)| a == id)
+            .map(|(_, config, _)| config.clone())
+            .ok_or_else(|| anyhow!("no agent {id}"))?;
+        let (_, process) = self
+            .agents
+            .iter_mut()
+            .find(|(a, _)| a == id)
+            .ok_or_else(|| anyhow!("no agent {id}"))?;
+        process.kill9();
+        *process = Process::start(
+            &format!("agent {id}"),
+            &binaries.agent,
+            &config,
+            self.dir.path().join(format!("agent-{id}.log")),
+            &log_filter,
+        )?;
+        Ok(())
+    }
+
     /// The URL of an API path (`/orders` → `https://…/api/v1/orders`).
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.local.controller_url)

@@ -22,7 +22,7 @@
 //! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax}` |
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; arguments over a size limit of `[limits]` (`order_args_bytes_max`, `arg_value_bytes_max`) 413 `{error, details: {limit, max}}`; an id or variable name over its length limit (`order_id_bytes_max`, `arg_name_bytes_max`) 400 with the same `details`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
-//! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
+//! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` (at most 10000, the default); a `limit` above 100 makes it a large answer: streamed, and 503 as `/snapshot` |
 //! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor, holder, mark, parent, outcomes: [{position, outcome}]}` |
 //! | `GET /orders/{id}/log` | viewer | → text/plain, the job output so far |
 //! | `POST /orders/{id}/cancel` | operator | `{kill?: "term"\|"kill"}` → `{duplicate, lastEventId}` |
@@ -55,6 +55,8 @@
 mod body;
 pub mod convert;
 mod events;
+#[cfg(test)]
+mod list_tests;
 mod orders;
 mod whole;
 
@@ -91,7 +93,7 @@ pub struct Api {
     pub long_poll_ms_max: u64,
     /// Largest event streamed ([`crate::streamed`]); told by `/health` as `eventBytesMax`.
     pub event_bytes_max: usize,
-    /// Whole-state answers (`/state`, `/snapshot`) being written; see [`whole`].
+    /// Large answers (`/state`, `/snapshot`, long order lists) being written; see [`whole`].
     pub state_reads: Arc<Semaphore>,
     pub state_reads_max: usize,
     pub cluster_id: String,

@@ -36,6 +36,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// The term this controller leads while it runs alone.
 const SINGLE_TERM: u64 = 1;
 
+/// Events after which the core asks the allocator to return its free memory to the system
+/// (see [`Core::return_free_memory`]).
+const TRIM_AFTER_EVENTS: u64 = 10_000;
+
+/// How often the core looks whether it made [`TRIM_AFTER_EVENTS`] events since it last
+/// returned free memory.
+const TRIM_CHECK_MS: u64 = 1000;
+
 /// A read of the state and the durable event id, run between batches.
 pub type Reader = Box<dyn FnOnce(&State, u64) + Send>;
 
@@ -136,6 +144,8 @@ pub struct Core<L: Links> {
     event_bytes_max: usize,
     retention_ms: u64,
     events_retention_ms: u64,
+    /// Events proposed since free memory was last returned to the system.
+    since_trim: u64,
 }
 
 impl<L: Links> Core<L> {
@@ -181,6 +191,7 @@ impl<L: Links> Core<L> {
             event_bytes_max,
             retention_ms,
             events_retention_ms,
+            since_trim: 0,
         };
         core.machine.became_leader(SINGLE_TERM);
         core
@@ -265,7 +276,10 @@ impl<L: Links> Core<L> {
                     position,
                     after,
                     events,
-                } => self.append(position, after, events),
+                } => {
+                    self.since_trim += events.len() as u64;
+                    self.append(position, after, events)
+                }
                 Action::Reply { token, reply } => self.reply(token, reply),
                 Action::Link { agent, msg } => self.links.send(&agent, msg),
                 Action::EnsureLink(agent) => self.links.ensure(&agent),
@@ -446,6 +460,31 @@ impl<L: Links> Core<L> {
         Ok(())
     }
 
+    /// After [`TRIM_AFTER_EVENTS`] events, asks the allocator (on a blocking thread) to return
+    /// the memory it holds free to the system; true when it asked.
+    ///
+    /// glibc's malloc keeps what a thread freed in that thread's arena and returns only the top
+    /// of a heap, so a burst of work (large requests, an agent's backlog, and the events,
+    /// records and replies made of them on every thread) leaves the process well above what it
+    /// then holds; a restart would not. Counting events keeps this off quiet controllers and
+    /// bounds its cost under load: one walk of the free lists per [`TRIM_AFTER_EVENTS`]
+    /// events at most (figures in `bench/README.md`).
+    fn return_free_memory(&mut self) -> bool {
+        if self.since_trim < TRIM_AFTER_EVENTS {
+            return false;
+        }
+        self.since_trim = 0;
+        tokio::task::spawn_blocking(|| {
+            let started = std::time::Instant::now();
+            ordo_net::process::release_free_memory();
+            tracing::debug!(
+                micros = started.elapsed().as_micros() as u64,
+                "free memory returned to the system"
+            );
+        });
+        true
+    }
+
     /// One round: settle, propose the batch, plan the effects.
     fn flush(&mut self) {
         self.machine.flush((self.clock)());
@@ -457,6 +496,8 @@ impl<L: Links> Core<L> {
         let mut durable: watch::Receiver<u64> = self.journal.durable_id_watch();
         let expiry_ms = (self.retention_ms.min(self.events_retention_ms) / 4).clamp(100, 60_000);
         let mut expiry = tokio::time::interval(std::time::Duration::from_millis(expiry_ms));
+        let mut trim = tokio::time::interval(std::time::Duration::from_millis(TRIM_CHECK_MS));
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.perform();
         self.flush();
         loop {
@@ -508,6 +549,9 @@ impl<L: Links> Core<L> {
                     self.machine.expire((self.clock)());
                     self.perform();
                 }
+                _ = trim.tick() => {
+                    self.return_free_memory();
+                }
                 Some((id, at)) = self.snapshot_rx.recv() => self.machine.snapshot_written(id, at),
                 failed = self.failed_rx.recv() => match failed {
                     Some(AppendFailed::Unwritten { generation, cause }) => {
@@ -523,3 +567,6 @@ impl<L: Links> Core<L> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,8 +10,9 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use ordo_model::ids::{BoardName, OrderId, WorkflowName};
-use ordo_model::order::{Command, CommandError, InputError, Kill, OrderLimits};
+use ordo_model::order::{Command, CommandError, InputError, Kill, Order, OrderLimits};
 use ordo_model::position::Position;
 use ordo_model::time::TimeMs;
 use ordo_model::value::Vars;
@@ -525,16 +526,34 @@ pub struct ListQuery {
 /// Orders listed in one answer at most.
 const LIST_ORDERS_MAX: usize = 10_000;
 
+/// Orders a list answer may hold without a place among the large answers
+/// (`limits.state_reads_max`, see [`super::whole`]): pages this small cost little however
+/// many are written at once.
+pub const LIST_ORDERS_UNBOUNDED_MAX: usize = 100;
+
 /// `GET /orders?state=&workflow=&limit=`.
-pub async fn list(
-    AxState(api): AxState<Api>,
-    Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Json>, ApiError> {
-    if let Some(state) = &q.state {
-        super::convert::check_state_name(state).map_err(ApiError::bad)?;
+///
+/// The core copies the orders of the page between two batches (no JSON in the core); the
+/// answer is written from that copy. A page that may hold more than
+/// [`LIST_ORDERS_UNBOUNDED_MAX`] orders is a large answer: it needs a place, as `/state` does
+/// (503 when none is free), and is streamed from a blocking thread, which hands the copy's
+/// memory back to the system when it is written.
+pub async fn list(AxState(api): AxState<Api>, Query(q): Query<ListQuery>) -> Response {
+    if let Some(state) = &q.state
+        && let Err(e) = super::convert::check_state_name(state)
+    {
+        return ApiError::bad(e).into_response();
     }
     let limit = q.limit.unwrap_or(LIST_ORDERS_MAX).min(LIST_ORDERS_MAX);
-    let orders = api
+    let permit = if limit > LIST_ORDERS_UNBOUNDED_MAX {
+        match super::whole::admit(&api) {
+            Some(permit) => Some(permit),
+            None => return super::whole::busy(&api),
+        }
+    } else {
+        None
+    };
+    let read = api
         .read(move |s: &State, _| {
             s.world
                 .orders
@@ -546,11 +565,42 @@ pub async fn list(
                         .is_none_or(|w| o.workflow.as_str() == w)
                 })
                 .take(limit)
-                .map(order_json)
-                .collect::<Vec<_>>()
+                .cloned()
+                .collect::<Vec<Order>>()
         })
-        .await?;
-    Ok(axum::Json(json!({ "orders": orders })))
+        .await;
+    let orders = match read {
+        Ok(orders) => orders,
+        Err(e) => return e.into_response(),
+    };
+    match permit {
+        Some(permit) if orders.len() > LIST_ORDERS_UNBOUNDED_MAX => {
+            super::whole::json_answer(ordo_net::body::streamed(permit, move |w| {
+                write_order_list(w, &orders)
+            }))
+        }
+        _ => {
+            let mut text = Vec::new();
+            match write_order_list(&mut text, &orders) {
+                Ok(()) => super::whole::json_answer(text.into()),
+                Err(e) => {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                }
+            }
+        }
+    }
+}
+
+/// `{"orders": [order, ...]}`, one order at a time.
+fn write_order_list(w: &mut impl std::io::Write, orders: &[Order]) -> std::io::Result<()> {
+    w.write_all(b"{\"orders\":[")?;
+    for (i, order) in orders.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *w, &order_json(order)).map_err(std::io::Error::from)?;
+    }
+    w.write_all(b"]}")
 }
 
 /// `GET /orders/{id}`.

@@ -57,6 +57,11 @@ use timers::{Timer, Timers};
 /// Events one order may make in one settling round before others get their turn.
 const SETTLE_EVENTS_MAX: usize = 100_000;
 
+/// Slots the batch and the order queue keep between rounds. A larger round (10,000 orders
+/// added by one request, an agent's backlog) gives the rest back when it is sealed, so that
+/// it does not hold its peak for the life of the process (a batch slot is about 200 bytes).
+pub(crate) const ROUND_SLOTS_KEPT: usize = 4096;
+
 /// Bytes of a journal record around its event (version, term, time), at most.
 const RECORD_OVERHEAD_BYTES: usize = 32;
 
@@ -667,6 +672,7 @@ impl Machine {
                 self.settle();
                 self.act();
                 self.seal();
+                self.shrink_round_buffers();
             } else {
                 self.act();
             }
@@ -676,6 +682,27 @@ impl Machine {
     }
 
     // ---- inside -----------------------------------------------------------------------
+
+    /// Gives back the slots of a large round beyond [`ROUND_SLOTS_KEPT`].
+    fn shrink_round_buffers(&mut self) {
+        debug_assert!(self.batch.is_empty(), "the round's batch is sealed");
+        if self.batch.capacity() > ROUND_SLOTS_KEPT {
+            self.batch.shrink_to(ROUND_SLOTS_KEPT);
+        }
+        if self.queue.capacity() > ROUND_SLOTS_KEPT {
+            self.queue.shrink_to(ROUND_SLOTS_KEPT);
+        }
+    }
+
+    /// Capacities of the round's batch and order queue (for tests of what a round keeps).
+    #[cfg(test)]
+    pub(crate) fn round_capacities(&self) -> (usize, usize, usize) {
+        (
+            self.batch.capacity(),
+            self.queue.capacity(),
+            self.queue.len(),
+        )
+    }
 
     fn reply(&mut self, token: Token, reply: Reply) {
         self.actions.push(Action::Reply { token, reply });
