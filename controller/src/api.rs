@@ -50,7 +50,6 @@
 //! `event_bytes_max` ([`crate::streamed`]).
 
 mod body;
-pub mod convert;
 mod events;
 mod orders;
 mod whole;
@@ -68,7 +67,6 @@ use axum::routing::{get, post};
 use ordo_journal::Journal;
 use ordo_net::serve::ConnectionAuth;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -167,11 +165,7 @@ pub fn stopping() -> ApiError {
     )
 }
 
-/// The SHA-256 of a token, hex.
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use ordo_api::auth::token_hash;
 
 pub fn token_map(tokens: &[TokenConfig]) -> HashMap<String, Role> {
     tokens
@@ -191,7 +185,7 @@ impl Caller {
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("this needs the role {role:?}; the token has {:?}", self.0),
+                format!("this needs the role {role}; the token has {}", self.0),
             ))
         }
     }

@@ -43,14 +43,8 @@ pub struct TokenConfig {
     pub role: Role,
 }
 
-/// What a token may do; each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
+/// What a token may do (the published roles).
+pub use ordo_api::auth::Role;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,7 +88,7 @@ impl Default for Limits {
         Limits {
             request_bytes_max: 16 << 20,
             frame_bytes_max: 16 << 20,
-            event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
+            event_bytes_max: ordo_api::limits::EVENT_BYTES_MAX_DEFAULT,
             orders_per_request_max: 10_000,
             subscriber_events_max: 100_000,
             long_poll_ms_max: 60_000,
@@ -199,7 +193,7 @@ impl Config {
         check_id("controller_id", &f.controller_id)?;
         check_id("cluster_id", &f.cluster_id)?;
         for t in &f.tokens {
-            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !ordo_api::auth::is_token_hash(&t.sha256) {
                 return Err(format!(
                     "token {:?}: sha256 must be 64 hex digits (the SHA-256 of the token)",
                     t.name

@@ -355,7 +355,7 @@ impl<L: Links> Core<L> {
                 ts,
                 body: Body::Event(e.clone()),
             };
-            let (key, kind, _) = crate::api::convert::describe(&stored.body);
+            let (key, kind, _) = ordo_api::view::describe(&stored.body);
             if record > self.record_bytes_max {
                 return Err(Refused::RecordTooLarge {
                     key,

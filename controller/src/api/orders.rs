@@ -1,11 +1,11 @@
 //! Command and query routes for deployments, orders, notices and agents.
 
-use super::convert::{order_json, vars_from_json};
 use super::{Api, ApiError, Caller, stopping};
 use crate::config::Role;
 use crate::core::{CommandReply, Input, Refused};
 use crate::record::{Body, Record};
 use crate::state::State;
+use ordo_api::view::{AgentLinkView, AgentLinks, OrderView, order_view, vars_from_json};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
@@ -526,7 +526,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Json>, ApiError> {
     if let Some(state) = &q.state {
-        super::convert::check_state_name(state).map_err(ApiError::bad)?;
+        ordo_api::view::check_state_name(state).map_err(ApiError::bad)?;
     }
     let limit = q.limit.unwrap_or(LIST_ORDERS_MAX).min(LIST_ORDERS_MAX);
     let orders = api
@@ -541,7 +541,7 @@ pub async fn list(
                         .is_none_or(|w| o.workflow.as_str() == w)
                 })
                 .take(limit)
-                .map(order_json)
+                .map(order_view)
                 .collect::<Vec<_>>()
         })
         .await?;
@@ -552,10 +552,10 @@ pub async fn list(
 pub async fn show(
     AxState(api): AxState<Api>,
     Path(id): Path<String>,
-) -> Result<axum::Json<Json>, ApiError> {
+) -> Result<axum::Json<OrderView>, ApiError> {
     let id = order_id(&id)?;
     let shown = id.clone();
-    api.read(move |s, _| s.world.order(&id).map(order_json))
+    api.read(move |s, _| s.world.order(&id).map(order_view))
         .await?
         .map(axum::Json)
         .ok_or_else(|| {
@@ -620,24 +620,24 @@ fn read_log(journal: &ordo_journal::Journal, ids: &[u64]) -> Result<String, ApiE
 }
 
 /// `GET /agents`: each deployed agent with its link status.
-pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
+pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<AgentLinks>, ApiError> {
     let deployed = api
         .read(|s, _| s.world.agents.values().cloned().collect::<Vec<_>>())
         .await?;
     let status = api.links.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let agents: Vec<Json> = deployed
+    let agents = deployed
         .iter()
         .map(|a| {
             let s = status.get(&a.id).cloned().unwrap_or_default();
-            json!({
-                "id": a.id,
-                "url": a.url,
-                "connected": s.connected,
-                "connectedSinceMs": s.connected_since_ms,
-                "lastError": s.last_error,
-                "meta": s.meta,
-            })
+            AgentLinkView {
+                id: a.id.to_string(),
+                url: a.url.clone(),
+                connected: s.connected,
+                connected_since_ms: s.connected_since_ms,
+                last_error: s.last_error,
+                meta: s.meta,
+            }
         })
         .collect();
-    Ok(axum::Json(json!({ "agents": agents })))
+    Ok(axum::Json(AgentLinks { agents }))
 }

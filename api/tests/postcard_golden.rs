@@ -6,8 +6,8 @@
 //!
 //! `ORDO_BLESS=1` rewrites the file; do that only for a deliberate, versioned format change.
 
-use ordo_controller::record::{Body, Record, Stored};
-use ordo_controller::state::State;
+use ordo_api::record::{Body, Record, Stored};
+use ordo_api::state::State;
 use ordo_model::ids::{AgentId, OrderId, WorkflowName};
 use ordo_model::order::{
     AgentCommand, Command, ForkChild, Holder, KeyedEvent, Kill, Mark, OrderEvent, Outcome,
