@@ -413,6 +413,25 @@ mod erased {
     }
 }
 
+/// A controller's health (`GET /api/v1/health` of the controller).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerHealth {
+    /// `ok`.
+    pub status: String,
+    pub cluster_id: String,
+    pub controller_id: String,
+    /// `active`.
+    pub role: String,
+    /// The newest durable event id: the stream has every event up to it.
+    pub last_event_id: u64,
+    /// Orders in the state.
+    pub orders: usize,
+    /// The largest event frame the controller streams (its `limits.event_bytes_max`).
+    pub event_bytes_max: usize,
+}
+
 /// An agent with the controller's link to it (`GET /api/v1/agents` of the controller).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

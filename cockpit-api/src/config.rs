@@ -16,7 +16,7 @@
 //! [limits]                                   # sizes and counts
 //! ```
 
-use ordo_controller::config::Role;
+use ordo_api::auth::Role;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,7 @@ pub struct Limits {
     pub request_bytes_max: usize,
     /// Largest WebSocket message read from a controller (one event); at least the
     /// controller's `limits.event_bytes_max` (both default to
-    /// [`ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT`]), else an event can stop the
+    /// [`ordo_api::limits::EVENT_BYTES_MAX_DEFAULT`]), else an event can stop the
     /// view (`/health` then says `stuck` and why).
     pub frame_bytes_max: usize,
     /// Largest answer read from a controller (`/state` is the big one).
@@ -151,7 +151,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             request_bytes_max: 16 << 20,
-            frame_bytes_max: ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT,
+            frame_bytes_max: ordo_api::limits::EVENT_BYTES_MAX_DEFAULT,
             state_bytes_max: 1 << 30,
             orders_per_page_max: 1000,
             orders_scanned_per_page_max: 100_000,

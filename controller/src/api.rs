@@ -64,6 +64,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use ordo_api::view::ControllerHealth;
 use ordo_journal::Journal;
 use ordo_net::serve::ConnectionAuth;
 use serde_json::json;
@@ -210,19 +211,19 @@ async fn auth(AxState(api): AxState<Api>, mut req: Request, next: Next) -> Respo
     next.run(req).await
 }
 
-async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<ControllerHealth>, ApiError> {
     let (last, orders) = api
         .read(|s, durable| (durable.min(s.last_event_id), s.world.orders.len()))
         .await?;
-    Ok(axum::Json(json!({
-        "status": "ok",
-        "clusterId": api.cluster_id,
-        "controllerId": api.controller_id,
-        "role": "active",
-        "lastEventId": last,
-        "orders": orders,
-        "eventBytesMax": api.event_bytes_max,
-    })))
+    Ok(axum::Json(ControllerHealth {
+        status: "ok".into(),
+        cluster_id: api.cluster_id.clone(),
+        controller_id: api.controller_id.clone(),
+        role: "active".into(),
+        last_event_id: last,
+        orders,
+        event_bytes_max: api.event_bytes_max,
+    }))
 }
 
 async fn not_found() -> ApiError {

@@ -13,7 +13,7 @@
 
 use super::read::{check_order_id, query};
 use super::{ApiError, App};
-use crate::convert::describe;
+use ordo_api::view::describe;
 use crate::follow::Live;
 use crate::upstream::UpstreamError;
 use axum::extract::rejection::QueryRejection;
@@ -23,7 +23,7 @@ use axum::extract::{Path, Query, State as AxState};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use ordo_controller::record::Body;
+use ordo_api::record::Body;
 use ordo_model::wire::AgentEventBody;
 use serde::Deserialize;
 use serde_json::json;
