@@ -117,7 +117,7 @@ impl ErrorFrame {
 /// What one message of the stream holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamMessage {
-    Event(EventFrame<'static>),
+    Event(Box<EventFrame<'static>>),
     /// The controller ended the stream with this reason.
     Error(String),
 }
@@ -166,7 +166,7 @@ pub fn parse_message(text: &str) -> Result<StreamMessage, FormatError> {
     match serde_json::from_str::<EventFrame<'static>>(text) {
         Ok(frame) => {
             check_version(WHAT, frame.format_version)?;
-            Ok(StreamMessage::Event(frame))
+            Ok(StreamMessage::Event(Box::new(frame)))
         }
         Err(e) => match serde_json::from_str::<Head>(text) {
             Ok(Head {
@@ -236,13 +236,22 @@ mod tests {
         assert_eq!(json["type"], "AgentRunChanged");
         assert_eq!(json["event"]["type"], "agentRunChanged");
         assert_eq!(json["event"]["new"], format!("{:032x}", 7));
-        assert!(json["event"].get("old").is_none(), "unset fields are left out");
+        assert!(
+            json["event"].get("old").is_none(),
+            "unset fields are left out"
+        );
         match parse_message(&text).unwrap() {
             StreamMessage::Event(f) => assert_eq!(f.into_stored(), (65536, s)),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            parse_message(&ErrorFrame { error: "reload the snapshot".into() }.to_json()).unwrap(),
+            parse_message(
+                &ErrorFrame {
+                    error: "reload the snapshot".into()
+                }
+                .to_json()
+            )
+            .unwrap(),
             StreamMessage::Error("reload the snapshot".into())
         );
         assert!(matches!(
@@ -259,10 +268,19 @@ mod tests {
         let newer = FORMAT_VERSION + 1;
         json["formatVersion"] = newer.into();
         let e = parse_message(&json.to_string()).unwrap_err();
-        assert_eq!(e, FormatError::Newer { what: "event frame", found: newer });
+        assert_eq!(
+            e,
+            FormatError::Newer {
+                what: "event frame",
+                found: newer
+            }
+        );
         let text = e.to_string();
         assert!(text.contains(&format!("version {newer}")), "{text}");
-        assert!(text.contains(&format!("version {FORMAT_VERSION}")), "{text}");
+        assert!(
+            text.contains(&format!("version {FORMAT_VERSION}")),
+            "{text}"
+        );
         // Also when the newer frame no longer parses as this build's.
         json["event"] = serde_json::json!({"type": "somethingNew"});
         assert!(matches!(
@@ -274,10 +292,20 @@ mod tests {
         write_state_snapshot(&mut bytes, 9, &State::new()).unwrap();
         let back = StateSnapshot::from_slice(&bytes).unwrap();
         assert_eq!((back.event_id, back.state), (9, State::new()));
-        let newer_state = String::from_utf8(bytes)
-            .unwrap()
-            .replace(&format!("\"formatVersion\":{FORMAT_VERSION}"), &format!("\"formatVersion\":{newer}"));
+        let newer_state = String::from_utf8(bytes).unwrap().replace(
+            &format!("\"formatVersion\":{FORMAT_VERSION}"),
+            &format!("\"formatVersion\":{newer}"),
+        );
         let e = StateSnapshot::from_slice(newer_state.as_bytes()).unwrap_err();
-        assert!(matches!(e, FormatError::Newer { what: "state snapshot", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                FormatError::Newer {
+                    what: "state snapshot",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

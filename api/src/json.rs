@@ -27,6 +27,7 @@
 //! Reading an enum buffers that one enum value (to find its `type` wherever it is in the
 //! object); structs, sequences and maps are read as they stream.
 
+use serde::Deserialize;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -35,7 +36,6 @@ use serde::ser::{
     self, Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant,
     SerializeTuple, SerializeTupleStruct, SerializeTupleVariant, Serializer,
 };
-use serde::Deserialize;
 use serde_json::Value as Json;
 use std::borrow::Cow;
 use std::fmt;
@@ -349,7 +349,11 @@ impl<C: SerializeMap> SerializeMap for Compound<C> {
 pub struct Fields<M>(M);
 
 impl<M: SerializeMap> Fields<M> {
-    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
+    fn field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), M::Error> {
         if is_none(value) {
             return Ok(());
         }
@@ -482,7 +486,12 @@ impl Serializer for NoneProbe {
     fn serialize_unit(self) -> Result<bool, NotNone> {
         Ok(false)
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<bool, NotNone> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<bool, NotNone> {
         Ok(false)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -694,11 +703,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FieldEntries<A> {
         let Some(key) = self.map.next_key::<Cow<'de, str>>()? else {
             return Ok(None);
         };
-        let field = self
-            .fields
-            .iter()
-            .find(|f| camel(f) == key)
-            .copied();
+        let field = self.fields.iter().find(|f| camel(f) == key).copied();
         match field {
             Some(f) => {
                 let d: de::value::StrDeserializer<'_, A::Error> = f.into_deserializer();

@@ -445,11 +445,7 @@ pub struct AgentLinkView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// What the agent told about itself (host, cores, memory, load, version, jobs).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::json"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::json")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<AgentMeta>,
 }
@@ -509,7 +505,10 @@ mod tests {
         );
         o.holder = Holder::Attaching(ordo_model::ids::AgentId::new("far").unwrap());
         let json = serde_json::to_value(order_view(&o)).unwrap();
-        assert_eq!(json["holder"], json!({"type": "attaching", "attaching": "far"}));
+        assert_eq!(
+            json["holder"],
+            json!({"type": "attaching", "attaching": "far"})
+        );
         assert_eq!(json["vars"], json!({"v": "x"}));
         assert_eq!(json["stateDetail"], "fresh");
         for unset in ["scheduledFor", "mark", "parent"] {

@@ -10,8 +10,8 @@ use ordo_api::record::{Body, Record, Stored};
 use ordo_api::state::State;
 use ordo_model::ids::{AgentId, OrderId, WorkflowName};
 use ordo_model::order::{
-    AgentCommand, Command, ForkChild, Holder, KeyedEvent, Kill, Mark, OrderEvent, Outcome,
-    command, deploy,
+    AgentCommand, Command, ForkChild, Holder, KeyedEvent, Kill, Mark, OrderEvent, Outcome, command,
+    deploy,
 };
 use ordo_model::position::{BlockKey, Position};
 use ordo_model::time::TimeMs;
@@ -253,7 +253,11 @@ fn postcard_encodings_are_unchanged() {
         let name = want.split(':').next().unwrap_or("");
         assert_eq!(got, want, "line {i} ({name}) of {GOLDEN} differs");
     }
-    assert_eq!(golden.lines().count(), now.lines().count(), "samples in {GOLDEN}");
+    assert_eq!(
+        golden.lines().count(),
+        now.lines().count(),
+        "samples in {GOLDEN}"
+    );
 }
 
 /// Every sample decodes back to what was encoded.

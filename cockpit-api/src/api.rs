@@ -121,7 +121,6 @@ impl Caller {
     }
 }
 
-
 /// `access_token` of a WebSocket upgrade's query string.
 fn query_token(req: &Request) -> Option<String> {
     let upgrade = req

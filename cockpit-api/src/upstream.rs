@@ -66,7 +66,7 @@ pub enum Message {
 pub fn parse_message(text: &str) -> Result<Message, String> {
     match ordo_api::frame::parse_message(text).map_err(|e| e.to_string())? {
         StreamMessage::Event(frame) => {
-            let (event_id, stored) = frame.into_stored();
+            let (event_id, stored) = (*frame).into_stored();
             Ok(Message::Event(Event { event_id, stored }))
         }
         StreamMessage::Error(reason) => Ok(Message::Error(reason)),
@@ -321,7 +321,13 @@ mod tests {
         };
         let text = EventFrame::of(65536, &stored).to_json().unwrap();
         match parse_message(&text).unwrap() {
-            Message::Event(e) => assert_eq!(e, Event { event_id: 65536, stored }),
+            Message::Event(e) => assert_eq!(
+                e,
+                Event {
+                    event_id: 65536,
+                    stored
+                }
+            ),
             other => panic!("{other:?}"),
         }
         let error = ErrorFrame {

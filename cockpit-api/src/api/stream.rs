@@ -13,7 +13,6 @@
 
 use super::read::{check_order_id, query};
 use super::{ApiError, App};
-use ordo_api::view::describe;
 use crate::follow::Live;
 use crate::upstream::UpstreamError;
 use axum::extract::rejection::QueryRejection;
@@ -24,6 +23,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use ordo_api::record::Body;
+use ordo_api::view::describe;
 use ordo_model::wire::AgentEventBody;
 use serde::Deserialize;
 use serde_json::json;

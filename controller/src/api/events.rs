@@ -2,11 +2,11 @@
 
 use super::{Api, ApiError};
 use crate::record::Record;
-use ordo_api::frame::{ErrorFrame, EventFrame};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ordo_api::frame::{ErrorFrame, EventFrame};
 use ordo_journal::{Follower, JournalError};
 use serde::Deserialize;
 

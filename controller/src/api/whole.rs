@@ -72,4 +72,3 @@ pub async fn snapshot(AxState(api): AxState<Api>) -> Response {
         ordo_api::view::write_snapshot(out, id, &w)
     }))
 }
-
