@@ -1,6 +1,6 @@
 //! Following the controller: load its state, then apply every later event in order.
 //!
-//! 1. `GET /api/v1/state` gives `{eventId, state}`; the histories are filled from the events
+//! 1. `GET /api/v1/state` gives `{formatVersion, eventId, state}`; the histories are filled from the events
 //!    the controller still keeps up to `eventId` (long-poll pages from the oldest, at most
 //!    `history_backfill_events_max`), then the view is replaced in one step.
 //! 2. `GET /api/v1/events/ws?after=<last applied id>` streams every later event. Each must

@@ -20,7 +20,7 @@
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; an id, argument or name over a limit of `[limits]` (`order_args_bytes_max`, `arg_name_bytes_max`, `arg_value_bytes_max`, `order_id_bytes_max`) 413 `{error, details: {limit, max}}`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
-//! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor, holder, mark, parent, outcomes: [{position, outcome}]}` |
+//! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor?, holder: {type, …}, mark?, parent?, outcomes: [{position, outcome}]}` (`ordo_api::view::OrderView`) |
 //! | `GET /orders/{id}/log` | viewer | → text/plain, the job output so far |
 //! | `POST /orders/{id}/cancel` | operator | `{kill?: "term"\|"kill"}` → `{duplicate, lastEventId}` |
 //! | `POST /orders/{id}/suspend` | operator | `{kill?}` → same |
@@ -29,18 +29,20 @@
 //! | `POST /orders/{id}/go` | operator | `{}` (or no body) → same |
 //! | `DELETE /orders/{id}` | operator | → same (terminated orders only) |
 //! | `POST /notices/{board}` | operator | `{key}` → same |
-//! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}` |
-//! | `GET /snapshot` | viewer | → `{eventId, orders, workflows, agents, locks, boards}` (summaries); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
-//! | `GET /state` | viewer | → `{eventId, state}`: the lossless state (`state::State` as JSON), streamed; 503 as `/snapshot` |
+//! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs?, lastError?, meta?}]}` (`ordo_api::view::AgentLinks`) |
+//! | `GET /snapshot` | viewer | → `{eventId, workflows, agents, locks, boards, orders}` (summaries, `ordo_api::view::SnapshotView`); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
+//! | `GET /state` | viewer | → `{formatVersion, eventId, state}`: the lossless state (`ordo_api::frame::StateSnapshot`), streamed; 503 as `/snapshot` |
 //! | `GET /events?after=&timeout=&stream=` | viewer | → NDJSON events; with `stream=true` the answer stays open until `timeout` |
 //! | `GET /events/ws?after=` | viewer | → WebSocket, one event per text frame |
 //!
-//! An event: `{eventId, ts, key, type, text, event}` where `event` is the lossless JSON of the
-//! journaled `record::Body`; folding `/state` with every later event through
-//! `state::State::apply` gives the controller's state.
+//! An event: `{formatVersion, eventId, term, ts, key, type, text, event}`
+//! (`ordo_api::frame::EventFrame`) where `event` is the journaled `record::Body` in the
+//! published JSON form; folding `/state` with every later event through
+//! `state::State::apply` gives the controller's state. Answers are the typed views of
+//! `ordo_api::view` (camelCase, unset fields left out).
 //!
 //! Event stream: `GET /api/v1/events?after=ID&timeout=MS` answers NDJSON, one event a line
-//! `{"eventId","ts","key","event"}`, as soon as at least one event after `ID` exists (or empty
+//! (the frames above), as soon as at least one event after `ID` exists (or empty
 //! after the timeout); `GET /api/v1/events/ws?after=ID` streams the same objects as WebSocket
 //! text frames. `after=0` (the default) starts at the oldest event kept; an `after` older than
 //! what the journal keeps gets 410 with "reload the snapshot" (`GET /api/v1/snapshot`); an

@@ -180,6 +180,47 @@ fn the_published_api_stands_alone() {
     }
 }
 
+/// The "Never" column of ARCHITECTURE.md's layering table, on the resolved graph.
+#[test]
+fn every_crate_keeps_to_its_layer() {
+    let m = metadata();
+    let g = Graph::new(&m);
+    let rules: [(&str, &[&str]); 5] = [
+        (
+            "ordo-model",
+            &[
+                "tokio",
+                "ordo-api",
+                "ordo-journal",
+                "ordo-net",
+                "ordo-controller",
+                "ordo-agent",
+                "ordo-cockpit-api",
+            ],
+        ),
+        ("ordo-journal", &["ordo-model", "ordo-api", "ordo-net"]),
+        (
+            "ordo-net",
+            &[
+                "ordo-model",
+                "ordo-api",
+                "ordo-journal",
+                "ordo-controller",
+                "ordo-agent",
+                "ordo-cockpit-api",
+            ],
+        ),
+        ("ordo-controller", &["ordo-agent", "ordo-cockpit-api"]),
+        ("ordo-agent", &["ordo-controller", "ordo-cockpit-api"]),
+    ];
+    for (krate, never) in rules {
+        let reached = g.reaches(krate);
+        for banned in never {
+            assert!(!reached.contains(*banned), "{krate} reaches {banned}");
+        }
+    }
+}
+
 #[test]
 fn the_cockpit_knows_only_the_published_api() {
     let m = metadata();
