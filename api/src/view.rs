@@ -82,16 +82,6 @@ fn value_from_json(json: &Json, depth: usize) -> Result<Value, String> {
     })
 }
 
-/// A value as plain JSON (as it serialises in JSON).
-pub fn value_to_json(v: &Value) -> Json {
-    serde_json::to_value(v).unwrap_or(Json::Null)
-}
-
-/// Variables as a plain JSON object.
-pub fn vars_to_json(vars: &Vars) -> Json {
-    serde_json::to_value(vars).unwrap_or(Json::Null)
-}
-
 /// An outcome and where it happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -485,7 +475,8 @@ mod tests {
         let j = json!({"n": 3, "s": "x", "b": true, "l": [1, "a"], "m": null, "f": 1.5});
         let vars = vars_from_json(&j).unwrap();
         assert_eq!(vars["n"], Value::Number(3.0));
-        assert_eq!(vars_to_json(&vars), j);
+        // Variables serialise as the plain JSON they were given as.
+        assert_eq!(serde_json::to_value(&vars).unwrap(), j);
         assert!(
             vars_from_json(&json!({"o": {"x": 1}}))
                 .unwrap_err()
