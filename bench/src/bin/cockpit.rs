@@ -17,10 +17,10 @@
 //! (default 4), `BENCH_DIR` (parent of the controller's data; default /var/tmp, on disk).
 
 use anyhow::{Context, Result, bail};
+use ordo_api::record::{Body, Stored};
+use ordo_api::state::State;
 use ordo_cockpit_api::api::token_hash;
 use ordo_cockpit_api::view::{OrderQuery, View};
-use ordo_controller::record::{Body, Stored};
-use ordo_controller::state::State;
 use ordo_model::ids::{OrderId, WorkflowName};
 use ordo_model::order::{Command, KeyedEvent, affected, command, deploy, step};
 use ordo_model::time::TimeMs;
