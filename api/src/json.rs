@@ -93,6 +93,59 @@ pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Resu
     T::deserialize(De(d))
 }
 
+/// Longest name converted on the stack; longer ones take an allocation.
+const NAME_BYTES_MAX: usize = 64;
+
+/// Calls `f` with [`camel`] of `name`, without allocating for names up to
+/// [`NAME_BYTES_MAX`] bytes (every field and variant name the derives give).
+fn with_camel<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
+    let trimmed = name.strip_suffix('_').unwrap_or(name);
+    let first_upper = trimmed.starts_with(|c: char| c.is_ascii_uppercase());
+    if !first_upper && !trimmed.contains('_') {
+        return f(trimmed);
+    }
+    if trimmed.len() > NAME_BYTES_MAX {
+        return f(&camel(name));
+    }
+    let mut buf = [0u8; NAME_BYTES_MAX];
+    let mut len = 0;
+    let mut upper_next = false;
+    for (i, &b) in trimmed.as_bytes().iter().enumerate() {
+        let out = if b == b'_' {
+            upper_next = i > 0;
+            continue;
+        } else if upper_next {
+            upper_next = false;
+            b.to_ascii_uppercase()
+        } else if i == 0 {
+            b.to_ascii_lowercase()
+        } else {
+            b
+        };
+        buf[len] = out;
+        len += 1;
+    }
+    // Only ASCII bytes were changed or dropped, so the bytes are still UTF-8.
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(text) => f(text),
+        Err(_) => f(&camel(name)),
+    }
+}
+
+/// Whether `key` is [`camel`] of `name`.
+fn is_camel_of(key: &str, name: &str) -> bool {
+    with_camel(name, |c| c == key)
+}
+
+/// A name written as its [`camel`] form.
+struct CamelName<'a>(&'a str);
+
+impl Serialize for CamelName<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        with_camel(self.0, |c| s.serialize_str(c))
+    }
+}
+
 /// A name as a JSON key: snake_case → camelCase, PascalCase → camelCase, a trailing `_` cut.
 pub fn camel(name: &str) -> Cow<'_, str> {
     let name = name.strip_suffix('_').unwrap_or(name);
@@ -133,7 +186,7 @@ impl<T: Serialize + ?Sized> Serialize for Adapt<'_, T> {
 pub struct Ser<S>(pub S);
 
 fn type_entry<M: SerializeMap>(map: &mut M, variant: &str) -> Result<(), M::Error> {
-    map.serialize_entry(TYPE_KEY, &camel(variant))
+    map.serialize_entry(TYPE_KEY, &CamelName(variant))
 }
 
 impl<S: Serializer> Serializer for Ser<S> {
@@ -237,7 +290,7 @@ impl<S: Serializer> Serializer for Ser<S> {
     ) -> Result<S::Ok, S::Error> {
         let mut map = self.0.serialize_map(Some(2))?;
         type_entry(&mut map, variant)?;
-        map.serialize_entry(&camel(variant), &Adapt(value))?;
+        map.serialize_entry(&CamelName(variant), &Adapt(value))?;
         map.end()
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
@@ -357,7 +410,7 @@ impl<M: SerializeMap> Fields<M> {
         if is_none(value) {
             return Ok(());
         }
-        self.0.serialize_entry(&camel(key), &Adapt(value))
+        self.0.serialize_entry(&CamelName(key), &Adapt(value))
     }
 }
 
@@ -703,7 +756,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FieldEntries<A> {
         let Some(key) = self.map.next_key::<Cow<'de, str>>()? else {
             return Ok(None);
         };
-        let field = self.fields.iter().find(|f| camel(f) == key).copied();
+        let field = self.fields.iter().find(|f| is_camel_of(&key, f)).copied();
         match field {
             Some(f) => {
                 let d: de::value::StrDeserializer<'_, A::Error> = f.into_deserializer();
@@ -840,14 +893,154 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for De<D> {
         variants: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, D::Error> {
-        let json = Json::deserialize(self.0)?;
-        enum_from_json(json, variants, v).map_err(de::Error::custom)
+        self.0.deserialize_any(EnumVisitor { variants, inner: v })
     }
     fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
         self.0.deserialize_identifier(Wrap(v))
     }
     fn deserialize_ignored_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
         self.0.deserialize_ignored_any(v)
+    }
+}
+
+/// Reads an enum value: as it streams when `type` is its first key (as [`Ser`] writes it),
+/// else from the buffered object.
+struct EnumVisitor<V> {
+    variants: &'static [&'static str],
+    inner: V,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for EnumVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{{\"{TYPE_KEY}\": …}} with one of {}",
+            names(self.variants)
+        )
+    }
+
+    fn visit_str<E: de::Error>(self, tag: &str) -> Result<V::Value, E> {
+        enum_from_json(Json::String(tag.to_owned()), self.variants, self.inner).map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<V::Value, A::Error> {
+        let Some(first) = map.next_key::<Cow<'de, str>>()? else {
+            return enum_from_json(
+                Json::Object(serde_json::Map::new()),
+                self.variants,
+                self.inner,
+            )
+            .map_err(de::Error::custom);
+        };
+        if first != TYPE_KEY {
+            // Another order (a JSON tree's keys are sorted): buffer the object.
+            let mut object = serde_json::Map::new();
+            object.insert(first.into_owned(), map.next_value::<Json>()?);
+            while let Some(key) = map.next_key::<String>()? {
+                object.insert(key, map.next_value::<Json>()?);
+            }
+            return enum_from_json(Json::Object(object), self.variants, self.inner)
+                .map_err(de::Error::custom);
+        }
+        let tag = map.next_value::<Cow<'de, str>>()?;
+        let Some(variant) = self.variants.iter().find(|n| is_camel_of(&tag, n)).copied() else {
+            return Err(de::Error::custom(format!(
+                "unknown type {tag:?}; expected one of {}",
+                names(self.variants)
+            )));
+        };
+        let value = self.inner.visit_enum(Streamed {
+            map: &mut map,
+            variant,
+        })?;
+        // Whatever follows what the variant read is not part of it.
+        while map.next_key::<de::IgnoredAny>()?.is_some() {
+            map.next_value::<de::IgnoredAny>()?;
+        }
+        Ok(value)
+    }
+}
+
+/// An enum value whose `type` was read first; the rest of its object streams.
+struct Streamed<'a, A> {
+    map: &'a mut A,
+    variant: &'static str,
+}
+
+impl<A> Streamed<'_, A> {
+    /// Reads the key of a newtype or tuple variant's content: the variant's name.
+    fn content_key<'de>(&mut self) -> Result<(), A::Error>
+    where
+        A: MapAccess<'de>,
+    {
+        match self.map.next_key::<Cow<'de, str>>()? {
+            Some(key) if is_camel_of(&key, self.variant) => Ok(()),
+            Some(key) => Err(de::Error::custom(format!(
+                "expected {:?} after \"{TYPE_KEY}\", found {key:?}",
+                camel(self.variant)
+            ))),
+            None => Err(de::Error::custom(format!(
+                "{:?} is missing after \"{TYPE_KEY}\"",
+                camel(self.variant)
+            ))),
+        }
+    }
+}
+
+impl<'de, A: MapAccess<'de>> EnumAccess<'de> for Streamed<'_, A> {
+    type Error = A::Error;
+    type Variant = Self;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Self), A::Error> {
+        let name: de::value::StrDeserializer<'_, A::Error> = self.variant.into_deserializer();
+        Ok((seed.deserialize(name)?, self))
+    }
+}
+
+impl<'de, A: MapAccess<'de>> VariantAccess<'de> for Streamed<'_, A> {
+    type Error = A::Error;
+
+    fn unit_variant(self) -> Result<(), A::Error> {
+        Ok(())
+    }
+
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(
+        mut self,
+        seed: S,
+    ) -> Result<S::Value, A::Error> {
+        self.content_key()?;
+        self.map.next_value_seed(Seed(seed))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(mut self, len: usize, v: V) -> Result<V::Value, A::Error> {
+        self.content_key()?;
+        self.map.next_value_seed(TupleSeed { len, visitor: v })
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, A::Error> {
+        v.visit_map(FieldEntries {
+            map: self.map,
+            fields,
+        })
+    }
+}
+
+/// A tuple read through [`De`].
+struct TupleSeed<V> {
+    len: usize,
+    visitor: V,
+}
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for TupleSeed<V> {
+    type Value = V::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        De(d).deserialize_tuple(self.len, self.visitor)
     }
 }
 
@@ -880,7 +1073,7 @@ fn enum_from_json<'de, V: Visitor<'de>>(
             )));
         }
     };
-    let Some(variant) = variants.iter().find(|n| camel(n) == tag.as_str()).copied() else {
+    let Some(variant) = variants.iter().find(|n| is_camel_of(&tag, n)).copied() else {
         return Err(de::Error::custom(format!(
             "unknown type {tag:?}; expected one of {}",
             names(variants)

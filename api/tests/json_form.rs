@@ -113,6 +113,18 @@ fn readers_take_bare_unit_variants_and_refuse_unknown_types() {
     );
     let e = json::from_value::<Stream>(json!({"kind": "stdout"})).unwrap_err();
     assert!(e.to_string().contains("\"type\""), "{e}");
+    // `type` first streams; any other order is read too.
+    let agent = Holder::Agent(AgentId::new("a1").unwrap());
+    assert_eq!(
+        json::from_str::<Holder>(r#"{"type":"agent","agent":"a1"}"#).unwrap(),
+        agent
+    );
+    assert_eq!(
+        json::from_str::<Holder>(r#"{"agent":"a1","type":"agent"}"#).unwrap(),
+        agent
+    );
+    let e = json::from_str::<Holder>(r#"{"type":"agent","other":1,"agent":"a1"}"#).unwrap_err();
+    assert!(e.to_string().contains("\"other\""), "{e}");
 }
 
 /// Events of a whole run of every instruction, their frames, and the state they fold to.
