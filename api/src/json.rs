@@ -715,6 +715,44 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Entries<A> {
     }
 }
 
+/// An object key, borrowed from the input when it can be (no allocation per key).
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl std::ops::Deref for Key<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(s))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Reads an object as a struct: camelCase keys become the field names the struct knows.
 struct StructVisitor<V> {
     fields: &'static [&'static str],
@@ -753,7 +791,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FieldEntries<A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        let Some(key) = self.map.next_key::<Cow<'de, str>>()? else {
+        let Some(key) = self.map.next_key::<Key<'de>>()? else {
             return Ok(None);
         };
         let field = self.fields.iter().find(|f| is_camel_of(&key, f)).copied();
@@ -763,7 +801,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FieldEntries<A> {
                 seed.deserialize(d).map(Some)
             }
             None => {
-                let d: de::value::StrDeserializer<'_, A::Error> = key.as_ref().into_deserializer();
+                let d: de::value::StrDeserializer<'_, A::Error> = (&*key).into_deserializer();
                 seed.deserialize(d).map(Some)
             }
         }
@@ -926,7 +964,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for EnumVisitor<V> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<V::Value, A::Error> {
-        let Some(first) = map.next_key::<Cow<'de, str>>()? else {
+        let Some(first) = map.next_key::<Key<'de>>()? else {
             return enum_from_json(
                 Json::Object(serde_json::Map::new()),
                 self.variants,
@@ -934,20 +972,21 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for EnumVisitor<V> {
             )
             .map_err(de::Error::custom);
         };
-        if first != TYPE_KEY {
+        if &*first != TYPE_KEY {
             // Another order (a JSON tree's keys are sorted): buffer the object.
             let mut object = serde_json::Map::new();
-            object.insert(first.into_owned(), map.next_value::<Json>()?);
+            object.insert(first.to_owned(), map.next_value::<Json>()?);
             while let Some(key) = map.next_key::<String>()? {
                 object.insert(key, map.next_value::<Json>()?);
             }
             return enum_from_json(Json::Object(object), self.variants, self.inner)
                 .map_err(de::Error::custom);
         }
-        let tag = map.next_value::<Cow<'de, str>>()?;
+        let tag = map.next_value::<Key<'de>>()?;
         let Some(variant) = self.variants.iter().find(|n| is_camel_of(&tag, n)).copied() else {
             return Err(de::Error::custom(format!(
-                "unknown type {tag:?}; expected one of {}",
+                "unknown type {:?}; expected one of {}",
+                &*tag,
                 names(self.variants)
             )));
         };
@@ -975,11 +1014,12 @@ impl<A> Streamed<'_, A> {
     where
         A: MapAccess<'de>,
     {
-        match self.map.next_key::<Cow<'de, str>>()? {
+        match self.map.next_key::<Key<'de>>()? {
             Some(key) if is_camel_of(&key, self.variant) => Ok(()),
             Some(key) => Err(de::Error::custom(format!(
-                "expected {:?} after \"{TYPE_KEY}\", found {key:?}",
-                camel(self.variant)
+                "expected {:?} after \"{TYPE_KEY}\", found {:?}",
+                camel(self.variant),
+                &*key
             ))),
             None => Err(de::Error::custom(format!(
                 "{:?} is missing after \"{TYPE_KEY}\"",
