@@ -412,8 +412,8 @@ mod tests {
             binaries: Binaries::of_this_build(false)?,
         })
         .await?;
-        let config = std::fs::read_to_string(&ordo.local.agent_configs[0].1)?;
-        assert!(config.ends_with("processes_max = 2\n"), "{config}");
+        let config = ordo_agent::config::Config::load(&ordo.local.agent_configs[0].1)?;
+        assert_eq!(config.limits.processes_max, 2);
         ordo.deploy(&[
             ("agent.yaml", ordo.agent_yaml("a1")?),
             (
