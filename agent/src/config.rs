@@ -31,6 +31,9 @@ pub struct TlsConfig {
 pub struct Limits {
     pub processes_max: usize,
     pub outbox_bytes_max: u64,
+    /// Bytes of records held in memory while the journal's file system is full; beyond it
+    /// orders are not stepped (running jobs still end and their events are kept).
+    pub pending_events_bytes_max: u64,
     pub frame_bytes_max: usize,
     pub log_chunk_bytes_max: usize,
     pub log_bytes_max: u64,
@@ -50,6 +53,7 @@ impl Default for Limits {
         Limits {
             processes_max: 64,
             outbox_bytes_max: 1 << 30,
+            pending_events_bytes_max: 64 << 20,
             frame_bytes_max: 16 << 20,
             log_chunk_bytes_max: 8192,
             log_bytes_max: 1 << 20,
@@ -122,6 +126,7 @@ impl Config {
         let positive = [
             ("processes_max", l.processes_max as u64),
             ("outbox_bytes_max", l.outbox_bytes_max),
+            ("pending_events_bytes_max", l.pending_events_bytes_max),
             ("frame_bytes_max", l.frame_bytes_max as u64),
             ("log_chunk_bytes_max", l.log_chunk_bytes_max as u64),
             ("heartbeat_interval_ms", l.heartbeat_interval_ms),

@@ -1,9 +1,12 @@
-//! The agent's HTTPS server (mTLS): the controller session at `/agent` and `GET /meta`.
+//! The agent's HTTPS server (mTLS): the controller session at `/agent`, `GET /meta` and
+//! `GET /health`.
 //!
 //! Every connection must present a client certificate from the controller CA (the TLS layer
 //! refuses others, and plaintext). The session additionally needs the URI SAN
 //! `ordo:controller:<cluster-id>`; `GET /meta` answers any verified peer (the controller's
-//! ping-back when it registers the agent) with [`MetaJson`](crate::status::MetaJson).
+//! ping-back when it registers the agent) with [`MetaJson`](crate::status::MetaJson), and
+//! `GET /health` any verified peer with [`Health`](crate::status::Health): `degraded`, and
+//! why, while the journal's file system is full.
 
 use crate::session::{self, Shared};
 use crate::status::MetaJson;
@@ -22,10 +25,14 @@ use std::sync::Arc;
 /// The path of the metadata endpoint.
 pub const META_PATH: &str = "/meta";
 
+/// The path of the health endpoint.
+pub const HEALTH_PATH: &str = "/health";
+
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(AGENT_WS_PATH, get(agent_session))
         .route(META_PATH, get(meta))
+        .route(HEALTH_PATH, get(health))
         .with_state(shared)
 }
 
@@ -72,4 +79,19 @@ async fn meta(
         )
             .into_response(),
     }
+}
+
+async fn health(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<PeerIdentity>>,
+) -> Response {
+    if peer.is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a client certificate is required\n",
+        )
+            .into_response();
+    }
+    let bound = shared.config.limits.pending_events_bytes_max;
+    axum::Json(shared.status.health(bound)).into_response()
 }

@@ -8,12 +8,13 @@
 //!    position, as it becomes durable, in `Events` frames of at most
 //!    [`EVENTS_FRAME_BYTES_MAX`] bytes of records (or `frame_bytes_max / 2`, whichever is
 //!    smaller; a larger single event goes alone).
-//! 3. Commands go to the executor; their answers (`Ack` once journaled, or `Rejected`) are sent
-//!    in the order the commands came. `Release { until }` is capped at the last event sent in
+//! 3. Commands go to the executor; their answers (`Ack` once journaled, or `Rejected`, also
+//!    while the journal's file system is full) are sent in the order the commands came. `Release { until }` is capped at the last event sent in
 //!    this session (or the coupling's position). `GetMeta` is answered with `Meta`.
 //! 4. A ping goes out every `heartbeat_interval_ms`; nothing received for
-//!    `heartbeat_timeout_ms` ends the session, as does a newer accepted `Couple`, a reset, or
-//!    the agent's shutdown. An undecodable, unknown, oversized or out-of-place frame is answered
+//!    `heartbeat_timeout_ms` ends the session, as does a newer accepted `Couple`, a reset, the
+//!    end of a full-journal episode in which commands were refused (the controller couples
+//!    again and sends them again), or the agent's shutdown. An undecodable, unknown, oversized or out-of-place frame is answered
 //!    `Refused { reason }`, logged, and the session is closed; nothing else is disturbed.
 
 use crate::config::Config;
@@ -189,7 +190,11 @@ async fn serve(
             _ = stop.changed() => return Err(End::Close("the agent is stopping".into())),
             _ = generation_rx.changed() => {
                 if *generation_rx.borrow_and_update() != link.coupling.generation {
-                    return Err(End::Close("a newer Couple replaced this session".into()));
+                    return Err(End::Close(
+                        "a newer Couple replaced this session, or the agent asks to be coupled \
+                         again (it refused commands while its journal was full)"
+                            .into(),
+                    ));
                 }
             }
             received = frame::recv_any::<_, ToAgent>(ws, max) => {

@@ -16,6 +16,8 @@ pub struct Status {
     pub waiting: AtomicU64,
     pub outbox_bytes: AtomicU64,
     connected_since_ms: Mutex<Option<i64>>,
+    /// While the journal's file system is full: its cause, and the records and bytes held.
+    journal_full: Mutex<Option<(String, u64, u64)>>,
     pub jobs: JobCounters,
 }
 
@@ -29,6 +31,7 @@ impl Status {
             waiting: AtomicU64::new(0),
             outbox_bytes: AtomicU64::new(0),
             connected_since_ms: Mutex::new(None),
+            journal_full: Mutex::new(None),
             jobs: JobCounters::default(),
         }
     }
@@ -46,6 +49,37 @@ impl Status {
             .connected_since_ms
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = since_ms;
+    }
+
+    /// `Some((cause, records held, bytes held))` while the journal's file system is full.
+    pub fn set_journal_full(&self, full: Option<(String, u64, u64)>) {
+        *self.journal_full.lock().unwrap_or_else(|e| e.into_inner()) = full;
+    }
+
+    /// The agent's health now (no `/proc` reads).
+    pub fn health(&self, pending_events_bytes_max: u64) -> Health {
+        let full = self
+            .journal_full
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (status, journal, held_records, held_bytes) = match full {
+            None => ("ok", "ok".to_owned(), 0, 0),
+            Some((cause, records, bytes)) => ("degraded", cause, records, bytes),
+        };
+        Health {
+            status: status.to_owned(),
+            agent_id: self.agent_id.clone(),
+            agent_run_id: run_id_hex(self.run_id()),
+            journal,
+            held_records,
+            held_bytes,
+            pending_events_bytes_max,
+            running_processes: self.running.load(Ordering::Relaxed),
+            waiting_jobs: self.waiting.load(Ordering::Relaxed),
+            outbox_bytes: self.outbox_bytes.load(Ordering::Relaxed),
+            connected_since_ms: self.connected_since(),
+        }
     }
 
     fn connected_since(&self) -> Option<i64> {
@@ -68,6 +102,30 @@ impl Status {
             jobs: &self.jobs,
         })
     }
+}
+
+/// What `GET /health` answers (always with 200: an agent that cannot write its journal still
+/// runs its jobs and holds their outcome in memory, and must not be restarted for it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `ok`, or `degraded` while the journal's file system is full (`journal` says why).
+    pub status: String,
+    pub agent_id: String,
+    pub agent_run_id: String,
+    /// `ok`, or `no space in <journal dir>: <cause>`: running jobs go on, their events are
+    /// held in memory until space returns, no new job starts, controller commands are
+    /// refused.
+    pub journal: String,
+    /// Records (and their bytes) held in memory because the journal cannot write them.
+    pub held_records: u64,
+    pub held_bytes: u64,
+    /// Beyond this many held bytes, orders are not moved on until space returns.
+    pub pending_events_bytes_max: u64,
+    pub running_processes: u64,
+    pub waiting_jobs: u64,
+    pub outbox_bytes: u64,
+    pub connected_since_ms: Option<i64>,
 }
 
 /// The JSON form of [`AgentMeta`] served by `GET /meta`: camelCase keys, the run id as 32

@@ -10,7 +10,10 @@
 //!
 //! While the journal's file system is full, commands and deployments get 507
 //! `{error, journalDir, cause}` and nothing of them is done (reads go on); they work again
-//! once space is freed.
+//! once space is freed. A controller that is not the active one answers them with 503
+//! `{error, active}` (`active`: the active controller when known); for one it had taken
+//! before it stopped being active, the outcome is unknown and a retry with the same order id
+//! is safe.
 //!
 //! Routes (all JSON unless said otherwise):
 //!
@@ -18,7 +21,7 @@
 //! |---|---|---|
 //! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax}` |
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
-//! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; an id, argument or name over a limit of `[limits]` (`order_args_bytes_max`, `arg_name_bytes_max`, `arg_value_bytes_max`, `order_id_bytes_max`) 413 `{error, details: {limit, max}}`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
+//! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; arguments over a size limit of `[limits]` (`order_args_bytes_max`, `arg_value_bytes_max`) 413 `{error, details: {limit, max}}`; an id or variable name over its length limit (`order_id_bytes_max`, `arg_name_bytes_max`) 400 with the same `details`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` |
 //! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor?, holder: {type, …}, mark?, parent?, outcomes: [{position, outcome}]}` (`ordo_api::view::OrderView`) |
 //! | `GET /orders/{id}/log` | viewer | → text/plain, the job output so far |
@@ -57,7 +60,7 @@ mod orders;
 mod whole;
 
 use crate::config::{Role, TokenConfig};
-use crate::core::{Input, NoSpace};
+use crate::core::{Input, NoSpace, NotActive};
 use crate::link::StatusMap;
 use crate::state::State;
 use axum::Router;
@@ -126,6 +129,14 @@ impl ApiError {
         error.fields.insert("cause".into(), json!(e.cause));
         error
     }
+    /// 503 Service Unavailable: this controller is not the active one; whether the command
+    /// took effect is unknown. `{"error", "active"}` (`active` null when not known).
+    pub fn not_active(e: &NotActive) -> ApiError {
+        let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        error.fields.insert("active".into(), json!(e.active));
+        error
+    }
+
     pub fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }

@@ -1,43 +1,40 @@
-//! The controller's core: one task that owns the state, turns inputs into journaled events,
-//! and carries out the actions the state asks for.
+//! The controller's core: the tokio task that drives the [`Machine`](crate::machine).
 //!
-//! The loop: inputs (API commands, deployments, agent events, timers) become events through the
-//! model; each event gets its id (`index << 16 | offset`, see [`crate::record`]), is applied to
-//! the state at once and queued in the current batch; affected orders are stepped until
-//! nothing moves (the model's fixpoint). The batch is appended to the journal as one unit
-//! (group commit), chained to the batch before it (`append_batch_after`), without waiting for
-//! that one. Everything the outside sees waits until the batch is durable: replies to
-//! commands, commands to agents, releases of agent events. Events are therefore applied in
-//! memory before they are durable, but nothing acts on them before.
+//! The machine decides (see [`crate::machine`]); this driver does the IO: it feeds the
+//! machine inputs (API commands, deployments, agent events), the clock (timers, retention)
+//! and durability (the journal's durable id: with one controller, an entry is committed once
+//! it is durable), and carries out its actions: it appends each proposed batch to the journal
+//! as one unit (group commit), chained to the one before (`append_batch_after`) without
+//! waiting for it; it answers API requests through their reply channels (by token); it sends
+//! to agent links; it writes snapshots and releases segments in the background. This node is
+//! the leader of term 1 from the start.
 //!
 //! A batch that cannot be written because the journal's file system is full (`NoSpace`; the
-//! batches chained behind it fail with it) is undone: the state is rebuilt from the journal
-//! (newest snapshot + replay), so it is again exactly the fold of what is durable; replies
-//! waiting for the lost events get [`NoSpace`] (HTTP 507); commands to agents planned from
-//! them are dropped; timers and pending steps are worked out again from the rebuilt state;
-//! agent links reconnect once writes work again, so that agents send again what was not
-//! journaled. Until then the core writes nothing (see [`crate::full`]). Any other journal
-//! failure stops the controller, with the journal's reason.
+//! batches chained behind it fail with it) is a lost proposal: the machine answers what
+//! waited for it with [`NoSpace`] (HTTP 507) and asks for its state to be rebuilt from the
+//! journal (newest snapshot + replay), which this driver does before taking any other input;
+//! the episode of a full file system is then run by [`crate::full`] (writes paused, space
+//! probe, links reconnect once writes work). Any other journal failure stops the controller,
+//! with the journal's reason.
 
 pub use crate::full::NoSpace;
+pub use crate::machine::{CommandReply, DeployReply, LinkMsg, NotActive, Refused, Resume};
 
 use crate::full::{Full, PROBE_BYTES};
-use crate::record::{BATCH_EVENTS_MAX, Body, Record, Stored, event_id};
+use crate::machine::{Action, Machine, Position, Reply, Settings, Token};
+use crate::record::{Record, Stored, index_of};
 use crate::state::State;
 use ordo_journal::{Journal, JournalError};
-use ordo_model::ids::{AgentId, OrderId};
+use ordo_model::ids::AgentId;
 use ordo_model::inventory::Inventory;
-use ordo_model::order::{
-    self, Accepted, Action, AgentCommand, Command, CommandError, KeyedEvent, OrderEvent,
-    OrderLimits, affected,
-};
+use ordo_model::order::{AgentCommand, Command, OrderLimits};
 use ordo_model::time::TimeMs;
-use ordo_model::wire::{AgentEvent, AgentEventBody, AgentMeta};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use ordo_model::wire::{AgentEvent, AgentMeta};
+use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Events one order may make in one settling round before others get their turn.
-const SETTLE_EVENTS_MAX: usize = 100_000;
+/// The term this controller leads while it runs alone.
+const SINGLE_TERM: u64 = 1;
 
 /// A read of the state and the durable event id, run between batches.
 pub type Reader = Box<dyn FnOnce(&State, u64) + Send>;
@@ -77,73 +74,6 @@ pub enum Input {
     Read(Reader),
 }
 
-/// Where a link resumes an agent's events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resume {
-    pub run_id: Option<u128>,
-    /// The last agent event id journaled (or about to be).
-    pub after: u64,
-    /// Sessions started from an older epoch are stale: the core dropped agent events since
-    /// (or lost them in a batch that could not be written), so their events are not taken.
-    pub epoch: u64,
-}
-
-/// Why a command or deployment was not carried out.
-#[derive(Debug, thiserror::Error)]
-pub enum Refused {
-    /// The model refused it.
-    #[error(transparent)]
-    Command(#[from] CommandError),
-    /// One of its events would be larger than readers of the event stream accept.
-    #[error(
-        "the {kind} event of {key} would be {bytes} bytes as JSON; the event stream carries at most event_bytes_max ({event_bytes_max}) bytes"
-    )]
-    EventTooLarge {
-        key: String,
-        kind: &'static str,
-        bytes: usize,
-        event_bytes_max: usize,
-    },
-    /// One of its events would be larger than one journal record holds.
-    #[error(
-        "the {kind} event of {key} would be {bytes} bytes in the journal; a journal record holds at most {record_bytes_max} bytes"
-    )]
-    RecordTooLarge {
-        key: String,
-        kind: &'static str,
-        bytes: usize,
-        record_bytes_max: usize,
-    },
-    /// It was valid, but its events could not be written: nothing of it happened.
-    #[error(transparent)]
-    NoSpace(#[from] NoSpace),
-}
-
-/// Bytes of a journal record around its event (version, term, time), at most.
-const RECORD_OVERHEAD_BYTES: usize = 32;
-
-/// The answer to a command: its events' ids (empty for a duplicate add).
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CommandReply {
-    pub duplicate: bool,
-    pub last_event_id: u64,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeployReply {
-    pub changes: Vec<String>,
-    pub last_event_id: u64,
-}
-
-/// Messages to an agent link.
-#[derive(Debug)]
-pub enum LinkMsg {
-    Command(AgentCommand),
-    Release(u64),
-}
-
 /// What a link reports and the API shows.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -166,21 +96,11 @@ pub trait Links: Send {
 
 type Clock = Box<dyn Fn() -> TimeMs + Send>;
 
-/// What a timer wakes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Order(OrderId),
-    Board(ordo_model::ids::BoardName),
-}
-
-/// A reply waiting for durability: called with `None` once its events are durable, or with
-/// the reason they never will be.
-type ReplyFn = Box<dyn FnOnce(Option<&NoSpace>) + Send>;
-
-/// Something to do once the journal is durable up to an id.
-enum Effect {
-    Reply(ReplyFn),
-    Link(AgentId, LinkMsg),
+/// A reply channel waiting for the machine's answer.
+enum Waiting {
+    Command(oneshot::Sender<Result<CommandReply, Refused>>),
+    Deploy(oneshot::Sender<Result<DeployReply, Refused>>),
+    Coupled(oneshot::Sender<Result<Vec<AgentCommand>, String>>),
 }
 
 /// How an append of a batch ended badly.
@@ -194,48 +114,28 @@ enum AppendFailed {
 
 pub struct Core<L: Links> {
     journal: Journal,
-    state: State,
-    term: u64,
-    index: u64,
+    machine: Machine,
     clock: Clock,
     links: L,
-    batch: Vec<(u64, Stored)>,
-    queue: VecDeque<OrderId>,
-    queued: BTreeSet<OrderId>,
-    /// Orders whose actions must be recomputed after this batch.
-    touched: BTreeSet<OrderId>,
-    effects: BTreeMap<u64, Vec<Effect>>,
-    timers: BTreeSet<(TimeMs, Timer)>,
-    timer_of: BTreeMap<Timer, TimeMs>,
-    snapshot_events: u64,
-    since_snapshot: u64,
-    retention_ms: u64,
-    /// How long events stay in the journal for the event stream.
-    events_retention_ms: u64,
-    /// Snapshots written, with when: segments a snapshot covers are released once the
-    /// snapshot is older than the event retention.
-    snapshots: VecDeque<(u64, TimeMs)>,
+    waiting: HashMap<Token, Waiting>,
+    next_token: u64,
+    /// When the machine's next timer is due.
+    wake_at: Option<TimeMs>,
+    /// Set when the machine asked for its state to be rebuilt.
+    rebuild: bool,
     snapshot_tx: mpsc::UnboundedSender<(u64, TimeMs)>,
     snapshot_rx: mpsc::UnboundedReceiver<(u64, TimeMs)>,
-    /// The last event id handed to the journal: the next batch is chained after it.
-    sealed_last: u64,
     /// Bumped at every rollback; failures of batches from older generations are stale.
     generation: u64,
     generation_tx: watch::Sender<u64>,
     failed_tx: mpsc::UnboundedSender<AppendFailed>,
     failed_rx: mpsc::UnboundedReceiver<AppendFailed>,
-    /// See [`Resume::epoch`].
-    link_epoch: u64,
-    /// Links must reconnect once writes work again.
-    reconnect: bool,
     /// Set while the journal's file system is full.
     full: Option<Full>,
-    /// What an order may bring in: for commands and `addOrder` steps.
-    order_limits: OrderLimits,
-    /// Largest event streamed, as JSON ([`crate::streamed`]).
+    /// Largest event streamed, as JSON ([`crate::streamed`]), for the log of oversized ones.
     event_bytes_max: usize,
-    /// Largest journal record.
-    record_bytes_max: usize,
+    retention_ms: u64,
+    events_retention_ms: u64,
 }
 
 impl<L: Links> Core<L> {
@@ -248,75 +148,49 @@ impl<L: Links> Core<L> {
         retention_ms: u64,
         events_retention_ms: u64,
     ) -> Core<L> {
-        let index = crate::record::index_of(state.last_event_id) + 1;
-        let sealed_last = journal.last_id();
         debug_assert_eq!(
-            sealed_last, state.last_event_id,
+            journal.last_id(),
+            state.last_event_id,
             "the state folds the journal"
         );
         let (failed_tx, failed_rx) = mpsc::unbounded_channel();
         let (snapshot_tx, snapshot_rx) = mpsc::unbounded_channel();
-        let mut core = Core {
-            journal,
-            state,
-            term: 1,
-            index,
-            clock,
-            links,
-            batch: Vec::new(),
-            queue: VecDeque::new(),
-            queued: BTreeSet::new(),
-            touched: BTreeSet::new(),
-            effects: BTreeMap::new(),
-            timers: BTreeSet::new(),
-            timer_of: BTreeMap::new(),
+        let settings = Settings {
             snapshot_events,
-            since_snapshot: 0,
             retention_ms,
             events_retention_ms,
-            snapshots: VecDeque::new(),
+            ..Settings::default()
+        };
+        let event_bytes_max = settings.event_bytes_max;
+        let mut core = Core {
+            journal,
+            machine: Machine::new(state, settings),
+            clock,
+            links,
+            waiting: HashMap::new(),
+            next_token: 0,
+            wake_at: None,
+            rebuild: false,
             snapshot_tx,
             snapshot_rx,
-            sealed_last,
             generation: 0,
             generation_tx: watch::Sender::new(0),
             failed_tx,
             failed_rx,
-            link_epoch: 0,
-            reconnect: false,
             full: None,
-            order_limits: OrderLimits::default(),
-            event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
-            record_bytes_max: usize::MAX,
+            event_bytes_max,
+            retention_ms,
+            events_retention_ms,
         };
-        for agent in core
-            .state
-            .world
-            .agents
-            .values()
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            core.links.ensure(&agent);
-        }
-        core.step_everything();
+        core.machine.became_leader(SINGLE_TERM);
         core
     }
 
     /// Checks what orders bring in (commands and `addOrder` steps) with `limits` instead of
     /// the defaults.
     pub fn with_order_limits(mut self, limits: OrderLimits) -> Core<L> {
-        self.order_limits = limits;
+        self.machine.settings_mut().order_limits = limits;
         self
-    }
-
-    /// Every order is stepped and its actions worked out again (after a start or a rollback).
-    fn step_everything(&mut self) {
-        let held: Vec<OrderId> = self.state.world.orders.keys().cloned().collect();
-        for id in held {
-            self.push(id.clone());
-            self.touched.insert(id);
-        }
     }
 
     /// A watch on the rollback generation: a read of the state is of durable events once the
@@ -327,133 +201,118 @@ impl<L: Links> Core<L> {
     }
 
     pub fn state(&self) -> &State {
-        &self.state
+        self.machine.state()
     }
 
     /// Sets the largest event the core journals from a command or deployment: as JSON for
     /// the readers of the stream, and as a journal record (the journal's `record_bytes_max`).
     pub fn with_event_limits(mut self, event_bytes_max: usize, record_bytes_max: usize) -> Self {
+        let settings = self.machine.settings_mut();
+        settings.event_bytes_max = event_bytes_max;
+        settings.record_bytes_max = record_bytes_max;
         self.event_bytes_max = event_bytes_max;
-        self.record_bytes_max = record_bytes_max;
         self
     }
 
-    /// Refuses events that the journal or the readers of the stream could not take, before
-    /// any is journaled.
-    fn check_sizes(&self, events: &[KeyedEvent]) -> Result<(), Refused> {
-        let ts = (self.clock)();
-        for e in events {
-            let postcard = postcard::experimental::serialized_size(e).unwrap_or(usize::MAX);
-            let record = postcard.saturating_add(RECORD_OVERHEAD_BYTES);
-            if record <= self.record_bytes_max
-                && !crate::streamed::may_exceed(record, self.event_bytes_max)
-            {
-                continue;
-            }
-            let stored = Stored {
-                term: self.term,
-                ts,
-                body: Body::Event(e.clone()),
-            };
-            let (key, kind, _) = ordo_api::view::describe(&stored.body);
-            if record > self.record_bytes_max {
-                return Err(Refused::RecordTooLarge {
-                    key,
-                    kind,
-                    bytes: record,
-                    record_bytes_max: self.record_bytes_max,
-                });
-            }
-            if let Some(bytes) = crate::streamed::oversize(&stored, self.event_bytes_max) {
-                return Err(Refused::EventTooLarge {
-                    key,
-                    kind,
-                    bytes,
-                    event_bytes_max: self.event_bytes_max,
-                });
-            }
-        }
-        Ok(())
+    fn token(&mut self, waiting: Waiting) -> Token {
+        self.next_token += 1;
+        let token = Token(self.next_token);
+        self.waiting.insert(token, waiting);
+        token
     }
 
-    fn push(&mut self, id: OrderId) {
-        if self.queued.insert(id.clone()) {
-            self.queue.push_back(id);
-        }
-    }
-
-    /// Journals (in the current batch) and applies one event.
-    fn emit(&mut self, body: Body) -> u64 {
-        if self.batch.len() == BATCH_EVENTS_MAX {
-            self.seal();
-        }
-        let id = event_id(self.index, self.batch.len());
-        let stored = Stored {
-            term: self.term,
-            ts: (self.clock)(),
-            body,
-        };
-        let event = match &stored.body {
-            Body::Event(e) => Some(e),
-            Body::Agent {
-                body: AgentEventBody::Order(e),
-                ..
-            } => Some(e),
-            _ => None,
-        };
-        if let Some(e) = event {
-            for o in affected(&self.state.world, e) {
-                self.touched.insert(o.clone());
-                self.push(o);
-            }
-            if let KeyedEvent::Order { id, .. } = e {
-                self.touched.insert(id.clone());
-            }
-        }
-        if let Err(skip) = self.state.apply(id, &stored) {
-            tracing::warn!(
-                event_id = skip.event_id,
-                "journaled event did not apply: {}",
-                skip.why
-            );
-        }
-        self.batch.push((id, stored));
-        id
-    }
-
-    fn emit_events(&mut self, events: Vec<KeyedEvent>) -> u64 {
-        let mut last = self.state.last_event_id;
-        for e in events {
-            last = self.emit(Body::Event(e));
-        }
-        last
-    }
-
-    /// Steps queued orders until nothing moves.
-    fn settle(&mut self) {
+    fn handle(&mut self, input: Input) {
         let now = (self.clock)();
-        let mut made = 0;
-        while let Some(id) = self.queue.pop_front() {
-            self.queued.remove(&id);
-            let events = order::step_with(&self.state.world, &id, now, &self.order_limits);
-            made += events.len();
-            self.emit_events(events);
-            if made > SETTLE_EVENTS_MAX {
-                tracing::warn!("settling made {made} events in one round; continuing next round");
-                break;
+        match input {
+            Input::Command { command, reply } => {
+                let token = self.token(Waiting::Command(reply));
+                self.machine.command(token, command, now);
+            }
+            Input::Deploy { inventory, reply } => {
+                let token = self.token(Waiting::Deploy(reply));
+                self.machine.deploy(token, &inventory, now);
+            }
+            Input::Cursor { agent, reply } => {
+                let _ = reply.send(self.machine.cursor(&agent));
+            }
+            Input::Coupled {
+                agent,
+                run_id,
+                epoch,
+                reply,
+            } => {
+                let token = self.token(Waiting::Coupled(reply));
+                self.machine.coupled(token, &agent, run_id, epoch, now);
+            }
+            Input::AgentEvents {
+                agent,
+                run_id,
+                epoch,
+                events,
+            } => self
+                .machine
+                .agent_events(&agent, run_id, epoch, events, now),
+            Input::Read(f) => f(self.machine.state(), self.journal.last_id()),
+        }
+        self.perform();
+    }
+
+    /// Carries out what the machine asked for.
+    fn perform(&mut self) {
+        for action in self.machine.take_actions() {
+            match action {
+                Action::Append {
+                    position,
+                    after,
+                    events,
+                } => self.append(position, after, events),
+                Action::Reply { token, reply } => self.reply(token, reply),
+                Action::Link { agent, msg } => self.links.send(&agent, msg),
+                Action::EnsureLink(agent) => self.links.ensure(&agent),
+                Action::ReconnectLinks => self.links.reconnect_all(),
+                Action::Wake(at) => self.wake_at = at,
+                Action::Rebuild { .. } => self.rebuild = true,
+                Action::WriteSnapshot {
+                    event_id,
+                    at,
+                    bytes,
+                } => self.write_snapshot(event_id, at, bytes),
+                Action::ReleaseSegments { until } => {
+                    let journal = self.journal.clone();
+                    tokio::task::spawn_blocking(move || match journal.release(until) {
+                        Ok(n) if n > 0 => {
+                            tracing::info!("released {n} journal segments up to event {until}")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!("cannot release journal segments up to {until}: {e}")
+                        }
+                    });
+                }
             }
         }
     }
 
-    /// Appends the current batch to the journal, chained after the batch before it.
-    fn seal(&mut self) {
-        if self.batch.is_empty() {
+    fn reply(&mut self, token: Token, reply: Reply) {
+        let Some(waiting) = self.waiting.remove(&token) else {
+            debug_assert!(false, "a reply to {token:?}, which waits for none");
             return;
+        };
+        // A caller that went away does not need the answer.
+        match (waiting, reply) {
+            (Waiting::Command(tx), Reply::Command(r)) => drop(tx.send(r)),
+            (Waiting::Deploy(tx), Reply::Deploy(r)) => drop(tx.send(r)),
+            (Waiting::Coupled(tx), Reply::Coupled(r)) => drop(tx.send(r)),
+            _ => debug_assert!(false, "a reply of another kind than its request"),
         }
+    }
+
+    /// Appends a batch to the journal, chained after the batch before it.
+    fn append(&mut self, position: Position, after: u64, events: Vec<(u64, Stored)>) {
+        debug_assert!(events.iter().all(|(id, _)| index_of(*id) == position.index));
         let event_bytes_max = self.event_bytes_max;
-        let records: Vec<(Option<u64>, Vec<u8>)> = self
-            .batch
-            .drain(..)
+        let records: Vec<(Option<u64>, Vec<u8>)> = events
+            .into_iter()
             .map(|(id, s)| {
                 let record = Record::V1(s);
                 let bytes = record.encode();
@@ -473,12 +332,8 @@ impl<L: Links> Core<L> {
                 (Some(id), bytes)
             })
             .collect();
-        let after = self.sealed_last;
-        self.sealed_last = self.state.last_event_id;
-        self.since_snapshot += records.len() as u64;
-        self.index += 1;
         let appending = self.journal.append_batch_after(after, records);
-        // The durable id watch drives the effects; a failure comes back through `failed`.
+        // The durable id watch drives the commits; a failure comes back through `failed`.
         let failed = self.failed_tx.clone();
         let generation = self.generation;
         tokio::spawn(async move {
@@ -497,340 +352,11 @@ impl<L: Links> Core<L> {
         });
     }
 
-    /// The effects wait for the last event id journaled so far.
-    fn after_batch(&mut self, effect: Effect) {
-        let id = self.state.last_event_id;
-        self.effects.entry(id).or_default().push(effect);
-    }
-
-    /// Why inputs that write are refused now, if they are.
-    fn refusing(&self) -> Option<&NoSpace> {
-        self.full.as_ref().map(|f| &f.cause)
-    }
-
-    /// Refuses an input that would write, while the journal is full; `None` if not refused.
-    fn refuse(&mut self) -> Option<NoSpace> {
-        let cause = self.refusing()?.clone();
-        if let Some(full) = &mut self.full {
-            full.refused += 1;
-        }
-        Some(cause)
-    }
-
-    fn handle(&mut self, input: Input) {
-        match input {
-            Input::Command { command, reply } => {
-                if let Some(cause) = self.refuse() {
-                    let _ = reply.send(Err(Refused::NoSpace(cause)));
-                    return;
-                }
-                let now = (self.clock)();
-                let accepted = order::command(&self.state.world, command, now, &self.order_limits)
-                    .map_err(Refused::from)
-                    .and_then(|a| self.check_sizes(&a.events).map(|()| a));
-                match accepted {
-                    Ok(Accepted { events, duplicate }) => {
-                        let last = self.emit_events(events);
-                        self.after_batch(Effect::Reply(Box::new(move |unwritten| {
-                            let _ = reply.send(match unwritten {
-                                None => Ok(CommandReply {
-                                    duplicate,
-                                    last_event_id: last,
-                                }),
-                                Some(cause) => Err(Refused::NoSpace(cause.clone())),
-                            });
-                        })));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            Input::Deploy { inventory, reply } => {
-                if let Some(cause) = self.refuse() {
-                    let _ = reply.send(Err(Refused::NoSpace(cause)));
-                    return;
-                }
-                let events = order::deploy(&self.state.world, &inventory);
-                if let Err(e) = self.check_sizes(&events) {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-                let changes: Vec<String> = events.iter().map(|e| e.to_string()).collect();
-                let last = self.emit_events(events);
-                for agent in &inventory.agents {
-                    self.links.ensure(agent);
-                }
-                self.after_batch(Effect::Reply(Box::new(move |unwritten| {
-                    let _ = reply.send(match unwritten {
-                        None => Ok(DeployReply {
-                            changes,
-                            last_event_id: last,
-                        }),
-                        Some(cause) => Err(Refused::NoSpace(cause.clone())),
-                    });
-                })));
-            }
-            Input::Cursor { agent, reply } => {
-                let c = self.state.agents.get(&agent).cloned().unwrap_or_default();
-                let _ = reply.send(Resume {
-                    run_id: c.run_id,
-                    after: c.last_event_id,
-                    epoch: self.link_epoch,
-                });
-            }
-            Input::Coupled {
-                agent,
-                run_id,
-                epoch,
-                reply,
-            } => {
-                if epoch != self.link_epoch {
-                    let _ = reply.send(Err(
-                        "the controller rolled back its state since this session asked where \
-                         to resume; the session starts again"
-                            .into(),
-                    ));
-                    return;
-                }
-                let old = self.state.agents.get(&agent).and_then(|c| c.run_id);
-                if old != Some(run_id) {
-                    if let Some(cause) = self.refusing() {
-                        let _ = reply.send(Err(cause.to_string()));
-                        return;
-                    }
-                    if old.is_some() {
-                        tracing::error!(
-                            %agent,
-                            "agent answered with a new run id: events it had not delivered are lost"
-                        );
-                    }
-                    self.emit(Body::AgentRunChanged {
-                        agent: agent.clone(),
-                        old,
-                        new: run_id,
-                    });
-                }
-                let commands = self.resend(&agent);
-                self.after_batch(Effect::Reply(Box::new(move |unwritten| {
-                    let _ = reply.send(match unwritten {
-                        None => Ok(commands),
-                        Some(cause) => Err(cause.to_string()),
-                    });
-                })));
-            }
-            Input::AgentEvents {
-                agent,
-                run_id,
-                epoch,
-                events,
-            } => {
-                if epoch != self.link_epoch {
-                    // A stale session: what it sends after events that were dropped or lost
-                    // would leave a gap. The agent sends it again after reconnecting.
-                    return;
-                }
-                if self.refusing().is_some() {
-                    // Not journaled, so not released: the agent keeps them. The sessions go
-                    // stale and reconnect once writes work again.
-                    self.link_epoch += 1;
-                    self.reconnect = true;
-                    return;
-                }
-                let mut last = None;
-                for e in events {
-                    if !self.state.is_new_agent_event(&agent, run_id, e.id) {
-                        continue;
-                    }
-                    last = Some(e.id);
-                    self.emit(Body::Agent {
-                        agent: agent.clone(),
-                        run_id,
-                        agent_event_id: e.id,
-                        body: e.body,
-                    });
-                }
-                if let Some(until) = last {
-                    self.after_batch(Effect::Link(agent, LinkMsg::Release(until)));
-                }
-            }
-            Input::Read(f) => f(&self.state, self.journal.last_id()),
-        }
-    }
-
-    /// The commands an agent must get again after (re)coupling: attachments, detachments and
-    /// marks that the state still waits for.
-    fn resend(&self, agent: &AgentId) -> Vec<AgentCommand> {
-        let mut out = Vec::new();
-        for action in order::actions(&self.state.world) {
-            if let Some((a, cmd)) = self.link_command(&action)
-                && &a == agent
-            {
-                out.push(cmd);
-            }
-        }
-        out
-    }
-
-    fn link_command(&self, action: &Action) -> Option<(AgentId, AgentCommand)> {
-        match action {
-            Action::Attach { order, agent } => {
-                order::attach_command(&self.state.world, order).map(|c| (agent.clone(), c))
-            }
-            Action::Detach { order, agent } => Some((
-                agent.clone(),
-                AgentCommand::DetachOrder { id: order.clone() },
-            )),
-            Action::Mark {
-                order,
-                agent,
-                mark,
-                seq,
-            } => Some((
-                agent.clone(),
-                AgentCommand::MarkOrder {
-                    id: order.clone(),
-                    mark: mark.clone(),
-                    seq: *seq,
-                },
-            )),
-            _ => None,
-        }
-    }
-
-    /// Carries out the actions of the orders this batch touched, and arms the boards' notice
-    /// expiry timers.
-    fn act(&mut self) {
-        let touched = std::mem::take(&mut self.touched);
-        let mut actions = order::actions_for(&self.state.world, &touched);
-        actions.extend(order::board_actions(&self.state.world));
-        let mut timed = BTreeSet::new();
-        for action in actions {
-            match &action {
-                Action::WakeAt { order, at } => {
-                    timed.insert(order.clone());
-                    self.set_timer(Timer::Order(order.clone()), *at);
-                }
-                Action::ExpireNotices { board, at } => {
-                    self.set_timer(Timer::Board(board.clone()), *at);
-                }
-                _ => {
-                    if let Some((agent, cmd)) = self.link_command(&action) {
-                        self.after_batch(Effect::Link(agent, LinkMsg::Command(cmd)));
-                    }
-                }
-            }
-        }
-        for id in touched {
-            if !timed.contains(&id) {
-                self.clear_timer(&Timer::Order(id));
-            }
-        }
-    }
-
-    fn set_timer(&mut self, timer: Timer, at: TimeMs) {
-        self.clear_timer(&timer);
-        self.timers.insert((at, timer.clone()));
-        self.timer_of.insert(timer, at);
-    }
-
-    fn clear_timer(&mut self, timer: &Timer) {
-        if let Some(at) = self.timer_of.remove(timer) {
-            self.timers.remove(&(at, timer.clone()));
-        }
-    }
-
-    /// Wakes the orders whose timers are due and expires the boards' notices.
-    fn fire_timers(&mut self) {
-        let now = (self.clock)();
-        while let Some((at, timer)) = self.timers.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            self.timer_of.remove(&timer);
-            match timer {
-                Timer::Order(id) => {
-                    self.touched.insert(id.clone());
-                    self.push(id);
-                }
-                Timer::Board(board) => {
-                    // `act` arms the board's next expiry after this round.
-                    let events = order::expire_notices(&self.state.world, &board, now);
-                    self.emit_events(events);
-                }
-            }
-        }
-    }
-
-    fn expire(&mut self) {
-        let now = (self.clock)();
-        // Removals wait while the journal is full; releasing segments frees space.
-        if self.refusing().is_none() {
-            for id in self.state.expired_orders(now, self.retention_ms) {
-                self.emit(Body::Event(KeyedEvent::order(&id, OrderEvent::Removed)));
-            }
-        }
-        // Events older than the retention go once a snapshot covers them.
-        let limit = i64::try_from(self.events_retention_ms).unwrap_or(i64::MAX);
-        let mut release = None;
-        while let Some((id, at)) = self.snapshots.front().copied() {
-            if now.0.saturating_sub(at.0) < limit {
-                break;
-            }
-            release = Some(id);
-            self.snapshots.pop_front();
-        }
-        if let Some(id) = release {
-            let journal = self.journal.clone();
-            tokio::task::spawn_blocking(move || match journal.release(id) {
-                Ok(n) if n > 0 => tracing::info!("released {n} journal segments up to event {id}"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("cannot release journal segments up to {id}: {e}"),
-            });
-        }
-    }
-
-    /// The next instant a timer is due.
-    fn next_timer(&self) -> Option<TimeMs> {
-        self.timers.first().map(|(at, _)| *at)
-    }
-
-    fn run_effects(&mut self, durable: u64) {
-        while let Some(entry) = self.effects.first_entry() {
-            if *entry.key() > durable {
-                break;
-            }
-            for effect in entry.remove() {
-                match effect {
-                    Effect::Reply(f) => f(None),
-                    Effect::Link(agent, msg) => self.links.send(&agent, msg),
-                }
-            }
-        }
-        if durable == self.state.last_event_id
-            && self.batch.is_empty()
-            && self.since_snapshot >= self.snapshot_events
-        {
-            self.snapshot();
-        }
-    }
-
-    /// Writes a snapshot of the state (all durable) in the background; segments it covers may
-    /// be released once it is written.
-    fn snapshot(&mut self) {
-        self.since_snapshot = 0;
-        let id = self.state.last_event_id;
-        let bytes = match postcard::to_allocvec(&self.state) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("cannot encode the state for a snapshot: {e}");
-                return;
-            }
-        };
+    /// Writes a snapshot in the background; segments it covers may be released once it is
+    /// written.
+    fn write_snapshot(&mut self, id: u64, at: TimeMs, bytes: Vec<u8>) {
         let journal = self.journal.clone();
         let written = self.snapshot_tx.clone();
-        let at = (self.clock)();
         tokio::task::spawn_blocking(move || match journal.write_snapshot(id, &bytes) {
             Ok(()) => {
                 let _ = written.send((id, at));
@@ -842,46 +368,48 @@ impl<L: Links> Core<L> {
         });
     }
 
-    /// A batch was not written: the state goes back to the fold of the durable journal, and
-    /// everything planned from the lost events is dropped or answered with `cause`.
-    async fn roll_back(&mut self, cause: NoSpace) -> Result<(), String> {
-        let journal = self.journal.clone();
-        let state = tokio::task::spawn_blocking(move || crate::recover_state(&journal))
-            .await
-            .map_err(|e| format!("rebuilding the state from the journal: {e}"))?
-            .map_err(|e| {
-                format!("rebuilding the state from the journal after a failed write: {e}")
-            })?;
-        let durable = state.last_event_id;
-        // Batches sealed before this point are all settled by the journal: the one that
-        // failed and every one chained behind it fail, so nothing changes the durable end.
-        assert_eq!(
-            durable,
-            self.journal.last_id(),
-            "the rebuilt state folds the whole durable journal"
-        );
-        self.generation += 1;
-        self.generation_tx.send_replace(self.generation);
-        for effects in self.effects.split_off(&(durable + 1)).into_values() {
-            for effect in effects {
-                if let Effect::Reply(f) = effect {
-                    f(Some(&cause));
-                }
-            }
+    /// The journal is durable up to `durable`: with one controller, that is committed.
+    fn durable(&mut self, durable: u64) {
+        let position = Position {
+            term: self.machine.term(),
+            index: index_of(durable),
+        };
+        self.machine.committed(position, (self.clock)());
+        self.perform();
+    }
+
+    /// Rebuilds the machine's state from the journal, as it asked.
+    async fn rebuild(&mut self) -> Result<(), String> {
+        while self.rebuild {
+            self.rebuild = false;
+            let journal = self.journal.clone();
+            let state = tokio::task::spawn_blocking(move || crate::recover_state(&journal))
+                .await
+                .map_err(|e| format!("rebuilding the state from the journal: {e}"))?
+                .map_err(|e| {
+                    format!("rebuilding the state from the journal after a failed write: {e}")
+                })?;
+            // Batches appended before this point are all settled by the journal: the one that
+            // failed and every one chained behind it fail, so nothing changes the durable end.
+            assert_eq!(
+                state.last_event_id,
+                self.journal.last_id(),
+                "the rebuilt state folds the whole durable journal"
+            );
+            self.generation += 1;
+            self.generation_tx.send_replace(self.generation);
+            self.machine.rebuilt(state);
+            self.perform();
         }
-        debug_assert!(self.batch.is_empty(), "rollbacks happen between rounds");
-        self.batch.clear();
-        self.state = state;
-        self.index = crate::record::index_of(durable) + 1;
-        self.sealed_last = durable;
-        self.queue.clear();
-        self.queued.clear();
-        self.touched.clear();
-        self.timers.clear();
-        self.timer_of.clear();
-        self.step_everything();
-        self.link_epoch += 1;
-        self.reconnect = true;
+        Ok(())
+    }
+
+    /// A batch was not written: the machine drops the lost proposals and the state goes back
+    /// to the fold of the durable journal.
+    async fn lost(&mut self, cause: NoSpace) -> Result<(), String> {
+        self.machine.proposal_lost(cause.clone());
+        self.perform();
+        self.rebuild().await?;
         match &mut self.full {
             Some(full) => full.still_full(cause),
             None => self.full = Some(Full::start(cause)),
@@ -900,11 +428,15 @@ impl<L: Links> Core<L> {
         };
         match probed {
             Ok(()) => {
+                full.refused += self.machine.resume_writes();
                 full.ended();
                 self.full = None;
+                self.perform();
             }
             Err(JournalError::NoSpace { dir, reason }) => {
-                full.still_full(NoSpace { dir, cause: reason })
+                let cause = NoSpace { dir, cause: reason };
+                self.machine.still_paused(cause.clone());
+                full.still_full(cause);
             }
             Err(e) => {
                 tracing::warn!("cannot tell whether the journal has space again: {e}");
@@ -914,11 +446,10 @@ impl<L: Links> Core<L> {
         Ok(())
     }
 
-    /// One round: settle, seal the batch, plan the effects.
+    /// One round: settle, propose the batch, plan the effects.
     fn flush(&mut self) {
-        self.settle();
-        self.act();
-        self.seal();
+        self.machine.flush((self.clock)());
+        self.perform();
     }
 
     /// Runs until `inputs` closes or the journal fails.
@@ -926,20 +457,17 @@ impl<L: Links> Core<L> {
         let mut durable: watch::Receiver<u64> = self.journal.durable_id_watch();
         let expiry_ms = (self.retention_ms.min(self.events_retention_ms) / 4).clamp(100, 60_000);
         let mut expiry = tokio::time::interval(std::time::Duration::from_millis(expiry_ms));
+        self.perform();
         self.flush();
         loop {
-            // Effects whose events were durable already (or that made no events) run now.
+            // Entries durable already (or effects that wait for none) are committed now.
             let id = *durable.borrow_and_update();
-            self.run_effects(id);
+            self.durable(id);
             if self.full.as_ref().is_some_and(Full::probe_due) {
                 self.probe().await?;
             }
-            if self.reconnect && self.full.is_none() {
-                self.reconnect = false;
-                self.links.reconnect_all();
-            }
             // While the journal is full, timers wait and the next look for space is the wake-up.
-            let wake = match (&self.full, self.next_timer()) {
+            let wake = match (&self.full, self.wake_at) {
                 (Some(full), _) => full.retry_at,
                 (None, Some(at)) => {
                     let now = (self.clock)();
@@ -968,31 +496,30 @@ impl<L: Links> Core<L> {
                         return Err(format!("the journal stopped: {why}"));
                     }
                     let id = *durable.borrow_and_update();
-                    self.run_effects(id);
+                    self.durable(id);
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     if self.full.is_none() {
-                        self.fire_timers();
+                        self.machine.tick((self.clock)());
+                        self.perform();
                     }
                 }
-                _ = expiry.tick() => self.expire(),
-                Some(written) = self.snapshot_rx.recv() => self.snapshots.push_back(written),
+                _ = expiry.tick() => {
+                    self.machine.expire((self.clock)());
+                    self.perform();
+                }
+                Some((id, at)) = self.snapshot_rx.recv() => self.machine.snapshot_written(id, at),
                 failed = self.failed_rx.recv() => match failed {
                     Some(AppendFailed::Unwritten { generation, cause }) => {
                         if generation == self.generation {
-                            self.roll_back(cause).await?;
+                            self.lost(cause).await?;
                         }
                     }
                     Some(AppendFailed::Fatal(why)) => return Err(why),
                     None => return Err("the journal failed".into()),
                 },
             }
-            if self.full.is_none() {
-                self.flush();
-            } else {
-                // Nothing is written; what the durable state asks of agents still goes out.
-                self.act();
-            }
+            self.flush();
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The Ordo controller: journal-backed state, agent links, commands and the event stream.
 //!
 //! [`run`] opens the journal, rebuilds the state (last snapshot + replay), starts the core
-//! task ([`core`]), one link per deployed agent ([`link`]) and the HTTPS API ([`api`]).
+//! task ([`core`], the driver of the sans-IO [`machine`]), one link per deployed agent ([`link`]) and the HTTPS API ([`api`]).
 //! This build runs a single controller; its journal already has the raft shape (term, index,
 //! `event id = index << 16 | offset`, see [`record`]).
 
@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod full;
 pub mod link;
+pub mod machine;
 pub mod record;
 pub mod state;
 pub mod streamed;

@@ -291,26 +291,30 @@ async fn process_order_input_over_a_limit_gets_413_and_bad_names_and_instants_40
         }
     };
     let order = |args: Json| json!({"id": "o1", "workflow": "p", "args": args});
-    // Too large: 413 naming the configured limit and its value.
-    for (body, limit, max) in [
+    // Too large: 413 naming the configured limit and its value; an id too long: 400, with
+    // the limit named the same way.
+    for (body, status, limit, max) in [
         (
             order(json!({"big": "x".repeat(9 << 20)})),
+            413,
             "order_args_bytes_max",
             1000,
         ),
         (
             order(json!({"big": "x".repeat(2000)})),
+            413,
             "order_args_bytes_max",
             1000,
         ),
         (
             json!({"id": "an-order-id-of-21-byt", "workflow": "p"}),
+            400,
             "order_id_bytes_max",
             20,
         ),
     ] {
         let (s, text) = post(body).await;
-        assert_eq!(s, 413, "{text}");
+        assert_eq!(s, status, "{text}");
         let answer: Json = serde_json::from_str(&text)?;
         let error = answer["error"].as_str().unwrap_or_default();
         assert!(error.contains(&format!("{limit} = {max}")), "{text}");

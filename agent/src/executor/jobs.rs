@@ -95,7 +95,9 @@ impl Executor {
     /// Hands waiting orders' jobs to the runner, first come first served, while the slots
     /// and the outbox allow.
     pub(super) fn try_start(&mut self) {
-        if self.waiting_settled {
+        // A start must be durable before its spawn: nothing starts while the journal's file
+        // system is full (the orders stay ready and start when the episode ends).
+        if self.waiting_settled || self.full.is_some() {
             return;
         }
         let mut i = 0;

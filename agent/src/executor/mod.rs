@@ -44,13 +44,19 @@
 //! `log_bytes_max` + [`FINAL_EVENTS_BYTES`] per running job) has reached `outbox_bytes_max`;
 //! running jobs go on and every event is kept.
 //!
+//! When an append fails for lack of space, the agent does not stop: see [`full`]. The records
+//! not durable yet are held, in order ([`unwritten`]), running jobs go on, nothing starts, and
+//! the held records are appended again once a space probe succeeds.
+//!
 //! Shutdown withdraws the jobs no worker has taken (they start after the restart) and kills
 //! the running jobs' process groups without journaling an outcome: after the restart they are
 //! reported lost like after a crash (`Disrupted(ProcessLost)`). Recovery also removes the
 //! work directories of orders that are no longer on this agent.
 
 mod env;
+mod full;
 mod jobs;
+mod unwritten;
 
 use crate::config::Config;
 use crate::open::{Recovered, random_run_id};
@@ -59,8 +65,9 @@ use crate::state::AgentState;
 use crate::status::Status;
 use crate::survivors::Found;
 use crate::{AgentError, now_ms};
+use full::{Full, REWRITE_BATCH_BYTES_MAX, Trying};
 use jobs::{Job, JobMsg, Prepared, StartQueue, job_worker};
-use ordo_journal::Journal;
+use ordo_journal::{Journal, JournalError};
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
 use ordo_model::inventory::Instruction;
 use ordo_model::order::nav::instruction_at;
@@ -75,6 +82,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use unwritten::{Kind, Unwritten};
 
 /// Most events one round makes by stepping orders; the rest waits for the next round, so
 /// inputs are served between rounds.
@@ -168,7 +176,13 @@ pub struct Executor {
     durable: watch::Receiver<u64>,
     state: AgentState,
     next_id: u64,
-    batch: Vec<(Option<u64>, Vec<u8>)>,
+    /// Records made but not durable yet, in id order; normally only those in flight.
+    unwritten: Unwritten,
+    /// The journal's file system is full: records are held, nothing starts.
+    full: Option<Full>,
+    /// Bumped by every append failure that is handled: a failure of an append handed on in
+    /// an older epoch is one that the held records are written again for anyway.
+    epoch: u64,
     record_bytes_max: usize,
     records_since_snapshot: u64,
 
@@ -200,8 +214,10 @@ pub struct Executor {
     timer_of: HashMap<OrderId, TimeMs>,
 
     inputs: mpsc::Receiver<Input>,
-    failures_tx: mpsc::UnboundedSender<String>,
-    failures: mpsc::UnboundedReceiver<String>,
+    failures_tx: mpsc::UnboundedSender<(u64, JournalError)>,
+    failures: mpsc::UnboundedReceiver<(u64, JournalError)>,
+    probes_tx: mpsc::UnboundedSender<Result<(), JournalError>>,
+    probes: mpsc::UnboundedReceiver<Result<(), JournalError>>,
     maintenance: mpsc::UnboundedSender<Maintenance>,
     maintenance_task: Option<tokio::task::JoinHandle<()>>,
     generation_tx: watch::Sender<u64>,
@@ -219,6 +235,7 @@ impl Executor {
         } = recovered;
         let (job_tx, job_rx) = mpsc::channel(1024);
         let (failures_tx, failures) = mpsc::unbounded_channel();
+        let (probes_tx, probes) = mpsc::unbounded_channel();
         let (maintenance, maintenance_rx) = mpsc::unbounded_channel();
         let maintenance_task = tokio::spawn(maintain(journal.clone(), maintenance_rx, snapshot_id));
         let _ = maintenance.send(Maintenance::Release(state.released));
@@ -235,10 +252,12 @@ impl Executor {
         Executor {
             durable: journal.durable_id_watch(),
             next_id: journal.last_id() + 1,
+            unwritten: Unwritten::new(journal.last_id(), state.outbox.last_event_id),
+            full: None,
+            epoch: 0,
             record_bytes_max: crate::open::record_bytes_max(config.limits.frame_bytes_max) as usize,
             journal,
             state,
-            batch: Vec::new(),
             records_since_snapshot: 0,
             queue: VecDeque::new(),
             queued: HashSet::new(),
@@ -263,6 +282,8 @@ impl Executor {
             inputs: channels.inputs,
             failures_tx,
             failures,
+            probes_tx,
+            probes,
             maintenance,
             maintenance_task: Some(maintenance_task),
             generation_tx: channels.generation,
@@ -290,14 +311,20 @@ impl Executor {
             if *stop.borrow() {
                 return Ok(());
             }
-            let busy = !self.queue.is_empty() && self.inflight() < INFLIGHT_RECORDS_MAX;
+            let busy = !self.queue.is_empty()
+                && self.inflight() < INFLIGHT_RECORDS_MAX
+                && !self.over_bound();
             let sleep = self.timer_sleep();
+            let probe_at = self.full.as_ref().and_then(Full::probe_at);
             // Unbiased: job output, controller requests and timers are all served.
             tokio::select! {
                 _ = stop.changed() => {}
-                Some(message) = self.failures.recv() => {
-                    return Err(AgentError::JournalStopped(message));
+                Some((epoch, error)) = self.failures.recv() => {
+                    self.on_append_failure(epoch, error)?;
                 }
+                Some(probed) = self.probes.recv() => self.on_probe(probed)?,
+                _ = tokio::time::sleep_until(probe_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if probe_at.is_some() => self.probe(),
                 changed = self.durable.changed() => {
                     if changed.is_err() {
                         return Err(AgentError::JournalStopped(
@@ -374,6 +401,7 @@ impl Executor {
 
     /// One round: step, journal, look at touched orders, run due effects, start jobs.
     fn round(&mut self) {
+        self.catch_up();
         // Timers are looked at every round, so that a busy executor still runs them on time.
         self.fire_timers();
         let now = now_ms();
@@ -382,9 +410,30 @@ impl Executor {
         // Before the flush: starts go into the batch of the events that led to them.
         self.try_start();
         self.flush();
+        self.note_bound();
         self.snapshot_if_due();
         self.run_due_effects();
         self.publish_status();
+    }
+
+    /// Logs once per episode that the held records reached their bound.
+    fn note_bound(&mut self) {
+        if !self.over_bound() {
+            return;
+        }
+        let held = self.unwritten.bytes();
+        if let Some(full) = self.full.as_mut()
+            && !full.over_bound
+        {
+            full.over_bound = true;
+            tracing::warn!(
+                held_bytes = held,
+                pending_events_bytes_max = self.config.limits.pending_events_bytes_max,
+                "journal: the events held while the file system is full reached \
+                 pending_events_bytes_max: orders are not moved on until space returns; \
+                 running jobs go on and their events are kept"
+            );
+        }
     }
 
     fn inflight(&self) -> u64 {
@@ -400,7 +449,10 @@ impl Executor {
     /// Steps queued orders and journals their events, up to the round's limit.
     fn settle(&mut self, now: TimeMs) {
         let mut made = 0;
-        while made < SETTLE_EVENTS_PER_ROUND && self.inflight() < INFLIGHT_RECORDS_MAX {
+        while made < SETTLE_EVENTS_PER_ROUND
+            && self.inflight() < INFLIGHT_RECORDS_MAX
+            && !self.over_bound()
+        {
             let Some(id) = self.queue.pop_front() else {
                 break;
             };
@@ -460,26 +512,177 @@ impl Executor {
         }
         self.next_id += 1;
         self.records_since_snapshot += 1;
-        self.batch.push((Some(id), bytes));
+        let kind = match &record {
+            Record::Created { .. } => Kind::Created,
+            Record::Event { .. } => Kind::Event,
+            _ => Kind::Other,
+        };
+        self.unwritten.push(id, bytes, kind);
         Some(id)
     }
 
-    /// Appends the round's records as one batch.
+    /// Appends the round's records as one batch (not while the file system is full: they
+    /// are held until space returns).
     fn flush(&mut self) {
-        if self.batch.is_empty() {
+        if self.full.is_some() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
-        // Chained to the batch before (ids are consecutive): behind one that failed, nothing
-        // is written.
-        let after = batch.first().and_then(|(id, _)| *id).map_or(0, |id| id - 1);
+        while let Some((after, batch)) = self.unwritten.next_batch(u64::MAX) {
+            self.append(after, batch);
+        }
+    }
+
+    /// Appends a batch chained to the one before (ids are consecutive): behind one that
+    /// failed, nothing is written. A failure is reported with the epoch it was sent in.
+    fn append(&self, after: u64, batch: unwritten::Batch) {
         let appending = self.journal.append_batch_after(after, batch);
         let failures = self.failures_tx.clone();
+        let epoch = self.epoch;
         tokio::spawn(async move {
             if let Err(e) = appending.await {
-                let _ = failures.send(e.to_string());
+                let _ = failures.send((epoch, e));
             }
         });
+    }
+
+    /// Takes note of what is durable now; a rewrite that is durable ends the episode.
+    fn catch_up(&mut self) {
+        let durable = *self.durable.borrow();
+        self.unwritten.durable(durable);
+        if let Some(full) = &self.full
+            && let Trying::Writing { until } = full.trying
+            && durable >= until
+        {
+            self.end_full();
+        }
+    }
+
+    /// Whether the held records have reached `pending_events_bytes_max`: then orders are
+    /// not stepped and releases are not recorded until space returns (job messages are
+    /// still taken, so that running jobs end and keep their outcome).
+    fn over_bound(&self) -> bool {
+        self.full.is_some() && self.unwritten.bytes() >= self.config.limits.pending_events_bytes_max
+    }
+
+    /// An append failed: lack of space starts (or goes on with) an episode; any other
+    /// failure stops the agent.
+    fn on_append_failure(&mut self, epoch: u64, error: JournalError) -> Result<(), AgentError> {
+        let cause = match &error {
+            JournalError::NoSpace { dir, reason } => {
+                Some(format!("no space in {}: {reason}", dir.display()))
+            }
+            // Queued behind an append that failed: that one's failure says why.
+            JournalError::Discontinuous { .. } => None,
+            _ => return Err(AgentError::JournalStopped(error.to_string())),
+        };
+        let held = self.unwritten.bytes();
+        let bound = self.config.limits.pending_events_bytes_max;
+        if epoch != self.epoch {
+            // Handed on before the failure that was handled: written again anyway.
+            if let (Some(full), Some(cause)) = (self.full.as_mut(), cause) {
+                full.learn(cause, held, bound);
+            }
+            return Ok(());
+        }
+        self.epoch += 1;
+        self.catch_up();
+        // Nothing after the durable id is in the journal now.
+        self.unwritten.unsend();
+        match self.full.as_mut() {
+            Some(full) => {
+                if let Some(cause) = cause {
+                    full.learn(cause, held, bound);
+                }
+                full.still_full();
+            }
+            None => {
+                self.full = Some(Full::start(cause, held, bound));
+            }
+        }
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Asks the journal whether the held records would fit now.
+    fn probe(&mut self) {
+        let Some(full) = self.full.as_mut() else {
+            return;
+        };
+        full.trying = Trying::Probing;
+        let bytes = Full::probe_bytes(self.unwritten.bytes());
+        let journal = self.journal.clone();
+        let probes = self.probes_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = probes.send(journal.probe_space(bytes));
+        });
+    }
+
+    fn on_probe(&mut self, probed: Result<(), JournalError>) -> Result<(), AgentError> {
+        let Some(full) = self.full.as_mut() else {
+            return Ok(());
+        };
+        match probed {
+            Ok(()) => self.rewrite(),
+            Err(JournalError::NoSpace { dir, reason }) => {
+                let (held, bound) = (
+                    self.unwritten.bytes(),
+                    self.config.limits.pending_events_bytes_max,
+                );
+                full.learn(
+                    format!("no space in {}: {reason}", dir.display()),
+                    held,
+                    bound,
+                );
+                full.still_full();
+            }
+            Err(e @ JournalError::Failed(_)) => {
+                return Err(AgentError::JournalStopped(e.to_string()));
+            }
+            Err(e) => {
+                tracing::warn!("journal: the space probe failed: {e}");
+                full.still_full();
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends every held record again, in order, in bounded batches; the episode ends
+    /// when the last of them is durable.
+    fn rewrite(&mut self) {
+        self.catch_up();
+        if self.full.is_none() {
+            return;
+        }
+        let mut until = None;
+        let held = (self.unwritten.len() as u64, self.unwritten.bytes());
+        while let Some((after, batch)) = self.unwritten.next_batch(REWRITE_BATCH_BYTES_MAX) {
+            until = batch.last().and_then(|(id, _)| *id);
+            self.append(after, batch);
+        }
+        match (until, self.full.as_mut()) {
+            (Some(until), Some(full)) => {
+                full.trying = Trying::Writing { until };
+                full.rewritten = held;
+            }
+            _ => self.end_full(),
+        }
+    }
+
+    /// Space is back and the held records are durable: jobs start, the rest is appended,
+    /// and a controller whose commands were refused is asked to couple again.
+    fn end_full(&mut self) {
+        let Some(full) = self.full.take() else {
+            return;
+        };
+        full.ended();
+        self.waiting_settled = false;
+        if full.refused > 0 {
+            self.generation += 1;
+            self.generation_tx.send_replace(self.generation);
+            self.status.set_connected_since(None);
+        }
+        self.flush();
+        self.publish_status();
     }
 
     /// Queues an effect that runs once everything journaled so far is durable.
@@ -513,7 +716,11 @@ impl Executor {
     }
 
     fn snapshot_if_due(&mut self) {
-        if self.records_since_snapshot < self.config.limits.snapshot_interval_records {
+        // While the file system is full a snapshot could not be written, and each one kept
+        // waiting would hold a copy of the state: the next one is taken once space is back.
+        if self.records_since_snapshot < self.config.limits.snapshot_interval_records
+            || self.full.is_some()
+        {
             return;
         }
         self.records_since_snapshot = 0;
@@ -537,6 +744,14 @@ impl Executor {
         self.status
             .outbox_bytes
             .store(self.state.outbox.bytes, Relaxed);
+        let held = self.full.as_ref().map(|full| {
+            (
+                full.cause().to_owned(),
+                self.unwritten.len() as u64,
+                self.unwritten.bytes(),
+            )
+        });
+        self.status.set_journal_full(held);
     }
 
     // ----- orders: timers, kills, starts -----
@@ -677,7 +892,17 @@ impl Executor {
         peer_cluster: String,
         reply: oneshot::Sender<Result<Coupling, String>>,
     ) {
-        let refusal = self.couple_refusal(&couple, &peer_cluster);
+        let mut refusal = self.couple_refusal(&couple, &peer_cluster);
+        if refusal.is_none()
+            && let Some(full) = self.full.as_mut()
+            && (self.state.cluster_id.is_none()
+                || couple.term > self.state.term
+                || self.unwritten.holds_created())
+        {
+            // The coupling would need a record, or rest on one that is not durable.
+            full.refused += 1;
+            refusal = Some(full.refusal("this coupling"));
+        }
         if let Some(reason) = refusal {
             tracing::warn!(controller = %couple.controller_id, "Couple refused: {reason}");
             let _ = reply.send(Err(reason));
@@ -709,7 +934,13 @@ impl Executor {
         self.generation += 1;
         self.generation_tx.send_replace(self.generation);
         self.status.set_connected_since(Some(now_ms()));
-        let first_event_id = if self.state.outbox.last_event_id == 0 {
+        // While the journal cannot write, the answer goes at once and tells what is durable
+        // (only durable events are streamed); otherwise it waits until all is durable.
+        let last_event_id = match self.full {
+            Some(_) => self.unwritten.durable_event(),
+            None => self.state.outbox.last_event_id,
+        };
+        let first_event_id = if last_event_id == 0 {
             0
         } else {
             self.journal
@@ -723,7 +954,7 @@ impl Executor {
             run_start: self.state.run_start,
             stream_after,
             first_event_id,
-            last_event_id: self.state.outbox.last_event_id,
+            last_event_id,
             attached_orders: self.state.world.orders.keys().cloned().collect(),
         };
         tracing::info!(
@@ -732,7 +963,11 @@ impl Executor {
             after = stream_after,
             "controller coupled"
         );
-        self.effect(Effect::Coupled(reply, coupling));
+        if self.full.is_some() {
+            let _ = reply.send(Ok(coupling));
+        } else {
+            self.effect(Effect::Coupled(reply, coupling));
+        }
     }
 
     fn couple_refusal(&self, couple: &Couple, peer_cluster: &str) -> Option<String> {
@@ -799,6 +1034,13 @@ impl Executor {
         command: AgentCommand,
         reply: oneshot::Sender<FromAgent>,
     ) {
+        if let Some(full) = self.full.as_mut() {
+            full.refused += 1;
+            let message = full.refusal("controller commands");
+            tracing::debug!(seq, "command refused: {message}");
+            let _ = reply.send(FromAgent::Rejected { seq, message });
+            return;
+        }
         if let Err(message) = self.check_term(term) {
             tracing::warn!(seq, "command refused: {message}");
             let _ = reply.send(FromAgent::Rejected { seq, message });
@@ -823,6 +1065,11 @@ impl Executor {
     }
 
     fn release(&mut self, until: u64) {
+        if self.over_bound() {
+            // Not recorded: a later release covers these events too.
+            tracing::debug!(until, "release not recorded: too many records are held");
+            return;
+        }
         let until = until.min(self.state.outbox.last_event_id);
         if until <= self.state.released {
             return;
@@ -835,6 +1082,13 @@ impl Executor {
 
     /// Forgets every order and event and the dedication: a new run begins.
     fn reset(&mut self, seq: u64, term: u64, reply: oneshot::Sender<FromAgent>) {
+        if let Some(full) = self.full.as_mut() {
+            full.refused += 1;
+            let message = full.refusal("a reset");
+            tracing::warn!(seq, "reset refused: {message}");
+            let _ = reply.send(FromAgent::Rejected { seq, message });
+            return;
+        }
         if let Err(message) = self.check_term(term) {
             let _ = reply.send(FromAgent::Rejected { seq, message });
             return;
@@ -898,13 +1152,70 @@ impl Executor {
         self.job_tasks.abort_all();
         while self.job_tasks.join_next().await.is_some() {}
         self.round_without_starts();
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_DURABLE_WAIT_MS);
+        if self.full.is_some() {
+            self.last_rewrite(deadline).await;
+        }
         let last = self.next_id - 1;
         let wait = self.durable.wait_for(|id| *id >= last);
-        let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_DURABLE_WAIT_MS), wait).await;
+        let _ = tokio::time::timeout_at(deadline, wait).await;
+        self.catch_up();
+        if self.unwritten.len() > 0 {
+            tracing::error!(
+                records = self.unwritten.len(),
+                bytes = self.unwritten.bytes(),
+                "the agent stops with records it could not write (journal: {}): after the \
+                 restart, a job whose end only they held is reported lost, and a start only \
+                 they held did not happen",
+                self.full
+                    .as_ref()
+                    .map_or("not durable in time", |f| f.cause())
+            );
+        }
         // The housekeeping task holds the journal open; let it finish what it was given.
         self.maintenance = mpsc::unbounded_channel().0;
         if let Some(task) = self.maintenance_task.take() {
             let _ = task.await;
+        }
+    }
+
+    /// At shutdown during an episode: one more try to write the held records (without a
+    /// probe), waiting for a rewrite in flight first; until `deadline`.
+    async fn last_rewrite(&mut self, deadline: tokio::time::Instant) {
+        let mut tried = false;
+        // Bounded: each pass waits for a change, until the deadline.
+        for _ in 0..1000 {
+            self.catch_up();
+            let Some(full) = &self.full else {
+                return;
+            };
+            match full.trying {
+                // The one try failed: nothing more before the restart.
+                Trying::Wait if tried => return,
+                Trying::Wait => {
+                    tried = true;
+                    self.rewrite();
+                    continue;
+                }
+                Trying::Probing | Trying::Writing { .. } => {}
+            }
+            let going = tokio::select! {
+                changed = self.durable.changed() => changed.is_ok(),
+                Some((epoch, error)) = self.failures.recv() => {
+                    self.on_append_failure(epoch, error).is_ok()
+                }
+                Some(_) = self.probes.recv() => {
+                    if let Some(full) = self.full.as_mut() {
+                        full.trying = Trying::Wait;
+                    }
+                    true
+                }
+                _ = tokio::time::sleep_until(deadline) => false,
+            };
+            if !going {
+                return;
+            }
         }
     }
 

@@ -3,7 +3,9 @@
 use super::{commands, read, stream};
 use axum::response::Response;
 use ordo_api::view::{STATE_NAMES, VALUE_DEPTH_MAX};
+use ordo_model::env;
 use ordo_model::ids;
+use ordo_model::order::input::{self, ARG_NAME_BYTES_MAX_DEFAULT};
 use serde_json::{Value as Json, json};
 use std::sync::LazyLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -138,9 +140,18 @@ fn value_schema(depth: usize) -> (String, Json) {
     (name(depth), schema)
 }
 
+/// Variables given from outside: names as the model's door takes them
+/// ([`ordo_model::order::input`]: the syntax of variable names, their default length limit, no
+/// protected environment name), values as [`value_schema`].
 fn vars_schema() -> Json {
     json!({
         "type": ["object", "null"],
+        "propertyNames": {
+            "type": "string",
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+            "maxLength": ARG_NAME_BYTES_MAX_DEFAULT,
+            "not": {"pattern": env::protected_pattern()},
+        },
         "additionalProperties": {"$ref": "#/components/schemas/Value"},
     })
 }
@@ -250,11 +261,20 @@ fn refine(doc: &mut Json) {
         "NewOrder",
         "scheduledFor",
         json!({
-            "description": "When to start: ms since the epoch, or an RFC 3339 instant.",
+            "description": "When to start: ms since the epoch, or an RFC 3339 instant; from 1970 to the end of 9999.",
             "oneOf": [
                 {"type": "null"},
-                {"type": "integer", "format": "int64"},
-                {"type": "string", "format": "date-time"},
+                {
+                    "type": "integer",
+                    "format": "int64",
+                    "minimum": input::SCHEDULED_FOR_MS_MIN,
+                    "maximum": input::SCHEDULED_FOR_MS_MAX,
+                },
+                {
+                    "type": "string",
+                    "format": "date-time",
+                    "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-",
+                },
             ],
         }),
     );
@@ -274,6 +294,24 @@ fn refine(doc: &mut Json) {
         }),
     );
     set("ResumeBody", "vars", vars_schema());
+    set(
+        "ErrorBody",
+        "details",
+        json!({
+            "description": "Deploy: every problem of the inventory as `file:line:col: error: ...`; a limit that was exceeded: `{limit, max}`.",
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {
+                    "type": "object",
+                    "properties": {
+                        "limit": {"type": "string"},
+                        "max": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["limit", "max"],
+                },
+            ],
+        }),
+    );
     set("AnswerBody", "vars", vars_schema());
     for closed in [
         "NewOrder",

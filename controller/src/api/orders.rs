@@ -40,20 +40,25 @@ fn command_error(e: Refused) -> ApiError {
             StatusCode::PAYLOAD_TOO_LARGE
         }
         Refused::NoSpace(e) => return ApiError::no_space(e),
+        Refused::NotActive(e) => return ApiError::not_active(e),
         Refused::Command(_) => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())
 }
 
-/// Order input the model's door refused: 413 naming the limit and its value (also as
-/// `details: {limit, max}`) when something is too large, else 400.
+/// Order input the model's door refused: 413 when content is too large, 400 for bad input
+/// (an id or name too long among it); a limit that was exceeded is named with its value, also
+/// as `details: {limit, max}`.
 fn input_error(error: &InputError, message: String) -> ApiError {
-    match error.limit() {
-        Some((limit, max)) => ApiError {
-            details: Some(json!({ "limit": limit, "max": max })),
-            ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
-        },
-        None => ApiError::bad(message),
+    let status = match error {
+        InputError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError {
+        details: error
+            .limit()
+            .map(|(limit, max)| json!({ "limit": limit, "max": max })),
+        ..ApiError::new(status, message)
     }
 }
 

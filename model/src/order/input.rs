@@ -10,9 +10,9 @@
 //!
 //! | what | rule | refused as |
 //! |---|---|---|
-//! | order id | at most `order_id_bytes_max` bytes (and the syntax of [`OrderId`]) | too large |
+//! | order id | at most `order_id_bytes_max` bytes (and the syntax of [`OrderId`]) | too long |
 //! | all variables together | at most `order_args_bytes_max` encoded bytes | too large |
-//! | a variable's name | at most `arg_name_bytes_max` bytes | too large |
+//! | a variable's name | at most `arg_name_bytes_max` bytes | too long |
 //! | a variable's name | letters, digits and `_`, not starting with a digit ([`is_var_name`], the rule of workflow variable names) | bad name |
 //! | a variable's name | not a protected environment name ([`crate::env::protected`]: `LD_*`, `PATH`, ...) | protected |
 //! | a variable's value | at most `arg_value_bytes_max` encoded bytes | too large |
@@ -75,13 +75,25 @@ impl Default for OrderLimits {
     }
 }
 
-/// Why order input is refused. [`InputError::TooLarge`] is "too large" (HTTP 413); the others
-/// are bad input (HTTP 400).
+/// Why order input is refused. [`InputError::TooLarge`] is "too large" (HTTP 413): content
+/// over a size limit; the others are bad input (HTTP 400), [`InputError::TooLong`] among
+/// them: an identifier (order id, variable name) longer than its limit is a bad identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
     #[error("{what} is {bytes} bytes; at most {max} bytes are allowed (limit {limit} = {max})")]
     TooLarge {
         /// What is too large, e.g. `the variables` or `the value of variable "x"`.
+        what: String,
+        bytes: usize,
+        /// The limit's name, as in the controller's `[limits]`.
+        limit: &'static str,
+        max: usize,
+    },
+    #[error(
+        "{what} is {bytes} bytes long; at most {max} bytes are allowed (limit {limit} = {max})"
+    )]
+    TooLong {
+        /// What is too long, e.g. `order id "abc..."`.
         what: String,
         bytes: usize,
         /// The limit's name, as in the controller's `[limits]`.
@@ -103,10 +115,12 @@ pub enum InputError {
 }
 
 impl InputError {
-    /// The limit that was exceeded and its value, for a "too large" error.
+    /// The limit that was exceeded and its value, for a "too large" or "too long" error.
     pub fn limit(&self) -> Option<(&'static str, usize)> {
         match self {
-            InputError::TooLarge { limit, max, .. } => Some((limit, *max)),
+            InputError::TooLarge { limit, max, .. } | InputError::TooLong { limit, max, .. } => {
+                Some((limit, *max))
+            }
             _ => None,
         }
     }
@@ -128,7 +142,7 @@ impl OrderLimits {
     /// An order id given from outside (its syntax is [`OrderId`]'s).
     pub fn check_id(&self, id: &str) -> Result<(), InputError> {
         if id.len() > self.order_id_bytes_max {
-            return Err(InputError::TooLarge {
+            return Err(InputError::TooLong {
                 what: format!("order id {}", shown(id)),
                 bytes: id.len(),
                 limit: "order_id_bytes_max",
@@ -151,7 +165,7 @@ impl OrderLimits {
         }
         for (name, value) in vars {
             if name.len() > self.arg_name_bytes_max {
-                return Err(InputError::TooLarge {
+                return Err(InputError::TooLong {
                     what: format!("variable name {}", shown(name)),
                     bytes: name.len(),
                     limit: "arg_name_bytes_max",
