@@ -1,7 +1,7 @@
 //! The agent's TOML configuration; every key is documented in `deploy/config/agent.toml`.
 
 use ordo_model::ids::AgentId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ pub struct Config {
     pub limits: Limits,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub certificate: PathBuf,
@@ -26,7 +26,7 @@ pub struct TlsConfig {
     pub controller_ca: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub processes_max: usize,
@@ -70,15 +70,29 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The configuration file as written: what [`Config::parse`] reads (then checks and resolves)
+/// and what tools that set up an agent (`ordo up`) serialise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
-    agent_id: String,
-    listen: SocketAddr,
-    data_dir: PathBuf,
-    tls: TlsConfig,
+pub struct ConfigFile {
+    pub agent_id: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
     #[serde(default)]
-    limits: Limits,
+    pub limits: Limits,
+}
+
+impl ConfigFile {
+    /// Reads configuration text (unchecked: [`Config::from_file`] checks it).
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
+    }
 }
 
 /// Why the configuration cannot be used.
@@ -102,7 +116,11 @@ impl Config {
 
     /// Parses configuration text; relative paths are taken relative to `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
-        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        Config::from_file(ConfigFile::parse(text)?, base)
+    }
+
+    /// Checks a configuration; relative paths are taken relative to `base`.
+    pub fn from_file(f: ConfigFile, base: &Path) -> Result<Config, String> {
         let agent_id = AgentId::new(f.agent_id).map_err(|e| format!("agent_id {e}"))?;
         let l = &f.limits;
         let positive = [

@@ -319,23 +319,23 @@ impl LocalOrdo {
     }
 }
 
-/// Appends `lines` to a configuration written by [`local::setup`], whose last table is
-/// `[limits]`.
+/// Sets the `[limits]` keys of `lines` (`key = value`, TOML) in an agent configuration
+/// written by [`local::setup`], through the agent's own configuration type.
 fn add_limits(config: &Path, lines: &[String]) -> anyhow::Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
-    let mut text =
-        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
-    let last_table = text.lines().rev().find(|l| l.trim_start().starts_with('['));
-    if last_table.map(str::trim) != Some("[limits]") {
-        bail!("{} does not end with its [limits] table", config.display());
-    }
-    for line in lines {
-        text.push_str(line);
-        text.push('\n');
-    }
-    std::fs::write(config, text).with_context(|| format!("writing {}", config.display()))
+    let keys: toml::Table = toml::from_str(&lines.join("\n")).context("agent limits")?;
+    let mut merged = Ok(());
+    local::edit_agent_config(config, |c| {
+        merged = (|| {
+            let mut limits = toml::Table::try_from(&c.limits)?;
+            limits.extend(keys);
+            c.limits = limits.try_into()?;
+            anyhow::Ok(())
+        })();
+    })?;
+    merged.with_context(|| format!("agent limits {lines:?} in {}", config.display()))
 }
 
 /// One event of the stream, as the follower saw it.
@@ -439,8 +439,8 @@ mod tests {
             binaries: Binaries::of_this_build(false)?,
         })
         .await?;
-        let config = std::fs::read_to_string(&ordo.local.agent_configs[0].1)?;
-        assert!(config.ends_with("processes_max = 2\n"), "{config}");
+        let config = ordo_agent::config::Config::load(&ordo.local.agent_configs[0].1)?;
+        assert_eq!(config.limits.processes_max, 2);
         ordo.deploy(&[
             ("agent.yaml", ordo.agent_yaml("a1")?),
             (

@@ -1,6 +1,6 @@
 //! `ordo agents`: each deployed agent with its link (`GET /agents` →
 //! `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}`; `meta` is what the
-//! agent reported: `hostname`, `cores`, `load` [1, 5, 15 min], `running_processes`, ...).
+//! agent reported: `hostname`, `cores`, `load` [1, 5, 15 min], `runningProcesses`, ...).
 
 use crate::client::Api;
 use crate::output::{cell, print_json, table};
@@ -63,7 +63,7 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
             m("hostname"),
             m("cores"),
             load,
-            m("running_processes"),
+            m("runningProcesses"),
             cell(a.get("lastError")),
         ]);
     }

@@ -125,9 +125,9 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Token(a) => {
-            let token = ordo_cli::local::new_token()
+            let token = ordo_cli::token::new_token()
                 .map_err(|e| Failure::failed(format!("making a token: {e}")))?;
-            let sha = ordo_cli::local::token_sha256(&token);
+            let sha = ordo_api::auth::token_hash(&token);
             let name = a.name.clone().unwrap_or_else(|| a.role.name().to_owned());
             if a.json {
                 crate::output::print_json(&serde_json::json!({

@@ -26,9 +26,9 @@ const SYSTEM_CA_FILES: [&str; 3] = [
     "/etc/ssl/cert.pem",
 ];
 /// Largest WebSocket message accepted: the largest event the controller streams by default.
-pub const WS_MESSAGE_BYTES_MAX: usize = ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT;
+pub const WS_MESSAGE_BYTES_MAX: usize = ordo_api::limits::EVENT_BYTES_MAX_DEFAULT;
 /// Largest answer accepted: a long poll of events is at most one event over its size bound.
-pub const BODY_BYTES_MAX: usize = ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT + (1 << 20);
+pub const BODY_BYTES_MAX: usize = ordo_api::limits::EVENT_BYTES_MAX_DEFAULT + (1 << 20);
 /// Time for TCP, TLS and WebSocket handshakes together.
 pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Time for one request, response body included (long polls ask for less).

@@ -14,8 +14,14 @@
 //! ```
 //!
 //! Everything that exists is kept (certificates, tokens, ports are rewritten only into the
-//! configs), so running it again resumes the same installation.
+//! configs), so running it again resumes the same installation. The configurations are the
+//! servers' own configuration file types, serialised; [`edit_controller_config`],
+//! [`edit_agent_config`] and [`edit_cockpit_config`] change one before its server starts.
 
+pub use ordo_agent::config::ConfigFile as AgentFile;
+use ordo_api::auth::{Role, token_hash};
+pub use ordo_cockpit_api::config::ConfigFile as CockpitFile;
+pub use ordo_controller::config::ConfigFile as ControllerFile;
 use ordo_net::certs::{self, IssueSpec};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -58,8 +64,10 @@ pub enum LocalError {
     },
     #[error("certificates: {0}")]
     Certs(#[from] certs::CertError),
-    #[error("cannot read random bytes for a token: {0}")]
-    Random(String),
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenError),
+    #[error("configuration {path}: {message}")]
+    Config { path: PathBuf, message: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
@@ -67,22 +75,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-/// A new random API token: 32 bytes from the OS, hex.
-pub fn new_token() -> Result<String, LocalError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| LocalError::Random(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The SHA-256 of a token, hex, as server configurations store it.
-pub fn token_sha256(token: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), LocalError> {
@@ -102,7 +94,7 @@ fn token_file(path: &Path) -> Result<String, LocalError> {
     match std::fs::read_to_string(path) {
         Ok(t) if t.trim().len() >= 32 => Ok(t.trim().to_owned()),
         _ => {
-            let t = new_token()?;
+            let t = crate::token::new_token()?;
             write_private(path, &format!("{t}\n"))?;
             Ok(t)
         }
@@ -137,52 +129,43 @@ pub fn setup(dir: &Path, o: &Options) -> Result<Local, LocalError> {
     let viewer_token = token_file(&dir.join("viewer.token"))?;
     let fsync = o.journal_fsync;
     let controller_config = dir.join("controller.toml");
-    let c = |p: &str| certs_dir.join(p).display().to_string();
-    let text = format!(
-        r#"# Written by `ordo up`; see deploy/config/controller.toml for every key.
-controller_id = "primary"
-cluster_id = "{cluster}"
-data_dir = "{data}"
-listen = "{listen}"
-
-[tls]
-certificate = "{cert}"
-key = "{key}"
-client_certificate = "{ccert}"
-client_key = "{ckey}"
-ca = "{ca}"
-
-[[tokens]]
-name = "admin"
-sha256 = "{admin}"
-role = "admin"
-
-[[tokens]]
-name = "cockpit"
-sha256 = "{cockpit}"
-role = "admin"
-
-[[tokens]]
-name = "viewer"
-sha256 = "{viewer}"
-role = "viewer"
-
-[limits]
-journal_fsync = {fsync}
-"#,
-        cluster = o.cluster_id,
-        data = dir.join("controller").display(),
-        listen = o.controller_listen,
-        cert = c("controller.pem"),
-        key = c("controller.key"),
-        ccert = c("controller-client.pem"),
-        ckey = c("controller-client.key"),
-        ca = ca.cert_path.display(),
-        admin = token_sha256(&admin_token),
-        cockpit = token_sha256(&cockpit_token),
-        viewer = token_sha256(&viewer_token),
-    );
-    write_private(&controller_config, &text)?;
+    let cert = |p: &str| certs_dir.join(p);
+    let token = |name: &str, token: &str, role: Role| ordo_controller::config::TokenConfig {
+        name: name.to_owned(),
+        sha256: token_hash(token),
+        role,
+    };
+    let controller = ControllerFile {
+        controller_id: "primary".to_owned(),
+        cluster_id: o.cluster_id.clone(),
+        data_dir: dir.join("controller"),
+        listen: o.controller_listen,
+        tls: ordo_controller::config::TlsConfig {
+            certificate: cert("controller.pem"),
+            key: cert("controller.key"),
+            client_certificate: cert("controller-client.pem"),
+            client_key: cert("controller-client.key"),
+            ca: ca.cert_path.clone(),
+        },
+        tokens: vec![
+            token("admin", &admin_token, Role::Admin),
+            token("cockpit", &cockpit_token, Role::Admin),
+            token("viewer", &viewer_token, Role::Viewer),
+        ],
+        limits: ordo_controller::config::Limits {
+            journal_fsync: fsync,
+            ..Default::default()
+        },
+        retention: Default::default(),
+        agents: Default::default(),
+    };
+    write_config(
+        &controller_config,
+        "controller",
+        controller
+            .to_toml()
+            .map_err(config_error(&controller_config))?,
+    )?;
     let mut agent_configs = Vec::new();
     for (id, listen) in &o.agents {
         let name = format!("agent-{id}");
@@ -192,26 +175,25 @@ journal_fsync = {fsync}
             &IssueSpec::local([ordo_net::identity::agent_uri(id)]),
         )?;
         let path = dir.join(format!("{name}.toml"));
-        let text = format!(
-            r#"# Written by `ordo up`; see deploy/config/agent.toml for every key.
-agent_id = "{id}"
-listen = "{listen}"
-data_dir = "{data}"
-
-[tls]
-certificate = "{cert}"
-key = "{key}"
-controller_ca = "{ca}"
-
-[limits]
-journal_fsync = {fsync}
-"#,
-            data = dir.join(&name).display(),
-            cert = c(&format!("{name}.pem")),
-            key = c(&format!("{name}.key")),
-            ca = ca.cert_path.display(),
-        );
-        write_private(&path, &text)?;
+        let agent = AgentFile {
+            agent_id: id.clone(),
+            listen: *listen,
+            data_dir: dir.join(&name),
+            tls: ordo_agent::config::TlsConfig {
+                certificate: cert(&format!("{name}.pem")),
+                key: cert(&format!("{name}.key")),
+                controller_ca: ca.cert_path.clone(),
+            },
+            limits: ordo_agent::config::Limits {
+                journal_fsync: fsync,
+                ..Default::default()
+            },
+        };
+        write_config(
+            &path,
+            "agent",
+            agent.to_toml().map_err(config_error(&path))?,
+        )?;
         agent_configs.push((
             id.clone(),
             path,
@@ -222,31 +204,31 @@ journal_fsync = {fsync}
         None => None,
         Some(listen) => {
             let path = dir.join("cockpit.toml");
-            let text = format!(
-                r#"# Written by `ordo up`; see deploy/config/cockpit.toml for every key.
-# Plain HTTP on 127.0.0.1 only.
-controllers = ["https://127.0.0.1:{controller_port}"]
-controller_ca = "{ca}"
-controller_token_file = "{token_file}"
-listen = "{listen}"
-
-[[users]]
-name = "admin"
-sha256 = "{admin}"
-role = "admin"
-
-[[users]]
-name = "viewer"
-sha256 = "{viewer}"
-role = "viewer"
-"#,
-                controller_port = o.controller_listen.port(),
-                ca = ca.cert_path.display(),
-                token_file = dir.join("cockpit.token").display(),
-                admin = token_sha256(&admin_token),
-                viewer = token_sha256(&viewer_token),
-            );
-            write_private(&path, &text)?;
+            let user = |name: &str, token: &str, role: Role| ordo_cockpit_api::config::UserConfig {
+                name: name.to_owned(),
+                sha256: token_hash(token),
+                role,
+            };
+            // Plain HTTP (no `tls`), on 127.0.0.1 only.
+            let cockpit = CockpitFile {
+                controllers: vec![format!("https://127.0.0.1:{}", o.controller_listen.port())],
+                controller_ca: ca.cert_path.clone(),
+                controller_token: None,
+                controller_token_file: Some(dir.join("cockpit.token")),
+                listen,
+                tls: None,
+                users: vec![
+                    user("admin", &admin_token, Role::Admin),
+                    user("viewer", &viewer_token, Role::Viewer),
+                ],
+                follow: Default::default(),
+                limits: Default::default(),
+            };
+            write_config(
+                &path,
+                "cockpit",
+                cockpit.to_toml().map_err(config_error(&path))?,
+            )?;
             Some((path, format!("http://127.0.0.1:{}", listen.port())))
         }
     };
@@ -261,6 +243,69 @@ role = "viewer"
         cockpit_token,
         viewer_token,
     })
+}
+
+fn config_error(path: &Path) -> impl FnOnce(String) -> LocalError + '_ {
+    move |message| LocalError::Config {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+/// Writes a server configuration (`server`: controller, agent or cockpit), with a pointer to
+/// the documented example of every key.
+fn write_config(path: &Path, server: &str, toml: String) -> Result<(), LocalError> {
+    let text = format!(
+        "# Written by `ordo up` (ordo_cli::local); see deploy/config/{server}.toml for every key.\n\n{toml}"
+    );
+    write_private(path, &text)
+}
+
+/// Reads the configuration file at `path` as `T`, lets `edit` change it, and writes it back.
+fn edit_config<T>(
+    path: &Path,
+    server: &str,
+    parse: fn(&str) -> Result<T, String>,
+    to_toml: fn(&T) -> Result<String, String>,
+    edit: impl FnOnce(&mut T),
+) -> Result<(), LocalError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut file = parse(&text).map_err(config_error(path))?;
+    edit(&mut file);
+    write_config(path, server, to_toml(&file).map_err(config_error(path))?)
+}
+
+/// Changes the controller configuration at `path` (before the controller starts).
+pub fn edit_controller_config(
+    path: &Path,
+    edit: impl FnOnce(&mut ControllerFile),
+) -> Result<(), LocalError> {
+    edit_config(
+        path,
+        "controller",
+        ControllerFile::parse,
+        ControllerFile::to_toml,
+        edit,
+    )
+}
+
+/// Changes an agent configuration at `path` (before the agent starts).
+pub fn edit_agent_config(path: &Path, edit: impl FnOnce(&mut AgentFile)) -> Result<(), LocalError> {
+    edit_config(path, "agent", AgentFile::parse, AgentFile::to_toml, edit)
+}
+
+/// Changes the cockpit configuration at `path` (before the cockpit starts).
+pub fn edit_cockpit_config(
+    path: &Path,
+    edit: impl FnOnce(&mut CockpitFile),
+) -> Result<(), LocalError> {
+    edit_config(
+        path,
+        "cockpit",
+        CockpitFile::parse,
+        CockpitFile::to_toml,
+        edit,
+    )
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; bind soon after).
@@ -289,7 +334,22 @@ mod tests {
         assert_eq!(a.admin_token, b.admin_token);
         assert_eq!(a.agent_configs[0].2, "wss://127.0.0.1:4444");
         let text = std::fs::read_to_string(&a.controller_config).unwrap();
-        assert!(text.contains(&token_sha256(&a.admin_token)));
+        assert!(text.contains(&token_hash(&a.admin_token)));
         assert!(!text.contains(&a.admin_token));
+        // Every written configuration is what its server reads.
+        let controller = ordo_controller::config::Config::load(&a.controller_config).unwrap();
+        assert!(controller.limits.journal_fsync);
+        ordo_agent::config::Config::load(&a.agent_configs[0].1).unwrap();
+        let (cockpit, _) = a.cockpit.as_ref().unwrap();
+        let cockpit = ordo_cockpit_api::config::Config::load(cockpit).unwrap();
+        assert_eq!(cockpit.controller_token, a.cockpit_token);
+        // An edit changes only what it changes.
+        edit_controller_config(&a.controller_config, |c| c.limits.state_reads_max = 7).unwrap();
+        let edited = ordo_controller::config::Config::load(&a.controller_config).unwrap();
+        assert_eq!(edited.limits.state_reads_max, 7);
+        assert_eq!(edited.tokens.len(), controller.tokens.len());
+        edit_agent_config(&a.agent_configs[0].1, |c| c.limits.processes_max = 3).unwrap();
+        let agent = ordo_agent::config::Config::load(&a.agent_configs[0].1).unwrap();
+        assert_eq!(agent.limits.processes_max, 3);
     }
 }

@@ -17,7 +17,9 @@ mod order;
 mod orders;
 mod output;
 mod profile;
+#[cfg(feature = "servers")]
 mod servers;
+#[cfg(feature = "servers")]
 mod up;
 mod watch;
 
@@ -37,6 +39,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start a controller, an agent and the cockpit with the example workflows on 127.0.0.1.
+    #[cfg(feature = "servers")]
     Up(up::Args),
     /// Check inventory YAML (files and folders) and print every problem.
     Check(check::Args),
@@ -60,12 +63,15 @@ enum Command {
     #[command(subcommand)]
     Cluster(cluster::Command),
     /// Run a controller (as `ordo-controller`).
+    #[cfg(feature = "servers")]
     #[command(hide = true)]
     Controller(servers::Args),
     /// Run an agent (as `ordo-agent`).
+    #[cfg(feature = "servers")]
     #[command(hide = true)]
     Agent(servers::Args),
     /// Run the cockpit (as `ordo-cockpit`).
+    #[cfg(feature = "servers")]
     #[command(hide = true)]
     Cockpit(servers::Args),
 }
@@ -82,9 +88,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let g = &cli.global;
     let result = match &cli.command {
+        #[cfg(feature = "servers")]
         Command::Up(args) => up::run(args),
+        #[cfg(feature = "servers")]
         Command::Controller(args) => servers::controller(args),
+        #[cfg(feature = "servers")]
         Command::Agent(args) => servers::agent(args),
+        #[cfg(feature = "servers")]
         Command::Cockpit(args) => servers::cockpit(args),
         Command::Check(args) => check::run(args),
         Command::Certs(c) => certs::run(c),

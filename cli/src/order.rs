@@ -15,6 +15,7 @@ use crate::exit::Failure;
 use crate::output::{cell, holder, print_json, table, time_ms};
 use crate::profile::Global;
 use ordo_model::time::DurationMs;
+use ordo_net::clock::now_ms;
 use serde_json::{Map, Value as Json, json};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -64,10 +65,6 @@ pub fn parse_at(s: &str) -> Result<Json, String> {
         format!("{s:?} is neither an RFC 3339 instant (2026-11-23T22:00:00Z) nor +DURATION: {e}")
     })?;
     Ok(json!(t.as_millisecond()))
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 fn vars(args: &[(String, Json)]) -> Option<Json> {

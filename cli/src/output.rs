@@ -50,12 +50,16 @@ pub fn cell(v: Option<&Json>) -> String {
     }
 }
 
-/// Who holds an order: `controller`, `agent a1`, `attaching a1`, `detaching a1`.
+/// Who holds an order (the published `holder` of an order view, `{"type": "agent", "agent":
+/// "a1"}`): `controller`, `agent a1`, `attaching a1`, `detaching a1`.
 pub fn holder(v: Option<&Json>) -> String {
-    match v.and_then(Json::as_object).and_then(|o| o.iter().next()) {
-        Some((side, Json::Null)) => side.clone(),
-        Some((side, who)) => format!("{side} {}", cell(Some(who))),
-        None => cell(v),
+    use ordo_model::order::Holder;
+    match v.map(|v| ordo_api::json::from_value::<Holder>(v.clone())) {
+        Some(Ok(Holder::Controller)) => "controller".to_owned(),
+        Some(Ok(Holder::Attaching(a))) => format!("attaching {a}"),
+        Some(Ok(Holder::Agent(a))) => format!("agent {a}"),
+        Some(Ok(Holder::Detaching(a))) => format!("detaching {a}"),
+        Some(Err(_)) | None => cell(v),
     }
 }
 
@@ -79,7 +83,11 @@ mod tests {
         assert_eq!(cell(Some(&json!("a"))), "a");
         assert_eq!(cell(Some(&json!(3))), "3");
         assert_eq!(cell(Some(&Json::Null)), "");
-        assert_eq!(holder(Some(&json!({"controller": null}))), "controller");
-        assert_eq!(holder(Some(&json!({"attaching": "a1"}))), "attaching a1");
+        assert_eq!(holder(Some(&json!({"type": "controller"}))), "controller");
+        assert_eq!(
+            holder(Some(&json!({"type": "attaching", "attaching": "a1"}))),
+            "attaching a1"
+        );
+        assert_eq!(holder(Some(&json!("odd"))), "odd");
     }
 }

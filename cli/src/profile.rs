@@ -118,6 +118,7 @@ impl Profile {
 
     /// Writes the profile (mode 0600: it holds a token), creating its folder; `ordo up`
     /// writes its profile this way.
+    #[cfg_attr(not(feature = "servers"), allow(dead_code))]
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use std::path::Path;
 
 fn sha256_hex(s: &str) -> String {
-    ordo_controller::api::token_hash(s)
+    ordo_api::auth::token_hash(s)
 }
 
 #[test]

@@ -26,10 +26,9 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ordo_controller::config::Role;
+pub use ordo_api::auth::{Role, token_hash};
 use ordo_net::serve::ConnectionAuth;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -99,14 +98,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The SHA-256 of a token, lowercase hex.
-pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Who called: the user's name and role.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -122,21 +113,11 @@ impl Caller {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "this needs the role {}; user {} has the role {}",
-                    role_name(role),
-                    self.name,
-                    role_name(self.role)
+                    "this needs the role {role}; user {} has the role {}",
+                    self.name, self.role
                 ),
             ))
         }
-    }
-}
-
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Viewer => "viewer",
-        Role::Operator => "operator",
-        Role::Admin => "admin",
     }
 }
 
@@ -313,15 +294,13 @@ pub fn state_reads_busy(app: &App) -> Response {
     answer
 }
 
-/// A JSON answer written on a blocking thread and streamed in chunks ([`ordo_net::body`]),
-/// for large values; `permit` is held until the body ends.
-pub fn streamed_json<T: Serialize + Send + 'static>(
+/// A JSON answer written by `write` on a blocking thread and streamed in chunks
+/// ([`ordo_net::body`]), for large values; `permit` is held until the body ends.
+pub fn streamed(
     permit: tokio::sync::OwnedSemaphorePermit,
-    value: T,
+    write: impl FnOnce(&mut ordo_net::body::ChunkWriter) -> std::io::Result<()> + Send + 'static,
 ) -> Response {
-    let body = ordo_net::body::streamed(permit, move |w| {
-        serde_json::to_writer(w, &value).map_err(std::io::Error::from)
-    });
+    let body = ordo_net::body::streamed(permit, write);
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -16,8 +16,8 @@
 //! [limits]                                   # sizes and counts
 //! ```
 
-use ordo_controller::config::Role;
-use serde::Deserialize;
+use ordo_api::auth::Role;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub certificate: PathBuf,
@@ -67,7 +67,7 @@ pub struct TlsConfig {
 }
 
 /// A person or program allowed to use the API: the SHA-256 (hex) of its token and its role.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
@@ -76,7 +76,7 @@ pub struct UserConfig {
 }
 
 /// How the cockpit follows the controllers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Follow {
     /// First wait before reconnecting; doubles per failure up to `reconnect_max_ms`.
@@ -109,14 +109,14 @@ impl Default for Follow {
 }
 
 /// Sizes and counts; every external input is bounded by one of these.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest HTTP request body; larger bodies get 413.
     pub request_bytes_max: usize,
     /// Largest WebSocket message read from a controller (one event); at least the
     /// controller's `limits.event_bytes_max` (both default to
-    /// [`ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT`]), else an event can stop the
+    /// [`ordo_api::limits::EVENT_BYTES_MAX_DEFAULT`]), else an event can stop the
     /// view (`/health` then says `stuck` and why).
     pub frame_bytes_max: usize,
     /// Largest answer read from a controller (`/state` is the big one).
@@ -151,7 +151,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             request_bytes_max: 16 << 20,
-            frame_bytes_max: ordo_controller::streamed::EVENT_BYTES_MAX_DEFAULT,
+            frame_bytes_max: ordo_api::limits::EVENT_BYTES_MAX_DEFAULT,
             state_bytes_max: 1 << 30,
             orders_per_page_max: 1000,
             orders_scanned_per_page_max: 100_000,
@@ -168,24 +168,48 @@ impl Default for Limits {
     }
 }
 
-#[derive(Deserialize)]
+/// The configuration file as written: what [`Config::parse`] reads (then checks and resolves)
+/// and what tools that set up a cockpit (`ordo up`) serialise.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
-    controllers: Vec<String>,
-    controller_ca: PathBuf,
+pub struct ConfigFile {
+    pub controllers: Vec<String>,
+    pub controller_ca: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_token_file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     #[serde(default)]
-    controller_token: Option<String>,
+    pub users: Vec<UserConfig>,
     #[serde(default)]
-    controller_token_file: Option<PathBuf>,
-    listen: SocketAddr,
+    pub follow: Follow,
     #[serde(default)]
-    tls: Option<TlsConfig>,
-    #[serde(default)]
-    users: Vec<UserConfig>,
-    #[serde(default)]
-    follow: Follow,
-    #[serde(default)]
-    limits: Limits,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("controllers", &self.controllers)
+            .field("controller_token_file", &self.controller_token_file)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigFile {
+    /// Reads configuration text (unchecked: [`Config::from_file`] checks it).
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
+    }
 }
 
 /// Why the configuration cannot be used.
@@ -245,7 +269,12 @@ impl Config {
     /// Parses configuration text; relative paths are taken relative to `base` (and a
     /// `controller_token_file` is read).
     pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
-        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        Config::from_file(ConfigFile::parse(text)?, base)
+    }
+
+    /// Checks a configuration; relative paths are taken relative to `base` (and a
+    /// `controller_token_file` is read).
+    pub fn from_file(f: ConfigFile, base: &Path) -> Result<Config, String> {
         if f.controllers.is_empty() || f.controllers.len() > 2 {
             return Err(format!(
                 "controllers must list one or two controller URLs, not {}",
@@ -282,7 +311,7 @@ impl Config {
         }
         let mut names = std::collections::BTreeSet::new();
         for u in &f.users {
-            if u.sha256.len() != 64 || !u.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !ordo_api::auth::is_token_hash(&u.sha256) {
                 return Err(format!(
                     "user {:?}: sha256 must be 64 hex digits (the SHA-256 of the user's token)",
                     u.name

@@ -1,99 +1,11 @@
-//! JSON views of the model: orders (the same fields the controller's API gives), variables,
-//! workflows as a tree of steps for drawing, locks, boards, and the one-line description of
-//! an event.
+//! The cockpit's own JSON view of a workflow: its steps as a tree for drawing. Orders, locks,
+//! boards, agents and event descriptions are the published views of [`ordo_api::view`].
 
-use ordo_controller::record::Body;
 use ordo_model::expr::Template;
 use ordo_model::inventory::{Block, CycleRepeat, ForkListOver, Instruction, Workflow};
-use ordo_model::order::{KeyedEvent, Order};
 use ordo_model::position::{BlockKey, Position};
-use ordo_model::wire::{AgentEventBody, Stream};
 use serde::Serialize;
-use serde_json::Value as Json;
 use utoipa::ToSchema;
-
-/// The same JSON views the controller's API gives.
-pub use ordo_controller::api::convert::{describe, holder_json, value_to_json, vars_to_json};
-
-/// An outcome and where it happened.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OutcomeJson {
-    pub position: String,
-    pub outcome: String,
-}
-
-/// An order, with the same fields as the controller's `GET /api/v1/orders/{id}`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderJson {
-    pub id: String,
-    pub workflow: String,
-    pub version: u64,
-    /// fresh, ready, processing, waiting, prompting, suspended, failed, cancelled, finished.
-    pub state: String,
-    /// The state in words, e.g. `prompting "Deploy 1.4 to production?"`.
-    pub state_detail: String,
-    /// Where the order is in its workflow, e.g. `2/try/0`.
-    pub position: String,
-    pub attempt: u32,
-    #[schema(value_type = Object)]
-    pub vars: Json,
-    /// Milliseconds since the epoch.
-    pub scheduled_for: Option<i64>,
-    /// `{"controller": null}`, `{"attaching": agent}`, `{"agent": agent}` or
-    /// `{"detaching": agent}`.
-    #[schema(value_type = Object)]
-    pub holder: Json,
-    /// A pending cancel, suspend or go.
-    pub mark: Option<String>,
-    /// The forked order this one is a branch of.
-    pub parent: Option<String>,
-    pub outcomes: Vec<OutcomeJson>,
-}
-
-pub fn order_json(o: &Order) -> OrderJson {
-    OrderJson {
-        id: o.id.to_string(),
-        workflow: o.workflow.to_string(),
-        version: o.version.0,
-        state: o.state.name().to_owned(),
-        state_detail: o.state.to_string(),
-        position: o.position.to_string(),
-        attempt: o.attempt,
-        vars: vars_to_json(&o.vars),
-        scheduled_for: o.scheduled_for.map(|t| t.0),
-        holder: holder_json(&o.holder),
-        mark: o.mark.as_ref().map(|m| m.to_string()),
-        parent: o.parent.as_ref().map(|p| p.to_string()),
-        outcomes: o
-            .outcomes
-            .iter()
-            .map(|h| OutcomeJson {
-                position: h.position.to_string(),
-                outcome: h.outcome.to_string(),
-            })
-            .collect(),
-    }
-}
-
-pub fn stream_name(stream: Stream) -> &'static str {
-    match stream {
-        Stream::Stdout => "Stdout",
-        Stream::Stderr => "Stderr",
-    }
-}
-
-/// The order event inside a body, if it is one (controller's or agent's).
-pub fn order_event(body: &Body) -> Option<&KeyedEvent> {
-    match body {
-        Body::Event(e @ KeyedEvent::Order { .. }) => Some(e),
-        Body::Agent {
-            body: AgentEventBody::Order(e @ KeyedEvent::Order { .. }),
-            ..
-        } => Some(e),
-        _ => None,
-    }
-}
 
 /// One instruction of a workflow, for drawing: its position, kind, a label, and its blocks.
 #[derive(Debug, Clone, Serialize, ToSchema)]

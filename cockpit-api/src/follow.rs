@@ -1,6 +1,6 @@
 //! Following the controller: load its state, then apply every later event in order.
 //!
-//! 1. `GET /api/v1/state` gives `{eventId, state}`; the histories are filled from the events
+//! 1. `GET /api/v1/state` gives `{formatVersion, eventId, state}`; the histories are filled from the events
 //!    the controller still keeps up to `eventId` (long-poll pages from the oldest, at most
 //!    `history_backfill_events_max`), then the view is replaced in one step.
 //! 2. `GET /api/v1/events/ws?after=<last applied id>` streams every later event. Each must
@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::upstream::{Event, Message, Upstream, UpstreamError, parse_message};
 use crate::view::View;
 use futures_util::{SinkExt, StreamExt};
-use ordo_controller::record::Stored;
+use ordo_api::record::Stored;
 use ordo_model::order::KeyedEvent;
 use serde::Serialize;
 use std::sync::{Arc, Mutex, RwLock};
@@ -38,13 +38,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use utoipa::ToSchema;
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use ordo_net::clock::now_ms;
 
 /// An applied event, as the live streams see it.
 #[derive(Debug, Clone)]
@@ -99,7 +93,7 @@ pub struct Shared {
     pub live: broadcast::Sender<Arc<Live>>,
     pub metrics: Metrics,
     /// The last `GET /api/v1/agents` answer of a controller and when it came.
-    pub agents: Mutex<Option<(i64, serde_json::Value)>>,
+    pub agents: Mutex<Option<(i64, ordo_api::view::AgentLinks)>>,
 }
 
 impl Shared {
@@ -152,7 +146,7 @@ impl Shared {
                 let l = now - e.stored.ts.0;
                 lag = Some(l);
                 self.metrics.event_applied(e.event_id, l);
-                let ended = crate::convert::order_event(&e.stored.body).and_then(|k| match k {
+                let ended = ordo_api::view::order_event(&e.stored.body).and_then(|k| match k {
                     KeyedEvent::Order { id, .. } => match view.order(id.as_str()) {
                         Some(o) if !o.state.is_terminal() => None,
                         _ => Some(id.to_string()),
@@ -291,13 +285,10 @@ async fn session(
         upstream.health(i),
     );
     if let Ok(Ok(h)) = health.await {
-        let text = |k: &str| h.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        *controller_at = h.get("lastEventId").and_then(|v| v.as_u64());
+        *controller_at = Some(h.last_event_id);
         let frame_bytes_max = upstream.frame_bytes_max();
-        let warning = h
-            .get("eventBytesMax")
-            .and_then(|v| v.as_u64())
-            .filter(|&n| n > frame_bytes_max as u64)
+        let warning = (h.event_bytes_max > frame_bytes_max)
+            .then_some(h.event_bytes_max)
             .map(|n| {
                 format!(
                     "controller {url} streams events of up to {n} bytes (its limits.event_bytes_max), more than this cockpit's limits.frame_bytes_max ({frame_bytes_max} bytes)"
@@ -307,8 +298,8 @@ async fn session(
             tracing::warn!("{w}");
         }
         shared.update(|s| {
-            s.cluster_id = text("clusterId");
-            s.controller_id = text("controllerId");
+            s.cluster_id = Some(h.cluster_id);
+            s.controller_id = Some(h.controller_id);
             s.controller_last_event_id = *controller_at;
             s.warning = warning;
         });

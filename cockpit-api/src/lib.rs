@@ -83,7 +83,7 @@ impl Cockpit {
 
     /// The HTTP application over this cockpit's view.
     pub fn app(&self) -> App {
-        let users: HashMap<String, (String, ordo_controller::config::Role)> = self
+        let users: HashMap<String, (String, ordo_api::auth::Role)> = self
             .config
             .users
             .iter()

@@ -1,16 +1,17 @@
 //! The controllers as the cockpit reaches them: HTTPS requests with the service token, the
 //! state download, pages of the long-poll event stream, and the WebSocket event stream.
 //!
-//! Event frames are the controller's `{eventId, ts, key, type, text, event}`; `event` is the
-//! lossless JSON of the journaled [`Body`], so `(eventId, Stored { term: 0, ts, body })`
-//! folds into a [`State`] exactly as the controller folds its journal. A frame
-//! `{"error": "..."}` ends a stream.
+//! Event frames and the state snapshot are the published [`ordo_api::frame`] types: a frame
+//! gives back the `(eventId, Stored)` the controller journaled, which folds into a [`State`]
+//! exactly as the controller folds its journal; a frame or snapshot of a newer format is
+//! refused, naming both versions. A frame `{"error": "..."}` ends a stream.
 
 use axum::http::{HeaderValue, Method, header};
 use bytes::Bytes;
-use ordo_controller::record::{Body, Stored};
-use ordo_controller::state::State;
-use ordo_model::time::TimeMs;
+use ordo_api::frame::{StateSnapshot, StreamMessage};
+use ordo_api::record::Stored;
+use ordo_api::state::State;
+use ordo_api::view::ControllerHealth;
 use ordo_net::client::{ClientError, HttpResponse, HttpsClient, HttpsClientOptions, WsStream};
 use rustls::ClientConfig;
 use serde::Deserialize;
@@ -28,6 +29,8 @@ pub enum UpstreamError {
     Gone { after: u64, message: String },
     #[error("controller {url} sent an event that does not parse: {reason}")]
     BadEvent { url: String, reason: String },
+    #[error("controller {url} sent a state that does not parse: {reason}")]
+    BadState { url: String, reason: String },
     /// The next event is larger than this cockpit takes.
     #[error(
         "the event after {after} is {bytes} bytes, larger than limits.frame_bytes_max ({frame_bytes_max} bytes)"
@@ -47,14 +50,6 @@ pub struct Event {
 }
 
 #[derive(Deserialize)]
-struct Frame {
-    #[serde(rename = "eventId")]
-    event_id: u64,
-    ts: i64,
-    event: Body,
-}
-
-#[derive(Deserialize)]
 struct ErrorFrame {
     error: String,
 }
@@ -69,27 +64,13 @@ pub enum Message {
 
 /// Parses one text frame (or NDJSON line) of the event stream.
 pub fn parse_message(text: &str) -> Result<Message, String> {
-    match serde_json::from_str::<Frame>(text) {
-        Ok(f) => Ok(Message::Event(Event {
-            event_id: f.event_id,
-            stored: Stored {
-                term: 0,
-                ts: TimeMs(f.ts),
-                body: f.event,
-            },
-        })),
-        Err(e) => match serde_json::from_str::<ErrorFrame>(text) {
-            Ok(err) => Ok(Message::Error(err.error)),
-            Err(_) => Err(e.to_string()),
-        },
+    match ordo_api::frame::parse_message(text).map_err(|e| e.to_string())? {
+        StreamMessage::Event(frame) => {
+            let (event_id, stored) = (*frame).into_stored();
+            Ok(Message::Event(Event { event_id, stored }))
+        }
+        StreamMessage::Error(reason) => Ok(Message::Error(reason)),
     }
-}
-
-#[derive(Deserialize)]
-struct StateAnswer {
-    #[serde(rename = "eventId")]
-    event_id: u64,
-    state: State,
 }
 
 /// The controllers of one cluster.
@@ -176,12 +157,26 @@ impl Upstream {
 
     /// `GET /api/v1/state` of controller `i`: the event id and the state at it.
     pub async fn state(&self, i: usize) -> Result<(u64, State), UpstreamError> {
-        let a: StateAnswer = self.http.get_json(&self.url(i, "/api/v1/state")).await?;
-        Ok((a.event_id, a.state))
+        let url = self.url(i, "/api/v1/state");
+        let r = self.http.request(Method::GET, &url, None).await?;
+        if !r.status.is_success() {
+            return Err(ClientError::Status {
+                method: Method::GET,
+                url,
+                status: r.status,
+                body: error_text(&r),
+            }
+            .into());
+        }
+        let snapshot = StateSnapshot::from_slice(&r.body).map_err(|e| UpstreamError::BadState {
+            url,
+            reason: e.to_string(),
+        })?;
+        Ok((snapshot.event_id, snapshot.state))
     }
 
     /// `GET /api/v1/health` of controller `i`.
-    pub async fn health(&self, i: usize) -> Result<serde_json::Value, UpstreamError> {
+    pub async fn health(&self, i: usize) -> Result<ControllerHealth, UpstreamError> {
         Ok(self.http.get_json(&self.url(i, "/api/v1/health")).await?)
     }
 
@@ -309,32 +304,37 @@ pub fn error_text(r: &HttpResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ordo_api::frame::{ErrorFrame, EventFrame};
+    use ordo_api::record::Body;
+    use ordo_model::time::TimeMs;
 
     #[test]
-    fn frames_parse() {
-        let body = Body::AgentRunChanged {
-            agent: ordo_model::ids::AgentId::new("a").unwrap(),
-            old: None,
-            new: 7,
+    fn frames_parse_into_what_the_controller_journaled() {
+        let stored = Stored {
+            term: 4,
+            ts: TimeMs(5),
+            body: Body::AgentRunChanged {
+                agent: ordo_model::ids::AgentId::new("a").unwrap(),
+                old: None,
+                new: 7,
+            },
         };
-        let frame = serde_json::json!({
-            "eventId": 65536, "ts": 5, "key": "agent:a", "type": "AgentRunChanged", "text": "x",
-            "event": serde_json::to_value(&body).unwrap(),
-        });
-        let m = parse_message(&frame.to_string()).unwrap();
-        match m {
-            Message::Event(e) => {
-                assert_eq!(e.event_id, 65536);
-                assert_eq!(e.stored.ts, TimeMs(5));
-                assert!(matches!(
-                    e.stored.body,
-                    Body::AgentRunChanged { new: 7, .. }
-                ));
-            }
+        let text = EventFrame::of(65536, &stored).to_json().unwrap();
+        match parse_message(&text).unwrap() {
+            Message::Event(e) => assert_eq!(
+                e,
+                Event {
+                    event_id: 65536,
+                    stored
+                }
+            ),
             other => panic!("{other:?}"),
         }
+        let error = ErrorFrame {
+            error: "reload the snapshot".into(),
+        };
         assert!(matches!(
-            parse_message(r#"{"error":"reload the snapshot"}"#).unwrap(),
+            parse_message(&error.to_json()).unwrap(),
             Message::Error(e) if e.contains("reload")
         ));
         assert!(parse_message("{}").is_err());

@@ -10,9 +10,9 @@
 //! cockpit started late shows the same histories as one that followed from the start.
 //! An order whose earlier events are not known says `historyComplete: false`.
 
-use crate::convert::{OrderJson, describe, order_event, order_json};
-use ordo_controller::record::{Body, Stored};
-use ordo_controller::state::{Skipped, State};
+use ordo_api::record::Stored;
+use ordo_api::state::{Skipped, State};
+use ordo_api::view::{OrderView, affected, describe, order_event, order_view};
 use ordo_model::ids::OrderId;
 use ordo_model::order::{KeyedEvent, Order, OrderEvent};
 use serde::Serialize;
@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use utoipa::ToSchema;
 
-/// Every state name an order can have, in the order the UI shows them (the controller's list).
-pub use ordo_controller::api::convert::STATE_NAMES;
+/// Every state name an order can have, in the order the UI shows them (the published list).
+pub use ordo_api::view::STATE_NAMES;
 
 /// Longest event text kept in a history entry, in bytes.
 pub const HISTORY_TEXT_BYTES_MAX: usize = 300;
@@ -111,14 +111,7 @@ impl View {
     /// Applies one event of the controller's stream; `Err` when the state did not accept it
     /// (the controller skipped it too).
     pub fn apply(&mut self, event_id: u64, stored: &Stored) -> Result<(), Skipped> {
-        let touched = match &stored.body {
-            Body::Event(e)
-            | Body::Agent {
-                body: ordo_model::wire::AgentEventBody::Order(e),
-                ..
-            } => touched(&self.state, e),
-            _ => Vec::new(),
-        };
+        let touched = affected(&self.state, &stored.body);
         let applied = self.state.apply(event_id, stored);
         if applied.is_err() {
             self.skipped += 1;
@@ -283,7 +276,7 @@ impl View {
         let o = self.order(id)?;
         let m = self.meta.get(id);
         Some(OrderDetail {
-            order: order_json(o),
+            order: order_view(o),
             added_ms: m.and_then(|m| m.added_ms),
             history: m
                 .map(|m| m.history.iter().cloned().collect())
@@ -299,7 +292,7 @@ impl View {
 #[serde(rename_all = "camelCase")]
 pub struct OrderDetail {
     #[serde(flatten)]
-    pub order: OrderJson,
+    pub order: OrderView,
     /// When the order was added, ms since the epoch (unknown for orders older than the events
     /// the controller still keeps).
     pub added_ms: Option<i64>,
@@ -311,31 +304,10 @@ pub struct OrderDetail {
     pub log_events: usize,
 }
 
-/// The orders whose index entry may change when `event` is applied (call before applying).
-fn touched(state: &State, event: &KeyedEvent) -> Vec<OrderId> {
-    let mut out = Vec::new();
-    if let KeyedEvent::Order { id, event } = event {
-        out.push(id.clone());
-        match event {
-            OrderEvent::Forked { children } => out.extend(children.iter().map(|c| c.id.clone())),
-            OrderEvent::Joined { .. } => {
-                if let Some(o) = state.world.order(id)
-                    && let ordo_model::order::OrderState::Waiting(
-                        ordo_model::order::Wait::Children { children },
-                    ) = &o.state
-                {
-                    out.extend(children.iter().cloned());
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ordo_api::record::Body;
     use ordo_model::ids::WorkflowName;
     use ordo_model::order::{Command, command, deploy, step};
     use ordo_model::time::TimeMs;

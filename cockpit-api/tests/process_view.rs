@@ -82,7 +82,7 @@ async fn process_openapi_documents_every_route() {
     // Every documented body schema resolves.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
-        "OrderJson",
+        "OrderView",
         "OrderDetail",
         "OrderList",
         "Health",

@@ -23,7 +23,7 @@
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; arguments over a size limit of `[limits]` (`order_args_bytes_max`, `arg_value_bytes_max`) 413 `{error, details: {limit, max}}`; an id or variable name over its length limit (`order_id_bytes_max`, `arg_name_bytes_max`) 400 with the same `details`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` (at most 10000, the default); a `limit` above 100 makes it a large answer: streamed, and 503 as `/snapshot` |
-//! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor, holder, mark, parent, outcomes: [{position, outcome}]}` |
+//! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor?, holder: {type, …}, mark?, parent?, outcomes: [{position, outcome}]}` (`ordo_api::view::OrderView`) |
 //! | `GET /orders/{id}/log` | viewer | → text/plain, the job output so far |
 //! | `POST /orders/{id}/cancel` | operator | `{kill?: "term"\|"kill"}` → `{duplicate, lastEventId}` |
 //! | `POST /orders/{id}/suspend` | operator | `{kill?}` → same |
@@ -32,18 +32,20 @@
 //! | `POST /orders/{id}/go` | operator | `{}` (or no body) → same |
 //! | `DELETE /orders/{id}` | operator | → same (terminated orders only) |
 //! | `POST /notices/{board}` | operator | `{key}` → same |
-//! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}` |
-//! | `GET /snapshot` | viewer | → `{eventId, orders, workflows, agents, locks, boards}` (summaries); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
-//! | `GET /state` | viewer | → `{eventId, state}`: the lossless state (`state::State` as JSON), streamed; 503 as `/snapshot` |
+//! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs?, lastError?, meta?}]}` (`ordo_api::view::AgentLinks`) |
+//! | `GET /snapshot` | viewer | → `{eventId, workflows, agents, locks, boards, orders}` (summaries, `ordo_api::view::SnapshotView`); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
+//! | `GET /state` | viewer | → `{formatVersion, eventId, state}`: the lossless state (`ordo_api::frame::StateSnapshot`), streamed; 503 as `/snapshot` |
 //! | `GET /events?after=&timeout=&stream=` | viewer | → NDJSON events; with `stream=true` the answer stays open until `timeout` |
 //! | `GET /events/ws?after=` | viewer | → WebSocket, one event per text frame |
 //!
-//! An event: `{eventId, ts, key, type, text, event}` where `event` is the lossless JSON of the
-//! journaled `record::Body`; folding `/state` with every later event through
-//! `state::State::apply` gives the controller's state.
+//! An event: `{formatVersion, eventId, term, ts, key, type, text, event}`
+//! (`ordo_api::frame::EventFrame`) where `event` is the journaled `record::Body` in the
+//! published JSON form; folding `/state` with every later event through
+//! `state::State::apply` gives the controller's state. Answers are the typed views of
+//! `ordo_api::view` (camelCase, unset fields left out).
 //!
 //! Event stream: `GET /api/v1/events?after=ID&timeout=MS` answers NDJSON, one event a line
-//! `{"eventId","ts","key","event"}`, as soon as at least one event after `ID` exists (or empty
+//! (the frames above), as soon as at least one event after `ID` exists (or empty
 //! after the timeout); `GET /api/v1/events/ws?after=ID` streams the same objects as WebSocket
 //! text frames. `after=0` (the default) starts at the oldest event kept; an `after` older than
 //! what the journal keeps gets 410 with "reload the snapshot" (`GET /api/v1/snapshot`); an
@@ -53,7 +55,6 @@
 //! `event_bytes_max` ([`crate::streamed`]).
 
 mod body;
-pub mod convert;
 mod events;
 #[cfg(test)]
 mod list_tests;
@@ -70,10 +71,10 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use ordo_api::view::ControllerHealth;
 use ordo_journal::Journal;
 use ordo_net::serve::ConnectionAuth;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -180,11 +181,7 @@ pub fn stopping() -> ApiError {
     )
 }
 
-/// The SHA-256 of a token, hex.
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use ordo_api::auth::token_hash;
 
 pub fn token_map(tokens: &[TokenConfig]) -> HashMap<String, Role> {
     tokens
@@ -204,7 +201,7 @@ impl Caller {
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("this needs the role {role:?}; the token has {:?}", self.0),
+                format!("this needs the role {role}; the token has {}", self.0),
             ))
         }
     }
@@ -229,19 +226,19 @@ async fn auth(AxState(api): AxState<Api>, mut req: Request, next: Next) -> Respo
     next.run(req).await
 }
 
-async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<ControllerHealth>, ApiError> {
     let (last, orders) = api
         .read(|s, durable| (durable.min(s.last_event_id), s.world.orders.len()))
         .await?;
-    Ok(axum::Json(json!({
-        "status": "ok",
-        "clusterId": api.cluster_id,
-        "controllerId": api.controller_id,
-        "role": "active",
-        "lastEventId": last,
-        "orders": orders,
-        "eventBytesMax": api.event_bytes_max,
-    })))
+    Ok(axum::Json(ControllerHealth {
+        status: "ok".into(),
+        cluster_id: api.cluster_id.clone(),
+        controller_id: api.controller_id.clone(),
+        role: "active".into(),
+        last_event_id: last,
+        orders,
+        event_bytes_max: api.event_bytes_max,
+    }))
 }
 
 async fn not_found() -> ApiError {

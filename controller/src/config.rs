@@ -3,7 +3,7 @@
 
 use ordo_model::ids::ORDER_ID_BYTES_MAX;
 use ordo_model::order::{OrderLimits, input};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ pub struct Config {
     pub agents: AgentLinks,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub certificate: PathBuf,
@@ -35,7 +35,7 @@ pub struct TlsConfig {
 }
 
 /// An API token: its SHA-256 (hex) and role.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub name: String,
@@ -43,16 +43,10 @@ pub struct TokenConfig {
     pub role: Role,
 }
 
-/// What a token may do; each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
+/// What a token may do (the published roles).
+pub use ordo_api::auth::Role;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub request_bytes_max: usize,
@@ -94,7 +88,7 @@ impl Default for Limits {
         Limits {
             request_bytes_max: 16 << 20,
             frame_bytes_max: 16 << 20,
-            event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
+            event_bytes_max: ordo_api::limits::EVENT_BYTES_MAX_DEFAULT,
             orders_per_request_max: 10_000,
             subscriber_events_max: 100_000,
             long_poll_ms_max: 60_000,
@@ -114,7 +108,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {
     pub terminated_orders_ms: u64,
@@ -130,7 +124,7 @@ impl Default for Retention {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentLinks {
     pub reconnect_min_ms: u64,
@@ -150,22 +144,36 @@ impl Default for AgentLinks {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The configuration file as written: what [`Config::parse`] reads (then checks and resolves)
+/// and what tools that set up a controller (`ordo up`) serialise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
-    controller_id: String,
-    cluster_id: String,
-    data_dir: PathBuf,
-    listen: SocketAddr,
-    tls: TlsConfig,
+pub struct ConfigFile {
+    pub controller_id: String,
+    pub cluster_id: String,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub tls: TlsConfig,
     #[serde(default)]
-    tokens: Vec<TokenConfig>,
+    pub tokens: Vec<TokenConfig>,
     #[serde(default)]
-    limits: Limits,
+    pub limits: Limits,
     #[serde(default)]
-    retention: Retention,
+    pub retention: Retention,
     #[serde(default)]
-    agents: AgentLinks,
+    pub agents: AgentLinks,
+}
+
+impl ConfigFile {
+    /// Reads configuration text (unchecked: [`Config::from_file`] checks it).
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
+    }
 }
 
 /// Why the configuration cannot be used.
@@ -195,11 +203,15 @@ impl Config {
 
     /// Parses configuration text; relative paths are taken relative to `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
-        let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        Config::from_file(ConfigFile::parse(text)?, base)
+    }
+
+    /// Checks a configuration; relative paths are taken relative to `base`.
+    pub fn from_file(f: ConfigFile, base: &Path) -> Result<Config, String> {
         check_id("controller_id", &f.controller_id)?;
         check_id("cluster_id", &f.cluster_id)?;
         for t in &f.tokens {
-            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !ordo_api::auth::is_token_hash(&t.sha256) {
                 return Err(format!(
                     "token {:?}: sha256 must be 64 hex digits (the SHA-256 of the token)",
                     t.name
@@ -300,6 +312,17 @@ mod tests {
         assert!(c.tls.ca.starts_with("/etc/ordo"));
         // The documented values are the defaults.
         assert_eq!(c.limits.order_limits(), OrderLimits::default());
+    }
+
+    #[test]
+    fn a_written_file_reads_back() {
+        let text = include_str!("../../deploy/config/controller.toml");
+        let mut file = ConfigFile::parse(text).unwrap();
+        file.limits.journal_fsync = false;
+        let written = file.to_toml().unwrap();
+        assert_eq!(ConfigFile::parse(&written).unwrap(), file);
+        let c = Config::parse(&written, Path::new("/etc/ordo")).unwrap();
+        assert!(!c.limits.journal_fsync);
     }
 
     #[test]

@@ -49,14 +49,9 @@ pub enum ControllerError {
     Core(String),
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// Now, as the controller stamps its events.
 pub fn now() -> TimeMs {
-    TimeMs(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    )
+    TimeMs(ordo_net::clock::now_ms())
 }
 
 /// The journal's record limit: an agent's event arrives in one frame of at most

@@ -14,6 +14,7 @@ use crate::core::{Input, LinkMsg, LinkStatus, Links, Resume};
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::Agent;
 use ordo_model::wire::{AGENT_WS_PATH, Couple, FromAgent, PROTOCOL_VERSION, ToAgent};
+use ordo_net::clock::now_ms;
 use ordo_net::frame::{self, Received};
 use rustls::ClientConfig;
 use std::collections::BTreeMap;
@@ -136,13 +137,6 @@ async fn run_link(agent: Agent, ctx: LinkContext, mut rx: mpsc::UnboundedReceive
         // Commands queued while disconnected are sent again from the state after coupling.
         while rx.try_recv().is_ok() {}
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 async fn ask<T>(

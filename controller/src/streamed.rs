@@ -2,7 +2,7 @@
 //! readable.
 //!
 //! Readers of the stream (the cockpit's follower, `ordo watch`, the cockpit's proxies) take one
-//! event per WebSocket text frame or NDJSON line, [`crate::api::convert::event_json`], and
+//! event per WebSocket text frame or NDJSON line, [`ordo_api::frame::EventFrame`], and
 //! refuse frames above their own limit. `limits.event_bytes_max` is the largest frame the
 //! controller streams; readers size their limits by it (the cockpit's `frame_bytes_max` and the
 //! CLI default to [`EVENT_BYTES_MAX_DEFAULT`], and the controller's `GET /health` tells its
@@ -24,15 +24,10 @@
 //! from 1: nine postcard bytes each, and in the event's text each is written out in full,
 //! `-0.000…00012345678901234567`, over 300 bytes); the tests hold it for the worst shapes.
 
-use crate::api::convert::event_json;
 use crate::record::Stored;
+use ordo_api::frame::EventFrame;
+pub use ordo_api::limits::{EVENT_BYTES_MAX_DEFAULT, EVENT_BYTES_MIN};
 pub use ordo_model::wire::OUTPUT_CHUNK_BYTES_MAX;
-
-/// The default `limits.event_bytes_max`, and the default frame limit of the readers.
-pub const EVENT_BYTES_MAX_DEFAULT: usize = 64 << 20;
-
-/// The smallest `limits.event_bytes_max` accepted: every agent event fits it.
-pub const EVENT_BYTES_MIN: usize = 16 << 20;
 
 /// At most this many bytes of JSON per byte of postcard, for any event.
 pub const JSON_BYTES_PER_POSTCARD_BYTE: usize = 48;
@@ -52,7 +47,9 @@ const _: () = assert!(EVENT_BYTES_MIN <= EVENT_BYTES_MAX_DEFAULT);
 
 /// The bytes of the text frame (NDJSON line without its newline) of an event.
 pub fn frame_bytes(event_id: u64, stored: &Stored) -> usize {
-    event_json(event_id, stored).to_string().len()
+    EventFrame::of(event_id, stored)
+        .to_json()
+        .map_or(usize::MAX, |text| text.len())
 }
 
 /// Whether an event of `postcard_bytes` may be larger than `event_bytes_max` as JSON.
@@ -157,7 +154,7 @@ mod tests {
                 assert!(
                     j <= p * JSON_BYTES_PER_POSTCARD_BYTE + JSON_OVERHEAD_BYTES,
                     "{j} JSON bytes from {p} postcard bytes: {:?}",
-                    crate::api::convert::describe(&e.body).1
+                    ordo_api::view::describe(&e.body).1
                 );
             }
         }

@@ -15,6 +15,7 @@ pub mod api;
 pub mod body;
 pub mod certs;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod frame;
 pub mod identity;

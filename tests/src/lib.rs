@@ -298,20 +298,13 @@ impl Cluster {
         Ok(ordo_net::tls::client_config(&ca, None)?)
     }
 
-    /// Appends `lines` to the controller configuration's `[limits]` (its last table); before
-    /// the controller starts.
-    pub fn controller_limits(&self, lines: &str) -> Result<()> {
-        let mut config = std::fs::read_to_string(&self.local.controller_config)?;
-        let last = config
-            .lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with('['));
-        if last.map(str::trim) != Some("[limits]") {
-            bail!("the controller configuration does not end with [limits]");
-        }
-        config.push_str(lines);
-        config.push('\n');
-        std::fs::write(&self.local.controller_config, config)?;
+    /// Changes the controller configuration (its own configuration type); before the
+    /// controller starts.
+    pub fn edit_controller(
+        &self,
+        edit: impl FnOnce(&mut ordo_cli::local::ControllerFile),
+    ) -> Result<()> {
+        ordo_cli::local::edit_controller_config(&self.local.controller_config, edit)?;
         Ok(())
     }
 

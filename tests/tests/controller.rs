@@ -268,13 +268,10 @@ async fn process_bad_requests_get_clear_errors() -> Result<()> {
 #[tokio::test]
 async fn process_order_input_over_a_limit_gets_413_and_bad_names_and_instants_400() -> Result<()> {
     let mut c = Cluster::new(&[])?;
-    let mut config = std::fs::read_to_string(&c.local.controller_config)?;
-    config.push_str(
-        "order_args_bytes_max = 1000
-order_id_bytes_max = 20
-",
-    );
-    std::fs::write(&c.local.controller_config, config)?;
+    c.edit_controller(|c| {
+        c.limits.order_args_bytes_max = 1000;
+        c.limits.order_id_bytes_max = 20;
+    })?;
     c.start_controller().await?;
     c.deploy(&[(
         "w.yaml",
@@ -422,14 +419,14 @@ async fn raw(
 #[tokio::test]
 async fn process_the_api_answers_consistently() -> Result<()> {
     let mut c = Cluster::new(&[])?;
-    // A small event and record limit, so that orders can pass them cheaply.
-    let mut config = std::fs::read_to_string(&c.local.controller_config)?;
-    // Order arguments as large as the event and record limits, so that those are what refuses.
-    config.push_str(
-        "event_bytes_max = 16777216\nframe_bytes_max = 65536\n\
-         order_args_bytes_max = 33554432\narg_value_bytes_max = 33554432\n",
-    );
-    std::fs::write(&c.local.controller_config, config)?;
+    // A small event and record limit, so that orders can pass them cheaply; order arguments
+    // as large as those limits, so that those are what refuses.
+    c.edit_controller(|c| {
+        c.limits.event_bytes_max = 16 << 20;
+        c.limits.frame_bytes_max = 64 << 10;
+        c.limits.order_args_bytes_max = 32 << 20;
+        c.limits.arg_value_bytes_max = 32 << 20;
+    })?;
     c.start_controller().await?;
     c.deploy(&[(
         "w.yaml",
@@ -568,11 +565,11 @@ async fn process_the_api_answers_consistently() -> Result<()> {
 async fn process_released_event_positions_get_a_reload_the_snapshot_answer() -> Result<()> {
     let mut c = Cluster::new(&[])?;
     // Small segments, frequent snapshots and a short event retention.
-    let mut config = std::fs::read_to_string(&c.local.controller_config)?;
-    config.push_str(
-        "segment_bytes_max = 2048\nsnapshot_events = 20\n\n[retention]\nevents_ms = 300\n",
-    );
-    std::fs::write(&c.local.controller_config, config)?;
+    c.edit_controller(|c| {
+        c.limits.segment_bytes_max = 2048;
+        c.limits.snapshot_events = 20;
+        c.retention.events_ms = 300;
+    })?;
     c.start_controller().await?;
     c.deploy(&[(
         "w.yaml",

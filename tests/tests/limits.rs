@@ -38,7 +38,7 @@ fn send_buffer_bytes_max() -> usize {
 #[tokio::test]
 async fn process_whole_state_answers_are_streamed_and_bounded() -> Result<()> {
     let mut c = Cluster::new(&[])?;
-    c.controller_limits("state_reads_max = 2")?;
+    c.edit_controller(|c| c.limits.state_reads_max = 2)?;
     c.start_controller().await?;
     c.deploy(&[("p.yaml", PROMPT_WORKFLOW.to_owned())]).await?;
 
@@ -128,9 +128,12 @@ async fn process_whole_state_answers_are_streamed_and_bounded() -> Result<()> {
 async fn process_silent_connections_do_not_crowd_out_authenticated_clients() -> Result<()> {
     let mut c = Cluster::new(&[])?;
     // Timeouts far beyond the test: only the connection limits make room.
-    c.controller_limits(
-        "handshake_timeout_ms = 600000\nidle_timeout_ms = 600000\nconnections_max = 16\nunauthenticated_connections_max = 8",
-    )?;
+    c.edit_controller(|c| {
+        c.limits.handshake_timeout_ms = 600_000;
+        c.limits.idle_timeout_ms = 600_000;
+        c.limits.connections_max = 16;
+        c.limits.unauthenticated_connections_max = 8;
+    })?;
     c.start_controller().await?;
     let addr = c.controller_addr()?;
     let tls = c.client_tls()?;

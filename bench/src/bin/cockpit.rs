@@ -17,10 +17,10 @@
 //! (default 4), `BENCH_DIR` (parent of the controller's data; default /var/tmp, on disk).
 
 use anyhow::{Context, Result, bail};
+use ordo_api::record::{Body, Stored};
+use ordo_api::state::State;
 use ordo_cockpit_api::api::token_hash;
 use ordo_cockpit_api::view::{OrderQuery, View};
-use ordo_controller::record::{Body, Stored};
-use ordo_controller::state::State;
 use ordo_model::ids::{OrderId, WorkflowName};
 use ordo_model::order::{Command, KeyedEvent, affected, command, deploy, step};
 use ordo_model::time::TimeMs;
@@ -208,10 +208,7 @@ fn synthetic_events(n: usize) -> Result<Vec<(u64, Stored)>> {
 
 fn list_json(view: &View, q: &OrderQuery) -> usize {
     let (page, next) = view.list(q, 100_000);
-    let orders: Vec<_> = page
-        .into_iter()
-        .map(ordo_cockpit_api::convert::order_json)
-        .collect();
+    let orders: Vec<_> = page.into_iter().map(ordo_api::view::order_view).collect();
     serde_json::to_vec(&ordo_cockpit_api::api::read::OrderList { orders, next })
         .map(|b| b.len())
         .unwrap_or(0)

@@ -143,7 +143,7 @@ reconnect_max_ms = 500
 "#,
             url = self.url,
             ca = self.ca.display(),
-            admin = ordo_controller::api::token_hash(ADMIN_TOKEN),
+            admin = ordo_api::auth::token_hash(ADMIN_TOKEN),
         );
         let config = ordo_cockpit_api::config::Config::parse(&text, self.dir.path()).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -399,7 +399,7 @@ impl Drop for Child {
 pub fn token_entry(name: &str, token: &str, role: &str) -> String {
     format!(
         "[[tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nrole = \"{role}\"\n",
-        ordo_controller::api::token_hash(token)
+        ordo_api::auth::token_hash(token)
     )
 }
 

@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State as AxState};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ordo_controller::config::Role;
+use ordo_api::auth::Role;
 use serde::Serialize;
 use utoipa::ToSchema;
 

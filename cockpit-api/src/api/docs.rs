@@ -2,7 +2,7 @@
 
 use super::{commands, read, stream};
 use axum::response::Response;
-use ordo_controller::api::convert::{STATE_NAMES, VALUE_DEPTH_MAX};
+use ordo_api::view::{STATE_NAMES, VALUE_DEPTH_MAX};
 use ordo_model::env;
 use ordo_model::ids;
 use ordo_model::order::input::{self, ARG_NAME_BYTES_MAX_DEFAULT};

@@ -1,8 +1,8 @@
 //! Reads answered from the view: health, overview, orders, workflows, agents, locks, boards,
 //! the snapshot and the state, and the metrics.
 
-use super::{ApiError, App, Caller, json_response, role_name};
-use crate::convert::{OrderJson, StepJson, order_json, steps_json};
+use super::{ApiError, App, Caller, json_response};
+use crate::convert::{StepJson, steps_json};
 use crate::follow::{FollowStatus, now_ms};
 use crate::view::{OrderDetail, OrderQuery};
 use axum::Extension;
@@ -10,7 +10,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
-use ordo_controller::state::State;
+use ordo_api::view::{
+    AgentLinkView, AgentLinks, BoardView, LockView, OrderView, SnapshotView, board_views,
+    lock_views, order_view,
+};
 use ordo_model::inventory::Executable;
 use ordo_model::order::OrderState;
 use serde::{Deserialize, Serialize};
@@ -104,7 +107,7 @@ pub struct WhoAmI {
 pub async fn whoami(Extension(caller): Extension<Caller>) -> Response {
     json_response(&WhoAmI {
         name: caller.name,
-        role: role_name(caller.role).to_owned(),
+        role: caller.role.name().to_owned(),
     })
 }
 
@@ -170,7 +173,7 @@ pub struct OrdersQuery {
 /// A page of orders.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderList {
-    pub orders: Vec<OrderJson>,
+    pub orders: Vec<OrderView>,
     /// The `after` of the next page; `null` on the last page.
     pub next: Option<String>,
 }
@@ -193,7 +196,7 @@ pub async fn orders(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     if let Some(s) = &q.state {
-        ordo_controller::api::convert::check_state_name(s).map_err(ApiError::bad)?;
+        ordo_api::view::check_state_name(s).map_err(ApiError::bad)?;
     }
     if q.limit == Some(0) {
         return Err(ApiError::bad("limit must be at least 1"));
@@ -211,7 +214,7 @@ pub async fn orders(
     let v = app.shared.read();
     let (page, next) = v.list(&query, app.limits.orders_scanned_per_page_max);
     Ok(json_response(&OrderList {
-        orders: page.into_iter().map(order_json).collect(),
+        orders: page.into_iter().map(order_view).collect(),
         next,
     }))
 }
@@ -418,9 +421,11 @@ pub struct AgentJson {
     pub connected: Option<bool>,
     pub connected_since_ms: Option<i64>,
     pub last_error: Option<String>,
-    /// What the agent told about itself (host, cores, memory, load, version).
+    /// What the agent told about itself (host, cores, memory, load, version, jobs), in the
+    /// published JSON form (camelCase).
     #[schema(value_type = Option<Object>)]
-    pub meta: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", with = "ordo_api::json")]
+    pub meta: Option<ordo_model::wire::AgentMeta>,
     /// Orders held by, or being handed to or from, the agent.
     pub orders: usize,
     /// Job processes it runs now.
@@ -436,14 +441,14 @@ pub struct AgentList {
 }
 
 /// Reads the controller's link status, or the last copy of it; `(age ms, answer)`.
-pub async fn link_status(app: &App) -> Option<(i64, serde_json::Value)> {
+pub async fn link_status(app: &App) -> Option<(i64, AgentLinks)> {
     match app
         .upstream
         .forward(Method::GET, "/api/v1/agents", None)
         .await
     {
         Ok(r) if r.status.is_success() => {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.body) {
+            if let Ok(v) = serde_json::from_slice::<AgentLinks>(&r.body) {
                 let now = now_ms();
                 *app.shared.agents.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((now, v.clone()));
@@ -467,14 +472,8 @@ pub async fn link_status(app: &App) -> Option<(i64, serde_json::Value)> {
         (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
 pub async fn agents(AxState(app): AxState<App>) -> Response {
     let links = link_status(&app).await;
-    let link_of = |id: &str| -> Option<&serde_json::Value> {
-        links
-            .as_ref()?
-            .1
-            .get("agents")?
-            .as_array()?
-            .iter()
-            .find(|a| a.get("id").and_then(|i| i.as_str()) == Some(id))
+    let link_of = |id: &str| -> Option<&AgentLinkView> {
+        links.as_ref()?.1.agents.iter().find(|a| a.id == id)
     };
     let v = app.shared.read();
     let w = &v.state.world;
@@ -499,16 +498,15 @@ pub async fn agents(AxState(app): AxState<App>) -> Response {
         .values()
         .map(|a| {
             let link = link_of(a.id.as_str());
-            let field = |k: &str| link.and_then(|l| l.get(k)).cloned();
             let (orders, processing) = held.remove(a.id.as_str()).unwrap_or_default();
             AgentJson {
                 id: a.id.to_string(),
                 url: a.url.clone(),
                 subagents: a.subagents.iter().map(|s| s.id.to_string()).collect(),
-                connected: field("connected").and_then(|v| v.as_bool()),
-                connected_since_ms: field("connectedSinceMs").and_then(|v| v.as_i64()),
-                last_error: field("lastError").and_then(|v| v.as_str().map(str::to_owned)),
-                meta: field("meta").filter(|m| !m.is_null()),
+                connected: link.map(|l| l.connected),
+                connected_since_ms: link.and_then(|l| l.connected_since_ms),
+                last_error: link.and_then(|l| l.last_error.clone()),
+                meta: link.and_then(|l| l.meta.clone()),
                 orders,
                 processing,
             }
@@ -520,53 +518,9 @@ pub async fn agents(AxState(app): AxState<App>) -> Response {
     })
 }
 
-/// An order holding or waiting for a lock, and how much of it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LockUse {
-    pub order: String,
-    pub count: u32,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LockJson {
-    pub name: String,
-    pub limit: u32,
-    pub holders: Vec<LockUse>,
-    /// Waiting orders, first come first served.
-    pub queue: Vec<LockUse>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LockList {
-    pub locks: Vec<LockJson>,
-}
-
-fn locks_of(state: &State) -> Vec<LockJson> {
-    state
-        .world
-        .locks
-        .iter()
-        .map(|(name, l)| LockJson {
-            name: name.to_string(),
-            limit: l.limit,
-            holders: l
-                .holders
-                .iter()
-                .map(|(o, c)| LockUse {
-                    order: o.to_string(),
-                    count: *c,
-                })
-                .collect(),
-            queue: l
-                .queue
-                .iter()
-                .map(|(o, c)| LockUse {
-                    order: o.to_string(),
-                    count: *c,
-                })
-                .collect(),
-        })
-        .collect()
+    pub locks: Vec<LockView>,
 }
 
 /// `GET /api/v1/locks`.
@@ -575,29 +529,13 @@ fn locks_of(state: &State) -> Vec<LockJson> {
         (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
 pub async fn locks(AxState(app): AxState<App>) -> Response {
     json_response(&LockList {
-        locks: locks_of(&app.shared.read().state),
+        locks: lock_views(&app.shared.read().state.world),
     })
-}
-
-/// A live notice: its key and until when it lives (ms since the epoch).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NoticeJson {
-    pub key: String,
-    pub until: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BoardJson {
-    pub name: String,
-    /// How long a posted notice lives, ms.
-    pub lifetime_ms: u64,
-    pub notices: Vec<NoticeJson>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BoardList {
-    pub boards: Vec<BoardJson>,
+    pub boards: Vec<BoardView>,
 }
 
 /// `GET /api/v1/boards`.
@@ -605,123 +543,38 @@ pub struct BoardList {
     responses((status = 200, description = "Notice boards and their notices", body = BoardList),
         (status = 401, description = "No or unknown token", body = super::ErrorBody)))]
 pub async fn boards(AxState(app): AxState<App>) -> Response {
-    let v = app.shared.read();
     json_response(&BoardList {
-        boards: v
-            .state
-            .world
-            .boards
-            .iter()
-            .map(|(name, b)| BoardJson {
-                name: name.to_string(),
-                lifetime_ms: b.lifetime.0,
-                notices: b
-                    .notices
-                    .iter()
-                    .map(|(k, until)| NoticeJson {
-                        key: k.clone(),
-                        until: until.0,
-                    })
-                    .collect(),
-            })
-            .collect(),
+        boards: board_views(&app.shared.read().state.world),
     })
-}
-
-/// The controller's snapshot shape: summaries at `eventId`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Snapshot {
-    pub event_id: u64,
-    pub orders: Vec<OrderJson>,
-    pub workflows: Vec<SnapshotWorkflow>,
-    pub agents: Vec<SnapshotAgent>,
-    pub locks: Vec<LockJson>,
-    pub boards: Vec<SnapshotBoard>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SnapshotWorkflow {
-    pub name: String,
-    pub versions: Vec<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SnapshotAgent {
-    pub id: String,
-    pub url: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SnapshotBoard {
-    pub name: String,
-    pub notices: Vec<NoticeJson>,
 }
 
 /// `GET /api/v1/snapshot`.
 #[utoipa::path(get, path = "/api/v1/snapshot", tag = "events", security(("bearer" = [])),
-    responses((status = 200, description = "Summaries at eventId; continue with /events?after=eventId", body = Snapshot),
+    responses((status = 200, description = "Summaries at eventId; continue with /events?after=eventId", body = SnapshotView),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 503, description = "limits.state_reads_max whole-state answers are being written; retry after Retry-After seconds", body = super::ErrorBody)))]
 pub async fn snapshot(AxState(app): AxState<App>) -> Response {
     let Some(permit) = super::admit_state_read(&app) else {
         return super::state_reads_busy(&app);
     };
-    let v = app.shared.read();
-    let w = &v.state.world;
-    let snapshot = Snapshot {
-        event_id: v.last_event_id(),
-        orders: w.orders.values().map(order_json).collect(),
-        workflows: w
-            .workflows
-            .iter()
-            .map(|(name, versions)| SnapshotWorkflow {
-                name: name.to_string(),
-                versions: versions.keys().map(|v| v.0).collect(),
-            })
-            .collect(),
-        agents: w
-            .agents
-            .values()
-            .map(|a| SnapshotAgent {
-                id: a.id.to_string(),
-                url: a.url.clone(),
-            })
-            .collect(),
-        locks: locks_of(&v.state),
-        boards: w
-            .boards
-            .iter()
-            .map(|(name, b)| SnapshotBoard {
-                name: name.to_string(),
-                notices: b
-                    .notices
-                    .iter()
-                    .map(|(k, until)| NoticeJson {
-                        key: k.clone(),
-                        until: until.0,
-                    })
-                    .collect(),
-            })
-            .collect(),
+    // A copy, so that the view is not held while the answer is written.
+    let (event_id, world) = {
+        let v = app.shared.read();
+        (v.last_event_id(), v.state.world.clone())
     };
-    drop(v);
-    super::streamed_json(permit, snapshot)
+    super::streamed(permit, move |w| {
+        ordo_api::view::write_snapshot(w, event_id, &world)
+    })
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StateAnswer {
-    event_id: u64,
-    state: State,
-}
-
-/// The lossless state at an event id.
+/// The lossless state at an event id (`ordo_api::frame::StateSnapshot`).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateDoc {
+    /// The format version of the snapshot (`ordo_api::FORMAT_VERSION`).
+    pub format_version: u32,
     pub event_id: u64,
-    /// The controller's state (`ordo_controller::state::State`) as JSON.
+    /// The controller's state (`ordo_api::state::State`) in its published JSON form.
     #[schema(value_type = Object)]
     pub state: serde_json::Value,
 }
@@ -736,14 +589,13 @@ pub async fn state(AxState(app): AxState<App>) -> Response {
         return super::state_reads_busy(&app);
     };
     // A copy, so that the view is not held while the answer is written.
-    let answer = {
+    let (event_id, state) = {
         let v = app.shared.read();
-        StateAnswer {
-            event_id: v.last_event_id(),
-            state: v.state.clone(),
-        }
+        (v.last_event_id(), v.state.clone())
     };
-    super::streamed_json(permit, answer)
+    super::streamed(permit, move |w| {
+        ordo_api::frame::write_state_snapshot(w, event_id, &state)
+    })
 }
 
 /// `GET /metrics`, without a token: Prometheus text.
@@ -756,13 +608,7 @@ pub async fn metrics(AxState(app): AxState<App>) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
-        .and_then(|(_, v)| v.get("agents")?.as_array().cloned())
-        .map(|agents| {
-            agents
-                .iter()
-                .filter(|a| a.get("connected").and_then(|c| c.as_bool()) == Some(true))
-                .count()
-        });
+        .map(|(_, links)| links.agents.iter().filter(|a| a.connected).count());
     let (counts, deployed) = {
         let v = app.shared.read();
         (v.counts(), v.state.world.agents.len())

@@ -13,7 +13,6 @@
 
 use super::read::{check_order_id, query};
 use super::{ApiError, App};
-use crate::convert::describe;
 use crate::follow::Live;
 use crate::upstream::UpstreamError;
 use axum::extract::rejection::QueryRejection;
@@ -23,7 +22,8 @@ use axum::extract::{Path, Query, State as AxState};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use ordo_controller::record::Body;
+use ordo_api::record::Body;
+use ordo_api::view::describe;
 use ordo_model::wire::AgentEventBody;
 use serde::Deserialize;
 use serde_json::json;
@@ -52,7 +52,7 @@ pub struct EventsQuery {
 /// `GET /api/v1/events`: NDJSON from the controller's stream.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("bearer" = [])),
     params(EventsQuery),
-    responses((status = 200, description = "NDJSON events `{eventId, ts, key, type, text, event}` after `after` (empty after the timeout)", content_type = "application/x-ndjson", body = String),
+    responses((status = 200, description = "NDJSON events `{formatVersion, eventId, term, ts, key, type, text, event}` (ordo_api::frame::EventFrame) after `after` (empty after the timeout)", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "A bad parameter", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 410, description = "Events after `after` are no longer kept: reload the snapshot", body = super::ErrorBody),
@@ -115,7 +115,7 @@ fn upgrade(
 /// `GET /api/v1/events/ws`: the controller's event stream, one event per text frame.
 #[utoipa::path(get, path = "/api/v1/events/ws", tag = "events", security(("bearer" = [])),
     params(WsQuery),
-    responses((status = 101, description = "WebSocket: text frames `{eventId, ts, key, type, text, event}`; a frame `{error}` ends it"),
+    responses((status = 101, description = "WebSocket: text frames `{formatVersion, eventId, term, ts, key, type, text, event}` (ordo_api::frame::EventFrame); a frame `{error}` ends it"),
         (status = 400, description = "Not a WebSocket upgrade, or a bad parameter", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 410, description = "Events after `after` are no longer kept: reload the snapshot", body = super::ErrorBody),

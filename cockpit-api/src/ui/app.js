@@ -184,10 +184,10 @@ function ordersQuery(after) {
   return "/orders?" + p.toString();
 }
 
+// `{"type": "controller"}` or `{"type": "agent", "agent": "a1"}` (also attaching, detaching).
 function holderText(h) {
-  if (!h) return "";
-  const [k, v] = Object.entries(h)[0] || [];
-  return k === "controller" ? "controller" : `${k} ${v}`;
+  if (!h || !h.type) return "";
+  return h.type === "controller" ? "controller" : `${h.type} ${h[h.type]}`;
 }
 
 function orderRow(o) {
@@ -499,7 +499,7 @@ async function loadAgents() {
       const meta = ag.meta || {};
       const link = ag.connected == null ? "unknown" : ag.connected ? "connected" : "down";
       const load = Array.isArray(meta.load) ? meta.load.map((x) => Number(x).toFixed(2)).join(" ") : "";
-      const mem = meta.memory_available_bytes ? (meta.memory_available_bytes / 2 ** 30).toFixed(1) + " GiB" : "";
+      const mem = meta.memoryAvailableBytes ? (meta.memoryAvailableBytes / 2 ** 30).toFixed(1) + " GiB" : "";
       body.append(el("tr", { "data-id": ag.id },
         el("td", {}, el("b", {}, ag.id), el("div", { class: "hint" }, ag.url)),
         el("td", {}, el("span", { class: "dot " + (ag.connected ? "up" : ag.connected === false ? "down" : "") }),

@@ -1,5 +1,7 @@
-//! A real controller (in-process, TLS, temp data dir) and cockpits following it, for the
-//! process tests. Everything binds to 127.0.0.1.
+//! A real controller (the `ordo-controller` executable of this build, TLS, temp data dir) and
+//! cockpits following it, for the process tests. Everything binds to 127.0.0.1. The cockpit
+//! links only the controller's published API, so the controller runs as its own process, as
+//! in production; build it first (`cargo build --workspace --bins`), else it is built here.
 
 #![allow(dead_code)]
 
@@ -83,13 +85,32 @@ where
     }
 }
 
-/// A controller with its certificates and data in a temp dir.
+/// The `ordo-controller` executable of this build: beside the test's own folder.
+fn controller_executable() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let mut dir = exe.parent().expect("its folder").to_owned();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join("ordo-controller");
+    if !path.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "ordo-controller", "--bin", "ordo-controller"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .status()
+            .expect("cargo build runs");
+        assert!(status.success(), "building ordo-controller failed");
+    }
+    path
+}
+
+/// A controller process with its certificates and data in a temp dir.
 pub struct Controller {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    process: Option<std::process::Child>,
     limits: String,
     pki_ca: PathBuf,
     /// The cluster CA, to issue more certificates (agents).
@@ -132,8 +153,7 @@ impl Controller {
             url: format!("https://127.0.0.1:{port}"),
             dir,
             port,
-            stop: None,
-            task: None,
+            process: None,
             limits: limits.to_owned(),
             pki_ca: ca,
             pki,
@@ -146,8 +166,8 @@ impl Controller {
         &self.pki_ca
     }
 
-    fn config(&self) -> ordo_controller::config::Config {
-        let text = format!(
+    fn config(&self) -> String {
+        format!(
             r#"
 controller_id = "primary"
 cluster_id = "main"
@@ -170,43 +190,57 @@ journal_fsync = false
             port = self.port,
             service = token_hash(SERVICE),
             limits = self.limits,
-        );
-        ordo_controller::config::Config::parse(&text, self.dir.path())
-            .expect("controller config parses")
+        )
+    }
+
+    /// The controller's log (its stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("controller.log")).unwrap_or_default()
     }
 
     /// Starts (again) on the same port and data.
     pub async fn restart(&mut self) {
-        let (tx, rx) = oneshot::channel::<()>();
-        let config = self.config();
-        let task = tokio::spawn(async move {
-            if let Err(e) = ordo_controller::run(config, async {
-                let _ = rx.await;
-            })
-            .await
-            {
-                eprintln!("controller stopped: {e}");
-            }
-        });
-        self.stop = Some(tx);
-        self.task = Some(task);
+        let config = write(self.dir.path(), "controller.toml", &self.config());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("controller.log"))
+            .expect("open the controller log");
+        let child = std::process::Command::new(controller_executable())
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ordo-controller");
+        self.process = Some(child);
         let http = self.client();
         let url = format!("{}/api/v1/health", self.url);
-        until("the controller to answer", 20_000, || {
-            let http = http.clone();
-            let url = url.clone();
-            async move { http.get_json::<Value>(&url).await.ok() }
-        })
-        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(20_000);
+        loop {
+            if http.get_json::<Value>(&url).await.is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.process.as_mut().map(|p| p.try_wait()) {
+                panic!("the controller exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the controller did not answer in 20 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
-    /// Stops it and waits until it is gone.
+    /// Stops it (SIGKILL: the journal keeps everything acknowledged) and waits until it is
+    /// gone.
     pub async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        if let Some(mut p) = self.process.take() {
+            let _ = p.kill();
+            let _ = tokio::task::spawn_blocking(move || p.wait()).await;
         }
     }
 
@@ -229,11 +263,9 @@ journal_fsync = false
 
 impl Drop for Controller {
     fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if let Some(mut p) = self.process.take() {
+            let _ = p.kill();
+            let _ = p.wait();
         }
     }
 }

@@ -1,15 +1,15 @@
 //! The event stream: a snapshot at an event id, then every event after it, in order.
 
-use super::convert::event_json;
 use super::{Api, ApiError};
 use crate::record::Record;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ordo_api::frame::{ErrorFrame, EventFrame};
 use ordo_journal::{Follower, JournalError};
 use serde::Deserialize;
-use serde_json::{Value as Json, json};
+
 use std::time::Duration;
 
 /// Events in one long-poll answer at most (and, past the first, at most `event_bytes_max`
@@ -92,12 +92,15 @@ fn start(api: &Api, after: u64) -> Result<u64, ApiError> {
     }
 }
 
-async fn next_json(follower: &mut Follower) -> Option<Result<Json, ApiError>> {
+/// The next event's frame, as JSON text.
+async fn next_json(follower: &mut Follower) -> Option<Result<String, ApiError>> {
     let record = follower.next().await?;
+    let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e);
     Some(record.map_err(gone).and_then(|r| {
-        Record::decode(r.id, &r.data)
-            .map(|s| event_json(r.id, &s))
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        let stored = Record::decode(r.id, &r.data).map_err(|e| internal(e.to_string()))?;
+        EventFrame::of(r.id, &stored)
+            .to_json()
+            .map_err(|e| internal(format!("event {} as JSON: {e}", r.id)))
     }))
 }
 
@@ -113,7 +116,7 @@ pub async fn long_poll(
         let deadline = tokio::time::Instant::now() + timeout;
         let lines = futures_util::stream::unfold(follower, move |mut f| async move {
             match tokio::time::timeout_at(deadline, next_json(&mut f)).await {
-                Ok(Some(Ok(event))) => Some((Ok::<_, std::io::Error>(format!("{event}\n")), f)),
+                Ok(Some(Ok(line))) => Some((Ok::<_, std::io::Error>(line + "\n"), f)),
                 _ => None,
             }
         });
@@ -134,8 +137,7 @@ pub async fn long_poll(
             tokio::time::Instant::now() + Duration::from_millis(1)
         };
         match tokio::time::timeout_at(wait, next_json(&mut follower)).await {
-            Ok(Some(Ok(event))) => {
-                let line = event.to_string();
+            Ok(Some(Ok(line))) => {
                 // Past the first event, an answer stays within one event's size; the reader
                 // asks again after the last id it got.
                 if n > 0 && out.len() + line.len() >= api.event_bytes_max {
@@ -168,9 +170,9 @@ async fn stream(mut ws: WebSocket, mut follower: Follower) {
         tokio::select! {
             next = next_json(&mut follower) => {
                 let text = match next {
-                    Some(Ok(event)) => event.to_string(),
+                    Some(Ok(text)) => text,
                     Some(Err(e)) => {
-                        let _ = ws.send(Message::Text(json!({"error": e.message}).to_string().into())).await;
+                        let _ = ws.send(Message::Text(ErrorFrame { error: e.message }.to_json().into())).await;
                         return;
                     }
                     None => return,

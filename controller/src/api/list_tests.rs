@@ -2,12 +2,12 @@
 //! answer with a place among `state_reads_max` and is written outside the core; short pages
 //! need no place.
 
-use super::convert::order_json;
 use super::orders::{LIST_ORDERS_UNBOUNDED_MAX, ListQuery, list};
 use super::{Api, token_map};
 use crate::core::{Core, Input, LinkMsg, Links};
 use axum::extract::{Query, State as AxState};
 use axum::response::Response;
+use ordo_api::view::order_view;
 use ordo_model::ids::{AgentId, OrderId, WorkflowName};
 use ordo_model::inventory::Agent;
 use ordo_model::order::Command;
@@ -158,7 +158,13 @@ async fn long_order_lists_take_a_place_and_short_pages_do_not() {
     );
     let all = body_json(all).await;
     let expected: Vec<Json> = api
-        .read(|s, _| s.world.orders.values().map(order_json).collect())
+        .read(|s, _| {
+            s.world
+                .orders
+                .values()
+                .map(|o| serde_json::to_value(order_view(o)).unwrap())
+                .collect()
+        })
         .await
         .unwrap();
     assert_eq!(expected.len(), orders);

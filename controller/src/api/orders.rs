@@ -1,6 +1,5 @@
 //! Command and query routes for deployments, orders, notices and agents.
 
-use super::convert::{order_json, vars_from_json};
 use super::{Api, ApiError, Caller, stopping};
 use crate::config::Role;
 use crate::core::{CommandReply, Input, Refused};
@@ -11,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ordo_api::view::{AgentLinkView, AgentLinks, OrderView, order_view, vars_from_json};
 use ordo_model::ids::{BoardName, OrderId, WorkflowName};
 use ordo_model::order::{Command, CommandError, InputError, Kill, Order, OrderLimits};
 use ordo_model::position::Position;
@@ -540,7 +540,7 @@ pub const LIST_ORDERS_UNBOUNDED_MAX: usize = 100;
 /// memory back to the system when it is written.
 pub async fn list(AxState(api): AxState<Api>, Query(q): Query<ListQuery>) -> Response {
     if let Some(state) = &q.state
-        && let Err(e) = super::convert::check_state_name(state)
+        && let Err(e) = ordo_api::view::check_state_name(state)
     {
         return ApiError::bad(e).into_response();
     }
@@ -598,7 +598,7 @@ fn write_order_list(w: &mut impl std::io::Write, orders: &[Order]) -> std::io::R
         if i > 0 {
             w.write_all(b",")?;
         }
-        serde_json::to_writer(&mut *w, &order_json(order)).map_err(std::io::Error::from)?;
+        serde_json::to_writer(&mut *w, &order_view(order)).map_err(std::io::Error::from)?;
     }
     w.write_all(b"]}")
 }
@@ -607,10 +607,10 @@ fn write_order_list(w: &mut impl std::io::Write, orders: &[Order]) -> std::io::R
 pub async fn show(
     AxState(api): AxState<Api>,
     Path(id): Path<String>,
-) -> Result<axum::Json<Json>, ApiError> {
+) -> Result<axum::Json<OrderView>, ApiError> {
     let id = order_id(&id)?;
     let shown = id.clone();
-    api.read(move |s, _| s.world.order(&id).map(order_json))
+    api.read(move |s, _| s.world.order(&id).map(order_view))
         .await?
         .map(axum::Json)
         .ok_or_else(|| {
@@ -675,24 +675,24 @@ fn read_log(journal: &ordo_journal::Journal, ids: &[u64]) -> Result<String, ApiE
 }
 
 /// `GET /agents`: each deployed agent with its link status.
-pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<Json>, ApiError> {
+pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<AgentLinks>, ApiError> {
     let deployed = api
         .read(|s, _| s.world.agents.values().cloned().collect::<Vec<_>>())
         .await?;
     let status = api.links.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let agents: Vec<Json> = deployed
+    let agents = deployed
         .iter()
         .map(|a| {
             let s = status.get(&a.id).cloned().unwrap_or_default();
-            json!({
-                "id": a.id,
-                "url": a.url,
-                "connected": s.connected,
-                "connectedSinceMs": s.connected_since_ms,
-                "lastError": s.last_error,
-                "meta": s.meta,
-            })
+            AgentLinkView {
+                id: a.id.to_string(),
+                url: a.url.clone(),
+                connected: s.connected,
+                connected_since_ms: s.connected_since_ms,
+                last_error: s.last_error,
+                meta: s.meta,
+            }
         })
         .collect();
-    Ok(axum::Json(json!({ "agents": agents })))
+    Ok(axum::Json(AgentLinks { agents }))
 }

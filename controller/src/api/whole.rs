@@ -15,14 +15,11 @@
 //! allocator is asked to hand free memory back to the system, so a burst of large answers
 //! does not leave the controller at its peak size.
 
-use super::convert::order_json;
 use super::events::read_durable;
 use super::{Api, ApiError};
 use axum::extract::State as AxState;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use std::io::{self, Write};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// A place among the large answers being written, if one is free.
@@ -51,8 +48,9 @@ pub(super) fn json_answer(body: axum::body::Body) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `GET /state`: `{eventId, state}`, the whole state as lossless JSON at `eventId`, for
-/// readers that fold the event stream themselves (the cockpit).
+/// `GET /state`: `{formatVersion, eventId, state}`, the whole state at `eventId`
+/// ([`ordo_api::frame::StateSnapshot`]), for readers that fold the event stream themselves
+/// (the cockpit).
 pub async fn state(AxState(api): AxState<Api>) -> Response {
     let Some(permit) = admit(&api) else {
         return busy(&api);
@@ -62,9 +60,7 @@ pub async fn state(AxState(api): AxState<Api>) -> Response {
         Err(e) => return e.into_response(),
     };
     json_answer(ordo_net::body::streamed(permit, move |w| {
-        write!(w, "{{\"eventId\":{id},\"state\":")?;
-        serde_json::to_writer(&mut *w, &state).map_err(io::Error::from)?;
-        w.write_all(b"}")
+        ordo_api::frame::write_state_snapshot(w, id, &state)
     }))
 }
 
@@ -79,37 +75,6 @@ pub async fn snapshot(AxState(api): AxState<Api>) -> Response {
         Err(e) => return e.into_response(),
     };
     json_answer(ordo_net::body::streamed(permit, move |out| {
-        let rest = json!({
-            "workflows": w.workflows.iter().map(|(name, versions)| json!({
-                "name": name,
-                "versions": versions.keys().map(|v| v.0).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "agents": w.agents.values().map(|a| json!({"id": a.id, "url": a.url})).collect::<Vec<_>>(),
-            "locks": w.locks.iter().map(|(name, l)| json!({
-                "name": name, "limit": l.limit,
-                "holders": l.holders.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
-                "queue": l.queue.iter().map(|(o, c)| json!({"order": o, "count": c})).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "boards": w.boards.iter().map(|(name, b)| json!({
-                "name": name,
-                "notices": b.notices.iter().map(|(k, until)| json!({"key": k, "until": until.0})).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        });
-        // The orders are the bulk: one at a time.
-        let mut head = format!("{{\"eventId\":{id},");
-        for (key, value) in rest.as_object().into_iter().flatten() {
-            head.push_str(&format!("{}:{value},", json!(key)));
-        }
-        head.push_str("\"orders\":[");
-        out.write_all(head.as_bytes())?;
-        let mut first = true;
-        for order in w.orders.values() {
-            if !first {
-                out.write_all(b",")?;
-            }
-            first = false;
-            serde_json::to_writer(&mut *out, &order_json(order)).map_err(io::Error::from)?;
-        }
-        out.write_all(b"]}")
+        ordo_api::view::write_snapshot(out, id, &w)
     }))
 }

@@ -778,7 +778,7 @@ impl Machine {
                 ts: self.now,
                 body: Body::Event(e.clone()),
             };
-            let (key, kind, _) = crate::api::convert::describe(&stored.body);
+            let (key, kind, _) = ordo_api::view::describe(&stored.body);
             if record > self.settings.record_bytes_max {
                 return Err(Refused::RecordTooLarge {
                     key,

@@ -1,0 +1,233 @@
+//! The controller's state: the fold of its journal.
+//!
+//! [`State::apply`] takes every journaled record in id order; the state holds the model's
+//! [`World`] (orders, workflows, agents, locks, boards), each agent's journaled position
+//! (for `Couple { after }` and deduplication), an index of job output by order, and when each
+//! terminated order ended (for the retention). It is written as a journal snapshot with
+//! postcard, so its types are append-only like the records'.
+
+use crate::record::{Body, Stored};
+use ordo_model::ids::{AgentId, OrderId};
+use ordo_model::order::{KeyedEvent, OrderEvent, Side, World, accepts_from_agent};
+use ordo_model::time::TimeMs;
+use ordo_model::wire::AgentEventBody;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the controller has journaled of one agent.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AgentCursor {
+    /// The agent's run id, once known.
+    #[serde(default, with = "ordo_model::ids::run_id::option")]
+    pub run_id: Option<u128>,
+    /// The last agent event id journaled for that run.
+    pub last_event_id: u64,
+}
+
+/// The controller's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub world: World,
+    pub agents: BTreeMap<AgentId, AgentCursor>,
+    /// The id of the last applied event.
+    pub last_event_id: u64,
+    /// Event ids of each order's job output, in order.
+    pub logs: BTreeMap<OrderId, Vec<u64>>,
+    /// When each terminated order ended.
+    pub terminated: BTreeMap<OrderId, TimeMs>,
+}
+
+/// A journaled record that did not apply (the state is unchanged by it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub event_id: u64,
+    pub why: String,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+impl State {
+    pub fn new() -> State {
+        State {
+            world: World::new(Side::Controller),
+            agents: BTreeMap::new(),
+            last_event_id: 0,
+            logs: BTreeMap::new(),
+            terminated: BTreeMap::new(),
+        }
+    }
+
+    /// Whether an agent event is new: of the journaled run and after its last journaled id.
+    pub fn is_new_agent_event(&self, agent: &AgentId, run_id: u128, agent_event_id: u64) -> bool {
+        match self.agents.get(agent) {
+            Some(c) => c.run_id == Some(run_id) && agent_event_id > c.last_event_id,
+            None => false,
+        }
+    }
+
+    /// Applies one journaled record. A record whose event does not fit the state (an agent's
+    /// event for an order it does not hold, say) changes nothing but the cursors, and is
+    /// reported, never fatal: the journal is the truth and replay must reach the same state.
+    pub fn apply(&mut self, event_id: u64, stored: &Stored) -> Result<(), Skipped> {
+        self.last_event_id = event_id;
+        let skipped = |why: String| Skipped { event_id, why };
+        match &stored.body {
+            Body::Event(event) => self.apply_event(event, stored.ts).map_err(skipped),
+            Body::Agent {
+                agent,
+                run_id,
+                agent_event_id,
+                body,
+            } => {
+                let cursor = self.agents.entry(agent.clone()).or_default();
+                cursor.run_id = Some(*run_id);
+                cursor.last_event_id = *agent_event_id;
+                match body {
+                    AgentEventBody::Order(event) => {
+                        accepts_from_agent(&self.world, agent, event).map_err(skipped)?;
+                        self.apply_event(event, stored.ts).map_err(skipped)
+                    }
+                    AgentEventBody::Output { order_id, .. }
+                    | AgentEventBody::OutputTruncated { order_id, .. } => {
+                        if self.world.order(order_id).is_some() {
+                            self.logs
+                                .entry(order_id.clone())
+                                .or_default()
+                                .push(event_id);
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            Body::AgentRunChanged { agent, new, .. } => {
+                self.agents.insert(
+                    agent.clone(),
+                    AgentCursor {
+                        run_id: Some(*new),
+                        last_event_id: 0,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_event(&mut self, event: &KeyedEvent, ts: TimeMs) -> Result<(), String> {
+        self.world.apply(event).map_err(|e| e.to_string())?;
+        if let KeyedEvent::Order { id, event } = event {
+            match event {
+                OrderEvent::Removed => {
+                    self.logs.remove(id);
+                    self.terminated.remove(id);
+                }
+                _ => {
+                    if let Some(o) = self.world.order(id)
+                        && o.state.is_terminal()
+                    {
+                        self.terminated.entry(id.clone()).or_insert(ts);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Terminated orders whose retention ended at `now`.
+    pub fn expired_orders(&self, now: TimeMs, retention_ms: u64) -> Vec<OrderId> {
+        let limit = i64::try_from(retention_ms).unwrap_or(i64::MAX);
+        self.terminated
+            .iter()
+            .filter(|(_, at)| now.0.saturating_sub(at.0) >= limit)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Body, Stored};
+    use ordo_model::order::{Command, command, deploy};
+    use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
+
+    fn apply_body(s: &mut State, id: u64, body: Body) {
+        let stored = Stored {
+            term: 1,
+            ts: TimeMs(0),
+            body,
+        };
+        let json = crate::json::to_value(&stored.body).unwrap();
+        assert_eq!(crate::json::from_value::<Body>(json).unwrap(), stored.body);
+        let bytes = postcard::to_allocvec(&stored.body).unwrap();
+        assert_eq!(postcard::from_bytes::<Body>(&bytes).unwrap(), stored.body);
+        s.apply(id, &stored).unwrap();
+    }
+
+    /// The cockpit folds the JSON of `/state` and of every event; both must be lossless.
+    #[test]
+    fn state_and_events_survive_json() {
+        let yaml = "workflow: w\njobs: { j: { agent: a, script: 'true' } }\nsteps: [ { run: j } ]\n---\nagent: a\nurl: wss://127.0.0.1:1\n";
+        let inv = parse_inventory(&[SourceFile::new("w.yaml", yaml)], &Limits::default()).unwrap();
+        let mut s = State::new();
+        let mut id = 0;
+        let mut apply = |s: &mut State, e| {
+            id += 1;
+            let stored = Stored {
+                term: 1,
+                ts: TimeMs(id as i64),
+                body: Body::Event(e),
+            };
+            let json = crate::json::to_value(&stored.body).unwrap();
+            let back: Body = crate::json::from_value(json).unwrap();
+            assert_eq!(back, stored.body);
+            s.apply(id, &stored).unwrap();
+        };
+        for e in deploy(&s.world, &inv) {
+            apply(&mut s, e);
+        }
+        let add = Command::Add {
+            id: OrderId::new("o1").unwrap(),
+            workflow: ordo_model::ids::WorkflowName::new("w").unwrap(),
+            vars: Default::default(),
+            scheduled_for: None,
+        };
+        for e in command(&s.world, add, TimeMs(0), &Default::default())
+            .unwrap()
+            .events
+        {
+            apply(&mut s, e);
+        }
+        let agent = ordo_model::ids::AgentId::new("a").unwrap();
+        apply_body(
+            &mut s,
+            10,
+            Body::AgentRunChanged {
+                agent: agent.clone(),
+                old: None,
+                new: u128::MAX - 1,
+            },
+        );
+        apply_body(
+            &mut s,
+            11,
+            Body::Agent {
+                agent,
+                run_id: u128::MAX - 1,
+                agent_event_id: 7,
+                body: AgentEventBody::Output {
+                    order_id: OrderId::new("o1").unwrap(),
+                    stream: ordo_model::wire::Stream::Stdout,
+                    chunk: b"hi".to_vec(),
+                },
+            },
+        );
+        let json = crate::json::to_string(&s).unwrap();
+        let back: State = crate::json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(s.logs[&OrderId::new("o1").unwrap()], vec![11]);
+    }
+}

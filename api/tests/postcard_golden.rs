@@ -1,0 +1,273 @@
+//! The postcard encoding of journal records, snapshots and agent frames is fixed: records
+//! written by one build are read by every later one. This test encodes a set of values that
+//! covers every record variant and every kind of variable value, and compares the bytes with
+//! `golden/postcard.hex`, written when the encoding was last known good. A change of the JSON
+//! representation (human-readable serde) must leave these bytes alone.
+//!
+//! `ORDO_BLESS=1` rewrites the file; do that only for a deliberate, versioned format change.
+
+use ordo_api::record::{Body, Record, Stored};
+use ordo_api::state::State;
+use ordo_model::ids::{AgentId, OrderId, WorkflowName};
+use ordo_model::order::{
+    AgentCommand, Command, ForkChild, Holder, KeyedEvent, Kill, Mark, OrderEvent, Outcome, command,
+    deploy,
+};
+use ordo_model::position::{BlockKey, Position};
+use ordo_model::time::TimeMs;
+use ordo_model::value::{Value, Vars};
+use ordo_model::wire::{AgentEventBody, Stream, ToAgent};
+use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
+use std::fmt::Write;
+
+const GOLDEN: &str = "tests/golden/postcard.hex";
+
+fn vars() -> Vars {
+    Vars::from([
+        ("b".to_owned(), Value::Bool(true)),
+        ("f".to_owned(), Value::Number(-1.25e-7)),
+        ("i".to_owned(), Value::Number(42.0)),
+        ("z".to_owned(), Value::Number(-0.0)),
+        ("m".to_owned(), Value::Missing),
+        ("s".to_owned(), Value::String("héllo \"x\"".into())),
+        (
+            "l".to_owned(),
+            Value::List(vec![
+                Value::Number(1.0),
+                Value::String("a".into()),
+                Value::List(vec![]),
+                Value::Missing,
+            ]),
+        ),
+    ])
+}
+
+/// Every value the file covers, with a name per line.
+fn samples() -> Vec<(String, Vec<u8>)> {
+    let yaml = include_str!("golden/every-instruction.yaml");
+    let inv = parse_inventory(
+        &[SourceFile::new("every-instruction.yaml", yaml)],
+        &Limits::default(),
+    )
+    .expect("the golden inventory parses");
+    let mut state = State::new();
+    let mut out = Vec::new();
+    let mut id = 1u64 << 16;
+    let mut record = |state: &mut State, name: &str, ts: i64, body: Body| {
+        let stored = Stored {
+            term: 1,
+            ts: TimeMs(ts),
+            body,
+        };
+        // Records that do not apply still have a fixed encoding.
+        let _ = state.apply(id, &stored);
+        id += 1;
+        out.push((name.to_owned(), Record::V1(stored).encode()));
+    };
+    for (i, e) in deploy(&state.world, &inv).into_iter().enumerate() {
+        record(&mut state, &format!("deploy {i}"), 1, Body::Event(e));
+    }
+    let o1 = OrderId::new("o1").unwrap();
+    let add = Command::Add {
+        id: o1.clone(),
+        workflow: WorkflowName::new("every-instruction").unwrap(),
+        vars: Vars::from([
+            ("day".to_owned(), Value::String("2026-01-02".into())),
+            ("plain".to_owned(), Value::Number(1.5)),
+        ]),
+        scheduled_for: Some(TimeMs(1_700_000_000_000)),
+    };
+    let accepted = command(&state.world, add, TimeMs(2), &Default::default()).unwrap();
+    for (i, e) in accepted.events.into_iter().enumerate() {
+        record(&mut state, &format!("add {i}"), 2, Body::Event(e));
+    }
+    let agent = AgentId::new("cluster").unwrap();
+    let order_events = vec![
+        OrderEvent::Added {
+            workflow: WorkflowName::new("helper").unwrap(),
+            version: ordo_model::ids::VersionId(1),
+            vars: vars(),
+            scheduled_for: None,
+            added_by: Some(o1.clone()),
+        },
+        OrderEvent::Processed {
+            outcome: Outcome::Succeeded { values: vars() },
+        },
+        OrderEvent::Processed {
+            outcome: Outcome::Failed {
+                message: "rc 7".into(),
+                return_code: Some(7),
+                uncatchable: true,
+            },
+        },
+        OrderEvent::Processed {
+            outcome: Outcome::Disrupted(ordo_model::order::Disruption::ProcessLost),
+        },
+        OrderEvent::Marked {
+            mark: Some(Mark::Cancel {
+                kill: Some(Kill::Term),
+            }),
+            seq: 3,
+        },
+        OrderEvent::Retrying {
+            to: Position::start().enter(BlockKey::Fork("left".into())),
+            tries: 2,
+            until: Some(TimeMs(99)),
+        },
+        OrderEvent::Forked {
+            children: vec![ForkChild {
+                id: o1.child("left").unwrap(),
+                branch: BlockKey::Fork("left".into()),
+                vars: vars(),
+                subagent: Some(AgentId::new("sub-1").unwrap()),
+            }],
+        },
+        OrderEvent::Resumed {
+            position: Some(Position::start().next()),
+            vars: vars(),
+        },
+        OrderEvent::PromptAnswered { vars: vars() },
+        OrderEvent::Finished { message: None },
+    ];
+    for (i, event) in order_events.into_iter().enumerate() {
+        record(
+            &mut state,
+            &format!("order event {i}"),
+            3,
+            Body::Event(KeyedEvent::order(&o1, event)),
+        );
+    }
+    let mut order = state.world.order(&o1).cloned().expect("o1 exists");
+    order.holder = Holder::Attaching(agent.clone());
+    order.vars = vars();
+    record(
+        &mut state,
+        "agent attached",
+        4,
+        Body::Agent {
+            agent: agent.clone(),
+            run_id: u128::MAX - 5,
+            agent_event_id: 1,
+            body: AgentEventBody::Order(KeyedEvent::order(
+                &o1,
+                OrderEvent::Attached {
+                    order: Box::new(order.clone()),
+                },
+            )),
+        },
+    );
+    record(
+        &mut state,
+        "agent output",
+        5,
+        Body::Agent {
+            agent: agent.clone(),
+            run_id: u128::MAX - 5,
+            agent_event_id: 2,
+            body: AgentEventBody::Output {
+                order_id: o1.clone(),
+                stream: Stream::Stderr,
+                chunk: vec![0, 1, 255, b'\n'],
+            },
+        },
+    );
+    record(
+        &mut state,
+        "agent output truncated",
+        6,
+        Body::Agent {
+            agent: agent.clone(),
+            run_id: 7,
+            agent_event_id: 3,
+            body: AgentEventBody::OutputTruncated {
+                order_id: o1.clone(),
+                cap_bytes: 1 << 20,
+            },
+        },
+    );
+    record(
+        &mut state,
+        "run changed (none before)",
+        7,
+        Body::AgentRunChanged {
+            agent: agent.clone(),
+            old: None,
+            new: 1,
+        },
+    );
+    record(
+        &mut state,
+        "run changed",
+        8,
+        Body::AgentRunChanged {
+            agent: agent.clone(),
+            old: Some(u128::MAX),
+            new: 2,
+        },
+    );
+    out.push((
+        "state snapshot".to_owned(),
+        postcard::to_allocvec(&state).expect("the state encodes"),
+    ));
+    let workflow = state
+        .world
+        .latest(&WorkflowName::new("every-instruction").unwrap())
+        .map(|(_, w)| w.clone())
+        .expect("deployed");
+    let attach = ToAgent::Command {
+        seq: 1,
+        term: 1,
+        command: AgentCommand::AttachOrder {
+            order: Box::new(order),
+            workflow: Box::new(workflow),
+        },
+    };
+    out.push((
+        "agent attach frame".to_owned(),
+        postcard::to_allocvec(&attach).expect("the frame encodes"),
+    ));
+    out
+}
+
+fn hex_lines(samples: &[(String, Vec<u8>)]) -> String {
+    let mut text = String::new();
+    for (name, bytes) in samples {
+        let _ = write!(text, "{name}: ");
+        for b in bytes {
+            let _ = write!(text, "{b:02x}");
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn postcard_encodings_are_unchanged() {
+    let now = hex_lines(&samples());
+    if std::env::var_os("ORDO_BLESS").is_some() {
+        std::fs::write(GOLDEN, &now).expect("write the golden file");
+        return;
+    }
+    let golden = std::fs::read_to_string(GOLDEN).expect("the golden file exists");
+    for (i, (want, got)) in golden.lines().zip(now.lines()).enumerate() {
+        let name = want.split(':').next().unwrap_or("");
+        assert_eq!(got, want, "line {i} ({name}) of {GOLDEN} differs");
+    }
+    assert_eq!(
+        golden.lines().count(),
+        now.lines().count(),
+        "samples in {GOLDEN}"
+    );
+}
+
+/// Every sample decodes back to what was encoded.
+#[test]
+fn records_decode_to_what_was_encoded() {
+    for (name, bytes) in samples() {
+        if name.starts_with("state") || name.starts_with("agent attach") {
+            continue;
+        }
+        let stored = Record::decode(1, &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(Record::V1(stored).encode(), bytes, "{name}");
+    }
+}
