@@ -78,13 +78,30 @@ pub use ordo_net::clock::now_ms;
 
 /// Runs the agent on `config.listen` until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| AgentError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen).await?;
     run_with_listener(config, listener, shutdown).await
+}
+
+/// How long a start waits for its port to become free.
+const BIND_WAIT_MS: u64 = 5_000;
+
+/// Binds `addr`, waiting up to [`BIND_WAIT_MS`] while it is in use: right after an agent was
+/// killed, a job process it was forking may still hold a copy of its listening socket until
+/// that process runs its program (the socket is close-on-exec), so a restart at once may find
+/// the port taken for a moment.
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AgentError> {
+    let step_ms = 50;
+    for _ in 0..BIND_WAIT_MS / step_ms {
+        match TcpListener::bind(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tokio::time::sleep(Duration::from_millis(step_ms)).await;
+            }
+            other => return other.map_err(|source| AgentError::Bind { addr, source }),
+        }
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Bind { addr, source })
 }
 
 fn tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, AgentError> {
