@@ -428,12 +428,23 @@ async fn process_kill_handle_term_then_kill_after_grace() {
     let dir = tempfile::tempdir().unwrap();
     let runner = Runner::new(1);
     let (tx, _events) = collector(4);
-    let mut spec = script(r#"trap "" TERM; sleep 30"#, dir.path());
+    let ready = dir.path().join("ready");
+    let mut spec = script(
+        &format!(r#"trap "" TERM; touch '{}'; sleep 30"#, ready.display()),
+        dir.path(),
+    );
     spec.grace_timeout_ms = 200;
     let job = runner.start(spec, tx).await.unwrap();
     let handle = job.kill_handle();
     let wait = tokio::spawn(job.wait());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // TERM only once the script ignores it.
+    for _ in 0..1000 {
+        if ready.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(ready.exists(), "the script installs its trap");
     assert!(handle.kill(KillMode::Term));
     let t = wait.await.unwrap().unwrap();
     assert!(t.killed && t.kill_escalated && !t.timed_out, "{t:?}");
