@@ -285,12 +285,20 @@ async fn process_slow_receiver_does_not_delay_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let runner = Runner::new(1);
     let (tx, mut rx) = mpsc::channel(1);
-    let mut spec = script("while :; do echo line; done", dir.path());
+    let pid_file = dir.path().join("pid");
+    let mut spec = script(
+        &format!(
+            "echo $$ > '{}'; while :; do echo line; done",
+            pid_file.display()
+        ),
+        dir.path(),
+    );
     spec.timeout_ms = Some(300);
     spec.grace_timeout_ms = 300;
     let job = runner.start(spec, tx).await.unwrap();
     let wait = tokio::spawn(job.wait());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The timeout kills the job while nobody reads its output.
+    assert_gone_soon(read_pid_file(&pid_file).await).await;
     let reader = tokio::spawn(async move {
         let mut n = 0usize;
         while rx.recv().await.is_some() {
