@@ -158,6 +158,7 @@ pub fn setup(dir: &Path, o: &Options) -> Result<Local, LocalError> {
         },
         retention: Default::default(),
         agents: Default::default(),
+        cluster: None,
     };
     write_config(
         &controller_config,

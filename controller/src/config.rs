@@ -22,6 +22,144 @@ pub struct Config {
     pub limits: Limits,
     pub retention: Retention,
     pub agents: AgentLinks,
+    /// The replicated pair (controller A, controller B, the watch); `None`: one controller.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How a voter takes part in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Voter {
+    /// A controller: active when it leads, passive otherwise.
+    Controller,
+    /// The watch: stores the log and votes, never acts; hands leadership on when elected.
+    Watch,
+}
+
+/// One voter of the cluster, as every node's configuration lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterNode {
+    /// Its raft id (1 or more), unique in the cluster.
+    pub id: u64,
+    pub voter: Voter,
+    /// Where its raft transport listens (`host:port`, mutual TLS).
+    pub raft_address: String,
+    /// Its API base URL (`https://host:port`): where clients are sent when it is active.
+    pub api_url: String,
+}
+
+/// The `[cluster]` section: the same `nodes` on every node; only `node_id` differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id among `nodes`.
+    pub node_id: u64,
+    /// Where this node's raft transport listens.
+    pub raft_listen: SocketAddr,
+    /// Every voter, this node included.
+    pub nodes: Vec<ClusterNode>,
+    /// Raft's clock: one tick every this many milliseconds.
+    #[serde(default = "ClusterConfig::default_tick_ms")]
+    pub tick_ms: u64,
+    /// A follower that hears from no leader for a random time in
+    /// `[election_ticks, 2 * election_ticks)` ticks starts an election (the watch waits three
+    /// times as long, so that a controller is elected first).
+    #[serde(default = "ClusterConfig::default_election_ticks")]
+    pub election_ticks: usize,
+    /// A leader sends heartbeats every this many ticks.
+    #[serde(default = "ClusterConfig::default_heartbeat_ticks")]
+    pub heartbeat_ticks: usize,
+    /// Largest raft message read from a peer (a snapshot is the big one), in bytes.
+    #[serde(default = "ClusterConfig::default_message_bytes_max")]
+    pub message_bytes_max: usize,
+}
+
+impl ClusterConfig {
+    fn default_tick_ms() -> u64 {
+        25
+    }
+    fn default_election_ticks() -> usize {
+        12
+    }
+    fn default_heartbeat_ticks() -> usize {
+        2
+    }
+    fn default_message_bytes_max() -> usize {
+        256 << 20
+    }
+
+    /// This node's entry.
+    pub fn me(&self) -> &ClusterNode {
+        self.nodes
+            .iter()
+            .find(|n| n.id == self.node_id)
+            .expect("a checked cluster configuration lists its own node")
+    }
+
+    /// The settings every node must agree on, as text: compared between peers when they
+    /// connect (a disagreement is named and refused).
+    pub fn shared_settings(&self, cluster_id: &str) -> Vec<(String, String)> {
+        let mut nodes = self.nodes.clone();
+        nodes.sort_by_key(|n| n.id);
+        let mut out = vec![("cluster_id".to_owned(), cluster_id.to_owned())];
+        for n in nodes {
+            out.push((
+                format!("cluster.nodes[id={}]", n.id),
+                format!("{:?} {} {}", n.voter, n.raft_address, n.api_url),
+            ));
+        }
+        out
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("cluster.node_id must be 1 or more".into());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for n in &self.nodes {
+            if n.id == 0 {
+                return Err("cluster.nodes: an id must be 1 or more".into());
+            }
+            if !ids.insert(n.id) {
+                return Err(format!("cluster.nodes: id {} is listed twice", n.id));
+            }
+            if n.raft_address.is_empty() || n.raft_address.contains('/') {
+                return Err(format!(
+                    "cluster.nodes[id={}].raft_address must be host:port, not {:?}",
+                    n.id, n.raft_address
+                ));
+            }
+            if !n.api_url.starts_with("https://") {
+                return Err(format!(
+                    "cluster.nodes[id={}].api_url must be an https:// URL, not {:?}",
+                    n.id, n.api_url
+                ));
+            }
+        }
+        if !ids.contains(&self.node_id) {
+            return Err(format!(
+                "cluster.node_id {} is not one of cluster.nodes",
+                self.node_id
+            ));
+        }
+        if !self.nodes.iter().any(|n| n.voter == Voter::Controller) {
+            return Err("cluster.nodes must list at least one controller".into());
+        }
+        if self.tick_ms == 0 || self.election_ticks < 3 || self.heartbeat_ticks == 0 {
+            return Err(
+                "cluster.tick_ms must be > 0, cluster.election_ticks at least 3 and cluster.heartbeat_ticks > 0"
+                    .into(),
+            );
+        }
+        if self.heartbeat_ticks >= self.election_ticks {
+            return Err("cluster.heartbeat_ticks must be less than cluster.election_ticks".into());
+        }
+        if self.message_bytes_max < 1 << 20 {
+            return Err("cluster.message_bytes_max must be at least 1 MiB".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +300,8 @@ pub struct ConfigFile {
     pub retention: Retention,
     #[serde(default)]
     pub agents: AgentLinks,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl ConfigFile {
@@ -278,6 +418,9 @@ impl Config {
                     .into(),
             );
         }
+        if let Some(c) = &f.cluster {
+            c.check()?;
+        }
         let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         Ok(Config {
             controller_id: f.controller_id,
@@ -295,6 +438,7 @@ impl Config {
             limits: f.limits,
             retention: f.retention,
             agents: f.agents,
+            cluster: f.cluster,
         })
     }
 }
