@@ -412,7 +412,9 @@ pub struct ControllerHealth {
     pub status: String,
     pub cluster_id: String,
     pub controller_id: String,
-    /// `active`.
+    /// `active` (it acts: the only controller, or the leader of a pair), `passive` (a
+    /// controller of a pair that follows the active one), `watch` (the pair's third voter),
+    /// `candidate` (an election is under way).
     pub role: String,
     /// The newest durable event id: the stream has every event up to it.
     pub last_event_id: u64,
@@ -420,6 +422,51 @@ pub struct ControllerHealth {
     pub orders: usize,
     /// The largest event frame the controller streams (its `limits.event_bytes_max`).
     pub event_bytes_max: usize,
+    /// The replicated pair, when this controller is one of its nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterHealth>,
+}
+
+/// One node of a replicated pair, as it sees itself (`GET /health`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterHealth {
+    /// Its raft id.
+    pub node_id: u64,
+    /// `controller` or `watch`.
+    pub voter: String,
+    /// The raft term it is in.
+    pub term: u64,
+    /// The node it knows as leader, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u64>,
+    /// The API of the active controller, if known: where commands go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_api_url: Option<String>,
+    /// Highest raft index known committed.
+    pub commit: u64,
+    /// Highest raft index applied to its state.
+    pub applied: u64,
+    /// The last event id applied (what its reads and stream show).
+    pub committed_event_id: u64,
+    /// Agents it has coupled (only the active one couples).
+    pub agents_coupled: usize,
+    /// Every voter of the cluster's membership, with its configured API.
+    pub nodes: Vec<ClusterNodeView>,
+}
+
+/// A voter of the pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterNodeView {
+    pub id: u64,
+    /// `controller` or `watch`.
+    pub voter: String,
+    pub api_url: String,
+    /// Whether it is a voter in the committed membership (false: only configured).
+    pub member: bool,
 }
 
 /// An agent with the controller's link to it (`GET /api/v1/agents` of the controller).

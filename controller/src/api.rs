@@ -238,6 +238,7 @@ async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<ControllerHealt
         last_event_id: last,
         orders,
         event_bytes_max: api.event_bytes_max,
+        cluster: None,
     }))
 }
 
