@@ -1,0 +1,313 @@
+//! The controller pair under faults: controller A, controller B and the watch as processes of
+//! this build, their raft traffic through fault proxies, an agent, and a steady load of orders
+//! sent to whichever controller is active (retried with the same id while the outcome is
+//! unknown). Promises 1 and 2: an acknowledged order survives the crash of any one voter, and
+//! one controller acts at a time, fenced by the agents.
+//!
+//! Each scenario ends with the history checker over the voters' committed journals: no order
+//! lost, none unexpected, no job run twice, and the journals identical where they overlap.
+//!
+//! Default size: a few orders around one fault per scenario. `ORDO_LONG=1`: more orders and
+//! faults. Every wait is on a signal (`/health`, acknowledgements, order states) and bounded;
+//! nothing measures time.
+
+use anyhow::Result;
+use ordo_tests::history::{History, Verdict};
+use ordo_tests::pair::{self, Load, NODE_A, NODE_B, Pair, WATCH, cluster_number, role};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The workflow every order runs: one job that may not run twice, writing a line per run.
+const WORKFLOW: &str = "pair";
+
+/// Orders the load adds at most (it is stopped long before).
+const LOAD_ORDERS_MAX: usize = 1_000_000;
+
+struct Size {
+    /// Orders acknowledged before the first fault.
+    before: usize,
+    /// Orders acknowledged after each fault.
+    after: usize,
+    /// Faults per scenario.
+    faults: usize,
+    /// Time for every acknowledged order to end once the load stops.
+    end_wait: Duration,
+}
+
+fn size() -> Size {
+    if std::env::var("ORDO_LONG").is_ok_and(|v| v == "1") {
+        Size {
+            before: 50,
+            after: 60,
+            faults: 4,
+            end_wait: Duration::from_secs(600),
+        }
+    } else {
+        Size {
+            before: 8,
+            after: 8,
+            faults: 1,
+            end_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+struct Scenario {
+    pair: Pair,
+    runs: PathBuf,
+    size: Size,
+}
+
+/// Three voters and agent `a1` running, the workflow deployed through the active controller.
+async fn started() -> Result<Scenario> {
+    let mut pair = Pair::new(&["a1"]).await?;
+    pair.start_agent("a1")?;
+    pair.start_all().await?;
+    let active = pair.active().await?;
+    eprintln!("{} is active", pair.voter(active).name());
+    let runs = pair.dir.path().join("runs.txt");
+    let workflow = format!(
+        r#"workflow: {WORKFLOW}
+jobs:
+  job:
+    agent: a1
+    parallelism: 16
+    restartable: false
+    script: |
+      echo "$ORDO_ORDER_ID $ORDO_ATTEMPT" >> {}
+steps:
+  - run: job
+"#,
+        runs.display()
+    );
+    pair.deploy(&[("agent.yaml", pair.agent_yaml("a1")?), ("w.yaml", workflow)])
+        .await?;
+    Ok(Scenario {
+        pair,
+        runs,
+        size: size(),
+    })
+}
+
+impl Scenario {
+    fn load(&self, prefix: &str) -> Load {
+        Load::start(&self.pair.orderer, WORKFLOW, prefix, LOAD_ORDERS_MAX)
+    }
+
+    /// Stops the load, runs the checker and asserts its verdict.
+    async fn finish(mut self, load: Load) -> Result<(Verdict, History)> {
+        let acknowledged = load.stop().await?;
+        eprintln!("the load stopped after {acknowledged} acknowledged orders");
+        let (verdict, history) = self
+            .pair
+            .finish(1, Some(&self.runs), self.size.end_wait)
+            .await?;
+        assert!(verdict.is_clean(), "{verdict}");
+        assert!(verdict.lost.is_empty(), "{verdict}");
+        assert_eq!(
+            verdict.finished, verdict.ended,
+            "every order that ended finished (no agent crashed): {verdict}"
+        );
+        assert!(
+            verdict.acknowledged >= acknowledged,
+            "the ledger has every order the load saw acknowledged: {verdict}"
+        );
+        Ok((verdict, history))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pair_kill_the_active_under_load() -> Result<()> {
+    let mut s = started().await?;
+    let mut load = s.load("k");
+    load.wait_acknowledged(s.size.before).await?;
+    for k in 0..s.size.faults {
+        let old = s.pair.active().await?;
+        eprintln!("kill {}: kill -9 of the active {}", k + 1, s.pair.voter(old).name());
+        s.pair.kill9(old).await?;
+        let new = s.pair.wait_active(|a| a != old).await?;
+        assert_eq!(
+            new,
+            Pair::other_controller(old),
+            "the other controller took over (the watch never stays active)"
+        );
+        load.wait_more(s.size.after).await?;
+        s.pair.start_and_wait(old).await?;
+        s.pair.wait_caught_up(old).await?;
+    }
+    s.finish(load).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pair_partitioned_active_stops_acting() -> Result<()> {
+    let mut s = started().await?;
+    let mut load = s.load("p");
+    load.wait_acknowledged(s.size.before).await?;
+    let mut refused = Vec::new();
+    for k in 0..s.size.faults {
+        let old = s.pair.active().await?;
+        let health = s.pair.health(old).await?;
+        let term = cluster_number(&health, "term").expect("a pair node's /health has its term");
+        eprintln!(
+            "partition {}: {} (term {term}) cut off from the others",
+            k + 1,
+            s.pair.voter(old).name()
+        );
+        s.pair.partition(old);
+        let after = s.pair.wait_not_active(old).await?;
+        eprintln!("the cut-off node says {}", role(&after));
+        let new = s.pair.wait_active(|a| a != old).await?;
+        let new_term = cluster_number(&s.pair.health(new).await?, "term").unwrap_or(0);
+        assert!(new_term > term, "the new active is in a newer term ({new_term} > {term})");
+        // The cut-off node lets go of its agent links, and the agent, coupled by the new
+        // active, refuses the old term.
+        wait_agents_coupled(&s.pair, old, |n| n == 0).await?;
+        wait_agents_coupled(&s.pair, new, |n| n >= 1).await?;
+        let reason = s.pair.couple_refusal("a1", term).await?;
+        assert!(
+            reason.contains(&format!("term {term} is older than term")),
+            "the agent refused the old term: {reason}"
+        );
+        // A command sent to the cut-off node is not taken.
+        let id = format!("cut-off-{k}");
+        let url = s.pair.voter(old).api_url.clone();
+        let status = s.pair.orderer.add_order_at(&url, &id, WORKFLOW).await;
+        assert!(
+            !status.is_some_and(|s| (200..300).contains(&s)),
+            "the cut-off node acknowledged order {id} ({status:?})"
+        );
+        refused.push(id);
+        load.wait_more(s.size.after).await?;
+        s.pair.heal();
+        s.pair.wait_caught_up(old).await?;
+    }
+    let (_, history) = s.finish(load).await?;
+    for id in &refused {
+        assert!(
+            !history.orders().contains(id),
+            "order {id}, refused by the cut-off node, is in the history"
+        );
+    }
+    Ok(())
+}
+
+/// Waits until node `id`'s `/health` says a number of coupled agents that `ok` accepts.
+async fn wait_agents_coupled(pair: &Pair, id: u64, ok: impl Fn(u64) -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = pair.health(id).await?;
+        let coupled = cluster_number(&health, "agentsCoupled");
+        if coupled.is_some_and(&ok) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "{} has {coupled:?} agents coupled\n{}\n{}",
+                pair.voter(id).name(),
+                pair.describe().await,
+                pair.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Kills node `victim` (a passive controller or the watch) under load, `faults` times, and
+/// brings it back each time.
+async fn kill_a_follower(mut s: Scenario, pick: impl Fn(u64) -> u64) -> Result<()> {
+    let mut load = s.load("f");
+    load.wait_acknowledged(s.size.before).await?;
+    for k in 0..s.size.faults {
+        let active = s.pair.active().await?;
+        let victim = pick(active);
+        eprintln!(
+            "kill {}: kill -9 of {} while {} is active",
+            k + 1,
+            s.pair.voter(victim).name(),
+            s.pair.voter(active).name()
+        );
+        s.pair.kill9(victim).await?;
+        load.wait_more(s.size.after).await?;
+        let now = s.pair.active().await?;
+        if now != active {
+            eprintln!("note: the active changed to {}", s.pair.voter(now).name());
+        }
+        s.pair.start_and_wait(victim).await?;
+        s.pair.wait_caught_up(victim).await?;
+    }
+    s.finish(load).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pair_kill_the_passive_under_load() -> Result<()> {
+    kill_a_follower(started().await?, Pair::other_controller).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pair_kill_the_watch_under_load() -> Result<()> {
+    kill_a_follower(started().await?, |_| WATCH).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pair_restart_everything_at_once() -> Result<()> {
+    let mut s = started().await?;
+    let mut load = s.load("r");
+    load.wait_acknowledged(s.size.before).await?;
+    for k in 0..s.size.faults {
+        eprintln!("restart {}: kill -9 of all three voters", k + 1);
+        for id in [NODE_A, NODE_B, WATCH] {
+            s.pair.kill9(id).await?;
+        }
+        s.pair.start_all().await?;
+        let active = s.pair.active().await?;
+        eprintln!("{} is active", s.pair.voter(active).name());
+        load.wait_more(s.size.after).await?;
+    }
+    s.finish(load).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pair_wiped_node_rejoins() -> Result<()> {
+    let mut s = started().await?;
+    let mut load = s.load("w");
+    load.wait_acknowledged(s.size.before).await?;
+    for k in 0..s.size.faults {
+        let active = s.pair.active().await?;
+        // The passive controller first, then the watch, in turn.
+        let victim = if k % 2 == 0 {
+            Pair::other_controller(active)
+        } else {
+            WATCH
+        };
+        eprintln!(
+            "wipe {}: {} stopped, its data directory removed, started again",
+            k + 1,
+            s.pair.voter(victim).name()
+        );
+        s.pair.kill9(victim).await?;
+        s.pair.wipe(victim)?;
+        load.wait_more(s.size.after).await?;
+        s.pair.start_and_wait(victim).await?;
+        s.pair.wait_caught_up(victim).await?;
+        let health = s.pair.health(victim).await?;
+        assert!(
+            ["passive", "watch", "active"].contains(&role(&health)),
+            "the wiped node rejoined: {health}"
+        );
+        load.wait_more(s.size.after).await?;
+    }
+    s.finish(load).await?;
+    Ok(())
+}
+
+/// The harness itself: the ids and addresses the scenarios rely on.
+#[test]
+fn the_pair_is_three_voters_on_their_own_addresses() {
+    assert_eq!((NODE_A, NODE_B, WATCH), (1, 2, 3));
+    assert_eq!(Pair::other_controller(NODE_A), NODE_B);
+    assert_eq!(Pair::other_controller(NODE_B), NODE_A);
+    assert!(pair::STEP_DOWN_ELECTION_TIMEOUTS >= 3);
+}
