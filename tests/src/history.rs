@@ -384,7 +384,10 @@ mod tests {
         let a = journal("a", &[(1, "x"), (2, "y"), (3, "z")]);
         let other_bytes = journal("b", &[(1, "x"), (2, "Y")]);
         let e = identical_prefixes(&[a.clone(), other_bytes]).unwrap_err();
-        assert!(e.contains("a and b disagree") && e.contains("event 2"), "{e}");
+        assert!(
+            e.contains("a and b disagree") && e.contains("event 2"),
+            "{e}"
+        );
         // A missing id inside the common range.
         let gap = journal("c", &[(1, "x"), (3, "z")]);
         let e = identical_prefixes(&[a.clone(), gap]).unwrap_err();

@@ -109,9 +109,10 @@ pub fn pending_orders(all: &[Json], ids: &[String], states: &[&str]) -> (usize, 
     for id in ids {
         match by_id.get(id.as_str()) {
             Some(o) if states.contains(&o["state"].as_str().unwrap_or("")) => done += 1,
-            Some(o) if pending.len() < 5 => {
-                pending.push(format!("{} {} at {}", o["id"], o["stateDetail"], o["position"]))
-            }
+            Some(o) if pending.len() < 5 => pending.push(format!(
+                "{} {} at {}",
+                o["id"], o["stateDetail"], o["position"]
+            )),
             None if pending.len() < 5 => pending.push(format!("{id} unknown")),
             _ => {}
         }

@@ -573,13 +573,10 @@ mod tests {
     async fn round_trip(stream: &mut TcpStream, text: &[u8]) -> Vec<u8> {
         stream.write_all(text).await.unwrap();
         let mut back = vec![0u8; text.len()];
-        tokio::time::timeout(
-            Duration::from_millis(WAIT_MS),
-            stream.read_exact(&mut back),
-        )
-        .await
-        .expect("the echo came back in time")
-        .expect("the echo came back");
+        tokio::time::timeout(Duration::from_millis(WAIT_MS), stream.read_exact(&mut back))
+            .await
+            .expect("the echo came back in time")
+            .expect("the echo came back");
         back
     }
 
@@ -652,7 +649,11 @@ mod tests {
         until("the chunk being held", || proxy.stats().delayed_chunks == 5).await;
         proxy.drop_all();
         assert!(closed(&mut s).await);
-        assert_eq!(echo.received.load(Ordering::Relaxed), 6, "the held chunk never arrived");
+        assert_eq!(
+            echo.received.load(Ordering::Relaxed),
+            6,
+            "the held chunk never arrived"
+        );
     }
 
     #[tokio::test]
@@ -669,7 +670,11 @@ mod tests {
         assert_eq!(echo.received.load(Ordering::Relaxed), 0);
         proxy.pass();
         assert_eq!(round_trip(&mut s, b"kept").await, b"kept");
-        assert_eq!(echo.connections.load(Ordering::Relaxed), 1, "the same connection");
+        assert_eq!(
+            echo.connections.load(Ordering::Relaxed),
+            1,
+            "the same connection"
+        );
     }
 
     #[tokio::test]
@@ -683,11 +688,19 @@ mod tests {
             proxy.stats().discarded_bytes == 4
         })
         .await;
-        assert_eq!(echo.received.load(Ordering::Relaxed), 4, "the request went through");
+        assert_eq!(
+            echo.received.load(Ordering::Relaxed),
+            4,
+            "the request went through"
+        );
         proxy.pass();
         // Only what was echoed after the cut ended arrives.
         assert_eq!(round_trip(&mut s, b"kept").await, b"kept");
-        assert_eq!(echo.connections.load(Ordering::Relaxed), 1, "the same connection");
+        assert_eq!(
+            echo.connections.load(Ordering::Relaxed),
+            1,
+            "the same connection"
+        );
     }
 
     #[tokio::test]
@@ -695,18 +708,27 @@ mod tests {
         let echo = Echo::start().await;
         let me = std::process::id();
         // This process is source 7 (the connections come from here).
-        let classify: Classifier = Arc::new(move |peer, local| {
-            socket_owner(peer, local, &[me]).map(|_| 7)
-        });
+        let classify: Classifier =
+            Arc::new(move |peer, local| socket_owner(peer, local, &[me]).map(|_| 7));
         let proxy = proxy_to(&echo, Some(classify)).await;
         let mut s = connect(&proxy).await;
         assert_eq!(round_trip(&mut s, b"one").await, b"one");
         proxy.block_source(8);
-        assert_eq!(round_trip(&mut s, b"two").await, b"two", "another source is blocked");
+        assert_eq!(
+            round_trip(&mut s, b"two").await,
+            b"two",
+            "another source is blocked"
+        );
         proxy.block_source(7);
-        assert!(closed(&mut s).await, "the blocked source's connection was closed");
+        assert!(
+            closed(&mut s).await,
+            "the blocked source's connection was closed"
+        );
         let mut new = connect(&proxy).await;
-        assert!(closed(&mut new).await, "the blocked source's new connection was refused");
+        assert!(
+            closed(&mut new).await,
+            "the blocked source's new connection was refused"
+        );
         proxy.unblock_source(7);
         let mut again = connect(&proxy).await;
         assert_eq!(round_trip(&mut again, b"three").await, b"three");
@@ -747,6 +769,9 @@ mod tests {
         );
         assert_eq!(parse_tcp_table(&text, client, proxy), Some(333));
         assert_eq!(parse_tcp_table(&text, proxy, client), Some(222));
-        assert_eq!(parse_tcp_table(&text, client, addr([127, 0, 0, 3], 5000)), None);
+        assert_eq!(
+            parse_tcp_table(&text, client, addr([127, 0, 0, 3], 5000)),
+            None
+        );
     }
 }

@@ -13,7 +13,7 @@
 
 use anyhow::Result;
 use ordo_tests::history::{History, Verdict};
-use ordo_tests::pair::{self, Load, NODE_A, NODE_B, Pair, WATCH, cluster_number, role};
+use ordo_tests::pair::{Load, NODE_A, NODE_B, Pair, WATCH, cluster_number, role};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -123,7 +123,11 @@ async fn process_pair_kill_the_active_under_load() -> Result<()> {
     load.wait_acknowledged(s.size.before).await?;
     for k in 0..s.size.faults {
         let old = s.pair.active().await?;
-        eprintln!("kill {}: kill -9 of the active {}", k + 1, s.pair.voter(old).name());
+        eprintln!(
+            "kill {}: kill -9 of the active {}",
+            k + 1,
+            s.pair.voter(old).name()
+        );
         s.pair.kill9(old).await?;
         let new = s.pair.wait_active(|a| a != old).await?;
         assert_eq!(
@@ -159,7 +163,10 @@ async fn process_pair_partitioned_active_stops_acting() -> Result<()> {
         eprintln!("the cut-off node says {}", role(&after));
         let new = s.pair.wait_active(|a| a != old).await?;
         let new_term = cluster_number(&s.pair.health(new).await?, "term").unwrap_or(0);
-        assert!(new_term > term, "the new active is in a newer term ({new_term} > {term})");
+        assert!(
+            new_term > term,
+            "the new active is in a newer term ({new_term} > {term})"
+        );
         // The cut-off node lets go of its agent links, and the agent, coupled by the new
         // active, refuses the old term.
         wait_agents_coupled(&s.pair, old, |n| n == 0).await?;
@@ -303,11 +310,29 @@ async fn process_pair_wiped_node_rejoins() -> Result<()> {
     Ok(())
 }
 
-/// The harness itself: the ids and addresses the scenarios rely on.
-#[test]
-fn the_pair_is_three_voters_on_their_own_addresses() {
-    assert_eq!((NODE_A, NODE_B, WATCH), (1, 2, 3));
+/// The harness's configurations: each node's is what the controller reads, they agree on
+/// the cluster, and every node's raft address is the proxy in front of its listener.
+#[tokio::test]
+async fn pair_configurations_put_a_proxy_in_front_of_every_node() -> Result<()> {
+    let p = Pair::new(&["a1"]).await?;
+    let mut shared = Vec::new();
+    for v in &p.voters {
+        let config = ordo_controller::config::Config::load(&v.config)?;
+        let cluster = config.cluster.expect("a pair node has a [cluster] section");
+        assert_eq!(cluster.node_id, v.id);
+        assert_eq!(cluster.raft_listen, v.raft_listen);
+        assert_eq!(config.listen.ip().to_string(), format!("127.0.0.{}", v.id));
+        assert_eq!(cluster.me().api_url, v.api_url);
+        for node in &cluster.nodes {
+            let proxy = &p.proxies[&node.id];
+            assert_eq!(node.raft_address, proxy.addr().to_string());
+            assert_eq!(proxy.target(), p.voter(node.id).raft_listen);
+        }
+        shared.push(cluster.shared_settings(&config.cluster_id));
+    }
+    assert!(shared.windows(2).all(|w| w[0] == w[1]), "{shared:?}");
     assert_eq!(Pair::other_controller(NODE_A), NODE_B);
     assert_eq!(Pair::other_controller(NODE_B), NODE_A);
-    assert!(pair::STEP_DOWN_ELECTION_TIMEOUTS >= 3);
+    assert_eq!(p.voter(WATCH).kind, ordo_controller::config::Voter::Watch);
+    Ok(())
 }
