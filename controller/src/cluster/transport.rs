@@ -46,6 +46,9 @@
 //! Enums are append-only: a new handshake version is a new `Hello` variant, a new answer a
 //! new `Answer` variant.
 //!
+//! The certificate proves that the dialer is a node of the cluster (any controller or the
+//! watch: they share the URI SAN); its node id is what its hello says.
+//!
 //! # Behaviour
 //!
 //! - [`Transport::send`] never blocks: it queues the message for its peer. A peer's queue
@@ -56,9 +59,11 @@
 //!   within `connect_timeout_ms`; a frame write within `connect_timeout_ms` plus 1 ms per
 //!   [`WRITE_BYTES_PER_MS_MIN`] bytes. After a failed attempt the dialer waits
 //!   [`RECONNECT_MIN_MS`], doubling up to [`RECONNECT_MAX_MS`]; after a connection that was
-//!   accepted is lost, it tries again at once, then backs off the same way.
-//! - When an attempt fails or a connection is lost, the queued messages are dropped; if any
-//!   were, or a write failed, `Inbound::Unreachable(peer)` is reported once for that attempt.
+//!   accepted is lost, it starts again from [`RECONNECT_MIN_MS`].
+//! - When an attempt fails or a connection is lost, the queued messages are dropped. When a
+//!   connection that was accepted is lost, a write failed, or messages were dropped,
+//!   `Inbound::Unreachable(peer)` is reported, once for that attempt (a peer that stays down
+//!   with nothing to send is not reported again and again).
 //!   Every snapshot message dropped or not written is reported as
 //!   `SnapshotSent { delivered: false }`, every one written and flushed as `delivered: true`.
 //!   A message larger than `message_bytes_max` is never sent (logged, and reported like a
@@ -825,7 +830,7 @@ impl Dialer {
             if delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             }
-            let (write_failed, reason) = match self.session().await {
+            let (unreachable, reason) = match self.session().await {
                 End::Refused(reason) => {
                     self.shared.refused(
                         self.peer,
@@ -844,7 +849,7 @@ impl Dialer {
                     reason,
                 } => {
                     delay_ms = if accepted {
-                        0
+                        RECONNECT_MIN_MS
                     } else {
                         (delay_ms * 2).clamp(RECONNECT_MIN_MS, RECONNECT_MAX_MS)
                     };
@@ -853,7 +858,7 @@ impl Dialer {
                     } else {
                         tracing::debug!(peer = self.peer, addr = %self.addr, "raft peer still unreachable: {reason}");
                     }
-                    (write_failed, reason)
+                    (accepted || write_failed, reason)
                 }
             };
             last_reason = Some(reason);
@@ -864,7 +869,7 @@ impl Dialer {
                     delivered: false,
                 });
             }
-            if write_failed || !dropped.is_empty() {
+            if unreachable || !dropped.is_empty() {
                 self.shared.report(Inbound::Unreachable(self.peer));
             }
             if self.shared.inbound.is_closed() {
