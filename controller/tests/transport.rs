@@ -374,7 +374,9 @@ async fn process_transport_reaches_a_peer_restarted_on_the_same_port() {
         },
     )
     .await;
-    assert_eq!((m.from(), m.term()), (1, 3));
+    // Messages sent while it was down may come first: they waited in the queue for the
+    // attempt that reached it.
+    assert!(m.from() == 1 && (2..=3).contains(&m.term()), "{m:?}");
     n2.transport.send(heartbeat(2, 1, 4));
     let m = next_message(&mut n1.rx).await;
     assert_eq!((m.from(), m.term()), (2, 4));
