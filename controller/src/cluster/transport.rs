@@ -641,7 +641,8 @@ impl Transport {
             connections: AtomicU64::new(0),
         });
 
-        let mut dialers = Vec::new();
+        // Every dialer is made before any task starts, so that an error leaves nothing running.
+        let mut to_dial = Vec::new();
         let mut queues = BTreeMap::new();
         for (&peer, addr) in &config.peers {
             let (host, port) = split_host_port(addr)
@@ -664,7 +665,7 @@ impl Transport {
             }
             let queue = Arc::new(PeerQueue::default());
             queues.insert(peer, queue.clone());
-            let dialer = Dialer {
+            to_dial.push(Dialer {
                 peer,
                 addr: addr.clone(),
                 host,
@@ -674,9 +675,9 @@ impl Transport {
                 connector: connector.clone(),
                 queue,
                 shared: shared.clone(),
-            };
-            dialers.push(tokio::spawn(dialer.run()));
+            });
         }
+        let dialers = to_dial.into_iter().map(|d| tokio::spawn(d.run())).collect();
         let (stop_listening, stop) = oneshot::channel();
         let listener = tokio::spawn(listen(
             listener,
@@ -1325,6 +1326,37 @@ mod tests {
         drop(a);
         let e = read_frame(&mut b, 10).await.unwrap_err();
         assert!(e.to_string().contains("1 bytes into a frame of 5"), "{e}");
+    }
+
+    #[test]
+    fn bad_configurations_are_named() {
+        let good = TransportConfig {
+            node_id: 1,
+            cluster_id: "main".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            peers: [(2, "ctl-b.example:7443".to_owned())].into(),
+            shared_settings: Vec::new(),
+            message_bytes_max: 1 << 20,
+            connect_timeout_ms: 500,
+            queue_messages_max: 1024,
+        };
+        assert_eq!(check_config(&good), Ok(()));
+        let bad = |change: fn(&mut TransportConfig), named: &str| {
+            let mut c = good.clone();
+            change(&mut c);
+            let e = check_config(&c).unwrap_err();
+            assert!(e.contains(named), "{e}");
+        };
+        bad(|c| c.node_id = 0, "node_id");
+        bad(|c| c.cluster_id.clear(), "cluster_id");
+        bad(|c| _ = c.peers.insert(1, "a:1".into()), "peer id 1");
+        bad(
+            |c| _ = c.peers.insert(3, "no-port".into()),
+            "node 3 must be host:port",
+        );
+        bad(|c| c.message_bytes_max = 0, "message_bytes_max");
+        bad(|c| c.connect_timeout_ms = 0, "connect_timeout_ms");
+        bad(|c| c.queue_messages_max = 0, "queue_messages_max");
     }
 
     #[test]
