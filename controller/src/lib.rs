@@ -6,6 +6,7 @@
 //! `event id = index << 16 | offset`, see [`record`]).
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod full;
