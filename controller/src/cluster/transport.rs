@@ -35,7 +35,8 @@
 //!    `ordo:controller:<cluster_id>`; the hello is of a newer version than this build reads
 //!    (an unknown `Hello` variant), or its message format is newer; the cluster id differs;
 //!    `to` is not this node; `from` is not one of this node's peers; a shared setting differs
-//!    (every differing one is named, with both nodes' values). A refusal is reported on both
+//!    (every differing one is named, with both nodes' values; a node entry listed on one side
+//!    only is not compared: that node is being added or removed). A refusal is reported on both
 //!    sides as [`Inbound::Refused`] (by the listener only when the hello could be read), and
 //!    the listener closes the connection.
 //! 4. After `Accept` the dialer sends raft messages, one per frame (`Message::encode`); the
@@ -322,6 +323,9 @@ fn split_host_port(addr: &str) -> Option<(String, u16)> {
 }
 
 /// Every shared setting that differs, named with both nodes' values.
+/// Shared settings that describe one node (`ClusterConfig::shared_settings`).
+const NODE_SETTING_PREFIX: &str = "cluster.nodes[";
+
 fn settings_differences(
     me: u64,
     ours: &[(String, String)],
@@ -339,7 +343,12 @@ fn settings_differences(
     names.dedup();
     names
         .into_iter()
-        .filter(|name| ours.get(name) != theirs.get(name))
+        .filter(|name| match (ours.get(name), theirs.get(name)) {
+            // A node listed on one side only is being added or removed: its entry is
+            // compared once both list it.
+            (Some(_), None) | (None, Some(_)) => !name.starts_with(NODE_SETTING_PREFIX),
+            (a, b) => a != b,
+        })
         .map(|name| {
             format!(
                 "setting {name} differs: node {me} has {}, node {peer} has {}",
@@ -1250,6 +1259,7 @@ mod tests {
             ("cluster_id".to_owned(), "main".to_owned()),
             ("a".to_owned(), "1".to_owned()),
             ("only_ours".to_owned(), "x".to_owned()),
+            ("cluster.nodes[id=4]".to_owned(), "added".to_owned()),
         ];
         let theirs = vec![
             ("a".to_owned(), "2".to_owned()),
