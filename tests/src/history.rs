@@ -38,7 +38,11 @@ impl History {
             last_id = id;
             let key = e["key"].as_str().unwrap_or("").to_owned();
             let kind = e["type"].as_str().unwrap_or("");
-            if key.starts_with("agent:") || key.starts_with("board:") || key == "inventory" {
+            if key.starts_with("agent:")
+                || key.starts_with("board:")
+                || key == "inventory"
+                || key == "controller"
+            {
                 continue;
             }
             match kind {

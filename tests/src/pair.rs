@@ -256,6 +256,7 @@ impl Pair {
                 election_ticks: ELECTION_TICKS,
                 heartbeat_ticks: HEARTBEAT_TICKS,
                 message_bytes_max: MESSAGE_BYTES_MAX,
+                join: false,
             });
             let config = local.dir.join(format!("node-{id}.toml"));
             let text = file.to_toml().map_err(|e| anyhow!("{e}"))?;
@@ -412,6 +413,12 @@ impl Pair {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).with_context(|| format!("removing {}", v.data_dir.display())),
         }
+    }
+
+    /// Changes node `id`'s configuration (its own configuration type), for its next start.
+    pub fn edit_config(&self, id: u64, edit: impl FnOnce(&mut ControllerFile)) -> Result<()> {
+        local::edit_controller_config(&self.voter(id).config, edit)?;
+        Ok(())
     }
 
     /// Fails, with its log, when a started node has exited.
@@ -626,6 +633,26 @@ impl Pair {
             .collect();
         self.orderer
             .command(Method::POST, "/deploy", &json!({ "files": files }), || {})
+            .await
+    }
+
+    /// Takes voter `id` out of the cluster's membership, through the active controller.
+    pub async fn remove_node(&self, id: u64) -> Result<Json> {
+        self.orderer
+            .command(
+                Method::DELETE,
+                &format!("/cluster/nodes/{id}"),
+                &Json::Null,
+                || {},
+            )
+            .await
+    }
+
+    /// Makes voter `id` (in every node's configuration) a member again, through the active
+    /// controller.
+    pub async fn add_node(&self, id: u64) -> Result<Json> {
+        self.orderer
+            .command(Method::POST, "/cluster/nodes", &json!({ "id": id }), || {})
             .await
     }
 

@@ -177,6 +177,13 @@ fn read_journal(source: &Path, copy: &Path, name: String) -> Result<Option<Event
     let mut records = Vec::new();
     for record in opened.journal.read_after(0)? {
         let record = record?;
+        // A node brought up to date by the leader's snapshot marks where in its own journal
+        // (`Restored`); the others have no such record, and the events are the same.
+        let stored = ordo_api::record::Record::decode(record.id, &record.data)?;
+        if matches!(stored.body, ordo_api::record::Body::Restored { .. }) {
+            eprintln!("{name}: event {} restores a snapshot of the log", record.id);
+            continue;
+        }
         records.push((record.id, record.data));
         if records.len() > JOURNAL_RECORDS_MAX {
             bail!(
