@@ -63,6 +63,8 @@ const COMMAND_TIMEOUT_MS: u64 = 10_000;
 const START_WAIT_MS: u64 = 30_000;
 /// Time for exactly one node to say it is active.
 const ACTIVE_WAIT_MS: u64 = 30_000;
+/// Time for a membership change to be applied on the active node.
+const MEMBERSHIP_WAIT_MS: u64 = 30_000;
 /// Time for a node to reach the leader's commit.
 const CATCH_UP_WAIT_MS: u64 = 60_000;
 /// Time for a node to stop saying it is active once cut off, in election timeouts.
@@ -654,6 +656,33 @@ impl Pair {
         self.orderer
             .command(Method::POST, "/cluster/nodes", &json!({ "id": id }), || {})
             .await
+    }
+
+    /// Waits until the active controller's applied membership has voter `id` in it
+    /// (`member`) or not: a membership change is answered once proposed, and takes effect
+    /// once applied.
+    pub async fn wait_member(&mut self, id: u64, member: bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_millis(MEMBERSHIP_WAIT_MS);
+        loop {
+            let active = self.active().await?;
+            let health = self.health(active).await?;
+            let is_member = health["cluster"]["nodes"]
+                .as_array()
+                .and_then(|nodes| nodes.iter().find(|n| n["id"] == id))
+                .map(|n| n["member"] == true);
+            if is_member == Some(member) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {id} is {}a member after {MEMBERSHIP_WAIT_MS} ms, as the active node {active} says:\n{health}\n{}\n{}",
+                    if member { "not " } else { "still " },
+                    self.describe().await,
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
     }
 
     /// Every event node `id` serves after `after` (`/api/v1/events`, while it runs).
