@@ -102,9 +102,21 @@ impl Voter {
     }
 }
 
-/// The last `bytes` of a text file (nothing when it cannot be read).
+/// The last `bytes` of a text file (nothing when it cannot be read), without the frames of
+/// backtraces (a panic's message and the log lines around it are what tell).
 fn file_tail(path: &Path, bytes: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text: String = text
+        .lines()
+        .filter(|line| {
+            let t = line.trim_start();
+            let frame = t
+                .split_once(": ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok());
+            !(frame || t.starts_with("at ") || t == "Stack backtrace:")
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
     let start = text.len().saturating_sub(bytes);
     let start = (start..text.len())
         .find(|i| text.is_char_boundary(*i))
@@ -132,6 +144,20 @@ pub struct Pair {
     pub orderer: Orderer,
     health_api: HttpsClient,
     owners: Owners,
+}
+
+/// With `ORDO_KEEP=1` (or when a test panics) the pair's directory, with every node's
+/// configuration, data and log, is kept and its path printed.
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if std::env::var("ORDO_KEEP").is_ok_and(|v| v == "1") || std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "the pair's directory is kept: {}",
+                self.dir.path().display()
+            );
+        }
+    }
 }
 
 /// A free TCP port on `ip` (free when asked; bind soon after).
