@@ -53,6 +53,56 @@ impl Clients {
     }
 }
 
+/// Lowest port [`listen_port`] hands out.
+const LISTEN_PORT_MIN: u16 = 10_000;
+/// Candidates [`listen_port`] tries at most.
+const LISTEN_PORT_ATTEMPTS_MAX: u32 = 1_000;
+
+/// The ports the kernel picks for outgoing connections (`ip_local_port_range`).
+fn ephemeral_ports() -> (u16, u16) {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut numbers = text.split_whitespace().map(str::parse::<u16>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => (low, high),
+        _ => (32_768, 60_999),
+    }
+}
+
+/// A free port on `ip` for a server that is stopped and started again, below the kernel's
+/// range of ports for outgoing connections: while the server is down, no outgoing connection
+/// (to it, as a self-connection, or anywhere) can take its port, so it binds it again. Free
+/// when asked, never handed out twice by this process.
+pub fn listen_port(ip: std::net::IpAddr) -> Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let (ephemeral_low, _) = ephemeral_ports();
+    let high = ephemeral_low.saturating_sub(1);
+    if high <= LISTEN_PORT_MIN + 1_000 {
+        // No room below the range: a port from the kernel.
+        return Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port());
+    }
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..LISTEN_PORT_ATTEMPTS_MAX {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
+        );
+        let port = LISTEN_PORT_MIN + (hasher.finish() % u64::from(high - LISTEN_PORT_MIN)) as u16;
+        if !given.contains(&port) && std::net::TcpListener::bind((ip, port)).is_ok() {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!(
+        "no free port on {ip} in {LISTEN_PORT_MIN}..{high} after {LISTEN_PORT_ATTEMPTS_MAX} tries"
+    )
+}
+
 /// Starts agent `id` of a local installation, its log in `dir/agent-<id>.log`.
 pub fn start_agent(local: &Local, dir: &Path, id: &str) -> Result<Server> {
     let bin = Binaries::of_this_build(false)?.agent;
@@ -143,14 +193,15 @@ impl Cluster {
         for id in agent_ids {
             agents.push((
                 id.to_string(),
-                format!("127.0.0.1:{}", local::free_port()?).parse()?,
+                format!("127.0.0.1:{}", listen_port([127, 0, 0, 1].into())?).parse()?,
             ));
         }
         let local = local::setup(
             dir.path(),
             &Options {
                 cluster_id: "test".into(),
-                controller_listen: format!("127.0.0.1:{}", local::free_port()?).parse()?,
+                controller_listen: format!("127.0.0.1:{}", listen_port([127, 0, 0, 1].into())?)
+                    .parse()?,
                 agents,
                 journal_fsync: true,
                 cockpit_listen: None,
@@ -372,5 +423,23 @@ impl Cluster {
     /// A client without a token.
     pub fn anonymous(&self) -> &HttpsClient {
         &self.plain_api
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_ports_are_free_distinct_and_below_the_ephemeral_range() {
+        let (low, _) = ephemeral_ports();
+        let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+        let ports: Vec<u16> = (0..20).map(|_| listen_port(ip).unwrap()).collect();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for port in ports {
+            assert!((LISTEN_PORT_MIN..low).contains(&port), "{port}");
+            std::net::TcpListener::bind((ip, port)).unwrap();
+        }
     }
 }

@@ -26,7 +26,7 @@ mod load;
 pub use load::{Ledger, Load, Orderer, Sent};
 
 use crate::proxy::{Classifier, Proxy, socket_owner};
-use crate::{Binaries, Clients, Server};
+use crate::{Binaries, Clients, Server, listen_port};
 use anyhow::{Context, Result, anyhow, bail};
 use axum::http::Method;
 use ordo_cli::local::{self, ControllerFile, Local, Options};
@@ -160,14 +160,6 @@ impl Drop for Pair {
     }
 }
 
-/// A free TCP port on `ip` (free when asked; bind soon after).
-fn free_port(ip: IpAddr) -> Result<u16> {
-    Ok(std::net::TcpListener::bind((ip, 0))
-        .with_context(|| format!("binding {ip}:0"))?
-        .local_addr()?
-        .port())
-}
-
 fn node_ip(id: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, id as u8))
 }
@@ -193,15 +185,15 @@ impl Pair {
         let mut agents = Vec::new();
         for id in agent_ids {
             let ip = node_ip(1);
-            agents.push((id.to_string(), SocketAddr::new(ip, free_port(ip)?)));
+            agents.push((id.to_string(), SocketAddr::new(ip, listen_port(ip)?)));
         }
         let ids = [NODE_A, NODE_B, WATCH];
         let mut api_addrs = BTreeMap::new();
         let mut raft_addrs = BTreeMap::new();
         for id in ids {
             let ip = node_ip(id);
-            api_addrs.insert(id, SocketAddr::new(ip, free_port(ip)?));
-            raft_addrs.insert(id, SocketAddr::new(ip, free_port(ip)?));
+            api_addrs.insert(id, SocketAddr::new(ip, listen_port(ip)?));
+            raft_addrs.insert(id, SocketAddr::new(ip, listen_port(ip)?));
         }
         let local = local::setup(
             dir.path(),
