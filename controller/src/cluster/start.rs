@@ -182,17 +182,19 @@ pub async fn start(
         "node of the pair started; it follows until raft makes it the active one"
     );
     Ok(Started {
-        replicated: Replicated::new(
-            cluster.node_id,
+        replicated: Replicated {
+            node_id: cluster.node_id,
             watch,
             api_urls,
             to_raft,
-            out_rx,
-            status.clone(),
-            view.clone(),
+            from_raft: out_rx,
+            raft_status: status.clone(),
+            view: view.clone(),
             applied,
-            journal.last_id(),
-        ),
+            written: journal.last_id(),
+            snapshot: None,
+            membership: Vec::new(),
+        },
         info: ClusterInfo {
             config: cluster.clone(),
             raft: status,

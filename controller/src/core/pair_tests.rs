@@ -88,18 +88,20 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
     .unwrap();
     let applied = crate::record::index_of(journal.last_id());
     let written = journal.last_id();
-    let replicated = Replicated::new(
-        id,
+    let replicated = Replicated {
+        node_id: id,
         watch,
-        IDS.iter().map(|i| (*i, url(*i))).collect(),
+        api_urls: IDS.iter().map(|i| (*i, url(*i))).collect(),
         to_raft,
-        out_rx,
-        status,
-        view.clone(),
+        from_raft: out_rx,
+        raft_status: status,
+        view: view.clone(),
         applied,
         written,
-    );
-    let core = Core::replicated(
+        snapshot: None,
+        membership: Vec::new(),
+    };
+    let core = Core::follower(
         journal,
         state,
         NoLinks,
@@ -107,8 +109,8 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
         100,
         u64::MAX,
         u64::MAX,
-        replicated,
-    );
+    )
+    .with_replication(replicated);
     let (tx, rx) = mpsc::channel(1024);
     let task = tokio::spawn(core.run(rx));
     Running {
