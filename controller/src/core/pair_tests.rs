@@ -402,3 +402,62 @@ async fn a_wiped_node_rejoins_from_the_leaders_snapshot() {
         r.task.abort();
     }
 }
+
+async fn membership(
+    core: &mpsc::Sender<Input>,
+    change: ordo_replica::MembershipChange,
+) -> Result<u64, String> {
+    let (reply, answer) = oneshot::channel();
+    core.send(Input::Membership { change, reply })
+        .await
+        .unwrap();
+    answer.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_is_removed_and_added_back_while_orders_go_on() {
+    use ordo_replica::MembershipChange;
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::default();
+    let mut nodes = BTreeMap::new();
+    for id in IDS {
+        nodes.insert(
+            id,
+            start_node(&dir.path().join(id.to_string()), id, &net, id == 3),
+        );
+    }
+    let first = until("an active controller", || active(&nodes)).await;
+    deploy(&nodes[&first].core).await.unwrap();
+    let other = if first == 1 { 2 } else { 1 };
+    add_somewhere(&nodes, "before").await;
+
+    membership(&nodes[&first].core, MembershipChange::Remove(other))
+        .await
+        .unwrap();
+    until("the membership without the other controller", || {
+        let v = nodes[&first].view.lock().unwrap().members.clone();
+        (!v.is_empty() && !v.contains(&other)).then_some(())
+    })
+    .await;
+    // The two remaining voters commit on their own.
+    net.cut.lock().unwrap().insert(other);
+    add_somewhere(&nodes, "without").await;
+
+    net.cut.lock().unwrap().clear();
+    membership(&nodes[&first].core, MembershipChange::AddVoter(other))
+        .await
+        .unwrap();
+    until("the other controller back in the membership", || {
+        let v = nodes[&first].view.lock().unwrap().members.clone();
+        v.contains(&other).then_some(())
+    })
+    .await;
+    add_somewhere(&nodes, "with").await;
+    let (last, all) = orders(&nodes[&first].core).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(caught_up(&nodes, other, last).await, (last, all));
+    for (id, r) in nodes {
+        assert!(!r.task.is_finished(), "node {id} stopped");
+        r.task.abort();
+    }
+}
