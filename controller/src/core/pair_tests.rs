@@ -45,6 +45,7 @@ impl Net {
 struct Running {
     core: mpsc::Sender<Input>,
     view: Arc<Mutex<NodeView>>,
+    raft: Arc<Mutex<NodeStatus>>,
     task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
@@ -116,7 +117,7 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
         api_urls: IDS.iter().map(|i| (*i, url(*i))).collect(),
         to_raft,
         from_raft: out_rx,
-        raft_status: status,
+        raft_status: status.clone(),
         view: view.clone(),
         applied,
         written,
@@ -138,6 +139,7 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
     Running {
         core: tx,
         view,
+        raft: status,
         task,
     }
 }
@@ -354,6 +356,10 @@ async fn a_wiped_node_rejoins_from_the_leaders_snapshot() {
 
     // Back with an empty directory: the log it needs is gone, so the leader sends its
     // snapshot, and then the entries after it.
+    until("the leader's log compacted", || {
+        (nodes[&first].raft.lock().unwrap().compacted > 10).then_some(())
+    })
+    .await;
     nodes.insert(
         other,
         start_node(&dir.path().join(other.to_string()), other, &net, false),
