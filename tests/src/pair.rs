@@ -23,6 +23,7 @@ mod check;
 mod fence;
 mod load;
 
+pub use check::{Finished, VoterJournal};
 pub use load::{Ledger, Load, Orderer, Sent};
 
 use crate::proxy::{Classifier, Proxy, socket_owner};

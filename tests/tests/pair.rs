@@ -13,8 +13,7 @@
 
 use anyhow::Result;
 use ordo_cli::local::ControllerFile;
-use ordo_tests::history::{History, Verdict};
-use ordo_tests::pair::{Load, NODE_A, NODE_B, Pair, WATCH, cluster_number, role};
+use ordo_tests::pair::{Finished, Load, NODE_A, NODE_B, Pair, WATCH, cluster_number, role};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -109,17 +108,18 @@ impl Scenario {
 
     /// Stops the load, runs the checker and asserts its verdict.
     async fn finish(self, load: Load) -> Result<()> {
-        self.finish_with_history(load).await.map(|_| ())
+        self.finish_with_findings(load).await.map(|_| ())
     }
 
     /// [`Scenario::finish`], returning the checker's findings.
-    async fn finish_with_history(mut self, load: Load) -> Result<(Verdict, History)> {
+    async fn finish_with_findings(mut self, load: Load) -> Result<Finished> {
         let acknowledged = load.stop().await?;
         eprintln!("the load stopped after {acknowledged} acknowledged orders");
-        let (verdict, history) = self
+        let found = self
             .pair
             .finish(1, Some(&self.runs), self.size.end_wait)
             .await?;
+        let verdict = &found.verdict;
         assert!(verdict.is_clean(), "{verdict}");
         assert!(verdict.lost.is_empty(), "{verdict}");
         assert_eq!(
@@ -130,7 +130,7 @@ impl Scenario {
             verdict.acknowledged >= acknowledged,
             "the ledger has every order the load saw acknowledged: {verdict}"
         );
-        Ok((verdict, history))
+        Ok(found)
     }
 }
 
@@ -205,7 +205,7 @@ async fn process_pair_partitioned_active_stops_acting() -> Result<()> {
         s.pair.heal();
         s.pair.wait_caught_up(old).await?;
     }
-    let (_, history) = s.finish_with_history(load).await?;
+    let history = s.finish_with_findings(load).await?.history;
     for id in &refused {
         assert!(
             !history.orders().contains(id),
@@ -290,14 +290,32 @@ async fn process_pair_restart_everything_at_once() -> Result<()> {
     s.finish(load).await
 }
 
-/// Kills a node (the passive controller, then the watch, in turn), loses its disk and brings
-/// it back as raft allows it: raft takes a voter's log as durable (the leader keeps the index
-/// it knows the voter holds), so the node is first taken out of the membership, then started
-/// on an empty data directory told to join, and added again; the leader brings it in with a
-/// snapshot.
-async fn wipe_and_rejoin(mut s: Scenario) -> Result<()> {
+/// How a node whose disk was lost comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rejoin {
+    /// Started again with its configuration as it was: a new data directory founds the
+    /// cluster's first state (the same on every node), and the leader, finding the node's
+    /// log behind what it knew of it, sends what is missing, or its snapshot when its log no
+    /// longer holds it.
+    Restart,
+    /// Taken out of the membership, started on an empty data directory told to join, added
+    /// again: the leader brings it in with a snapshot (the founding one while its log is not
+    /// compacted).
+    Membership,
+}
+
+/// Raft entries a node's log keeps below its newest snapshot (the replica's
+/// `compact_keep_entries`): a leader sends a snapshot to a node that needs an entry it
+/// compacted, so only past this many entries.
+const COMPACT_KEEP_ENTRIES: u64 = 1024;
+
+/// Kills a node (the passive controller, then the watch, in turn) under load, removes its
+/// data directory and brings it back as `how` says; with `compacted`, only once the leader's
+/// log no longer holds the entries the node needs (it must take a snapshot).
+async fn wipe_and_rejoin(mut s: Scenario, how: Rejoin, compacted: bool) -> Result<()> {
     let mut load = s.load("w");
     load.wait_acknowledged(s.size.before).await?;
+    let mut victims = Vec::new();
     for k in 0..s.size.faults {
         let active = s.pair.active().await?;
         let victim = if k % 2 == 0 {
@@ -305,43 +323,86 @@ async fn wipe_and_rejoin(mut s: Scenario) -> Result<()> {
         } else {
             WATCH
         };
+        victims.push(victim);
         eprintln!(
-            "wipe {}: {} killed, taken out of the membership, its data directory removed, started again to join, added again",
+            "wipe {}: {} killed, its data directory removed, back by {}",
             k + 1,
-            s.pair.voter(victim).name()
+            s.pair.voter(victim).name(),
+            match how {
+                Rejoin::Restart => "a restart",
+                Rejoin::Membership => "leaving the membership, joining and being added again",
+            }
         );
         s.pair.kill9(victim).await?;
-        s.pair.remove_node(victim).await?;
-        s.pair.wait_member(victim, false).await?;
+        if how == Rejoin::Membership {
+            s.pair.remove_node(victim).await?;
+            s.pair.wait_member(victim, false).await?;
+        }
         s.pair.wipe(victim)?;
-        // A new data directory founds a cluster unless the node is told to join one.
-        s.pair.edit_config(victim, |c| {
-            if let Some(cluster) = c.cluster.as_mut() {
-                cluster.join = true;
-            }
-        })?;
+        if how == Rejoin::Membership {
+            // A new data directory founds a cluster unless the node is told to join one.
+            s.pair.edit_config(victim, |c| {
+                if let Some(cluster) = c.cluster.as_mut() {
+                    cluster.join = true;
+                }
+            })?;
+        }
         load.wait_more(s.size.after).await?;
+        if compacted {
+            // The entries after the founding one must be gone from the leader's log: its
+            // newest snapshot more than COMPACT_KEEP_ENTRIES entries in (snapshots are taken
+            // every SNAPSHOT_EVENTS events, a few orders).
+            let target = COMPACT_KEEP_ENTRIES + 2 + SNAPSHOT_EVENTS;
+            while leader_commit(&mut s.pair).await? < target {
+                load.wait_more(s.size.after).await?;
+            }
+        }
         s.pair.start_and_wait(victim).await?;
-        s.pair.add_node(victim).await?;
-        s.pair.wait_member(victim, true).await?;
+        if how == Rejoin::Membership {
+            s.pair.add_node(victim).await?;
+            s.pair.wait_member(victim, true).await?;
+        }
         s.pair.wait_caught_up(victim).await?;
         load.wait_more(s.size.after).await?;
     }
-    s.finish(load).await
+    let found = s.finish_with_findings(load).await?;
+    if compacted {
+        for victim in victims {
+            assert!(
+                found.restored.get(&victim).is_some_and(|r| !r.is_empty()),
+                "node {victim} took the leader's snapshot: {:?}",
+                found.restored
+            );
+        }
+    }
+    Ok(())
 }
 
-/// The leader's log is not compacted: the node that rejoins gets the cluster's founding
-/// snapshot (the initial state) and every entry after it.
+/// The active controller's commit index.
+async fn leader_commit(pair: &mut Pair) -> Result<u64> {
+    let active = pair.active().await?;
+    Ok(cluster_number(&pair.health(active).await?, "commit").unwrap_or(0))
+}
+
+/// Restarted as it was configured; the leader's log still holds every entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_pair_wiped_node_rejoins() -> Result<()> {
-    wipe_and_rejoin(started().await?).await
+    wipe_and_rejoin(started().await?, Rejoin::Restart, false).await
 }
 
-/// Snapshots every few orders: the leader's log is compacted, so the node that rejoins gets a
+/// Restarted as it was configured, once the leader's log is compacted: the node takes a
 /// snapshot of the state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_pair_wiped_node_rejoins_from_a_snapshot() -> Result<()> {
-    wipe_and_rejoin(started_with(|c| c.limits.snapshot_events = SNAPSHOT_EVENTS).await?).await
+    let s = started_with(|c| c.limits.snapshot_events = SNAPSHOT_EVENTS).await?;
+    wipe_and_rejoin(s, Rejoin::Restart, true).await
+}
+
+/// Taken out of the membership and added again; the leader's log still holds every entry, so
+/// the joining node gets the founding snapshot (the initial state) and every entry after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_pair_wiped_node_rejoins_through_the_membership() -> Result<()> {
+    wipe_and_rejoin(started().await?, Rejoin::Membership, false).await
 }
 
 /// The harness's configurations: each node's is what the controller reads, they agree on

@@ -12,13 +12,33 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// What [`Pair::finish`] found.
+#[derive(Debug)]
+pub struct Finished {
+    pub verdict: Verdict,
+    pub history: History,
+    /// Per node, the ids of its `Restored` records: where it took the leader's snapshot.
+    pub restored: BTreeMap<u64, Vec<u64>>,
+}
+
+/// A stopped node's committed event journal.
+#[derive(Debug, Clone)]
+pub struct VoterJournal {
+    /// Its events, without `Restored` records.
+    pub events: EventJournal,
+    /// The ids of its `Restored` records: a node brought up to date by the leader's snapshot
+    /// marks where in its own journal; the others have no such record, and the events are
+    /// the same.
+    pub restored: Vec<u64>,
+}
+
 /// Records read from one journal at most.
 const JOURNAL_RECORDS_MAX: usize = 10_000_000;
 
 impl Pair {
     /// A stopped node's committed event journal (`<data_dir>/journal`), read from a copy so
     /// that the node's files stay as they are; `None` when the node has none.
-    pub async fn journal(&self, id: u64) -> Result<Option<EventJournal>> {
+    pub async fn journal(&self, id: u64) -> Result<Option<VoterJournal>> {
         let v = self.voter(id);
         assert!(
             !v.is_started(),
@@ -42,7 +62,7 @@ impl Pair {
         jobs: u32,
         runs: Option<&Path>,
         within: Duration,
-    ) -> Result<(Verdict, History)> {
+    ) -> Result<Finished> {
         let ledger = self.orderer.ledger();
         let acknowledged: Vec<String> = ledger.acknowledged().into_iter().collect();
         self.wait_ended(&acknowledged, within).await?;
@@ -74,6 +94,14 @@ impl Pair {
                 None => {}
             }
         }
+        let restored: BTreeMap<u64, Vec<u64>> = journals
+            .iter()
+            .map(|(id, _, j)| (*id, j.restored.clone()))
+            .collect();
+        let journals: Vec<(u64, VoterKind, EventJournal)> = journals
+            .into_iter()
+            .map(|(id, kind, j)| (id, kind, j.events))
+            .collect();
         let only: Vec<EventJournal> = journals.iter().map(|(.., j)| j.clone()).collect();
         history::identical_prefixes(&only)
             .map_err(|e| anyhow!("the voters' committed journals disagree:\n{e}"))?;
@@ -107,7 +135,7 @@ impl Pair {
             }
         }
         eprintln!(
-            "checker: {verdict}; {} requests for {} orders; journals: {}",
+            "checker: {verdict}; {} requests for {} orders; journals: {}; restored from a snapshot: {restored:?}",
             ledger.attempts(),
             ledger.orders.len(),
             journals
@@ -121,7 +149,11 @@ impl Pair {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        Ok((verdict, history))
+        Ok(Finished {
+            verdict,
+            history,
+            restored,
+        })
     }
 
     /// Waits until every order of `ids` ended, asking the active controller.
@@ -156,7 +188,7 @@ impl Pair {
 }
 
 /// Copies the journal at `source` (when there is one) to `copy` and reads every record.
-fn read_journal(source: &Path, copy: &Path, name: String) -> Result<Option<EventJournal>> {
+fn read_journal(source: &Path, copy: &Path, name: String) -> Result<Option<VoterJournal>> {
     if !source.exists() {
         return Ok(None);
     }
@@ -175,13 +207,12 @@ fn read_journal(source: &Path, copy: &Path, name: String) -> Result<Option<Event
     let opened = ordo_journal::Journal::open(config)
         .with_context(|| format!("opening a copy of {}", source.display()))?;
     let mut records = Vec::new();
+    let mut restored = Vec::new();
     for record in opened.journal.read_after(0)? {
         let record = record?;
-        // A node brought up to date by the leader's snapshot marks where in its own journal
-        // (`Restored`); the others have no such record, and the events are the same.
         let stored = ordo_api::record::Record::decode(record.id, &record.data)?;
         if matches!(stored.body, ordo_api::record::Body::Restored { .. }) {
-            eprintln!("{name}: event {} restores a snapshot of the log", record.id);
+            restored.push(record.id);
             continue;
         }
         records.push((record.id, record.data));
@@ -192,5 +223,8 @@ fn read_journal(source: &Path, copy: &Path, name: String) -> Result<Option<Event
             );
         }
     }
-    Ok(Some(EventJournal { name, records }))
+    Ok(Some(VoterJournal {
+        events: EventJournal { name, records },
+        restored,
+    }))
 }
