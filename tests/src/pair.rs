@@ -147,10 +147,18 @@ pub struct Pair {
     owners: Owners,
 }
 
-/// With `ORDO_KEEP=1` (or when a test panics) the pair's directory, with every node's
-/// configuration, data and log, is kept and its path printed.
+/// Kills the servers; with `ORDO_KEEP=1` (or when a test panics) the pair's directory, with
+/// every node's configuration, data and log, is kept and its path printed.
 impl Drop for Pair {
     fn drop(&mut self) {
+        // The servers go first (killed when dropped): running, they would write into the
+        // directory while it is removed.
+        for v in &mut self.voters {
+            drop(v.process.take());
+        }
+        for (_, agent) in &mut self.agents {
+            drop(agent.take());
+        }
         if std::env::var("ORDO_KEEP").is_ok_and(|v| v == "1") || std::thread::panicking() {
             self.dir.disable_cleanup(true);
             eprintln!(
