@@ -59,7 +59,7 @@ enum Command {
     Watch(watch::Args),
     /// List agents and their links.
     Agents(agents::Args),
-    /// Cluster health.
+    /// The controller pair: status, switchover, add or remove a node.
     #[command(subcommand)]
     Cluster(cluster::Command),
     /// Run a controller (as `ordo-controller`).
