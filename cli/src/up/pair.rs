@@ -15,7 +15,7 @@
 use super::{Args, LOCAL_AGENT, examples, wait_healthy, write_profile};
 use anyhow::{Context, Result, anyhow, bail};
 use ordo_api::view::ControllerHealth;
-use ordo_cli::local::{self, LocalPair, PAIR_NAMES, PairListen, PairOptions};
+use ordo_cli::local::{self, LocalPair, PairListen, PairOptions};
 use ordo_net::client::{HttpsClient, HttpsClientOptions};
 use serde_json::{Value as Json, json};
 use std::net::SocketAddr;
@@ -328,8 +328,9 @@ async fn serve(
         }
     }
     // The cockpit follows it.
+    let cockpit_health = format!("{cockpit_url}/health");
     tokio::select! {
-        r = wait_healthy(&api, &format!("{cockpit_url}/health")) => r?,
+        r = wait_healthy(&api, &cockpit_health) => r?,
         _ = &mut stopped => return Ok(()),
     }
     if !args.no_examples {
@@ -438,6 +439,6 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), n);
-        assert_eq!(PAIR_NAMES.len(), a.nodes.len());
+        assert_eq!(ordo_cli::local::PAIR_NAMES.len(), a.nodes.len());
     }
 }
