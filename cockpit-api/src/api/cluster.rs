@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | `GET /api/v1/cluster` | viewer | → `{active, members: [{url, configured, health?, error?}]}` ([`ClusterView`]) |
 //! | `POST /api/v1/cluster/switchover` | admin | `{to?: node id}` (or no body: the other controller) → 202 `{from, to}` |
-//! | `POST /api/v1/cluster/nodes` | admin | `{id: node id}` (already in every node's `cluster.nodes`) → 202 |
-//! | `DELETE /api/v1/cluster/nodes/{id}` | admin | → 202 |
+//! | `POST /api/v1/cluster/nodes` | admin | `{id: node id}` (already in every node's `cluster.nodes`) → 202 `{id, index}` |
+//! | `DELETE /api/v1/cluster/nodes/{id}` | admin | → 202 `{id, index}` |
 
 use super::commands::{body, forward};
 use super::{ApiError, App, Caller, json_response};
@@ -45,6 +45,13 @@ pub struct SwitchoverBody {
 pub struct SwitchoverReply {
     pub from: u64,
     pub to: u64,
+}
+
+/// `{id, index}`: the node and the raft index of the membership change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeReply {
+    pub id: u64,
+    pub index: u64,
 }
 
 /// `{id}`: a voter, listed in every node's `cluster.nodes`.
@@ -111,7 +118,7 @@ pub async fn switchover(
 /// `POST /api/v1/cluster/nodes` (admin): node `id` becomes a voter.
 #[utoipa::path(post, path = "/api/v1/cluster/nodes", tag = "cluster", security(("bearer" = [])),
     request_body = NodeBody,
-    responses((status = 202, description = "The membership change is under way", body = Object),
+    responses((status = 202, description = "The membership change is under way", body = NodeReply),
         (status = 400, description = "A bad body, or a node not in the configured nodes", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 403, description = "Not an admin", body = super::ErrorBody),
@@ -136,7 +143,7 @@ pub async fn add_node(
 /// `DELETE /api/v1/cluster/nodes/{id}` (admin): node `id` stops being a voter.
 #[utoipa::path(delete, path = "/api/v1/cluster/nodes/{id}", tag = "cluster", security(("bearer" = [])),
     params(("id" = u64, Path, description = "Node id (1 or more)")),
-    responses((status = 202, description = "The membership change is under way", body = Object),
+    responses((status = 202, description = "The membership change is under way", body = NodeReply),
         (status = 400, description = "Not a node id, or a voter that cannot be removed", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 403, description = "Not an admin", body = super::ErrorBody),
