@@ -22,6 +22,7 @@ const ui = {
   refreshTimer: null,
   page: "orders",
   activeController: undefined,
+  nodeIds: {},
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -150,13 +151,15 @@ async function pollCluster() {
   const list = h.controllers || [];
   box.textContent = "";
   box.classList.toggle("hidden", list.length === 0);
-  const pair = list.some((c) => c.nodeId != null);
+  const pair = list.some((c) => c.nodeId != null) || Object.keys(ui.nodeIds).length > 0;
   const active = h.activeController || null;
   const changed = ui.activeController !== undefined && active !== ui.activeController;
   for (const c of list) {
     const host = c.url.replace(/^https?:\/\//, "");
     const role = c.role || "unreachable";
-    const label = pair ? `node ${c.nodeId ?? "?"} · ${role}` : role;
+    // A controller that is gone is still named by the node id it had.
+    if (c.nodeId != null) ui.nodeIds[c.url] = c.nodeId;
+    const label = pair ? `node ${ui.nodeIds[c.url] ?? "?"} · ${role}` : role;
     const cls = "node" + (c.url === active ? " active" : "") + (c.role ? "" : " down")
       + (changed && c.url === active ? " changed" : "");
     box.append(el("span", { class: cls, title: host + (c.error ? " — " + c.error : ""),

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod pair;
+
 use ordo_cockpit_api::api::token_hash;
 use ordo_net::certs::{IssueSpec, TestPki};
 use ordo_net::client::{HttpResponse, HttpsClient, HttpsClientOptions};
