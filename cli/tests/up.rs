@@ -298,8 +298,35 @@ fn process_up_pair_carries_on_after_a_kill_of_the_active_controller_and_resumes_
 
     // Again on the same data: both orders are there.
     let (child, lines, _) = up_pair(dir.path(), port);
-    assert_eq!(processes(&lines).len(), 5);
+    let procs = processes(&lines);
+    assert_eq!(procs.len(), 5);
     assert!(finished(dir.path(), "before") && finished(dir.path(), "after"));
+    // A switchover by hand: the other controller takes over, the cockpit follows.
+    let active = procs
+        .iter()
+        .find(|(_, (_, role))| role == "active")
+        .map(|(name, _)| name.clone())
+        .expect("an active controller");
+    let (other, to) = if active == "controller-a" {
+        ("controller-b", "2")
+    } else {
+        ("controller-a", "1")
+    };
+    let out = ordo(dir.path(), &["cluster", "switchover", "--to", to, "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other_url = procs_url(&lines, other);
+    cluster_until(dir.path(), "the cockpit names the new active one", |v| {
+        v["active"] == other_url.as_str()
+    });
+    let out = ordo(dir.path(), &["cluster", "status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.contains("watch") && table.contains("Commit/applied"), "{table}");
     interrupt_and_wait(child);
 }
 

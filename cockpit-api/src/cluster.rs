@@ -167,6 +167,9 @@ pub async fn probe_all(
 /// Most voters not in `controllers` read for one answer.
 pub const OTHER_VOTERS_MAX: usize = 8;
 
+/// The shortest wait for a `/health` answer in the regular rounds.
+const POLL_WAIT_MS_MIN: u64 = 1_000;
+
 /// Reads every controller's `/health` every `every_ms` until dropped.
 pub fn poll(
     shared: Arc<Shared>,
@@ -179,7 +182,9 @@ pub fn poll(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            probe_all(&shared, &upstream, timeout_ms.min(every_ms.max(1)), false).await;
+            // A controller that does not answer holds up one round at most this long.
+            let wait_ms = timeout_ms.min(every_ms.max(POLL_WAIT_MS_MIN));
+            probe_all(&shared, &upstream, wait_ms, false).await;
         }
     }
 }

@@ -33,11 +33,43 @@ pub async fn status(AxState(app): AxState<App>) -> Response {
 }
 
 /// `{to?}`: the node to hand the active role to; by default the other controller.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchoverBody {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral_option"
+    )]
     pub to: Option<u64>,
+}
+
+/// The largest integer a JSON number written as a float holds exactly (2^53).
+const FLOAT_INTEGER_MAX: f64 = 9_007_199_254_740_992.0;
+
+/// A JSON integer, also when written as a float without a fraction (`2.0`), as JSON Schema's
+/// `integer` allows.
+fn integral_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=FLOAT_INTEGER_MAX).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    integral_number(&n)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a node id (1 or more)")))
+}
+
+fn integral_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => integral_number(&n)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a node id (1 or more)"))),
+    }
 }
 
 /// `{from, to}`: the node that was active and the one asked to take over.
@@ -58,18 +90,25 @@ pub struct NodeReply {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeBody {
+    #[serde(deserialize_with = "integral")]
     pub id: u64,
 }
 
-/// A body of type `T`, or 400 naming what is wrong; an empty body is `T::default` where
-/// `empty` gives one.
+/// A body of type `T`, or 400 naming what is wrong; an empty body (or `null`) is what
+/// `empty` gives, where it gives one.
 fn parse<T: serde::de::DeserializeOwned>(b: &Bytes, empty: Option<T>) -> Result<T, ApiError> {
-    if b.is_empty()
-        && let Some(t) = empty
-    {
-        return Ok(t);
+    let bad = |e: serde_json::Error| ApiError::bad(format!("bad JSON body: {e}"));
+    let value = if b.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(b).map_err(bad)?
+    };
+    match (value, empty) {
+        (serde_json::Value::Null, Some(empty)) => Ok(empty),
+        // An object only (serde would also take a list for a struct).
+        (v @ serde_json::Value::Object(_), _) => serde_json::from_value(v).map_err(bad),
+        _ => Err(ApiError::bad("the body must be a JSON object")),
     }
-    serde_json::from_slice(b).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
 }
 
 fn node_id(id: u64) -> Result<u64, ApiError> {
@@ -107,7 +146,7 @@ pub async fn switchover(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
     let b = body(b, app.limits.request_bytes_max)?;
-    let request: SwitchoverBody = parse(&b, Some(SwitchoverBody { to: None }))?;
+    let request: SwitchoverBody = parse(&b, Some(SwitchoverBody::default()))?;
     if let Some(to) = request.to {
         node_id(to)?;
     }
@@ -163,4 +202,38 @@ pub async fn remove_node(
     node_id(id)?;
     let path = format!("/api/v1/cluster/nodes/{id}");
     forward(&app, Method::DELETE, &path, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_take_what_their_schema_allows_and_nothing_else() {
+        let b = |t: &str| Bytes::from(t.to_owned());
+        let node = |t: &str| parse::<NodeBody>(&b(t), None).map(|n| n.id);
+        assert_eq!(node(r#"{"id": 2}"#).ok(), Some(2));
+        assert_eq!(node(r#"{"id": 712.0}"#).ok(), Some(712));
+        for bad in [
+            r#"{"id": 1.5}"#,
+            r#"{"id": -1}"#,
+            r#"{"id": "2"}"#,
+            r#"{"id": 2, "x": 1}"#,
+            r#"{}"#,
+            "[2]",
+            "null",
+            "",
+        ] {
+            assert!(node(bad).is_err(), "{bad}");
+        }
+        let to = |t: &str| parse(&b(t), Some(SwitchoverBody::default())).map(|s| s.to);
+        assert_eq!(to("").ok(), Some(None));
+        assert_eq!(to("null").ok(), Some(None));
+        assert_eq!(to("{}").ok(), Some(None));
+        assert_eq!(to(r#"{"to": null}"#).ok(), Some(None));
+        assert_eq!(to(r#"{"to": 2.0}"#).ok(), Some(Some(2)));
+        for bad in [r#"{"to": 2.5}"#, r#"{"to": "2"}"#, r#"{"from": 1}"#, "[]"] {
+            assert!(to(bad).is_err(), "{bad}");
+        }
+    }
 }
