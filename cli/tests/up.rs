@@ -297,7 +297,7 @@ fn process_up_pair_carries_on_after_a_kill_of_the_active_controller_and_resumes_
     }
 
     // Again on the same data: both orders are there.
-    let (child, lines, _) = up_pair(dir.path(), port);
+    let (child, lines, _later) = up_pair(dir.path(), port);
     let procs = processes(&lines);
     assert_eq!(procs.len(), 5);
     assert!(finished(dir.path(), "before") && finished(dir.path(), "after"));

@@ -24,6 +24,18 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
+/// Prints a line to stdout; a reader that went away (a closed pipe) does not end the
+/// supervision of the servers.
+macro_rules! say {
+    () => {
+        say!("")
+    };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Longest wait for a controller to become active after the start.
 const ACTIVE_TIMEOUT_MS: u64 = 60_000;
 /// How often roles and processes are looked at.
@@ -164,7 +176,7 @@ fn reap(servers: &mut [Server]) -> Option<String> {
         if let Ok(Some(status)) = s.child.try_wait() {
             s.ended = true;
             let what = format!("{} (pid {}) ended: {status}", s.name, s.pid);
-            println!("{} {what}", now());
+            say!("{} {what}", now());
             first.get_or_insert(format!(
                 "{what}; its log ({}):\n{}",
                 s.log.display(),
@@ -279,7 +291,7 @@ pub async fn up_pair(args: &Args) -> Result<()> {
         });
     }
     let result = serve(args, &local, &mut servers, &cockpit_url, &agent_url).await;
-    println!("stopping");
+    say!("stopping");
     stop(&mut servers).await;
     result
 }
@@ -342,7 +354,7 @@ async fn serve(
             .await
             .context("deploying the examples through the cockpit")?;
         let changes = answer["changes"].as_array().map(Vec::len).unwrap_or(0);
-        println!("deployed the examples ({changes} changes)");
+        say!("deployed the examples ({changes} changes)");
     }
     let profile = write_profile(cockpit_url, &local.admin_token, None)?;
     let hs = healths(&voters, servers).await;
@@ -353,24 +365,24 @@ async fn serve(
             s.kind.to_owned()
         });
     }
-    println!();
-    println!(
+    say!();
+    say!(
         "Ordo is up: a replicated pair (two controllers and the watch), each server its own process."
     );
-    println!("  web UI:       {cockpit_url}/");
-    println!("  API:          {cockpit_url}/api/v1 (OpenAPI: {cockpit_url}/api/v1/openapi.json)");
-    println!("  admin token:  {}", local.admin_token);
-    println!("  data:         {}", local.dir.display());
+    say!("  web UI:       {cockpit_url}/");
+    say!("  API:          {cockpit_url}/api/v1 (OpenAPI: {cockpit_url}/api/v1/openapi.json)");
+    say!("  admin token:  {}", local.admin_token);
+    say!("  data:         {}", local.dir.display());
     if let Some(p) = &profile {
-        println!("  CLI profile:  {}", p.display());
+        say!("  CLI profile:  {}", p.display());
     }
-    println!();
-    println!(
+    say!();
+    say!(
         "  {:<14} {:>8}  {:<18} {:<28} log",
         "process", "pid", "role", "url"
     );
     for s in servers.iter() {
-        println!(
+        say!(
             "  {:<14} {:>8}  {:<18} {:<28} {}",
             s.name,
             s.pid,
@@ -379,21 +391,21 @@ async fn serve(
             s.log.display()
         );
     }
-    println!();
+    say!();
     if let Some(active) = servers
         .iter()
         .find(|s| s.role.as_deref().is_some_and(|r| r.starts_with("active")))
     {
-        println!(
+        say!(
             "Try a failover: kill -9 {} ({}, the active controller); the other one takes over,",
             active.pid, active.name
         );
-        println!("and the web UI and `ordo cluster status` show it.");
+        say!("and the web UI and `ordo cluster status` show it.");
     }
-    println!("Add an order in another terminal:");
-    println!("  ordo order add hello --wait");
-    println!();
-    println!("Ctrl-C stops everything; `ordo up --pair` again resumes the same state.");
+    say!("Add an order in another terminal:");
+    say!("  ordo order add hello --wait");
+    say!();
+    say!("Ctrl-C stops everything; `ordo up --pair` again resumes the same state.");
 
     // Every role change and every end, until stopped.
     loop {
@@ -409,7 +421,7 @@ async fn serve(
             }
             let role = role_text(h);
             if s.role.as_deref() != Some(role.as_str()) {
-                println!(
+                say!(
                     "{} {} (pid {}): {} -> {role}",
                     now(),
                     s.name,
