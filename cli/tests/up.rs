@@ -182,9 +182,15 @@ fn processes(lines: &[String]) -> std::collections::BTreeMap<String, (i32, Strin
             let words: Vec<&str> = l.split_whitespace().collect();
             let pid = words.get(1)?.parse().ok()?;
             let name = words[0];
-            ["controller-a", "controller-b", "watch", "agent-local", "cockpit"]
-                .contains(&name)
-                .then(|| (name.to_owned(), (pid, words[2].to_owned())))
+            [
+                "controller-a",
+                "controller-b",
+                "watch",
+                "agent-local",
+                "cockpit",
+            ]
+            .contains(&name)
+            .then(|| (name.to_owned(), (pid, words[2].to_owned())))
         })
         .collect()
 }
@@ -237,7 +243,10 @@ fn process_up_pair_carries_on_after_a_kill_of_the_active_controller_and_resumes_
     } else {
         "controller-a"
     };
-    assert!(text.contains(&format!("kill -9 {}", procs[&active].0)), "{text}");
+    assert!(
+        text.contains(&format!("kill -9 {}", procs[&active].0)),
+        "{text}"
+    );
 
     let out = ordo(
         dir.path(),
@@ -281,7 +290,9 @@ fn process_up_pair_carries_on_after_a_kill_of_the_active_controller_and_resumes_
     // `ordo up` told of the end and of the new active one.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut told = Vec::new();
-    while !(told.iter().any(|l: &String| l.contains(&active) && l.contains("ended"))
+    while !(told
+        .iter()
+        .any(|l: &String| l.contains(&active) && l.contains("ended"))
         && told
             .iter()
             .any(|l: &String| l.contains(other) && l.contains("-> active")))
@@ -326,7 +337,10 @@ fn process_up_pair_carries_on_after_a_kill_of_the_active_controller_and_resumes_
     let out = ordo(dir.path(), &["cluster", "status"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{table}");
-    assert!(table.contains("watch") && table.contains("Commit/applied"), "{table}");
+    assert!(
+        table.contains("watch") && table.contains("Commit/applied"),
+        "{table}"
+    );
     interrupt_and_wait(child);
 }
 
@@ -337,7 +351,12 @@ fn procs_url(lines: &[String], name: &str) -> String {
         .find_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
             (words.first() == Some(&name))
-                .then(|| words.iter().find(|w| w.starts_with("https://")).map(|w| w.to_string()))
+                .then(|| {
+                    words
+                        .iter()
+                        .find(|w| w.starts_with("https://"))
+                        .map(|w| w.to_string())
+                })
                 .flatten()
         })
         .unwrap_or_else(|| panic!("no URL printed for {name}: {lines:?}"))

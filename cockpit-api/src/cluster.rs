@@ -171,21 +171,14 @@ pub const OTHER_VOTERS_MAX: usize = 8;
 const POLL_WAIT_MS_MIN: u64 = 1_000;
 
 /// Reads every controller's `/health` every `every_ms` until dropped.
-pub fn poll(
-    shared: Arc<Shared>,
-    upstream: Arc<Upstream>,
-    every_ms: u64,
-    timeout_ms: u64,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            // A controller that does not answer holds up one round at most this long.
-            let wait_ms = timeout_ms.min(every_ms.max(POLL_WAIT_MS_MIN));
-            probe_all(&shared, &upstream, wait_ms, false).await;
-        }
+pub async fn poll(shared: Arc<Shared>, upstream: Arc<Upstream>, every_ms: u64, timeout_ms: u64) {
+    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // A controller that does not answer holds up one round at most this long.
+        let wait_ms = timeout_ms.min(every_ms.max(POLL_WAIT_MS_MIN));
+        probe_all(&shared, &upstream, wait_ms, false).await;
     }
 }
 

@@ -15,11 +15,11 @@
 //!    controller that answers 410 ("reload the snapshot") makes it load the state again.
 //!    Both controllers of a pair give every event the same id (raft index and offset), so the
 //!    stream goes on at the other one without a gap or a duplicate.
-//! 3a. The follower prefers the active controller: at start it follows the one whose
+//! 4. The follower prefers the active controller: at start it follows the one whose
 //!    `/health` says `active`; while it follows another one (a passive one serves the same
 //!    committed events, a little later), a change of the active controller makes it move
 //!    there at once, at the last applied id.
-//! 4. A follower that cannot advance says so: after [`STUCK_AFTER_FAILURES`] sessions in a row
+//! 5. A follower that cannot advance says so: after [`STUCK_AFTER_FAILURES`] sessions in a row
 //!    that applied nothing while a controller answered its `/health` with a newer event id
 //!    than the view's (or the view was never loaded), the status names why (`stuck`), and the
 //!    cockpit's `/health` answers 503 with that reason, e.g. "the event after 123 is 9000000

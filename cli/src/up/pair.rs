@@ -379,7 +379,10 @@ async fn serve(
     say!();
     say!(
         "  {:<14} {:>8}  {:<18} {:<28} log",
-        "process", "pid", "role", "url"
+        "process",
+        "pid",
+        "role",
+        "url"
     );
     for s in servers.iter() {
         say!(
@@ -398,7 +401,8 @@ async fn serve(
     {
         say!(
             "Try a failover: kill -9 {} ({}, the active controller); the other one takes over,",
-            active.pid, active.name
+            active.pid,
+            active.name
         );
         say!("and the web UI and `ordo cluster status` show it.");
     }
