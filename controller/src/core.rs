@@ -185,31 +185,19 @@ impl<L: Links> Core<L> {
         core
     }
 
-    /// A node of the replicated pair: it follows until raft makes it the active one.
-    pub fn replicated(
-        journal: Journal,
-        state: State,
-        links: L,
-        clock: Clock,
-        snapshot_events: u64,
-        retention_ms: u64,
-        events_retention_ms: u64,
-        replicated: Replicated,
-    ) -> Core<L> {
-        let mut core = Core::follower(
-            journal,
-            state,
-            links,
-            clock,
-            snapshot_events,
-            retention_ms,
-            events_retention_ms,
+    /// Makes a follower a node of the replicated pair: it follows until raft makes it the
+    /// active one.
+    pub fn with_replication(mut self, replicated: Replicated) -> Core<L> {
+        assert!(
+            !self.machine.is_leader(),
+            "a node of the pair starts as a follower"
         );
-        core.replicated = Some(replicated);
-        core
+        self.replicated = Some(replicated);
+        self
     }
 
-    fn follower(
+    /// A core that does not act until it is made the leader.
+    pub fn follower(
         journal: Journal,
         state: State,
         links: L,
@@ -674,7 +662,7 @@ impl<L: Links> Core<L> {
                     }
                 }
                 Some(report) = recv_raft(&mut self.replicated) => {
-                    self.from_raft(report).await?;
+                    self.on_raft(report).await?;
                 }
                 failed = self.failed_rx.recv() => match failed {
                     Some(AppendFailed::Unwritten { cause, .. }) if self.replicated.is_some() => {

@@ -169,7 +169,7 @@ pub async fn run(
         ),
         Some(c) => {
             let started = cluster::start::start(&config, c, &journal, &state).await?;
-            let core = Core::replicated(
+            let core = Core::follower(
                 journal.clone(),
                 state,
                 links,
@@ -177,8 +177,8 @@ pub async fn run(
                 config.limits.snapshot_events,
                 config.retention.terminated_orders_ms,
                 config.retention.events_ms,
-                started.replicated,
-            );
+            )
+            .with_replication(started.replicated);
             (core, Some(started.info), Some(started.transport))
         }
     };

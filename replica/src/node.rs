@@ -374,7 +374,17 @@ impl Node {
             )));
         }
         let from = message.from();
-        let m = message.into_raft(&self.limits)?;
+        let mut m = message.into_raft(&self.limits)?;
+        if m.get_msg_type() == eraftpb::MessageType::MsgHeartbeat {
+            // A leader tells a follower the commit up to what the follower once matched; a
+            // follower whose directory was wiped has less now, and raft would abort on it.
+            // Its own end is all it can know to be committed; the leader learns of the loss
+            // from its next append's rejection and sends what is missing (or a snapshot).
+            let last = self.raw.raft.raft_log.last_index();
+            if m.commit > last {
+                m.commit = last;
+            }
+        }
         self.raw.step(m).map_err(|e| match e {
             raft::Error::StepPeerNotFound => ReplicaError::BadMessage(format!(
                 "a response from node {from}, which is not a member"

@@ -83,6 +83,10 @@ pub struct RaftSettings {
     pub watch: bool,
     /// The controllers' node ids (whom the watch passes leadership to).
     pub controllers: Vec<u64>,
+    /// The node's raft directory was new (founding, or wiped): it grants no vote for this
+    /// long, so that a node that lost its vote of a term to a wipe cannot vote again in an
+    /// election of that term (0: no abstention).
+    pub abstain_ms: u64,
 }
 
 /// Starts the raft thread. `send` carries a message to its peer (it must not block).
@@ -97,7 +101,9 @@ pub fn start(
     std::thread::Builder::new()
         .name("raft".into())
         .spawn(move || {
+            let abstain_until = Instant::now() + Duration::from_millis(settings.abstain_ms);
             let mut r = RaftLoop {
+                abstain_until,
                 node: &mut node,
                 settings,
                 out,
@@ -116,6 +122,8 @@ pub fn start(
 
 struct RaftLoop<'a> {
     node: &'a mut Node,
+    /// Vote requests are dropped until then (see [`RaftSettings::abstain_ms`]).
+    abstain_until: Instant,
     settings: RaftSettings,
     out: mpsc::UnboundedSender<FromRaft>,
     status: Arc<Mutex<NodeStatus>>,
@@ -173,6 +181,9 @@ impl RaftLoop<'_> {
         match input {
             ToRaft::Propose { position, batch } => self.propose(position, batch),
             ToRaft::Message(m) => {
+                if m.is_vote_request() && Instant::now() < self.abstain_until {
+                    return Ok(());
+                }
                 if let Err(e) = self.node.step(m) {
                     tracing::debug!("a raft message was refused: {e}");
                 }

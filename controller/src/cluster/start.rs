@@ -6,6 +6,8 @@
 //! (the journal lost what the log had compacted) is installed first. A journal ahead of the
 //! raft log (a raft directory removed, or a journal written by a controller that ran alone) is
 //! refused: the node must not start on a log that disagrees with its own committed events.
+//! A node whose raft directory is new grants no vote for two election timeouts: if it was
+//! wiped, it may have voted in the current term before, and must not vote twice in it.
 
 use crate::ControllerError;
 use crate::api::cluster::ClusterInfo;
@@ -61,6 +63,12 @@ pub async fn start(
         path: dir.clone(),
         source,
     })?;
+    let fresh = !dir.join(ordo_replica::LOG_DIR_NAME).exists();
+    let abstain_ms = if fresh {
+        2 * nc.election_ticks_max as u64 * cluster.tick_ms
+    } else {
+        0
+    };
     let (node, restored) = Node::open(&dir, nc).map_err(|e| {
         ControllerError::Recovery(format!("the raft log in {}: {e}", dir.display()))
     })?;
@@ -162,6 +170,7 @@ pub async fn start(
                 .filter(|n| n.voter == Voter::Controller)
                 .map(|n| n.id)
                 .collect(),
+            abstain_ms,
         },
         raft_rx,
         out_tx,
@@ -182,17 +191,19 @@ pub async fn start(
         "node of the pair started; it follows until raft makes it the active one"
     );
     Ok(Started {
-        replicated: Replicated::new(
-            cluster.node_id,
+        replicated: Replicated {
+            node_id: cluster.node_id,
             watch,
             api_urls,
             to_raft,
-            out_rx,
-            status.clone(),
-            view.clone(),
+            from_raft: out_rx,
+            raft_status: status.clone(),
+            view: view.clone(),
             applied,
-            journal.last_id(),
-        ),
+            written: journal.last_id(),
+            snapshot: None,
+            membership: Vec::new(),
+        },
         info: ClusterInfo {
             config: cluster.clone(),
             raft: status,

@@ -45,6 +45,7 @@ impl Net {
 struct Running {
     core: mpsc::Sender<Input>,
     view: Arc<Mutex<NodeView>>,
+    raft: Arc<Mutex<NodeStatus>>,
     task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
@@ -66,8 +67,29 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
         fsync: false,
         ..StoreConfig::default()
     };
-    let (node, _restored) = Node::open(&dir.join("raft"), nc).unwrap();
+    nc.compact_keep_entries = 10;
+    // A node just stopped may still hold its directory for a tick.
+    let mut opened = None;
+    for _ in 0..500 {
+        match Node::open(&dir.join("raft"), nc.clone()) {
+            Ok(o) => {
+                opened = Some(o);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let (node, restored) = opened.expect("the raft directory opens");
+    let journal_index = crate::record::index_of(journal.last_id());
     let (out_tx, out_rx) = mpsc::unbounded_channel();
+    if let Some(s) = restored.snapshot.filter(|s| !s.data.is_empty())
+        && s.index > journal_index
+    {
+        let _ = out_tx.send(crate::cluster::raft::FromRaft::Snapshot {
+            index: s.index,
+            data: s.data,
+        });
+    }
     let (to_raft, raft_rx) = std::sync::mpsc::channel();
     net.to.lock().unwrap().insert(id, to_raft.clone());
     let status: Arc<Mutex<NodeStatus>> = Arc::new(Mutex::new(node.status()));
@@ -79,6 +101,7 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
             tick_ms: 10,
             watch,
             controllers: vec![1, 2],
+            abstain_ms: 0,
         },
         raft_rx,
         out_tx,
@@ -88,18 +111,20 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
     .unwrap();
     let applied = crate::record::index_of(journal.last_id());
     let written = journal.last_id();
-    let replicated = Replicated::new(
-        id,
+    let replicated = Replicated {
+        node_id: id,
         watch,
-        IDS.iter().map(|i| (*i, url(*i))).collect(),
+        api_urls: IDS.iter().map(|i| (*i, url(*i))).collect(),
         to_raft,
-        out_rx,
-        status,
-        view.clone(),
+        from_raft: out_rx,
+        raft_status: status.clone(),
+        view: view.clone(),
         applied,
         written,
-    );
-    let core = Core::replicated(
+        snapshot: None,
+        membership: Vec::new(),
+    };
+    let core = Core::follower(
         journal,
         state,
         NoLinks,
@@ -107,13 +132,14 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
         100,
         u64::MAX,
         u64::MAX,
-        replicated,
-    );
+    )
+    .with_replication(replicated);
     let (tx, rx) = mpsc::channel(1024);
     let task = tokio::spawn(core.run(rx));
     Running {
         core: tx,
         view,
+        raft: status,
         task,
     }
 }
@@ -278,6 +304,164 @@ async fn a_pair_elects_one_active_replicates_and_fails_over() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(seen, (last, all));
+    for (id, r) in nodes {
+        assert!(!r.task.is_finished(), "node {id} stopped");
+        r.task.abort();
+    }
+}
+
+/// Waits until node `id` has applied up to `last` and returns its orders.
+async fn caught_up(nodes: &BTreeMap<u64, Running>, id: u64, last: u64) -> (u64, BTreeSet<String>) {
+    let core = nodes[&id].core.clone();
+    let mut seen = (0, BTreeSet::new());
+    for _ in 0..1000 {
+        seen = orders(&core).await;
+        if seen.0 >= last {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_rejoins_from_the_leaders_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::default();
+    let mut nodes = BTreeMap::new();
+    for id in IDS {
+        nodes.insert(
+            id,
+            start_node(&dir.path().join(id.to_string()), id, &net, id == 3),
+        );
+    }
+    let first = until("an active controller", || active(&nodes)).await;
+    deploy(&nodes[&first].core).await.unwrap();
+    let other = if first == 1 { 2 } else { 1 };
+    // The other controller is stopped; its data goes.
+    let stopped = nodes.remove(&other).unwrap();
+    net.to.lock().unwrap().remove(&other);
+    stopped.task.abort();
+    let _ = stopped.task.await;
+    std::fs::remove_dir_all(dir.path().join(other.to_string())).unwrap();
+
+    // Enough entries for snapshots (every 100 events) and a compacted log (10 entries kept).
+    for i in 0..300 {
+        add_somewhere(&nodes, &format!("o-{i}")).await;
+    }
+    let (last, all) = orders(&nodes[&first].core).await;
+    assert_eq!(all.len(), 300);
+    let watch = caught_up(&nodes, 3, last).await;
+    assert_eq!(watch, (last, all.clone()), "the watch applies every entry");
+
+    // Back with an empty directory: the log it needs is gone, so the leader sends its
+    // snapshot, and then the entries after it.
+    until("the leader's log compacted", || {
+        (nodes[&first].raft.lock().unwrap().compacted > 10).then_some(())
+    })
+    .await;
+    nodes.insert(
+        other,
+        start_node(&dir.path().join(other.to_string()), other, &net, false),
+    );
+    let (_, rejoined) = caught_up(&nodes, other, last).await;
+    assert_eq!(rejoined, all, "the rejoined node holds every order");
+    add_somewhere(&nodes, "after").await;
+    let (last, all) = orders(&nodes[&first].core).await;
+    assert_eq!(caught_up(&nodes, other, last).await, (last, all));
+    for (id, r) in &nodes {
+        assert!(!r.task.is_finished(), "node {id} stopped");
+    }
+    // Its journal says where the snapshot took over, and starts there.
+    let rejoined = nodes.remove(&other).unwrap();
+    rejoined.task.abort();
+    let _ = rejoined.task.await;
+    let mut journal = None;
+    for _ in 0..500 {
+        let config = ordo_journal::Config::new(dir.path().join(other.to_string()).join("journal"));
+        if let Ok(j) = ordo_journal::Journal::open(config) {
+            journal = Some(j);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let opened = journal.expect("the rejoined node's journal opens");
+    let snapshot = opened
+        .snapshot
+        .as_ref()
+        .expect("a snapshot where the state was restored");
+    let mut restored = 0;
+    for record in opened.journal.read_after(0).unwrap() {
+        let record = record.unwrap();
+        let stored = crate::record::Record::decode(record.id, &record.data).unwrap();
+        if let crate::record::Body::Restored { index } = stored.body {
+            assert_eq!(
+                record.id,
+                crate::record::event_id(index, crate::record::BATCH_EVENTS_MAX - 1)
+            );
+            assert!(record.id <= snapshot.id);
+            restored += 1;
+        }
+    }
+    assert_eq!(restored, 1, "one Restored record");
+    for (_, r) in nodes {
+        r.task.abort();
+    }
+}
+
+async fn membership(
+    core: &mpsc::Sender<Input>,
+    change: ordo_replica::MembershipChange,
+) -> Result<u64, String> {
+    let (reply, answer) = oneshot::channel();
+    core.send(Input::Membership { change, reply })
+        .await
+        .unwrap();
+    answer.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_is_removed_and_added_back_while_orders_go_on() {
+    use ordo_replica::MembershipChange;
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::default();
+    let mut nodes = BTreeMap::new();
+    for id in IDS {
+        nodes.insert(
+            id,
+            start_node(&dir.path().join(id.to_string()), id, &net, id == 3),
+        );
+    }
+    let first = until("an active controller", || active(&nodes)).await;
+    deploy(&nodes[&first].core).await.unwrap();
+    let other = if first == 1 { 2 } else { 1 };
+    add_somewhere(&nodes, "before").await;
+
+    membership(&nodes[&first].core, MembershipChange::Remove(other))
+        .await
+        .unwrap();
+    until("the membership without the other controller", || {
+        let v = nodes[&first].view.lock().unwrap().members.clone();
+        (!v.is_empty() && !v.contains(&other)).then_some(())
+    })
+    .await;
+    // The two remaining voters commit on their own.
+    net.cut.lock().unwrap().insert(other);
+    add_somewhere(&nodes, "without").await;
+
+    net.cut.lock().unwrap().clear();
+    membership(&nodes[&first].core, MembershipChange::AddVoter(other))
+        .await
+        .unwrap();
+    until("the other controller back in the membership", || {
+        let v = nodes[&first].view.lock().unwrap().members.clone();
+        v.contains(&other).then_some(())
+    })
+    .await;
+    add_somewhere(&nodes, "with").await;
+    let (last, all) = orders(&nodes[&first].core).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(caught_up(&nodes, other, last).await, (last, all));
     for (id, r) in nodes {
         assert!(!r.task.is_finished(), "node {id} stopped");
         r.task.abort();

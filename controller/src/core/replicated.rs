@@ -47,43 +47,16 @@ pub struct Replicated {
     pub from_raft: mpsc::UnboundedReceiver<FromRaft>,
     pub raft_status: Arc<Mutex<NodeStatus>>,
     pub view: Arc<Mutex<NodeView>>,
-    /// Entries up to this index are in the journal and the state.
+    /// Entries up to this index are in the journal and the state (at start: the index of the
+    /// journal's last event).
     pub applied: u64,
     /// The last event id given to the journal.
     pub written: u64,
     /// The snapshot the machine asked for, kept until the journal has it: (event id, raft
-    /// index, state).
+    /// index, state). `None` at start.
     pub snapshot: Option<(u64, u64, Vec<u8>)>,
-    /// Membership changes asked for, proposed after the round.
+    /// Membership changes asked for, proposed after the round. Empty at start.
     pub membership: Vec<(MembershipChange, oneshot::Sender<Result<u64, String>>)>,
-}
-
-impl Replicated {
-    pub fn new(
-        node_id: u64,
-        watch: bool,
-        api_urls: BTreeMap<u64, String>,
-        to_raft: std::sync::mpsc::Sender<ToRaft>,
-        from_raft: mpsc::UnboundedReceiver<FromRaft>,
-        raft_status: Arc<Mutex<NodeStatus>>,
-        view: Arc<Mutex<NodeView>>,
-        applied: u64,
-        written: u64,
-    ) -> Replicated {
-        Replicated {
-            node_id,
-            watch,
-            api_urls,
-            to_raft,
-            from_raft,
-            raft_status,
-            view,
-            applied,
-            written,
-            snapshot: None,
-            membership: Vec::new(),
-        }
-    }
 }
 
 impl<L: Links> Core<L> {
@@ -104,7 +77,7 @@ impl<L: Links> Core<L> {
     }
 
     /// Handles one report of the raft thread.
-    pub(super) async fn from_raft(&mut self, report: FromRaft) -> Result<(), String> {
+    pub(super) async fn on_raft(&mut self, report: FromRaft) -> Result<(), String> {
         match report {
             FromRaft::Snapshot { index, data } => self.install(index, data).await?,
             FromRaft::Committed(entries) => {
