@@ -3,8 +3,9 @@
 //! - `status`: `GET /cluster` (every voter's `/health`: `{active, members: [{url, configured,
 //!   health?, error?}]}`) as a table — node, voter, role, term, commit/applied, lag (the
 //!   leader's commit index minus the node's applied index), agents coupled, API URL — or, with
-//!   `--json`, as it came. An API without `/cluster` (a controller itself) is shown from its
-//!   `/health`. Exits 1 when no controller is active.
+//!   `--json`, as it came; then the cockpit's own state (following which controller, at which
+//!   event). An API without `/cluster` (a controller itself) is shown from its `/health`.
+//!   Exits 1 when no controller is active.
 //! - `switchover [--to N] [--wait]`: `POST /cluster/switchover`; `--wait` waits until the node
 //!   that takes over says it is active.
 //! - `add-node N`, `remove-node N`: `POST /cluster/nodes {id}`, `DELETE /cluster/nodes/{id}`.
@@ -148,6 +149,17 @@ async fn status(api: &Api, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         match &active {
             Some(url) => println!("active: {url}"),
             None => println!("no controller is active"),
+        }
+        // The cockpit's own view: whether it follows, and which controller.
+        if let Ok(h) = api.health().await
+            && h["role"] == "cockpit"
+        {
+            println!(
+                "cockpit: {}, following {} at event {}",
+                cell(h.get("status")),
+                cell(h.get("controller")),
+                cell(h.get("lastEventId"))
+            );
         }
     }
     Ok(if active.is_some() {
