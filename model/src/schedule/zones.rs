@@ -6,6 +6,11 @@ use std::sync::OnceLock;
 /// Finds a time zone by its IANA name (`Europe/Berlin`, `UTC`); `None` when unknown.
 pub trait Zones {
     fn zone(&self, name: &str) -> Option<TimeZone>;
+
+    /// The names it knows, for suggestions when a name is unknown; may be empty.
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The IANA time zone database built into the program (jiff's bundled copy): reading it
@@ -25,6 +30,13 @@ impl Zones for BundledZones {
             return Some(TimeZone::UTC);
         }
         bundled().get(name).ok()
+    }
+
+    fn names(&self) -> Vec<String> {
+        bundled()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect()
     }
 }
 

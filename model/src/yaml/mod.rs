@@ -100,6 +100,7 @@ mod node;
 mod objects;
 mod read;
 mod refs;
+mod schedule;
 mod schema;
 mod spec;
 mod workflow;
@@ -108,6 +109,7 @@ pub use diag::{Diagnostic, Severity};
 pub use schema::json_schema;
 
 use crate::inventory::Inventory;
+use crate::schedule::{BundledZones, Zones};
 use diag::{Diags, LineIndex, Pos};
 use node::{Kind, Node};
 use read::{Cx, closest};
@@ -227,8 +229,37 @@ pub fn file_too_large(file: &str, bytes: u64, limits: &Limits) -> Diagnostic {
     }
 }
 
-/// Reads and checks the files together, reporting every problem.
+/// What a check may use beyond the files.
+#[derive(Clone, Copy)]
+pub struct CheckOptions<'z> {
+    /// Where schedules' time zones are looked up.
+    pub zones: &'z dyn Zones,
+    /// The current instant, for the checks that depend on it: a schedule with no date to
+    /// fire on in the next year is a warning. `None` skips them.
+    pub now: Option<jiff::Timestamp>,
+}
+
+impl Default for CheckOptions<'_> {
+    fn default() -> Self {
+        CheckOptions {
+            zones: &BundledZones,
+            now: None,
+        }
+    }
+}
+
+/// Reads and checks the files together, reporting every problem; time zones come from the
+/// bundled database and nothing depends on the current instant.
 pub fn check_inventory(files: &[SourceFile], limits: &Limits) -> Checked {
+    check_inventory_with(files, limits, &CheckOptions::default())
+}
+
+/// [`check_inventory`] with a choice of time zones and the current instant.
+pub fn check_inventory_with(
+    files: &[SourceFile],
+    limits: &Limits,
+    options: &CheckOptions<'_>,
+) -> Checked {
     let mut diags = Diags::new(limits.diagnostics_max);
     let mut inventory = Inventory::default();
     let mut defs = Defs::default();
@@ -265,12 +296,20 @@ pub fn check_inventory(files: &[SourceFile], limits: &Limits) -> Checked {
             limits,
             diags: &mut diags,
         };
+        let mut r = Reading {
+            inventory: &mut inventory,
+            defs: &mut defs,
+            refs: &mut refs,
+            zones: options.zones,
+        };
         for doc in &docs {
-            complete &= document(&mut cx, doc, &mut inventory, &mut defs, &mut refs);
+            complete &= document(&mut cx, doc, &mut r);
         }
     }
     defs.check_duplicates(&mut diags);
     defs.check_refs(&refs, &mut diags);
+    let now = options.now.filter(|_| !diags.has_errors());
+    schedule::check_plan(&inventory, &defs, options.zones, now, complete, &mut diags);
     if !complete && !diags.has_errors() {
         // Every path that drops part of the input reports why; this keeps it that way.
         diags.push(
@@ -288,21 +327,35 @@ pub fn check_inventory(files: &[SourceFile], limits: &Limits) -> Checked {
     }
 }
 
+/// Where the objects read go.
+struct Reading<'r> {
+    inventory: &'r mut Inventory,
+    defs: &'r mut Defs,
+    refs: &'r mut Refs,
+    zones: &'r dyn Zones,
+}
+
+/// `workflow:, agent:, lock:, board:, schedule: or calendar:`
+fn heads() -> String {
+    let words: Vec<String> = spec::OBJECTS
+        .iter()
+        .map(|o| format!("{}:", spec::head(o)))
+        .collect();
+    match words.split_last() {
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// Reads one document: an object or a list of objects. False if something could not be read.
-fn document(
-    cx: &mut Cx<'_>,
-    doc: &Node,
-    inventory: &mut Inventory,
-    defs: &mut Defs,
-    refs: &mut Refs,
-) -> bool {
+fn document(cx: &mut Cx<'_>, doc: &Node, r: &mut Reading<'_>) -> bool {
     match &doc.kind {
         Kind::Null => true,
-        Kind::Map(_) => object(cx, doc, inventory, defs, refs),
+        Kind::Map(_) => object(cx, doc, r),
         Kind::Seq(items) => {
             let mut ok = true;
             for item in items {
-                ok &= object(cx, item, inventory, defs, refs);
+                ok &= object(cx, item, r);
             }
             ok
         }
@@ -310,7 +363,8 @@ fn document(
             cx.err(
                 doc.pos,
                 format!(
-                    "a document holds an object (workflow:, agent:, lock: or board:) or a list of them, not {}",
+                    "a document holds an object ({}) or a list of them, not {}",
+                    heads(),
                     doc.describe()
                 ),
             );
@@ -319,18 +373,29 @@ fn document(
     }
 }
 
-fn object(
-    cx: &mut Cx<'_>,
-    node: &Node,
-    inventory: &mut Inventory,
-    defs: &mut Defs,
-    refs: &mut Refs,
-) -> bool {
+/// The kind of object a mapping with these keys is: of the objects whose head key it has, the
+/// one that knows most of its keys (a schedule has `workflow:` and `calendar:` fields too),
+/// the earliest head key on a tie.
+fn recognise(keys: &[&str]) -> Option<&'static spec::Obj> {
+    let mut best: Option<(&'static spec::Obj, usize)> = None;
+    for k in keys {
+        for o in spec::OBJECTS.iter().filter(|o| spec::head(o) == *k) {
+            let known = keys.iter().filter(|k| o.field(k).is_some()).count();
+            if best.is_none_or(|(_, b)| known > b) {
+                best = Some((o, known));
+            }
+        }
+    }
+    best.map(|(o, _)| o)
+}
+
+fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
     let Kind::Map(entries) = &node.kind else {
         cx.err(
             node.pos,
             format!(
-                "an inventory object is a mapping starting with workflow:, agent:, lock: or board:, not {}",
+                "an inventory object is a mapping starting with {}, not {}",
+                heads(),
                 node.describe()
             ),
         );
@@ -340,27 +405,23 @@ fn object(
         .iter()
         .filter_map(|(k, _)| k.scalar().map(|s| s.text.as_str()))
         .collect();
-    let obj = keys
-        .iter()
-        .find_map(|k| spec::OBJECTS.iter().find(|o| spec::head(o) == *k));
-    let Some(obj) = obj else {
-        let heads = spec::OBJECTS.iter().map(|o| spec::head(o));
+    let Some(obj) = recognise(&keys) else {
+        let heads_iter = spec::OBJECTS.iter().map(|o| spec::head(o));
         let hint = keys
             .iter()
-            .find_map(|k| closest(k, heads.clone()))
+            .find_map(|k| closest(k, heads_iter.clone()))
             .map(|c| format!("; did you mean `{c}:`?"))
             .unwrap_or_default();
         cx.err(
             node.pos,
-            format!(
-                "not an inventory object: it needs a key workflow:, agent:, lock: or board:{hint}"
-            ),
+            format!("not an inventory object: it needs a key {}{hint}", heads()),
         );
         return false;
     };
     let Some(f) = cx.fields(node, obj) else {
         return false;
     };
+    let (inventory, defs, refs) = (&mut *r.inventory, &mut *r.defs, &mut *r.refs);
     match spec::head(obj) {
         "workflow" => {
             if let Some(n) = f.get("workflow")
@@ -374,6 +435,10 @@ fn object(
         "agent" => objects::agent(cx, &f, defs).map(|a| inventory.agents.push(a)),
         "lock" => objects::lock(cx, &f, defs).map(|l| inventory.locks.push(l)),
         "board" => objects::board(cx, &f, defs).map(|b| inventory.boards.push(b)),
+        "schedule" => {
+            schedule::schedule(cx, &f, defs, refs, r.zones).map(|s| inventory.schedules.push(s))
+        }
+        "calendar" => schedule::calendar(cx, &f, defs, refs).map(|c| inventory.calendars.push(c)),
         _ => None,
     }
     .is_some()
