@@ -30,7 +30,7 @@
 //! match the month.
 //!
 //! A cron whose minute or hour field starts with `*` is an **interval** (it fires at every real
-//! instant whose wall clock matches); any other is **fixed** (see [`super::expand`] for what
+//! instant whose wall clock matches); any other is **fixed** (see [`super`] for what
 //! that means around daylight saving time changes).
 
 use jiff::civil::{Date, Weekday};

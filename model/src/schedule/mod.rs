@@ -16,7 +16,7 @@
 //! - `times` lists,
 //! - `repeat` gives: `from`, `from + every`, ... before `until` (default: the end of the day).
 //!
-//! Wall times are turned into instants ([`expand`]) by this policy, which holds in every time
+//! Wall times are turned into instants ([`expand()`]) by this policy, which holds in every time
 //! zone and at every change of its UTC offset (daylight saving time or otherwise):
 //!
 //! - **Fixed** times (a cron whose minute and hour fields do not start with `*`, and `times`):
