@@ -59,7 +59,7 @@ impl Field {
     fn has(&self, v: u8, min: u8) -> bool {
         match self {
             Field::Star => true,
-            Field::Step(s) => (v - min) % s == 0,
+            Field::Step(s) => (v - min).is_multiple_of(*s),
             Field::List(l) => l.contains(&v),
         }
     }
@@ -143,7 +143,7 @@ impl RepeatSpec {
         let m = u32::from(w.hour() as u8) * 60 + u32::from(w.minute() as u8);
         m >= self.from_min
             && self.until_min.is_none_or(|u| m < u)
-            && (m - self.from_min) % self.every_min == 0
+            && (m - self.from_min).is_multiple_of(self.every_min)
     }
 }
 

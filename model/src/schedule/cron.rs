@@ -163,7 +163,7 @@ impl Cron {
             .into_iter()
             .map(|(o, f)| (base.map_or(lead, |b| b + o), f))
             .collect();
-        let (sec, rest): (Option<(usize, &str)>, &[(usize, &str)]) = match fields.len() {
+        let (sec, rest): (Option<Piece>, &[Piece]) = match fields.len() {
             5 => (None, &fields[..]),
             6 => (Some(fields[0]), &fields[1..]),
             0 => return Err(error(0, "the expression is empty")),
@@ -279,6 +279,9 @@ impl fmt::Display for Cron {
         f.write_str(&self.text)
     }
 }
+
+/// A field of the expression and its byte offset.
+type Piece<'a> = (usize, &'a str);
 
 /// Sunday = 0, as cron counts.
 pub(crate) fn weekday_bit(w: Weekday) -> u32 {
