@@ -22,7 +22,9 @@ pub struct Inventory {
     pub agents: Vec<Agent>,
     pub locks: Vec<Lock>,
     pub boards: Vec<Board>,
-    // Added later: at the end and defaulted, so an encoding without them still reads.
+    // Added later, at the end and defaulted. An inventory is never journaled whole (a
+    // deployment journals one event per workflow, agent, lock and board), so no journal
+    // changes; JSON written without them still reads.
     #[serde(default)]
     pub schedules: Vec<Schedule>,
     #[serde(default)]
