@@ -4,8 +4,8 @@
 //! The schedules mix five shapes in turn: a weekday cron at a fixed time on a business-day
 //! calendar with holidays (Europe/Berlin), every 15 minutes (America/New_York), two times of
 //! day (Asia/Kathmandu), a repeat every hour from 06:00 to 22:00 (Australia/Lord_Howe, whose
-//! clocks move by 30 minutes) and the 1st and 15th of the month on a calendar of month ends
-//! (UTC). The window starts on 2026-03-25, so the week holds the European change.
+//! clocks move by 30 minutes) and a daily cron on a calendar of the last two days of each
+//! month (UTC). The window starts on 2026-03-25, so the week holds the European change.
 //!
 //! The baseline, in the same run: the least any expansion must do, turning each fire's wall
 //! time into an instant once with jiff (`tz.to_timestamp`), the same number of times.
@@ -93,7 +93,7 @@ fn inventory_yaml(schedules: usize) -> String {
             ),
             3 => "timeZone: Australia/Lord_Howe\nrepeat: { every: 1h, from: \"06:00\", until: \"22:00\" }\n"
                 .to_owned(),
-            _ => format!("cron: \"{m} {h} 1,15 * *\"\ncalendar: month-ends\n"),
+            _ => format!("cron: \"{m} {h} * * *\"\ncalendar: month-ends\n"),
         };
         y += &format!("---\nschedule: s{i}\nworkflow: w\nargs: {{ day: $date }}\n{body}");
     }
