@@ -340,7 +340,9 @@ impl<'i> Expander<'i> {
                 self.fires_of(i, window, limits, &mut out)?;
             }
         }
-        out.sort_by(|a, b| (a.instant, self.name(a)).cmp(&(b.instant, self.name(b))));
+        // Unique keys (a schedule fires once per instant): unstable is deterministic, and
+        // sorts in place.
+        out.sort_unstable_by(|a, b| (a.instant, self.name(a)).cmp(&(b.instant, self.name(b))));
         Ok(out)
     }
 
