@@ -340,9 +340,20 @@ impl<'i> Expander<'i> {
                 self.fires_of(i, window, limits, &mut out)?;
             }
         }
+        // Each schedule's rank by name, so that the sort compares integers.
+        let mut by_name: Vec<u32> = (0..self.schedules.len() as u32).collect();
+        by_name.sort_unstable_by(|a, b| {
+            self.schedules[*a as usize]
+                .name
+                .cmp(&self.schedules[*b as usize].name)
+        });
+        let mut rank = vec![0u32; self.schedules.len()];
+        for (r, i) in by_name.iter().enumerate() {
+            rank[*i as usize] = r as u32;
+        }
         // Unique keys (a schedule fires once per instant): unstable is deterministic, and
         // sorts in place.
-        out.sort_unstable_by(|a, b| (a.instant, self.name(a)).cmp(&(b.instant, self.name(b))));
+        out.sort_unstable_by_key(|f| (f.instant, rank[f.schedule as usize]));
         Ok(out)
     }
 
