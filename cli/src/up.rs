@@ -38,6 +38,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "report.yaml",
         include_str!("../../deploy/examples/report.yaml"),
     ),
+    (
+        "schedules.yaml",
+        include_str!("../../deploy/examples/schedules.yaml"),
+    ),
 ];
 
 /// The id of the agent `ordo up` runs.
