@@ -114,9 +114,9 @@ fn node_id_schema() -> Json {
 /// An order id; `|` only in fork children's ids, which no one adds.
 fn order_id_schema(children: bool) -> Json {
     let pattern = if children {
-        "^[A-Za-z0-9|#:@][A-Za-z0-9._|#:@-]*$"
+        "^[A-Za-z0-9|#:@][A-Za-z0-9._|#:@+-]*$"
     } else {
-        "^[A-Za-z0-9#:@][A-Za-z0-9._#:@-]*$"
+        "^[A-Za-z0-9#:@][A-Za-z0-9._#:@+-]*$"
     };
     json!({"type": "string", "pattern": pattern, "maxLength": ids::ORDER_ID_BYTES_MAX})
 }
