@@ -49,6 +49,12 @@ pub struct NodeConfig {
     pub election_ticks: usize,
     /// Upper bound (exclusive) of the random election timeout; 0 means `2 * election_ticks`.
     pub election_ticks_max: usize,
+    /// Lower bound of the random election timeout when it is to be longer than
+    /// `election_ticks` (0: `election_ticks`). `election_ticks` stays the leader lease: a node
+    /// ignores vote requests for that many ticks after it heard from a leader. A node that
+    /// should stand late (the watch) waits longer before it stands without keeping a longer
+    /// lease, which would make it refuse the votes of the others after a leader died.
+    pub candidacy_ticks_min: usize,
     /// A leader sends heartbeats every this many ticks. Default 2.
     pub heartbeat_ticks: usize,
     /// Largest append message to a follower (its entries), in bytes. Default 1 MiB.
@@ -75,6 +81,7 @@ impl NodeConfig {
             bootstrap: Membership::voters(voters),
             election_ticks: 10,
             election_ticks_max: 0,
+            candidacy_ticks_min: 0,
             heartbeat_ticks: 2,
             append_bytes_max: 1 << 20,
             inflight_appends_max: 256,
@@ -95,7 +102,7 @@ impl NodeConfig {
             max_inflight_msgs: self.inflight_appends_max,
             check_quorum: true,
             pre_vote: true,
-            min_election_tick: self.election_ticks,
+            min_election_tick: self.candidacy_ticks_min.max(self.election_ticks),
             max_election_tick: self.election_ticks_max,
             max_uncommitted_size: self.uncommitted_bytes_max,
             max_committed_size_per_ready: self.apply_bytes_per_update_max,

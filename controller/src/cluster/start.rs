@@ -43,10 +43,16 @@ pub async fn start(
     if cluster.join {
         nc.bootstrap = Membership::default();
     }
-    // The watch waits longer before it stands, so that a controller is elected first.
-    let factor = if watch { 3 } else { 1 };
-    nc.election_ticks = cluster.election_ticks * factor;
-    nc.election_ticks_max = 2 * cluster.election_ticks * factor;
+    // The watch waits three to six times as long before it stands, so that a controller is
+    // elected first; its leader lease stays the controllers' (a longer one would make it
+    // ignore the surviving controller's first vote request after the active one died).
+    nc.election_ticks = cluster.election_ticks;
+    if watch {
+        nc.candidacy_ticks_min = 3 * cluster.election_ticks;
+        nc.election_ticks_max = 6 * cluster.election_ticks;
+    } else {
+        nc.election_ticks_max = 2 * cluster.election_ticks;
+    }
     nc.heartbeat_ticks = cluster.heartbeat_ticks;
     let message_bytes_max = cluster.message_bytes_max as u64;
     nc.store = StoreConfig {

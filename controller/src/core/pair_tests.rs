@@ -61,8 +61,13 @@ fn start_node(dir: &std::path::Path, id: u64, net: &Net, watch: bool) -> Running
     let state = crate::recover(&opened).unwrap();
     let journal = opened.journal;
     let mut nc = NodeConfig::new(id, IDS);
-    nc.election_ticks = if watch { 30 } else { 10 };
-    nc.election_ticks_max = 2 * nc.election_ticks;
+    nc.election_ticks = 10;
+    if watch {
+        nc.candidacy_ticks_min = 30;
+        nc.election_ticks_max = 60;
+    } else {
+        nc.election_ticks_max = 20;
+    }
     nc.store = StoreConfig {
         fsync: false,
         ..StoreConfig::default()
