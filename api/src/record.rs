@@ -66,6 +66,11 @@ pub enum Body {
         #[serde(with = "ordo_model::ids::run_id")]
         new: u128,
     },
+    /// A controller of a pair that lagged too far behind was brought up to date with a
+    /// snapshot of the replicated log (up to raft entry `index`): its state is that
+    /// snapshot's, and the events before this one may be missing from its journal (a reader
+    /// that followed it from further back reloads the state). Changes nothing in the state.
+    Restored { index: u64 },
 }
 
 /// Why a record cannot be read.

@@ -113,6 +113,7 @@ impl State {
                 );
                 Ok(())
             }
+            Body::Restored { .. } => Ok(()),
         }
     }
 

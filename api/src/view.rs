@@ -198,6 +198,11 @@ pub fn describe(body: &Body) -> (String, &'static str, String) {
                     .unwrap_or_else(|| "none".into())
             ),
         ),
+        Body::Restored { index } => (
+            "controller".to_owned(),
+            "Restored",
+            format!("state restored from a snapshot of the replicated log at entry {index}"),
+        ),
     }
 }
 

@@ -19,7 +19,8 @@
 //!
 //! | Method and path | Role | Body → answer |
 //! |---|---|---|
-//! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax}` |
+//! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax, cluster?}` (`role`: `active`, or in a pair `passive`, `watch`, `candidate`; `cluster`: `ordo_api::view::ClusterHealth`) |
+//! | `POST /cluster/…` | admin | the pair's operations: see [`cluster`] |
 //! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; arguments over a size limit of `[limits]` (`order_args_bytes_max`, `arg_value_bytes_max`) 413 `{error, details: {limit, max}}`; an id or variable name over its length limit (`order_id_bytes_max`, `arg_name_bytes_max`) 400 with the same `details`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` (at most 10000, the default); a `limit` above 100 makes it a large answer: streamed, and 503 as `/snapshot` |
@@ -55,6 +56,7 @@
 //! `event_bytes_max` ([`crate::streamed`]).
 
 mod body;
+pub mod cluster;
 mod events;
 #[cfg(test)]
 mod list_tests;
@@ -99,6 +101,8 @@ pub struct Api {
     pub state_reads_max: usize,
     pub cluster_id: String,
     pub controller_id: String,
+    /// This node of the pair, when it is one.
+    pub cluster: Option<cluster::ClusterInfo>,
 }
 
 /// An error answer: a status and a message, as `{"error": "..."}`, with `details` and any
@@ -230,15 +234,29 @@ async fn health(AxState(api): AxState<Api>) -> Result<axum::Json<ControllerHealt
     let (last, orders) = api
         .read(|s, durable| (durable.min(s.last_event_id), s.world.orders.len()))
         .await?;
+    let (role, cluster) = match &api.cluster {
+        None => ("active".to_owned(), None),
+        Some(c) => {
+            let coupled = api
+                .links
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .filter(|l| l.connected)
+                .count();
+            let (role, health) = c.health(coupled);
+            (role, Some(health))
+        }
+    };
     Ok(axum::Json(ControllerHealth {
         status: "ok".into(),
         cluster_id: api.cluster_id.clone(),
         controller_id: api.controller_id.clone(),
-        role: "active".into(),
+        role,
         last_event_id: last,
         orders,
         event_bytes_max: api.event_bytes_max,
-        cluster: None,
+        cluster,
     }))
 }
 
@@ -248,20 +266,35 @@ async fn not_found() -> ApiError {
 
 /// The API's routes.
 pub fn router(api: Api, request_bytes_max: usize) -> Router {
-    let v1 = Router::new()
-        .route("/health", get(health))
-        .route("/deploy", post(orders::deploy))
-        .route("/orders", post(orders::add).get(orders::list))
-        .route("/orders/{id}", get(orders::show).delete(orders::remove))
-        .route("/orders/{id}/log", get(orders::log))
-        .route("/orders/{id}/{verb}", post(orders::order_command))
-        .route("/notices/{board}", post(orders::post_notice))
-        .route("/agents", get(orders::agents))
-        .route("/snapshot", get(whole::snapshot))
-        .route("/state", get(whole::state))
-        .route("/events", get(events::long_poll))
-        .route("/events/ws", get(events::websocket))
-        .layer(middleware::from_fn_with_state(api.clone(), auth));
+    let watch = api
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.config.me().voter == crate::config::Voter::Watch);
+    let v1 = if watch {
+        // The watch serves its health only.
+        Router::new().route("/health", get(health))
+    } else {
+        Router::new()
+            .route("/health", get(health))
+            .route("/cluster/switchover", post(cluster::switchover))
+            .route("/cluster/nodes", post(cluster::add_node))
+            .route(
+                "/cluster/nodes/{id}",
+                axum::routing::delete(cluster::remove_node),
+            )
+            .route("/deploy", post(orders::deploy))
+            .route("/orders", post(orders::add).get(orders::list))
+            .route("/orders/{id}", get(orders::show).delete(orders::remove))
+            .route("/orders/{id}/log", get(orders::log))
+            .route("/orders/{id}/{verb}", post(orders::order_command))
+            .route("/notices/{board}", post(orders::post_notice))
+            .route("/agents", get(orders::agents))
+            .route("/snapshot", get(whole::snapshot))
+            .route("/state", get(whole::state))
+            .route("/events", get(events::long_poll))
+            .route("/events/ws", get(events::websocket))
+    }
+    .layer(middleware::from_fn_with_state(api.clone(), auth));
     let errors = ordo_net::api::ErrorContext { request_bytes_max };
     Router::new()
         .nest("/api/v1", v1)

@@ -73,6 +73,11 @@ pub struct ClusterConfig {
     /// Largest raft message read from a peer (a snapshot is the big one), in bytes.
     #[serde(default = "ClusterConfig::default_message_bytes_max")]
     pub message_bytes_max: usize,
+    /// This node joins a running cluster (added with `ordo cluster add-node`): it starts with
+    /// an empty log and waits for the leader's snapshot instead of founding the cluster with
+    /// `nodes`. Only read when its data directory is new.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub join: bool,
 }
 
 impl ClusterConfig {

@@ -80,6 +80,16 @@ pub enum Input {
     },
     /// Read access: the function runs on the state between batches.
     Read(Reader),
+    /// A change of the pair's membership (the active controller of a pair only).
+    Membership {
+        change: ordo_replica::MembershipChange,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
+    /// Hand the pair's leadership to node `to` (a planned switchover).
+    Transfer {
+        to: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// What a link reports and the API shows.
@@ -100,6 +110,8 @@ pub trait Links: Send {
     fn send(&self, agent: &AgentId, msg: LinkMsg);
     /// Ends every session; each link connects again and resumes where the core says.
     fn reconnect_all(&mut self);
+    /// Stops every link (this controller is no longer the active one).
+    fn stop_all(&mut self);
 }
 
 type Clock = Box<dyn Fn() -> TimeMs + Send>;
@@ -146,10 +158,46 @@ pub struct Core<L: Links> {
     events_retention_ms: u64,
     /// Events proposed since free memory was last returned to the system.
     since_trim: u64,
+    /// Set when this core is a node of the replicated pair.
+    replicated: Option<Replicated>,
 }
 
 impl<L: Links> Core<L> {
     pub fn new(
+        journal: Journal,
+        state: State,
+        links: L,
+        clock: Clock,
+        snapshot_events: u64,
+        retention_ms: u64,
+        events_retention_ms: u64,
+    ) -> Core<L> {
+        let mut core = Core::follower(
+            journal,
+            state,
+            links,
+            clock,
+            snapshot_events,
+            retention_ms,
+            events_retention_ms,
+        );
+        core.machine.became_leader(SINGLE_TERM);
+        core
+    }
+
+    /// Makes a follower a node of the replicated pair: it follows until raft makes it the
+    /// active one.
+    pub fn with_replication(mut self, replicated: Replicated) -> Core<L> {
+        assert!(
+            !self.machine.is_leader(),
+            "a node of the pair starts as a follower"
+        );
+        self.replicated = Some(replicated);
+        self
+    }
+
+    /// A core that does not act until it is made the leader.
+    pub fn follower(
         journal: Journal,
         state: State,
         links: L,
@@ -172,7 +220,7 @@ impl<L: Links> Core<L> {
             ..Settings::default()
         };
         let event_bytes_max = settings.event_bytes_max;
-        let mut core = Core {
+        Core {
             journal,
             machine: Machine::new(state, settings),
             clock,
@@ -192,9 +240,8 @@ impl<L: Links> Core<L> {
             retention_ms,
             events_retention_ms,
             since_trim: 0,
-        };
-        core.machine.became_leader(SINGLE_TERM);
-        core
+            replicated: None,
+        }
     }
 
     /// Checks what orders bring in (commands and `addOrder` steps) with `limits` instead of
@@ -264,6 +311,26 @@ impl<L: Links> Core<L> {
                 .machine
                 .agent_events(&agent, run_id, epoch, events, now),
             Input::Read(f) => f(self.machine.state(), self.journal.last_id()),
+            Input::Membership { change, reply } => match &mut self.replicated {
+                Some(r) => r.membership.push((change, reply)),
+                None => drop(reply.send(Err("this controller runs alone, not in a pair".into()))),
+            },
+            Input::Transfer { to, reply } => {
+                let result = match &self.replicated {
+                    None => Err("this controller runs alone, not in a pair".to_owned()),
+                    Some(_) if !self.machine.is_leader() => {
+                        Err("this controller is not the active one".to_owned())
+                    }
+                    Some(r) if !r.api_urls.contains_key(&to) || to == r.node_id => Err(format!(
+                        "node {to} is not another node of this cluster's configuration"
+                    )),
+                    Some(_) => {
+                        self.transfer(to);
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
         }
         self.perform();
     }
@@ -278,19 +345,30 @@ impl<L: Links> Core<L> {
                     events,
                 } => {
                     self.since_trim += events.len() as u64;
-                    self.append(position, after, events)
+                    if self.replicated.is_some() {
+                        // Journaled once committed (see `replicated`).
+                        self.propose(position, &events);
+                    } else {
+                        self.append(position, after, events)
+                    }
                 }
                 Action::Reply { token, reply } => self.reply(token, reply),
                 Action::Link { agent, msg } => self.links.send(&agent, msg),
                 Action::EnsureLink(agent) => self.links.ensure(&agent),
                 Action::ReconnectLinks => self.links.reconnect_all(),
+                Action::StopLinks => self.links.stop_all(),
                 Action::Wake(at) => self.wake_at = at,
                 Action::Rebuild { .. } => self.rebuild = true,
                 Action::WriteSnapshot {
                     event_id,
                     at,
                     bytes,
-                } => self.write_snapshot(event_id, at, bytes),
+                } => {
+                    if self.replicated.is_some() {
+                        self.keep_for_raft(event_id, &bytes);
+                    }
+                    self.write_snapshot(event_id, at, bytes)
+                }
                 Action::ReleaseSegments { until } => {
                     let journal = self.journal.clone();
                     tokio::task::spawn_blocking(move || match journal.release(until) {
@@ -371,19 +449,32 @@ impl<L: Links> Core<L> {
     fn write_snapshot(&mut self, id: u64, at: TimeMs, bytes: Vec<u8>) {
         let journal = self.journal.clone();
         let written = self.snapshot_tx.clone();
-        tokio::task::spawn_blocking(move || match journal.write_snapshot(id, &bytes) {
-            Ok(()) => {
-                let _ = written.send((id, at));
+        let mut durable = self.journal.durable_id_watch();
+        tokio::spawn(async move {
+            // A pair journals committed entries behind the machine: the snapshot waits for them.
+            if durable.wait_for(|d| *d >= id).await.is_err() {
+                return;
             }
-            Err(e @ JournalError::NoSpace { .. }) => {
-                tracing::warn!("no snapshot at event {id}, it is tried again later: {e}");
+            let wrote = tokio::task::spawn_blocking(move || journal.write_snapshot(id, &bytes));
+            match wrote.await {
+                Ok(Ok(())) => {
+                    let _ = written.send((id, at));
+                }
+                Ok(Err(e @ JournalError::NoSpace { .. })) => {
+                    tracing::warn!("no snapshot at event {id}, it is tried again later: {e}");
+                }
+                Ok(Err(e)) => tracing::error!("cannot write a snapshot at event {id}: {e}"),
+                Err(e) => tracing::error!("cannot write a snapshot at event {id}: {e}"),
             }
-            Err(e) => tracing::error!("cannot write a snapshot at event {id}: {e}"),
         });
     }
 
     /// The journal is durable up to `durable`: with one controller, that is committed.
     fn durable(&mut self, durable: u64) {
+        if self.replicated.is_some() {
+            // Committed is raft's to say; the journal only holds committed entries.
+            return;
+        }
         let position = Position {
             term: self.machine.term(),
             index: index_of(durable),
@@ -396,6 +487,15 @@ impl<L: Links> Core<L> {
     async fn rebuild(&mut self) -> Result<(), String> {
         while self.rebuild {
             self.rebuild = false;
+            if let Some(r) = &self.replicated {
+                // Every applied entry is in the journal once it is durable up to the last.
+                let written = r.written;
+                self.journal
+                    .durable_id_watch()
+                    .wait_for(|d| *d >= written)
+                    .await
+                    .map_err(|_| "the journal stopped".to_owned())?;
+            }
             let journal = self.journal.clone();
             let state = tokio::task::spawn_blocking(move || crate::recover_state(&journal))
                 .await
@@ -489,6 +589,9 @@ impl<L: Links> Core<L> {
     fn flush(&mut self) {
         self.machine.flush((self.clock)());
         self.perform();
+        if self.replicated.is_some() {
+            self.propose_membership();
+        }
     }
 
     /// Runs until `inputs` closes or the journal fails.
@@ -552,8 +655,21 @@ impl<L: Links> Core<L> {
                 _ = trim.tick() => {
                     self.return_free_memory();
                 }
-                Some((id, at)) = self.snapshot_rx.recv() => self.machine.snapshot_written(id, at),
+                Some((id, at)) = self.snapshot_rx.recv() => {
+                    self.machine.snapshot_written(id, at);
+                    if self.replicated.is_some() {
+                        self.snapshot_written_to_journal(id);
+                    }
+                }
+                Some(report) = recv_raft(&mut self.replicated) => {
+                    self.on_raft(report).await?;
+                }
                 failed = self.failed_rx.recv() => match failed {
+                    Some(AppendFailed::Unwritten { cause, .. }) if self.replicated.is_some() => {
+                        // Committed events that cannot be journaled: this node stops, and
+                        // another one of the pair carries on.
+                        return Err(format!("the journal cannot hold committed events: {cause}"));
+                    }
                     Some(AppendFailed::Unwritten { generation, cause }) => {
                         if generation == self.generation {
                             self.lost(cause).await?;
@@ -568,5 +684,23 @@ impl<L: Links> Core<L> {
     }
 }
 
+/// The next report of the raft thread; never ready for a core that runs alone.
+async fn recv_raft(replicated: &mut Option<Replicated>) -> Option<crate::cluster::raft::FromRaft> {
+    match replicated {
+        Some(r) => match r.from_raft.recv().await {
+            Some(report) => Some(report),
+            None => Some(crate::cluster::raft::FromRaft::Failed(
+                "the raft thread ended".into(),
+            )),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+mod replicated;
+pub use replicated::{NodeView, Replicated};
+
+#[cfg(test)]
+mod pair_tests;
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,12 @@
 //!
 //! [`run`] opens the journal, rebuilds the state (last snapshot + replay), starts the core
 //! task ([`core`], the driver of the sans-IO [`machine`]), one link per deployed agent ([`link`]) and the HTTPS API ([`api`]).
-//! This build runs a single controller; its journal already has the raft shape (term, index,
-//! `event id = index << 16 | offset`, see [`record`]).
+//! Alone, its journal's durability commits; with a `[cluster]` section it is a node of the
+//! replicated pair ([`cluster`]): raft commits, and the journal holds the committed events
+//! (`event id = raft index << 16 | offset`, see [`record`]).
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod full;
@@ -151,20 +153,41 @@ pub async fn run(
         core: core_tx.clone(),
         status: status.clone(),
     });
-    let core = Core::new(
-        journal.clone(),
-        state,
-        links,
-        Box::new(now),
-        config.limits.snapshot_events,
-        config.retention.terminated_orders_ms,
-        config.retention.events_ms,
-    )
-    .with_order_limits(config.limits.order_limits())
-    .with_event_limits(
-        config.limits.event_bytes_max,
-        record_bytes_max(&config.limits) as usize,
-    );
+    let (core, cluster, _transport) = match &config.cluster {
+        None => (
+            Core::new(
+                journal.clone(),
+                state,
+                links,
+                Box::new(now),
+                config.limits.snapshot_events,
+                config.retention.terminated_orders_ms,
+                config.retention.events_ms,
+            ),
+            None,
+            None,
+        ),
+        Some(c) => {
+            let started = cluster::start::start(&config, c, &journal, &state).await?;
+            let core = Core::follower(
+                journal.clone(),
+                state,
+                links,
+                Box::new(now),
+                config.limits.snapshot_events,
+                config.retention.terminated_orders_ms,
+                config.retention.events_ms,
+            )
+            .with_replication(started.replicated);
+            (core, Some(started.info), Some(started.transport))
+        }
+    };
+    let core = core
+        .with_order_limits(config.limits.order_limits())
+        .with_event_limits(
+            config.limits.event_bytes_max,
+            record_bytes_max(&config.limits) as usize,
+        );
     let generation = core.generation_watch();
     let mut core_task = tokio::spawn(core.run(core_rx));
 
@@ -182,6 +205,7 @@ pub async fn run(
         state_reads_max: config.limits.state_reads_max,
         cluster_id: config.cluster_id.clone(),
         controller_id: config.controller_id.clone(),
+        cluster,
     };
     let router = api::router(api, config.limits.request_bytes_max);
     let listener = tokio::net::TcpListener::bind(config.listen)

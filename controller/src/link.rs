@@ -106,6 +106,18 @@ impl Links for AgentLinkSet {
             self.start(agent);
         }
     }
+
+    fn stop_all(&mut self) {
+        let mut map = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, link) in std::mem::take(&mut self.links) {
+            link.task.abort();
+            if let Some(s) = map.get_mut(&id) {
+                s.connected = false;
+                s.connected_since_ms = None;
+                s.last_error = Some("this controller is not the active one".to_owned());
+            }
+        }
+    }
 }
 
 fn set_status(ctx: &LinkContext, agent: &Agent, f: impl FnOnce(&mut LinkStatus)) {
@@ -162,6 +174,7 @@ async fn session(
         run_id,
         after,
         epoch,
+        term,
     } = ask(&ctx.core, |reply| Input::Cursor {
         agent: agent.id.clone(),
         reply,
@@ -179,7 +192,7 @@ async fn session(
         protocol_version: PROTOCOL_VERSION,
         cluster_id: ctx.cluster_id.clone(),
         controller_id: ctx.controller_id.clone(),
-        term: 1,
+        term,
         agent_id: agent.id.clone(),
         agent_run_id: run_id,
         after,
@@ -223,17 +236,9 @@ async fn session(
     let mut seq = 0u64;
     for command in resend {
         seq += 1;
-        frame::send(
-            &mut ws,
-            &ToAgent::Command {
-                seq,
-                term: 1,
-                command,
-            },
-            max,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        frame::send(&mut ws, &ToAgent::Command { seq, term, command }, max)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let mut ping = tokio::time::interval(Duration::from_millis(ctx.settings.heartbeat_interval_ms));
     let mut last_heard = tokio::time::Instant::now();
@@ -267,7 +272,7 @@ async fn session(
                 let out = match msg {
                     LinkMsg::Command(command) => {
                         seq += 1;
-                        ToAgent::Command { seq, term: 1, command }
+                        ToAgent::Command { seq, term, command }
                     }
                     LinkMsg::Release(until) => ToAgent::Release { until },
                 };

@@ -224,6 +224,8 @@ pub struct Node {
     limits: MessageLimits,
     /// The membership as of `applied`.
     membership: Membership,
+    /// The index from which `membership` holds (its change entry, or the snapshot).
+    membership_since: u64,
     applied: u64,
 }
 
@@ -260,6 +262,7 @@ impl Node {
             config,
             limits,
             membership,
+            membership_since: applied,
             applied,
         };
         Ok((
@@ -371,7 +374,17 @@ impl Node {
             )));
         }
         let from = message.from();
-        let m = message.into_raft(&self.limits)?;
+        let mut m = message.into_raft(&self.limits)?;
+        if m.get_msg_type() == eraftpb::MessageType::MsgHeartbeat {
+            // A leader tells a follower the commit up to what the follower once matched; a
+            // follower whose directory was wiped has less now, and raft would abort on it.
+            // Its own end is all it can know to be committed; the leader learns of the loss
+            // from its next append's rejection and sends what is missing (or a snapshot).
+            let last = self.raw.raft.raft_log.last_index();
+            if m.commit > last {
+                m.commit = last;
+            }
+        }
         self.raw.step(m).map_err(|e| match e {
             raft::Error::StepPeerNotFound => ReplicaError::BadMessage(format!(
                 "a response from node {from}, which is not a member"
@@ -409,6 +422,7 @@ impl Node {
             let installed = self.raw.mut_store().apply_snapshot(rd.snapshot())?;
             self.applied = installed.index;
             self.membership = installed.membership.clone();
+            self.membership_since = installed.index;
             out.snapshot = Some(installed);
         }
         let committed = rd.take_committed_entries();
@@ -483,6 +497,7 @@ impl Node {
         index: u64,
         applied: raft::Result<eraftpb::ConfState>,
     ) -> CommittedKind {
+        self.membership_since = index;
         match applied {
             Ok(cs) => self.membership = Membership::from(&cs),
             // Raft refuses the same changes on every node, so skipping it keeps replicas equal.
@@ -501,14 +516,15 @@ impl Node {
     }
 
     /// Stores `data` (not empty), the application's state after applying every entry up to
-    /// `index` (which must be the last index `update` handed out), as the snapshot followers
-    /// that lag behind the log get; then compacts the log up to `compact_keep_entries` below
-    /// it.
+    /// `index`, as the snapshot followers that lag behind the log get; then compacts the log up
+    /// to `compact_keep_entries` below it. `index` is at most the last index `update` handed
+    /// out, and no membership change lies after it (the snapshot carries the membership as of
+    /// `applied`), so an application that applies behind `update` can snapshot what it has.
     pub fn snapshot(&mut self, index: u64, data: &[u8]) -> Result<()> {
-        if index != self.applied {
+        if index > self.applied || index < self.membership_since {
             return Err(ReplicaError::Invalid(format!(
-                "a snapshot must be taken at the applied index {}, not {index}",
-                self.applied
+                "a snapshot must be taken at an index from {} (the last membership change) to                  {} (the last applied), not {index}",
+                self.membership_since, self.applied
             )));
         }
         let membership = self.membership.clone();
@@ -568,6 +584,32 @@ impl Node {
     /// Highest index handed out by `update` (or restored from the snapshot).
     pub fn applied(&self) -> u64 {
         self.applied
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// Index of the last entry in the log (durable or not).
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// On the leader: of `candidates`, the voter whose log matches the leader's furthest (the
+    /// one a leadership transfer completes soonest with); `None` when not leader or none is
+    /// known.
+    pub fn most_up_to_date(&self, candidates: &[u64]) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        let prs = self.raw.raft.prs();
+        candidates
+            .iter()
+            .filter(|id| **id != self.config.id)
+            .filter_map(|id| prs.get(*id).map(|p| (p.matched, *id)))
+            .max_by_key(|(matched, id)| (*matched, std::cmp::Reverse(*id)))
+            .map(|(_, id)| id)
     }
 
     /// The membership as of `applied`.

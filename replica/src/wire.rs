@@ -176,6 +176,11 @@ impl Message {
         self.0.entries.len()
     }
 
+    /// Whether it asks for a vote (a pre-vote or a vote).
+    pub fn is_vote_request(&self) -> bool {
+        matches!(self.0.kind, Kind::RequestVote | Kind::RequestPreVote)
+    }
+
     /// Raft's name of its type, for logs.
     pub fn kind_name(&self) -> &'static str {
         match self.0.kind {

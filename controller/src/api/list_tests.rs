@@ -27,6 +27,7 @@ impl Links for NoLinks {
     fn ensure(&mut self, _: &Agent) {}
     fn send(&self, _: &AgentId, _: LinkMsg) {}
     fn reconnect_all(&mut self) {}
+    fn stop_all(&mut self) {}
 }
 
 /// A core on a fresh journal in `dir`, and the API's view of it with `places` large answers.
@@ -60,6 +61,7 @@ fn start(dir: &std::path::Path, places: usize) -> Api {
         state_reads_max: places,
         cluster_id: "test".into(),
         controller_id: "test".into(),
+        cluster: None,
     }
 }
 

@@ -610,8 +610,11 @@ pub async fn show(
 ) -> Result<axum::Json<OrderView>, ApiError> {
     let id = order_id(&id)?;
     let shown = id.clone();
-    api.read(move |s, _| s.world.order(&id).map(order_view))
+    // Committed state only: the active controller's state may hold proposals not yet
+    // committed, which a failover could drop.
+    super::events::read_durable(&api, move |s| s.world.order(&id).map(order_view))
         .await?
+        .1
         .map(axum::Json)
         .ok_or_else(|| {
             ApiError::new(

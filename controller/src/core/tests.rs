@@ -17,6 +17,7 @@ impl Links for NoLinks {
     fn ensure(&mut self, _: &Agent) {}
     fn send(&self, _: &AgentId, _: LinkMsg) {}
     fn reconnect_all(&mut self) {}
+    fn stop_all(&mut self) {}
 }
 
 fn core(dir: &std::path::Path) -> Core<NoLinks> {

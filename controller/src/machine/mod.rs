@@ -284,15 +284,26 @@ impl Machine {
     /// This node leads `term` from now on: it starts the agent links, steps every order and
     /// arms the timers. Its state must be the committed one (nothing in flight).
     pub fn became_leader(&mut self, term: u64) {
+        self.became_leader_at(term, index_of(self.state.last_event_id) + 1);
+    }
+
+    /// [`Machine::became_leader`] in a replicated log, where entries without events (a new
+    /// leader's empty entry, membership changes) take indexes too: its first proposal goes at
+    /// `next_index`, the log's next index.
+    pub fn became_leader_at(&mut self, term: u64, next_index: u64) {
         assert!(
             self.in_flight.is_empty() && self.batch.is_empty() && !self.rebuilding,
             "a new leader starts from the committed state"
         );
         assert!(term >= self.term, "terms only grow");
+        assert!(
+            next_index > index_of(self.state.last_event_id),
+            "the next entry ({next_index}) comes after the last applied one"
+        );
         self.term = term;
         self.leader = true;
         self.active = None;
-        self.index = index_of(self.state.last_event_id) + 1;
+        self.index = next_index;
         self.sealed_last = self.state.last_event_id;
         for agent in self.state.world.agents.values() {
             self.actions
@@ -317,12 +328,66 @@ impl Machine {
             }
         }
         self.forget_plans();
+        self.link_epoch += 1;
+        self.actions.push(Action::StopLinks);
         if !self.in_flight.is_empty() || !self.batch.is_empty() {
             self.in_flight.clear();
             self.batch.clear();
             self.rebuild();
         }
         self.announce_wake();
+    }
+
+    /// The index the next proposal takes (between rounds).
+    pub fn next_index(&self) -> u64 {
+        debug_assert!(self.batch.is_empty(), "asked between rounds");
+        self.index
+    }
+
+    /// The log's next index went to an entry of the driver's own (a membership change): the
+    /// next proposal takes the one after. Between rounds, on the leader.
+    pub fn skip_index(&mut self) {
+        assert!(
+            self.leader && self.batch.is_empty(),
+            "an index is skipped by the leader between rounds"
+        );
+        self.index += 1;
+    }
+
+    /// Takes a snapshot as soon as the state is the committed one (a new node needs one).
+    pub fn want_snapshot(&mut self) {
+        self.since_snapshot = self.since_snapshot.max(self.settings.snapshot_events);
+        self.maybe_snapshot();
+    }
+
+    /// A follower learns which controller is active (`None`: none known): the one commands
+    /// are sent to.
+    pub fn set_active(&mut self, active: Option<String>) {
+        if !self.leader {
+            self.active = active;
+        }
+    }
+
+    /// A follower's state replaced by a snapshot of the committed log (from the leader, when
+    /// this node lagged behind what the log still holds).
+    pub fn restore(&mut self, state: State) {
+        assert!(
+            !self.leader && self.in_flight.is_empty() && self.batch.is_empty(),
+            "only a follower restores a snapshot"
+        );
+        assert!(
+            state.last_event_id >= self.committed_id,
+            "a snapshot (event {}) older than the applied state (event {})",
+            state.last_event_id,
+            self.committed_id
+        );
+        self.rebuilding = false;
+        self.state = state;
+        self.committed_id = self.state.last_event_id;
+        self.committed = index_of(self.committed_id);
+        self.index = self.committed + 1;
+        self.sealed_last = self.committed_id;
+        self.since_snapshot = 0;
     }
 
     // ---- the log ----------------------------------------------------------------------
@@ -517,6 +582,7 @@ impl Machine {
             run_id: c.run_id,
             after: c.last_event_id,
             epoch: self.link_epoch,
+            term: self.term,
         }
     }
 

@@ -99,6 +99,9 @@ pub struct Resume {
     /// Sessions started from an older epoch are stale: the machine dropped agent events since
     /// (or lost them in a batch that could not be written), so their events are not taken.
     pub epoch: u64,
+    /// The term the session speaks in: agents refuse commands of a term older than the
+    /// newest they have seen (a deposed controller is fenced).
+    pub term: u64,
 }
 
 /// Messages to an agent link.
@@ -136,6 +139,8 @@ pub enum Action {
     EnsureLink(Box<ordo_model::inventory::Agent>),
     /// End every link's session: each connects again and resumes where the machine says.
     ReconnectLinks,
+    /// Stop every link: this node is no longer the active controller.
+    StopLinks,
     /// The next instant a timer is due, `None` for no timer; replaces the one before.
     Wake(Option<TimeMs>),
     /// Rebuild the state from the committed log (newest snapshot + replay, up to at least
