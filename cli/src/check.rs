@@ -6,7 +6,10 @@
 //! Exits with 1 when there is an error, else 0 (warnings alone pass).
 
 use anyhow::Context;
-use ordo_model::yaml::{Diagnostic, Limits, Severity, SourceFile, check_inventory, file_too_large};
+use ordo_model::inventory::Inventory;
+use ordo_model::yaml::{
+    CheckOptions, Diagnostic, Limits, Severity, SourceFile, check_inventory_with, file_too_large,
+};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +31,8 @@ pub struct Args {
 pub struct Checked {
     pub files: Vec<SourceFile>,
     pub problems: Vec<Diagnostic>,
+    /// The inventory, when every file was read and there is no error.
+    pub inventory: Option<Inventory>,
 }
 
 impl Checked {
@@ -46,7 +51,8 @@ impl Checked {
 }
 
 /// Reads the YAML files at `paths` (files, and folders searched recursively) and checks them
-/// together as one inventory.
+/// together as one inventory, at the current instant (a schedule with no date to fire on in
+/// the next year is a warning).
 pub fn check_paths(paths: &[PathBuf]) -> Checked {
     let limits = Limits::default();
     let mut problems: Vec<Diagnostic> = Vec::new();
@@ -68,9 +74,18 @@ pub fn check_paths(paths: &[PathBuf]) -> Checked {
             Err(d) => problems.push(d),
         }
     }
-    let checked = check_inventory(&files, &limits);
+    let options = CheckOptions {
+        now: Some(jiff::Timestamp::now()),
+        ..CheckOptions::default()
+    };
+    let checked = check_inventory_with(&files, &limits, &options);
+    let read_all = problems.is_empty();
     problems.extend(checked.diagnostics);
-    Checked { files, problems }
+    Checked {
+        files,
+        problems,
+        inventory: checked.inventory.filter(|_| read_all),
+    }
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {

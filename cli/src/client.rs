@@ -120,6 +120,11 @@ impl Api {
         })
     }
 
+    /// The API's base URL (scheme, host and port).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

@@ -16,6 +16,7 @@ mod logs;
 mod order;
 mod orders;
 mod output;
+mod plan;
 mod profile;
 #[cfg(feature = "servers")]
 mod servers;
@@ -48,6 +49,9 @@ enum Command {
     Certs(certs::Command),
     /// Check and deploy inventory YAML (files and folders); shows what changes.
     Deploy(deploy::Args),
+    /// The daily plan: preview when schedules fire, offline.
+    #[command(subcommand)]
+    Plan(plan::Command),
     /// Add, steer or show one order.
     #[command(subcommand)]
     Order(order::Command),
@@ -59,7 +63,7 @@ enum Command {
     Watch(watch::Args),
     /// List agents and their links.
     Agents(agents::Args),
-    /// Cluster health.
+    /// The controller pair: status, switchover, add or remove a node.
     #[command(subcommand)]
     Cluster(cluster::Command),
     /// Run a controller (as `ordo-controller`).
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Cockpit(args) => servers::cockpit(args),
         Command::Check(args) => check::run(args),
         Command::Certs(c) => certs::run(c),
+        Command::Plan(c) => plan::run(c),
         Command::Deploy(args) => block_on(deploy::run(args, g)),
         Command::Order(c) => block_on(order::run(c, g)),
         Command::Orders(args) => block_on(orders::run(args, g)),

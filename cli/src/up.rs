@@ -1,7 +1,10 @@
 //! `ordo up`: a working all-in-one system on 127.0.0.1 from this one executable — a
 //! controller, one agent (`local`) and the cockpit API with the web UI — with the example
 //! workflows deployed. State lives under `--dir` (default `./ordo-data`); running it again
-//! resumes the same state. Ctrl-C stops everything cleanly.
+//! resumes the same state. Ctrl-C stops everything cleanly. `ordo up --pair` runs a replicated
+//! pair instead, each server its own process ([`pair`]).
+
+mod pair;
 
 use crate::profile::{self, Profile};
 use anyhow::{Context, Result, anyhow, bail};
@@ -35,6 +38,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "report.yaml",
         include_str!("../../deploy/examples/report.yaml"),
     ),
+    (
+        "schedules.yaml",
+        include_str!("../../deploy/examples/schedules.yaml"),
+    ),
 ];
 
 /// The id of the agent `ordo up` runs.
@@ -51,6 +58,11 @@ pub struct Args {
     /// Do not deploy the example workflows.
     #[arg(long)]
     pub no_examples: bool,
+    /// Run a replicated pair: controller A, controller B and the watch, the agent and the
+    /// cockpit, each its own process (kill -9 the active controller and watch the other one
+    /// take over). Needs a directory of its own.
+    #[arg(long)]
+    pub pair: bool,
 }
 
 /// Ports chosen once and kept, so a restart finds the same servers.
@@ -143,13 +155,23 @@ async fn wait_healthy(api: &HttpsClient, url: &str) -> Result<()> {
 
 pub fn run(args: &Args) -> Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(up(args))?;
+    if args.pair {
+        runtime.block_on(pair::up_pair(args))?;
+    } else {
+        runtime.block_on(up(args))?;
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn up(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    if args.dir.join("pair-ports.json").exists() {
+        bail!(
+            "{} holds a replicated pair (from `ordo up --pair`): run `ordo up --pair`, or give another --dir",
+            args.dir.display()
+        );
+    }
     ordo_net::tls::install_crypto_provider();
     let ports = ports(&args.dir)?;
     let controller_listen: SocketAddr = ([127, 0, 0, 1], ports.controller).into();

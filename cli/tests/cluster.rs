@@ -101,18 +101,30 @@ fn process_cluster_status_shows_health() {
         .args(["cluster", "status"])
         .assert()
         .success();
+    // A controller has no /cluster route: its own /health makes the one row.
     let text = stdout(out.get_output());
-    assert!(
-        text.contains("clusterId") && text.contains("main"),
-        "{text}"
-    );
+    assert!(text.contains("Commit/applied"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("primary"))
+        .unwrap_or_else(|| panic!("a row for the controller: {text}"));
+    assert!(row.contains("active") && row.contains(&c.url), "{row}");
+    assert!(text.contains(&format!("active: {}", c.url)), "{text}");
     let out = c
         .ordo()
         .args(["cluster", "status", "--json"])
         .assert()
         .success();
-    let health: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(health["status"], "ok");
+    let view: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(view["active"], c.url.as_str(), "{view}");
+    assert_eq!(view["members"][0]["health"]["status"], "ok", "{view}");
+    assert_eq!(view["members"][0]["health"]["role"], "active", "{view}");
+    // The cluster operations need a pair; a bad node id is refused before any request.
+    c.ordo().args(["cluster", "add-node", "0"]).assert().code(2);
+    c.ordo()
+        .args(["cluster", "switchover", "--to", "x"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -216,4 +228,38 @@ fn process_usage_errors_exit_2() {
         .args(["--api", &c.url, "--ca", "/nonexistent/ca.pem", "orders"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn process_cluster_status_through_the_cockpit_names_the_active_controller() {
+    let c = Controller::start();
+    let cockpit = c.cockpit("");
+    // The cockpit reads every controller's /health; one answers, and it is active.
+    let out = cockpit
+        .ordo()
+        .args(["cluster", "status", "--json"])
+        .assert()
+        .success();
+    let view: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(view["active"], c.url.as_str(), "{view}");
+    assert_eq!(view["members"][0]["configured"], true, "{view}");
+    assert_eq!(view["members"][0]["health"]["controllerId"], "primary");
+    let out = cockpit
+        .ordo()
+        .args(["cluster", "status"])
+        .assert()
+        .success();
+    let text = stdout(out.get_output());
+    assert!(text.contains("primary") && text.contains(&c.url), "{text}");
+    // A single controller has no pair to switch over in: the refusal is printed, exit 1.
+    cockpit
+        .ordo()
+        .args(["cluster", "switchover"])
+        .assert()
+        .code(1);
+    cockpit
+        .ordo()
+        .args(["cluster", "remove-node", "2"])
+        .assert()
+        .code(1);
 }

@@ -232,14 +232,22 @@ fn process_watch_resumes_after_a_closed_feed() {
 }
 
 #[test]
-fn process_cluster_status_exits_1_when_not_ok() {
+fn process_cluster_status_exits_1_when_no_controller_is_active() {
     let dir = tempfile::tempdir().unwrap();
     let s = serve(false);
     let out = ordo(dir.path(), &s.url)
         .args(["cluster", "status"])
         .assert()
         .code(1);
+    // No /cluster route: its /health makes the one row, and it names no active controller.
     let text = stdout(out.get_output());
-    assert!(text.contains("degraded"), "{text}");
-    assert!(text.contains(r#"["a","b"]"#), "{text}");
+    assert!(text.contains("no controller is active"), "{text}");
+    assert!(text.contains(&s.url), "{text}");
+    let out = ordo(dir.path(), &s.url)
+        .args(["cluster", "status", "--json"])
+        .assert()
+        .code(1);
+    let view: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(view["active"], serde_json::Value::Null, "{view}");
+    assert_eq!(view["members"][0]["health"]["status"], "degraded", "{view}");
 }

@@ -297,5 +297,9 @@ fn process_orders_are_paged_through_the_cockpit() {
         .stderr(predicate::str::contains("nobody"));
     let out = s.ordo().args(["cluster", "status"]).assert().success();
     let text = stdout(out.get_output());
-    assert!(text.contains("cockpit"), "{text}");
+    assert!(
+        text.contains("primary") && text.contains("active"),
+        "{text}"
+    );
+    assert!(text.contains("cockpit: ok, following https://"), "{text}");
 }

@@ -124,3 +124,240 @@ fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
     );
     interrupt_and_wait(child);
 }
+
+/// Starts `ordo up --pair` and returns it with the lines it printed up to "Ctrl-C" and the
+/// channel of the lines it prints after.
+fn up_pair(
+    dir: &std::path::Path,
+    port: u16,
+) -> (Child, Vec<String>, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(["up", "--pair", "--dir"])
+        .arg(dir.join("data"))
+        .args(["--port", &port.to_string()])
+        .env("ORDO_CONFIG", dir.join("profile.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ordo up --pair starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let done = line.contains("Ctrl-C");
+                lines.push(line);
+                if done {
+                    return (child, lines, rx);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("ordo up --pair exited with {status}: {lines:?}");
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("ordo up --pair did not come up within 120 s: {lines:?}");
+}
+
+/// The printed processes: name → (pid, role).
+fn processes(lines: &[String]) -> std::collections::BTreeMap<String, (i32, String)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let pid = words.get(1)?.parse().ok()?;
+            let name = words[0];
+            [
+                "controller-a",
+                "controller-b",
+                "watch",
+                "agent-local",
+                "cockpit",
+            ]
+            .contains(&name)
+            .then(|| (name.to_owned(), (pid, words[2].to_owned())))
+        })
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// `ordo cluster status --json` until `f` holds for it (at most 30 s).
+fn cluster_until(dir: &std::path::Path, what: &str, f: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = ordo(dir, &["cluster", "status", "--json"]);
+        let view: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        if f(&view) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {view}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn finished(dir: &std::path::Path, id: &str) -> bool {
+    let out = ordo(dir, &["order", "show", id, "--json"]);
+    let o: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    o["state"] == "finished"
+}
+
+#[test]
+fn process_up_pair_carries_on_after_a_kill_of_the_active_controller_and_resumes_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (child, lines, later) = up_pair(dir.path(), port);
+    let text = lines.join("\n");
+    let procs = processes(&lines);
+    assert_eq!(procs.len(), 5, "every process with its pid: {text}");
+    let actives: Vec<&String> = procs
+        .iter()
+        .filter(|(_, (_, role))| role == "active")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(actives.len(), 1, "one active controller: {text}");
+    let active = actives[0].clone();
+    assert!(active.starts_with("controller-"), "{text}");
+    assert_eq!(procs["watch"].1, "watch", "{text}");
+    let other = if active == "controller-a" {
+        "controller-b"
+    } else {
+        "controller-a"
+    };
+    assert!(
+        text.contains(&format!("kill -9 {}", procs[&active].0)),
+        "{text}"
+    );
+
+    let out = ordo(
+        dir.path(),
+        &["order", "add", "hello", "--id", "before", "--wait"],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // kill -9 the active controller: the other one takes over, the cockpit follows it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(procs[&active].0),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let other_url = procs_url(&lines, other);
+    cluster_until(dir.path(), "the other controller is active", |v| {
+        v["active"] == other_url.as_str()
+    });
+    // An order added now runs to its end (a retry with the same id is safe).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ordo(
+            dir.path(),
+            &["order", "add", "hello", "--id", "after", "--wait"],
+        );
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the order after the failover: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(finished(dir.path(), "before") && finished(dir.path(), "after"));
+    // `ordo up` told of the end and of the new active one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut told = Vec::new();
+    while !(told
+        .iter()
+        .any(|l: &String| l.contains(&active) && l.contains("ended"))
+        && told
+            .iter()
+            .any(|l: &String| l.contains(other) && l.contains("-> active")))
+    {
+        assert!(Instant::now() < deadline, "ordo up told: {told:?}");
+        if let Ok(line) = later.recv_timeout(Duration::from_millis(200)) {
+            told.push(line);
+        }
+    }
+    interrupt_and_wait(child);
+    for (name, (pid, _)) in &procs {
+        assert!(!alive(*pid), "{name} (pid {pid}) was stopped with ordo up");
+    }
+
+    // Again on the same data: both orders are there.
+    let (child, lines, _later) = up_pair(dir.path(), port);
+    let procs = processes(&lines);
+    assert_eq!(procs.len(), 5);
+    assert!(finished(dir.path(), "before") && finished(dir.path(), "after"));
+    // A switchover by hand: the other controller takes over, the cockpit follows.
+    let active = procs
+        .iter()
+        .find(|(_, (_, role))| role == "active")
+        .map(|(name, _)| name.clone())
+        .expect("an active controller");
+    let (other, to) = if active == "controller-a" {
+        ("controller-b", "2")
+    } else {
+        ("controller-a", "1")
+    };
+    let out = ordo(dir.path(), &["cluster", "switchover", "--to", to, "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other_url = procs_url(&lines, other);
+    cluster_until(dir.path(), "the cockpit names the new active one", |v| {
+        v["active"] == other_url.as_str()
+    });
+    let out = ordo(dir.path(), &["cluster", "status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(
+        table.contains("watch") && table.contains("Commit/applied"),
+        "{table}"
+    );
+    interrupt_and_wait(child);
+}
+
+/// The URL printed for process `name`.
+fn procs_url(lines: &[String], name: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            (words.first() == Some(&name))
+                .then(|| {
+                    words
+                        .iter()
+                        .find(|w| w.starts_with("https://"))
+                        .map(|w| w.to_string())
+                })
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no URL printed for {name}: {lines:?}"))
+}

@@ -5,13 +5,16 @@
 //! Every route under `/api/v1` but the OpenAPI document needs `Authorization: Bearer
 //! <token>` (the scheme in any case); a WebSocket route also takes `?access_token=<token>` (browsers cannot set
 //! headers on WebSockets). The token's SHA-256 names a configured user and its role:
-//! viewer reads, operator also acts on orders and notices, admin also deploys. A missing or
-//! unknown token gets 401, a role that may not act 403, a body larger than
-//! `request_bytes_max` 413, a body or parameter that does not parse 400; every error body is
-//! `{"error": "..."}` (deploy problems add `details`). Commands are forwarded to the
-//! controller with the service token; its answer (status and body) is passed back, and an
-//! unreachable controller gives 502.
+//! viewer reads, operator also acts on orders and notices, admin also deploys and steers the
+//! controller pair ([`cluster`]). A missing or unknown token gets 401, a role that may not act
+//! 403, a body larger than `request_bytes_max` 413, a body or parameter that does not parse
+//! 400; every error body is `{"error": "..."}` (deploy problems add `details`). Commands are
+//! forwarded to the active controller with the service token; its answer (status and body) is
+//! passed back, and an unreachable controller gives 502. A controller that is not the active
+//! one answers 503 `{error, active}`; when `active` is another controller of the cockpit's
+//! list, the command is sent there once more.
 
+pub mod cluster;
 pub mod commands;
 pub mod docs;
 pub mod read;
@@ -25,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 pub use ordo_api::auth::{Role, token_hash};
 use ordo_net::serve::ConnectionAuth;
 use serde::Serialize;
@@ -43,6 +46,8 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// Whole-state answers (`/state`, `/snapshot`) being written.
     pub state_reads: Arc<tokio::sync::Semaphore>,
+    /// Longest wait for one controller's `/health` (`GET /api/v1/cluster`).
+    pub health_timeout_ms: u64,
 }
 
 /// An error answer: `{"error": message, "details"?: [...]}`.
@@ -250,6 +255,10 @@ pub fn router(app: App) -> Router {
         .route("/state", get(read::state))
         .route("/events", get(stream::events_long_poll))
         .route("/events/ws", get(stream::events_ws))
+        .route("/cluster", get(cluster::status))
+        .route("/cluster/switchover", post(cluster::switchover))
+        .route("/cluster/nodes", post(cluster::add_node))
+        .route("/cluster/nodes/{id}", delete(cluster::remove_node))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
         .route("/openapi.json", get(docs::openapi_json));
     Router::new()

@@ -92,6 +92,8 @@ pub struct Follow {
     pub silence_timeout_ms: u64,
     /// How often the agents' link status is read from the controller.
     pub agents_poll_ms: u64,
+    /// How often every controller's `/health` is read, to know which one is active.
+    pub cluster_poll_ms: u64,
 }
 
 impl Default for Follow {
@@ -104,6 +106,7 @@ impl Default for Follow {
             ping_interval_ms: 5_000,
             silence_timeout_ms: 20_000,
             agents_poll_ms: 2_000,
+            cluster_poll_ms: 1_000,
         }
     }
 }
@@ -342,6 +345,7 @@ impl Config {
             ("follow.connect_timeout_ms", fo.connect_timeout_ms),
             ("follow.request_timeout_ms", fo.request_timeout_ms),
             ("follow.agents_poll_ms", fo.agents_poll_ms),
+            ("follow.cluster_poll_ms", fo.cluster_poll_ms),
             ("limits.request_bytes_max", l.request_bytes_max as u64),
             ("limits.frame_bytes_max", l.frame_bytes_max as u64),
             ("limits.state_bytes_max", l.state_bytes_max as u64),

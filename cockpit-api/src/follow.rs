@@ -8,11 +8,18 @@
 //!    duplicate), never applied twice. Since the stream is gapless from any retained id,
 //!    resuming at the last applied id loses nothing.
 //! 3. When the stream ends (controller gone, error frame, silence longer than
-//!    `silence_timeout_ms` despite pings), the follower reconnects to the next controller of
-//!    the list (round robin) after a backoff that starts at `reconnect_min_ms` and doubles up
-//!    to `reconnect_max_ms`, again at the last applied id. A controller that answers 410
-//!    ("reload the snapshot") makes it load the state again.
-//! 4. A follower that cannot advance says so: after [`STUCK_AFTER_FAILURES`] sessions in a row
+//!    `silence_timeout_ms` despite pings), the follower reconnects after a backoff that starts
+//!    at `reconnect_min_ms` and doubles up to `reconnect_max_ms`, again at the last applied
+//!    id: to the active controller of a pair when another one is known active
+//!    ([`crate::cluster`]), else to the next controller of the list (round robin). A
+//!    controller that answers 410 ("reload the snapshot") makes it load the state again.
+//!    Both controllers of a pair give every event the same id (raft index and offset), so the
+//!    stream goes on at the other one without a gap or a duplicate.
+//! 4. The follower prefers the active controller: at start it follows the one whose
+//!    `/health` says `active`; while it follows another one (a passive one serves the same
+//!    committed events, a little later), a change of the active controller makes it move
+//!    there at once, at the last applied id.
+//! 5. A follower that cannot advance says so: after [`STUCK_AFTER_FAILURES`] sessions in a row
 //!    that applied nothing while a controller answered its `/health` with a newer event id
 //!    than the view's (or the view was never loaded), the status names why (`stuck`), and the
 //!    cockpit's `/health` answers 503 with that reason, e.g. "the event after 123 is 9000000
@@ -94,6 +101,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The last `GET /api/v1/agents` answer of a controller and when it came.
     pub agents: Mutex<Option<(i64, ordo_api::view::AgentLinks)>>,
+    /// What the controllers' `/health` said last ([`crate::cluster`]).
+    pub cluster: Mutex<crate::cluster::Seen>,
 }
 
 impl Shared {
@@ -105,6 +114,7 @@ impl Shared {
             live,
             metrics: Metrics::new(),
             agents: Mutex::new(None),
+            cluster: Mutex::new(Default::default()),
         }
     }
 
@@ -192,7 +202,10 @@ pub struct FollowTiming {
 /// Follows the controllers until the task is dropped.
 pub async fn follow(shared: Arc<Shared>, upstream: Arc<Upstream>, timing: FollowTiming) {
     let n = upstream.urls().len();
-    let mut i = 0;
+    if n > 1 {
+        crate::cluster::probe_all(&shared, &upstream, timing.connect_timeout_ms, false).await;
+    }
+    let mut i = upstream.active().unwrap_or(0);
     let mut backoff = timing.reconnect_min_ms;
     let mut must_load = true;
     loop {
@@ -212,12 +225,27 @@ pub async fn follow(shared: Arc<Shared>, upstream: Arc<Upstream>, timing: Follow
         )
         .await;
         let reason = match &result {
-            Ok(()) => "the controller closed the event stream".to_owned(),
+            Ok(Ended::Closed) => "the controller closed the event stream".to_owned(),
+            Ok(Ended::Moved(j)) => format!(
+                "{} is the active controller now; following it",
+                upstream.urls()[*j % n]
+            ),
             Err(e) => e.to_string(),
         };
+        let moved = match result {
+            Ok(Ended::Moved(j)) => Some(j % n),
+            _ => None,
+        };
+        if !opened && upstream.active() == Some(i) {
+            upstream.set_active(None);
+        }
         let after = (shared.read().last_event_id(), shared.status().loaded);
         let progressed = after != before;
         shared.update(|s| {
+            if moved.is_some() && !progressed {
+                // Not a failure: the active controller changed.
+                return;
+            }
             if progressed {
                 s.failures_without_progress = 0;
                 s.no_progress_since_ms = None;
@@ -259,12 +287,27 @@ pub async fn follow(shared: Arc<Shared>, upstream: Arc<Upstream>, timing: Follow
         if opened {
             backoff = timing.reconnect_min_ms;
         }
-        i = (i + 1) % n;
+        i = match (moved, upstream.active()) {
+            (Some(j), _) => j,
+            (None, Some(a)) if a != i => a,
+            _ => (i + 1) % n,
+        };
+        if moved.is_some() {
+            continue;
+        }
         tokio::time::sleep(Duration::from_millis(backoff)).await;
         if !opened {
             backoff = (backoff * 2).min(timing.reconnect_max_ms);
         }
     }
+}
+
+/// How a session that did not fail ended.
+enum Ended {
+    /// The controller closed the stream.
+    Closed,
+    /// Another controller (this index) became the active one.
+    Moved(usize),
 }
 
 /// Loads (when needed) and follows controller `i` until its stream ends; `opened` tells
@@ -278,13 +321,16 @@ async fn session(
     must_load: &mut bool,
     opened: &mut bool,
     controller_at: &mut Option<u64>,
-) -> Result<(), UpstreamError> {
+) -> Result<Ended, UpstreamError> {
     let url = upstream.urls()[i].clone();
+    let mut active = upstream.watch_active();
+    active.borrow_and_update();
     let health = tokio::time::timeout(
         Duration::from_millis(timing.connect_timeout_ms),
         upstream.health(i),
     );
     if let Ok(Ok(h)) = health.await {
+        upstream.note_health(i, &h);
         *controller_at = Some(h.last_event_id);
         let frame_bytes_max = upstream.frame_bytes_max();
         let warning = (h.event_bytes_max > frame_bytes_max)
@@ -323,9 +369,17 @@ async fn session(
     let ping_every = Duration::from_millis(timing.ping_interval_ms);
     let mut last_heard = tokio::time::Instant::now();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut watching = true;
     loop {
         let next = tokio::select! {
             next = ws.next() => next,
+            changed = active.changed(), if watching => {
+                watching = changed.is_ok();
+                match *active.borrow_and_update() {
+                    Some(j) if j != i => return Ok(Ended::Moved(j)),
+                    _ => continue,
+                }
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= silence {
                     return Err(UpstreamError::BadEvent {
@@ -341,7 +395,7 @@ async fn session(
         };
         last_heard = tokio::time::Instant::now();
         let text = match next {
-            None | Some(Ok(WsMessage::Close(_))) => return Ok(()),
+            None | Some(Ok(WsMessage::Close(_))) => return Ok(Ended::Closed),
             Some(Err(e)) => return Err(stream_error(shared, &url, e)),
             Some(Ok(WsMessage::Text(t))) => t,
             Some(Ok(_)) => continue,

@@ -6,12 +6,15 @@
 //! checking the caller's own token and role. It also serves the web UI at `/`, `/health`
 //! (no token), `/metrics` ([`metrics`]) and its OpenAPI document at `/api/v1/openapi.json`.
 //! When a controller goes away it reconnects to the next one of its list at the last event
-//! id it applied: no gap, no duplicate.
+//! id it applied: no gap, no duplicate. Of a pair of controllers it keeps which one is active
+//! ([`cluster`]): commands go there, the event stream is read from there when it can be, and
+//! `/health`, `/api/v1/overview` and `/api/v1/cluster` name it.
 //!
 //! [`run`] serves until `shutdown` completes; [`run_on`] does the same on a listener the
 //! caller bound.
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod follow;
@@ -97,6 +100,7 @@ impl Cockpit {
             state_reads: Arc::new(tokio::sync::Semaphore::new(
                 self.config.limits.state_reads_max,
             )),
+            health_timeout_ms: self.config.follow.connect_timeout_ms,
         }
     }
 
@@ -114,6 +118,17 @@ impl Cockpit {
                 backfill_events_max: self.config.limits.history_backfill_events_max,
                 connect_timeout_ms: f.connect_timeout_ms,
             },
+        )
+    }
+
+    /// Reads every controller's `/health` every `cluster_poll_ms`: which one is active.
+    pub fn poll_cluster(&self) -> impl Future<Output = ()> + Send + 'static {
+        let f = &self.config.follow;
+        cluster::poll(
+            self.shared.clone(),
+            self.upstream.clone(),
+            f.cluster_poll_ms,
+            f.connect_timeout_ms,
         )
     }
 
@@ -173,6 +188,7 @@ pub async fn run_on(
     };
     let follower = tokio::spawn(cockpit.follow());
     let poller = tokio::spawn(cockpit.poll_agents());
+    let cluster_poller = tokio::spawn(cockpit.poll_cluster());
     let router = api::router(cockpit.app());
     let served = match server_tls {
         Some(tls) => {
@@ -191,6 +207,7 @@ pub async fn run_on(
     };
     follower.abort();
     poller.abort();
+    cluster_poller.abort();
     served.map_err(|source| CockpitError::Listen { addr, source })
 }
 

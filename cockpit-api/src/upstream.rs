@@ -1,6 +1,12 @@
 //! The controllers as the cockpit reaches them: HTTPS requests with the service token, the
 //! state download, pages of the long-poll event stream, and the WebSocket event stream.
 //!
+//! Of a pair, the cockpit keeps which controller it believes active: the one whose `/health`
+//! says `role: "active"` (the highest term wins when two do), or the one a controller names
+//! in a 503 `{"active": url}` answer, if that URL is one of `controllers`. [`Upstream::forward`]
+//! sends there first; a 503 naming another configured controller as active is sent there
+//! once more; a controller that cannot be connected to is skipped for the next one.
+//!
 //! Event frames and the state snapshot are the published [`ordo_api::frame`] types: a frame
 //! gives back the `(eventId, Stored)` the controller journaled, which folds into a [`State`]
 //! exactly as the controller folds its journal; a frame or snapshot of a newer format is
@@ -17,6 +23,7 @@ use rustls::ClientConfig;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Why a request to a controller failed.
@@ -81,8 +88,10 @@ pub struct Upstream {
     authorization: HeaderValue,
     frame_bytes_max: usize,
     connect_timeout_ms: u64,
-    /// The controller last followed; commands go there first.
+    /// The controller last followed; commands go there first when no active one is known.
     current: AtomicUsize,
+    /// The controller believed active (its index), if any.
+    active: watch::Sender<Option<usize>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -130,6 +139,7 @@ impl Upstream {
             frame_bytes_max: limits.frame_bytes_max,
             connect_timeout_ms: limits.connect_timeout_ms,
             current: AtomicUsize::new(0),
+            active: watch::Sender::new(None),
         })
     }
 
@@ -149,6 +159,71 @@ impl Upstream {
 
     pub fn set_current(&self, i: usize) {
         self.current.store(i % self.urls.len(), Ordering::Relaxed);
+    }
+
+    /// The controller believed active, if any.
+    pub fn active(&self) -> Option<usize> {
+        *self.active.borrow()
+    }
+
+    /// The active controller's URL, if one is known.
+    pub fn active_url(&self) -> Option<String> {
+        self.active().map(|i| self.urls[i].clone())
+    }
+
+    /// Records which controller is active (`None`: none is known); watchers are told only of
+    /// a change.
+    pub fn set_active(&self, active: Option<usize>) {
+        let active = active.filter(|i| *i < self.urls.len());
+        self.active.send_if_modified(|a| {
+            let changed = *a != active;
+            if changed {
+                match active {
+                    Some(i) => tracing::info!(controller = %self.urls[i], "the active controller"),
+                    None => tracing::info!("no controller is known to be active"),
+                }
+            }
+            *a = active;
+            changed
+        });
+    }
+
+    /// Tells of every change of [`Upstream::active`].
+    pub fn watch_active(&self) -> watch::Receiver<Option<usize>> {
+        self.active.subscribe()
+    }
+
+    /// The index of a configured controller URL (a trailing `/` and the case of scheme and
+    /// host do not matter); `None` for any other URL.
+    pub fn index_of(&self, url: &str) -> Option<usize> {
+        let norm = |u: &str| u.trim().trim_end_matches('/').to_ascii_lowercase();
+        let url = norm(url);
+        self.urls.iter().position(|u| norm(u) == url)
+    }
+
+    /// Learns from controller `i`'s `/health`: it is active, or it names the active one (a
+    /// configured URL), or it is not active.
+    pub fn note_health(&self, i: usize, h: &ControllerHealth) {
+        if h.role == "active" {
+            self.set_active(Some(i));
+            return;
+        }
+        let named = h
+            .cluster
+            .as_ref()
+            .and_then(|c| c.active_api_url.as_deref())
+            .and_then(|u| self.index_of(u))
+            .filter(|j| *j != i);
+        match named {
+            Some(j) => self.set_active(Some(j)),
+            None if self.active() == Some(i) => self.set_active(None),
+            None => {}
+        }
+    }
+
+    /// Where requests go first: the active controller, else the one last followed.
+    pub fn preferred(&self) -> usize {
+        self.active().unwrap_or_else(|| self.current())
     }
 
     fn url(&self, i: usize, path_and_query: &str) -> String {
@@ -178,6 +253,12 @@ impl Upstream {
     /// `GET /api/v1/health` of controller `i`.
     pub async fn health(&self, i: usize) -> Result<ControllerHealth, UpstreamError> {
         Ok(self.http.get_json(&self.url(i, "/api/v1/health")).await?)
+    }
+
+    /// `GET /api/v1/health` of a voter that is not configured (the watch a controller names).
+    pub async fn health_at(&self, base_url: &str) -> Result<ControllerHealth, UpstreamError> {
+        let base = base_url.trim_end_matches('/');
+        Ok(self.http.get_json(&format!("{base}/api/v1/health")).await?)
     }
 
     /// One long-poll page of events after `after` from controller `i` (empty after
@@ -254,41 +335,120 @@ impl Upstream {
         })
     }
 
-    /// Sends a request to the controller last followed; when it cannot be reached, to the
-    /// others in turn. The answer is returned whatever its status.
+    /// Sends a request to the active controller (or, when none is known, the one last
+    /// followed); when it cannot be connected to, to the others in turn. A 503 answer that
+    /// names another configured controller as `active` is sent there once more. The answer is
+    /// returned whatever its status.
     pub async fn forward(
         &self,
         method: Method,
         path_and_query: &str,
         body: Option<(Bytes, &'static str)>,
     ) -> Result<HttpResponse, ClientError> {
-        let first = self.current();
+        let n = self.urls.len();
+        let first = self.preferred();
+        let mut tried = vec![false; n];
         let mut last_error = None;
-        for k in 0..self.urls.len() {
-            let i = (first + k) % self.urls.len();
-            let body = body.clone();
-            match self
-                .http
-                .request(method.clone(), &self.url(i, path_and_query), body)
-                .await
-            {
-                Ok(r) => return Ok(r),
-                // Only a connection that could not be made is tried elsewhere; a request that
-                // may have reached a controller is not sent twice.
-                Err(e @ ClientError::Request { .. }) if is_connect_error(&e) => {
+        for k in 0..n {
+            let i = (first + k) % n;
+            if tried[i] {
+                continue;
+            }
+            tried[i] = true;
+            let r = match self.send(i, &method, path_and_query, body.clone()).await {
+                Ok(r) => r,
+                Err(e) if is_connect_error(&e) => {
                     last_error = Some(e);
+                    continue;
                 }
                 Err(e) => return Err(e),
-            }
+            };
+            let Some(named) = not_active(&r) else {
+                return Ok(r);
+            };
+            // Refused by a controller that is not the active one: once to the one it names.
+            let Some(j) = named
+                .as_deref()
+                .and_then(|u| self.index_of(u))
+                .filter(|j| *j != i)
+            else {
+                return Ok(r);
+            };
+            self.set_active(Some(j));
+            tried[j] = true;
+            return match self.send(j, &method, path_and_query, body.clone()).await {
+                Ok(again) => Ok(again),
+                // The one named is gone too: the first answer says what is known.
+                Err(e) if is_connect_error(&e) => Ok(r),
+                Err(e) => Err(e),
+            };
         }
         Err(last_error.unwrap_or(ClientError::Url {
             url: path_and_query.to_owned(),
             reason: "no controller is configured".into(),
         }))
     }
+
+    /// One request to controller `i`; what it tells of who is active is noted.
+    async fn send(
+        &self,
+        i: usize,
+        method: &Method,
+        path_and_query: &str,
+        body: Option<(Bytes, &'static str)>,
+    ) -> Result<HttpResponse, ClientError> {
+        match self
+            .http
+            .request(method.clone(), &self.url(i, path_and_query), body)
+            .await
+        {
+            Ok(r) => {
+                if not_active(&r).is_some() {
+                    if self.active() == Some(i) {
+                        self.set_active(None);
+                    }
+                } else if r.status.is_success() && method != Method::GET {
+                    // Only the active controller carries out a command.
+                    self.set_active(Some(i));
+                }
+                Ok(r)
+            }
+            Err(e) => {
+                if is_connect_error(&e) && self.active() == Some(i) {
+                    self.set_active(None);
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
+/// A controller's refusal because it is not the active one: 503 with `{"active": url | null}`;
+/// gives the URL it names.
+pub fn not_active(r: &HttpResponse) -> Option<Option<String>> {
+    if r.status != axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    match v.get("active")? {
+        serde_json::Value::String(u) => Some(Some(u.clone())),
+        serde_json::Value::Null => Some(None),
+        _ => None,
+    }
+}
+
+/// A connection that could not be made: nothing reached the controller, so the request may
+/// be sent elsewhere (a request that may have reached one is not sent twice).
 fn is_connect_error(e: &ClientError) -> bool {
+    if matches!(
+        e,
+        ClientError::Connect { .. } | ClientError::ConnectTimeout { .. }
+    ) {
+        return true;
+    }
+    if !matches!(e, ClientError::Request { .. }) {
+        return false;
+    }
     let text = e.to_string();
     text.contains("Connect") || text.contains("connection refused") || text.contains("tcp connect")
 }

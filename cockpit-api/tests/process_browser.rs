@@ -373,3 +373,49 @@ async fn run(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
     screenshot(c, "cockpit-agents.png").await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_browser_shows_which_controller_of_a_pair_is_active() {
+    let mut pair = common::pair::Pair::start();
+    let first = pair.active().await;
+    let controllers = [pair.nodes[0].url.clone(), pair.nodes[1].url.clone()];
+    let text = cockpit_config(&controllers, &pair.ca(), "")
+        .replace("[follow]\n", "[follow]\ncluster_poll_ms = 200\n");
+    let cockpit = Cockpit::start_text(text, None).await;
+
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = browser(&driver, profile.path()).await;
+    let result = async {
+        c.goto(&cockpit.base).await.map_err(|e| e.to_string())?;
+        // The header names the active controller's node, with no token needed.
+        let ids: Vec<u64> = pair.nodes.iter().map(|n| n.id).collect();
+        let node = |k: usize| format!("node {}", ids[k]);
+        wait_text(&c, "#cluster .node.active", "the active node", |t| {
+            t.contains(&node(first)) && t.contains("active")
+        })
+        .await;
+        pair.nodes[first].kill();
+        let second = pair.active().await;
+        wait_text(&c, "#cluster .node.active", "the new active node", |t| {
+            t.contains(&node(second)) && t.contains("active")
+        })
+        .await;
+        wait_text(&c, "#cluster .node.down", "the killed node", |t| {
+            t.contains(&node(first)) && t.contains("unreachable")
+        })
+        .await;
+        wait_text(&c, "#toast", "the change told", |t| {
+            t.contains("active controller")
+        })
+        .await;
+        screenshot(&c, "cockpit-failover.png").await;
+        Ok::<(), String>(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = screenshot(&c, "cockpit-failover-failure.png").await;
+    }
+    c.close().await.expect("close the browser");
+    result.expect("browser scenario");
+}

@@ -37,6 +37,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/events"),
     ("get", "/api/v1/events/ws"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/cluster"),
+    ("post", "/api/v1/cluster/switchover"),
+    ("post", "/api/v1/cluster/nodes"),
+    ("delete", "/api/v1/cluster/nodes/{id}"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

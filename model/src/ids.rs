@@ -1,9 +1,10 @@
 //! Names and ids of inventory objects and orders.
 //!
-//! A name (workflow, job, agent, lock, board, branch) is 1 to [`NAME_BYTES_MAX`] bytes of ASCII
-//! letters, digits, `-`, `_` and `.`, starting with a letter or digit. An order id may also hold
-//! `|` (a fork child is `parent|branch`), `#`, `:` and `@` (daily-plan ids such as
-//! `#2026-11-23#nightly@02:00`), and is at most [`ORDER_ID_BYTES_MAX`] bytes.
+//! A name (workflow, job, agent, lock, board, branch, schedule, calendar) is 1 to
+//! [`NAME_BYTES_MAX`] bytes of ASCII letters, digits, `-`, `_` and `.`, starting with a letter or
+//! digit. An order id may also hold `|` (a fork child is `parent|branch`), `#`, `:`, `@` and `+`
+//! (daily-plan ids such as `#2026-11-23#nightly@02:30:00+01:00`, see
+//! [`crate::schedule::order_id`]), and is at most [`ORDER_ID_BYTES_MAX`] bytes.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -110,8 +111,16 @@ name_type!(
     BranchId, NAME_BYTES_MAX, &[]
 );
 name_type!(
+    /// The name of a schedule.
+    ScheduleName, NAME_BYTES_MAX, &[]
+);
+name_type!(
+    /// The name of a calendar.
+    CalendarName, NAME_BYTES_MAX, &[]
+);
+name_type!(
     /// An order id, chosen by the user or the daily plan; fork children are `parent|branch`.
-    OrderId, ORDER_ID_BYTES_MAX, &['|', '#', ':', '@']
+    OrderId, ORDER_ID_BYTES_MAX, &['|', '#', ':', '@', '+']
 );
 
 impl OrderId {
@@ -149,6 +158,8 @@ mod tests {
             Err(IdError::TooLong { len: 101, .. })
         ));
         assert!(OrderId::new("#2026-11-23#nightly@02:00").is_ok());
+        assert!(OrderId::new("#2026-11-23#nightly@02:30:00+01:00").is_ok());
+        assert!(OrderId::new("#2026-03-08#x@03:00:00-07:00").is_ok());
         assert_eq!(
             OrderId::new("o1").unwrap().child("b").unwrap().as_str(),
             "o1|b"

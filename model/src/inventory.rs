@@ -1,12 +1,16 @@
-//! The validated inventory: workflows, jobs, agents, locks and notice boards.
+//! The validated inventory: workflows, jobs, agents, locks, notice boards, schedules and
+//! calendars.
 //!
 //! These are the types the rest of Ordo works with; they come from YAML through
 //! [`crate::yaml`], which checks every rule before building them, so code that holds an
 //! [`Inventory`] may rely on: names are unique per kind, every reference (job, agent, lock,
-//! board, workflow of `add-order`) resolves, every expression parsed, every limit holds.
+//! board, workflow of `add-order` or of a schedule, calendar) resolves, every expression parsed,
+//! every limit holds, every schedule's time zone is known and calendars do not refer to
+//! themselves.
 
 use crate::expr::{Expr, Template};
 use crate::ids::{AgentId, BoardName, BranchId, JobName, LockName, WorkflowName};
+use crate::schedule::{Calendar, Schedule};
 use crate::time::DurationMs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +22,13 @@ pub struct Inventory {
     pub agents: Vec<Agent>,
     pub locks: Vec<Lock>,
     pub boards: Vec<Board>,
+    // Added later, at the end and defaulted. An inventory is never journaled whole (a
+    // deployment journals one event per workflow, agent, lock and board), so no journal
+    // changes; JSON written without them still reads.
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
+    #[serde(default)]
+    pub calendars: Vec<Calendar>,
 }
 
 /// A workflow: named jobs and the steps that use them.

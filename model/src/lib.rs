@@ -1,5 +1,6 @@
-//! Ordo's pure model: ids, the inventory (workflows, jobs, agents, locks, boards) read from YAML,
-//! expressions, and the order state machine shared by controllers, agents and the simulation.
+//! Ordo's pure model: ids, the inventory (workflows, jobs, agents, locks, boards, schedules,
+//! calendars) read from YAML, expressions, the expansion of schedules into fires, and the order
+//! state machine shared by controllers, agents and the simulation.
 //!
 //! This crate does no IO, reads no clock and draws no random numbers: time and randomness are
 //! passed in by the caller.
@@ -10,6 +11,7 @@ pub mod ids;
 pub mod inventory;
 pub mod order;
 pub mod position;
+pub mod schedule;
 pub mod time;
 pub mod value;
 pub mod wire;

@@ -183,6 +183,7 @@ fn inventory(steps: Vec<Instruction>) -> Inventory {
             name: name("b"),
             lifetime: DurationMs::from_secs(60),
         }],
+        ..Inventory::default()
     }
 }
 

@@ -4,7 +4,10 @@
 //! A bad file may start with `# limits: name=value ...` to check with smaller [`Limits`].
 
 use ordo_model::inventory::{Executable, Instruction};
-use ordo_model::yaml::{Limits, Severity, SourceFile, check_inventory, parse_inventory};
+use ordo_model::yaml::{
+    CheckOptions, Limits, Severity, SourceFile, check_inventory, check_inventory_with,
+    parse_inventory,
+};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -120,6 +123,13 @@ fn limits_for(text: &str) -> Limits {
     limits
 }
 
+/// `# now: 2026-11-23T12:00:00Z` on a line of its own: the instant the check runs at.
+fn now_for(text: &str) -> Option<jiff::Timestamp> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# now:"))
+        .map(|t| t.trim().parse().expect("an RFC 3339 instant"))
+}
+
 #[test]
 fn bad_files_yield_their_diagnostics() {
     let dir = manifest_dir().join("tests/bad");
@@ -129,7 +139,11 @@ fn bad_files_yield_their_diagnostics() {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         let file = source(&path, format!("bad/{stem}.yaml"));
         let limits = limits_for(&file.text);
-        let checked = check_inventory(std::slice::from_ref(&file), &limits);
+        let options = CheckOptions {
+            now: now_for(&file.text),
+            ..CheckOptions::default()
+        };
+        let checked = check_inventory_with(std::slice::from_ref(&file), &limits, &options);
         if stem.starts_with("warning-") {
             assert_eq!(
                 checked.error_count(),

@@ -52,6 +52,13 @@ fn schema_describes_every_instruction_and_object() {
         "duration",
         "template",
         "expression",
+        "schedule",
+        "repeat",
+        "calendar",
+        "exclude",
+        "dateRange",
+        "date",
+        "timeOfDay",
     ] {
         assert!(defs.contains_key(name), "no definition {name}");
     }
@@ -230,6 +237,7 @@ fn the_schema_rejects_shape_errors_too() {
         "unknown-steps",
         "missing-fields",
         "cycles",
+        "calendars",
     ] {
         let errors = schema_errors(&root.join(format!("{name}.yaml")));
         assert!(!errors.is_empty(), "{name}: the schema accepts it");

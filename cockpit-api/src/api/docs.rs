@@ -1,6 +1,6 @@
 //! The OpenAPI document of the cockpit API (`GET /api/v1/openapi.json`, no token needed).
 
-use super::{commands, read, stream};
+use super::{cluster, commands, read, stream};
 use axum::response::Response;
 use ordo_api::view::{STATE_NAMES, VALUE_DEPTH_MAX};
 use ordo_model::env;
@@ -30,9 +30,10 @@ impl Modify for BearerAuth {
         description = "A stateless view of the Ordo controller: reads come from the cockpit's view \
 of the controller's event stream, commands are checked against the caller's role and forwarded \
 to the controller. Send `Authorization: Bearer <token>` (WebSockets may pass `?access_token=`). \
-Roles: viewer reads, operator also acts on orders and notices, admin also deploys. Errors are \
-`{\"error\": \"...\"}` with 400 (bad body or parameter), 401 (no or unknown token), 403 (role), \
-404, 409, 410 (events no longer kept), 413 (body too large), 502 (controller unreachable)."
+Roles: viewer reads, operator also acts on orders and notices, admin also deploys and steers the \
+controller pair. Errors are `{\"error\": \"...\"}` with 400 (bad body or parameter), 401 (no or \
+unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too large), 502 \
+(controller unreachable), 503 (no controller is active: `active` names the active one when known)."
     ),
     paths(
         read::health,
@@ -62,6 +63,10 @@ Roles: viewer reads, operator also acts on orders and notices, admin also deploy
         stream::order_log_ws,
         stream::events_long_poll,
         stream::events_ws,
+        cluster::status,
+        cluster::switchover,
+        cluster::add_node,
+        cluster::remove_node,
         openapi_json,
     ),
     components(schemas(crate::convert::StepJson, crate::convert::BlockJson)),
@@ -72,6 +77,7 @@ Roles: viewer reads, operator also acts on orders and notices, admin also deploy
         (name = "inventory", description = "Workflows, agents, locks, notice boards"),
         (name = "events", description = "The controller's event stream and state"),
         (name = "cockpit", description = "The cockpit itself"),
+        (name = "cluster", description = "The controller pair: every voter's health; switchover and membership (admin), forwarded to the active controller"),
     )
 )]
 pub struct ApiDoc;
@@ -100,12 +106,17 @@ fn name_schema() -> Json {
     })
 }
 
+/// A raft node id of the controller pair.
+fn node_id_schema() -> Json {
+    json!({"type": "integer", "format": "uint64", "minimum": 1, "maximum": u64::MAX})
+}
+
 /// An order id; `|` only in fork children's ids, which no one adds.
 fn order_id_schema(children: bool) -> Json {
     let pattern = if children {
-        "^[A-Za-z0-9|#:@][A-Za-z0-9._|#:@-]*$"
+        "^[A-Za-z0-9|#:@][A-Za-z0-9._|#:@+-]*$"
     } else {
-        "^[A-Za-z0-9#:@][A-Za-z0-9._#:@-]*$"
+        "^[A-Za-z0-9#:@][A-Za-z0-9._#:@+-]*$"
     };
     json!({"type": "string", "pattern": pattern, "maxLength": ids::ORDER_ID_BYTES_MAX})
 }
@@ -215,6 +226,9 @@ fn refine(doc: &mut Json) {
                 };
                 for p in params.iter_mut() {
                     let schema = match (p["in"].as_str(), p["name"].as_str()) {
+                        (Some("path"), Some("id")) if path.starts_with("/api/v1/cluster/") => {
+                            node_id_schema()
+                        }
                         (Some("path"), Some("id")) => order_id_schema(true),
                         (Some("path"), Some("name" | "board")) => name_schema(),
                         (Some("query"), Some("state")) => {
@@ -313,6 +327,10 @@ fn refine(doc: &mut Json) {
         }),
     );
     set("AnswerBody", "vars", vars_schema());
+    set("NodeBody", "id", node_id_schema());
+    let mut to = node_id_schema();
+    to["type"] = json!(["integer", "null"]);
+    set("SwitchoverBody", "to", to);
     for closed in [
         "NewOrder",
         "NewOrders",
@@ -323,6 +341,8 @@ fn refine(doc: &mut Json) {
         "NoticeBody",
         "DeployBody",
         "DeployFile",
+        "SwitchoverBody",
+        "NodeBody",
     ] {
         if let Some(s) = schemas.get_mut(closed).and_then(Json::as_object_mut) {
             s.insert("additionalProperties".into(), json!(false));

@@ -38,6 +38,51 @@ pub struct Health {
     pub last_event_id: u64,
     /// Orders in the view.
     pub orders: usize,
+    /// The API URL of the active controller, when one is known: where commands go.
+    pub active_controller: Option<String>,
+    /// Every configured controller's role as last read (every `follow.cluster_poll_ms`).
+    pub controllers: Vec<ControllerRole>,
+}
+
+/// A controller as the cockpit last saw it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerRole {
+    pub url: String,
+    /// `active`, `passive`, `watch` or `candidate`; `null` when it could not be read.
+    pub role: Option<String>,
+    /// Its node id in the pair (none for a single controller).
+    pub node_id: Option<u64>,
+    /// Its raft term (none for a single controller).
+    pub term: Option<u64>,
+    /// Why its `/health` could not be read.
+    pub error: Option<String>,
+    /// When it was read, ms since the epoch.
+    pub seen_ms: i64,
+}
+
+/// What the cockpit last saw of its controllers.
+pub fn controller_roles(app: &App) -> Vec<ControllerRole> {
+    let seen = app
+        .shared
+        .cluster
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    seen.members
+        .into_iter()
+        .map(|m| {
+            let cluster = m.health.as_ref().and_then(|h| h.cluster.as_ref());
+            ControllerRole {
+                role: m.health.as_ref().map(|h| h.role.clone()),
+                node_id: cluster.map(|c| c.node_id),
+                term: cluster.map(|c| c.term),
+                url: m.url,
+                error: m.error,
+                seen_ms: seen.at_ms,
+            }
+        })
+        .collect()
 }
 
 fn health_of(app: &App) -> Health {
@@ -62,6 +107,8 @@ fn health_of(app: &App) -> Health {
         follow,
         last_event_id,
         orders,
+        active_controller: app.upstream.active_url(),
+        controllers: controller_roles(app),
     }
 }
 
@@ -125,6 +172,8 @@ pub struct Overview {
     pub agents: usize,
     pub locks: usize,
     pub boards: usize,
+    /// The API URL of the active controller, when one is known.
+    pub active_controller: Option<String>,
 }
 
 /// `GET /api/v1/overview`.
@@ -146,6 +195,7 @@ pub async fn overview(AxState(app): AxState<App>) -> Response {
         agents: w.agents.len(),
         locks: w.locks.len(),
         boards: w.boards.len(),
+        active_controller: app.upstream.active_url(),
     })
 }
 

@@ -134,7 +134,8 @@ pub async fn events_ws(
 
 async fn connect_upstream(app: &App, after: u64) -> Result<ordo_net::client::WsStream, ApiError> {
     let n = app.upstream.urls().len();
-    let first = app.upstream.current();
+    // The active controller first (a passive one serves the same events, a little later).
+    let first = app.upstream.preferred();
     let mut last = None;
     for k in 0..n {
         match app.upstream.events_ws((first + k) % n, after).await {

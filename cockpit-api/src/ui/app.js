@@ -21,6 +21,8 @@ const ui = {
   workflows: [],
   refreshTimer: null,
   page: "orders",
+  activeController: undefined,
+  nodeIds: {},
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -131,6 +133,43 @@ function connectEvents() {
     }, ui.eventsRetry);
     ui.eventsRetry = Math.min(ui.eventsRetry * 2, 10000);
   };
+}
+
+// ---- the controllers (a pair: which one is active) ----
+
+// The cockpit's /health (no token) names the active controller and each one's role; a badge
+// per controller shows it, and a change of the active one is announced.
+async function pollCluster() {
+  let h;
+  try {
+    const r = await fetch("/health");
+    h = await r.json();
+  } catch {
+    return;
+  }
+  const box = $("#cluster");
+  const list = h.controllers || [];
+  box.textContent = "";
+  box.classList.toggle("hidden", list.length === 0);
+  const pair = list.some((c) => c.nodeId != null) || Object.keys(ui.nodeIds).length > 0;
+  const active = h.activeController || null;
+  const changed = ui.activeController !== undefined && active !== ui.activeController;
+  for (const c of list) {
+    const host = c.url.replace(/^https?:\/\//, "");
+    const role = c.role || "unreachable";
+    // A controller that is gone is still named by the node id it had.
+    if (c.nodeId != null) ui.nodeIds[c.url] = c.nodeId;
+    const label = pair ? `node ${ui.nodeIds[c.url] ?? "?"} · ${role}` : role;
+    const cls = "node" + (c.url === active ? " active" : "") + (c.role ? "" : " down")
+      + (changed && c.url === active ? " changed" : "");
+    box.append(el("span", { class: cls, title: host + (c.error ? " — " + c.error : ""),
+      "data-url": c.url, "data-role": role }, label));
+  }
+  if (changed) {
+    toast(active ? `Active controller: ${active.replace(/^https?:\/\//, "")}`
+      : "No controller is active (an election is under way)", !active);
+  }
+  ui.activeController = active;
 }
 
 function setLive(on) {
@@ -665,6 +704,8 @@ function init() {
   window.addEventListener("hashchange", route);
   route();
   start();
+  pollCluster();
+  setInterval(pollCluster, 2000);
 }
 
 document.addEventListener("DOMContentLoaded", init);

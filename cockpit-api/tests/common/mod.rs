@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod pair;
+
 use ordo_cockpit_api::api::token_hash;
 use ordo_net::certs::{IssueSpec, TestPki};
 use ordo_net::client::{HttpResponse, HttpsClient, HttpsClientOptions};
@@ -86,7 +88,7 @@ where
 }
 
 /// The `ordo-controller` executable of this build: beside the test's own folder.
-fn controller_executable() -> PathBuf {
+pub fn controller_executable() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let mut dir = exe.parent().expect("its folder").to_owned();
     if dir.ends_with("deps") {

@@ -178,9 +178,15 @@ impl<L: Links> Core<L> {
             !self.machine.is_leader(),
             "a leader never takes a snapshot from another node"
         );
-        let mut state: State = postcard::from_bytes(&data).map_err(|e| {
-            format!("the snapshot at entry {index} from the leader does not decode: {e}")
-        })?;
+        // Empty data is the founding snapshot: the initial state (a node that joins gets it
+        // while the leader's log is still whole).
+        let mut state: State = if data.is_empty() {
+            State::new()
+        } else {
+            postcard::from_bytes(&data).map_err(|e| {
+                format!("the snapshot at entry {index} from the leader does not decode: {e}")
+            })?
+        };
         let marker = event_id(index, BATCH_EVENTS_MAX - 1);
         let after = self.rep().written;
         assert!(

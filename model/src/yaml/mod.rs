@@ -1,4 +1,4 @@
-//! The inventory in YAML: workflows, agents, locks and notice boards.
+//! The inventory in YAML: workflows, agents, locks, notice boards, schedules and calendars.
 //!
 //! [`check_inventory`] reads any number of files together (a workflow in one file may use an
 //! agent defined in another) and reports **every** problem at once, each with file, line and
@@ -11,7 +11,9 @@
 //!
 //! A file holds one or more YAML documents (separated by `---`). A document is one object or
 //! a list of objects. An object is a mapping recognised by its first key: `workflow:`,
-//! `agent:`, `lock:` or `board:`. Names (of workflows, jobs, agents, locks, boards, fork
+//! `agent:`, `lock:`, `board:`, `schedule:` or `calendar:` (a schedule also has `workflow:`
+//! and `calendar:` fields; when a mapping has several of these keys, the kind that knows most
+//! of its keys wins). Names (of workflows, jobs, agents, locks, boards, fork
 //! branches) are 1 to 100 bytes of letters, digits, `-`, `_` and `.`, starting with a letter
 //! or digit. Variable names (parameters, `args`, `env`, `as`) are letters, digits and `_`, not
 //! starting with a digit. Anchors, aliases and merge keys (`<<`) work as in YAML.
@@ -83,10 +85,10 @@
 //! durations, URLs, expressions and templates (at the offending character where the scalar's
 //! text allows); steps after an unconditional `fail`, `finish` or `break`; `break` outside a
 //! cycle; a lock `count` above the lock's `limit`; `retry` with `maxTries` below 1; an
-//! `addOrder` that does not pass a parameter the workflow requires; an `env` entry with a
+//! `addOrder` or schedule that does not pass a parameter the workflow requires; an `env` entry with a
 //! protected name ([`crate::env::protected`]) whose value reads variables; an `addOrder`
-//! argument with a protected name; every [`Limits`] field.
-//! A job that no step runs is a warning.
+//! argument with a protected name; every [`Limits`] field; for schedules and calendars, see
+//! below. A job that no step runs is a warning.
 //!
 //! # Agents, locks, boards
 //!
@@ -94,12 +96,106 @@
 //! host), `subagents: [ { id, url, priority } ]`, `selection: round-robin | priority | ring`
 //! (default round-robin). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
 //! (default 1d).
+//!
+//! # Schedules
+//!
+//! ```yaml
+//! schedule: nightly
+//! workflow: nightly-etl
+//! args: { day: $date }              # templates over $schedule, $date, $time, $scheduledFor
+//! timeZone: Europe/Berlin           # IANA name; default UTC
+//! cron: "30 2 * * MON-FRI"          # a string or a list
+//! times: ["12:00", "18:30:15"]      # fixed times of day (a string or a list)
+//! repeat: { every: 15m, from: "07:00", until: "19:00" }
+//! calendar: business-days           # only the dates it holds; default every date
+//! missed: catch-up                  # catch-up (default) | latest | skip
+//! priority: 0                       # -1000000..1000000, higher first
+//! paused: false
+//! ```
+//!
+//! A schedule adds an order to `workflow` at each of its fires; it needs at least one of
+//! `cron`, `times` and `repeat`, and fires at all of them. `cron` takes 5 fields (minute hour
+//! day-of-month month day-of-week) or 6 with seconds first; values, `*`, ranges `a-b`, steps
+//! `/n`, lists, `JAN`–`DEC`, `SUN`–`SAT` (0 and 7 are Sunday) and `@daily`, `@hourly`,
+//! `@weekly`, `@monthly`, `@yearly` ([`crate::schedule::cron`]). Day of month and day of week
+//! combine as in Vixie cron: when either field starts with `*` a date must match both,
+//! otherwise either. `times` are `HH:MM` or `HH:MM:SS` (quote them: YAML 1.1 reads `02:30` as
+//! a number, though Ordo reads the text as written). `repeat` fires every `every` (whole
+//! seconds, 1s to 24h) from `from` (default 00:00) on, before `until` (default: the end of the
+//! day), every day. `args` are rendered for each fire; `$date` is the fire's local date
+//! (`2026-11-23`), `$time` its wall time (`02:30:00`), `$scheduledFor` its instant in RFC 3339
+//! with its offset, `$schedule` the schedule's name. `missed` says what becomes of fires whose
+//! instant passed while no order could be added for them (the controller was down): every one
+//! adds its order late (`catch-up`), only the latest does (`latest`), or none (`skip`).
+//!
+//! The fire of `nightly` at 02:30 on 2026-11-23 at UTC offset +01:00 adds the order
+//! `#2026-11-23#nightly@02:30:00+01:00`: local date, schedule, wall time and offset, so one
+//! `(schedule, instant)` gives one order, with the same id on every controller.
+//! `ordo plan preview FILE... --from T --until T` prints the fires of a window, offline.
+//!
+//! ## Time zones and daylight saving time
+//!
+//! Wall times are in the schedule's `timeZone`, from the time zone database built into Ordo
+//! (the same on every machine of one build). Where the zone's UTC offset changes:
+//!
+//! | wall time | `times`, and a cron whose minute and hour fields are both values, lists or ranges ("fixed") | `repeat`, and a cron whose minute or hour field starts with `*` ("interval": hourly, every 15 minutes) |
+//! |---|---|---|
+//! | does not exist (a gap: Berlin, last Sunday in March, 02:00 → 03:00) | fires once, exactly at the end of the gap: `30 2 * * *` fires at 03:00:00+02:00 (seconds zeroed) | does not fire |
+//! | exists twice (a fold: Berlin, last Sunday in October, 03:00 → 02:00) | fires once, at its first occurrence (02:30+02:00) | fires at both occurrences (02:30+02:00 and 02:30+01:00) |
+//!
+//! Fires at one instant collapse into one (02:30 and 03:00 on a spring-forward day are one
+//! fire at 03:00). A window `[from, until)` holds the fires at or after `from` and before
+//! `until`; a fixed time whose first occurrence lies before `from` does not fire in it, even if
+//! its second occurrence is inside.
+//!
+//! Where this differs from JS7: JS7's documentation says that start times are "calculated for
+//! the given time zone" but not what a start time in a skipped or repeated hour does, and its
+//! predecessor, JobScheduler 1.x, started a time in the skipped hour an hour early (02:10 at
+//! 01:10) and one in the repeated hour twice. Ordo never starts an order before its time has
+//! come (the data it works on may not be there yet), so it fires at the first instant the time
+//! has passed, the end of the gap; it never starts a fixed time twice (a nightly job run twice
+//! does the night's work twice); and it keeps "every 15 minutes" a real 15 minutes, so an
+//! interval follows the clock of the zone as it is. JS7's missed orders start as soon as they
+//! can (Ordo's `catch-up`, the default); `latest` and `skip` have no JS7 counterpart, for
+//! frequent schedules where a backlog of late runs helps nobody. Like JS7's non-working days,
+//! a calendar's exclusions win over its inclusions.
+//!
+//! # Calendars
+//!
+//! ```yaml
+//! calendar: business-days
+//! from: 2026-01-01                  # optional: the first and last date it may hold
+//! to: 2027-12-31
+//! weekdays: MON-FRI                 # a day, a range (may wrap: FRI-MON) or a list of them
+//! monthDays: [1, 15, -1]            # 1..31, or -1 (the last day of the month) .. -31
+//! dates: [2026-12-31]
+//! ranges: [ { from: 2026-07-01, to: 2026-07-31 } ]   # both ends included
+//! calendars: [extra-days]           # the dates of other calendars
+//! exclude:                          # the same rules; exclusions win
+//!   calendars: [holidays-de]        # a holiday list is a calendar of `dates`
+//!   dates: [2026-12-24]
+//! ```
+//!
+//! A calendar holds the dates, between `from` and `to`, that match any of its rules (every
+//! date when it has none) and none of its `exclude` rules. Calendars may include and exclude
+//! each other, at most 16 deep ([`crate::schedule::CALENDAR_DEPTH_MAX`]), never in a cycle.
+//!
+//! Checks: an unknown time zone (with the nearest known name); cron syntax, at the offending
+//! character; a cron that can never fire (`0 0 30 2 *`); bad times of day and dates; a
+//! `repeat` whose `until` is not after its `from`; a schedule without `cron`, `times` or
+//! `repeat`; unknown workflows and calendars; required parameters not passed in `args`;
+//! `args` that read other variables than the four above or set a protected name; a calendar
+//! whose `to` is before its `from`, or a range whose `to` is before its `from`; calendars in a
+//! cycle or nested too deep; lists longer than 10 000 items. `ordo check` also warns about a
+//! schedule that has no date to fire on in the next year (a calendar whose dates are all past,
+//! `0 0 29 2 *` before a leap year).
 
 mod diag;
 mod node;
 mod objects;
 mod read;
 mod refs;
+mod schedule;
 mod schema;
 mod spec;
 mod workflow;
@@ -108,6 +204,7 @@ pub use diag::{Diagnostic, Severity};
 pub use schema::json_schema;
 
 use crate::inventory::Inventory;
+use crate::schedule::{BundledZones, Zones};
 use diag::{Diags, LineIndex, Pos};
 use node::{Kind, Node};
 use read::{Cx, closest};
@@ -227,8 +324,37 @@ pub fn file_too_large(file: &str, bytes: u64, limits: &Limits) -> Diagnostic {
     }
 }
 
-/// Reads and checks the files together, reporting every problem.
+/// What a check may use beyond the files.
+#[derive(Clone, Copy)]
+pub struct CheckOptions<'z> {
+    /// Where schedules' time zones are looked up.
+    pub zones: &'z dyn Zones,
+    /// The current instant, for the checks that depend on it: a schedule with no date to
+    /// fire on in the next year is a warning. `None` skips them.
+    pub now: Option<jiff::Timestamp>,
+}
+
+impl Default for CheckOptions<'_> {
+    fn default() -> Self {
+        CheckOptions {
+            zones: &BundledZones,
+            now: None,
+        }
+    }
+}
+
+/// Reads and checks the files together, reporting every problem; time zones come from the
+/// bundled database and nothing depends on the current instant.
 pub fn check_inventory(files: &[SourceFile], limits: &Limits) -> Checked {
+    check_inventory_with(files, limits, &CheckOptions::default())
+}
+
+/// [`check_inventory`] with a choice of time zones and the current instant.
+pub fn check_inventory_with(
+    files: &[SourceFile],
+    limits: &Limits,
+    options: &CheckOptions<'_>,
+) -> Checked {
     let mut diags = Diags::new(limits.diagnostics_max);
     let mut inventory = Inventory::default();
     let mut defs = Defs::default();
@@ -265,12 +391,20 @@ pub fn check_inventory(files: &[SourceFile], limits: &Limits) -> Checked {
             limits,
             diags: &mut diags,
         };
+        let mut r = Reading {
+            inventory: &mut inventory,
+            defs: &mut defs,
+            refs: &mut refs,
+            zones: options.zones,
+        };
         for doc in &docs {
-            complete &= document(&mut cx, doc, &mut inventory, &mut defs, &mut refs);
+            complete &= document(&mut cx, doc, &mut r);
         }
     }
     defs.check_duplicates(&mut diags);
     defs.check_refs(&refs, &mut diags);
+    let now = options.now.filter(|_| !diags.has_errors());
+    schedule::check_plan(&inventory, &defs, options.zones, now, complete, &mut diags);
     if !complete && !diags.has_errors() {
         // Every path that drops part of the input reports why; this keeps it that way.
         diags.push(
@@ -288,21 +422,35 @@ pub fn check_inventory(files: &[SourceFile], limits: &Limits) -> Checked {
     }
 }
 
+/// Where the objects read go.
+struct Reading<'r> {
+    inventory: &'r mut Inventory,
+    defs: &'r mut Defs,
+    refs: &'r mut Refs,
+    zones: &'r dyn Zones,
+}
+
+/// `workflow:, agent:, lock:, board:, schedule: or calendar:`
+fn heads() -> String {
+    let words: Vec<String> = spec::OBJECTS
+        .iter()
+        .map(|o| format!("{}:", spec::head(o)))
+        .collect();
+    match words.split_last() {
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// Reads one document: an object or a list of objects. False if something could not be read.
-fn document(
-    cx: &mut Cx<'_>,
-    doc: &Node,
-    inventory: &mut Inventory,
-    defs: &mut Defs,
-    refs: &mut Refs,
-) -> bool {
+fn document(cx: &mut Cx<'_>, doc: &Node, r: &mut Reading<'_>) -> bool {
     match &doc.kind {
         Kind::Null => true,
-        Kind::Map(_) => object(cx, doc, inventory, defs, refs),
+        Kind::Map(_) => object(cx, doc, r),
         Kind::Seq(items) => {
             let mut ok = true;
             for item in items {
-                ok &= object(cx, item, inventory, defs, refs);
+                ok &= object(cx, item, r);
             }
             ok
         }
@@ -310,7 +458,8 @@ fn document(
             cx.err(
                 doc.pos,
                 format!(
-                    "a document holds an object (workflow:, agent:, lock: or board:) or a list of them, not {}",
+                    "a document holds an object ({}) or a list of them, not {}",
+                    heads(),
                     doc.describe()
                 ),
             );
@@ -319,18 +468,29 @@ fn document(
     }
 }
 
-fn object(
-    cx: &mut Cx<'_>,
-    node: &Node,
-    inventory: &mut Inventory,
-    defs: &mut Defs,
-    refs: &mut Refs,
-) -> bool {
+/// The kind of object a mapping with these keys is: of the objects whose head key it has, the
+/// one that knows most of its keys (a schedule has `workflow:` and `calendar:` fields too),
+/// the earliest head key on a tie.
+fn recognise(keys: &[&str]) -> Option<&'static spec::Obj> {
+    let mut best: Option<(&'static spec::Obj, usize)> = None;
+    for k in keys {
+        for o in spec::OBJECTS.iter().filter(|o| spec::head(o) == *k) {
+            let known = keys.iter().filter(|k| o.field(k).is_some()).count();
+            if best.is_none_or(|(_, b)| known > b) {
+                best = Some((o, known));
+            }
+        }
+    }
+    best.map(|(o, _)| o)
+}
+
+fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
     let Kind::Map(entries) = &node.kind else {
         cx.err(
             node.pos,
             format!(
-                "an inventory object is a mapping starting with workflow:, agent:, lock: or board:, not {}",
+                "an inventory object is a mapping starting with {}, not {}",
+                heads(),
                 node.describe()
             ),
         );
@@ -340,27 +500,23 @@ fn object(
         .iter()
         .filter_map(|(k, _)| k.scalar().map(|s| s.text.as_str()))
         .collect();
-    let obj = keys
-        .iter()
-        .find_map(|k| spec::OBJECTS.iter().find(|o| spec::head(o) == *k));
-    let Some(obj) = obj else {
-        let heads = spec::OBJECTS.iter().map(|o| spec::head(o));
+    let Some(obj) = recognise(&keys) else {
+        let heads_iter = spec::OBJECTS.iter().map(|o| spec::head(o));
         let hint = keys
             .iter()
-            .find_map(|k| closest(k, heads.clone()))
+            .find_map(|k| closest(k, heads_iter.clone()))
             .map(|c| format!("; did you mean `{c}:`?"))
             .unwrap_or_default();
         cx.err(
             node.pos,
-            format!(
-                "not an inventory object: it needs a key workflow:, agent:, lock: or board:{hint}"
-            ),
+            format!("not an inventory object: it needs a key {}{hint}", heads()),
         );
         return false;
     };
     let Some(f) = cx.fields(node, obj) else {
         return false;
     };
+    let (inventory, defs, refs) = (&mut *r.inventory, &mut *r.defs, &mut *r.refs);
     match spec::head(obj) {
         "workflow" => {
             if let Some(n) = f.get("workflow")
@@ -374,6 +530,10 @@ fn object(
         "agent" => objects::agent(cx, &f, defs).map(|a| inventory.agents.push(a)),
         "lock" => objects::lock(cx, &f, defs).map(|l| inventory.locks.push(l)),
         "board" => objects::board(cx, &f, defs).map(|b| inventory.boards.push(b)),
+        "schedule" => {
+            schedule::schedule(cx, &f, defs, refs, r.zones).map(|s| inventory.schedules.push(s))
+        }
+        "calendar" => schedule::calendar(cx, &f, defs, refs).map(|c| inventory.calendars.push(c)),
         _ => None,
     }
     .is_some()

@@ -307,7 +307,7 @@ impl<'a> Cx<'a> {
     /// The source position of byte `offset` of a scalar's value, when the value can be
     /// matched against the source text (plain, quoted without escapes, block); otherwise the
     /// scalar's position.
-    fn pos_in_scalar(&self, node: &Node, value: &str, offset: usize) -> Pos {
+    pub(crate) fn pos_in_scalar(&self, node: &Node, value: &str, offset: usize) -> Pos {
         let fallback = node.pos;
         let Some(raw) = self.lines.slice(node.def, node.len_chars) else {
             return fallback;
@@ -381,6 +381,13 @@ pub(crate) fn expectation(ty: Ty) -> &'static str {
         Ty::Block => "a list of steps",
         Ty::NullOr(_) => "nothing or a mapping",
         Ty::ExprOr(_) => "an expression or a mapping",
+        Ty::OneOrList(_) => "a value or a list",
+        Ty::Date => "a date like 2026-12-24",
+        Ty::TimeOfDay => "a time of day like 02:30 or 02:30:15",
+        Ty::TimeZone => "a time zone name like Europe/Berlin",
+        Ty::Cron => "a cron expression like \"30 2 * * MON-FRI\"",
+        Ty::Weekdays => "a day of the week like MON, or a range like MON-FRI",
+        Ty::MonthDay => "a day of the month: 1 to 31, or -1 (the last day) to -31",
     }
 }
 

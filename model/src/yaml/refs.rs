@@ -14,6 +14,7 @@ pub(crate) enum RefKind {
     Lock,
     Board,
     Workflow,
+    Calendar,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,6 +24,8 @@ pub(crate) enum DefKind {
     Agent,
     Lock,
     Board,
+    Schedule,
+    Calendar,
 }
 
 impl DefKind {
@@ -32,6 +35,8 @@ impl DefKind {
             DefKind::Agent => "agent",
             DefKind::Lock => "lock",
             DefKind::Board => "board",
+            DefKind::Schedule => "schedule",
+            DefKind::Calendar => "calendar",
         }
     }
 }
@@ -134,6 +139,19 @@ impl Defs {
         self.push(DefKind::Board, file, name, pos, false, 0, false);
     }
 
+    pub fn schedule(&mut self, file: &str, name: &str, pos: Pos) {
+        self.push(DefKind::Schedule, file, name, pos, false, 0, false);
+    }
+
+    pub fn calendar(&mut self, file: &str, name: &str, pos: Pos) {
+        self.push(DefKind::Calendar, file, name, pos, false, 0, false);
+    }
+
+    /// Where the first definition of `name` is: its file and position.
+    pub fn position(&self, kind: DefKind, name: &str) -> Option<(&str, Pos)> {
+        self.find(kind, name).map(|d| (d.file.as_str(), d.pos))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -224,6 +242,7 @@ impl Defs {
                 RefKind::Lock => DefKind::Lock,
                 RefKind::Board => DefKind::Board,
                 RefKind::Workflow => DefKind::Workflow,
+                RefKind::Calendar => DefKind::Calendar,
             };
             let Some(def) = self.find(kind, &r.name) else {
                 let hint = closest(&r.name, self.names(kind))

@@ -84,6 +84,22 @@ pub fn json_schema() -> Value {
         }),
     );
     defs.insert(
+        "date".into(),
+        json!({
+            "description": "A date: YYYY-MM-DD.",
+            "type": "string",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        }),
+    );
+    defs.insert(
+        "timeOfDay".into(),
+        json!({
+            "description": "A time of day: HH:MM or HH:MM:SS, 00:00 to 23:59:59.",
+            "type": "string",
+            "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+        }),
+    );
+    defs.insert(
         "url".into(),
         json!({
             "description": "wss://host:port",
@@ -95,7 +111,7 @@ pub fn json_schema() -> Value {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://ordo.invalid/schema/ordo-inventory.schema.json",
         "title": "Ordo inventory",
-        "description": "One YAML document of an Ordo inventory: a workflow, agent, lock or board, or a list of them.",
+        "description": "One YAML document of an Ordo inventory: a workflow, agent, lock, board, schedule or calendar, or a list of them.",
         "oneOf": [
             reference("object"),
             { "type": "array", "items": reference("object") },
@@ -122,7 +138,7 @@ fn collect(o: &'static Obj, out: &mut Vec<&'static Obj>) {
 fn collect_ty(ty: Ty, out: &mut Vec<&'static Obj>) {
     match ty {
         Ty::Obj(o) | Ty::NullOr(o) | Ty::ExprOr(o) => collect(o, out),
-        Ty::List(t) => collect_ty(*t, out),
+        Ty::List(t) | Ty::OneOrList(t) => collect_ty(*t, out),
         Ty::Jobs => collect(&spec::JOB, out),
         Ty::Params => collect(&spec::PARAMETER, out),
         _ => {}
@@ -218,5 +234,30 @@ fn ty(t: Ty) -> Value {
         Ty::Obj(o) => reference(o.id),
         Ty::NullOr(o) => json!({ "oneOf": [ { "type": "null" }, reference(o.id) ] }),
         Ty::ExprOr(o) => json!({ "oneOf": [ reference("expression"), reference(o.id) ] }),
+        Ty::OneOrList(item) => json!({
+            "oneOf": [ ty(*item), { "type": "array", "items": ty(*item), "minItems": 1 } ],
+        }),
+        Ty::Date => reference("date"),
+        Ty::TimeOfDay => reference("timeOfDay"),
+        Ty::TimeZone => json!({
+            "type": "string",
+            "pattern": "^[A-Za-z][A-Za-z0-9_+/-]*$",
+            "examples": ["UTC", "Europe/Berlin", "America/New_York"],
+        }),
+        Ty::Cron => json!({
+            "type": "string",
+            "pattern": "^\\s*(@[a-z]+|\\S+(\\s+\\S+){4,5})\\s*$",
+        }),
+        Ty::Weekdays => json!({
+            "type": "string",
+            "pattern": "^[A-Za-z]{3}(-[A-Za-z]{3})?$",
+            "examples": ["MON", "MON-FRI"],
+        }),
+        Ty::MonthDay => json!({
+            "type": "integer",
+            "minimum": -31,
+            "maximum": 31,
+            "not": { "const": 0 },
+        }),
     }
 }

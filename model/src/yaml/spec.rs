@@ -48,6 +48,20 @@ pub(crate) enum Ty {
     NullOr(&'static Obj),
     /// An expression yielding a list, or a mapping with these fields.
     ExprOr(&'static Obj),
+    /// One value of this type, or a list of them.
+    OneOrList(&'static Ty),
+    /// A date `2026-12-24`.
+    Date,
+    /// A time of day `02:30` or `02:30:15`.
+    TimeOfDay,
+    /// An IANA time zone name.
+    TimeZone,
+    /// A cron expression.
+    Cron,
+    /// A day of the week `MON`, or a range of them `MON-FRI`.
+    Weekdays,
+    /// A day of the month: 1..=31 from its start, -1..=-31 from its end.
+    MonthDay,
 }
 
 #[derive(Debug)]
@@ -288,8 +302,167 @@ pub(crate) static BOARD: Obj = Obj {
     ],
 };
 
+pub(crate) const PRIORITY_MAX: i64 = 1_000_000;
+
+pub(crate) static SCHEDULE: Obj = Obj {
+    what: "schedule",
+    id: "schedule",
+    doc: "A schedule: when to add orders to a workflow. Give `cron`, `times` or `repeat` (or several).",
+    fields: &[
+        req("schedule", Ty::Name, "The schedule's name."),
+        req("workflow", Ty::Name, "The workflow the orders run."),
+        opt(
+            "args",
+            Ty::Vars,
+            "The orders' arguments; templates over $schedule, $date, $time and $scheduledFor.",
+        ),
+        opt(
+            "timeZone",
+            Ty::TimeZone,
+            "The IANA time zone its wall times are in, e.g. Europe/Berlin (default UTC).",
+        ),
+        opt(
+            "cron",
+            Ty::OneOrList(&Ty::Cron),
+            "Cron expressions: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first.",
+        ),
+        opt(
+            "times",
+            Ty::OneOrList(&Ty::TimeOfDay),
+            "Times of day, `02:30` or `02:30:15`, on every date of the calendar.",
+        ),
+        opt(
+            "repeat",
+            Ty::Obj(&REPEAT),
+            "Every period between two times of day, on every date of the calendar.",
+        ),
+        opt(
+            "calendar",
+            Ty::Name,
+            "Fires only on the dates this calendar holds (default: every date).",
+        ),
+        opt(
+            "missed",
+            Ty::Enum(&["catch-up", "latest", "skip"]),
+            "Fires missed while no order could be added: all added late (catch-up, the default), only the latest, or none (skip).",
+        ),
+        opt(
+            "priority",
+            Ty::Int {
+                min: -PRIORITY_MAX,
+                max: PRIORITY_MAX,
+            },
+            "Higher first when orders compete (default 0).",
+        ),
+        opt(
+            "paused",
+            Ty::Bool,
+            "A paused schedule adds no orders (default false).",
+        ),
+    ],
+};
+
+pub(crate) static REPEAT: Obj = Obj {
+    what: "repeat",
+    id: "repeat",
+    doc: "Fires every period from `from` on, before `until`, at every real instant with that wall time.",
+    fields: &[
+        req(
+            "every",
+            Ty::Duration,
+            "The period: at least 1s, at most 24h, whole seconds.",
+        ),
+        opt(
+            "from",
+            Ty::TimeOfDay,
+            "The first time of day (default 00:00).",
+        ),
+        opt(
+            "until",
+            Ty::TimeOfDay,
+            "No fire at or after this time of day (default: the end of the day).",
+        ),
+    ],
+};
+
+pub(crate) static CALENDAR: Obj = Obj {
+    what: "calendar",
+    id: "calendar",
+    doc: "A calendar: the dates matching any of its rules (every date without rules), within `from`..`to`, minus `exclude`.",
+    fields: &[
+        req("calendar", Ty::Name, "The calendar's name."),
+        opt("from", Ty::Date, "The first date it may hold."),
+        opt("to", Ty::Date, "The last date it may hold."),
+        opt(
+            "weekdays",
+            Ty::OneOrList(&Ty::Weekdays),
+            "Days of the week: `MON-FRI`, or a list such as [MON, WED].",
+        ),
+        opt(
+            "monthDays",
+            Ty::List(&Ty::MonthDay),
+            "Days of the month: 1 to 31, or -1 (the last day) to -31.",
+        ),
+        opt("dates", Ty::List(&Ty::Date), "Single dates."),
+        opt(
+            "ranges",
+            Ty::List(&Ty::Obj(&DATE_RANGE)),
+            "Date ranges, both ends included.",
+        ),
+        opt(
+            "calendars",
+            Ty::List(&Ty::Name),
+            "Other calendars whose dates it holds too.",
+        ),
+        opt(
+            "exclude",
+            Ty::Obj(&EXCLUDE),
+            "Dates it never holds, whatever the rules above say.",
+        ),
+    ],
+};
+
+pub(crate) static EXCLUDE: Obj = Obj {
+    what: "exclude",
+    id: "exclude",
+    doc: "Dates a calendar never holds: those matching any of these rules.",
+    fields: &[
+        opt(
+            "weekdays",
+            Ty::OneOrList(&Ty::Weekdays),
+            "Days of the week: `SAT-SUN`, or a list.",
+        ),
+        opt(
+            "monthDays",
+            Ty::List(&Ty::MonthDay),
+            "Days of the month: 1 to 31, or -1 (the last day) to -31.",
+        ),
+        opt("dates", Ty::List(&Ty::Date), "Single dates, e.g. holidays."),
+        opt(
+            "ranges",
+            Ty::List(&Ty::Obj(&DATE_RANGE)),
+            "Date ranges, both ends included.",
+        ),
+        opt(
+            "calendars",
+            Ty::List(&Ty::Name),
+            "Calendars whose dates it never holds, e.g. a holiday list.",
+        ),
+    ],
+};
+
+pub(crate) static DATE_RANGE: Obj = Obj {
+    what: "date range",
+    id: "dateRange",
+    doc: "The dates from `from` to `to`, both included.",
+    fields: &[
+        req("from", Ty::Date, "The first date."),
+        req("to", Ty::Date, "The last date."),
+    ],
+};
+
 /// The objects a document may hold, each recognised by its first field.
-pub(crate) static OBJECTS: [&Obj; 4] = [&WORKFLOW, &AGENT, &LOCK, &BOARD];
+pub(crate) static OBJECTS: [&Obj; 6] = [&WORKFLOW, &AGENT, &LOCK, &BOARD, &SCHEDULE, &CALENDAR];
 
 // ---- instructions --------------------------------------------------------------------------
 

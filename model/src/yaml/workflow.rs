@@ -236,7 +236,7 @@ fn command(cx: &mut Cx<'_>, node: &Node) -> Option<Vec<String>> {
 
 /// What a mapping of names to templates sets.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum VarsOf {
+pub(crate) enum VarsOf {
     /// A job's environment: a protected name (`crate::env::protected`) takes only a constant.
     Env,
     /// Variables of the order itself (job and step `args`).
@@ -246,7 +246,7 @@ enum VarsOf {
 }
 
 /// A mapping of variable names (or environment variable names) to templates.
-fn vars(
+pub(crate) fn vars(
     cx: &mut Cx<'_>,
     node: &Node,
     label: &str,

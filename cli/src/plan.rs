@@ -1,0 +1,136 @@
+//! `ordo plan preview PATH... --from T --until T [--json]`: the fires of the schedules in
+//! inventory YAML (files and folders, read as `ordo check` reads them), offline, with no
+//! server, in the half-open window `[from, until)`.
+//!
+//! One line per fire, ordered by instant then schedule: the instant in RFC 3339 with the UTC
+//! offset in force in the schedule's time zone, the schedule, and the id of the order it adds;
+//! a summary on stderr. With `--json`, a JSON array of `{schedule, instant, orderId,
+//! workflow}`. Paused schedules are left out (said on stderr). `T` is an RFC 3339 instant
+//! (`2026-03-29T00:00:00Z`, `2026-03-29T00:00:00+01:00`), a zoned time
+//! (`2026-03-29T00:00[Europe/Berlin]`) or a date (`2026-03-29`, midnight UTC).
+//!
+//! Exits 1 when the inventory has an error (the problems are printed on stderr) or the window
+//! holds too many fires, 2 on a bad `--from`/`--until`.
+
+use crate::check::check_paths;
+use crate::exit::Failure;
+use anyhow::Context;
+use jiff::Timestamp;
+use ordo_model::schedule::{BundledZones, ExpandLimits, Expander, Window};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Print when the schedules of inventory YAML fire in a window, offline.
+    Preview(PreviewArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PreviewArgs {
+    /// Files and folders; folders are searched recursively for *.yaml and *.yml.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The window's start (included): an RFC 3339 instant, a zoned time or a date (UTC).
+    #[arg(long)]
+    pub from: String,
+    /// The window's end (excluded), written like --from; at most 366 days after it.
+    #[arg(long)]
+    pub until: String,
+    /// Print a JSON array instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(c: &Command) -> anyhow::Result<ExitCode> {
+    match c {
+        Command::Preview(args) => preview(args),
+    }
+}
+
+/// `2026-03-29T00:00:00Z`, `2026-03-29T00:00[Europe/Berlin]` or `2026-03-29` (UTC).
+fn instant(flag: &str, text: &str) -> Result<Timestamp, Failure> {
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(z) = text.parse::<jiff::Zoned>() {
+        return Ok(z.timestamp());
+    }
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return d
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| Failure::usage(format!("{flag} {text:?}: {e}")));
+    }
+    Err(Failure::usage(format!(
+        "{flag} {text:?} is not an instant: write 2026-03-29T00:00:00Z, 2026-03-29T00:00:00+01:00, 2026-03-29T00:00[Europe/Berlin] or 2026-03-29"
+    )))
+}
+
+fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    let from = instant("--from", &args.from)?;
+    let until = instant("--until", &args.until)?;
+    if until <= from {
+        return Err(Failure::usage(format!(
+            "--until {until} is not after --from {from}: the window [from, until) holds nothing"
+        ))
+        .into());
+    }
+    let checked = check_paths(&args.paths);
+    let mut err = std::io::stderr().lock();
+    for d in &checked.problems {
+        writeln!(err, "{d}")?;
+    }
+    if checked.errors() > 0 {
+        writeln!(err, "{}", checked.summary())?;
+        return Ok(ExitCode::FAILURE);
+    }
+    let Some(inventory) = checked.inventory else {
+        return Err(Failure::failed("the inventory could not be read").into());
+    };
+    let expander =
+        Expander::new(&inventory, &BundledZones).map_err(|e| Failure::failed(e.to_string()))?;
+    let window = Window { from, until };
+    let fires = expander
+        .fires(window, &ExpandLimits::default())
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let list: Vec<serde_json::Value> = fires
+            .iter()
+            .map(|f| {
+                let s = &inventory.schedules[f.schedule as usize];
+                json!({
+                    "schedule": s.name,
+                    "instant": f.rfc3339(),
+                    "orderId": expander.order_id(f).map(|id| id.to_string()).ok(),
+                    "workflow": s.workflow,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &list).context("writing the fires")?;
+        writeln!(out)?;
+    } else {
+        for f in &fires {
+            let s = &inventory.schedules[f.schedule as usize];
+            let id = expander
+                .order_id(f)
+                .map(|id| id.to_string())
+                .unwrap_or_default();
+            writeln!(out, "{} {} {id}", f.rfc3339(), s.name)?;
+        }
+    }
+    out.flush()?;
+    for s in inventory.schedules.iter().filter(|s| s.paused) {
+        writeln!(err, "schedule {} is paused: no fires", s.name)?;
+    }
+    let active = inventory.schedules.iter().filter(|s| !s.paused).count();
+    writeln!(
+        err,
+        "{} fires of {active} schedules in [{from}, {until})",
+        fires.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
