@@ -41,26 +41,22 @@
 //! are), `ORDO_LOG` (the servers' `RUST_LOG`, "warn"), `KEEP` (1 keeps the installation
 //! directories and prints where).
 
-use anyhow::{Context, bail};
-use ordo_bench::local_ordo::{Binaries, Event, Follower, LocalOrdo, StartOptions};
+use anyhow::Context;
+use ordo_bench::local_ordo::{Binaries, Follower, LocalOrdo, StartOptions, keep_dir};
 use ordo_bench::proc_cpu::{self, CpuTimes};
+use ordo_bench::program::{env_flag, env_number, env_text, print_line as print};
 use ordo_bench::slurm::{self, SlurmRun};
 use ordo_bench::spawn_rate::{SpawnRate, raw_spawn_rate};
 use ordo_bench::stats::{json_line, quantile, round as round_to};
+use ordo_bench::workload::{
+    self, ADD_BATCH_MAX, AGENT, Latency, bulk_phase, latency_phase, stage_quantiles,
+};
 use serde_json::{Value as Json, json};
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const AGENT: &str = "bench";
 const WORKFLOW: &str = "e2e";
-const WARM_UP_ORDERS: usize = 50;
 const RAW_WARM_UP_JOBS: usize = 50;
-/// Longest wait for the next event while orders are under way.
-const EVENT_TIMEOUT_MS: u64 = 30_000;
-/// Most orders one request may add (the controller's `orders_per_request_max` default).
-const ADD_BATCH_MAX: usize = 10_000;
 
 struct Settings {
     n: usize,
@@ -78,20 +74,6 @@ struct Settings {
     keep: bool,
 }
 
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse::<T>()
-            .map_err(|_| anyhow::anyhow!("{name} must be a whole number, got {text:?}")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn env_text(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
 impl Settings {
     fn from_env() -> anyhow::Result<Settings> {
         let s = Settings {
@@ -105,12 +87,12 @@ impl Settings {
             },
             add_batch: env_number("ADD_BATCH", 1000usize)?.clamp(1, ADD_BATCH_MAX),
             repeat: env_number("REPEAT", 3usize)?.max(1),
-            slurm: env_number("SLURM", 1u8)? != 0,
+            slurm: env_flag("SLURM", true)?,
             slurm_scenarios: env_text("SLURM_SCENARIOS", "loop array"),
             bench_dir: PathBuf::from(env_text("BENCH_DIR", "/var/tmp")),
-            build: env_number("BUILD", 1u8)? != 0,
+            build: env_flag("BUILD", true)?,
             log_filter: env_text("ORDO_LOG", "warn"),
-            keep: env_number("KEEP", 0u8)? != 0,
+            keep: env_flag("KEEP", false)?,
         };
         Ok(s)
     }
@@ -118,203 +100,6 @@ impl Settings {
 
 fn say(text: impl std::fmt::Display) {
     eprintln!("[e2e] {text}");
-}
-
-fn print(line: &str) -> anyhow::Result<()> {
-    writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")
-}
-
-fn workflow_yaml(parallelism: u32) -> String {
-    format!(
-        "workflow: {WORKFLOW}\njobs:\n  job: {{ agent: {AGENT}, command: [\"true\"], parallelism: {parallelism} }}\nsteps:\n  - run: job\n"
-    )
-}
-
-fn order(id: &str) -> Json {
-    json!({"id": id, "workflow": WORKFLOW})
-}
-
-/// The instants (event `ts`, ms) one order went through.
-#[derive(Clone, Debug, Default)]
-struct Timeline {
-    added: Option<i64>,
-    attached: Option<i64>,
-    started: Option<i64>,
-    processed: Option<i64>,
-    finished: Option<i64>,
-}
-
-impl Timeline {
-    /// Records `e` when it is one of the steps followed; an error when the order failed.
-    fn record(&mut self, e: &Event) -> anyhow::Result<()> {
-        let slot = match e.kind.as_str() {
-            "Added" => &mut self.added,
-            "Attached" => &mut self.attached,
-            "ProcessingStarted" => &mut self.started,
-            "Processed" => &mut self.processed,
-            "Finished" => &mut self.finished,
-            "Failed" | "Cancelled" | "FailedInFork" => {
-                bail!("order {} ended with {} (event {})", e.key, e.kind, e.id)
-            }
-            _ => return Ok(()),
-        };
-        slot.get_or_insert(e.ts_ms);
-        Ok(())
-    }
-}
-
-const STAGES: [&str; 5] = [
-    "added_attached",
-    "attached_started",
-    "started_processed",
-    "processed_finished",
-    "added_finished",
-];
-
-/// `<stage>_p50_ms` and `<stage>_p99_ms` of each stage over `timelines`.
-fn stage_quantiles<'a>(
-    timelines: impl Iterator<Item = &'a Timeline> + Clone,
-) -> Vec<(String, Json)> {
-    let span = |a: Option<i64>, b: Option<i64>| Some((b? - a?) as f64);
-    let mut out = Vec::new();
-    for stage in STAGES {
-        let values: Vec<f64> = timelines
-            .clone()
-            .filter_map(|t| match stage {
-                "added_attached" => span(t.added, t.attached),
-                "attached_started" => span(t.attached, t.started),
-                "started_processed" => span(t.started, t.processed),
-                "processed_finished" => span(t.processed, t.finished),
-                _ => span(t.added, t.finished),
-            })
-            .collect();
-        out.push((format!("{stage}_p50_ms"), json!(quantile(&values, 0.5))));
-        out.push((format!("{stage}_p99_ms"), json!(quantile(&values, 0.99))));
-    }
-    out
-}
-
-/// The fields of a line, then the stage percentiles.
-fn with_stages(fields: &[(&str, Json)], stages: Vec<(String, Json)>) -> String {
-    let mut all: Vec<(String, Json)> = fields
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    all.extend(stages);
-    json_line(&all)
-}
-
-/// Reads events until every order of `ids` has finished; their timelines, and the instant
-/// the last `Finished` was received.
-async fn until_finished(
-    follower: &mut Follower,
-    ids: &[String],
-    within: Duration,
-) -> anyhow::Result<(HashMap<String, Timeline>, Instant, usize)> {
-    let mut timelines: HashMap<String, Timeline> = ids
-        .iter()
-        .map(|id| (id.clone(), Timeline::default()))
-        .collect();
-    let deadline = Instant::now() + within;
-    let mut left = ids.len();
-    let mut events = 0usize;
-    let mut last_seen = Instant::now();
-    while left > 0 {
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(EVENT_TIMEOUT_MS));
-        let e = follower
-            .next(wait)
-            .await
-            .with_context(|| format!("{left} of {} orders not finished", ids.len()))?;
-        let Some(t) = timelines.get_mut(&e.key) else {
-            continue;
-        };
-        events += 1;
-        let was_finished = t.finished.is_some();
-        t.record(&e)?;
-        if !was_finished && t.finished.is_some() {
-            left -= 1;
-            last_seen = e.seen;
-        }
-    }
-    Ok((timelines, last_seen, events))
-}
-
-struct Latency {
-    line: String,
-    client_p50_ms: Option<f64>,
-    client_p99_ms: Option<f64>,
-}
-
-/// Event types whose arrival the latency phase times, from the add request being sent.
-const SEEN: [(&str, &str); 5] = [
-    ("Added", "seen_added"),
-    ("Attached", "seen_attached"),
-    ("ProcessingStarted", "seen_started"),
-    ("Processed", "seen_processed"),
-    ("Finished", "seen_finished"),
-];
-
-/// One order at a time on an idle system: add → `ProcessingStarted`.
-async fn latency_phase(
-    ordo: &LocalOrdo,
-    follower: &mut Follower,
-    s: &Settings,
-) -> anyhow::Result<Latency> {
-    let mut ack_ms = Vec::with_capacity(s.latency_n);
-    let mut ts_ms = Vec::with_capacity(s.latency_n);
-    // Per entry of SEEN: ms from sending the add to receiving that event.
-    let mut seen_ms: Vec<Vec<f64>> = vec![Vec::with_capacity(s.latency_n); SEEN.len()];
-    for i in 0..s.latency_n {
-        let id = format!("l-{i}");
-        let sent = Instant::now();
-        ordo.add_order(&order(&id)).await?;
-        ack_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
-        let mut timeline = Timeline::default();
-        let deadline = Instant::now() + Duration::from_millis(EVENT_TIMEOUT_MS);
-        while timeline.finished.is_none() {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let e = follower
-                .next(wait)
-                .await
-                .with_context(|| format!("order {id} did not finish"))?;
-            if e.key != id {
-                continue;
-            }
-            if let Some(k) = SEEN.iter().position(|(kind, _)| *kind == e.kind) {
-                seen_ms[k].push(e.seen.duration_since(sent).as_secs_f64() * 1000.0);
-            }
-            timeline.record(&e)?;
-        }
-        if let (Some(a), Some(b)) = (timeline.added, timeline.started) {
-            ts_ms.push((b - a) as f64);
-        }
-        tokio::time::sleep(Duration::from_millis(s.latency_gap_ms)).await;
-    }
-    let q = |v: &[f64], p| quantile(v, p).map(|x| round_to(x, 3));
-    let started = &seen_ms[2];
-    let mut fields: Vec<(String, Json)> = vec![
-        ("name".into(), json!("e2e_latency")),
-        ("n".into(), json!(s.latency_n)),
-        ("gap_ms".into(), json!(s.latency_gap_ms)),
-        ("client_p50_ms".into(), json!(q(started, 0.5))),
-        ("client_p99_ms".into(), json!(q(started, 0.99))),
-        ("client_max_ms".into(), json!(q(started, 1.0))),
-        ("ts_p50_ms".into(), json!(q(&ts_ms, 0.5))),
-        ("ts_p99_ms".into(), json!(q(&ts_ms, 0.99))),
-        ("add_answer_p50_ms".into(), json!(q(&ack_ms, 0.5))),
-        ("add_answer_p99_ms".into(), json!(q(&ack_ms, 0.99))),
-    ];
-    for ((_, name), values) in SEEN.iter().zip(&seen_ms) {
-        fields.push((format!("{name}_p50_ms"), json!(q(values, 0.5))));
-        fields.push((format!("{name}_p99_ms"), json!(q(values, 0.99))));
-    }
-    Ok(Latency {
-        line: json_line(&fields),
-        client_p50_ms: q(started, 0.5),
-        client_p99_ms: q(started, 0.99),
-    })
 }
 
 struct Throughput {
@@ -341,71 +126,46 @@ async fn throughput_phase(
     let ids: Vec<String> = (0..s.n).map(|i| format!("t-{i}")).collect();
     let (controller_before, agent_before) = cpu_of(ordo, ticks)?;
     let bench_before = proc_cpu::of_process(std::process::id(), ticks)?;
-    let sent = Instant::now();
-    for chunk in ids.chunks(s.add_batch) {
-        let orders: Vec<Json> = chunk.iter().map(|id| order(id)).collect();
-        let answer = ordo.add_orders(&orders).await?;
-        let added = answer["results"]
-            .as_array()
-            .map_or(0, |r| r.iter().filter(|r| r["added"] == true).count());
-        if added != chunk.len() {
-            bail!("{added} of {} orders were added: {answer}", chunk.len());
-        }
-    }
-    let added_s = sent.elapsed().as_secs_f64();
-    let within = Duration::from_millis(300_000u64.max(s.n as u64 * 50));
-    let (timelines, last_seen, events) = until_finished(follower, &ids, within).await?;
+    let bulk = bulk_phase(&ordo.client, follower, WORKFLOW, &ids, s.add_batch).await?;
     let (controller_after, agent_after) = cpu_of(ordo, ticks)?;
     let bench = proc_cpu::of_process(std::process::id(), ticks)?.since(&bench_before);
-    let first_added = timelines.values().filter_map(|t| t.added).min();
-    let last_finished = timelines.values().filter_map(|t| t.finished).max();
-    let (Some(first), Some(last)) = (first_added, last_finished) else {
-        bail!("no Added or Finished event was seen");
-    };
-    let seconds = ((last - first) as f64 / 1000.0).max(0.001);
-    let client_seconds = last_seen.duration_since(sent).as_secs_f64();
     let controller = controller_after.since(&controller_before);
     let agent = agent_after.since(&agent_before);
     let cpu_ms_per_order = (controller.own_ms() + agent.own_ms()) / s.n as f64;
-    let orders_per_s = s.n as f64 / seconds;
-    // Jobs running on average (Little's law over started → processed). `ProcessingStarted`
-    // is journaled before the spawn, so a job queued ahead for a slot counts before it runs.
-    let running_ms: i64 = timelines
-        .values()
-        .filter_map(|t| Some(t.processed? - t.started?))
-        .sum();
-    let jobs_running_mean = running_ms as f64 / 1000.0 / seconds;
-    let stages = stage_quantiles(timelines.values());
-    let line = with_stages(
-        &[
-            ("name", json!("e2e_throughput")),
-            ("round", json!(round)),
-            ("n", json!(s.n)),
-            ("parallelism", json!(s.parallelism)),
-            ("processes_max", json!(s.processes_max)),
-            ("add_batch", json!(s.add_batch)),
-            ("seconds", json!(round_to(seconds, 3))),
-            ("orders_per_s", json!(round_to(orders_per_s, 1))),
-            ("client_seconds", json!(round_to(client_seconds, 3))),
-            ("add_seconds", json!(round_to(added_s, 3))),
-            (
-                "events_per_order",
-                json!(round_to(events as f64 / s.n as f64, 2)),
-            ),
-            ("jobs_running_mean", json!(round_to(jobs_running_mean, 2))),
-            ("controller_cpu_ms", json!(round_to(controller.own_ms(), 0))),
-            ("controller_user_ms", json!(round_to(controller.user_ms, 0))),
-            ("agent_cpu_ms", json!(round_to(agent.own_ms(), 0))),
-            ("agent_user_ms", json!(round_to(agent.user_ms, 0))),
-            ("jobs_cpu_ms", json!(round_to(agent.children_ms, 0))),
-            ("bench_client_cpu_ms", json!(round_to(bench.own_ms(), 0))),
-            ("cpu_ms_per_order", json!(round_to(cpu_ms_per_order, 3))),
-        ],
-        stages,
-    );
+    let mut fields: Vec<(String, Json)> = vec![
+        ("name".into(), json!("e2e_throughput")),
+        ("round".into(), json!(round)),
+        ("n".into(), json!(s.n)),
+        ("parallelism".into(), json!(s.parallelism)),
+        ("processes_max".into(), json!(s.processes_max)),
+        ("add_batch".into(), json!(s.add_batch)),
+    ];
+    fields.extend(bulk.fields());
+    fields.extend([
+        (
+            "controller_cpu_ms".into(),
+            json!(round_to(controller.own_ms(), 0)),
+        ),
+        (
+            "controller_user_ms".into(),
+            json!(round_to(controller.user_ms, 0)),
+        ),
+        ("agent_cpu_ms".into(), json!(round_to(agent.own_ms(), 0))),
+        ("agent_user_ms".into(), json!(round_to(agent.user_ms, 0))),
+        ("jobs_cpu_ms".into(), json!(round_to(agent.children_ms, 0))),
+        (
+            "bench_client_cpu_ms".into(),
+            json!(round_to(bench.own_ms(), 0)),
+        ),
+        (
+            "cpu_ms_per_order".into(),
+            json!(round_to(cpu_ms_per_order, 3)),
+        ),
+    ]);
+    fields.extend(stage_quantiles(bulk.timelines.values()));
     Ok(Throughput {
-        line,
-        orders_per_s,
+        line: json_line(&fields),
+        orders_per_s: bulk.orders_per_s,
         cpu_ms_per_order,
     })
 }
@@ -439,25 +199,36 @@ async fn ordo_round(
         ordo.dir.path().display()
     ));
     let result = async {
-        ordo.deploy(&[
-            ("agent.yaml", ordo.agent_yaml(AGENT)?),
-            ("e2e.yaml", workflow_yaml(s.parallelism)),
-        ])
-        .await?;
-        ordo.wait_connected(AGENT, Duration::from_secs(30)).await?;
-        let mut follower = ordo.follow(ordo.last_event_id().await?).await?;
-        say(format!("warm-up: {WARM_UP_ORDERS} orders"));
-        let warm: Vec<String> = (0..WARM_UP_ORDERS).map(|i| format!("w-{i}")).collect();
-        ordo.add_orders(&warm.iter().map(|id| order(id)).collect::<Vec<_>>())
+        let client = &ordo.client;
+        client
+            .deploy(&[
+                ("agent.yaml", ordo.agent_yaml(AGENT)?),
+                ("e2e.yaml", workload::workflow_yaml(WORKFLOW, s.parallelism)),
+            ])
             .await?;
-        until_finished(&mut follower, &warm, Duration::from_secs(60)).await?;
+        client
+            .wait_connected(AGENT, Duration::from_secs(30))
+            .await?;
+        let mut follower = client.follow(client.last_event_id().await?).await?;
+        say(format!("warm-up: {} orders", workload::WARM_UP_ORDERS));
+        workload::warm_up(client, &mut follower, WORKFLOW, "w").await?;
         let latency = if with_latency {
             say(format!(
                 "latency: {} orders one at a time, {} ms apart",
                 s.latency_n, s.latency_gap_ms
             ));
-            let latency = latency_phase(&ordo, &mut follower, s).await?;
-            print(&latency.line)?;
+            let latency = latency_phase(
+                client,
+                &mut follower,
+                WORKFLOW,
+                "l",
+                s.latency_n,
+                s.latency_gap_ms,
+            )
+            .await?;
+            let mut fields = vec![("name".to_owned(), json!("e2e_latency"))];
+            fields.extend(latency.fields.iter().cloned());
+            print(&json_line(&fields))?;
             Some(latency)
         } else {
             None
@@ -478,8 +249,7 @@ async fn ordo_round(
         say("a server did not stop on SIGTERM within 10 s and was killed");
     }
     if s.keep {
-        let dir = std::mem::replace(&mut ordo.dir, tempfile::tempdir()?);
-        say(format!("kept {}", dir.keep().display()));
+        say(format!("kept {}", keep_dir(&mut ordo.dir)?.display()));
     }
     result
 }

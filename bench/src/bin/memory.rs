@@ -32,11 +32,11 @@
 //! and waits until the file is removed, so that a profiler can look at the live process).
 
 use anyhow::{Context, anyhow, bail};
-use ordo_bench::local_ordo::{Binaries, LocalOrdo, StartOptions};
+use ordo_bench::local_ordo::{Binaries, LocalOrdo, StartOptions, keep_dir};
+use ordo_bench::program::{env_flag, env_number, print_line as print};
 use ordo_bench::stats::json_line;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -53,22 +53,8 @@ const SAMPLE_MS: u64 = 10;
 /// Longest wait for `PAUSE_FILE` to be removed.
 const PAUSE_MS_MAX: u64 = 3_600_000;
 
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse::<T>()
-            .map_err(|_| anyhow!("{name} must be a whole number, got {text:?}")),
-        Err(_) => Ok(default),
-    }
-}
-
 fn say(text: impl std::fmt::Display) {
     eprintln!("[memory] {text}");
-}
-
-fn print(line: &str) -> anyhow::Result<()> {
-    writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")
 }
 
 /// `VmRSS`, `VmHWM` and `RssAnon` of a process, in kB.
@@ -128,8 +114,8 @@ async fn burst(
     };
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..readers {
-        let api = ordo.api.clone();
-        let url = ordo.url(path);
+        let api = ordo.client.http.clone();
+        let url = ordo.client.url(path);
         tasks.spawn(async move { api.request(axum::http::Method::GET, &url, None).await });
     }
     let mut statuses = BTreeMap::<u16, usize>::new();
@@ -177,8 +163,8 @@ async fn add_all(
     let mut adders = tokio::task::JoinSet::new();
     for _ in 0..clients {
         let (api, url, next, requests) = (
-            ordo.api.clone(),
-            ordo.url("/orders"),
+            ordo.client.http.clone(),
+            ordo.client.url("/orders"),
             next.clone(),
             requests.clone(),
         );
@@ -214,9 +200,9 @@ async fn main() -> anyhow::Result<()> {
     let parallelism: u64 = env_number("PARALLELISM", 4u64)?.max(1);
     let followers: usize = env_number("FOLLOWERS", 0usize)?;
     let agent_kills: usize = env_number("AGENT_KILLS", 0usize)?;
-    let fsync = env_number("FSYNC", 1u8)? != 0;
-    let build = env_number("BUILD", 1u8)? != 0;
-    let keep = env_number("KEEP", 0u8)? != 0;
+    let fsync = env_flag("FSYNC", true)?;
+    let build = env_flag("BUILD", true)?;
+    let keep = env_flag("KEEP", false)?;
     let bench_dir = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()));
     let log_filter = std::env::var("ORDO_LOG").unwrap_or_else(|_| "warn".into());
     let run = match std::env::var("SCRIPT") {
@@ -240,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
         binaries: binaries.clone(),
     })
     .await?;
-    ordo.deploy(&[
+    ordo.client.deploy(&[
         ("agent.yaml", ordo.agent_yaml(AGENT)?),
         (
             "w.yaml",
@@ -250,14 +236,22 @@ async fn main() -> anyhow::Result<()> {
         ),
     ])
     .await?;
-    ordo.wait_connected(AGENT, Duration::from_secs(30)).await?;
+    ordo.client
+        .wait_connected(AGENT, Duration::from_secs(30))
+        .await?;
     let (rss_start, _, _) = memory_kb(ordo.controller.pid())?;
 
     say(format!("running {n} orders"));
-    let mut follower = ordo.follow(ordo.last_event_id().await?).await?;
+    let mut follower = ordo
+        .client
+        .follow(ordo.client.last_event_id().await?)
+        .await?;
     let mut watchers = tokio::task::JoinSet::new();
     for _ in 0..followers {
-        let mut f = ordo.follow(ordo.last_event_id().await?).await?;
+        let mut f = ordo
+            .client
+            .follow(ordo.client.last_event_id().await?)
+            .await?;
         watchers.spawn(async move { while f.next(Duration::from_secs(3600)).await.is_ok() {} });
     }
     let started = Instant::now();
@@ -363,8 +357,7 @@ async fn main() -> anyhow::Result<()> {
         say("a server did not stop on SIGTERM within 10 s and was killed");
     }
     if keep {
-        let dir = std::mem::replace(&mut ordo.dir, tempfile::tempdir()?);
-        say(format!("kept {}", dir.keep().display()));
+        say(format!("kept {}", keep_dir(&mut ordo.dir)?.display()));
     }
     Ok(())
 }
