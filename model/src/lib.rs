@@ -5,6 +5,7 @@
 //! This crate does no IO, reads no clock and draws no random numbers: time and randomness are
 //! passed in by the caller.
 
+pub mod driver;
 pub mod env;
 pub mod expr;
 pub mod ids;

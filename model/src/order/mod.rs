@@ -82,21 +82,24 @@
 //!    [`deploy`].
 //! 2. Journal and apply them; then [`step()`] every affected order ([`affected`]) and apply what
 //!    it returns, again and again until no step returns events: the fixpoint. [`Settler`] does
-//!    this. `step` moves one order as far as it can without waiting and emits at most
+//!    this, for both drivers and the simulation; it also collects the orders a round touched. `step` moves one order as far as it can without waiting and emits at most
 //!    [`STEP_EVENTS_MAX`] events per call, so a `cycle` of a million empty runs cannot
 //!    monopolise a call; the fixpoint is still reached because every event moves an order
 //!    forward through a finite unfolding of its workflow or makes it wait.
-//! 3. [`actions`] derives from the state what the executor must do: start jobs (rendered,
-//!    within `parallelism`), kill, wake orders at an instant, attach, detach and mark
-//!    orders, expire notices. Time never enters the state except through events, and
-//!    `now` is a parameter: the model reads no clock. A restarted executor computes the
-//!    same actions from the recovered state and skips what it already did.
+//! 3. [`actions_for`] the touched orders derives from the state what the executor must do:
+//!    kill, withdraw a start that was not spawned, wake orders at an instant, attach, detach
+//!    and mark orders, expire notices. On an agent, [`JobQueue`] decides which ready order
+//!    starts its job next (within `parallelism` and the driver's room, rendered). Time never
+//!    enters the state except through events, and `now` is a parameter: the model reads no
+//!    clock. A restarted executor computes the same actions from the recovered state and
+//!    skips what it already did.
 
 pub mod action;
 pub mod command;
 pub mod event;
 pub mod input;
 pub mod nav;
+pub mod queue;
 pub mod scope;
 pub mod settle;
 pub mod state;
@@ -112,7 +115,8 @@ pub use command::{
 };
 pub use event::{BoardEvent, ForkChild, ItemEvent, KeyedEvent, OrderEvent};
 pub use input::{InputError, OrderLimits};
-pub use settle::{Settler, accepts_from_agent, affected};
+pub use queue::{JobKey, JobQueue, Room, Start, Starts};
+pub use settle::{Driver, Settler, accepts_from_agent, affected, refused};
 pub use state::{
     BlockFrame, Disruption, Frame, HistoricOutcome, Holder, Kill, Mark, Order, OrderState, Outcome,
     Side, Wait,
