@@ -26,9 +26,11 @@
 //!
 //! Outcomes: `Succeeded { values }` (a job's named values and `returnCode`, which become order
 //! variables), `Failed { message, return_code, uncatchable }`, `TimedOut`, `Killed`,
-//! `Disrupted(ProcessLost)`. A failure goes to the innermost enclosing `try` (its `catch`) or
-//! `retry` with tries left (again from the start of its block, after its delay); `fail` with
-//! `uncatchable` and `Disrupted` pass both. A lost process of a `restartable` job puts the order
+//! `Disrupted(ProcessLost)`, `Disrupted(Problem)` (an expression that does not evaluate, a
+//! variable that is not set, a lock that can never be granted: the order cannot go on here).
+//! A failure goes to the innermost enclosing `try` (its `catch`) or `retry` with tries left
+//! (again from the start of its block, after its delay); `fail` with `uncatchable` and
+//! `Disrupted` pass both. A lost process of a `restartable` job puts the order
 //! back at the job with attempt + 1 (at most [`ATTEMPTS_MAX`]); of any other job it fails the
 //! order. A failure nothing catches makes the order `Failed`: visible, resumable, cancellable.
 //!

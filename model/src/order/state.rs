@@ -87,11 +87,16 @@ impl Mark {
     }
 }
 
-/// Why a process was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Why an order was disrupted: an uncatchable outcome that fails the order where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Disruption {
     /// The agent (or subagent) died while the job ran.
     ProcessLost,
+    /// The workflow cannot go on here: an expression that does not evaluate (a variable that
+    /// is not set, a value of the wrong type), a lock that can never be granted. Passes every
+    /// `try` and `retry` (JS7's `Disrupted(problem)`); a restart does not help, so only an
+    /// operator's resume (after fixing the cause) moves the order on.
+    Problem(String),
 }
 
 /// The result of a job, a `fail`, a join or an awaited added order.
@@ -116,6 +121,11 @@ pub enum Outcome {
 impl Outcome {
     pub fn is_success(&self) -> bool {
         matches!(self, Outcome::Succeeded { .. })
+    }
+
+    /// An uncatchable [`Disruption::Problem`].
+    pub fn disrupted(problem: impl Into<String>) -> Outcome {
+        Outcome::Disrupted(Disruption::Problem(problem.into()))
     }
 
     pub fn failed(message: impl Into<String>) -> Outcome {
@@ -460,6 +470,9 @@ impl fmt::Display for Outcome {
             Outcome::TimedOut => f.write_str("timed out"),
             Outcome::Killed => f.write_str("killed"),
             Outcome::Disrupted(Disruption::ProcessLost) => f.write_str("disrupted (process lost)"),
+            Outcome::Disrupted(Disruption::Problem(problem)) => {
+                write!(f, "disrupted {problem:?}")
+            }
         }
     }
 }

@@ -6,7 +6,8 @@ use super::input::OrderLimits;
 use super::nav::{block_at, branch_level, instruction_at, stays_on};
 use super::scope::{OrderScope, eval_for, render_text};
 use super::state::{
-    BlockFrame, Frame, Mark, Order, OrderState, Outcome, RETURN_CODE, Side, Wait, encloses,
+    BlockFrame, Disruption, Frame, Mark, Order, OrderState, Outcome, RETURN_CODE, Side, Wait,
+    encloses,
 };
 use super::world::{World, apply_local};
 use crate::expr;
@@ -227,6 +228,17 @@ impl Cx<'_> {
         )
     }
 
+    /// The order cannot go on here (an expression error, a lock never granted): an uncatchable
+    /// `Disrupted` outcome at the current position.
+    fn disrupt(&self, o: &Order, problem: impl Into<String>) -> Vec<KeyedEvent> {
+        mine(
+            o,
+            vec![OrderEvent::OutcomeAdded {
+                outcome: Outcome::disrupted(problem),
+            }],
+        )
+    }
+
     /// Leaves the blocks `to` is not in and emits `event` (a move); an agent hands the order
     /// back instead when a lock must be released or notices consumed.
     fn transition(&self, o: &Order, to: &Position, event: OrderEvent) -> Vec<KeyedEvent> {
@@ -332,7 +344,7 @@ impl Cx<'_> {
                         match start_job(self.world, o) {
                             // The executor starts it (see `actions`).
                             Ok(_) => Vec::new(),
-                            Err(message) => self.fail(o, message),
+                            Err(message) => self.disrupt(o, message),
                         }
                     }
                     Side::Agent(_) => mine(o, vec![OrderEvent::Detachable]),
@@ -353,7 +365,7 @@ impl Cx<'_> {
                         }
                         Ok(Value::Bool(false)) => {}
                         Ok(other) => {
-                            return self.fail(
+                            return self.disrupt(
                                 o,
                                 format!(
                                     "the condition of if is a {}, not a boolean",
@@ -361,7 +373,7 @@ impl Cx<'_> {
                                 ),
                             );
                         }
-                        Err(e) => return self.fail(o, format!("if: {e}")),
+                        Err(e) => return self.disrupt(o, format!("if: {e}")),
                     }
                 }
                 if otherwise.is_empty() {
@@ -413,7 +425,10 @@ impl Cx<'_> {
                 uncatchable,
             } => {
                 let message = match message {
-                    Some(t) => render_text(o, t).unwrap_or_else(|e| format!("fail: {e}")),
+                    Some(t) => match render_text(o, t) {
+                        Ok(m) => m,
+                        Err(e) => return self.disrupt(o, format!("fail message: {e}")),
+                    },
                     None => "failed".to_owned(),
                 };
                 mine(
@@ -436,7 +451,7 @@ impl Cx<'_> {
             Instruction::Lock { lock, count, .. } => controller_only(self.lock(o, lock, *count)),
             Instruction::Prompt { question } => controller_only(match render_text(o, question) {
                 Ok(question) => mine(o, vec![OrderEvent::Prompted { question }]),
-                Err(e) => self.fail(o, format!("prompt: {e}")),
+                Err(e) => self.disrupt(o, format!("prompt: {e}")),
             }),
             Instruction::Cycle { repeat, steps } => {
                 let never = match repeat {
@@ -490,7 +505,7 @@ impl Cx<'_> {
             Instruction::PostNotice { board, key } => controller_only({
                 match (self.world.boards.get(board), render_text(o, key)) {
                     (None, _) => self.fail(o, format!("board {board} is not deployed")),
-                    (_, Err(e)) => self.fail(o, format!("post-notice: {e}")),
+                    (_, Err(e)) => self.disrupt(o, format!("post-notice: {e}")),
                     (Some(state), Ok(key)) => {
                         let mut events = vec![KeyedEvent::Board {
                             board: board.clone(),
@@ -581,7 +596,7 @@ impl Cx<'_> {
             Outcome::Killed | Outcome::Disrupted(_) if stopping => {
                 return self.stop_mark(o).unwrap_or_default();
             }
-            Outcome::Disrupted(_) => {
+            Outcome::Disrupted(Disruption::ProcessLost) => {
                 let restartable = match instruction_at(&self.workflow.steps, p) {
                     Some(Instruction::Run { job, .. }) => {
                         self.workflow.jobs.get(job).is_some_and(|j| j.restartable)
@@ -784,7 +799,7 @@ impl Cx<'_> {
         }
         let key = match render_text(o, key) {
             Ok(k) => k,
-            Err(e) => return self.fail(o, format!("notice key: {e}")),
+            Err(e) => return self.disrupt(o, format!("notice key: {e}")),
         };
         if !self.all_notices(boards, &key) {
             return mine(
@@ -811,20 +826,41 @@ impl Cx<'_> {
 
     fn lock(&self, o: &Order, lock: &crate::ids::LockName, count: Option<u32>) -> Vec<KeyedEvent> {
         let Some(state) = self.world.locks.get(lock) else {
-            return self.fail(o, format!("lock {lock} is not deployed"));
+            return self.disrupt(o, format!("lock {lock} is not deployed"));
         };
         let count = count.unwrap_or(state.limit);
         if count == 0 || count > state.limit {
-            return self.fail(
+            return self.disrupt(
                 o,
-                format!("lock {lock} has a limit of {}, {count} asked", state.limit),
+                format!(
+                    "lock {lock} has a limit of {}, {count} asked: it can never be granted",
+                    state.limit
+                ),
             );
         }
-        if o.frames
-            .iter()
-            .any(|f| matches!(&f.frame, Frame::Lock { lock: l, .. } if l == lock))
-        {
-            return self.fail(o, format!("the order holds lock {lock} already"));
+        if holds_lock(o, lock) {
+            return self.disrupt(
+                o,
+                format!("the order holds lock {lock} already: it can never be granted again"),
+            );
+        }
+        // A fork child asking for a lock one of its parents holds would wait for ever: the
+        // parent keeps it until its children have joined.
+        let mut parent = o.parent.as_ref();
+        for _ in 0..FORK_DEPTH_MAX {
+            let Some(p) = parent.and_then(|id| self.world.order(id)) else {
+                break;
+            };
+            if holds_lock(p, lock) {
+                return self.disrupt(
+                    o,
+                    format!(
+                        "lock {lock} is held by {}, which waits for this order: it can never be granted",
+                        p.id
+                    ),
+                );
+            }
+            parent = p.parent.as_ref();
         }
         let event = if state.queue.is_empty() && state.fits(count) {
             OrderEvent::LockAcquired {
@@ -914,12 +950,12 @@ impl Cx<'_> {
                         .map(|(i, v)| (i.to_string(), v, None))
                         .collect(),
                     Ok(other) => {
-                        return self.fail(
+                        return self.disrupt(
                             o,
                             format!("fork-list needs a list, not a {}", other.type_name()),
                         );
                     }
-                    Err(e) => return self.fail(o, format!("fork-list: {e}")),
+                    Err(e) => return self.disrupt(o, format!("fork-list: {e}")),
                 }
             }
             ForkListOver::Subagents(agent) => {
@@ -1042,7 +1078,7 @@ impl Cx<'_> {
                 Ok(v) => {
                     vars.insert(name.clone(), v);
                 }
-                Err(e) => return self.fail(o, format!("add-order argument {name}: {e}")),
+                Err(e) => return self.disrupt(o, format!("add-order argument {name}: {e}")),
             }
         }
         // The new order's arguments pass the same door as an order added from outside.
@@ -1072,6 +1108,15 @@ impl Cx<'_> {
         ));
         events
     }
+}
+
+/// How far `lock` follows an order's parents.
+const FORK_DEPTH_MAX: usize = 64;
+
+fn holds_lock(o: &Order, lock: &crate::ids::LockName) -> bool {
+    o.frames
+        .iter()
+        .any(|f| matches!(&f.frame, Frame::Lock { lock: l, .. } if l == lock))
 }
 
 /// The events that cancel `o` where it stands: release its locks, then cancel.

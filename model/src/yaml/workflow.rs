@@ -22,6 +22,11 @@ struct Wf<'r> {
     steps: usize,
     too_many_reported: bool,
     refs: &'r mut Refs,
+    /// Locks held around the step being read: name, where, and the fork depth they were
+    /// taken at (a lock asked for again at a deeper depth is asked by a child order).
+    held: Vec<(String, Pos, u32)>,
+    /// How many fork branches enclose the step being read.
+    forks: u32,
 }
 
 /// Reads a workflow object (its fields already known to be those of [`spec::WORKFLOW`]).
@@ -77,6 +82,8 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
         steps: 0,
         too_many_reported: false,
         refs,
+        held: Vec::new(),
+        forks: 0,
     };
     let steps = f.get("steps").and_then(|n| {
         let b = block(cx, &mut wf, n, "`steps`", false)?;
@@ -662,7 +669,9 @@ fn fork(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction>
     for e in entries {
         let id = cx.name(e.key_node, "branch name", BranchId::new);
         // A branch is a child order: a `break` inside cannot leave a cycle outside.
+        wf.forks += 1;
         let steps = block(cx, wf, e.value, &format!("branch `{}`", e.key), false);
+        wf.forks -= 1;
         match (id, steps) {
             (Some(id), Some(steps)) => branches.push((id, steps)),
             _ => ok = false,
@@ -692,7 +701,9 @@ fn fork_list(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruc
         let text = cx.text(n, "`as`")?;
         cx.var_name(&text, n.pos, "`as`").then_some(text)
     });
+    wf.forks += 1;
     let steps = f.get("do").and_then(|n| block(cx, wf, n, "`do`", false));
+    wf.forks -= 1;
     let join = join_if_failed(cx, f);
     Some(Instruction::ForkList {
         over: over?,
@@ -783,7 +794,25 @@ fn lock(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Opt
     if let (Some(name), Some(count)) = (&name, &count) {
         wf.refs.add_lock(cx.file, name.as_str(), n.pos, *count);
     }
+    // A lock asked for inside its own block can never be granted: the order (or, in a fork
+    // branch, its parent, which waits for the child) holds it until the block is left.
+    if let Some(name) = &name {
+        if let Some((_, at, depth)) = wf.held.iter().find(|(h, _, _)| h == name.as_str()) {
+            let why = if *depth == wf.forks {
+                format!("the order holds lock `{name}` already (taken at {at})")
+            } else {
+                format!(
+                    "a child order asks for lock `{name}`, which its parent holds (taken at {at}) until the child has ended"
+                )
+            };
+            cx.err(n.pos, format!("{why}; the lock can never be granted"));
+        }
+        wf.held.push((name.to_string(), n.pos, wf.forks));
+    }
     let steps = f.get("do").and_then(|d| block(cx, wf, d, "`do`", in_cycle));
+    if name.is_some() {
+        wf.held.pop();
+    }
     Some(Instruction::Lock {
         lock: name?,
         count: count?,
