@@ -188,6 +188,14 @@ pub enum Instruction {
         key: Template,
         steps: Block,
     },
+    // New variants go at the end: workflows are journaled (postcard).
+    /// `finish` with an outcome: end the order here (in a fork branch: the branch) with a
+    /// succeeded or failed outcome, a message and named values.
+    FinishWith {
+        failed: bool,
+        message: Option<Template>,
+        values: BTreeMap<String, Template>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -87,6 +87,7 @@ fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &
         }
         Instruction::Fail { .. }
         | Instruction::Finish { .. }
+        | Instruction::FinishWith { .. }
         | Instruction::Break
         | Instruction::Sleep { .. } => true,
         Instruction::Lock { .. }

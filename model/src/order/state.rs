@@ -116,11 +116,38 @@ pub enum Outcome {
     Killed,
     /// The process was lost: restart a restartable job, fail the order otherwise.
     Disrupted(Disruption),
+    /// An outcome with a message and named values (JS7's `Completed`): a `finish` with an
+    /// outcome, or a job that failed after returning values. The values become order
+    /// variables either way; a failure is caught like `Failed`.
+    Completed {
+        succeeded: bool,
+        message: Option<String>,
+        return_code: Option<i32>,
+        values: Vars,
+    },
 }
 
 impl Outcome {
     pub fn is_success(&self) -> bool {
-        matches!(self, Outcome::Succeeded { .. })
+        matches!(
+            self,
+            Outcome::Succeeded { .. }
+                | Outcome::Completed {
+                    succeeded: true,
+                    ..
+                }
+        )
+    }
+
+    /// Passes every `try` and `retry`.
+    pub fn is_uncatchable(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed {
+                uncatchable: true,
+                ..
+            } | Outcome::Disrupted(_)
+        )
     }
 
     /// An uncatchable [`Disruption::Problem`].
@@ -355,6 +382,19 @@ impl Order {
                     self.vars.insert(k.clone(), v.clone());
                 }
             }
+            Outcome::Completed {
+                return_code,
+                values,
+                ..
+            } => {
+                for (k, v) in values {
+                    self.vars.insert(k.clone(), v.clone());
+                }
+                if let Some(rc) = return_code {
+                    self.vars
+                        .insert(RETURN_CODE.to_owned(), Value::Number(f64::from(*rc)));
+                }
+            }
             Outcome::Failed {
                 return_code: Some(rc),
                 ..
@@ -464,6 +504,25 @@ impl fmt::Display for Outcome {
                 }
                 if *uncatchable {
                     f.write_str(" uncatchable")?;
+                }
+                Ok(())
+            }
+            Outcome::Completed {
+                succeeded,
+                message,
+                return_code,
+                values,
+            } => {
+                f.write_str(if *succeeded { "succeeded" } else { "failed" })?;
+                if let Some(m) = message {
+                    write!(f, " {m:?}")?;
+                }
+                if let Some(rc) = return_code {
+                    write!(f, " rc={rc}")?;
+                }
+                if !values.is_empty() {
+                    f.write_str(" ")?;
+                    fmt_vars(f, values)?;
                 }
                 Ok(())
             }

@@ -442,11 +442,43 @@ impl Cx<'_> {
                     }],
                 )
             }
-            Instruction::Finish { message } => {
-                let message = message
-                    .as_ref()
-                    .map(|t| render_text(o, t).unwrap_or_else(|e| format!("finish: {e}")));
-                self.finish(o, message)
+            Instruction::Finish { message: None } => self.finish(o, None),
+            Instruction::Finish { message } | Instruction::FinishWith { message, .. } => {
+                // The outcome is recorded first, so that its message and values are kept
+                // whoever ends the order (an agent hands a finish outside a fork branch back
+                // to the controller); `processed` then finishes.
+                let message = match message {
+                    Some(t) => match render_text(o, t) {
+                        Ok(m) => Some(m),
+                        Err(e) => return self.disrupt(o, format!("finish message: {e}")),
+                    },
+                    None => None,
+                };
+                let (failed, values) = match instruction {
+                    Instruction::FinishWith { failed, values, .. } => (*failed, values),
+                    _ => (false, &std::collections::BTreeMap::new()),
+                };
+                let scope = OrderScope::new(o);
+                let mut named = Vars::new();
+                for (name, template) in values {
+                    match expr::render(template, &scope) {
+                        Ok(v) => {
+                            named.insert(name.clone(), v);
+                        }
+                        Err(e) => return self.disrupt(o, format!("finish value {name}: {e}")),
+                    }
+                }
+                mine(
+                    o,
+                    vec![OrderEvent::OutcomeAdded {
+                        outcome: Outcome::Completed {
+                            succeeded: !failed,
+                            message,
+                            return_code: None,
+                            values: named,
+                        },
+                    }],
+                )
             }
             Instruction::Lock { lock, count, .. } => controller_only(self.lock(o, lock, *count)),
             Instruction::Prompt { question } => controller_only(match render_text(o, question) {
@@ -584,11 +616,51 @@ impl Cx<'_> {
         events
     }
 
+    /// After the outcome of a `finish` was recorded: outside a fork branch the order finishes
+    /// (with the outcome's message); in a branch a success ends the branch, a failure fails
+    /// the child order as its fork decides (`joinIfFailed`), passing any `try` or `retry`
+    /// inside the branch.
+    fn finished(&self, o: &Order, outcome: &Outcome, with_message: bool) -> Vec<KeyedEvent> {
+        let message = match outcome {
+            Outcome::Completed { message, .. } if with_message => message.clone(),
+            _ => None,
+        };
+        if outcome.is_success() || branch_level(&o.position).is_none() {
+            return self.finish(o, message);
+        }
+        let p = &o.position;
+        let level = branch_level(p).unwrap_or(0);
+        let (index, _) = &p.outer[level];
+        let at = Position {
+            outer: p.outer[..level].to_vec(),
+            index: *index,
+        };
+        match instruction_at(&self.workflow.steps, &at) {
+            Some(
+                Instruction::Fork {
+                    join_if_failed: true,
+                    ..
+                }
+                | Instruction::ForkList {
+                    join_if_failed: true,
+                    ..
+                },
+            ) => self.failed_in_fork(o),
+            _ => self.fail_here(o),
+        }
+    }
+
     fn processed(&self, o: &Order, outcome: &Outcome) -> Vec<KeyedEvent> {
         let p = &o.position;
         let stopping = o.mark.as_ref().is_some_and(|m| m.stops());
+        if let Some(
+            Instruction::Finish { message } | Instruction::FinishWith { message, .. },
+        ) = instruction_at(&self.workflow.steps, p)
+        {
+            return self.finished(o, outcome, message.is_some());
+        }
         match outcome {
-            Outcome::Succeeded { .. } => return self.move_to(o, p.next()),
+            _ if outcome.is_success() => return self.move_to(o, p.next()),
             // A failure of an order being cancelled is not handled any more.
             _ if matches!(o.mark, Some(Mark::Cancel { .. })) => {
                 return self.stop_mark(o).unwrap_or_default();
@@ -614,13 +686,7 @@ impl Cx<'_> {
             }
             _ => {}
         }
-        let uncatchable = matches!(
-            outcome,
-            Outcome::Failed {
-                uncatchable: true,
-                ..
-            } | Outcome::Disrupted(_)
-        );
+        let uncatchable = outcome.is_uncatchable();
         for level in (0..p.outer.len()).rev() {
             let (index, key) = &p.outer[level];
             let at = Position {
@@ -670,23 +736,28 @@ impl Cx<'_> {
                     if !*join_if_failed {
                         return self.fail_here(o);
                     }
-                    let locks: Vec<&BlockFrame> = o
-                        .frames
-                        .iter()
-                        .rev()
-                        .filter(|f| f.frame.is_lock())
-                        .collect();
-                    if !locks.is_empty() && !self.controller {
-                        return mine(o, vec![OrderEvent::Detachable]);
-                    }
-                    let mut events = self.leave(o, &locks);
-                    events.push(KeyedEvent::order(&o.id, OrderEvent::FailedInFork));
-                    return events;
+                    return self.failed_in_fork(o);
                 }
                 _ => {}
             }
         }
         self.fail_here(o)
+    }
+
+    /// A fork child's failure joined by its fork: release its locks, then `FailedInFork`.
+    fn failed_in_fork(&self, o: &Order) -> Vec<KeyedEvent> {
+        let locks: Vec<&BlockFrame> = o
+            .frames
+            .iter()
+            .rev()
+            .filter(|f| f.frame.is_lock())
+            .collect();
+        if !locks.is_empty() && !self.controller {
+            return mine(o, vec![OrderEvent::Detachable]);
+        }
+        let mut events = self.leave(o, &locks);
+        events.push(KeyedEvent::order(&o.id, OrderEvent::FailedInFork));
+        events
     }
 
     fn waiting(&self, o: &Order, wait: &Wait) -> Vec<KeyedEvent> {

@@ -65,7 +65,7 @@
 //! | retry | `retry: { maxTries: 3, delays: [10s, 1m] }`, `do: [steps]` |
 //! | try/catch | `try: [steps]`, `catch: [steps]` |
 //! | fail | `fail` or `fail: { message: template, returnCode: 0..255, uncatchable: false }` |
-//! | finish | `finish` or `finish: { message: template }` |
+//! | finish | `finish` or `finish: { message: template, outcome: succeeded\|failed, values: { name: template } }` |
 //! | lock | `lock: name`, `count: n` (omit for exclusive use), `do: [steps]` |
 //! | prompt | `prompt: question template` |
 //! | cycle | `cycle: { times: 3 }` or `cycle: { every: 10m, for: 1h }`, `do: [steps]` |

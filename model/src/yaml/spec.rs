@@ -644,7 +644,19 @@ pub(crate) static FINISH_SETTINGS: Obj = Obj {
     what: "finish settings",
     id: "finishSettings",
     doc: "How the order finishes.",
-    fields: &[opt("message", Ty::Template, "Why it finished.")],
+    fields: &[
+        opt("message", Ty::Template, "Why it finished."),
+        opt(
+            "outcome",
+            Ty::Enum(&["succeeded", "failed"]),
+            "The order's (in a fork branch: the branch's) outcome (default succeeded); a failed branch fails its child order.",
+        ),
+        opt(
+            "values",
+            Ty::Vars,
+            "Named values of the outcome; they become order variables.",
+        ),
+    ],
 };
 
 pub(crate) static LOCK_STEP: Obj = Obj {

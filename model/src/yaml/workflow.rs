@@ -775,10 +775,37 @@ fn finish(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Instruction> {
     }
     let sf = cx.fields_in(n, &spec::FINISH_SETTINGS, "`finish`")?;
     let message = match sf.get("message") {
-        None => None,
-        Some(m) => Some(cx.template(m, "`message`")?),
+        None => Some(None),
+        Some(m) => cx.template(m, "`message`").map(Some),
     };
-    Some(Instruction::Finish { message })
+    let failed = match sf.get("outcome") {
+        None => Some(None),
+        Some(o) => match cx.text(o, "`outcome`").as_deref() {
+            Some("succeeded") => Some(Some(false)),
+            Some("failed") => Some(Some(true)),
+            Some(other) => {
+                cx.err(
+                    o.pos,
+                    format!("`outcome` must be succeeded or failed, not {other:?}"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
+    let values = match sf.get("values") {
+        None => Some(None),
+        Some(v) => vars(cx, v, "values", VarsOf::Args).map(Some),
+    };
+    let (message, failed, values) = (message?, failed?, values?);
+    if failed.is_none() && values.is_none() {
+        return Some(Instruction::Finish { message });
+    }
+    Some(Instruction::FinishWith {
+        failed: failed.unwrap_or(false),
+        message,
+        values: values.unwrap_or_default(),
+    })
 }
 
 fn lock(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Option<Instruction> {
