@@ -196,6 +196,12 @@ pub enum OrderEvent {
     /// or suspend mark came while it waited for a job worker): processing → ready, without an
     /// outcome, at the same attempt.
     ProcessingWithdrawn,
+    /// A failure nothing caught, inside lock blocks: the locks were released just before,
+    /// and the order stops at `to`, the outermost lock step it was in (JS7's
+    /// `OrderFailed(movedTo)`), resumable there (it asks for the locks again).
+    FailedAt {
+        to: Position,
+    },
 }
 
 /// A notice board's event.
@@ -257,6 +263,9 @@ impl OrderEvent {
             OrderEvent::Finished { .. } => "Finished",
             OrderEvent::Removed => "Removed",
             OrderEvent::ProcessingWithdrawn => "ProcessingWithdrawn",
+            // The same failure for readers (frame types, `ordo order add --wait`), with the
+            // position it stopped at.
+            OrderEvent::FailedAt { .. } => "Failed",
         }
     }
 }
@@ -313,6 +322,7 @@ impl fmt::Display for OrderEvent {
             | OrderEvent::OutcomeAdded { outcome }
             | OrderEvent::Joined { outcome } => write!(f, " {outcome}"),
             OrderEvent::Moved { to } | OrderEvent::Caught { to } => write!(f, " {to}"),
+            OrderEvent::FailedAt { to } => write!(f, " at {to} (locks released)"),
             OrderEvent::Restarted { attempt } => write!(f, " attempt {attempt}"),
             OrderEvent::Retrying { to, tries, until } => {
                 write!(f, " {to} try {tries}")?;

@@ -47,7 +47,9 @@
 //!
 //! Locks are exclusive (`count` omitted: the whole limit) or counted; they are granted in
 //! FIFO order (the first in the queue blocks later ones) and released when the block is left,
-//! or the order is cancelled or finishes. A failed or suspended order keeps its locks.
+//! or the order fails, is cancelled or finishes: a failure nothing catches releases the
+//! order's locks and stops it at the outermost lock step it was in (`FailedAt`), where a
+//! resume asks for them again. A suspended order keeps its locks.
 //! Notices: `post-notice` posts a notice for the board's lifetime; `expect-notices` waits
 //! until every board has a live notice with the key; `consume-notices` also runs a block and
 //! deletes the notices when the block is left (not when the order is cancelled). `add-order`

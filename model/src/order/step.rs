@@ -291,13 +291,25 @@ impl Cx<'_> {
     }
 
     /// A failure nothing caught: the controller fails the order, an agent hands it back.
+    /// A failed order holds no lock: its locks are released and it stops at the outermost
+    /// lock step it was in, where a resume asks for them again.
     fn fail_here(&self, o: &Order) -> Vec<KeyedEvent> {
-        let event = if self.controller {
-            OrderEvent::Failed
-        } else {
-            OrderEvent::Detachable
+        if !self.controller {
+            return mine(o, vec![OrderEvent::Detachable]);
+        }
+        let Some(outermost) = o.frames.iter().find(|f| f.frame.is_lock()) else {
+            return mine(o, vec![OrderEvent::Failed]);
         };
-        mine(o, vec![event])
+        let to = outermost.at.clone();
+        let locks: Vec<&BlockFrame> = o
+            .frames
+            .iter()
+            .rev()
+            .filter(|f| f.frame.is_lock())
+            .collect();
+        let mut events = self.leave(o, &locks);
+        events.push(KeyedEvent::order(&o.id, OrderEvent::FailedAt { to }));
+        events
     }
 
     fn parent_here(&self, o: &Order) -> bool {

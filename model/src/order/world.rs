@@ -502,6 +502,13 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
             expect_state(order, matches!(order.state, S::Processed { .. }))?;
             order.state = S::Failed;
         }
+        OrderEvent::FailedAt { to } => {
+            expect_state(order, matches!(order.state, S::Processed { .. }))?;
+            leave_frames(order, to)?;
+            order.position = to.clone();
+            order.attempt = 1;
+            order.state = S::Failed;
+        }
         OrderEvent::FailedInFork => {
             expect_state(order, matches!(order.state, S::Processed { .. }))?;
             if order.frames.iter().any(|f| f.frame.is_lock()) {
