@@ -119,7 +119,7 @@ pub use input::{InputError, OrderLimits};
 pub use settle::{Settler, accepts_from_agent, affected};
 pub use state::{
     BlockFrame, Disruption, Frame, HistoricOutcome, Holder, Kill, Mark, Order, OrderState, Outcome,
-    Side, Wait,
+    Side, TIMED_OUT, TIMED_OUT_RETURN_CODE, Wait, job_result,
 };
 pub use step::{ATTEMPTS_MAX, FORK_CHILDREN_MAX, STEP_EVENTS_MAX, step, step_with};
 pub use world::{ApplyError, BoardState, LockState, World};

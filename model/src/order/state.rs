@@ -374,9 +374,28 @@ impl Order {
         self.outcomes.last().map(|h| &h.outcome)
     }
 
-    /// Records an outcome and takes its values into the variables.
+    /// Records an outcome and takes its values into the variables. A job's return code
+    /// ends an earlier `timedOut`; a timed-out job sets `returnCode` to
+    /// [`TIMED_OUT_RETURN_CODE`] and `timedOut` to true.
     pub(crate) fn add_outcome(&mut self, outcome: &Outcome) {
+        let return_code = match outcome {
+            Outcome::Succeeded { values } | Outcome::Completed { values, .. } => {
+                values.contains_key(RETURN_CODE)
+            }
+            Outcome::Failed { return_code, .. } => return_code.is_some(),
+            _ => false,
+        };
+        if return_code {
+            self.vars.remove(TIMED_OUT);
+        }
         match outcome {
+            Outcome::TimedOut => {
+                self.vars.insert(
+                    RETURN_CODE.to_owned(),
+                    Value::Number(f64::from(TIMED_OUT_RETURN_CODE)),
+                );
+                self.vars.insert(TIMED_OUT.to_owned(), Value::Bool(true));
+            }
             Outcome::Succeeded { values } => {
                 for (k, v) in values {
                     self.vars.insert(k.clone(), v.clone());
@@ -416,6 +435,35 @@ impl Order {
 
 /// The variable that holds a job's return code.
 pub const RETURN_CODE: &str = "returnCode";
+/// The variable that is true after a job that timed out (until the next job's return code).
+pub const TIMED_OUT: &str = "timedOut";
+/// The return code of a job that timed out: 128 + SIGTERM, as a shell reports a process
+/// ended by SIGTERM (JS7 reports the same), also when SIGKILL was needed after the grace
+/// timeout.
+pub const TIMED_OUT_RETURN_CODE: i32 = 143;
+
+/// The outcome of a job whose process ended by itself: [`super::job_outcome`], except that
+/// a failed job keeps the named values it returned (they become order variables, like a
+/// successful job's), as JS7 keeps them.
+pub fn job_result(
+    return_codes: &crate::inventory::ReturnCodes,
+    exit: super::Exit,
+    values: Vars,
+) -> Outcome {
+    match super::job_outcome(return_codes, exit, values.clone()) {
+        Outcome::Failed {
+            message,
+            return_code,
+            uncatchable,
+        } if !values.is_empty() && !uncatchable => Outcome::Completed {
+            succeeded: false,
+            message: Some(message),
+            return_code,
+            values,
+        },
+        other => other,
+    }
+}
 
 /// Whether the instruction at `at` encloses `pos` (`pos` is in one of its blocks).
 pub fn encloses(at: &Position, pos: &Position) -> bool {

@@ -10,7 +10,7 @@ use ordo_model::inventory::Inventory;
 use ordo_model::order::{
     Action, AgentCommand, Command, Exit, Holder, KeyedEvent, Kill, OrderEvent, OrderLimits,
     OrderState, Outcome, Settler, Side, StartJob, World, accepts_from_agent, actions,
-    agent_command, attach_command, command, deploy, expire_notices, job_outcome, lost_processes,
+    agent_command, attach_command, command, deploy, expire_notices, job_result, lost_processes,
     step,
 };
 use ordo_model::time::{DurationMs, TimeMs};
@@ -156,7 +156,7 @@ impl Sim {
             .get_mut(&agent)
             .and_then(|a| a.running.remove(order))
             .ok_or_else(|| format!("no job of order {order} runs"))?;
-        let outcome = job_outcome(&running.start.return_codes, exit, values);
+        let outcome = job_result(&running.start.return_codes, exit, values);
         self.agent_apply(
             &agent,
             &KeyedEvent::order(order, OrderEvent::Processed { outcome }),
