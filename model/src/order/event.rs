@@ -202,6 +202,13 @@ pub enum OrderEvent {
     FailedAt {
         to: Position,
     },
+    /// Into the `try` block of a try with retry at `to`, for its `tries`-th try (1 on
+    /// entry; a `retry` in its `catch` gives the next), after a delay if `until` is set.
+    TryAgain {
+        to: Position,
+        tries: u32,
+        until: Option<TimeMs>,
+    },
 }
 
 /// A notice board's event.
@@ -266,6 +273,7 @@ impl OrderEvent {
             // The same failure for readers (frame types, `ordo order add --wait`), with the
             // position it stopped at.
             OrderEvent::FailedAt { .. } => "Failed",
+            OrderEvent::TryAgain { .. } => "TryAgain",
         }
     }
 }
@@ -324,7 +332,7 @@ impl fmt::Display for OrderEvent {
             OrderEvent::Moved { to } | OrderEvent::Caught { to } => write!(f, " {to}"),
             OrderEvent::FailedAt { to } => write!(f, " at {to} (locks released)"),
             OrderEvent::Restarted { attempt } => write!(f, " attempt {attempt}"),
-            OrderEvent::Retrying { to, tries, until } => {
+            OrderEvent::Retrying { to, tries, until } | OrderEvent::TryAgain { to, tries, until } => {
                 write!(f, " {to} try {tries}")?;
                 if let Some(t) = until {
                     write!(f, " at {}", t.0)?;

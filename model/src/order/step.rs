@@ -102,6 +102,7 @@ fn continues(event: &OrderEvent) -> bool {
             | OrderEvent::DelayEnded
             | OrderEvent::CycleStarted { .. }
             | OrderEvent::Retrying { until: None, .. }
+            | OrderEvent::TryAgain { until: None, .. }
             | OrderEvent::CycleContinued { until: None, .. }
             | OrderEvent::Marked { .. }
             | OrderEvent::MarkedOnAgent { .. }
@@ -431,6 +432,21 @@ impl Cx<'_> {
                     self.move_to(o, p.enter(BlockKey::Try))
                 }
             }
+            Instruction::TryRetry { steps, .. } => {
+                if steps.is_empty() {
+                    self.move_to(o, p.next())
+                } else {
+                    mine(
+                        o,
+                        vec![OrderEvent::TryAgain {
+                            to: p.enter(BlockKey::Try),
+                            tries: 1,
+                            until: None,
+                        }],
+                    )
+                }
+            }
+            Instruction::RetryAgain => self.retry_again(o),
             Instruction::Fail {
                 message,
                 return_code,
@@ -706,6 +722,29 @@ impl Cx<'_> {
                 index: *index,
             };
             match (instruction_at(&self.workflow.steps, &at), key) {
+                (
+                    Some(Instruction::TryRetry {
+                        catch, max_tries, ..
+                    }),
+                    BlockKey::Try,
+                ) if !uncatchable => {
+                    // A catch that only retries passes the failure on once the tries are
+                    // used up (JS7), keeping the failure's own outcome.
+                    let tries = match o.frame_at(&at) {
+                        Some(Frame::Retry { tries }) => *tries,
+                        _ => 1,
+                    };
+                    let used_up = max_tries.is_some_and(|m| tries >= m)
+                        && matches!(catch.first(), Some(Instruction::RetryAgain));
+                    if !used_up {
+                        let to = if catch.is_empty() {
+                            at.next()
+                        } else {
+                            at.enter(BlockKey::Catch)
+                        };
+                        return self.transition(o, &to.clone(), OrderEvent::Caught { to });
+                    }
+                }
                 (Some(Instruction::Try { catch, .. }), BlockKey::Try) if !uncatchable => {
                     let to = if catch.is_empty() {
                         at.next()
@@ -754,6 +793,58 @@ impl Cx<'_> {
             }
         }
         self.fail_here(o)
+    }
+
+    /// `retry` in the catch of a try with retry: its try block again after the try's delay,
+    /// or a failure when the tries are used up.
+    fn retry_again(&self, o: &Order) -> Vec<KeyedEvent> {
+        let p = &o.position;
+        for level in (0..p.outer.len()).rev() {
+            let (index, key) = &p.outer[level];
+            if matches!(key, BlockKey::Fork(_) | BlockKey::ForkList) {
+                break;
+            }
+            let at = Position {
+                outer: p.outer[..level].to_vec(),
+                index: *index,
+            };
+            let Some(Instruction::TryRetry {
+                max_tries, delays, ..
+            }) = instruction_at(&self.workflow.steps, &at)
+            else {
+                continue;
+            };
+            if *key != BlockKey::Catch {
+                continue;
+            }
+            let tries = match o.frame_at(&at) {
+                Some(Frame::Retry { tries }) => *tries,
+                _ => 1,
+            };
+            if max_tries.is_some_and(|m| tries >= m) {
+                let why = o
+                    .outcomes
+                    .iter()
+                    .rev()
+                    .map(|h| &h.outcome)
+                    .find(|oc| !oc.is_success())
+                    .map(|oc| format!("; the last: {oc}"))
+                    .unwrap_or_default();
+                return self.fail(o, format!("retry: {tries} tries failed{why}"));
+            }
+            let delay = delays
+                .get((tries as usize - 1).min(delays.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(DurationMs(0));
+            let to = at.enter(BlockKey::Try);
+            let event = OrderEvent::TryAgain {
+                to: to.clone(),
+                tries: tries + 1,
+                until: (delay.0 > 0).then(|| self.now.plus(delay)),
+            };
+            return self.transition(o, &to, event);
+        }
+        self.disrupt(o, "retry outside the catch of a try with maxTries or delays")
     }
 
     /// A fork child's failure joined by its fork: release its locks, then `FailedInFork`.

@@ -27,6 +27,9 @@ struct Wf<'r> {
     held: Vec<(String, Pos, u32)>,
     /// How many fork branches enclose the step being read.
     forks: u32,
+    /// Whether the step being read is in the `catch` of a try with retry (in this order:
+    /// a fork branch is another order).
+    retry_catch: bool,
 }
 
 /// Reads a workflow object (its fields already known to be those of [`spec::WORKFLOW`]).
@@ -84,6 +87,7 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
         refs,
         held: Vec::new(),
         forks: 0,
+        retry_catch: false,
     };
     let steps = f.get("steps").and_then(|n| {
         let b = block(cx, &mut wf, n, "`steps`", false)?;
@@ -401,6 +405,16 @@ fn step(
         Kind::Scalar(s) => {
             return match s.text.as_str() {
                 "break" => (brk(cx, node, in_cycle), Flow::Ends("break")),
+                "retry" => {
+                    if !wf.retry_catch {
+                        cx.err(
+                            node.pos,
+                            "`retry` alone tries again from the `catch` of a `try` with `maxTries` or `delays`, and is allowed only there (for a block that is tried again, write `retry: { maxTries: n }` with `do`)",
+                        );
+                        return (None, Flow::Ends("retry"));
+                    }
+                    (Some(Instruction::RetryAgain), Flow::Ends("retry"))
+                }
                 "finish" => (
                     Some(Instruction::Finish { message: None }),
                     Flow::Ends("finish"),
@@ -425,7 +439,7 @@ fn step(
                     cx.err(
                         node.pos,
                         format!(
-                            "unknown step {other:?}: only `break`, `finish` and `fail` are written alone{hint}"
+                            "unknown step {other:?}: only `break`, `finish`, `fail` and `retry` are written alone{hint}"
                         ),
                     );
                     (None, Flow::Continues)
@@ -519,11 +533,36 @@ fn instruction(
         "forkList" => fork_list(cx, wf, f),
         "retry" => retry(cx, wf, f, in_cycle),
         "try" => {
+            let max_tries = match get("maxTries") {
+                None => Some(None),
+                Some(m) => cx
+                    .int(m, "`maxTries`", 1, spec::MAX_TRIES_MAX)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .map(Some),
+            };
+            let delays = match get("delays") {
+                None => Some(None),
+                Some(d) => cx.list(d, "`delays`", "a list of durations").and_then(|items| {
+                    let ds: Vec<Option<DurationMs>> =
+                        items.iter().map(|i| cx.duration(i, "`delays`")).collect();
+                    ds.into_iter().collect::<Option<Vec<_>>>().map(Some)
+                }),
+            };
+            let retries = get("maxTries").is_some() || get("delays").is_some();
             let steps = get("try").and_then(|n| block(cx, wf, n, "`try`", in_cycle));
+            let outer_catch = wf.retry_catch;
+            wf.retry_catch = retries || outer_catch;
             let catch = get("catch").and_then(|n| block(cx, wf, n, "`catch`", in_cycle));
-            Some(Instruction::Try {
-                steps: steps?,
-                catch: catch?,
+            wf.retry_catch = outer_catch;
+            let (steps, catch, max_tries, delays) = (steps?, catch?, max_tries?, delays?);
+            if !retries {
+                return Some(Instruction::Try { steps, catch });
+            }
+            Some(Instruction::TryRetry {
+                steps,
+                catch,
+                max_tries,
+                delays: delays.unwrap_or_default(),
             })
         }
         "fail" => fail(cx, f),
@@ -670,7 +709,9 @@ fn fork(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction>
         let id = cx.name(e.key_node, "branch name", BranchId::new);
         // A branch is a child order: a `break` inside cannot leave a cycle outside.
         wf.forks += 1;
+        let outer_catch = std::mem::replace(&mut wf.retry_catch, false);
         let steps = block(cx, wf, e.value, &format!("branch `{}`", e.key), false);
+        wf.retry_catch = outer_catch;
         wf.forks -= 1;
         match (id, steps) {
             (Some(id), Some(steps)) => branches.push((id, steps)),
@@ -702,7 +743,9 @@ fn fork_list(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruc
         cx.var_name(&text, n.pos, "`as`").then_some(text)
     });
     wf.forks += 1;
+    let outer_catch = std::mem::replace(&mut wf.retry_catch, false);
     let steps = f.get("do").and_then(|n| block(cx, wf, n, "`do`", false));
+    wf.retry_catch = outer_catch;
     wf.forks -= 1;
     let join = join_if_failed(cx, f);
     Some(Instruction::ForkList {
