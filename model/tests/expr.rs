@@ -655,7 +655,10 @@ fn functions() {
 
     assert_eq!(ev("default($x, 'none')"), s("none"));
     assert_eq!(ev("default($host, 'none')"), s("db-01"));
-    assert_eq!(ev_err("default($x, $y) == 1"), "default($x, $y) has no value");
+    assert_eq!(
+        ev_err("default($x, $y) == 1"),
+        "default($x, $y) has no value"
+    );
     // The fallback is only evaluated when needed.
     assert_eq!(ev("default($returnCode, 1 / 0)"), num(3.0));
 }

@@ -496,7 +496,10 @@ lock: inner
         &Limits::default(),
     )
     .expect("the inventory parses");
-    let Instruction::Lock { lock: outer, steps, .. } = &mut inventory.workflows[0].steps[0] else {
+    let Instruction::Lock {
+        lock: outer, steps, ..
+    } = &mut inventory.workflows[0].steps[0]
+    else {
         panic!("a lock step");
     };
     let outer = outer.clone();

@@ -332,7 +332,8 @@ impl fmt::Display for OrderEvent {
             OrderEvent::Moved { to } | OrderEvent::Caught { to } => write!(f, " {to}"),
             OrderEvent::FailedAt { to } => write!(f, " at {to} (locks released)"),
             OrderEvent::Restarted { attempt } => write!(f, " attempt {attempt}"),
-            OrderEvent::Retrying { to, tries, until } | OrderEvent::TryAgain { to, tries, until } => {
+            OrderEvent::Retrying { to, tries, until }
+            | OrderEvent::TryAgain { to, tries, until } => {
                 write!(f, " {to} try {tries}")?;
                 if let Some(t) = until {
                     write!(f, " at {}", t.0)?;

@@ -1,8 +1,8 @@
 //! The variables an expression sees while an order runs.
 
 use super::state::{Frame, Order};
-use crate::position::{BlockKey, Position};
 use crate::expr::{self, Expr, Scope, Template};
+use crate::position::{BlockKey, Position};
 use crate::value::{Value, Vars};
 
 /// Variables of an order, with step arguments on top and built-ins below:

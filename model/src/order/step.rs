@@ -681,9 +681,8 @@ impl Cx<'_> {
     fn processed(&self, o: &Order, outcome: &Outcome) -> Vec<KeyedEvent> {
         let p = &o.position;
         let stopping = o.mark.as_ref().is_some_and(|m| m.stops());
-        if let Some(
-            Instruction::Finish { message } | Instruction::FinishWith { message, .. },
-        ) = instruction_at(&self.workflow.steps, p)
+        if let Some(Instruction::Finish { message } | Instruction::FinishWith { message, .. }) =
+            instruction_at(&self.workflow.steps, p)
         {
             return self.finished(o, outcome, message.is_some());
         }
@@ -844,7 +843,10 @@ impl Cx<'_> {
             };
             return self.transition(o, &to, event);
         }
-        self.disrupt(o, "retry outside the catch of a try with maxTries or delays")
+        self.disrupt(
+            o,
+            "retry outside the catch of a try with maxTries or delays",
+        )
     }
 
     /// A fork child's failure joined by its fork: release its locks, then `FailedInFork`.

@@ -505,9 +505,9 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
         OrderEvent::TryAgain { to, tries, until } => {
             expect_state(order, order.state == S::Ready)?;
             let retry = match to.outer.last() {
-                Some((_, BlockKey::Try)) => to
-                    .parent()
-                    .ok_or_else(|| "no enclosing block".to_owned())?,
+                Some((_, BlockKey::Try)) => {
+                    to.parent().ok_or_else(|| "no enclosing block".to_owned())?
+                }
                 _ => return Err(format!("{to} is not in a try block")),
             };
             leave_frames(order, to)?;

@@ -542,11 +542,13 @@ fn instruction(
             };
             let delays = match get("delays") {
                 None => Some(None),
-                Some(d) => cx.list(d, "`delays`", "a list of durations").and_then(|items| {
-                    let ds: Vec<Option<DurationMs>> =
-                        items.iter().map(|i| cx.duration(i, "`delays`")).collect();
-                    ds.into_iter().collect::<Option<Vec<_>>>().map(Some)
-                }),
+                Some(d) => cx
+                    .list(d, "`delays`", "a list of durations")
+                    .and_then(|items| {
+                        let ds: Vec<Option<DurationMs>> =
+                            items.iter().map(|i| cx.duration(i, "`delays`")).collect();
+                        ds.into_iter().collect::<Option<Vec<_>>>().map(Some)
+                    }),
             };
             let retries = get("maxTries").is_some() || get("delays").is_some();
             let steps = get("try").and_then(|n| block(cx, wf, n, "`try`", in_cycle));
