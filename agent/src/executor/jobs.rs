@@ -25,7 +25,7 @@ use crate::survivors::marker;
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
 use ordo_model::inventory::{self, ReturnCodes};
 use ordo_model::order::{
-    Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, Room, Start, StartJob, job_outcome,
+    Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, Room, Start, StartJob, job_result,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::value::{Value, Vars};
@@ -136,7 +136,7 @@ impl Executor {
                     for event in [
                         OrderEvent::ProcessingStarted { at: now, pgid: 0 },
                         OrderEvent::Processed {
-                            outcome: Outcome::failed(error.clone()),
+                            outcome: Outcome::disrupted(error.clone()),
                         },
                     ] {
                         self.order_event(KeyedEvent::order(&order, event));
@@ -513,8 +513,8 @@ fn outcome_of(return_codes: &ReturnCodes, t: Terminated) -> Outcome {
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     match (t.exit_code, t.signal) {
-        (Some(code), _) => job_outcome(return_codes, Exit::Code(code), values),
-        (None, Some(signal)) => job_outcome(return_codes, Exit::Signal(signal), values),
+        (Some(code), _) => job_result(return_codes, Exit::Code(code), values),
+        (None, Some(signal)) => job_result(return_codes, Exit::Signal(signal), values),
         (None, None) => Outcome::failed("the job ended with neither an exit code nor a signal"),
     }
 }
@@ -669,8 +669,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A failed job keeps the values it returned.
         let mut t = terminated();
         t.exit_code = Some(3);
+        match outcome_of(&codes, t) {
+            Outcome::Completed {
+                succeeded: false,
+                return_code: Some(3),
+                values,
+                ..
+            } => assert_eq!(values.get("answer"), Some(&Value::String("42".into()))),
+            other => panic!("{other:?}"),
+        }
+        let mut t = terminated();
+        t.exit_code = Some(3);
+        t.return_values.clear();
         assert!(matches!(
             outcome_of(&codes, t),
             Outcome::Failed {

@@ -26,9 +26,11 @@
 //!
 //! Outcomes: `Succeeded { values }` (a job's named values and `returnCode`, which become order
 //! variables), `Failed { message, return_code, uncatchable }`, `TimedOut`, `Killed`,
-//! `Disrupted(ProcessLost)`. A failure goes to the innermost enclosing `try` (its `catch`) or
-//! `retry` with tries left (again from the start of its block, after its delay); `fail` with
-//! `uncatchable` and `Disrupted` pass both. A lost process of a `restartable` job puts the order
+//! `Disrupted(ProcessLost)`, `Disrupted(Problem)` (an expression that does not evaluate, a
+//! variable that is not set, a lock that can never be granted: the order cannot go on here).
+//! A failure goes to the innermost enclosing `try` (its `catch`) or `retry` with tries left
+//! (again from the start of its block, after its delay); `fail` with `uncatchable` and
+//! `Disrupted` pass both. A lost process of a `restartable` job puts the order
 //! back at the job with attempt + 1 (at most [`ATTEMPTS_MAX`]); of any other job it fails the
 //! order. A failure nothing catches makes the order `Failed`: visible, resumable, cancellable.
 //!
@@ -45,7 +47,9 @@
 //!
 //! Locks are exclusive (`count` omitted: the whole limit) or counted; they are granted in
 //! FIFO order (the first in the queue blocks later ones) and released when the block is left,
-//! or the order is cancelled or finishes. A failed or suspended order keeps its locks.
+//! or the order fails, is cancelled or finishes: a failure nothing catches releases the
+//! order's locks and stops it at the outermost lock step it was in (`FailedAt`), where a
+//! resume asks for them again. A suspended order keeps its locks.
 //! Notices: `post-notice` posts a notice for the board's lifetime; `expect-notices` waits
 //! until every board has a live notice with the key; `consume-notices` also runs a block and
 //! deletes the notices when the block is left (not when the order is cancelled). `add-order`
@@ -119,7 +123,7 @@ pub use queue::{JobKey, JobQueue, Room, Start, Starts};
 pub use settle::{Driver, Settler, accepts_from_agent, affected, refused};
 pub use state::{
     BlockFrame, Disruption, Frame, HistoricOutcome, Holder, Kill, Mark, Order, OrderState, Outcome,
-    Side, Wait,
+    Side, TIMED_OUT, TIMED_OUT_RETURN_CODE, Wait, job_result,
 };
 pub use step::{ATTEMPTS_MAX, FORK_CHILDREN_MAX, STEP_EVENTS_MAX, step, step_with};
 pub use world::{ApplyError, BoardState, LockState, World};

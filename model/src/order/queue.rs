@@ -52,7 +52,8 @@ impl Room {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Start {
     Job(Box<StartJob>),
-    /// The job's arguments or environment could not be rendered: the order fails at its job.
+    /// The job's arguments or environment could not be rendered: the order is disrupted at
+    /// its job (`step` disrupts such an order before it waits, so this is a backstop).
     Unrenderable {
         order: OrderId,
         error: String,
@@ -229,7 +230,7 @@ impl JobQueue {
 
     /// The orders that start now, in order, and takes them out of the queue. The driver must
     /// journal `ProcessingStarted` for each started job at once (they count as processing
-    /// from here), and fail each unrenderable one at its job.
+    /// from here), and disrupt each unrenderable one at its job.
     pub fn starts(&mut self, world: &World, room: Room) -> Starts {
         let mut out = Starts::default();
         if self.settled {

@@ -11,7 +11,7 @@ use ordo_model::order::{
     Action, AgentCommand, Command, Exit, Holder, JobQueue, KeyedEvent, Kill, OrderEvent,
     OrderLimits, OrderState, Outcome, Room, Settler, Side, Start, StartJob, World,
     accepts_from_agent, actions, agent_command, attach_command, command, deploy, expire_notices,
-    job_outcome, lost_processes, step,
+    job_result, lost_processes, step,
 };
 use ordo_model::time::{DurationMs, TimeMs};
 use ordo_model::value::Vars;
@@ -159,7 +159,7 @@ impl Sim {
             .get_mut(&agent)
             .and_then(|a| a.running.remove(order))
             .ok_or_else(|| format!("no job of order {order} runs"))?;
-        let outcome = job_outcome(&running.start.return_codes, exit, values);
+        let outcome = job_result(&running.start.return_codes, exit, values);
         self.agent_apply(
             &agent,
             &KeyedEvent::order(order, OrderEvent::Processed { outcome }),
@@ -445,7 +445,7 @@ impl Sim {
                     for event in [
                         OrderEvent::ProcessingStarted { at: now, pgid: 0 },
                         OrderEvent::Processed {
-                            outcome: Outcome::failed(error.clone()),
+                            outcome: Outcome::disrupted(error.clone()),
                         },
                     ] {
                         self.agent_apply(id, &KeyedEvent::order(&order, event));
