@@ -251,6 +251,12 @@ impl<L: Links> Core<L> {
         self
     }
 
+    /// Plans with `settings` instead of the defaults ([`crate::plan`]).
+    pub fn with_plan(mut self, settings: crate::plan::PlanSettings) -> Core<L> {
+        self.machine.settings_mut().plan = settings;
+        self
+    }
+
     /// A watch on the rollback generation: a read of the state is of durable events once the
     /// journal is durable up to its id and the generation has not changed since before the
     /// read.

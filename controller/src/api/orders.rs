@@ -29,7 +29,8 @@ fn command_error(e: Refused) -> ApiError {
         Refused::Command(
             CommandError::UnknownOrder(_)
             | CommandError::UnknownWorkflow(_)
-            | CommandError::UnknownBoard(_),
+            | CommandError::UnknownBoard(_)
+            | CommandError::UnknownSchedule(_),
         ) => StatusCode::NOT_FOUND,
         Refused::Command(CommandError::Refused { .. } | CommandError::WrongSide { .. }) => {
             StatusCode::CONFLICT
