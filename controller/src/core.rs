@@ -53,6 +53,11 @@ pub enum Input {
         command: Command,
         reply: oneshot::Sender<Result<CommandReply, Refused>>,
     },
+    /// A command on the daily plan.
+    Plan {
+        command: crate::plan::PlanCommand,
+        reply: oneshot::Sender<Result<CommandReply, Refused>>,
+    },
     Deploy {
         inventory: Box<Inventory>,
         reply: oneshot::Sender<Result<DeployReply, Refused>>,
@@ -291,6 +296,10 @@ impl<L: Links> Core<L> {
             Input::Command { command, reply } => {
                 let token = self.token(Waiting::Command(reply));
                 self.machine.command(token, command, now);
+            }
+            Input::Plan { command, reply } => {
+                let token = self.token(Waiting::Command(reply));
+                self.machine.plan_command(token, command, now);
             }
             Input::Deploy { inventory, reply } => {
                 let token = self.token(Waiting::Deploy(reply));

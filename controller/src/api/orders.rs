@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::body::{Kind, Shape, items, object, optional, parse as parse_body, required};
 
-fn command_error(e: Refused) -> ApiError {
+pub(super) fn command_error(e: Refused) -> ApiError {
     let status = match &e {
         Refused::Command(
             CommandError::UnknownOrder(_)

@@ -32,7 +32,7 @@ use super::Schedule;
 use crate::ids::{IdError, OrderId, ScheduleName};
 use crate::time::TimeMs;
 use jiff::Timestamp;
-use jiff::civil::Date;
+pub use jiff::civil::Date;
 use jiff::tz::{Offset, TimeZone};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
