@@ -3,7 +3,7 @@
 //! ([`ordo_model::schedule::plan`]) and its orders.
 
 use crate::state::State;
-use ordo_model::schedule::{PlannedFire, Status};
+use ordo_model::schedule::Status;
 use serde::{Deserialize, Serialize};
 
 /// Entries one answer holds at most.
@@ -98,12 +98,9 @@ pub fn plan_view(state: &State, filter: &PlanFilter) -> PlanView {
         if filter.schedule.as_deref().is_some_and(|s| s != p.schedule.name.as_str()) {
             continue;
         }
-        for (at, e) in &p.entries {
-            let fire = PlannedFire {
-                at: *at,
-                offset_seconds: e.offset_seconds,
-            }
-            .fire();
+        for (planned, status) in p.entries() {
+            let at = planned.at;
+            let fire = planned.fire();
             if let Some(d) = &filter.date
                 && fire.local().date().to_string() != *d
             {
@@ -120,7 +117,7 @@ pub fn plan_view(state: &State, filter: &PlanFilter) -> PlanView {
                 .ok()
                 .and_then(|id| state.world.order(&id))
                 .map(|o| o.state.name().to_owned());
-            let (status, why) = match &e.status {
+            let (status, why) = match status {
                 Status::Planned => ("planned", None),
                 Status::Ordered => ("ordered", None),
                 Status::Skipped(why) => ("skipped", Some(why.to_string())),

@@ -249,4 +249,17 @@ mod tests {
         assert_eq!(back, s);
         assert_eq!(s.logs[&OrderId::new("o1").unwrap()], vec![11]);
     }
+
+    #[test]
+    fn a_snapshot_from_before_the_plan_reads_with_an_empty_plan() {
+        let mut state = State::new();
+        state.last_event_id = 7;
+        let bytes = postcard::to_allocvec(&state).unwrap();
+        // An empty plan is two bytes: no schedules, no calendars.
+        let old = &bytes[..bytes.len() - 2];
+        let read: State = postcard::from_bytes(old).unwrap();
+        assert_eq!(read, state);
+        assert_eq!(postcard::from_bytes::<State>(&bytes).unwrap(), state);
+    }
+
 }

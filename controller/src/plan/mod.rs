@@ -160,11 +160,13 @@ impl Planner {
             .filter(|p| !p.paused)
             .filter_map(|p| {
                 let order = p
-                    .entries
-                    .iter()
-                    .find(|(_, e)| e.status == Status::Planned)
-                    .map(|(at, _)| at.0.saturating_sub(ahead));
-                let extend = (p.planned_until.0 != i64::MAX)
+                    .planned
+                    .keys()
+                    .next()
+                    .map(|at| at.0.saturating_sub(ahead));
+                // A schedule at its most planned instants extends once one is decided.
+                let extend = (p.planned_until.0 != i64::MAX
+                    && p.planned.len() < settings.fires_per_schedule_max)
                     .then(|| p.planned_until.0.saturating_sub(horizon));
                 order.into_iter().chain(extend).min()
             })
@@ -196,15 +198,13 @@ fn extend(
     // Expansion windows are at most 366 days: a longer gap (a controller down for longer)
     // loses its oldest fires.
     let from = TimeMs(from.0.max(until.0.saturating_sub(366 * DAY_MS)));
-    let open = p
-        .entries
-        .values()
-        .filter(|e| e.status == Status::Planned)
-        .count();
     let room = settings
         .fires_per_schedule_max
-        .saturating_sub(open)
+        .saturating_sub(p.planned.len())
         .min(*budget);
+    if room == 0 {
+        return Vec::new();
+    }
     let mut fires = Vec::new();
     let mut reached = from;
     // Day by day, so that a schedule that fires often stops at the room it has.
@@ -237,7 +237,7 @@ fn extend(
     *budget -= fires.len();
     let fresh: Vec<PlannedFire> = fires
         .iter()
-        .filter(|f| !p.entries.contains_key(&f.at))
+        .filter(|f| !p.planned.contains_key(&f.at) && !p.decided.contains_key(&f.at))
         .copied()
         .collect();
     let chunks = fires.len().div_ceil(PLANNED_EVENT_FIRES_MAX).max(1);
@@ -277,15 +277,13 @@ fn decide(
     let due_until = now.0.saturating_add(ms(settings.attach_ahead_ms));
     let late_before = now.0.saturating_sub(ms(settings.late_ms));
     let mut due: Vec<PlannedFire> = p
-        .entries
-        .iter()
-        .filter(|(_, e)| e.status == Status::Planned)
-        .map(|(at, e)| PlannedFire {
+        .planned
+        .range(..=TimeMs(due_until))
+        .map(|(at, o)| PlannedFire {
             at: *at,
-            offset_seconds: e.offset_seconds,
+            offset_seconds: *o,
         })
-        .chain(fresh.iter().copied())
-        .take_while(|f| f.at.0 <= due_until)
+        .chain(fresh.iter().copied().take_while(|f| f.at.0 <= due_until))
         .collect();
     due.sort_unstable();
     due.dedup_by_key(|f| f.at);
@@ -459,7 +457,7 @@ fn replan(
 ) {
     let keep: BTreeSet<TimeMs> = match after.expander(&BundledZones) {
         Ok(x) => {
-            let end = p.entries.keys().next_back().copied().unwrap_or(now);
+            let end = p.decided.keys().next_back().copied().unwrap_or(now);
             let window = Window {
                 from: timestamp(now),
                 until: timestamp(TimeMs(end.0.saturating_add(1))),
@@ -470,7 +468,7 @@ fn replan(
         }
         Err(_) => BTreeSet::new(),
     };
-    for (at, e) in p.entries.range(now..) {
+    for (at, e) in p.decided.range(now..) {
         if e.status == Status::Ordered && !keep.contains(at) {
             withdraw(state, p, *at, Skip::Replaced, now, out);
         }
@@ -483,7 +481,7 @@ fn replan(
 
 /// Cancels the orders of `p` that were added and have not started.
 fn pause_orders(state: &State, p: &SchedulePlan, now: TimeMs, out: &mut Vec<Body>) {
-    for (at, e) in &p.entries {
+    for (at, e) in &p.decided {
         if e.status == Status::Ordered {
             withdraw(state, p, *at, Skip::Paused, now, out);
         }
@@ -524,7 +522,7 @@ pub fn command(
         }
         PlanCommand::Skip { order } => {
             let (p, at) = find(plan, &order).ok_or_else(|| CommandError::UnknownOrder(order.clone()))?;
-            match &p.entries[&at].status {
+            match p.status(at).unwrap_or(&Status::Planned) {
                 Status::Planned => out.push(Body::Plan(PlanEvent::Skipped {
                     schedule: p.schedule.name.clone(),
                     at,
@@ -552,11 +550,7 @@ pub fn find<'p>(plan: &'p Plan, id: &OrderId) -> Option<(&'p SchedulePlan, TimeM
     let (_, rest) = rest.split_once('#')?;
     let (name, _) = rest.rsplit_once('@')?;
     let p = plan.schedules.get(&ScheduleName::new(name).ok()?)?;
-    p.entries.iter().find_map(|(at, e)| {
-        let fire = PlannedFire {
-            at: *at,
-            offset_seconds: e.offset_seconds,
-        };
-        (fire.order_id(&p.schedule.name).ok().as_ref() == Some(id)).then_some((p, *at))
+    p.entries().into_iter().find_map(|(fire, _)| {
+        (fire.order_id(&p.schedule.name).ok().as_ref() == Some(id)).then_some((p, fire.at))
     })
 }

@@ -22,8 +22,8 @@
 //! - `Replanned { schedule, from }` drops the entries at or after `from` that are still only
 //!   planned and lowers the mark to `from`: what the controller plans next starts there. A new
 //!   schedule starts with its mark at the end of time, so its first `Replanned` sets it.
-//! - `Ordered` and `Skipped` set the status of one entry; `Forgotten { before }` drops the
-//!   entries before it that are no longer only planned.
+//! - `Ordered` and `Skipped` decide one entry (or change why it is skipped);
+//!   `Forgotten { before }` drops the decided entries before it.
 
 use super::calendar::{CalendarSet, Calendar};
 use super::expand::{ExpandError, ExpandLimits, Fire, Window, expand};
@@ -120,16 +120,52 @@ pub struct SchedulePlan {
     pub paused: bool,
     /// Every fire before this instant has been planned.
     pub planned_until: TimeMs,
-    pub entries: BTreeMap<TimeMs, Entry>,
+    /// Instants planned and not decided yet, with the UTC offset (seconds) then.
+    pub planned: BTreeMap<TimeMs, i32>,
+    /// Instants decided: ordered or skipped (never [`Status::Planned`]).
+    pub decided: BTreeMap<TimeMs, Entry>,
 }
 
 impl SchedulePlan {
-    /// The planned fire at `at`.
+    /// The planned fire at `at`, decided or not.
     pub fn fire_at(&self, at: TimeMs) -> Option<PlannedFire> {
-        self.entries.get(&at).map(|e| PlannedFire {
-            at,
-            offset_seconds: e.offset_seconds,
-        })
+        let offset_seconds = match self.planned.get(&at) {
+            Some(o) => *o,
+            None => self.decided.get(&at)?.offset_seconds,
+        };
+        Some(PlannedFire { at, offset_seconds })
+    }
+
+    /// The status of the instant `at`, if it is in the plan.
+    pub fn status(&self, at: TimeMs) -> Option<&Status> {
+        if self.planned.contains_key(&at) {
+            return Some(&Status::Planned);
+        }
+        self.decided.get(&at).map(|e| &e.status)
+    }
+
+    /// Every instant of the plan, in order: the fire and its status.
+    pub fn entries(&self) -> Vec<(PlannedFire, &Status)> {
+        let mut out: Vec<(PlannedFire, &Status)> = self
+            .planned
+            .iter()
+            .map(|(at, o)| {
+                let f = PlannedFire {
+                    at: *at,
+                    offset_seconds: *o,
+                };
+                (f, &Status::Planned)
+            })
+            .chain(self.decided.iter().map(|(at, e)| {
+                let f = PlannedFire {
+                    at: *at,
+                    offset_seconds: e.offset_seconds,
+                };
+                (f, &e.status)
+            }))
+            .collect();
+        out.sort_by_key(|(f, _)| f.at);
+        out
     }
 }
 
@@ -240,7 +276,8 @@ impl Plan {
                                 schedule: (**s).clone(),
                                 paused: s.paused,
                                 planned_until: TimeMs(i64::MAX),
-                                entries: BTreeMap::new(),
+                                planned: BTreeMap::new(),
+                                decided: BTreeMap::new(),
                             },
                         );
                     }
@@ -261,22 +298,16 @@ impl Plan {
             } => {
                 let p = self.get_mut(schedule)?;
                 for f in fires {
-                    p.entries.entry(f.at).or_insert(Entry {
-                        offset_seconds: f.offset_seconds,
-                        status: Status::Planned,
-                    });
+                    if !p.decided.contains_key(&f.at) {
+                        p.planned.entry(f.at).or_insert(f.offset_seconds);
+                    }
                 }
                 p.planned_until = *until;
                 Ok(())
             }
             PlanEvent::Replanned { schedule, from } => {
                 let p = self.get_mut(schedule)?;
-                let later = p.entries.split_off(from);
-                p.entries.extend(
-                    later
-                        .into_iter()
-                        .filter(|(_, e)| e.status != Status::Planned),
-                );
+                p.planned.split_off(from);
                 p.planned_until = p.planned_until.min(*from);
                 Ok(())
             }
@@ -290,10 +321,7 @@ impl Plan {
             }
             PlanEvent::Forgotten { before } => {
                 for p in self.schedules.values_mut() {
-                    let keep = p.entries.split_off(before);
-                    let old = std::mem::replace(&mut p.entries, keep);
-                    p.entries
-                        .extend(old.into_iter().filter(|(_, e)| e.status == Status::Planned));
+                    p.decided = p.decided.split_off(before);
                 }
                 Ok(())
             }
@@ -308,20 +336,33 @@ impl Plan {
 
     fn set(&mut self, schedule: &ScheduleName, at: TimeMs, status: Status) -> Result<(), String> {
         let p = self.get_mut(schedule)?;
-        match p.entries.get_mut(&at) {
-            Some(e) => {
-                e.status = status;
-                Ok(())
-            }
-            None => Err(format!("schedule {schedule} has nothing planned at {}", at.0)),
+        if status == Status::Planned {
+            return Err("an instant is decided, never planned again".into());
         }
+        let offset_seconds = match p.planned.remove(&at) {
+            Some(o) => o,
+            None => match p.decided.get(&at) {
+                Some(e) => e.offset_seconds,
+                None => {
+                    return Err(format!("schedule {schedule} has nothing planned at {}", at.0));
+                }
+            },
+        };
+        p.decided.insert(
+            at,
+            Entry {
+                offset_seconds,
+                status,
+            },
+        );
+        Ok(())
     }
 
-    /// The earliest entry of all schedules, if any (for forgetting history).
+    /// The earliest decided instant of all schedules, if any (for forgetting history).
     pub fn oldest(&self) -> Option<TimeMs> {
         self.schedules
             .values()
-            .filter_map(|p| p.entries.keys().next().copied())
+            .filter_map(|p| p.decided.keys().next().copied())
             .min()
     }
 
@@ -441,8 +482,9 @@ mod tests {
         .unwrap();
         let p = &plan.schedules[&name];
         assert_eq!(p.planned_until, TimeMs(15));
+        let ats = |p: &SchedulePlan| p.entries().iter().map(|(f, _)| f.at).collect::<Vec<_>>();
         assert_eq!(
-            p.entries.keys().copied().collect::<Vec<_>>(),
+            ats(p),
             vec![TimeMs(10), TimeMs(20)],
             "the ordered entry stays, the planned one after `from` goes"
         );
@@ -452,15 +494,14 @@ mod tests {
             fires: vec![fire(20), fire(45)],
         })
         .unwrap();
-        assert_eq!(plan.schedules[&name].entries[&TimeMs(20)].status, Status::Ordered);
+        assert_eq!(
+            plan.schedules[&name].status(TimeMs(20)),
+            Some(&Status::Ordered)
+        );
         plan.apply(&PlanEvent::Forgotten { before: TimeMs(30) })
             .unwrap();
         assert_eq!(
-            plan.schedules[&name]
-                .entries
-                .keys()
-                .copied()
-                .collect::<Vec<_>>(),
+            ats(&plan.schedules[&name]),
             vec![TimeMs(10), TimeMs(45)],
             "only decided entries are forgotten"
         );
