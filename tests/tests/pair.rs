@@ -441,6 +441,18 @@ fn runs_of(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the runs file has at least `n` lines.
+async fn wait_runs(n: usize, s: &Scenario) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while runs_of(&s.runs).len() < n {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("fewer than {n} planned runs:\n{}", s.pair.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// A schedule fires every 2 seconds while the active controller is killed twice: every
 /// instant from the first to the last one decided is ordered exactly once (none missed, none
 /// planned or run twice), as the surviving controller's plan and the agent's runs say.
@@ -452,19 +464,6 @@ async fn process_pair_failover_neither_loses_nor_repeats_a_planned_run() -> Resu
     .await?;
     let schedule = format!("schedule: p\nworkflow: {WORKFLOW}\ncron: \"*/2 * * * * *\"\n");
     s.pair.deploy(&[("p.yaml", schedule)]).await?;
-    let runs_at_least = |n: usize, s: &Scenario| runs_of(&s.runs).len() >= n;
-    let wait_runs = |n: usize, s: &Scenario| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        async move {
-            while !runs_at_least(n, s) {
-                if std::time::Instant::now() > deadline {
-                    anyhow::bail!("fewer than {n} planned runs:\n{}", s.pair.logs());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(())
-        }
-    };
     wait_runs(2, &s).await?;
     for k in 0..s.size.faults {
         let old = s.pair.active().await?;
