@@ -78,7 +78,21 @@ async fn started_with(edit: impl Fn(&mut ControllerFile)) -> Result<Scenario> {
     let active = pair.active().await?;
     eprintln!("{} is active", pair.voter(active).name());
     let runs = pair.dir.path().join("runs.txt");
-    let workflow = format!(
+    pair.deploy(&[
+        ("agent.yaml", pair.agent_yaml("a1")?),
+        ("w.yaml", workflow_yaml(&runs)),
+    ])
+    .await?;
+    Ok(Scenario {
+        pair,
+        runs,
+        size: size(),
+    })
+}
+
+/// The workflow every order runs, writing a line per run into `runs`.
+fn workflow_yaml(runs: &std::path::Path) -> String {
+    format!(
         r#"workflow: {WORKFLOW}
 jobs:
   job:
@@ -91,14 +105,7 @@ steps:
   - run: job
 "#,
         runs.display()
-    );
-    pair.deploy(&[("agent.yaml", pair.agent_yaml("a1")?), ("w.yaml", workflow)])
-        .await?;
-    Ok(Scenario {
-        pair,
-        runs,
-        size: size(),
-    })
+    )
 }
 
 impl Scenario {
@@ -463,7 +470,13 @@ async fn process_pair_failover_neither_loses_nor_repeats_a_planned_run() -> Resu
     })
     .await?;
     let schedule = format!("schedule: p\nworkflow: {WORKFLOW}\ncron: \"*/2 * * * * *\"\n");
-    s.pair.deploy(&[("p.yaml", schedule)]).await?;
+    s.pair
+        .deploy(&[
+            ("agent.yaml", s.pair.agent_yaml("a1")?),
+            ("w.yaml", workflow_yaml(&s.runs)),
+            ("p.yaml", schedule),
+        ])
+        .await?;
     wait_runs(2, &s).await?;
     for k in 0..s.size.faults {
         let old = s.pair.active().await?;
