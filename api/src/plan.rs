@@ -82,7 +82,12 @@ pub fn plan_view(state: &State, filter: &PlanFilter) -> PlanView {
     let schedules = plan
         .schedules
         .values()
-        .filter(|p| filter.schedule.as_deref().is_none_or(|s| s == p.schedule.name.as_str()))
+        .filter(|p| {
+            filter
+                .schedule
+                .as_deref()
+                .is_none_or(|s| s == p.schedule.name.as_str())
+        })
         .map(|p| ScheduleView {
             name: p.schedule.name.to_string(),
             workflow: p.schedule.workflow.to_string(),
@@ -95,7 +100,11 @@ pub fn plan_view(state: &State, filter: &PlanFilter) -> PlanView {
     let mut entries = Vec::new();
     let mut truncated = false;
     for p in plan.schedules.values() {
-        if filter.schedule.as_deref().is_some_and(|s| s != p.schedule.name.as_str()) {
+        if filter
+            .schedule
+            .as_deref()
+            .is_some_and(|s| s != p.schedule.name.as_str())
+        {
             continue;
         }
         for (planned, status) in p.entries() {

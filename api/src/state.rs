@@ -8,8 +8,8 @@
 
 use crate::record::{Body, Stored};
 use ordo_model::ids::{AgentId, OrderId};
-use ordo_model::schedule::Plan;
 use ordo_model::order::{KeyedEvent, OrderEvent, Side, World, accepts_from_agent};
+use ordo_model::schedule::Plan;
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
@@ -261,5 +261,4 @@ mod tests {
         assert_eq!(read, state);
         assert_eq!(postcard::from_bytes::<State>(&bytes).unwrap(), state);
     }
-
 }

@@ -23,13 +23,13 @@
 
 use crate::check::check_paths;
 use crate::client::{Api, encode};
+use crate::exit::Failure;
 use crate::output::{cell, print_json, table};
 use crate::profile::Global;
-use serde_json::Value as Json;
-use crate::exit::Failure;
 use anyhow::Context;
 use jiff::Timestamp;
 use ordo_model::schedule::{BundledZones, ExpandLimits, Expander, Window};
+use serde_json::Value as Json;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,13 +47,9 @@ pub enum Command {
         order: String,
     },
     /// Pause a schedule: it adds no orders; its orders not started are cancelled.
-    Pause {
-        schedule: String,
-    },
+    Pause { schedule: String },
     /// Resume a paused schedule; instants passed meanwhile follow its `missed:` policy.
-    Resume {
-        schedule: String,
-    },
+    Resume { schedule: String },
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,12 +104,18 @@ pub async fn run_online(c: &Command, global: &Global) -> anyhow::Result<ExitCode
                 .await?
         }
         Command::Pause { schedule } => {
-            api.post(&format!("/plan/schedules/{}/pause", encode(schedule)), &json!({}))
-                .await?
+            api.post(
+                &format!("/plan/schedules/{}/pause", encode(schedule)),
+                &json!({}),
+            )
+            .await?
         }
         Command::Resume { schedule } => {
-            api.post(&format!("/plan/schedules/{}/resume", encode(schedule)), &json!({}))
-                .await?
+            api.post(
+                &format!("/plan/schedules/{}/resume", encode(schedule)),
+                &json!({}),
+            )
+            .await?
         }
     };
     let _ = answer;

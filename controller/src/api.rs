@@ -296,7 +296,10 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
             .route("/agents", get(orders::agents))
             .route("/plan", get(plan::show))
             .route("/plan/orders/{id}/skip", post(plan::skip))
-            .route("/plan/schedules/{name}/{verb}", post(plan::schedule_command))
+            .route(
+                "/plan/schedules/{name}/{verb}",
+                post(plan::schedule_command),
+            )
             .route("/snapshot", get(whole::snapshot))
             .route("/state", get(whole::state))
             .route("/events", get(events::long_poll))

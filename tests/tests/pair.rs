@@ -523,7 +523,11 @@ async fn process_pair_failover_neither_loses_nor_repeats_a_planned_run() -> Resu
     let ats: Vec<i64> = decided.iter().filter_map(|e| e["at"].as_i64()).collect();
     assert!(ats.len() >= 6, "{decided:?}");
     for w in ats.windows(2) {
-        assert_eq!(w[1] - w[0], 2000, "every instant once, none lost: {decided:?}");
+        assert_eq!(
+            w[1] - w[0],
+            2000,
+            "every instant once, none lost: {decided:?}"
+        );
     }
     let ran = runs_of(&s.runs);
     let mut seen = std::collections::BTreeSet::new();

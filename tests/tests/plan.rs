@@ -67,7 +67,10 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
             break ahead;
         }
         if Instant::now() > deadline {
-            bail!("no planned orders on the agent ahead of time:\n{}", c.logs());
+            bail!(
+                "no planned orders on the agent ahead of time:\n{}",
+                c.logs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -75,7 +78,10 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
         .iter()
         .filter_map(|o| o["id"].as_str().map(str::to_owned))
         .collect();
-    assert!(ids.iter().all(|id| id.starts_with('#') && id.contains("#s@")));
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with('#') && id.contains("#s@"))
+    );
 
     c.controller.as_mut().unwrap().stop();
     // The agent runs them by itself.
@@ -86,7 +92,10 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
             break;
         }
         if Instant::now() > deadline {
-            bail!("the agent did not start {ids:?} alone; ran {lines:?}\n{}", c.logs());
+            bail!(
+                "the agent did not start {ids:?} alone; ran {lines:?}\n{}",
+                c.logs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -106,7 +115,10 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
     for line in ran(&ran_file) {
         *runs.entry(line).or_default() += 1;
     }
-    assert!(runs.values().all(|n| *n == 1), "each order ran once: {runs:?}");
+    assert!(
+        runs.values().all(|n| *n == 1),
+        "each order ran once: {runs:?}"
+    );
     let mut instants: Vec<i64> = plan["entries"]
         .as_array()
         .map(|es| es.iter().filter_map(|e| e["at"].as_i64()).collect())

@@ -116,7 +116,9 @@ fn main() -> Result<()> {
         let mut appended = false;
         for a in actions {
             if let Action::Append {
-                position, events: e, ..
+                position,
+                events: e,
+                ..
             } = a
             {
                 events += e.len();

@@ -788,7 +788,9 @@ impl Machine {
     fn plan(&mut self) {
         if self.planner.is_due(self.now) {
             let s = &self.settings;
-            let bodies = self.planner.run(&self.state, self.now, &s.plan, &s.order_limits);
+            let bodies = self
+                .planner
+                .run(&self.state, self.now, &s.plan, &s.order_limits);
             for body in bodies {
                 self.emit(body);
             }

@@ -38,8 +38,8 @@ use ordo_model::inventory::Inventory;
 use ordo_model::order::{self, Command, CommandError, OrderLimits, OrderState};
 use ordo_model::schedule::plan::timestamp;
 use ordo_model::schedule::{
-    BundledZones, ExpandLimits, Missed, Plan, PlanEvent, PlannedFire, Schedule, SchedulePlan,
-    Skip, Status, Window, args_of,
+    BundledZones, ExpandLimits, Missed, Plan, PlanEvent, PlannedFire, Schedule, SchedulePlan, Skip,
+    Status, Window, args_of,
 };
 use ordo_model::time::TimeMs;
 use std::collections::BTreeSet;
@@ -85,9 +85,15 @@ impl Default for PlanSettings {
 pub enum PlanCommand {
     /// The planned order `order` (a plan id, `#date#schedule@time±offset`) is skipped: not
     /// added, or cancelled if added and not started.
-    Skip { order: OrderId },
-    Pause { schedule: ScheduleName },
-    Resume { schedule: ScheduleName },
+    Skip {
+        order: OrderId,
+    },
+    Pause {
+        schedule: ScheduleName,
+    },
+    Resume {
+        schedule: ScheduleName,
+    },
 }
 
 /// When the plan next needs a round.
@@ -117,7 +123,13 @@ impl Planner {
 
     /// One round (see the module doc): the events to journal, in order. Reads `state` as it
     /// is before them; the machine emits them and then calls [`Planner::done`].
-    pub fn run(&mut self, state: &State, now: TimeMs, settings: &PlanSettings, limits: &OrderLimits) -> Vec<Body> {
+    pub fn run(
+        &mut self,
+        state: &State,
+        now: TimeMs,
+        settings: &PlanSettings,
+        limits: &OrderLimits,
+    ) -> Vec<Body> {
         self.dirty = false;
         let plan = &state.plan;
         let expander = match plan.expander(&BundledZones) {
@@ -134,7 +146,16 @@ impl Planner {
                 continue;
             }
             let fresh = extend(&expander, p, now, settings, &mut budget, &mut out);
-            decide(state, p, &fresh, now, settings, limits, &mut budget, &mut out);
+            decide(
+                state,
+                p,
+                &fresh,
+                now,
+                settings,
+                limits,
+                &mut budget,
+                &mut out,
+            );
             if budget == 0 {
                 tracing::info!(schedule = %name, "planning goes on in the next round");
                 self.dirty = true;
@@ -159,11 +180,7 @@ impl Planner {
             .values()
             .filter(|p| !p.paused)
             .filter_map(|p| {
-                let order = p
-                    .planned
-                    .keys()
-                    .next()
-                    .map(|at| at.0.saturating_sub(ahead));
+                let order = p.planned.keys().next().map(|at| at.0.saturating_sub(ahead));
                 // A schedule at its most planned instants extends once one is decided.
                 let extend = (p.planned_until.0 != i64::MAX
                     && p.planned.len() < settings.fires_per_schedule_max)
@@ -241,11 +258,13 @@ fn extend(
         .copied()
         .collect();
     let chunks = fires.len().div_ceil(PLANNED_EVENT_FIRES_MAX).max(1);
-    for (i, chunk) in fires.chunks(PLANNED_EVENT_FIRES_MAX).chain(
-        // A window without fires still moves the mark.
-        std::iter::repeat_n(&[][..], usize::from(fires.is_empty())),
-    )
-    .enumerate()
+    for (i, chunk) in fires
+        .chunks(PLANNED_EVENT_FIRES_MAX)
+        .chain(
+            // A window without fires still moves the mark.
+            std::iter::repeat_n(&[][..], usize::from(fires.is_empty())),
+        )
+        .enumerate()
     {
         let until = if i + 1 < chunks {
             fires[(i + 1) * PLANNED_EVENT_FIRES_MAX].at
@@ -521,7 +540,8 @@ pub fn command(
             }
         }
         PlanCommand::Skip { order } => {
-            let (p, at) = find(plan, &order).ok_or_else(|| CommandError::UnknownOrder(order.clone()))?;
+            let (p, at) =
+                find(plan, &order).ok_or_else(|| CommandError::UnknownOrder(order.clone()))?;
             match p.status(at).unwrap_or(&Status::Planned) {
                 Status::Planned => out.push(Body::Plan(PlanEvent::Skipped {
                     schedule: p.schedule.name.clone(),

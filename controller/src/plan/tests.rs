@@ -91,7 +91,8 @@ impl Sim {
 
     fn plan(&mut self, command: PlanCommand) {
         self.next_token += 1;
-        self.m.plan_command(Token(self.next_token), command, self.now);
+        self.m
+            .plan_command(Token(self.next_token), command, self.now);
         self.flush();
     }
 
@@ -150,7 +151,11 @@ impl Sim {
 
     fn state(&self) -> State {
         let s = fold(&self.log);
-        assert_eq!(self.m.state(), &s, "the machine's state is the fold of its log");
+        assert_eq!(
+            self.m.state(),
+            &s,
+            "the machine's state is the fold of its log"
+        );
         s
     }
 
@@ -186,7 +191,11 @@ fn a_deployed_schedule_is_planned_ahead_and_its_next_order_attached_early() {
     let sim = Sim::new(&hourly("catch-up"));
     let s = sim.state();
     let p = &s.plan.schedules[&ScheduleName::new("s").unwrap()];
-    assert_eq!(p.planned_until.0, T0 + 48 * HOUR, "one day ahead, and one more");
+    assert_eq!(
+        p.planned_until.0,
+        T0 + 48 * HOUR,
+        "one day ahead, and one more"
+    );
     assert_eq!(p.entries().len(), 48, "every hour from the deployment on");
     // The fires at T0 and T0+1h are within the attach horizon.
     assert_eq!(
@@ -212,7 +221,11 @@ fn a_deployed_schedule_is_planned_ahead_and_its_next_order_attached_early() {
                 ordo_model::order::AgentCommand::AttachOrder { order, .. }) if order.id == o.id)),
         "the scheduled order is handed to its agent ahead of time"
     );
-    assert_eq!(sim.wake, Some(TimeMs(T0 + HOUR)), "next: the order of 02:00");
+    assert_eq!(
+        sim.wake,
+        Some(TimeMs(T0 + HOUR)),
+        "next: the order of 02:00"
+    );
 }
 
 #[test]
@@ -244,7 +257,11 @@ fn a_failover_neither_loses_nor_repeats_an_instant() {
     sim.run_until(T0 + 50 * HOUR);
     let added = sim.added();
     assert!(added.values().all(|n| *n == 1), "{added:?}");
-    assert_eq!(added.len(), 52, "every hour up to 50 h + the horizon, none lost");
+    assert_eq!(
+        added.len(),
+        52,
+        "every hour up to 50 h + the horizon, none lost"
+    );
     assert!(
         sim.statuses()
             .iter()
@@ -261,7 +278,10 @@ fn outage(missed: &str) -> Vec<(i64, Status)> {
     sim.now = TimeMs(T0 + 7 * HOUR + HOUR / 2);
     sim.fail_over();
     assert!(sim.added().values().all(|n| *n == 1));
-    sim.statuses().into_iter().filter(|(h, _)| *h <= 8).collect()
+    sim.statuses()
+        .into_iter()
+        .filter(|(h, _)| *h <= 8)
+        .collect()
 }
 
 #[test]
@@ -314,13 +334,20 @@ fn a_pause_cancels_orders_not_started_and_a_resume_applies_the_policy() {
         .world
         .order(&OrderId::new("#2026-06-01#s@01:00:00+00:00").unwrap())
         .unwrap();
-    assert!(o.mark.is_some() || o.state.is_terminal(), "cancelled: {o:?}");
+    assert!(
+        o.mark.is_some() || o.state.is_terminal(),
+        "cancelled: {o:?}"
+    );
     sim.run_until(T0 + 4 * HOUR + HOUR / 2);
     assert_eq!(sim.added().len(), 2, "nothing added while paused");
     sim.plan(PlanCommand::Resume {
         schedule: ScheduleName::new("s").unwrap(),
     });
-    let st: Vec<_> = sim.statuses().into_iter().filter(|(h, _)| *h <= 5).collect();
+    let st: Vec<_> = sim
+        .statuses()
+        .into_iter()
+        .filter(|(h, _)| *h <= 5)
+        .collect();
     assert_eq!(
         st,
         vec![
@@ -343,7 +370,11 @@ fn a_changed_schedule_is_planned_again_from_now_on_and_past_instants_stay() {
     sim.deploy(&inventory(
         "schedule: s\nworkflow: w\ncron: \"0 1-23/2 * * *\"\n",
     ));
-    let st: Vec<_> = sim.statuses().into_iter().filter(|(h, _)| *h <= 7).collect();
+    let st: Vec<_> = sim
+        .statuses()
+        .into_iter()
+        .filter(|(h, _)| *h <= 7)
+        .collect();
     assert_eq!(
         st,
         vec![
@@ -359,7 +390,11 @@ fn a_changed_schedule_is_planned_again_from_now_on_and_past_instants_stay() {
     sim.deploy(&inventory(
         "schedule: s\nworkflow: w\ncron: \"0 */2 * * *\"\n",
     ));
-    let st: Vec<_> = sim.statuses().into_iter().filter(|(h, _)| *h <= 4).collect();
+    let st: Vec<_> = sim
+        .statuses()
+        .into_iter()
+        .filter(|(h, _)| *h <= 4)
+        .collect();
     assert_eq!(
         st,
         vec![
@@ -383,7 +418,11 @@ fn a_planned_order_is_skipped_by_hand() {
         order: OrderId::new("#2026-06-01#s@01:00:00+00:00").unwrap(),
     });
     sim.run_until(T0 + 6 * HOUR);
-    let st: Vec<_> = sim.statuses().into_iter().filter(|(h, _)| *h <= 5).collect();
+    let st: Vec<_> = sim
+        .statuses()
+        .into_iter()
+        .filter(|(h, _)| *h <= 5)
+        .collect();
     assert_eq!(st[1], (1, Status::Skipped(Skip::Cancelled)));
     assert_eq!(st[5], (5, Status::Skipped(Skip::Cancelled)));
     assert!(!sim.added().contains_key("#2026-06-01#s@05:00:00+00:00"));

@@ -25,10 +25,10 @@
 //! - `Ordered` and `Skipped` decide one entry (or change why it is skipped);
 //!   `Forgotten { before }` drops the decided entries before it.
 
-use super::calendar::{CalendarSet, Calendar};
+use super::Schedule;
+use super::calendar::{Calendar, CalendarSet};
 use super::expand::{ExpandError, ExpandLimits, Fire, Window, expand};
 use super::zones::Zones;
-use super::Schedule;
 use crate::ids::{IdError, OrderId, ScheduleName};
 use crate::time::TimeMs;
 use jiff::Timestamp;
@@ -183,7 +183,10 @@ pub enum PlanEvent {
         fires: Vec<PlannedFire>,
     },
     /// The plan of `schedule` from `from` on is made again.
-    Replanned { schedule: ScheduleName, from: TimeMs },
+    Replanned {
+        schedule: ScheduleName,
+        from: TimeMs,
+    },
     /// The order of the fire at `at` was added (or found).
     Ordered { schedule: ScheduleName, at: TimeMs },
     /// The fire at `at` adds no order.
@@ -192,7 +195,10 @@ pub enum PlanEvent {
         at: TimeMs,
         why: Skip,
     },
-    Paused { schedule: ScheduleName, paused: bool },
+    Paused {
+        schedule: ScheduleName,
+        paused: bool,
+    },
     /// Entries before `before` that are decided are dropped (they are history).
     Forgotten { before: TimeMs },
 }
@@ -344,7 +350,10 @@ impl Plan {
             None => match p.decided.get(&at) {
                 Some(e) => e.offset_seconds,
                 None => {
-                    return Err(format!("schedule {schedule} has nothing planned at {}", at.0));
+                    return Err(format!(
+                        "schedule {schedule} has nothing planned at {}",
+                        at.0
+                    ));
                 }
             },
         };
