@@ -8,8 +8,9 @@
 //! plan), "orders" (orders added, within the attach horizon), "deploy_ms" (the deployment's
 //! round: its events, the plan of every schedule, the orders of the next hour),
 //! "plan_bytes_per_instant" (heap the state's plan holds per planned instant, its share of
-//! the schedules' definitions included), "order_bytes" (the rest of what the round left in
-//! the machine's heap, per added planned order), "events", "journal_bytes" (postcard bytes of
+//! the schedules' definitions included), "order_bytes" (heap of an added planned order in the
+//! state's world), "machine_bytes_per_order" (all the round left in the machine's heap beside
+//! the plan, per added order: the orders, their timers, the workflow), "events", "journal_bytes" (postcard bytes of
 //! the round's records)}`.
 //!
 //! Env: `SCHEDULES` (default 10000), `DAYS` (7).
@@ -61,11 +62,14 @@ fn held() -> usize {
     HELD.load(Ordering::Relaxed)
 }
 
-fn yaml(schedules: usize) -> String {
-    let mut y = String::from(
+/// The inventory's files: the agent and workflow, then 500 schedules a file.
+fn yaml(schedules: usize) -> Vec<SourceFile> {
+    let mut files = vec![SourceFile::new(
+        "w.yaml",
         "agent: a1\nurl: wss://127.0.0.1:9\ncertificateName: localhost\n---\n\
          workflow: w\nparameters: { day: { default: x } }\njobs:\n  j: { agent: a1, script: 'true' }\nsteps:\n  - run: j\n",
-    );
+    )];
+    let mut y = String::new();
     for i in 0..schedules {
         let shape = match i % 4 {
             0 => "timeZone: Europe/Berlin\ncron: \"30 2 * * MON-FRI\"\n",
@@ -76,17 +80,20 @@ fn yaml(schedules: usize) -> String {
         y.push_str(&format!(
             "---\nschedule: s{i:05}\nworkflow: w\nargs: {{ day: $date }}\n{shape}"
         ));
+        if (i + 1) % 500 == 0 || i + 1 == schedules {
+            files.push(SourceFile::new(
+                format!("s{i}.yaml"),
+                std::mem::take(&mut y),
+            ));
+        }
     }
-    y
+    files
 }
 
 fn main() -> Result<()> {
     let schedules = env("SCHEDULES", 10_000);
     let days = env("DAYS", 7);
-    let inventory = parse_inventory(
-        &[SourceFile::new("bench.yaml", yaml(schedules))],
-        &Limits::default(),
-    )
+    let inventory = parse_inventory(&yaml(schedules), &Limits::default())
     .map_err(|e| anyhow::anyhow!("{e:?}"))
     .context("the bench inventory")?;
     let settings = Settings {
@@ -149,8 +156,12 @@ fn main() -> Result<()> {
     let plan = state.plan.clone();
     let plan_bytes = held().saturating_sub(at);
     drop(plan);
+    let at = held();
+    let copy = state.world.orders.clone();
+    let order_bytes = held().saturating_sub(at) as f64 / orders.max(1) as f64;
+    drop(copy);
     // Everything else the round left in the machine, put on the orders it added.
-    let order_bytes = total.saturating_sub(plan_bytes) as f64 / orders.max(1) as f64;
+    let rest_bytes = total.saturating_sub(plan_bytes) as f64 / orders.max(1) as f64;
     println!(
         "{}",
         json!({
@@ -162,6 +173,7 @@ fn main() -> Result<()> {
             "deploy_ms": (deploy_ms * 10.0).round() / 10.0,
             "plan_bytes_per_instant": (plan_bytes as f64 / planned.max(1) as f64).round(),
             "order_bytes": order_bytes.round(),
+            "machine_bytes_per_order": rest_bytes.round(),
             "events": events,
             "journal_bytes": journal_bytes,
         })
