@@ -332,7 +332,10 @@ fn process_the_daily_plan_is_shown_and_steered() {
     assert!(entries.iter().all(|e| e["status"] == "planned"), "{p}");
     assert_eq!(p["schedules"][0]["missed"], "catch-up", "{p}");
     let id = entries[2]["orderId"].as_str().unwrap().to_owned();
-    assert!(id.starts_with('#') && id.contains("#daily@03:00:00+0"), "{id}");
+    assert!(
+        id.starts_with('#') && id.contains("#daily@03:00:00+0"),
+        "{id}"
+    );
     let date = &id[1..11];
     let out = s
         .ordo()
@@ -356,7 +359,10 @@ fn process_the_daily_plan_is_shown_and_steered() {
 
     s.ordo().args(["plan", "pause", "daily"]).assert().success();
     assert_eq!(plan(&s)["schedules"][0]["paused"], true);
-    s.ordo().args(["plan", "resume", "daily"]).assert().success();
+    s.ordo()
+        .args(["plan", "resume", "daily"])
+        .assert()
+        .success();
     assert_eq!(plan(&s)["schedules"][0]["paused"], false);
     s.ordo()
         .args(["plan", "pause", "nope"])

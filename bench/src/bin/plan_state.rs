@@ -94,8 +94,8 @@ fn main() -> Result<()> {
     let schedules = env("SCHEDULES", 10_000);
     let days = env("DAYS", 7);
     let inventory = parse_inventory(&yaml(schedules), &Limits::default())
-    .map_err(|e| anyhow::anyhow!("{e:?}"))
-    .context("the bench inventory")?;
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .context("the bench inventory")?;
     let settings = Settings {
         plan: PlanSettings {
             days_ahead: u32::try_from(days)?,
