@@ -11,6 +11,7 @@
 //!   stay as they are;
 //! - [`view`]: the typed JSON views the APIs answer with (orders, agents, locks, boards,
 //!   snapshots, event descriptions, state names);
+//! - [`plan`]: the daily plan's view (schedules, planned instants and what became of them);
 //! - [`auth`]: roles and token hashing;
 //! - [`limits`]: the sizes readers of the stream size their limits by.
 //!
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod frame;
 pub mod json;
 pub mod limits;
+pub mod plan;
 pub mod record;
 pub mod state;
 pub mod view;

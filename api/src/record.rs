@@ -71,6 +71,9 @@ pub enum Body {
     /// snapshot's, and the events before this one may be missing from its journal (a reader
     /// that followed it from further back reloads the state). Changes nothing in the state.
     Restored { index: u64 },
+    /// An event of the daily plan: schedules and calendars deployed, fires planned, ordered
+    /// or skipped ([`ordo_model::schedule::plan`]).
+    Plan(ordo_model::schedule::PlanEvent),
 }
 
 /// Why a record cannot be read.

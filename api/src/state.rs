@@ -9,6 +9,7 @@
 use crate::record::{Body, Stored};
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::{KeyedEvent, OrderEvent, Side, World, accepts_from_agent};
+use ordo_model::schedule::Plan;
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,21 @@ pub struct State {
     pub logs: BTreeMap<OrderId, Vec<u64>>,
     /// When each terminated order ended.
     pub terminated: BTreeMap<OrderId, TimeMs>,
+    /// The daily plan. Added last: a snapshot written before it ends where it begins and
+    /// reads as an empty plan ([`plan_or_empty`]).
+    #[serde(default, deserialize_with = "plan_or_empty")]
+    pub plan: Plan,
+}
+
+/// The plan of a snapshot, or an empty one when the snapshot ends before it (postcard is
+/// positional: a state written before the plan was added has no bytes for it).
+fn plan_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Plan, D::Error> {
+    let readable = d.is_human_readable();
+    match Plan::deserialize(d) {
+        Ok(plan) => Ok(plan),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(Plan::default()),
+    }
 }
 
 /// A journaled record that did not apply (the state is unchanged by it).
@@ -58,6 +74,7 @@ impl State {
             last_event_id: 0,
             logs: BTreeMap::new(),
             terminated: BTreeMap::new(),
+            plan: Plan::default(),
         }
     }
 
@@ -114,6 +131,7 @@ impl State {
                 Ok(())
             }
             Body::Restored { .. } => Ok(()),
+            Body::Plan(event) => self.plan.apply(event).map_err(skipped),
         }
     }
 
@@ -230,5 +248,17 @@ mod tests {
         let back: State = crate::json::from_str(&json).unwrap();
         assert_eq!(back, s);
         assert_eq!(s.logs[&OrderId::new("o1").unwrap()], vec![11]);
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_plan_reads_with_an_empty_plan() {
+        let mut state = State::new();
+        state.last_event_id = 7;
+        let bytes = postcard::to_allocvec(&state).unwrap();
+        // An empty plan is two bytes: no schedules, no calendars.
+        let old = &bytes[..bytes.len() - 2];
+        let read: State = postcard::from_bytes(old).unwrap();
+        assert_eq!(read, state);
+        assert_eq!(postcard::from_bytes::<State>(&bytes).unwrap(), state);
     }
 }

@@ -203,6 +203,7 @@ pub fn describe(body: &Body) -> (String, &'static str, String) {
             "Restored",
             format!("state restored from a snapshot of the replicated log at entry {index}"),
         ),
+        Body::Plan(e) => (e.key(), e.name(), e.to_string()),
     }
 }
 

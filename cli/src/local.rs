@@ -276,6 +276,7 @@ pub fn setup(dir: &Path, o: &Options) -> Result<Local, LocalError> {
         retention: Default::default(),
         agents: Default::default(),
         cluster: None,
+        plan: Default::default(),
     };
     write_config(
         &controller_config,
@@ -430,6 +431,7 @@ pub fn setup_pair(dir: &Path, o: &PairOptions) -> Result<LocalPair, LocalError> 
             retention: Default::default(),
             agents: Default::default(),
             cluster: Some(cluster),
+            plan: Default::default(),
         };
         write_config(
             &path,

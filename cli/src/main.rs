@@ -49,7 +49,7 @@ enum Command {
     Certs(certs::Command),
     /// Check and deploy inventory YAML (files and folders); shows what changes.
     Deploy(deploy::Args),
-    /// The daily plan: preview when schedules fire, offline.
+    /// The daily plan: preview when schedules fire (offline), show it, skip, pause, resume.
     #[command(subcommand)]
     Plan(plan::Command),
     /// Add, steer or show one order.
@@ -102,7 +102,8 @@ fn main() -> ExitCode {
         Command::Cockpit(args) => servers::cockpit(args),
         Command::Check(args) => check::run(args),
         Command::Certs(c) => certs::run(c),
-        Command::Plan(c) => plan::run(c),
+        Command::Plan(c) if plan::offline(c) => plan::run(c),
+        Command::Plan(c) => block_on(plan::run_online(c, g)),
         Command::Deploy(args) => block_on(deploy::run(args, g)),
         Command::Order(c) => block_on(order::run(c, g)),
         Command::Orders(args) => block_on(orders::run(args, g)),

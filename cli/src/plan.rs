@@ -11,12 +11,25 @@
 //!
 //! Exits 1 when the inventory has an error (the problems are printed on stderr) or the window
 //! holds too many fires, 2 on a bad `--from`/`--until`.
+//!
+//! The daily plan of the controller, through the cockpit API:
+//!
+//! - `ordo plan show [--date D] [--schedule S] [--json]` (`GET /plan`): one line per planned
+//!   instant, what runs when and what ran: its instant, schedule, status (`planned`,
+//!   `ordered`, `skipped` with why) and the state of its order;
+//! - `ordo plan skip ORDER_ID`: the planned order is not added, or cancelled if added and not
+//!   started;
+//! - `ordo plan pause SCHEDULE`, `ordo plan resume SCHEDULE`.
 
 use crate::check::check_paths;
+use crate::client::{Api, encode};
 use crate::exit::Failure;
+use crate::output::{cell, print_json, table};
+use crate::profile::Global;
 use anyhow::Context;
 use jiff::Timestamp;
 use ordo_model::schedule::{BundledZones, ExpandLimits, Expander, Window};
+use serde_json::Value as Json;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,6 +39,30 @@ use std::process::ExitCode;
 pub enum Command {
     /// Print when the schedules of inventory YAML fire in a window, offline.
     Preview(PreviewArgs),
+    /// Show the controller's daily plan: what runs when, and what ran.
+    Show(ShowArgs),
+    /// Skip a planned order: not added, or cancelled if added and not started.
+    Skip {
+        /// The planned order's id, `#date#schedule@time+offset`.
+        order: String,
+    },
+    /// Pause a schedule: it adds no orders; its orders not started are cancelled.
+    Pause { schedule: String },
+    /// Resume a paused schedule; instants passed meanwhile follow its `missed:` policy.
+    Resume { schedule: String },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// Only instants on this local date (YYYY-MM-DD) of their schedule's time zone.
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Only this schedule.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,10 +81,94 @@ pub struct PreviewArgs {
     pub json: bool,
 }
 
+/// Whether the command works offline (no runtime, no server).
+pub fn offline(c: &Command) -> bool {
+    matches!(c, Command::Preview(_))
+}
+
 pub fn run(c: &Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Preview(args) => preview(args),
+        _ => Err(anyhow::anyhow!("this plan command talks to the cockpit")),
     }
+}
+
+/// The plan commands that talk to the cockpit API.
+pub async fn run_online(c: &Command, global: &Global) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&global.settings()?)?;
+    let answer = match c {
+        Command::Preview(_) => return run(c),
+        Command::Show(args) => return show(&api, args).await,
+        Command::Skip { order } => {
+            api.post(&format!("/plan/orders/{}/skip", encode(order)), &json!({}))
+                .await?
+        }
+        Command::Pause { schedule } => {
+            api.post(
+                &format!("/plan/schedules/{}/pause", encode(schedule)),
+                &json!({}),
+            )
+            .await?
+        }
+        Command::Resume { schedule } => {
+            api.post(
+                &format!("/plan/schedules/{}/resume", encode(schedule)),
+                &json!({}),
+            )
+            .await?
+        }
+    };
+    let _ = answer;
+    println!("done");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(api: &Api, args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let mut query = Vec::new();
+    if let Some(d) = &args.date {
+        query.push(format!("date={}", encode(d)));
+    }
+    if let Some(s) = &args.schedule {
+        query.push(format!("schedule={}", encode(s)));
+    }
+    let path = if query.is_empty() {
+        "/plan".to_owned()
+    } else {
+        format!("/plan?{}", query.join("&"))
+    };
+    let answer = api.get(&path).await?;
+    if args.json {
+        print_json(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let entries = answer
+        .get("entries")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if entries.is_empty() {
+        println!("nothing planned");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(["Instant", "Schedule", "Status", "Order state", "Order id"]);
+    for e in &entries {
+        let status = match e.get("why").and_then(Json::as_str) {
+            Some(why) => format!("{} ({why})", cell(e.get("status"))),
+            None => cell(e.get("status")),
+        };
+        t.add_row([
+            cell(e.get("instant")),
+            cell(e.get("schedule")),
+            status,
+            cell(e.get("orderState")),
+            cell(e.get("orderId")),
+        ]);
+    }
+    println!("{t}");
+    if answer.get("truncated").and_then(Json::as_bool) == Some(true) {
+        eprintln!("more entries than one answer holds: filter by --date or --schedule");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `2026-03-29T00:00:00Z`, `2026-03-29T00:00[Europe/Berlin]` or `2026-03-29` (UTC).

@@ -303,3 +303,70 @@ fn process_orders_are_paged_through_the_cockpit() {
     );
     assert!(text.contains("cockpit: ok, following https://"), "{text}");
 }
+
+/// `ordo plan show|skip|pause|resume` through the cockpit: a schedule at a fixed time every
+/// day is planned, one planned order is skipped, the schedule paused and resumed.
+#[test]
+fn process_the_daily_plan_is_shown_and_steered() {
+    let s = Stack::start();
+    let path = write(
+        s.dir.path(),
+        "inventory.yaml",
+        &format!(
+            "{}---\nschedule: daily\nworkflow: echo\ntimeZone: Europe/Berlin\ntimes: [\"03:00\"]\n",
+            inventory(&s.local.agent_configs[0].2)
+        ),
+    );
+    s.ordo().arg("deploy").arg(path).assert().success();
+    let plan = |s: &Stack| -> Json {
+        let out = s
+            .ordo()
+            .args(["plan", "show", "--schedule", "daily", "--json"])
+            .assert()
+            .success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    };
+    let p = plan(&s);
+    let entries = p["entries"].as_array().unwrap();
+    assert!(entries.len() >= 7, "a week ahead: {p}");
+    assert!(entries.iter().all(|e| e["status"] == "planned"), "{p}");
+    assert_eq!(p["schedules"][0]["missed"], "catch-up", "{p}");
+    let id = entries[2]["orderId"].as_str().unwrap().to_owned();
+    assert!(
+        id.starts_with('#') && id.contains("#daily@03:00:00+0"),
+        "{id}"
+    );
+    let date = &id[1..11];
+    let out = s
+        .ordo()
+        .args(["plan", "show", "--date", date])
+        .assert()
+        .success();
+    let text = stdout(out.get_output());
+    assert!(text.contains(&id) && text.contains("planned"), "{text}");
+
+    s.ordo().args(["plan", "skip", &id]).assert().success();
+    let p = plan(&s);
+    let e = p["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["orderId"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(e["status"], "skipped", "{e}");
+    assert_eq!(e["why"], "cancelled", "{e}");
+
+    s.ordo().args(["plan", "pause", "daily"]).assert().success();
+    assert_eq!(plan(&s)["schedules"][0]["paused"], true);
+    s.ordo()
+        .args(["plan", "resume", "daily"])
+        .assert()
+        .success();
+    assert_eq!(plan(&s)["schedules"][0]["paused"], false);
+    s.ordo()
+        .args(["plan", "pause", "nope"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("schedule nope is not deployed"));
+}

@@ -113,6 +113,18 @@ fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
     let out = ordo(dir.path(), &["orders", "--json"]);
     let before = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(before.contains("\"finished\""), "{before}");
+    // The example schedules are planned: the daily plan shows their instants.
+    let out = ordo(dir.path(), &["plan", "show", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let schedules: Vec<&str> = plan["schedules"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(schedules.contains(&"nightly"), "{plan}");
+    assert!(
+        plan["entries"].as_array().is_some_and(|e| !e.is_empty()),
+        "{plan}"
+    );
     interrupt_and_wait(child);
 
     let (child, _) = up(dir.path(), port);

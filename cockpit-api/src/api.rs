@@ -17,6 +17,7 @@
 pub mod cluster;
 pub mod commands;
 pub mod docs;
+pub mod plan;
 pub mod read;
 pub mod stream;
 
@@ -249,6 +250,10 @@ pub fn router(app: App) -> Router {
         .route("/workflows", get(read::workflows))
         .route("/workflows/{name}", get(read::workflow))
         .route("/agents", get(read::agents))
+        .route("/plan", get(plan::show))
+        .route("/plan/orders/{id}/skip", post(plan::skip))
+        .route("/plan/schedules/{name}/pause", post(plan::pause))
+        .route("/plan/schedules/{name}/resume", post(plan::resume))
         .route("/locks", get(read::locks))
         .route("/boards", get(read::boards))
         .route("/snapshot", get(read::snapshot))

@@ -30,6 +30,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/workflows"),
     ("get", "/api/v1/workflows/{name}"),
     ("get", "/api/v1/agents"),
+    ("get", "/api/v1/plan"),
+    ("post", "/api/v1/plan/orders/{id}/skip"),
+    ("post", "/api/v1/plan/schedules/{name}/pause"),
+    ("post", "/api/v1/plan/schedules/{name}/resume"),
     ("get", "/api/v1/locks"),
     ("get", "/api/v1/boards"),
     ("get", "/api/v1/snapshot"),
@@ -92,6 +96,7 @@ async fn process_openapi_documents_every_route() {
         "Health",
         "StepJson",
         "AgentList",
+        "PlanView",
         "ErrorBody",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");

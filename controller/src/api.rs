@@ -33,6 +33,10 @@
 //! | `POST /orders/{id}/go` | operator | `{}` (or no body) → same |
 //! | `DELETE /orders/{id}` | operator | → same (terminated orders only) |
 //! | `POST /notices/{board}` | operator | `{key}` → same |
+//! | `GET /plan?date=&schedule=` | viewer | → `{schedules: [{name, workflow, timeZone, paused, missed, plannedUntil?}], entries: [{schedule, orderId, at, instant, status, why?, orderState?}], truncated?}` (`ordo_api::plan::PlanView`; `date`: the local date of the instant, `YYYY-MM-DD`; at most 10000 entries) |
+//! | `POST /plan/orders/{id}/skip` | operator | → `{duplicate, lastEventId}`: the planned order is not added, or cancelled if added and not started (409 once it started) |
+//! | `POST /plan/schedules/{name}/pause` | operator | → same: no orders are added; added orders not started are cancelled |
+//! | `POST /plan/schedules/{name}/resume` | operator | → same: instants passed meanwhile follow the schedule's `missed:` policy |
 //! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs?, lastError?, meta?}]}` (`ordo_api::view::AgentLinks`) |
 //! | `GET /snapshot` | viewer | → `{eventId, workflows, agents, locks, boards, orders}` (summaries, `ordo_api::view::SnapshotView`); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
 //! | `GET /state` | viewer | → `{formatVersion, eventId, state}`: the lossless state (`ordo_api::frame::StateSnapshot`), streamed; 503 as `/snapshot` |
@@ -61,6 +65,7 @@ mod events;
 #[cfg(test)]
 mod list_tests;
 mod orders;
+mod plan;
 mod whole;
 
 use crate::config::{Role, TokenConfig};
@@ -289,6 +294,12 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
             .route("/orders/{id}/{verb}", post(orders::order_command))
             .route("/notices/{board}", post(orders::post_notice))
             .route("/agents", get(orders::agents))
+            .route("/plan", get(plan::show))
+            .route("/plan/orders/{id}/skip", post(plan::skip))
+            .route(
+                "/plan/schedules/{name}/{verb}",
+                post(plan::schedule_command),
+            )
             .route("/snapshot", get(whole::snapshot))
             .route("/state", get(whole::state))
             .route("/events", get(events::long_poll))

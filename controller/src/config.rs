@@ -22,6 +22,7 @@ pub struct Config {
     pub limits: Limits,
     pub retention: Retention,
     pub agents: AgentLinks,
+    pub plan: PlanConfig,
     /// The replicated pair (controller A, controller B, the watch); `None`: one controller.
     pub cluster: Option<ClusterConfig>,
 }
@@ -287,6 +288,45 @@ impl Default for AgentLinks {
     }
 }
 
+/// The `[plan]` section: the daily planner ([`crate::plan`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanConfig {
+    /// How many days ahead the plan is kept.
+    pub days_ahead: u32,
+    /// How long before its instant a planned order is added and handed to its agent.
+    pub attach_ahead_ms: u64,
+    /// An instant passed by more than this when its order would be added counts as missed.
+    pub late_ms: u64,
+    /// Planned instants of one schedule not yet decided, at most.
+    pub fires_per_schedule_max: usize,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        let d = crate::plan::PlanSettings::default();
+        PlanConfig {
+            days_ahead: d.days_ahead,
+            attach_ahead_ms: d.attach_ahead_ms,
+            late_ms: d.late_ms,
+            fires_per_schedule_max: d.fires_per_schedule_max,
+        }
+    }
+}
+
+impl Config {
+    /// The planner's settings: `[plan]`, with the order retention as its history.
+    pub fn plan_settings(&self) -> crate::plan::PlanSettings {
+        crate::plan::PlanSettings {
+            days_ahead: self.plan.days_ahead,
+            attach_ahead_ms: self.plan.attach_ahead_ms,
+            late_ms: self.plan.late_ms,
+            fires_per_schedule_max: self.plan.fires_per_schedule_max,
+            history_ms: self.retention.terminated_orders_ms,
+        }
+    }
+}
+
 /// The configuration file as written: what [`Config::parse`] reads (then checks and resolves)
 /// and what tools that set up a controller (`ordo up`) serialise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +347,8 @@ pub struct ConfigFile {
     pub agents: AgentLinks,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
+    #[serde(default)]
+    pub plan: PlanConfig,
 }
 
 impl ConfigFile {
@@ -426,6 +468,13 @@ impl Config {
         if let Some(c) = &f.cluster {
             c.check()?;
         }
+        let p = &f.plan;
+        if p.days_ahead == 0 || p.days_ahead > 365 {
+            return Err("plan.days_ahead must be 1 to 365".into());
+        }
+        if p.fires_per_schedule_max == 0 {
+            return Err("plan.fires_per_schedule_max must be greater than 0".into());
+        }
         let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         Ok(Config {
             controller_id: f.controller_id,
@@ -443,6 +492,7 @@ impl Config {
             limits: f.limits,
             retention: f.retention,
             agents: f.agents,
+            plan: f.plan,
             cluster: f.cluster,
         })
     }

@@ -53,6 +53,11 @@ pub enum Input {
         command: Command,
         reply: oneshot::Sender<Result<CommandReply, Refused>>,
     },
+    /// A command on the daily plan.
+    Plan {
+        command: crate::plan::PlanCommand,
+        reply: oneshot::Sender<Result<CommandReply, Refused>>,
+    },
     Deploy {
         inventory: Box<Inventory>,
         reply: oneshot::Sender<Result<DeployReply, Refused>>,
@@ -251,6 +256,12 @@ impl<L: Links> Core<L> {
         self
     }
 
+    /// Plans with `settings` instead of the defaults ([`crate::plan`]).
+    pub fn with_plan(mut self, settings: crate::plan::PlanSettings) -> Core<L> {
+        self.machine.settings_mut().plan = settings;
+        self
+    }
+
     /// A watch on the rollback generation: a read of the state is of durable events once the
     /// journal is durable up to its id and the generation has not changed since before the
     /// read.
@@ -285,6 +296,10 @@ impl<L: Links> Core<L> {
             Input::Command { command, reply } => {
                 let token = self.token(Waiting::Command(reply));
                 self.machine.command(token, command, now);
+            }
+            Input::Plan { command, reply } => {
+                let token = self.token(Waiting::Command(reply));
+                self.machine.plan_command(token, command, now);
             }
             Input::Deploy { inventory, reply } => {
                 let token = self.token(Waiting::Deploy(reply));

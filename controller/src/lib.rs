@@ -13,6 +13,7 @@ pub mod core;
 pub mod full;
 pub mod link;
 pub mod machine;
+pub mod plan;
 pub mod record;
 pub mod state;
 pub mod streamed;
@@ -184,6 +185,7 @@ pub async fn run(
     };
     let core = core
         .with_order_limits(config.limits.order_limits())
+        .with_plan(config.plan_settings())
         .with_event_limits(
             config.limits.event_bytes_max,
             record_bytes_max(&config.limits) as usize,

@@ -100,7 +100,7 @@ async fn wait_applied(app: &App, id: u64) {
 }
 
 /// Path segments are checked names or ids, so they need no escaping; this keeps it so.
-fn segment(s: &str) -> Result<&str, ApiError> {
+pub(super) fn segment(s: &str) -> Result<&str, ApiError> {
     if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.|#:@+".contains(c))
     {
@@ -112,7 +112,7 @@ fn segment(s: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn escape_id(id: &str) -> String {
+pub(super) fn escape_id(id: &str) -> String {
     id.replace('#', "%23")
         .replace('|', "%7C")
         .replace('+', "%2B")

@@ -1,6 +1,6 @@
 //! The OpenAPI document of the cockpit API (`GET /api/v1/openapi.json`, no token needed).
 
-use super::{cluster, commands, read, stream};
+use super::{cluster, commands, plan, read, stream};
 use axum::response::Response;
 use ordo_api::view::{STATE_NAMES, VALUE_DEPTH_MAX};
 use ordo_model::env;
@@ -63,6 +63,10 @@ unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too
         stream::order_log_ws,
         stream::events_long_poll,
         stream::events_ws,
+        plan::show,
+        plan::skip,
+        plan::pause,
+        plan::resume,
         cluster::status,
         cluster::switchover,
         cluster::add_node,
@@ -77,6 +81,7 @@ unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too
         (name = "inventory", description = "Workflows, agents, locks, notice boards"),
         (name = "events", description = "The controller's event stream and state"),
         (name = "cockpit", description = "The cockpit itself"),
+        (name = "plan", description = "The daily plan: schedules, their planned orders and what became of them"),
         (name = "cluster", description = "The controller pair: every voter's health; switchover and membership (admin), forwarded to the active controller"),
     )
 )]

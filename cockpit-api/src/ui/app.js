@@ -555,6 +555,44 @@ async function loadAgents() {
   }
 }
 
+// ---- the daily plan: one day's instants, planned against what ran ----
+
+function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+async function loadPlan() {
+  const input = $("#plan-date");
+  if (!input.value) input.value = today();
+  try {
+    const p = await api("GET", "/plan?date=" + enc(input.value));
+    const body = $("#plan-table tbody");
+    body.textContent = "";
+    const counts = {};
+    for (const e of p.entries) {
+      const missed = e.status === "skipped" && e.why === "missed";
+      const plan = e.status + (e.why ? ` (${e.why})` : "");
+      counts[plan] = (counts[plan] || 0) + 1;
+      const tr = el("tr", { "data-id": e.orderId, class: missed ? "missed" : "" },
+        el("td", {}, e.instant),
+        el("td", {}, e.schedule),
+        el("td", {}, el("span", { class: "badge st-" + (missed ? "failed" : e.status === "skipped" ? "cancelled" : e.status === "ordered" ? "ready" : "fresh") }, plan)),
+        el("td", {}, e.orderState ? el("span", { class: "badge st-" + e.orderState }, e.orderState) : ""),
+        el("td", {}, e.orderId));
+      if (e.orderState) tr.addEventListener("click", () => { location.hash = "#/orders/" + enc(e.orderId); });
+      body.append(tr);
+    }
+    const paused = p.schedules.filter((s) => s.paused).map((s) => s.name);
+    $("#plan-summary").textContent = `${p.entries.length} instants: ` +
+      Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ") +
+      (paused.length ? ` · paused: ${paused.join(", ")}` : "") +
+      (p.truncated ? " · more than one answer holds" : "");
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
 async function loadWorkflows() {
   await loadWorkflowNames();
   const body = $("#workflows-table tbody");
@@ -631,7 +669,7 @@ async function route() {
   const h = location.hash || "#/orders";
   const [, page, ...rest] = h.split("/");
   ui.page = page || "orders";
-  for (const p of ["orders", "agents", "workflows"]) {
+  for (const p of ["orders", "agents", "workflows", "plan"]) {
     $("#page-" + p).classList.toggle("hidden", p !== ui.page);
     $("#nav-" + p).classList.toggle("active", p === ui.page);
   }
@@ -643,6 +681,8 @@ async function route() {
     await loadAgents();
   } else if (ui.page === "workflows") {
     await loadWorkflows();
+  } else if (ui.page === "plan") {
+    await loadPlan();
   }
 }
 
@@ -701,6 +741,7 @@ function init() {
     if (confirm(`Cancel order ${ui.orderId}?`)) command("cancel");
   });
   $("#btn-remove").addEventListener("click", () => command("remove"));
+  $("#plan-date").addEventListener("change", loadPlan);
   window.addEventListener("hashchange", route);
   route();
   start();

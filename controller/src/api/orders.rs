@@ -24,12 +24,13 @@ use tokio::sync::oneshot;
 
 use super::body::{Kind, Shape, items, object, optional, parse as parse_body, required};
 
-fn command_error(e: Refused) -> ApiError {
+pub(super) fn command_error(e: Refused) -> ApiError {
     let status = match &e {
         Refused::Command(
             CommandError::UnknownOrder(_)
             | CommandError::UnknownWorkflow(_)
-            | CommandError::UnknownBoard(_),
+            | CommandError::UnknownBoard(_)
+            | CommandError::UnknownSchedule(_),
         ) => StatusCode::NOT_FOUND,
         Refused::Command(CommandError::Refused { .. } | CommandError::WrongSide { .. }) => {
             StatusCode::CONFLICT

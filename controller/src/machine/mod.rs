@@ -81,6 +81,8 @@ pub struct Settings {
     pub event_bytes_max: usize,
     /// Largest journal record.
     pub record_bytes_max: usize,
+    /// The daily planner's.
+    pub plan: crate::plan::PlanSettings,
 }
 
 impl Default for Settings {
@@ -92,6 +94,7 @@ impl Default for Settings {
             order_limits: OrderLimits::default(),
             event_bytes_max: crate::streamed::EVENT_BYTES_MAX_DEFAULT,
             record_bytes_max: usize::MAX,
+            plan: crate::plan::PlanSettings::default(),
         }
     }
 }
@@ -209,6 +212,7 @@ pub struct Machine {
     /// The latest time given with an input.
     now: TimeMs,
     actions: Vec<Action>,
+    planner: crate::plan::Planner,
 }
 
 impl Machine {
@@ -240,6 +244,7 @@ impl Machine {
             refused: 0,
             now: TimeMs(0),
             actions: Vec::new(),
+            planner: crate::plan::Planner::default(),
             state,
         }
     }
@@ -553,8 +558,13 @@ impl Machine {
             self.reply(token, Reply::Deploy(Err(e)));
             return;
         }
-        let changes: Vec<String> = events.iter().map(|e| e.to_string()).collect();
-        let last = self.emit_events(events);
+        let mut changes: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        let mut last = self.emit_events(events);
+        for body in crate::plan::deploy(&self.state, inventory, now) {
+            changes.push(ordo_api::view::describe(&body).2);
+            last = self.emit(body);
+        }
+        self.planner.touch();
         for agent in &inventory.agents {
             self.actions
                 .push(Action::EnsureLink(Box::new(agent.clone())));
@@ -566,6 +576,30 @@ impl Machine {
                 last_event_id: last,
             },
         ));
+    }
+
+    /// A command on the daily plan; answered like a [`Machine::command`].
+    pub fn plan_command(&mut self, token: Token, command: crate::plan::PlanCommand, now: TimeMs) {
+        self.now = now;
+        if let Some(refused) = self.refuse_writes() {
+            self.reply(token, Reply::Command(Err(refused)));
+            return;
+        }
+        match crate::plan::command(&self.state, command, now) {
+            Ok(bodies) => {
+                let mut last = self.state.last_event_id;
+                for body in bodies {
+                    last = self.emit(body);
+                }
+                self.planner.touch();
+                let reply = CommandReply {
+                    duplicate: false,
+                    last_event_id: last,
+                };
+                self.after_commit(Effect::Command(token, reply));
+            }
+            Err(e) => self.reply(token, Reply::Command(Err(e.into()))),
+        }
     }
 
     /// Where a link resumes `agent`.
@@ -725,6 +759,7 @@ impl Machine {
         self.now = now;
         if self.leader && !self.rebuilding {
             if self.paused.is_none() {
+                self.plan();
                 self.settle();
                 self.act();
                 self.seal();
@@ -738,6 +773,20 @@ impl Machine {
     }
 
     // ---- inside -----------------------------------------------------------------------
+
+    /// A round of the daily planner, when one is due ([`crate::plan`]).
+    fn plan(&mut self) {
+        if self.planner.is_due(self.now) {
+            let s = &self.settings;
+            let bodies = self
+                .planner
+                .run(&self.state, self.now, &s.plan, &s.order_limits);
+            for body in bodies {
+                self.emit(body);
+            }
+            self.planner.done(&self.state.plan, &self.settings.plan);
+        }
+    }
 
     /// Gives back the slots of a large round beyond [`ROUND_SLOTS_KEPT`].
     fn shrink_round_buffers(&mut self) {
@@ -791,7 +840,8 @@ impl Machine {
 
     fn announce_wake(&mut self) {
         let next = if self.leader {
-            self.timers.next()
+            let plan = self.planner.next_wake();
+            self.timers.next().into_iter().chain(plan).min()
         } else {
             None
         };
@@ -803,6 +853,7 @@ impl Machine {
 
     /// Every order is stepped and its actions worked out again (a new leader, a rebuild).
     fn step_everything(&mut self) {
+        self.planner.touch();
         self.settler.push_all(&self.state.world);
     }
 

@@ -10,7 +10,7 @@ use super::state::{
 use super::step::cancel_events;
 use super::world::World;
 use crate::expr;
-use crate::ids::{BoardName, OrderId, VersionId, WorkflowName};
+use crate::ids::{BoardName, OrderId, ScheduleName, VersionId, WorkflowName};
 use crate::inventory::{Inventory, Workflow};
 use crate::position::Position;
 use crate::time::TimeMs;
@@ -128,6 +128,8 @@ pub enum CommandError {
     Input { id: OrderId, error: InputError },
     #[error("this command is for {expected}, and this is {actual}")]
     WrongSide { expected: String, actual: Side },
+    #[error("schedule {0} is not deployed")]
+    UnknownSchedule(ScheduleName),
 }
 
 fn refused(id: &OrderId, why: impl Into<String>) -> CommandError {

@@ -399,6 +399,20 @@ impl<'i> Expander<'i> {
     }
 }
 
+/// The arguments of the order that `fire` of `schedule` adds: its `args` rendered with the
+/// plan variables (the fire's `schedule` index is not looked at).
+pub fn args_of(schedule: &Schedule, fire: &Fire) -> Result<Vars, EvalError> {
+    let scope = PlanScope {
+        schedule: schedule.name.as_str(),
+        fire,
+    };
+    schedule
+        .args
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), render(t, &scope)?)))
+        .collect()
+}
+
 /// The plan variables of one fire.
 struct PlanScope<'a> {
     schedule: &'a str,

@@ -49,13 +49,15 @@
 pub mod calendar;
 pub mod cron;
 pub mod expand;
+pub mod plan;
 mod zones;
 
 pub use calendar::{CALENDAR_DEPTH_MAX, Calendar, CalendarError, CalendarSet, DateRange, Days};
 pub use cron::{Cron, CronError};
 pub use expand::{
-    ExpandError, ExpandLimits, Expander, Fire, PLAN_VARIABLES, Window, expand, order_id,
+    ExpandError, ExpandLimits, Expander, Fire, PLAN_VARIABLES, Window, args_of, expand, order_id,
 };
+pub use plan::{Entry, Plan, PlanEvent, PlannedFire, SchedulePlan, Skip, Status};
 pub use zones::{BundledZones, Zones};
 
 use crate::expr::Template;

@@ -1,0 +1,130 @@
+//! The daily plan end to end: a real controller and agent, as processes of this build.
+
+use anyhow::{Result, bail};
+use ordo_tests::{Cluster, ENDED};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Lines of the file the jobs append their order ids to.
+fn ran(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A planned order is handed to its agent ahead of time; with the controller stopped, the
+/// agent starts it at its instant by itself. Back, the controller learns what ran: every run
+/// shows in the plan, each order ran once, and no instant was planned twice.
+#[tokio::test]
+async fn process_planned_orders_start_on_their_agent_while_the_controller_is_stopped() -> Result<()>
+{
+    let mut c = Cluster::new(&["a1"])?;
+    c.edit_controller(|f| {
+        f.plan.attach_ahead_ms = 10_000;
+    })?;
+    c.start_controller().await?;
+    c.start_agent("a1")?;
+    let out = tempfile::tempdir()?;
+    let ran_file = out.path().join("ran");
+    let workflow = format!(
+        "workflow: w\njobs:\n  job: {{ agent: a1, script: 'echo \"$ORDO_ORDER_ID\" >> {}' }}\nsteps:\n  - run: job\n",
+        ran_file.display()
+    );
+    // Every 2 seconds (a cron with seconds first).
+    let schedule = "schedule: s\nworkflow: w\ncron: \"*/2 * * * * *\"\n".to_owned();
+    c.deploy(&[
+        ("agent.yaml", c.agent_yaml("a1")?),
+        ("w.yaml", workflow),
+        ("s.yaml", schedule),
+    ])
+    .await?;
+
+    // Wait until orders at least 3 s ahead are on the agent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ahead = loop {
+        let now = now_ms();
+        let ahead: Vec<Json> = c
+            .orders()
+            .await?
+            .into_iter()
+            .filter(|o| {
+                o["state"] == "fresh"
+                    && o["holder"]["type"] == "agent"
+                    && o["scheduledFor"].as_i64().is_some_and(|t| t > now + 3000)
+            })
+            .collect();
+        if ahead.len() >= 2 {
+            break ahead;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no planned orders on the agent ahead of time:\n{}",
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ids: Vec<String> = ahead
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with('#') && id.contains("#s@"))
+    );
+
+    c.controller.as_mut().unwrap().stop();
+    // The agent runs them by itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = ran(&ran_file);
+        if ids.iter().all(|id| lines.contains(id)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the agent did not start {ids:?} alone; ran {lines:?}\n{}",
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    c.start_controller().await?;
+    c.wait_states(&ids, ENDED, Duration::from_secs(30)).await?;
+    let plan: Json = c.api.get_json(&c.url("/plan?schedule=s")).await?;
+    for id in &ids {
+        let entry = plan["entries"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["orderId"] == id.as_str()))
+            .unwrap_or_else(|| panic!("{id} is in the plan: {plan}"));
+        assert_eq!(entry["status"], "ordered", "{entry}");
+        assert_eq!(entry["orderState"], "finished", "{entry}");
+    }
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    for line in ran(&ran_file) {
+        *runs.entry(line).or_default() += 1;
+    }
+    assert!(
+        runs.values().all(|n| *n == 1),
+        "each order ran once: {runs:?}"
+    );
+    let mut instants: Vec<i64> = plan["entries"]
+        .as_array()
+        .map(|es| es.iter().filter_map(|e| e["at"].as_i64()).collect())
+        .unwrap_or_default();
+    let n = instants.len();
+    instants.dedup();
+    assert_eq!(instants.len(), n, "no instant planned twice");
+    Ok(())
+}
