@@ -10,6 +10,7 @@ use ordo_model::testkit::generate::{self, name};
 use ordo_model::testkit::render::inventory_yaml;
 use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 fn reads_back(inventory: &ordo_model::inventory::Inventory) -> ordo_model::inventory::Inventory {
     let yaml = inventory_yaml(inventory);
@@ -32,7 +33,11 @@ fn agents() -> Vec<Agent> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn driven_cases_deploy_and_reach_quiet_points(case in case(30)) {
@@ -40,9 +45,8 @@ proptest! {
         prop_assert_eq!(&reads_back(&inventory), &inventory);
         let expected = driven::expect(&inventory, &case);
         prop_assert!(!expected.points.is_empty(), "the first input adds an order");
-        for p in &expected.points {
-            prop_assert!(p.runs <= expected.runs.len());
-            prop_assert!(driven::parallelism_holds_in(&p.view).is_ok());
+        for pair in expected.points.windows(2) {
+            prop_assert!(pair[0].runs <= pair[1].runs);
         }
     }
 
@@ -54,7 +58,8 @@ proptest! {
         if steps.is_empty() {
             steps.push(generate::run("j1"));
         }
-        let inventory = generate::inventory(steps);
+        let mut inventory = generate::inventory(steps);
+        inventory.agents = agents();
         prop_assert_eq!(&reads_back(&inventory), &inventory);
     }
 }
