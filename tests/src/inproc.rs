@@ -150,7 +150,7 @@ impl InProcess {
                 let _ = stopped.await;
             });
             let mut task = tokio::spawn(async move { run.await.map_err(|e| e.to_string()) });
-            loop {
+            let ended = loop {
                 if self
                     .api
                     .get_json::<Json>(&self.url("/health"))
@@ -160,19 +160,17 @@ impl InProcess {
                     self.controller = Some(Task { stop, task });
                     return Ok(());
                 }
-                if task.is_finished() {
-                    break;
-                }
                 if Instant::now() > deadline {
+                    let _ = stop.send(());
                     bail!("the controller did not answer within {START_WAIT_MS} ms");
                 }
                 tokio::select! {
-                    _ = &mut task => break,
+                    ended = &mut task => break ended,
                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 }
-            }
+            };
             // It ended at once: its last run may still hold the journal or the port.
-            let ended = task.await.map_err(|e| anyhow!("the controller panicked: {e}"))?;
+            let ended = ended.map_err(|e| anyhow!("the controller panicked: {e}"))?;
             if Instant::now() > deadline {
                 bail!("the controller does not start: {ended:?}");
             }

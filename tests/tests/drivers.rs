@@ -58,11 +58,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Cases and most inputs per case, by default and with `ORDO_LONG=1`.
-const SHORT: (u32, usize) = (6, 12);
+const SHORT: (u32, usize) = (12, 16);
 const LONG: (u32, usize) = (150, 30);
 
-/// How long the real system may take to reach one quiet point.
-const QUIET_WAIT_MS: u64 = 30_000;
+/// How long the real system may take to reach one quiet point (it takes well under a
+/// second when nothing is wrong).
+const QUIET_WAIT_MS: u64 = 10_000;
+/// How long a failing case may be shrunk.
+const SHRINK_TIME_MS: u32 = 180_000;
 /// One long poll of the event stream.
 const POLL_MS: u64 = 100;
 /// The last look for events after the last quiet point.
@@ -76,7 +79,7 @@ fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .with_test_writer()
         .try_init();
@@ -103,6 +106,7 @@ fn process_real_controller_and_agents_reach_the_models_state() {
     let mut runner = TestRunner::new(ProptestConfig {
         cases,
         max_shrink_iters: 64,
+        max_shrink_time: SHRINK_TIME_MS,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
@@ -116,12 +120,16 @@ fn process_real_controller_and_agents_reach_the_models_state() {
         let started = Instant::now();
         let result = runtime.block_on(run_case(&mut sys, base.path(), k, &case));
         eprintln!(
-            "case {k}: {} inputs, {} ms{}",
-            case.inputs.len(),
+            "case {k}: {} in {} ms",
+            match &result {
+                Ok(summary) => summary.as_str(),
+                Err(_) => "failed",
+            },
             started.elapsed().as_millis(),
-            if result.is_ok() { "" } else { ", failed" }
         );
-        result.map_err(|e| TestCaseError::fail(format!("{e:#}")))
+        result
+            .map(|_| ())
+            .map_err(|e| TestCaseError::fail(format!("{e:#}")))
     });
     if let Err(e) = runtime.block_on(sys.borrow_mut().stop()) {
         eprintln!("stopping: {e:#}");
@@ -131,8 +139,9 @@ fn process_real_controller_and_agents_reach_the_models_state() {
     }
 }
 
-/// One case: the simulation first, then the real system on fresh journals.
-async fn run_case(sys: &mut InProcess, base: &Path, k: usize, case: &Case) -> Result<()> {
+/// One case: the simulation first, then the real system on fresh journals. Says what was
+/// compared.
+async fn run_case(sys: &mut InProcess, base: &Path, k: usize, case: &Case) -> Result<String> {
     // A case that panicked may have left servers running.
     let _ = sys.stop().await;
     let dir = base.join(format!("case-{k}"));
@@ -151,7 +160,9 @@ async fn run_case(sys: &mut InProcess, base: &Path, k: usize, case: &Case) -> Re
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let inventory = driven::inventory(&case.steps, &job_script(&dir), agents);
+    std::fs::write(dir.join("job.sh"), job_script(&dir))?;
+    let script = format!("exec /bin/sh '{}'", dir.join("job.sh").display());
+    let inventory = driven::inventory(&case.steps, &script, agents);
     let yaml = inventory_yaml(&inventory);
     let parsed = parse_inventory(
         &[SourceFile::new("case.yaml", yaml.clone())],
@@ -167,16 +178,25 @@ async fn run_case(sys: &mut InProcess, base: &Path, k: usize, case: &Case) -> Re
     sys.start(&dir.join("data")).await?;
     let driven = drive(sys, &dir, &yaml, &expected).await;
     let stopped = sys.stop().await;
-    let follow = driven.with_context(|| format!("workflow:\n{yaml}"))?;
+    let follow = driven.map_err(|e| anyhow!("{e:#}\nthe inventory:\n{yaml}"))?;
     stopped?;
     for agent in ["a1", "a2"] {
         check_agent_journal(sys, agent, &follow.state.world)?;
     }
     std::fs::remove_dir_all(&dir)?;
-    Ok(())
+    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in follow.state.world.orders.values() {
+        *states.entry(o.state.name()).or_default() += 1;
+    }
+    Ok(format!(
+        "{} steps, {} job runs, {} events, orders {states:?}",
+        expected.points.len(),
+        expected.runs.len(),
+        follow.events,
+    ))
 }
 
-/// The script every job runs: it numbers its run among the order's runs (in the file `runs`),
+/// The script every job runs (from a file; the jobs' `script` runs it): it numbers its run among the order's runs (in the file `runs`),
 /// looks the run up in the table (job, attempt, return code, value, whether it blocks) and
 /// does what it says; a run the table does not have ends with 99, one of another job or
 /// attempt with 98.
@@ -256,6 +276,8 @@ fn read_runs(dir: &Path) -> Result<Vec<RunLine>> {
 struct Follow {
     state: State,
     after: u64,
+    /// Events folded.
+    events: usize,
     /// Broken invariants, in the order found.
     problems: Vec<String>,
     /// Journaled job starts per order, and starts withdrawn before a spawn.
@@ -300,6 +322,7 @@ impl Follow {
             return;
         }
         self.after = id;
+        self.events += 1;
         let order_event = match &stored.body {
             Body::Agent {
                 body: AgentEventBody::Order(KeyedEvent::Order { id, event }),

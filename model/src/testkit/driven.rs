@@ -511,7 +511,12 @@ pub fn diff(expected: &View, actual: &View) -> String {
     for id in ids {
         let (e, a) = (expected.orders.get(id), actual.orders.get(id));
         if e != a {
-            let _ = writeln!(out, "order {id}:\n  expected {}\n  actual   {}", show(e), show(a));
+            let (se, sa) = (show(e), show(a));
+            if se == sa {
+                let _ = writeln!(out, "order {id}:\n  expected {e:?}\n  actual   {a:?}");
+            } else {
+                let _ = writeln!(out, "order {id}:\n  expected {se}\n  actual   {sa}");
+            }
         }
     }
     if expected.locks != actual.locks {
