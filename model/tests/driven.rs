@@ -14,8 +14,11 @@ use proptest::test_runner::FileFailurePersistence;
 
 fn reads_back(inventory: &ordo_model::inventory::Inventory) -> ordo_model::inventory::Inventory {
     let yaml = inventory_yaml(inventory);
-    parse_inventory(&[SourceFile::new("case.yaml", yaml.clone())], &Limits::default())
-        .unwrap_or_else(|d| panic!("{d:?}\n{yaml}"))
+    parse_inventory(
+        &[SourceFile::new("case.yaml", yaml.clone())],
+        &Limits::default(),
+    )
+    .unwrap_or_else(|d| panic!("{d:?}\n{yaml}"))
 }
 
 fn agents() -> Vec<Agent> {

@@ -8,12 +8,12 @@
 //!   is forwarded; lock limits hold.
 
 use ordo_model::inventory::{CycleRepeat, Instruction};
+use ordo_model::order::Command;
 use ordo_model::order::{OrderEvent, STEP_EVENTS_MAX, Settler, Side, World, command, deploy, step};
 use ordo_model::testkit::generate::{apply_input, input, instruction, inventory, name};
 use ordo_model::testkit::sim::Sim;
 use ordo_model::time::{DurationMs, TimeMs};
 use ordo_model::value::Vars;
-use ordo_model::order::Command;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 

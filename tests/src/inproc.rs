@@ -214,7 +214,9 @@ impl InProcess {
 
     pub async fn restart_controller(&mut self) -> Result<()> {
         self.stop_controller().await?;
-        self.start_controller().await.context("restarting the controller")
+        self.start_controller()
+            .await
+            .context("restarting the controller")
     }
 
     pub async fn restart_agent(&mut self, id: &str) -> Result<()> {

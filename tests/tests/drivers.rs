@@ -317,8 +317,10 @@ impl Follow {
 
     fn apply(&mut self, id: u64, stored: &Stored) {
         if id <= self.after {
-            self.problems
-                .push(format!("event {id} after {}: ids must increase", self.after));
+            self.problems.push(format!(
+                "event {id} after {}: ids must increase",
+                self.after
+            ));
             return;
         }
         self.after = id;
@@ -373,7 +375,11 @@ impl Follow {
             .chain(ran.keys().copied())
             .collect();
         for id in ids {
-            let started = self.starts.iter().find(|(o, _)| o.as_str() == id).map_or(0, |(_, n)| *n);
+            let started = self
+                .starts
+                .iter()
+                .find(|(o, _)| o.as_str() == id)
+                .map_or(0, |(_, n)| *n);
             let withdrawn = self
                 .withdrawn
                 .iter()
@@ -452,7 +458,8 @@ async fn act(sys: &mut InProcess, dir: &Path, step: &Step) -> Result<Option<Repl
     };
     Ok(Some(match step {
         Step::Add { id, delay_ms } => {
-            let mut body = json!({"id": id.as_str(), "workflow": "main", "args": {"returnCode": 0}});
+            let mut body =
+                json!({"id": id.as_str(), "workflow": "main", "args": {"returnCode": 0}});
             if let Some(d) = delay_ms {
                 body["scheduledFor"] = json!(ordo_net::clock::now_ms() + *d as i64);
             }
@@ -584,7 +591,10 @@ async fn wait_quiet(
 /// `/state` equals the fold of the event stream at the same event (replay = live).
 async fn check_replay(sys: &InProcess, follow: &mut Follow) -> Result<()> {
     for _ in 0..STATE_TRIES_MAX {
-        let answer = sys.api.request(Method::GET, &sys.url("/state"), None).await?;
+        let answer = sys
+            .api
+            .request(Method::GET, &sys.url("/state"), None)
+            .await?;
         ensure!(answer.status.is_success(), "/state: {}", answer.status);
         let snapshot = StateSnapshot::from_slice(&answer.body)?;
         let deadline = Instant::now() + Duration::from_millis(QUIET_WAIT_MS);

@@ -41,9 +41,7 @@ use crate::inventory::{
     ReturnCodes, Workflow,
 };
 use crate::order::nav::instruction_at;
-use crate::order::{
-    Command, Exit, Frame, Holder, Kill, Order, OrderState, Wait, World,
-};
+use crate::order::{Command, Exit, Frame, Holder, Kill, Order, OrderState, Wait, World};
 use crate::testkit::generate::{kill, name, run};
 use crate::testkit::sim::Sim;
 use crate::time::{DurationMs, TimeMs};
@@ -89,8 +87,14 @@ pub enum Input {
     Add(u8),
     /// A blocked job (of `b1` or `b2`) ends.
     Release(usize),
-    Cancel { pick: usize, kill: Option<Kill> },
-    Suspend { pick: usize, kill: Option<Kill> },
+    Cancel {
+        pick: usize,
+        kill: Option<Kill>,
+    },
+    Suspend {
+        pick: usize,
+        kill: Option<Kill>,
+    },
     Resume(usize),
     Answer(usize),
     Go(usize),
@@ -308,7 +312,13 @@ fn input() -> impl Strategy<Value = Input> {
     ]
 }
 
-fn job(agent: &str, script: &str, restartable: bool, parallelism: u32, timeout_ms: Option<u64>) -> Job {
+fn job(
+    agent: &str,
+    script: &str,
+    restartable: bool,
+    parallelism: u32,
+    timeout_ms: Option<u64>,
+) -> Job {
     Job {
         agent: name(agent),
         executable: Executable::Script(script.to_owned()),
@@ -381,7 +391,7 @@ pub fn job_result(seed: u64, order: &OrderId, n: u32) -> (i32, u32) {
     h ^= h >> 31;
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^= h >> 29;
-    let rc = if h % 4 == 0 { 1 } else { 0 };
+    let rc = if h.is_multiple_of(4) { 1 } else { 0 };
     (rc, ((h >> 8) % 100) as u32)
 }
 
@@ -449,12 +459,15 @@ pub struct Expected {
     pub runs: Vec<Run>,
 }
 
+/// A lock's holders (with their counts) and its queue.
+pub type LockView = (BTreeMap<OrderId, u32>, VecDeque<(OrderId, u32)>);
+
 /// What is compared at a quiet point: the controller's orders without instants and process
 /// groups, the locks' holders and queues, the keys of live notices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct View {
     pub orders: BTreeMap<OrderId, Order>,
-    pub locks: BTreeMap<LockName, (BTreeMap<OrderId, u32>, VecDeque<(OrderId, u32)>)>,
+    pub locks: BTreeMap<LockName, LockView>,
     pub notices: BTreeMap<BoardName, BTreeSet<String>>,
 }
 
@@ -520,7 +533,11 @@ pub fn diff(expected: &View, actual: &View) -> String {
         }
     }
     if expected.locks != actual.locks {
-        let _ = writeln!(out, "locks: expected {:?}, actual {:?}", expected.locks, actual.locks);
+        let _ = writeln!(
+            out,
+            "locks: expected {:?}, actual {:?}",
+            expected.locks, actual.locks
+        );
     }
     if expected.notices != actual.notices {
         let _ = writeln!(
@@ -541,7 +558,11 @@ fn show(o: Option<&Order>) -> String {
                 o.state, o.position, o.holder, o.attempt, o.vars
             );
             if let Some(m) = &o.mark {
-                let _ = write!(s, " mark {m} #{} delivered {}", o.mark_seq, o.mark_delivered);
+                let _ = write!(
+                    s,
+                    " mark {m} #{} delivered {}",
+                    o.mark_seq, o.mark_delivered
+                );
             }
             let outcomes: Vec<String> = o
                 .outcomes

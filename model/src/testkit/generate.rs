@@ -194,16 +194,28 @@ pub enum Input {
     /// Add the order `o<n>` (`o3` scheduled 5 s ahead).
     Add(u8),
     /// A running job ends with `rc`.
-    Done { pick: usize, rc: i32 },
+    Done {
+        pick: usize,
+        rc: i32,
+    },
     /// Seconds pass.
     Time(u64),
     /// Agent `a1` (`false`) or `a2` (`true`) crashes with its processes and restarts.
     CrashAgent(bool),
     CrashController,
     /// The link to `a1` or `a2` goes down or up.
-    Link { second: bool, up: bool },
-    Cancel { pick: usize, kill: Option<Kill> },
-    Suspend { pick: usize, kill: Option<Kill> },
+    Link {
+        second: bool,
+        up: bool,
+    },
+    Cancel {
+        pick: usize,
+        kill: Option<Kill>,
+    },
+    Suspend {
+        pick: usize,
+        kill: Option<Kill>,
+    },
     Resume(usize),
     Answer(usize),
     Go(usize),
@@ -310,4 +322,3 @@ pub fn apply_input(sim: &mut Sim, input: &Input) {
         }
     }
 }
-
