@@ -26,6 +26,7 @@ jobs:
     agent: a1
     restartable: true
     script: |
+      mkdir -p "$ORDO_WORK_DIR"
       if [ "$ORDO_ATTEMPT" = 1 ]; then sleep 30; fi
       echo "done on attempt $ORDO_ATTEMPT"
 steps:
@@ -115,8 +116,19 @@ async fn process_kill9_mid_job_and_restart() {
     let mut ghost = ghost.spawn().unwrap();
     let ghost_pid = ghost.id();
 
-    // A work directory of an order this agent does not hold (left by a crash).
+    // A work directory of an order this agent does not hold (left by a crash), and one
+    // the job of a held order made.
     let work = setup.dir.path().join("data").join("work");
+    for _ in 0..1000 {
+        if work.join("again").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        work.join("again").exists(),
+        "the job made its work directory"
+    );
     std::fs::create_dir_all(work.join("gone").join("sub")).unwrap();
     std::fs::write(work.join("gone").join("sub").join("file"), b"x").unwrap();
 

@@ -159,6 +159,37 @@ fn step_json(workflow: &Workflow, ins: &Instruction, at: &Position, depth: usize
             },
             vec![],
         ),
+        Instruction::FinishWith {
+            failed, message, ..
+        } => (
+            "finish",
+            format!(
+                "finish {}{}",
+                if *failed { "failed" } else { "succeeded" },
+                message
+                    .as_ref()
+                    .map(|m| format!(": {}", template(m)))
+                    .unwrap_or_default()
+            ),
+            vec![],
+        ),
+        Instruction::TryRetry {
+            steps,
+            catch,
+            max_tries,
+            ..
+        } => (
+            "try",
+            match max_tries {
+                Some(n) => format!("try (retry: at most {n} tries)"),
+                None => "try (retry)".into(),
+            },
+            vec![
+                sub(BlockKey::Try, "try".into(), steps),
+                sub(BlockKey::Catch, "catch".into(), catch),
+            ],
+        ),
+        Instruction::RetryAgain => ("retry", "retry".into(), vec![]),
         Instruction::Lock { lock, count, steps } => (
             "lock",
             match count {

@@ -30,15 +30,16 @@
 //! # Meaning
 //!
 //! - `==` and `!=` compare any two values; values of different types are never equal (the number
-//!   `1` is not the string `"1"`). A variable that is not set is the value `Missing`, which equals
-//!   only `Missing`, so `$x == 1` is `false` when `$x` is not set.
+//!   `1` is not the string `"1"`).
 //! - `<`, `<=`, `>`, `>=` compare two numbers or two strings (by code point).
 //! - `&&`, `||` and `!` take booleans; `&&` and `||` skip their right side when the left decides.
 //! - `+ - * /` take numbers; dividing by zero or overflowing is an error. `++` joins the text of
 //!   two values.
 //! - `x in list` is true when an element equals `x`.
-//! - Using a variable that is not set anywhere but in `==`, `!=`, `in` (left side), lists,
-//!   `contains` (what is looked for in a list) and `default` is the error "variable $x is not set".
+//! - Using a variable that is not set is the error "variable $x is not set" everywhere but as
+//!   the first argument of `default` (also in `==` and `!=`, and in templates), as in JS7: a
+//!   misspelt name is a mistake to see, not a `false` to act on. An order meets the error as
+//!   an uncatchable `Disrupted` outcome. `default($x, "") == ""` asks whether `$x` is set.
 //! - `matches(s, regex)` is true when the regular expression (Rust `regex` syntax) matches
 //!   anywhere in `s`; anchor it with `^...$` to match the whole text. A pattern that compiles to
 //!   more than [`REGEX_SIZE_BYTES_MAX`] bytes is refused, at parse time when it is a literal.
@@ -56,7 +57,7 @@
 //! A `$` followed by anything else is an error. A
 //! template holds at most [`TEMPLATE_BYTES_MAX`] bytes. When a template is one variable or
 //! expression and nothing else, rendering keeps the value's type; otherwise the values' text is
-//! joined and a variable that is not set gives the empty text.
+//! joined; a variable that is not set is an error there too.
 
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
@@ -1001,7 +1002,7 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
         Expr::Var(name) => Ok(scope.get(name).unwrap_or(Value::Missing)),
         Expr::List(items) => items
             .iter()
-            .map(|e| eval(e, scope))
+            .map(|e| eval_set(e, scope))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::List),
         Expr::Not(inner) => Ok(Value::Bool(!eval_bool(inner, scope, "!")?)),
@@ -1027,8 +1028,12 @@ fn eval_binary(
         BinaryOp::Or => Ok(Value::Bool(
             eval_bool(left, scope, "||")? || eval_bool(right, scope, "||")?,
         )),
-        BinaryOp::Eq => Ok(Value::Bool(eval(left, scope)? == eval(right, scope)?)),
-        BinaryOp::Ne => Ok(Value::Bool(eval(left, scope)? != eval(right, scope)?)),
+        BinaryOp::Eq => Ok(Value::Bool(
+            eval_set(left, scope)? == eval_set(right, scope)?,
+        )),
+        BinaryOp::Ne => Ok(Value::Bool(
+            eval_set(left, scope)? != eval_set(right, scope)?,
+        )),
         BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
             let a = eval_set(left, scope)?;
             let b = eval_set(right, scope)?;
@@ -1084,7 +1089,7 @@ fn eval_binary(
             Ok(Value::String(format!("{a}{b}")))
         }
         BinaryOp::In => {
-            let x = eval(left, scope)?;
+            let x = eval_set(left, scope)?;
             match eval_set(right, scope)? {
                 Value::List(items) => Ok(Value::Bool(items.contains(&x))),
                 v => Err(eval_err(format!(
@@ -1167,7 +1172,7 @@ fn eval_call(func: Func, args: &[Expr], scope: &dyn Scope) -> Result<Value, Eval
         }
         Func::Contains => {
             let haystack = eval_set(first, scope)?;
-            let needle = eval(second()?, scope)?;
+            let needle = eval_set(second()?, scope)?;
             match (&haystack, &needle) {
                 (Value::List(items), _) => Ok(Value::Bool(items.contains(&needle))),
                 (Value::String(s), Value::String(n)) => Ok(Value::Bool(s.contains(n.as_str()))),
@@ -1200,14 +1205,14 @@ fn parse_number_text(s: &str) -> Option<f64> {
 /// Evaluates a template: a single expression keeps its type, anything else is a string.
 pub fn render(template: &Template, scope: &dyn Scope) -> Result<Value, EvalError> {
     match template.parts.as_slice() {
-        [TemplatePart::Expr(e)] => eval(e, scope),
+        [TemplatePart::Expr(e)] => eval_set(e, scope),
         parts => {
             let mut out = String::new();
             for part in parts {
                 match part {
                     TemplatePart::Text(t) => out.push_str(t),
                     TemplatePart::Expr(e) => {
-                        out.push_str(&eval(e, scope)?.to_string());
+                        out.push_str(&eval_set(e, scope)?.to_string());
                     }
                 }
             }

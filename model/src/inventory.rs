@@ -188,6 +188,26 @@ pub enum Instruction {
         key: Template,
         steps: Block,
     },
+    // New variants go at the end: workflows are journaled (postcard).
+    /// `finish` with an outcome: end the order here (in a fork branch: the branch) with a
+    /// succeeded or failed outcome, a message and named values.
+    FinishWith {
+        failed: bool,
+        message: Option<Template>,
+        values: BTreeMap<String, Template>,
+    },
+    /// `try` with `maxTries` or `delays` (JS7's try with retry): a failure in `steps` runs
+    /// `catch`, where [`Instruction::RetryAgain`] starts `steps` again after the delay of the
+    /// try; `max_tries` (all tries, `None`: no limit) bounds it.
+    TryRetry {
+        steps: Block,
+        catch: Block,
+        max_tries: Option<u32>,
+        delays: Vec<DurationMs>,
+    },
+    /// `retry` inside the `catch` of a [`Instruction::TryRetry`]: try its steps again, or
+    /// fail when the tries are used up.
+    RetryAgain,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -57,7 +57,7 @@ proptest! {
     fn every_instruction_is_written_back_as_it_was(
         steps in prop::collection::vec(generate::instruction(), 1..5),
     ) {
-        let mut steps = deployable(&steps, false);
+        let mut steps = deployable(&steps);
         if steps.is_empty() {
             steps.push(generate::run("j1"));
         }

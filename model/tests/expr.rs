@@ -445,13 +445,17 @@ fn equality_compares_any_values_and_types_never_mix() {
 }
 
 #[test]
-fn missing_variables_compare_unequal_but_cannot_be_computed_with() {
-    assert_eq!(ev("$x == 1"), b(false));
-    assert_eq!(ev("$x != 1"), b(true));
-    assert_eq!(ev("$x == $y"), b(true));
-    assert_eq!(ev("$x in [1, 2]"), b(false));
-    assert_eq!(ev("[$x]"), Value::List(vec![Value::Missing]));
+fn missing_variables_are_errors_everywhere_but_in_default() {
+    assert_eq!(ev("default($x, 1) == 1"), b(true));
+    assert_eq!(ev("default($x, '') != ''"), b(false));
     for src in [
+        "$x == 1",
+        "$x != 1",
+        "1 == $x",
+        "$x == $y",
+        "$x in [1, 2]",
+        "[$x]",
+        "contains([1], $x)",
         "$x + 1",
         "1 - $x",
         "$x * 2",
@@ -637,7 +641,7 @@ fn functions() {
 
     assert_eq!(ev("contains($list, 'a')"), b(true));
     assert_eq!(ev("contains($list, 2)"), b(false));
-    assert_eq!(ev("contains($list, $x)"), b(false));
+    assert_eq!(ev_err("contains($list, $x)"), "variable $x is not set");
     assert_eq!(ev("contains($host, 'b-0')"), b(true));
     assert_eq!(ev("contains($host, 'x')"), b(false));
     assert_eq!(
@@ -651,7 +655,10 @@ fn functions() {
 
     assert_eq!(ev("default($x, 'none')"), s("none"));
     assert_eq!(ev("default($host, 'none')"), s("db-01"));
-    assert_eq!(ev("default($x, $y) == $z"), b(true));
+    assert_eq!(
+        ev_err("default($x, $y) == 1"),
+        "default($x, $y) has no value"
+    );
     // The fallback is only evaluated when needed.
     assert_eq!(ev("default($returnCode, 1 / 0)"), num(3.0));
 }
@@ -715,8 +722,14 @@ fn template_rendering() {
     assert_eq!(rend("$t"), b(true));
     assert_eq!(rend("rc=$returnCode"), s("rc=3"));
     assert_eq!(rend("n=${toNumber($n) + 1}!"), s("n=42!"));
-    assert_eq!(rend("[$missing]"), s("[]"));
-    assert_eq!(rend("$missing"), Value::Missing);
+    for src in ["[$missing]", "$missing", "${missing}"] {
+        let t = parse_template(src).unwrap();
+        assert_eq!(
+            render(&t, &vars()).unwrap_err().0,
+            "variable $missing is not set",
+            "{src}"
+        );
+    }
     assert_eq!(rend("cost: $$5"), s("cost: $5"));
     assert_eq!(rend(""), s(""));
     assert_eq!(rend("plain"), s("plain"));

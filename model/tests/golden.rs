@@ -465,3 +465,63 @@ fn examples_run_to_the_end() {
     assert_eq!(sim.ctrl.orders.len(), inventory.workflows.len());
     sim.check_replay();
 }
+
+/// A fork child asking for a lock its parent holds is disrupted instead of waiting for ever
+/// (`ordo check` refuses such a workflow, so the inventory is edited after the check).
+#[test]
+fn a_child_asking_for_its_parents_lock_is_disrupted() {
+    use ordo_model::inventory::Instruction;
+    let yaml = "\
+workflow: w
+jobs:
+  job: { agent: a1, script: \"true\" }
+steps:
+  - lock: outer
+    do:
+      - fork:
+          x: [ { lock: inner, do: [ { run: job } ] } ]
+---
+lock: outer
+---
+lock: inner
+";
+    let mut inventory = parse_inventory(
+        &[
+            SourceFile::new("agents", AGENTS),
+            SourceFile::new("w.yaml", yaml),
+        ],
+        &Limits::default(),
+    )
+    .expect("the inventory parses");
+    let Instruction::Lock {
+        lock: outer, steps, ..
+    } = &mut inventory.workflows[0].steps[0]
+    else {
+        panic!("a lock step");
+    };
+    let outer = outer.clone();
+    let Instruction::Fork { branches, .. } = &mut steps[0] else {
+        panic!("a fork step");
+    };
+    let Instruction::Lock { lock, .. } = &mut branches[0].1[0] else {
+        panic!("a lock step in the branch");
+    };
+    *lock = outer;
+    let mut sim = Sim::new(&inventory);
+    sim.command(Command::Add {
+        id: order_id("o").unwrap(),
+        workflow: WorkflowName::new("w").unwrap(),
+        vars: Vars::new(),
+        scheduled_for: None,
+    })
+    .expect("the order is added");
+    assert!(
+        sim.log.contains(
+            "o|x: OutcomeAdded disrupted \"lock outer is held by o, which waits for this order: it can never be granted\""
+        ),
+        "{}",
+        sim.log
+    );
+    assert!(sim.log.contains("o|x: Failed"), "{}", sim.log);
+    sim.check_replay();
+}

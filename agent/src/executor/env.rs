@@ -12,8 +12,10 @@
 //! 3. the job's `env:`, rendered: the workflow author's declarations, the only way an order
 //!    variable reaches a name of the job's choosing (a protected name there is a constant,
 //!    see [`ordo_model::order::start_job`]);
-//! 4. `ORDO_ORDER_ID`, `ORDO_WORKFLOW`, `ORDO_JOB`, `ORDO_ATTEMPT`, `ORDO_POSITION` and the
-//!    recovery marker `ORDO_RUN` (see [`crate::survivors`]);
+//! 4. `ORDO_ORDER_ID`, `ORDO_WORKFLOW`, `ORDO_JOB`, `ORDO_ATTEMPT`, `ORDO_POSITION`,
+//!    `ORDO_WORK_DIR` (the order's work directory, which a job that wants one creates: it is
+//!    kept while the order is on the agent, for the order's later jobs) and the recovery
+//!    marker `ORDO_RUN` (see [`crate::survivors`]);
 //! 5. `ORDO_RETURN_VALUES`, set by the runner.
 //!
 //! An order variable never becomes an environment variable under its own name.
@@ -25,7 +27,11 @@ use std::collections::BTreeMap;
 
 /// The variables Ordo sets on top of the inherited environment for `start`; `run_marker` is
 /// the value of `ORDO_RUN`.
-pub(super) fn job_env(start: &StartJob, run_marker: String) -> Vec<(String, String)> {
+pub(super) fn job_env(
+    start: &StartJob,
+    run_marker: String,
+    work_dir: &std::path::Path,
+) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in &start.args {
         if is_env_name(name) {
@@ -38,6 +44,7 @@ pub(super) fn job_env(start: &StartJob, run_marker: String) -> Vec<(String, Stri
     env.insert("ORDO_JOB".into(), start.job.to_string());
     env.insert("ORDO_ATTEMPT".into(), start.attempt.to_string());
     env.insert("ORDO_POSITION".into(), start.position.to_string());
+    env.insert("ORDO_WORK_DIR".into(), work_dir.display().to_string());
     env.insert(RUN_MARKER_ENV.into(), run_marker);
     env.into_iter().collect()
 }
@@ -90,6 +97,7 @@ mod tests {
         let env: BTreeMap<String, String> = job_env(
             &start(args, &[("DECLARED", "d"), ("ORDO_ARG_FOO", "declared")]),
             "m".into(),
+            std::path::Path::new("/w/o1"),
         )
         .into_iter()
         .collect();
@@ -114,5 +122,6 @@ mod tests {
         assert_eq!(env["ORDO_ORDER_ID"], "o1");
         assert_eq!(env["ORDO_ARG_ORDO_ORDER_ID"], "forged");
         assert_eq!(env[RUN_MARKER_ENV], "m");
+        assert_eq!(env["ORDO_WORK_DIR"], "/w/o1");
     }
 }

@@ -1,8 +1,11 @@
 //! Jobs of the executor: the start queue, spawning, output, outcomes and kills.
 //!
-//! A job's environment is built by [`super::env`]. Its work directory is
-//! `<data_dir>/work/<order id>`, kept while the order is on this agent: it is removed when the
-//! order leaves the agent, on a reset, and at recovery for every order that is gone.
+//! A job's environment is built by [`super::env`]. Every job runs in `<data_dir>/jobs`, and
+//! the runner puts its `$ORDO_RETURN_VALUES` file in `<data_dir>/return-values` (both made
+//! once, at start), so a start costs no directory. `$ORDO_WORK_DIR` names
+//! `<data_dir>/work/<order id>`, which a job that wants a directory of its order's creates;
+//! it is kept while the order is on this agent and removed when the order leaves the agent,
+//! on a reset, and at recovery for every order that is gone.
 //!
 //! The life of a job (see the module doc of the executor for why): `spawn_job` journals
 //! `ProcessingStarted` and queues the job as an effect; once that is durable `dispatch` hands
@@ -20,10 +23,9 @@ use crate::runner::{
 };
 use crate::survivors::marker;
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
-use ordo_model::inventory::{self, Instruction, ReturnCodes};
-use ordo_model::order::nav::instruction_at;
+use ordo_model::inventory::{self, ReturnCodes};
 use ordo_model::order::{
-    Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, StartJob, job_outcome, start_job,
+    Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, Room, Start, StartJob, job_result,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::value::{Value, Vars};
@@ -65,122 +67,84 @@ pub(super) enum JobMsg {
     },
 }
 
-/// The work directory of an order.
-pub(super) fn work_dir(config: &Config, order: &OrderId) -> PathBuf {
-    config.data_dir.join("work").join(order.as_str())
+/// Where every job runs (its current directory), created once.
+pub(super) fn jobs_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("jobs")
 }
 
-enum Startable {
-    Now(Box<StartJob>),
-    Later,
-    Never,
+/// Where the runner puts the files of `$ORDO_RETURN_VALUES`, created once.
+pub(super) fn return_values_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("return-values")
+}
+
+/// The parent of the orders' work directories.
+pub(super) fn work_root(config: &Config) -> PathBuf {
+    config.data_dir.join("work")
+}
+
+/// The work directory of an order, `$ORDO_WORK_DIR`: a job that wants one creates it; it
+/// is kept while the order is on this agent.
+pub(super) fn work_dir(config: &Config, order: &OrderId) -> PathBuf {
+    work_root(config).join(order.as_str())
 }
 
 impl Executor {
-    /// Whether the outbox leaves no room for another job.
-    fn outbox_full(&self) -> bool {
-        let limits = &self.config.limits;
-        let running = self.jobs.values().filter(|j| !j.orphan).count() as u64;
-        let headroom =
-            running.saturating_mul(limits.log_bytes_max.saturating_add(FINAL_EVENTS_BYTES));
-        self.state.outbox.bytes.saturating_add(headroom) >= limits.outbox_bytes_max
-    }
-
     /// Jobs handed to the runner: the running ones, plus up to `processes_max` more that wait
     /// for the runner's next free process slot, so that a slot is filled as soon as a job ends.
     fn dispatch_max(&self) -> usize {
         self.config.limits.processes_max.saturating_mul(2)
     }
 
-    /// Hands waiting orders' jobs to the runner, first come first served, while the slots
-    /// and the outbox allow.
+    /// Starts the jobs of the orders the model's [`JobQueue`](ordo_model::order::JobQueue)
+    /// lets go, while the workers' places and the outbox allow.
     pub(super) fn try_start(&mut self) {
         // A start must be durable before its spawn: nothing starts while the journal's file
         // system is full (the orders stay ready and start when the episode ends).
-        if self.waiting_settled || self.full.is_some() {
+        if self.full.is_some() {
             return;
         }
-        let mut i = 0;
-        while i < self.waiting.len() && self.jobs.len() < self.dispatch_max() {
-            let full = self.outbox_full();
-            if full != self.outbox_blocked {
-                self.outbox_blocked = full;
-                if full {
-                    tracing::warn!(
-                        outbox_bytes = self.state.outbox.bytes,
-                        outbox_bytes_max = self.config.limits.outbox_bytes_max,
-                        waiting = self.waiting.len(),
-                        "the outbox is full: no new job starts until the controller releases events"
-                    );
-                } else {
-                    tracing::info!(
-                        outbox_bytes = self.state.outbox.bytes,
-                        "the outbox has room again: jobs start"
-                    );
+        let limits = &self.config.limits;
+        let room = Room {
+            starts_max: self.dispatch_max().saturating_sub(self.jobs.len()),
+            outbox_bytes: self.state.outbox.bytes,
+            outbox_bytes_max: limits.outbox_bytes_max,
+            headroom_per_job_bytes: limits.log_bytes_max.saturating_add(FINAL_EVENTS_BYTES),
+        };
+        let starts = self.job_queue.starts(&self.state.world, room);
+        if starts.outbox_full && !self.outbox_blocked {
+            tracing::warn!(
+                outbox_bytes = self.state.outbox.bytes,
+                outbox_bytes_max = self.config.limits.outbox_bytes_max,
+                waiting = self.job_queue.waiting(),
+                "the outbox is full: no new job starts until the controller releases events"
+            );
+        } else if self.outbox_blocked && !starts.outbox_full && !starts.starts.is_empty() {
+            tracing::info!(
+                outbox_bytes = self.state.outbox.bytes,
+                "the outbox has room again: jobs start"
+            );
+        }
+        if starts.outbox_full || !starts.starts.is_empty() {
+            self.outbox_blocked = starts.outbox_full;
+        }
+        for start in starts.starts {
+            match start {
+                Start::Job(start) => self.spawn_job(*start),
+                Start::Unrenderable { order, error } => {
+                    tracing::warn!(%order, "the job cannot start: {error}");
+                    let now = TimeMs(now_ms());
+                    for event in [
+                        OrderEvent::ProcessingStarted { at: now, pgid: 0 },
+                        OrderEvent::Processed {
+                            outcome: Outcome::disrupted(error.clone()),
+                        },
+                    ] {
+                        self.order_event(KeyedEvent::order(&order, event));
+                    }
+                    self.job_queue.note(&self.state.world, [&order]);
                 }
             }
-            if full {
-                self.waiting_settled = true;
-                return;
-            }
-            let id = self.waiting[i].clone();
-            match self.startable(&id) {
-                Startable::Never => {
-                    self.waiting.remove(i);
-                    self.waiting_set.remove(&id);
-                }
-                Startable::Later => i += 1,
-                Startable::Now(start) => {
-                    self.waiting.remove(i);
-                    self.waiting_set.remove(&id);
-                    self.spawn_job(*start);
-                }
-            }
         }
-        // Everything left waits for a job slot or its job's parallelism: look again when
-        // one of them frees up.
-        self.waiting_settled = true;
-    }
-
-    fn startable(&self, id: &OrderId) -> Startable {
-        let world = &self.state.world;
-        let Some(o) = world.order(id) else {
-            return Startable::Never;
-        };
-        if !o.holder.is_held_by(world.side())
-            || o.state != OrderState::Ready
-            || o.mark.is_some()
-            || self.by_order.contains_key(id)
-        {
-            return Startable::Never;
-        }
-        // Cheap checks first: a queue of orders waiting for a slot of their job is looked at
-        // every round, and rendering the start (`start_job`) is the expensive part.
-        let Some(workflow) = world.workflow(&o.workflow, o.version) else {
-            return Startable::Never;
-        };
-        let Some(Instruction::Run { job, .. }) = instruction_at(&workflow.steps, &o.position)
-        else {
-            return Startable::Never;
-        };
-        let Some(spec) = workflow.jobs.get(job) else {
-            return Startable::Never;
-        };
-        if spec.agent != self.state.agent_id {
-            return Startable::Never;
-        }
-        let running = self
-            .per_job
-            .get(&(o.workflow.clone(), job.clone()))
-            .copied()
-            .unwrap_or(0);
-        if running >= spec.parallelism.max(1) {
-            return Startable::Later;
-        }
-        let Ok(start) = start_job(world, o) else {
-            return Startable::Never;
-        };
-        Startable::Now(Box::new(start))
     }
 
     /// Journals the job's start (the order becomes `Processing`) and queues the job for the
@@ -190,6 +154,7 @@ impl Executor {
         let env = super::env::job_env(
             &start,
             marker(self.state.run_id, &start.order, start.attempt),
+            &work_dir(&self.config, &start.order),
         );
         let executable = match &start.executable {
             inventory::Executable::Script(script) => Executable::Script(script.clone()),
@@ -198,7 +163,8 @@ impl Executor {
         let spec = JobSpec {
             executable,
             env,
-            work_dir: work_dir(&self.config, &start.order),
+            work_dir: jobs_dir(&self.config),
+            return_values_dir: Some(return_values_dir(&self.config)),
             timeout_ms: start.timeout.map(|d| d.0),
             grace_timeout_ms: start.grace_timeout.0,
             log_chunk_bytes_max: limits.log_chunk_bytes_max,
@@ -210,15 +176,14 @@ impl Executor {
             pgid: 0,
         };
         if !self.order_event(KeyedEvent::order(&start.order, started)) {
-            // Not journaled (logged): the job does not start.
+            // Not journaled (logged): the job does not start, and the queue counts again.
+            self.job_queue.note(&self.state.world, [&start.order]);
             return;
         }
         let key = self.next_key;
         self.next_key += 1;
         let job_key = (start.workflow.clone(), start.job.clone());
-        *self.per_job.entry(job_key.clone()).or_default() += 1;
         self.by_order.insert(start.order.clone(), key);
-        self.work_dirs.insert(start.order.clone());
         self.jobs.insert(
             key,
             Job {
@@ -266,7 +231,7 @@ impl Executor {
         let Some(job) = self.jobs.remove(&key) else {
             return false;
         };
-        self.release_job_slot(&job.order, key, &job.job);
+        self.release_job_slot(&job.order, key);
         let world = &self.state.world;
         let processing = world.order(&job.order).is_some_and(|o| {
             o.holder.is_held_by(world.side())
@@ -389,9 +354,8 @@ impl Executor {
             if let Some(job) = self.jobs.get_mut(&key) {
                 job.orphan = true;
             }
-            if let Some(job) = self.jobs.get(&key) {
-                let job_key = job.job.clone();
-                self.release_job_slot(&order, key, &job_key);
+            if self.jobs.contains_key(&key) {
+                self.release_job_slot(&order, key);
             }
             kill.kill(KillMode::Kill);
             return;
@@ -406,11 +370,35 @@ impl Executor {
         self.push(order);
     }
 
-    /// At recovery: removes the work directories of orders that are no longer on this agent
-    /// (they left, or were lost with a reset, while the agent was down or before it could
-    /// remove them) and remembers the others, so that they go with their orders.
+    /// Removes the work directory of an order that left, if a job made one (one `stat` when
+    /// none did).
+    pub(super) fn remove_work_dir(&self, order: &OrderId) {
+        let dir = work_dir(&self.config, order);
+        if std::fs::symlink_metadata(&dir).is_err() {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot remove the work directory {}: {e}", dir.display());
+            }
+        });
+    }
+
+    /// At recovery: makes the directories every job uses, and removes the work directories of
+    /// orders that are no longer on this agent (they left, or were lost with a reset, while
+    /// the agent was down or before it could remove them).
     pub(super) fn recover_work_dirs(&mut self) {
-        let root = self.config.data_dir.join("work");
+        for dir in [jobs_dir(&self.config), return_values_dir(&self.config)] {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                tracing::error!(
+                    "cannot create {}: jobs will fail to start: {e}",
+                    dir.display()
+                );
+            }
+        }
+        let root = work_root(&self.config);
         let entries = match std::fs::read_dir(&root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -433,7 +421,6 @@ impl Executor {
                 continue;
             };
             if self.state.world.order(&order).is_some() {
-                self.work_dirs.insert(order);
                 continue;
             }
             match std::fs::remove_dir_all(entry.path()) {
@@ -454,13 +441,10 @@ impl Executor {
     }
 
     /// Forgets the order's claim on a job (its process may still be running, as an orphan).
-    fn release_job_slot(&mut self, order: &OrderId, key: u64, job: &(WorkflowName, JobName)) {
-        self.waiting_settled = false;
+    fn release_job_slot(&mut self, order: &OrderId, key: u64) {
+        self.job_queue.wake();
         if self.by_order.get(order) == Some(&key) {
             self.by_order.remove(order);
-        }
-        if let Some(count) = self.per_job.get_mut(job) {
-            *count = count.saturating_sub(1);
         }
     }
 
@@ -471,7 +455,7 @@ impl Executor {
         if job.orphan {
             return;
         }
-        self.release_job_slot(&job.order, key, &job.job);
+        self.release_job_slot(&job.order, key);
         let name = format!("{}/{}", job.job.0, job.job.1);
         let world = &self.state.world;
         let state = world
@@ -529,8 +513,8 @@ fn outcome_of(return_codes: &ReturnCodes, t: Terminated) -> Outcome {
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     match (t.exit_code, t.signal) {
-        (Some(code), _) => job_outcome(return_codes, Exit::Code(code), values),
-        (None, Some(signal)) => job_outcome(return_codes, Exit::Signal(signal), values),
+        (Some(code), _) => job_result(return_codes, Exit::Code(code), values),
+        (None, Some(signal)) => job_result(return_codes, Exit::Signal(signal), values),
         (None, None) => Outcome::failed("the job ended with neither an exit code nor a signal"),
     }
 }
@@ -685,8 +669,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A failed job keeps the values it returned.
         let mut t = terminated();
         t.exit_code = Some(3);
+        match outcome_of(&codes, t) {
+            Outcome::Completed {
+                succeeded: false,
+                return_code: Some(3),
+                values,
+                ..
+            } => assert_eq!(values.get("answer"), Some(&Value::String("42".into()))),
+            other => panic!("{other:?}"),
+        }
+        let mut t = terminated();
+        t.exit_code = Some(3);
+        t.return_values.clear();
         assert!(matches!(
             outcome_of(&codes, t),
             Outcome::Failed {

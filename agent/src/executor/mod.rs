@@ -1,23 +1,28 @@
-//! The executor: the one task that owns the agent's state.
+//! The executor: the one task that owns the agent's state, and the agent's driver of the
+//! model.
 //!
 //! Its inputs are the controller's requests (couple, commands, release, reset) from the
 //! session, the messages of job tasks (started, output, ended), timers and shutdown. For each
-//! input it makes records (events from [`agent_command`], [`step`] and the job's outcome),
-//! applies them to the state at once, and collects them into one journal batch per round
-//! (appended without waiting). What must not happen before those records are durable is
-//! queued as an effect with the id it waits for, and run once the journal's durable id
-//! reaches it: the answer to a command (`Ack`) or a `Couple`, handing a job to the job
-//! workers, killing a job, writing a snapshot, releasing segments.
+//! input it makes records (events from [`agent_command`], the model's `step` and the job's
+//! outcome), applies them to the state at once, and collects them into one journal batch per
+//! round (appended without waiting). What must not happen before those records are durable is
+//! queued as an effect with the id it waits for ([`Pending`]), and run once the journal's
+//! durable id reaches it: the answer to a command (`Ack`) or a `Couple`, handing a job to the
+//! job workers, killing a job, writing a snapshot, releasing segments.
 //!
-//! A round steps only the orders that events concerned ([`affected`]), at most
-//! [`SETTLE_EVENTS_PER_ROUND`] events, and then looks at each order it touched once: timers
-//! (schedule, sleep, retry delay, cycle pause), kills, withdrawals and starts.
+//! **One rule book.** The executor decides nothing about orders itself. A round settles with
+//! the model's [`Settler`] (at most [`SETTLE_EVENTS_PER_ROUND`] events), then carries out the
+//! model's [`actions_for`] the orders the round touched — timers (schedule, sleep, retry delay,
+//! cycle pause), kills, withdrawals — and the starts the model's [`JobQueue`] lets go within
+//! the room the executor reports (places among the workers, outbox). An event the executor
+//! made that its state refuses is the model's [`refused`] case.
 //!
 //! # Starting a job: the start is durable before the spawn
 //!
-//! Orders ready at a job of this agent wait in one FIFO for their job's `parallelism` and a
-//! place among the jobs handed to the `processes_max` job workers (as many again wait in the
-//! workers' queue, so that a worker whose job ended starts the next one at once). When an
+//! Orders ready at a job of this agent wait in the model's [`JobQueue`] (first ready, first
+//! started) for their job's `parallelism` and a place among the jobs handed to the
+//! `processes_max` job workers (as many again wait in the workers' queue, so that a worker
+//! whose job ended starts the next one at once). When an
 //! order gets its place, the executor journals `ProcessingStarted` (pgid 0: not known yet) in
 //! the round's batch — the order is `Processing` from then on, so nothing steps it away from
 //! its job — and hands the job to the workers only once that record is durable. A worker
@@ -39,6 +44,10 @@
 //! - The durability costs no fsync of its own: the start goes into the batch of the events
 //!   that brought the order to its job when it can start at once, else into the next round's
 //!   batch (group commit), and the workers' queue hides the wait from the process slots.
+//! - The `Process` record (and a `Released` record) needs no write of its own: after a crash
+//!   the `ORDO_RUN` marker finds a surviving group, and released events are sent again. It
+//!   rides with the next record that must be written, or goes by itself after
+//!   [`LAZY_RECORD_WAIT_MS`].
 //!
 //! No new job starts while the outbox (unreleased event bytes plus a headroom of
 //! `log_bytes_max` + [`FINAL_EVENTS_BYTES`] per running job) has reached `outbox_bytes_max`;
@@ -68,16 +77,15 @@ use crate::{AgentError, now_ms};
 use full::{Full, REWRITE_BATCH_BYTES_MAX, Trying};
 use jobs::{Job, JobMsg, Prepared, StartQueue, job_worker};
 use ordo_journal::{Journal, JournalError};
-use ordo_model::ids::{JobName, OrderId, WorkflowName};
-use ordo_model::inventory::Instruction;
-use ordo_model::order::nav::instruction_at;
+use ordo_model::driver::{Pending, Timers};
+use ordo_model::ids::OrderId;
 use ordo_model::order::{
-    AgentCommand, KeyedEvent, Kill, Mark, OrderEvent, OrderState, affected, agent_command,
-    lost_processes, step,
+    Action, AgentCommand, Driver, JobQueue, KeyedEvent, Kill, OrderEvent, OrderLimits, OrderState,
+    Settler, World, actions_for, agent_command, lost_processes, refused,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::wire::{AgentEventBody, Couple, FromAgent, PROTOCOL_VERSION};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -94,6 +102,12 @@ pub const INFLIGHT_RECORDS_MAX: u64 = 65_536;
 
 /// Outbox headroom per running job for its final events, beyond its `log_bytes_max`.
 pub const FINAL_EVENTS_BYTES: u64 = 16 * 1024;
+
+/// Orders up to which debug builds recount the job queue after every round.
+const BOOKKEEPING_CHECK_ORDERS_MAX: usize = 4096;
+
+/// How long a `Process` or `Released` record waits for another record to share its write.
+const LAZY_RECORD_WAIT_MS: u64 = 50;
 
 /// Inputs served per round at most, per channel.
 const DRAIN_PER_ROUND: usize = 256;
@@ -186,32 +200,28 @@ pub struct Executor {
     record_bytes_max: usize,
     records_since_snapshot: u64,
 
-    queue: VecDeque<OrderId>,
-    queued: HashSet<OrderId>,
-    /// Orders stepped this round, in the order they were first stepped.
-    touched: Vec<OrderId>,
-    touched_set: HashSet<OrderId>,
-    effects: VecDeque<(u64, Effect)>,
+    /// Orders to step, and the orders a round touched (the model's fixpoint loop).
+    settler: Settler,
+    /// Which ready order starts its job next (the model's rule).
+    job_queue: JobQueue,
+    /// Effects waiting for the journal to be durable up to their record's id.
+    effects: Pending<Effect>,
 
     runner: crate::runner::Runner,
     jobs: HashMap<u64, Job>,
     by_order: HashMap<OrderId, u64>,
     next_key: u64,
-    per_job: HashMap<(WorkflowName, JobName), u32>,
-    waiting: VecDeque<OrderId>,
-    waiting_set: HashSet<OrderId>,
-    /// The last look at `waiting` found nothing to start, and nothing that could change that
-    /// (a new waiting order, a freed job slot, a release) happened since.
-    waiting_settled: bool,
-    /// Orders that may have a work directory.
-    work_dirs: HashSet<OrderId>,
     job_tasks: JoinSet<()>,
     start_queue: Arc<StartQueue>,
     job_rx: mpsc::Receiver<JobMsg>,
     outbox_blocked: bool,
 
-    timers: BTreeSet<(TimeMs, OrderId)>,
-    timer_of: HashMap<OrderId, TimeMs>,
+    timers: Timers<OrderId>,
+    /// Records that need no write of their own (`Process`, `Released`) wait for one until
+    /// this instant: then they are appended by themselves.
+    lazy_until: Option<tokio::time::Instant>,
+    /// A record that must be appended this round was made.
+    urgent: bool,
 
     inputs: mpsc::Receiver<Input>,
     failures_tx: mpsc::UnboundedSender<(u64, JournalError)>,
@@ -259,26 +269,20 @@ impl Executor {
             journal,
             state,
             records_since_snapshot: 0,
-            queue: VecDeque::new(),
-            queued: HashSet::new(),
-            touched: Vec::new(),
-            touched_set: HashSet::new(),
-            effects: VecDeque::new(),
+            settler: Settler::new(),
+            job_queue: JobQueue::new(),
+            effects: Pending::default(),
             runner,
             jobs: HashMap::new(),
             by_order: HashMap::new(),
             next_key: 1,
-            per_job: HashMap::new(),
-            waiting: VecDeque::new(),
-            waiting_set: HashSet::new(),
-            waiting_settled: false,
-            work_dirs: HashSet::new(),
             job_tasks,
             start_queue,
             job_rx,
             outbox_blocked: false,
-            timers: BTreeSet::new(),
-            timer_of: HashMap::new(),
+            timers: Timers::default(),
+            lazy_until: None,
+            urgent: false,
             inputs: channels.inputs,
             failures_tx,
             failures,
@@ -311,11 +315,12 @@ impl Executor {
             if *stop.borrow() {
                 return Ok(());
             }
-            let busy = !self.queue.is_empty()
+            let busy = !self.settler.is_empty()
                 && self.inflight() < INFLIGHT_RECORDS_MAX
                 && !self.over_bound();
             let sleep = self.timer_sleep();
             let probe_at = self.full.as_ref().and_then(Full::probe_at);
+            let lazy_until = self.lazy_until;
             // Unbiased: job output, controller requests and timers are all served.
             tokio::select! {
                 _ = stop.changed() => {}
@@ -351,6 +356,8 @@ impl Executor {
                     }
                 }
                 _ = tokio::time::sleep(sleep) => self.fire_timers(),
+                _ = tokio::time::sleep_until(lazy_until.unwrap_or_else(tokio::time::Instant::now)),
+                    if lazy_until.is_some() => self.urgent = true,
                 _ = std::future::ready(()), if busy => {}
             }
         }
@@ -386,17 +393,8 @@ impl Executor {
             self.order_event(event);
         }
         self.recover_work_dirs();
-        let held: Vec<OrderId> = self
-            .state
-            .world
-            .orders
-            .values()
-            .filter(|o| o.holder.is_held_by(self.state.world.side()))
-            .map(|o| o.id.clone())
-            .collect();
-        for id in held {
-            self.push(id);
-        }
+        self.settler.push_held(&self.state.world);
+        self.job_queue = JobQueue::of(&self.state.world);
     }
 
     /// One round: step, journal, look at touched orders, run due effects, start jobs.
@@ -406,9 +404,10 @@ impl Executor {
         self.fire_timers();
         let now = now_ms();
         self.settle(TimeMs(now));
-        self.review_touched();
+        self.act();
         // Before the flush: starts go into the batch of the events that led to them.
         self.try_start();
+        self.check_bookkeeping();
         self.flush();
         self.note_bound();
         self.snapshot_if_due();
@@ -441,48 +440,45 @@ impl Executor {
     }
 
     fn push(&mut self, id: OrderId) {
-        if self.queued.insert(id.clone()) {
-            self.queue.push_back(id);
-        }
+        self.settler.push(id);
     }
 
-    /// Steps queued orders and journals their events, up to the round's limit.
+    /// Steps queued orders and journals their events, up to the round's limit (none while
+    /// too many records are in flight, or held while the file system is full).
     fn settle(&mut self, now: TimeMs) {
-        let mut made = 0;
-        while made < SETTLE_EVENTS_PER_ROUND
-            && self.inflight() < INFLIGHT_RECORDS_MAX
-            && !self.over_bound()
-        {
-            let Some(id) = self.queue.pop_front() else {
-                break;
-            };
-            self.queued.remove(&id);
-            if self.touched_set.insert(id.clone()) {
-                self.touched.push(id.clone());
-            }
-            let events = step(&self.state.world, &id, now);
-            made += events.len();
-            for event in events {
-                self.order_event(event);
-            }
+        if self.inflight() >= INFLIGHT_RECORDS_MAX || self.over_bound() {
+            return;
         }
+        let mut settler = std::mem::take(&mut self.settler);
+        settler.settle(self, now, &OrderLimits::default(), SETTLE_EVENTS_PER_ROUND);
+        debug_assert!(
+            self.settler.is_empty(),
+            "nothing queues orders while settling"
+        );
+        self.settler = settler;
     }
 
     /// Journals an order event, applies it and queues the orders it concerns; whether it
     /// was journaled (see [`Executor::record`]).
     fn order_event(&mut self, event: KeyedEvent) -> bool {
-        let ids = affected(&self.state.world, &event);
+        self.settler.note(&self.state.world, &event);
+        self.journal_order_event(event)
+    }
+
+    fn journal_order_event(&mut self, event: KeyedEvent) -> bool {
         let record = Record::Event {
             ts: TimeMs(now_ms()),
             body: AgentEventBody::Order(event),
         };
-        if self.record(record).is_none() {
-            return false;
+        self.record(record).is_some()
+    }
+
+    /// In debug builds: the job queue agrees with the orders (skipped for very many orders,
+    /// where the recount would dominate).
+    fn check_bookkeeping(&self) {
+        if cfg!(debug_assertions) && self.state.world.orders.len() <= BOOKKEEPING_CHECK_ORDERS_MAX {
+            self.job_queue.check(&self.state.world);
         }
-        for id in ids {
-            self.push(id);
-        }
-        true
     }
 
     /// Encodes, applies and queues a record for the round's journal batch; its id, or
@@ -507,8 +503,37 @@ impl Executor {
         }
         let id = self.next_id;
         if let Err(e) = self.state.apply(id, &record, bytes.len()) {
-            tracing::error!("the state refuses a record the agent made, which is dropped: {e}");
+            // The one policy for what this side made and its state refuses (a bug): debug
+            // builds stop, release builds journal nothing, so that state and journal agree.
+            let message = match (&record, &e) {
+                (
+                    Record::Event {
+                        body: AgentEventBody::Order(event),
+                        ..
+                    },
+                    crate::state::StateError::Apply { source, .. },
+                ) => refused(event, source),
+                _ => {
+                    let message = format!(
+                        "a {} record this agent made does not apply to its state and is not journaled: {e}",
+                        record.name()
+                    );
+                    debug_assert!(false, "{message}");
+                    message
+                }
+            };
+            tracing::error!("{message}");
             return None;
+        }
+        match &record {
+            Record::Process { .. } | Record::Released { .. } => {
+                if self.lazy_until.is_none() {
+                    self.lazy_until = Some(
+                        tokio::time::Instant::now() + Duration::from_millis(LAZY_RECORD_WAIT_MS),
+                    );
+                }
+            }
+            _ => self.urgent = true,
         }
         self.next_id += 1;
         self.records_since_snapshot += 1;
@@ -523,10 +548,17 @@ impl Executor {
 
     /// Appends the round's records as one batch (not while the file system is full: they
     /// are held until space returns).
+    ///
+    /// A round that made only records that need no write of their own (`Process`,
+    /// `Released`: after a crash, markers find the processes and the controller's events are
+    /// sent again) appends nothing: they ride with the next write, or go by themselves after
+    /// [`LAZY_RECORD_WAIT_MS`].
     fn flush(&mut self) {
-        if self.full.is_some() {
+        if self.full.is_some() || !self.urgent {
             return;
         }
+        self.urgent = false;
+        self.lazy_until = None;
         while let Some((after, batch)) = self.unwritten.next_batch(u64::MAX) {
             self.append(after, batch);
         }
@@ -675,7 +707,8 @@ impl Executor {
             return;
         };
         full.ended();
-        self.waiting_settled = false;
+        self.job_queue.wake();
+        self.urgent = true;
         if full.refused > 0 {
             self.generation += 1;
             self.generation_tx.send_replace(self.generation);
@@ -686,16 +719,18 @@ impl Executor {
     }
 
     /// Queues an effect that runs once everything journaled so far is durable.
+    /// An effect other than housekeeping makes the round's records go out now, even if they
+    /// could wait ([`LAZY_RECORD_WAIT_MS`]).
     fn effect(&mut self, effect: Effect) {
-        self.effects.push_back((self.next_id - 1, effect));
+        if !matches!(effect, Effect::Snapshot(..) | Effect::Release(_)) {
+            self.urgent = true;
+        }
+        self.effects.push(self.next_id - 1, effect);
     }
 
     fn run_due_effects(&mut self) {
         let durable = *self.durable.borrow();
-        while self.effects.front().is_some_and(|(id, _)| *id <= durable) {
-            let Some((_, effect)) = self.effects.pop_front() else {
-                break;
-            };
+        for effect in self.effects.take_due(durable) {
             match effect {
                 Effect::Reply(reply, message) => {
                     let _ = reply.send(*message);
@@ -738,7 +773,7 @@ impl Executor {
         let running = self.jobs.values().filter(|j| j.spawned).count();
         self.status.running.store(running as u64, Relaxed);
         self.status.waiting.store(
-            (self.waiting.len() + self.jobs.len() - running) as u64,
+            (self.job_queue.waiting() + self.jobs.len() - running) as u64,
             Relaxed,
         );
         self.status
@@ -756,94 +791,47 @@ impl Executor {
 
     // ----- orders: timers, kills, starts -----
 
-    fn review_touched(&mut self) {
-        self.touched_set.clear();
-        for id in std::mem::take(&mut self.touched) {
-            self.review(id);
-        }
-    }
-
-    /// What an order needs now that it changed: a timer, a kill, a start, or nothing.
-    fn review(&mut self, id: OrderId) {
-        let side = self.state.world.side().clone();
-        let Some(o) = self.state.world.order(&id) else {
-            self.clear_timer(&id);
-            if self.work_dirs.remove(&id) {
-                let dir = jobs::work_dir(&self.config, &id);
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = std::fs::remove_dir_all(&dir)
-                        && e.kind() != std::io::ErrorKind::NotFound
-                    {
-                        tracing::warn!("cannot remove the work directory {}: {e}", dir.display());
+    /// Carries out the model's actions for the orders this round touched: timers, withdrawals
+    /// and kills ([`actions_for`]); notes them in the job queue; removes the work directory of
+    /// an order that left.
+    fn act(&mut self) {
+        let touched = self.settler.take_touched();
+        self.job_queue.note(&self.state.world, &touched);
+        let mut timed = HashSet::new();
+        for action in actions_for(&self.state.world, &touched) {
+            match action {
+                Action::WakeAt { order, at } => {
+                    self.timers.set(order.clone(), at);
+                    timed.insert(order);
+                }
+                Action::Withdraw { order } => {
+                    if self.withdraw_job(&order, "a cancel or suspend mark came") {
+                        self.job_queue.note(&self.state.world, [&order]);
                     }
-                });
+                }
+                // After a withdrawal of the same order it finds no job: nothing happens.
+                Action::Kill { order, kill, .. } => self.effect(Effect::Kill(order, kill)),
+                Action::Attach { .. }
+                | Action::Detach { .. }
+                | Action::Mark { .. }
+                | Action::ExpireNotices { .. } => {
+                    debug_assert!(false, "the agent was asked to {action:?}");
+                }
             }
-            return;
-        };
-        if !o.holder.is_held_by(&side) {
-            self.clear_timer(&id);
-            return;
         }
-        let timer = match &o.state {
-            OrderState::Fresh => o.scheduled_for,
-            OrderState::Waiting(wait) => wait.until(),
-            _ => None,
-        };
-        let processing = matches!(o.state, OrderState::Processing { .. });
-        let kill = o.mark.as_ref().and_then(Mark::kill).filter(|_| processing);
-        let withdraw = processing && o.mark.as_ref().is_some_and(Mark::stops);
-        let start = o.state == OrderState::Ready && o.mark.is_none() && self.runs_here(o);
-        match timer {
-            Some(at) => self.set_timer(id.clone(), at),
-            None => self.clear_timer(&id),
-        }
-        // A job no worker has taken is withdrawn; one that is (being) spawned is killed if
-        // the mark asks for it.
-        if !(withdraw && self.withdraw_job(&id, "a cancel or suspend mark came"))
-            && let Some(kill) = kill
-        {
-            self.effect(Effect::Kill(id.clone(), kill));
-        }
-        if start && !self.by_order.contains_key(&id) && self.waiting_set.insert(id.clone()) {
-            // Its start is journaled, and waited for, when it gets its place (`try_start`).
-            self.waiting.push_back(id);
-            self.waiting_settled = false;
-        }
-    }
-
-    /// Whether the order stands at a job of this agent.
-    fn runs_here(&self, o: &ordo_model::order::Order) -> bool {
-        let Some(workflow) = self.state.world.workflow(&o.workflow, o.version) else {
-            return false;
-        };
-        let Some(Instruction::Run { job, .. }) = instruction_at(&workflow.steps, &o.position)
-        else {
-            return false;
-        };
-        workflow
-            .jobs
-            .get(job)
-            .is_some_and(|j| j.agent == self.state.agent_id)
-    }
-
-    fn set_timer(&mut self, id: OrderId, at: TimeMs) {
-        if self.timer_of.get(&id) == Some(&at) {
-            return;
-        }
-        self.clear_timer(&id);
-        self.timers.insert((at, id.clone()));
-        self.timer_of.insert(id, at);
-    }
-
-    fn clear_timer(&mut self, id: &OrderId) {
-        if let Some(at) = self.timer_of.remove(id) {
-            self.timers.remove(&(at, id.clone()));
+        for id in touched {
+            if !timed.contains(&id) {
+                self.timers.clear_one(&id);
+            }
+            if self.state.world.order(&id).is_none() {
+                self.remove_work_dir(&id);
+            }
         }
     }
 
     fn timer_sleep(&self) -> Duration {
-        let wait_ms = match self.timers.first() {
-            Some((at, _)) => (at.0 - now_ms()).clamp(0, IDLE_SLEEP_MS),
+        let wait_ms = match self.timers.next() {
+            Some(at) => (at.0 - now_ms()).clamp(0, IDLE_SLEEP_MS),
             None => IDLE_SLEEP_MS,
         };
         Duration::from_millis(wait_ms as u64)
@@ -851,12 +839,7 @@ impl Executor {
 
     fn fire_timers(&mut self) {
         let now = TimeMs(now_ms());
-        while let Some((at, id)) = self.timers.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            self.timer_of.remove(&id);
+        while let Some(id) = self.timers.pop_due(now) {
             self.push(id);
         }
     }
@@ -1076,7 +1059,7 @@ impl Executor {
         }
         if self.record(Record::Released { until }).is_some() {
             self.effect(Effect::Release(until));
-            self.waiting_settled = false;
+            self.job_queue.wake();
         }
     }
 
@@ -1113,23 +1096,19 @@ impl Executor {
             }
         }
         self.by_order.clear();
-        self.per_job.clear();
-        self.waiting.clear();
-        self.waiting_set.clear();
+        self.job_queue.clear();
         self.timers.clear();
-        self.timer_of.clear();
-        self.queue.clear();
-        self.queued.clear();
-        self.touched.clear();
-        self.touched_set.clear();
-        let dirs: Vec<_> = self
-            .work_dirs
-            .drain()
-            .map(|id| jobs::work_dir(&self.config, &id))
-            .collect();
+        self.settler.clear();
+        // Every order is forgotten, and with them their work directories.
+        let root = jobs::work_root(&self.config);
         tokio::task::spawn_blocking(move || {
-            for dir in dirs {
-                let _ = std::fs::remove_dir_all(dir);
+            if let Err(e) = std::fs::remove_dir_all(&root)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(
+                    "cannot remove the work directories in {}: {e}",
+                    root.display()
+                );
             }
         });
         let created = Record::Created {
@@ -1221,6 +1200,7 @@ impl Executor {
 
     /// Journals what is pending without starting anything (shutdown).
     fn round_without_starts(&mut self) {
+        self.urgent = true;
         self.flush();
         self.run_due_effects();
     }
@@ -1259,5 +1239,15 @@ async fn maintain(journal: Journal, mut rx: mpsc::UnboundedReceiver<Maintenance>
                 Err(e) => tracing::error!("the segment release failed: {e}"),
             }
         }
+    }
+}
+
+impl Driver for Executor {
+    fn world(&self) -> &World {
+        &self.state.world
+    }
+
+    fn emit(&mut self, event: KeyedEvent) {
+        self.journal_order_event(event);
     }
 }

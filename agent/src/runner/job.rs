@@ -142,7 +142,11 @@ pub(super) fn spawn(
             .join(spec.work_dir)
     };
     // Unique per runner and job: no earlier job, nor an earlier agent, left a file of this name.
-    let return_values_path = work_dir.join(format!(".ordo-return-values-{instance:016x}-{seq}"));
+    let return_values_path = spec
+        .return_values_dir
+        .as_deref()
+        .unwrap_or(&work_dir)
+        .join(format!(".ordo-return-values-{instance:016x}-{seq}"));
 
     let mut command = launch::command(&spec.executable, &work_dir);
     command

@@ -77,6 +77,8 @@ pub struct JobSpec {
     pub env: Vec<(String, String)>,
     /// Working directory of the job; created (with its parents) if missing.
     pub work_dir: PathBuf,
+    /// Where the file of `$ORDO_RETURN_VALUES` goes (it must exist); `None`: `work_dir`.
+    pub return_values_dir: Option<PathBuf>,
     /// Time from spawn until SIGTERM; `None` runs without a limit.
     pub timeout_ms: Option<u64>,
     /// Time from SIGTERM until SIGKILL.
@@ -96,6 +98,7 @@ impl JobSpec {
             executable,
             env: Vec::new(),
             work_dir: work_dir.into(),
+            return_values_dir: None,
             timeout_ms: None,
             grace_timeout_ms: GRACE_TIMEOUT_MS_DEFAULT,
             log_chunk_bytes_max: LOG_CHUNK_BYTES_MAX_DEFAULT,

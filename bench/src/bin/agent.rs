@@ -231,7 +231,7 @@ impl Controller {
             settler.apply(&mut self.world, e)?;
         }
         let mut out = Vec::new();
-        while !settler.run(&mut self.world, now(), 10_000, &mut out)? {}
+        while !settler.run(&mut self.world, now(), 10_000, &mut out) {}
         attach_command(&self.world, &id).ok_or_else(|| anyhow!("order {id} cannot be attached"))
     }
 

@@ -44,14 +44,15 @@ pub use types::{
 use crate::full::NoSpace;
 use crate::record::{BATCH_EVENTS_MAX, Body, Stored, event_id, index_of};
 use crate::state::State;
-use ordo_model::ids::{AgentId, OrderId};
+use ordo_model::driver::Pending;
+use ordo_model::ids::AgentId;
 use ordo_model::inventory::Inventory;
 use ordo_model::order::{
-    self, Accepted, AgentCommand, Command, KeyedEvent, OrderEvent, OrderLimits, affected,
+    self, Accepted, AgentCommand, Command, KeyedEvent, OrderEvent, OrderLimits, Settler,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::wire::{AgentEvent, AgentEventBody};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use timers::{Timer, Timers};
 
 /// Events one order may make in one settling round before others get their turn.
@@ -184,12 +185,10 @@ pub struct Machine {
     sealed_last: u64,
     /// Set between [`Action::Rebuild`] and [`Machine::rebuilt`].
     rebuilding: bool,
-    queue: VecDeque<OrderId>,
-    queued: BTreeSet<OrderId>,
-    /// Orders whose actions must be worked out after this round.
-    touched: BTreeSet<OrderId>,
-    /// By entry index: the term of the entry and what waits for it.
-    effects: BTreeMap<u64, (u64, Vec<Effect>)>,
+    /// Orders to step, and the orders whose actions must be worked out after this round.
+    settler: Settler,
+    /// By entry index: what waits for it, with the term it was proposed in.
+    effects: Pending<(u64, Effect)>,
     timers: Timers,
     /// The wake-up last announced with [`Action::Wake`].
     announced_wake: Option<TimeMs>,
@@ -228,10 +227,8 @@ impl Machine {
             batch: Vec::new(),
             sealed_last: committed_id,
             rebuilding: false,
-            queue: VecDeque::new(),
-            queued: BTreeSet::new(),
-            touched: BTreeSet::new(),
-            effects: BTreeMap::new(),
+            settler: Settler::new(),
+            effects: Pending::default(),
             timers: Timers::default(),
             announced_wake: None,
             since_snapshot: 0,
@@ -320,11 +317,9 @@ impl Machine {
         self.leader = false;
         self.active = active.clone();
         let why = Failure::NotActive(NotActive { active });
-        for (_, (_, effects)) in std::mem::take(&mut self.effects) {
-            for effect in effects {
-                if let Some(a) = effect.refused(&why) {
-                    self.actions.push(a);
-                }
+        for (_, effect) in self.effects.take_all() {
+            if let Some(a) = effect.refused(&why) {
+                self.actions.push(a);
             }
         }
         self.forget_plans();
@@ -507,11 +502,9 @@ impl Machine {
         self.sealed_last = self.committed_id;
         if let Some(cause) = self.lost.take() {
             let why = Failure::NoSpace(cause);
-            for (_, (_, effects)) in self.effects.split_off(&(self.committed + 1)) {
-                for effect in effects {
-                    if let Some(a) = effect.refused(&why) {
-                        self.actions.push(a);
-                    }
+            for (_, effect) in self.effects.take_after(self.committed) {
+                if let Some(a) = effect.refused(&why) {
+                    self.actions.push(a);
                 }
             }
         }
@@ -687,10 +680,7 @@ impl Machine {
         }
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
-                Timer::Order(id) => {
-                    self.touched.insert(id.clone());
-                    self.push(id);
-                }
+                Timer::Order(id) => self.settler.push(id),
                 Timer::Board(board) => {
                     // `act` arms the board's next expiry after this round.
                     let events = order::expire_notices(&self.state.world, &board, now);
@@ -755,8 +745,8 @@ impl Machine {
         if self.batch.capacity() > ROUND_SLOTS_KEPT {
             self.batch.shrink_to(ROUND_SLOTS_KEPT);
         }
-        if self.queue.capacity() > ROUND_SLOTS_KEPT {
-            self.queue.shrink_to(ROUND_SLOTS_KEPT);
+        if self.settler.capacity() > ROUND_SLOTS_KEPT {
+            self.settler.shrink_to(ROUND_SLOTS_KEPT);
         }
     }
 
@@ -765,8 +755,8 @@ impl Machine {
     pub(crate) fn round_capacities(&self) -> (usize, usize, usize) {
         (
             self.batch.capacity(),
-            self.queue.capacity(),
-            self.queue.len(),
+            self.settler.capacity(),
+            self.settler.len(),
         )
     }
 
@@ -788,9 +778,7 @@ impl Machine {
 
     /// Drops what was planned from the state: queued steps, timers.
     fn forget_plans(&mut self) {
-        self.queue.clear();
-        self.queued.clear();
-        self.touched.clear();
+        self.settler.clear();
         self.timers.clear();
     }
 
@@ -815,17 +803,7 @@ impl Machine {
 
     /// Every order is stepped and its actions worked out again (a new leader, a rebuild).
     fn step_everything(&mut self) {
-        let held: Vec<OrderId> = self.state.world.orders.keys().cloned().collect();
-        for id in held {
-            self.push(id.clone());
-            self.touched.insert(id);
-        }
-    }
-
-    fn push(&mut self, id: OrderId) {
-        if self.queued.insert(id.clone()) {
-            self.queue.push_back(id);
-        }
+        self.settler.push_all(&self.state.world);
     }
 
     /// Refuses events that the journal or the readers of the stream could not take, before
@@ -865,8 +843,27 @@ impl Machine {
         Ok(())
     }
 
-    /// Adds one event to the current batch and applies it.
+    /// Adds one event to the current batch and applies it; the orders it affects are
+    /// stepped and their actions worked out again.
     fn emit(&mut self, body: Body) -> u64 {
+        let event = match &body {
+            Body::Event(e) => Some(e),
+            Body::Agent {
+                body: AgentEventBody::Order(e),
+                ..
+            } => Some(e),
+            _ => None,
+        };
+        if let Some(e) = event {
+            self.settler.note(&self.state.world, e);
+        }
+        self.journal(body)
+    }
+
+    /// Adds one event to the current batch and applies it. An event of its own that the
+    /// state refuses is not journaled ([`order::refused`]); an agent's is, for its cursor
+    /// (the state reports it and changes nothing but the cursor, as replay will).
+    fn journal(&mut self, body: Body) -> u64 {
         debug_assert!(self.leader && !self.rebuilding, "only a leader proposes");
         if self.batch.len() == BATCH_EVENTS_MAX {
             self.seal();
@@ -877,27 +874,17 @@ impl Machine {
             ts: self.now,
             body,
         };
-        let event = match &stored.body {
-            Body::Event(e) => Some(e),
-            Body::Agent {
-                body: AgentEventBody::Order(e),
-                ..
-            } => Some(e),
-            _ => None,
-        };
-        if let Some(e) = event {
-            for o in affected(&self.state.world, e) {
-                self.touched.insert(o.clone());
-                self.push(o);
-            }
-            if let KeyedEvent::Order { id, .. } = e {
-                self.touched.insert(id.clone());
-            }
-        }
+        let before = self.state.last_event_id;
         if let Err(skip) = self.state.apply(id, &stored) {
+            if let Body::Event(e) = &stored.body {
+                // Nothing of the state changed but the last id, which goes back.
+                self.state.last_event_id = before;
+                tracing::error!("{}", order::refused(e, &skip.why));
+                return before;
+            }
             tracing::warn!(
                 event_id = skip.event_id,
-                "journaled event did not apply: {}",
+                "an agent's event is journaled for its cursor but does not apply: {}",
                 skip.why
             );
         }
@@ -913,19 +900,25 @@ impl Machine {
         last
     }
 
-    /// Steps queued orders until nothing moves.
+    /// Steps queued orders until nothing moves (or [`SETTLE_EVENTS_MAX`] events: the rest
+    /// goes on next round).
     fn settle(&mut self) {
-        let now = self.now;
-        let mut made = 0;
-        while let Some(id) = self.queue.pop_front() {
-            self.queued.remove(&id);
-            let events = order::step_with(&self.state.world, &id, now, &self.settings.order_limits);
-            made += events.len();
-            self.emit_events(events);
-            if made > SETTLE_EVENTS_MAX {
-                tracing::warn!("settling made {made} events in one round; continuing next round");
-                break;
-            }
+        let mut settler = std::mem::take(&mut self.settler);
+        let done = settler.settle(
+            self,
+            self.now,
+            &self.settings.order_limits.clone(),
+            SETTLE_EVENTS_MAX,
+        );
+        debug_assert!(
+            self.settler.is_empty(),
+            "nothing queues orders while settling"
+        );
+        self.settler = settler;
+        if !done {
+            tracing::warn!(
+                "settling made {SETTLE_EVENTS_MAX} events in one round; continuing next round"
+            );
         }
     }
 
@@ -961,33 +954,22 @@ impl Machine {
         } else {
             self.committed
         };
-        self.effects
-            .entry(index)
-            .or_insert_with(|| (self.term, Vec::new()))
-            .1
-            .push(effect);
+        self.effects.push(index, (self.term, effect));
     }
 
     /// Runs the effects of committed entries (while leader of their term), then snapshots if
     /// one is due.
     fn run_effects(&mut self) {
-        while let Some(entry) = self.effects.first_entry() {
-            if *entry.key() > self.committed {
-                break;
-            }
-            let (term, effects) = entry.remove();
-            let ours = self.leader && term == self.term;
-            let why = Failure::NotActive(NotActive {
-                active: self.active.clone(),
-            });
-            for effect in effects {
-                let action = if ours {
-                    Some(effect.done())
-                } else {
-                    effect.refused(&why)
-                };
-                self.actions.extend(action);
-            }
+        let why = Failure::NotActive(NotActive {
+            active: self.active.clone(),
+        });
+        for (term, effect) in self.effects.take_due(self.committed) {
+            let action = if self.leader && term == self.term {
+                Some(effect.done())
+            } else {
+                effect.refused(&why)
+            };
+            self.actions.extend(action);
         }
         self.maybe_snapshot();
     }
@@ -1028,7 +1010,7 @@ impl Machine {
     /// Works out the actions of the orders this round touched, and arms the boards' notice
     /// expiry timers.
     fn act(&mut self) {
-        let touched = std::mem::take(&mut self.touched);
+        let touched = self.settler.take_touched();
         let mut actions = order::actions_for(&self.state.world, &touched);
         actions.extend(order::board_actions(&self.state.world));
         let mut timed = BTreeSet::new();
@@ -1080,5 +1062,15 @@ fn link_command(state: &State, action: &order::Action) -> Option<(AgentId, Agent
             },
         )),
         _ => None,
+    }
+}
+
+impl order::Driver for Machine {
+    fn world(&self) -> &ordo_model::order::World {
+        &self.state.world
+    }
+
+    fn emit(&mut self, event: KeyedEvent) {
+        self.journal(Body::Event(event));
     }
 }

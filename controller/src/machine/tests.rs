@@ -2,6 +2,7 @@
 //! recorded.
 
 use super::*;
+use ordo_model::ids::OrderId;
 use ordo_model::ids::WorkflowName;
 use ordo_model::order::Holder;
 use ordo_model::wire::Stream;

@@ -42,9 +42,11 @@ pub struct StartJob {
 /// order and attempt, a timer per order and instant, a message per order and holder).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Action {
-    /// Agent: emit `ProcessingStarted`, start this job once that is durable, later emit
-    /// `Processed` (or `ProcessingWithdrawn` if it was never spawned).
-    StartJob(Box<StartJob>),
+    /// Agent: take back the order's job if no process was spawned for it yet and emit
+    /// `ProcessingWithdrawn` (a cancel or suspend mark came); a job already (being) spawned
+    /// runs on, and a `Kill` of the same round kills it. Which ready order starts its job
+    /// next is [`JobQueue`](super::JobQueue)'s rule.
+    Withdraw { order: OrderId },
     /// Agent: kill the order's process group (SIGTERM, SIGKILL after `grace_timeout`, or
     /// SIGKILL at once).
     Kill {
@@ -161,10 +163,9 @@ pub fn job_outcome(return_codes: &ReturnCodes, exit: Exit, values: Vars) -> Outc
 
 /// The actions for the world's side, in a stable order (by order id, then boards).
 pub fn actions(world: &World) -> Vec<Action> {
-    let mut running = running_jobs(world);
     let mut out = Vec::new();
     for o in world.orders.values() {
-        order_actions(world, o, &mut running, &mut out);
+        order_actions(world, o, &mut out);
     }
     out.extend(board_actions(world));
     out
@@ -173,11 +174,10 @@ pub fn actions(world: &World) -> Vec<Action> {
 /// The actions of the given orders only, in their order: what an executor needs after a
 /// batch of events touched them, without looking at every order. Unknown ids are skipped.
 pub fn actions_for<'a>(world: &World, ids: impl IntoIterator<Item = &'a OrderId>) -> Vec<Action> {
-    let mut running = running_jobs(world);
     let mut out = Vec::new();
     for id in ids {
         if let Some(o) = world.orders.get(id) {
-            order_actions(world, o, &mut running, &mut out);
+            order_actions(world, o, &mut out);
         }
     }
     out
@@ -204,28 +204,7 @@ pub fn board_actions(world: &World) -> Vec<Action> {
         .collect()
 }
 
-type Running<'a> = BTreeMap<(&'a WorkflowName, &'a JobName), u32>;
-
-/// Running processes per (workflow, job) on an agent, for `parallelism`; empty on the
-/// controller, which starts no jobs.
-fn running_jobs(world: &World) -> Running<'_> {
-    let mut running = Running::new();
-    if let Side::Agent(_) = world.side() {
-        for o in world.orders.values() {
-            if let (OrderState::Processing { .. }, Some(job)) = (&o.state, job_name(world, o)) {
-                *running.entry((&o.workflow, job)).or_default() += 1;
-            }
-        }
-    }
-    running
-}
-
-fn order_actions<'a>(
-    world: &'a World,
-    o: &'a Order,
-    running: &mut Running<'a>,
-    out: &mut Vec<Action>,
-) {
+fn order_actions(world: &World, o: &Order, out: &mut Vec<Action>) {
     let side = world.side();
     match (side, &o.holder) {
         (Side::Controller, Holder::Attaching(agent)) => out.push(Action::Attach {
@@ -266,6 +245,11 @@ fn order_actions<'a>(
             }
         }
         OrderState::Processing { pgid, .. } => {
+            if o.mark.as_ref().is_some_and(Mark::stops) {
+                out.push(Action::Withdraw {
+                    order: o.id.clone(),
+                });
+            }
             if let Some(kill) = o.mark.as_ref().and_then(|m| m.kill()) {
                 let grace_timeout = world
                     .workflow(&o.workflow, o.version)
@@ -277,28 +261,6 @@ fn order_actions<'a>(
                     kill,
                     grace_timeout,
                 });
-            }
-        }
-        OrderState::Ready if matches!(side, Side::Agent(_)) && o.mark.is_none() => {
-            let Some(job) = job_name(world, o) else {
-                return;
-            };
-            let Some(spec) = world
-                .workflow(&o.workflow, o.version)
-                .and_then(|w| w.jobs.get(job))
-            else {
-                return;
-            };
-            if *side != Side::Agent(spec.agent.clone()) {
-                return;
-            }
-            let count = running.entry((&o.workflow, job)).or_default();
-            if *count >= spec.parallelism.max(1) {
-                return;
-            }
-            if let Ok(start) = start_job(world, o) {
-                *count += 1;
-                out.push(Action::StartJob(Box::new(start)));
             }
         }
         _ => {}

@@ -196,6 +196,19 @@ pub enum OrderEvent {
     /// or suspend mark came while it waited for a job worker): processing → ready, without an
     /// outcome, at the same attempt.
     ProcessingWithdrawn,
+    /// A failure nothing caught, inside lock blocks: the locks were released just before,
+    /// and the order stops at `to`, the outermost lock step it was in (JS7's
+    /// `OrderFailed(movedTo)`), resumable there (it asks for the locks again).
+    FailedAt {
+        to: Position,
+    },
+    /// Into the `try` block of a try with retry at `to`, for its `tries`-th try (1 on
+    /// entry; a `retry` in its `catch` gives the next), after a delay if `until` is set.
+    TryAgain {
+        to: Position,
+        tries: u32,
+        until: Option<TimeMs>,
+    },
 }
 
 /// A notice board's event.
@@ -257,6 +270,10 @@ impl OrderEvent {
             OrderEvent::Finished { .. } => "Finished",
             OrderEvent::Removed => "Removed",
             OrderEvent::ProcessingWithdrawn => "ProcessingWithdrawn",
+            // The same failure for readers (frame types, `ordo order add --wait`), with the
+            // position it stopped at.
+            OrderEvent::FailedAt { .. } => "Failed",
+            OrderEvent::TryAgain { .. } => "TryAgain",
         }
     }
 }
@@ -313,8 +330,10 @@ impl fmt::Display for OrderEvent {
             | OrderEvent::OutcomeAdded { outcome }
             | OrderEvent::Joined { outcome } => write!(f, " {outcome}"),
             OrderEvent::Moved { to } | OrderEvent::Caught { to } => write!(f, " {to}"),
+            OrderEvent::FailedAt { to } => write!(f, " at {to} (locks released)"),
             OrderEvent::Restarted { attempt } => write!(f, " attempt {attempt}"),
-            OrderEvent::Retrying { to, tries, until } => {
+            OrderEvent::Retrying { to, tries, until }
+            | OrderEvent::TryAgain { to, tries, until } => {
                 write!(f, " {to} try {tries}")?;
                 if let Some(t) = until {
                     write!(f, " at {}", t.0)?;

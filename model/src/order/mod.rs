@@ -26,9 +26,11 @@
 //!
 //! Outcomes: `Succeeded { values }` (a job's named values and `returnCode`, which become order
 //! variables), `Failed { message, return_code, uncatchable }`, `TimedOut`, `Killed`,
-//! `Disrupted(ProcessLost)`. A failure goes to the innermost enclosing `try` (its `catch`) or
-//! `retry` with tries left (again from the start of its block, after its delay); `fail` with
-//! `uncatchable` and `Disrupted` pass both. A lost process of a `restartable` job puts the order
+//! `Disrupted(ProcessLost)`, `Disrupted(Problem)` (an expression that does not evaluate, a
+//! variable that is not set, a lock that can never be granted: the order cannot go on here).
+//! A failure goes to the innermost enclosing `try` (its `catch`) or `retry` with tries left
+//! (again from the start of its block, after its delay); `fail` with `uncatchable` and
+//! `Disrupted` pass both. A lost process of a `restartable` job puts the order
 //! back at the job with attempt + 1 (at most [`ATTEMPTS_MAX`]); of any other job it fails the
 //! order. A failure nothing catches makes the order `Failed`: visible, resumable, cancellable.
 //!
@@ -45,7 +47,9 @@
 //!
 //! Locks are exclusive (`count` omitted: the whole limit) or counted; they are granted in
 //! FIFO order (the first in the queue blocks later ones) and released when the block is left,
-//! or the order is cancelled or finishes. A failed or suspended order keeps its locks.
+//! or the order fails, is cancelled or finishes: a failure nothing catches releases the
+//! order's locks and stops it at the outermost lock step it was in (`FailedAt`), where a
+//! resume asks for them again. A suspended order keeps its locks.
 //! Notices: `post-notice` posts a notice for the board's lifetime; `expect-notices` waits
 //! until every board has a live notice with the key; `consume-notices` also runs a block and
 //! deletes the notices when the block is left (not when the order is cancelled). `add-order`
@@ -82,21 +86,24 @@
 //!    [`deploy`].
 //! 2. Journal and apply them; then [`step()`] every affected order ([`affected`]) and apply what
 //!    it returns, again and again until no step returns events: the fixpoint. [`Settler`] does
-//!    this. `step` moves one order as far as it can without waiting and emits at most
+//!    this, for both drivers and the simulation; it also collects the orders a round touched. `step` moves one order as far as it can without waiting and emits at most
 //!    [`STEP_EVENTS_MAX`] events per call, so a `cycle` of a million empty runs cannot
 //!    monopolise a call; the fixpoint is still reached because every event moves an order
 //!    forward through a finite unfolding of its workflow or makes it wait.
-//! 3. [`actions`] derives from the state what the executor must do: start jobs (rendered,
-//!    within `parallelism`), kill, wake orders at an instant, attach, detach and mark
-//!    orders, expire notices. Time never enters the state except through events, and
-//!    `now` is a parameter: the model reads no clock. A restarted executor computes the
-//!    same actions from the recovered state and skips what it already did.
+//! 3. [`actions_for`] the touched orders derives from the state what the executor must do:
+//!    kill, withdraw a start that was not spawned, wake orders at an instant, attach, detach
+//!    and mark orders, expire notices. On an agent, [`JobQueue`] decides which ready order
+//!    starts its job next (within `parallelism` and the driver's room, rendered). Time never
+//!    enters the state except through events, and `now` is a parameter: the model reads no
+//!    clock. A restarted executor computes the same actions from the recovered state and
+//!    skips what it already did.
 
 pub mod action;
 pub mod command;
 pub mod event;
 pub mod input;
 pub mod nav;
+pub mod queue;
 pub mod scope;
 pub mod settle;
 pub mod state;
@@ -112,10 +119,11 @@ pub use command::{
 };
 pub use event::{BoardEvent, ForkChild, ItemEvent, KeyedEvent, OrderEvent};
 pub use input::{InputError, OrderLimits};
-pub use settle::{Settler, accepts_from_agent, affected};
+pub use queue::{JobKey, JobQueue, Room, Start, Starts};
+pub use settle::{Driver, Settler, accepts_from_agent, affected, refused};
 pub use state::{
     BlockFrame, Disruption, Frame, HistoricOutcome, Holder, Kill, Mark, Order, OrderState, Outcome,
-    Side, Wait,
+    Side, TIMED_OUT, TIMED_OUT_RETURN_CODE, Wait, job_result,
 };
 pub use step::{ATTEMPTS_MAX, FORK_CHILDREN_MAX, STEP_EVENTS_MAX, step, step_with};
 pub use world::{ApplyError, BoardState, LockState, World};

@@ -17,11 +17,13 @@ pub fn sub_block<'a>(instruction: &'a Instruction, key: &BlockKey) -> Option<&'a
             .map(|(_, b)| b),
         (Instruction::ForkList { steps, .. }, BlockKey::ForkList)
         | (Instruction::Try { steps, .. }, BlockKey::Try)
+        | (Instruction::TryRetry { steps, .. }, BlockKey::Try)
         | (Instruction::Retry { steps, .. }, BlockKey::Do)
         | (Instruction::Lock { steps, .. }, BlockKey::Do)
         | (Instruction::Cycle { steps, .. }, BlockKey::Do)
         | (Instruction::ConsumeNotices { steps, .. }, BlockKey::Do) => Some(steps),
-        (Instruction::Try { catch, .. }, BlockKey::Catch) => Some(catch),
+        (Instruction::Try { catch, .. }, BlockKey::Catch)
+        | (Instruction::TryRetry { catch, .. }, BlockKey::Catch) => Some(catch),
         _ => None,
     }
 }
@@ -82,11 +84,13 @@ fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &
         Instruction::Retry { steps, .. } | Instruction::Cycle { steps, .. } => {
             stays_on(workflow, steps, agent)
         }
-        Instruction::Try { steps, catch } => {
+        Instruction::Try { steps, catch } | Instruction::TryRetry { steps, catch, .. } => {
             stays_on(workflow, steps, agent) && stays_on(workflow, catch, agent)
         }
         Instruction::Fail { .. }
         | Instruction::Finish { .. }
+        | Instruction::FinishWith { .. }
+        | Instruction::RetryAgain
         | Instruction::Break
         | Instruction::Sleep { .. } => true,
         Instruction::Lock { .. }

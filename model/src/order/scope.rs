@@ -1,12 +1,13 @@
 //! The variables an expression sees while an order runs.
 
-use super::state::Order;
+use super::state::{Frame, Order};
 use crate::expr::{self, Expr, Scope, Template};
+use crate::position::{BlockKey, Position};
 use crate::value::{Value, Vars};
 
 /// Variables of an order, with step arguments on top and built-ins below:
 /// step/job arguments, then order variables, then `orderId`, `workflow`, `position`,
-/// `attempt`. An order variable shadows a built-in of the same name.
+/// `attempt`, `tryCount` ([`try_count`]). An order variable shadows a built-in of the same name.
 pub struct OrderScope<'a> {
     pub order: &'a Order,
     pub args: Option<&'a Vars>,
@@ -31,9 +32,34 @@ impl Scope for OrderScope<'_> {
             "workflow" => Some(Value::String(self.order.workflow.to_string())),
             "position" => Some(Value::String(self.order.position.to_string())),
             "attempt" => Some(Value::Number(f64::from(self.order.attempt))),
+            "tryCount" => Some(Value::Number(f64::from(try_count(self.order)))),
             _ => None,
         }
     }
+}
+
+/// The try of the innermost retry (a `retry` block, or a `try` with `maxTries`) the order is
+/// in: 1 on its first try (and outside any retry), then 2, ...; it starts at 1 again when an
+/// outer retry runs the inner one anew, since that leaves the inner one's frame behind.
+///
+/// Found from the position and the frames alone: of the instructions with a `do` block only
+/// `retry` has no frame on its first try (lock, cycle and consume always have one); a `try`
+/// with `maxTries` has its retry frame from its first try on.
+pub fn try_count(order: &Order) -> u32 {
+    let p = &order.position;
+    for level in (0..p.outer.len()).rev() {
+        let (index, key) = &p.outer[level];
+        let at = Position {
+            outer: p.outer[..level].to_vec(),
+            index: *index,
+        };
+        match (order.frame_at(&at), key) {
+            (Some(Frame::Retry { tries }), _) => return *tries,
+            (None, BlockKey::Do) => return 1,
+            _ => {}
+        }
+    }
+    1
 }
 
 /// Evaluates `expr` for `order`; the error says what failed.

@@ -1,8 +1,9 @@
 //! The fixpoint loop: apply events, step the orders they affect, until nothing moves.
 
 use super::event::{ItemEvent, KeyedEvent, OrderEvent};
+use super::input::OrderLimits;
 use super::state::{Holder, OrderState, Wait};
-use super::step::step;
+use super::step::step_with;
 use super::world::{ApplyError, World};
 use crate::ids::{AgentId, LockName, OrderId};
 use crate::time::TimeMs;
@@ -55,13 +56,44 @@ pub fn affected(world: &World, event: &KeyedEvent) -> Vec<OrderId> {
     out
 }
 
-/// A queue of orders to step, for callers that apply events as they make them (agents,
-/// simulations, tests). The controller may use it too, or step, journal and apply
-/// committed events in rounds with [`affected`].
+/// What a driver gives the [`Settler`]: its world, and a way to journal and apply an event.
+pub trait Driver {
+    fn world(&self) -> &World;
+    /// Journals `event` (in the round's batch) and applies it to the world. When the world
+    /// refuses it, nothing is journaled and nothing changed: the driver logs [`refused`]'s
+    /// message.
+    fn emit(&mut self, event: KeyedEvent);
+}
+
+/// The one policy for an event a side made (by `step`, a command or a job's end) that its
+/// own world refuses: that is a bug of the model. Debug builds and tests stop here; a release
+/// build leaves the event out of the journal (the state did not change, so journal and state
+/// agree) and the driver logs the message this returns as an error.
+pub fn refused(event: &KeyedEvent, error: &dyn std::fmt::Display) -> String {
+    let message = format!(
+        "an event this side made does not apply to its own state and is not journaled: {} {} ({error})",
+        event.key(),
+        match event {
+            KeyedEvent::Order { event, .. } => event.name(),
+            KeyedEvent::Item(_) => "inventory event",
+            KeyedEvent::Board { .. } => "board event",
+        }
+    );
+    debug_assert!(false, "{message}");
+    message
+}
+
+/// The orders to step, and the orders a round touched (stepped, or concerned by an event),
+/// whose actions the driver works out after the round.
+///
+/// Events enter through [`Settler::note`], before they are applied; [`Settler::settle`] steps
+/// queued orders through a [`Driver`] until the fixpoint or a bound.
 #[derive(Debug, Default, Clone)]
 pub struct Settler {
     queue: VecDeque<OrderId>,
     queued: BTreeSet<OrderId>,
+    touched: Vec<OrderId>,
+    touched_set: BTreeSet<OrderId>,
 }
 
 impl Settler {
@@ -70,8 +102,16 @@ impl Settler {
     }
 
     pub fn push(&mut self, id: OrderId) {
+        self.touch(&id);
         if self.queued.insert(id.clone()) {
             self.queue.push_back(id);
+        }
+    }
+
+    /// Marks an order as touched (its actions are worked out again) without stepping it.
+    pub fn touch(&mut self, id: &OrderId) {
+        if self.touched_set.insert(id.clone()) {
+            self.touched.push(id.clone());
         }
     }
 
@@ -88,48 +128,118 @@ impl Settler {
         }
     }
 
+    /// Queues every order (a new leader, a rebuild).
+    pub fn push_all(&mut self, world: &World) {
+        let ids: Vec<OrderId> = world.orders.keys().cloned().collect();
+        for id in ids {
+            self.push(id);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
-    /// Applies an event and queues the orders it affects.
-    pub fn apply(&mut self, world: &mut World, event: &KeyedEvent) -> Result<(), ApplyError> {
-        let ids = affected(world, event);
-        world.apply(event)?;
-        for id in ids {
-            self.push(id);
-        }
-        Ok(())
+    pub fn len(&self) -> usize {
+        self.queue.len()
     }
 
-    /// Steps queued orders and applies their events (appending them to `out`) until the
-    /// queue is empty — the fixpoint, returns `true` — or `events_max` events were made —
-    /// returns `false`; call again to go on.
+    /// Slots of the queue (a driver keeps them bounded after a large round).
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    pub fn shrink_to(&mut self, slots: usize) {
+        self.queue.shrink_to(slots);
+        self.touched.shrink_to(slots);
+    }
+
+    /// The orders touched since the last call, in the order they were first touched.
+    pub fn take_touched(&mut self) -> Vec<OrderId> {
+        self.touched_set.clear();
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Forgets queued and touched orders.
+    pub fn clear(&mut self) {
+        *self = Settler::default();
+    }
+
+    /// Queues the orders `event` affects; call it before the event is applied.
+    pub fn note(&mut self, world: &World, event: &KeyedEvent) {
+        for id in affected(world, event) {
+            self.push(id);
+        }
+    }
+
+    /// Applies an event and queues the orders it affects.
+    pub fn apply(&mut self, world: &mut World, event: &KeyedEvent) -> Result<(), ApplyError> {
+        self.note(world, event);
+        world.apply(event)
+    }
+
+    /// Steps queued orders and emits their events through `driver`, until the queue is
+    /// empty — the fixpoint, returns `true` — or `events_max` events were made — returns
+    /// `false`; call again to go on.
     ///
     /// The fixpoint is reached: every event either moves an order forward through a finite
     /// unfolding of its workflow (cycles and retries are bounded by their counts and
     /// periods), or makes it wait (job, timer, lock, notice, answer, other orders, other
     /// side), and an order is stepped again only after an event that concerns it.
+    pub fn settle<D: Driver>(
+        &mut self,
+        driver: &mut D,
+        now: TimeMs,
+        limits: &OrderLimits,
+        events_max: usize,
+    ) -> bool {
+        let mut made = 0;
+        while made < events_max {
+            let Some(id) = self.queue.pop_front() else {
+                return true;
+            };
+            self.queued.remove(&id);
+            for event in step_with(driver.world(), &id, now, limits) {
+                self.note(driver.world(), &event);
+                driver.emit(event);
+                made += 1;
+            }
+        }
+        self.queue.is_empty()
+    }
+
+    /// [`Settler::settle`] on a bare world (simulations, tests): the events are applied and
+    /// appended to `out`; an event that does not apply is [`refused`].
     pub fn run(
         &mut self,
         world: &mut World,
         now: TimeMs,
         events_max: usize,
         out: &mut Vec<KeyedEvent>,
-    ) -> Result<bool, ApplyError> {
-        let mut made = 0;
-        while let Some(id) = self.queue.pop_front() {
-            self.queued.remove(&id);
-            for event in step(world, &id, now) {
-                self.apply(world, &event)?;
-                out.push(event);
-                made += 1;
+    ) -> bool {
+        struct Bare<'a> {
+            world: &'a mut World,
+            out: &'a mut Vec<KeyedEvent>,
+        }
+        impl Driver for Bare<'_> {
+            fn world(&self) -> &World {
+                self.world
             }
-            if made >= events_max {
-                return Ok(self.queue.is_empty());
+            fn emit(&mut self, event: KeyedEvent) {
+                match self.world.apply(&event) {
+                    Ok(()) => self.out.push(event),
+                    Err(e) => {
+                        refused(&event, &e);
+                    }
+                }
             }
         }
-        Ok(true)
+        self.settle(
+            &mut Bare { world, out },
+            now,
+            &OrderLimits::default(),
+            events_max,
+        )
     }
 }
 

@@ -87,11 +87,16 @@ impl Mark {
     }
 }
 
-/// Why a process was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Why an order was disrupted: an uncatchable outcome that fails the order where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Disruption {
     /// The agent (or subagent) died while the job ran.
     ProcessLost,
+    /// The workflow cannot go on here: an expression that does not evaluate (a variable that
+    /// is not set, a value of the wrong type), a lock that can never be granted. Passes every
+    /// `try` and `retry` (JS7's `Disrupted(problem)`); a restart does not help, so only an
+    /// operator's resume (after fixing the cause) moves the order on.
+    Problem(String),
 }
 
 /// The result of a job, a `fail`, a join or an awaited added order.
@@ -111,11 +116,43 @@ pub enum Outcome {
     Killed,
     /// The process was lost: restart a restartable job, fail the order otherwise.
     Disrupted(Disruption),
+    /// An outcome with a message and named values (JS7's `Completed`): a `finish` with an
+    /// outcome, or a job that failed after returning values. The values become order
+    /// variables either way; a failure is caught like `Failed`.
+    Completed {
+        succeeded: bool,
+        message: Option<String>,
+        return_code: Option<i32>,
+        values: Vars,
+    },
 }
 
 impl Outcome {
     pub fn is_success(&self) -> bool {
-        matches!(self, Outcome::Succeeded { .. })
+        matches!(
+            self,
+            Outcome::Succeeded { .. }
+                | Outcome::Completed {
+                    succeeded: true,
+                    ..
+                }
+        )
+    }
+
+    /// Passes every `try` and `retry`.
+    pub fn is_uncatchable(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed {
+                uncatchable: true,
+                ..
+            } | Outcome::Disrupted(_)
+        )
+    }
+
+    /// An uncatchable [`Disruption::Problem`].
+    pub fn disrupted(problem: impl Into<String>) -> Outcome {
+        Outcome::Disrupted(Disruption::Problem(problem.into()))
     }
 
     pub fn failed(message: impl Into<String>) -> Outcome {
@@ -337,12 +374,44 @@ impl Order {
         self.outcomes.last().map(|h| &h.outcome)
     }
 
-    /// Records an outcome and takes its values into the variables.
+    /// Records an outcome and takes its values into the variables. A job's return code
+    /// ends an earlier `timedOut`; a timed-out job sets `returnCode` to
+    /// [`TIMED_OUT_RETURN_CODE`] and `timedOut` to true.
     pub(crate) fn add_outcome(&mut self, outcome: &Outcome) {
+        let return_code = match outcome {
+            Outcome::Succeeded { values } | Outcome::Completed { values, .. } => {
+                values.contains_key(RETURN_CODE)
+            }
+            Outcome::Failed { return_code, .. } => return_code.is_some(),
+            _ => false,
+        };
+        if return_code {
+            self.vars.remove(TIMED_OUT);
+        }
         match outcome {
+            Outcome::TimedOut => {
+                self.vars.insert(
+                    RETURN_CODE.to_owned(),
+                    Value::Number(f64::from(TIMED_OUT_RETURN_CODE)),
+                );
+                self.vars.insert(TIMED_OUT.to_owned(), Value::Bool(true));
+            }
             Outcome::Succeeded { values } => {
                 for (k, v) in values {
                     self.vars.insert(k.clone(), v.clone());
+                }
+            }
+            Outcome::Completed {
+                return_code,
+                values,
+                ..
+            } => {
+                for (k, v) in values {
+                    self.vars.insert(k.clone(), v.clone());
+                }
+                if let Some(rc) = return_code {
+                    self.vars
+                        .insert(RETURN_CODE.to_owned(), Value::Number(f64::from(*rc)));
                 }
             }
             Outcome::Failed {
@@ -366,6 +435,35 @@ impl Order {
 
 /// The variable that holds a job's return code.
 pub const RETURN_CODE: &str = "returnCode";
+/// The variable that is true after a job that timed out (until the next job's return code).
+pub const TIMED_OUT: &str = "timedOut";
+/// The return code of a job that timed out: 128 + SIGTERM, as a shell reports a process
+/// ended by SIGTERM (JS7 reports the same), also when SIGKILL was needed after the grace
+/// timeout.
+pub const TIMED_OUT_RETURN_CODE: i32 = 143;
+
+/// The outcome of a job whose process ended by itself: [`super::job_outcome`], except that
+/// a failed job keeps the named values it returned (they become order variables, like a
+/// successful job's), as JS7 keeps them.
+pub fn job_result(
+    return_codes: &crate::inventory::ReturnCodes,
+    exit: super::Exit,
+    values: Vars,
+) -> Outcome {
+    match super::job_outcome(return_codes, exit, values.clone()) {
+        Outcome::Failed {
+            message,
+            return_code,
+            uncatchable,
+        } if !values.is_empty() && !uncatchable => Outcome::Completed {
+            succeeded: false,
+            message: Some(message),
+            return_code,
+            values,
+        },
+        other => other,
+    }
+}
 
 /// Whether the instruction at `at` encloses `pos` (`pos` is in one of its blocks).
 pub fn encloses(at: &Position, pos: &Position) -> bool {
@@ -457,9 +555,31 @@ impl fmt::Display for Outcome {
                 }
                 Ok(())
             }
+            Outcome::Completed {
+                succeeded,
+                message,
+                return_code,
+                values,
+            } => {
+                f.write_str(if *succeeded { "succeeded" } else { "failed" })?;
+                if let Some(m) = message {
+                    write!(f, " {m:?}")?;
+                }
+                if let Some(rc) = return_code {
+                    write!(f, " rc={rc}")?;
+                }
+                if !values.is_empty() {
+                    f.write_str(" ")?;
+                    fmt_vars(f, values)?;
+                }
+                Ok(())
+            }
             Outcome::TimedOut => f.write_str("timed out"),
             Outcome::Killed => f.write_str("killed"),
             Outcome::Disrupted(Disruption::ProcessLost) => f.write_str("disrupted (process lost)"),
+            Outcome::Disrupted(Disruption::Problem(problem)) => {
+                write!(f, "disrupted {problem:?}")
+            }
         }
     }
 }

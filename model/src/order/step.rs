@@ -6,7 +6,8 @@ use super::input::OrderLimits;
 use super::nav::{block_at, branch_level, instruction_at, stays_on};
 use super::scope::{OrderScope, eval_for, render_text};
 use super::state::{
-    BlockFrame, Frame, Mark, Order, OrderState, Outcome, RETURN_CODE, Side, Wait, encloses,
+    BlockFrame, Disruption, Frame, Mark, Order, OrderState, Outcome, RETURN_CODE, Side, Wait,
+    encloses,
 };
 use super::world::{World, apply_local};
 use crate::expr;
@@ -101,6 +102,7 @@ fn continues(event: &OrderEvent) -> bool {
             | OrderEvent::DelayEnded
             | OrderEvent::CycleStarted { .. }
             | OrderEvent::Retrying { until: None, .. }
+            | OrderEvent::TryAgain { until: None, .. }
             | OrderEvent::CycleContinued { until: None, .. }
             | OrderEvent::Marked { .. }
             | OrderEvent::MarkedOnAgent { .. }
@@ -227,6 +229,17 @@ impl Cx<'_> {
         )
     }
 
+    /// The order cannot go on here (an expression error, a lock never granted): an uncatchable
+    /// `Disrupted` outcome at the current position.
+    fn disrupt(&self, o: &Order, problem: impl Into<String>) -> Vec<KeyedEvent> {
+        mine(
+            o,
+            vec![OrderEvent::OutcomeAdded {
+                outcome: Outcome::disrupted(problem),
+            }],
+        )
+    }
+
     /// Leaves the blocks `to` is not in and emits `event` (a move); an agent hands the order
     /// back instead when a lock must be released or notices consumed.
     fn transition(&self, o: &Order, to: &Position, event: OrderEvent) -> Vec<KeyedEvent> {
@@ -279,13 +292,25 @@ impl Cx<'_> {
     }
 
     /// A failure nothing caught: the controller fails the order, an agent hands it back.
+    /// A failed order holds no lock: its locks are released and it stops at the outermost
+    /// lock step it was in, where a resume asks for them again.
     fn fail_here(&self, o: &Order) -> Vec<KeyedEvent> {
-        let event = if self.controller {
-            OrderEvent::Failed
-        } else {
-            OrderEvent::Detachable
+        if !self.controller {
+            return mine(o, vec![OrderEvent::Detachable]);
+        }
+        let Some(outermost) = o.frames.iter().find(|f| f.frame.is_lock()) else {
+            return mine(o, vec![OrderEvent::Failed]);
         };
-        mine(o, vec![event])
+        let to = outermost.at.clone();
+        let locks: Vec<&BlockFrame> = o
+            .frames
+            .iter()
+            .rev()
+            .filter(|f| f.frame.is_lock())
+            .collect();
+        let mut events = self.leave(o, &locks);
+        events.push(KeyedEvent::order(&o.id, OrderEvent::FailedAt { to }));
+        events
     }
 
     fn parent_here(&self, o: &Order) -> bool {
@@ -332,7 +357,7 @@ impl Cx<'_> {
                         match start_job(self.world, o) {
                             // The executor starts it (see `actions`).
                             Ok(_) => Vec::new(),
-                            Err(message) => self.fail(o, message),
+                            Err(message) => self.disrupt(o, message),
                         }
                     }
                     Side::Agent(_) => mine(o, vec![OrderEvent::Detachable]),
@@ -353,7 +378,7 @@ impl Cx<'_> {
                         }
                         Ok(Value::Bool(false)) => {}
                         Ok(other) => {
-                            return self.fail(
+                            return self.disrupt(
                                 o,
                                 format!(
                                     "the condition of if is a {}, not a boolean",
@@ -361,7 +386,7 @@ impl Cx<'_> {
                                 ),
                             );
                         }
-                        Err(e) => return self.fail(o, format!("if: {e}")),
+                        Err(e) => return self.disrupt(o, format!("if: {e}")),
                     }
                 }
                 if otherwise.is_empty() {
@@ -407,13 +432,31 @@ impl Cx<'_> {
                     self.move_to(o, p.enter(BlockKey::Try))
                 }
             }
+            Instruction::TryRetry { steps, .. } => {
+                if steps.is_empty() {
+                    self.move_to(o, p.next())
+                } else {
+                    mine(
+                        o,
+                        vec![OrderEvent::TryAgain {
+                            to: p.enter(BlockKey::Try),
+                            tries: 1,
+                            until: None,
+                        }],
+                    )
+                }
+            }
+            Instruction::RetryAgain => self.retry_again(o),
             Instruction::Fail {
                 message,
                 return_code,
                 uncatchable,
             } => {
                 let message = match message {
-                    Some(t) => render_text(o, t).unwrap_or_else(|e| format!("fail: {e}")),
+                    Some(t) => match render_text(o, t) {
+                        Ok(m) => m,
+                        Err(e) => return self.disrupt(o, format!("fail message: {e}")),
+                    },
                     None => "failed".to_owned(),
                 };
                 mine(
@@ -427,16 +470,48 @@ impl Cx<'_> {
                     }],
                 )
             }
-            Instruction::Finish { message } => {
-                let message = message
-                    .as_ref()
-                    .map(|t| render_text(o, t).unwrap_or_else(|e| format!("finish: {e}")));
-                self.finish(o, message)
+            Instruction::Finish { message: None } => self.finish(o, None),
+            Instruction::Finish { message } | Instruction::FinishWith { message, .. } => {
+                // The outcome is recorded first, so that its message and values are kept
+                // whoever ends the order (an agent hands a finish outside a fork branch back
+                // to the controller); `processed` then finishes.
+                let message = match message {
+                    Some(t) => match render_text(o, t) {
+                        Ok(m) => Some(m),
+                        Err(e) => return self.disrupt(o, format!("finish message: {e}")),
+                    },
+                    None => None,
+                };
+                let (failed, values) = match instruction {
+                    Instruction::FinishWith { failed, values, .. } => (*failed, values),
+                    _ => (false, &std::collections::BTreeMap::new()),
+                };
+                let scope = OrderScope::new(o);
+                let mut named = Vars::new();
+                for (name, template) in values {
+                    match expr::render(template, &scope) {
+                        Ok(v) => {
+                            named.insert(name.clone(), v);
+                        }
+                        Err(e) => return self.disrupt(o, format!("finish value {name}: {e}")),
+                    }
+                }
+                mine(
+                    o,
+                    vec![OrderEvent::OutcomeAdded {
+                        outcome: Outcome::Completed {
+                            succeeded: !failed,
+                            message,
+                            return_code: None,
+                            values: named,
+                        },
+                    }],
+                )
             }
             Instruction::Lock { lock, count, .. } => controller_only(self.lock(o, lock, *count)),
             Instruction::Prompt { question } => controller_only(match render_text(o, question) {
                 Ok(question) => mine(o, vec![OrderEvent::Prompted { question }]),
-                Err(e) => self.fail(o, format!("prompt: {e}")),
+                Err(e) => self.disrupt(o, format!("prompt: {e}")),
             }),
             Instruction::Cycle { repeat, steps } => {
                 let never = match repeat {
@@ -490,7 +565,7 @@ impl Cx<'_> {
             Instruction::PostNotice { board, key } => controller_only({
                 match (self.world.boards.get(board), render_text(o, key)) {
                     (None, _) => self.fail(o, format!("board {board} is not deployed")),
-                    (_, Err(e)) => self.fail(o, format!("post-notice: {e}")),
+                    (_, Err(e)) => self.disrupt(o, format!("post-notice: {e}")),
                     (Some(state), Ok(key)) => {
                         let mut events = vec![KeyedEvent::Board {
                             board: board.clone(),
@@ -569,11 +644,50 @@ impl Cx<'_> {
         events
     }
 
+    /// After the outcome of a `finish` was recorded: outside a fork branch the order finishes
+    /// (with the outcome's message); in a branch a success ends the branch, a failure fails
+    /// the child order as its fork decides (`joinIfFailed`), passing any `try` or `retry`
+    /// inside the branch.
+    fn finished(&self, o: &Order, outcome: &Outcome, with_message: bool) -> Vec<KeyedEvent> {
+        let message = match outcome {
+            Outcome::Completed { message, .. } if with_message => message.clone(),
+            _ => None,
+        };
+        if outcome.is_success() || branch_level(&o.position).is_none() {
+            return self.finish(o, message);
+        }
+        let p = &o.position;
+        let level = branch_level(p).unwrap_or(0);
+        let (index, _) = &p.outer[level];
+        let at = Position {
+            outer: p.outer[..level].to_vec(),
+            index: *index,
+        };
+        match instruction_at(&self.workflow.steps, &at) {
+            Some(
+                Instruction::Fork {
+                    join_if_failed: true,
+                    ..
+                }
+                | Instruction::ForkList {
+                    join_if_failed: true,
+                    ..
+                },
+            ) => self.failed_in_fork(o),
+            _ => self.fail_here(o),
+        }
+    }
+
     fn processed(&self, o: &Order, outcome: &Outcome) -> Vec<KeyedEvent> {
         let p = &o.position;
         let stopping = o.mark.as_ref().is_some_and(|m| m.stops());
+        if let Some(Instruction::Finish { message } | Instruction::FinishWith { message, .. }) =
+            instruction_at(&self.workflow.steps, p)
+        {
+            return self.finished(o, outcome, message.is_some());
+        }
         match outcome {
-            Outcome::Succeeded { .. } => return self.move_to(o, p.next()),
+            _ if outcome.is_success() => return self.move_to(o, p.next()),
             // A failure of an order being cancelled is not handled any more.
             _ if matches!(o.mark, Some(Mark::Cancel { .. })) => {
                 return self.stop_mark(o).unwrap_or_default();
@@ -581,7 +695,7 @@ impl Cx<'_> {
             Outcome::Killed | Outcome::Disrupted(_) if stopping => {
                 return self.stop_mark(o).unwrap_or_default();
             }
-            Outcome::Disrupted(_) => {
+            Outcome::Disrupted(Disruption::ProcessLost) => {
                 let restartable = match instruction_at(&self.workflow.steps, p) {
                     Some(Instruction::Run { job, .. }) => {
                         self.workflow.jobs.get(job).is_some_and(|j| j.restartable)
@@ -599,13 +713,7 @@ impl Cx<'_> {
             }
             _ => {}
         }
-        let uncatchable = matches!(
-            outcome,
-            Outcome::Failed {
-                uncatchable: true,
-                ..
-            } | Outcome::Disrupted(_)
-        );
+        let uncatchable = outcome.is_uncatchable();
         for level in (0..p.outer.len()).rev() {
             let (index, key) = &p.outer[level];
             let at = Position {
@@ -613,6 +721,29 @@ impl Cx<'_> {
                 index: *index,
             };
             match (instruction_at(&self.workflow.steps, &at), key) {
+                (
+                    Some(Instruction::TryRetry {
+                        catch, max_tries, ..
+                    }),
+                    BlockKey::Try,
+                ) if !uncatchable => {
+                    // A catch that only retries passes the failure on once the tries are
+                    // used up (JS7), keeping the failure's own outcome.
+                    let tries = match o.frame_at(&at) {
+                        Some(Frame::Retry { tries }) => *tries,
+                        _ => 1,
+                    };
+                    let used_up = max_tries.is_some_and(|m| tries >= m)
+                        && matches!(catch.first(), Some(Instruction::RetryAgain));
+                    if !used_up {
+                        let to = if catch.is_empty() {
+                            at.next()
+                        } else {
+                            at.enter(BlockKey::Catch)
+                        };
+                        return self.transition(o, &to.clone(), OrderEvent::Caught { to });
+                    }
+                }
                 (Some(Instruction::Try { catch, .. }), BlockKey::Try) if !uncatchable => {
                     let to = if catch.is_empty() {
                         at.next()
@@ -655,23 +786,83 @@ impl Cx<'_> {
                     if !*join_if_failed {
                         return self.fail_here(o);
                     }
-                    let locks: Vec<&BlockFrame> = o
-                        .frames
-                        .iter()
-                        .rev()
-                        .filter(|f| f.frame.is_lock())
-                        .collect();
-                    if !locks.is_empty() && !self.controller {
-                        return mine(o, vec![OrderEvent::Detachable]);
-                    }
-                    let mut events = self.leave(o, &locks);
-                    events.push(KeyedEvent::order(&o.id, OrderEvent::FailedInFork));
-                    return events;
+                    return self.failed_in_fork(o);
                 }
                 _ => {}
             }
         }
         self.fail_here(o)
+    }
+
+    /// `retry` in the catch of a try with retry: its try block again after the try's delay,
+    /// or a failure when the tries are used up.
+    fn retry_again(&self, o: &Order) -> Vec<KeyedEvent> {
+        let p = &o.position;
+        for level in (0..p.outer.len()).rev() {
+            let (index, key) = &p.outer[level];
+            if matches!(key, BlockKey::Fork(_) | BlockKey::ForkList) {
+                break;
+            }
+            let at = Position {
+                outer: p.outer[..level].to_vec(),
+                index: *index,
+            };
+            let Some(Instruction::TryRetry {
+                max_tries, delays, ..
+            }) = instruction_at(&self.workflow.steps, &at)
+            else {
+                continue;
+            };
+            if *key != BlockKey::Catch {
+                continue;
+            }
+            let tries = match o.frame_at(&at) {
+                Some(Frame::Retry { tries }) => *tries,
+                _ => 1,
+            };
+            if max_tries.is_some_and(|m| tries >= m) {
+                let why = o
+                    .outcomes
+                    .iter()
+                    .rev()
+                    .map(|h| &h.outcome)
+                    .find(|oc| !oc.is_success())
+                    .map(|oc| format!("; the last: {oc}"))
+                    .unwrap_or_default();
+                return self.fail(o, format!("retry: {tries} tries failed{why}"));
+            }
+            let delay = delays
+                .get((tries as usize - 1).min(delays.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(DurationMs(0));
+            let to = at.enter(BlockKey::Try);
+            let event = OrderEvent::TryAgain {
+                to: to.clone(),
+                tries: tries + 1,
+                until: (delay.0 > 0).then(|| self.now.plus(delay)),
+            };
+            return self.transition(o, &to, event);
+        }
+        self.disrupt(
+            o,
+            "retry outside the catch of a try with maxTries or delays",
+        )
+    }
+
+    /// A fork child's failure joined by its fork: release its locks, then `FailedInFork`.
+    fn failed_in_fork(&self, o: &Order) -> Vec<KeyedEvent> {
+        let locks: Vec<&BlockFrame> = o
+            .frames
+            .iter()
+            .rev()
+            .filter(|f| f.frame.is_lock())
+            .collect();
+        if !locks.is_empty() && !self.controller {
+            return mine(o, vec![OrderEvent::Detachable]);
+        }
+        let mut events = self.leave(o, &locks);
+        events.push(KeyedEvent::order(&o.id, OrderEvent::FailedInFork));
+        events
     }
 
     fn waiting(&self, o: &Order, wait: &Wait) -> Vec<KeyedEvent> {
@@ -784,7 +975,7 @@ impl Cx<'_> {
         }
         let key = match render_text(o, key) {
             Ok(k) => k,
-            Err(e) => return self.fail(o, format!("notice key: {e}")),
+            Err(e) => return self.disrupt(o, format!("notice key: {e}")),
         };
         if !self.all_notices(boards, &key) {
             return mine(
@@ -811,20 +1002,41 @@ impl Cx<'_> {
 
     fn lock(&self, o: &Order, lock: &crate::ids::LockName, count: Option<u32>) -> Vec<KeyedEvent> {
         let Some(state) = self.world.locks.get(lock) else {
-            return self.fail(o, format!("lock {lock} is not deployed"));
+            return self.disrupt(o, format!("lock {lock} is not deployed"));
         };
         let count = count.unwrap_or(state.limit);
         if count == 0 || count > state.limit {
-            return self.fail(
+            return self.disrupt(
                 o,
-                format!("lock {lock} has a limit of {}, {count} asked", state.limit),
+                format!(
+                    "lock {lock} has a limit of {}, {count} asked: it can never be granted",
+                    state.limit
+                ),
             );
         }
-        if o.frames
-            .iter()
-            .any(|f| matches!(&f.frame, Frame::Lock { lock: l, .. } if l == lock))
-        {
-            return self.fail(o, format!("the order holds lock {lock} already"));
+        if holds_lock(o, lock) {
+            return self.disrupt(
+                o,
+                format!("the order holds lock {lock} already: it can never be granted again"),
+            );
+        }
+        // A fork child asking for a lock one of its parents holds would wait for ever: the
+        // parent keeps it until its children have joined.
+        let mut parent = o.parent.as_ref();
+        for _ in 0..FORK_DEPTH_MAX {
+            let Some(p) = parent.and_then(|id| self.world.order(id)) else {
+                break;
+            };
+            if holds_lock(p, lock) {
+                return self.disrupt(
+                    o,
+                    format!(
+                        "lock {lock} is held by {}, which waits for this order: it can never be granted",
+                        p.id
+                    ),
+                );
+            }
+            parent = p.parent.as_ref();
         }
         let event = if state.queue.is_empty() && state.fits(count) {
             OrderEvent::LockAcquired {
@@ -914,12 +1126,12 @@ impl Cx<'_> {
                         .map(|(i, v)| (i.to_string(), v, None))
                         .collect(),
                     Ok(other) => {
-                        return self.fail(
+                        return self.disrupt(
                             o,
                             format!("fork-list needs a list, not a {}", other.type_name()),
                         );
                     }
-                    Err(e) => return self.fail(o, format!("fork-list: {e}")),
+                    Err(e) => return self.disrupt(o, format!("fork-list: {e}")),
                 }
             }
             ForkListOver::Subagents(agent) => {
@@ -1042,7 +1254,7 @@ impl Cx<'_> {
                 Ok(v) => {
                     vars.insert(name.clone(), v);
                 }
-                Err(e) => return self.fail(o, format!("add-order argument {name}: {e}")),
+                Err(e) => return self.disrupt(o, format!("add-order argument {name}: {e}")),
             }
         }
         // The new order's arguments pass the same door as an order added from outside.
@@ -1072,6 +1284,15 @@ impl Cx<'_> {
         ));
         events
     }
+}
+
+/// How far `lock` follows an order's parents.
+const FORK_DEPTH_MAX: usize = 64;
+
+fn holds_lock(o: &Order, lock: &crate::ids::LockName) -> bool {
+    o.frames
+        .iter()
+        .any(|f| matches!(&f.frame, Frame::Lock { lock: l, .. } if l == lock))
 }
 
 /// The events that cancel `o` where it stands: release its locks, then cancel.

@@ -502,6 +502,34 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
             expect_state(order, matches!(order.state, S::Processed { .. }))?;
             order.state = S::Failed;
         }
+        OrderEvent::TryAgain { to, tries, until } => {
+            expect_state(order, order.state == S::Ready)?;
+            let retry = match to.outer.last() {
+                Some((_, BlockKey::Try)) => {
+                    to.parent().ok_or_else(|| "no enclosing block".to_owned())?
+                }
+                _ => return Err(format!("{to} is not in a try block")),
+            };
+            leave_frames(order, to)?;
+            order.frames.retain(|f| f.at != retry);
+            order.frames.push(BlockFrame {
+                at: retry,
+                frame: Frame::Retry { tries: *tries },
+            });
+            order.position = to.clone();
+            order.attempt = 1;
+            order.state = match until {
+                Some(until) => S::Waiting(Wait::RetryDelay { until: *until }),
+                None => S::Ready,
+            };
+        }
+        OrderEvent::FailedAt { to } => {
+            expect_state(order, matches!(order.state, S::Processed { .. }))?;
+            leave_frames(order, to)?;
+            order.position = to.clone();
+            order.attempt = 1;
+            order.state = S::Failed;
+        }
         OrderEvent::FailedInFork => {
             expect_state(order, matches!(order.state, S::Processed { .. }))?;
             if order.frames.iter().any(|f| f.frame.is_lock()) {

@@ -21,8 +21,7 @@
 //!   first changes nothing at rest;
 //! - durations are milliseconds: sleeps, retry delays, the timeout of `t1` (which blocks, so it
 //!   always times out) and `o3`'s schedule;
-//! - the workflow is one that `ordo deploy` takes ([`deployable`]: no step after a `fail`,
-//!   `finish` or `break`, no `break` outside a cycle);
+//! - the workflow is one that `ordo deploy` takes ([`deployable`]);
 //! - no link cuts (the real links carry on by themselves).
 //!
 //! # What a job does
@@ -115,7 +114,7 @@ pub fn case(inputs_max: usize) -> impl Strategy<Value = Case> {
         any::<u64>(),
     )
         .prop_map(|(steps, more, seed)| {
-            let mut steps = deployable(&steps, false);
+            let mut steps = deployable(&steps);
             if steps.is_empty() {
                 steps.push(run("j1"));
             }
@@ -140,6 +139,13 @@ fn leaf() -> impl Strategy<Value = Instruction> {
             uncatchable,
         }),
         1 => Just(Instruction::Finish { message: None }),
+        1 => any::<bool>().prop_map(|failed| Instruction::FinishWith {
+            failed,
+            message: None,
+            values: [("finished".to_owned(), parse_template("yes").expect("a template"))]
+                .into_iter()
+                .collect(),
+        }),
         1 => prop_oneof![Just(0u64), Just(30)].prop_map(|ms| Instruction::Sleep {
             duration: DurationMs(ms)
         }),
@@ -180,6 +186,29 @@ pub fn instruction() -> impl Strategy<Value = Instruction> {
             }),
             (block(inner.clone()), block(inner.clone()))
                 .prop_map(|(steps, catch)| Instruction::Try { steps, catch }),
+            (
+                block(inner.clone()),
+                block(inner.clone()),
+                any::<bool>(),
+                1u32..4,
+                any::<bool>(),
+            )
+                .prop_map(|(steps, mut catch, again, max_tries, delay)| {
+                    if again {
+                        catch.push(Instruction::RetryAgain);
+                    }
+                    Instruction::TryRetry {
+                        steps,
+                        catch,
+                        // Always a limit: a `retry` that always comes would never end.
+                        max_tries: Some(max_tries),
+                        delays: if delay {
+                            vec![DurationMs(20)]
+                        } else {
+                            Vec::new()
+                        },
+                    }
+                }),
             (1u32..4, any::<bool>(), block(inner.clone())).prop_map(|(max_tries, delay, steps)| {
                 Instruction::Retry {
                     max_tries,
@@ -218,80 +247,148 @@ pub fn instruction() -> impl Strategy<Value = Instruction> {
     })
 }
 
-/// The block as `ordo deploy` takes it: steps after a `fail`, `finish` or `break` dropped,
-/// a `break` outside a cycle dropped (a fork's branch is outside any cycle).
-pub fn deployable(steps: &Block, in_cycle: bool) -> Block {
+/// The block as `ordo deploy` takes it: steps after a `fail`, `finish`, `break` or `retry`
+/// dropped, a `break` outside a cycle (a fork's branch is outside any cycle) and a `retry`
+/// outside the `catch` of a try with retries dropped, a lock step inside a block of the same
+/// lock (or in a fork branch under it) replaced by its steps.
+pub fn deployable(steps: &Block) -> Block {
+    fix(
+        steps,
+        &Within {
+            cycle: false,
+            retry_catch: false,
+            locks: Vec::new(),
+        },
+    )
+}
+
+/// What encloses a block.
+#[derive(Clone)]
+struct Within {
+    cycle: bool,
+    retry_catch: bool,
+    locks: Vec<LockName>,
+}
+
+impl Within {
+    fn branch(&self) -> Within {
+        Within {
+            cycle: false,
+            retry_catch: false,
+            locks: self.locks.clone(),
+        }
+    }
+}
+
+fn fix(steps: &Block, w: &Within) -> Block {
     let mut out = Vec::new();
     for step in steps {
-        let kept = match step {
-            Instruction::Break if !in_cycle => continue,
+        let fixed: Vec<Instruction> = match step {
+            Instruction::Break if !w.cycle => continue,
+            Instruction::RetryAgain if !w.retry_catch => continue,
             Instruction::If {
                 branches,
                 otherwise,
-            } => Instruction::If {
+            } => vec![Instruction::If {
                 branches: branches
                     .iter()
-                    .map(|(c, b)| (c.clone(), deployable(b, in_cycle)))
+                    .map(|(c, b)| (c.clone(), fix(b, w)))
                     .collect(),
-                otherwise: deployable(otherwise, in_cycle),
-            },
-            Instruction::Try { steps, catch } => Instruction::Try {
-                steps: deployable(steps, in_cycle),
-                catch: deployable(catch, in_cycle),
-            },
+                otherwise: fix(otherwise, w),
+            }],
+            Instruction::Try { steps, catch } => vec![Instruction::Try {
+                steps: fix(steps, w),
+                catch: fix(catch, w),
+            }],
+            Instruction::TryRetry {
+                steps,
+                catch,
+                max_tries,
+                delays,
+            } => vec![Instruction::TryRetry {
+                steps: fix(steps, w),
+                catch: fix(
+                    catch,
+                    &Within {
+                        retry_catch: true,
+                        ..w.clone()
+                    },
+                ),
+                max_tries: *max_tries,
+                delays: delays.clone(),
+            }],
             Instruction::Retry {
                 max_tries,
                 delays,
                 steps,
-            } => Instruction::Retry {
+            } => vec![Instruction::Retry {
                 max_tries: *max_tries,
                 delays: delays.clone(),
-                steps: deployable(steps, in_cycle),
-            },
+                steps: fix(steps, w),
+            }],
             Instruction::Fork {
                 branches,
                 join_if_failed,
-            } => Instruction::Fork {
+            } => vec![Instruction::Fork {
                 branches: branches
                     .iter()
-                    .map(|(id, b)| (id.clone(), deployable(b, false)))
+                    .map(|(id, b)| (id.clone(), fix(b, &w.branch())))
                     .collect(),
                 join_if_failed: *join_if_failed,
-            },
+            }],
             Instruction::ForkList {
                 over,
                 var,
                 steps,
                 join_if_failed,
-            } => Instruction::ForkList {
+            } => vec![Instruction::ForkList {
                 over: over.clone(),
                 var: var.clone(),
-                steps: deployable(steps, false),
+                steps: fix(steps, &w.branch()),
                 join_if_failed: *join_if_failed,
-            },
-            Instruction::Cycle { repeat, steps } => Instruction::Cycle {
+            }],
+            Instruction::Cycle { repeat, steps } => vec![Instruction::Cycle {
                 repeat: repeat.clone(),
-                steps: deployable(steps, true),
-            },
-            Instruction::Lock { lock, count, steps } => Instruction::Lock {
-                lock: lock.clone(),
-                count: *count,
-                steps: deployable(steps, in_cycle),
-            },
-            Instruction::ConsumeNotices { boards, key, steps } => Instruction::ConsumeNotices {
-                boards: boards.clone(),
-                key: key.clone(),
-                steps: deployable(steps, in_cycle),
-            },
-            other => other.clone(),
+                steps: fix(
+                    steps,
+                    &Within {
+                        cycle: true,
+                        ..w.clone()
+                    },
+                ),
+            }],
+            Instruction::Lock { lock, steps, .. } if w.locks.contains(lock) => fix(steps, w),
+            Instruction::Lock { lock, count, steps } => {
+                let mut inner = w.clone();
+                inner.locks.push(lock.clone());
+                vec![Instruction::Lock {
+                    lock: lock.clone(),
+                    count: *count,
+                    steps: fix(steps, &inner),
+                }]
+            }
+            Instruction::ConsumeNotices { boards, key, steps } => {
+                vec![Instruction::ConsumeNotices {
+                    boards: boards.clone(),
+                    key: key.clone(),
+                    steps: fix(steps, w),
+                }]
+            }
+            other => vec![other.clone()],
         };
-        let ends = matches!(
-            kept,
-            Instruction::Fail { .. } | Instruction::Finish { .. } | Instruction::Break
-        );
-        out.push(kept);
-        if ends {
-            break;
+        for kept in fixed {
+            let ends = matches!(
+                kept,
+                Instruction::Fail { .. }
+                    | Instruction::Finish { .. }
+                    | Instruction::FinishWith { .. }
+                    | Instruction::Break
+                    | Instruction::RetryAgain
+            );
+            out.push(kept);
+            if ends {
+                return out;
+            }
         }
     }
     out

@@ -244,5 +244,42 @@ fn instruction(i: &Instruction) -> Json {
             let boards: Vec<&str> = boards.iter().map(|b| b.as_str()).collect();
             json!({"consume": {"boards": boards, "key": key.to_string()}, "do": block(steps)})
         }
+        Instruction::FinishWith {
+            failed,
+            message,
+            values,
+        } => {
+            let mut m = Map::new();
+            m.insert(
+                "outcome".into(),
+                if *failed { "failed" } else { "succeeded" }.into(),
+            );
+            if let Some(msg) = message {
+                m.insert("message".into(), msg.to_string().into());
+            }
+            if !values.is_empty() {
+                m.insert("values".into(), templates(values));
+            }
+            json!({ "finish": m })
+        }
+        Instruction::TryRetry {
+            steps,
+            catch,
+            max_tries,
+            delays,
+        } => {
+            // `delays` is always written: with it the step is a try with retries, even
+            // without `maxTries` and with no delay.
+            let delays: Vec<String> = delays.iter().map(|d| duration(*d)).collect();
+            let mut m = Map::new();
+            m.insert("try".into(), block(steps));
+            m.insert("catch".into(), block(catch));
+            if let Some(n) = max_tries {
+                m.insert("maxTries".into(), (*n).into());
+            }
+            m.insert("delays".into(), json!(delays));
+            Json::Object(m)
+        }
+        Instruction::RetryAgain => json!("retry"),
     }
 }

@@ -6,10 +6,10 @@
 use crate::ids::{AgentId, OrderId};
 use crate::inventory::Inventory;
 use crate::order::{
-    Action, AgentCommand, Command, Exit, Holder, KeyedEvent, Kill, OrderEvent, OrderLimits,
-    OrderState, Outcome, Settler, Side, StartJob, World, accepts_from_agent, actions,
-    agent_command, attach_command, command, deploy, expire_notices, job_outcome, lost_processes,
-    step,
+    Action, AgentCommand, Command, Exit, Holder, JobQueue, KeyedEvent, Kill, OrderEvent,
+    OrderLimits, OrderState, Outcome, Room, Settler, Side, Start, StartJob, World,
+    accepts_from_agent, actions, agent_command, attach_command, command, deploy, expire_notices,
+    job_result, lost_processes, step,
 };
 use crate::time::{DurationMs, TimeMs};
 use crate::value::Vars;
@@ -39,6 +39,8 @@ pub struct AgentSim {
     pub connected: bool,
     pub running: BTreeMap<OrderId, Running>,
     settler: Settler,
+    /// Which ready order starts next: the agent's own rule ([`JobQueue`]).
+    queue: JobQueue,
     next_pgid: u32,
 }
 
@@ -91,6 +93,7 @@ impl Sim {
                 connected: true,
                 running: BTreeMap::new(),
                 settler: Settler::new(),
+                queue: JobQueue::new(),
                 next_pgid: 1000,
             });
         }
@@ -157,7 +160,7 @@ impl Sim {
             .get_mut(&agent)
             .and_then(|a| a.running.remove(order))
             .ok_or_else(|| format!("no job of order {order} runs"))?;
-        let outcome = job_outcome(&running.start.return_codes, exit, values);
+        let outcome = job_result(&running.start.return_codes, exit, values);
         self.agent_apply(
             &agent,
             &KeyedEvent::order(order, OrderEvent::Processed { outcome }),
@@ -198,6 +201,7 @@ impl Sim {
         a.world = world;
         a.running.clear();
         a.settler = Settler::new();
+        a.queue = JobQueue::new();
         a.settler.push_held(&a.world);
         if verbose {
             let _ = writeln!(
@@ -307,8 +311,7 @@ impl Sim {
         loop {
             let done = self
                 .settler
-                .run(&mut self.ctrl, self.now, EVENTS_PER_RUN_MAX, &mut out)
-                .unwrap_or_else(|e| panic!("controller: {e}\n{}", self.log));
+                .run(&mut self.ctrl, self.now, EVENTS_PER_RUN_MAX, &mut out);
             if done {
                 break;
             }
@@ -328,8 +331,7 @@ impl Sim {
         loop {
             let done = a
                 .settler
-                .run(&mut a.world, self.now, EVENTS_PER_RUN_MAX, &mut out)
-                .unwrap_or_else(|e| panic!("agent {id}: {e}"));
+                .run(&mut a.world, self.now, EVENTS_PER_RUN_MAX, &mut out);
             if done {
                 break;
             }
@@ -397,7 +399,7 @@ impl Sim {
                         made += 1;
                     }
                 }
-                Action::StartJob(_) | Action::Kill { .. } => {
+                Action::Withdraw { .. } | Action::Kill { .. } => {
                     panic!("the controller was asked to {action:?}")
                 }
                 _ => {}
@@ -432,49 +434,72 @@ impl Sim {
             );
             made += 1;
         }
+        let starts = {
+            let a = self.agents.get_mut(id).expect("known agent");
+            a.queue.note_all(&a.world);
+            a.queue.starts(&a.world, Room::unlimited()).starts
+        };
+        for start in starts {
+            let start = match start {
+                Start::Job(start) => start,
+                Start::Unrenderable { order, error } => {
+                    for event in [
+                        OrderEvent::ProcessingStarted { at: now, pgid: 0 },
+                        OrderEvent::Processed {
+                            outcome: Outcome::disrupted(error.clone()),
+                        },
+                    ] {
+                        self.agent_apply(id, &KeyedEvent::order(&order, event));
+                    }
+                    made += 2;
+                    continue;
+                }
+            };
+            let a = self.agents.get_mut(id).expect("known agent");
+            assert!(
+                !a.running.contains_key(&start.order),
+                "agent {id} starts {} twice",
+                start.order
+            );
+            a.next_pgid += 1;
+            let pgid = a.next_pgid;
+            let order = start.order.clone();
+            if self.verbose {
+                let env: Vec<String> = start.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(
+                    self.log,
+                    "{:>6} | (start {} of {order}{} attempt {}{}{})",
+                    id.to_string(),
+                    start.job,
+                    start
+                        .subagent
+                        .as_ref()
+                        .map(|s| format!(" on {s}"))
+                        .unwrap_or_default(),
+                    start.attempt,
+                    if env.is_empty() { "" } else { "; env " },
+                    env.join(" ")
+                );
+            }
+            self.started.push((id.clone(), (*start).clone()));
+            a.running.insert(
+                order.clone(),
+                Running {
+                    start: *start,
+                    since: now,
+                    pgid,
+                },
+            );
+            self.agent_apply(
+                id,
+                &KeyedEvent::order(&order, OrderEvent::ProcessingStarted { at: now, pgid }),
+            );
+            made += 1;
+        }
         for action in actions(&self.agents[id].world) {
             match action {
-                Action::StartJob(start) => {
-                    let a = self.agents.get_mut(id).expect("known agent");
-                    if a.running.contains_key(&start.order) {
-                        continue;
-                    }
-                    a.next_pgid += 1;
-                    let pgid = a.next_pgid;
-                    let order = start.order.clone();
-                    if self.verbose {
-                        let env: Vec<String> =
-                            start.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                        let _ = writeln!(
-                            self.log,
-                            "{:>6} | (start {} of {order}{} attempt {}{}{})",
-                            id.to_string(),
-                            start.job,
-                            start
-                                .subagent
-                                .as_ref()
-                                .map(|s| format!(" on {s}"))
-                                .unwrap_or_default(),
-                            start.attempt,
-                            if env.is_empty() { "" } else { "; env " },
-                            env.join(" ")
-                        );
-                    }
-                    self.started.push((id.clone(), (*start).clone()));
-                    a.running.insert(
-                        order.clone(),
-                        Running {
-                            start: *start,
-                            since: now,
-                            pgid,
-                        },
-                    );
-                    self.agent_apply(
-                        id,
-                        &KeyedEvent::order(&order, OrderEvent::ProcessingStarted { at: now, pgid }),
-                    );
-                    made += 1;
-                }
+                // Simulated processes exist from their start on: nothing is left to withdraw.
+                Action::Withdraw { .. } => {}
                 Action::Kill { order, kill, .. } => {
                     let a = self.agents.get_mut(id).expect("known agent");
                     if a.running.remove(&order).is_some() {
@@ -561,6 +586,7 @@ impl Sim {
             }
         }
         for (agent, a) in &self.agents {
+            a.queue.check(&a.world);
             for (id, o) in &a.world.orders {
                 assert!(
                     matches!(&o.holder, Holder::Agent(x) | Holder::Detaching(x) if x == agent),

@@ -53,8 +53,8 @@
 //!
 //! # Steps
 //!
-//! A step is a mapping whose first instruction key says what it is; `break`, `finish` and
-//! `fail` may also be written as a bare word.
+//! A step is a mapping whose first instruction key says what it is; `break`, `finish`,
+//! `fail` and (in the `catch` of a try with retry) `retry` may also be written as a bare word.
 //!
 //! | step | keys |
 //! |---|---|
@@ -63,9 +63,9 @@
 //! | parallel branches | `fork: { branch: [steps], ... }`, `joinIfFailed: false` |
 //! | one branch per element | `forkList: $list` or `forkList: { subagentsOf: cluster }`, `as: var`, `do: [steps]`, `joinIfFailed: false` |
 //! | retry | `retry: { maxTries: 3, delays: [10s, 1m] }`, `do: [steps]` |
-//! | try/catch | `try: [steps]`, `catch: [steps]` |
+//! | try/catch | `try: [steps]`, `catch: [steps]`; with `maxTries: n` or `delays: [durations]`, a bare `retry` in `catch` runs `try` again |
 //! | fail | `fail` or `fail: { message: template, returnCode: 0..255, uncatchable: false }` |
-//! | finish | `finish` or `finish: { message: template }` |
+//! | finish | `finish` or `finish: { message: template, outcome: succeeded\|failed, values: { name: template } }` |
 //! | lock | `lock: name`, `count: n` (omit for exclusive use), `do: [steps]` |
 //! | prompt | `prompt: question template` |
 //! | cycle | `cycle: { times: 3 }` or `cycle: { every: 10m, for: 1h }`, `do: [steps]` |

@@ -467,7 +467,7 @@ pub(crate) static OBJECTS: [&Obj; 6] = [&WORKFLOW, &AGENT, &LOCK, &BOARD, &SCHED
 // ---- instructions --------------------------------------------------------------------------
 
 /// Instructions written as a bare word in a step list.
-pub(crate) static BARE_INSTRUCTIONS: [&str; 3] = ["break", "finish", "fail"];
+pub(crate) static BARE_INSTRUCTIONS: [&str; 4] = ["break", "finish", "fail", "retry"];
 
 pub(crate) static RUN: Obj = Obj {
     what: "run step",
@@ -598,7 +598,20 @@ pub(crate) static TRY: Obj = Obj {
         req(
             "catch",
             Ty::Block,
-            "Steps run when `try` failed; `[]` ignores the failure.",
+            "Steps run when `try` failed; `[]` ignores the failure. With `maxTries` or `delays`, a bare `retry` in it runs `try` again.",
+        ),
+        opt(
+            "maxTries",
+            Ty::Int {
+                min: 1,
+                max: MAX_TRIES_MAX,
+            },
+            "Tries in all for `retry` in `catch` (default: no limit); once used up, a `catch` that begins with `retry` passes the failure on.",
+        ),
+        opt(
+            "delays",
+            Ty::List(&Ty::Duration),
+            "Waits before each `retry` of `catch`; the last one repeats (default: none).",
         ),
     ],
 };
@@ -644,7 +657,19 @@ pub(crate) static FINISH_SETTINGS: Obj = Obj {
     what: "finish settings",
     id: "finishSettings",
     doc: "How the order finishes.",
-    fields: &[opt("message", Ty::Template, "Why it finished.")],
+    fields: &[
+        opt("message", Ty::Template, "Why it finished."),
+        opt(
+            "outcome",
+            Ty::Enum(&["succeeded", "failed"]),
+            "The order's (in a fork branch: the branch's) outcome (default succeeded); a failed branch fails its child order.",
+        ),
+        opt(
+            "values",
+            Ty::Vars,
+            "Named values of the outcome; they become order variables.",
+        ),
+    ],
 };
 
 pub(crate) static LOCK_STEP: Obj = Obj {

@@ -22,6 +22,14 @@ struct Wf<'r> {
     steps: usize,
     too_many_reported: bool,
     refs: &'r mut Refs,
+    /// Locks held around the step being read: name, where, and the fork depth they were
+    /// taken at (a lock asked for again at a deeper depth is asked by a child order).
+    held: Vec<(String, Pos, u32)>,
+    /// How many fork branches enclose the step being read.
+    forks: u32,
+    /// Whether the step being read is in the `catch` of a try with retry (in this order:
+    /// a fork branch is another order).
+    retry_catch: bool,
 }
 
 /// Reads a workflow object (its fields already known to be those of [`spec::WORKFLOW`]).
@@ -77,6 +85,9 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
         steps: 0,
         too_many_reported: false,
         refs,
+        held: Vec::new(),
+        forks: 0,
+        retry_catch: false,
     };
     let steps = f.get("steps").and_then(|n| {
         let b = block(cx, &mut wf, n, "`steps`", false)?;
@@ -394,6 +405,16 @@ fn step(
         Kind::Scalar(s) => {
             return match s.text.as_str() {
                 "break" => (brk(cx, node, in_cycle), Flow::Ends("break")),
+                "retry" => {
+                    if !wf.retry_catch {
+                        cx.err(
+                            node.pos,
+                            "`retry` alone tries again from the `catch` of a `try` with `maxTries` or `delays`, and is allowed only there (for a block that is tried again, write `retry: { maxTries: n }` with `do`)",
+                        );
+                        return (None, Flow::Ends("retry"));
+                    }
+                    (Some(Instruction::RetryAgain), Flow::Ends("retry"))
+                }
                 "finish" => (
                     Some(Instruction::Finish { message: None }),
                     Flow::Ends("finish"),
@@ -418,7 +439,7 @@ fn step(
                     cx.err(
                         node.pos,
                         format!(
-                            "unknown step {other:?}: only `break`, `finish` and `fail` are written alone{hint}"
+                            "unknown step {other:?}: only `break`, `finish`, `fail` and `retry` are written alone{hint}"
                         ),
                     );
                     (None, Flow::Continues)
@@ -512,11 +533,38 @@ fn instruction(
         "forkList" => fork_list(cx, wf, f),
         "retry" => retry(cx, wf, f, in_cycle),
         "try" => {
+            let max_tries = match get("maxTries") {
+                None => Some(None),
+                Some(m) => cx
+                    .int(m, "`maxTries`", 1, spec::MAX_TRIES_MAX)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .map(Some),
+            };
+            let delays = match get("delays") {
+                None => Some(None),
+                Some(d) => cx
+                    .list(d, "`delays`", "a list of durations")
+                    .and_then(|items| {
+                        let ds: Vec<Option<DurationMs>> =
+                            items.iter().map(|i| cx.duration(i, "`delays`")).collect();
+                        ds.into_iter().collect::<Option<Vec<_>>>().map(Some)
+                    }),
+            };
+            let retries = get("maxTries").is_some() || get("delays").is_some();
             let steps = get("try").and_then(|n| block(cx, wf, n, "`try`", in_cycle));
+            let outer_catch = wf.retry_catch;
+            wf.retry_catch = retries || outer_catch;
             let catch = get("catch").and_then(|n| block(cx, wf, n, "`catch`", in_cycle));
-            Some(Instruction::Try {
-                steps: steps?,
-                catch: catch?,
+            wf.retry_catch = outer_catch;
+            let (steps, catch, max_tries, delays) = (steps?, catch?, max_tries?, delays?);
+            if !retries {
+                return Some(Instruction::Try { steps, catch });
+            }
+            Some(Instruction::TryRetry {
+                steps,
+                catch,
+                max_tries,
+                delays: delays.unwrap_or_default(),
             })
         }
         "fail" => fail(cx, f),
@@ -662,7 +710,11 @@ fn fork(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction>
     for e in entries {
         let id = cx.name(e.key_node, "branch name", BranchId::new);
         // A branch is a child order: a `break` inside cannot leave a cycle outside.
+        wf.forks += 1;
+        let outer_catch = std::mem::replace(&mut wf.retry_catch, false);
         let steps = block(cx, wf, e.value, &format!("branch `{}`", e.key), false);
+        wf.retry_catch = outer_catch;
+        wf.forks -= 1;
         match (id, steps) {
             (Some(id), Some(steps)) => branches.push((id, steps)),
             _ => ok = false,
@@ -692,7 +744,11 @@ fn fork_list(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruc
         let text = cx.text(n, "`as`")?;
         cx.var_name(&text, n.pos, "`as`").then_some(text)
     });
+    wf.forks += 1;
+    let outer_catch = std::mem::replace(&mut wf.retry_catch, false);
     let steps = f.get("do").and_then(|n| block(cx, wf, n, "`do`", false));
+    wf.retry_catch = outer_catch;
+    wf.forks -= 1;
     let join = join_if_failed(cx, f);
     Some(Instruction::ForkList {
         over: over?,
@@ -764,10 +820,37 @@ fn finish(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Instruction> {
     }
     let sf = cx.fields_in(n, &spec::FINISH_SETTINGS, "`finish`")?;
     let message = match sf.get("message") {
-        None => None,
-        Some(m) => Some(cx.template(m, "`message`")?),
+        None => Some(None),
+        Some(m) => cx.template(m, "`message`").map(Some),
     };
-    Some(Instruction::Finish { message })
+    let failed = match sf.get("outcome") {
+        None => Some(None),
+        Some(o) => match cx.text(o, "`outcome`").as_deref() {
+            Some("succeeded") => Some(Some(false)),
+            Some("failed") => Some(Some(true)),
+            Some(other) => {
+                cx.err(
+                    o.pos,
+                    format!("`outcome` must be succeeded or failed, not {other:?}"),
+                );
+                None
+            }
+            None => None,
+        },
+    };
+    let values = match sf.get("values") {
+        None => Some(None),
+        Some(v) => vars(cx, v, "values", VarsOf::Args).map(Some),
+    };
+    let (message, failed, values) = (message?, failed?, values?);
+    if failed.is_none() && values.is_none() {
+        return Some(Instruction::Finish { message });
+    }
+    Some(Instruction::FinishWith {
+        failed: failed.unwrap_or(false),
+        message,
+        values: values.unwrap_or_default(),
+    })
 }
 
 fn lock(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Option<Instruction> {
@@ -783,7 +866,25 @@ fn lock(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Opt
     if let (Some(name), Some(count)) = (&name, &count) {
         wf.refs.add_lock(cx.file, name.as_str(), n.pos, *count);
     }
+    // A lock asked for inside its own block can never be granted: the order (or, in a fork
+    // branch, its parent, which waits for the child) holds it until the block is left.
+    if let Some(name) = &name {
+        if let Some((_, at, depth)) = wf.held.iter().find(|(h, _, _)| h == name.as_str()) {
+            let why = if *depth == wf.forks {
+                format!("the order holds lock `{name}` already (taken at {at})")
+            } else {
+                format!(
+                    "a child order asks for lock `{name}`, which its parent holds (taken at {at}) until the child has ended"
+                )
+            };
+            cx.err(n.pos, format!("{why}; the lock can never be granted"));
+        }
+        wf.held.push((name.to_string(), n.pos, wf.forks));
+    }
     let steps = f.get("do").and_then(|d| block(cx, wf, d, "`do`", in_cycle));
+    if name.is_some() {
+        wf.held.pop();
+    }
     Some(Instruction::Lock {
         lock: name?,
         count: count?,
