@@ -701,6 +701,7 @@ mod tests {
         let mut t = terminated();
         t.exit_code = None;
         t.signal = Some(9);
+        t.return_values.clear();
         assert!(matches!(outcome_of(&codes, t), Outcome::Failed { .. }));
     }
 }
