@@ -4,6 +4,9 @@
 //!
 //! This crate does no IO, reads no clock and draws no random numbers: time and randomness are
 //! passed in by the caller.
+//!
+//! With the `testkit` feature, [`testkit`] holds what tests of the model and of the drivers
+//! share: random workflows and inputs, and a simulated controller and agents.
 
 pub mod driver;
 pub mod env;
@@ -13,6 +16,8 @@ pub mod inventory;
 pub mod order;
 pub mod position;
 pub mod schedule;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 pub mod value;
 pub mod wire;

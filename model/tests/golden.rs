@@ -28,17 +28,14 @@
 //! copy of an agent's order equals the agent's, and that every journal replays (through
 //! postcard) to the live state.
 
-#[path = "golden/sim.rs"]
-mod sim;
-
 use ordo_model::ids::{AgentId, BoardName, OrderId, WorkflowName};
 use ordo_model::order::{Command, Exit, Kill};
 use ordo_model::position::Position;
+use ordo_model::testkit::sim::Sim;
 use ordo_model::time::{DurationMs, TimeMs};
 use ordo_model::value::{Value, Vars};
 use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
 use serde::Deserialize;
-use sim::Sim;
 use std::collections::BTreeMap;
 use std::path::Path;
 

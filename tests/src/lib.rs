@@ -4,9 +4,11 @@
 //! [`Cluster`] starts a controller and agents, kills them with SIGKILL or stops them with
 //! SIGTERM, and talks to the controller's HTTPS API; [`pair::Pair`] does the same for a
 //! replicated pair (two controllers and the watch, their raft traffic through fault proxies,
-//! [`proxy`]). Every wait is bounded in time.
+//! [`proxy`]); [`inproc::InProcess`] runs a controller and agents inside the test process,
+//! from their library entry points. Every wait is bounded in time.
 
 pub mod history;
+pub mod inproc;
 pub mod pair;
 pub mod process;
 pub mod proxy;

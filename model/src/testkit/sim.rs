@@ -3,18 +3,16 @@
 //! actions, forward agent events to the controller. Processes are simulated: they run until
 //! the script ends them, time out, or are killed; time only moves when the script says so.
 
-#![allow(dead_code)]
-
-use ordo_model::ids::{AgentId, OrderId};
-use ordo_model::inventory::Inventory;
-use ordo_model::order::{
+use crate::ids::{AgentId, OrderId};
+use crate::inventory::Inventory;
+use crate::order::{
     Action, AgentCommand, Command, Exit, Holder, JobQueue, KeyedEvent, Kill, OrderEvent,
     OrderLimits, OrderState, Outcome, Room, Settler, Side, Start, StartJob, World,
     accepts_from_agent, actions, agent_command, attach_command, command, deploy, expire_notices,
     job_result, lost_processes, step,
 };
-use ordo_model::time::{DurationMs, TimeMs};
-use ordo_model::value::Vars;
+use crate::time::{DurationMs, TimeMs};
+use crate::value::Vars;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -54,6 +52,8 @@ pub struct Sim {
     pub log: String,
     /// Log every event (golden files); the property test turns it off.
     pub verbose: bool,
+    /// Every job start, in order, with the agent that made it.
+    pub started: Vec<(AgentId, StartJob)>,
     settler: Settler,
 }
 
@@ -74,6 +74,7 @@ impl Sim {
             agents: BTreeMap::new(),
             log: String::new(),
             verbose: true,
+            started: Vec::new(),
             settler: Settler::new(),
         };
         let events = deploy(&sim.ctrl, inventory);
@@ -480,6 +481,7 @@ impl Sim {
                     env.join(" ")
                 );
             }
+            self.started.push((id.clone(), (*start).clone()));
             a.running.insert(
                 order.clone(),
                 Running {
