@@ -100,6 +100,10 @@ controller_token_file = "$etc/cockpit.token"
 listen = "0.0.0.0:8080"
 
 $admin_user
+
+[follow]
+# Which controller is active, read every 250 ms: the UI shows a failover as it happens.
+cluster_poll_ms = 250
 TOML
 
 touch "$etc/ready"

@@ -6,6 +6,7 @@
 //! replicated pair (two controllers and the watch, their raft traffic through fault proxies,
 //! [`proxy`]). Every wait is bounded in time.
 
+pub mod docker;
 pub mod history;
 pub mod pair;
 pub mod process;
