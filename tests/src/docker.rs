@@ -181,9 +181,7 @@ pub fn ordo_binary() -> Result<PathBuf> {
 /// Builds image `tag` with `Dockerfile.local` from the `ordo` binary of this build.
 pub fn build_image(tag: &str) -> Result<()> {
     let ordo = ordo_binary()?;
-    let context = tempfile::Builder::new()
-        .prefix("ordo-image-")
-        .tempdir()?;
+    let context = tempfile::Builder::new().prefix("ordo-image-").tempdir()?;
     let docker_dir = repo().join("deploy/docker");
     // A hard link where the file system allows it: the debug binary is large.
     if std::fs::hard_link(&ordo, context.path().join("ordo")).is_err() {
@@ -227,7 +225,8 @@ fn remove_leftovers(program: &[String]) {
         if seen.insert(p.to_owned()) {
             eprintln!("removing compose project {p} left behind by an earlier run");
             let mut c = Command::new(&program[0]);
-            c.args(&program[1..]).args(["-p", p, "down", "-v", "-t", "1"]);
+            c.args(&program[1..])
+                .args(["-p", p, "down", "-v", "-t", "1"]);
             c.current_dir(repo().join("deploy/compose"));
             let _ = run(&mut c);
             let _ = run(&mut docker(&["rmi", "-f", &format!("{p}:image")]));
@@ -271,7 +270,12 @@ impl Compose {
         let deadline = Instant::now() + Duration::from_millis(UP_TIMEOUT_MS);
         // The admin token, once the cockpit runs (init wrote it before anything started).
         let token = loop {
-            match ok(docker(&["exec", &c.container("cockpit")?, "cat", "/etc/ordo/admin.token"])) {
+            match ok(docker(&[
+                "exec",
+                &c.container("cockpit")?,
+                "cat",
+                "/etc/ordo/admin.token",
+            ])) {
                 Ok(t) if !t.is_empty() => break t,
                 _ if Instant::now() > deadline => {
                     bail!("no admin token from the cockpit\n{}", c.logs())
@@ -280,7 +284,12 @@ impl Compose {
             }
         };
         let ca_path = c.dir.path().join("ca.pem");
-        let ca = ok(docker(&["exec", &c.container("cockpit")?, "cat", "/etc/ordo/certs/ca.pem"]))?;
+        let ca = ok(docker(&[
+            "exec",
+            &c.container("cockpit")?,
+            "cat",
+            "/etc/ordo/certs/ca.pem",
+        ]))?;
         std::fs::write(&ca_path, ca)?;
         let ca = ordo_net::tls::CaBundle::from_pem_file(&ca_path)?;
         let tls = ordo_net::tls::client_config(&ca, None)?;
@@ -530,8 +539,7 @@ impl Compose {
     pub fn journal(&self, service: &str) -> Result<Option<EventJournal>> {
         let id = self.container(service)?;
         let copy = self.dir.path().join(format!("journal-{service}"));
-        ok(docker(&["cp", &format!("{id}:/var/lib/ordo/journal")])
-            .arg(&copy))?;
+        ok(docker(&["cp", &format!("{id}:/var/lib/ordo/journal")]).arg(&copy))?;
         let read = self.dir.path().join(format!("journal-{service}-read"));
         Ok(read_journal(&copy, &read, service.to_owned())?.map(|j| j.events))
     }

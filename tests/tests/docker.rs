@@ -75,8 +75,7 @@ async fn process_docker_compose_cluster_survives_faults() -> anyhow::Result<()> 
     let mut compose = Compose::up(&image).await?;
     eprintln!("cluster up at {:?}", started.elapsed());
 
-    let inventory =
-        std::fs::read_to_string(docker::repo().join("deploy/compose/inventory.yaml"))?;
+    let inventory = std::fs::read_to_string(docker::repo().join("deploy/compose/inventory.yaml"))?;
     compose.deploy("inventory.yaml", &inventory).await?;
     let orderer = compose.orderer();
     orderer.add("first", "relay").await?;
@@ -172,7 +171,10 @@ async fn process_docker_compose_cluster_survives_faults() -> anyhow::Result<()> 
     );
     eprintln!("whole test {:?}", started.elapsed());
     assert!(verdict.lost.is_empty(), "lost orders: {verdict}");
-    assert!(verdict.unexpected.is_empty(), "unexpected orders: {verdict}");
+    assert!(
+        verdict.unexpected.is_empty(),
+        "unexpected orders: {verdict}"
+    );
     assert!(verdict.is_clean(), "{verdict}");
     assert_eq!(verdict.acknowledged, ledger.orders.len(), "{verdict}");
     compose.remove();
