@@ -426,6 +426,42 @@ impl Compose {
         }
     }
 
+    /// `service`'s own role, from its `/health` read inside its container (the health
+    /// check's token); `None` when it does not answer.
+    pub fn node_role(&self, service: &str) -> Option<String> {
+        let id = self.container(service).ok()?;
+        let out = ok(docker(&[
+            "exec",
+            &id,
+            "bash",
+            "-c",
+            "ORDO_TOKEN=$(cat /etc/ordo/health.token) ordo --api https://localhost:4443 \
+             --ca /etc/ordo/certs/ca.pem cluster status --json",
+        ]))
+        .ok()?;
+        let view: Json = serde_json::from_str(&out).ok()?;
+        view["members"][0]["health"]["role"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Waits until controller `service` says itself that it is active; the time from `since`.
+    pub async fn wait_node_active(&self, service: &str, since: Instant) -> Result<Duration> {
+        let deadline = Instant::now() + Duration::from_millis(ROLE_TIMEOUT_MS);
+        loop {
+            if self.node_role(service).as_deref() == Some("active") {
+                return Ok(since.elapsed());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{service} did not become active within {ROLE_TIMEOUT_MS} ms\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
+    }
+
     /// Waits until `service` answers its health as the passive controller and has applied
     /// what the active one committed when the wait began.
     pub async fn wait_passive(&self, service: &str) -> Result<()> {
