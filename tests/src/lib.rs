@@ -7,6 +7,7 @@
 //! [`proxy`]); [`inproc::InProcess`] runs a controller and agents inside the test process,
 //! from their library entry points. Every wait is bounded in time.
 
+pub mod docker;
 pub mod history;
 pub mod inproc;
 pub mod pair;

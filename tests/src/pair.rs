@@ -23,7 +23,7 @@ mod check;
 mod fence;
 mod load;
 
-pub use check::{Finished, VoterJournal};
+pub use check::{Finished, VoterJournal, read_journal};
 pub use load::{Ledger, Load, Orderer, Sent};
 
 use crate::proxy::{Classifier, Proxy, socket_owner};

@@ -20,6 +20,7 @@ use utoipa::IntoParams;
 #[into_params(parameter_in = Query)]
 pub struct PlanQuery {
     /// The local date of the instants in their schedule's time zone, `YYYY-MM-DD`.
+    #[param(format = Date)]
     pub date: Option<String>,
     /// One schedule.
     pub schedule: Option<String>,

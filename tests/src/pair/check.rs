@@ -188,7 +188,7 @@ impl Pair {
 }
 
 /// Copies the journal at `source` (when there is one) to `copy` and reads every record.
-fn read_journal(source: &Path, copy: &Path, name: String) -> Result<Option<VoterJournal>> {
+pub fn read_journal(source: &Path, copy: &Path, name: String) -> Result<Option<VoterJournal>> {
     if !source.exists() {
         return Ok(None);
     }
