@@ -38,8 +38,9 @@ const COMMAND_TIMEOUT_MS: u64 = 300_000;
 const ADD_TIMEOUT_MS: u64 = 60_000;
 /// Requests for one order at most.
 const ADD_ATTEMPTS_MAX: u32 = 1_000;
-/// Pause between two orders of the load.
-const LOAD_PAUSE_MS: u64 = 100;
+/// Pause between two orders of the load: the load adds fewer orders a second than the agents
+/// end (each runs one job of a second at a time), so that its backlog stays short.
+const LOAD_PAUSE_MS: u64 = 500;
 
 /// The repository's top folder.
 pub fn repo() -> PathBuf {
