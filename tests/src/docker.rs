@@ -3,7 +3,8 @@
 //! once and keeps it by its tag, `deploy/docker/Dockerfile.local` adds the binary), the cluster
 //! brought up under a project name of its own with only the cockpit published on 127.0.0.1,
 //! and the faults a server meets: `docker kill`, a network disconnect, `docker pause`, a
-//! restart. The containers talk to each other on the project's own network; the test reaches
+//! restart; and a rolling upgrade, each controller replaced in turn by a container of a second
+//! image ([`build_next_image`]) with a switchover between. The containers talk to each other on the project's own network; the test reaches
 //! them only through the cockpit's published port and the Docker CLI.
 //!
 //! [`engine`] tells whether an engine answers. [`Compose`] removes its containers, network,
@@ -37,8 +38,9 @@ const COMMAND_TIMEOUT_MS: u64 = 300_000;
 const ADD_TIMEOUT_MS: u64 = 60_000;
 /// Requests for one order at most.
 const ADD_ATTEMPTS_MAX: u32 = 1_000;
-/// Pause between two orders of the load.
-const LOAD_PAUSE_MS: u64 = 100;
+/// Pause between two orders of the load: the load adds fewer orders a second than the agents
+/// end (each runs one job of a second at a time), so that its backlog stays short.
+const LOAD_PAUSE_MS: u64 = 500;
 
 /// The repository's top folder.
 pub fn repo() -> PathBuf {
@@ -198,6 +200,28 @@ pub fn build_image(tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// Builds image `tag` from image `from` with `version` in a label and in `ORDO_IMAGE_VERSION`:
+/// the same binary in an image of its own, what a rolling upgrade replaces a controller with.
+pub fn build_next_image(from: &str, tag: &str, version: &str) -> Result<()> {
+    let context = tempfile::Builder::new().prefix("ordo-image-").tempdir()?;
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {from}\nLABEL org.opencontainers.image.version=\"{version}\"\nENV ORDO_IMAGE_VERSION=\"{version}\"\n"
+        ),
+    )?;
+    ok(docker(&["build", "-q", "-t", tag]).arg(context.path()))?;
+    Ok(())
+}
+
+/// The second image of a test's project (see [`build_next_image`]).
+pub fn next_image_of(project_image: &str) -> String {
+    match project_image.rsplit_once(':') {
+        Some((repo, _)) => format!("{repo}:next"),
+        None => format!("{project_image}:next"),
+    }
+}
+
 /// Removes what runs of these tests that were killed left behind: the projects of processes
 /// that are gone, and their images.
 fn remove_leftovers(program: &[String]) {
@@ -229,7 +253,9 @@ fn remove_leftovers(program: &[String]) {
                 .args(["-p", p, "down", "-v", "-t", "1"]);
             c.current_dir(repo().join("deploy/compose"));
             let _ = run(&mut c);
-            let _ = run(&mut docker(&["rmi", "-f", &format!("{p}:image")]));
+            for tag in ["next", "image"] {
+                let _ = run(&mut docker(&["rmi", "-f", &format!("{p}:{tag}")]));
+            }
         }
     }
 }
@@ -239,6 +265,8 @@ pub struct Compose {
     program: Vec<String>,
     pub project: String,
     pub image: String,
+    /// Images services were replaced with ([`Compose::replace`]), removed with the project.
+    replaced_with: Vec<String>,
     pub cockpit_port: u16,
     dir: tempfile::TempDir,
     api: Option<HttpsClient>,
@@ -261,6 +289,7 @@ impl Compose {
             program,
             project,
             image: image.to_owned(),
+            replaced_with: Vec::new(),
             cockpit_port,
             dir: tempfile::Builder::new().prefix("ordo-compose-").tempdir()?,
             api: None,
@@ -370,6 +399,49 @@ impl Compose {
             &id,
         ]))?;
         Ok(())
+    }
+
+    /// Replaces `service`'s container by one of image `image`, with the same volumes, network
+    /// and alias (`up -d --no-deps` with `ORDO_IMAGE` set to it): one step of a rolling upgrade.
+    pub fn replace(&mut self, service: &str, image: &str) -> Result<()> {
+        if !self.replaced_with.iter().any(|i| i == image) {
+            self.replaced_with.push(image.to_owned());
+        }
+        ok(self
+            .compose_command(&["up", "-d", "--no-deps", "-t", "5", service])
+            .env("ORDO_IMAGE", image))?;
+        let running = self.image_of(service)?;
+        if running != image {
+            bail!("{service} runs image {running} after its replacement by {image}");
+        }
+        Ok(())
+    }
+
+    /// The image `service`'s container was made from, as it was named.
+    pub fn image_of(&self, service: &str) -> Result<String> {
+        ok(docker(&[
+            "inspect",
+            "--format",
+            "{{.Config.Image}}",
+            &self.container(service)?,
+        ]))
+    }
+
+    /// A planned switchover through the cockpit (`POST /api/v1/cluster/switchover`): the
+    /// active controller hands its role to the other one.
+    pub async fn switchover(&self) -> Result<Json> {
+        let r = self
+            .api()
+            .request(Method::POST, &self.url("/api/v1/cluster/switchover"), None)
+            .await?;
+        if !r.status.is_success() {
+            bail!(
+                "switchover answered {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+        Ok(serde_json::from_slice(&r.body).unwrap_or(Json::Null))
     }
 
     /// The last lines of every service's log.
@@ -598,7 +670,14 @@ impl Compose {
         if let Err(e) = self.compose(&["down", "-v", "--remove-orphans", "-t", "1"]) {
             eprintln!("removing compose project {}: {e:#}", self.project);
         }
-        let _ = run(&mut docker(&["rmi", "-f", &self.image]));
+        // The replacements first: they are built on top of the project's image.
+        for image in self
+            .replaced_with
+            .iter()
+            .chain(std::iter::once(&self.image))
+        {
+            let _ = run(&mut docker(&["rmi", "-f", image]));
+        }
     }
 }
 

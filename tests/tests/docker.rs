@@ -1,9 +1,10 @@
 //! The compose cluster (`deploy/compose`) in a real Docker engine: built from this build's
 //! `ordo` on the local Debian base, brought up, the inventory deployed and orders added through
 //! the cockpit while the active controller is killed, cut off the network and frozen, an agent
-//! restarted and everything stopped and started again; then the voters' journals are read out
-//! of their containers and checked (0 lost, 0 unexpected, identical where they overlap). The
-//! failover times across containers are printed (`docker failover:`).
+//! restarted, both controllers upgraded in turn to a second image with a switchover between
+//! (a rolling upgrade), and everything stopped and started again; then the voters' journals are
+//! read out of their containers and checked (0 lost, 0 unexpected, identical where they
+//! overlap). The failover times across containers are printed (`docker failover:`).
 //!
 //! Without a Docker engine the test says loudly that it did not run; under `CI=true` that is a
 //! failure. The base image is made once per machine and kept by its tag.
@@ -132,6 +133,38 @@ async fn process_docker_compose_cluster_survives_faults() -> anyhow::Result<()> 
 
     // An agent restarted while jobs run on it.
     compose.docker_on("restart", "agent-2", &["-t", "2"])?;
+    load.wait_more(5).await?;
+
+    // A rolling upgrade while orders are added and run: the passive controller's container
+    // replaced by one of the next image (same volumes, network and alias), caught up, a
+    // switchover to it, then the other controller replaced the same way.
+    let next_image = docker::next_image_of(&image);
+    docker::build_next_image(&image, &next_image, "next")?;
+    let old = compose.active().await.expect("an active controller");
+    let first = other(&old);
+    compose.replace(first, &next_image)?;
+    compose.wait_passive(first).await?;
+    load.wait_more(3).await?;
+    let t = Instant::now();
+    compose.switchover().await?;
+    let raft = compose.wait_node_active(first, t).await?;
+    let (now, took) = compose.wait_active_other(&old, t).await?;
+    assert_eq!(
+        now, first,
+        "the switchover handed over to the upgraded controller"
+    );
+    figures.push(format!(
+        "switchover: {} ms (cockpit {} ms)",
+        raft.as_millis(),
+        took.as_millis()
+    ));
+    load.wait_more(3).await?;
+    compose.replace(&old, &next_image)?;
+    compose.wait_passive(&old).await?;
+    for service in CONTROLLERS {
+        assert_eq!(compose.image_of(service)?, next_image, "{service} upgraded");
+    }
+    eprintln!("rolling upgrade done at {:?}", started.elapsed());
     load.wait_more(5).await?;
     let added = load.stop().await?;
     let ledger = orderer.ledger();
