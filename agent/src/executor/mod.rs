@@ -357,7 +357,11 @@ impl Executor {
                 }
                 _ = tokio::time::sleep(sleep) => self.fire_timers(),
                 _ = tokio::time::sleep_until(lazy_until.unwrap_or_else(tokio::time::Instant::now)),
-                    if lazy_until.is_some() => self.urgent = true,
+                    if lazy_until.is_some() => {
+                    // Once: while the file system is full, `flush` holds the records anyway.
+                    self.lazy_until = None;
+                    self.urgent = true;
+                }
                 _ = std::future::ready(()), if busy => {}
             }
         }
