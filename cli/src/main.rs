@@ -23,6 +23,7 @@ mod servers;
 #[cfg(feature = "servers")]
 mod up;
 mod watch;
+mod workflows;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -61,6 +62,8 @@ enum Command {
     Logs(logs::Args),
     /// Follow the live event feed.
     Watch(watch::Args),
+    /// List the deployed workflows, or show one with its versions.
+    Workflows(workflows::Args),
     /// List agents and their links.
     Agents(agents::Args),
     /// The controller pair: status, switchover, add or remove a node.
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Orders(args) => block_on(orders::run(args, g)),
         Command::Logs(args) => block_on(logs::run(args, g)),
         Command::Watch(args) => block_on(watch::run(args, g)),
+        Command::Workflows(args) => block_on(workflows::run(args, g)),
         Command::Agents(args) => block_on(agents::run(args, g)),
         Command::Cluster(c) => block_on(cluster::run(c, g)),
     };

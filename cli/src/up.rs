@@ -4,6 +4,8 @@
 //! resumes the same state. Ctrl-C stops everything cleanly. `ordo up --pair` runs a replicated
 //! pair instead, each server its own process ([`pair`]).
 
+mod examples;
+mod log;
 mod pair;
 
 use crate::profile::{self, Profile};
@@ -11,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use ordo_cli::local::{self, Local, Options};
 use ordo_net::client::{HttpsClient, HttpsClientOptions};
 use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,6 +75,20 @@ struct Ports {
     agent: u16,
 }
 
+/// The agent's port when it is free: the one `deploy/examples/agents.yaml` names, so that
+/// deploying that file alongside a workflow of one's own keeps pointing at this agent.
+pub const AGENT_PORT: u16 = 4444;
+/// The controller's port when it is free.
+pub const CONTROLLER_PORT: u16 = 4443;
+
+/// `preferred` if nothing listens on it on 127.0.0.1, else a free port.
+fn port_or_free(preferred: u16) -> Result<u16> {
+    if std::net::TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
+        return Ok(preferred);
+    }
+    Ok(local::free_port()?)
+}
+
 fn ports(dir: &Path) -> Result<Ports> {
     let path = dir.join("ports.json");
     if let Ok(text) = std::fs::read_to_string(&path)
@@ -80,8 +97,8 @@ fn ports(dir: &Path) -> Result<Ports> {
         return Ok(p);
     }
     let p = Ports {
-        controller: local::free_port()?,
-        agent: local::free_port()?,
+        controller: port_or_free(CONTROLLER_PORT)?,
+        agent: port_or_free(AGENT_PORT)?,
     };
     std::fs::write(&path, serde_json::to_string(&p)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -102,8 +119,9 @@ fn write_profile(api: &str, token: &str, ca: Option<&Path>) -> Result<Option<Pat
     Ok(Some(path))
 }
 
-/// The examples with the `local` agent's URL set to where it really listens.
-pub fn examples(agent_url: &str) -> Vec<Json> {
+/// The examples (file name, `{name, text}`) with the `local` agent's URL set to where it
+/// really listens.
+pub fn examples(agent_url: &str) -> Vec<(&'static str, Json)> {
     EXAMPLES
         .iter()
         .map(|(name, text)| {
@@ -112,7 +130,7 @@ pub fn examples(agent_url: &str) -> Vec<Json> {
             } else {
                 (*text).to_owned()
             };
-            json!({"name": name, "text": text})
+            (*name, json!({"name": name, "text": text}))
         })
         .collect()
 }
@@ -151,6 +169,71 @@ async fn wait_healthy(api: &HttpsClient, url: &str) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("{url} did not answer \"ok\" within 30 s")
+}
+
+/// The latest deployed version of every workflow, from the controller's `/snapshot`.
+async fn deployed_versions(api: &HttpsClient, base: &str) -> Result<BTreeMap<String, u64>> {
+    let snapshot: Json = api
+        .get_json(&format!("{base}/snapshot"))
+        .await
+        .context("reading what is deployed")?;
+    Ok(snapshot["workflows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| {
+            let name = w["name"].as_str()?.to_owned();
+            let latest = w["versions"]
+                .as_array()?
+                .iter()
+                .filter_map(Json::as_u64)
+                .max()?;
+            Some((name, latest))
+        })
+        .collect())
+}
+
+/// Deploys the example files whose workflows the user has not deployed over
+/// ([`examples`]), with the `local` agent pointed at its port, and records their versions.
+async fn deploy_examples(api: &HttpsClient, base: &str, dir: &Path, agent_url: &str) -> Result<()> {
+    let record = examples::read_record(dir);
+    let deployed = deployed_versions(api, base).await?;
+    let mut files = Vec::new();
+    let mut names = Vec::new();
+    for (file, text) in examples(agent_url) {
+        let text = text["text"].as_str().unwrap_or_default().to_owned();
+        let workflows = examples::workflow_names(&text);
+        match examples::decide(&workflows, &deployed, &record) {
+            Ok(()) => {
+                names.extend(workflows);
+                files.push(json!({"name": file, "text": text}));
+            }
+            Err(workflow) => println!(
+                "kept your workflow `{workflow}`: the example {file} is not deployed over it"
+            ),
+        }
+    }
+    match api
+        .post_json::<_, Json>(&format!("{base}/deploy"), &json!({ "files": files }))
+        .await
+    {
+        Ok(answer) => {
+            let changes = answer["changes"].as_array().map(Vec::len).unwrap_or(0);
+            println!("deployed the examples ({changes} changes)");
+        }
+        Err(e) => {
+            println!("the examples were not deployed: {e}");
+            return Ok(());
+        }
+    }
+    let deployed = deployed_versions(api, base).await?;
+    let mut record = record;
+    for name in names {
+        if let Some(v) = deployed.get(&name) {
+            record.insert(name, *v);
+        }
+    }
+    examples::write_record(dir, &record)
 }
 
 pub fn run(args: &Args) -> Result<std::process::ExitCode> {
@@ -224,15 +307,13 @@ async fn up(args: &Args) -> Result<()> {
         r = &mut cockpit => bail!("the cockpit stopped: {:?}", r),
     }
     if !args.no_examples {
-        let answer: Json = api
-            .post_json(
-                &format!("{base}/deploy"),
-                &json!({ "files": examples(&agent_url) }),
-            )
-            .await
-            .context("deploying the examples")?;
-        let changes = answer["changes"].as_array().map(Vec::len).unwrap_or(0);
-        println!("deployed the examples ({changes} changes)");
+        deploy_examples(&api, &base, &args.dir, &agent_url).await?;
+    }
+    if ports.agent != AGENT_PORT {
+        println!(
+            "note: the agent `{LOCAL_AGENT}` listens on port {} ({AGENT_PORT} was taken); deploy/examples/agents.yaml names {AGENT_PORT}, so leave that file out of your deployments",
+            ports.agent
+        );
     }
     let cockpit_health = format!("{cockpit_url}/health");
     tokio::select! {
@@ -259,6 +340,20 @@ async fn up(args: &Args) -> Result<()> {
     );
     println!();
     println!("Ctrl-C stops everything; `ordo up` again resumes the same state.");
+    println!();
+    println!("What happens from now on (deployments, orders, the agent's link):");
+    let after = api
+        .get_json::<Json>(&health)
+        .await
+        .ok()
+        .and_then(|h| h["lastEventId"].as_u64())
+        .unwrap_or(0);
+    let follow = tokio::spawn(log::follow(
+        client(&local)?,
+        base.clone(),
+        after,
+        log::Printer::start(),
+    ));
 
     let result = tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
@@ -266,6 +361,7 @@ async fn up(args: &Args) -> Result<()> {
         r = &mut agent => Err(anyhow!("the agent stopped: {r:?}")),
         r = &mut cockpit => Err(anyhow!("the cockpit stopped: {r:?}")),
     };
+    follow.abort();
     println!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {

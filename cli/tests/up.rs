@@ -13,8 +13,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `ordo up` and returns it with the lines it printed up to "Ctrl-C".
-fn up(dir: &std::path::Path, port: u16) -> (Child, Vec<String>) {
+/// Starts `ordo up` and returns it with the lines it printed up to "Ctrl-C" and the lines it
+/// prints after.
+fn up(dir: &std::path::Path, port: u16) -> (Child, Vec<String>, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
         .args(["up", "--dir"])
         .arg(dir.join("data"))
@@ -42,7 +43,7 @@ fn up(dir: &std::path::Path, port: u16) -> (Child, Vec<String>) {
                 let done = line.contains("Ctrl-C");
                 lines.push(line);
                 if done {
-                    return (child, lines);
+                    return (child, lines, rx);
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -56,6 +57,34 @@ fn up(dir: &std::path::Path, port: u16) -> (Child, Vec<String>) {
     let _ = child.kill();
     let _ = child.wait();
     panic!("ordo up did not come up within 60 s: {lines:?}");
+}
+
+/// The next line `ordo up` prints that satisfies `f`, within 30 s.
+fn next_line(log: &std::sync::mpsc::Receiver<String>, f: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match log.recv_timeout(left) {
+            Ok(line) if f(&line) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("no such line within 30 s; printed: {seen:?}");
+}
+
+/// The deployed versions of `hello`, from `ordo workflows --json`.
+fn hello_versions(dir: &std::path::Path) -> Vec<u64> {
+    let out = ordo(dir, &["workflows", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    answer["workflows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|w| w["name"] == "hello")
+        .flat_map(|w| w["versions"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_u64())
+        .collect()
 }
 
 fn interrupt_and_wait(mut child: Child) {
@@ -91,7 +120,7 @@ fn ordo(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (child, lines) = up(dir.path(), port);
+    let (child, lines, log) = up(dir.path(), port);
     // The banner names the URL, the admin token and a command to add an order.
     let text = lines.join("\n");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
@@ -113,6 +142,9 @@ fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
     let out = ordo(dir.path(), &["orders", "--json"]);
     let before = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(before.contains("\"finished\""), "{before}");
+    // The terminal says what happened, as a log a person reads.
+    let finished = next_line(&log, |l| l.contains("finished"));
+    assert!(finished.contains("hello"), "{finished}");
     // The example schedules are planned: the daily plan shows their instants.
     let out = ordo(dir.path(), &["plan", "show", "--json"]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -125,15 +157,40 @@ fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
         plan["entries"].as_array().is_some_and(|e| !e.is_empty()),
         "{plan}"
     );
+    // A workflow of the user's own under an example's name.
+    let mine = dir.path().join("hello.yaml");
+    std::fs::write(
+        &mine,
+        "workflow: hello\njobs:\n  mine: { agent: local, script: echo mine }\nsteps:\n  - run: mine\n---\nagent: local\nurl: wss://127.0.0.1:4444\n",
+    )
+    .unwrap();
+    let out = ordo(dir.path(), &["deploy", mine.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deployed = next_line(&log, |l| l.contains("hello") && l.contains("deployed"));
+    assert!(deployed.contains("workflow"), "{deployed}");
+    let before = hello_versions(dir.path());
+    assert_eq!(
+        before.len(),
+        2,
+        "the example's version and the user's: {before:?}"
+    );
     interrupt_and_wait(child);
 
-    let (child, _) = up(dir.path(), port);
+    let (child, lines, _) = up(dir.path(), port);
     let out = ordo(dir.path(), &["orders", "--json"]);
     let after = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         after.contains("\"finished\""),
         "the state came back: {after}"
     );
+    // The restart kept the user's `hello` and said so.
+    assert_eq!(hello_versions(dir.path()), before);
+    let text = lines.join("\n");
+    assert!(text.contains("kept your workflow `hello`"), "{text}");
     interrupt_and_wait(child);
 }
 

@@ -12,12 +12,11 @@
 //! ends is not restarted: Ctrl-C stops the others, and `ordo up --pair` again starts
 //! everything on the same data.
 
-use super::{Args, LOCAL_AGENT, examples, wait_healthy, write_profile};
+use super::{Args, LOCAL_AGENT, deploy_examples, wait_healthy, write_profile};
 use anyhow::{Context, Result, anyhow, bail};
 use ordo_api::view::ControllerHealth;
 use ordo_cli::local::{self, LocalPair, PairListen, PairOptions};
 use ordo_net::client::{HttpsClient, HttpsClientOptions};
-use serde_json::{Value as Json, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -346,15 +345,7 @@ async fn serve(
         _ = &mut stopped => return Ok(()),
     }
     if !args.no_examples {
-        let answer: Json = api
-            .post_json(
-                &format!("{cockpit_url}/api/v1/deploy"),
-                &json!({ "files": examples(agent_url) }),
-            )
-            .await
-            .context("deploying the examples through the cockpit")?;
-        let changes = answer["changes"].as_array().map(Vec::len).unwrap_or(0);
-        say!("deployed the examples ({changes} changes)");
+        deploy_examples(&api, &format!("{cockpit_url}/api/v1"), &args.dir, agent_url).await?;
     }
     let profile = write_profile(cockpit_url, &local.admin_token, None)?;
     let hs = healths(&voters, servers).await;
