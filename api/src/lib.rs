@@ -12,6 +12,7 @@
 //! - [`view`]: the typed JSON views the APIs answer with (orders, agents, locks, boards,
 //!   snapshots, event descriptions, state names);
 //! - [`plan`]: the daily plan's view (schedules, planned instants and what became of them);
+//! - [`why`]: what an order waits for, in words;
 //! - [`auth`]: roles and token hashing;
 //! - [`limits`]: the sizes readers of the stream size their limits by.
 //!
@@ -25,6 +26,7 @@ pub mod plan;
 pub mod record;
 pub mod state;
 pub mod view;
+pub mod why;
 
 /// The format version of event frames and state snapshots this build writes and reads.
 /// Raise it with every change a reader of the previous version would misread.

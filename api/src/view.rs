@@ -124,6 +124,23 @@ pub struct OrderView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     pub outcomes: Vec<OutcomeView>,
+    /// What it waits for, in words (a process slot, a lock and its holders, a notice, an
+    /// answer, a time, a handover; [`crate::why`]); only in the answer for one order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+    /// The instant it waits until, ms since the epoch, when it waits for a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_until_ms: Option<i64>,
+}
+
+/// The view of one order with what it waits for in `world` ([`crate::why`]).
+pub fn order_view_in(world: &World, o: &Order) -> OrderView {
+    let mut view = order_view(o);
+    if let Some(why) = crate::why::why_waiting(world, o) {
+        view.waiting_for = Some(why.text);
+        view.waiting_until_ms = why.until_ms;
+    }
+    view
 }
 
 /// The one view of an order.
@@ -149,6 +166,8 @@ pub fn order_view(o: &Order) -> OrderView {
                 outcome: h.outcome.to_string(),
             })
             .collect(),
+        waiting_for: None,
+        waiting_until_ms: None,
     }
 }
 

@@ -28,9 +28,20 @@ mod workflows;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The connection options, given once here rather than in every command's help.
+const CONNECTION_HELP: &str = "\
+Connection (every command that talks to the cockpit API; before or after the command):
+      --api <URL>      Cockpit API URL, e.g. https://ordo.example:4443 (http:// only for
+                       127.0.0.1/localhost) [env: ORDO_API]
+      --token <TOKEN>  API token [env: ORDO_TOKEN]
+      --ca <PATH>      CA certificate (PEM) the API's certificate is checked against
+                       (default: the system's) [env: ORDO_CA]
+  Unset options come from the profile ($ORDO_CONFIG, else ~/.config/ordo/profile.toml),
+  which `ordo up` writes.";
+
 /// Ordo: a workload orchestrator.
 #[derive(Parser, Debug)]
-#[command(name = "ordo", version, about)]
+#[command(name = "ordo", version, about, after_help = CONNECTION_HELP)]
 struct Cli {
     #[command(flatten)]
     global: profile::Global,
@@ -83,6 +94,19 @@ enum Command {
     Cockpit(servers::Args),
 }
 
+impl Command {
+    /// Whether the command runs servers in this process.
+    fn runs_servers(&self) -> bool {
+        match self {
+            #[cfg(feature = "servers")]
+            Command::Up(_) | Command::Controller(_) | Command::Agent(_) | Command::Cockpit(_) => {
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Runs a command that talks to the API on a single-threaded runtime.
 fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(f: F) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -93,6 +117,18 @@ fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(f: F) -> anyhow::Resul
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.command.runs_servers() {
+        // Rust ignores SIGPIPE, so a closed pipe would make every `println!` panic; the
+        // default action ends a client quietly, as `ls | head` ends. Never for the servers:
+        // a peer that closes its socket would kill them.
+        // SAFETY: no other thread runs yet, and the default action needs no handler state.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     let g = &cli.global;
     let result = match &cli.command {
         #[cfg(feature = "servers")]

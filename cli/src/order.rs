@@ -12,7 +12,7 @@
 
 use crate::client::{Api, encode, status_failure};
 use crate::exit::Failure;
-use crate::output::{cell, holder, print_json, table, time_ms};
+use crate::output::{cell, duration, holder, humanize_instants, local_time, print_json, table};
 use crate::profile::Global;
 use ordo_model::time::DurationMs;
 use ordo_net::clock::now_ms;
@@ -436,12 +436,46 @@ async fn show(api: &Api, a: &ShowArgs) -> anyhow::Result<ExitCode> {
         format!("{} (version {})", field("workflow"), field("version")),
     ]);
     t.add_row(["state".to_owned(), field("state")]);
-    t.add_row(["detail".to_owned(), field("stateDetail")]);
+    t.add_row([
+        "detail".to_owned(),
+        humanize_instants(&field("stateDetail")),
+    ]);
+    if let Some(what) = order.get("waitingFor").and_then(Json::as_str) {
+        let when = order
+            .get("waitingUntilMs")
+            .and_then(Json::as_i64)
+            .map(|ms| {
+                let left = ms - now_ms();
+                let left = if left > 0 {
+                    format!(", in {}", duration(left))
+                } else {
+                    String::new()
+                };
+                format!(" at {}{left}", local_time(ms))
+            })
+            .unwrap_or_default();
+        t.add_row(["waiting for".to_owned(), format!("{what}{when}")]);
+    }
+    for (k, label) in [
+        ("addedMs", "added"),
+        ("startedMs", "started"),
+        ("endedMs", "ended"),
+    ] {
+        if let Some(ms) = order.get(k).and_then(Json::as_i64) {
+            t.add_row([label.to_owned(), local_time(ms)]);
+        }
+    }
+    if let (Some(a), Some(b)) = (
+        order.get("startedMs").and_then(Json::as_i64),
+        order.get("endedMs").and_then(Json::as_i64),
+    ) {
+        t.add_row(["duration".to_owned(), duration(b - a)]);
+    }
     t.add_row(["position".to_owned(), field("position")]);
     t.add_row(["attempt".to_owned(), field("attempt")]);
     t.add_row(["held by".to_owned(), holder(order.get("holder"))]);
     if let Some(ms) = order.get("scheduledFor").and_then(Json::as_i64) {
-        t.add_row(["scheduled for".to_owned(), time_ms(ms)]);
+        t.add_row(["scheduled for".to_owned(), local_time(ms)]);
     }
     for k in ["parent", "mark"] {
         if order.get(k).is_some_and(|v| !v.is_null()) {
@@ -464,7 +498,10 @@ async fn show(api: &Api, a: &ShowArgs) -> anyhow::Result<ExitCode> {
     } else {
         let mut h = table(["Position", "Outcome"]);
         for o in &outcomes {
-            h.add_row([cell(o.get("position")), cell(o.get("outcome"))]);
+            h.add_row([
+                cell(o.get("position")),
+                humanize_instants(&cell(o.get("outcome"))),
+            ]);
         }
         println!("{h}");
     }

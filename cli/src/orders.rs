@@ -6,7 +6,7 @@
 //! followed by the command for the next page.
 
 use crate::client::{Api, query};
-use crate::output::{cell, holder, print_json, table};
+use crate::output::{cell, duration, holder, humanize_instants, local_time, print_json, table};
 use crate::profile::Global;
 use serde_json::Value as Json;
 use std::process::ExitCode;
@@ -83,15 +83,31 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
     if orders.is_empty() {
         println!("no orders");
     } else {
-        let mut t = table(["Id", "Workflow", "State", "Position", "Held by", "Detail"]);
+        let mut t = table([
+            "Id", "Workflow", "State", "Position", "Held by", "Added", "Duration", "Detail",
+        ]);
+        let ms = |o: &Json, k: &str| o.get(k).and_then(Json::as_i64);
+        let now = jiff::Timestamp::now().as_millisecond();
         for o in &orders {
+            let added = ms(o, "addedMs");
+            let mut detail = humanize_instants(&cell(o.get("stateDetail")));
+            if let Some(at) = ms(o, "scheduledFor").filter(|at| *at > now) {
+                detail.push_str(&format!(", scheduled for {}", local_time(at)));
+            }
+            let took = match (ms(o, "startedMs"), ms(o, "endedMs")) {
+                (Some(a), Some(b)) => duration(b - a),
+                (Some(a), None) => format!("{} so far", duration(now - a)),
+                _ => String::new(),
+            };
             t.add_row([
                 cell(o.get("id")),
                 cell(o.get("workflow")),
                 cell(o.get("state")),
                 cell(o.get("position")),
                 holder(o.get("holder")),
-                cell(o.get("stateDetail")),
+                added.map(local_time).unwrap_or_default(),
+                took,
+                detail,
             ]);
         }
         println!("{t}");

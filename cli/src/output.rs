@@ -25,12 +25,60 @@ pub fn print_json(v: &Json) {
     );
 }
 
-/// An instant in milliseconds since the epoch as RFC 3339 UTC, seconds precision.
-pub fn time_ms(ms: i64) -> String {
+/// An instant for a table: the local date and time to the second (`2026-12-07 14:03:09`),
+/// with the zone's abbreviation when it is not UTC; epoch ms stay for `--json`.
+pub fn local_time(ms: i64) -> String {
+    local_time_in(ms, &jiff::tz::TimeZone::system())
+}
+
+fn local_time_in(ms: i64, tz: &jiff::tz::TimeZone) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
-        Ok(t) => t.round(jiff::Unit::Second).unwrap_or(t).to_string(),
+        Ok(t) => {
+            let z = t.to_zoned(tz.clone());
+            let abbreviation = z.time_zone().to_offset_info(t).abbreviation().to_string();
+            let text = z.strftime("%Y-%m-%d %H:%M:%S").to_string();
+            if abbreviation == "UTC" || abbreviation.is_empty() {
+                text
+            } else {
+                format!("{text} {abbreviation}")
+            }
+        }
         Err(_) => ms.to_string(),
     }
+}
+
+/// A duration for a table: `850ms`, `12s`, `3m05s`, `2h10m`, `3d4h`.
+pub fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    let s = ms / 1000;
+    match s {
+        _ if ms < 1000 => format!("{ms}ms"),
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d{}h", s / 86400, s / 3600 % 24),
+    }
+}
+
+/// A text with every instant in it written as epoch ms (13 digits, 2001..2286) shown as
+/// [`local_time`]: the model's words say `processing since 1796623200000`.
+pub fn humanize_instants(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let digits_len = rest[start..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - start);
+        let digits = &rest[start..start + digits_len];
+        out.push_str(&rest[..start]);
+        match digits.parse::<i64>() {
+            Ok(ms) if digits_len == 13 => out.push_str(&local_time(ms)),
+            _ => out.push_str(digits),
+        }
+        rest = &rest[start + digits_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The same with milliseconds.
@@ -78,7 +126,23 @@ mod tests {
 
     #[test]
     fn cells_and_times() {
-        assert_eq!(time_ms(0), "1970-01-01T00:00:00Z");
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(
+            local_time_in(1_796_623_200_000, &berlin),
+            "2026-12-07 07:00:00 CET"
+        );
+        assert_eq!(
+            local_time_in(1_796_623_200_000, &jiff::tz::TimeZone::UTC),
+            "2026-12-07 06:00:00"
+        );
+        assert_eq!(duration(850), "850ms");
+        assert_eq!(duration(12_000), "12s");
+        assert_eq!(duration(185_000), "3m05s");
+        assert_eq!(duration(7_800_000), "2h10m");
+        assert_eq!(duration(273_600_000), "3d4h");
+        let text = humanize_instants("processing since 1796623200000 (pgid 42)");
+        assert!(text.starts_with("processing since 2026-12-0"), "{text}");
+        assert!(text.ends_with("(pgid 42)"), "{text}");
         assert_eq!(time_ms_precise(1_500), "1970-01-01T00:00:01.500Z");
         assert_eq!(cell(Some(&json!("a"))), "a");
         assert_eq!(cell(Some(&json!(3))), "3");

@@ -26,13 +26,7 @@ pub const PROFILE_BYTES_MAX: u64 = 64 * 1024;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Global {
     /// Cockpit API URL, e.g. https://ordo.example:4443 (http:// only for 127.0.0.1/localhost).
-    #[arg(
-        long,
-        global = true,
-        env = "ORDO_API",
-        value_name = "URL",
-        help_heading = "Connection"
-    )]
+    #[arg(long, global = true, env = "ORDO_API", value_name = "URL", hide = true)]
     pub api: Option<String>,
     /// API token.
     #[arg(
@@ -41,17 +35,11 @@ pub struct Global {
         env = "ORDO_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN",
-        help_heading = "Connection"
+        hide = true
     )]
     pub token: Option<String>,
     /// CA certificate (PEM) the API's certificate is checked against (default: the system's).
-    #[arg(
-        long,
-        global = true,
-        env = "ORDO_CA",
-        value_name = "PATH",
-        help_heading = "Connection"
-    )]
+    #[arg(long, global = true, env = "ORDO_CA", value_name = "PATH", hide = true)]
     pub ca: Option<PathBuf>,
 }
 

@@ -13,19 +13,49 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A child process that is killed when a failed assertion leaves it behind.
+struct Guarded(Child);
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `ordo up` and returns it with the lines it printed up to "Ctrl-C" and the lines it
 /// prints after.
-fn up(dir: &std::path::Path, port: u16) -> (Child, Vec<String>, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .args(["up", "--dir"])
-        .arg(dir.join("data"))
-        .args(["--port", &port.to_string()])
-        .env("ORDO_CONFIG", dir.join("profile.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ordo up starts");
+fn up(
+    dir: &std::path::Path,
+    port: u16,
+) -> (Guarded, Vec<String>, std::sync::mpsc::Receiver<String>) {
+    let mut child = Guarded(
+        Command::new(env!("CARGO_BIN_EXE_ordo"))
+            .args(["up", "--dir"])
+            .arg(dir.join("data"))
+            .args(["--port", &port.to_string()])
+            .env("ORDO_CONFIG", dir.join("profile.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ordo up starts"),
+    );
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -87,7 +117,7 @@ fn hello_versions(dir: &std::path::Path) -> Vec<u64> {
         .collect()
 }
 
-fn interrupt_and_wait(mut child: Child) {
+fn interrupt_and_wait(mut child: Guarded) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -199,17 +229,19 @@ fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
 fn up_pair(
     dir: &std::path::Path,
     port: u16,
-) -> (Child, Vec<String>, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .args(["up", "--pair", "--dir"])
-        .arg(dir.join("data"))
-        .args(["--port", &port.to_string()])
-        .env("ORDO_CONFIG", dir.join("profile.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ordo up --pair starts");
+) -> (Guarded, Vec<String>, std::sync::mpsc::Receiver<String>) {
+    let mut child = Guarded(
+        Command::new(env!("CARGO_BIN_EXE_ordo"))
+            .args(["up", "--pair", "--dir"])
+            .arg(dir.join("data"))
+            .args(["--port", &port.to_string()])
+            .env("ORDO_CONFIG", dir.join("profile.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ordo up --pair starts"),
+    );
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

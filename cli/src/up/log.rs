@@ -36,6 +36,11 @@ pub fn line_for_event(frame: &Json) -> Option<String> {
     if !worth_a_line(kind) {
         return None;
     }
+    // An agent's own record of a workflow it was given is not a deployment.
+    let from_agent = frame["event"]["type"] == "agent";
+    if from_agent && kind == "Item" {
+        return None;
+    }
     let key = frame.get("key").and_then(Json::as_str).unwrap_or("");
     let text = frame.get("text").and_then(Json::as_str).unwrap_or("");
     let text: String = human(text).chars().take(LINE_CHARS_MAX).collect();
@@ -204,6 +209,8 @@ mod tests {
             line_for_event(&item).as_deref(),
             Some("deployed workflow hello v2")
         );
+        let agents_copy = json!({"eventId": 6, "type": "Item", "key": "inventory", "text": "WorkflowDeployed hello v2 (agent a)", "event": {"type": "agent"}});
+        assert_eq!(line_for_event(&agents_copy), None);
         let output = json!({"eventId": 7, "type": "Stdout", "key": "o-1", "text": "hello"});
         assert_eq!(line_for_event(&output), None);
         let moved = json!({"eventId": 8, "type": "Moved", "key": "o-1", "text": "moved"});

@@ -10,7 +10,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ordo_api::view::{AgentLinkView, AgentLinks, OrderView, order_view, vars_from_json};
+use ordo_api::view::{
+    AgentLinkView, AgentLinks, OrderView, order_view, order_view_in, vars_from_json,
+};
 use ordo_model::ids::{BoardName, OrderId, WorkflowName};
 use ordo_model::order::{Command, CommandError, InputError, Kill, Order, OrderLimits};
 use ordo_model::position::Position;
@@ -613,16 +615,18 @@ pub async fn show(
     let shown = id.clone();
     // Committed state only: the active controller's state may hold proposals not yet
     // committed, which a failover could drop.
-    super::events::read_durable(&api, move |s| s.world.order(&id).map(order_view))
-        .await?
-        .1
-        .map(axum::Json)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("order {shown} does not exist"),
-            )
-        })
+    super::events::read_durable(&api, move |s| {
+        s.world.order(&id).map(|o| order_view_in(&s.world, o))
+    })
+    .await?
+    .1
+    .map(axum::Json)
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("order {shown} does not exist"),
+        )
+    })
 }
 
 /// `GET /orders/{id}/log`: the order's job output as text.
