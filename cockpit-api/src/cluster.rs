@@ -53,6 +53,7 @@ impl ClusterMember {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterView {
     /// The API URL of the active controller, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<String>,
     /// The configured controllers in their configured order, then the other voters.
     pub members: Vec<ClusterMember>,

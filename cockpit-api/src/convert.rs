@@ -17,6 +17,7 @@ pub struct StepJson {
     pub kind: String,
     pub label: String,
     /// The agent a `run` step's job runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     /// Nested blocks (if/else branches, fork branches, try/catch, bodies), in order.
     #[schema(no_recursion)]

@@ -61,31 +61,41 @@ pub struct Live {
 #[serde(rename_all = "camelCase")]
 pub struct FollowStatus {
     /// The controller whose stream is followed (or was, last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<String>,
     /// Whether the event stream is open now.
     pub following: bool,
     /// Whether a state was loaded (the view answers queries).
     pub loaded: bool,
     /// When the current stream was opened, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub following_since_ms: Option<i64>,
     /// Apply time minus the controller's time of the last applied event, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_ms: Option<i64>,
     pub reconnects: u64,
     /// Events dropped because their id was not above the last applied one.
     pub duplicates: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_id: Option<String>,
     /// The controller's newest event id, as its `/health` said before the last stream opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_last_event_id: Option<u64>,
     /// Sessions in a row that ended without applying an event or loading the state.
     pub failures_without_progress: u32,
     /// When the view last advanced (or the first of those sessions began), ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_progress_since_ms: Option<i64>,
     /// Why the view cannot advance although the controller is ahead; `/health` is 503 then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stuck: Option<String>,
     /// A mismatch that will stop the view when it matters (the controller may stream events
     /// larger than this cockpit takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }
 

@@ -133,12 +133,54 @@ async fn process_openapi_documents_every_route() {
             !(r.status == 404 && text_of(&r).contains("no such route")),
             "{m} {concrete} is not served"
         );
+        // Every JSON answer is plain JSON: unset fields left out, never `null`, and no
+        // Rust enum shapes such as `{"String": "x"}`.
+        if m == "GET"
+            && concrete != "/api/v1/openapi.json"
+            && r.status.is_success()
+            && let Ok(v) = serde_json::from_slice::<Value>(&r.body)
+        {
+            plain_json(&v, &format!("{m} {concrete}"));
+        }
         // Every JSON error body has the documented shape.
         if !r.status.is_success()
             && let Ok(v) = serde_json::from_slice::<Value>(&r.body)
         {
             assert!(v["error"].is_string(), "{m} {concrete}: {v}");
         }
+    }
+}
+
+/// Panics at a `null` or at an object shaped like a Rust enum (`{"String": …}`).
+fn plain_json(v: &Value, at: &str) {
+    const RUST_SHAPES: &[&str] = &[
+        "String",
+        "Number",
+        "Bool",
+        "List",
+        "Map",
+        "Controller",
+        "Agent",
+        "Some",
+        "None",
+    ];
+    match v {
+        Value::Null => panic!("{at}: a null value"),
+        Value::Array(items) => items.iter().for_each(|i| plain_json(i, at)),
+        Value::Object(map) => {
+            if map.len() == 1
+                && let Some(k) = map.keys().next()
+            {
+                assert!(
+                    !RUST_SHAPES.contains(&k.as_str()),
+                    "{at}: a Rust enum shape {v}"
+                );
+            }
+            for (k, value) in map {
+                plain_json(value, &format!("{at} .{k}"));
+            }
+        }
+        _ => {}
     }
 }
 

@@ -29,6 +29,7 @@ pub struct Health {
     /// the view cannot advance although the controller is ahead: `reason` says why.
     pub status: String,
     /// Why the status is `stuck`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Always `cockpit`.
     pub role: String,
@@ -39,6 +40,7 @@ pub struct Health {
     /// Orders in the view.
     pub orders: usize,
     /// The API URL of the active controller, when one is known: where commands go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_controller: Option<String>,
     /// Every configured controller's role as last read (every `follow.cluster_poll_ms`).
     pub controllers: Vec<ControllerRole>,
@@ -49,13 +51,17 @@ pub struct Health {
 #[serde(rename_all = "camelCase")]
 pub struct ControllerRole {
     pub url: String,
-    /// `active`, `passive`, `watch` or `candidate`; `null` when it could not be read.
+    /// `active`, `passive`, `watch` or `candidate`; left out when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Its node id in the pair (none for a single controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<u64>,
     /// Its raft term (none for a single controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<u64>,
     /// Why its `/health` could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// When it was read, ms since the epoch.
     pub seen_ms: i64,
@@ -173,6 +179,7 @@ pub struct Overview {
     pub locks: usize,
     pub boards: usize,
     /// The API URL of the active controller, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_controller: Option<String>,
 }
 
@@ -205,18 +212,25 @@ pub async fn overview(AxState(app): AxState<App>) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
     /// fresh, ready, processing, waiting, prompting, suspended, failed, cancelled or finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Workflow name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
     /// Orders held by (or being handed to or from) this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     /// Added at or after this instant, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<i64>,
     /// Added before this instant, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<i64>,
     /// Orders per page, 1 to `orders_per_page_max` (larger values are cut to it; the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
     /// Orders after this order id: the `next` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
 }
 
@@ -224,7 +238,8 @@ pub struct OrdersQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderList {
     pub orders: Vec<OrderView>,
-    /// The `after` of the next page; `null` on the last page.
+    /// The `after` of the next page; left out on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
@@ -339,6 +354,7 @@ pub async fn workflows(AxState(app): AxState<App>) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct WorkflowQuery {
     /// The version to show; the newest by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
 }
 
@@ -347,6 +363,7 @@ pub struct WorkflowQuery {
 pub struct ParameterJson {
     pub required: bool,
     /// The default, as written (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
 }
 
@@ -359,6 +376,7 @@ pub struct JobJson {
     pub executable: String,
     /// The script, or the command's arguments joined by spaces.
     pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub restartable: bool,
     pub parallelism: u32,
@@ -456,6 +474,7 @@ pub struct ProcessJson {
     pub since_ms: i64,
     /// The job's process group, if the agent reported it (an agent journals a start before
     /// the spawn and keeps the group in its own journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgid: Option<u32>,
 }
 
@@ -468,8 +487,11 @@ pub struct AgentJson {
     /// Subagent ids of an agent cluster.
     pub subagents: Vec<String>,
     /// Whether the controller has a link to it; `null` when the controller cannot tell now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_since_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// What the agent told about itself (host, cores, memory, load, version, jobs), in the
     /// published JSON form (camelCase).
@@ -487,6 +509,7 @@ pub struct AgentJson {
 pub struct AgentList {
     pub agents: Vec<AgentJson>,
     /// How old the link status is, in ms (0 when it was read for this answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_status_age_ms: Option<i64>,
 }
 
