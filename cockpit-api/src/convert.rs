@@ -2,7 +2,7 @@
 //! boards, agents and event descriptions are the published views of [`ordo_api::view`].
 
 use ordo_model::expr::Template;
-use ordo_model::inventory::{Block, CycleRepeat, ForkListOver, Instruction, Workflow};
+use ordo_model::inventory::{Block, CycleRepeat, CycleScheme, ForkListOver, Instruction, Workflow};
 use ordo_model::position::{BlockKey, Position};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -205,6 +205,23 @@ fn step_json(workflow: &Workflow, ins: &Instruction, at: &Position, depth: usize
             match repeat {
                 CycleRepeat::Times(n) => format!("cycle ×{n}"),
                 CycleRepeat::Every { every, for_ } => format!("cycle every {every} for {for_}"),
+                CycleRepeat::Schedule(s) => {
+                    let scheme = match s.scheme {
+                        CycleScheme::Periodic { every } => format!("periodic {every}"),
+                        CycleScheme::Ticking { every } => format!("ticking {every}"),
+                        CycleScheme::Continuous { pause } => format!("continuous, pause {pause}"),
+                    };
+                    let periods = if s.admission.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} admission periods", s.admission.len())
+                    };
+                    let limit = s
+                        .limit
+                        .map(|l| format!(", at most {l} runs"))
+                        .unwrap_or_default();
+                    format!("cycle {scheme} ({}){periods}{limit}", s.time_zone)
+                }
             },
             vec![sub(BlockKey::Do, "do".into(), steps)],
         ),
@@ -232,6 +249,45 @@ fn step_json(workflow: &Workflow, ins: &Instruction, at: &Position, depth: usize
         Instruction::ConsumeNotices { boards, key, steps } => (
             "consumeNotices",
             format!("consume notice {} on {}", template(key), names(boards)),
+            vec![sub(BlockKey::Do, "do".into(), steps)],
+        ),
+        Instruction::ExpectNoticesWhen {
+            notices,
+            key,
+            when_not_announced,
+        } => (
+            "expectNotices",
+            format!(
+                "expect notice {} on {notices} ({})",
+                template(key),
+                when_not_announced.word()
+            ),
+            vec![],
+        ),
+        Instruction::ConsumeNoticesWhen {
+            notices,
+            key,
+            when_not_announced,
+            steps,
+        } => (
+            "consumeNotices",
+            format!(
+                "consume notice {} on {notices} ({})",
+                template(key),
+                when_not_announced.word()
+            ),
+            vec![sub(BlockKey::Do, "do".into(), steps)],
+        ),
+        Instruction::Options {
+            stop_on_failure,
+            steps,
+        } => (
+            "options",
+            match stop_on_failure {
+                Some(true) => "options: stop on failure".into(),
+                Some(false) => "options: do not stop on failure".into(),
+                None => "options".into(),
+            },
             vec![sub(BlockKey::Do, "do".into(), steps)],
         ),
     };

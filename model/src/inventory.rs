@@ -10,6 +10,7 @@
 
 use crate::expr::{Expr, Template};
 use crate::ids::{AgentId, BoardName, BranchId, JobName, LockName, WorkflowName};
+use crate::notice_expr::NoticeExpr;
 use crate::schedule::{Calendar, Schedule};
 use crate::time::DurationMs;
 use serde::{Deserialize, Serialize};
@@ -208,6 +209,56 @@ pub enum Instruction {
     /// `retry` inside the `catch` of a [`Instruction::TryRetry`]: try its steps again, or
     /// fail when the tries are used up.
     RetryAgain,
+    /// `expect` with a notice expression other than "all of these boards", or with a
+    /// `whenNotAnnounced` other than `wait`: go on once `notices` holds for notices with
+    /// the key (the notices stay).
+    ExpectNoticesWhen {
+        notices: NoticeExpr,
+        key: Template,
+        when_not_announced: WhenNotAnnounced,
+    },
+    /// `consume` with a notice expression or `whenNotAnnounced`: once `notices` holds, run
+    /// `steps`, then delete the notices of its boards that existed when the block began.
+    ConsumeNoticesWhen {
+        notices: NoticeExpr,
+        key: Template,
+        when_not_announced: WhenNotAnnounced,
+        steps: Block,
+    },
+    /// JS7's `Options`: with `stop_on_failure`, a failure inside `steps` that nothing inside
+    /// catches stops the order where it failed (failed, resumable, locks kept) instead of
+    /// going to an outer `catch` or `retry` or failing at the outermost lock step. `None`
+    /// takes the setting of an enclosing `options`.
+    Options {
+        stop_on_failure: Option<bool>,
+        steps: Block,
+    },
+}
+
+/// What `expect` and `consume` do when the notices are not there. JS7: `WhenNotAnnounced`.
+/// Ordo's boards announce no notices, so "not announced" is "not posted".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum WhenNotAnnounced {
+    /// Wait until the expression holds (JS7 `Wait`).
+    #[default]
+    Wait,
+    /// Go on at once: `expect` moves on; `consume` skips its block when none of its
+    /// notices exists, else runs it consuming those that exist (JS7 `SkipWhenNoNotice`).
+    Skip,
+    /// Go on at once: `expect` moves on; `consume` runs its block, consuming the notices
+    /// that exist (JS7 `DontWait`).
+    DontWait,
+}
+
+impl WhenNotAnnounced {
+    /// The YAML word.
+    pub fn word(self) -> &'static str {
+        match self {
+            WhenNotAnnounced::Wait => "wait",
+            WhenNotAnnounced::Skip => "skip",
+            WhenNotAnnounced::DontWait => "dontWait",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +275,43 @@ pub enum CycleRepeat {
     Times(u32),
     /// Start the block every `every` until `for_` has passed since the cycle began.
     Every { every: DurationMs, for_: DurationMs },
+    // New variants go at the end: workflows are journaled (postcard).
+    /// Start the block as a schedule says: in admission periods of the local day the cycle
+    /// began on (JS7's `Cycle` with a `Schedule`; see [`crate::schedule::cycle`]).
+    Schedule(CycleSchedule),
+}
+
+/// When a scheduled `cycle` starts its block. Part of workflows (postcard): append-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CycleSchedule {
+    /// The workflow's `timeZone` (IANA name; `UTC` by default).
+    pub time_zone: String,
+    /// When starts are admitted; none: the whole local day.
+    pub admission: Vec<AdmissionPeriod>,
+    pub scheme: CycleScheme,
+    /// At most this many runs.
+    pub limit: Option<u32>,
+}
+
+/// `[from, from + duration)` on the days of `weekdays`, in local time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdmissionPeriod {
+    /// Bit `n` is the weekday `n`, Sunday = 0; 0: every day.
+    pub weekdays: u8,
+    /// The start, in seconds after local midnight.
+    pub from_s: u32,
+    pub duration: DurationMs,
+}
+
+/// How a scheduled cycle repeats within its admission periods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CycleScheme {
+    /// Every `every` counted from local midnight (JS7 `Periodic`).
+    Periodic { every: DurationMs },
+    /// Every `every` counted from the start of each admission period (JS7 `Ticking`).
+    Ticking { every: DurationMs },
+    /// Again `pause` after a run ended (JS7 `Continuous`).
+    Continuous { pause: DurationMs },
 }
 
 /// An agent: a server that runs jobs, or a cluster of subagents behind one name.

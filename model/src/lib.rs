@@ -13,6 +13,7 @@ pub mod env;
 pub mod expr;
 pub mod ids;
 pub mod inventory;
+pub mod notice_expr;
 pub mod order;
 pub mod position;
 pub mod schedule;

@@ -97,6 +97,10 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
         json!({"id": "ex-replica", "workflow": "replica-report"}),
         json!({"id": "ex-two-agents", "workflow": "two-agents"}),
         json!({"id": "ex-approval", "workflow": "release", "args": {"version": "1.4.2"}}),
+        json!({"id": "ex-close", "workflow": "month-close", "args": {"month": "2026-11"}}),
+        json!({"id": "ex-invoices", "workflow": "invoices-import", "args": {"month": "2026-11"}}),
+        json!({"id": "ex-payments", "workflow": "payments-import", "args": {"month": "2026-11"}}),
+        json!({"id": "ex-poll", "workflow": "inbox-poll"}),
     ];
     c.add_orders(&all).await?;
     let approval = vec!["ex-approval".to_owned()];

@@ -209,6 +209,10 @@ pub enum OrderEvent {
         tries: u32,
         until: Option<TimeMs>,
     },
+    /// A failure nothing caught inside `options: {stopOnFailure: true}`: the order stops
+    /// failed where it failed, keeping its locks and blocks, resumable there (JS7's
+    /// `OrderStopped`).
+    Stopped,
 }
 
 /// A notice board's event.
@@ -274,6 +278,8 @@ impl OrderEvent {
             // position it stopped at.
             OrderEvent::FailedAt { .. } => "Failed",
             OrderEvent::TryAgain { .. } => "TryAgain",
+            // A failed order for readers, like `FailedAt`; the line says it stopped.
+            OrderEvent::Stopped => "Failed",
         }
     }
 }
@@ -331,6 +337,7 @@ impl fmt::Display for OrderEvent {
             | OrderEvent::Joined { outcome } => write!(f, " {outcome}"),
             OrderEvent::Moved { to } | OrderEvent::Caught { to } => write!(f, " {to}"),
             OrderEvent::FailedAt { to } => write!(f, " at {to} (locks released)"),
+            OrderEvent::Stopped => f.write_str(" (stopOnFailure: stopped here)"),
             OrderEvent::Restarted { attempt } => write!(f, " attempt {attempt}"),
             OrderEvent::Retrying { to, tries, until }
             | OrderEvent::TryAgain { to, tries, until } => {
@@ -371,6 +378,9 @@ impl fmt::Display for OrderEvent {
                 names(boards),
                 if *consume { " (consume)" } else { "" }
             ),
+            OrderEvent::ConsumingNotices { boards, key } if boards.is_empty() => {
+                write!(f, " {key:?} on no board")
+            }
             OrderEvent::ConsumingNotices { boards, key } => {
                 write!(f, " {key:?} on {}", names(boards))
             }

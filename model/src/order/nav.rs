@@ -21,7 +21,9 @@ pub fn sub_block<'a>(instruction: &'a Instruction, key: &BlockKey) -> Option<&'a
         | (Instruction::Retry { steps, .. }, BlockKey::Do)
         | (Instruction::Lock { steps, .. }, BlockKey::Do)
         | (Instruction::Cycle { steps, .. }, BlockKey::Do)
-        | (Instruction::ConsumeNotices { steps, .. }, BlockKey::Do) => Some(steps),
+        | (Instruction::ConsumeNotices { steps, .. }, BlockKey::Do)
+        | (Instruction::ConsumeNoticesWhen { steps, .. }, BlockKey::Do)
+        | (Instruction::Options { steps, .. }, BlockKey::Do) => Some(steps),
         (Instruction::Try { catch, .. }, BlockKey::Catch)
         | (Instruction::TryRetry { catch, .. }, BlockKey::Catch) => Some(catch),
         _ => None,
@@ -81,9 +83,9 @@ fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &
         Instruction::ForkList { over, steps, .. } => {
             matches!(over, ForkListOver::List(_)) && stays_on(workflow, steps, agent)
         }
-        Instruction::Retry { steps, .. } | Instruction::Cycle { steps, .. } => {
-            stays_on(workflow, steps, agent)
-        }
+        Instruction::Retry { steps, .. }
+        | Instruction::Cycle { steps, .. }
+        | Instruction::Options { steps, .. } => stays_on(workflow, steps, agent),
         Instruction::Try { steps, catch } | Instruction::TryRetry { steps, catch, .. } => {
             stays_on(workflow, steps, agent) && stays_on(workflow, catch, agent)
         }
@@ -98,7 +100,9 @@ fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &
         | Instruction::AddOrder { .. }
         | Instruction::PostNotice { .. }
         | Instruction::ExpectNotices { .. }
-        | Instruction::ConsumeNotices { .. } => false,
+        | Instruction::ConsumeNotices { .. }
+        | Instruction::ExpectNoticesWhen { .. }
+        | Instruction::ConsumeNoticesWhen { .. } => false,
     }
 }
 

@@ -12,8 +12,10 @@ use super::state::{
 use super::world::{World, apply_local};
 use crate::expr;
 use crate::ids::{AgentId, OrderId};
-use crate::inventory::{CycleRepeat, ForkListOver, Instruction, Workflow};
+use crate::inventory::{CycleRepeat, ForkListOver, Instruction, WhenNotAnnounced, Workflow};
+use crate::notice_expr::NoticeExpr;
 use crate::position::{BlockKey, Position};
+use crate::schedule::cycle;
 use crate::time::{DurationMs, TimeMs};
 use crate::value::{Value, Vars};
 
@@ -313,6 +315,15 @@ impl Cx<'_> {
         events
     }
 
+    /// A failure nothing caught inside `options: {stopOnFailure: true}`: the controller
+    /// stops the order where it failed (locks and blocks kept), an agent hands it back.
+    fn stop_here(&self, o: &Order) -> Vec<KeyedEvent> {
+        if !self.controller {
+            return mine(o, vec![OrderEvent::Detachable]);
+        }
+        mine(o, vec![OrderEvent::Stopped])
+    }
+
     fn parent_here(&self, o: &Order) -> bool {
         o.parent.as_ref().is_some_and(|p| self.world.holds(p))
     }
@@ -517,11 +528,28 @@ impl Cx<'_> {
                 let never = match repeat {
                     CycleRepeat::Times(n) => *n == 0,
                     CycleRepeat::Every { for_, .. } => for_.0 == 0,
+                    CycleRepeat::Schedule(s) => s.limit == Some(0),
                 };
                 if never || steps.is_empty() {
-                    self.move_to(o, p.next())
-                } else {
-                    mine(o, vec![OrderEvent::CycleStarted { at: self.now }])
+                    return self.move_to(o, p.next());
+                }
+                let CycleRepeat::Schedule(schedule) = repeat else {
+                    return mine(o, vec![OrderEvent::CycleStarted { at: self.now }]);
+                };
+                // The first start may lie ahead: the cycle begins now and waits for it.
+                match cycle::next_start(schedule, self.now, self.now, None) {
+                    None => self.move_to(o, p.next()),
+                    Some(first) => mine(
+                        o,
+                        vec![
+                            OrderEvent::CycleStarted { at: self.now },
+                            OrderEvent::CycleContinued {
+                                iteration: 1,
+                                slot: u64::try_from(first.0).unwrap_or(0),
+                                until: (first > self.now).then_some(first),
+                            },
+                        ],
+                    ),
                 }
             }
             Instruction::Break => {
@@ -584,6 +612,24 @@ impl Cx<'_> {
             }
             Instruction::ConsumeNotices { boards, key, .. } => {
                 controller_only(self.notices(o, boards, key, true))
+            }
+            Instruction::ExpectNoticesWhen {
+                notices,
+                key,
+                when_not_announced,
+            } => controller_only(self.notices_when(o, notices, key, *when_not_announced, false)),
+            Instruction::ConsumeNoticesWhen {
+                notices,
+                key,
+                when_not_announced,
+                ..
+            } => controller_only(self.notices_when(o, notices, key, *when_not_announced, true)),
+            Instruction::Options { steps, .. } => {
+                if steps.is_empty() {
+                    self.move_to(o, p.next())
+                } else {
+                    self.move_to(o, p.enter(BlockKey::Do))
+                }
             }
         }
     }
@@ -714,6 +760,8 @@ impl Cx<'_> {
             _ => {}
         }
         let uncatchable = outcome.is_uncatchable();
+        // The innermost `options` that says anything about stopOnFailure decides.
+        let mut options_decided = false;
         for level in (0..p.outer.len()).rev() {
             let (index, key) = &p.outer[level];
             let at = Position {
@@ -787,6 +835,18 @@ impl Cx<'_> {
                         return self.fail_here(o);
                     }
                     return self.failed_in_fork(o);
+                }
+                (
+                    Some(Instruction::Options {
+                        stop_on_failure: Some(stop),
+                        ..
+                    }),
+                    BlockKey::Do,
+                ) if !options_decided => {
+                    if *stop {
+                        return self.stop_here(o);
+                    }
+                    options_decided = true;
                 }
                 _ => {}
             }
@@ -913,6 +973,15 @@ impl Cx<'_> {
                 if let Some(e) = self.stop_mark(o) {
                     return e;
                 }
+                if let Some(
+                    Instruction::ExpectNoticesWhen { notices, .. }
+                    | Instruction::ConsumeNoticesWhen { notices, .. },
+                ) = instruction_at(&self.workflow.steps, &o.position)
+                {
+                    return self
+                        .notices_fulfilled(o, notices, key, *consume)
+                        .unwrap_or_default();
+                }
                 if !self.all_notices(boards, key) {
                     return Vec::new();
                 }
@@ -1000,6 +1069,105 @@ impl Cx<'_> {
         }
     }
 
+    /// `expect`/`consume` with a notice expression: go on once it holds, else as
+    /// `whenNotAnnounced` says (see [`WhenNotAnnounced`]).
+    fn notices_when(
+        &self,
+        o: &Order,
+        notices: &NoticeExpr,
+        key: &crate::expr::Template,
+        when: WhenNotAnnounced,
+        consume: bool,
+    ) -> Vec<KeyedEvent> {
+        let boards = notices.boards();
+        if let Some(b) = boards.iter().find(|b| !self.world.boards.contains_key(*b)) {
+            return self.fail(o, format!("board {b} is not deployed"));
+        }
+        let key = match render_text(o, key) {
+            Ok(k) => k,
+            Err(e) => return self.disrupt(o, format!("notice key: {e}")),
+        };
+        if let Some(events) = self.notices_fulfilled(o, notices, &key, consume) {
+            return events;
+        }
+        // Not fulfilled. No board announces notices, so every missing one is "not
+        // announced" and `whenNotAnnounced` decides.
+        let p = &o.position;
+        match when {
+            WhenNotAnnounced::Wait => mine(
+                o,
+                vec![OrderEvent::ExpectingNotices {
+                    boards,
+                    key,
+                    consume,
+                }],
+            ),
+            _ if !consume => self.move_to(o, p.next()),
+            _ => {
+                let present = self.present_boards(&boards, &key);
+                if when == WhenNotAnnounced::Skip && present.is_empty() {
+                    return self.move_to(o, p.next());
+                }
+                mine(
+                    o,
+                    vec![OrderEvent::ConsumingNotices {
+                        boards: present,
+                        key,
+                    }],
+                )
+            }
+        }
+    }
+
+    /// The events of a fulfilled notice expression (move on, or consume the notices that
+    /// exist), or `None` while it does not hold.
+    fn notices_fulfilled(
+        &self,
+        o: &Order,
+        notices: &NoticeExpr,
+        key: &str,
+        consume: bool,
+    ) -> Option<Vec<KeyedEvent>> {
+        let has = |b: &crate::ids::BoardName| {
+            self.world
+                .boards
+                .get(b)
+                .is_some_and(|s| s.has(key, self.now))
+        };
+        if !notices.holds(&has) {
+            return None;
+        }
+        Some(if consume {
+            mine(
+                o,
+                vec![OrderEvent::ConsumingNotices {
+                    boards: self.present_boards(&notices.boards(), key),
+                    key: key.to_owned(),
+                }],
+            )
+        } else {
+            self.move_to(o, o.position.next())
+        })
+    }
+
+    /// The boards of `boards` with a live notice `key`.
+    fn present_boards(
+        &self,
+        boards: &[crate::ids::BoardName],
+        key: &str,
+    ) -> Vec<crate::ids::BoardName> {
+        boards
+            .iter()
+            .filter(|b| {
+                self.world
+                    .boards
+                    .get(*b)
+                    .is_some_and(|s| s.has(key, self.now))
+            })
+            .cloned()
+            .collect()
+    }
+
     fn lock(&self, o: &Order, lock: &crate::ids::LockName, count: Option<u32>) -> Vec<KeyedEvent> {
         let Some(state) = self.world.locks.get(lock) else {
             return self.disrupt(o, format!("lock {lock} is not deployed"));
@@ -1085,6 +1253,22 @@ impl Cx<'_> {
                 OrderEvent::CycleContinued {
                     iteration: iteration.saturating_add(1),
                     slot: next,
+                    until: (start > self.now).then_some(start),
+                }
+            }
+            // `slot` holds the previous start (ms).
+            CycleRepeat::Schedule(schedule) => {
+                if schedule.limit.is_some_and(|l| iteration >= l) {
+                    return self.move_to(o, at.next());
+                }
+                let previous = TimeMs(i64::try_from(slot).unwrap_or(i64::MAX));
+                let Some(start) = cycle::next_start(schedule, since, self.now, Some(previous))
+                else {
+                    return self.move_to(o, at.next());
+                };
+                OrderEvent::CycleContinued {
+                    iteration: iteration.saturating_add(1),
+                    slot: u64::try_from(start.0).unwrap_or(0),
                     until: (start > self.now).then_some(start),
                 }
             }

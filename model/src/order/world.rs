@@ -530,6 +530,10 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
             order.attempt = 1;
             order.state = S::Failed;
         }
+        OrderEvent::Stopped => {
+            expect_state(order, matches!(order.state, S::Processed { .. }))?;
+            order.state = S::Failed;
+        }
         OrderEvent::FailedInFork => {
             expect_state(order, matches!(order.state, S::Processed { .. }))?;
             if order.frames.iter().any(|f| f.frame.is_lock()) {

@@ -48,6 +48,7 @@
 
 pub mod calendar;
 pub mod cron;
+pub mod cycle;
 pub mod expand;
 pub mod plan;
 mod zones;

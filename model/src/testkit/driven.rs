@@ -374,6 +374,24 @@ fn fix(steps: &Block, w: &Within) -> Block {
                     steps: fix(steps, w),
                 }]
             }
+            Instruction::ConsumeNoticesWhen {
+                notices,
+                key,
+                when_not_announced,
+                steps,
+            } => vec![Instruction::ConsumeNoticesWhen {
+                notices: notices.clone(),
+                key: key.clone(),
+                when_not_announced: *when_not_announced,
+                steps: fix(steps, w),
+            }],
+            Instruction::Options {
+                stop_on_failure,
+                steps,
+            } => vec![Instruction::Options {
+                stop_on_failure: *stop_on_failure,
+                steps: fix(steps, w),
+            }],
             other => vec![other.clone()],
         };
         for kept in fixed {

@@ -1,7 +1,7 @@
 //! Random workflows and random inputs for the property tests of the order state machine
 //! (`model/tests/replay.rs`): a workflow `main` of up to four steps drawn from every
 //! instruction (nested three deep), a workflow `child` that `addOrder` adds, jobs on the
-//! agents `a1` and `a2`, a lock and a notice board ([`inventory`]); inputs ([`Input`]) that
+//! agents `a1` and `a2`, a lock and notice boards ([`inventory`]); inputs ([`Input`]) that
 //! add orders, end jobs, move time, crash and restart sides, cut links and send operator
 //! commands, applied to a [`Sim`] by [`apply_input`].
 //!
@@ -10,9 +10,10 @@
 use crate::expr::{parse, parse_template};
 use crate::ids::{AgentId, BoardName, BranchId, JobName, LockName, OrderId, WorkflowName};
 use crate::inventory::{
-    Board, CycleRepeat, Executable, ForkListOver, Instruction, Inventory, Job, Lock, ReturnCodes,
-    Workflow,
+    Board, CycleRepeat, CycleSchedule, CycleScheme, Executable, ForkListOver, Instruction,
+    Inventory, Job, Lock, ReturnCodes, WhenNotAnnounced, Workflow,
 };
+use crate::notice_expr::NoticeExpr;
 use crate::order::{Command, Exit, Kill};
 use crate::testkit::sim::Sim;
 use crate::time::DurationMs;
@@ -75,12 +76,33 @@ fn leaf() -> impl Strategy<Value = Instruction> {
             boards: vec![name("b")],
             key: parse_template("k").expect("a template"),
         }),
+        1 => when_not_announced().prop_map(|when| Instruction::ExpectNoticesWhen {
+            notices: b_or_c(),
+            key: parse_template("k").expect("a template"),
+            when_not_announced: when,
+        }),
         1 => any::<bool>().prop_map(|wait| Instruction::AddOrder {
             workflow: name("child"),
             args: BTreeMap::new(),
             wait,
         }),
     ]
+}
+
+fn when_not_announced() -> impl Strategy<Value = WhenNotAnnounced> {
+    prop_oneof![
+        Just(WhenNotAnnounced::Wait),
+        Just(WhenNotAnnounced::Skip),
+        Just(WhenNotAnnounced::DontWait),
+    ]
+}
+
+/// `b || c`: a notice expression that is not a plain list of boards.
+fn b_or_c() -> NoticeExpr {
+    NoticeExpr::Or(vec![
+        NoticeExpr::Board(name("b")),
+        NoticeExpr::Board(name("c")),
+    ])
 }
 
 fn block(inner: impl Strategy<Value = Instruction>) -> impl Strategy<Value = Vec<Instruction>> {
@@ -124,6 +146,25 @@ pub fn instruction() -> impl Strategy<Value = Instruction> {
                     join_if_failed,
                 }
             }),
+            (block(inner.clone()), any::<bool>()).prop_map(|(steps, continuous)| {
+                Instruction::Cycle {
+                    repeat: CycleRepeat::Schedule(CycleSchedule {
+                        time_zone: "UTC".to_owned(),
+                        admission: Vec::new(),
+                        scheme: if continuous {
+                            CycleScheme::Continuous {
+                                pause: DurationMs::from_secs(5),
+                            }
+                        } else {
+                            CycleScheme::Ticking {
+                                every: DurationMs::from_secs(10),
+                            }
+                        },
+                        limit: Some(2),
+                    }),
+                    steps,
+                }
+            }),
             (block(inner.clone()), any::<bool>()).prop_map(|(steps, every)| Instruction::Cycle {
                 repeat: if every {
                     CycleRepeat::Every {
@@ -140,18 +181,34 @@ pub fn instruction() -> impl Strategy<Value = Instruction> {
                 count: counted.then_some(1),
                 steps,
             }),
-            block(inner).prop_map(|steps| Instruction::ConsumeNotices {
+            block(inner.clone()).prop_map(|steps| Instruction::ConsumeNotices {
                 boards: vec![name("b")],
                 key: parse_template("k").expect("a template"),
                 steps,
             }),
+            (block(inner.clone()), when_not_announced()).prop_map(|(steps, when)| {
+                Instruction::ConsumeNoticesWhen {
+                    notices: b_or_c(),
+                    key: parse_template("k").expect("a template"),
+                    when_not_announced: when,
+                    steps,
+                }
+            }),
+            (
+                block(inner),
+                prop_oneof![Just(None), Just(Some(true)), Just(Some(false))]
+            )
+                .prop_map(|(steps, stop_on_failure)| Instruction::Options {
+                    stop_on_failure,
+                    steps,
+                }),
         ]
     })
 }
 
 /// Workflows `main` (with `steps`) and `child`, jobs `j1` (on `a1`, restartable, two at
 /// once), `j2` (on `a1`, a 30 s timeout) and `j3` (on `a2`), the lock `l` (limit 2) and the
-/// board `b`.
+/// boards `b` and `c` (never posted).
 pub fn inventory(steps: Vec<Instruction>) -> Inventory {
     let jobs: BTreeMap<JobName, Job> = [
         (name("j1"), job("a1", true, 2, None)),
@@ -180,10 +237,16 @@ pub fn inventory(steps: Vec<Instruction>) -> Inventory {
             name: name("l"),
             limit: 2,
         }],
-        boards: vec![Board {
-            name: name("b"),
-            lifetime: DurationMs::from_secs(60),
-        }],
+        boards: vec![
+            Board {
+                name: name("b"),
+                lifetime: DurationMs::from_secs(60),
+            },
+            Board {
+                name: name("c"),
+                lifetime: DurationMs::from_secs(60),
+            },
+        ],
         ..Inventory::default()
     }
 }

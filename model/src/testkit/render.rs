@@ -8,8 +8,8 @@
 //! subagents, locks and boards; schedules and calendars are not written.
 
 use crate::inventory::{
-    Agent, Block, CycleRepeat, Executable, ForkListOver, Instruction, Inventory, Job, ReturnCodes,
-    Workflow,
+    Agent, Block, CycleRepeat, CycleScheme, Executable, ForkListOver, Instruction, Inventory, Job,
+    ReturnCodes, Workflow,
 };
 use crate::time::DurationMs;
 use serde_json::{Map, Value as Json, json};
@@ -82,7 +82,40 @@ fn workflow(w: &Workflow) -> Json {
         .collect();
     m.insert("jobs".into(), Json::Object(jobs));
     m.insert("steps".into(), block(&w.steps));
+    if let Some(zone) = cycle_zone(&w.steps) {
+        m.insert("timeZone".into(), zone.into());
+    }
     Json::Object(m)
+}
+
+/// The time zone of the first scheduled cycle (all of a workflow's have the workflow's).
+fn cycle_zone(steps: &[Instruction]) -> Option<String> {
+    steps.iter().find_map(|i| match i {
+        Instruction::Cycle {
+            repeat: CycleRepeat::Schedule(s),
+            ..
+        } => Some(s.time_zone.clone()),
+        Instruction::If {
+            branches,
+            otherwise,
+        } => branches
+            .iter()
+            .map(|(_, b)| b)
+            .chain([otherwise])
+            .find_map(|b| cycle_zone(b)),
+        Instruction::Fork { branches, .. } => branches.iter().find_map(|(_, b)| cycle_zone(b)),
+        Instruction::Try { steps, catch } | Instruction::TryRetry { steps, catch, .. } => {
+            cycle_zone(steps).or_else(|| cycle_zone(catch))
+        }
+        Instruction::ForkList { steps, .. }
+        | Instruction::Retry { steps, .. }
+        | Instruction::Lock { steps, .. }
+        | Instruction::Cycle { steps, .. }
+        | Instruction::ConsumeNotices { steps, .. }
+        | Instruction::ConsumeNoticesWhen { steps, .. }
+        | Instruction::Options { steps, .. } => cycle_zone(steps),
+        _ => None,
+    })
 }
 
 fn job(j: &Job) -> Json {
@@ -215,6 +248,51 @@ fn instruction(i: &Instruction) -> Json {
                 CycleRepeat::Every { every, for_ } => {
                     json!({"every": duration(*every), "for": duration(*for_)})
                 }
+                CycleRepeat::Schedule(s) => {
+                    let mut m = Map::new();
+                    let (kind, d) = match s.scheme {
+                        CycleScheme::Periodic { every } => ("periodic", every),
+                        CycleScheme::Ticking { every } => ("ticking", every),
+                        CycleScheme::Continuous { pause } => ("continuous", pause),
+                    };
+                    m.insert(kind.into(), duration(d).into());
+                    if !s.admission.is_empty() {
+                        let periods: Vec<Json> = s
+                            .admission
+                            .iter()
+                            .map(|p| {
+                                let days: Vec<&str> =
+                                    ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+                                        .iter()
+                                        .enumerate()
+                                        .filter(|(n, _)| p.weekdays & (1 << n) != 0)
+                                        .map(|(_, d)| *d)
+                                        .collect();
+                                let mut pm = Map::new();
+                                if !days.is_empty() {
+                                    pm.insert("weekdays".into(), json!(days));
+                                }
+                                pm.insert(
+                                    "from".into(),
+                                    format!(
+                                        "{:02}:{:02}:{:02}",
+                                        p.from_s / 3600,
+                                        p.from_s / 60 % 60,
+                                        p.from_s % 60
+                                    )
+                                    .into(),
+                                );
+                                pm.insert("duration".into(), duration(p.duration).into());
+                                Json::Object(pm)
+                            })
+                            .collect();
+                        m.insert("admission".into(), Json::Array(periods));
+                    }
+                    if let Some(l) = s.limit {
+                        m.insert("limit".into(), l.into());
+                    }
+                    Json::Object(m)
+                }
             };
             json!({"cycle": settings, "do": block(steps)})
         }
@@ -243,6 +321,38 @@ fn instruction(i: &Instruction) -> Json {
         Instruction::ConsumeNotices { boards, key, steps } => {
             let boards: Vec<&str> = boards.iter().map(|b| b.as_str()).collect();
             json!({"consume": {"boards": boards, "key": key.to_string()}, "do": block(steps)})
+        }
+        Instruction::ExpectNoticesWhen {
+            notices,
+            key,
+            when_not_announced,
+        } => json!({"expect": {
+            "boards": notices.to_string(),
+            "key": key.to_string(),
+            "whenNotAnnounced": when_not_announced.word(),
+        }}),
+        Instruction::ConsumeNoticesWhen {
+            notices,
+            key,
+            when_not_announced,
+            steps,
+        } => json!({
+            "consume": {
+                "boards": notices.to_string(),
+                "key": key.to_string(),
+                "whenNotAnnounced": when_not_announced.word(),
+            },
+            "do": block(steps),
+        }),
+        Instruction::Options {
+            stop_on_failure,
+            steps,
+        } => {
+            let mut m = Map::new();
+            if let Some(stop) = stop_on_failure {
+                m.insert("stopOnFailure".into(), (*stop).into());
+            }
+            json!({"options": m, "do": block(steps)})
         }
         Instruction::FinishWith {
             failed,

@@ -68,11 +68,12 @@
 //! | finish | `finish` or `finish: { message: template, outcome: succeeded\|failed, values: { name: template } }` |
 //! | lock | `lock: name`, `count: n` (omit for exclusive use), `do: [steps]` |
 //! | prompt | `prompt: question template` |
-//! | cycle | `cycle: { times: 3 }` or `cycle: { every: 10m, for: 1h }`, `do: [steps]` |
+//! | cycle | `cycle: { times: 3 }` or `cycle: { every: 10m, for: 1h }` or a schedule `cycle: { ticking: 15m \| periodic: 1h \| continuous: 1m, admission: [ { weekdays: MON-FRI, from: "08:00", duration: 10h } ], limit: n }` (in the workflow's `timeZone`), `do: [steps]` |
 //! | break | `break` (leaves the innermost cycle; not across a fork) |
 //! | sleep | `sleep: 5m` |
 //! | add an order | `addOrder: workflow`, `args: { var: template }`, `wait: false` |
-//! | notices | `post: { board: b, key: template }`, `expect: { boards: [b], key: template }`, `consume: { boards: [b], key: template }` with `do: [steps]` |
+//! | notices | `post: { board: b, key: template }`, `expect: { boards: [b], key: template }`, `consume: { boards: [b], key: template }` with `do: [steps]`; `boards` may be a notice expression `"A && (B \|\| C)"` ([`crate::notice_expr`]), and `whenNotAnnounced: wait \| skip \| dontWait` |
+//! | options | `options: { stopOnFailure: true }`, `do: [steps]` (an uncaught failure inside stops the order where it failed) |
 //!
 //! `if` and `forkList` take expressions, `env`, `args`, `default`, `message`, `prompt` and
 //! `key` take templates (see [`crate::expr`]). Durations are `90s`, `10m`, `1h30m`, `500ms`,
@@ -190,6 +191,7 @@
 //! schedule that has no date to fire on in the next year (a calendar whose dates are all past,
 //! `0 0 29 2 *` before a leap year).
 
+mod cycle_schedule;
 mod diag;
 mod node;
 mod objects;

@@ -388,6 +388,7 @@ pub(crate) fn expectation(ty: Ty) -> &'static str {
         Ty::Cron => "a cron expression like \"30 2 * * MON-FRI\"",
         Ty::Weekdays => "a day of the week like MON, or a range like MON-FRI",
         Ty::MonthDay => "a day of the month: 1 to 31, or -1 (the last day) to -31",
+        Ty::NoticeExpr => "a list of board names or a notice expression like \"A && (B || C)\"",
     }
 }
 

@@ -225,7 +225,7 @@ fn variables(e: &Expr, out: &mut Vec<String>) {
     }
 }
 
-fn time_zone(cx: &mut Cx<'_>, node: &Node, zones: &dyn Zones) -> Option<String> {
+pub(crate) fn time_zone(cx: &mut Cx<'_>, node: &Node, zones: &dyn Zones) -> Option<String> {
     let name = cx.text(node, "`timeZone`")?;
     if zones.zone(&name).is_some() {
         return Some(name);
@@ -273,7 +273,7 @@ fn cron(cx: &mut Cx<'_>, node: &Node) -> Option<Cron> {
 }
 
 /// `HH:MM` or `HH:MM:SS`, read from the source text (YAML 1.1 would make `02:30` a number).
-fn time_of_day(cx: &mut Cx<'_>, node: &Node, label: &str) -> Option<Time> {
+pub(crate) fn time_of_day(cx: &mut Cx<'_>, node: &Node, label: &str) -> Option<Time> {
     let text = cx.text(node, label)?;
     let parts: Vec<&str> = text.split(':').collect();
     let two_digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
@@ -471,7 +471,7 @@ fn days(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Option<Days> {
 const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 /// `MON`, or `MON-FRI` (a range may wrap around the week: `FRI-MON`), as bits, Sunday = 0.
-fn weekdays(cx: &mut Cx<'_>, node: &Node) -> Option<u8> {
+pub(crate) fn weekdays(cx: &mut Cx<'_>, node: &Node) -> Option<u8> {
     let text = cx.text(node, "a day of the week")?;
     let day = |s: &str| {
         WEEKDAY_NAMES
@@ -582,4 +582,13 @@ pub(crate) fn check_plan(
             );
         }
     }
+}
+
+/// `weekdays` of an admission period: one day or range, or a list of them, as bits
+/// (Sunday = 0).
+pub(crate) fn weekday_set(cx: &mut Cx<'_>, node: &Node) -> Option<u8> {
+    one_or_list(cx, node, "`weekdays`").and_then(|items| {
+        collect(items.iter().map(|i| weekdays(cx, i)))
+            .map(|sets| sets.into_iter().fold(0, |a, b| a | b))
+    })
 }

@@ -253,6 +253,12 @@ fn ty(t: Ty) -> Value {
             "pattern": "^[A-Za-z]{3}(-[A-Za-z]{3})?$",
             "examples": ["MON", "MON-FRI"],
         }),
+        Ty::NoticeExpr => json!({
+            "oneOf": [
+                { "type": "array", "items": reference("name"), "minItems": 1 },
+                { "type": "string", "description": "A notice expression: board names with `&&`, `||` and parentheses." }
+            ]
+        }),
         Ty::MonthDay => json!({
             "type": "integer",
             "minimum": -31,

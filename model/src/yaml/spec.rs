@@ -62,6 +62,8 @@ pub(crate) enum Ty {
     Weekdays,
     /// A day of the month: 1..=31 from its start, -1..=-31 from its end.
     MonthDay,
+    /// A list of board names (all needed), or a notice expression `A && (B || C)`.
+    NoticeExpr,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,11 @@ pub(crate) static WORKFLOW: Obj = Obj {
         ),
         opt("jobs", Ty::Jobs, "The jobs the steps run, by name."),
         req("steps", Ty::Block, "The instructions, run in order."),
+        opt(
+            "timeZone",
+            Ty::TimeZone,
+            "The time zone of its scheduled cycles' admission periods and days (default UTC).",
+        ),
     ],
 };
 
@@ -700,7 +707,7 @@ pub(crate) static PROMPT: Obj = Obj {
 pub(crate) static CYCLE: Obj = Obj {
     what: "cycle step",
     id: "cycle",
-    doc: "Repeats `do` a number of times, or every period for a while; `break` leaves it.",
+    doc: "Repeats `do` a number of times, every period for a while, or as a schedule says; `break` leaves it.",
     fields: &[
         req("cycle", Ty::Obj(&CYCLE_SETTINGS), "How it repeats."),
         req("do", Ty::Block, "The steps repeated."),
@@ -710,7 +717,7 @@ pub(crate) static CYCLE: Obj = Obj {
 pub(crate) static CYCLE_SETTINGS: Obj = Obj {
     what: "cycle settings",
     id: "cycleSettings",
-    doc: "Give `times`, or `every` and `for`.",
+    doc: "Give `times`; or `every` and `for`; or a schedule: one of `periodic`, `ticking`, `continuous`, with `admission` and `limit`.",
     fields: &[
         opt(
             "times",
@@ -722,6 +729,49 @@ pub(crate) static CYCLE_SETTINGS: Obj = Obj {
         ),
         opt("every", Ty::Duration, "Start the steps every period..."),
         opt("for", Ty::Duration, "...until this much time has passed."),
+        opt(
+            "periodic",
+            Ty::Duration,
+            "A schedule: start every period counted from local midnight, within `admission`.",
+        ),
+        opt(
+            "ticking",
+            Ty::Duration,
+            "A schedule: start every period counted from the start of each admission period.",
+        ),
+        opt(
+            "continuous",
+            Ty::Duration,
+            "A schedule: start again this pause after each run, within `admission`.",
+        ),
+        opt(
+            "admission",
+            Ty::List(&Ty::Obj(&ADMISSION)),
+            "With a schedule: when starts are admitted, in the workflow's `timeZone` (default: the whole day the cycle began).",
+        ),
+        opt(
+            "limit",
+            Ty::Int {
+                min: 1,
+                max: CYCLE_TIMES_MAX,
+            },
+            "With a schedule: at most this many runs.",
+        ),
+    ],
+};
+
+pub(crate) static ADMISSION: Obj = Obj {
+    what: "admission period",
+    id: "admission",
+    doc: "Starts admitted from `from` for `duration` on the given days.",
+    fields: &[
+        opt(
+            "weekdays",
+            Ty::OneOrList(&Ty::Weekdays),
+            "The days it begins on (default: every day).",
+        ),
+        req("from", Ty::TimeOfDay, "Its start, local time."),
+        req("duration", Ty::Duration, "How long it lasts."),
     ],
 };
 
@@ -767,7 +817,7 @@ pub(crate) static POST_SETTINGS: Obj = Obj {
 pub(crate) static EXPECT: Obj = Obj {
     what: "expect step",
     id: "expect",
-    doc: "Waits until every board has a notice with the key; the notices stay.",
+    doc: "Waits until the boards have notices with the key (every listed board, or as the expression says); the notices stay.",
     fields: &[req("expect", Ty::Obj(&NOTICES), "Which notices.")],
 };
 
@@ -790,15 +840,45 @@ pub(crate) static NOTICES: Obj = Obj {
     id: "notices",
     doc: "Notices with one key on one or more boards.",
     fields: &[
-        req("boards", Ty::List(&Ty::Name), "The boards."),
+        req(
+            "boards",
+            Ty::NoticeExpr,
+            "The boards: a list (each needs the notice), or an expression over board names with `&&`, `||` and parentheses, e.g. `A && (B || C)`.",
+        ),
         req("key", Ty::Template, "The notices' key, e.g. `$day`."),
+        opt(
+            "whenNotAnnounced",
+            Ty::Enum(&["wait", "skip", "dontWait"]),
+            "When the boards do not have the notices: `wait` (default) until they do; `skip`: go on at once (`consume` skips its block when none of its notices exists); `dontWait`: go on at once (`consume` runs its block, consuming those that exist).",
+        ),
     ],
 };
 
+pub(crate) static OPTIONS: Obj = Obj {
+    what: "options step",
+    id: "options",
+    doc: "Runs `do` with options; with `stopOnFailure` a failure inside that nothing inside catches stops the order where it failed, resumable there.",
+    fields: &[
+        req("options", Ty::Obj(&OPTIONS_SETTINGS), "The options."),
+        req("do", Ty::Block, "The steps run with the options."),
+    ],
+};
+
+pub(crate) static OPTIONS_SETTINGS: Obj = Obj {
+    what: "options settings",
+    id: "optionsSettings",
+    doc: "Options of a block.",
+    fields: &[opt(
+        "stopOnFailure",
+        Ty::Bool,
+        "Stop a failed order where it failed (locks kept) instead of passing the failure to an outer `catch` or `retry` (default: as the enclosing `options`, else false).",
+    )],
+};
+
 /// Every instruction written as a mapping, recognised by its first field.
-pub(crate) static INSTRUCTIONS: [&Obj; 17] = [
+pub(crate) static INSTRUCTIONS: [&Obj; 18] = [
     &RUN, &IF, &FORK, &FORK_LIST, &RETRY, &TRY, &FAIL, &FINISH, &LOCK_STEP, &PROMPT, &CYCLE,
-    &SLEEP, &ADD_ORDER, &POST, &EXPECT, &CONSUME, &BREAK,
+    &SLEEP, &ADD_ORDER, &POST, &EXPECT, &CONSUME, &BREAK, &OPTIONS,
 ];
 
 pub(crate) static BREAK: Obj = Obj {

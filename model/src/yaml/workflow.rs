@@ -1,16 +1,20 @@
 //! Workflows: parameters, jobs and steps.
 
+use super::cycle_schedule;
 use super::diag::Pos;
 use super::node::{Kind, Node};
 use super::read::{Cx, Fields, closest};
 use super::refs::{RefKind, Refs};
+use super::schedule;
 use super::spec::{self, Obj};
 use crate::expr::Template;
 use crate::ids::{AgentId, BoardName, BranchId, JobName, LockName, WorkflowName};
 use crate::inventory::{
     Block, CycleRepeat, Executable, ForkListOver, Instruction, Job, Parameter, ReturnCodes,
-    Workflow,
+    WhenNotAnnounced, Workflow,
 };
+use crate::notice_expr::{self, NOTICE_EXPR_BOARDS_MAX, NoticeExpr};
+use crate::schedule::BundledZones;
 use crate::time::DurationMs;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +34,8 @@ struct Wf<'r> {
     /// Whether the step being read is in the `catch` of a try with retry (in this order:
     /// a fork branch is another order).
     retry_catch: bool,
+    /// The workflow's `timeZone` for scheduled cycles; `None` when it is not known.
+    time_zone: Option<String>,
 }
 
 /// Reads a workflow object (its fields already known to be those of [`spec::WORKFLOW`]).
@@ -76,6 +82,10 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
             None => jobs_ok = false,
         }
     }
+    let time_zone = match f.get("timeZone") {
+        None => Some("UTC".to_owned()),
+        Some(n) => schedule::time_zone(cx, n, &BundledZones),
+    };
     let mut wf = Wf {
         name: name_node
             .scalar()
@@ -88,6 +98,7 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
         held: Vec::new(),
         forks: 0,
         retry_catch: false,
+        time_zone,
     };
     let steps = f.get("steps").and_then(|n| {
         let b = block(cx, &mut wf, n, "`steps`", false)?;
@@ -581,14 +592,42 @@ fn instruction(
         "post" => post(cx, wf, f),
         "expect" => get("expect")
             .and_then(|n| notices(cx, wf, n, "`expect`"))
-            .map(|(boards, key)| Instruction::ExpectNotices { boards, key }),
+            .map(|n| match n.all_of() {
+                Some(boards) => Instruction::ExpectNotices { boards, key: n.key },
+                None => Instruction::ExpectNoticesWhen {
+                    notices: n.expr,
+                    key: n.key,
+                    when_not_announced: n.when,
+                },
+            }),
         "consume" => {
             let notices = get("consume").and_then(|n| notices(cx, wf, n, "`consume`"));
             let steps = get("do").and_then(|n| block(cx, wf, n, "`do`", in_cycle));
-            let (boards, key) = notices?;
-            Some(Instruction::ConsumeNotices {
-                boards,
-                key,
+            let (n, steps) = (notices?, steps?);
+            Some(match n.all_of() {
+                Some(boards) => Instruction::ConsumeNotices {
+                    boards,
+                    key: n.key,
+                    steps,
+                },
+                None => Instruction::ConsumeNoticesWhen {
+                    notices: n.expr,
+                    key: n.key,
+                    when_not_announced: n.when,
+                    steps,
+                },
+            })
+        }
+        "options" => {
+            let settings = get("options")
+                .and_then(|n| cx.fields_in(n, &spec::OPTIONS_SETTINGS, "`options`"))
+                .and_then(|sf| match sf.get("stopOnFailure") {
+                    Some(b) => cx.bool(b, "`stopOnFailure`").map(Some),
+                    None => Some(None),
+                });
+            let steps = get("do").and_then(|n| block(cx, wf, n, "`do`", in_cycle));
+            Some(Instruction::Options {
+                stop_on_failure: settings?,
                 steps: steps?,
             })
         }
@@ -893,8 +932,12 @@ fn lock(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>, in_cycle: bool) -> Opt
 }
 
 fn cycle(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
+    let time_zone = wf.time_zone.clone();
     let repeat = f.get("cycle").and_then(|n| {
         let sf = cx.fields_in(n, &spec::CYCLE_SETTINGS, "`cycle`")?;
+        if cycle_schedule::is_schedule(&sf) {
+            return cycle_schedule::schedule(cx, n, &sf, &time_zone?).map(CycleRepeat::Schedule);
+        }
         match (sf.get("times"), sf.get("every"), sf.get("for")) {
             (Some(t), None, None) => cx
                 .int(t, "`times`", 1, spec::CYCLE_TIMES_MAX)
@@ -965,17 +1008,59 @@ fn post(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction>
     })
 }
 
-fn notices(
-    cx: &mut Cx<'_>,
-    wf: &mut Wf<'_>,
-    node: &Node,
-    label: &str,
-) -> Option<(Vec<BoardName>, Template)> {
+/// The notices of an `expect` or `consume`: boards as a list or an expression, the key,
+/// and what to do when they are not there.
+struct Notices {
+    expr: NoticeExpr,
+    key: Template,
+    when: WhenNotAnnounced,
+}
+
+impl Notices {
+    /// The boards when the plain instruction says it all: every board needed, each named
+    /// once, and `wait`.
+    fn all_of(&self) -> Option<Vec<BoardName>> {
+        let boards = self.expr.as_all_of()?;
+        (self.when == WhenNotAnnounced::Wait && boards.len() == self.expr.boards().len())
+            .then_some(boards)
+    }
+}
+
+fn notices(cx: &mut Cx<'_>, wf: &mut Wf<'_>, node: &Node, label: &str) -> Option<Notices> {
     let nf = cx.fields_in(node, &spec::NOTICES, label)?;
-    let boards = nf.get("boards").and_then(|b| {
-        let items = cx.list(b, "`boards`", "a list of board names")?;
+    let expr = nf.get("boards").and_then(|b| {
+        if let Some(text) = b.scalar().map(|s| s.text.clone()) {
+            return match notice_expr::parse(&text) {
+                Ok(e) => {
+                    for name in e.boards() {
+                        wf.refs.add(cx.file, RefKind::Board, name.as_str(), b.pos);
+                    }
+                    Some(e)
+                }
+                Err(e) => {
+                    let pos = cx.pos_in_scalar(b, &text, e.offset);
+                    cx.err(pos, format!("`boards`: {}", e.message));
+                    None
+                }
+            };
+        }
+        let items = cx.list(
+            b,
+            "`boards`",
+            "a list of board names or a notice expression",
+        )?;
         if items.is_empty() {
             cx.err(b.pos, format!("{label} needs at least one board"));
+            return None;
+        }
+        if items.len() > NOTICE_EXPR_BOARDS_MAX {
+            cx.err(
+                b.pos,
+                format!(
+                    "{} boards; at most {NOTICE_EXPR_BOARDS_MAX} are allowed",
+                    items.len()
+                ),
+            );
             return None;
         }
         let mut names = Vec::new();
@@ -994,8 +1079,38 @@ fn notices(
                 None => ok = false,
             }
         }
-        ok.then_some(names)
+        if !ok {
+            return None;
+        }
+        let mut parts: Vec<NoticeExpr> = names.into_iter().map(NoticeExpr::Board).collect();
+        Some(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            NoticeExpr::And(parts)
+        })
     });
     let key = nf.get("key").and_then(|k| cx.template(k, "`key`"));
-    Some((boards?, key?))
+    let when = match nf.get("whenNotAnnounced") {
+        None => Some(WhenNotAnnounced::Wait),
+        Some(w) => match w.scalar().map(|s| s.text.as_str()) {
+            Some("wait") => Some(WhenNotAnnounced::Wait),
+            Some("skip") => Some(WhenNotAnnounced::Skip),
+            Some("dontWait") => Some(WhenNotAnnounced::DontWait),
+            _ => {
+                cx.err(
+                    w.pos,
+                    format!(
+                        "`whenNotAnnounced` must be wait, skip or dontWait, not {}",
+                        w.describe()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    Some(Notices {
+        expr: expr?,
+        key: key?,
+        when: when?,
+    })
 }
