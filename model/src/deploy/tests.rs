@@ -318,3 +318,31 @@ fn a_removed_workflow_is_gone_and_may_be_deployed_again_from_version_one() {
         Some(&again.workflows[0])
     );
 }
+
+#[test]
+fn removed_in_a_file_is_read_and_checked_with_the_files() {
+    let w = world();
+    let c = check(
+        &w,
+        "removed: { locks: [l], boards: [b, nope] }\n---\nworkflow: v\nsteps: [ { lock: l, do: [ { prompt: x } ] } ]\n",
+        &Removals::default(),
+    );
+    assert_eq!(c.error_count(), 1, "{:?}", messages(&c));
+    assert!(
+        messages(&c)[0].starts_with("new.yaml:4:18: error: unknown lock `l`"),
+        "{:?}",
+        messages(&c)
+    );
+    let c = check(&w, "removed: { boards: [b, nope] }\n", &Removals::default());
+    let inv = c.inventory.clone().unwrap_or_else(|| panic!("{:?}", messages(&c)));
+    assert_eq!(inv.removed.boards.len(), 2);
+    // Only what is deployed is removed: the same file deploys again without change.
+    let deployed_only = inv.removed.deployed_only(&w);
+    assert_eq!(deployed_only.boards, vec![BoardName::new("b").unwrap()]);
+    let c = check(&w, "removed: { locks: [1bad!] }\n", &Removals::default());
+    assert!(
+        messages(&c)[0].starts_with("new.yaml:1:20: error: `removed.locks`"),
+        "{:?}",
+        messages(&c)
+    );
+}

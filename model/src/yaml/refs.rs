@@ -226,7 +226,7 @@ impl Defs {
             if d.file == DEPLOYED_FILE {
                 "deployed".to_owned()
             } else {
-                format!("{}:{}", d.file, d.pos)
+                format!("at {}:{}", d.file, d.pos)
             }
         };
         for (kind, defs) in &self.by_kind {
