@@ -334,7 +334,10 @@ fn removed_in_a_file_is_read_and_checked_with_the_files() {
         messages(&c)
     );
     let c = check(&w, "removed: { boards: [b, nope] }\n", &Removals::default());
-    let inv = c.inventory.clone().unwrap_or_else(|| panic!("{:?}", messages(&c)));
+    let inv = c
+        .inventory
+        .clone()
+        .unwrap_or_else(|| panic!("{:?}", messages(&c)));
     assert_eq!(inv.removed.boards.len(), 2);
     // Only what is deployed is removed: the same file deploys again without change.
     let deployed_only = inv.removed.deployed_only(&w);

@@ -194,12 +194,10 @@ pub(crate) fn removed(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Removals> {
         let names: Vec<Option<T>> = items.iter().map(|i| cx.name(i, &label, make)).collect();
         names.into_iter().collect()
     }
-    let workflows = names(cx, &kinds, "workflows", |s| {
-        crate::ids::WorkflowName::new(s)
-    });
-    let agents = names(cx, &kinds, "agents", |s| crate::ids::AgentId::new(s));
-    let locks = names(cx, &kinds, "locks", |s| crate::ids::LockName::new(s));
-    let boards = names(cx, &kinds, "boards", |s| crate::ids::BoardName::new(s));
+    let workflows = names(cx, &kinds, "workflows", crate::ids::WorkflowName::new);
+    let agents = names(cx, &kinds, "agents", crate::ids::AgentId::new);
+    let locks = names(cx, &kinds, "locks", crate::ids::LockName::new);
+    let boards = names(cx, &kinds, "boards", crate::ids::BoardName::new);
     Some(Removals {
         workflows: workflows?,
         agents: agents?,
