@@ -219,4 +219,30 @@ fn process_deploy_checks_against_the_cluster_dry_runs_refuses_stranding_and_unde
         changes.iter().any(|c| c == "WorkflowDeployed w v1"),
         "{answer}"
     );
+
+    // `removed:` in a file: what is deployed goes, the rest is passed over, so the same file
+    // deploys again without change.
+    let removal = write(
+        &dir,
+        "removal.yaml",
+        "removed: { agents: [far], workflows: [never-deployed] }\n",
+    );
+    let out = k
+        .ordo()
+        .args(["deploy", "--json"])
+        .arg(&removal)
+        .assert()
+        .success();
+    let answer: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        answer["changes"],
+        serde_json::json!(["AgentRemoved far"]),
+        "{answer}"
+    );
+    k.ordo()
+        .arg("deploy")
+        .arg(&removal)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing changed"));
 }
