@@ -25,6 +25,12 @@ pub struct Args {
     /// Print the diagnostics as a JSON array instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Check the files together with what the cluster has deployed (asks the API, as
+    /// `deploy --dry-run` does): a workflow may name an agent, lock or board deployed
+    /// earlier, and a changed lock or workflow must still fit the deployed workflows that use
+    /// it. Needs the API URL and an admin token.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 /// Inventory files read from disk with every problem found reading and checking them.
@@ -55,6 +61,25 @@ impl Checked {
 /// the next year is a warning).
 pub fn check_paths(paths: &[PathBuf]) -> Checked {
     let limits = Limits::default();
+    let (files, mut problems) = read_paths(paths);
+    let options = CheckOptions {
+        now: Some(jiff::Timestamp::now()),
+        ..CheckOptions::default()
+    };
+    let checked = check_inventory_with(&files, &limits, &options);
+    let read_all = problems.is_empty();
+    problems.extend(checked.diagnostics);
+    Checked {
+        files,
+        problems,
+        inventory: checked.inventory.filter(|_| read_all),
+    }
+}
+
+/// Reads the YAML files at `paths` (files, and folders searched recursively) without checking
+/// them; the problems are the files that could not be read.
+pub fn read_paths(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<Diagnostic>) {
+    let limits = Limits::default();
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut found = Vec::new();
     for p in paths {
@@ -74,24 +99,18 @@ pub fn check_paths(paths: &[PathBuf]) -> Checked {
             Err(d) => problems.push(d),
         }
     }
-    let options = CheckOptions {
-        now: Some(jiff::Timestamp::now()),
-        ..CheckOptions::default()
-    };
-    let checked = check_inventory_with(&files, &limits, &options);
-    let read_all = problems.is_empty();
-    problems.extend(checked.diagnostics);
-    Checked {
-        files,
-        problems,
-        inventory: checked.inventory.filter(|_| read_all),
-    }
+    (files, problems)
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let checked = check_paths(&args.paths);
+    print(args.json, &checked)
+}
+
+/// Prints the diagnostics and the summary (or the JSON array); exit 1 on an error.
+pub(crate) fn print(json: bool, checked: &Checked) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         serde_json::to_writer_pretty(&mut out, &checked.problems)
             .context("writing the diagnostics")?;
         writeln!(out)?;
@@ -109,7 +128,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn summary(files: usize, errors: usize, warnings: usize) -> String {
+pub(crate) fn summary(files: usize, errors: usize, warnings: usize) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     match (errors, warnings) {
         (0, 0) => format!("checked {}: no problems", plural(files, "file")),

@@ -191,6 +191,25 @@ impl Api {
         parse_json(&body, path)
     }
 
+    /// `POST path` answered with any status but 401: the status and the JSON body, so a
+    /// caller can read an error answer's `details`. A network failure, or an answer that is
+    /// not JSON, fails as [`Api::post`] does.
+    pub async fn post_any(&self, path: &str, body: &Json) -> Result<(StatusCode, Json), Failure> {
+        let url = self.url(path);
+        let body = Some((Bytes::from(body.to_string()), "application/json"));
+        let response = self
+            .http
+            .request(Method::POST, &url, body)
+            .await
+            .map_err(|e| transport_failure(&self.base, e))?;
+        if response.status == StatusCode::UNAUTHORIZED {
+            return Err(status_failure(response.status, &response.body));
+        }
+        let json = parse_json(&response.body, path)
+            .map_err(|_| status_failure(response.status, &response.body))?;
+        Ok((response.status, json))
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Json, Failure> {
         let body = self.call(Method::DELETE, path, None).await?;
         parse_json(&body, path)

@@ -54,13 +54,16 @@ enum Command {
     /// Start a controller, an agent and the cockpit with the example workflows on 127.0.0.1.
     #[cfg(feature = "servers")]
     Up(up::Args),
-    /// Check inventory YAML (files and folders) and print every problem.
+    /// Check inventory YAML (files and folders) and print every problem; with `--cluster`,
+    /// together with what is deployed.
     Check(check::Args),
     /// Make certificates and API tokens.
     #[command(subcommand)]
     Certs(certs::Command),
     /// Check and deploy inventory YAML (files and folders); shows what changes.
     Deploy(deploy::Args),
+    /// Remove deployed workflows, agents, locks or boards (refused while something uses them).
+    Undeploy(deploy::UndeployArgs),
     /// The daily plan: preview when schedules fire (offline), show it, skip, pause, resume.
     #[command(subcommand)]
     Plan(plan::Command),
@@ -139,11 +142,13 @@ fn main() -> ExitCode {
         Command::Agent(args) => servers::agent(args),
         #[cfg(feature = "servers")]
         Command::Cockpit(args) => servers::cockpit(args),
+        Command::Check(args) if args.cluster => block_on(deploy::check_cluster(args, g)),
         Command::Check(args) => check::run(args),
         Command::Certs(c) => certs::run(c),
         Command::Plan(c) if plan::offline(c) => plan::run(c),
         Command::Plan(c) => block_on(plan::run_online(c, g)),
         Command::Deploy(args) => block_on(deploy::run(args, g)),
+        Command::Undeploy(args) => block_on(deploy::undeploy(args, g)),
         Command::Order(c) => block_on(order::run(c, g)),
         Command::Orders(args) => block_on(orders::run(args, g)),
         Command::Logs(args) => block_on(logs::run(args, g)),

@@ -16,6 +16,7 @@
 
 pub mod cluster;
 pub mod commands;
+pub mod deploy_docs;
 pub mod docs;
 pub mod plan;
 pub mod read;

@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax, cluster?}` (`role`: `active`, or in a pair `passive`, `watch`, `candidate`; `cluster`: `ordo_api::view::ClusterHealth`) |
 //! | `POST /cluster/…` | admin | the pair's operations: see [`cluster`] |
-//! | `POST /deploy` | admin | `{files: [{name, text}]}`, or one YAML body (`Content-Type: application/yaml`, `?name=`) → `{changes: [text], lastEventId}`; 400 `{error, details: ["file:line:col: error: …"]}` |
+//! | `POST /deploy` | admin | `{files: [{name, text}], removed: {workflows, agents, locks, boards}}`, or one YAML body (`Content-Type: application/yaml`, `?name=`); `?dryRun=true`, `?force=true`; the files are checked with what is deployed → `{changes: [text], lastEventId, diff: {added, changed, removed, affected, refused}, dryRun, warnings}`; 400 `{error, details: ["file:line:col: error: …"]}`; 409 `{error, details: diff}` (stranded orders without `force`, a removal something needs) |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; arguments over a size limit of `[limits]` (`order_args_bytes_max`, `arg_value_bytes_max`) 413 `{error, details: {limit, max}}`; an id or variable name over its length limit (`order_id_bytes_max`, `arg_name_bytes_max`) 400 with the same `details`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` (at most 10000, the default); a `limit` above 100 makes it a large answer: streamed, and 503 as `/snapshot` |
 //! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor?, holder: {type, …}, mark?, parent?, outcomes: [{position, outcome}]}` (`ordo_api::view::OrderView`) |
@@ -61,6 +61,7 @@
 
 mod body;
 pub mod cluster;
+mod deploy;
 mod events;
 #[cfg(test)]
 mod list_tests;
@@ -287,7 +288,7 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
                 "/cluster/nodes/{id}",
                 axum::routing::delete(cluster::remove_node),
             )
-            .route("/deploy", post(orders::deploy))
+            .route("/deploy", post(deploy::deploy))
             .route("/orders", post(orders::add).get(orders::list))
             .route("/orders/{id}", get(orders::show).delete(orders::remove))
             .route("/orders/{id}/log", get(orders::log))

@@ -62,6 +62,11 @@ pub enum Input {
         inventory: Box<Inventory>,
         reply: oneshot::Sender<Result<DeployReply, Refused>>,
     },
+    /// Files checked against what is deployed, with removals; maybe a dry run.
+    DeployFiles {
+        request: Box<crate::machine::DeployRequest>,
+        reply: oneshot::Sender<Result<DeployReply, Refused>>,
+    },
     /// A link asks where to resume an agent.
     Cursor {
         agent: AgentId,
@@ -117,6 +122,8 @@ pub trait Links: Send {
     fn reconnect_all(&mut self);
     /// Stops every link (this controller is no longer the active one).
     fn stop_all(&mut self);
+    /// Stops the link of an agent that is no longer deployed.
+    fn forget(&mut self, _agent: &AgentId) {}
 }
 
 type Clock = Box<dyn Fn() -> TimeMs + Send>;
@@ -305,6 +312,10 @@ impl<L: Links> Core<L> {
                 let token = self.token(Waiting::Deploy(reply));
                 self.machine.deploy(token, &inventory, now);
             }
+            Input::DeployFiles { request, reply } => {
+                let token = self.token(Waiting::Deploy(reply));
+                self.machine.deploy_files(token, &request, now);
+            }
             Input::Cursor { agent, reply } => {
                 let _ = reply.send(self.machine.cursor(&agent));
             }
@@ -370,6 +381,7 @@ impl<L: Links> Core<L> {
                 Action::Reply { token, reply } => self.reply(token, reply),
                 Action::Link { agent, msg } => self.links.send(&agent, msg),
                 Action::EnsureLink(agent) => self.links.ensure(&agent),
+                Action::ForgetLink(agent) => self.links.forget(&agent),
                 Action::ReconnectLinks => self.links.reconnect_all(),
                 Action::StopLinks => self.links.stop_all(),
                 Action::Wake(at) => self.wake_at = at,

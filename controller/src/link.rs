@@ -107,6 +107,14 @@ impl Links for AgentLinkSet {
         }
     }
 
+    fn forget(&mut self, agent: &AgentId) {
+        if let Some(link) = self.links.remove(agent) {
+            link.task.abort();
+        }
+        let mut map = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(agent);
+    }
+
     fn stop_all(&mut self) {
         let mut map = self.ctx.status.lock().unwrap_or_else(|e| e.into_inner());
         for (id, link) in std::mem::take(&mut self.links) {

@@ -30,6 +30,9 @@ pub struct Inventory {
     pub schedules: Vec<Schedule>,
     #[serde(default)]
     pub calendars: Vec<Calendar>,
+    /// Deployed objects to remove (`removed:`).
+    #[serde(default)]
+    pub removed: crate::deploy::Removals,
 }
 
 /// A workflow: named jobs and the steps that use them.

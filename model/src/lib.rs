@@ -8,6 +8,7 @@
 //! With the `testkit` feature, [`testkit`] holds what tests of the model and of the drivers
 //! share: random workflows and inputs, and a simulated controller and agents.
 
+pub mod deploy;
 pub mod driver;
 pub mod env;
 pub mod expr;

@@ -125,26 +125,46 @@ pub struct DeployFile {
     pub text: String,
 }
 
-/// `POST /deploy`: every file at once, all or nothing.
+/// `POST /deploy`: every file at once, all or nothing, checked together with what is
+/// deployed; with the objects to remove.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeployBody {
+    #[schema(required = false)]
     pub files: Vec<DeployFile>,
+    #[schema(required = false)]
+    pub removed: Option<super::deploy_docs::Removals>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployReply {
-    /// What changed, one line each.
+    /// What changed, one line each (empty for a dry run).
     pub changes: Vec<String>,
     pub last_event_id: u64,
+    /// What the deployment adds, changes and removes and the live orders it affects.
+    #[schema(required = false)]
+    pub diff: Option<super::deploy_docs::DeployDiff>,
+    /// Set when nothing was deployed (`dryRun=true`).
+    #[schema(required = false)]
+    pub dry_run: Option<bool>,
+    /// The check's warnings, `file:line:col: warning: …`.
+    #[schema(required = false)]
+    pub warnings: Option<Vec<String>>,
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct DeployQuery {
     /// The file name diagnostics use for a YAML body (default `request.yaml`).
     pub name: Option<String>,
+    /// Answer the diff (what would be added, changed, removed, and the orders affected)
+    /// and deploy nothing.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// Deploy even though orders would be stranded; they keep running on their version.
+    #[serde(default)]
+    pub force: Option<bool>,
 }
 
 /// `POST /api/v1/deploy` (admin): JSON `{files}`, or one YAML body
@@ -152,8 +172,9 @@ pub struct DeployQuery {
 #[utoipa::path(post, path = "/api/v1/deploy", tag = "commands", security(("bearer" = [])),
     params(DeployQuery),
     request_body(content((DeployBody = "application/json"), (String = "application/yaml"))),
-    responses((status = 200, description = "Deployed", body = DeployReply),
-        (status = 400, description = "A bad body, or the inventory's problems in `details`", body = super::ErrorBody),
+    responses((status = 200, description = "Deployed, or with `dryRun` what would be", body = DeployReply),
+        (status = 400, description = "A bad body, or the inventory's problems (checked with what is deployed) in `details`", body = super::ErrorBody),
+        (status = 409, description = "Orders would be stranded (without `force`), or a removal something needs; the diff in `details`", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
         (status = 403, description = "Not an admin", body = super::ErrorBody),
         (status = 413, description = "Body too large", body = super::ErrorBody),
@@ -167,6 +188,11 @@ pub async fn deploy(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
     let q = super::read::query(q)?;
+    let flags = format!(
+        "dryRun={}&force={}",
+        q.dry_run.unwrap_or(false),
+        q.force.unwrap_or(false)
+    );
     let b = body(b, app.limits.request_bytes_max)?;
     let is_yaml = headers
         .get(header::CONTENT_TYPE)
@@ -176,15 +202,21 @@ pub async fn deploy(
         if std::str::from_utf8(&b).is_err() {
             return Err(ApiError::bad("the YAML body is not UTF-8"));
         }
-        let mut path = "/api/v1/deploy".to_owned();
+        let mut path = format!("/api/v1/deploy?{flags}");
         if let Some(name) = q.name {
-            path.push_str("?name=");
+            path.push_str("&name=");
             path.push_str(&percent_encode(&name));
         }
         return forward_typed(&app, Method::POST, &path, Some((b, "application/yaml"))).await;
     }
     check_json(&b, false)?;
-    forward(&app, Method::POST, "/api/v1/deploy", Some(b)).await
+    forward(
+        &app,
+        Method::POST,
+        &format!("/api/v1/deploy?{flags}"),
+        Some(b),
+    )
+    .await
 }
 
 /// Percent-encodes everything but unreserved characters.

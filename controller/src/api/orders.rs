@@ -19,7 +19,6 @@ use ordo_model::position::Position;
 use ordo_model::time::TimeMs;
 use ordo_model::value::Vars;
 use ordo_model::wire::AgentEventBody;
-use ordo_model::yaml::{Limits, SourceFile, parse_inventory};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::sync::oneshot;
@@ -28,6 +27,7 @@ use super::body::{Kind, Shape, items, object, optional, parse as parse_body, req
 
 pub(super) fn command_error(e: Refused) -> ApiError {
     let status = match &e {
+        Refused::Deploy(d) => return super::deploy::refused(d),
         Refused::Command(
             CommandError::UnknownOrder(_)
             | CommandError::UnknownWorkflow(_)
@@ -73,91 +73,6 @@ async fn run(api: &Api, command: Command) -> Result<CommandReply, ApiError> {
         .await
         .map_err(|_| stopping())?;
     rx.await.map_err(|_| stopping())?.map_err(command_error)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeployBody {
-    files: Vec<DeployFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployFile {
-    name: String,
-    text: String,
-}
-
-impl Shape for DeployBody {
-    fn check(json: &Json, at: &str) -> Result<(), String> {
-        let map = object(json, at, &[required("files", Kind::Array)])?;
-        items(map, at, "files", |file, at| {
-            object(
-                file,
-                at,
-                &[
-                    required("name", Kind::String),
-                    required("text", Kind::String),
-                ],
-            )
-            .map(|_| ())
-        })
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeployQuery {
-    name: Option<String>,
-}
-
-/// `POST /deploy`: all files at once, all or nothing; JSON `{files}` or one YAML body.
-pub async fn deploy(
-    AxState(api): AxState<Api>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<DeployQuery>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Result<axum::Json<Json>, ApiError> {
-    caller.require(Role::Admin)?;
-    let is_yaml = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("yaml"));
-    let files: Vec<SourceFile> = if is_yaml {
-        // `curl --data-binary @inventory.yaml -H 'Content-Type: application/yaml'`: one file,
-        // which may hold many `---` documents.
-        let text = String::from_utf8(body.to_vec())
-            .map_err(|_| ApiError::bad("the YAML body is not UTF-8"))?;
-        vec![SourceFile::new(
-            q.name.unwrap_or_else(|| "request.yaml".into()),
-            text,
-        )]
-    } else {
-        let body: DeployBody = parse_body(&body)?;
-        body.files
-            .into_iter()
-            .map(|f| SourceFile::new(f.name, f.text))
-            .collect()
-    };
-    let inventory = parse_inventory(&files, &Limits::default()).map_err(|diags| ApiError {
-        details: Some(Json::Array(
-            diags.iter().map(|d| json!(d.to_string())).collect(),
-        )),
-        ..ApiError::bad(format!("the inventory has {} problem(s)", diags.len()))
-    })?;
-    let (tx, rx) = oneshot::channel();
-    api.core
-        .send(Input::Deploy {
-            inventory: Box::new(inventory),
-            reply: tx,
-        })
-        .await
-        .map_err(|_| stopping())?;
-    let reply = rx.await.map_err(|_| stopping())?.map_err(command_error)?;
-    Ok(axum::Json(
-        serde_json::to_value(reply).unwrap_or(Json::Null),
-    ))
 }
 
 #[derive(Deserialize)]

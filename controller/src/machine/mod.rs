@@ -30,6 +30,7 @@
 //! **Only the leader acts.** Stepping orders, timers, notice expiry, retention and agent links
 //! run on the leader only ([`Machine::became_leader`] starts them).
 
+mod deploy;
 mod timers;
 pub mod types;
 
@@ -37,8 +38,8 @@ pub mod types;
 mod tests;
 
 pub use types::{
-    Action, CommandReply, DeployReply, Entry, LinkMsg, NotActive, Position, Refused, Reply, Resume,
-    Token,
+    Action, CommandReply, DeployRefused, DeployReply, DeployRequest, Entry, LinkMsg, NotActive,
+    Position, Refused, Reply, Resume, Token,
 };
 
 use crate::full::NoSpace;
@@ -48,7 +49,7 @@ use ordo_model::driver::Pending;
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::Inventory;
 use ordo_model::order::{
-    self, Accepted, AgentCommand, Command, KeyedEvent, OrderEvent, OrderLimits, Settler,
+    self, Accepted, AgentCommand, Command, ItemEvent, KeyedEvent, OrderEvent, OrderLimits, Settler,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::wire::{AgentEvent, AgentEventBody};
@@ -553,7 +554,35 @@ impl Machine {
             self.reply(token, Reply::Deploy(Err(refused)));
             return;
         }
-        let events = order::deploy(&self.state.world, inventory);
+        let reply = DeployReply {
+            changes: Vec::new(),
+            last_event_id: 0,
+            diff: None,
+            dry_run: false,
+            warnings: Vec::new(),
+        };
+        self.commit_deploy(token, inventory, Vec::new(), reply, now);
+    }
+
+    /// Journals a deployment checked already, with the removals' events after the
+    /// deployment's, and answers `reply` with the changes once committed.
+    fn commit_deploy(
+        &mut self,
+        token: Token,
+        inventory: &Inventory,
+        removals: Vec<KeyedEvent>,
+        mut reply: DeployReply,
+        now: TimeMs,
+    ) {
+        let mut events = order::deploy(&self.state.world, inventory);
+        let removed_agents: Vec<AgentId> = removals
+            .iter()
+            .filter_map(|e| match e {
+                KeyedEvent::Item(ItemEvent::AgentRemoved(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        events.extend(removals);
         if let Err(e) = self.check_sizes(&events) {
             self.reply(token, Reply::Deploy(Err(e)));
             return;
@@ -569,13 +598,12 @@ impl Machine {
             self.actions
                 .push(Action::EnsureLink(Box::new(agent.clone())));
         }
-        self.after_commit(Effect::Deploy(
-            token,
-            DeployReply {
-                changes,
-                last_event_id: last,
-            },
-        ));
+        for id in removed_agents {
+            self.actions.push(Action::ForgetLink(id));
+        }
+        reply.changes = changes;
+        reply.last_event_id = last;
+        self.after_commit(Effect::Deploy(token, reply));
     }
 
     /// A command on the daily plan; answered like a [`Machine::command`].

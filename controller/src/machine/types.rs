@@ -59,6 +59,36 @@ pub enum Refused {
     /// effect.
     #[error(transparent)]
     NotActive(#[from] NotActive),
+    /// A deployment that does not check against what is deployed, or that would strand
+    /// orders or remove what something needs.
+    #[error(transparent)]
+    Deploy(Box<DeployRefused>),
+}
+
+/// Why a deployment was refused before any of it happened.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployRefused {
+    /// The files, checked together with what is deployed, have errors (`file:line:col`).
+    #[error("the inventory has {} problem(s)", .0.iter().filter(|d| d.severity == ordo_model::yaml::Severity::Error).count())]
+    Invalid(Vec<ordo_model::yaml::Diagnostic>),
+    /// A removal something needs, or orders the change would strand (without `force`).
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        diff: Box<ordo_model::deploy::Diff>,
+    },
+}
+
+/// A deployment as the API hands it in: the files (checked here against what is deployed),
+/// what to remove, and how.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub files: Vec<ordo_model::yaml::SourceFile>,
+    pub removed: ordo_model::deploy::Removals,
+    /// Answer the diff and change nothing.
+    pub dry_run: bool,
+    /// Deploy even when orders would be stranded (they keep running on their version).
+    pub force: bool,
 }
 
 /// A controller that is not the active one was asked to act, or stopped being the active one
@@ -88,6 +118,16 @@ pub struct CommandReply {
 pub struct DeployReply {
     pub changes: Vec<String>,
     pub last_event_id: u64,
+    /// What the deployment adds, changes and removes and the orders it affects (a
+    /// deployment of files; a dry run answers this alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Box<ordo_model::deploy::Diff>>,
+    /// Nothing was deployed: the answer of a dry run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// The warnings of the check (`file:line:col: warning: …`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Where a link resumes an agent's events.
@@ -137,6 +177,8 @@ pub enum Action {
     Link { agent: AgentId, msg: LinkMsg },
     /// Make sure a link runs for this agent (restarted when its URL changed).
     EnsureLink(Box<ordo_model::inventory::Agent>),
+    /// Stop the link of an agent that was removed.
+    ForgetLink(AgentId),
     /// End every link's session: each connects again and resumes where the machine says.
     ReconnectLinks,
     /// Stop every link: this node is no longer the active controller.

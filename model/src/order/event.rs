@@ -232,6 +232,19 @@ pub enum ItemEvent {
     AgentDeployed(Agent),
     LockDeployed(Lock),
     BoardDeployed(Board),
+    // New variants go at the end: item events are journaled (postcard).
+    /// The workflow is no longer deployed: every version of it is dropped. Deploy refuses
+    /// this while a live order uses one of them (`crate::deploy`).
+    WorkflowRemoved(WorkflowName),
+    /// The agent is no longer deployed; deploy refuses this while a deployed workflow names
+    /// it or an order is attached to it.
+    AgentRemoved(AgentId),
+    /// The lock is no longer deployed; refused while a workflow names it or an order holds or
+    /// waits for it.
+    LockRemoved(LockName),
+    /// The board and its notices are gone; refused while a workflow names it or an order
+    /// waits for its notices.
+    BoardRemoved(BoardName),
 }
 
 impl OrderEvent {
@@ -433,6 +446,10 @@ impl fmt::Display for ItemEvent {
             ItemEvent::AgentDeployed(a) => write!(f, "AgentDeployed {}", a.id),
             ItemEvent::LockDeployed(l) => write!(f, "LockDeployed {} limit {}", l.name, l.limit),
             ItemEvent::BoardDeployed(b) => write!(f, "BoardDeployed {}", b.name),
+            ItemEvent::WorkflowRemoved(n) => write!(f, "WorkflowRemoved {n}"),
+            ItemEvent::AgentRemoved(a) => write!(f, "AgentRemoved {a}"),
+            ItemEvent::LockRemoved(l) => write!(f, "LockRemoved {l}"),
+            ItemEvent::BoardRemoved(b) => write!(f, "BoardRemoved {b}"),
         }
     }
 }

@@ -133,8 +133,19 @@ impl World {
     fn apply_item(&mut self, event: &ItemEvent) -> Result<(), ApplyError> {
         match event {
             ItemEvent::WorkflowDeployed { version, workflow } => {
+                let in_use = self
+                    .orders
+                    .values()
+                    .any(|o| o.workflow == workflow.name && o.version == *version);
                 let versions = self.workflows.entry(workflow.name.clone()).or_default();
                 match versions.get(version) {
+                    // A version no order here uses may be replaced: the workflow was removed
+                    // and deployed again, numbering its versions from 1 (an agent keeps the
+                    // workflows it was given).
+                    Some(existing) if existing != workflow.as_ref() && !in_use => {
+                        versions.insert(*version, workflow.as_ref().clone());
+                        Ok(())
+                    }
                     Some(existing) if existing != workflow.as_ref() => {
                         Err(ApplyError::WorkflowChanged(workflow.name.clone(), *version))
                     }
@@ -155,6 +166,22 @@ impl World {
             }
             ItemEvent::BoardDeployed(board) => {
                 self.boards.entry(board.name.clone()).or_default().lifetime = board.lifetime;
+                Ok(())
+            }
+            ItemEvent::WorkflowRemoved(name) => {
+                self.workflows.remove(name);
+                Ok(())
+            }
+            ItemEvent::AgentRemoved(id) => {
+                self.agents.remove(id);
+                Ok(())
+            }
+            ItemEvent::LockRemoved(name) => {
+                self.locks.remove(name);
+                Ok(())
+            }
+            ItemEvent::BoardRemoved(name) => {
+                self.boards.remove(name);
                 Ok(())
             }
         }

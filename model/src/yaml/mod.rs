@@ -200,10 +200,12 @@ mod refs;
 mod schedule;
 mod schema;
 mod spec;
+mod union;
 mod workflow;
 
 pub use diag::{Diagnostic, Severity};
 pub use schema::json_schema;
+pub use union::Deployed;
 
 use crate::inventory::Inventory;
 use crate::schedule::{BundledZones, Zones};
@@ -357,6 +359,29 @@ pub fn check_inventory_with(
     limits: &Limits,
     options: &CheckOptions<'_>,
 ) -> Checked {
+    check_files(files, limits, options, None)
+}
+
+/// [`check_inventory_with`] on the union of the files and what is deployed: an object the
+/// files define replaces the deployed one of its kind and name, the others count as defined
+/// (unless `deployed.removed` names them), and the references of the deployed objects that
+/// stay are checked against the definitions in the files, reported there. The inventory
+/// returned holds the files' objects only: what the deployment sends.
+pub fn check_against_deployed(
+    files: &[SourceFile],
+    deployed: &Deployed<'_>,
+    limits: &Limits,
+    options: &CheckOptions<'_>,
+) -> Checked {
+    check_files(files, limits, options, Some(deployed))
+}
+
+fn check_files(
+    files: &[SourceFile],
+    limits: &Limits,
+    options: &CheckOptions<'_>,
+    deployed: Option<&Deployed<'_>>,
+) -> Checked {
     let mut diags = Diags::new(limits.diagnostics_max);
     let mut inventory = Inventory::default();
     let mut defs = Defs::default();
@@ -402,6 +427,15 @@ pub fn check_inventory_with(
         for doc in &docs {
             complete &= document(&mut cx, doc, &mut r);
         }
+    }
+    if let Some(deployed) = deployed {
+        let mut removed = deployed.removed.clone();
+        removed.extend(inventory.removed.clone());
+        let deployed = Deployed {
+            removed: &removed,
+            ..*deployed
+        };
+        union::seed(&deployed, &mut defs, &mut refs);
     }
     defs.check_duplicates(&mut diags);
     defs.check_refs(&refs, &mut diags);
@@ -536,6 +570,7 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
             schedule::schedule(cx, &f, defs, refs, r.zones).map(|s| inventory.schedules.push(s))
         }
         "calendar" => schedule::calendar(cx, &f, defs, refs).map(|c| inventory.calendars.push(c)),
+        "removed" => union::removed(cx, &f).map(|r| inventory.removed.extend(r)),
         _ => None,
     }
     .is_some()

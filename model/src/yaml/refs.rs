@@ -49,6 +49,9 @@ struct Ref {
     lock_count: Option<u32>,
     /// For `addOrder`: the variables it passes.
     args: Option<Vec<String>>,
+    /// The deployed object (`workflow x`) this reference comes from, when it is not in the
+    /// files being checked.
+    deployed: Option<String>,
 }
 
 /// References met while reading workflows.
@@ -66,6 +69,28 @@ impl Refs {
             pos,
             lock_count: None,
             args: None,
+            deployed: None,
+        });
+    }
+
+    /// A reference made by a deployed object `by` (`workflow x`): checked only against
+    /// the definitions in the files, where a problem is reported.
+    pub fn add_deployed(
+        &mut self,
+        by: &str,
+        kind: RefKind,
+        name: &str,
+        lock_count: Option<u32>,
+        args: Option<Vec<String>>,
+    ) {
+        self.list.push(Ref {
+            kind,
+            name: name.to_owned(),
+            file: DEPLOYED_FILE.to_owned(),
+            pos: Pos::START,
+            lock_count,
+            args,
+            deployed: Some(by.to_owned()),
         });
     }
 
@@ -78,6 +103,7 @@ impl Refs {
             pos,
             lock_count: None,
             args: Some(args),
+            deployed: None,
         });
     }
 
@@ -89,9 +115,13 @@ impl Refs {
             pos,
             lock_count: count,
             args: None,
+            deployed: None,
         });
     }
 }
+
+/// The file name of objects that come from what is deployed, not from a file being checked.
+pub(crate) const DEPLOYED_FILE: &str = "(deployed)";
 
 struct Def {
     name: String,
@@ -192,6 +222,13 @@ impl Defs {
 
     /// Reports every name defined twice, at both places.
     pub fn check_duplicates(&self, diags: &mut Diags) {
+        let at = |d: &Def| {
+            if d.file == DEPLOYED_FILE {
+                "deployed".to_owned()
+            } else {
+                format!("at {}:{}", d.file, d.pos)
+            }
+        };
         for (kind, defs) in &self.by_kind {
             let mut first: BTreeMap<&str, &Def> = BTreeMap::new();
             for d in defs {
@@ -201,35 +238,82 @@ impl Defs {
                     }
                     Some(f) => {
                         let word = |d: &Def| if d.subagent { "subagent" } else { kind.word() };
-                        diags.push(
-                            &d.file,
-                            d.pos,
-                            Severity::Error,
-                            format!(
-                                "{} `{}` is defined twice: here and as {} at {}:{}",
-                                word(d),
-                                d.name,
-                                word(f),
-                                f.file,
-                                f.pos
-                            ),
-                        );
-                        diags.push(
-                            &f.file,
-                            f.pos,
-                            Severity::Error,
-                            format!(
-                                "{} `{}` is defined twice: here and as {} at {}:{}",
-                                word(f),
-                                f.name,
-                                word(d),
-                                d.file,
-                                d.pos
-                            ),
-                        );
+                        for (here, there) in [(d, *f), (*f, d)] {
+                            if here.file == DEPLOYED_FILE {
+                                continue;
+                            }
+                            diags.push(
+                                &here.file,
+                                here.pos,
+                                Severity::Error,
+                                format!(
+                                    "{} `{}` is defined twice: here and as {} {}",
+                                    word(here),
+                                    here.name,
+                                    word(there),
+                                    at(there)
+                                ),
+                            );
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// A deployed object's reference, checked against a definition in the files (one that
+    /// replaces a deployed object): reported at that definition. A reference to nothing is
+    /// the business of the removal that made it so, not of this check.
+    fn check_deployed_ref(&self, r: &Ref, by: &str, diags: &mut Diags) {
+        let kind = match r.kind {
+            RefKind::Agent | RefKind::Cluster => DefKind::Agent,
+            RefKind::Lock => DefKind::Lock,
+            RefKind::Board => DefKind::Board,
+            RefKind::Workflow => DefKind::Workflow,
+            RefKind::Calendar => DefKind::Calendar,
+        };
+        let Some(def) = self.find(kind, &r.name) else {
+            return;
+        };
+        if def.file == DEPLOYED_FILE {
+            return;
+        }
+        if r.kind == RefKind::Cluster && !def.has_subagents {
+            diags.push(
+                &def.file,
+                def.pos,
+                Severity::Error,
+                format!(
+                    "agent `{}` has no subagents, but deployed {by} forks over them",
+                    def.name
+                ),
+            );
+        }
+        if let Some(args) = &r.args {
+            for p in def.required.iter().filter(|p| !args.contains(p)) {
+                diags.push(
+                    &def.file,
+                    def.pos,
+                    Severity::Error,
+                    format!(
+                        "workflow `{}` requires the parameter `{p}`, which deployed {by} does not pass",
+                        def.name
+                    ),
+                );
+            }
+        }
+        if let Some(count) = r.lock_count
+            && count > def.lock_limit
+        {
+            diags.push(
+                &def.file,
+                def.pos,
+                Severity::Error,
+                format!(
+                    "limit {} of lock `{}` is less than the count {count} deployed {by} takes; that step could never get the lock",
+                    def.lock_limit, def.name
+                ),
+            );
         }
     }
 
@@ -237,6 +321,10 @@ impl Defs {
     /// lock counts above the lock's limit and fork-lists over agents without subagents.
     pub fn check_refs(&self, refs: &Refs, diags: &mut Diags) {
         for r in &refs.list {
+            if let Some(by) = &r.deployed {
+                self.check_deployed_ref(r, by, diags);
+                continue;
+            }
             let kind = match r.kind {
                 RefKind::Agent | RefKind::Cluster => DefKind::Agent,
                 RefKind::Lock => DefKind::Lock,

@@ -468,8 +468,33 @@ pub(crate) static DATE_RANGE: Obj = Obj {
     ],
 };
 
+pub(crate) static REMOVED: Obj = Obj {
+    what: "removal",
+    id: "removed",
+    doc: "Objects the deployment removes (`crate::deploy`): refused while a deployed workflow names one or a live order uses it; one that is not deployed is passed over.",
+    fields: &[req(
+        "removed",
+        Ty::Obj(&REMOVED_KINDS),
+        "The names to remove, by kind.",
+    )],
+};
+
+pub(crate) static REMOVED_KINDS: Obj = Obj {
+    what: "list of removals",
+    id: "removedKinds",
+    doc: "The names to remove, by kind.",
+    fields: &[
+        opt("workflows", Ty::List(&Ty::Name), "Workflows to remove."),
+        opt("agents", Ty::List(&Ty::Name), "Agents to remove."),
+        opt("locks", Ty::List(&Ty::Name), "Locks to remove."),
+        opt("boards", Ty::List(&Ty::Name), "Notice boards to remove."),
+    ],
+};
+
 /// The objects a document may hold, each recognised by its first field.
-pub(crate) static OBJECTS: [&Obj; 6] = [&WORKFLOW, &AGENT, &LOCK, &BOARD, &SCHEDULE, &CALENDAR];
+pub(crate) static OBJECTS: [&Obj; 7] = [
+    &WORKFLOW, &AGENT, &LOCK, &BOARD, &SCHEDULE, &CALENDAR, &REMOVED,
+];
 
 // ---- instructions --------------------------------------------------------------------------
 

@@ -1,0 +1,100 @@
+//! A deployment of files: checked together with what is deployed (the model's
+//! `check_against_deployed`, the check `ordo check --cluster` runs), measured with the model's
+//! `deploy::diff`, refused when it would strand orders (unless forced) or remove what something
+//! needs, answered with the diff alone on a dry run, and journaled otherwise.
+
+use super::{DeployRefused, DeployReply, DeployRequest, Machine, Refused, Reply, Token};
+use crate::state::State;
+use ordo_model::deploy::{self, Diff};
+use ordo_model::inventory::Inventory;
+use ordo_model::time::TimeMs;
+use ordo_model::yaml::{self, CheckOptions, Deployed, Limits, Severity};
+
+/// What the controller holds as an inventory: the world's objects and the plan's schedules
+/// and calendars.
+pub fn deployed_inventory(state: &State) -> Inventory {
+    let mut inv = deploy::deployed_inventory(&state.world);
+    inv.schedules = state
+        .plan
+        .schedules
+        .values()
+        .map(|p| p.schedule.clone())
+        .collect();
+    inv.calendars = state.plan.calendars.clone();
+    inv
+}
+
+fn conflict(message: String, diff: Diff) -> Refused {
+    Refused::Deploy(Box::new(DeployRefused::Conflict {
+        message,
+        diff: Box::new(diff),
+    }))
+}
+
+impl Machine {
+    /// A deployment of files with removals; answered with [`Reply::Deploy`]: at once for a
+    /// refusal or a dry run, once committed otherwise.
+    pub fn deploy_files(&mut self, token: Token, request: &DeployRequest, now: TimeMs) {
+        self.now = now;
+        if let Some(refused) = self.refuse_writes() {
+            self.reply(token, Reply::Deploy(Err(refused)));
+            return;
+        }
+        let deployed = deployed_inventory(&self.state);
+        let checked = yaml::check_against_deployed(
+            &request.files,
+            &Deployed {
+                inventory: &deployed,
+                removed: &request.removed,
+            },
+            &Limits::default(),
+            &CheckOptions::default(),
+        );
+        let Some(inventory) = checked.inventory else {
+            let refused = Refused::Deploy(Box::new(DeployRefused::Invalid(checked.diagnostics)));
+            self.reply(token, Reply::Deploy(Err(refused)));
+            return;
+        };
+        let warnings = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(|d| d.to_string())
+            .collect();
+        let mut removals = request.removed.clone();
+        removals.extend(inventory.removed.deployed_only(&self.state.world));
+        let diff = deploy::diff(&self.state.world, &deployed, &inventory, &removals);
+        if !diff.refused.is_empty() {
+            let message = format!("refused: {}", diff.refused.join("; "));
+            self.reply(token, Reply::Deploy(Err(conflict(message, diff))));
+            return;
+        }
+        let stranded: Vec<String> = diff
+            .stranded()
+            .map(|o| format!("{} ({} {})", o.order, o.workflow, o.version))
+            .collect();
+        if !stranded.is_empty() && !request.force && !request.dry_run {
+            let message = format!(
+                "the deployment would strand {} order(s): {}; deploy with force to let them run on their version",
+                stranded.len(),
+                stranded.join(", ")
+            );
+            self.reply(token, Reply::Deploy(Err(conflict(message, diff))));
+            return;
+        }
+        let mut reply = DeployReply {
+            changes: Vec::new(),
+            last_event_id: self.state.last_event_id,
+            diff: Some(Box::new(diff)),
+            dry_run: request.dry_run,
+            warnings,
+        };
+        if request.dry_run {
+            self.reply(token, Reply::Deploy(Ok(reply)));
+            return;
+        }
+        let removals = deploy::removal_events(&self.state.world, &removals);
+        reply.last_event_id = 0;
+        self.commit_deploy(token, &inventory, removals, reply, now);
+    }
+}

@@ -1,0 +1,351 @@
+use super::*;
+use crate::ids::OrderId;
+use crate::order::{Command, Side, command, deploy, step};
+use crate::time::TimeMs;
+use crate::yaml::{
+    CheckOptions, Checked, Deployed, Limits, SourceFile, check_against_deployed, parse_inventory,
+};
+
+const BASE: &str = "\
+agent: a1
+url: wss://127.0.0.1:4443
+---
+lock: l
+limit: 3
+---
+board: b
+---
+workflow: w
+jobs: { j: { agent: a1, script: 'true' } }
+steps:
+  - lock: l
+    count: 2
+    do:
+      - prompt: ok?
+  - run: j
+";
+
+fn inventory(text: &str) -> Inventory {
+    parse_inventory(&[SourceFile::new("inv.yaml", text)], &Limits::default())
+        .unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+/// A world with BASE deployed and order `o1` standing at the prompt inside the lock.
+fn world() -> World {
+    let mut world = World::new(Side::Controller);
+    for e in deploy(&world, &inventory(BASE)) {
+        world.apply(&e).unwrap();
+    }
+    let id = OrderId::new("o1").unwrap();
+    let add = Command::Add {
+        id: id.clone(),
+        workflow: WorkflowName::new("w").unwrap(),
+        vars: Default::default(),
+        scheduled_for: None,
+    };
+    for e in command(&world, add, TimeMs(0), &Default::default())
+        .unwrap()
+        .events
+    {
+        world.apply(&e).unwrap();
+    }
+    for _ in 0..20 {
+        let es = step(&world, &id, TimeMs(0));
+        if es.is_empty() {
+            break;
+        }
+        for e in es {
+            world.apply(&e).unwrap();
+        }
+    }
+    assert_eq!(world.orders[&id].state.name(), "prompting");
+    world
+}
+
+fn check(world: &World, text: &str, removed: &Removals) -> Checked {
+    let deployed = deployed_inventory(world);
+    check_against_deployed(
+        &[SourceFile::new("new.yaml", text)],
+        &Deployed {
+            inventory: &deployed,
+            removed,
+        },
+        &Limits::default(),
+        &CheckOptions::default(),
+    )
+}
+
+fn messages(c: &Checked) -> Vec<String> {
+    c.diagnostics.iter().map(|d| d.to_string()).collect()
+}
+
+#[test]
+fn a_workflow_may_name_objects_deployed_earlier() {
+    let w = world();
+    let text = "workflow: v\njobs: { j: { agent: a1, script: 'true' } }\nsteps:\n  - lock: l\n    count: 3\n    do: [ { run: j } ]\n  - post: { board: b, key: k }\n  - addOrder: w\n";
+    let c = check(&w, text, &Removals::default());
+    assert_eq!(c.error_count(), 0, "{:?}", messages(&c));
+    let inv = c.inventory.unwrap();
+    assert_eq!(
+        inv.workflows.len(),
+        1,
+        "only the files' objects are deployed"
+    );
+    assert!(inv.locks.is_empty());
+    // The same file alone does not check.
+    let alone =
+        crate::yaml::check_inventory(&[SourceFile::new("new.yaml", text)], &Limits::default());
+    assert!(alone.error_count() >= 3, "{:?}", messages(&alone));
+}
+
+#[test]
+fn a_lock_limit_below_a_deployed_workflows_count_is_refused_at_the_lock() {
+    let w = world();
+    let c = check(&w, "lock: l\nlimit: 1\n", &Removals::default());
+    assert_eq!(
+        messages(&c),
+        vec![
+            "new.yaml:1:7: error: limit 1 of lock `l` is less than the count 2 deployed workflow `w` takes; that step could never get the lock"
+        ]
+    );
+    assert!(c.inventory.is_none());
+    let c = check(&w, "lock: l\nlimit: 2\n", &Removals::default());
+    assert_eq!(c.error_count(), 0, "{:?}", messages(&c));
+}
+
+#[test]
+fn a_workflow_deployed_again_with_a_new_required_parameter_is_checked_against_deployed_callers() {
+    let w = world();
+    let text = "workflow: v\nsteps: [ { addOrder: w } ]\n";
+    let c = check(&w, text, &Removals::default());
+    assert_eq!(c.error_count(), 0);
+    let mut world = w.clone();
+    for e in deploy(&world, &c.inventory.unwrap()) {
+        world.apply(&e).unwrap();
+    }
+    let c = check(
+        &world,
+        "workflow: w\nparameters: { day: {} }\nsteps: [ { prompt: x } ]\n",
+        &Removals::default(),
+    );
+    assert_eq!(
+        messages(&c),
+        vec![
+            "new.yaml:1:11: error: workflow `w` requires the parameter `day`, which deployed workflow `v` does not pass"
+        ]
+    );
+}
+
+#[test]
+fn a_new_workflow_naming_a_removed_object_is_refused_with_its_position() {
+    let w = world();
+    let removed = Removals {
+        boards: vec![BoardName::new("b").unwrap()],
+        ..Removals::default()
+    };
+    let c = check(
+        &w,
+        "workflow: v\nsteps: [ { post: { board: b, key: k } } ]\n",
+        &removed,
+    );
+    assert_eq!(c.error_count(), 1, "{:?}", messages(&c));
+    assert!(
+        messages(&c)[0].starts_with("new.yaml:2:"),
+        "{:?}",
+        messages(&c)
+    );
+}
+
+#[test]
+fn defining_a_deployed_agent_as_a_subagent_is_a_duplicate() {
+    let w = world();
+    let text =
+        "agent: c\nurl: wss://127.0.0.1:1\nsubagents: [ { id: a1, url: 'wss://127.0.0.1:2' } ]\n";
+    let c = check(&w, text, &Removals::default());
+    assert_eq!(c.error_count(), 1, "{:?}", messages(&c));
+    assert!(
+        messages(&c)[0].contains("as agent deployed"),
+        "{:?}",
+        messages(&c)
+    );
+}
+
+#[test]
+fn the_diff_names_added_changed_and_removed_objects_with_versions() {
+    let w = world();
+    let new = inventory(
+        "lock: l\nlimit: 2\n---\nlock: m\n---\nagent: a1\nurl: wss://127.0.0.1:4443\n---\nworkflow: v\nsteps: [ { prompt: x } ]\n",
+    );
+    let removed = Removals {
+        boards: vec![BoardName::new("b").unwrap()],
+        ..Removals::default()
+    };
+    let d = diff(&w, &deployed_inventory(&w), &new, &removed);
+    let names = |l: &[ItemChange]| -> Vec<String> {
+        l.iter().map(|c| format!("{} {}", c.kind, c.name)).collect()
+    };
+    assert_eq!(names(&d.added), vec!["workflow v", "lock m"]);
+    assert_eq!(names(&d.changed), vec!["lock l"]);
+    assert_eq!(d.changed[0].detail.as_deref(), Some("limit 3 → 2"));
+    assert_eq!(names(&d.removed), vec!["board b"]);
+    assert!(d.affected.is_empty());
+    assert!(d.refused.is_empty(), "{:?}", d.refused);
+    assert_eq!(d.added[0].version, Some(VersionId(1)));
+    let events = removal_events(&w, &removed);
+    assert_eq!(
+        events,
+        vec![KeyedEvent::Item(ItemEvent::BoardRemoved(
+            BoardName::new("b").unwrap()
+        ))]
+    );
+}
+
+#[test]
+fn a_change_keeping_the_position_affects_the_order_without_stranding_it() {
+    let w = world();
+    let new = inventory(&BASE.replace("prompt: ok?", "prompt: sure?"));
+    let d = diff(&w, &deployed_inventory(&w), &new, &Removals::default());
+    assert_eq!(d.changed.len(), 1);
+    assert_eq!(d.changed[0].from_version, Some(VersionId(1)));
+    assert_eq!(d.changed[0].version, Some(VersionId(2)));
+    assert_eq!(d.affected.len(), 1);
+    let o = &d.affected[0];
+    assert_eq!(
+        (o.order.as_str(), o.position.as_str(), o.version),
+        ("o1", "0/do/0", VersionId(1))
+    );
+    assert_eq!(o.stranded, None);
+    assert_eq!(d.stranded().count(), 0);
+}
+
+#[test]
+fn a_change_that_drops_or_replaces_the_orders_position_strands_it() {
+    let w = world();
+    let gone = inventory(&BASE.replace("      - prompt: ok?\n", "      - run: j\n"));
+    let d = diff(&w, &deployed_inventory(&w), &gone, &Removals::default());
+    let s: Vec<_> = d.stranded().collect();
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        s[0].stranded.as_deref(),
+        Some("position 0/do/0 holds `run` in v2, not `prompt`")
+    );
+    let no_lock = inventory(
+        "agent: a1\nurl: wss://127.0.0.1:4443\n---\nlock: l\nlimit: 3\n---\nboard: b\n---\nworkflow: w\nsteps: [ { prompt: ok? } ]\n",
+    );
+    let d = diff(&w, &deployed_inventory(&w), &no_lock, &Removals::default());
+    assert_eq!(
+        d.stranded().next().and_then(|o| o.stranded.as_deref()),
+        Some("position 0/do/0 does not exist in v2")
+    );
+}
+
+#[test]
+fn removals_something_needs_are_refused() {
+    let w = world();
+    let rm = Removals {
+        workflows: vec![WorkflowName::new("w").unwrap()],
+        locks: vec![LockName::new("l").unwrap()],
+        agents: vec![AgentId::new("a1").unwrap()],
+        boards: vec![BoardName::new("nope").unwrap()],
+    };
+    let d = diff(&w, &deployed_inventory(&w), &Inventory::default(), &rm);
+    assert_eq!(
+        d.refused,
+        vec![
+            "workflow `w` has 1 live order(s); cancel them or let them end first",
+            "lock `l` is held or awaited by 1 order(s)",
+            "board `nope` is not deployed; nothing to remove",
+        ]
+    );
+    assert_eq!(d.stranded().count(), 1);
+    // Removing the lock alone: the deployed workflow that stays still names it.
+    let rm = Removals {
+        locks: vec![LockName::new("l").unwrap()],
+        agents: vec![AgentId::new("a1").unwrap()],
+        ..Removals::default()
+    };
+    let d = diff(&w, &deployed_inventory(&w), &Inventory::default(), &rm);
+    assert_eq!(
+        d.refused,
+        vec![
+            "agent `a1` is used by workflow `w`",
+            "lock `l` is used by workflow `w`",
+            "lock `l` is held or awaited by 1 order(s)",
+        ]
+    );
+}
+
+#[test]
+fn a_removed_workflow_is_gone_and_may_be_deployed_again_from_version_one() {
+    let mut world = World::new(Side::Controller);
+    let inv = inventory("workflow: w\nsteps: [ { prompt: a } ]\n");
+    for e in deploy(&world, &inv) {
+        world.apply(&e).unwrap();
+    }
+    let rm = Removals {
+        workflows: vec![WorkflowName::new("w").unwrap()],
+        ..Removals::default()
+    };
+    let d = diff(
+        &world,
+        &deployed_inventory(&world),
+        &Inventory::default(),
+        &rm,
+    );
+    assert!(d.refused.is_empty(), "{:?}", d.refused);
+    // An agent keeps the workflows it was given: its world still has v1 after the removal.
+    let mut agent = world.clone();
+    for e in removal_events(&world, &rm) {
+        world.apply(&e).unwrap();
+    }
+    assert!(world.workflows.is_empty());
+    let again = inventory("workflow: w\nsteps: [ { prompt: b } ]\n");
+    let events = deploy(&world, &again);
+    assert_eq!(
+        events[0].to_string().split_whitespace().last(),
+        Some("v1"),
+        "{}",
+        events[0]
+    );
+    for e in &events {
+        world.apply(e).unwrap();
+        agent.apply(e).unwrap();
+    }
+    assert_eq!(
+        agent
+            .latest(&WorkflowName::new("w").unwrap())
+            .map(|(_, w)| w),
+        Some(&again.workflows[0])
+    );
+}
+
+#[test]
+fn removed_in_a_file_is_read_and_checked_with_the_files() {
+    let w = world();
+    let c = check(
+        &w,
+        "removed: { locks: [l], boards: [b, nope] }\n---\nworkflow: v\nsteps: [ { lock: l, do: [ { prompt: x } ] } ]\n",
+        &Removals::default(),
+    );
+    assert_eq!(c.error_count(), 1, "{:?}", messages(&c));
+    assert!(
+        messages(&c)[0].starts_with("new.yaml:4:18: error: unknown lock `l`"),
+        "{:?}",
+        messages(&c)
+    );
+    let c = check(&w, "removed: { boards: [b, nope] }\n", &Removals::default());
+    let inv = c
+        .inventory
+        .clone()
+        .unwrap_or_else(|| panic!("{:?}", messages(&c)));
+    assert_eq!(inv.removed.boards.len(), 2);
+    // Only what is deployed is removed: the same file deploys again without change.
+    let deployed_only = inv.removed.deployed_only(&w);
+    assert_eq!(deployed_only.boards, vec![BoardName::new("b").unwrap()]);
+    let c = check(&w, "removed: { locks: [1bad!] }\n", &Removals::default());
+    assert!(
+        messages(&c)[0].starts_with("new.yaml:1:20: error: `removed.locks`"),
+        "{:?}",
+        messages(&c)
+    );
+}
