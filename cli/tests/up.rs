@@ -191,7 +191,7 @@ fn process_up_runs_the_printed_command_to_the_end_and_resumes_after_ctrl_c() {
     let mine = dir.path().join("hello.yaml");
     std::fs::write(
         &mine,
-        "workflow: hello\njobs:\n  mine: { agent: local, script: echo mine }\nsteps:\n  - run: mine\n---\nagent: local\nurl: wss://127.0.0.1:4444\n",
+        "workflow: hello\njobs:\n  mine: { agent: local, script: echo mine }\nsteps:\n  - run: mine\n",
     )
     .unwrap();
     let out = ordo(dir.path(), &["deploy", mine.to_str().unwrap()]);

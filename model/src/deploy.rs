@@ -188,7 +188,9 @@ pub fn sub_blocks(i: &Instruction) -> Vec<&Block> {
         | Instruction::Retry { steps, .. }
         | Instruction::Lock { steps, .. }
         | Instruction::Cycle { steps, .. }
-        | Instruction::ConsumeNotices { steps, .. } => vec![steps],
+        | Instruction::ConsumeNotices { steps, .. }
+        | Instruction::ConsumeNoticesWhen { steps, .. }
+        | Instruction::Options { steps, .. } => vec![steps],
         Instruction::Try { steps, catch } | Instruction::TryRetry { steps, catch, .. } => {
             vec![steps, catch]
         }
@@ -201,6 +203,7 @@ pub fn sub_blocks(i: &Instruction) -> Vec<&Block> {
         | Instruction::AddOrder { .. }
         | Instruction::PostNotice { .. }
         | Instruction::ExpectNotices { .. }
+        | Instruction::ExpectNoticesWhen { .. }
         | Instruction::FinishWith { .. }
         | Instruction::RetryAgain => Vec::new(),
     }
@@ -224,8 +227,9 @@ pub fn instruction_kind(i: &Instruction) -> &'static str {
         Instruction::Sleep { .. } => "sleep",
         Instruction::AddOrder { .. } => "addOrder",
         Instruction::PostNotice { .. } => "post",
-        Instruction::ExpectNotices { .. } => "expect",
-        Instruction::ConsumeNotices { .. } => "consume",
+        Instruction::ExpectNotices { .. } | Instruction::ExpectNoticesWhen { .. } => "expect",
+        Instruction::ConsumeNotices { .. } | Instruction::ConsumeNoticesWhen { .. } => "consume",
+        Instruction::Options { .. } => "options",
         Instruction::RetryAgain => "retry (in catch)",
     }
 }
@@ -268,6 +272,10 @@ impl<'w> Uses<'w> {
                 }
                 Instruction::ExpectNotices { boards, .. }
                 | Instruction::ConsumeNotices { boards, .. } => self.boards.extend(boards),
+                Instruction::ExpectNoticesWhen { notices, .. }
+                | Instruction::ConsumeNoticesWhen { notices, .. } => {
+                    self.boards.extend(notices.board_refs())
+                }
                 _ => {}
             }
             for b in sub_blocks(i) {

@@ -50,6 +50,21 @@ impl NoticeExpr {
         }
     }
 
+    /// Every board name in it, by reference, as often as it appears.
+    pub fn board_refs(&self) -> Vec<&BoardName> {
+        fn walk<'e>(e: &'e NoticeExpr, out: &mut Vec<&'e BoardName>) {
+            match e {
+                NoticeExpr::Board(b) => out.push(b),
+                NoticeExpr::And(parts) | NoticeExpr::Or(parts) => {
+                    parts.iter().for_each(|p| walk(p, out))
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// The boards it names, each once, in the order they first appear.
     pub fn boards(&self) -> Vec<BoardName> {
         fn walk(e: &NoticeExpr, out: &mut Vec<BoardName>) {
