@@ -124,9 +124,26 @@ pub struct OrderView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     pub outcomes: Vec<OutcomeView>,
+    /// Higher first in lock queues and job queues (default 0; a fork child has its parent's).
+    #[serde(default)]
+    pub priority: i32,
+    /// Removed at once when it has finished or was cancelled (as it was added, else as its
+    /// workflow says).
+    #[serde(default)]
+    pub delete_when_terminated: bool,
 }
 
-/// The one view of an order.
+/// The one view of an order, with its priority and removal from the world that holds it.
+pub fn order_view_in(world: &World, o: &Order) -> OrderView {
+    OrderView {
+        priority: world.priority(&o.id),
+        delete_when_terminated: world.deletes_when_terminated(o),
+        ..order_view(o)
+    }
+}
+
+/// The view of an order without its world: priority and removal are the defaults (use
+/// [`order_view_in`] where the world is at hand).
 pub fn order_view(o: &Order) -> OrderView {
     OrderView {
         id: o.id.to_string(),
@@ -149,6 +166,8 @@ pub fn order_view(o: &Order) -> OrderView {
                 outcome: h.outcome.to_string(),
             })
             .collect(),
+        priority: 0,
+        delete_when_terminated: false,
     }
 }
 
@@ -389,7 +408,7 @@ pub fn write_snapshot<W: Write>(mut w: W, event_id: u64, world: &World) -> io::R
         if i > 0 {
             w.write_all(b",")?;
         }
-        serde_json::to_writer(&mut w, &order_view(order)).map_err(io::Error::from)?;
+        serde_json::to_writer(&mut w, &order_view_in(world, order)).map_err(io::Error::from)?;
     }
     w.write_all(b"]}")
 }

@@ -29,6 +29,10 @@ pub struct Inventory {
     pub schedules: Vec<Schedule>,
     #[serde(default)]
     pub calendars: Vec<Calendar>,
+    /// Workflows' settings that are not part of their versions (only those not the
+    /// defaults), see [`crate::order::options`].
+    #[serde(default)]
+    pub workflow_settings: BTreeMap<WorkflowName, crate::order::WorkflowSettings>,
 }
 
 /// A workflow: named jobs and the steps that use them.
@@ -208,6 +212,14 @@ pub enum Instruction {
     /// `retry` inside the `catch` of a [`Instruction::TryRetry`]: try its steps again, or
     /// fail when the tries are used up.
     RetryAgain,
+    /// [`Instruction::AddOrder`] with a priority or removal for the added order (only when
+    /// one is given: a plain `addOrder` stays [`Instruction::AddOrder`]).
+    AddOrderWithOptions {
+        workflow: WorkflowName,
+        args: BTreeMap<String, Template>,
+        wait: bool,
+        options: crate::order::OrderOptions,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

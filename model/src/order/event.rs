@@ -5,6 +5,7 @@
 //! field to an existing variant (add a new variant instead). No `flatten`, `untagged` or
 //! `skip_serializing_if`.
 
+use super::options::{OrderOptions, WorkflowSettings};
 use super::state::{Mark, Order, Outcome, fmt_vars};
 use crate::ids::{AgentId, BoardName, LockName, OrderId, VersionId, WorkflowName};
 use crate::inventory::{Agent, Board, Lock, Workflow};
@@ -209,6 +210,11 @@ pub enum OrderEvent {
         tries: u32,
         until: Option<TimeMs>,
     },
+    /// The order's priority and removal (see [`super::options`]): on the controller right
+    /// after `Added`, on an agent right after `Attached`. Never the defaults.
+    OptionsSet {
+        options: OrderOptions,
+    },
 }
 
 /// A notice board's event.
@@ -228,6 +234,11 @@ pub enum ItemEvent {
     AgentDeployed(Agent),
     LockDeployed(Lock),
     BoardDeployed(Board),
+    /// A workflow's settings for the orders added from now on (see [`super::options`]).
+    WorkflowSettings {
+        workflow: WorkflowName,
+        settings: WorkflowSettings,
+    },
 }
 
 impl OrderEvent {
@@ -274,6 +285,7 @@ impl OrderEvent {
             // position it stopped at.
             OrderEvent::FailedAt { .. } => "Failed",
             OrderEvent::TryAgain { .. } => "TryAgain",
+            OrderEvent::OptionsSet { .. } => "OptionsSet",
         }
     }
 }
@@ -398,6 +410,14 @@ impl fmt::Display for OrderEvent {
                 Ok(())
             }
             OrderEvent::Finished { message: Some(m) } => write!(f, " {m:?}"),
+            OrderEvent::OptionsSet { options } => {
+                write!(f, " priority {}", options.priority)?;
+                match options.delete_when_terminated {
+                    Some(true) => f.write_str(" delete-when-terminated"),
+                    Some(false) => f.write_str(" keep"),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -423,6 +443,11 @@ impl fmt::Display for ItemEvent {
             ItemEvent::AgentDeployed(a) => write!(f, "AgentDeployed {}", a.id),
             ItemEvent::LockDeployed(l) => write!(f, "LockDeployed {} limit {}", l.name, l.limit),
             ItemEvent::BoardDeployed(b) => write!(f, "BoardDeployed {}", b.name),
+            ItemEvent::WorkflowSettings { workflow, settings } => write!(
+                f,
+                "WorkflowSettings {workflow} deleteWhenTerminated {}",
+                settings.delete_when_terminated
+            ),
         }
     }
 }

@@ -96,6 +96,7 @@ fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &
         Instruction::Lock { .. }
         | Instruction::Prompt { .. }
         | Instruction::AddOrder { .. }
+        | Instruction::AddOrderWithOptions { .. }
         | Instruction::PostNotice { .. }
         | Instruction::ExpectNotices { .. }
         | Instruction::ConsumeNotices { .. } => false,

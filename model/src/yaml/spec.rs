@@ -135,6 +135,11 @@ pub(crate) static WORKFLOW: Obj = Obj {
         ),
         opt("jobs", Ty::Jobs, "The jobs the steps run, by name."),
         req("steps", Ty::Block, "The instructions, run in order."),
+        opt(
+            "deleteWhenTerminated",
+            Ty::Bool,
+            "Remove an order once it has finished or was cancelled, unless the order says otherwise; a failed order stays (default false: ended orders stay for the controller's retention).",
+        ),
     ],
 };
 
@@ -743,6 +748,19 @@ pub(crate) static ADD_ORDER: Obj = Obj {
             "wait",
             Ty::Bool,
             "Wait until the added order ends, and fail if it failed (default false).",
+        ),
+        opt(
+            "priority",
+            Ty::Int {
+                min: -PRIORITY_MAX,
+                max: PRIORITY_MAX,
+            },
+            "The added order's priority: higher first in lock and job queues (default 0).",
+        ),
+        opt(
+            "deleteWhenTerminated",
+            Ty::Bool,
+            "Remove the added order once it has finished or was cancelled (default: as its workflow says).",
         ),
     ],
 };
