@@ -312,6 +312,29 @@ mod tests {
         AgentId::new("a1").unwrap()
     }
 
+    /// The world's extras (order options) come last and only when there are any: a snapshot
+    /// without them has the bytes it had before they existed, and one with them keeps them.
+    #[test]
+    fn snapshots_keep_order_options_after_everything_else() {
+        let mut state = AgentState::new(agent(), 7, 1);
+        let plain = state.to_snapshot().unwrap();
+        let back = AgentState::from_snapshot(&plain).unwrap();
+        assert!(back.world.extras.is_empty());
+        assert_eq!(back, state);
+        state.world.extras.orders.insert(
+            OrderId::new("o1").unwrap(),
+            ordo_model::order::OrderOptions {
+                priority: 9,
+                delete_when_terminated: None,
+            },
+        );
+        let with = state.to_snapshot().unwrap();
+        assert!(with.len() > plain.len() && with.starts_with(&plain));
+        let back = AgentState::from_snapshot(&with).unwrap();
+        assert_eq!(back.world.priority(&OrderId::new("o1").unwrap()), 9);
+        assert_eq!(back, state);
+    }
+
     #[test]
     fn outbox_counts_and_releases() {
         let mut o = Outbox::default();

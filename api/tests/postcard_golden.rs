@@ -249,7 +249,10 @@ fn samples() -> Vec<(String, Vec<u8>)> {
     let add = Command::AddWithOptions {
         id: o2.clone(),
         workflow: WorkflowName::new("every-instruction").unwrap(),
-        vars: Vars::new(),
+        vars: Vars::from([
+            ("day".to_owned(), Value::String("2026-01-03".into())),
+            ("plain".to_owned(), Value::Number(2.0)),
+        ]),
         scheduled_for: None,
         options,
     };
