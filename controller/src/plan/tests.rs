@@ -457,7 +457,9 @@ fn planned_orders_carry_their_schedules_priority_to_the_agent() {
     assert!(s.world.order(&id).is_some());
     assert_eq!(s.world.priority(&id), 12);
     assert!(
-        sim.links.iter().any(|(_, m)| matches!(m, crate::machine::LinkMsg::Command(
+        sim.links
+            .iter()
+            .any(|(_, m)| matches!(m, crate::machine::LinkMsg::Command(
                 ordo_model::order::AgentCommand::AttachOrderWithOptions { order, options, .. })
                 if order.id == id && options.priority == 12)),
         "the agent is given the priority with the order"
