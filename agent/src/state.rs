@@ -18,7 +18,9 @@
 
 use crate::record::Record;
 use ordo_model::ids::{AgentId, OrderId};
-use ordo_model::order::{ApplyError, KeyedEvent, OrderEvent, OrderState, Side, World};
+use ordo_model::order::{
+    ApplyError, Extras, KeyedEvent, OrderEvent, OrderState, Side, World, extras_or_empty,
+};
 use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -97,7 +99,12 @@ pub enum StateError {
 }
 
 /// Everything the agent knows, folded from its journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its serde writes the fields in this order, then the world's
+/// [`extras`](ordo_model::order::Extras) last and only when they are not empty (the world's
+/// own serde leaves them out), so a snapshot written before they existed still reads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "StoredState")]
 pub struct AgentState {
     pub agent_id: AgentId,
     pub run_id: u128,
@@ -116,6 +123,65 @@ pub struct AgentState {
     pub outbox: Outbox,
     /// Id of the last record applied.
     pub last_id: u64,
+}
+
+/// The serde form of [`AgentState`]: its fields, then the world's extras.
+#[derive(Deserialize)]
+#[serde(rename = "AgentState")]
+struct StoredState {
+    agent_id: AgentId,
+    run_id: u128,
+    run_start: u64,
+    cluster_id: Option<String>,
+    term: u64,
+    released: u64,
+    world: World,
+    processes: BTreeMap<OrderId, ProcessEntry>,
+    outbox: Outbox,
+    last_id: u64,
+    #[serde(default, deserialize_with = "extras_or_empty")]
+    extras: Extras,
+}
+
+impl From<StoredState> for AgentState {
+    fn from(s: StoredState) -> AgentState {
+        let mut world = s.world;
+        world.extras = s.extras;
+        AgentState {
+            agent_id: s.agent_id,
+            run_id: s.run_id,
+            run_start: s.run_start,
+            cluster_id: s.cluster_id,
+            term: s.term,
+            released: s.released,
+            world,
+            processes: s.processes,
+            outbox: s.outbox,
+            last_id: s.last_id,
+        }
+    }
+}
+
+impl Serialize for AgentState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let extras = &self.world.extras;
+        let mut st = s.serialize_struct("AgentState", if extras.is_empty() { 10 } else { 11 })?;
+        st.serialize_field("agent_id", &self.agent_id)?;
+        st.serialize_field("run_id", &self.run_id)?;
+        st.serialize_field("run_start", &self.run_start)?;
+        st.serialize_field("cluster_id", &self.cluster_id)?;
+        st.serialize_field("term", &self.term)?;
+        st.serialize_field("released", &self.released)?;
+        st.serialize_field("world", &self.world)?;
+        st.serialize_field("processes", &self.processes)?;
+        st.serialize_field("outbox", &self.outbox)?;
+        st.serialize_field("last_id", &self.last_id)?;
+        if !extras.is_empty() {
+            st.serialize_field("extras", extras)?;
+        }
+        st.end()
+    }
 }
 
 /// What a snapshot file holds; the variant is the snapshot version (append-only).
@@ -244,6 +310,29 @@ mod tests {
 
     fn agent() -> AgentId {
         AgentId::new("a1").unwrap()
+    }
+
+    /// The world's extras (order options) come last and only when there are any: a snapshot
+    /// without them has the bytes it had before they existed, and one with them keeps them.
+    #[test]
+    fn snapshots_keep_order_options_after_everything_else() {
+        let mut state = AgentState::new(agent(), 7, 1);
+        let plain = state.to_snapshot().unwrap();
+        let back = AgentState::from_snapshot(&plain).unwrap();
+        assert!(back.world.extras.is_empty());
+        assert_eq!(back, state);
+        state.world.extras.orders.insert(
+            OrderId::new("o1").unwrap(),
+            ordo_model::order::OrderOptions {
+                priority: 9,
+                delete_when_terminated: None,
+            },
+        );
+        let with = state.to_snapshot().unwrap();
+        assert!(with.len() > plain.len() && with.starts_with(&plain));
+        let back = AgentState::from_snapshot(&with).unwrap();
+        assert_eq!(back.world.priority(&OrderId::new("o1").unwrap()), 9);
+        assert_eq!(back, state);
     }
 
     #[test]

@@ -50,6 +50,44 @@ jobs:
       head -c 5000 /dev/zero | tr '\0' 'x'
 steps:
   - run: talk
+---
+workflow: bashism
+jobs:
+  arrays:
+    agent: a1
+    script: |
+      #!/bin/bash
+      set -u
+      arr=(one two three)
+      if [[ ${#arr[@]} -eq 3 && "${arr[1]}" == two ]]; then
+        echo "bash: ${arr[*]}"
+        echo "shell=${BASH_VERSION%%.*}" >> "$ORDO_RETURN_VALUES"
+      else
+        exit 7
+      fi
+steps:
+  - run: arrays
+---
+workflow: python
+jobs:
+  py:
+    agent: a1
+    script: |
+      #!/usr/bin/env python3
+      import os
+      print("python", os.environ["ORDO_JOB"], [n * n for n in range(3)])
+steps:
+  - run: py
+---
+workflow: plain
+jobs:
+  sh:
+    agent: a1
+    script: |
+      # a comment, no interpreter line: /bin/sh as before
+      echo "plain $0"
+steps:
+  - run: sh
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,4 +429,49 @@ impl ParseId for str {
     fn parse_id(&self) -> ordo_model::ids::OrderId {
         ordo_model::ids::OrderId::new(self).unwrap()
     }
+}
+
+/// A script whose first line is `#!` runs under that interpreter: bash arrays and `[[ ]]`
+/// work under `#!/bin/bash` (plain `/bin/sh` may not have them), `#!/usr/bin/env python3`
+/// runs Python, and a script without it runs under `/bin/sh -c` as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_a_script_with_a_shebang_line_runs_under_its_interpreter() {
+    let setup = Setup::new("");
+    let agent = Agent::start(setup.config()).await;
+    let mut ctl = Ctl::new(agent.addr, setup.controller_tls(), WORKFLOWS);
+    ctl.couple().await;
+    let python = std::path::Path::new("/usr/bin/python3").exists();
+    ctl.add_order("b1", "bashism", Vars::new(), None).await;
+    ctl.add_order("s1", "plain", Vars::new(), None).await;
+    if python {
+        ctl.add_order("p1", "python", Vars::new(), None).await;
+    }
+    ctl.until(20_000, "the orders ended", |c| {
+        ["b1", "s1"]
+            .iter()
+            .chain(if python { &["p1"][..] } else { &[][..] })
+            .all(|o| c.state(o).is_some_and(|s| s.is_terminal()))
+    })
+    .await;
+    assert_eq!(
+        ctl.state("b1"),
+        Some(OrderState::Finished),
+        "{:?}",
+        ctl.order_event("b1", "Processed")
+    );
+    assert_eq!(ctl.output("b1"), b"bash: one two three\n");
+    let o = ctl.world.order(&"b1".parse_id()).unwrap();
+    assert!(
+        matches!(o.vars.get("shell"), Some(Value::String(v)) if !v.is_empty()),
+        "{:?}",
+        o.vars
+    );
+    assert_eq!(ctl.state("s1"), Some(OrderState::Finished));
+    assert_eq!(ctl.output("s1"), b"plain /bin/sh\n");
+    if python {
+        assert_eq!(ctl.state("p1"), Some(OrderState::Finished));
+        assert_eq!(ctl.output("p1"), b"python py [0, 1, 4]\n");
+    }
+    ctl.disconnect().await;
+    agent.stop().await;
 }

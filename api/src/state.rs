@@ -8,7 +8,9 @@
 
 use crate::record::{Body, Stored};
 use ordo_model::ids::{AgentId, OrderId};
-use ordo_model::order::{KeyedEvent, OrderEvent, Side, World, accepts_from_agent};
+use ordo_model::order::{
+    Extras, KeyedEvent, OrderEvent, Side, World, accepts_from_agent, extras_or_empty,
+};
 use ordo_model::schedule::Plan;
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
@@ -26,7 +28,13 @@ pub struct AgentCursor {
 }
 
 /// The controller's state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its serde writes the fields in this order, then the world's
+/// [`extras`](ordo_model::order::Extras) last and only when they are not empty (the world's
+/// own serde leaves them out): a snapshot written before they existed reads as "none", and a
+/// state without any writes the bytes it wrote before.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "Stored_")]
 pub struct State {
     pub world: World,
     pub agents: BTreeMap<AgentId, AgentCursor>,
@@ -42,6 +50,54 @@ pub struct State {
     pub plan: Plan,
 }
 
+/// The serde form of [`State`]: its fields, then the world's extras.
+#[derive(Deserialize)]
+#[serde(rename = "State")]
+struct Stored_ {
+    world: World,
+    agents: BTreeMap<AgentId, AgentCursor>,
+    last_event_id: u64,
+    logs: BTreeMap<OrderId, Vec<u64>>,
+    terminated: BTreeMap<OrderId, TimeMs>,
+    #[serde(default, deserialize_with = "plan_or_empty")]
+    plan: Plan,
+    #[serde(default, deserialize_with = "extras_or_empty")]
+    extras: Extras,
+}
+
+impl From<Stored_> for State {
+    fn from(s: Stored_) -> State {
+        let mut world = s.world;
+        world.extras = s.extras;
+        State {
+            world,
+            agents: s.agents,
+            last_event_id: s.last_event_id,
+            logs: s.logs,
+            terminated: s.terminated,
+            plan: s.plan,
+        }
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let extras = &self.world.extras;
+        let mut st = s.serialize_struct("State", if extras.is_empty() { 6 } else { 7 })?;
+        st.serialize_field("world", &self.world)?;
+        st.serialize_field("agents", &self.agents)?;
+        st.serialize_field("last_event_id", &self.last_event_id)?;
+        st.serialize_field("logs", &self.logs)?;
+        st.serialize_field("terminated", &self.terminated)?;
+        st.serialize_field("plan", &self.plan)?;
+        if !extras.is_empty() {
+            st.serialize_field("extras", extras)?;
+        }
+        st.end()
+    }
+}
+
 /// The plan of a snapshot, or an empty one when the snapshot ends before it (postcard is
 /// positional: a state written before the plan was added has no bytes for it).
 fn plan_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Plan, D::Error> {
@@ -51,6 +107,18 @@ fn plan_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Plan, D::Erro
         Err(e) if readable => Err(e),
         Err(_) => Ok(Plan::default()),
     }
+}
+
+/// The keys of `map` that are fork children of `parent` (`parent|…`, at any depth).
+fn children_of<V>(map: &BTreeMap<OrderId, V>, parent: &OrderId) -> Vec<OrderId> {
+    let prefix = format!("{parent}|");
+    map.range::<str, _>((
+        std::ops::Bound::Included(prefix.as_str()),
+        std::ops::Bound::Unbounded,
+    ))
+    .take_while(|(k, _)| k.as_str().starts_with(&prefix))
+    .map(|(k, _)| k.clone())
+    .collect()
 }
 
 /// A journaled record that did not apply (the state is unchanged by it).
@@ -142,6 +210,17 @@ impl State {
                 OrderEvent::Removed => {
                     self.logs.remove(id);
                     self.terminated.remove(id);
+                    // A fork's children's logs stay until their parent goes.
+                    for c in children_of(&self.logs, id) {
+                        self.logs.remove(&c);
+                    }
+                }
+                // Joined children left the world with the join: the retention is their
+                // parent's (their logs stay until it is removed).
+                OrderEvent::Joined { .. } => {
+                    for c in children_of(&self.terminated, id) {
+                        self.terminated.remove(&c);
+                    }
                 }
                 _ => {
                     if let Some(o) = self.world.order(id)
@@ -161,6 +240,10 @@ impl State {
         self.terminated
             .iter()
             .filter(|(_, at)| now.0.saturating_sub(at.0) >= limit)
+            // A fork child goes with its join, never on its own; an id no longer in the
+            // world (a child joined before its entry was dropped at the join) has nothing to
+            // remove.
+            .filter(|(id, _)| self.world.order(id).is_some_and(|o| o.parent.is_none()))
             .map(|(id, _)| id.clone())
             .collect()
     }

@@ -131,11 +131,19 @@ pub struct OrderView {
     /// The instant it waits until, ms since the epoch, when it waits for a time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_until_ms: Option<i64>,
+    /// Higher first in lock queues and job queues (default 0; a fork child has its parent's).
+    #[serde(default)]
+    pub priority: i32,
+    /// Removed at once when it has finished or was cancelled (as it was added, else as its
+    /// workflow says).
+    #[serde(default)]
+    pub delete_when_terminated: bool,
 }
 
-/// The view of one order with what it waits for in `world` ([`crate::why`]).
-pub fn order_view_in(world: &World, o: &Order) -> OrderView {
-    let mut view = order_view(o);
+/// The view of one order with what it waits for in `world` ([`crate::why`]): for the answer
+/// about one order (the reason is worked out from the whole world).
+pub fn order_view_waiting(world: &World, o: &Order) -> OrderView {
+    let mut view = order_view_in(world, o);
     if let Some(why) = crate::why::why_waiting(world, o) {
         view.waiting_for = Some(why.text);
         view.waiting_until_ms = why.until_ms;
@@ -143,7 +151,17 @@ pub fn order_view_in(world: &World, o: &Order) -> OrderView {
     view
 }
 
-/// The one view of an order.
+/// The one view of an order, with its priority and removal from the world that holds it.
+pub fn order_view_in(world: &World, o: &Order) -> OrderView {
+    OrderView {
+        priority: world.priority(&o.id),
+        delete_when_terminated: world.deletes_when_terminated(o),
+        ..order_view(o)
+    }
+}
+
+/// The view of an order without its world: priority and removal are the defaults (use
+/// [`order_view_in`] where the world is at hand).
 pub fn order_view(o: &Order) -> OrderView {
     OrderView {
         id: o.id.to_string(),
@@ -168,6 +186,8 @@ pub fn order_view(o: &Order) -> OrderView {
             .collect(),
         waiting_for: None,
         waiting_until_ms: None,
+        priority: 0,
+        delete_when_terminated: false,
     }
 }
 
@@ -408,7 +428,7 @@ pub fn write_snapshot<W: Write>(mut w: W, event_id: u64, world: &World) -> io::R
         if i > 0 {
             w.write_all(b",")?;
         }
-        serde_json::to_writer(&mut w, &order_view(order)).map_err(io::Error::from)?;
+        serde_json::to_writer(&mut w, &order_view_in(world, order)).map_err(io::Error::from)?;
     }
     w.write_all(b"]}")
 }

@@ -10,8 +10,8 @@ use ordo_api::record::{Body, Record, Stored};
 use ordo_api::state::State;
 use ordo_model::ids::{AgentId, OrderId, WorkflowName};
 use ordo_model::order::{
-    AgentCommand, Command, ForkChild, Holder, KeyedEvent, Kill, Mark, OrderEvent, Outcome, command,
-    deploy,
+    AgentCommand, Command, ForkChild, Holder, ItemEvent, KeyedEvent, Kill, Mark, OrderEvent,
+    OrderOptions, Outcome, WorkflowSettings, command, deploy,
 };
 use ordo_model::position::{BlockKey, Position};
 use ordo_model::time::TimeMs;
@@ -226,7 +226,163 @@ fn samples() -> Vec<(String, Vec<u8>)> {
         "agent attach frame".to_owned(),
         postcard::to_allocvec(&attach).expect("the frame encodes"),
     ));
+    // Added later, at the end: order options and workflow settings.
+    let options = OrderOptions {
+        priority: -7,
+        delete_when_terminated: Some(true),
+    };
+    let mut with_options = state.clone();
+    let mut id = 1u64 << 20;
+    let mut later = |state: &mut State, out: &mut Vec<(String, Vec<u8>)>, name: &str, body| {
+        let stored = Stored {
+            term: 2,
+            ts: TimeMs(9),
+            body,
+        };
+        state
+            .apply(id, &stored)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        id += 1;
+        out.push((name.to_owned(), Record::V1(stored).encode()));
+    };
+    let o2 = OrderId::new("o2-é").unwrap();
+    let add = Command::AddWithOptions {
+        id: o2.clone(),
+        workflow: WorkflowName::new("every-instruction").unwrap(),
+        vars: Vars::from([
+            ("day".to_owned(), Value::String("2026-01-03".into())),
+            ("plain".to_owned(), Value::Number(2.0)),
+        ]),
+        scheduled_for: None,
+        options,
+    };
+    let accepted = command(&with_options.world, add, TimeMs(9), &Default::default()).unwrap();
+    assert_eq!(accepted.events.len(), 2, "Added, OptionsSet");
+    for (i, e) in accepted.events.into_iter().enumerate() {
+        later(
+            &mut with_options,
+            &mut out,
+            &format!("add with options {i}"),
+            Body::Event(e),
+        );
+    }
+    later(
+        &mut with_options,
+        &mut out,
+        "workflow settings",
+        Body::Event(KeyedEvent::Item(ItemEvent::WorkflowSettings {
+            workflow: WorkflowName::new("every-instruction").unwrap(),
+            settings: WorkflowSettings {
+                delete_when_terminated: true,
+            },
+        })),
+    );
+    out.push((
+        "state snapshot with options".to_owned(),
+        postcard::to_allocvec(&with_options).expect("the state encodes"),
+    ));
+    let mut order = with_options.world.order(&o2).cloned().expect("o2 exists");
+    order.holder = Holder::Attaching(agent.clone());
+    let attach = ToAgent::Command {
+        seq: 2,
+        term: 2,
+        command: AgentCommand::AttachOrderWithOptions {
+            order: Box::new(order),
+            workflow: Box::new(workflow_of(&with_options)),
+            options,
+        },
+    };
+    out.push((
+        "agent attach with options frame".to_owned(),
+        postcard::to_allocvec(&attach).expect("the frame encodes"),
+    ));
     out
+}
+
+fn workflow_of(state: &State) -> ordo_model::inventory::Workflow {
+    state
+        .world
+        .latest(&WorkflowName::new("every-instruction").unwrap())
+        .map(|(_, w)| w.clone())
+        .expect("deployed")
+}
+
+/// The bytes of the golden line `name`.
+fn golden_bytes(name: &str) -> Vec<u8> {
+    let golden = std::fs::read_to_string(GOLDEN).expect("the golden file exists");
+    let hex = golden
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("{name} in {GOLDEN}"));
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// A snapshot written before order options existed reads with none, and writes the same bytes
+/// again; one with options keeps them.
+#[test]
+fn a_state_snapshot_without_options_reads_and_one_with_options_keeps_them() {
+    let old = golden_bytes("state snapshot");
+    let state: State = postcard::from_bytes(&old).expect("the old snapshot reads");
+    assert!(state.world.extras.is_empty());
+    assert!(state.world.order(&OrderId::new("o1").unwrap()).is_some());
+    assert_eq!(postcard::to_allocvec(&state).unwrap(), old);
+
+    let new = golden_bytes("state snapshot with options");
+    let state: State = postcard::from_bytes(&new).expect("the snapshot reads");
+    let o2 = OrderId::new("o2-é").unwrap();
+    assert_eq!(state.world.priority(&o2), -7);
+    let order = state.world.order(&o2).unwrap();
+    assert!(state.world.deletes_when_terminated(order));
+    assert_eq!(
+        state
+            .world
+            .extras
+            .workflows
+            .get(&WorkflowName::new("every-instruction").unwrap()),
+        Some(&WorkflowSettings {
+            delete_when_terminated: true
+        })
+    );
+    assert_eq!(postcard::to_allocvec(&state).unwrap(), new);
+    // The JSON form (what `/state` serves the cockpit) keeps them too.
+    let json = ordo_api::json::to_string(&state).unwrap();
+    let back: State = ordo_api::json::from_str(&json).unwrap();
+    assert_eq!(back, state);
+}
+
+/// A journal written before order options existed still folds to the same state: every old
+/// record decodes and applies as it did.
+#[test]
+fn a_journal_written_before_options_still_folds() {
+    let golden = std::fs::read_to_string(GOLDEN).expect("the golden file exists");
+    let mut state = State::new();
+    let mut applied = 0;
+    let mut id = 1u64 << 16;
+    for line in golden.lines() {
+        let (name, hex) = line.split_once(": ").expect("name: hex");
+        if name.starts_with("state")
+            || name.contains("frame")
+            || name.contains("options")
+            || name.starts_with("workflow settings")
+        {
+            continue;
+        }
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let stored = Record::decode(id, &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let _ = state.apply(id, &stored);
+        id += 1;
+        applied += 1;
+    }
+    assert!(applied > 10);
+    assert!(state.world.extras.is_empty());
+    let old: State = postcard::from_bytes(&golden_bytes("state snapshot")).unwrap();
+    assert_eq!(state, old);
 }
 
 fn hex_lines(samples: &[(String, Vec<u8>)]) -> String {

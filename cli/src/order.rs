@@ -3,6 +3,9 @@
 //!
 //! `--arg k=v` values: `true`/`false` and JSON numbers become booleans and numbers, a
 //! JSON string in double quotes is that string, anything else is the text as given.
+//! `--arg k:json=VALUE` takes VALUE as JSON, any JSON (a list `[1,2]`, an object), and refuses
+//! text that is not JSON; `order add --args-file F.json` reads the variables from a JSON
+//! object (`--arg`s given too win over the file's).
 //! `--at` takes an RFC 3339 instant (`2026-11-23T22:00:00Z`) or a delay from now (`+10m`).
 //! `order add --wait` follows the order until it is finished, cancelled, failed or prompting
 //! and exits 0 only when it finished. It reads the order from the API's view; while the view
@@ -40,11 +43,19 @@ pub enum Command {
     Show(ShowArgs),
 }
 
-/// A `k=v` argument.
+/// A `k=v` argument, or `k:json=v` with a JSON value.
 pub fn parse_arg(s: &str) -> Result<(String, Json), String> {
     let (k, v) = s
         .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE or NAME:json=JSON"))?;
+    if let Some(name) = k.strip_suffix(":json") {
+        if name.is_empty() {
+            return Err(format!("{s:?} has no name before ':json='"));
+        }
+        let value = serde_json::from_str::<Json>(v)
+            .map_err(|e| format!("the value of {name} is not JSON ({e}): {v}"))?;
+        return Ok((name.to_owned(), value));
+    }
     if k.is_empty() {
         return Err(format!("{s:?} has no name before '='"));
     }
@@ -81,9 +92,22 @@ pub struct AddArgs {
     /// Order id (default: WORKFLOW-<UTC time>-<random>).
     #[arg(long)]
     pub id: Option<String>,
-    /// A variable, NAME=VALUE (repeatable).
+    /// A variable, NAME=VALUE, or NAME:json=JSON for any JSON value such as a list or an
+    /// object (repeatable).
     #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
     pub args: Vec<(String, Json)>,
+    /// Variables from a file holding one JSON object; --arg values win over it.
+    #[arg(long, value_name = "FILE")]
+    pub args_file: Option<std::path::PathBuf>,
+    /// Priority: higher first where orders wait for a lock or for a job's parallelism.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub priority: Option<i32>,
+    /// Remove the order as soon as it has finished or was cancelled.
+    #[arg(long, conflicts_with = "keep")]
+    pub delete_when_terminated: bool,
+    /// Keep the order once it has finished or was cancelled, whatever its workflow says.
+    #[arg(long)]
+    pub keep: bool,
     /// Start at this time: RFC 3339, or +DURATION from now (+90s, +10m, +1h30m).
     #[arg(long, value_name = "TIME", value_parser = parse_at)]
     pub at: Option<Json>,
@@ -225,8 +249,19 @@ async fn add(api: &Api, a: &AddArgs) -> anyhow::Result<ExitCode> {
         None => default_id(&a.workflow)?,
     };
     let mut body = json!({ "id": id, "workflow": a.workflow });
-    if let Some(v) = vars(&a.args) {
-        body["args"] = v;
+    let mut args = match &a.args_file {
+        Some(path) => args_file(path)?,
+        None => Map::new(),
+    };
+    args.extend(a.args.iter().cloned());
+    if !args.is_empty() {
+        body["args"] = Json::Object(args);
+    }
+    if let Some(p) = a.priority {
+        body["priority"] = json!(p);
+    }
+    if a.delete_when_terminated || a.keep {
+        body["deleteWhenTerminated"] = json!(a.delete_when_terminated);
     }
     if let Some(at) = &a.at {
         body["scheduledFor"] = at.clone();
@@ -286,6 +321,40 @@ async fn add(api: &Api, a: &AddArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Most bytes of an `--args-file`.
+const ARGS_FILE_BYTES_MAX: u64 = 16 << 20;
+
+/// The variables of an `--args-file`: one JSON object.
+fn args_file(path: &std::path::Path) -> Result<Map<String, Json>, Failure> {
+    let shown = path.display();
+    let len = std::fs::metadata(path)
+        .map_err(|e| Failure::failed(format!("--args-file {shown}: {e}")))?
+        .len();
+    if len > ARGS_FILE_BYTES_MAX {
+        return Err(Failure::failed(format!(
+            "--args-file {shown}: {len} bytes; at most {ARGS_FILE_BYTES_MAX} are read"
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::failed(format!("--args-file {shown}: {e}")))?;
+    match serde_json::from_str::<Json>(&text) {
+        Ok(Json::Object(map)) => Ok(map),
+        Ok(other) => Err(Failure::failed(format!(
+            "--args-file {shown}: must hold a JSON object of variables, not {}",
+            match other {
+                Json::Array(_) => "a list",
+                Json::String(_) => "a string",
+                Json::Number(_) => "a number",
+                Json::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        ))),
+        Err(e) => Err(Failure::failed(format!(
+            "--args-file {shown} is not JSON: {e}"
+        ))),
+    }
 }
 
 /// States an order stays in until someone acts (or never leaves).
@@ -474,6 +543,13 @@ async fn show(api: &Api, a: &ShowArgs) -> anyhow::Result<ExitCode> {
     t.add_row(["position".to_owned(), field("position")]);
     t.add_row(["attempt".to_owned(), field("attempt")]);
     t.add_row(["held by".to_owned(), holder(order.get("holder"))]);
+    t.add_row(["priority".to_owned(), field("priority")]);
+    if order.get("deleteWhenTerminated").and_then(Json::as_bool) == Some(true) {
+        t.add_row([
+            "when ended".to_owned(),
+            "removed (deleteWhenTerminated)".to_owned(),
+        ]);
+    }
     if let Some(ms) = order.get("scheduledFor").and_then(Json::as_i64) {
         t.add_row(["scheduled for".to_owned(), local_time(ms)]);
     }
@@ -511,6 +587,22 @@ async fn show(api: &Api, a: &ShowArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_args_take_any_json_and_refuse_other_text() {
+        assert_eq!(
+            parse_arg("x:json=[1,2]").unwrap(),
+            ("x".into(), json!([1, 2]))
+        );
+        assert_eq!(
+            parse_arg("m:json={\"a\":{\"b\":[true]}}").unwrap(),
+            ("m".into(), json!({"a": {"b": [true]}}))
+        );
+        assert_eq!(parse_arg("s:json=\"t\"").unwrap(), ("s".into(), json!("t")));
+        let e = parse_arg("x:json=[1,").unwrap_err();
+        assert!(e.contains("the value of x is not JSON"), "{e}");
+        assert!(parse_arg(":json=1").is_err());
+    }
 
     #[test]
     fn args_parse_to_typed_values() {

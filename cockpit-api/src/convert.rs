@@ -227,7 +227,8 @@ fn step_json(workflow: &Workflow, ins: &Instruction, at: &Position, depth: usize
         ),
         Instruction::Break => ("break", "break".into(), vec![]),
         Instruction::Sleep { duration } => ("sleep", format!("sleep {duration}"), vec![]),
-        Instruction::AddOrder { workflow, wait, .. } => (
+        Instruction::AddOrder { workflow, wait, .. }
+        | Instruction::AddOrderWithOptions { workflow, wait, .. } => (
             "addOrder",
             if *wait {
                 format!("add order to {workflow} and wait")

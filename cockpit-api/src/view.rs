@@ -12,7 +12,9 @@
 
 use ordo_api::record::Stored;
 use ordo_api::state::{Skipped, State};
-use ordo_api::view::{OrderView, affected, describe, order_event, order_view_in};
+use ordo_api::view::{
+    OrderView, affected, describe, order_event, order_view_in, order_view_waiting,
+};
 use ordo_model::ids::OrderId;
 use ordo_model::order::{KeyedEvent, Order, OrderEvent};
 use serde::Serialize;
@@ -197,6 +199,11 @@ impl View {
         }
     }
 
+    /// The API's view of an order of this state.
+    pub fn order_view(&self, o: &Order) -> OrderView {
+        order_view_in(&self.state.world, o)
+    }
+
     pub fn order(&self, id: &str) -> Option<&Order> {
         self.state.world.orders.get(id)
     }
@@ -276,7 +283,7 @@ impl View {
         let o = self.order(id)?;
         let m = self.meta.get(id);
         Some(OrderDetail {
-            order: order_view_in(&self.state.world, o),
+            order: order_view_waiting(&self.state.world, o),
             added_ms: m.and_then(|m| m.added_ms),
             history: m
                 .map(|m| m.history.iter().cloned().collect())

@@ -201,6 +201,7 @@ pub fn sub_blocks(i: &Instruction) -> Vec<&Block> {
         | Instruction::Break
         | Instruction::Sleep { .. }
         | Instruction::AddOrder { .. }
+        | Instruction::AddOrderWithOptions { .. }
         | Instruction::PostNotice { .. }
         | Instruction::ExpectNotices { .. }
         | Instruction::ExpectNoticesWhen { .. }
@@ -225,7 +226,7 @@ pub fn instruction_kind(i: &Instruction) -> &'static str {
         Instruction::Cycle { .. } => "cycle",
         Instruction::Break => "break",
         Instruction::Sleep { .. } => "sleep",
-        Instruction::AddOrder { .. } => "addOrder",
+        Instruction::AddOrder { .. } | Instruction::AddOrderWithOptions { .. } => "addOrder",
         Instruction::PostNotice { .. } => "post",
         Instruction::ExpectNotices { .. } | Instruction::ExpectNoticesWhen { .. } => "expect",
         Instruction::ConsumeNotices { .. } | Instruction::ConsumeNoticesWhen { .. } => "consume",
@@ -264,7 +265,8 @@ impl<'w> Uses<'w> {
                 } => {
                     self.agents.insert(a);
                 }
-                Instruction::AddOrder { workflow, .. } => {
+                Instruction::AddOrder { workflow, .. }
+                | Instruction::AddOrderWithOptions { workflow, .. } => {
                     self.workflows.insert(workflow);
                 }
                 Instruction::PostNotice { board, .. } => {
@@ -315,6 +317,7 @@ pub fn deployed_inventory(world: &World) -> Inventory {
         schedules: Vec::new(),
         calendars: Vec::new(),
         removed: Removals::default(),
+        workflow_settings: world.extras.workflows.clone(),
     }
 }
 

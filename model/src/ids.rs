@@ -5,6 +5,13 @@
 //! digit. An order id may also hold `|` (a fork child is `parent|branch`), `#`, `:`, `@` and `+`
 //! (daily-plan ids such as `#2026-11-23#nightly@02:30:00+01:00`, see
 //! [`crate::schedule::order_id`]), and is at most [`ORDER_ID_BYTES_MAX`] bytes.
+//!
+//! Order ids and fork branch names may also hold any character beyond ASCII ([`is_unicode_ok`]:
+//! `Bestellung-Köln`, `注文-7`, `café|süd`) except control characters, white space and the
+//! marks that reorder text (bidirectional overrides and isolates, U+FEFF); in ASCII they keep
+//! the rule above, so path separators (`/`, `\`), white space and every character the id
+//! syntax reserves (`|` between a parent and its branch, `#` of planned ids, `@` of added
+//! orders, `:` and `/` of positions) keep their meaning. Lengths are in bytes (UTF-8).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,18 +34,35 @@ pub enum IdError {
     BadChar(char),
 }
 
-fn check(s: &str, max: usize, extra: &[char]) -> Result<(), IdError> {
+/// [`is_unicode_ok`] as a regular expression character class (ECMA-262 and most other
+/// dialects), for schemas.
+pub const UNICODE_OK_CLASS: &str =
+    r"[^\x00-\xA0\u1680\u2000-\u200A\u2028-\u202F\u205F\u2066-\u2069\u3000\uFEFF]";
+
+/// Whether `c`, a character beyond ASCII, may be part of an order id or a branch name: not a
+/// control character, not white space, not a mark that reorders how text is shown.
+pub fn is_unicode_ok(c: char) -> bool {
+    !c.is_ascii()
+        && !c.is_control()
+        && !c.is_whitespace()
+        && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+fn check(s: &str, max: usize, extra: &[char], unicode: bool) -> Result<(), IdError> {
     let first = s.chars().next().ok_or(IdError::Empty)?;
     if s.len() > max {
         return Err(IdError::TooLong { len: s.len(), max });
     }
-    if !(first.is_ascii_alphanumeric() || extra.contains(&first)) {
+    let beyond_ascii = |c: char| unicode && is_unicode_ok(c);
+    if !(first.is_ascii_alphanumeric() || extra.contains(&first) || beyond_ascii(first)) {
         return Err(IdError::BadStart);
     }
-    match s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(c)))
-    {
+    match s.chars().find(|c| {
+        !(c.is_ascii_alphanumeric()
+            || matches!(c, '-' | '_' | '.')
+            || extra.contains(c)
+            || beyond_ascii(*c))
+    }) {
         Some(c) => Err(IdError::BadChar(c)),
         None => Ok(()),
     }
@@ -46,6 +70,9 @@ fn check(s: &str, max: usize, extra: &[char]) -> Result<(), IdError> {
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $max:expr, $extra:expr) => {
+        name_type!($(#[$doc])* $name, $max, $extra, false);
+    };
+    ($(#[$doc:meta])* $name:ident, $max:expr, $extra:expr, $unicode:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -55,7 +82,7 @@ macro_rules! name_type {
             /// Checks `s` and makes the name.
             pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
                 let s = s.into();
-                check(&s, $max, $extra)?;
+                check(&s, $max, $extra, $unicode)?;
                 Ok(Self(s))
             }
             pub fn as_str(&self) -> &str {
@@ -107,8 +134,8 @@ name_type!(
     BoardName, NAME_BYTES_MAX, &[]
 );
 name_type!(
-    /// The name of a fork branch.
-    BranchId, NAME_BYTES_MAX, &[]
+    /// The name of a fork branch (beyond ASCII, see [`is_unicode_ok`]).
+    BranchId, NAME_BYTES_MAX, &[], true
 );
 name_type!(
     /// The name of a schedule.
@@ -119,8 +146,9 @@ name_type!(
     CalendarName, NAME_BYTES_MAX, &[]
 );
 name_type!(
-    /// An order id, chosen by the user or the daily plan; fork children are `parent|branch`.
-    OrderId, ORDER_ID_BYTES_MAX, &['|', '#', ':', '@', '+']
+    /// An order id, chosen by the user or the daily plan; fork children are `parent|branch`
+    /// (beyond ASCII, see [`is_unicode_ok`]).
+    OrderId, ORDER_ID_BYTES_MAX, &['|', '#', ':', '@', '+'], true
 );
 
 impl OrderId {
@@ -164,6 +192,47 @@ mod tests {
             OrderId::new("o1").unwrap().child("b").unwrap().as_str(),
             "o1|b"
         );
+    }
+
+    #[test]
+    fn order_ids_and_branches_take_unicode_but_no_separators_or_controls() {
+        for ok in [
+            "Bestellung-Köln",
+            "注文-7",
+            "ñ",
+            "café|süd",
+            "😀x",
+            "Ωmega.1",
+        ] {
+            assert!(OrderId::new(ok).is_ok(), "{ok}");
+        }
+        assert!(BranchId::new("süd").is_ok());
+        assert!(BranchId::new("分岐").is_ok());
+        for (bad, c) in [
+            ("a/b", '/'),
+            ("a\\b", '\\'),
+            ("a b", ' '),
+            ("a\u{a0}b", '\u{a0}'),
+            ("a\u{85}b", '\u{85}'),
+            ("a\u{2028}b", '\u{2028}'),
+            ("a\u{202e}b", '\u{202e}'),
+            ("a\u{feff}b", '\u{feff}'),
+            ("a\tb", '\t'),
+            ("a\u{7f}b", '\u{7f}'),
+        ] {
+            assert_eq!(OrderId::new(bad), Err(IdError::BadChar(c)), "{bad:?}");
+        }
+        assert_eq!(OrderId::new("/x"), Err(IdError::BadStart));
+        assert_eq!(OrderId::new("\u{3000}x"), Err(IdError::BadStart));
+        assert_eq!(BranchId::new("a|b"), Err(IdError::BadChar('|')));
+        // Other names stay ASCII.
+        assert_eq!(WorkflowName::new("wörk"), Err(IdError::BadChar('ö')));
+        // Bytes, not characters: 85 × 3 bytes fit, 86 do not.
+        assert!(OrderId::new("注".repeat(85)).is_ok());
+        assert!(matches!(
+            OrderId::new("注".repeat(86)),
+            Err(IdError::TooLong { len: 258, .. })
+        ));
     }
 }
 

@@ -33,6 +33,10 @@ pub struct Inventory {
     /// Deployed objects to remove (`removed:`).
     #[serde(default)]
     pub removed: crate::deploy::Removals,
+    /// Workflows' settings that are not part of their versions (only those not the
+    /// defaults), see [`crate::order::options`].
+    #[serde(default)]
+    pub workflow_settings: BTreeMap<WorkflowName, crate::order::WorkflowSettings>,
 }
 
 /// A workflow: named jobs and the steps that use them.
@@ -235,6 +239,14 @@ pub enum Instruction {
     Options {
         stop_on_failure: Option<bool>,
         steps: Block,
+    },
+    /// [`Instruction::AddOrder`] with a priority or removal for the added order (only when
+    /// one is given: a plain `addOrder` stays [`Instruction::AddOrder`]).
+    AddOrderWithOptions {
+        workflow: WorkflowName,
+        args: BTreeMap<String, Template>,
+        wait: bool,
+        options: crate::order::OrderOptions,
     },
 }
 

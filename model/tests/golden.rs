@@ -3,8 +3,8 @@
 //! Each file in `tests/golden/cases/` is one case: YAML with
 //! - `inventory`: the inventory as Ordo's YAML (several documents allowed), and
 //! - `script`: the inputs, in order, each one of
-//!   - `add: { id, workflow?, vars?, at? }` (workflow defaults to the first one; `at` is a
-//!     duration after the start of the run),
+//!   - `add: { id, workflow?, vars?, at?, priority?, deleteWhenTerminated? }` (workflow
+//!     defaults to the first one; `at` is a duration after the start of the run),
 //!   - `done: { order, rc?, signal?, values? }` (the order's job ends by itself; rc 0 by
 //!     default),
 //!   - `withdraw: <order>` (the agent withdraws the order's journaled job start: it was never
@@ -29,7 +29,7 @@
 //! postcard) to the live state.
 
 use ordo_model::ids::{AgentId, BoardName, OrderId, WorkflowName};
-use ordo_model::order::{Command, Exit, Kill};
+use ordo_model::order::{Command, Exit, Kill, OrderOptions};
 use ordo_model::position::Position;
 use ordo_model::testkit::sim::Sim;
 use ordo_model::time::{DurationMs, TimeMs};
@@ -66,13 +66,15 @@ enum Input {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct AddArgs {
     id: String,
     workflow: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
     at: Option<String>,
+    priority: Option<i32>,
+    delete_when_terminated: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,11 +210,15 @@ fn run_script(
                     Some(at) => Some(TimeMs(0).plus(duration(at).map_err(step)?)),
                     None => None,
                 };
-                let _ = sim.command(Command::Add {
+                let _ = sim.command(Command::AddWithOptions {
                     id: order_id(&a.id).map_err(step)?,
                     workflow,
                     vars: vars(&a.vars),
                     scheduled_for,
+                    options: OrderOptions {
+                        priority: a.priority.unwrap_or(0),
+                        delete_when_terminated: a.delete_when_terminated,
+                    },
                 });
             }
             Input::Done(d) => {
@@ -299,18 +305,28 @@ fn describe(input: &Input) -> String {
         }
     };
     match input {
-        Input::Add(a) => format!(
-            "add {}{}{}{}",
-            a.id,
-            a.workflow
-                .as_ref()
-                .map(|w| format!(" to {w}"))
-                .unwrap_or_default(),
-            a.at.as_ref()
-                .map(|t| format!(" at {t}"))
-                .unwrap_or_default(),
-            kv(&a.vars)
-        ),
+        Input::Add(a) => {
+            format!(
+                "add {}{}{}{}",
+                a.id,
+                a.workflow
+                    .as_ref()
+                    .map(|w| format!(" to {w}"))
+                    .unwrap_or_default(),
+                a.at.as_ref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default(),
+                kv(&a.vars)
+            ) + &a
+                .priority
+                .map(|p| format!(" priority {p}"))
+                .unwrap_or_default()
+                + match a.delete_when_terminated {
+                    Some(true) => " delete-when-terminated",
+                    Some(false) => " keep",
+                    None => "",
+                }
+        }
         Input::Done(d) => match d.signal {
             Some(s) => format!("done {} signal {s}{}", d.order, kv(&d.values)),
             None => format!("done {} rc {}{}", d.order, d.rc.unwrap_or(0), kv(&d.values)),

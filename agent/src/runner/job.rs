@@ -22,8 +22,8 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use super::output::LogCap;
 use super::proc_stat::{read_stat, signal_group};
 use super::{
-    JobSpec, OUTPUT_DRAIN_AFTER_EXIT_MS, RETURN_VALUES_ENV, RunError, RunEvent, Started,
-    Terminated, launch, return_values,
+    Executable, JobSpec, OUTPUT_DRAIN_AFTER_EXIT_MS, RETURN_VALUES_ENV, RunError, RunEvent,
+    Started, Terminated, launch, return_values,
 };
 
 /// How to stop a running job.
@@ -98,6 +98,18 @@ pub struct RunningJob {
     output: mpsc::Sender<RunEvent>,
     kill: Arc<KillState>,
     _permit: OwnedSemaphorePermit,
+    /// The file of a `#!` script, removed with the job.
+    _script: Option<ScriptFile>,
+}
+
+/// A `#!` script's file; removed when dropped.
+#[derive(Debug)]
+struct ScriptFile(PathBuf);
+
+impl Drop for ScriptFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -148,7 +160,28 @@ pub(super) fn spawn(
         .unwrap_or(&work_dir)
         .join(format!(".ordo-return-values-{instance:016x}-{seq}"));
 
-    let mut command = launch::command(&spec.executable, &work_dir);
+    // A script with a `#!` line runs under its interpreter, from a file of its own beside
+    // the return values (removed when the job ends or is dropped).
+    let shebang = match &spec.executable {
+        Executable::Script(script) => launch::shebang(script).map(|s| (script, s)),
+        Executable::Argv(_) => None,
+    };
+    let (mut command, script_file) = match shebang {
+        Some((script, (interpreter, arg))) => {
+            let path =
+                return_values_path.with_file_name(format!(".ordo-script-{instance:016x}-{seq}"));
+            std::fs::write(&path, script).map_err(|source| RunError::Spawn {
+                program: format!("{interpreter} (writing the script to {})", path.display()),
+                source,
+            })?;
+            let file = ScriptFile(path);
+            (
+                launch::interpreted(interpreter, arg, &file.0, &work_dir),
+                Some(file),
+            )
+        }
+        None => (launch::command(&spec.executable, &work_dir), None),
+    };
     command
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env(RETURN_VALUES_ENV, &return_values_path);
@@ -211,6 +244,7 @@ pub(super) fn spawn(
         output,
         kill: Arc::new(KillState::default()),
         _permit: permit,
+        _script: script_file,
     })
 }
 
@@ -322,6 +356,7 @@ impl RunningJob {
             output,
             kill,
             _permit,
+            _script,
         } = self;
         let pgid = started.pgid;
 

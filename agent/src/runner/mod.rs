@@ -1,7 +1,9 @@
 //! Job runner: starts jobs as process groups, streams their output, enforces timeouts and a
 //! process limit, and collects their return values.
 //!
-//! A job is one child process started by [`launch::command`]: `/bin/sh -c <script>` or an argv,
+//! A job is one child process started by [`launch::command`]: `/bin/sh -c <script>` or an argv
+//! (a script whose first line is `#!` runs as `<interpreter> [<arg>] <file of the script>`,
+//! [`launch::interpreted`]),
 //! in its own process group (pgid = pid), stdin `/dev/null`, stdout and stderr piped, the work
 //! directory created if missing. [`Runner::start`] waits in a FIFO queue for one of
 //! `processes_max` slots, spawns, and returns a [`RunningJob`] whose [`Started`] (pid, pgid,
@@ -63,7 +65,8 @@ pub const GRACE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// What a job executes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Executable {
-    /// A shell script run by `/bin/sh -c`.
+    /// A shell script run by `/bin/sh -c`; one whose first line is `#!` runs under that
+    /// interpreter instead ([`launch::shebang`]).
     Script(String),
     /// A program and its arguments; a program without `/` is looked up in `PATH`.
     Argv(Vec<String>),

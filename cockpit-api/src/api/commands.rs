@@ -244,6 +244,11 @@ pub struct NewOrder {
     /// When to start: ms since the epoch, or an RFC 3339 instant.
     #[schema(value_type = Option<String>)]
     pub scheduled_for: Option<serde_json::Value>,
+    /// Higher first where orders wait for a lock or for a job's parallelism (default 0).
+    pub priority: Option<i32>,
+    /// Remove the order once it has finished or was cancelled (default: as its workflow
+    /// says; a failed order stays).
+    pub delete_when_terminated: Option<bool>,
 }
 
 /// Several new orders at once.

@@ -118,10 +118,12 @@ fn node_id_schema() -> Json {
 
 /// An order id; `|` only in fork children's ids, which no one adds.
 fn order_id_schema(children: bool) -> Json {
+    // Beyond ASCII: what `ordo_model::ids::is_unicode_ok` takes.
+    let u = ids::UNICODE_OK_CLASS;
     let pattern = if children {
-        "^[A-Za-z0-9|#:@][A-Za-z0-9._|#:@+-]*$"
+        format!("^(?:[A-Za-z0-9|#:@]|{u})(?:[A-Za-z0-9._|#:@+-]|{u})*$")
     } else {
-        "^[A-Za-z0-9#:@][A-Za-z0-9._#:@+-]*$"
+        format!("^(?:[A-Za-z0-9#:@]|{u})(?:[A-Za-z0-9._#:@+-]|{u})*$")
     };
     json!({"type": "string", "pattern": pattern, "maxLength": ids::ORDER_ID_BYTES_MAX})
 }

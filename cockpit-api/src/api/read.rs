@@ -12,7 +12,7 @@ use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use ordo_api::view::{
     AgentLinkView, AgentLinks, BoardView, LockView, OrderView, SnapshotView, board_views,
-    lock_views, order_view,
+    lock_views,
 };
 use ordo_model::inventory::Executable;
 use ordo_model::order::OrderState;
@@ -279,7 +279,7 @@ pub async fn orders(
     let v = app.shared.read();
     let (page, next) = v.list(&query, app.limits.orders_scanned_per_page_max);
     Ok(json_response(&OrderList {
-        orders: page.into_iter().map(order_view).collect(),
+        orders: page.into_iter().map(|o| v.order_view(o)).collect(),
         next,
     }))
 }

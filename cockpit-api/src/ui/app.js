@@ -322,7 +322,8 @@ async function loadDetail() {
   badge.className = "badge st-" + o.state;
   $("#detail-sub").textContent = `${o.workflow} v${o.version} · position ${o.position} · ` +
     `${holderText(o.holder)}` + (o.addedMs ? ` · added ${fmtTime(o.addedMs)}` : "") +
-    (o.mark ? ` · pending ${o.mark}` : "") + (o.attempt > 1 ? ` · attempt ${o.attempt}` : "");
+    (o.mark ? ` · pending ${o.mark}` : "") + (o.attempt > 1 ? ` · attempt ${o.attempt}` : "") +
+    ` · priority ${o.priority || 0}` + (o.deleteWhenTerminated ? " · removed when ended" : "");
   const prompt = $("#detail-prompt");
   const m = /^prompting "(.*)"$/.exec(o.stateDetail);
   prompt.classList.toggle("hidden", o.state !== "prompting");

@@ -11,10 +11,12 @@ use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ordo_api::view::{
-    AgentLinkView, AgentLinks, OrderView, order_view, order_view_in, vars_from_json,
+    AgentLinkView, AgentLinks, OrderView, order_view, order_view_waiting, vars_from_json,
 };
 use ordo_model::ids::{BoardName, OrderId, WorkflowName};
-use ordo_model::order::{Command, CommandError, InputError, Kill, Order, OrderLimits};
+use ordo_model::order::{
+    Command, CommandError, InputError, Kill, Order, OrderLimits, OrderOptions,
+};
 use ordo_model::position::Position;
 use ordo_model::time::TimeMs;
 use ordo_model::value::Vars;
@@ -85,6 +87,12 @@ struct NewOrder {
     /// Milliseconds since the epoch, or an RFC 3339 instant.
     #[serde(default)]
     scheduled_for: Option<Json>,
+    /// Higher first in lock and job queues (default 0).
+    #[serde(default)]
+    priority: Option<Json>,
+    /// Remove the order once it has finished or was cancelled (default: as its workflow says).
+    #[serde(default)]
+    delete_when_terminated: Option<Json>,
 }
 
 impl Shape for NewOrder {
@@ -97,6 +105,8 @@ impl Shape for NewOrder {
                 required("workflow", Kind::String),
                 optional("args", Kind::Any),
                 optional("scheduledFor", Kind::Any),
+                optional("priority", Kind::Any),
+                optional("deleteWhenTerminated", Kind::Any),
             ],
         )
         .map(|_| ())
@@ -170,11 +180,31 @@ fn add_command(o: NewOrder, limits: &OrderLimits) -> Result<Command, ApiError> {
     limits
         .check_add(&id, &vars, scheduled_for)
         .map_err(|e| input_error(&e, format!("order {id}: {e}")))?;
-    Ok(Command::Add {
+    let priority = match &o.priority {
+        None | Some(Json::Null) => 0,
+        Some(p) => p
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or_else(|| bad(format!("priority {p} is not a whole number of 32 bits")))?,
+    };
+    let delete_when_terminated = match &o.delete_when_terminated {
+        None | Some(Json::Null) => None,
+        Some(Json::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(bad(format!(
+                "deleteWhenTerminated {other} is not true or false"
+            )));
+        }
+    };
+    Ok(Command::AddWithOptions {
         id,
         workflow,
         vars,
         scheduled_for,
+        options: OrderOptions {
+            priority,
+            delete_when_terminated,
+        },
     })
 }
 
@@ -208,7 +238,7 @@ pub async fn add(
     let mut replies = Vec::with_capacity(commands.len());
     for command in commands {
         let id = match &command {
-            Command::Add { id, .. } => id.to_string(),
+            Command::Add { id, .. } | Command::AddWithOptions { id, .. } => id.to_string(),
             _ => String::new(),
         };
         let (tx, rx) = oneshot::channel();
@@ -531,7 +561,7 @@ pub async fn show(
     // Committed state only: the active controller's state may hold proposals not yet
     // committed, which a failover could drop.
     super::events::read_durable(&api, move |s| {
-        s.world.order(&id).map(|o| order_view_in(&s.world, o))
+        s.world.order(&id).map(|o| order_view_waiting(&s.world, o))
     })
     .await?
     .1

@@ -35,7 +35,7 @@ use crate::record::Body;
 use crate::state::State;
 use ordo_model::ids::{OrderId, ScheduleName};
 use ordo_model::inventory::Inventory;
-use ordo_model::order::{self, Command, CommandError, OrderLimits, OrderState};
+use ordo_model::order::{self, Command, CommandError, OrderLimits, OrderOptions, OrderState};
 use ordo_model::schedule::plan::timestamp;
 use ordo_model::schedule::{
     BundledZones, ExpandLimits, Missed, Plan, PlanEvent, PlannedFire, Schedule, SchedulePlan, Skip,
@@ -355,11 +355,16 @@ fn add_order(
         Ok(v) => v,
         Err(e) => return refused(format!("arguments: {e}")),
     };
-    let add = Command::Add {
+    // A planned order carries its schedule's priority.
+    let add = Command::AddWithOptions {
         id,
         workflow: schedule.workflow.clone(),
         vars,
         scheduled_for: Some(f.at),
+        options: OrderOptions {
+            priority: schedule.priority,
+            delete_when_terminated: None,
+        },
     };
     match order::command(&state.world, add, now, limits) {
         Ok(accepted) => {

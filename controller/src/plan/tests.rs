@@ -446,3 +446,22 @@ fn a_paused_schedule_from_yaml_plans_nothing() {
     assert!(sim.added().is_empty());
     assert!(sim.statuses().is_empty());
 }
+
+#[test]
+fn planned_orders_carry_their_schedules_priority_to_the_agent() {
+    let sim = Sim::new(&inventory(
+        "schedule: s\nworkflow: w\ncron: \"0 * * * *\"\npriority: 12\n",
+    ));
+    let s = sim.state();
+    let id = OrderId::new("#2026-06-01#s@01:00:00+00:00").unwrap();
+    assert!(s.world.order(&id).is_some());
+    assert_eq!(s.world.priority(&id), 12);
+    assert!(
+        sim.links
+            .iter()
+            .any(|(_, m)| matches!(m, crate::machine::LinkMsg::Command(
+                ordo_model::order::AgentCommand::AttachOrderWithOptions { order, options, .. })
+                if order.id == id && options.priority == 12)),
+        "the agent is given the priority with the order"
+    );
+}

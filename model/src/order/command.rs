@@ -4,6 +4,7 @@
 use super::event::{BoardEvent, ItemEvent, KeyedEvent, OrderEvent};
 use super::input::{InputError, OrderLimits};
 use super::nav::{branch_level, is_valid};
+use super::options::OrderOptions;
 use super::state::{
     Disruption, Frame, Holder, Kill, Mark, Order, OrderState, Outcome, Side, Wait, encloses,
 };
@@ -66,12 +67,21 @@ pub enum Command {
         board: BoardName,
         key: String,
     },
+    /// [`Command::Add`] with a priority or removal ([`OrderOptions`]); with the default
+    /// options it is exactly `Add`.
+    AddWithOptions {
+        id: OrderId,
+        workflow: WorkflowName,
+        vars: Vars,
+        scheduled_for: Option<TimeMs>,
+        options: OrderOptions,
+    },
 }
 
 impl Command {
     pub fn name(&self) -> &'static str {
         match self {
-            Command::Add { .. } => "add",
+            Command::Add { .. } | Command::AddWithOptions { .. } => "add",
             Command::Cancel { .. } => "cancel",
             Command::Suspend { .. } => "suspend",
             Command::Resume { .. } => "resume",
@@ -98,6 +108,13 @@ pub enum AgentCommand {
         id: OrderId,
         mark: Option<Mark>,
         seq: u32,
+    },
+    /// [`AgentCommand::AttachOrder`] of an order with options set (sent only then, so that
+    /// an agent that does not know this command still takes every other order).
+    AttachOrderWithOptions {
+        order: Box<Order>,
+        workflow: Box<Workflow>,
+        options: OrderOptions,
     },
 }
 
@@ -237,6 +254,27 @@ pub fn command(
                     added_by: None,
                 },
             )])
+        }
+        Command::AddWithOptions {
+            id,
+            workflow,
+            vars,
+            scheduled_for,
+            options,
+        } => {
+            let add = Command::Add {
+                id: id.clone(),
+                workflow,
+                vars,
+                scheduled_for,
+            };
+            let mut accepted = self::command(world, add, now, limits)?;
+            if !accepted.duplicate && !options.is_default() {
+                accepted
+                    .events
+                    .push(KeyedEvent::order(&id, OrderEvent::OptionsSet { options }));
+            }
+            Ok(accepted)
         }
         Command::Cancel { id, kill } => {
             let o = order(world, &id)?;
@@ -476,6 +514,18 @@ pub fn agent_command(
         });
     };
     match command {
+        AgentCommand::AttachOrderWithOptions {
+            order,
+            workflow,
+            options,
+        } => {
+            let id = order.id.clone();
+            let mut out = agent_command(world, AgentCommand::AttachOrder { order, workflow })?;
+            if !out.is_empty() && !options.is_default() {
+                out.push(KeyedEvent::order(&id, OrderEvent::OptionsSet { options }));
+            }
+            Ok(out)
+        }
         AgentCommand::AttachOrder { order, workflow } => {
             if world.order(&order.id).is_some() {
                 return Ok(Vec::new());
@@ -534,9 +584,17 @@ pub fn agent_command(
 pub fn attach_command(world: &World, id: &OrderId) -> Option<AgentCommand> {
     let order = world.order(id)?;
     let workflow = world.workflow(&order.workflow, order.version)?;
-    Some(AgentCommand::AttachOrder {
+    let options = world.options(id);
+    if options.is_default() {
+        return Some(AgentCommand::AttachOrder {
+            order: Box::new(order.clone()),
+            workflow: Box::new(workflow.clone()),
+        });
+    }
+    Some(AgentCommand::AttachOrderWithOptions {
         order: Box::new(order.clone()),
         workflow: Box::new(workflow.clone()),
+        options,
     })
 }
 
@@ -546,14 +604,33 @@ pub fn deploy(world: &World, inventory: &Inventory) -> Vec<KeyedEvent> {
     let mut out = Vec::new();
     for workflow in &inventory.workflows {
         let version = match world.latest(&workflow.name) {
-            Some((_, w)) if w == workflow => continue,
-            Some((v, _)) => VersionId(v.0 + 1),
-            None => VersionId(1),
+            Some((_, w)) if w == workflow => None,
+            Some((v, _)) => Some(VersionId(v.0 + 1)),
+            None => Some(VersionId(1)),
         };
-        out.push(KeyedEvent::Item(ItemEvent::WorkflowDeployed {
-            version,
-            workflow: Box::new(workflow.clone()),
-        }));
+        if let Some(version) = version {
+            out.push(KeyedEvent::Item(ItemEvent::WorkflowDeployed {
+                version,
+                workflow: Box::new(workflow.clone()),
+            }));
+        }
+        let settings = inventory
+            .workflow_settings
+            .get(&workflow.name)
+            .copied()
+            .unwrap_or_default();
+        let now = world
+            .extras
+            .workflows
+            .get(&workflow.name)
+            .copied()
+            .unwrap_or_default();
+        if settings != now {
+            out.push(KeyedEvent::Item(ItemEvent::WorkflowSettings {
+                workflow: workflow.name.clone(),
+                settings,
+            }));
+        }
     }
     for agent in &inventory.agents {
         if world.agents.get(&agent.id) != Some(agent) {

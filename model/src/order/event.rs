@@ -5,6 +5,7 @@
 //! field to an existing variant (add a new variant instead). No `flatten`, `untagged` or
 //! `skip_serializing_if`.
 
+use super::options::{OrderOptions, WorkflowSettings};
 use super::state::{Mark, Order, Outcome, fmt_vars};
 use crate::ids::{AgentId, BoardName, LockName, OrderId, VersionId, WorkflowName};
 use crate::inventory::{Agent, Board, Lock, Workflow};
@@ -213,6 +214,11 @@ pub enum OrderEvent {
     /// failed where it failed, keeping its locks and blocks, resumable there (JS7's
     /// `OrderStopped`).
     Stopped,
+    /// The order's priority and removal (see [`super::options`]): on the controller right
+    /// after `Added`, on an agent right after `Attached`. Never the defaults.
+    OptionsSet {
+        options: OrderOptions,
+    },
 }
 
 /// A notice board's event.
@@ -245,6 +251,11 @@ pub enum ItemEvent {
     /// The board and its notices are gone; refused while a workflow names it or an order
     /// waits for its notices.
     BoardRemoved(BoardName),
+    /// A workflow's settings for the orders added from now on (see [`super::options`]).
+    WorkflowSettings {
+        workflow: WorkflowName,
+        settings: WorkflowSettings,
+    },
 }
 
 impl OrderEvent {
@@ -293,6 +304,7 @@ impl OrderEvent {
             OrderEvent::TryAgain { .. } => "TryAgain",
             // A failed order for readers, like `FailedAt`; the line says it stopped.
             OrderEvent::Stopped => "Failed",
+            OrderEvent::OptionsSet { .. } => "OptionsSet",
         }
     }
 }
@@ -421,6 +433,14 @@ impl fmt::Display for OrderEvent {
                 Ok(())
             }
             OrderEvent::Finished { message: Some(m) } => write!(f, " {m:?}"),
+            OrderEvent::OptionsSet { options } => {
+                write!(f, " priority {}", options.priority)?;
+                match options.delete_when_terminated {
+                    Some(true) => f.write_str(" delete-when-terminated"),
+                    Some(false) => f.write_str(" keep"),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -450,6 +470,11 @@ impl fmt::Display for ItemEvent {
             ItemEvent::AgentRemoved(a) => write!(f, "AgentRemoved {a}"),
             ItemEvent::LockRemoved(l) => write!(f, "LockRemoved {l}"),
             ItemEvent::BoardRemoved(b) => write!(f, "BoardRemoved {b}"),
+            ItemEvent::WorkflowSettings { workflow, settings } => write!(
+                f,
+                "WorkflowSettings {workflow} deleteWhenTerminated {}",
+                settings.delete_when_terminated
+            ),
         }
     }
 }

@@ -103,6 +103,7 @@ pub mod command;
 pub mod event;
 pub mod input;
 pub mod nav;
+pub mod options;
 pub mod queue;
 pub mod scope;
 pub mod settle;
@@ -119,6 +120,7 @@ pub use command::{
 };
 pub use event::{BoardEvent, ForkChild, ItemEvent, KeyedEvent, OrderEvent};
 pub use input::{InputError, OrderLimits};
+pub use options::{Extras, OrderOptions, WorkflowSettings, extras_or_empty};
 pub use queue::{JobKey, JobQueue, Room, Start, Starts};
 pub use settle::{Driver, Settler, accepts_from_agent, affected, refused};
 pub use state::{

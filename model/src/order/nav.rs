@@ -98,6 +98,7 @@ fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &
         Instruction::Lock { .. }
         | Instruction::Prompt { .. }
         | Instruction::AddOrder { .. }
+        | Instruction::AddOrderWithOptions { .. }
         | Instruction::PostNotice { .. }
         | Instruction::ExpectNotices { .. }
         | Instruction::ConsumeNotices { .. }

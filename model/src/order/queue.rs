@@ -6,8 +6,9 @@
 //! `ProcessingStarted` at once, before the process exists) and the driver has room: a place
 //! among the jobs handed to its workers, and an outbox that is not full — unreleased event
 //! bytes plus, per processing order, its headroom (`log_bytes_max` and its final events)
-//! below `outbox_bytes_max`. Among the orders that may start, the one that became ready first
-//! starts first (FIFO per job, and across jobs by the same order).
+//! below `outbox_bytes_max`. Among the orders that may start, the one of the highest priority
+//! ([`World::priority`]) starts first, and among equal priorities the one that became ready
+//! first (FIFO per job, and across jobs by the same rank).
 //!
 //! The queue is the agent's bookkeeping of that rule, kept up to date from the orders a round
 //! touched ([`JobQueue::note`]) so that a start costs no scan of every order. In debug builds
@@ -19,7 +20,11 @@ use super::state::{Order, OrderState, Side};
 use super::world::World;
 use crate::ids::{JobName, OrderId, WorkflowName};
 use crate::inventory::Instruction;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// An order's place in its job's queue: higher priority first, then earlier ready first.
+type Rank = (Reverse<i32>, u64);
 
 /// A job of a workflow (its `parallelism` counts across the workflow's versions).
 pub type JobKey = (WorkflowName, JobName);
@@ -72,9 +77,9 @@ pub struct Starts {
 #[derive(Debug, Default, Clone)]
 pub struct JobQueue {
     next_seq: u64,
-    /// Per job, its waiting orders by rank (earliest ready first).
-    waiting: BTreeMap<JobKey, BTreeSet<(u64, OrderId)>>,
-    queued: BTreeMap<OrderId, (JobKey, u64)>,
+    /// Per job, its waiting orders by rank (highest priority, then earliest ready, first).
+    waiting: BTreeMap<JobKey, BTreeSet<(Rank, OrderId)>>,
+    queued: BTreeMap<OrderId, (JobKey, Rank)>,
     /// Orders `Processing` per job.
     running: BTreeMap<JobKey, u32>,
     running_total: u64,
@@ -163,7 +168,7 @@ impl JobQueue {
                 None => (None, None),
             };
             self.count(id, processing);
-            self.queue(id, waits);
+            self.queue(world, id, waits);
         }
     }
 
@@ -195,20 +200,20 @@ impl JobQueue {
         }
     }
 
-    fn queue(&mut self, id: &OrderId, waits: Option<JobKey>) {
+    fn queue(&mut self, world: &World, id: &OrderId, waits: Option<JobKey>) {
         match (self.queued.get(id), waits) {
             (Some((key, _)), Some(now)) if *key == now => {}
             (None, None) => {}
             (_, waits) => {
                 self.unqueue(id);
                 if let Some(key) = waits {
-                    let seq = self.next_seq;
+                    let rank = (Reverse(world.priority(id)), self.next_seq);
                     self.next_seq += 1;
                     self.waiting
                         .entry(key.clone())
                         .or_default()
-                        .insert((seq, id.clone()));
-                    self.queued.insert(id.clone(), (key, seq));
+                        .insert((rank, id.clone()));
+                    self.queued.insert(id.clone(), (key, rank));
                     self.settled = false;
                 }
             }
@@ -216,10 +221,10 @@ impl JobQueue {
     }
 
     fn unqueue(&mut self, id: &OrderId) {
-        if let Some((key, seq)) = self.queued.remove(id) {
+        if let Some((key, rank)) = self.queued.remove(id) {
             let mut removed = false;
             if let Some(set) = self.waiting.get_mut(&key) {
-                removed = set.remove(&(seq, id.clone()));
+                removed = set.remove(&(rank, id.clone()));
                 if set.is_empty() {
                     self.waiting.remove(&key);
                 }
@@ -265,14 +270,14 @@ impl JobQueue {
         out
     }
 
-    /// The head of the job queues with a free slot that became ready first.
+    /// The head of the job queues with a free slot of the best rank.
     fn next_startable(&self, world: &World) -> Option<(JobKey, OrderId)> {
-        let mut best: Option<(u64, &JobKey, &OrderId)> = None;
+        let mut best: Option<(Rank, &JobKey, &OrderId)> = None;
         for (key, set) in &self.waiting {
-            let Some((seq, id)) = set.first() else {
+            let Some((rank, id)) = set.first() else {
                 continue;
             };
-            if best.is_some_and(|(b, _, _)| b < *seq) {
+            if best.is_some_and(|(b, _, _)| b < *rank) {
                 continue;
             }
             let parallelism = world
@@ -281,7 +286,7 @@ impl JobQueue {
                 .and_then(|w| w.jobs.get(&key.1))
                 .map_or(1, |j| j.parallelism.max(1));
             if self.running.get(key).copied().unwrap_or(0) < parallelism {
-                best = Some((*seq, key, id));
+                best = Some((*rank, key, id));
             }
         }
         best.map(|(_, key, id)| (key.clone(), id.clone()))

@@ -41,6 +41,10 @@ pub fn affected(world: &World, event: &KeyedEvent) -> Vec<OrderId> {
                 if let OrderState::Waiting(Wait::Lock { lock, .. }) = &o.state {
                     lock_heads(lock, &mut out);
                 }
+                // An ended added order may be removed once its waiter has moved on.
+                if let OrderState::Waiting(Wait::AddedOrder { order }) = &o.state {
+                    out.push(order.clone());
+                }
             }
             match event {
                 OrderEvent::Forked { children } => {
@@ -265,6 +269,10 @@ pub fn accepts_from_agent(
                 OrderEvent::Detached => o.holder == Holder::Detaching(agent.clone()),
                 OrderEvent::MarkedOnAgent { .. } => {
                     matches!(&o.holder, Holder::Agent(a) | Holder::Detaching(a) if a == agent)
+                }
+                // An agent repeats the options it was handed, never others.
+                OrderEvent::OptionsSet { options } => {
+                    o.holder == Holder::Agent(agent.clone()) && world.options(id) == *options
                 }
                 OrderEvent::Added { .. }
                 | OrderEvent::Attachable { .. }

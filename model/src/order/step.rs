@@ -4,6 +4,7 @@ use super::action::start_job;
 use super::event::{BoardEvent, ForkChild, KeyedEvent, OrderEvent};
 use super::input::OrderLimits;
 use super::nav::{block_at, branch_level, instruction_at, stays_on};
+use super::options::OrderOptions;
 use super::scope::{OrderScope, eval_for, render_text};
 use super::state::{
     BlockFrame, Disruption, Frame, Mark, Order, OrderState, Outcome, RETURN_CODE, Side, Wait,
@@ -72,6 +73,13 @@ pub fn step_with(
         let mut go_on = true;
         for event in events {
             match &event {
+                KeyedEvent::Order {
+                    id: key,
+                    event: OrderEvent::Removed,
+                } if key == id => {
+                    out.push(event);
+                    return out;
+                }
                 KeyedEvent::Order { id: key, event: e } if key == id => {
                     if apply_local(&mut order, e).is_err() {
                         // A decision that does not apply is a defect; emit nothing more.
@@ -190,8 +198,24 @@ impl Cx<'_> {
                     Vec::new()
                 }
             }
-            OrderState::Cancelled | OrderState::Finished => Vec::new(),
+            OrderState::Cancelled | OrderState::Finished => self.terminated(o),
         }
+    }
+
+    /// An ended order the controller removes at once when it is to be deleted when
+    /// terminated ([`World::deletes_when_terminated`]), unless an order still waits for it
+    /// (an `addOrder` with `wait`: it goes once that one has seen how it ended).
+    fn terminated(&self, o: &Order) -> Vec<KeyedEvent> {
+        if !self.controller || !self.world.deletes_when_terminated(o) {
+            return Vec::new();
+        }
+        let awaited = o.added_by.as_ref().and_then(|by| self.world.order(by)).is_some_and(
+            |by| matches!(&by.state, OrderState::Waiting(Wait::AddedOrder { order }) if order == &o.id),
+        );
+        if awaited {
+            return Vec::new();
+        }
+        mine(o, vec![OrderEvent::Removed])
     }
 
     /// The event that removes a mark once it has done its work.
@@ -589,7 +613,13 @@ impl Cx<'_> {
                 workflow,
                 args,
                 wait,
-            } => controller_only(self.add_order(o, workflow, args, *wait)),
+            } => controller_only(self.add_order(o, workflow, args, *wait, OrderOptions::default())),
+            Instruction::AddOrderWithOptions {
+                workflow,
+                args,
+                wait,
+                options,
+            } => controller_only(self.add_order(o, workflow, args, *wait, *options)),
             Instruction::PostNotice { board, key } => controller_only({
                 match (self.world.boards.get(board), render_text(o, key)) {
                     (None, _) => self.fail(o, format!("board {board} is not deployed")),
@@ -1424,6 +1454,7 @@ impl Cx<'_> {
         workflow: &crate::ids::WorkflowName,
         args: &std::collections::BTreeMap<String, crate::expr::Template>,
         wait: bool,
+        options: OrderOptions,
     ) -> Vec<KeyedEvent> {
         let Ok(id) = OrderId::new(format!("{}@{}", o.id, o.added_orders.saturating_add(1))) else {
             return self.fail(o, format!("the added order's id for {} is not valid", o.id));
@@ -1461,6 +1492,9 @@ impl Cx<'_> {
                     added_by: Some(o.id.clone()),
                 },
             ));
+            if !options.is_default() {
+                events.push(KeyedEvent::order(&id, OrderEvent::OptionsSet { options }));
+            }
         }
         events.push(KeyedEvent::order(
             &o.id,
@@ -1471,7 +1505,7 @@ impl Cx<'_> {
 }
 
 /// How far `lock` follows an order's parents.
-const FORK_DEPTH_MAX: usize = 64;
+pub(crate) const FORK_DEPTH_MAX: usize = 64;
 
 fn holds_lock(o: &Order, lock: &crate::ids::LockName) -> bool {
     o.frames

@@ -1,6 +1,7 @@
 //! The state one side holds, and [`World::apply`], the only function that changes it.
 
 use super::event::{BoardEvent, ItemEvent, KeyedEvent, OrderEvent};
+use super::options::{Extras, OrderOptions};
 use super::state::{BlockFrame, Frame, Holder, Order, OrderState, Side, Wait, encloses};
 use crate::ids::{AgentId, BoardName, LockName, OrderId, VersionId, WorkflowName};
 use crate::inventory::{Agent, Workflow};
@@ -9,7 +10,8 @@ use crate::time::{DurationMs, TimeMs};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
-/// A lock: its limit, who holds how much, and who waits, first come first served.
+/// A lock: its limit, who holds how much, and who waits: higher priority first, then first
+/// come first served.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LockState {
     pub limit: u32,
@@ -78,6 +80,10 @@ pub struct World {
     pub locks: BTreeMap<LockName, LockState>,
     pub boards: BTreeMap<BoardName, BoardState>,
     pub orders: BTreeMap<OrderId, Order>,
+    /// Order options and workflow settings ([`super::options`]). Left out of the world's own
+    /// serde: the states that snapshot a world write it last.
+    #[serde(skip)]
+    pub extras: Extras,
 }
 
 impl World {
@@ -89,6 +95,48 @@ impl World {
             locks: BTreeMap::new(),
             boards: BTreeMap::new(),
             orders: BTreeMap::new(),
+            extras: Extras::default(),
+        }
+    }
+
+    /// The options an order was added with (a fork child has its parent's).
+    pub fn options(&self, id: &OrderId) -> OrderOptions {
+        let mut id = id;
+        for _ in 0..=super::step::FORK_DEPTH_MAX {
+            if let Some(options) = self.extras.orders.get(id) {
+                return *options;
+            }
+            match self.orders.get(id).and_then(|o| o.parent.as_ref()) {
+                Some(parent) => id = parent,
+                None => break,
+            }
+        }
+        OrderOptions::default()
+    }
+
+    /// The order's priority: higher goes first in lock and job queues.
+    pub fn priority(&self, id: &OrderId) -> i32 {
+        self.options(id).priority
+    }
+
+    /// Whether the order is removed once it has finished or was cancelled: as it was added,
+    /// else as its workflow says. A fork child never is (it goes with its join).
+    pub fn deletes_when_terminated(&self, o: &Order) -> bool {
+        if o.parent.is_some() {
+            return false;
+        }
+        match self
+            .extras
+            .orders
+            .get(&o.id)
+            .and_then(|x| x.delete_when_terminated)
+        {
+            Some(delete) => delete,
+            None => self
+                .extras
+                .workflows
+                .get(&o.workflow)
+                .is_some_and(|s| s.delete_when_terminated),
         }
     }
 
@@ -184,6 +232,14 @@ impl World {
                 self.boards.remove(name);
                 Ok(())
             }
+            ItemEvent::WorkflowSettings { workflow, settings } => {
+                if *settings == Default::default() {
+                    self.extras.workflows.remove(workflow);
+                } else {
+                    self.extras.workflows.insert(workflow.clone(), *settings);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -245,6 +301,7 @@ impl World {
                 };
                 if self.side == Side::Agent(agent.clone()) {
                     self.orders.remove(id);
+                    self.extras.orders.remove(id);
                 } else {
                     order.holder = Holder::Controller;
                 }
@@ -259,6 +316,18 @@ impl World {
                     return Err(unexpected(format!("the order is {}", order.state)));
                 }
                 self.orders.remove(id);
+                self.extras.orders.remove(id);
+                return Ok(());
+            }
+            OrderEvent::OptionsSet { options } => {
+                if !self.orders.contains_key(id) {
+                    return Err(ApplyError::UnknownOrder(id.clone()));
+                }
+                if options.is_default() {
+                    self.extras.orders.remove(id);
+                } else {
+                    self.extras.orders.insert(id.clone(), *options);
+                }
                 return Ok(());
             }
             _ => {}
@@ -298,15 +367,25 @@ impl World {
                 if let OrderState::Waiting(Wait::Children { children }) = &prior {
                     for c in children {
                         self.orders.remove(c);
+                        self.extras.orders.remove(c);
                     }
                 }
             }
             OrderEvent::LockQueued { lock, count } => {
-                let state = self
+                let queue = &self
                     .locks
-                    .get_mut(lock)
-                    .ok_or_else(|| ApplyError::UnknownLock(lock.clone()))?;
-                state.queue.push_back((id.clone(), *count));
+                    .get(lock)
+                    .ok_or_else(|| ApplyError::UnknownLock(lock.clone()))?
+                    .queue;
+                // Behind every order of the same or a higher priority (FIFO within one).
+                let priority = self.priority(id);
+                let at = queue
+                    .iter()
+                    .position(|(q, _)| self.priority(q) < priority)
+                    .unwrap_or(queue.len());
+                if let Some(state) = self.locks.get_mut(lock) {
+                    state.queue.insert(at, (id.clone(), *count));
+                }
             }
             OrderEvent::LockAcquired { lock, count } => {
                 let state = self
@@ -435,7 +514,8 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
         OrderEvent::Added { .. }
         | OrderEvent::Attached { .. }
         | OrderEvent::Detached
-        | OrderEvent::Removed => {
+        | OrderEvent::Removed
+        | OrderEvent::OptionsSet { .. } => {
             return Err("handled by the world".to_owned());
         }
         OrderEvent::Started => {

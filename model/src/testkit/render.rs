@@ -19,7 +19,18 @@ use std::collections::BTreeMap;
 pub fn inventory_yaml(inventory: &Inventory) -> String {
     let mut docs: Vec<Json> = Vec::new();
     docs.extend(inventory.agents.iter().map(agent));
-    docs.extend(inventory.workflows.iter().map(workflow));
+    docs.extend(inventory.workflows.iter().map(|w| {
+        let mut doc = workflow(w);
+        if let (Some(settings), Json::Object(m)) =
+            (inventory.workflow_settings.get(&w.name), &mut doc)
+        {
+            m.insert(
+                "deleteWhenTerminated".into(),
+                settings.delete_when_terminated.into(),
+            );
+        }
+        doc
+    }));
     docs.extend(
         inventory
             .locks
@@ -309,6 +320,26 @@ fn instruction(i: &Instruction) -> Json {
                 m.insert("args".into(), templates(args));
             }
             m.insert("wait".into(), (*wait).into());
+            Json::Object(m)
+        }
+        Instruction::AddOrderWithOptions {
+            workflow,
+            args,
+            wait,
+            options,
+        } => {
+            let mut m = Map::new();
+            m.insert("addOrder".into(), workflow.as_str().into());
+            if !args.is_empty() {
+                m.insert("args".into(), templates(args));
+            }
+            m.insert("wait".into(), (*wait).into());
+            if options.priority != 0 {
+                m.insert("priority".into(), options.priority.into());
+            }
+            if let Some(d) = options.delete_when_terminated {
+                m.insert("deleteWhenTerminated".into(), d.into());
+            }
             Json::Object(m)
         }
         Instruction::PostNotice { board, key } => {

@@ -561,7 +561,15 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
             {
                 defs.workflow(cx.file, &s.text, n.pos, required_parameters(&f));
             }
-            workflow::workflow(cx, &f, refs).map(|w| inventory.workflows.push(w))
+            let settings = workflow::settings(cx, &f);
+            workflow::workflow(cx, &f, refs).and_then(|w| {
+                let settings = settings?;
+                if settings != Default::default() {
+                    inventory.workflow_settings.insert(w.name.clone(), settings);
+                }
+                inventory.workflows.push(w);
+                Some(())
+            })
         }
         "agent" => objects::agent(cx, &f, defs).map(|a| inventory.agents.push(a)),
         "lock" => objects::lock(cx, &f, defs).map(|l| inventory.locks.push(l)),

@@ -8,6 +8,8 @@
 use super::spec::{self, Field, Obj, Ty};
 use serde_json::{Map, Value, json};
 
+const UNICODE_OK: &str = crate::ids::UNICODE_OK_CLASS;
+
 /// The schema as a JSON value; `deploy/schema/ordo-inventory.schema.json` holds it.
 pub fn json_schema() -> Value {
     let mut defs = Map::new();
@@ -48,6 +50,16 @@ pub fn json_schema() -> Value {
             "description": "A name: letters, digits, '-', '_' and '.', starting with a letter or digit.",
             "type": "string",
             "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            "minLength": 1,
+            "maxLength": crate::ids::NAME_BYTES_MAX,
+        }),
+    );
+    defs.insert(
+        "branchName".into(),
+        json!({
+            "description": "A fork branch name: a name, or any character beyond ASCII but control characters, white space and marks that reorder text.",
+            "type": "string",
+            "pattern": format!("^(?:[A-Za-z0-9]|{UNICODE_OK})(?:[A-Za-z0-9._-]|{UNICODE_OK})*$"),
             "minLength": 1,
             "maxLength": crate::ids::NAME_BYTES_MAX,
         }),
@@ -215,7 +227,7 @@ fn ty(t: Ty) -> Value {
         Ty::Block => reference("block"),
         Ty::Branches => json!({
             "type": "object",
-            "propertyNames": reference("name"),
+            "propertyNames": reference("branchName"),
             "additionalProperties": reference("block"),
             "minProperties": 1,
         }),

@@ -142,6 +142,11 @@ pub(crate) static WORKFLOW: Obj = Obj {
             Ty::TimeZone,
             "The time zone of its scheduled cycles' admission periods and days (default UTC).",
         ),
+        opt(
+            "deleteWhenTerminated",
+            Ty::Bool,
+            "Remove an order once it has finished or was cancelled, unless the order says otherwise; a failed order stays (default false: ended orders stay for the controller's retention).",
+        ),
     ],
 };
 
@@ -818,6 +823,19 @@ pub(crate) static ADD_ORDER: Obj = Obj {
             "wait",
             Ty::Bool,
             "Wait until the added order ends, and fail if it failed (default false).",
+        ),
+        opt(
+            "priority",
+            Ty::Int {
+                min: -PRIORITY_MAX,
+                max: PRIORITY_MAX,
+            },
+            "The added order's priority: higher first in lock and job queues (default 0).",
+        ),
+        opt(
+            "deleteWhenTerminated",
+            Ty::Bool,
+            "Remove the added order once it has finished or was cancelled (default: as its workflow says).",
         ),
     ],
 };

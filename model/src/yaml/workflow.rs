@@ -14,6 +14,7 @@ use crate::inventory::{
     WhenNotAnnounced, Workflow,
 };
 use crate::notice_expr::{self, NOTICE_EXPR_BOARDS_MAX, NoticeExpr};
+use crate::order::{OrderOptions, WorkflowSettings};
 use crate::schedule::BundledZones;
 use crate::time::DurationMs;
 use std::collections::{BTreeMap, BTreeSet};
@@ -121,6 +122,16 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
         parameters: parameters?,
         jobs: if jobs_ok { jobs } else { return None },
         steps: steps?,
+    })
+}
+
+/// A workflow's settings beside its definition ([`crate::order::options`]).
+pub(crate) fn settings(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<WorkflowSettings> {
+    let delete_when_terminated = opt_or(f.get("deleteWhenTerminated"), false, |n| {
+        cx.bool(n, "`deleteWhenTerminated`")
+    })?;
+    Some(WorkflowSettings {
+        delete_when_terminated,
     })
 }
 
@@ -986,10 +997,30 @@ fn add_order(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruc
         wf.refs.add_order(cx.file, w.as_str(), n.pos, names);
     }
     let wait = opt_or(f.get("wait"), false, |w| cx.bool(w, "`wait`"));
-    Some(Instruction::AddOrder {
+    let priority = opt_or(f.get("priority"), 0, |n| {
+        cx.int(n, "`priority`", -spec::PRIORITY_MAX, spec::PRIORITY_MAX)
+            .and_then(|v| i32::try_from(v).ok())
+    });
+    let delete_when_terminated = match f.get("deleteWhenTerminated") {
+        None => Some(None),
+        Some(n) => cx.bool(n, "`deleteWhenTerminated`").map(Some),
+    };
+    let options = OrderOptions {
+        priority: priority?,
+        delete_when_terminated: delete_when_terminated?,
+    };
+    if options.is_default() {
+        return Some(Instruction::AddOrder {
+            workflow: workflow?,
+            args: args?,
+            wait: wait?,
+        });
+    }
+    Some(Instruction::AddOrderWithOptions {
         workflow: workflow?,
         args: args?,
         wait: wait?,
+        options,
     })
 }
 

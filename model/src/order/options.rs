@@ -1,0 +1,76 @@
+//! What an order and a workflow carry beyond the [`Order`](super::Order) and
+//! [`Workflow`](crate::inventory::Workflow) structs: an order's priority and whether it is
+//! removed once it has ended (JS7's `priority` and `deleteWhenTerminated`).
+//!
+//! # Why a side map and not a field
+//!
+//! `Order` and `Workflow` are postcard-positional inside journaled events (`Attached`,
+//! `WorkflowDeployed`), the `AttachOrder` wire command and snapshots: a field cannot be
+//! added to them. So these settings travel in events of their own, appended at the end of
+//! their enums — [`OrderEvent::OptionsSet`](super::OrderEvent::OptionsSet) right after
+//! `Added` (the controller) and after `Attached` (an agent, from the
+//! `AttachOrderWithOptions` command), [`ItemEvent::WorkflowSettings`](super::ItemEvent) at
+//! deployment — and are folded into [`Extras`], a part of the [`World`](super::World) that
+//! its own serde leaves out. The states that snapshot a world (the controller's `State`, the
+//! agent's `AgentState`) write it after everything else and only when it is not empty, so a
+//! snapshot written before it existed reads as "no extras", and a world without any writes
+//! the very bytes it wrote before. Orders and workflows without an entry have the defaults:
+//! priority 0, removal as their workflow says, and workflows keep ended orders.
+
+use crate::ids::{OrderId, WorkflowName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An order's options set when it is added. Append-only like the events that carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OrderOptions {
+    /// Higher first in lock queues and in the queues of jobs at their `parallelism`; equal
+    /// priorities keep their arrival order.
+    pub priority: i32,
+    /// Remove the order once it has finished or was cancelled; `None`: as its workflow says.
+    pub delete_when_terminated: Option<bool>,
+}
+
+impl OrderOptions {
+    /// Whether these are the options of an order that has none set.
+    pub fn is_default(&self) -> bool {
+        *self == OrderOptions::default()
+    }
+}
+
+/// A workflow's settings that are not part of its versioned definition: they apply to the
+/// orders added after their deployment. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkflowSettings {
+    /// Remove its orders once they have finished or were cancelled (unless an order says
+    /// otherwise). JS7's default is to keep them.
+    pub delete_when_terminated: bool,
+}
+
+/// The part of a world folded from `OptionsSet` and `WorkflowSettings`. Append-only: it is
+/// the last thing in the snapshots that hold it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Extras {
+    /// Orders with options set (never the defaults).
+    pub orders: BTreeMap<OrderId, OrderOptions>,
+    /// Workflows with settings (never the defaults).
+    pub workflows: BTreeMap<WorkflowName, WorkflowSettings>,
+}
+
+impl Extras {
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty() && self.workflows.is_empty()
+    }
+}
+
+/// Reads a trailing [`Extras`] of a snapshot, or none when the snapshot ends before it
+/// (postcard is positional: a snapshot written without extras has no bytes for them). Use
+/// with `#[serde(default, deserialize_with = "extras_or_empty")]` on the last field.
+pub fn extras_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Extras, D::Error> {
+    let readable = d.is_human_readable();
+    match Extras::deserialize(d) {
+        Ok(extras) => Ok(extras),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(Extras::default()),
+    }
+}
