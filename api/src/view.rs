@@ -45,8 +45,8 @@ pub fn check_state_name(state: &str) -> Result<(), String> {
     }
 }
 
-/// Variables given from outside: a JSON object of numbers, strings, booleans, `null` and
-/// lists of those, nested at most [`VALUE_DEPTH_MAX`] deep.
+/// Variables given from outside: a JSON object of numbers, strings, booleans, `null`, and
+/// lists and objects (maps) of those, nested at most [`VALUE_DEPTH_MAX`] deep.
 pub fn vars_from_json(json: &Json) -> Result<Vars, String> {
     let Json::Object(map) = json else {
         return Err("variables must be a JSON object".into());
@@ -63,7 +63,9 @@ pub fn vars_from_json(json: &Json) -> Result<Vars, String> {
 
 fn value_from_json(json: &Json, depth: usize) -> Result<Value, String> {
     if depth > VALUE_DEPTH_MAX {
-        return Err(format!("nested deeper than {VALUE_DEPTH_MAX} lists"));
+        return Err(format!(
+            "nested deeper than {VALUE_DEPTH_MAX} lists or objects"
+        ));
     }
     Ok(match json {
         Json::Null => Value::Missing,
@@ -76,9 +78,12 @@ fn value_from_json(json: &Json, depth: usize) -> Result<Value, String> {
                 .map(|i| value_from_json(i, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
-        Json::Object(_) => {
-            return Err("objects are not variable values; use a list or a string".into());
-        }
+        Json::Object(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), value_from_json(v, depth + 1)?)))
+                .collect::<Result<_, String>>()?,
+        ),
     })
 }
 

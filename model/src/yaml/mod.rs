@@ -11,9 +11,9 @@
 //!
 //! A file holds one or more YAML documents (separated by `---`). A document is one object or
 //! a list of objects. An object is a mapping recognised by its first key: `workflow:`,
-//! `agent:`, `lock:`, `board:`, `schedule:` or `calendar:` (a schedule also has `workflow:`
-//! and `calendar:` fields; when a mapping has several of these keys, the kind that knows most
-//! of its keys wins). Names (of workflows, jobs, agents, locks, boards, fork
+//! `agent:`, `lock:`, `board:`, `schedule:`, `calendar:` or `jobResource:` (a schedule also
+//! has `workflow:` and `calendar:` fields; when a mapping has several of these keys, the kind
+//! that knows most of its keys wins). Names (of workflows, jobs, agents, locks, boards, fork
 //! branches) are 1 to 100 bytes of letters, digits, `-`, `_` and `.`, starting with a letter
 //! or digit. Variable names (parameters, `args`, `env`, `as`) are letters, digits and `_`, not
 //! starting with a digit. Anchors, aliases and merge keys (`<<`) work as in YAML.
@@ -191,10 +191,12 @@
 //! `0 0 29 2 *` before a leap year).
 
 mod diag;
+mod labels;
 mod node;
 mod objects;
 mod read;
 mod refs;
+mod resources;
 mod schedule;
 mod schema;
 mod spec;
@@ -401,6 +403,7 @@ pub fn check_inventory_with(
             complete &= document(&mut cx, doc, &mut r);
         }
     }
+    refs.resources.apply(&mut inventory, &mut diags);
     defs.check_duplicates(&mut diags);
     defs.check_refs(&refs, &mut diags);
     let now = options.now.filter(|_| !diags.has_errors());
@@ -430,7 +433,7 @@ struct Reading<'r> {
     zones: &'r dyn Zones,
 }
 
-/// `workflow:, agent:, lock:, board:, schedule: or calendar:`
+/// `workflow:, agent:, lock:, board:, schedule:, calendar: or jobResource:`
 fn heads() -> String {
     let words: Vec<String> = spec::OBJECTS
         .iter()
@@ -534,6 +537,7 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
             schedule::schedule(cx, &f, defs, refs, r.zones).map(|s| inventory.schedules.push(s))
         }
         "calendar" => schedule::calendar(cx, &f, defs, refs).map(|c| inventory.calendars.push(c)),
+        "jobResource" => refs.resources.read(cx, &f),
         _ => None,
     }
     .is_some()
