@@ -530,13 +530,19 @@ mod tests {
 
     #[test]
     fn variables_convert_both_ways() {
-        let j = json!({"n": 3, "s": "x", "b": true, "l": [1, "a"], "m": null, "f": 1.5});
+        let j = json!({"n": 3, "s": "x", "b": true, "l": [1, "a"], "m": null, "f": 1.5,
+            "o": {"x": 1, "y": [{"z": "w"}]}});
         let vars = vars_from_json(&j).unwrap();
         assert_eq!(vars["n"], Value::Number(3.0));
+        assert_eq!(vars["o"].type_name(), "map");
         // Variables serialise as the plain JSON they were given as.
         assert_eq!(serde_json::to_value(&vars).unwrap(), j);
+        let mut deep = json!(1);
+        for _ in 0..=VALUE_DEPTH_MAX {
+            deep = json!({ "k": deep });
+        }
         assert!(
-            vars_from_json(&json!({"o": {"x": 1}}))
+            vars_from_json(&json!({ "o": deep }))
                 .unwrap_err()
                 .contains("\"o\"")
         );
