@@ -1134,7 +1134,10 @@ impl Cx<'_> {
                     return mine(o, vec![OrderEvent::Detachable]);
                 }
                 match eval_for(o, expr) {
-                    Ok(Value::List(items)) if items.len() <= FORK_CHILDREN_MAX => {
+                    Ok(Value::List(items)) if items.len() > FORK_CHILDREN_MAX => {
+                        return self.fail(o, too_many_children(items.len()));
+                    }
+                    Ok(Value::List(items)) => {
                         let children =
                             forklist::list_children(o, items, var, child_to_id, child_to_arguments);
                         return match children {
@@ -1153,10 +1156,6 @@ impl Cx<'_> {
                             Err(problem) => self.disrupt(o, format!("fork-list: {problem}")),
                         };
                     }
-                    Ok(Value::List(items)) => items
-                        .into_iter()
-                        .map(|v| (String::new(), v, None))
-                        .collect(),
                     Ok(other) => {
                         return self.disrupt(
                             o,
@@ -1185,13 +1184,7 @@ impl Cx<'_> {
             (_, None) => Vec::new(),
         };
         if items.len() > FORK_CHILDREN_MAX {
-            return self.fail(
-                o,
-                format!(
-                    "fork-list over {} elements; at most {FORK_CHILDREN_MAX} are allowed",
-                    items.len()
-                ),
-            );
+            return self.fail(o, too_many_children(items.len()));
         }
         let mut children = Vec::with_capacity(items.len());
         for (index, (name, value, subagent)) in items.into_iter().enumerate() {
@@ -1362,4 +1355,9 @@ pub(crate) fn cancel_events(o: &Order) -> Vec<KeyedEvent> {
         .collect();
     events.push(KeyedEvent::order(&o.id, OrderEvent::Cancelled));
     events
+}
+
+/// The failure of a fork-list over more than [`FORK_CHILDREN_MAX`] elements.
+fn too_many_children(elements: usize) -> String {
+    format!("fork-list over {elements} elements; at most {FORK_CHILDREN_MAX} are allowed")
 }
