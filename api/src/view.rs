@@ -45,8 +45,8 @@ pub fn check_state_name(state: &str) -> Result<(), String> {
     }
 }
 
-/// Variables given from outside: a JSON object of numbers, strings, booleans, `null` and
-/// lists of those, nested at most [`VALUE_DEPTH_MAX`] deep.
+/// Variables given from outside: a JSON object of numbers, strings, booleans, `null`, and
+/// lists and objects (maps) of those, nested at most [`VALUE_DEPTH_MAX`] deep.
 pub fn vars_from_json(json: &Json) -> Result<Vars, String> {
     let Json::Object(map) = json else {
         return Err("variables must be a JSON object".into());
@@ -63,7 +63,9 @@ pub fn vars_from_json(json: &Json) -> Result<Vars, String> {
 
 fn value_from_json(json: &Json, depth: usize) -> Result<Value, String> {
     if depth > VALUE_DEPTH_MAX {
-        return Err(format!("nested deeper than {VALUE_DEPTH_MAX} lists"));
+        return Err(format!(
+            "nested deeper than {VALUE_DEPTH_MAX} lists or objects"
+        ));
     }
     Ok(match json {
         Json::Null => Value::Missing,
@@ -76,9 +78,12 @@ fn value_from_json(json: &Json, depth: usize) -> Result<Value, String> {
                 .map(|i| value_from_json(i, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
-        Json::Object(_) => {
-            return Err("objects are not variable values; use a list or a string".into());
-        }
+        Json::Object(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), value_from_json(v, depth + 1)?)))
+                .collect::<Result<_, String>>()?,
+        ),
     })
 }
 
@@ -564,13 +569,19 @@ mod tests {
 
     #[test]
     fn variables_convert_both_ways() {
-        let j = json!({"n": 3, "s": "x", "b": true, "l": [1, "a"], "m": null, "f": 1.5});
+        let j = json!({"n": 3, "s": "x", "b": true, "l": [1, "a"], "m": null, "f": 1.5,
+            "o": {"x": 1, "y": [{"z": "w"}]}});
         let vars = vars_from_json(&j).unwrap();
         assert_eq!(vars["n"], Value::Number(3.0));
+        assert_eq!(vars["o"].type_name(), "map");
         // Variables serialise as the plain JSON they were given as.
         assert_eq!(serde_json::to_value(&vars).unwrap(), j);
+        let mut deep = json!(1);
+        for _ in 0..=VALUE_DEPTH_MAX {
+            deep = json!({ "k": deep });
+        }
         assert!(
-            vars_from_json(&json!({"o": {"x": 1}}))
+            vars_from_json(&json!({ "o": deep }))
                 .unwrap_err()
                 .contains("\"o\"")
         );

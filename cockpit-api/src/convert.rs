@@ -120,7 +120,7 @@ fn step_json(workflow: &Workflow, ins: &Instruction, at: &Position, depth: usize
             over, var, steps, ..
         } => {
             let over = match over {
-                ForkListOver::List(e) => e.to_string(),
+                ForkListOver::List(e) | ForkListOver::ListWith { list: e, .. } => e.to_string(),
                 ForkListOver::Subagents(a) => format!("subagents of {a}"),
             };
             (

@@ -282,6 +282,15 @@ pub enum ForkListOver {
     List(Expr),
     /// Every subagent of this agent cluster.
     Subagents(AgentId),
+    // New variants go at the end: workflows are journaled (postcard).
+    /// A list, each child's id suffix given by `child_to_id` and further variables by
+    /// `child_to_arguments` (a map), both evaluated with the child's element and index set
+    /// (see [`crate::order::forklist`]).
+    ListWith {
+        list: Expr,
+        child_to_id: Option<Expr>,
+        child_to_arguments: Option<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

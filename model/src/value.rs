@@ -3,7 +3,7 @@
 //! Serde: in binary formats (postcard: journals, agent frames) a [`Value`] is the derived
 //! enum encoding, append-only like every persisted enum; in human-readable formats (JSON) it
 //! is the plain value: `null` (missing), `true`, a number (integral ones without a fraction),
-//! a string, or an array. Numbers that are not finite have no JSON form and are written as
+//! a string, an array, or an object (a map). Numbers that are not finite have no JSON form and are written as
 //! `null` (expressions never make them).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -19,6 +19,10 @@ pub enum Value {
     Number(f64),
     String(String),
     List(Vec<Value>),
+    /// Named values (JS7's `Object`), keys in order: an order argument given as a JSON
+    /// object, or a map parameter's default; read with `$x.key` (see [`crate::expr`]).
+    /// Added last (append-only).
+    Map(BTreeMap<String, Value>),
 }
 
 /// An order's named values.
@@ -33,6 +37,7 @@ enum Binary {
     Number(f64),
     String(String),
     List(Vec<Value>),
+    Map(BTreeMap<String, Value>),
 }
 
 /// The largest integer a JSON number carries exactly (2^53).
@@ -56,6 +61,7 @@ impl Serialize for Value {
             Value::Number(n) => s.serialize_f64(*n),
             Value::String(text) => s.serialize_str(text),
             Value::List(items) => s.collect_seq(items),
+            Value::Map(entries) => s.collect_map(entries),
         }
     }
 }
@@ -77,7 +83,7 @@ impl<'de> serde::de::Visitor<'de> for PlainVisitor {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("null, a boolean, a number, a string or an array of those")
+        f.write_str("null, a boolean, a number, a string, or an array or object of those")
     }
     fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
         Ok(Value::Missing)
@@ -113,6 +119,13 @@ impl<'de> serde::de::Visitor<'de> for PlainVisitor {
         }
         Ok(Value::List(items))
     }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some((key, value)) = map.next_entry::<String, Value>()? {
+            entries.insert(key, value);
+        }
+        Ok(Value::Map(entries))
+    }
 }
 
 /// Whether `name` is a valid variable name: ASCII letters, digits and `_`, not starting with a
@@ -136,6 +149,7 @@ impl Value {
             Value::Number(_) => "number",
             Value::String(_) => "string",
             Value::List(_) => "list",
+            Value::Map(_) => "map",
         }
     }
 }
@@ -155,6 +169,16 @@ impl fmt::Display for Value {
                         f.write_str(",")?;
                     }
                     write!(f, "{v}")?;
+                }
+                Ok(())
+            }
+            // `key=value` pairs joined by `,`, keys in order.
+            Value::Map(entries) => {
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{k}={v}")?;
                 }
                 Ok(())
             }
@@ -203,6 +227,10 @@ mod serde_tests {
             Value::Number(-1.7976931348623157e308),
             Value::String("x \"y\"".into()),
             Value::List(vec![Value::List(vec![]), Value::Missing, Value::from(2)]),
+            Value::Map(BTreeMap::from([
+                ("a".to_owned(), Value::from(1)),
+                ("b".to_owned(), Value::List(vec![Value::from("x")])),
+            ])),
         ]
     }
 
@@ -224,7 +252,12 @@ mod serde_tests {
                 assert_eq!(a.to_bits(), b.to_bits(), "{text}");
             }
         }
-        assert!(serde_json::from_str::<Value>("{\"a\": 1}").is_err());
+        let map: Value = serde_json::from_str("{\"b\": [1], \"a\": {\"c\": \"x\"}}").unwrap();
+        assert_eq!(
+            serde_json::to_string(&map).unwrap(),
+            "{\"a\":{\"c\":\"x\"},\"b\":[1]}"
+        );
+        assert_eq!(map.to_string(), "a=c=x,b=1");
     }
 
     #[test]

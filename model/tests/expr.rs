@@ -3,7 +3,7 @@
 
 use ordo_model::expr::{
     BinaryOp, EXPR_BYTES_MAX, EXPR_DEPTH_MAX, Expr, ExprError, Func, TEMPLATE_BYTES_MAX, Template,
-    TemplatePart, eval, parse, parse_template, render,
+    TemplatePart, VarFrom, VarRef, eval, parse, parse_template, render,
 };
 use ordo_model::value::{Value, Vars};
 use proptest::prelude::*;
@@ -285,7 +285,7 @@ fn syntax_errors_have_offsets_and_clear_messages() {
         (
             "foo(1)",
             0,
-            "unknown function 'foo'; known: toNumber, toString, toBoolean, matches, length, contains, default",
+            "unknown function 'foo'; known: toNumber, toString, toBoolean, matches, length, size, contains, default, substring, replaceAll, min, max",
         ),
         ("1 == 'abc", 5, "unterminated string"),
         ("\"abc\\", 0, "unterminated string"),
@@ -302,7 +302,7 @@ fn syntax_errors_have_offsets_and_clear_messages() {
         ("${}", 2, "expected a variable name after '${'"),
         ("${a", 3, "expected '}' after the variable name"),
         ("${1 + 2}", 4, "expected '}' after the variable name"),
-        ("$a.", 2, "unexpected character '.'"),
+        ("$a.", 2, "expected a key after '.'"),
         ("1.", 2, "expected digits after the decimal point"),
         ("$a = 1", 3, "did you mean '=='?"),
         ("$a & $b", 3, "did you mean '&&'?"),
@@ -636,7 +636,7 @@ fn functions() {
     assert_eq!(ev("length([])"), num(0.0));
     assert_eq!(
         ev_err("length(3)"),
-        "length needs a string or list, got number"
+        "length needs a string, list or map, got number"
     );
 
     assert_eq!(ev("contains($list, 'a')"), b(true));
@@ -650,7 +650,7 @@ fn functions() {
     );
     assert_eq!(
         ev_err("contains(1, 1)"),
-        "contains needs a list or string, got number"
+        "contains needs a list, map or string, got number"
     );
 
     assert_eq!(ev("default($x, 'none')"), s("none"));
@@ -865,11 +865,39 @@ fn expr() -> impl Strategy<Value = Expr> {
             (
                 prop::sample::select(Func::ALL.to_vec()),
                 inner.clone(),
-                inner
+                inner.clone(),
+                0usize..3,
             )
-                .prop_map(|(f, a, b)| {
-                    let args = if f.arity() == 1 { vec![a] } else { vec![a, b] };
+                .prop_map(|(f, a, b, extra)| {
+                    let (least, most) = f.arity();
+                    let n = (least + extra).min(most);
+                    let mut args = vec![a];
+                    args.extend(std::iter::repeat_n(b, n - 1));
                     Expr::Call(f, args)
+                }),
+            (inner.clone(), "[a-z][a-z0-9_]{0,4}")
+                .prop_map(|(e, key)| Expr::Field(Box::new(e), key)),
+            (inner.clone(), inner.clone()).prop_map(|(e, i)| Expr::Index(Box::new(e), Box::new(i))),
+            (
+                "(?s).{0,6}",
+                0u8..4,
+                "[a-z][a-z0-9._-]{0,5}|(?s).{0,4}",
+                prop::option::of(inner)
+            )
+                .prop_map(|(key, from, name, default)| {
+                    let from = match from {
+                        0 => VarFrom::Order,
+                        1 => VarFrom::Argument,
+                        2 => VarFrom::Label {
+                            label: name,
+                            positions: Vec::new(),
+                        },
+                        _ => VarFrom::Job {
+                            job: name,
+                            positions: Vec::new(),
+                        },
+                    };
+                    Expr::Variable(Box::new(VarRef { key, from, default }))
                 }),
         ]
     })
@@ -898,13 +926,16 @@ fn template() -> impl Strategy<Value = Template> {
 /// `matches` with such a literal has no printed form to compare.
 fn has_bad_regex_literal(e: &Expr) -> bool {
     match e {
-        Expr::Call(Func::Matches, args) => {
+        Expr::Call(Func::Matches | Func::ReplaceAll, args) => {
             matches!(args.get(1), Some(Expr::Literal(Value::String(p))) if regex_fails(p))
                 || args.iter().any(has_bad_regex_literal)
         }
         Expr::Call(_, args) | Expr::List(args) => args.iter().any(has_bad_regex_literal),
-        Expr::Not(e) | Expr::Neg(e) => has_bad_regex_literal(e),
-        Expr::Binary(_, l, r) => has_bad_regex_literal(l) || has_bad_regex_literal(r),
+        Expr::Not(e) | Expr::Neg(e) | Expr::Field(e, _) => has_bad_regex_literal(e),
+        Expr::Binary(_, l, r) | Expr::Index(l, r) => {
+            has_bad_regex_literal(l) || has_bad_regex_literal(r)
+        }
+        Expr::Variable(v) => v.default.as_ref().is_some_and(has_bad_regex_literal),
         Expr::Literal(_) | Expr::Var(_) => false,
     }
 }

@@ -20,7 +20,8 @@
 //!
 //! Agents `a1` and `a2` are always deployed.
 //!
-//! Variable values are numbers, `true`/`false`, lists written `[a, b]`, or text.
+//! Variable values are numbers, `true`/`false`, lists written `[a, b]`, maps written as JSON
+//! objects (`'{"a": [1]}'`), or text.
 //!
 //! The output — every event as the side that made it journaled it, then the final state —
 //! is compared with the snapshot `tests/golden/snapshots/golden__<case>.snap`. Every run
@@ -120,6 +121,11 @@ struct PostArgs {
 
 fn value(text: &str) -> Value {
     let t = text.trim();
+    if t.starts_with('{')
+        && let Ok(v) = serde_json::from_str::<Value>(t)
+    {
+        return v;
+    }
     if let Ok(n) = t.parse::<f64>() {
         return Value::Number(n);
     }

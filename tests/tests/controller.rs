@@ -101,6 +101,7 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
         json!({"id": "ex-invoices", "workflow": "invoices-import", "args": {"month": "2026-11"}}),
         json!({"id": "ex-payments", "workflow": "payments-import", "args": {"month": "2026-11"}}),
         json!({"id": "ex-poll", "workflow": "inbox-poll"}),
+        json!({"id": "ex-data", "workflow": "database-sizes"}),
     ];
     c.add_orders(&all).await?;
     let approval = vec!["ex-approval".to_owned()];
@@ -134,6 +135,19 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
         .map(|b| *b as char)
         .collect();
     assert!(log.contains("one") && log.contains("two"), "{log}");
+    // The fork-list's results, in list order, and the labelled step's value reach the report.
+    let data: String = c
+        .api
+        .request(axum::http::Method::GET, &c.url("/orders/ex-data/log"), None)
+        .await?
+        .body
+        .iter()
+        .map(|b| *b as char)
+        .collect();
+    assert!(
+        data.contains("sizes 1000,2000 of app,billing; the first count saw 12 tables; ap..billing"),
+        "{data}"
+    );
     Ok(())
 }
 

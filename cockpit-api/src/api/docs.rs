@@ -138,14 +138,21 @@ fn value_schema(depth: usize) -> (String, Json) {
             format!("Value{d}")
         }
     };
-    let list = if depth < VALUE_DEPTH_MAX {
-        json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{}", name(depth + 1))}})
+    let (list, map) = if depth < VALUE_DEPTH_MAX {
+        let inner = json!({"$ref": format!("#/components/schemas/{}", name(depth + 1))});
+        (
+            json!({"type": "array", "items": inner}),
+            json!({"type": "object", "additionalProperties": inner}),
+        )
     } else {
-        json!({"type": "array", "maxItems": 0})
+        (
+            json!({"type": "array", "maxItems": 0}),
+            json!({"type": "object", "maxProperties": 0}),
+        )
     };
     let schema = json!({
         "description": format!(
-            "A variable's value: null (not set), a boolean, a number, a string, or a list of values; lists nest at most {VALUE_DEPTH_MAX} deep (this is depth {depth})."
+            "A variable's value: null (not set), a boolean, a number, a string, a list of values, or a map (an object) of values; lists and maps nest at most {VALUE_DEPTH_MAX} deep (this is depth {depth})."
         ),
         "oneOf": [
             {"type": "null"},
@@ -153,6 +160,7 @@ fn value_schema(depth: usize) -> (String, Json) {
             {"type": "number"},
             {"type": "string"},
             list,
+            map,
         ],
     });
     (name(depth), schema)
@@ -451,6 +459,7 @@ mod tests {
         }
         assert_eq!(depth, VALUE_DEPTH_MAX);
         assert_eq!(schemas[&name]["oneOf"][4]["maxItems"], 0);
+        assert_eq!(schemas[&name]["oneOf"][5]["maxProperties"], 0);
         let state = &param(&doc, "/api/v1/orders", "get", "state")["schema"]["enum"];
         assert_eq!(state.as_array().map(Vec::len), Some(STATE_NAMES.len()));
         // Event ids and waits are u64: the whole range.

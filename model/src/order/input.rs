@@ -241,6 +241,13 @@ pub fn encoded_bytes(value: &Value) -> usize {
                 stack.extend(items.iter());
                 varint_bytes(items.len())
             }
+            Value::Map(entries) => {
+                stack.extend(entries.values());
+                entries.keys().fold(varint_bytes(entries.len()), |sum, k| {
+                    sum.saturating_add(varint_bytes(k.len()))
+                        .saturating_add(k.len())
+                })
+            }
         };
         total = total.saturating_add(own);
     }
@@ -284,6 +291,10 @@ mod tests {
                 Value::Bool(false),
             ]),
             Value::List((0..200).map(|i| Value::from(i64::from(i))).collect()),
+            Value::Map(std::collections::BTreeMap::from([
+                ("k".to_owned(), Value::from("v")),
+                ("nested".to_owned(), Value::List(vec![Value::Bool(true)])),
+            ])),
         ];
         for v in &samples {
             assert_eq!(

@@ -101,6 +101,7 @@
 pub mod action;
 pub mod command;
 pub mod event;
+pub mod forklist;
 pub mod input;
 pub mod nav;
 pub mod options;

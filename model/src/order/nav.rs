@@ -81,7 +81,8 @@ fn instruction_stays_on(workflow: &Workflow, instruction: &Instruction, agent: &
             branches.iter().all(|(_, b)| stays_on(workflow, b, agent))
         }
         Instruction::ForkList { over, steps, .. } => {
-            matches!(over, ForkListOver::List(_)) && stays_on(workflow, steps, agent)
+            matches!(over, ForkListOver::List(_) | ForkListOver::ListWith { .. })
+                && stays_on(workflow, steps, agent)
         }
         Instruction::Retry { steps, .. }
         | Instruction::Cycle { steps, .. }

@@ -1,6 +1,6 @@
 //! The variables an expression sees while an order runs.
 
-use super::state::{Frame, Order};
+use super::state::{Frame, Order, Outcome, RETURN_CODE, TIMED_OUT, TIMED_OUT_RETURN_CODE};
 use crate::expr::{self, Expr, Scope, Template};
 use crate::position::{BlockKey, Position};
 use crate::value::{Value, Vars};
@@ -35,6 +35,59 @@ impl Scope for OrderScope<'_> {
             "tryCount" => Some(Value::Number(f64::from(try_count(self.order)))),
             _ => None,
         }
+    }
+
+    /// The newest kept outcome at one of `positions` (the order keeps its last
+    /// [`super::state::OUTCOMES_MAX`]), and its value `key`: a returned value, or
+    /// `returnCode` of a failed job.
+    fn returned(&self, key: &str, positions: &[Position]) -> Option<Value> {
+        let kept = self
+            .order
+            .outcomes
+            .iter()
+            .rev()
+            .find(|h| positions.contains(&h.position))?;
+        outcome_value(&kept.outcome, key)
+    }
+
+    /// The variable as the order was given it: unless a kept outcome set it (a step replaced
+    /// the argument; the order keeps only the newest value, so there is none then).
+    fn argument(&self, key: &str) -> Option<Value> {
+        let replaced = self
+            .order
+            .outcomes
+            .iter()
+            .any(|h| outcome_value(&h.outcome, key).is_some());
+        if replaced {
+            None
+        } else {
+            self.order.vars.get(key).cloned()
+        }
+    }
+}
+
+/// The value `key` an outcome carries (and so set on its order).
+fn outcome_value(outcome: &Outcome, key: &str) -> Option<Value> {
+    match outcome {
+        Outcome::Succeeded { values } => values.get(key).cloned(),
+        Outcome::Completed {
+            values,
+            return_code,
+            ..
+        } => match (values.get(key), return_code) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(rc)) if key == RETURN_CODE => Some(Value::Number(f64::from(*rc))),
+            _ => None,
+        },
+        Outcome::Failed {
+            return_code: Some(rc),
+            ..
+        } if key == RETURN_CODE => Some(Value::Number(f64::from(*rc))),
+        Outcome::TimedOut if key == RETURN_CODE => {
+            Some(Value::Number(f64::from(TIMED_OUT_RETURN_CODE)))
+        }
+        Outcome::TimedOut if key == TIMED_OUT => Some(Value::Bool(true)),
+        _ => None,
     }
 }
 

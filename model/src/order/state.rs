@@ -528,6 +528,10 @@ pub(crate) fn fmt_vars(f: &mut fmt::Formatter<'_>, vars: &Vars) -> fmt::Result {
                 }
                 f.write_str("]")?;
             }
+            Value::Map(entries) => {
+                write!(f, "{k}: ")?;
+                fmt_vars(f, entries)?;
+            }
             other => write!(f, "{k}: {other}")?,
         }
     }

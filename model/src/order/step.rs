@@ -2,6 +2,7 @@
 
 use super::action::start_job;
 use super::event::{BoardEvent, ForkChild, KeyedEvent, OrderEvent};
+use super::forklist;
 use super::input::OrderLimits;
 use super::nav::{block_at, branch_level, instruction_at, stays_on};
 use super::options::OrderOptions;
@@ -1326,19 +1327,49 @@ impl Cx<'_> {
         var: &str,
         steps: &crate::inventory::Block,
     ) -> Vec<KeyedEvent> {
-        let items: Vec<(String, Value, Option<AgentId>)> = match over {
-            ForkListOver::List(expr) => {
+        let (list, child_to_id, child_to_arguments) = match over {
+            ForkListOver::List(expr) => (Some(expr), None, None),
+            ForkListOver::ListWith {
+                list,
+                child_to_id,
+                child_to_arguments,
+            } => (
+                Some(list),
+                child_to_id.as_ref(),
+                child_to_arguments.as_ref(),
+            ),
+            ForkListOver::Subagents(_) => (None, None, None),
+        };
+        let items: Vec<(String, Value, Option<AgentId>)> = match (over, list) {
+            (_, Some(expr)) => {
                 if let Side::Agent(a) = self.side
                     && !stays_on(self.workflow, steps, a)
                 {
                     return mine(o, vec![OrderEvent::Detachable]);
                 }
                 match eval_for(o, expr) {
-                    Ok(Value::List(items)) => items
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, v)| (i.to_string(), v, None))
-                        .collect(),
+                    Ok(Value::List(items)) if items.len() > FORK_CHILDREN_MAX => {
+                        return self.fail(o, too_many_children(items.len()));
+                    }
+                    Ok(Value::List(items)) => {
+                        let children =
+                            forklist::list_children(o, items, var, child_to_id, child_to_arguments);
+                        return match children {
+                            Ok(children) => self.fork(
+                                o,
+                                children
+                                    .into_iter()
+                                    .map(|c| ForkChild {
+                                        id: c.id,
+                                        branch: BlockKey::ForkList,
+                                        vars: c.vars,
+                                        subagent: None,
+                                    })
+                                    .collect(),
+                            ),
+                            Err(problem) => self.disrupt(o, format!("fork-list: {problem}")),
+                        };
+                    }
                     Ok(other) => {
                         return self.disrupt(
                             o,
@@ -1348,7 +1379,7 @@ impl Cx<'_> {
                     Err(e) => return self.disrupt(o, format!("fork-list: {e}")),
                 }
             }
-            ForkListOver::Subagents(agent) => {
+            (ForkListOver::Subagents(agent), None) => {
                 if !self.controller {
                     return mine(o, vec![OrderEvent::Detachable]);
                 }
@@ -1364,18 +1395,13 @@ impl Cx<'_> {
                     .map(|id| (id.to_string(), Value::String(id.to_string()), Some(id)))
                     .collect()
             }
+            (_, None) => Vec::new(),
         };
         if items.len() > FORK_CHILDREN_MAX {
-            return self.fail(
-                o,
-                format!(
-                    "fork-list over {} elements; at most {FORK_CHILDREN_MAX} are allowed",
-                    items.len()
-                ),
-            );
+            return self.fail(o, too_many_children(items.len()));
         }
         let mut children = Vec::with_capacity(items.len());
-        for (name, value, subagent) in items {
+        for (index, (name, value, subagent)) in items.into_iter().enumerate() {
             let Ok(id) = o.id.child(&name) else {
                 return self.fail(
                     o,
@@ -1384,6 +1410,10 @@ impl Cx<'_> {
             };
             let mut vars = o.vars.clone();
             vars.insert(var.to_owned(), value);
+            vars.insert(
+                forklist::FORK_LIST_INDEX.to_owned(),
+                Value::Number(index as f64),
+            );
             children.push(ForkChild {
                 id,
                 branch: BlockKey::ForkList,
@@ -1397,10 +1427,14 @@ impl Cx<'_> {
     fn join(&self, o: &Order, children: &[OrderId]) -> Vec<KeyedEvent> {
         let mut failed = Vec::new();
         let mut merged = Vars::new();
-        let skip = match instruction_at(&self.workflow.steps, &o.position) {
-            Some(Instruction::ForkList { var, .. }) => Some(var.as_str()),
-            _ => None,
+        let (skip, results) = match instruction_at(&self.workflow.steps, &o.position) {
+            Some(Instruction::ForkList { var, steps, .. }) => {
+                (Some(var.as_str()), forklist::result_names(steps))
+            }
+            _ => (None, Vec::new()),
         };
+        // A fork-list's results: one list per name, an element per child in order.
+        let mut lists: Vec<Vec<Value>> = vec![Vec::with_capacity(children.len()); results.len()];
         for id in children {
             let Some(child) = self.world.order(id) else {
                 if !self.controller {
@@ -1418,8 +1452,15 @@ impl Cx<'_> {
             }
             match &child.state {
                 OrderState::Ready if self.at_branch_end(o, child) => {
+                    for (list, name) in lists.iter_mut().zip(&results) {
+                        list.push(child.vars.get(*name).cloned().unwrap_or(Value::Missing));
+                    }
                     for (k, v) in &child.vars {
-                        if k != RETURN_CODE && Some(k.as_str()) != skip && o.vars.get(k) != Some(v)
+                        if k != RETURN_CODE
+                            && Some(k.as_str()) != skip
+                            && k != forklist::FORK_LIST_INDEX
+                            && !results.contains(&k.as_str())
+                            && o.vars.get(k) != Some(v)
                         {
                             merged.insert(k.clone(), v.clone());
                         }
@@ -1432,6 +1473,9 @@ impl Cx<'_> {
                 OrderState::Cancelled => failed.push(format!("{id} was cancelled")),
                 _ => return Vec::new(),
             }
+        }
+        for (name, list) in results.iter().zip(lists) {
+            merged.insert((*name).to_owned(), Value::List(list));
         }
         let outcome = if failed.is_empty() {
             Outcome::Succeeded { values: merged }
@@ -1529,4 +1573,9 @@ pub(crate) fn cancel_events(o: &Order) -> Vec<KeyedEvent> {
         .collect();
     events.push(KeyedEvent::order(&o.id, OrderEvent::Cancelled));
     events
+}
+
+/// The failure of a fork-list over more than [`FORK_CHILDREN_MAX`] elements.
+fn too_many_children(elements: usize) -> String {
+    format!("fork-list over {elements} elements; at most {FORK_CHILDREN_MAX} are allowed")
 }

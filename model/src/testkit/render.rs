@@ -209,11 +209,27 @@ fn instruction(i: &Instruction) -> Json {
             steps,
             join_if_failed,
         } => {
-            let over = match over {
-                ForkListOver::List(e) => Json::String(e.to_string()),
-                ForkListOver::Subagents(a) => json!({"subagentsOf": a.as_str()}),
+            let (over, child_to_id, child_to_arguments) = match over {
+                ForkListOver::List(e) => (Json::String(e.to_string()), None, None),
+                ForkListOver::Subagents(a) => (json!({"subagentsOf": a.as_str()}), None, None),
+                ForkListOver::ListWith {
+                    list,
+                    child_to_id,
+                    child_to_arguments,
+                } => (
+                    Json::String(list.to_string()),
+                    child_to_id.as_ref().map(|e| e.to_string()),
+                    child_to_arguments.as_ref().map(|e| e.to_string()),
+                ),
             };
-            json!({"forkList": over, "as": var, "do": block(steps), "joinIfFailed": join_if_failed})
+            let mut step = json!({"forkList": over, "as": var, "do": block(steps), "joinIfFailed": join_if_failed});
+            if let Some(e) = child_to_id {
+                step["childToId"] = Json::String(e);
+            }
+            if let Some(e) = child_to_arguments {
+                step["childToArguments"] = Json::String(e);
+            }
+            step
         }
         Instruction::Retry {
             max_tries,

@@ -11,9 +11,9 @@
 //!
 //! A file holds one or more YAML documents (separated by `---`). A document is one object or
 //! a list of objects. An object is a mapping recognised by its first key: `workflow:`,
-//! `agent:`, `lock:`, `board:`, `schedule:` or `calendar:` (a schedule also has `workflow:`
-//! and `calendar:` fields; when a mapping has several of these keys, the kind that knows most
-//! of its keys wins). Names (of workflows, jobs, agents, locks, boards, fork
+//! `agent:`, `lock:`, `board:`, `schedule:`, `calendar:` or `jobResource:` (a schedule also
+//! has `workflow:` and `calendar:` fields; when a mapping has several of these keys, the kind
+//! that knows most of its keys wins). Names (of workflows, jobs, agents, locks, boards, fork
 //! branches) are 1 to 100 bytes of letters, digits, `-`, `_` and `.`, starting with a letter
 //! or digit. Variable names (parameters, `args`, `env`, `as`) are letters, digits and `_`, not
 //! starting with a digit. Anchors, aliases and merge keys (`<<`) work as in YAML.
@@ -193,10 +193,12 @@
 
 mod cycle_schedule;
 mod diag;
+mod labels;
 mod node;
 mod objects;
 mod read;
 mod refs;
+mod resources;
 mod schedule;
 mod schema;
 mod spec;
@@ -428,6 +430,7 @@ fn check_files(
             complete &= document(&mut cx, doc, &mut r);
         }
     }
+    refs.resources.apply(&mut inventory, &mut diags);
     if let Some(deployed) = deployed {
         let mut removed = deployed.removed.clone();
         removed.extend(inventory.removed.clone());
@@ -466,7 +469,7 @@ struct Reading<'r> {
     zones: &'r dyn Zones,
 }
 
-/// `workflow:, agent:, lock:, board:, schedule: or calendar:`
+/// `workflow:, agent:, lock:, board:, schedule:, calendar: or jobResource:`
 fn heads() -> String {
     let words: Vec<String> = spec::OBJECTS
         .iter()
@@ -578,6 +581,7 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
             schedule::schedule(cx, &f, defs, refs, r.zones).map(|s| inventory.schedules.push(s))
         }
         "calendar" => schedule::calendar(cx, &f, defs, refs).map(|c| inventory.calendars.push(c)),
+        "jobResource" => refs.resources.read(cx, &f),
         "removed" => union::removed(cx, &f).map(|r| inventory.removed.extend(r)),
         _ => None,
     }

@@ -58,6 +58,8 @@ struct Ref {
 #[derive(Default)]
 pub(crate) struct Refs {
     list: Vec<Ref>,
+    /// Job resources and the jobs that name them, resolved once every file is read.
+    pub resources: super::resources::JobResources,
 }
 
 impl Refs {

@@ -217,10 +217,16 @@ fn variables(e: &Expr, out: &mut Vec<String>) {
         Expr::Literal(_) => {}
         Expr::Var(n) => out.push(n.clone()),
         Expr::List(items) | Expr::Call(_, items) => items.iter().for_each(|i| variables(i, out)),
-        Expr::Not(x) | Expr::Neg(x) => variables(x, out),
-        Expr::Binary(_, a, b) => {
+        Expr::Not(x) | Expr::Neg(x) | Expr::Field(x, _) => variables(x, out),
+        Expr::Binary(_, a, b) | Expr::Index(a, b) => {
             variables(a, out);
             variables(b, out);
+        }
+        Expr::Variable(v) => {
+            out.push(v.key.clone());
+            if let Some(d) = &v.default {
+                variables(d, out);
+            }
         }
     }
 }

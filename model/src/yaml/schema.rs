@@ -20,6 +20,24 @@ pub fn json_schema() -> Value {
     for o in &objs {
         defs.insert(o.id.to_owned(), object(o));
     }
+    // Any step may carry a label (`yaml::labels`), read apart from the instruction's fields.
+    for o in spec::INSTRUCTIONS.iter() {
+        if let Some(props) = defs
+            .get_mut(o.id)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            props.insert(
+                super::labels::LABEL.to_owned(),
+                json!({
+                    "description": "The step's label, unique in its workflow; `variable(key, label=…)` reads what the step returned.",
+                    "type": "string",
+                    "pattern": "^[A-Za-z][A-Za-z0-9._-]*$",
+                    "maxLength": crate::ids::NAME_BYTES_MAX,
+                }),
+            );
+        }
+    }
     defs.insert(
         "object".into(),
         json!({
@@ -153,6 +171,7 @@ fn collect_ty(ty: Ty, out: &mut Vec<&'static Obj>) {
         Ty::List(t) | Ty::OneOrList(t) => collect_ty(*t, out),
         Ty::Jobs => collect(&spec::JOB, out),
         Ty::Params => collect(&spec::PARAMETER, out),
+        Ty::Branches => collect(&spec::FORK_BRANCH, out),
         _ => {}
     }
 }
@@ -228,7 +247,9 @@ fn ty(t: Ty) -> Value {
         Ty::Branches => json!({
             "type": "object",
             "propertyNames": reference("branchName"),
-            "additionalProperties": reference("block"),
+            "additionalProperties": {
+                "oneOf": [ reference("block"), reference(spec::FORK_BRANCH.id) ],
+            },
             "minProperties": 1,
         }),
         Ty::Jobs => json!({

@@ -215,6 +215,30 @@ pub(crate) static JOB: Obj = Obj {
             },
             "How many processes of this job may run at once on one agent (default 1).",
         ),
+        opt(
+            "jobResources",
+            Ty::List(&Ty::Name),
+            "Job resources whose `env` and `args` the job takes, where it sets no value of the name itself (an earlier resource wins over a later one).",
+        ),
+    ],
+};
+
+pub(crate) static JOB_RESOURCE: Obj = Obj {
+    what: "job resource",
+    id: "jobResource",
+    doc: "Environment variables and arguments declared once, for the jobs that name it in `jobResources`.",
+    fields: &[
+        req("jobResource", Ty::Name, "The job resource's name."),
+        opt(
+            "env",
+            Ty::Env,
+            "Environment variables of the jobs; values are templates over order variables.",
+        ),
+        opt(
+            "args",
+            Ty::Vars,
+            "Default arguments of the jobs: order variables set for the job unless the order has them.",
+        ),
     ],
 };
 
@@ -497,8 +521,8 @@ pub(crate) static REMOVED_KINDS: Obj = Obj {
 };
 
 /// The objects a document may hold, each recognised by its first field.
-pub(crate) static OBJECTS: [&Obj; 7] = [
-    &WORKFLOW, &AGENT, &LOCK, &BOARD, &SCHEDULE, &CALENDAR, &REMOVED,
+pub(crate) static OBJECTS: [&Obj; 8] = [
+    &WORKFLOW, &AGENT, &LOCK, &BOARD, &SCHEDULE, &CALENDAR, &REMOVED, &JOB_RESOURCE,
 ];
 
 // ---- instructions --------------------------------------------------------------------------
@@ -584,6 +608,35 @@ pub(crate) static FORK_LIST: Obj = Obj {
             "joinIfFailed",
             Ty::Bool,
             "A failed child joins at once and fails the step (default false).",
+        ),
+        opt(
+            "childToId",
+            Ty::Expr,
+            "An expression giving each child's id suffix (`parent|<suffix>`), with `$<as>` and `$forkListIndex` set; default the index.",
+        ),
+        opt(
+            "childToArguments",
+            Ty::Expr,
+            "An expression giving a map of further variables for each child, with `$<as>` and `$forkListIndex` set.",
+        ),
+        opt(
+            "result",
+            Ty::Vars,
+            "Expressions evaluated in each child at its end, by name; at the join each name is a list on the parent, one element per child in order.",
+        ),
+    ],
+};
+
+pub(crate) static FORK_BRANCH: Obj = Obj {
+    what: "fork branch",
+    id: "forkBranch",
+    doc: "A fork branch with a result: its steps and the values it gives its parent.",
+    fields: &[
+        req("do", Ty::Block, "The branch's steps."),
+        opt(
+            "result",
+            Ty::Vars,
+            "Expressions evaluated in the child order at its end, by name; set on the parent at the join.",
         ),
     ],
 };

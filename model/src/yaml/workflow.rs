@@ -37,6 +37,8 @@ struct Wf<'r> {
     retry_catch: bool,
     /// The workflow's `timeZone` for scheduled cycles; `None` when it is not known.
     time_zone: Option<String>,
+    /// The steps' labels.
+    labels: super::labels::Labels,
 }
 
 /// Reads a workflow object (its fields already known to be those of [`spec::WORKFLOW`]).
@@ -68,6 +70,11 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
                 for e in entries.iter().take(cx.limits.jobs_per_workflow_max) {
                     let job_name = cx.name(e.key_node, "job name", JobName::new);
                     let job = job(cx, &e.key, e.value, refs);
+                    if let (Some(w), Some(n)) =
+                        (name_node.scalar(), cx_fields_get(e.value, "jobResources"))
+                    {
+                        jobs_ok &= refs.resources.uses(cx, &w.text, &e.key, n).is_some();
+                    }
                     job_keys.insert(e.key.clone());
                     if job_name.is_some() {
                         job_pos.insert(e.key.clone(), e.key_node.pos);
@@ -100,6 +107,7 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
         forks: 0,
         retry_catch: false,
         time_zone,
+        labels: Default::default(),
     };
     let steps = f.get("steps").and_then(|n| {
         let b = block(cx, &mut wf, n, "`steps`", false)?;
@@ -117,12 +125,15 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
             );
         }
     }
-    Some(Workflow {
+    let mut workflow = Workflow {
         name: name?,
         parameters: parameters?,
         jobs: if jobs_ok { jobs } else { return None },
         steps: steps?,
-    })
+    };
+    let sources: Vec<&Node> = ["steps", "jobs"].iter().filter_map(|k| f.get(k)).collect();
+    wf.labels.resolve(cx, &mut workflow, &sources);
+    Some(workflow)
 }
 
 /// A workflow's settings beside its definition ([`crate::order::options`]).
@@ -229,6 +240,18 @@ fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<Job>
         restartable: restartable?,
         parallelism: parallelism?,
     })
+}
+
+/// The value of field `name` of a mapping node, read leniently (the mapping's own reader
+/// reports what is wrong with it).
+fn cx_fields_get<'n>(node: &'n Node, name: &str) -> Option<&'n Node> {
+    let Kind::Map(entries) = &node.kind else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| k.scalar().is_some_and(|s| s.text == name))
+        .map(|(_, v)| v)
 }
 
 /// `Some(default)` when the field is absent, else what `read` makes of it.
@@ -423,6 +446,8 @@ fn step(
     node: &Node,
     in_cycle: bool,
 ) -> (Option<Instruction>, Flow) {
+    let unlabelled = wf.labels.take(cx, node, wf.steps);
+    let node = unlabelled.as_ref().unwrap_or(node);
     let obj = match &node.kind {
         Kind::Scalar(s) => {
             return match s.text.as_str() {
@@ -762,7 +787,10 @@ fn fork(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction>
         // A branch is a child order: a `break` inside cannot leave a cycle outside.
         wf.forks += 1;
         let outer_catch = std::mem::replace(&mut wf.retry_catch, false);
-        let steps = block(cx, wf, e.value, &format!("branch `{}`", e.key), false);
+        let steps = match &e.value.kind {
+            Kind::Map(_) => fork_branch(cx, wf, &e.key, e.value),
+            _ => block(cx, wf, e.value, &format!("branch `{}`", e.key), false),
+        };
         wf.retry_catch = outer_catch;
         wf.forks -= 1;
         match (id, steps) {
@@ -777,6 +805,47 @@ fn fork(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction>
         branches,
         join_if_failed: join?,
     })
+}
+
+/// A fork branch written `{ do: [...], result: {...} }`: its steps, closed by the step
+/// its `result` stands for.
+fn fork_branch(cx: &mut Cx<'_>, wf: &mut Wf<'_>, name: &str, node: &Node) -> Option<Block> {
+    let label = format!("branch `{name}`");
+    let bf = cx.fields_in(node, &spec::FORK_BRANCH, &label)?;
+    let steps = bf.get("do").and_then(|n| block(cx, wf, n, &label, false));
+    let result = opt_or(bf.get("result"), BTreeMap::new(), |n| results(cx, n));
+    with_results(wf, steps?, result?)
+}
+
+/// A `result:` mapping: variable names to expressions.
+fn results(cx: &mut Cx<'_>, node: &Node) -> Option<BTreeMap<String, crate::expr::Expr>> {
+    let entries = cx.entries(node, "`result`")?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for e in entries {
+        ok &= cx.var_name(&e.key, e.key_node.pos, "variable name");
+        match cx.expr(e.value, &format!("`result.{}`", e.key)) {
+            Some(x) => {
+                out.insert(e.key, x);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `steps` closed by the `finish` with values that a non-empty `result:` stands for
+/// (`order::forklist`); counted as a step read, so that labels keep their positions.
+fn with_results(
+    wf: &mut Wf<'_>,
+    mut steps: Block,
+    result: BTreeMap<String, crate::expr::Expr>,
+) -> Option<Block> {
+    if !result.is_empty() {
+        wf.steps += 1;
+        steps.push(crate::order::forklist::result_step(result));
+    }
+    Some(steps)
 }
 
 fn fork_list(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruction> {
@@ -797,9 +866,40 @@ fn fork_list(cx: &mut Cx<'_>, wf: &mut Wf<'_>, f: &Fields<'_>) -> Option<Instruc
     wf.forks += 1;
     let outer_catch = std::mem::replace(&mut wf.retry_catch, false);
     let steps = f.get("do").and_then(|n| block(cx, wf, n, "`do`", false));
+    let result = opt_or(f.get("result"), BTreeMap::new(), |n| results(cx, n));
+    let steps = match (steps, result) {
+        (Some(s), Some(r)) => with_results(wf, s, r),
+        _ => None,
+    };
     wf.retry_catch = outer_catch;
     wf.forks -= 1;
     let join = join_if_failed(cx, f);
+    let child_to_id = opt_or(f.get("childToId"), None, |n| {
+        cx.expr(n, "`childToId`").map(Some)
+    });
+    let child_to_arguments = opt_or(f.get("childToArguments"), None, |n| {
+        cx.expr(n, "`childToArguments`").map(Some)
+    });
+    let over = match (over, child_to_id?, child_to_arguments?) {
+        (Some(ForkListOver::List(list)), child_to_id, child_to_arguments)
+            if child_to_id.is_some() || child_to_arguments.is_some() =>
+        {
+            Some(ForkListOver::ListWith {
+                list,
+                child_to_id,
+                child_to_arguments,
+            })
+        }
+        (Some(ForkListOver::Subagents(_)), Some(_), _)
+        | (Some(ForkListOver::Subagents(_)), _, Some(_)) => {
+            cx.err(
+                f.pos,
+                "`childToId` and `childToArguments` go with a list; a fork-list over subagents names each child by its subagent",
+            );
+            None
+        }
+        (over, _, _) => over,
+    };
     Some(Instruction::ForkList {
         over: over?,
         var: var?,

@@ -9,9 +9,11 @@
 //! cmp     := add ( ( "==" | "!=" | "<" | "<=" | ">" | ">=" | "in" ) add )?
 //! add     := mul ( ( "+" | "-" | "++" ) mul )*
 //! mul     := unary ( ( "*" | "/" ) unary )*
-//! unary   := "!" unary | "-" unary | primary
+//! unary   := "!" unary | "-" unary | postfix
+//! postfix := primary ( "[" expr "]" | "." name )*
 //! primary := number | string | "true" | "false" | variable
 //!          | "(" expr ")" | "[" ( expr ( "," expr )* )? "]" | function "(" args ")"
+//!          | ( "variable" | "argument" ) "(" key ( "," name "=" value )* ")"
 //! ```
 //!
 //! - Variables are `$name` or `${name}`; a name is letters, digits and `_`, with `.` allowed
@@ -22,8 +24,21 @@
 //! - Strings are in `'...'` or `"..."`, with the escapes `\\ \" \' \n \t \$`. They are never
 //!   interpolated.
 //! - Comparisons do not chain: `a < b < c` is an error; write parentheses.
-//! - Functions: `toNumber(x)`, `toString(x)`, `toBoolean(x)`, `matches(s, regex)`, `length(x)`,
-//!   `contains(list_or_string, x)`, `default(x, fallback)`.
+//! - Functions ([`functions`]): `toNumber(x)`, `toString(x)`, `toBoolean(x)`,
+//!   `matches(s, regex)`, `length(x)` and `size(x)` (characters of a string, elements of a
+//!   list, entries of a map), `contains(list_or_map_or_string, x)`, `default(x, fallback)`,
+//!   `substring(s, begin[, end])` (characters `begin` up to, not including, `end`; JS7's
+//!   `substring`), `replaceAll(s, regex, replacement)` (`$1`, `${name}` name groups),
+//!   `min(list)`/`max(list)` or `min(a, b, ...)`/`max(a, b, ...)` over numbers or strings.
+//! - Lists and maps are read inside ([`access`]): `$x.key`, `$x[0]`, `$x["key"]`,
+//!   `$x.a[1].b`, `$list[-1]` (the last element). A key or index that is not there gives no
+//!   value: the error "$x has no key \"a\"" where a value is needed (an order is Disrupted
+//!   with it), or the fallback of `default`.
+//! - `variable("key", label=L)`: the value named `key` that the last outcome kept at the step
+//!   labelled `L` carried (a job's return value); `variable("key", job=J)`: the same for the
+//!   last run of job `J`; `variable("key")` is `$key`; `argument("key")`: the order's argument
+//!   as it was given. Each takes `default=value` for when there is no value. Labels and jobs
+//!   are bare names (`label=step-a`) or strings.
 //! - A source holds at most [`EXPR_BYTES_MAX`] bytes and nests at most [`EXPR_DEPTH_MAX`] levels
 //!   (parentheses, lists, calls, unary operators and the height of the syntax tree all count).
 //!
@@ -59,9 +74,15 @@
 //! expression and nothing else, rendering keeps the value's type; otherwise the values' text is
 //! joined; a variable that is not set is an error there too.
 
+use crate::position::Position;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub mod access;
+pub mod functions;
+
+pub use access::{VarFrom, VarRef};
 
 /// The most bytes an expression source may hold.
 pub const EXPR_BYTES_MAX: usize = 4096;
@@ -85,6 +106,14 @@ pub enum Expr {
     Call(Func, Vec<Expr>),
     /// The unary minus `-x`.
     Neg(Box<Expr>),
+    // New variants go at the end: workflows, and so expressions, are journaled (postcard).
+    /// `base.key`: an entry of a map read after an index or a parenthesis (`$x[0].name`);
+    /// `$x.name` alone is the dotted variable [`Expr::Var`], read the same way.
+    Field(Box<Expr>, String),
+    /// `base[index]`: an element of a list or an entry of a map.
+    Index(Box<Expr>, Box<Expr>),
+    /// `variable(...)` or `argument(...)`.
+    Variable(Box<VarRef>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +146,12 @@ pub enum Func {
     Contains,
     /// `default($x, v)`: `$x`, or `v` when `$x` is missing.
     Default,
+    // New variants go at the end (see `Expr`).
+    Substring,
+    ReplaceAll,
+    Size,
+    Min,
+    Max,
 }
 
 /// A text with `$name` and `${expression}` parts; `$$` is a literal `$`. When a template is a
@@ -140,13 +175,45 @@ impl Expr {
             Expr::Literal(_) => false,
             Expr::Var(_) => true,
             Expr::List(items) | Expr::Call(_, items) => items.iter().any(Expr::uses_variables),
-            Expr::Not(e) | Expr::Neg(e) => e.uses_variables(),
-            Expr::Binary(_, a, b) => a.uses_variables() || b.uses_variables(),
+            Expr::Not(e) | Expr::Neg(e) | Expr::Field(e, _) => e.uses_variables(),
+            Expr::Binary(_, a, b) | Expr::Index(a, b) => a.uses_variables() || b.uses_variables(),
+            Expr::Variable(_) => true,
+        }
+    }
+}
+
+impl Expr {
+    /// The expressions directly inside this one, to change them (e.g. to fill in the
+    /// positions of `variable(..., label=…)` once a workflow is read).
+    pub fn children_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            Expr::Literal(_) | Expr::Var(_) => Vec::new(),
+            Expr::List(items) | Expr::Call(_, items) => items.iter_mut().collect(),
+            Expr::Not(e) | Expr::Neg(e) | Expr::Field(e, _) => vec![&mut **e],
+            Expr::Binary(_, a, b) | Expr::Index(a, b) => vec![&mut **a, &mut **b],
+            Expr::Variable(v) => v.default.iter_mut().collect(),
+        }
+    }
+
+    /// Calls `f` on this expression and every one inside it, outermost first.
+    pub fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Expr)) {
+        f(self);
+        for child in self.children_mut() {
+            child.visit_mut(f);
         }
     }
 }
 
 impl Template {
+    /// Calls `f` on every expression of the template and every one inside them.
+    pub fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Expr)) {
+        for part in &mut self.parts {
+            if let TemplatePart::Expr(e) = part {
+                e.visit_mut(f);
+            }
+        }
+    }
+
     /// Whether any part of the template reads a variable; one that does not is a constant
     /// written by the workflow's author.
     pub fn uses_variables(&self) -> bool {
@@ -174,6 +241,17 @@ pub struct EvalError(pub String);
 pub trait Scope {
     /// The variable's value, or `None` when it is not set.
     fn get(&self, name: &str) -> Option<Value>;
+
+    /// The value named `key` of the newest outcome kept at one of `positions`
+    /// (`variable(key, label=…)`, `variable(key, job=…)`); `None` without one.
+    fn returned(&self, _key: &str, _positions: &[Position]) -> Option<Value> {
+        None
+    }
+
+    /// The order's argument `key` as it was given (`argument(key)`); `None` without one.
+    fn argument(&self, key: &str) -> Option<Value> {
+        self.get(key)
+    }
 }
 
 impl Scope for crate::value::Vars {
@@ -216,45 +294,6 @@ impl BinaryOp {
             | BinaryOp::In => PREC_CMP,
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Concat => PREC_ADD,
             BinaryOp::Mul | BinaryOp::Div => PREC_MUL,
-        }
-    }
-}
-
-impl Func {
-    /// Every function, in the order error messages list them.
-    pub const ALL: [Func; 7] = [
-        Func::ToNumber,
-        Func::ToString,
-        Func::ToBoolean,
-        Func::Matches,
-        Func::Length,
-        Func::Contains,
-        Func::Default,
-    ];
-
-    /// The function's name as written in an expression.
-    pub fn name(self) -> &'static str {
-        match self {
-            Func::ToNumber => "toNumber",
-            Func::ToString => "toString",
-            Func::ToBoolean => "toBoolean",
-            Func::Matches => "matches",
-            Func::Length => "length",
-            Func::Contains => "contains",
-            Func::Default => "default",
-        }
-    }
-
-    /// The function called `name`, if there is one.
-    pub fn from_name(name: &str) -> Option<Func> {
-        Func::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    /// How many arguments the function takes.
-    pub fn arity(self) -> usize {
-        match self {
-            Func::ToNumber | Func::ToString | Func::ToBoolean | Func::Length => 1,
-            Func::Matches | Func::Contains | Func::Default => 2,
         }
     }
 }
@@ -320,9 +359,9 @@ fn err(offset: usize, message: impl Into<String>) -> ExprError {
     }
 }
 
-const PUNCTS: [&str; 19] = [
+const PUNCTS: [&str; 20] = [
     "==", "!=", "<=", ">=", "&&", "||", "++", "<", ">", "!", "+", "-", "*", "/", "(", ")", "[",
-    "]", ",",
+    "]", ",", ".",
 ];
 
 struct Parser<'a> {
@@ -621,7 +660,7 @@ impl<'a> Parser<'a> {
         let neg = match self.peek()? {
             Tok::Punct("!") => false,
             Tok::Punct("-") => true,
-            _ => return self.primary(),
+            _ => return self.postfix(),
         };
         self.next()?;
         if neg && let Tok::Num(n) = *self.peek()? {
@@ -638,6 +677,49 @@ impl<'a> Parser<'a> {
             Expr::Not(Box::new(inner.expr))
         };
         Node::new(expr, inner.height + 1, offset)
+    }
+
+    /// A primary followed by `[index]` and `.key` reads.
+    fn postfix(&mut self) -> Result<Node, ExprError> {
+        let mut node = self.primary()?;
+        loop {
+            let offset = self.peek_start()?;
+            if self.eat("[")? {
+                let index = self.expr()?;
+                if !self.eat("]")? {
+                    let at = self.peek_start()?;
+                    let found = self.peek()?.describe();
+                    return Err(err(
+                        at,
+                        format!("expected ']' to close the '[' at offset {offset}, found {found}"),
+                    ));
+                }
+                let height = node.height.max(index.height) + 1;
+                node = Node::new(
+                    Expr::Index(Box::new(node.expr), Box::new(index.expr)),
+                    height,
+                    offset,
+                )?;
+            } else if self.eat(".")? {
+                let (tok, _) = self.next()?;
+                let Tok::Word(key) = tok else {
+                    return Err(err(
+                        offset,
+                        format!(
+                            "expected a key after '.', found {} (write [\"key\"] for other keys)",
+                            tok.describe()
+                        ),
+                    ));
+                };
+                node = Node::new(
+                    Expr::Field(Box::new(node.expr), key),
+                    node.height + 1,
+                    offset,
+                )?;
+            } else {
+                return Ok(node);
+            }
+        }
     }
 
     fn primary(&mut self) -> Result<Node, ExprError> {
@@ -702,6 +784,9 @@ impl<'a> Parser<'a> {
                 ),
             ));
         }
+        if word == "variable" || word == "argument" {
+            return self.variable(word == "argument", start);
+        }
         let Some(func) = Func::from_name(&word) else {
             let known: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
             return Err(err(
@@ -734,25 +819,211 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        if args.len() != func.arity() {
-            let n = func.arity();
+        let (least, most) = func.arity();
+        if args.len() < least || args.len() > most {
+            let n = if least == most {
+                least.to_string()
+            } else if most == least + 1 {
+                format!("{least} or {most}")
+            } else {
+                format!("{least} to {most}")
+            };
             return Err(err(
                 start,
                 format!(
                     "{} takes {n} argument{}, got {}",
                     func.name(),
-                    if n == 1 { "" } else { "s" },
+                    if most == 1 { "" } else { "s" },
                     args.len()
                 ),
             ));
         }
-        if func == Func::Matches
-            && let Some((Expr::Literal(Value::String(pattern)), at)) = args.get(1)
-        {
+        let literal_regex = match func {
+            Func::Matches | Func::ReplaceAll => args.get(1),
+            _ => None,
+        };
+        if let Some((Expr::Literal(Value::String(pattern)), at)) = literal_regex {
             compile_regex(pattern).map_err(|e| err(*at, e.0))?;
         }
         let args = args.into_iter().map(|(a, _)| a).collect();
         Node::new(Expr::Call(func, args), height + 1, start)
+    }
+}
+
+impl Parser<'_> {
+    /// Whether `=` (not `==`) follows the peeked token; consumes the token and the `=` then.
+    fn eat_named(&mut self) -> Result<Option<(String, usize)>, ExprError> {
+        let Tok::Word(word) = self.peek()?.clone() else {
+            return Ok(None);
+        };
+        let at = self.peek_start()?;
+        let rest = self.src[self.pos..].trim_start_matches([' ', '\t', '\n', '\r']);
+        if !rest.starts_with('=') || rest.starts_with("==") {
+            return Ok(None);
+        }
+        self.next()?;
+        self.pos = self.src.len() - rest.len() + 1;
+        Ok(Some((word, at)))
+    }
+
+    /// A label or job name after `label=` or `job=`: a string, or a bare name that may hold
+    /// `-` and `.` (`step-a`).
+    fn bare_or_string(&mut self, what: &str) -> Result<String, ExprError> {
+        debug_assert!(self.peeked.is_none());
+        self.skip_space();
+        let bytes = self.src.as_bytes();
+        let start = self.pos;
+        if matches!(bytes.get(start), Some(b'"' | b'\'')) {
+            return match self.next()? {
+                (Tok::Str(s), _) => Ok(s),
+                (other, at) => Err(err(
+                    at,
+                    format!("expected a {what}, found {}", other.describe()),
+                )),
+            };
+        }
+        let mut end = start;
+        while end < bytes.len()
+            && (bytes[end].is_ascii_alphanumeric() || matches!(bytes[end], b'-' | b'_' | b'.'))
+        {
+            end += 1;
+        }
+        let name = &self.src[start..end];
+        if !access::is_bare_name(name) {
+            return Err(err(
+                start,
+                format!("expected a {what}: a name (letters, digits, '-', '_', '.') or a string"),
+            ));
+        }
+        self.pos = end;
+        Ok(name.to_owned())
+    }
+
+    /// `variable(key, label=L | job=J, default=value)` or `argument(key, default=value)`,
+    /// after its word; the key is a string (or `key="..."`).
+    fn variable(&mut self, argument: bool, start: usize) -> Result<Node, ExprError> {
+        let what = if argument { "argument" } else { "variable" };
+        self.next()?;
+        let mut key: Option<String> = None;
+        let mut from = if argument {
+            VarFrom::Argument
+        } else {
+            VarFrom::Order
+        };
+        let mut default: Option<Node> = None;
+        let mut index = 0usize;
+        loop {
+            if index > 0 || !matches!(self.peek()?, Tok::Punct(")")) {
+                let at = self.peek_start()?;
+                match self.eat_named()? {
+                    None if index == 0 => match self.next()? {
+                        (Tok::Str(k), _) => key = Some(k),
+                        (other, at) => {
+                            return Err(err(
+                                at,
+                                format!(
+                                    "{what}(...) takes the variable's name as a string first, found {}",
+                                    other.describe()
+                                ),
+                            ));
+                        }
+                    },
+                    None => {
+                        return Err(err(
+                            at,
+                            format!(
+                                "{what}(...) takes its further arguments by name: {}default=...",
+                                if argument { "" } else { "label=..., job=..., " }
+                            ),
+                        ));
+                    }
+                    Some((name, at)) => {
+                        let again = |set: bool| {
+                            if set {
+                                Err(err(at, format!("{what}(...) has {name}= twice")))
+                            } else {
+                                Ok(())
+                            }
+                        };
+                        match name.as_str() {
+                            "key" => {
+                                again(key.is_some())?;
+                                match self.next()? {
+                                    (Tok::Str(k), _) => key = Some(k),
+                                    (other, at) => {
+                                        return Err(err(
+                                            at,
+                                            format!(
+                                                "key= takes a string, found {}",
+                                                other.describe()
+                                            ),
+                                        ));
+                                    }
+                                }
+                            }
+                            "default" => {
+                                again(default.is_some())?;
+                                default = Some(self.expr()?);
+                            }
+                            "label" | "job" if !argument => {
+                                if !matches!(from, VarFrom::Order) {
+                                    return Err(err(
+                                        at,
+                                        "variable(...) takes one of label= and job=, once",
+                                    ));
+                                }
+                                let value = self.bare_or_string(&name)?;
+                                from = if name == "label" {
+                                    VarFrom::Label {
+                                        label: value,
+                                        positions: Vec::new(),
+                                    }
+                                } else {
+                                    VarFrom::Job {
+                                        job: value,
+                                        positions: Vec::new(),
+                                    }
+                                };
+                            }
+                            other => {
+                                return Err(err(
+                                    at,
+                                    format!(
+                                        "{what}(...) has no argument {other}=; it takes {}default=",
+                                        if argument { "" } else { "label=, job=, " }
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            index += 1;
+            if self.eat(")")? {
+                break;
+            }
+            if !self.eat(",")? {
+                let at = self.peek_start()?;
+                let found = self.peek()?.describe();
+                return Err(err(
+                    at,
+                    format!("expected ',' or ')' in {what}(...), found {found}"),
+                ));
+            }
+        }
+        let Some(key) = key else {
+            return Err(err(
+                start,
+                format!("{what}(...) needs the variable's name, e.g. {what}(\"name\")"),
+            ));
+        };
+        let height = default.as_ref().map_or(0, |d| d.height) + 1;
+        let var = VarRef {
+            key,
+            from,
+            default: default.map(|d| d.expr),
+        };
+        Node::new(Expr::Variable(Box::new(var)), height, start)
     }
 }
 
@@ -896,7 +1167,7 @@ fn template_braces(src: &str, at: usize) -> Result<(Expr, usize), ExprError> {
         while j < bytes.len() && matches!(bytes[j], b' ' | b'\t') {
             j += 1;
         }
-        if bytes.get(j) == Some(&b'}') && name != "true" && name != "false" {
+        if bytes.get(j) == Some(&b'}') && braces_name_is_var(name) {
             return Ok((Expr::Var(name.to_owned()), j + 1));
         }
     }
@@ -921,14 +1192,21 @@ fn template_braces(src: &str, at: usize) -> Result<(Expr, usize), ExprError> {
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
-fn eval_err(message: impl Into<String>) -> EvalError {
+pub(crate) fn eval_err(message: impl Into<String>) -> EvalError {
     EvalError(message.into())
 }
 
 /// The error for a value that is `Missing` where a value is needed.
-fn not_set(expr: &Expr) -> EvalError {
+fn not_set(expr: &Expr, scope: &dyn Scope) -> EvalError {
+    if let Some(why) = access::missing(expr, scope) {
+        return eval_err(why);
+    }
     match expr {
-        Expr::Var(name) => eval_err(format!("variable ${name} is not set")),
+        Expr::Var(name) => {
+            let root = name.split('.').next().unwrap_or(name);
+            eval_err(format!("variable ${root} is not set"))
+        }
+        Expr::Variable(var) => eval_err(access::var_not_set(var)),
         other => eval_err(format!("{other} has no value")),
     }
 }
@@ -936,8 +1214,19 @@ fn not_set(expr: &Expr) -> EvalError {
 /// Evaluates `expr` and fails when its value is `Missing`.
 fn eval_set(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
     match eval(expr, scope)? {
-        Value::Missing => Err(not_set(expr)),
+        Value::Missing => Err(not_set(expr, scope)),
         v => Ok(v),
+    }
+}
+
+/// A text cut to its first characters, for an error message.
+fn shorten(text: &str) -> String {
+    const SHOWN_CHARS_MAX: usize = 40;
+    if text.chars().count() > SHOWN_CHARS_MAX {
+        let cut: String = text.chars().take(SHOWN_CHARS_MAX).collect();
+        format!("{cut}...")
+    } else {
+        text.to_owned()
     }
 }
 
@@ -999,7 +1288,7 @@ fn number_result(n: f64, op: BinaryOp) -> Result<Value, EvalError> {
 pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
     match expr {
         Expr::Literal(v) => Ok(v.clone()),
-        Expr::Var(name) => Ok(scope.get(name).unwrap_or(Value::Missing)),
+        Expr::Var(name) => access::var(scope, name),
         Expr::List(items) => items
             .iter()
             .map(|e| eval_set(e, scope))
@@ -1011,7 +1300,20 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
             v => Err(eval_err(format!("'-' needs a number, got {}", shown(&v)))),
         },
         Expr::Binary(op, left, right) => eval_binary(*op, left, right, scope),
-        Expr::Call(func, args) => eval_call(*func, args, scope),
+        Expr::Call(func, args) => functions::eval_call(*func, args, scope),
+        Expr::Field(base, key) => access::field(eval_set(base, scope)?, key, &base.to_string()),
+        Expr::Index(base, index) => {
+            let value = eval_set(base, scope)?;
+            let index = eval_set(index, scope)?;
+            access::index(value, index, base)
+        }
+        Expr::Variable(var) => match access::lookup(var, scope) {
+            Value::Missing => match &var.default {
+                Some(d) => eval(d, scope),
+                None => Ok(Value::Missing),
+            },
+            v => Ok(v),
+        },
     }
 }
 
@@ -1101,107 +1403,6 @@ fn eval_binary(
     }
 }
 
-fn eval_call(func: Func, args: &[Expr], scope: &dyn Scope) -> Result<Value, EvalError> {
-    let name = func.name();
-    let [first, rest @ ..] = args else {
-        return Err(eval_err(format!("{name} called without arguments")));
-    };
-    let second = || {
-        rest.first()
-            .ok_or_else(|| eval_err(format!("{name} takes 2 arguments, got 1")))
-    };
-    match func {
-        Func::Default => match eval(first, scope)? {
-            Value::Missing => eval(second()?, scope),
-            v => Ok(v),
-        },
-        Func::ToNumber => match eval_set(first, scope)? {
-            Value::Number(n) => Ok(Value::Number(n)),
-            Value::Bool(b) => Ok(Value::Number(if b { 1.0 } else { 0.0 })),
-            Value::String(s) => match parse_number_text(&s) {
-                Some(n) => Ok(Value::Number(n)),
-                None => Err(eval_err(format!("toNumber: {s:?} is not a number"))),
-            },
-            v => Err(eval_err(format!(
-                "toNumber needs a string, number or boolean, got {}",
-                v.type_name()
-            ))),
-        },
-        Func::ToString => Ok(Value::String(eval_set(first, scope)?.to_string())),
-        Func::ToBoolean => match eval_set(first, scope)? {
-            Value::Bool(b) => Ok(Value::Bool(b)),
-            Value::String(s) if s.trim() == "true" => Ok(Value::Bool(true)),
-            Value::String(s) if s.trim() == "false" => Ok(Value::Bool(false)),
-            Value::String(s) => Err(eval_err(format!(
-                "toBoolean: {s:?} is neither \"true\" nor \"false\""
-            ))),
-            v => Err(eval_err(format!(
-                "toBoolean needs a string or boolean, got {}",
-                v.type_name()
-            ))),
-        },
-        Func::Length => match eval_set(first, scope)? {
-            Value::String(s) => Ok(Value::Number(s.chars().count() as f64)),
-            Value::List(items) => Ok(Value::Number(items.len() as f64)),
-            v => Err(eval_err(format!(
-                "length needs a string or list, got {}",
-                v.type_name()
-            ))),
-        },
-        Func::Matches => {
-            let text = match eval_set(first, scope)? {
-                Value::String(s) => s,
-                v => {
-                    return Err(eval_err(format!(
-                        "matches needs a string to search, got {} (use toString)",
-                        v.type_name()
-                    )));
-                }
-            };
-            let second = second()?;
-            let pattern = match eval_set(second, scope)? {
-                Value::String(s) => s,
-                v => {
-                    return Err(eval_err(format!(
-                        "matches needs a string as its regular expression, got {}",
-                        v.type_name()
-                    )));
-                }
-            };
-            Ok(Value::Bool(compile_regex(&pattern)?.is_match(&text)))
-        }
-        Func::Contains => {
-            let haystack = eval_set(first, scope)?;
-            let needle = eval_set(second()?, scope)?;
-            match (&haystack, &needle) {
-                (Value::List(items), _) => Ok(Value::Bool(items.contains(&needle))),
-                (Value::String(s), Value::String(n)) => Ok(Value::Bool(s.contains(n.as_str()))),
-                (Value::String(_), Value::Missing) => Err(not_set(&args[1])),
-                (Value::String(_), other) => Err(eval_err(format!(
-                    "contains on a string needs a string to look for, got {}",
-                    other.type_name()
-                ))),
-                (other, _) => Err(eval_err(format!(
-                    "contains needs a list or string, got {}",
-                    other.type_name()
-                ))),
-            }
-        }
-    }
-}
-
-/// Reads a decimal number from text (surrounding spaces allowed), refusing infinities and NaN.
-fn parse_number_text(s: &str) -> Option<f64> {
-    let t = s.trim();
-    // Rust also reads "inf" and "NaN", which are not numbers here.
-    if t.bytes()
-        .any(|c| c.is_ascii_alphabetic() && c != b'e' && c != b'E')
-    {
-        return None;
-    }
-    t.parse::<f64>().ok().filter(|n| n.is_finite())
-}
-
 /// Evaluates a template: a single expression keeps its type, anything else is a string.
 pub fn render(template: &Template, scope: &dyn Scope) -> Result<Value, EvalError> {
     match template.parts.as_slice() {
@@ -1254,7 +1455,7 @@ impl Expr {
     }
 }
 
-fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+pub(crate) fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_str("\"")?;
     for c in s.chars() {
         match c {
@@ -1287,6 +1488,19 @@ fn write_value(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
             }
             f.write_str("]")
         }
+        // No syntax gives a map (maps come from outside); printed as JSON-like text.
+        Value::Map(entries) => {
+            f.write_str("{")?;
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write_string(f, k)?;
+                f.write_str(": ")?;
+                write_value(f, v)?;
+            }
+            f.write_str("}")
+        }
     }
 }
 
@@ -1313,10 +1527,12 @@ impl fmt::Display for Expr {
             }
             Expr::Neg(inner) => {
                 f.write_str("-")?;
-                // `-3` would read back as the literal −3, so a number is put in parentheses.
-                match **inner {
-                    Expr::Literal(Value::Number(_)) => inner.fmt_prec(f, PREC_ATOM + 1),
-                    _ => inner.fmt_prec(f, PREC_UNARY),
+                // `-3` would read back as the literal −3 (and `-3[0]` as that literal and
+                // `[0]`), so an expression that starts with a number is put in parentheses.
+                if starts_with_number(inner) {
+                    inner.fmt_prec(f, PREC_ATOM + 1)
+                } else {
+                    inner.fmt_prec(f, PREC_UNARY)
                 }
             }
             Expr::Binary(op, left, right) => {
@@ -1337,8 +1553,40 @@ impl fmt::Display for Expr {
                 }
                 f.write_str(")")
             }
+            // `$x.key` would read back as the dotted variable `x.key`: a variable base is
+            // written `${x}`.
+            Expr::Field(base, key) => {
+                match &**base {
+                    Expr::Var(name) => write!(f, "${{{name}}}")?,
+                    // `3.key` would read as a number with a bad fraction.
+                    Expr::Literal(Value::Number(_)) => base.fmt_prec(f, PREC_ATOM + 1)?,
+                    other => other.fmt_prec(f, PREC_ATOM)?,
+                }
+                write!(f, ".{key}")
+            }
+            Expr::Index(base, index) => {
+                base.fmt_prec(f, PREC_ATOM)?;
+                write!(f, "[{index}]")
+            }
+            Expr::Variable(var) => fmt::Display::fmt(var, f),
         }
     }
+}
+
+/// Whether the printed expression starts with a number literal.
+fn starts_with_number(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(Value::Number(_)) => true,
+        Expr::Index(base, _) | Expr::Field(base, _) => starts_with_number(base),
+        _ => false,
+    }
+}
+
+/// Whether `${name}` in a template reads the variable `name`: not when its first part is
+/// `true` or `false` (`${true}`, `${false.a}` are expressions).
+fn braces_name_is_var(name: &str) -> bool {
+    let first = name.split('.').next().unwrap_or(name);
+    first != "true" && first != "false"
 }
 
 /// Prints the template so that [`parse_template`] reads it back to the same template.
@@ -1350,8 +1598,7 @@ impl fmt::Display for Template {
                 TemplatePart::Expr(Expr::Var(name))
                     if is_plain_name(name)
                         && name.as_bytes()[0].is_ascii_alphabetic()
-                        && name != "true"
-                        && name != "false" =>
+                        && braces_name_is_var(name) =>
                 {
                     write!(f, "${{{name}}}")?
                 }
