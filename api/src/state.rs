@@ -9,7 +9,7 @@
 use crate::record::{Body, Stored};
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::{KeyedEvent, OrderEvent, Side, World, accepts_from_agent};
-use ordo_model::schedule::Plan;
+use ordo_model::schedule::{Plan, PlanEvent, Skip};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
@@ -143,6 +143,7 @@ impl State {
                     self.logs.remove(id);
                     self.terminated.remove(id);
                 }
+                OrderEvent::Missed { .. } => self.plan_missed(id),
                 _ => {
                     if let Some(o) = self.world.order(id)
                         && o.state.is_terminal()
@@ -153,6 +154,24 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// The instant of the planned order `id` was missed on its holder: the plan shows it as
+    /// skipped (missed), as if the planner had skipped it.
+    fn plan_missed(&mut self, id: &OrderId) {
+        let Some(o) = self.world.order(id) else {
+            return;
+        };
+        let (Some(p), Some(at)) = (ordo_model::order::missed::policy(o), o.scheduled_for) else {
+            return;
+        };
+        let event = PlanEvent::Skipped {
+            schedule: p.schedule.clone(),
+            at,
+            why: Skip::Missed,
+        };
+        // An instant the plan has forgotten (or a schedule gone) stays as it is.
+        let _ = self.plan.apply(&event);
     }
 
     /// Terminated orders whose retention ended at `now`.

@@ -128,3 +128,102 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
     assert_eq!(instants.len(), n, "no instant planned twice");
     Ok(())
 }
+
+/// A planned order handed to its agent ahead of time carries its schedule's `missed:` policy.
+/// With `skip`, an agent that was down at the instant and starts again more than `late_ms`
+/// after it does not run the order: it is cancelled, and the plan shows its instant as missed.
+#[tokio::test]
+async fn process_an_agent_back_after_a_planned_instant_does_not_run_it_with_skip() -> Result<()> {
+    let mut c = Cluster::new(&["a1"])?;
+    c.edit_controller(|f| {
+        f.plan.attach_ahead_ms = 10_000;
+        f.plan.late_ms = 1_000;
+    })?;
+    c.start_controller().await?;
+    c.start_agent("a1")?;
+    let out = tempfile::tempdir()?;
+    let ran_file = out.path().join("ran");
+    let workflow = format!(
+        "workflow: w\njobs:\n  job: {{ agent: a1, script: 'echo \"$ORDO_ORDER_ID\" >> {}' }}\nsteps:\n  - run: job\n",
+        ran_file.display()
+    );
+    let schedule = "schedule: s\nworkflow: w\ncron: \"*/2 * * * * *\"\nmissed: skip\n".to_owned();
+    c.deploy(&[
+        ("agent.yaml", c.agent_yaml("a1")?),
+        ("w.yaml", workflow),
+        ("s.yaml", schedule),
+    ])
+    .await?;
+
+    // Orders at least 3 s ahead, on the agent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ahead = loop {
+        let now = now_ms();
+        let ahead: Vec<Json> = c
+            .orders()
+            .await?
+            .into_iter()
+            .filter(|o| {
+                o["state"] == "fresh"
+                    && o["holder"]["type"] == "agent"
+                    && o["scheduledFor"].as_i64().is_some_and(|t| t > now + 3000)
+            })
+            .collect();
+        if ahead.len() >= 2 {
+            break ahead;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no planned orders on the agent ahead of time:\n{}",
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    c.agent("a1").expect("agent a1").stop();
+    let last = ahead
+        .iter()
+        .filter_map(|o| o["scheduledFor"].as_i64())
+        .max()
+        .unwrap_or_default();
+    let ids: Vec<String> = ahead
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+    // Down until every one of them is more than `late_ms` past its instant.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while now_ms() <= last + 1_500 {
+        if Instant::now() > deadline {
+            bail!("the clock did not pass {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.start_agent("a1")?;
+    let ended = c.wait_states(&ids, ENDED, Duration::from_secs(30)).await?;
+    for o in &ended {
+        assert_eq!(o["state"], "cancelled", "{o}");
+    }
+    let lines = ran(&ran_file);
+    assert!(
+        ids.iter().all(|id| !lines.contains(id)),
+        "{ids:?} must not run; ran {lines:?}"
+    );
+    let plan: Json = c.api.get_json(&c.url("/plan?schedule=s")).await?;
+    for id in &ids {
+        let entry = plan["entries"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["orderId"] == id.as_str()))
+            .unwrap_or_else(|| panic!("{id} is in the plan: {plan}"));
+        assert_eq!(entry["status"], "skipped", "{entry}");
+        assert_eq!(entry["why"], "missed", "{entry}");
+    }
+    // Later instants run as planned.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ran(&ran_file).iter().any(|l| l.contains("#s@")) {
+        if Instant::now() > deadline {
+            bail!("no later planned order ran:\n{}", c.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

@@ -6,9 +6,10 @@
 //! `skip_serializing_if`.
 
 use super::state::{Mark, Order, Outcome, fmt_vars};
-use crate::ids::{AgentId, BoardName, LockName, OrderId, VersionId, WorkflowName};
+use crate::ids::{AgentId, BoardName, LockName, OrderId, ScheduleName, VersionId, WorkflowName};
 use crate::inventory::{Agent, Board, Lock, Workflow};
 use crate::position::{BlockKey, Position};
+use crate::schedule::Missed;
 use crate::time::TimeMs;
 use crate::value::Vars;
 use serde::{Deserialize, Serialize};
@@ -209,6 +210,20 @@ pub enum OrderEvent {
         tries: u32,
         until: Option<TimeMs>,
     },
+    /// Controller: the order is the planned order of an instant of `schedule`; its `missed:`
+    /// policy and the plan's `late_ms` travel with it (a [`super::Frame::Planned`]), so that
+    /// whoever holds it at its instant applies the policy ([`super::missed`]).
+    PlannedBy {
+        schedule: ScheduleName,
+        missed: Missed,
+        late_ms: u64,
+    },
+    /// Its holder found the planned instant passed by `late_by_ms` (more than its `late_ms`)
+    /// and the policy says it does not run: the order is cancelled (an agent hands it back
+    /// first), and the plan shows the instant as missed.
+    Missed {
+        late_by_ms: u64,
+    },
 }
 
 /// A notice board's event.
@@ -274,6 +289,8 @@ impl OrderEvent {
             // position it stopped at.
             OrderEvent::FailedAt { .. } => "Failed",
             OrderEvent::TryAgain { .. } => "TryAgain",
+            OrderEvent::PlannedBy { .. } => "PlannedBy",
+            OrderEvent::Missed { .. } => "Missed",
         }
     }
 }
@@ -398,6 +415,16 @@ impl fmt::Display for OrderEvent {
                 Ok(())
             }
             OrderEvent::Finished { message: Some(m) } => write!(f, " {m:?}"),
+            OrderEvent::PlannedBy {
+                schedule,
+                missed,
+                late_ms,
+            } => write!(
+                f,
+                " {schedule} missed: {} late after {late_ms} ms",
+                missed.word()
+            ),
+            OrderEvent::Missed { late_by_ms } => write!(f, " by {late_by_ms} ms"),
             _ => Ok(()),
         }
     }

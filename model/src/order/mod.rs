@@ -102,6 +102,7 @@ pub mod action;
 pub mod command;
 pub mod event;
 pub mod input;
+pub mod missed;
 pub mod nav;
 pub mod queue;
 pub mod scope;

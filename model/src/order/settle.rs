@@ -267,6 +267,7 @@ pub fn accepts_from_agent(
                     matches!(&o.holder, Holder::Agent(a) | Holder::Detaching(a) if a == agent)
                 }
                 OrderEvent::Added { .. }
+                | OrderEvent::PlannedBy { .. }
                 | OrderEvent::Attachable { .. }
                 | OrderEvent::Marked { .. }
                 | OrderEvent::Removed => false,

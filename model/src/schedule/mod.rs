@@ -49,6 +49,7 @@
 pub mod calendar;
 pub mod cron;
 pub mod expand;
+pub mod explain;
 pub mod plan;
 mod zones;
 
