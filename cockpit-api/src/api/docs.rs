@@ -239,6 +239,16 @@ fn refine(doc: &mut Json) {
                         }
                         (Some("path"), Some("id")) => order_id_schema(true),
                         (Some("path"), Some("name" | "board")) => name_schema(),
+                        (Some("query"), Some("schedule")) => name_schema(),
+                        (Some("path" | "query"), Some("date" | "from" | "until"))
+                            if path.starts_with("/api/v1/plan") =>
+                        {
+                            json!({
+                                "type": "string",
+                                "format": "date",
+                                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                            })
+                        }
                         (Some("query"), Some("state")) => {
                             json!({"type": "string", "enum": STATE_NAMES})
                         }

@@ -648,7 +648,7 @@ fn backfill(
     now: TimeMs,
     out: &mut Vec<Body>,
 ) -> Result<(), CommandError> {
-    let bad = |m: String| CommandError::Plan(m);
+    let bad = CommandError::Plan;
     if until < from {
         return Err(bad(format!("--until {until} is before --from {from}")));
     }
@@ -695,9 +695,7 @@ fn backfill(
     let mut unplanned = Vec::new();
     let mut due = Vec::new();
     for f in fires.iter().map(PlannedFire::of) {
-        let added = f
-            .order_id(name)
-            .map_or(true, |id| state.world.order(&id).is_some());
+        let added = !matches!(f.order_id(name), Ok(id) if state.world.order(&id).is_none());
         match p.status(f.at) {
             Some(Status::Ordered) => continue,
             _ if added => continue,

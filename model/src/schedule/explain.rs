@@ -181,7 +181,7 @@ pub fn explain(
             }
             seen.push(fire.at);
             let fate = fate_of(p, fire.at);
-            reasons.extend(fate_reasons(p, &fate, fire.at));
+            reasons.extend(fate_reasons(p, &fate));
             instants.push(Explained {
                 wall,
                 rule: rule.clone(),
@@ -203,7 +203,7 @@ pub fn explain(
         };
         let mut reasons =
             vec!["planned by an earlier definition of the schedule (or its calendar)".to_owned()];
-        reasons.extend(fate_reasons(p, &fate, fire.at));
+        reasons.extend(fate_reasons(p, &fate));
         instants.push(Explained {
             wall: fire.fire().local().time(),
             rule: "earlier definition".to_owned(),
@@ -337,8 +337,7 @@ fn fate_of(p: &SchedulePlan, at: TimeMs) -> Fate {
     }
 }
 
-fn fate_reasons(p: &SchedulePlan, fate: &Fate, at: TimeMs) -> Vec<String> {
-    let _ = at;
+fn fate_reasons(p: &SchedulePlan, fate: &Fate) -> Vec<String> {
     let missed = p.schedule.missed.word();
     let why = match fate {
         Fate::Planned if p.paused => {
