@@ -49,7 +49,8 @@ enum Command {
     Certs(certs::Command),
     /// Check and deploy inventory YAML (files and folders); shows what changes.
     Deploy(deploy::Args),
-    /// The daily plan: preview when schedules fire (offline), show it, skip, pause, resume.
+    /// The daily plan: preview when schedules fire (offline), show it, skip, pause, resume, cancel a
+    /// day, backfill, explain.
     #[command(subcommand)]
     Plan(plan::Command),
     /// Add, steer or show one order.
