@@ -149,3 +149,113 @@ pub fn plan_view(state: &State, filter: &PlanFilter) -> PlanView {
         truncated,
     }
 }
+
+/// One wall time (or instant) of `GET /plan/explain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ExplainedView {
+    /// The wall time the definition names, `HH:MM:SS`.
+    pub wall: String,
+    /// The rule that names it: `cron <expr>`, `times`, `repeat`, `earlier definition`.
+    pub rule: String,
+    /// The instant it fires at (ms since the epoch), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
+    /// The instant in RFC 3339 with the schedule's UTC offset then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instant: Option<String>,
+    /// The id of its order (added or to be added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// `planned`, `ordered`, `skipped`, `not-planned-yet`, `not-in-plan`, `excluded`,
+    /// `no-instant`.
+    pub status: String,
+    /// Why it was skipped: `missed`, `cancelled`, `paused`, `replaced`, `refused: …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// The state of its order while the order is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_state: Option<String>,
+    /// Why, in words: a change of the UTC offset, the plan's decision.
+    pub reasons: Vec<String>,
+}
+
+/// `GET /plan/explain?schedule=&date=`: why each instant of a schedule's local date is in the
+/// plan or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ExplanationView {
+    pub schedule: String,
+    /// `YYYY-MM-DD`, in the schedule's time zone.
+    pub date: String,
+    pub time_zone: String,
+    /// About the whole day: a pause, the calendar, how far the plan reaches, `missed:`.
+    pub notes: Vec<String>,
+    /// By wall time, then instant.
+    pub instants: Vec<ExplainedView>,
+    /// More wall times than one answer holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// The explanation of `schedule` on its local `date` (`YYYY-MM-DD`) from the state's plan;
+/// `Err((not_found, message))`.
+pub fn explain_view(
+    state: &State,
+    schedule: &str,
+    date: &str,
+) -> Result<ExplanationView, (bool, String)> {
+    use ordo_model::schedule::explain::{Fate, explain};
+    let day = date
+        .parse::<ordo_model::schedule::plan::Date>()
+        .map_err(|e| (false, format!("bad date {date:?} (YYYY-MM-DD): {e}")))?;
+    let name = ordo_model::ids::ScheduleName::new(schedule)
+        .map_err(|e| (false, format!("schedule name {schedule:?} {e}")))?;
+    let e = explain(&state.plan, &name, day, &ordo_model::schedule::BundledZones).map_err(|e| {
+        let missing = matches!(
+            e,
+            ordo_model::schedule::explain::ExplainError::UnknownSchedule(_)
+        );
+        (missing, e.to_string())
+    })?;
+    let instants = e
+        .instants
+        .iter()
+        .map(|i| {
+            let order_id = i.fire.and_then(|f| f.order_id(&name).ok());
+            let order_state = order_id
+                .as_ref()
+                .and_then(|id| state.world.order(id))
+                .map(|o| o.state.name().to_owned());
+            ExplainedView {
+                wall: format!(
+                    "{:02}:{:02}:{:02}",
+                    i.wall.hour(),
+                    i.wall.minute(),
+                    i.wall.second()
+                ),
+                rule: i.rule.clone(),
+                at: i.fire.map(|f| f.at.0),
+                instant: i.fire.map(|f| f.fire().rfc3339()),
+                order_id: order_id.map(|id| id.to_string()),
+                status: i.fate.word().to_owned(),
+                why: match &i.fate {
+                    Fate::Skipped(why) => Some(why.to_string()),
+                    _ => None,
+                },
+                order_state,
+                reasons: i.reasons.clone(),
+            }
+        })
+        .collect();
+    Ok(ExplanationView {
+        schedule: e.schedule.to_string(),
+        date: e.date.to_string(),
+        time_zone: e.time_zone,
+        notes: e.notes,
+        instants,
+        truncated: e.truncated,
+    })
+}

@@ -11,7 +11,7 @@ use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::{
     Extras, KeyedEvent, OrderEvent, Side, World, accepts_from_agent, extras_or_empty,
 };
-use ordo_model::schedule::Plan;
+use ordo_model::schedule::{Plan, PlanEvent, Skip};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
@@ -222,6 +222,7 @@ impl State {
                         self.terminated.remove(&c);
                     }
                 }
+                OrderEvent::Missed { .. } => self.plan_missed(id),
                 _ => {
                     if let Some(o) = self.world.order(id)
                         && o.state.is_terminal()
@@ -232,6 +233,24 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// The instant of the planned order `id` was missed on its holder: the plan shows it as
+    /// skipped (missed), as if the planner had skipped it.
+    fn plan_missed(&mut self, id: &OrderId) {
+        let Some(o) = self.world.order(id) else {
+            return;
+        };
+        let (Some(p), Some(at)) = (ordo_model::order::missed::policy(o), o.scheduled_for) else {
+            return;
+        };
+        let event = PlanEvent::Skipped {
+            schedule: p.schedule.clone(),
+            at,
+            why: Skip::Missed,
+        };
+        // An instant the plan has forgotten (or a schedule gone) stays as it is.
+        let _ = self.plan.apply(&event);
     }
 
     /// Terminated orders whose retention ended at `now`.
@@ -331,6 +350,109 @@ mod tests {
         let back: State = crate::json::from_str(&json).unwrap();
         assert_eq!(back, s);
         assert_eq!(s.logs[&OrderId::new("o1").unwrap()], vec![11]);
+    }
+
+    /// A planned order its holder found missed: the plan shows its instant as skipped
+    /// (missed); the order carries its policy through JSON and postcard.
+    #[test]
+    fn a_missed_planned_order_marks_its_instant_in_the_plan() {
+        use ordo_model::schedule::{PlannedFire, Status};
+        let yaml = "workflow: w\njobs: { j: { agent: a, script: 'true' } }\nsteps: [ { run: j } ]\n---\nagent: a\nurl: wss://127.0.0.1:1\n---\nschedule: s\nworkflow: w\ncron: '0 * * * *'\nmissed: skip\n";
+        let inv = parse_inventory(&[SourceFile::new("w.yaml", yaml)], &Limits::default()).unwrap();
+        let schedule = inv.schedules[0].clone();
+        let name = schedule.name.clone();
+        let mut s = State::new();
+        let mut id = 0;
+        let mut next = || {
+            id += 1;
+            id
+        };
+        for e in deploy(&s.world, &inv) {
+            apply_body(&mut s, next(), Body::Event(e));
+        }
+        let at = TimeMs(3_600_000);
+        for e in [
+            PlanEvent::ScheduleDeployed(Box::new(schedule)),
+            PlanEvent::Replanned {
+                schedule: name.clone(),
+                from: TimeMs(0),
+            },
+            PlanEvent::Planned {
+                schedule: name.clone(),
+                until: TimeMs(7_200_000),
+                fires: vec![PlannedFire {
+                    at,
+                    offset_seconds: 0,
+                }],
+            },
+        ] {
+            apply_body(&mut s, next(), Body::Plan(e));
+        }
+        let order = PlannedFire {
+            at,
+            offset_seconds: 0,
+        }
+        .order_id(&name)
+        .unwrap();
+        let add = Command::Add {
+            id: order.clone(),
+            workflow: ordo_model::ids::WorkflowName::new("w").unwrap(),
+            vars: Default::default(),
+            scheduled_for: Some(at),
+        };
+        let accepted = ordo_model::order::missed::add_planned(
+            &s.world,
+            add,
+            &name,
+            ordo_model::schedule::Missed::Skip,
+            60_000,
+            TimeMs(0),
+            &Default::default(),
+        )
+        .unwrap();
+        for e in accepted.events {
+            apply_body(&mut s, next(), Body::Event(e));
+        }
+        apply_body(
+            &mut s,
+            next(),
+            Body::Plan(PlanEvent::Ordered {
+                schedule: name.clone(),
+                at,
+            }),
+        );
+        let o = s.world.order(&order).unwrap();
+        assert!(ordo_model::order::missed::policy(o).is_some());
+        assert_eq!(s.plan.schedules[&name].status(at), Some(&Status::Ordered));
+        let late = ordo_model::order::step(&s.world, &order, TimeMs(at.0 + 120_000));
+        assert!(
+            matches!(
+                &late[0],
+                KeyedEvent::Order {
+                    event: OrderEvent::Missed {
+                        late_by_ms: 120_000
+                    },
+                    ..
+                }
+            ),
+            "{late:?}"
+        );
+        for e in late {
+            apply_body(&mut s, next(), Body::Event(e));
+        }
+        assert_eq!(
+            s.world.order(&order).unwrap().state,
+            ordo_model::order::OrderState::Cancelled
+        );
+        assert_eq!(
+            s.plan.schedules[&name].status(at),
+            Some(&Status::Skipped(Skip::Missed))
+        );
+        let json = crate::json::to_string(&s).unwrap();
+        let back: State = crate::json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        let bytes = postcard::to_allocvec(&s).unwrap();
+        assert_eq!(postcard::from_bytes::<State>(&bytes).unwrap(), s);
     }
 
     #[test]

@@ -64,7 +64,8 @@ enum Command {
     Deploy(deploy::Args),
     /// Remove deployed workflows, agents, locks or boards (refused while something uses them).
     Undeploy(deploy::UndeployArgs),
-    /// The daily plan: preview when schedules fire (offline), show it, skip, pause, resume.
+    /// The daily plan: preview when schedules fire (offline), show it, skip, pause, resume, cancel a
+    /// day, backfill, explain.
     #[command(subcommand)]
     Plan(plan::Command),
     /// Add, steer or show one order.

@@ -19,7 +19,13 @@
 //!   `ordered`, `skipped` with why) and the state of its order;
 //! - `ordo plan skip ORDER_ID`: the planned order is not added, or cancelled if added and not
 //!   started;
-//! - `ordo plan pause SCHEDULE`, `ordo plan resume SCHEDULE`.
+//! - `ordo plan pause SCHEDULE`, `ordo plan resume SCHEDULE`;
+//! - `ordo plan cancel --date D [--schedule S]`: the planned instants of that local date not
+//!   started are skipped (`cancelled`): not added, or their orders cancelled;
+//! - `ordo plan backfill SCHEDULE --from D --until D`: the orders of the schedule's past
+//!   instants on those local dates that were never added are added now (they start at once);
+//! - `ordo plan explain SCHEDULE [--date D] [--json]` (`GET /plan/explain`): why each instant
+//!   of the schedule's local date (today in UTC when left out) is in the plan or not.
 
 use crate::check::check_paths;
 use crate::client::{Api, encode};
@@ -50,6 +56,36 @@ pub enum Command {
     Pause { schedule: String },
     /// Resume a paused schedule; instants passed meanwhile follow its `missed:` policy.
     Resume { schedule: String },
+    /// Cancel the planned orders of a day that have not started.
+    Cancel {
+        /// The local date (YYYY-MM-DD) in each schedule's time zone.
+        #[arg(long)]
+        date: String,
+        /// Only this schedule.
+        #[arg(long)]
+        schedule: Option<String>,
+    },
+    /// Add the orders of a schedule's past instants in a range of local dates that were never
+    /// added; they start at once.
+    Backfill {
+        schedule: String,
+        /// The first local date (YYYY-MM-DD) in the schedule's time zone.
+        #[arg(long)]
+        from: String,
+        /// The last local date (included).
+        #[arg(long)]
+        until: String,
+    },
+    /// Explain why each instant of a schedule's day is in the plan or not.
+    Explain {
+        schedule: String,
+        /// The local date (YYYY-MM-DD) in the schedule's time zone; today (UTC) by default.
+        #[arg(long)]
+        date: Option<String>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -99,6 +135,34 @@ pub async fn run_online(c: &Command, global: &Global) -> anyhow::Result<ExitCode
     let answer = match c {
         Command::Preview(_) => return run(c),
         Command::Show(args) => return show(&api, args).await,
+        Command::Explain {
+            schedule,
+            date,
+            json,
+        } => return explain(&api, schedule, date.as_deref(), *json).await,
+        Command::Backfill {
+            schedule,
+            from,
+            until,
+        } => {
+            api.post(
+                &format!(
+                    "/plan/schedules/{}/backfill?from={}&until={}",
+                    encode(schedule),
+                    encode(from),
+                    encode(until)
+                ),
+                &json!({}),
+            )
+            .await?
+        }
+        Command::Cancel { date, schedule } => {
+            let mut path = format!("/plan/dates/{}/cancel", encode(date));
+            if let Some(s) = schedule {
+                path.push_str(&format!("?schedule={}", encode(s)));
+            }
+            api.post(&path, &json!({})).await?
+        }
         Command::Skip { order } => {
             api.post(&format!("/plan/orders/{}/skip", encode(order)), &json!({}))
                 .await?
@@ -167,6 +231,80 @@ async fn show(api: &Api, args: &ShowArgs) -> anyhow::Result<ExitCode> {
     println!("{t}");
     if answer.get("truncated").and_then(Json::as_bool) == Some(true) {
         eprintln!("more entries than one answer holds: filter by --date or --schedule");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain(
+    api: &Api,
+    schedule: &str,
+    date: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let date = match date {
+        Some(d) => d.to_owned(),
+        None => Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string(),
+    };
+    let path = format!(
+        "/plan/explain?schedule={}&date={}",
+        encode(schedule),
+        encode(&date)
+    );
+    let answer = api.get(&path).await?;
+    if as_json {
+        print_json(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} on {} ({})",
+        cell(answer.get("schedule")),
+        cell(answer.get("date")),
+        cell(answer.get("timeZone"))
+    );
+    for n in answer
+        .get("notes")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!("  {}", n.as_str().unwrap_or_default());
+    }
+    let instants = answer
+        .get("instants")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if instants.is_empty() {
+        println!("no time of the day");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(["Time", "Rule", "Instant", "Status", "Why"]);
+    for e in &instants {
+        let status = match e.get("why").and_then(Json::as_str) {
+            Some(why) => format!("{} ({why})", cell(e.get("status"))),
+            None => cell(e.get("status")),
+        };
+        let reasons: Vec<&str> = e
+            .get("reasons")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        t.add_row([
+            cell(e.get("wall")),
+            cell(e.get("rule")),
+            cell(e.get("instant")),
+            status,
+            reasons.join("; "),
+        ]);
+    }
+    println!("{t}");
+    if answer.get("truncated").and_then(Json::as_bool) == Some(true) {
+        eprintln!("more times of the day than one answer holds");
     }
     Ok(ExitCode::SUCCESS)
 }

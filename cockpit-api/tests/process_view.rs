@@ -34,6 +34,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/plan/orders/{id}/skip"),
     ("post", "/api/v1/plan/schedules/{name}/pause"),
     ("post", "/api/v1/plan/schedules/{name}/resume"),
+    ("get", "/api/v1/plan/explain"),
+    ("post", "/api/v1/plan/dates/{date}/cancel"),
+    ("post", "/api/v1/plan/schedules/{name}/backfill"),
     ("get", "/api/v1/locks"),
     ("get", "/api/v1/boards"),
     ("get", "/api/v1/snapshot"),
@@ -115,7 +118,8 @@ async fn process_openapi_documents_every_route() {
         let concrete = path
             .replace("{id}", "o1")
             .replace("{name}", "ask")
-            .replace("{board}", "signals");
+            .replace("{board}", "signals")
+            .replace("{date}", "2026-06-01");
         let m = method.to_uppercase();
         let anon = cockpit.call(None, &m, &concrete, None).await;
         let public = !concrete.starts_with("/api/v1/") || concrete == "/api/v1/openapi.json";

@@ -37,6 +37,9 @@
 //! | `POST /plan/orders/{id}/skip` | operator | → `{duplicate, lastEventId}`: the planned order is not added, or cancelled if added and not started (409 once it started) |
 //! | `POST /plan/schedules/{name}/pause` | operator | → same: no orders are added; added orders not started are cancelled |
 //! | `POST /plan/schedules/{name}/resume` | operator | → same: instants passed meanwhile follow the schedule's `missed:` policy |
+//! | `POST /plan/schedules/{name}/backfill?from=&until=` | operator | → same: the orders of the schedule's instants on the local dates `from..=until` that passed and whose order was never added are added now (they start at once; `missed:` does not apply); at most 366 days and 10000 instants (400 beyond) |
+//! | `GET /plan/explain?schedule=&date=` | viewer | → `{schedule, date, timeZone, notes, instants: [{wall, rule, at?, instant?, orderId?, status, why?, orderState?, reasons}], truncated?}` (`ordo_api::plan::ExplanationView`): why each instant of the schedule's local date is in the plan or not; 404 for an unknown schedule |
+//! | `POST /plan/dates/{date}/cancel?schedule=` | operator | → `{duplicate, lastEventId}`: the planned instants of that local date (of one schedule or all) not started are skipped (`cancelled`): not added, or their orders cancelled |
 //! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs?, lastError?, meta?}]}` (`ordo_api::view::AgentLinks`) |
 //! | `GET /snapshot` | viewer | → `{eventId, workflows, agents, locks, boards, orders}` (summaries, `ordo_api::view::SnapshotView`); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
 //! | `GET /state` | viewer | → `{formatVersion, eventId, state}`: the lossless state (`ordo_api::frame::StateSnapshot`), streamed; 503 as `/snapshot` |
@@ -297,6 +300,8 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
             .route("/agents", get(orders::agents))
             .route("/plan", get(plan::show))
             .route("/plan/orders/{id}/skip", post(plan::skip))
+            .route("/plan/explain", get(plan::explain))
+            .route("/plan/dates/{date}/cancel", post(plan::cancel_day))
             .route(
                 "/plan/schedules/{name}/{verb}",
                 post(plan::schedule_command),

@@ -11,6 +11,11 @@
 //!     spawned; an agent does this when a cancel or suspend mark comes before a job worker
 //!     took the job),
 //!   - `time: 10s` (advance the clock, visiting every timer instant on the way),
+//!   - `plan: { id, schedule, missed, late, at }`: the order of a planned instant of
+//!     `schedule` (`at` after the start, as `add`), added as the daily plan adds it, with its
+//!     `missed:` policy (`catch-up`, `latest`, `skip`) and the plan's `late` duration,
+//!   - `stop: <agent>`, `start: <agent>` (the agent is down in between: time passes without
+//!     it; it starts again from its journal),
 //!   - `crash: <agent>` (the agent dies with its processes and restarts from its journal),
 //!     `crash: controller` (the controller restarts from its journal),
 //!   - `disconnect: <agent>`, `connect: <agent>` (the link between controller and agent),
@@ -29,9 +34,10 @@
 //! copy of an agent's order equals the agent's, and that every journal replays (through
 //! postcard) to the live state.
 
-use ordo_model::ids::{AgentId, BoardName, OrderId, WorkflowName};
+use ordo_model::ids::{AgentId, BoardName, OrderId, ScheduleName, WorkflowName};
 use ordo_model::order::{Command, Exit, Kill, OrderOptions};
 use ordo_model::position::Position;
+use ordo_model::schedule::Missed;
 use ordo_model::testkit::sim::Sim;
 use ordo_model::time::{DurationMs, TimeMs};
 use ordo_model::value::{Value, Vars};
@@ -51,6 +57,9 @@ struct Case {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 enum Input {
     Add(AddArgs),
+    Plan(PlanArgs),
+    Stop(String),
+    Start(String),
     Done(DoneArgs),
     Withdraw(String),
     Time(String),
@@ -76,6 +85,16 @@ struct AddArgs {
     at: Option<String>,
     priority: Option<i32>,
     delete_when_terminated: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanArgs {
+    id: String,
+    schedule: String,
+    missed: String,
+    late: String,
+    at: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +246,35 @@ fn run_script(
                     },
                 });
             }
+            Input::Plan(p) => {
+                let missed = match p.missed.as_str() {
+                    "catch-up" => Missed::CatchUp,
+                    "latest" => Missed::Latest,
+                    "skip" => Missed::Skip,
+                    other => return Err(step(format!("missed: {other:?}"))),
+                };
+                let schedule =
+                    ScheduleName::new(p.schedule.as_str()).map_err(|e| step(e.to_string()))?;
+                let add = Command::Add {
+                    id: order_id(&p.id).map_err(step)?,
+                    workflow: first_workflow.clone(),
+                    vars: Vars::new(),
+                    scheduled_for: Some(TimeMs(0).plus(duration(&p.at).map_err(step)?)),
+                };
+                let late = duration(&p.late).map_err(step)?;
+                let _ = sim.add_planned(add, &schedule, missed, late.0);
+            }
+            Input::Stop(who) | Input::Start(who) => {
+                let agent = AgentId::new(who.as_str()).map_err(|e| step(e.to_string()))?;
+                if !sim.agents.contains_key(&agent) {
+                    return Err(step(format!("no agent {who}")));
+                }
+                if matches!(input, Input::Stop(_)) {
+                    sim.stop_agent(&agent);
+                } else {
+                    sim.start_agent(&agent);
+                }
+            }
             Input::Done(d) => {
                 let exit = match (d.rc, d.signal) {
                     (_, Some(s)) => Exit::Signal(s),
@@ -337,6 +385,12 @@ fn describe(input: &Input) -> String {
             Some(s) => format!("done {} signal {s}{}", d.order, kv(&d.values)),
             None => format!("done {} rc {}{}", d.order, d.rc.unwrap_or(0), kv(&d.values)),
         },
+        Input::Plan(p) => format!(
+            "plan {} of {} at {} (missed: {}, late after {})",
+            p.id, p.schedule, p.at, p.missed, p.late
+        ),
+        Input::Stop(w) => format!("stop {w}"),
+        Input::Start(w) => format!("start {w}"),
         Input::Withdraw(id) => format!("withdraw {id}"),
         Input::Time(t) => format!("time +{t}"),
         Input::Crash(w) => format!("crash {w}"),

@@ -13,6 +13,21 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The UTC date `days` days after 1970-01-01, `YYYY-MM-DD` (civil from days, proleptic
+/// Gregorian).
+fn utc_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Lines of the file the jobs append their order ids to.
 fn ran(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -126,5 +141,206 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
     let n = instants.len();
     instants.dedup();
     assert_eq!(instants.len(), n, "no instant planned twice");
+    Ok(())
+}
+
+/// A planned order handed to its agent ahead of time carries its schedule's `missed:` policy.
+/// With `skip`, an agent that was down at the instant and starts again more than `late_ms`
+/// after it does not run the order: it is cancelled, and the plan shows its instant as missed.
+#[tokio::test]
+async fn process_an_agent_back_after_a_planned_instant_does_not_run_it_with_skip() -> Result<()> {
+    let mut c = Cluster::new(&["a1"])?;
+    c.edit_controller(|f| {
+        f.plan.attach_ahead_ms = 10_000;
+        f.plan.late_ms = 1_000;
+    })?;
+    c.start_controller().await?;
+    c.start_agent("a1")?;
+    let out = tempfile::tempdir()?;
+    let ran_file = out.path().join("ran");
+    let workflow = format!(
+        "workflow: w\njobs:\n  job: {{ agent: a1, script: 'echo \"$ORDO_ORDER_ID\" >> {}' }}\nsteps:\n  - run: job\n",
+        ran_file.display()
+    );
+    let schedule = "schedule: s\nworkflow: w\ncron: \"*/2 * * * * *\"\nmissed: skip\n".to_owned();
+    c.deploy(&[
+        ("agent.yaml", c.agent_yaml("a1")?),
+        ("w.yaml", workflow),
+        ("s.yaml", schedule),
+    ])
+    .await?;
+
+    // Orders at least 3 s ahead, on the agent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ahead = loop {
+        let now = now_ms();
+        let ahead: Vec<Json> = c
+            .orders()
+            .await?
+            .into_iter()
+            .filter(|o| {
+                o["state"] == "fresh"
+                    && o["holder"]["type"] == "agent"
+                    && o["scheduledFor"].as_i64().is_some_and(|t| t > now + 3000)
+            })
+            .collect();
+        if ahead.len() >= 2 {
+            break ahead;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no planned orders on the agent ahead of time:\n{}",
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    c.agent("a1").expect("agent a1").stop();
+    let last = ahead
+        .iter()
+        .filter_map(|o| o["scheduledFor"].as_i64())
+        .max()
+        .unwrap_or_default();
+    let ids: Vec<String> = ahead
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+    // Down until every one of them is more than `late_ms` past its instant.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while now_ms() <= last + 1_500 {
+        if Instant::now() > deadline {
+            bail!("the clock did not pass {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.start_agent("a1")?;
+    let ended = c.wait_states(&ids, ENDED, Duration::from_secs(30)).await?;
+    for o in &ended {
+        assert_eq!(o["state"], "cancelled", "{o}");
+    }
+    let lines = ran(&ran_file);
+    assert!(
+        ids.iter().all(|id| !lines.contains(id)),
+        "{ids:?} must not run; ran {lines:?}"
+    );
+    let plan: Json = c.api.get_json(&c.url("/plan?schedule=s")).await?;
+    for id in &ids {
+        let entry = plan["entries"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["orderId"] == id.as_str()))
+            .unwrap_or_else(|| panic!("{id} is in the plan: {plan}"));
+        assert_eq!(entry["status"], "skipped", "{entry}");
+        assert_eq!(entry["why"], "missed", "{entry}");
+    }
+    // Later instants run as planned.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ran(&ran_file).iter().any(|l| l.contains("#s@")) {
+        if Instant::now() > deadline {
+            bail!("no later planned order ran:\n{}", c.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// `GET /plan/explain`, the cancel of a day and a backfill against a real controller: the
+/// explanation names every hour of the day; a cancelled day's instants are skipped; a backfill
+/// of yesterday adds its 24 orders, which run once each, and a second backfill adds none.
+#[tokio::test]
+async fn process_plan_explain_cancel_a_day_and_backfill() -> Result<()> {
+    let mut c = Cluster::new(&["a1"])?;
+    c.start_controller().await?;
+    c.start_agent("a1")?;
+    let out = tempfile::tempdir()?;
+    let ran_file = out.path().join("ran");
+    let workflow = format!(
+        "workflow: w\njobs:\n  job: {{ agent: a1, script: 'echo \"$ORDO_ORDER_ID\" >> {}', parallelism: 8 }}\nsteps:\n  - run: job\n",
+        ran_file.display()
+    );
+    let schedule = "schedule: s\nworkflow: w\ncron: \"0 * * * *\"\nmissed: skip\n".to_owned();
+    c.deploy(&[
+        ("agent.yaml", c.agent_yaml("a1")?),
+        ("w.yaml", workflow),
+        ("s.yaml", schedule),
+    ])
+    .await?;
+    let day = now_ms().div_euclid(86_400_000);
+    let (yesterday, tomorrow) = (utc_date(day - 1), utc_date(day + 1));
+
+    let explained: Json = c
+        .api
+        .get_json(&c.url(&format!("/plan/explain?schedule=s&date={tomorrow}")))
+        .await?;
+    let instants = explained["instants"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(instants.len(), 24, "{explained}");
+    assert!(
+        instants
+            .iter()
+            .all(|i| i["status"] == "planned"
+                && i["reasons"].as_array().is_some_and(|r| !r.is_empty())),
+        "{explained}"
+    );
+    let unknown = c
+        .api
+        .get_json::<Json>(&c.url(&format!("/plan/explain?schedule=nope&date={tomorrow}")))
+        .await;
+    assert!(unknown.is_err(), "an unknown schedule is refused");
+    assert_eq!(utc_date(0), "1970-01-01");
+    assert_eq!(utc_date(20_789), "2026-12-02");
+
+    c.post(
+        &format!("/plan/dates/{tomorrow}/cancel?schedule=s"),
+        &serde_json::json!({}),
+    )
+    .await?;
+    let plan: Json = c
+        .api
+        .get_json(&c.url(&format!("/plan?schedule=s&date={tomorrow}")))
+        .await?;
+    let entries = plan["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 24, "{plan}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["status"] == "skipped" && e["why"] == "cancelled"),
+        "{plan}"
+    );
+
+    let backfill = format!("/plan/schedules/s/backfill?from={yesterday}&until={yesterday}");
+    c.post(&backfill, &serde_json::json!({})).await?;
+    let prefix = format!("#{yesterday}#s@");
+    let ids: Vec<String> = c
+        .orders()
+        .await?
+        .iter()
+        .filter_map(|o| {
+            o["id"]
+                .as_str()
+                .filter(|id| id.starts_with(&prefix))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(ids.len(), 24, "{ids:?}");
+    let ended = c.wait_states(&ids, ENDED, Duration::from_secs(60)).await?;
+    assert!(ended.iter().all(|o| o["state"] == "finished"), "{ended:?}");
+    c.post(&backfill, &serde_json::json!({})).await?;
+    let again = c
+        .orders()
+        .await?
+        .iter()
+        .filter(|o| o["id"].as_str().is_some_and(|id| id.starts_with(&prefix)))
+        .count();
+    assert_eq!(again, 24, "a second backfill adds nothing");
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    for line in ran(&ran_file) {
+        *runs.entry(line).or_default() += 1;
+    }
+    assert!(
+        ids.iter().all(|id| runs.get(id) == Some(&1)),
+        "each backfilled order ran once: {runs:?}"
+    );
     Ok(())
 }

@@ -67,6 +67,9 @@ unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too
         plan::skip,
         plan::pause,
         plan::resume,
+        plan::explain,
+        plan::cancel_day,
+        plan::backfill,
         cluster::status,
         cluster::switchover,
         cluster::add_node,
@@ -246,6 +249,16 @@ fn refine(doc: &mut Json) {
                         }
                         (Some("path"), Some("id")) => order_id_schema(true),
                         (Some("path"), Some("name" | "board")) => name_schema(),
+                        (Some("query"), Some("schedule")) => name_schema(),
+                        (Some("path" | "query"), Some("date" | "from" | "until"))
+                            if path.starts_with("/api/v1/plan") =>
+                        {
+                            json!({
+                                "type": "string",
+                                "format": "date",
+                                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                            })
+                        }
                         (Some("query"), Some("state")) => {
                             json!({"type": "string", "enum": STATE_NAMES})
                         }

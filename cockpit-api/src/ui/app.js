@@ -571,14 +571,32 @@ async function loadPlan() {
     const body = $("#plan-table tbody");
     body.textContent = "";
     const counts = {};
+    const timeline = $("#plan-timeline");
+    timeline.textContent = "";
+    const now = Date.now();
     for (const e of p.entries) {
       const missed = e.status === "skipped" && e.why === "missed";
-      const plan = e.status + (e.why ? ` (${e.why})` : "");
+      // Late: its instant passed (by more than a minute) and its order has not started.
+      const late = !missed && e.at + 60000 < now &&
+        (e.status === "planned" || (e.status === "ordered" && e.orderState === "fresh"));
+      const plan = e.status + (e.why ? ` (${e.why})` : "") + (late ? " · late" : "");
       counts[plan] = (counts[plan] || 0) + 1;
-      const tr = el("tr", { "data-id": e.orderId, class: missed ? "missed" : "" },
+      const badge = missed || late ? "failed" : e.status === "skipped" ? "cancelled"
+        : e.orderState === "finished" ? "finished" : e.status === "ordered" ? "ready" : "fresh";
+      const clock = /T(\d\d):(\d\d):(\d\d)/.exec(e.instant);
+      if (clock) {
+        const frac = (Number(clock[1]) * 3600 + Number(clock[2]) * 60 + Number(clock[3])) / 86400;
+        const mark = el("span", {
+          class: `mark st-${badge}` + (missed ? " missed" : late ? " late" : ""),
+          title: `${e.instant} ${e.schedule}: ${plan}` + (e.orderState ? `, order ${e.orderState}` : ""),
+        });
+        mark.style.left = `${(frac * 100).toFixed(3)}%`;
+        timeline.append(mark);
+      }
+      const tr = el("tr", { "data-id": e.orderId, class: missed ? "missed" : late ? "late" : "" },
         el("td", {}, e.instant),
         el("td", {}, e.schedule),
-        el("td", {}, el("span", { class: "badge st-" + (missed ? "failed" : e.status === "skipped" ? "cancelled" : e.status === "ordered" ? "ready" : "fresh") }, plan)),
+        el("td", {}, el("span", { class: "badge st-" + badge }, plan)),
         el("td", {}, e.orderState ? el("span", { class: "badge st-" + e.orderState }, e.orderState) : ""),
         el("td", {}, e.orderId));
       if (e.orderState) tr.addEventListener("click", () => { location.hash = "#/orders/" + enc(e.orderId); });

@@ -18,7 +18,9 @@
 //! 3. applies the schedule's `missed:` policy to instants more than `plan_late_ms` in the past
 //!    whose order was never added (no controller was active, the schedule was paused):
 //!    `catch-up` adds every one (they start at once), `latest` only the latest, `skip` none;
-//!    the others are journaled as skipped (`missed`);
+//!    the others are journaled as skipped (`missed`). An order added ahead of time carries
+//!    the policy and `plan_late_ms` (`PlannedBy`), so that its holder applies the same rule
+//!    when it gets to the order late ([`ordo_model::order::missed`]);
 //! 4. forgets decided instants older than the order retention.
 //!
 //! **Deployments and commands** ([`deploy`], [`command`]): a new schedule is planned from the
@@ -36,10 +38,10 @@ use crate::state::State;
 use ordo_model::ids::{OrderId, ScheduleName};
 use ordo_model::inventory::Inventory;
 use ordo_model::order::{self, Command, CommandError, OrderLimits, OrderOptions, OrderState};
-use ordo_model::schedule::plan::timestamp;
+use ordo_model::schedule::plan::{Date, timestamp};
 use ordo_model::schedule::{
-    BundledZones, ExpandLimits, Missed, Plan, PlanEvent, PlannedFire, Schedule, SchedulePlan, Skip,
-    Status, Window, args_of,
+    BundledZones, ExpandLimits, Plan, PlanEvent, PlannedFire, Schedule, SchedulePlan, Skip, Status,
+    Window, args_of,
 };
 use ordo_model::time::TimeMs;
 use std::collections::BTreeSet;
@@ -94,7 +96,30 @@ pub enum PlanCommand {
     Resume {
         schedule: ScheduleName,
     },
+    /// The planned instants of the local `date` (of each schedule's time zone), of one
+    /// schedule or of all, that have not started are skipped: not added, or cancelled if
+    /// added and not started. Instants of that day the plan does not hold yet (beyond
+    /// `days_ahead`) are not touched.
+    CancelDay {
+        date: Date,
+        schedule: Option<ScheduleName>,
+    },
+    /// The orders of the instants of `schedule` on the local dates `from..=until` that have
+    /// passed are added now (they start at once), except instants whose order was added
+    /// already: ids are the plan's, so a second backfill adds nothing twice while the orders
+    /// are kept. The `missed:` policy does not apply: a backfill is asked for.
+    Backfill {
+        schedule: ScheduleName,
+        from: Date,
+        until: Date,
+    },
 }
+
+/// Local days one backfill covers at most.
+pub const BACKFILL_DAYS_MAX: i64 = 366;
+
+/// Fires one backfill adds at most.
+pub const BACKFILL_FIRES_MAX: usize = 10_000;
 
 /// When the plan next needs a round.
 #[derive(Debug, Default)]
@@ -311,14 +336,9 @@ fn decide(
     let missed = due.iter().take_while(|f| f.at.0 < late_before).count();
     let name = &p.schedule.name;
     for (i, f) in due.iter().enumerate() {
-        let keep = i >= missed
-            || match p.schedule.missed {
-                Missed::CatchUp => true,
-                Missed::Latest => i + 1 == missed,
-                Missed::Skip => false,
-            };
+        let keep = i >= missed || order::missed::keeps(p.schedule.missed, i, missed);
         if keep {
-            out.extend(add_order(state, &p.schedule, f, now, limits));
+            out.extend(add_order(state, &p.schedule, f, now, settings, limits));
         } else {
             out.push(Body::Plan(PlanEvent::Skipped {
                 schedule: name.clone(),
@@ -336,6 +356,7 @@ fn add_order(
     schedule: &Schedule,
     f: &PlannedFire,
     now: TimeMs,
+    settings: &PlanSettings,
     limits: &OrderLimits,
 ) -> Vec<Body> {
     let name = &schedule.name;
@@ -366,7 +387,17 @@ fn add_order(
             delete_when_terminated: None,
         },
     };
-    match order::command(&state.world, add, now, limits) {
+    // The policy travels with the order: whoever holds it at its instant applies it.
+    let planned = order::missed::add_planned(
+        &state.world,
+        add,
+        name,
+        schedule.missed,
+        settings.late_ms,
+        now,
+        limits,
+    );
+    match planned {
         Ok(accepted) => {
             let mut out: Vec<Body> = accepted.events.into_iter().map(Body::Event).collect();
             out.push(Body::Plan(PlanEvent::Ordered {
@@ -544,6 +575,38 @@ pub fn command(
                 }));
             }
         }
+        PlanCommand::CancelDay { date, schedule } => {
+            let selected: Vec<&SchedulePlan> = match &schedule {
+                Some(name) => vec![schedule_of(name)?],
+                None => plan.schedules.values().collect(),
+            };
+            for p in selected {
+                for (fire, status) in p.entries() {
+                    if fire.fire().local().date() != date {
+                        continue;
+                    }
+                    match status {
+                        Status::Planned => out.push(Body::Plan(PlanEvent::Skipped {
+                            schedule: p.schedule.name.clone(),
+                            at: fire.at,
+                            why: Skip::Cancelled,
+                        })),
+                        Status::Ordered => {
+                            withdraw(state, p, fire.at, Skip::Cancelled, now, &mut out);
+                        }
+                        Status::Skipped(_) => {}
+                    }
+                }
+            }
+        }
+        PlanCommand::Backfill {
+            schedule,
+            from,
+            until,
+        } => {
+            let p = schedule_of(&schedule)?;
+            backfill(state, p, from, until, now, &mut out)?;
+        }
         PlanCommand::Skip { order } => {
             let (p, at) =
                 find(plan, &order).ok_or_else(|| CommandError::UnknownOrder(order.clone()))?;
@@ -578,4 +641,102 @@ pub fn find<'p>(plan: &'p Plan, id: &OrderId) -> Option<(&'p SchedulePlan, TimeM
     p.entries().into_iter().find_map(|(fire, _)| {
         (fire.order_id(&p.schedule.name).ok().as_ref() == Some(id)).then_some((p, fire.at))
     })
+}
+
+/// The events of a backfill of `p` over the local dates `from..=until` (see
+/// [`PlanCommand::Backfill`]).
+fn backfill(
+    state: &State,
+    p: &SchedulePlan,
+    from: Date,
+    until: Date,
+    now: TimeMs,
+    out: &mut Vec<Body>,
+) -> Result<(), CommandError> {
+    let bad = CommandError::Plan;
+    if until < from {
+        return Err(bad(format!("--until {until} is before --from {from}")));
+    }
+    let days = from.until(until).map(|s| s.get_days()).unwrap_or(i32::MAX);
+    if i64::from(days) >= BACKFILL_DAYS_MAX {
+        return Err(bad(format!(
+            "a backfill covers at most {BACKFILL_DAYS_MAX} days; {from}..{until} is longer"
+        )));
+    }
+    let zones = BundledZones;
+    let tz = ordo_model::schedule::Zones::zone(&zones, &p.schedule.time_zone)
+        .ok_or_else(|| bad(format!("unknown time zone {:?}", p.schedule.time_zone)))?;
+    let start = tz
+        .to_timestamp(from.to_datetime(jiff::civil::Time::midnight()))
+        .map_err(|e| bad(e.to_string()))?;
+    let end = until
+        .tomorrow()
+        .ok()
+        .and_then(|d| {
+            tz.to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+                .ok()
+        })
+        .ok_or_else(|| bad(format!("{until} has no next day")))?;
+    let end = end.min(timestamp(now));
+    if end <= start {
+        return Ok(());
+    }
+    let expander = state
+        .plan
+        .expander(&zones)
+        .map_err(|e| bad(e.to_string()))?;
+    let limits = ExpandLimits {
+        window_days_max: u32::try_from(BACKFILL_DAYS_MAX + 2).unwrap_or(u32::MAX),
+        fires_max: BACKFILL_FIRES_MAX,
+    };
+    let window = Window {
+        from: start,
+        until: end,
+    };
+    let fires = expander
+        .fires(&p.schedule, window, &limits)
+        .map_err(|e| bad(e.to_string()))?;
+    let name = &p.schedule.name;
+    let mut unplanned = Vec::new();
+    let mut due = Vec::new();
+    for f in fires.iter().map(PlannedFire::of) {
+        let added = !matches!(f.order_id(name), Ok(id) if state.world.order(&id).is_none());
+        match p.status(f.at) {
+            Some(Status::Ordered) => continue,
+            _ if added => continue,
+            None => unplanned.push(f),
+            Some(_) => {}
+        }
+        due.push(f);
+    }
+    // Instants the plan does not hold (before the schedule was deployed, or forgotten) are
+    // put in it first, its mark unchanged.
+    for chunk in unplanned.chunks(PLANNED_EVENT_FIRES_MAX) {
+        out.push(Body::Plan(PlanEvent::Planned {
+            schedule: name.clone(),
+            until: p.planned_until,
+            fires: chunk.to_vec(),
+        }));
+    }
+    let limits = OrderLimits::default();
+    for f in &due {
+        let Ok(id) = f.order_id(name) else { continue };
+        let vars = match args_of(&p.schedule, &f.fire()) {
+            Ok(v) => v,
+            Err(e) => return Err(bad(format!("arguments of {id}: {e}"))),
+        };
+        let add = Command::Add {
+            id,
+            workflow: p.schedule.workflow.clone(),
+            vars,
+            scheduled_for: Some(f.at),
+        };
+        let accepted = order::command(&state.world, add, now, &limits)?;
+        out.extend(accepted.events.into_iter().map(Body::Event));
+        out.push(Body::Plan(PlanEvent::Ordered {
+            schedule: name.clone(),
+            at: f.at,
+        }));
+    }
+    Ok(())
 }

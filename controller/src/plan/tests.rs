@@ -465,3 +465,125 @@ fn planned_orders_carry_their_schedules_priority_to_the_agent() {
         "the agent is given the priority with the order"
     );
 }
+
+#[test]
+fn an_order_added_ahead_carries_its_schedules_missed_policy_to_its_agent() {
+    let sim = Sim::new(&hourly("skip"));
+    let attached: Vec<&ordo_model::order::Order> =
+        sim.links
+            .iter()
+            .filter_map(|(_, m)| match m {
+                crate::machine::LinkMsg::Command(
+                    ordo_model::order::AgentCommand::AttachOrder { order, .. },
+                ) => Some(&**order),
+                _ => None,
+            })
+            .collect();
+    assert!(!attached.is_empty());
+    for o in attached {
+        let p = ordo_model::order::missed::policy(o).expect("the order carries the policy");
+        assert_eq!(p.schedule.as_str(), "s");
+        assert_eq!(p.missed, ordo_model::schedule::Missed::Skip);
+        assert_eq!(p.late_ms, 60_000, "the plan's late_ms");
+        assert_eq!(p.missed_by_ms, None);
+    }
+}
+
+#[test]
+fn the_planned_instants_of_a_day_are_cancelled() {
+    let mut sim = Sim::new(&hourly("catch-up"));
+    let day = "2026-06-01".parse().unwrap();
+    assert!(
+        super::command(
+            &sim.state(),
+            PlanCommand::CancelDay {
+                date: day,
+                schedule: Some(ScheduleName::new("nope").unwrap()),
+            },
+            sim.now
+        )
+        .is_err(),
+        "an unknown schedule"
+    );
+    sim.plan(PlanCommand::CancelDay {
+        date: day,
+        schedule: Some(ScheduleName::new("s").unwrap()),
+    });
+    sim.run_until(T0 + 30 * HOUR);
+    let st = sim.statuses();
+    assert_eq!(
+        st[0],
+        (0, Status::Ordered),
+        "its order had started at its instant"
+    );
+    assert!(
+        st.iter()
+            .filter(|(h, _)| (1..24).contains(h))
+            .all(|(_, s)| *s == Status::Skipped(Skip::Cancelled)),
+        "{st:?}"
+    );
+    assert!(
+        st.iter()
+            .filter(|(h, _)| (24..30).contains(h))
+            .all(|(_, s)| *s == Status::Ordered),
+        "the next day runs: {st:?}"
+    );
+    let s = sim.state();
+    let o = s
+        .world
+        .order(&OrderId::new("#2026-06-01#s@01:00:00+00:00").unwrap());
+    assert!(
+        o.is_none_or(|o| o.state == OrderState::Cancelled || o.mark.is_some()),
+        "the added order is cancelled: {o:?}"
+    );
+}
+
+#[test]
+fn a_backfill_adds_the_past_instants_once() {
+    let mut sim = Sim::new(&hourly("skip"));
+    sim.run_until(T0 + 5 * HOUR + 1);
+    let before = sim.added();
+    let backfill = PlanCommand::Backfill {
+        schedule: ScheduleName::new("s").unwrap(),
+        from: "2026-05-31".parse().unwrap(),
+        until: "2026-06-01".parse().unwrap(),
+    };
+    sim.plan(backfill.clone());
+    let added = sim.added();
+    assert!(added.values().all(|n| *n == 1), "each order added once");
+    let new: Vec<&String> = added.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert_eq!(new.len(), 24, "the day before the deployment: {new:?}");
+    assert!(new.iter().all(|k| k.starts_with("#2026-05-31#s@")));
+    let s = sim.state();
+    let o = s
+        .world
+        .order(&OrderId::new("#2026-05-31#s@07:00:00+00:00").unwrap())
+        .unwrap();
+    assert!(
+        ordo_model::order::missed::policy(o).is_none(),
+        "a backfilled order is asked for: no missed: policy"
+    );
+    assert_ne!(o.state, OrderState::Cancelled);
+    let st = sim.statuses();
+    assert!(
+        st.iter()
+            .filter(|(h, _)| *h < 0)
+            .all(|(_, s)| *s == Status::Ordered),
+        "{st:?}"
+    );
+    sim.plan(backfill);
+    assert_eq!(sim.added(), added, "a second backfill adds nothing");
+    assert!(
+        super::command(
+            &sim.state(),
+            PlanCommand::Backfill {
+                schedule: ScheduleName::new("s").unwrap(),
+                from: "2025-01-01".parse().unwrap(),
+                until: "2026-06-01".parse().unwrap(),
+            },
+            sim.now
+        )
+        .is_err(),
+        "more than a year"
+    );
+}

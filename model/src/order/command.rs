@@ -147,6 +147,9 @@ pub enum CommandError {
     WrongSide { expected: String, actual: Side },
     #[error("schedule {0} is not deployed")]
     UnknownSchedule(ScheduleName),
+    /// A command on the daily plan that does not fit it (a window too long, too many fires).
+    #[error("{0}")]
+    Plan(String),
 }
 
 fn refused(id: &OrderId, why: impl Into<String>) -> CommandError {

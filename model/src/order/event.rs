@@ -7,9 +7,10 @@
 
 use super::options::{OrderOptions, WorkflowSettings};
 use super::state::{Mark, Order, Outcome, fmt_vars};
-use crate::ids::{AgentId, BoardName, LockName, OrderId, VersionId, WorkflowName};
+use crate::ids::{AgentId, BoardName, LockName, OrderId, ScheduleName, VersionId, WorkflowName};
 use crate::inventory::{Agent, Board, Lock, Workflow};
 use crate::position::{BlockKey, Position};
+use crate::schedule::Missed;
 use crate::time::TimeMs;
 use crate::value::Vars;
 use serde::{Deserialize, Serialize};
@@ -219,6 +220,20 @@ pub enum OrderEvent {
     OptionsSet {
         options: OrderOptions,
     },
+    /// Controller: the order is the planned order of an instant of `schedule`; its `missed:`
+    /// policy and the plan's `late_ms` travel with it (a [`super::Frame::Planned`]), so that
+    /// whoever holds it at its instant applies the policy ([`super::missed`]).
+    PlannedBy {
+        schedule: ScheduleName,
+        missed: Missed,
+        late_ms: u64,
+    },
+    /// Its holder found the planned instant passed by `late_by_ms` (more than its `late_ms`)
+    /// and the policy says it does not run: the order is cancelled (an agent hands it back
+    /// first), and the plan shows the instant as missed.
+    Missed {
+        late_by_ms: u64,
+    },
 }
 
 /// A notice board's event.
@@ -305,6 +320,8 @@ impl OrderEvent {
             // A failed order for readers, like `FailedAt`; the line says it stopped.
             OrderEvent::Stopped => "Failed",
             OrderEvent::OptionsSet { .. } => "OptionsSet",
+            OrderEvent::PlannedBy { .. } => "PlannedBy",
+            OrderEvent::Missed { .. } => "Missed",
         }
     }
 }
@@ -441,6 +458,16 @@ impl fmt::Display for OrderEvent {
                     None => Ok(()),
                 }
             }
+            OrderEvent::PlannedBy {
+                schedule,
+                missed,
+                late_ms,
+            } => write!(
+                f,
+                " {schedule} missed: {} late after {late_ms} ms",
+                missed.word()
+            ),
+            OrderEvent::Missed { late_by_ms } => write!(f, " by {late_by_ms} ms"),
             _ => Ok(()),
         }
     }

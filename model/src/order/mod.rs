@@ -103,6 +103,7 @@ pub mod command;
 pub mod event;
 pub mod forklist;
 pub mod input;
+pub mod missed;
 pub mod nav;
 pub mod options;
 pub mod queue;

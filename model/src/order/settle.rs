@@ -275,6 +275,7 @@ pub fn accepts_from_agent(
                     o.holder == Holder::Agent(agent.clone()) && world.options(id) == *options
                 }
                 OrderEvent::Added { .. }
+                | OrderEvent::PlannedBy { .. }
                 | OrderEvent::Attachable { .. }
                 | OrderEvent::Marked { .. }
                 | OrderEvent::Removed => false,

@@ -4,8 +4,9 @@
 //! the append-only rule of [`super::event`] holds for them too: new enum variants go at the
 //! end, and a struct never gains, loses or reorders a field without a new event variant.
 
-use crate::ids::{AgentId, BoardName, LockName, OrderId, WorkflowName};
+use crate::ids::{AgentId, BoardName, LockName, OrderId, ScheduleName, WorkflowName};
 use crate::position::Position;
+use crate::schedule::Missed;
 use crate::time::TimeMs;
 use crate::value::{Value, Vars};
 use serde::{Deserialize, Serialize};
@@ -278,6 +279,16 @@ pub enum Frame {
     Lock { lock: LockName, count: u32 },
     /// Notices consumed when the block is left.
     Notices { boards: Vec<BoardName>, key: String },
+    /// A planned order's `missed:` policy, from its schedule, carried with the order (to the
+    /// agent it is attached to) until its first move; at [`super::missed::PLANNED_AT`], a
+    /// position no instruction has. `missed_by_ms` is set once its holder found its instant
+    /// passed by that much and the policy drops it (see [`super::missed`]).
+    Planned {
+        schedule: ScheduleName,
+        missed: Missed,
+        late_ms: u64,
+        missed_by_ms: Option<u64>,
+    },
 }
 
 impl Frame {
@@ -650,6 +661,22 @@ impl fmt::Display for Frame {
             Frame::Notices { boards, key } => {
                 let names: Vec<&str> = boards.iter().map(|b| b.as_str()).collect();
                 write!(f, "notices {key:?} on {}", names.join(", "))
+            }
+            Frame::Planned {
+                schedule,
+                missed,
+                late_ms,
+                missed_by_ms,
+            } => {
+                write!(
+                    f,
+                    "planned by {schedule} (missed: {}, late after {late_ms} ms)",
+                    missed.word()
+                )?;
+                if let Some(by) = missed_by_ms {
+                    write!(f, ", missed by {by} ms")?;
+                }
+                Ok(())
             }
         }
     }

@@ -117,6 +117,8 @@ fn continues(event: &OrderEvent) -> bool {
             | OrderEvent::CycleContinued { until: None, .. }
             | OrderEvent::Marked { .. }
             | OrderEvent::MarkedOnAgent { .. }
+            | OrderEvent::PlannedBy { .. }
+            | OrderEvent::Missed { .. }
     )
 }
 
@@ -149,6 +151,11 @@ impl Cx<'_> {
                     return e;
                 }
                 let go = o.mark == Some(Mark::Go);
+                if !go
+                    && let Some(e) = super::missed::decide(self.world, o, self.now, self.controller)
+                {
+                    return e;
+                }
                 if go || o.scheduled_for.is_none_or(|t| t <= self.now) {
                     let mut events = Vec::new();
                     if go {
@@ -312,7 +319,7 @@ impl Cx<'_> {
                         }
                     }
                 }
-                Frame::Retry { .. } | Frame::Cycle { .. } => {}
+                Frame::Retry { .. } | Frame::Cycle { .. } | Frame::Planned { .. } => {}
             }
         }
         events

@@ -522,6 +522,18 @@ pub(crate) fn apply_local(order: &mut Order, event: &OrderEvent) -> Result<(), S
             expect_state(order, order.state == S::Fresh)?;
             order.state = S::Ready;
         }
+        OrderEvent::PlannedBy {
+            schedule,
+            missed,
+            late_ms,
+        } => {
+            expect_state(order, order.state == S::Fresh)?;
+            super::missed::set_policy(order, schedule, *missed, *late_ms);
+        }
+        OrderEvent::Missed { late_by_ms } => {
+            expect_state(order, order.state == S::Fresh)?;
+            super::missed::set_missed(order, *late_by_ms)?;
+        }
         OrderEvent::Attachable { agent } => {
             expect_state(order, !terminal)?;
             if order.holder != Holder::Controller {

@@ -64,7 +64,7 @@ impl Days {
     }
 
     /// Whether a rule other than a calendar matches.
-    fn matches_own(&self, date: Date) -> bool {
+    pub(crate) fn matches_own(&self, date: Date) -> bool {
         if self.weekdays & (1 << weekday_bit(date.weekday())) != 0 {
             return true;
         }

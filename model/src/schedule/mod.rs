@@ -50,6 +50,7 @@ pub mod calendar;
 pub mod cron;
 pub mod cycle;
 pub mod expand;
+pub mod explain;
 pub mod plan;
 mod zones;
 

@@ -3,14 +3,16 @@
 //! actions, forward agent events to the controller. Processes are simulated: they run until
 //! the script ends them, time out, or are killed; time only moves when the script says so.
 
-use crate::ids::{AgentId, OrderId};
+use crate::ids::{AgentId, OrderId, ScheduleName};
 use crate::inventory::Inventory;
+use crate::order::missed::add_planned;
 use crate::order::{
     Action, AgentCommand, Command, Exit, Holder, JobQueue, KeyedEvent, Kill, OrderEvent,
     OrderLimits, OrderState, Outcome, Room, Settler, Side, Start, StartJob, World,
     accepts_from_agent, actions, agent_command, attach_command, command, deploy, expire_notices,
     job_result, lost_processes, step,
 };
+use crate::schedule::Missed;
 use crate::time::{DurationMs, TimeMs};
 use crate::value::Vars;
 use std::collections::BTreeMap;
@@ -37,6 +39,8 @@ pub struct AgentSim {
     pub journal: Vec<KeyedEvent>,
     pub forwarded: usize,
     pub connected: bool,
+    /// Stopped: it journals, steps and forwards nothing until it starts again.
+    pub down: bool,
     pub running: BTreeMap<OrderId, Running>,
     settler: Settler,
     /// Which ready order starts next: the agent's own rule ([`JobQueue`]).
@@ -91,6 +95,7 @@ impl Sim {
                 journal: Vec::new(),
                 forwarded: 0,
                 connected: true,
+                down: false,
                 running: BTreeMap::new(),
                 settler: Settler::new(),
                 queue: JobQueue::new(),
@@ -188,6 +193,49 @@ impl Sim {
         Ok(())
     }
 
+    /// The order of a planned instant of `schedule`, added with the plan's policy
+    /// ([`crate::order::missed::add_planned`]); a refusal is logged, not fatal.
+    pub fn add_planned(
+        &mut self,
+        add: Command,
+        schedule: &ScheduleName,
+        missed: Missed,
+        late_ms: u64,
+    ) -> Result<bool, String> {
+        let limits = OrderLimits::default();
+        match add_planned(
+            &self.ctrl, add, schedule, missed, late_ms, self.now, &limits,
+        ) {
+            Ok(accepted) => {
+                for e in &accepted.events {
+                    self.ctrl_apply(e, true);
+                }
+                self.settle();
+                Ok(accepted.duplicate)
+            }
+            Err(e) => {
+                self.note(&format!("  ctrl | refused: {e}"));
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// The agent stops (its processes with it): until [`Sim::start_agent`] it does nothing,
+    /// and time passes without it.
+    pub fn stop_agent(&mut self, agent: &AgentId) {
+        let a = self.agents.get_mut(agent).expect("known agent");
+        a.down = true;
+        a.running.clear();
+        self.note(&format!("{:>6} | (stopped)", agent.to_string()));
+        self.settle();
+    }
+
+    /// A stopped agent starts again from its journal.
+    pub fn start_agent(&mut self, agent: &AgentId) {
+        self.agents.get_mut(agent).expect("known agent").down = false;
+        self.crash_agent(agent);
+    }
+
     /// The agent dies (its processes with it) and restarts from its journal.
     pub fn crash_agent(&mut self, agent: &AgentId) {
         let verbose = self.verbose;
@@ -272,7 +320,7 @@ impl Sim {
                 _ => {}
             }
         }
-        for a in self.agents.values() {
+        for a in self.agents.values().filter(|a| !a.down) {
             for action in actions(&a.world) {
                 if let Action::WakeAt { at, .. } = action {
                     times.push(at);
@@ -294,6 +342,9 @@ impl Sim {
             made += self.controller_actions();
             let ids: Vec<AgentId> = self.agents.keys().cloned().collect();
             for id in &ids {
+                if self.agents[id].down {
+                    continue;
+                }
                 made += self.settle_agent(id);
                 made += self.agent_actions(id);
                 made += self.forward(id);
@@ -349,7 +400,7 @@ impl Sim {
         let Some(a) = self.agents.get(agent) else {
             return 0;
         };
-        if !a.connected {
+        if !a.connected || a.down {
             return 0;
         }
         let events = agent_command(&a.world, cmd)
@@ -542,7 +593,7 @@ impl Sim {
 
     fn forward(&mut self, id: &AgentId) -> usize {
         let a = &self.agents[id];
-        if !a.connected {
+        if !a.connected || a.down {
             return 0;
         }
         let events: Vec<KeyedEvent> = a.journal[a.forwarded..].to_vec();
@@ -573,8 +624,8 @@ impl Sim {
                 );
             }
         }
-        for step_world in std::iter::once(&self.ctrl).chain(self.agents.values().map(|a| &a.world))
-        {
+        let up = self.agents.values().filter(|a| !a.down);
+        for step_world in std::iter::once(&self.ctrl).chain(up.map(|a| &a.world)) {
             for id in step_world.orders.keys() {
                 let more = step(step_world, id, self.now);
                 assert!(
@@ -594,6 +645,9 @@ impl Sim {
                     o.holder
                 );
                 let processing = matches!(o.state, OrderState::Processing { .. });
+                if a.down {
+                    continue;
+                }
                 assert_eq!(
                     processing,
                     a.running.contains_key(id),

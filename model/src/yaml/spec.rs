@@ -522,7 +522,14 @@ pub(crate) static REMOVED_KINDS: Obj = Obj {
 
 /// The objects a document may hold, each recognised by its first field.
 pub(crate) static OBJECTS: [&Obj; 8] = [
-    &WORKFLOW, &AGENT, &LOCK, &BOARD, &SCHEDULE, &CALENDAR, &REMOVED, &JOB_RESOURCE,
+    &WORKFLOW,
+    &AGENT,
+    &LOCK,
+    &BOARD,
+    &SCHEDULE,
+    &CALENDAR,
+    &REMOVED,
+    &JOB_RESOURCE,
 ];
 
 // ---- instructions --------------------------------------------------------------------------
