@@ -43,6 +43,10 @@ pub struct HistoryEntry {
 pub struct OrderMeta {
     /// When the order was added (or forked off), ms since the epoch, if that event was seen.
     pub added_ms: Option<i64>,
+    /// When it started (`Started`, or its first job's start), ms since the epoch.
+    pub started_ms: Option<i64>,
+    /// When it last became finished, failed or cancelled (cleared when resumed).
+    pub ended_ms: Option<i64>,
     /// The state name it is indexed under.
     state: &'static str,
     pub history: VecDeque<HistoryEntry>,
@@ -139,6 +143,8 @@ impl View {
             for child in children {
                 if let Some(m) = self.meta.get_mut(&child.id) {
                     m.added_ms = Some(stored.ts.0);
+                    m.started_ms = Some(stored.ts.0);
+                    m.ended_ms = None;
                     m.history.clear();
                     m.history_complete = true;
                 }
@@ -148,10 +154,25 @@ impl View {
         let Some(m) = self.meta.get_mut(id) else {
             return;
         };
-        if let OrderEvent::Added { .. } = event {
-            m.added_ms = Some(stored.ts.0);
-            m.history.clear();
-            m.history_complete = true;
+        let ts = stored.ts.0;
+        match event {
+            OrderEvent::Added { .. } => {
+                m.added_ms = Some(ts);
+                m.started_ms = None;
+                m.ended_ms = None;
+                m.history.clear();
+                m.history_complete = true;
+            }
+            OrderEvent::Started | OrderEvent::ProcessingStarted { .. } => {
+                m.started_ms.get_or_insert(ts);
+            }
+            OrderEvent::Finished { .. }
+            | OrderEvent::Cancelled
+            | OrderEvent::Failed
+            | OrderEvent::FailedAt { .. }
+            | OrderEvent::FailedInFork => m.ended_ms = Some(ts),
+            OrderEvent::Resumed { .. } => m.ended_ms = None,
+            _ => {}
         }
         let (_, kind, mut text) = describe(&stored.body);
         if text.len() > HISTORY_TEXT_BYTES_MAX {
@@ -271,6 +292,17 @@ impl View {
         (page, next)
     }
 
+    /// An order with its times, for `GET /api/v1/orders`.
+    pub fn order_row(&self, o: &Order) -> OrderRow {
+        let m = self.meta.get(&o.id);
+        OrderRow {
+            order: order_view(o),
+            added_ms: m.and_then(|m| m.added_ms),
+            started_ms: m.and_then(|m| m.started_ms),
+            ended_ms: m.and_then(|m| m.ended_ms),
+        }
+    }
+
     /// An order with its history, for `GET /api/v1/orders/{id}`.
     pub fn order_detail(&self, id: &str) -> Option<OrderDetail> {
         let o = self.order(id)?;
@@ -278,6 +310,8 @@ impl View {
         Some(OrderDetail {
             order: order_view(o),
             added_ms: m.and_then(|m| m.added_ms),
+            started_ms: m.and_then(|m| m.started_ms),
+            ended_ms: m.and_then(|m| m.ended_ms),
             history: m
                 .map(|m| m.history.iter().cloned().collect())
                 .unwrap_or_default(),
@@ -285,6 +319,20 @@ impl View {
             log_events: self.state.logs.get(id).map_or(0, Vec::len),
         })
     }
+}
+
+/// An order of a list, with its times.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRow {
+    #[serde(flatten)]
+    pub order: OrderView,
+    /// When the order was added, ms since the epoch; unknown when that event was not seen.
+    pub added_ms: Option<i64>,
+    /// When it started (`Started`, or its first job's start), ms since the epoch.
+    pub started_ms: Option<i64>,
+    /// When it became finished, failed or cancelled, ms since the epoch; `null` while it runs.
+    pub ended_ms: Option<i64>,
 }
 
 /// An order with its history.
@@ -296,6 +344,12 @@ pub struct OrderDetail {
     /// When the order was added, ms since the epoch (unknown for orders older than the events
     /// the controller still keeps).
     pub added_ms: Option<i64>,
+    /// When it started (`Started`, or its first job's start), ms since the epoch; unknown
+    /// when that event was not seen.
+    pub started_ms: Option<i64>,
+    /// When it became finished, failed or cancelled, ms since the epoch; `null` while it
+    /// runs (a resumed order runs again) or when that event was not seen.
+    pub ended_ms: Option<i64>,
     /// Its events, oldest first (the newest `history_events_per_order_max`).
     pub history: Vec<HistoryEntry>,
     /// Whether `history` holds every event since the order was added.
@@ -445,5 +499,88 @@ mod tests {
         // History is bounded.
         let d = v.order_detail("o3").unwrap();
         assert!(d.history.len() <= 5);
+    }
+
+    /// Runs `cmd` and then steps `id` on the view's state, applying every event at a
+    /// timestamp one after the last.
+    fn run(v: &mut View, cmd: Command, id: &str) {
+        let oid = OrderId::new(id).unwrap();
+        let mut es = command(&v.state.world, cmd, TimeMs(0), &Default::default())
+            .unwrap()
+            .events;
+        for _ in 0..100 {
+            if es.is_empty() {
+                return;
+            }
+            for e in es {
+                let next = v.last_event_id() + 1;
+                v.apply(next, &stored(next as i64, e)).unwrap();
+            }
+            es = step(&v.state.world, &oid, TimeMs(0));
+        }
+        panic!("order {id} does not settle");
+    }
+
+    fn ts_of(v: &View, id: &str, kind: &str) -> Option<i64> {
+        v.order_detail(id)?
+            .history
+            .iter()
+            .find(|h| h.kind == kind)
+            .map(|h| h.ts)
+    }
+
+    #[test]
+    fn orders_have_added_started_and_ended_times() {
+        let all = events(3);
+        let mut v = View::new(50);
+        for (id, e) in &all {
+            v.apply(*id, e).unwrap();
+        }
+        let row = v.order_row(v.order("o0").unwrap());
+        assert_eq!(row.added_ms, ts_of(&v, "o0", "Added"));
+        assert_eq!(row.started_ms, ts_of(&v, "o0", "Started"));
+        assert!(row.added_ms.is_some() && row.started_ms.is_some());
+        assert_eq!(row.ended_ms, None);
+        let json = serde_json::to_value(&row).unwrap();
+        assert!(json.get("addedMs").is_some() && json.get("startedMs").is_some());
+        assert!(json["endedMs"].is_null());
+        let id = |s: &str| OrderId::new(s).unwrap();
+        run(
+            &mut v,
+            Command::Answer {
+                id: id("o0"),
+                vars: Default::default(),
+            },
+            "o0",
+        );
+        run(
+            &mut v,
+            Command::Cancel {
+                id: id("o1"),
+                kill: None,
+            },
+            "o1",
+        );
+        let d = v.order_detail("o0").unwrap();
+        assert_eq!(d.order.state, "finished");
+        assert_eq!(d.ended_ms, ts_of(&v, "o0", "Finished"));
+        assert!(d.ended_ms.is_some() && d.ended_ms >= d.started_ms);
+        let d = v.order_detail("o1").unwrap();
+        assert_eq!(d.order.state, "cancelled");
+        assert_eq!(d.ended_ms, ts_of(&v, "o1", "Cancelled"));
+        assert_eq!(v.order_detail("o2").unwrap().ended_ms, None);
+        // A cockpit started later computes the same times from the retained events.
+        let mut late = View::load(v.state.clone(), 50);
+        for (id, e) in &all {
+            late.backfill(*id, e);
+        }
+        assert_eq!(
+            late.order_detail("o2").unwrap().started_ms,
+            v.order_detail("o2").unwrap().started_ms
+        );
+        // An order whose events were not seen has no times.
+        let unseen = View::load(v.state.clone(), 50);
+        let d = unseen.order_detail("o0").unwrap();
+        assert_eq!((d.added_ms, d.started_ms, d.ended_ms), (None, None, None));
     }
 }
