@@ -14,7 +14,7 @@ use ordo_api::record::Stored;
 use ordo_api::state::{Skipped, State};
 use ordo_api::view::{OrderView, affected, describe, order_event, order_view};
 use ordo_model::ids::OrderId;
-use ordo_model::order::{KeyedEvent, Order, OrderEvent};
+use ordo_model::order::{KeyedEvent, Order, OrderEvent, OrderState, Wait};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -79,6 +79,12 @@ pub struct View {
     history_max: usize,
     /// Events applied that the state did not accept (as on the controller).
     pub skipped: u64,
+    /// Fork children a join removed from the state, as they were then, kept (with their
+    /// history and times) while their parent is in the state. A child that ended its
+    /// branch shows as finished.
+    kept: BTreeMap<OrderId, Order>,
+    /// Each fork's children, from its `Forked` events, while the parent is in the state.
+    children: HashMap<OrderId, Vec<OrderId>>,
 }
 
 impl View {
@@ -89,6 +95,8 @@ impl View {
             by_state: BTreeMap::new(),
             history_max: history_max.max(1),
             skipped: 0,
+            kept: BTreeMap::new(),
+            children: HashMap::new(),
         }
     }
 
@@ -115,10 +123,24 @@ impl View {
     /// Applies one event of the controller's stream; `Err` when the state did not accept it
     /// (the controller skipped it too).
     pub fn apply(&mut self, event_id: u64, stored: &Stored) -> Result<(), Skipped> {
-        let touched = affected(&self.state, &stored.body);
+        let mut touched = affected(&self.state, &stored.body);
+        let joined = self.joining_children(&stored.body);
         let applied = self.state.apply(event_id, stored);
         if applied.is_err() {
             self.skipped += 1;
+        }
+        for mut child in joined {
+            if self.state.world.orders.contains_key(&child.id) {
+                continue;
+            }
+            if matches!(child.state, OrderState::Ready) {
+                child.state = OrderState::Finished;
+            }
+            if let Some(m) = self.meta.get_mut(&child.id) {
+                m.ended_ms.get_or_insert(stored.ts.0);
+            }
+            touched.push(child.id.clone());
+            self.kept.insert(child.id.clone(), child);
         }
         for id in &touched {
             self.reindex(id);
@@ -135,11 +157,37 @@ impl View {
         }
     }
 
+    /// The children a `Joined` event in `body` is about to remove from the state.
+    fn joining_children(&self, body: &ordo_api::record::Body) -> Vec<Order> {
+        let Some(KeyedEvent::Order {
+            id,
+            event: OrderEvent::Joined { .. },
+        }) = order_event(body)
+        else {
+            return Vec::new();
+        };
+        let Some(OrderState::Waiting(Wait::Children { children })) =
+            self.state.world.orders.get(id).map(|o| &o.state)
+        else {
+            return Vec::new();
+        };
+        children
+            .iter()
+            .filter_map(|c| self.state.world.orders.get(c).cloned())
+            .collect()
+    }
+
     fn record(&mut self, event_id: u64, stored: &Stored) {
         let Some(KeyedEvent::Order { id, event }) = order_event(&stored.body) else {
             return;
         };
         if let OrderEvent::Forked { children } = event {
+            if self.meta.contains_key(id) {
+                self.children
+                    .entry(id.clone())
+                    .or_default()
+                    .extend(children.iter().map(|c| c.id.clone()));
+            }
             for child in children {
                 if let Some(m) = self.meta.get_mut(&child.id) {
                     m.added_ms = Some(stored.ts.0);
@@ -212,14 +260,44 @@ impl View {
                 self.by_state.entry(name).or_default().insert(id.clone());
                 self.meta.entry(id.clone()).or_default().state = name;
             }
+            None if self.kept.contains_key(id) => {
+                if let Some(m) = self.meta.get_mut(id) {
+                    m.state = "kept";
+                }
+            }
             None => {
                 self.meta.remove(id);
+                // A removed parent takes its kept children with it.
+                for child in self.children.remove(id).unwrap_or_default() {
+                    if self.kept.remove(&child).is_some() {
+                        self.meta.remove(&child);
+                    }
+                }
             }
         }
     }
 
+    /// An order of the state, or a fork child a join removed while its parent is there.
     pub fn order(&self, id: &str) -> Option<&Order> {
-        self.state.world.orders.get(id)
+        self.state
+            .world
+            .orders
+            .get(id)
+            .or_else(|| self.kept.get(id))
+    }
+
+    /// The children of an order's forks, with their states (kept ones included).
+    pub fn children(&self, id: &str) -> Vec<ChildLink> {
+        self.children
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| self.order(c.as_str()))
+            .map(|c| ChildLink {
+                id: c.id.to_string(),
+                state: c.state.name().to_owned(),
+            })
+            .collect()
     }
 
     pub fn meta(&self, id: &str) -> Option<&OrderMeta> {
@@ -316,9 +394,18 @@ impl View {
                 .map(|m| m.history.iter().cloned().collect())
                 .unwrap_or_default(),
             history_complete: m.is_some_and(|m| m.history_complete),
+            children: self.children(id),
             log_events: self.state.logs.get(id).map_or(0, Vec::len),
         })
     }
+}
+
+/// A fork child of an order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChildLink {
+    pub id: String,
+    /// Its state; a child that ended its branch and was joined is `finished`.
+    pub state: String,
 }
 
 /// An order of a list, with its times.
@@ -354,6 +441,9 @@ pub struct OrderDetail {
     pub history: Vec<HistoryEntry>,
     /// Whether `history` holds every event since the order was added.
     pub history_complete: bool,
+    /// The children of its forks, oldest first; children a join removed stay listed (and
+    /// readable here) while this order is in the state.
+    pub children: Vec<ChildLink>,
     /// How many chunks of job output the order has (read them at `/log`).
     pub log_events: usize,
 }
@@ -582,5 +672,75 @@ mod tests {
         let unseen = View::load(v.state.clone(), 50);
         let d = unseen.order_detail("o0").unwrap();
         assert_eq!((d.added_ms, d.started_ms, d.ended_ms), (None, None, None));
+    }
+
+    /// Steps every order until none moves.
+    fn settle(v: &mut View) {
+        for _ in 0..100 {
+            let ids: Vec<OrderId> = v.state.world.orders.keys().cloned().collect();
+            let mut moved = false;
+            for oid in ids {
+                for e in step(&v.state.world, &oid, TimeMs(0)) {
+                    let next = v.last_event_id() + 1;
+                    v.apply(next, &stored(next as i64, e)).unwrap();
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the orders do not settle");
+    }
+
+    #[test]
+    fn joined_children_stay_until_their_parent_is_removed() {
+        let yaml = "workflow: f\nsteps:\n  - fork:\n      a: [ { prompt: a? } ]\n      b: [ { prompt: b? } ]\n";
+        let inv = parse_inventory(&[SourceFile::new("f.yaml", yaml)], &Limits::default()).unwrap();
+        let mut v = View::new(50);
+        for e in deploy(&v.state.world, &inv) {
+            let next = v.last_event_id() + 1;
+            v.apply(next, &stored(next as i64, e)).unwrap();
+        }
+        let id = |s: &str| OrderId::new(s).unwrap();
+        let add = Command::Add {
+            id: id("p"),
+            workflow: WorkflowName::new("f").unwrap(),
+            vars: Default::default(),
+            scheduled_for: None,
+        };
+        run(&mut v, add, "p");
+        settle(&mut v);
+        let kids: Vec<String> = v.children("p").into_iter().map(|c| c.id).collect();
+        assert_eq!(kids, ["p|a", "p|b"]);
+        for kid in ["p|a", "p|b"] {
+            let answer = Command::Answer {
+                id: id(kid),
+                vars: Default::default(),
+            };
+            run(&mut v, answer, kid);
+        }
+        // The join: the children leave the state, not the view.
+        settle(&mut v);
+        let p = v.order_detail("p").unwrap();
+        assert_eq!(p.order.state, "finished", "{:?}", p.history);
+        assert!(v.state.world.orders.get("p|a").is_none());
+        let a = v.order_detail("p|a").unwrap();
+        assert_eq!(a.order.state, "finished");
+        assert!(a.history.iter().any(|h| h.kind == "PromptAnswered"));
+        assert!(a.ended_ms.is_some());
+        assert_eq!(
+            p.children
+                .iter()
+                .map(|c| c.state.as_str())
+                .collect::<Vec<_>>(),
+            ["finished", "finished"]
+        );
+        assert_eq!(v.counts().values().sum::<usize>(), 1);
+        // The parent removed: its children go with it.
+        run(&mut v, Command::Remove { id: id("p") }, "p");
+        assert!(v.order_detail("p").is_none());
+        assert!(v.order_detail("p|a").is_none());
+        assert!(v.meta.is_empty() && v.kept.is_empty() && v.children.is_empty());
     }
 }

@@ -731,6 +731,35 @@ async fn newcomer(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
     .await;
     click(c, "#children li[data-id='split-1|left'] a").await?;
     wait_text(c, "#detail-id", "the child", |t| t == "split-1|left").await;
+    // Joined, the children stay listed and readable while the parent is there.
+    for kid in ["split-1%7Cleft", "split-1%7Cright"] {
+        cockpit
+            .post(OPERATOR, &format!("/api/v1/orders/{kid}/answer"), json!({}))
+            .await;
+    }
+    cockpit.order_in("split-1", "finished").await;
+    c.goto(&format!("{}/#/orders/split-1", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#detail-state", "the joined fork", |t| t == "finished").await;
+    wait_text(c, "#children", "the joined children", |t| {
+        t.contains("split-1|left finished") && t.contains("split-1|right finished")
+    })
+    .await;
+    click(c, "#children li[data-id='split-1|right'] a").await?;
+    wait_text(c, "#detail-id", "the joined child", |t| {
+        t == "split-1|right"
+    })
+    .await;
+    wait_text(c, "#detail-state", "the joined child's state", |t| {
+        t == "finished"
+    })
+    .await;
+    wait_text(c, "#history", "the joined child's history", |t| {
+        t.contains("promptanswered")
+    })
+    .await;
+    screenshot(c, "cockpit-joined-child.png").await;
 
     // Locks and notice boards.
     c.goto(&format!("{}/#/locks", cockpit.base))

@@ -495,7 +495,7 @@ async function loadDetail() {
       el("span", { class: "k" }, h.type), h.text));
   }
   $("#retries-box").classList.toggle("hidden", retries.children.length === 0);
-  loadChildren(o);
+  showChildren(o);
   $("#detail-vars").textContent = JSON.stringify(o.vars, null, 2);
   if (wfChanged) {
     try {
@@ -511,16 +511,9 @@ async function loadDetail() {
   else if (!ui.logEnded && ui.log.readyState === WebSocket.OPEN) $("#log-state").textContent = logLabel();
 }
 
-// The order's fork children: ids `<order>|<branch>` follow the order's id in id order.
-async function loadChildren(o) {
-  let page;
-  try {
-    page = await api("GET", `/orders?after=${enc(o.id + "|")}&limit=50`);
-  } catch {
-    return;
-  }
-  if (ui.orderId !== o.id) return;
-  const kids = page.orders.filter((c) => c.id.startsWith(o.id + "|"));
+// The order's fork children (those a join ended stay while the order is in the view).
+function showChildren(o) {
+  const kids = o.children || [];
   const list = $("#children");
   list.textContent = "";
   for (const c of kids) {
