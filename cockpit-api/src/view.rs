@@ -724,7 +724,7 @@ mod tests {
         settle(&mut v);
         let p = v.order_detail("p").unwrap();
         assert_eq!(p.order.state, "finished", "{:?}", p.history);
-        assert!(v.state.world.orders.get("p|a").is_none());
+        assert!(!v.state.world.orders.contains_key("p|a"));
         let a = v.order_detail("p|a").unwrap();
         assert_eq!(a.order.state, "finished");
         assert!(a.history.iter().any(|h| h.kind == "PromptAnswered"));

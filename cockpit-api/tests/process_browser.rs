@@ -759,6 +759,11 @@ async fn newcomer(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
         t.contains("promptanswered")
     })
     .await;
+    // Its log stream answers (the cockpit keeps the child) and ends at once.
+    wait_text(c, "#log-state", "the joined child's log", |t| {
+        t == "(finished)"
+    })
+    .await;
     screenshot(c, "cockpit-joined-child.png").await;
 
     // Locks and notice boards.

@@ -71,6 +71,19 @@ const enc = encodeURIComponent;
 const fmtTime = (ms) => ms == null ? "" : new Date(ms).toLocaleString();
 const TERMINAL = ["finished", "cancelled", "failed"];
 
+// A short local time for lists: the time of day today, else the day and the time.
+function fmtShort(ms) {
+  if (ms == null) return "";
+  const d = new Date(ms);
+  if (d.toDateString() === new Date().toDateString()) {
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+  return d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+}
+
+// A list cell of a time: short, the full time in its title.
+const timeCell = (ms) => el("td", { class: "num", title: fmtTime(ms) }, fmtShort(ms));
+
 // A duration in words: "850 ms", "42 s", "3 min 5 s", "2 h 10 min", "3 d 4 h".
 function fmtDuration(ms) {
   if (ms == null || ms < 0) return "";
@@ -275,8 +288,8 @@ function orderRow(o) {
     el("td", {}, box), cell(o.id), cell(o.workflow + " v" + o.version),
     el("td", { title: o.stateDetail + (where ? " · " + where : "") },
       el("span", { class: "badge st-" + o.state }, o.state)),
-    cell(fmtTime(o.addedMs), "num"), cell(fmtTime(o.startedMs), "num"),
-    cell(fmtTime(o.endedMs), "num"), cell(fmtDuration(duration(o)), "num"));
+    timeCell(o.addedMs), timeCell(o.startedMs), timeCell(o.endedMs),
+    cell(fmtDuration(duration(o)), "num"));
   if (o.id === ui.orderId) tr.classList.add("selected");
   tr.addEventListener("click", () => { location.hash = "#/orders/" + enc(o.id); });
   return tr;
@@ -802,7 +815,8 @@ function drawTimeline(box, orders) {
   if (!rows.length) { box.append(el("span", { class: "hint" }, "no orders with known times")); return; }
   const t0 = Math.min(...rows.map((o) => o.startedMs ?? o.addedMs));
   const t1 = Math.max(now, ...rows.map((o) => o.endedMs ?? now));
-  const LABEL = 170, W = 560, ROW = 20, TOP = 18;
+  const LABEL = 170, ROW = 20, TOP = 18;
+  const W = Math.max(300, (box.clientWidth || 730) - LABEL - 40);
   const x = (t) => LABEL + (t1 > t0 ? (t - t0) / (t1 - t0) * W : 0);
   const root = svg("svg", { width: LABEL + W + 10, height: TOP + rows.length * ROW + 4, role: "img",
     "aria-label": "timeline of recent orders" });
@@ -810,7 +824,8 @@ function drawTimeline(box, orders) {
   for (let i = 0; i <= 4; i++) {
     const t = t0 + (t1 - t0) * i / 4;
     axis.append(svg("line", { x1: x(t), x2: x(t), y1: TOP - 4, y2: TOP + rows.length * ROW }));
-    axis.append(svg("text", { x: x(t) - (i === 4 ? 40 : 0), y: 10 }, new Date(t).toLocaleTimeString()));
+    axis.append(svg("text", { x: x(t), y: 10, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
+      new Date(t).toLocaleTimeString()));
   }
   root.append(axis);
   rows.forEach((o, i) => {
