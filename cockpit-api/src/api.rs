@@ -17,6 +17,7 @@
 pub mod cluster;
 pub mod commands;
 pub mod docs;
+pub mod kept_log;
 pub mod plan;
 pub mod read;
 pub mod stream;

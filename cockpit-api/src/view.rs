@@ -286,6 +286,11 @@ impl View {
             .or_else(|| self.kept.get(id))
     }
 
+    /// Whether `id` is a fork child a join removed from the state that the view keeps.
+    pub fn is_kept(&self, id: &str) -> bool {
+        self.kept.contains_key(id)
+    }
+
     /// The children of an order's forks, with their states (kept ones included).
     pub fn children(&self, id: &str) -> Vec<ChildLink> {
         self.children

@@ -435,6 +435,23 @@ steps:
     do:
       - run: broken
 ---
+workflow: forkjob
+jobs:
+  left:
+    agent: local
+    script: echo "branch left says hi"
+    timeout: 30s
+  right:
+    agent: local
+    script: echo "branch right says hi"
+    timeout: 30s
+steps:
+  - fork:
+      left:
+        - run: left
+      right:
+        - run: right
+---
 workflow: split
 steps:
   - fork:
@@ -526,6 +543,23 @@ async fn process_browser_orders_page_times_bulk_failed_forks_locks_boards() {
             .await;
     }
 
+    // A joined child's log: the controller forgot the child, the cockpit reads it.
+    cockpit
+        .post(
+            OPERATOR,
+            "/api/v1/orders",
+            json!({"id": "fj-1", "workflow": "forkjob"}),
+        )
+        .await;
+    cockpit.order_in("fj-1", "finished").await;
+    let log = cockpit
+        .call(Some(VIEWER), "GET", "/api/v1/orders/fj-1%7Cleft/log", None)
+        .await;
+    assert_eq!(log.status, 200, "{}", String::from_utf8_lossy(&log.body));
+    assert_eq!(String::from_utf8_lossy(&log.body), "branch left says hi\n");
+    let detail = cockpit.order_in("fj-1|right", "finished").await;
+    assert!(detail["endedMs"].is_i64(), "{detail}");
+
     let driver = start_driver().await;
     let profile = tempfile::tempdir().expect("profile dir");
     let c = browser(&driver, profile.path()).await;
@@ -564,7 +598,7 @@ async fn newcomer(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
     let added: Vec<i64> =
         serde_json::from_value(js(c, "return shownOrders().map(o => o.addedMs)").await?)
             .map_err(|e| e.to_string())?;
-    assert_eq!(added.len(), 9, "{added:?}");
+    assert_eq!(added.len(), 10, "{added:?}");
     assert!(added.windows(2).all(|w| w[0] >= w[1]), "{added:?}");
     let ids: Vec<String> =
         serde_json::from_value(js(c, ROW_IDS).await?).map_err(|e| e.to_string())?;
