@@ -400,6 +400,7 @@ impl View {
                 .unwrap_or_default(),
             history_complete: m.is_some_and(|m| m.history_complete),
             children: self.children(id),
+            joined: self.kept.contains_key(id),
             log_events: self.state.logs.get(id).map_or(0, Vec::len),
         })
     }
@@ -449,6 +450,9 @@ pub struct OrderDetail {
     /// The children of its forks, oldest first; children a join removed stay listed (and
     /// readable here) while this order is in the state.
     pub children: Vec<ChildLink>,
+    /// A fork child its join removed from the controller's state: shown while its parent is
+    /// in the state; commands no longer reach it.
+    pub joined: bool,
     /// How many chunks of job output the order has (read them at `/log`).
     pub log_events: usize,
 }
@@ -732,6 +736,7 @@ mod tests {
         assert!(!v.state.world.orders.contains_key("p|a"));
         let a = v.order_detail("p|a").unwrap();
         assert_eq!(a.order.state, "finished");
+        assert!(a.joined && !p.joined);
         assert!(a.history.iter().any(|h| h.kind == "PromptAnswered"));
         assert!(a.ended_ms.is_some());
         assert_eq!(

@@ -793,6 +793,16 @@ async fn newcomer(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
         t.contains("promptanswered")
     })
     .await;
+    wait_text(c, "#detail-sub", "the child joined", |t| {
+        t.contains("joined")
+    })
+    .await;
+    wait_js(
+        c,
+        "no commands for a joined child",
+        "return [...document.querySelectorAll('#detail-actions button')].every(b => b.offsetParent === null)",
+    )
+    .await?;
     // Its log stream answers (the cockpit keeps the child) and ends at once.
     wait_text(c, "#log-state", "the joined child's log", |t| {
         t == "(finished)"

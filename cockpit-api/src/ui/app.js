@@ -473,7 +473,7 @@ async function loadDetail() {
   $("#detail-sub").textContent = `${o.workflow} v${o.version} · position ${o.position} · ` +
     `${holderText(o.holder)}` + (o.addedMs ? ` · added ${fmtTime(o.addedMs)}` : "") +
     (o.mark ? ` · pending ${o.mark}` : "") + (o.attempt > 1 ? ` · attempt ${o.attempt}` : "") +
-    (o.parent ? ` · branch of ${o.parent}` : "");
+    (o.parent ? ` · branch of ${o.parent}` : "") + (o.joined ? " · joined (kept while its parent is there)" : "");
   $("#detail-times").textContent = [
     o.startedMs != null ? `started ${fmtTime(o.startedMs)}` : "",
     o.endedMs != null ? `ended ${fmtTime(o.endedMs)}` : "",
@@ -483,7 +483,8 @@ async function loadDetail() {
   const m = /^prompting "(.*)"$/.exec(o.stateDetail);
   prompt.classList.toggle("hidden", o.state !== "prompting");
   prompt.textContent = "Question: " + (m ? m[1] : o.stateDetail);
-  const show = (btn, on) => $(btn).classList.toggle("hidden", !on);
+  // A joined fork child is gone from the controller: no command reaches it.
+  const show = (btn, on) => $(btn).classList.toggle("hidden", !on || !!o.joined);
   const terminal = o.state === "finished" || o.state === "cancelled";
   show("#btn-answer", o.state === "prompting");
   show("#btn-resume", o.state === "suspended");
