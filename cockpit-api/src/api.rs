@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod commands;
 pub mod deploy_docs;
 pub mod docs;
+pub mod kept_log;
 pub mod plan;
 pub mod read;
 pub mod stream;

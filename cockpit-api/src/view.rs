@@ -16,7 +16,7 @@ use ordo_api::view::{
     OrderView, affected, describe, order_event, order_view_in, order_view_waiting,
 };
 use ordo_model::ids::OrderId;
-use ordo_model::order::{KeyedEvent, Order, OrderEvent};
+use ordo_model::order::{KeyedEvent, Order, OrderEvent, OrderState, Wait};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -45,6 +45,10 @@ pub struct HistoryEntry {
 pub struct OrderMeta {
     /// When the order was added (or forked off), ms since the epoch, if that event was seen.
     pub added_ms: Option<i64>,
+    /// When it started (`Started`, or its first job's start), ms since the epoch.
+    pub started_ms: Option<i64>,
+    /// When it last became finished, failed or cancelled (cleared when resumed).
+    pub ended_ms: Option<i64>,
     /// The state name it is indexed under.
     state: &'static str,
     pub history: VecDeque<HistoryEntry>,
@@ -77,6 +81,12 @@ pub struct View {
     history_max: usize,
     /// Events applied that the state did not accept (as on the controller).
     pub skipped: u64,
+    /// Fork children a join removed from the state, as they were then, kept (with their
+    /// history and times) while their parent is in the state. A child that ended its
+    /// branch shows as finished.
+    kept: BTreeMap<OrderId, Order>,
+    /// Each fork's children, from its `Forked` events, while the parent is in the state.
+    children: HashMap<OrderId, Vec<OrderId>>,
 }
 
 impl View {
@@ -87,6 +97,8 @@ impl View {
             by_state: BTreeMap::new(),
             history_max: history_max.max(1),
             skipped: 0,
+            kept: BTreeMap::new(),
+            children: HashMap::new(),
         }
     }
 
@@ -113,10 +125,24 @@ impl View {
     /// Applies one event of the controller's stream; `Err` when the state did not accept it
     /// (the controller skipped it too).
     pub fn apply(&mut self, event_id: u64, stored: &Stored) -> Result<(), Skipped> {
-        let touched = affected(&self.state, &stored.body);
+        let mut touched = affected(&self.state, &stored.body);
+        let joined = self.joining_children(&stored.body);
         let applied = self.state.apply(event_id, stored);
         if applied.is_err() {
             self.skipped += 1;
+        }
+        for mut child in joined {
+            if self.state.world.orders.contains_key(&child.id) {
+                continue;
+            }
+            if matches!(child.state, OrderState::Ready) {
+                child.state = OrderState::Finished;
+            }
+            if let Some(m) = self.meta.get_mut(&child.id) {
+                m.ended_ms.get_or_insert(stored.ts.0);
+            }
+            touched.push(child.id.clone());
+            self.kept.insert(child.id.clone(), child);
         }
         for id in &touched {
             self.reindex(id);
@@ -133,14 +159,42 @@ impl View {
         }
     }
 
+    /// The children a `Joined` event in `body` is about to remove from the state.
+    fn joining_children(&self, body: &ordo_api::record::Body) -> Vec<Order> {
+        let Some(KeyedEvent::Order {
+            id,
+            event: OrderEvent::Joined { .. },
+        }) = order_event(body)
+        else {
+            return Vec::new();
+        };
+        let Some(OrderState::Waiting(Wait::Children { children })) =
+            self.state.world.orders.get(id).map(|o| &o.state)
+        else {
+            return Vec::new();
+        };
+        children
+            .iter()
+            .filter_map(|c| self.state.world.orders.get(c).cloned())
+            .collect()
+    }
+
     fn record(&mut self, event_id: u64, stored: &Stored) {
         let Some(KeyedEvent::Order { id, event }) = order_event(&stored.body) else {
             return;
         };
         if let OrderEvent::Forked { children } = event {
+            if self.meta.contains_key(id) {
+                self.children
+                    .entry(id.clone())
+                    .or_default()
+                    .extend(children.iter().map(|c| c.id.clone()));
+            }
             for child in children {
                 if let Some(m) = self.meta.get_mut(&child.id) {
                     m.added_ms = Some(stored.ts.0);
+                    m.started_ms = Some(stored.ts.0);
+                    m.ended_ms = None;
                     m.history.clear();
                     m.history_complete = true;
                 }
@@ -150,10 +204,25 @@ impl View {
         let Some(m) = self.meta.get_mut(id) else {
             return;
         };
-        if let OrderEvent::Added { .. } = event {
-            m.added_ms = Some(stored.ts.0);
-            m.history.clear();
-            m.history_complete = true;
+        let ts = stored.ts.0;
+        match event {
+            OrderEvent::Added { .. } => {
+                m.added_ms = Some(ts);
+                m.started_ms = None;
+                m.ended_ms = None;
+                m.history.clear();
+                m.history_complete = true;
+            }
+            OrderEvent::Started | OrderEvent::ProcessingStarted { .. } => {
+                m.started_ms.get_or_insert(ts);
+            }
+            OrderEvent::Finished { .. }
+            | OrderEvent::Cancelled
+            | OrderEvent::Failed
+            | OrderEvent::FailedAt { .. }
+            | OrderEvent::FailedInFork => m.ended_ms = Some(ts),
+            OrderEvent::Resumed { .. } => m.ended_ms = None,
+            _ => {}
         }
         let (_, kind, mut text) = describe(&stored.body);
         if text.len() > HISTORY_TEXT_BYTES_MAX {
@@ -193,8 +262,19 @@ impl View {
                 self.by_state.entry(name).or_default().insert(id.clone());
                 self.meta.entry(id.clone()).or_default().state = name;
             }
+            None if self.kept.contains_key(id) => {
+                if let Some(m) = self.meta.get_mut(id) {
+                    m.state = "kept";
+                }
+            }
             None => {
                 self.meta.remove(id);
+                // A removed parent takes its kept children with it.
+                for child in self.children.remove(id).unwrap_or_default() {
+                    if self.kept.remove(&child).is_some() {
+                        self.meta.remove(&child);
+                    }
+                }
             }
         }
     }
@@ -204,8 +284,32 @@ impl View {
         order_view_in(&self.state.world, o)
     }
 
+    /// An order of the state, or a fork child a join removed while its parent is there.
     pub fn order(&self, id: &str) -> Option<&Order> {
-        self.state.world.orders.get(id)
+        self.state
+            .world
+            .orders
+            .get(id)
+            .or_else(|| self.kept.get(id))
+    }
+
+    /// Whether `id` is a fork child a join removed from the state that the view keeps.
+    pub fn is_kept(&self, id: &str) -> bool {
+        self.kept.contains_key(id)
+    }
+
+    /// The children of an order's forks, with their states (kept ones included).
+    pub fn children(&self, id: &str) -> Vec<ChildLink> {
+        self.children
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| self.order(c.as_str()))
+            .map(|c| ChildLink {
+                id: c.id.to_string(),
+                state: c.state.name().to_owned(),
+            })
+            .collect()
     }
 
     pub fn meta(&self, id: &str) -> Option<&OrderMeta> {
@@ -278,6 +382,17 @@ impl View {
         (page, next)
     }
 
+    /// An order with its times, for `GET /api/v1/orders`.
+    pub fn order_row(&self, o: &Order) -> OrderRow {
+        let m = self.meta.get(&o.id);
+        OrderRow {
+            order: self.order_view(o),
+            added_ms: m.and_then(|m| m.added_ms),
+            started_ms: m.and_then(|m| m.started_ms),
+            ended_ms: m.and_then(|m| m.ended_ms),
+        }
+    }
+
     /// An order with its history, for `GET /api/v1/orders/{id}`.
     pub fn order_detail(&self, id: &str) -> Option<OrderDetail> {
         let o = self.order(id)?;
@@ -285,13 +400,42 @@ impl View {
         Some(OrderDetail {
             order: order_view_waiting(&self.state.world, o),
             added_ms: m.and_then(|m| m.added_ms),
+            started_ms: m.and_then(|m| m.started_ms),
+            ended_ms: m.and_then(|m| m.ended_ms),
             history: m
                 .map(|m| m.history.iter().cloned().collect())
                 .unwrap_or_default(),
             history_complete: m.is_some_and(|m| m.history_complete),
+            children: self.children(id),
+            joined: self.kept.contains_key(id),
             log_events: self.state.logs.get(id).map_or(0, Vec::len),
         })
     }
+}
+
+/// A fork child of an order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChildLink {
+    pub id: String,
+    /// Its state; a child that ended its branch and was joined is `finished`.
+    pub state: String,
+}
+
+/// An order of a list, with its times.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRow {
+    #[serde(flatten)]
+    pub order: OrderView,
+    /// When the order was added, ms since the epoch; unknown when that event was not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_ms: Option<i64>,
+    /// When it started (`Started`, or its first job's start), ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    /// When it became finished, failed or cancelled, ms since the epoch; left out while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<i64>,
 }
 
 /// An order with its history.
@@ -302,11 +446,26 @@ pub struct OrderDetail {
     pub order: OrderView,
     /// When the order was added, ms since the epoch (unknown for orders older than the events
     /// the controller still keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added_ms: Option<i64>,
+    /// When it started (`Started`, or its first job's start), ms since the epoch; unknown
+    /// when that event was not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<i64>,
+    /// When it became finished, failed or cancelled, ms since the epoch; left out
+    /// while it runs (a resumed order runs again) or when that event was not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<i64>,
     /// Its events, oldest first (the newest `history_events_per_order_max`).
     pub history: Vec<HistoryEntry>,
     /// Whether `history` holds every event since the order was added.
     pub history_complete: bool,
+    /// The children of its forks, oldest first; children a join removed stay listed (and
+    /// readable here) while this order is in the state.
+    pub children: Vec<ChildLink>,
+    /// A fork child its join removed from the controller's state: shown while its parent is
+    /// in the state; commands no longer reach it.
+    pub joined: bool,
     /// How many chunks of job output the order has (read them at `/log`).
     pub log_events: usize,
 }
@@ -452,5 +611,159 @@ mod tests {
         // History is bounded.
         let d = v.order_detail("o3").unwrap();
         assert!(d.history.len() <= 5);
+    }
+
+    /// Runs `cmd` and then steps `id` on the view's state, applying every event at a
+    /// timestamp one after the last.
+    fn run(v: &mut View, cmd: Command, id: &str) {
+        let oid = OrderId::new(id).unwrap();
+        let mut es = command(&v.state.world, cmd, TimeMs(0), &Default::default())
+            .unwrap()
+            .events;
+        for _ in 0..100 {
+            if es.is_empty() {
+                return;
+            }
+            for e in es {
+                let next = v.last_event_id() + 1;
+                v.apply(next, &stored(next as i64, e)).unwrap();
+            }
+            es = step(&v.state.world, &oid, TimeMs(0));
+        }
+        panic!("order {id} does not settle");
+    }
+
+    fn ts_of(v: &View, id: &str, kind: &str) -> Option<i64> {
+        v.order_detail(id)?
+            .history
+            .iter()
+            .find(|h| h.kind == kind)
+            .map(|h| h.ts)
+    }
+
+    #[test]
+    fn orders_have_added_started_and_ended_times() {
+        let all = events(3);
+        let mut v = View::new(50);
+        for (id, e) in &all {
+            v.apply(*id, e).unwrap();
+        }
+        let row = v.order_row(v.order("o0").unwrap());
+        assert_eq!(row.added_ms, ts_of(&v, "o0", "Added"));
+        assert_eq!(row.started_ms, ts_of(&v, "o0", "Started"));
+        assert!(row.added_ms.is_some() && row.started_ms.is_some());
+        assert_eq!(row.ended_ms, None);
+        let json = serde_json::to_value(&row).unwrap();
+        assert!(json.get("addedMs").is_some() && json.get("startedMs").is_some());
+        assert!(json["endedMs"].is_null());
+        let id = |s: &str| OrderId::new(s).unwrap();
+        run(
+            &mut v,
+            Command::Answer {
+                id: id("o0"),
+                vars: Default::default(),
+            },
+            "o0",
+        );
+        run(
+            &mut v,
+            Command::Cancel {
+                id: id("o1"),
+                kill: None,
+            },
+            "o1",
+        );
+        let d = v.order_detail("o0").unwrap();
+        assert_eq!(d.order.state, "finished");
+        assert_eq!(d.ended_ms, ts_of(&v, "o0", "Finished"));
+        assert!(d.ended_ms.is_some() && d.ended_ms >= d.started_ms);
+        let d = v.order_detail("o1").unwrap();
+        assert_eq!(d.order.state, "cancelled");
+        assert_eq!(d.ended_ms, ts_of(&v, "o1", "Cancelled"));
+        assert_eq!(v.order_detail("o2").unwrap().ended_ms, None);
+        // A cockpit started later computes the same times from the retained events.
+        let mut late = View::load(v.state.clone(), 50);
+        for (id, e) in &all {
+            late.backfill(*id, e);
+        }
+        assert_eq!(
+            late.order_detail("o2").unwrap().started_ms,
+            v.order_detail("o2").unwrap().started_ms
+        );
+        // An order whose events were not seen has no times.
+        let unseen = View::load(v.state.clone(), 50);
+        let d = unseen.order_detail("o0").unwrap();
+        assert_eq!((d.added_ms, d.started_ms, d.ended_ms), (None, None, None));
+    }
+
+    /// Steps every order until none moves.
+    fn settle(v: &mut View) {
+        for _ in 0..100 {
+            let ids: Vec<OrderId> = v.state.world.orders.keys().cloned().collect();
+            let mut moved = false;
+            for oid in ids {
+                for e in step(&v.state.world, &oid, TimeMs(0)) {
+                    let next = v.last_event_id() + 1;
+                    v.apply(next, &stored(next as i64, e)).unwrap();
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the orders do not settle");
+    }
+
+    #[test]
+    fn joined_children_stay_until_their_parent_is_removed() {
+        let yaml = "workflow: f\nsteps:\n  - fork:\n      a: [ { prompt: a? } ]\n      b: [ { prompt: b? } ]\n";
+        let inv = parse_inventory(&[SourceFile::new("f.yaml", yaml)], &Limits::default()).unwrap();
+        let mut v = View::new(50);
+        for e in deploy(&v.state.world, &inv) {
+            let next = v.last_event_id() + 1;
+            v.apply(next, &stored(next as i64, e)).unwrap();
+        }
+        let id = |s: &str| OrderId::new(s).unwrap();
+        let add = Command::Add {
+            id: id("p"),
+            workflow: WorkflowName::new("f").unwrap(),
+            vars: Default::default(),
+            scheduled_for: None,
+        };
+        run(&mut v, add, "p");
+        settle(&mut v);
+        let kids: Vec<String> = v.children("p").into_iter().map(|c| c.id).collect();
+        assert_eq!(kids, ["p|a", "p|b"]);
+        for kid in ["p|a", "p|b"] {
+            let answer = Command::Answer {
+                id: id(kid),
+                vars: Default::default(),
+            };
+            run(&mut v, answer, kid);
+        }
+        // The join: the children leave the state, not the view.
+        settle(&mut v);
+        let p = v.order_detail("p").unwrap();
+        assert_eq!(p.order.state, "finished", "{:?}", p.history);
+        assert!(!v.state.world.orders.contains_key("p|a"));
+        let a = v.order_detail("p|a").unwrap();
+        assert_eq!(a.order.state, "finished");
+        assert!(a.joined && !p.joined);
+        assert!(a.history.iter().any(|h| h.kind == "PromptAnswered"));
+        assert!(a.ended_ms.is_some());
+        assert_eq!(
+            p.children
+                .iter()
+                .map(|c| c.state.as_str())
+                .collect::<Vec<_>>(),
+            ["finished", "finished"]
+        );
+        assert_eq!(v.counts().values().sum::<usize>(), 1);
+        // The parent removed: its children go with it.
+        run(&mut v, Command::Remove { id: id("p") }, "p");
+        assert!(v.order_detail("p").is_none());
+        assert!(v.order_detail("p|a").is_none());
+        assert!(v.meta.is_empty() && v.kept.is_empty() && v.children.is_empty());
     }
 }

@@ -419,3 +419,435 @@ async fn process_browser_shows_which_controller_of_a_pair_is_active() {
     c.close().await.expect("close the browser");
     result.expect("browser scenario");
 }
+
+/// Workflows for the orders page: a job that fails after a retry, and a fork.
+const NEWCOMER_INVENTORY: &str = r#"
+workflow: breaks
+jobs:
+  broken:
+    agent: local
+    script: |
+      echo "about to fail"
+      exit 3
+    timeout: 30s
+steps:
+  - retry: { maxTries: 2, delays: [0s] }
+    do:
+      - run: broken
+---
+workflow: forkjob
+jobs:
+  left:
+    agent: local
+    script: echo "branch left says hi"
+    timeout: 30s
+  right:
+    agent: local
+    script: echo "branch right says hi"
+    timeout: 30s
+steps:
+  - fork:
+      left:
+        - run: left
+      right:
+        - run: right
+---
+workflow: split
+steps:
+  - fork:
+      left:
+        - prompt: "Left done?"
+      right:
+        - prompt: "Right done?"
+"#;
+
+/// An order id longer than its column at 1400 px.
+const LONG_ID: &str = "quarterly-reconciliation-of-the-eastern-region-accounts-2026-12-07";
+
+/// A value the page's JavaScript computes.
+async fn js(c: &Client, script: &str) -> Result<serde_json::Value, String> {
+    c.execute(script, vec![]).await.map_err(|e| e.to_string())
+}
+
+async fn click(c: &Client, css: &str) -> Result<(), String> {
+    c.find(Locator::Css(css))
+        .await
+        .map_err(|e| format!("{css}: {e}"))?
+        .click()
+        .await
+        .map_err(|e| format!("{css}: {e}"))
+}
+
+/// Waits until the script gives `true`.
+async fn wait_js(c: &Client, what: &str, script: &str) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if js(c, script).await? == json!(true) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The ids of the orders table's rows, top to bottom.
+const ROW_IDS: &str =
+    "return [...document.querySelectorAll('#orders-table tbody tr')].map(r => r.dataset.id)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_browser_orders_page_times_bulk_failed_forks_locks_boards() {
+    let controller = Controller::start().await;
+    let agent_dir = tempfile::tempdir().expect("agent dir");
+    let agent = Agent::start(&controller, agent_dir.path()).await;
+    let cockpit = Cockpit::start(&controller).await;
+    cockpit
+        .post(
+            ADMIN,
+            "/api/v1/deploy",
+            json!({"files": [
+                {"name": "test.yaml", "text": INVENTORY},
+                {"name": "agent.yaml", "text": agent.inventory()},
+                {"name": "newcomer.yaml", "text": NEWCOMER_INVENTORY},
+            ]}),
+        )
+        .await;
+    for id in [
+        "ask-1", "ask-2", LONG_ID, "gate-1", "gate-2", "fail-1", "split-1",
+    ] {
+        let workflow = match id {
+            "gate-1" | "gate-2" => "locked",
+            "fail-1" => "breaks",
+            "split-1" => "split",
+            _ => "ask",
+        };
+        cockpit
+            .post(
+                OPERATOR,
+                "/api/v1/orders",
+                json!({"id": id, "workflow": workflow}),
+            )
+            .await;
+        // One after the other, so that "newest first" is defined.
+        cockpit
+            .order_in(
+                id,
+                match workflow {
+                    "breaks" => "failed",
+                    "split" => "waiting",
+                    "locked" if id == "gate-2" => "waiting",
+                    _ => "prompting",
+                },
+            )
+            .await;
+    }
+
+    // A joined child's log: the controller forgot the child, the cockpit reads it.
+    cockpit
+        .post(
+            OPERATOR,
+            "/api/v1/orders",
+            json!({"id": "fj-1", "workflow": "forkjob"}),
+        )
+        .await;
+    cockpit.order_in("fj-1", "finished").await;
+    let log = cockpit
+        .call(Some(VIEWER), "GET", "/api/v1/orders/fj-1%7Cleft/log", None)
+        .await;
+    assert_eq!(log.status, 200, "{}", String::from_utf8_lossy(&log.body));
+    assert_eq!(String::from_utf8_lossy(&log.body), "branch left says hi\n");
+    let detail = cockpit.order_in("fj-1|right", "finished").await;
+    assert!(detail["endedMs"].is_i64(), "{detail}");
+
+    let driver = start_driver().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = browser(&driver, profile.path()).await;
+    let result = newcomer(&c, &cockpit).await;
+    if result.is_err() {
+        let _ = screenshot(&c, "cockpit-newcomer-failure.png").await;
+    }
+    c.close().await.expect("close the browser");
+    agent.stop().await;
+    result.expect("browser scenario");
+}
+
+async fn newcomer(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
+    c.set_window_size(1400, 1000)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.goto(&cockpit.base).await.map_err(|e| e.to_string())?;
+    c.wait()
+        .for_element(Locator::Id("token-input"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys(OPERATOR)
+        .await
+        .map_err(|e| e.to_string())?;
+    click(c, "#token-save").await?;
+    wait_text(c, "#who", "the user name", |t| t.contains("operator")).await;
+    wait_text(
+        c,
+        "#orders-table tr[data-id=split-1] .badge",
+        "the fork",
+        |t| t == "waiting",
+    )
+    .await;
+
+    // Newest first, with times and durations.
+    let added: Vec<i64> =
+        serde_json::from_value(js(c, "return shownOrders().map(o => o.addedMs)").await?)
+            .map_err(|e| e.to_string())?;
+    assert_eq!(added.len(), 10, "{added:?}");
+    assert!(added.windows(2).all(|w| w[0] >= w[1]), "{added:?}");
+    let ids: Vec<String> =
+        serde_json::from_value(js(c, ROW_IDS).await?).map_err(|e| e.to_string())?;
+    let at = |id: &str| ids.iter().position(|i| i == id);
+    assert!(at("fail-1") < at("ask-1"), "{ids:?}");
+    let heads = js(
+        c,
+        "return [...document.querySelectorAll('#orders-table thead th')].map(t => t.textContent)",
+    )
+    .await?;
+    for h in ["Added", "Started", "Ended", "Duration"] {
+        assert!(
+            heads.as_array().is_some_and(|a| a.contains(&json!(h))),
+            "{heads}"
+        );
+    }
+    let fail_row = wait_text(
+        c,
+        "#orders-table tr[data-id=fail-1]",
+        "the failed row",
+        |t| t.contains("failed") && (t.contains(" ms") || t.contains(" s")),
+    )
+    .await;
+    assert!(!fail_row.is_empty());
+
+    // At 1400 px with the order pane open, ids and states stay on one line (ellipsis, title).
+    c.goto(&format!("{}/#/orders/ask-1", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#detail-state", "ask-1", |t| t == "prompting").await;
+    let one_line = format!(
+        "const r = document.querySelector('#orders-table tr[data-id=\"{LONG_ID}\"]');
+         const id = r.children[1], st = r.children[3];
+         return id.title === '{LONG_ID}' && id.scrollWidth > id.clientWidth
+           && getComputedStyle(id).whiteSpace === 'nowrap'
+           && r.getBoundingClientRect().height < 40
+           && st.getBoundingClientRect().height < 40"
+    );
+    wait_js(c, "the long id on one line", &one_line).await?;
+    screenshot(c, "cockpit-orders-1400.png").await;
+
+    // Search by id or workflow.
+    c.find(Locator::Id("search"))
+        .await
+        .map_err(|e| e.to_string())?
+        .send_keys("break")
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_js(
+        c,
+        "only the failed order",
+        &format!(
+            "const ids = ({})(); return ids.length === 1 && ids[0] === 'fail-1'",
+            ROW_IDS.replace("return ", "() => ")
+        ),
+    )
+    .await?;
+    c.find(Locator::Id("search"))
+        .await
+        .map_err(|e| e.to_string())?
+        .clear()
+        .await
+        .map_err(|e| e.to_string())?;
+    js(
+        c,
+        "document.querySelector('#search').dispatchEvent(new Event('input')); return true",
+    )
+    .await?;
+
+    // Sorting by a column: by id, A first.
+    click(c, "#orders-table th[data-sort=id]").await?;
+    let ids = js(c, ROW_IDS).await?;
+    let mut sorted: Vec<String> = serde_json::from_value(ids.clone()).unwrap();
+    sorted.sort();
+    assert_eq!(ids, json!(sorted));
+
+    // Bulk: suspend two prompting orders, then resume them.
+    click(c, "#orders-table tr[data-id=ask-1] input.sel").await?;
+    click(c, "#orders-table tr[data-id=ask-2] input.sel").await?;
+    wait_text(c, "#bulk-count", "two selected", |t| t == "2 selected").await;
+    click(c, "#bulk-suspend").await?;
+    for id in ["ask-1", "ask-2"] {
+        wait_text(
+            c,
+            &format!("#orders-table tr[data-id={id}] .badge"),
+            "suspended",
+            |t| t == "suspended",
+        )
+        .await;
+    }
+    wait_text(c, "#bulk-count", "the selection cleared", |t| {
+        t == "none selected"
+    })
+    .await;
+    click(c, "#orders-table tr[data-id=ask-1] input.sel").await?;
+    click(c, "#orders-table tr[data-id=ask-2] input.sel").await?;
+    click(c, "#bulk-resume").await?;
+    for id in ["ask-1", "ask-2"] {
+        wait_text(
+            c,
+            &format!("#orders-table tr[data-id={id}] .badge"),
+            "prompting again",
+            |t| t == "prompting",
+        )
+        .await;
+    }
+
+    // A failed order: its step red in the graph, its retry, its log not "live", resend.
+    c.goto(&format!("{}/#/orders/fail-1", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#detail-state", "fail-1 failed", |t| t == "failed").await;
+    wait_text(c, "#graph g.node.current.failed", "the failed step", |_| {
+        true
+    })
+    .await;
+    wait_text(c, "#retries", "the retry", |t| t.contains("retrying")).await;
+    wait_text(c, "#log", "the job's output", |t| {
+        t.contains("about to fail")
+    })
+    .await;
+    let label = wait_text(c, "#log-state", "the log's label", |t| !t.is_empty()).await;
+    assert_ne!(label, "(live)");
+    wait_text(c, "#detail-times", "its times", |t| {
+        t.contains("started") && t.contains("ended") && t.contains("took")
+    })
+    .await;
+    assert!(
+        c.find(Locator::Id("btn-resend"))
+            .await
+            .map_err(|e| e.to_string())?
+            .is_displayed()
+            .await
+            .map_err(|e| e.to_string())?
+    );
+    screenshot(c, "cockpit-failed.png").await;
+
+    // An unknown order after it: nothing of fail-1 stays.
+    c.goto(&format!("{}/#/orders/no-such-order", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#detail-sub", "no such order", |t| {
+        t.contains("no such order")
+    })
+    .await;
+    wait_js(
+        c,
+        "the pane cleared",
+        "return document.querySelector('#detail-id').textContent === 'no-such-order'
+          && document.querySelector('#graph').children.length === 0
+          && document.querySelector('#history').children.length === 0
+          && [...document.querySelectorAll('#detail-actions button')].every(b => b.offsetParent === null)",
+    )
+    .await?;
+    screenshot(c, "cockpit-unknown-order.png").await;
+
+    // A fork: its children, linked.
+    c.goto(&format!("{}/#/orders/split-1", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#children", "the fork's children", |t| {
+        t.contains("split-1|left") && t.contains("split-1|right")
+    })
+    .await;
+    click(c, "#children li[data-id='split-1|left'] a").await?;
+    wait_text(c, "#detail-id", "the child", |t| t == "split-1|left").await;
+    // Joined, the children stay listed and readable while the parent is there.
+    for kid in ["split-1%7Cleft", "split-1%7Cright"] {
+        cockpit
+            .post(OPERATOR, &format!("/api/v1/orders/{kid}/answer"), json!({}))
+            .await;
+    }
+    cockpit.order_in("split-1", "finished").await;
+    c.goto(&format!("{}/#/orders/split-1", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#detail-state", "the joined fork", |t| t == "finished").await;
+    wait_text(c, "#children", "the joined children", |t| {
+        t.contains("split-1|left finished") && t.contains("split-1|right finished")
+    })
+    .await;
+    click(c, "#children li[data-id='split-1|right'] a").await?;
+    wait_text(c, "#detail-id", "the joined child", |t| {
+        t == "split-1|right"
+    })
+    .await;
+    wait_text(c, "#detail-state", "the joined child's state", |t| {
+        t == "finished"
+    })
+    .await;
+    wait_text(c, "#history", "the joined child's history", |t| {
+        t.contains("promptanswered")
+    })
+    .await;
+    wait_text(c, "#detail-sub", "the child joined", |t| {
+        t.contains("joined")
+    })
+    .await;
+    wait_js(
+        c,
+        "no commands for a joined child",
+        "return [...document.querySelectorAll('#detail-actions button')].every(b => b.offsetParent === null)",
+    )
+    .await?;
+    // Its log stream answers (the cockpit keeps the child) and ends at once.
+    wait_text(c, "#log-state", "the joined child's log", |t| {
+        t == "(finished)"
+    })
+    .await;
+    screenshot(c, "cockpit-joined-child.png").await;
+
+    // Locks and notice boards.
+    c.goto(&format!("{}/#/locks", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#locks-table tr[data-id=gate]", "the lock", |t| {
+        t.contains("1 of 1") && t.contains("gate-1") && t.contains("gate-2")
+    })
+    .await;
+    screenshot(c, "cockpit-locks.png").await;
+    cockpit
+        .post(OPERATOR, "/api/v1/notices/signals", json!({"key": "go"}))
+        .await;
+    c.goto(&format!("{}/#/boards", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, "#boards-table tr[data-id=signals]", "the board", |t| {
+        t.contains("go") && t.contains("1 h")
+    })
+    .await;
+    screenshot(c, "cockpit-boards.png").await;
+
+    // A workflow's recent orders on a timeline.
+    c.goto(&format!("{}/#/workflows", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    c.wait()
+        .for_element(Locator::Css("#workflows-table tr[data-id=ask]"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_js(
+        c,
+        "three orders on the timeline",
+        "return document.querySelectorAll('#wf-timeline g.lane').length === 3",
+    )
+    .await?;
+    screenshot(c, "cockpit-timeline.png").await;
+    Ok(())
+}

@@ -208,7 +208,7 @@ fn synthetic_events(n: usize) -> Result<Vec<(u64, Stored)>> {
 
 fn list_json(view: &View, q: &OrderQuery) -> usize {
     let (page, next) = view.list(q, 100_000);
-    let orders: Vec<_> = page.into_iter().map(ordo_api::view::order_view).collect();
+    let orders: Vec<_> = page.into_iter().map(|o| view.order_row(o)).collect();
     serde_json::to_vec(&ordo_cockpit_api::api::read::OrderList { orders, next })
         .map(|b| b.len())
         .unwrap_or(0)

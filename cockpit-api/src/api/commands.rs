@@ -447,7 +447,8 @@ pub async fn post_notice(
     .await
 }
 
-/// `GET /api/v1/orders/{id}/log`: the job output so far, from the controller.
+/// `GET /api/v1/orders/{id}/log`: the job output so far, from the controller (for a fork
+/// child its join removed, read by the cockpit from the controller's retained events).
 #[utoipa::path(get, path = "/api/v1/orders/{id}/log", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id")),
     responses((status = 200, description = "The job output", content_type = "text/plain", body = String),
@@ -461,6 +462,14 @@ pub async fn order_log(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     check_order_id(&id)?;
+    // A fork child its join removed: the controller forgot it, the view did not.
+    if let Some(text) = super::kept_log::kept_child_log(&app, &id).await {
+        let headers = [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )];
+        return Ok((headers, text?).into_response());
+    }
     let path = format!("/api/v1/orders/{}/log", escape_id(segment(&id)?));
     forward(&app, Method::GET, &path, None).await
 }

@@ -482,4 +482,22 @@ mod tests {
         let upgrade = param(&doc, "/api/v1/events/ws", "get", "Upgrade");
         assert_eq!(upgrade["required"], true);
     }
+
+    #[test]
+    fn order_lists_and_details_document_the_order_times() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let items = schemas["OrderList"]["properties"]["orders"]["items"]["$ref"].as_str();
+        assert_eq!(items, Some("#/components/schemas/OrderRow"));
+        for schema in ["OrderRow", "OrderDetail"] {
+            let text = schemas[schema].to_string();
+            for field in ["addedMs", "startedMs", "endedMs"] {
+                assert!(
+                    text.contains(&format!("\"{field}\"")),
+                    "{schema} {field}: {text}"
+                );
+            }
+        }
+        assert!(schemas["OrderDetail"].to_string().contains("\"children\""));
+    }
 }

@@ -4,15 +4,14 @@
 use super::{ApiError, App, Caller, json_response};
 use crate::convert::{StepJson, steps_json};
 use crate::follow::{FollowStatus, now_ms};
-use crate::view::{OrderDetail, OrderQuery};
+use crate::view::{OrderDetail, OrderQuery, OrderRow};
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use ordo_api::view::{
-    AgentLinkView, AgentLinks, BoardView, LockView, OrderView, SnapshotView, board_views,
-    lock_views,
+    AgentLinkView, AgentLinks, BoardView, LockView, SnapshotView, board_views, lock_views,
 };
 use ordo_model::inventory::Executable;
 use ordo_model::order::OrderState;
@@ -237,7 +236,8 @@ pub struct OrdersQuery {
 /// A page of orders.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderList {
-    pub orders: Vec<OrderView>,
+    /// The orders with their times (`addedMs`, `startedMs`, `endedMs`).
+    pub orders: Vec<OrderRow>,
     /// The `after` of the next page; left out on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
@@ -279,7 +279,7 @@ pub async fn orders(
     let v = app.shared.read();
     let (page, next) = v.list(&query, app.limits.orders_scanned_per_page_max);
     Ok(json_response(&OrderList {
-        orders: page.into_iter().map(|o| v.order_view(o)).collect(),
+        orders: page.into_iter().map(|o| v.order_row(o)).collect(),
         next,
     }))
 }

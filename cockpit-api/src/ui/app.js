@@ -23,6 +23,10 @@ const ui = {
   page: "orders",
   activeController: undefined,
   nodeIds: {},
+  rows: [],
+  sort: { key: "addedMs", desc: true },
+  search: "",
+  selected: new Set(),
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -65,6 +69,41 @@ async function api(method, path, body) {
 
 const enc = encodeURIComponent;
 const fmtTime = (ms) => ms == null ? "" : new Date(ms).toLocaleString();
+const TERMINAL = ["finished", "cancelled", "failed"];
+
+// A short local time for lists: the time of day today, else the day and the time.
+function fmtShort(ms) {
+  if (ms == null) return "";
+  const d = new Date(ms);
+  if (d.toDateString() === new Date().toDateString()) {
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+  return d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+}
+
+// A list cell of a time: short, the full time in its title.
+const timeCell = (ms) => el("td", { class: "num", title: fmtTime(ms) }, fmtShort(ms));
+
+// A duration in words: "850 ms", "42 s", "3 min 5 s", "2 h 10 min", "3 d 4 h".
+function fmtDuration(ms) {
+  if (ms == null || ms < 0) return "";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min` + (s % 60 ? ` ${s % 60} s` : "");
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h} h` + (m % 60 ? ` ${m % 60} min` : "");
+  const d = Math.floor(h / 24);
+  return `${d} d` + (h % 24 ? ` ${h % 24} h` : "");
+}
+
+// How long an order ran: from its start (or addition) to its end, or until now while it runs.
+function duration(o) {
+  const from = o.startedMs ?? o.addedMs;
+  if (from == null) return null;
+  return (o.endedMs ?? Date.now()) - from;
+}
 const can = (role) => ui.role !== null && RANKS[ui.role] >= RANKS[role];
 
 // ---- token and role ----
@@ -188,6 +227,10 @@ function scheduleRefresh(detail) {
       await Promise.all([loadOverview(), loadOrders(false), withDetail ? loadDetail() : null]);
     } else if (ui.page === "agents") {
       await loadAgents();
+    } else if (ui.page === "locks") {
+      await loadLocks();
+    } else if (ui.page === "boards") {
+      await loadBoards();
     }
   }, 250);
 }
@@ -229,25 +272,98 @@ function holderText(h) {
   return h.type === "controller" ? "controller" : `${h.type} ${h[h.type]}`;
 }
 
+// A cell with its whole text as its title (the list cuts long text with an ellipsis).
+const cell = (text, cls) => el("td", { class: cls || "", title: text }, text);
+
 function orderRow(o) {
+  const box = el("input", { type: "checkbox", class: "sel", checked: ui.selected.has(o.id) });
+  box.setAttribute("aria-label", "select " + o.id);
+  box.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    if (box.checked) ui.selected.add(o.id); else ui.selected.delete(o.id);
+    updateBulk();
+  });
+  const where = holderText(o.holder);
   const tr = el("tr", { "data-id": o.id },
-    el("td", {}, o.id), el("td", {}, o.workflow + " v" + o.version),
-    el("td", {}, el("span", { class: "badge st-" + o.state }, o.state)),
-    el("td", {}, o.position), el("td", {}, holderText(o.holder)));
+    el("td", {}, box), cell(o.id), cell(o.workflow + " v" + o.version),
+    el("td", { title: o.stateDetail + (where ? " · " + where : "") },
+      el("span", { class: "badge st-" + o.state }, o.state)),
+    timeCell(o.addedMs), timeCell(o.startedMs), timeCell(o.endedMs),
+    cell(fmtDuration(duration(o)), "num"));
   if (o.id === ui.orderId) tr.classList.add("selected");
   tr.addEventListener("click", () => { location.hash = "#/orders/" + enc(o.id); });
   return tr;
 }
 
+// Orders compare by the sort column; unknown times sort after known ones.
+function compareOrders(a, b) {
+  const { key, desc } = ui.sort;
+  const v = (o) => key === "duration" ? duration(o) : o[key];
+  const x = v(a), y = v(b);
+  if (x == null || y == null) {
+    if (x == null && y == null) return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    return x == null ? 1 : -1;
+  }
+  const c = typeof x === "number" ? x - y : (String(x) < String(y) ? -1 : String(x) > String(y) ? 1 : 0);
+  return (desc ? -c : c) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+function shownOrders() {
+  const q = ui.search.trim().toLowerCase();
+  const rows = q ? ui.rows.filter((o) => o.id.toLowerCase().includes(q) || o.workflow.toLowerCase().includes(q))
+    : ui.rows.slice();
+  return rows.sort(compareOrders);
+}
+
+function renderOrders() {
+  const body = $("#orders-table tbody");
+  body.textContent = "";
+  const rows = shownOrders();
+  for (const o of rows) body.append(orderRow(o));
+  for (const th of document.querySelectorAll("#orders-table th[data-sort]")) {
+    th.classList.toggle("sorted-asc", th.dataset.sort === ui.sort.key && !ui.sort.desc);
+    th.classList.toggle("sorted-desc", th.dataset.sort === ui.sort.key && ui.sort.desc);
+  }
+  $("#orders-empty").classList.toggle("hidden", rows.length > 0);
+  $("#select-all").checked = rows.length > 0 && rows.every((o) => ui.selected.has(o.id));
+  updateBulk();
+}
+
+function updateBulk() {
+  const known = new Set(ui.rows.map((o) => o.id));
+  for (const id of [...ui.selected]) if (!known.has(id)) ui.selected.delete(id);
+  const n = ui.selected.size;
+  $("#bulk-count").textContent = n ? `${n} selected` : "none selected";
+  for (const b of ["#bulk-resume", "#bulk-suspend", "#bulk-cancel", "#bulk-clear"]) $(b).disabled = n === 0;
+}
+
+// One command for every selected order (the cockpit's per-order routes); a summary after.
+async function bulk(verb) {
+  const ids = [...ui.selected];
+  if (!ids.length) return;
+  if (verb === "cancel" && !confirm(`Cancel ${ids.length} orders?`)) return;
+  let done = 0;
+  const failed = [];
+  for (const id of ids) {
+    try {
+      await api("POST", `/orders/${enc(id)}/${verb}`, {});
+      done += 1;
+    } catch (e) {
+      failed.push(`${id}: ${e.message}`);
+    }
+  }
+  toast(`${verb}: ${done} done` + (failed.length ? `, ${failed.length} refused (${failed.join("; ")})` : ""), failed.length > 0);
+  ui.selected.clear();
+  scheduleRefresh(true);
+}
+
 async function loadOrders(append) {
   try {
     const page = await api("GET", ordersQuery(append ? ui.next : null));
-    const body = $("#orders-table tbody");
-    if (!append) body.textContent = "";
-    for (const o of page.orders) body.append(orderRow(o));
+    ui.rows = append ? ui.rows.concat(page.orders) : page.orders;
     ui.next = page.next;
     $("#orders-more").classList.toggle("hidden", !page.next);
-    $("#orders-empty").classList.toggle("hidden", body.children.length > 0);
+    renderOrders();
   } catch (e) {
     if (e.status !== 401) toast(e.message, true);
   }
@@ -282,6 +398,7 @@ async function openOrder(id) {
     ui.orderId = id;
     ui.order = null;
     $("#answer-form").classList.add("hidden");
+    clearDetail(id);
     startLog(id);
   }
   $("#detail").classList.remove("hidden");
@@ -298,6 +415,33 @@ function closeOrder() {
   $("#detail").classList.add("hidden");
 }
 
+// Empties the order pane: nothing of an order shown before stays (graph, buttons, history).
+function clearDetail(id) {
+  $("#detail-id").textContent = id;
+  $("#detail-id").title = id;
+  const badge = $("#detail-state");
+  badge.textContent = "";
+  badge.className = "badge hidden";
+  $("#detail-sub").textContent = "";
+  $("#detail-times").textContent = "";
+  $("#detail-prompt").classList.add("hidden");
+  for (const b of ["#btn-answer", "#btn-resume", "#btn-resend", "#btn-suspend", "#btn-cancel", "#btn-remove"]) {
+    $(b).classList.add("hidden");
+  }
+  $("#answer-form").classList.add("hidden");
+  $("#graph").textContent = "";
+  $("#history").textContent = "";
+  $("#history-note").textContent = "";
+  $("#retries").textContent = "";
+  $("#retries-box").classList.add("hidden");
+  $("#children").textContent = "";
+  $("#children-box").classList.add("hidden");
+  $("#detail-vars").textContent = "";
+  $("#log").textContent = "";
+  $("#log-state").textContent = "";
+  ui.orderWorkflow = null;
+}
+
 async function loadDetail() {
   const id = ui.orderId;
   if (!id) return;
@@ -305,9 +449,14 @@ async function loadDetail() {
   try {
     o = await api("GET", "/orders/" + enc(id));
   } catch (e) {
-    if (e.status === 404) {
-      $("#detail-state").textContent = "gone";
-      $("#detail-sub").textContent = "This order no longer exists.";
+    if (ui.orderId !== id) return;
+    if (e.status === 404 || e.status === 400) {
+      ui.order = null;
+      clearDetail(id);
+      const badge = $("#detail-state");
+      badge.textContent = "unknown";
+      badge.className = "badge";
+      $("#detail-sub").textContent = `No such order: ${id}.`;
       return;
     }
     toast(e.message, true);
@@ -317,21 +466,32 @@ async function loadDetail() {
   const wfChanged = !ui.order || ui.order.workflow !== o.workflow || ui.order.version !== o.version;
   ui.order = o;
   $("#detail-id").textContent = o.id;
+  $("#detail-id").title = o.id;
   const badge = $("#detail-state");
   badge.textContent = o.state;
   badge.className = "badge st-" + o.state;
   $("#detail-sub").textContent = `${o.workflow} v${o.version} · position ${o.position} · ` +
     `${holderText(o.holder)}` + (o.addedMs ? ` · added ${fmtTime(o.addedMs)}` : "") +
     (o.mark ? ` · pending ${o.mark}` : "") + (o.attempt > 1 ? ` · attempt ${o.attempt}` : "") +
-    ` · priority ${o.priority || 0}` + (o.deleteWhenTerminated ? " · removed when ended" : "");
+    ` · priority ${o.priority || 0}` + (o.deleteWhenTerminated ? " · removed when ended" : "") +
+    (o.parent ? ` · branch of ${o.parent}` : "") + (o.joined ? " · joined (kept while its parent is there)" : "");
+  $("#detail-times").textContent = [
+    o.startedMs != null ? `started ${fmtTime(o.startedMs)}` : "",
+    o.endedMs != null ? `ended ${fmtTime(o.endedMs)}` : "",
+    duration(o) != null ? `${o.endedMs != null ? "took" : "running for"} ${fmtDuration(duration(o))}` : "",
+    o.waitingFor ? `waiting for ${o.waitingFor}` +
+      (o.waitingUntilMs != null ? ` at ${fmtTime(o.waitingUntilMs)}` : "") : "",
+  ].filter(Boolean).join(" · ");
   const prompt = $("#detail-prompt");
   const m = /^prompting "(.*)"$/.exec(o.stateDetail);
   prompt.classList.toggle("hidden", o.state !== "prompting");
   prompt.textContent = "Question: " + (m ? m[1] : o.stateDetail);
-  const show = (btn, on) => $(btn).classList.toggle("hidden", !on);
+  // A joined fork child is gone from the controller: no command reaches it.
+  const show = (btn, on) => $(btn).classList.toggle("hidden", !on || !!o.joined);
   const terminal = o.state === "finished" || o.state === "cancelled";
   show("#btn-answer", o.state === "prompting");
-  show("#btn-resume", o.state === "suspended" || o.state === "failed");
+  show("#btn-resume", o.state === "suspended");
+  show("#btn-resend", o.state === "failed");
   show("#btn-suspend", !terminal && o.state !== "suspended");
   show("#btn-cancel", !terminal);
   show("#btn-remove", terminal);
@@ -344,6 +504,15 @@ async function loadDetail() {
   }
   hist.scrollTop = hist.scrollHeight;
   $("#history-note").textContent = o.historyComplete ? "" : "(earlier events not kept)";
+  // Each retry of a block or restart of a job, from the history.
+  const retries = $("#retries");
+  retries.textContent = "";
+  for (const h of o.history.filter((h) => ["Retrying", "TryAgain", "Restarted"].includes(h.type))) {
+    retries.append(el("li", {}, el("span", { class: "t" }, new Date(h.ts).toLocaleTimeString()),
+      el("span", { class: "k" }, h.type), h.text));
+  }
+  $("#retries-box").classList.toggle("hidden", retries.children.length === 0);
+  showChildren(o);
   $("#detail-vars").textContent = JSON.stringify(o.vars, null, 2);
   if (wfChanged) {
     try {
@@ -356,6 +525,25 @@ async function loadDetail() {
   drawGraph($("#graph"), ui.orderWorkflow, o);
   // A log stream that could not open (the order did not exist yet) or broke starts again.
   if (!ui.logEnded && (!ui.log || ui.log.readyState === WebSocket.CLOSED)) startLog(id);
+  else if (!ui.logEnded && ui.log.readyState === WebSocket.OPEN) $("#log-state").textContent = logLabel();
+}
+
+// The order's fork children (those a join ended stay while the order is in the view).
+function showChildren(o) {
+  const kids = o.children || [];
+  const list = $("#children");
+  list.textContent = "";
+  for (const c of kids) {
+    list.append(el("li", { "data-id": c.id }, el("a", { href: "#/orders/" + enc(c.id) }, c.id), " ",
+      el("span", { class: "badge st-" + c.state }, c.state)));
+  }
+  $("#children-box").classList.toggle("hidden", kids.length === 0);
+}
+
+// "(live)" only while the order may still write output.
+function logLabel() {
+  const s = ui.order && ui.order.state;
+  return s && TERMINAL.includes(s) ? `(${s})` : "(live)";
 }
 
 function startLog(id) {
@@ -367,7 +555,7 @@ function startLog(id) {
   const ws = new WebSocket(`${proto}//${location.host}/api/v1/orders/${enc(id)}/log/ws?access_token=${enc(ui.token)}`);
   ui.log = ws;
   ui.logEnded = false;
-  ws.onopen = () => { $("#log-state").textContent = "(live)"; };
+  ws.onopen = () => { $("#log-state").textContent = logLabel(); };
   ws.onmessage = (m) => {
     let f;
     try { f = JSON.parse(m.data); } catch { return; }
@@ -387,7 +575,7 @@ function startLog(id) {
     if (atEnd) pre.scrollTop = pre.scrollHeight;
   };
   ws.onclose = () => {
-    if (ui.log === ws && $("#log-state").textContent === "(live)") $("#log-state").textContent = "(closed)";
+    if (ui.log === ws && !ui.logEnded) $("#log-state").textContent = ui.order && TERMINAL.includes(ui.order.state) ? `(${ui.order.state})` : "(closed)";
   };
 }
 
@@ -486,6 +674,7 @@ function drawStep(g, s, x, y, m, ctx) {
   const cls = ["node"];
   if (ctx.marks[s.position]) cls.push(ctx.marks[s.position]);
   if (ctx.pos === s.position) cls.push("current");
+  if (ctx.pos === s.position && ctx.failed) cls.push("failed");
   else if (ctx.pos && ctx.pos.startsWith(s.position + "/")) cls.push("enclosing");
   const node = svg("g", { class: cls.join(" "), "data-position": s.position });
   if (s.blocks.length) {
@@ -516,6 +705,7 @@ function drawGraph(box, wf, o) {
     "aria-label": `workflow ${wf.name}` });
   const ctx = {
     pos: o ? o.position : null,
+    failed: !!o && o.state === "failed",
     marks: marks(o),
     endOf: (steps) => {
       if (!steps.length) return "";
@@ -554,6 +744,107 @@ async function loadAgents() {
   } catch (e) {
     if (e.status !== 401) toast(e.message, true);
   }
+}
+
+// ---- locks and notice boards ----
+
+const orderLink = (id, extra) => el("a", { href: "#/orders/" + enc(id), "data-id": id }, id + (extra || ""));
+
+function links(uses) {
+  const span = el("span", {});
+  uses.forEach((u, i) => {
+    if (i) span.append(", ");
+    span.append(orderLink(u.order, u.count > 1 ? ` ×${u.count}` : ""));
+  });
+  return span;
+}
+
+async function loadLocks() {
+  try {
+    const l = await api("GET", "/locks");
+    const body = $("#locks-table tbody");
+    body.textContent = "";
+    for (const k of l.locks) {
+      const used = k.holders.reduce((a, u) => a + u.count, 0);
+      body.append(el("tr", { "data-id": k.name }, el("td", {}, el("b", {}, k.name)), el("td", {}, k.limit),
+        el("td", {}, `${used} of ${k.limit}`), el("td", {}, links(k.holders)), el("td", {}, links(k.queue))));
+    }
+    $("#locks-empty").classList.toggle("hidden", l.locks.length > 0);
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
+async function loadBoards() {
+  try {
+    const b = await api("GET", "/boards");
+    const body = $("#boards-table tbody");
+    body.textContent = "";
+    for (const board of b.boards) {
+      const notices = el("span", {});
+      board.notices.forEach((n, i) => {
+        if (i) notices.append(", ");
+        notices.append(el("code", { title: "until " + fmtTime(n.until) }, n.key));
+      });
+      body.append(el("tr", { "data-id": board.name }, el("td", {}, el("b", {}, board.name)),
+        el("td", {}, fmtDuration(board.lifetimeMs)), el("td", {}, board.notices.length ? notices : "none")));
+    }
+    $("#boards-empty").classList.toggle("hidden", b.boards.length > 0);
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
+// ---- a workflow's recent orders on a time line (one bar per order, start to end) ----
+
+const TIMELINE_ORDERS_MAX = 30;
+
+async function loadTimeline(name) {
+  const box = $("#wf-timeline");
+  let page;
+  try {
+    page = await api("GET", `/orders?workflow=${enc(name)}&limit=${PAGE}`);
+  } catch (e) {
+    box.textContent = e.message;
+    return;
+  }
+  drawTimeline(box, page.orders);
+}
+
+function drawTimeline(box, orders) {
+  box.textContent = "";
+  const now = Date.now();
+  const rows = orders.filter((o) => o.addedMs != null)
+    .sort((a, b) => b.addedMs - a.addedMs).slice(0, TIMELINE_ORDERS_MAX);
+  if (!rows.length) { box.append(el("span", { class: "hint" }, "no orders with known times")); return; }
+  const t0 = Math.min(...rows.map((o) => o.startedMs ?? o.addedMs));
+  const t1 = Math.max(now, ...rows.map((o) => o.endedMs ?? now));
+  const LABEL = 170, ROW = 20, TOP = 18;
+  const W = Math.max(300, (box.clientWidth || 730) - LABEL - 40);
+  const x = (t) => LABEL + (t1 > t0 ? (t - t0) / (t1 - t0) * W : 0);
+  const root = svg("svg", { width: LABEL + W + 10, height: TOP + rows.length * ROW + 4, role: "img",
+    "aria-label": "timeline of recent orders" });
+  const axis = svg("g", { class: "axis" });
+  for (let i = 0; i <= 4; i++) {
+    const t = t0 + (t1 - t0) * i / 4;
+    axis.append(svg("line", { x1: x(t), x2: x(t), y1: TOP - 4, y2: TOP + rows.length * ROW }));
+    axis.append(svg("text", { x: x(t), y: 10, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
+      new Date(t).toLocaleTimeString()));
+  }
+  root.append(axis);
+  rows.forEach((o, i) => {
+    const y = TOP + i * ROW;
+    const from = o.startedMs ?? o.addedMs, to = o.endedMs ?? now;
+    const lane = svg("g", { class: "lane", "data-id": o.id });
+    lane.append(svg("text", { x: 0, y: y + 13 }, o.id.length > 26 ? o.id.slice(0, 25) + "…" : o.id));
+    const bar = svg("rect", { class: "bar st-" + o.state + (o.endedMs == null ? " running" : ""),
+      x: x(from), y: y + 3, width: Math.max(2, x(to) - x(from)), height: ROW - 6, rx: 2 });
+    bar.append(svg("title", {}, `${o.id} · ${o.state} · ${fmtTime(from)} – ${o.endedMs != null ? fmtTime(to) : "now"} · ${fmtDuration(to - from)}`));
+    lane.append(bar);
+    lane.addEventListener("click", () => { location.hash = "#/orders/" + enc(o.id); });
+    root.append(lane);
+  });
+  box.append(root);
 }
 
 // ---- the daily plan: one day's instants, planned against what ran ----
@@ -632,6 +923,7 @@ async function showWorkflow(name) {
     const params = Object.entries(wf.parameters).map(([k, p]) => p.required ? k : `${k}=${p.default}`);
     $("#wf-sub").textContent = `version ${wf.version}` + (params.length ? ` · parameters: ${params.join(", ")}` : "");
     drawGraph($("#wf-graph"), wf, null);
+    loadTimeline(wf.name);
     const jobs = $("#wf-jobs tbody");
     jobs.textContent = "";
     for (const [k, j] of Object.entries(wf.jobs)) {
@@ -688,7 +980,7 @@ async function route() {
   const h = location.hash || "#/orders";
   const [, page, ...rest] = h.split("/");
   ui.page = page || "orders";
-  for (const p of ["orders", "agents", "workflows", "plan"]) {
+  for (const p of ["orders", "agents", "workflows", "plan", "locks", "boards"]) {
     $("#page-" + p).classList.toggle("hidden", p !== ui.page);
     $("#nav-" + p).classList.toggle("active", p === ui.page);
   }
@@ -702,6 +994,10 @@ async function route() {
     await loadWorkflows();
   } else if (ui.page === "plan") {
     await loadPlan();
+  } else if (ui.page === "locks") {
+    await loadLocks();
+  } else if (ui.page === "boards") {
+    await loadBoards();
   }
 }
 
@@ -738,6 +1034,25 @@ function init() {
     loadOrders(false);
   });
   $("#orders-more").addEventListener("click", () => loadOrders(true));
+  $("#search").addEventListener("input", () => { ui.search = $("#search").value; renderOrders(); });
+  for (const th of document.querySelectorAll("#orders-table th[data-sort]")) {
+    th.addEventListener("click", () => {
+      const key = th.dataset.sort;
+      // Times sort newest first on the first click, names from A.
+      ui.sort = ui.sort.key === key ? { key, desc: !ui.sort.desc }
+        : { key, desc: key.endsWith("Ms") || key === "duration" };
+      renderOrders();
+    });
+  }
+  $("#select-all").addEventListener("change", () => {
+    const on = $("#select-all").checked;
+    for (const o of shownOrders()) if (on) ui.selected.add(o.id); else ui.selected.delete(o.id);
+    renderOrders();
+  });
+  $("#bulk-resume").addEventListener("click", () => bulk("resume"));
+  $("#bulk-suspend").addEventListener("click", () => bulk("suspend"));
+  $("#bulk-cancel").addEventListener("click", () => bulk("cancel"));
+  $("#bulk-clear").addEventListener("click", () => { ui.selected.clear(); renderOrders(); });
   $("#detail-close").addEventListener("click", () => { location.hash = "#/orders"; });
   $("#add-open").addEventListener("click", () => {
     $("#add-panel").classList.toggle("hidden");
@@ -755,6 +1070,7 @@ function init() {
     command("answer", { vars });
   });
   $("#btn-resume").addEventListener("click", () => command("resume"));
+  $("#btn-resend").addEventListener("click", () => command("resume"));
   $("#btn-suspend").addEventListener("click", () => command("suspend"));
   $("#btn-cancel").addEventListener("click", () => {
     if (confirm(`Cancel order ${ui.orderId}?`)) command("cancel");
