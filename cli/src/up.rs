@@ -28,14 +28,23 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "approval.yaml",
         include_str!("../../deploy/examples/approval.yaml"),
     ),
+    ("data.yaml", include_str!("../../deploy/examples/data.yaml")),
     ("etl.yaml", include_str!("../../deploy/examples/etl.yaml")),
     (
         "hello.yaml",
         include_str!("../../deploy/examples/hello.yaml"),
     ),
     (
+        "inbox-poll.yaml",
+        include_str!("../../deploy/examples/inbox-poll.yaml"),
+    ),
+    (
         "maintenance.yaml",
         include_str!("../../deploy/examples/maintenance.yaml"),
+    ),
+    (
+        "month-close.yaml",
+        include_str!("../../deploy/examples/month-close.yaml"),
     ),
     (
         "report.yaml",

@@ -164,7 +164,8 @@ pub(crate) fn set_missed(order: &mut Order, by: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The events that add the planned order `add` (a [`Command::Add`] with the instant as its
+/// The events that add the planned order `add` (a [`Command::Add`] or
+/// [`Command::AddWithOptions`] with the instant as its
 /// scheduled time) of `schedule` with its policy: the add's own, then
 /// [`OrderEvent::PlannedBy`] (none when the order existed already).
 pub fn add_planned(
@@ -177,7 +178,7 @@ pub fn add_planned(
     limits: &OrderLimits,
 ) -> Result<Accepted, CommandError> {
     let id = match &add {
-        Command::Add { id, .. } => id.clone(),
+        Command::Add { id, .. } | Command::AddWithOptions { id, .. } => id.clone(),
         _ => {
             debug_assert!(false, "add_planned takes an add");
             return command(world, add, now, limits);
