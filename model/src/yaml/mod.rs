@@ -60,8 +60,8 @@
 //! |---|---|
 //! | run a job | `run: job`, `args: { var: template }` |
 //! | condition | `if: expression`, `then: [steps]`, `elif: [ { if: expression, then: [steps] } ]`, `else: [steps]` |
-//! | parallel branches | `fork: { branch: [steps], ... }`, `joinIfFailed: false` |
-//! | one branch per element | `forkList: $list` or `forkList: { subagentsOf: cluster }`, `as: var`, `do: [steps]`, `joinIfFailed: false` |
+//! | parallel branches | `fork: { branch: [steps], other: { do: [steps], result: { name: expression } } }`, `joinIfFailed: false` |
+//! | one branch per element | `forkList: $list` or `forkList: { subagentsOf: cluster }`, `as: var`, `do: [steps]`, `result: { name: expression }` (collected into lists on the parent), `childToId`, `childToArguments`, `joinIfFailed: false` |
 //! | retry | `retry: { maxTries: 3, delays: [10s, 1m] }`, `do: [steps]` |
 //! | try/catch | `try: [steps]`, `catch: [steps]`; with `maxTries: n` or `delays: [durations]`, a bare `retry` in `catch` runs `try` again |
 //! | fail | `fail` or `fail: { message: template, returnCode: 0..255, uncatchable: false }` |
@@ -71,9 +71,12 @@
 //! | cycle | `cycle: { times: 3 }` or `cycle: { every: 10m, for: 1h }` or a schedule `cycle: { ticking: 15m \| periodic: 1h \| continuous: 1m, admission: [ { weekdays: MON-FRI, from: "08:00", duration: 10h } ], limit: n }` (in the workflow's `timeZone`), `do: [steps]` |
 //! | break | `break` (leaves the innermost cycle; not across a fork) |
 //! | sleep | `sleep: 5m` |
-//! | add an order | `addOrder: workflow`, `args: { var: template }`, `wait: false` |
+//! | add an order | `addOrder: workflow`, `args: { var: template }`, `wait: false`, `priority: n`, `deleteWhenTerminated: bool` |
 //! | notices | `post: { board: b, key: template }`, `expect: { boards: [b], key: template }`, `consume: { boards: [b], key: template }` with `do: [steps]`; `boards` may be a notice expression `"A && (B \|\| C)"` ([`crate::notice_expr`]), and `whenNotAnnounced: wait \| skip \| dontWait` |
 //! | options | `options: { stopOnFailure: true }`, `do: [steps]` (an uncaught failure inside stops the order where it failed) |
+//!
+//! Any step may carry `label: name` (unique in its workflow), which `variable(key, label=name)`
+//! reads. `deploy/reference.md` lists every step with its JS7 counterpart.
 //!
 //! `if` and `forkList` take expressions, `env`, `args`, `default`, `message`, `prompt` and
 //! `key` take templates (see [`crate::expr`]). Durations are `90s`, `10m`, `1h30m`, `500ms`,
