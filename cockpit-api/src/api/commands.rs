@@ -112,10 +112,20 @@ pub(super) fn segment(s: &str) -> Result<&str, ApiError> {
     }
 }
 
-pub(super) fn escape_id(id: &str) -> String {
-    id.replace('#', "%23")
-        .replace('|', "%7C")
-        .replace('+', "%2B")
+/// An order id for a path to the controller: checked by the order id rule (Unicode ids
+/// included), then percent-encoded but for `A-Z a-z 0-9 - _ . ~`.
+pub(super) fn order_segment(id: &str) -> Result<String, ApiError> {
+    ordo_model::ids::OrderId::new(id)
+        .map_err(|e| ApiError::bad(format!("order id {id:?}: {e}")))?;
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
 }
 
 /// One YAML file of a deployment.
@@ -344,7 +354,7 @@ async fn order_command(
     check_order_id(&id)?;
     let b = body(b, app.limits.request_bytes_max)?;
     check_json(&b, true)?;
-    let path = format!("/api/v1/orders/{}/{verb}", escape_id(segment(&id)?));
+    let path = format!("/api/v1/orders/{}/{verb}", order_segment(&id)?);
     forward(&app, Method::POST, &path, Some(b)).await
 }
 
@@ -406,7 +416,7 @@ pub async fn remove_order(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     check_order_id(&id)?;
-    let path = format!("/api/v1/orders/{}", escape_id(segment(&id)?));
+    let path = format!("/api/v1/orders/{}", order_segment(&id)?);
     forward(&app, Method::DELETE, &path, None).await
 }
 
@@ -470,6 +480,6 @@ pub async fn order_log(
         )];
         return Ok((headers, text?).into_response());
     }
-    let path = format!("/api/v1/orders/{}/log", escape_id(segment(&id)?));
+    let path = format!("/api/v1/orders/{}/log", order_segment(&id)?);
     forward(&app, Method::GET, &path, None).await
 }

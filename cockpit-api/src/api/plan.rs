@@ -1,7 +1,7 @@
 //! The daily plan: `GET /api/v1/plan` and `GET /api/v1/plan/explain` from the view; skip,
 //! pause, resume and the cancel of a day forwarded to the controller.
 
-use super::commands::{CommandReply, escape_id, forward, segment};
+use super::commands::{CommandReply, forward, order_segment, segment};
 use super::read::{check_order_id, query};
 use super::{ApiError, App, Caller, json_response};
 use axum::Extension;
@@ -40,6 +40,10 @@ pub async fn show(
     if let Some(d) = &q.date {
         check_date(d).map_err(ApiError::bad)?;
     }
+    if let Some(name) = &q.schedule {
+        ordo_model::ids::ScheduleName::new(name.as_str())
+            .map_err(|e| ApiError::bad(format!("schedule {name:?}: {e}")))?;
+    }
     let filter = PlanFilter {
         date: q.date,
         schedule: q.schedule,
@@ -67,7 +71,7 @@ pub async fn skip(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     check_order_id(&id)?;
-    let path = format!("/api/v1/plan/orders/{}/skip", escape_id(segment(&id)?));
+    let path = format!("/api/v1/plan/orders/{}/skip", order_segment(&id)?);
     forward(&app, Method::POST, &path, None).await
 }
 

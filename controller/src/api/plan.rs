@@ -30,6 +30,10 @@ pub async fn show(
     if let Some(d) = &q.date {
         check_date(d).map_err(ApiError::bad)?;
     }
+    if let Some(name) = &q.schedule {
+        ScheduleName::new(name.as_str())
+            .map_err(|e| ApiError::bad(format!("schedule name {name:?} {e}")))?;
+    }
     let filter = PlanFilter {
         date: q.date,
         schedule: q.schedule,
