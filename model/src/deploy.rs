@@ -172,42 +172,12 @@ impl Diff {
     }
 }
 
-/// The blocks nested directly in an instruction.
+/// The blocks nested directly in an instruction ([`crate::order::nav::sub_blocks`]).
 pub fn sub_blocks(i: &Instruction) -> Vec<&Block> {
-    match i {
-        Instruction::If {
-            branches,
-            otherwise,
-        } => branches
-            .iter()
-            .map(|(_, b)| b)
-            .chain(std::iter::once(otherwise))
-            .collect(),
-        Instruction::Fork { branches, .. } => branches.iter().map(|(_, b)| b).collect(),
-        Instruction::ForkList { steps, .. }
-        | Instruction::Retry { steps, .. }
-        | Instruction::Lock { steps, .. }
-        | Instruction::Cycle { steps, .. }
-        | Instruction::ConsumeNotices { steps, .. }
-        | Instruction::ConsumeNoticesWhen { steps, .. }
-        | Instruction::Options { steps, .. } => vec![steps],
-        Instruction::Try { steps, catch } | Instruction::TryRetry { steps, catch, .. } => {
-            vec![steps, catch]
-        }
-        Instruction::Run { .. }
-        | Instruction::Fail { .. }
-        | Instruction::Finish { .. }
-        | Instruction::Prompt { .. }
-        | Instruction::Break
-        | Instruction::Sleep { .. }
-        | Instruction::AddOrder { .. }
-        | Instruction::AddOrderWithOptions { .. }
-        | Instruction::PostNotice { .. }
-        | Instruction::ExpectNotices { .. }
-        | Instruction::ExpectNoticesWhen { .. }
-        | Instruction::FinishWith { .. }
-        | Instruction::RetryAgain => Vec::new(),
-    }
+    crate::order::nav::sub_blocks(i)
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect()
 }
 
 /// The name of an instruction's kind, as the YAML writes it.

@@ -30,6 +30,52 @@ pub fn sub_block<'a>(instruction: &'a Instruction, key: &BlockKey) -> Option<&'a
     }
 }
 
+/// Every block of an instruction with its key, in the order the YAML reader reads them
+/// (the inverse of [`sub_block`]; the one list of which instruction holds which blocks).
+pub fn sub_blocks(instruction: &Instruction) -> Vec<(BlockKey, &Block)> {
+    match instruction {
+        Instruction::If {
+            branches,
+            otherwise,
+        } => {
+            let mut out: Vec<(BlockKey, &Block)> = branches
+                .iter()
+                .enumerate()
+                .map(|(i, (_, b))| (BlockKey::Then(i as u32), b))
+                .collect();
+            out.push((BlockKey::Else, otherwise));
+            out
+        }
+        Instruction::Fork { branches, .. } => branches
+            .iter()
+            .map(|(id, b)| (BlockKey::Fork(id.to_string()), b))
+            .collect(),
+        Instruction::ForkList { steps, .. } => vec![(BlockKey::ForkList, steps)],
+        Instruction::Try { steps, catch } | Instruction::TryRetry { steps, catch, .. } => {
+            vec![(BlockKey::Try, steps), (BlockKey::Catch, catch)]
+        }
+        Instruction::Retry { steps, .. }
+        | Instruction::Lock { steps, .. }
+        | Instruction::Cycle { steps, .. }
+        | Instruction::ConsumeNotices { steps, .. }
+        | Instruction::ConsumeNoticesWhen { steps, .. }
+        | Instruction::Options { steps, .. } => vec![(BlockKey::Do, steps)],
+        Instruction::Run { .. }
+        | Instruction::Fail { .. }
+        | Instruction::Finish { .. }
+        | Instruction::Prompt { .. }
+        | Instruction::Break
+        | Instruction::Sleep { .. }
+        | Instruction::AddOrder { .. }
+        | Instruction::AddOrderWithOptions { .. }
+        | Instruction::PostNotice { .. }
+        | Instruction::ExpectNotices { .. }
+        | Instruction::ExpectNoticesWhen { .. }
+        | Instruction::FinishWith { .. }
+        | Instruction::RetryAgain => Vec::new(),
+    }
+}
+
 /// The block reached by following `outer` from the workflow's steps.
 pub fn block_at<'a>(steps: &'a Block, outer: &[(u32, BlockKey)]) -> Option<&'a Block> {
     let mut block = steps;
@@ -141,5 +187,38 @@ mod tests {
         assert!(!is_valid(&steps, &"1/do/0".parse().unwrap()));
         assert_eq!(branch_level(&"1/fork:x/2/try/0".parse().unwrap()), Some(0));
         assert_eq!(branch_level(&"1/try/0".parse().unwrap()), None);
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+    use crate::yaml::{Limits, SourceFile, parse_inventory};
+
+    /// Every block `sub_blocks` lists is the one `sub_block` finds under its key, for every
+    /// instruction of the workflow that uses each instruction.
+    #[test]
+    fn sub_blocks_and_sub_block_agree_on_every_instruction() {
+        let text = include_str!("../../tests/good/every-instruction.yaml");
+        let inventory = parse_inventory(
+            &[SourceFile::new("every-instruction.yaml", text)],
+            &Limits::default(),
+        )
+        .expect("the file checks");
+        fn walk(block: &Block, seen: &mut usize) {
+            for i in block {
+                for (key, inner) in sub_blocks(i) {
+                    let found = sub_block(i, &key).expect("a listed block is found by its key");
+                    assert!(std::ptr::eq(found, inner), "{key:?}");
+                    *seen += 1;
+                    walk(inner, seen);
+                }
+            }
+        }
+        let mut seen = 0;
+        for w in &inventory.workflows {
+            walk(&w.steps, &mut seen);
+        }
+        assert!(seen > 10, "only {seen} blocks");
     }
 }

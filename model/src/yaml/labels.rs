@@ -14,7 +14,8 @@ use crate::expr::access::is_bare_name;
 use crate::expr::{Expr, Template, VarFrom};
 use crate::ids::JobName;
 use crate::inventory::{Block, ForkListOver, Instruction, Workflow};
-use crate::position::{BlockKey, Position};
+use crate::order::nav::sub_blocks;
+use crate::position::Position;
 use std::collections::BTreeMap;
 
 /// The field that labels a step.
@@ -175,51 +176,6 @@ fn number(block: &Block, at: &Position, out: &mut Vec<(Position, Option<JobName>
             number(inner, &position.enter(key), out);
         }
         position = position.next();
-    }
-}
-
-/// The blocks of an instruction in the order the YAML reader reads them.
-fn sub_blocks(instruction: &Instruction) -> Vec<(BlockKey, &Block)> {
-    match instruction {
-        Instruction::If {
-            branches,
-            otherwise,
-        } => {
-            let mut out: Vec<(BlockKey, &Block)> = branches
-                .iter()
-                .enumerate()
-                .map(|(i, (_, b))| (BlockKey::Then(i as u32), b))
-                .collect();
-            out.push((BlockKey::Else, otherwise));
-            out
-        }
-        Instruction::Fork { branches, .. } => branches
-            .iter()
-            .map(|(id, b)| (BlockKey::Fork(id.to_string()), b))
-            .collect(),
-        Instruction::ForkList { steps, .. } => vec![(BlockKey::ForkList, steps)],
-        Instruction::Try { steps, catch } | Instruction::TryRetry { steps, catch, .. } => {
-            vec![(BlockKey::Try, steps), (BlockKey::Catch, catch)]
-        }
-        Instruction::Retry { steps, .. }
-        | Instruction::Lock { steps, .. }
-        | Instruction::Cycle { steps, .. }
-        | Instruction::ConsumeNotices { steps, .. }
-        | Instruction::ConsumeNoticesWhen { steps, .. }
-        | Instruction::Options { steps, .. } => vec![(BlockKey::Do, steps)],
-        Instruction::Run { .. }
-        | Instruction::Fail { .. }
-        | Instruction::Finish { .. }
-        | Instruction::Prompt { .. }
-        | Instruction::Break
-        | Instruction::Sleep { .. }
-        | Instruction::AddOrder { .. }
-        | Instruction::AddOrderWithOptions { .. }
-        | Instruction::PostNotice { .. }
-        | Instruction::ExpectNotices { .. }
-        | Instruction::ExpectNoticesWhen { .. }
-        | Instruction::FinishWith { .. }
-        | Instruction::RetryAgain => Vec::new(),
     }
 }
 
