@@ -44,9 +44,22 @@ fn up(
     dir: &std::path::Path,
     port: u16,
 ) -> (Guarded, Vec<String>, std::sync::mpsc::Receiver<String>) {
+    start_up(dir, port, &[], 60)
+}
+
+/// Starts `ordo up` with `more` arguments; waits up to `wait_s` for its banner.
+fn start_up(
+    dir: &std::path::Path,
+    port: u16,
+    more: &[&str],
+    wait_s: u64,
+) -> (Guarded, Vec<String>, std::sync::mpsc::Receiver<String>) {
+    let what = format!("ordo up {}", more.join(" "));
     let mut child = Guarded(
         Command::new(env!("CARGO_BIN_EXE_ordo"))
-            .args(["up", "--dir"])
+            .arg("up")
+            .args(more)
+            .arg("--dir")
             .arg(dir.join("data"))
             .args(["--port", &port.to_string()])
             .env("ORDO_CONFIG", dir.join("profile.toml"))
@@ -66,7 +79,7 @@ fn up(
         }
     });
     let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(wait_s);
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
@@ -78,7 +91,7 @@ fn up(
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("ordo up exited with {status}: {lines:?}");
+                    panic!("{what} exited with {status}: {lines:?}");
                 }
             }
             Err(_) => break,
@@ -86,7 +99,7 @@ fn up(
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("ordo up did not come up within 60 s: {lines:?}");
+    panic!("{what} did not come up within {wait_s} s: {lines:?}");
 }
 
 /// The next line `ordo up` prints that satisfies `f`, within 30 s.
@@ -230,49 +243,7 @@ fn up_pair(
     dir: &std::path::Path,
     port: u16,
 ) -> (Guarded, Vec<String>, std::sync::mpsc::Receiver<String>) {
-    let mut child = Guarded(
-        Command::new(env!("CARGO_BIN_EXE_ordo"))
-            .args(["up", "--pair", "--dir"])
-            .arg(dir.join("data"))
-            .args(["--port", &port.to_string()])
-            .env("ORDO_CONFIG", dir.join("profile.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ordo up --pair starts"),
-    );
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                let done = line.contains("Ctrl-C");
-                lines.push(line);
-                if done {
-                    return (child, lines, rx);
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("ordo up --pair exited with {status}: {lines:?}");
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("ordo up --pair did not come up within 120 s: {lines:?}");
+    start_up(dir, port, &["--pair"], 120)
 }
 
 /// The printed processes: name → (pid, role).
