@@ -65,9 +65,8 @@ enum Command {
     /// Remove deployed workflows, agents, locks or boards (refused while something uses them).
     Undeploy(deploy::UndeployArgs),
     /// The daily plan: preview when schedules fire (offline), show it, skip, pause, resume, cancel a
-    /// day, backfill, explain.
-    #[command(subcommand)]
-    Plan(plan::Command),
+    /// day, backfill, explain. `ordo plan [--date D] [--schedule S]` is `ordo plan show`.
+    Plan(plan::Args),
     /// Add, steer or show one order.
     #[command(subcommand)]
     Order(order::Command),
@@ -146,8 +145,8 @@ fn main() -> ExitCode {
         Command::Check(args) if args.cluster => block_on(deploy::check_cluster(args, g)),
         Command::Check(args) => check::run(args),
         Command::Certs(c) => certs::run(c),
-        Command::Plan(c) if plan::offline(c) => plan::run(c),
-        Command::Plan(c) => block_on(plan::run_online(c, g)),
+        Command::Plan(a) if plan::offline(&a.command()) => plan::run(&a.command()),
+        Command::Plan(a) => block_on(plan::run_online(&a.command(), g)),
         Command::Deploy(args) => block_on(deploy::run(args, g)),
         Command::Undeploy(args) => block_on(deploy::undeploy(args, g)),
         Command::Order(c) => block_on(order::run(c, g)),
@@ -164,5 +163,32 @@ fn main() -> ExitCode {
             eprintln!("ordo: {e:#}");
             exit::code_of(&e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_without_a_command_shows_the_plan_with_its_filters() {
+        let cli = Cli::try_parse_from(["ordo", "plan", "--date", "2026-12-08", "--schedule", "s"])
+            .expect("parses");
+        let Command::Plan(args) = cli.command else {
+            panic!("not plan: {:?}", cli.command);
+        };
+        match args.command() {
+            plan::Command::Show(show) => {
+                assert_eq!(show.date.as_deref(), Some("2026-12-08"));
+                assert_eq!(show.schedule.as_deref(), Some("s"));
+            }
+            other => panic!("not show: {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["ordo", "plan", "explain", "s"]).expect("parses");
+        let Command::Plan(args) = cli.command else {
+            panic!("not plan");
+        };
+        assert!(matches!(args.command(), plan::Command::Explain { .. }));
+        assert!(Cli::try_parse_from(["ordo", "plan", "--date", "d", "explain", "s"]).is_err());
     }
 }

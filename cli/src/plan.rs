@@ -41,7 +41,26 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Subcommand, Debug)]
+/// `ordo plan [--date D] [--schedule S] [--json]` shows the plan, as `ordo plan show` does.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub show: ShowArgs,
+}
+
+impl Args {
+    /// The command asked for: `show` with the flags given when none is named.
+    pub fn command(&self) -> Command {
+        self.command
+            .clone()
+            .unwrap_or_else(|| Command::Show(self.show.clone()))
+    }
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
 pub enum Command {
     /// Print when the schedules of inventory YAML fire in a window, offline.
     Preview(PreviewArgs),
@@ -88,7 +107,7 @@ pub enum Command {
     },
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct ShowArgs {
     /// Only instants on this local date (YYYY-MM-DD) of their schedule's time zone.
     #[arg(long)]
@@ -101,7 +120,7 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct PreviewArgs {
     /// Files and folders; folders are searched recursively for *.yaml and *.yml.
     #[arg(required = true)]

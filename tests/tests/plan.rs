@@ -37,36 +37,41 @@ fn ran(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// A planned order is handed to its agent ahead of time; with the controller stopped, the
-/// agent starts it at its instant by itself. Back, the controller learns what ran: every run
-/// shows in the plan, each order ran once, and no instant was planned twice.
-#[tokio::test]
-async fn process_planned_orders_start_on_their_agent_while_the_controller_is_stopped() -> Result<()>
-{
+/// A controller and agent `a1`, the orders of a schedule firing every 2 s (a cron with
+/// seconds first, `more` added to it) handed to the agent 10 s ahead; each job appends its
+/// order id to `ran_file`.
+async fn every_two_seconds(
+    ran_file: &std::path::Path,
+    late_ms: Option<u64>,
+    more: &str,
+) -> Result<Cluster> {
     let mut c = Cluster::new(&["a1"])?;
     c.edit_controller(|f| {
         f.plan.attach_ahead_ms = 10_000;
+        if let Some(late_ms) = late_ms {
+            f.plan.late_ms = late_ms;
+        }
     })?;
     c.start_controller().await?;
     c.start_agent("a1")?;
-    let out = tempfile::tempdir()?;
-    let ran_file = out.path().join("ran");
     let workflow = format!(
         "workflow: w\njobs:\n  job: {{ agent: a1, script: 'echo \"$ORDO_ORDER_ID\" >> {}' }}\nsteps:\n  - run: job\n",
         ran_file.display()
     );
-    // Every 2 seconds (a cron with seconds first).
-    let schedule = "schedule: s\nworkflow: w\ncron: \"*/2 * * * * *\"\n".to_owned();
+    let schedule = format!("schedule: s\nworkflow: w\ncron: \"*/2 * * * * *\"\n{more}");
     c.deploy(&[
         ("agent.yaml", c.agent_yaml("a1")?),
         ("w.yaml", workflow),
         ("s.yaml", schedule),
     ])
     .await?;
+    Ok(c)
+}
 
-    // Wait until orders at least 3 s ahead are on the agent.
+/// Waits until at least two planned orders 3 s or more ahead are on the agent.
+async fn planned_on_the_agent_ahead(c: &Cluster) -> Result<Vec<Json>> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let ahead = loop {
+    loop {
         let now = now_ms();
         let ahead: Vec<Json> = c
             .orders()
@@ -79,7 +84,7 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
             })
             .collect();
         if ahead.len() >= 2 {
-            break ahead;
+            return Ok(ahead);
         }
         if Instant::now() > deadline {
             bail!(
@@ -88,7 +93,20 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
+
+/// A planned order is handed to its agent ahead of time; with the controller stopped, the
+/// agent starts it at its instant by itself. Back, the controller learns what ran: every run
+/// shows in the plan, each order ran once, and no instant was planned twice.
+#[tokio::test]
+async fn process_planned_orders_start_on_their_agent_while_the_controller_is_stopped() -> Result<()>
+{
+    let out = tempfile::tempdir()?;
+    let ran_file = out.path().join("ran");
+    let mut c = every_two_seconds(&ran_file, None, "").await?;
+
+    let ahead = planned_on_the_agent_ahead(&c).await?;
     let ids: Vec<String> = ahead
         .iter()
         .filter_map(|o| o["id"].as_str().map(str::to_owned))
@@ -149,52 +167,11 @@ async fn process_planned_orders_start_on_their_agent_while_the_controller_is_sto
 /// after it does not run the order: it is cancelled, and the plan shows its instant as missed.
 #[tokio::test]
 async fn process_an_agent_back_after_a_planned_instant_does_not_run_it_with_skip() -> Result<()> {
-    let mut c = Cluster::new(&["a1"])?;
-    c.edit_controller(|f| {
-        f.plan.attach_ahead_ms = 10_000;
-        f.plan.late_ms = 1_000;
-    })?;
-    c.start_controller().await?;
-    c.start_agent("a1")?;
     let out = tempfile::tempdir()?;
     let ran_file = out.path().join("ran");
-    let workflow = format!(
-        "workflow: w\njobs:\n  job: {{ agent: a1, script: 'echo \"$ORDO_ORDER_ID\" >> {}' }}\nsteps:\n  - run: job\n",
-        ran_file.display()
-    );
-    let schedule = "schedule: s\nworkflow: w\ncron: \"*/2 * * * * *\"\nmissed: skip\n".to_owned();
-    c.deploy(&[
-        ("agent.yaml", c.agent_yaml("a1")?),
-        ("w.yaml", workflow),
-        ("s.yaml", schedule),
-    ])
-    .await?;
+    let mut c = every_two_seconds(&ran_file, Some(1_000), "missed: skip\n").await?;
 
-    // Orders at least 3 s ahead, on the agent.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ahead = loop {
-        let now = now_ms();
-        let ahead: Vec<Json> = c
-            .orders()
-            .await?
-            .into_iter()
-            .filter(|o| {
-                o["state"] == "fresh"
-                    && o["holder"]["type"] == "agent"
-                    && o["scheduledFor"].as_i64().is_some_and(|t| t > now + 3000)
-            })
-            .collect();
-        if ahead.len() >= 2 {
-            break ahead;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "no planned orders on the agent ahead of time:\n{}",
-                c.logs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let ahead = planned_on_the_agent_ahead(&c).await?;
     c.agent("a1").expect("agent a1").stop();
     let last = ahead
         .iter()
