@@ -274,6 +274,14 @@ fn samples() -> Vec<(String, Vec<u8>)> {
             workflow: WorkflowName::new("every-instruction").unwrap(),
             settings: WorkflowSettings {
                 delete_when_terminated: true,
+                parameters: [(
+                    "n".to_owned(),
+                    ordo_model::order::ParameterRule {
+                        kind: Some(ordo_model::order::ParameterType::Number),
+                        final_value: None,
+                    },
+                )]
+                .into(),
             },
         })),
     );
@@ -343,7 +351,15 @@ fn a_state_snapshot_without_options_reads_and_one_with_options_keeps_them() {
             .workflows
             .get(&WorkflowName::new("every-instruction").unwrap()),
         Some(&WorkflowSettings {
-            delete_when_terminated: true
+            delete_when_terminated: true,
+            parameters: [(
+                "n".to_owned(),
+                ordo_model::order::ParameterRule {
+                    kind: Some(ordo_model::order::ParameterType::Number),
+                    final_value: None,
+                },
+            )]
+            .into(),
         })
     );
     assert_eq!(postcard::to_allocvec(&state).unwrap(), new);

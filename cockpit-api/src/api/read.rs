@@ -360,8 +360,16 @@ pub struct WorkflowQuery {
 
 /// A parameter of a workflow.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ParameterJson {
+    /// Whether an order must pass it (no `default`, not `final`).
     pub required: bool,
+    /// Its type (`string`, `number`, `boolean`, `list`, `map`), if it has one.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// A `final` parameter's expression: the workflow sets it, an order may not pass it.
+    #[serde(rename = "final", default, skip_serializing_if = "Option::is_none")]
+    pub final_value: Option<String>,
     /// The default, as written (a template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
@@ -422,6 +430,8 @@ pub async fn workflow(
             q.version.unwrap_or(0)
         )));
     };
+    let rules = v.state.world.extras.workflows.get(name.as_str());
+    let rule = |k: &str| rules.and_then(|r| r.parameters.get(k));
     Ok(json_response(&WorkflowDetail {
         name: name.clone(),
         version: version.0,
@@ -430,10 +440,13 @@ pub async fn workflow(
             .parameters
             .iter()
             .map(|(k, p)| {
+                let final_value = rule(k).and_then(|r| r.final_value.as_ref());
                 (
                     k.clone(),
                     ParameterJson {
-                        required: p.default.is_none(),
+                        required: p.default.is_none() && final_value.is_none(),
+                        kind: rule(k).and_then(|r| r.kind).map(|t| t.word().to_owned()),
+                        final_value: final_value.map(|e| e.to_string()),
                         default: p.default.as_ref().map(|t| t.to_string()),
                     },
                 )

@@ -4,7 +4,7 @@
 use super::event::{BoardEvent, ItemEvent, KeyedEvent, OrderEvent};
 use super::input::{InputError, OrderLimits};
 use super::nav::{branch_level, is_valid};
-use super::options::OrderOptions;
+use super::options::{OrderOptions, ParameterType, WorkflowSettings};
 use super::state::{
     Disruption, Frame, Holder, Kill, Mark, Order, OrderState, Outcome, Side, Wait, encloses,
 };
@@ -15,7 +15,7 @@ use crate::ids::{BoardName, OrderId, ScheduleName, VersionId, WorkflowName};
 use crate::inventory::{Inventory, Workflow};
 use crate::position::Position;
 use crate::time::TimeMs;
-use crate::value::Vars;
+use crate::value::{Value, Vars};
 use serde::{Deserialize, Serialize};
 
 /// An operator's command to the controller.
@@ -161,21 +161,80 @@ fn refused(id: &OrderId, why: impl Into<String>) -> CommandError {
 
 /// The order's variables from a workflow's parameters: given values, then defaults
 /// (rendered over the values so far, in name order). A missing required one is an error;
-/// variables that are not parameters are kept.
-pub fn prepare_vars(workflow: &Workflow, mut vars: Vars) -> Result<Vars, String> {
+/// variables that are not parameters are kept. The parameters' types and `final` values are
+/// those of `world`'s settings for the workflow ([`prepare_vars_with`]).
+pub fn prepare_vars_in(world: &World, workflow: &Workflow, vars: Vars) -> Result<Vars, String> {
+    prepare_vars_with(workflow, world.extras.workflows.get(&workflow.name), vars)
+}
+
+/// [`prepare_vars_in`] without types or `final` values.
+pub fn prepare_vars(workflow: &Workflow, vars: Vars) -> Result<Vars, String> {
+    prepare_vars_with(workflow, None, vars)
+}
+
+/// The order's variables from a workflow's parameters and its `settings`: a `final`
+/// parameter may not be given and is evaluated last, over the other variables; every
+/// parameter with a type must have a value of that type.
+pub fn prepare_vars_with(
+    workflow: &Workflow,
+    settings: Option<&WorkflowSettings>,
+    mut vars: Vars,
+) -> Result<Vars, String> {
+    let rules = settings.map(|s| &s.parameters);
+    let rule = |name: &str| rules.and_then(|r| r.get(name));
+    let is_final = |name: &str| rule(name).is_some_and(|r| r.final_value.is_some());
+    for name in vars.keys() {
+        if is_final(name) {
+            return Err(format!(
+                "parameter {name} of workflow {} is final: the workflow sets it, an order may not pass it",
+                workflow.name
+            ));
+        }
+    }
     for (name, parameter) in &workflow.parameters {
-        if vars.contains_key(name) {
+        if vars.contains_key(name) || is_final(name) {
             continue;
         }
         match &parameter.default {
             Some(default) => {
                 let value = expr::render(default, &vars)
                     .map_err(|e| format!("default of parameter {name}: {e}"))?;
+                // YAML's `default: 3` is the text "3": a typed parameter reads it as its type.
+                let value = match (rule(name).and_then(|r| r.kind), value) {
+                    (Some(ParameterType::Number), Value::String(t)) => t
+                        .trim()
+                        .parse::<f64>()
+                        .map(Value::Number)
+                        .unwrap_or(Value::String(t)),
+                    (Some(ParameterType::Boolean), Value::String(t)) => match t.trim() {
+                        "true" => Value::Bool(true),
+                        "false" => Value::Bool(false),
+                        _ => Value::String(t),
+                    },
+                    (_, value) => value,
+                };
                 vars.insert(name.clone(), value);
             }
             None => {
                 return Err(format!("workflow {} needs parameter {name}", workflow.name));
             }
+        }
+    }
+    for (name, r) in rules.into_iter().flatten() {
+        if let Some(e) = &r.final_value {
+            let value = expr::eval(e, &vars).map_err(|e| format!("final parameter {name}: {e}"))?;
+            vars.insert(name.clone(), value);
+        }
+    }
+    for (name, r) in rules.into_iter().flatten() {
+        if let (Some(kind), Some(value)) = (r.kind, vars.get(name))
+            && !kind.holds(value)
+        {
+            return Err(format!(
+                "parameter {name} of workflow {} is a {}, not {value}",
+                workflow.name,
+                kind.word()
+            ));
         }
     }
     Ok(vars)
@@ -246,7 +305,7 @@ pub fn command(
             let (version, target) = world
                 .latest(&workflow)
                 .ok_or_else(|| CommandError::UnknownWorkflow(workflow.clone()))?;
-            let vars = prepare_vars(target, vars).map_err(CommandError::Vars)?;
+            let vars = prepare_vars_in(world, target, vars).map_err(CommandError::Vars)?;
             events(vec![KeyedEvent::order(
                 &id,
                 OrderEvent::Added {
@@ -620,13 +679,13 @@ pub fn deploy(world: &World, inventory: &Inventory) -> Vec<KeyedEvent> {
         let settings = inventory
             .workflow_settings
             .get(&workflow.name)
-            .copied()
+            .cloned()
             .unwrap_or_default();
         let now = world
             .extras
             .workflows
             .get(&workflow.name)
-            .copied()
+            .cloned()
             .unwrap_or_default();
         if settings != now {
             out.push(KeyedEvent::Item(ItemEvent::WorkflowSettings {

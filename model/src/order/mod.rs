@@ -118,11 +118,13 @@ pub use action::{
 };
 pub use command::{
     Accepted, AgentCommand, Command, CommandError, agent_command, attach_command, command, deploy,
-    expire_notices, lost_processes, prepare_vars,
+    expire_notices, lost_processes, prepare_vars, prepare_vars_in, prepare_vars_with,
 };
 pub use event::{BoardEvent, ForkChild, ItemEvent, KeyedEvent, OrderEvent};
 pub use input::{InputError, OrderLimits};
-pub use options::{Extras, OrderOptions, WorkflowSettings, extras_or_empty};
+pub use options::{
+    Extras, OrderOptions, ParameterRule, ParameterType, WorkflowSettings, extras_or_empty,
+};
 pub use queue::{JobKey, JobQueue, Room, Start, Starts};
 pub use settle::{Driver, Settler, accepts_from_agent, affected, refused};
 pub use state::{

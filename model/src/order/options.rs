@@ -40,11 +40,73 @@ impl OrderOptions {
 
 /// A workflow's settings that are not part of its versioned definition: they apply to the
 /// orders added after their deployment. Append-only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkflowSettings {
     /// Remove its orders once they have finished or were cancelled (unless an order says
     /// otherwise). JS7's default is to keep them.
     pub delete_when_terminated: bool,
+    /// The types and `final` values of its parameters, checked and set when an order is
+    /// added (only parameters that have one).
+    pub parameters: BTreeMap<String, ParameterRule>,
+}
+
+/// What a parameter's value must be, or the expression that sets it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ParameterRule {
+    /// The value's type; `None`: any.
+    pub kind: Option<ParameterType>,
+    /// A `final` parameter: evaluated when the order is added, over the order's other
+    /// variables; an order may not pass it.
+    pub final_value: Option<crate::expr::Expr>,
+}
+
+/// The type of a parameter's value (JS7: `String`, `Number`, `Boolean`, `List`, `Map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParameterType {
+    String,
+    Number,
+    Boolean,
+    List,
+    Map,
+}
+
+impl ParameterType {
+    /// The YAML word.
+    pub fn word(self) -> &'static str {
+        match self {
+            ParameterType::String => "string",
+            ParameterType::Number => "number",
+            ParameterType::Boolean => "boolean",
+            ParameterType::List => "list",
+            ParameterType::Map => "map",
+        }
+    }
+
+    /// The type of a YAML word.
+    pub fn from_word(word: &str) -> Option<ParameterType> {
+        [
+            ParameterType::String,
+            ParameterType::Number,
+            ParameterType::Boolean,
+            ParameterType::List,
+            ParameterType::Map,
+        ]
+        .into_iter()
+        .find(|t| t.word() == word)
+    }
+
+    /// Whether `value` is of this type.
+    pub fn holds(self, value: &crate::value::Value) -> bool {
+        use crate::value::Value;
+        matches!(
+            (self, value),
+            (ParameterType::String, Value::String(_))
+                | (ParameterType::Number, Value::Number(_))
+                | (ParameterType::Boolean, Value::Bool(_))
+                | (ParameterType::List, Value::List(_))
+                | (ParameterType::Map, Value::Map(_))
+        )
+    }
 }
 
 /// The part of a world folded from `OptionsSet` and `WorkflowSettings`. Append-only: it is

@@ -1527,7 +1527,7 @@ impl Cx<'_> {
         if let Err(e) = self.limits.check_vars(&vars) {
             return self.fail(o, format!("add-order to {workflow}: {e}"));
         }
-        let vars = match super::command::prepare_vars(target, vars) {
+        let vars = match super::command::prepare_vars_in(self.world, target, vars) {
             Ok(v) => v,
             Err(e) => return self.fail(o, format!("add-order: {e}")),
         };

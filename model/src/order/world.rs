@@ -233,10 +233,12 @@ impl World {
                 Ok(())
             }
             ItemEvent::WorkflowSettings { workflow, settings } => {
-                if *settings == Default::default() {
+                if *settings == super::WorkflowSettings::default() {
                     self.extras.workflows.remove(workflow);
                 } else {
-                    self.extras.workflows.insert(workflow.clone(), *settings);
+                    self.extras
+                        .workflows
+                        .insert(workflow.clone(), settings.clone());
                 }
                 Ok(())
             }

@@ -605,9 +605,11 @@ fn required_parameters(f: &read::Fields<'_>) -> Vec<String> {
         .iter()
         .filter(|(_, v)| match &v.kind {
             Kind::Null => true,
-            Kind::Map(fields) => !fields
-                .iter()
-                .any(|(k, _)| k.scalar().is_some_and(|s| s.text == "default")),
+            // A parameter with a default, or a `final` one, is not required of callers.
+            Kind::Map(fields) => !fields.iter().any(|(k, _)| {
+                k.scalar()
+                    .is_some_and(|s| s.text == "default" || s.text == "final")
+            }),
             _ => false,
         })
         .filter_map(|(k, _)| k.scalar().map(|s| s.text.clone()))

@@ -154,11 +154,23 @@ pub(crate) static PARAMETER: Obj = Obj {
     what: "parameter",
     id: "parameter",
     doc: "A workflow parameter; write `{}` or nothing for a required one.",
-    fields: &[opt(
-        "default",
-        Ty::Template,
-        "The value when the order does not pass one; makes the parameter optional.",
-    )],
+    fields: &[
+        opt(
+            "default",
+            Ty::Template,
+            "The value when the order does not pass one; makes the parameter optional.",
+        ),
+        opt(
+            "type",
+            Ty::Enum(&["string", "number", "boolean", "list", "map"]),
+            "The type the value must have, checked when an order is added (default: any).",
+        ),
+        opt(
+            "final",
+            Ty::Expr,
+            "An expression over the order's other variables, evaluated when the order is added; the order may not pass the parameter (no `default` with it).",
+        ),
+    ],
 };
 
 pub(crate) static JOB: Obj = Obj {

@@ -14,7 +14,7 @@ use crate::inventory::{
     WhenNotAnnounced, Workflow,
 };
 use crate::notice_expr::{self, NOTICE_EXPR_BOARDS_MAX, NoticeExpr};
-use crate::order::{OrderOptions, WorkflowSettings};
+use crate::order::{OrderOptions, ParameterRule, ParameterType, WorkflowSettings};
 use crate::schedule::BundledZones;
 use crate::time::DurationMs;
 use std::collections::{BTreeMap, BTreeSet};
@@ -143,7 +143,37 @@ pub(crate) fn settings(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<WorkflowSettin
     })?;
     Some(WorkflowSettings {
         delete_when_terminated,
+        parameters: f.get("parameters").map(parameter_rules).unwrap_or_default(),
     })
+}
+
+/// The types and `final` expressions of the parameters, read leniently: their errors are
+/// reported where the parameters are read ([`parameters`]).
+fn parameter_rules(node: &Node) -> BTreeMap<String, ParameterRule> {
+    let Kind::Map(entries) = &node.kind else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in entries {
+        let (Some(name), Kind::Map(fields)) = (k.scalar(), &v.kind) else {
+            continue;
+        };
+        let field = |key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k.scalar().is_some_and(|s| s.text == key))
+                .and_then(|(_, v)| v.scalar())
+                .map(|s| s.text.clone())
+        };
+        let rule = ParameterRule {
+            kind: field("type").and_then(|t| ParameterType::from_word(&t)),
+            final_value: field("final").and_then(|t| crate::expr::parse(&t).ok()),
+        };
+        if rule != ParameterRule::default() {
+            out.insert(name.text.clone(), rule);
+        }
+    }
+    out
 }
 
 fn parameters(cx: &mut Cx<'_>, node: &Node) -> Option<BTreeMap<String, Parameter>> {
@@ -156,9 +186,37 @@ fn parameters(cx: &mut Cx<'_>, node: &Node) -> Option<BTreeMap<String, Parameter
             Kind::Null => Some(None),
             _ => cx
                 .fields_in(e.value, &spec::PARAMETER, &format!("parameter `{}`", e.key))
-                .and_then(|f| match f.get("default") {
-                    Some(d) => cx.template(d, "`default`").map(Some),
-                    None => Some(None),
+                .and_then(|f| {
+                    let mut ok = true;
+                    if let Some(t) = f.get("type") {
+                        let word = cx.text(t, "`type`");
+                        if let Some(word) = word
+                            && ParameterType::from_word(&word).is_none()
+                        {
+                            cx.err(
+                                t.pos,
+                                format!(
+                                    "`type` is one of string, number, boolean, list, map, not {word:?}"
+                                ),
+                            );
+                            ok = false;
+                        }
+                    }
+                    if let Some(fin) = f.get("final") {
+                        ok &= cx.expr(fin, "`final`").is_some();
+                        if let Some(d) = f.get("default") {
+                            cx.err(
+                                d.pos,
+                                "a `final` parameter has no `default`: its value is `final`",
+                            );
+                            ok = false;
+                        }
+                    }
+                    let default = match f.get("default") {
+                        Some(d) => cx.template(d, "`default`").map(Some),
+                        None => Some(None),
+                    };
+                    if ok { default } else { None }
                 }),
         };
         match default {
