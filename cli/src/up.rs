@@ -28,6 +28,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "approval.yaml",
         include_str!("../../deploy/examples/approval.yaml"),
     ),
+    (
+        "batch.yaml",
+        include_str!("../../deploy/examples/batch.yaml"),
+    ),
     ("data.yaml", include_str!("../../deploy/examples/data.yaml")),
     ("etl.yaml", include_str!("../../deploy/examples/etl.yaml")),
     (

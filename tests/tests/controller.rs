@@ -102,6 +102,7 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
         json!({"id": "ex-payments", "workflow": "payments-import", "args": {"month": "2026-11"}}),
         json!({"id": "ex-poll", "workflow": "inbox-poll"}),
         json!({"id": "ex-data", "workflow": "database-sizes"}),
+        json!({"id": "ex-batch", "workflow": "nightly-batch", "args": {"day": "2026-11-23"}, "priority": 10}),
     ];
     c.add_orders(&all).await?;
     let approval = vec!["ex-approval".to_owned()];
