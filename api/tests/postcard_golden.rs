@@ -272,17 +272,7 @@ fn samples() -> Vec<(String, Vec<u8>)> {
         "workflow settings",
         Body::Event(KeyedEvent::Item(ItemEvent::WorkflowSettings {
             workflow: WorkflowName::new("every-instruction").unwrap(),
-            settings: WorkflowSettings {
-                delete_when_terminated: true,
-                parameters: [(
-                    "n".to_owned(),
-                    ordo_model::order::ParameterRule {
-                        kind: Some(ordo_model::order::ParameterType::Number),
-                        final_value: None,
-                    },
-                )]
-                .into(),
-            },
+            settings: sample_settings(),
         })),
     );
     out.push((
@@ -350,17 +340,7 @@ fn a_state_snapshot_without_options_reads_and_one_with_options_keeps_them() {
             .extras
             .workflows
             .get(&WorkflowName::new("every-instruction").unwrap()),
-        Some(&WorkflowSettings {
-            delete_when_terminated: true,
-            parameters: [(
-                "n".to_owned(),
-                ordo_model::order::ParameterRule {
-                    kind: Some(ordo_model::order::ParameterType::Number),
-                    final_value: None,
-                },
-            )]
-            .into(),
-        })
+        Some(&sample_settings())
     );
     assert_eq!(postcard::to_allocvec(&state).unwrap(), new);
     // The JSON form (what `/state` serves the cockpit) keeps them too.
@@ -399,6 +379,21 @@ fn a_journal_written_before_options_still_folds() {
     assert!(state.world.extras.is_empty());
     let old: State = postcard::from_bytes(&golden_bytes("state snapshot")).unwrap();
     assert_eq!(state, old);
+}
+
+/// The workflow settings of the samples: removal on, one typed parameter.
+fn sample_settings() -> WorkflowSettings {
+    WorkflowSettings {
+        delete_when_terminated: true,
+        parameters: [(
+            "n".to_owned(),
+            ordo_model::order::ParameterRule {
+                kind: Some(ordo_model::order::ParameterType::Number),
+                final_value: None,
+            },
+        )]
+        .into(),
+    }
 }
 
 fn hex_lines(samples: &[(String, Vec<u8>)]) -> String {

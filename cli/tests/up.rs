@@ -130,22 +130,23 @@ fn hello_versions(dir: &std::path::Path) -> Vec<u64> {
         .collect()
 }
 
+/// Sends Ctrl-C and waits for the process to exit (its exit is the signal), at most 20 s;
+/// kills it when it does not stop.
 fn interrupt_and_wait(mut child: Guarded) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "ordo up ended with {status}");
-            return;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(status)) => assert!(status.success(), "ordo up ended with {status}"),
+        Ok(Err(e)) => panic!("waiting for ordo up: {e}"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("ordo up did not stop within 20 s of Ctrl-C");
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
-    panic!("ordo up did not stop within 20 s of Ctrl-C");
 }
 
 fn ordo(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
