@@ -4,6 +4,18 @@
 //! resumes the same state. Ctrl-C stops everything cleanly. `ordo up --pair` runs a replicated
 //! pair instead, each server its own process ([`pair`]).
 
+/// Prints a line to stdout; a reader that went away (a closed pipe) does not end the
+/// supervision of the servers.
+macro_rules! say {
+    () => {
+        say!("")
+    };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod examples;
 mod log;
 mod pair;
@@ -221,9 +233,9 @@ async fn deploy_examples(api: &HttpsClient, base: &str, dir: &Path, agent_url: &
                 names.extend(workflows);
                 files.push(json!({"name": file, "text": text}));
             }
-            Err(workflow) => println!(
-                "kept your workflow `{workflow}`: the example {file} is not deployed over it"
-            ),
+            Err(workflow) => {
+                say!("kept your workflow `{workflow}`: the example {file} is not deployed over it")
+            }
         }
     }
     match api
@@ -232,10 +244,10 @@ async fn deploy_examples(api: &HttpsClient, base: &str, dir: &Path, agent_url: &
     {
         Ok(answer) => {
             let changes = answer["changes"].as_array().map(Vec::len).unwrap_or(0);
-            println!("deployed the examples ({changes} changes)");
+            say!("deployed the examples ({changes} changes)");
         }
         Err(e) => {
-            println!("the examples were not deployed: {e}");
+            say!("the examples were not deployed: {e}");
             return Ok(());
         }
     }
@@ -323,7 +335,7 @@ async fn up(args: &Args) -> Result<()> {
         deploy_examples(&api, &base, &args.dir, &agent_url).await?;
     }
     if ports.agent != AGENT_PORT {
-        println!(
+        say!(
             "note: the agent `{LOCAL_AGENT}` listens on port {} ({AGENT_PORT} was taken); deploy/examples/agents.yaml names {AGENT_PORT}, so leave that file out of your deployments",
             ports.agent
         );
@@ -334,27 +346,27 @@ async fn up(args: &Args) -> Result<()> {
         r = &mut cockpit => bail!("the cockpit stopped: {:?}", r),
     }
     let profile = write_profile(&cockpit_url, &local.admin_token, None)?;
-    println!();
-    println!("Ordo is up.");
-    println!("  web UI:       {cockpit_url}/");
-    println!("  API:          {cockpit_url}/api/v1 (OpenAPI: {cockpit_url}/api/v1/openapi.json)");
-    println!("  admin token:  {}", local.admin_token);
-    println!("  data:         {}", local.dir.display());
+    say!();
+    say!("Ordo is up.");
+    say!("  web UI:       {cockpit_url}/");
+    say!("  API:          {cockpit_url}/api/v1 (OpenAPI: {cockpit_url}/api/v1/openapi.json)");
+    say!("  admin token:  {}", local.admin_token);
+    say!("  data:         {}", local.dir.display());
     if let Some(p) = &profile {
-        println!("  CLI profile:  {}", p.display());
+        say!("  CLI profile:  {}", p.display());
     }
-    println!();
-    println!("Add an order in another terminal:");
-    println!("  ordo order add hello --wait");
-    println!("or with curl:");
-    println!(
+    say!();
+    say!("Add an order in another terminal:");
+    say!("  ordo order add hello --wait");
+    say!("or with curl:");
+    say!(
         "  curl -H 'Authorization: Bearer {}' -d '{{\"id\":\"hello-1\",\"workflow\":\"hello\"}}' {cockpit_url}/api/v1/orders",
         local.admin_token
     );
-    println!();
-    println!("Ctrl-C stops everything; `ordo up` again resumes the same state.");
-    println!();
-    println!("What happens from now on (deployments, orders, the agent's link):");
+    say!();
+    say!("Ctrl-C stops everything; `ordo up` again resumes the same state.");
+    say!();
+    say!("What happens from now on (deployments, orders, the agent's link):");
     let after = api
         .get_json::<Json>(&health)
         .await
@@ -375,7 +387,7 @@ async fn up(args: &Args) -> Result<()> {
         r = &mut cockpit => Err(anyhow!("the cockpit stopped: {r:?}")),
     };
     follow.abort();
-    println!("stopping");
+    say!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = cockpit.await;

@@ -23,18 +23,6 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// Prints a line to stdout; a reader that went away (a closed pipe) does not end the
-/// supervision of the servers.
-macro_rules! say {
-    () => {
-        say!("")
-    };
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 /// Longest wait for a controller to become active after the start.
 const ACTIVE_TIMEOUT_MS: u64 = 60_000;
 /// How often roles and processes are looked at.
