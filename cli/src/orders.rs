@@ -4,6 +4,10 @@
 //!
 //! Only the filters given are sent. When the answer has a `next` cursor, the table is
 //! followed by the command for the next page.
+//!
+//! `ordo orders resend [--state failed|suspended] [--workflow W] [--agent A] [--since T]
+//! [--until T] [--position P]` resumes the matching orders in bulk
+//! (`POST /bulk/resume`) and says how many it resumed and which it could not.
 
 use crate::client::{Api, query};
 use crate::output::{cell, duration, holder, humanize_instants, local_time, print_json, table};
@@ -12,7 +16,10 @@ use serde_json::Value as Json;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Only orders of this workflow.
     #[arg(long)]
     pub workflow: Option<String>,
@@ -40,6 +47,37 @@ pub struct Args {
     pub json: bool,
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Resume failed (or suspended) orders in bulk, where they stopped or at --position.
+    Resend(ResendArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ResendArgs {
+    /// The orders in this state: failed or suspended.
+    #[arg(long, default_value = "failed")]
+    pub state: String,
+    /// Only orders of this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only orders held by this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only orders added at or after this time: RFC 3339, or -DURATION/+DURATION from now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
+    pub since: Option<i64>,
+    /// Only orders added before this time (same forms).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
+    pub until: Option<i64>,
+    /// Resume every order at this position (e.g. 0, 2/try/0) instead of where it stopped.
+    #[arg(long)]
+    pub position: Option<String>,
+    /// Print the server's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// An instant in milliseconds since the epoch, from RFC 3339 or a signed duration from now
 /// (`-2h`, `+30m`).
 pub fn parse_time(s: &str) -> Result<i64, String> {
@@ -61,6 +99,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 
 pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
     let api = Api::new(&global.settings()?)?;
+    if let Some(Command::Resend(r)) = &args.command {
+        return resend(&api, r).await;
+    }
     let q = query(&[
         ("workflow", args.workflow.clone()),
         ("state", args.state.clone()),
@@ -121,6 +162,49 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         println!("more: repeat with --after {}", cell(Some(next)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ordo orders resend`: exit 0 when every matching order was resumed, 1 when some were not.
+async fn resend(api: &Api, a: &ResendArgs) -> anyhow::Result<ExitCode> {
+    let mut body = serde_json::json!({ "state": a.state });
+    let fields = [
+        ("workflow", a.workflow.clone().map(Json::from)),
+        ("agent", a.agent.clone().map(Json::from)),
+        ("since", a.since.map(Json::from)),
+        ("until", a.until.map(Json::from)),
+        ("position", a.position.clone().map(Json::from)),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            body[k] = v;
+        }
+    }
+    let answer = api.post("/bulk/resume", &body).await?;
+    let count = |k: &str| answer.get(k).and_then(Json::as_u64).unwrap_or(0);
+    let refused = answer
+        .get("refused")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if a.json {
+        print_json(&answer);
+    } else {
+        println!(
+            "resumed {} of {} {} order{}",
+            count("resumed"),
+            count("matched"),
+            a.state,
+            if count("matched") == 1 { "" } else { "s" }
+        );
+        for r in &refused {
+            println!("  not {}: {}", cell(r.get("id")), cell(r.get("error")));
+        }
+    }
+    Ok(if refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ jobs:
 steps:
   - prompt: "Start ticking?"
   - run: tick
+---
+workflow: flaky
+jobs:
+  check: {{ agent: local, script: 'test -f "$MARKER"', env: {{ MARKER: $marker }}, timeout: 30s }}
+parameters:
+  marker: {{ type: string }}
+steps:
+  - run: check
 "#
     )
 }
@@ -369,4 +377,115 @@ fn process_the_daily_plan_is_shown_and_steered() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("schedule nope is not deployed"));
+}
+
+/// Follows `ordo watch --json --after 0` until `count` events of `kind` (the frame's `type`)
+/// for orders whose id starts with `prefix` were seen; at most 120 s.
+fn wait_for_events(s: &Stack, kind: &str, prefix: &str, count: usize) {
+    let mut cmd = s.ordo_std();
+    cmd.args(["watch", "--json", "--after", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = 0;
+    while seen < count {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        let frame: Json = serde_json::from_str(&line).unwrap_or_default();
+        if frame["type"] == kind && frame["key"].as_str().is_some_and(|k| k.starts_with(prefix)) {
+            seen += 1;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, count, "{kind} events of {prefix}* orders");
+}
+
+/// `ordo orders resend`: a hundred orders that failed are resumed in bulk where they failed,
+/// counted, and finish once their cause is gone; a failed order of another state filter is
+/// left alone, and asking again finds nothing to resume.
+#[test]
+fn process_failed_orders_are_resent_in_bulk() {
+    let s = Stack::start();
+    s.deploy();
+    let marker = s.dir.path().join("ready");
+    let arg = format!("marker={}", marker.display());
+    for n in 0..100 {
+        s.ordo()
+            .args([
+                "order",
+                "add",
+                "flaky",
+                "--id",
+                &format!("f-{n:03}"),
+                "--arg",
+                &arg,
+            ])
+            .assert()
+            .success();
+    }
+    wait_for_events(&s, "Failed", "f-", 100);
+    let out = s
+        .ordo()
+        .args([
+            "orders",
+            "--state",
+            "failed",
+            "--workflow",
+            "flaky",
+            "--json",
+        ])
+        .assert()
+        .success();
+    let page: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(page["orders"].as_array().map(Vec::len), Some(100), "{page}");
+
+    // Nothing suspended: a resend of suspended orders resumes none.
+    let out = s
+        .ordo()
+        .args(["orders", "resend", "--state", "suspended"])
+        .assert()
+        .success();
+    assert!(
+        stdout(out.get_output()).contains("resumed 0 of 0"),
+        "{}",
+        stdout(out.get_output())
+    );
+    s.ordo()
+        .args(["orders", "resend", "--state", "finished"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot be resumed"));
+
+    std::fs::write(&marker, "").unwrap();
+    let out = s
+        .ordo()
+        .args(["orders", "resend", "--workflow", "flaky", "--since", "-1h"])
+        .assert()
+        .success();
+    let text = stdout(out.get_output());
+    assert!(text.contains("resumed 100 of 100 failed orders"), "{text}");
+    wait_for_events(&s, "Finished", "f-", 100);
+    let out = s
+        .ordo()
+        .args(["orders", "resend", "--workflow", "flaky", "--json"])
+        .assert()
+        .success();
+    let answer: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(answer["matched"], 0, "{answer}");
 }

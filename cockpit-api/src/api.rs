@@ -14,6 +14,7 @@
 //! one answers 503 `{error, active}`; when `active` is another controller of the cockpit's
 //! list, the command is sent there once more.
 
+pub mod bulk;
 pub mod cluster;
 pub mod commands;
 pub mod deploy_docs;
@@ -248,6 +249,7 @@ pub fn router(app: App) -> Router {
         .route("/orders/{id}/resume", post(commands::resume))
         .route("/orders/{id}/answer", post(commands::answer))
         .route("/orders/{id}/go", post(commands::go))
+        .route("/bulk/resume", post(bulk::resume))
         .route("/notices/{board}", post(commands::post_notice))
         .route("/workflows", get(read::workflows))
         .route("/workflows/{name}", get(read::workflow))

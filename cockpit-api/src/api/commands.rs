@@ -83,7 +83,7 @@ const READ_YOUR_WRITES_MS: u64 = 5000;
 
 /// Waits until the view has applied event `id`, so a client that reads right after a command
 /// sees its effect (read your writes); gives up after [`READ_YOUR_WRITES_MS`].
-async fn wait_applied(app: &App, id: u64) {
+pub(super) async fn wait_applied(app: &App, id: u64) {
     let mut live = app.shared.live.subscribe();
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(READ_YOUR_WRITES_MS);

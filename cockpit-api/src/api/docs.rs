@@ -1,6 +1,6 @@
 //! The OpenAPI document of the cockpit API (`GET /api/v1/openapi.json`, no token needed).
 
-use super::{cluster, commands, plan, read, stream};
+use super::{bulk, cluster, commands, plan, read, stream};
 use axum::response::Response;
 use ordo_api::view::{STATE_NAMES, VALUE_DEPTH_MAX};
 use ordo_model::env;
@@ -58,6 +58,7 @@ unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too
         commands::answer,
         commands::go,
         commands::remove_order,
+        bulk::resume,
         commands::post_notice,
         commands::order_log,
         stream::order_log_ws,
