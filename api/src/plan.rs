@@ -40,7 +40,8 @@ pub struct PlanEntryView {
     pub instant: String,
     /// `planned`, `ordered` or `skipped`.
     pub status: String,
-    /// Why it was skipped: `missed`, `cancelled`, `paused`, `replaced`, `refused: …`.
+    /// Why it was skipped: `missed`, `cancelled`, `paused`, `replaced`, `refused: …`,
+    /// `removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
     /// The state of its order while the order is kept (`fresh`, `processing`, `finished`, …).
@@ -171,7 +172,8 @@ pub struct ExplainedView {
     /// `planned`, `ordered`, `skipped`, `not-planned-yet`, `not-in-plan`, `excluded`,
     /// `no-instant`.
     pub status: String,
-    /// Why it was skipped: `missed`, `cancelled`, `paused`, `replaced`, `refused: …`.
+    /// Why it was skipped: `missed`, `cancelled`, `paused`, `replaced`, `refused: …`,
+    /// `removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
     /// The state of its order while the order is kept.

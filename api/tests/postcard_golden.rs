@@ -14,6 +14,7 @@ use ordo_model::order::{
     OrderOptions, Outcome, WorkflowSettings, command, deploy,
 };
 use ordo_model::position::{BlockKey, Position};
+use ordo_model::schedule::{PlanEvent, PlannedFire, Skip};
 use ordo_model::time::TimeMs;
 use ordo_model::value::{Value, Vars};
 use ordo_model::wire::{AgentEventBody, Stream, ToAgent};
@@ -294,6 +295,64 @@ fn samples() -> Vec<(String, Vec<u8>)> {
         "agent attach with options frame".to_owned(),
         postcard::to_allocvec(&attach).expect("the frame encodes"),
     ));
+    // Added later, at the end: the plan's events, with the removal of a schedule and a
+    // calendar.
+    let planned = parse_inventory(
+        &[SourceFile::new(
+            "plan.yaml",
+            "workflow: w\nsteps: [ { prompt: x } ]\n---\ncalendar: c\nweekdays: MON-FRI\n---\n\
+             schedule: s\nworkflow: w\ncron: \"0 * * * *\"\ncalendar: c\n",
+        )],
+        &Limits::default(),
+    )
+    .expect("the plan inventory parses");
+    let s = planned.schedules[0].name.clone();
+    let at = TimeMs(3_600_000);
+    let mut plan_state = State::new();
+    for (name, event) in [
+        (
+            "plan calendar deployed",
+            PlanEvent::CalendarDeployed(Box::new(planned.calendars[0].clone())),
+        ),
+        (
+            "plan schedule deployed",
+            PlanEvent::ScheduleDeployed(Box::new(planned.schedules[0].clone())),
+        ),
+        (
+            "plan planned",
+            PlanEvent::Planned {
+                schedule: s.clone(),
+                until: TimeMs(7_200_000),
+                fires: vec![PlannedFire {
+                    at,
+                    offset_seconds: 3600,
+                }],
+            },
+        ),
+        (
+            "plan skipped removed",
+            PlanEvent::Skipped {
+                schedule: s.clone(),
+                at,
+                why: Skip::Removed,
+            },
+        ),
+        (
+            "plan schedule removed",
+            PlanEvent::ScheduleRemoved {
+                schedule: s.clone(),
+            },
+        ),
+        (
+            "plan calendar removed",
+            PlanEvent::CalendarRemoved {
+                calendar: planned.calendars[0].name.clone(),
+            },
+        ),
+    ] {
+        later(&mut plan_state, &mut out, name, Body::Plan(event));
+    }
+    assert_eq!(plan_state.plan, ordo_model::schedule::Plan::default());
     out
 }
 
@@ -363,6 +422,7 @@ fn a_journal_written_before_options_still_folds() {
             || name.contains("frame")
             || name.contains("options")
             || name.starts_with("workflow settings")
+            || name.starts_with("plan ")
         {
             continue;
         }

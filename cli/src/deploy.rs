@@ -48,6 +48,9 @@ pub enum Kind {
     Agent,
     Lock,
     Board,
+    /// Its planned orders that have not started are cancelled.
+    Schedule,
+    Calendar,
 }
 
 #[derive(clap::Args, Debug)]
@@ -89,6 +92,8 @@ pub async fn undeploy(args: &UndeployArgs, global: &Global) -> anyhow::Result<Ex
         Kind::Agent => "agents",
         Kind::Lock => "locks",
         Kind::Board => "boards",
+        Kind::Schedule => "schedules",
+        Kind::Calendar => "calendars",
     };
     let body = json!({ "files": [], "removed": { kind: args.names } });
     let what = Sent::Removals(args.names.len());

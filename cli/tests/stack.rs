@@ -313,7 +313,8 @@ fn process_orders_are_paged_through_the_cockpit() {
 }
 
 /// `ordo plan show|skip|pause|resume` through the cockpit: a schedule at a fixed time every
-/// day is planned, one planned order is skipped, the schedule paused and resumed.
+/// day is planned, one planned order is skipped, the schedule paused and resumed, then
+/// removed with `ordo undeploy schedule`.
 #[test]
 fn process_the_daily_plan_is_shown_and_steered() {
     let s = Stack::start();
@@ -377,6 +378,24 @@ fn process_the_daily_plan_is_shown_and_steered() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("schedule nope is not deployed"));
+
+    // Removed, the schedule leaves the plan; removed again, it is not deployed.
+    s.ordo()
+        .args(["undeploy", "schedule", "daily"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match("ScheduleRemoved +┆ daily").unwrap());
+    let out = s.ordo().args(["plan", "show", "--json"]).assert().success();
+    let p: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(p["schedules"], serde_json::json!([]), "{p}");
+    assert_eq!(p["entries"], serde_json::json!([]), "{p}");
+    s.ordo()
+        .args(["undeploy", "schedule", "daily"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "schedule `daily` is not deployed; nothing to remove",
+        ));
 }
 
 /// Follows `ordo watch --json --after 0` until `count` events of `kind` (the frame's `type`)

@@ -15,10 +15,13 @@
 //! attached to a removed agent, holding or waiting for a removed lock or waiting for notices
 //! of a removed board, or a deployed workflow or schedule that stays and names it.
 
-use crate::ids::{AgentId, BoardName, LockName, OrderId, VersionId, WorkflowName};
+use crate::ids::{
+    AgentId, BoardName, CalendarName, LockName, OrderId, ScheduleName, VersionId, WorkflowName,
+};
 use crate::inventory::{Block, Board, ForkListOver, Instruction, Inventory, Lock, Workflow};
 use crate::order::nav::{instruction_at, is_valid};
 use crate::order::{Frame, ItemEvent, KeyedEvent, OrderState, Wait, World};
+use crate::schedule::{Calendar, Schedule};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -30,6 +33,10 @@ pub struct Removals {
     pub agents: Vec<AgentId>,
     pub locks: Vec<LockName>,
     pub boards: Vec<BoardName>,
+    /// Schedules: their plan goes, and their planned orders that have not started are
+    /// cancelled (by the controller's planner).
+    pub schedules: Vec<ScheduleName>,
+    pub calendars: Vec<CalendarName>,
 }
 
 impl Removals {
@@ -38,37 +45,36 @@ impl Removals {
     }
 
     pub fn len(&self) -> usize {
-        self.workflows.len() + self.agents.len() + self.locks.len() + self.boards.len()
+        self.workflows.len()
+            + self.agents.len()
+            + self.locks.len()
+            + self.boards.len()
+            + self.schedules.len()
+            + self.calendars.len()
     }
 
-    /// The names that are deployed in `world`: a `removed:` in a file passes over the others,
-    /// so deploying the same files again changes nothing.
-    pub fn deployed_only(&self, world: &World) -> Removals {
+    /// The names that are deployed (`deployed`: [`deployed_inventory`] with the plan's
+    /// schedules and calendars): a `removed:` in a file passes over the others, so deploying
+    /// the same files again changes nothing.
+    pub fn deployed_only(&self, deployed: &Inventory) -> Removals {
+        fn keep<T: Clone>(names: &[T], is_deployed: impl Fn(&T) -> bool) -> Vec<T> {
+            names.iter().filter(|n| is_deployed(n)).cloned().collect()
+        }
         Removals {
-            workflows: self
-                .workflows
-                .iter()
-                .filter(|n| world.workflows.contains_key(*n))
-                .cloned()
-                .collect(),
-            agents: self
-                .agents
-                .iter()
-                .filter(|n| world.agents.contains_key(*n))
-                .cloned()
-                .collect(),
-            locks: self
-                .locks
-                .iter()
-                .filter(|n| world.locks.contains_key(*n))
-                .cloned()
-                .collect(),
-            boards: self
-                .boards
-                .iter()
-                .filter(|n| world.boards.contains_key(*n))
-                .cloned()
-                .collect(),
+            workflows: keep(&self.workflows, |n| {
+                deployed.workflows.iter().any(|w| &w.name == n)
+            }),
+            agents: keep(&self.agents, |n| deployed.agents.iter().any(|a| &a.id == n)),
+            locks: keep(&self.locks, |n| deployed.locks.iter().any(|l| &l.name == n)),
+            boards: keep(&self.boards, |n| {
+                deployed.boards.iter().any(|b| &b.name == n)
+            }),
+            schedules: keep(&self.schedules, |n| {
+                deployed.schedules.iter().any(|s| &s.name == n)
+            }),
+            calendars: keep(&self.calendars, |n| {
+                deployed.calendars.iter().any(|c| &c.name == n)
+            }),
         }
     }
 
@@ -85,6 +91,8 @@ impl Removals {
         add(&mut self.agents, other.agents);
         add(&mut self.locks, other.locks);
         add(&mut self.boards, other.boards);
+        add(&mut self.schedules, other.schedules);
+        add(&mut self.calendars, other.calendars);
     }
 }
 
@@ -442,6 +450,29 @@ fn removed(world: &World, deployed: &Inventory, new: &Inventory, rm: &Removals, 
         }))
         .filter(|w| !rm.workflows.contains(&w.name))
         .collect();
+    // The schedules and calendars that stay, likewise.
+    let staying_schedules: Vec<&Schedule> = new
+        .schedules
+        .iter()
+        .chain(
+            deployed
+                .schedules
+                .iter()
+                .filter(|s| !new.schedules.iter().any(|n| n.name == s.name)),
+        )
+        .filter(|s| !rm.schedules.contains(&s.name))
+        .collect();
+    let staying_calendars: Vec<&Calendar> = new
+        .calendars
+        .iter()
+        .chain(
+            deployed
+                .calendars
+                .iter()
+                .filter(|c| !new.calendars.iter().any(|n| n.name == c.name)),
+        )
+        .filter(|c| !rm.calendars.contains(&c.name))
+        .collect();
     let both = rm
         .workflows
         .iter()
@@ -464,6 +495,18 @@ fn removed(world: &World, deployed: &Inventory, new: &Inventory, rm: &Removals, 
                 .iter()
                 .filter(|n| new.boards.iter().any(|b| &b.name == *n))
                 .map(|n| format!("board `{n}`")),
+        )
+        .chain(
+            rm.schedules
+                .iter()
+                .filter(|n| new.schedules.iter().any(|s| &s.name == *n))
+                .map(|n| format!("schedule `{n}`")),
+        )
+        .chain(
+            rm.calendars
+                .iter()
+                .filter(|n| new.calendars.iter().any(|c| &c.name == *n))
+                .map(|n| format!("calendar `{n}`")),
         );
     for what in both {
         d.refused
@@ -498,13 +541,7 @@ fn removed(world: &World, deployed: &Inventory, new: &Inventory, rm: &Removals, 
         d.refused.extend(used_by("workflow", name.as_str(), &|u| {
             u.workflows.contains(name)
         }));
-        let schedules = new.schedules.iter().chain(
-            deployed
-                .schedules
-                .iter()
-                .filter(|s| !new.schedules.iter().any(|n| n.name == s.name)),
-        );
-        for s in schedules.filter(|s| &s.workflow == name) {
+        for s in staying_schedules.iter().filter(|s| &s.workflow == name) {
             d.refused.push(format!(
                 "workflow `{name}` is used by schedule `{}`",
                 s.name
@@ -574,9 +611,65 @@ fn removed(world: &World, deployed: &Inventory, new: &Inventory, rm: &Removals, 
             ));
         }
     }
+    for name in &rm.schedules {
+        if !deployed.schedules.iter().any(|s| &s.name == name) {
+            d.refused.push(format!(
+                "schedule `{name}` is not deployed; nothing to remove"
+            ));
+            continue;
+        }
+        let waiting = planned_not_started(world, name).count();
+        d.removed.push(ItemChange {
+            detail: (waiting > 0)
+                .then(|| format!("{waiting} planned order(s) not started are cancelled")),
+            ..change(ItemKind::Schedule, name.as_str())
+        });
+    }
+    for name in &rm.calendars {
+        if !deployed.calendars.iter().any(|c| &c.name == name) {
+            d.refused.push(format!(
+                "calendar `{name}` is not deployed; nothing to remove"
+            ));
+            continue;
+        }
+        d.removed.push(change(ItemKind::Calendar, name.as_str()));
+        for s in staying_schedules
+            .iter()
+            .filter(|s| s.calendar.as_ref() == Some(name))
+        {
+            d.refused.push(format!(
+                "calendar `{name}` is used by schedule `{}`",
+                s.name
+            ));
+        }
+        for c in staying_calendars
+            .iter()
+            .filter(|c| c.include.calendars.contains(name) || c.exclude.calendars.contains(name))
+        {
+            d.refused.push(format!(
+                "calendar `{name}` is used by calendar `{}`",
+                c.name
+            ));
+        }
+    }
+}
+
+/// The orders of `schedule`'s planned instants that were added and have not started: the
+/// ones its removal cancels (wherever they are; their `missed:` policy names the schedule).
+pub fn planned_not_started<'w>(
+    world: &'w World,
+    schedule: &'w ScheduleName,
+) -> impl Iterator<Item = &'w crate::order::Order> + 'w {
+    world.orders.values().filter(move |o| {
+        o.state == OrderState::Fresh
+            && o.frames
+                .iter()
+                .any(|f| matches!(&f.frame, Frame::Planned { schedule: s, .. } if s == schedule))
+    })
 }
 
 /// The events that remove the objects; the caller has checked [`Diff::refused`] is empty.
+/// Schedules and calendars are the plan's: the controller's planner removes them.
 pub fn removal_events(world: &World, removals: &Removals) -> Vec<KeyedEvent> {
     let mut out = Vec::new();
     for n in removals

@@ -321,3 +321,130 @@ async fn process_plan_explain_cancel_a_day_and_backfill() -> Result<()> {
     );
     Ok(())
 }
+
+/// A removed schedule (as JOC Cockpit deletes one): its planned orders waiting on the agent
+/// for their instants are cancelled there and never run, the plan no longer shows it, and no
+/// order of it is added again, while a schedule deployed after it is planned as usual.
+#[tokio::test]
+async fn process_a_removed_schedule_cancels_its_planned_orders_on_the_agent() -> Result<()> {
+    let out = tempfile::tempdir()?;
+    let ran_file = out.path().join("ran");
+    let c = every_two_seconds(&ran_file, None, "").await?;
+    let ahead = planned_on_the_agent_ahead(&c).await?;
+    let ids: Vec<String> = ahead
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+
+    let answer = c
+        .post(
+            "/deploy",
+            &serde_json::json!({ "files": [], "removed": { "schedules": ["s"] } }),
+        )
+        .await?;
+    let changes = answer["changes"].to_string();
+    assert!(changes.contains("ScheduleRemoved s"), "{answer}");
+    // Every order of `s` not started when it was removed.
+    let of_s = |orders: &[Json]| -> Vec<(String, String)> {
+        orders
+            .iter()
+            .filter_map(|o| {
+                let id = o["id"].as_str().filter(|id| id.contains("#s@"))?;
+                Some((id.to_owned(), o["state"].as_str().unwrap_or("").to_owned()))
+            })
+            .collect()
+    };
+    let removed_at = now_ms();
+    let orders = c.orders().await?;
+    let fresh: Vec<String> = of_s(&orders)
+        .into_iter()
+        .filter(|(_, state)| state == "fresh")
+        .map(|(id, _)| id)
+        .collect();
+    // Those still more than a second from their instant cannot have started before the agent
+    // got the cancel; one due sooner may have.
+    let far: Vec<&String> = fresh
+        .iter()
+        .filter(|id| {
+            orders.iter().any(|o| {
+                o["id"] == id.as_str()
+                    && o["scheduledFor"]
+                        .as_i64()
+                        .is_some_and(|t| t > removed_at + 1000)
+            })
+        })
+        .collect();
+    assert!(!far.is_empty(), "{fresh:?} (the first were {ids:?})");
+    let ended = c
+        .wait_states(&fresh, ENDED, Duration::from_secs(30))
+        .await?;
+    for o in &ended {
+        if far.iter().any(|id| o["id"] == id.as_str()) {
+            assert_eq!(o["state"], "cancelled", "{o}");
+        }
+    }
+    let plan: Json = c.api.get_json(&c.url("/plan")).await?;
+    assert!(
+        plan["schedules"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["name"] != "s")),
+        "{plan}"
+    );
+    assert!(
+        plan["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().all(|e| e["schedule"] != "s")),
+        "{plan}"
+    );
+
+    // Another schedule deployed now: once the planner has put its orders on the agent, it
+    // has made its rounds after the removal without `s`.
+    let before = of_s(&c.orders().await?);
+    c.deploy(&[(
+        "t.yaml",
+        "schedule: t\nworkflow: w\ncron: \"*/2 * * * * *\"\n".to_owned(),
+    )])
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders = c.orders().await?;
+        let t = orders
+            .iter()
+            .filter(|o| {
+                o["id"].as_str().is_some_and(|id| id.contains("#t@"))
+                    && o["holder"]["type"] == "agent"
+            })
+            .count();
+        if t >= 2 {
+            let mut now: Vec<String> = of_s(&orders).into_iter().map(|(id, _)| id).collect();
+            let mut was: Vec<String> = before.iter().map(|(id, _)| id.clone()).collect();
+            now.sort();
+            was.sort();
+            assert_eq!(now, was, "no order of `s` is added after its removal");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("schedule t is not planned:\n{}", c.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = ran(&ran_file);
+    assert!(
+        far.iter().all(|id| !lines.contains(id)),
+        "{far:?} must not run; ran {lines:?}"
+    );
+    // Removing it again: not deployed.
+    let again = c
+        .post(
+            "/deploy",
+            &serde_json::json!({ "files": [], "removed": { "schedules": ["s"] } }),
+        )
+        .await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not deployed")),
+        "{again:?}"
+    );
+    Ok(())
+}

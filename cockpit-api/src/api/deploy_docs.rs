@@ -16,6 +16,11 @@ pub struct Removals {
     pub locks: Vec<String>,
     #[schema(required = false)]
     pub boards: Vec<String>,
+    /// Their planned orders that have not started are cancelled.
+    #[schema(required = false)]
+    pub schedules: Vec<String>,
+    #[schema(required = false)]
+    pub calendars: Vec<String>,
 }
 
 /// What a deployment adds, changes and removes, and the live orders of the workflows it

@@ -64,9 +64,18 @@ impl Shape for DeployBody {
                     optional("agents", Kind::Array),
                     optional("locks", Kind::Array),
                     optional("boards", Kind::Array),
+                    optional("schedules", Kind::Array),
+                    optional("calendars", Kind::Array),
                 ],
             )?;
-            for kind in ["workflows", "agents", "locks", "boards"] {
+            for kind in [
+                "workflows",
+                "agents",
+                "locks",
+                "boards",
+                "schedules",
+                "calendars",
+            ] {
                 items(kinds, "removed", kind, |name, at| match name {
                     Json::String(_) => Ok(()),
                     _ => Err(format!("{at} must be a name (a string)")),

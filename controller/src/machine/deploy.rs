@@ -62,7 +62,7 @@ impl Machine {
             .map(|d| d.to_string())
             .collect();
         let mut removals = request.removed.clone();
-        removals.extend(inventory.removed.deployed_only(&self.state.world));
+        removals.extend(inventory.removed.deployed_only(&deployed));
         let diff = deploy::diff(&self.state.world, &deployed, &inventory, &removals);
         if !diff.refused.is_empty() {
             let message = format!("refused: {}", diff.refused.join("; "));
@@ -93,8 +93,7 @@ impl Machine {
             self.reply(token, Reply::Deploy(Ok(reply)));
             return;
         }
-        let removals = deploy::removal_events(&self.state.world, &removals);
         reply.last_event_id = 0;
-        self.commit_deploy(token, &inventory, removals, reply, now);
+        self.commit_deploy(token, &inventory, &removals, reply, now);
     }
 }

@@ -561,19 +561,22 @@ impl Machine {
             dry_run: false,
             warnings: Vec::new(),
         };
-        self.commit_deploy(token, inventory, Vec::new(), reply, now);
+        let removals = ordo_model::deploy::Removals::default();
+        self.commit_deploy(token, inventory, &removals, reply, now);
     }
 
     /// Journals a deployment checked already, with the removals' events after the
-    /// deployment's, and answers `reply` with the changes once committed.
+    /// deployment's (the world's, then the plan's), and answers `reply` with the changes once
+    /// committed.
     fn commit_deploy(
         &mut self,
         token: Token,
         inventory: &Inventory,
-        removals: Vec<KeyedEvent>,
+        removed: &ordo_model::deploy::Removals,
         mut reply: DeployReply,
         now: TimeMs,
     ) {
+        let removals = ordo_model::deploy::removal_events(&self.state.world, removed);
         let mut events = order::deploy(&self.state.world, inventory);
         let removed_agents: Vec<AgentId> = removals
             .iter()
@@ -589,7 +592,7 @@ impl Machine {
         }
         let mut changes: Vec<String> = events.iter().map(|e| e.to_string()).collect();
         let mut last = self.emit_events(events);
-        for body in crate::plan::deploy(&self.state, inventory, now) {
+        for body in crate::plan::deploy(&self.state, inventory, removed, now) {
             changes.push(ordo_api::view::describe(&body).2);
             last = self.emit(body);
         }

@@ -28,13 +28,18 @@
 //! planned instants after now are dropped, and orders already added for later instants that
 //! have not started are cancelled unless the new definition fires then too; nothing past is
 //! touched. A pause cancels the orders of the schedule that have not started and stops the
-//! planning; at resume, the instants passed meanwhile follow the `missed:` policy.
+//! planning; at resume, the instants passed meanwhile follow the `missed:` policy. A removed
+//! schedule's orders that have not started are cancelled (wherever they are: the model's
+//! cancel reaches the agent holding one), then the schedule leaves the plan
+//! (`ScheduleRemoved`); orders that started run to their end. A removed calendar leaves the
+//! plan after the schedules (the deployment's check refuses it while one that stays names it).
 
 #[cfg(test)]
 mod tests;
 
 use crate::record::Body;
 use crate::state::State;
+use ordo_model::deploy::Removals;
 use ordo_model::ids::{OrderId, ScheduleName};
 use ordo_model::inventory::Inventory;
 use ordo_model::order::{self, Command, CommandError, OrderLimits, OrderOptions, OrderState};
@@ -449,8 +454,9 @@ fn withdraw(
     }
 }
 
-/// The events of a deployment for its schedules and calendars (see the module doc).
-pub fn deploy(state: &State, inventory: &Inventory, now: TimeMs) -> Vec<Body> {
+/// The events of a deployment for its schedules and calendars and of the removal of the
+/// `removed` ones (see the module doc).
+pub fn deploy(state: &State, inventory: &Inventory, removed: &Removals, now: TimeMs) -> Vec<Body> {
     let plan = &state.plan;
     let mut out = Vec::new();
     // The calendars as they will be, to expand the new definitions with.
@@ -495,8 +501,32 @@ pub fn deploy(state: &State, inventory: &Inventory, now: TimeMs) -> Vec<Body> {
             replan(state, &after, p, s, now, &mut out);
         }
     }
-    // Schedules the deployment does not name stay as they are (deployments add and change).
-    let _ = deployed;
+    // Schedules the deployment does not name stay as they are (deployments add and change),
+    // unless removed.
+    for name in &removed.schedules {
+        debug_assert!(
+            !deployed.contains(name),
+            "the check refuses deploying and removing"
+        );
+        let Some(p) = plan.schedules.get(name) else {
+            continue;
+        };
+        for (at, e) in &p.decided {
+            if e.status == Status::Ordered {
+                withdraw(state, p, *at, Skip::Removed, now, &mut out);
+            }
+        }
+        out.push(Body::Plan(PlanEvent::ScheduleRemoved {
+            schedule: name.clone(),
+        }));
+    }
+    for name in &removed.calendars {
+        if plan.calendars.iter().any(|c| &c.name == name) {
+            out.push(Body::Plan(PlanEvent::CalendarRemoved {
+                calendar: name.clone(),
+            }));
+        }
+    }
     out
 }
 

@@ -89,6 +89,40 @@ impl Sim {
         self.flush();
     }
 
+    /// A deployment of no files removing `removed`; the machine's answer.
+    fn remove(&mut self, removed: Removals) -> crate::machine::Reply {
+        self.next_token += 1;
+        let token = Token(self.next_token);
+        let request = crate::machine::DeployRequest {
+            removed,
+            ..Default::default()
+        };
+        self.m.deploy_files(token, &request, self.now);
+        self.m.flush(self.now);
+        let mut answer = None;
+        for _ in 0..100 {
+            let actions = self.m.take_actions();
+            if actions.is_empty() {
+                break;
+            }
+            for a in actions {
+                match a {
+                    Action::Append {
+                        position, events, ..
+                    } => {
+                        self.log.push(Entry { position, events });
+                        self.m.committed(position, self.now);
+                    }
+                    Action::Wake(at) => self.wake = at,
+                    Action::Link { agent, msg } => self.links.push((agent, msg)),
+                    Action::Reply { token: t, reply } if t == token => answer = Some(reply),
+                    _ => {}
+                }
+            }
+        }
+        answer.expect("the deployment is answered")
+    }
+
     fn plan(&mut self, command: PlanCommand) {
         self.next_token += 1;
         self.m
@@ -585,5 +619,131 @@ fn a_backfill_adds_the_past_instants_once() {
         )
         .is_err(),
         "more than a year"
+    );
+}
+
+fn before_s1_holder(s: &State) -> ordo_model::order::Holder {
+    let o = &orders_of(s, "s")[&1];
+    assert!(o.holder.agent().is_some(), "on its way to the agent: {o:?}");
+    o.holder.clone()
+}
+
+/// The orders of schedule `name` added so far, by hour from T0.
+fn orders_of(s: &State, name: &str) -> BTreeMap<i64, ordo_model::order::Order> {
+    s.world
+        .orders
+        .values()
+        .filter(|o| o.id.as_str().contains(&format!("#{name}@")))
+        .map(|o| ((o.scheduled_for.unwrap().0 - T0) / HOUR, o.clone()))
+        .collect()
+}
+
+#[test]
+fn a_removed_schedule_cancels_its_orders_not_started_and_leaves_the_rest() {
+    // `s` runs a job on the agent (its orders are handed to it ahead of their instant); `r`
+    // starts with a prompt on the controller (its order of 00:00 has started by 00:30); `t`
+    // stays.
+    let mut sim = Sim::new(&inventory(
+        "workflow: p\nsteps: [ { prompt: ok? } ]\n---\n\
+         schedule: s\nworkflow: w\ncron: \"0 * * * *\"\n---\n\
+         schedule: r\nworkflow: p\ncron: \"0 * * * *\"\n---\n\
+         schedule: t\nworkflow: w\ncron: \"0 * * * *\"\n",
+    ));
+    sim.run_until(T0 + HOUR / 2);
+    let before = sim.state();
+    assert_eq!(orders_of(&before, "s").len(), 2, "00:00 and 01:00 added");
+    assert_eq!(orders_of(&before, "r")[&0].state.name(), "prompting");
+    let reply = sim.remove(Removals {
+        schedules: vec![
+            ScheduleName::new("s").unwrap(),
+            ScheduleName::new("r").unwrap(),
+        ],
+        ..Removals::default()
+    });
+    let crate::machine::Reply::Deploy(Ok(reply)) = reply else {
+        panic!("the removal is made: {reply:?}");
+    };
+    assert!(
+        reply.changes.iter().any(|c| c.contains("ScheduleRemoved")),
+        "{:?}",
+        reply.changes
+    );
+    let after = sim.state();
+    assert!(
+        !after
+            .plan
+            .schedules
+            .contains_key(&ScheduleName::new("s").unwrap())
+    );
+    assert!(
+        !after
+            .plan
+            .schedules
+            .contains_key(&ScheduleName::new("r").unwrap())
+    );
+    assert!(
+        after
+            .plan
+            .schedules
+            .contains_key(&ScheduleName::new("t").unwrap())
+    );
+    // Handed to the agent and not started (01:00): cancelled there (marked, the agent is
+    // told). The one whose instant has come (00:00) runs on.
+    let s = orders_of(&after, "s");
+    assert!(
+        matches!(s[&1].mark, Some(ordo_model::order::Mark::Cancel { .. })),
+        "{:?}",
+        s[&1]
+    );
+    assert_eq!(s[&1].holder, before_s1_holder(&before));
+    assert!(
+        s[&0].mark.is_none() && s[&0].state.name() != "fresh",
+        "{:?}",
+        s[&0]
+    );
+    let r = orders_of(&after, "r");
+    assert_eq!(r[&0].state.name(), "prompting", "the started order runs on");
+    assert!(r[&0].mark.is_none());
+    assert!(r[&1].state.is_terminal(), "{:?}", r[&1]);
+    for (hour, o) in orders_of(&after, "t") {
+        assert!(
+            o.mark.is_none() && !o.state.is_terminal(),
+            "t at {hour}h is left alone: {o:?}"
+        );
+    }
+    // The plan journaled why before the schedule went.
+    let plan_events: Vec<String> = sim
+        .log
+        .iter()
+        .flat_map(|e| &e.events)
+        .filter_map(|(_, st)| match &st.body {
+            Body::Plan(e) if e.key() == "schedule:s" => Some(e.to_string()),
+            _ => None,
+        })
+        .collect();
+    let n = plan_events.len();
+    assert_eq!(
+        plan_events[n - 2..],
+        [
+            format!("Skipped s at {}: removed", T0 + HOUR),
+            "ScheduleRemoved s".to_owned()
+        ],
+        "{plan_events:?}"
+    );
+    // Nothing of them is planned or added from now on; `t` goes on.
+    let added = sim.added();
+    sim.run_until(T0 + 3 * HOUR);
+    let later = sim.added();
+    let new: Vec<&String> = later.keys().filter(|k| !added.contains_key(*k)).collect();
+    assert!(!new.is_empty());
+    assert!(new.iter().all(|k| k.contains("#t@")), "{new:?}");
+    // The removal again: nothing to remove.
+    let again = sim.remove(Removals {
+        schedules: vec![ScheduleName::new("s").unwrap()],
+        ..Removals::default()
+    });
+    assert!(
+        matches!(&again, crate::machine::Reply::Deploy(Err(e)) if e.to_string().contains("schedule `s` is not deployed")),
+        "{again:?}"
     );
 }

@@ -247,6 +247,7 @@ fn removals_something_needs_are_refused() {
         locks: vec![LockName::new("l").unwrap()],
         agents: vec![AgentId::new("a1").unwrap()],
         boards: vec![BoardName::new("nope").unwrap()],
+        ..Removals::default()
     };
     let d = diff(&w, &deployed_inventory(&w), &Inventory::default(), &rm);
     assert_eq!(
@@ -340,7 +341,7 @@ fn removed_in_a_file_is_read_and_checked_with_the_files() {
         .unwrap_or_else(|| panic!("{:?}", messages(&c)));
     assert_eq!(inv.removed.boards.len(), 2);
     // Only what is deployed is removed: the same file deploys again without change.
-    let deployed_only = inv.removed.deployed_only(&w);
+    let deployed_only = inv.removed.deployed_only(&deployed_inventory(&w));
     assert_eq!(deployed_only.boards, vec![BoardName::new("b").unwrap()]);
     let c = check(&w, "removed: { locks: [1bad!] }\n", &Removals::default());
     assert!(
@@ -348,4 +349,248 @@ fn removed_in_a_file_is_read_and_checked_with_the_files() {
         "{:?}",
         messages(&c)
     );
+}
+
+const PLANNED: &str = "\
+calendar: workdays
+weekdays: MON-FRI
+---
+calendar: office
+calendars: [workdays]
+---
+schedule: daily
+workflow: w
+cron: \"0 6 * * *\"
+calendar: workdays
+---
+schedule: hourly
+workflow: w
+cron: \"0 * * * *\"
+";
+
+/// BASE and PLANNED as the controller holds them: the world's objects and the plan's.
+fn planned() -> (World, Inventory) {
+    let mut world = World::new(Side::Controller);
+    for e in deploy(&world, &inventory(BASE)) {
+        world.apply(&e).unwrap();
+    }
+    let plan = inventory(&format!("{BASE}---\n{PLANNED}"));
+    let mut deployed = deployed_inventory(&world);
+    deployed.schedules = plan.schedules;
+    deployed.calendars = plan.calendars;
+    (world, deployed)
+}
+
+fn schedules(names: &[&str]) -> Vec<ScheduleName> {
+    names
+        .iter()
+        .map(|n| ScheduleName::new(*n).unwrap())
+        .collect()
+}
+
+fn calendars(names: &[&str]) -> Vec<CalendarName> {
+    names
+        .iter()
+        .map(|n| CalendarName::new(*n).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_schedule_is_removed_and_its_calendar_only_once_nothing_that_stays_names_it() {
+    let (world, deployed) = planned();
+    let rm = Removals {
+        schedules: schedules(&["daily", "nope"]),
+        calendars: calendars(&["workdays", "gone"]),
+        ..Removals::default()
+    };
+    let d = diff(&world, &deployed, &Inventory::default(), &rm);
+    assert_eq!(
+        d.refused,
+        vec![
+            "schedule `nope` is not deployed; nothing to remove",
+            "calendar `workdays` is used by calendar `office`",
+            "calendar `gone` is not deployed; nothing to remove",
+        ]
+    );
+    // A schedule that stays still names the calendar.
+    let rm = Removals {
+        calendars: calendars(&["workdays", "office"]),
+        ..Removals::default()
+    };
+    let d = diff(&world, &deployed, &Inventory::default(), &rm);
+    assert_eq!(
+        d.refused,
+        vec!["calendar `workdays` is used by schedule `daily`"]
+    );
+    // ... also when it is deployed again in the same deployment.
+    let mut again = inventory(&format!(
+        "{BASE}---\ncalendar: workdays\n---\nschedule: daily\nworkflow: w\ncron: \"0 7 * * *\"\ncalendar: workdays\n"
+    ));
+    again.calendars.clear();
+    let d = diff(&world, &deployed, &again, &rm);
+    assert_eq!(
+        d.refused,
+        vec!["calendar `workdays` is used by schedule `daily`"]
+    );
+    // Everything that names it goes too: made.
+    let rm = Removals {
+        schedules: schedules(&["daily"]),
+        calendars: calendars(&["workdays", "office"]),
+        ..Removals::default()
+    };
+    let d = diff(&world, &deployed, &Inventory::default(), &rm);
+    assert!(d.refused.is_empty(), "{:?}", d.refused);
+    let removed: Vec<String> = d
+        .removed
+        .iter()
+        .map(|c| format!("{} {}", c.kind, c.name))
+        .collect();
+    assert_eq!(
+        removed,
+        vec!["schedule daily", "calendar workdays", "calendar office"]
+    );
+    assert!(
+        removal_events(&world, &rm).is_empty(),
+        "the plan's objects are removed by the planner"
+    );
+}
+
+#[test]
+fn a_schedule_both_deployed_and_removed_is_refused() {
+    let (world, deployed) = planned();
+    let new = inventory(&format!(
+        "{BASE}---\nschedule: hourly\nworkflow: w\ncron: \"30 * * * *\"\n"
+    ));
+    let rm = Removals {
+        schedules: schedules(&["hourly"]),
+        ..Removals::default()
+    };
+    let d = diff(&world, &deployed, &new, &rm);
+    assert_eq!(
+        d.refused,
+        vec!["schedule `hourly` is both deployed and removed"]
+    );
+}
+
+#[test]
+fn a_workflow_is_removed_only_with_every_schedule_that_names_it() {
+    let mut world = World::new(Side::Controller);
+    for e in deploy(&world, &inventory(BASE)) {
+        world.apply(&e).unwrap();
+    }
+    let mut deployed = deployed_inventory(&world);
+    deployed.schedules = inventory(&format!("{BASE}---\n{PLANNED}")).schedules;
+    deployed.calendars = inventory(&format!("{BASE}---\n{PLANNED}")).calendars;
+    // `world` has no orders: only the schedules stand in the way.
+    let w = || WorkflowName::new("w").unwrap();
+    let rm = Removals {
+        workflows: vec![w()],
+        schedules: schedules(&["hourly"]),
+        ..Removals::default()
+    };
+    let d = diff(&world, &deployed, &Inventory::default(), &rm);
+    assert_eq!(d.refused, vec!["workflow `w` is used by schedule `daily`"]);
+    let rm = Removals {
+        workflows: vec![w()],
+        schedules: schedules(&["hourly", "daily"]),
+        ..Removals::default()
+    };
+    let d = diff(&world, &deployed, &Inventory::default(), &rm);
+    assert!(d.refused.is_empty(), "{:?}", d.refused);
+}
+
+#[test]
+fn the_diff_of_a_removed_schedule_counts_the_planned_orders_it_cancels() {
+    let (mut world, deployed) = planned();
+    let hourly = ScheduleName::new("hourly").unwrap();
+    for (i, scheduled) in [Some(TimeMs(3_600_000)), None].into_iter().enumerate() {
+        let add = Command::Add {
+            id: OrderId::new(format!("#2026-06-01#hourly@0{i}:00:00+00:00")).unwrap(),
+            workflow: WorkflowName::new("w").unwrap(),
+            vars: Default::default(),
+            scheduled_for: scheduled,
+        };
+        let accepted = crate::order::missed::add_planned(
+            &world,
+            add,
+            &hourly,
+            crate::schedule::Missed::Skip,
+            60_000,
+            TimeMs(0),
+            &Default::default(),
+        )
+        .unwrap();
+        for e in accepted.events {
+            world.apply(&e).unwrap();
+        }
+    }
+    // An order of another kind is not counted.
+    let add = Command::Add {
+        id: OrderId::new("by-hand").unwrap(),
+        workflow: WorkflowName::new("w").unwrap(),
+        vars: Default::default(),
+        scheduled_for: Some(TimeMs(3_600_000)),
+    };
+    for e in command(&world, add, TimeMs(0), &Default::default())
+        .unwrap()
+        .events
+    {
+        world.apply(&e).unwrap();
+    }
+    assert_eq!(planned_not_started(&world, &hourly).count(), 2);
+    let rm = Removals {
+        schedules: vec![hourly.clone()],
+        ..Removals::default()
+    };
+    let d = diff(&world, &deployed, &Inventory::default(), &rm);
+    assert!(d.refused.is_empty(), "{:?}", d.refused);
+    assert_eq!(
+        d.removed[0].detail.as_deref(),
+        Some("2 planned order(s) not started are cancelled")
+    );
+}
+
+#[test]
+fn removed_schedules_and_calendars_are_read_and_checked_with_the_files() {
+    let (world, deployed) = planned();
+    let check_with = |text: &str| {
+        check_against_deployed(
+            &[SourceFile::new("new.yaml", text)],
+            &Deployed {
+                inventory: &deployed,
+                removed: &Removals::default(),
+            },
+            &Limits::default(),
+            &CheckOptions::default(),
+        )
+    };
+    let c = check_with("removed: { schedules: [daily, nope], calendars: [office] }\n");
+    let inv = c
+        .inventory
+        .clone()
+        .unwrap_or_else(|| panic!("{:?}", messages(&c)));
+    assert_eq!(inv.removed.schedules, schedules(&["daily", "nope"]));
+    assert_eq!(inv.removed.calendars, calendars(&["office"]));
+    let only = inv.removed.deployed_only(&deployed);
+    assert_eq!(only.schedules, schedules(&["daily"]));
+    assert_eq!(only.calendars, calendars(&["office"]));
+    assert_eq!(only.len(), 2);
+    // A new schedule may not name a calendar removed with it.
+    let c = check_with(
+        "removed: { calendars: [office] }\n---\nschedule: new\nworkflow: w\ncron: \"0 8 * * *\"\ncalendar: office\n",
+    );
+    assert!(
+        messages(&c)
+            .iter()
+            .any(|m| m.contains("unknown calendar `office`")),
+        "{:?}",
+        messages(&c)
+    );
+    let c = check_with("removed: { schedules: [1bad!] }\n");
+    assert!(
+        messages(&c)[0].starts_with("new.yaml:1:24: error: `removed.schedules`"),
+        "{:?}",
+        messages(&c)
+    );
+    let _ = world;
 }

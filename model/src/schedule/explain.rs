@@ -361,6 +361,9 @@ fn fate_reasons(p: &SchedulePlan, fate: &Fate) -> Vec<String> {
         Fate::Skipped(Skip::Refused { error }) => {
             format!("its order could not be added: {error}")
         }
+        Fate::Skipped(Skip::Removed) => {
+            "the schedule was removed before its order started: the order was cancelled".to_owned()
+        }
         Fate::NotPlannedYet => {
             "not planned yet: the plan moves on day by day, `days_ahead` ahead".to_owned()
         }

@@ -24,12 +24,14 @@
 //!   schedule starts with its mark at the end of time, so its first `Replanned` sets it.
 //! - `Ordered` and `Skipped` decide one entry (or change why it is skipped);
 //!   `Forgotten { before }` drops the decided entries before it.
+//! - `ScheduleRemoved` drops the schedule with its mark and every entry, planned or decided;
+//!   `CalendarRemoved` drops the calendar. Deployed again, a schedule starts afresh.
 
 use super::Schedule;
 use super::calendar::{Calendar, CalendarSet};
 use super::expand::{ExpandError, ExpandLimits, Fire, Window, expand};
 use super::zones::Zones;
-use crate::ids::{IdError, OrderId, ScheduleName};
+use crate::ids::{CalendarName, IdError, OrderId, ScheduleName};
 use crate::time::TimeMs;
 use jiff::Timestamp;
 pub use jiff::civil::Date;
@@ -84,6 +86,8 @@ pub enum Skip {
     Replaced,
     /// The order could not be added (its workflow is gone, its arguments do not pass).
     Refused { error: String },
+    /// Its order had been added but not started when the schedule was removed: cancelled.
+    Removed,
 }
 
 impl fmt::Display for Skip {
@@ -94,6 +98,7 @@ impl fmt::Display for Skip {
             Skip::Paused => f.write_str("paused"),
             Skip::Replaced => f.write_str("replaced"),
             Skip::Refused { error } => write!(f, "refused: {error}"),
+            Skip::Removed => f.write_str("removed"),
         }
     }
 }
@@ -201,6 +206,10 @@ pub enum PlanEvent {
     },
     /// Entries before `before` that are decided are dropped (they are history).
     Forgotten { before: TimeMs },
+    /// The schedule and its plan are gone (its orders not started were cancelled before).
+    ScheduleRemoved { schedule: ScheduleName },
+    /// The calendar is gone (no schedule or calendar that stays names it).
+    CalendarRemoved { calendar: CalendarName },
 }
 
 impl PlanEvent {
@@ -214,6 +223,8 @@ impl PlanEvent {
             PlanEvent::Skipped { .. } => "Skipped",
             PlanEvent::Paused { .. } => "Paused",
             PlanEvent::Forgotten { .. } => "Forgotten",
+            PlanEvent::ScheduleRemoved { .. } => "ScheduleRemoved",
+            PlanEvent::CalendarRemoved { .. } => "CalendarRemoved",
         }
     }
 
@@ -226,7 +237,9 @@ impl PlanEvent {
             | PlanEvent::Replanned { schedule, .. }
             | PlanEvent::Ordered { schedule, .. }
             | PlanEvent::Skipped { schedule, .. }
-            | PlanEvent::Paused { schedule, .. } => format!("schedule:{schedule}"),
+            | PlanEvent::Paused { schedule, .. }
+            | PlanEvent::ScheduleRemoved { schedule } => format!("schedule:{schedule}"),
+            PlanEvent::CalendarRemoved { calendar } => format!("calendar:{calendar}"),
             PlanEvent::Forgotten { .. } => "plan".to_owned(),
         }
     }
@@ -252,6 +265,8 @@ impl fmt::Display for PlanEvent {
                 write!(f, " {schedule}{}", if *paused { "" } else { " resumed" })
             }
             PlanEvent::Forgotten { before } => write!(f, " before {}", before.0),
+            PlanEvent::ScheduleRemoved { schedule } => write!(f, " {schedule}"),
+            PlanEvent::CalendarRemoved { calendar } => write!(f, " {calendar}"),
         }
     }
 }
@@ -330,6 +345,20 @@ impl Plan {
                     p.decided = p.decided.split_off(before);
                 }
                 Ok(())
+            }
+            PlanEvent::ScheduleRemoved { schedule } => self
+                .schedules
+                .remove(schedule)
+                .map(|_| ())
+                .ok_or_else(|| format!("schedule {schedule} is not deployed")),
+            PlanEvent::CalendarRemoved { calendar } => {
+                match self.calendars.binary_search_by(|k| k.name.cmp(calendar)) {
+                    Ok(i) => {
+                        self.calendars.remove(i);
+                        Ok(())
+                    }
+                    Err(_) => Err(format!("calendar {calendar} is not deployed")),
+                }
             }
         }
     }
@@ -521,6 +550,87 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_removed_schedule_leaves_the_plan_with_its_entries_and_comes_back_afresh() {
+        let name = ScheduleName::new("s").unwrap();
+        let other = Schedule {
+            name: ScheduleName::new("t").unwrap(),
+            ..schedule()
+        };
+        let mut plan = Plan::default();
+        for e in [
+            PlanEvent::ScheduleDeployed(Box::new(schedule())),
+            PlanEvent::ScheduleDeployed(Box::new(other.clone())),
+            PlanEvent::Replanned {
+                schedule: name.clone(),
+                from: TimeMs(0),
+            },
+            PlanEvent::Planned {
+                schedule: name.clone(),
+                until: TimeMs(40),
+                fires: vec![fire(10), fire(20), fire(30)],
+            },
+            PlanEvent::Ordered {
+                schedule: name.clone(),
+                at: TimeMs(10),
+            },
+            PlanEvent::Skipped {
+                schedule: name.clone(),
+                at: TimeMs(20),
+                why: Skip::Cancelled,
+            },
+        ] {
+            plan.apply(&e).unwrap();
+        }
+        let removed = PlanEvent::ScheduleRemoved {
+            schedule: name.clone(),
+        };
+        assert_eq!(removed.key(), "schedule:s");
+        assert_eq!(removed.to_string(), "ScheduleRemoved s");
+        plan.apply(&removed).unwrap();
+        assert!(!plan.schedules.contains_key(&name));
+        assert!(plan.schedules.contains_key(&other.name), "others stay");
+        assert_eq!(plan.oldest(), None, "its decided entries went with it");
+        assert!(plan.apply(&removed).is_err(), "removed once");
+        assert!(
+            plan.apply(&PlanEvent::Ordered {
+                schedule: name.clone(),
+                at: TimeMs(30)
+            })
+            .is_err(),
+            "nothing of it is left to decide"
+        );
+        plan.apply(&PlanEvent::ScheduleDeployed(Box::new(schedule())))
+            .unwrap();
+        let p = &plan.schedules[&name];
+        assert_eq!(p.planned_until, TimeMs(i64::MAX));
+        assert!(p.entries().is_empty(), "deployed again, it starts afresh");
+    }
+
+    #[test]
+    fn a_removed_calendar_leaves_the_plan() {
+        use crate::schedule::calendar::Days;
+        let calendar = |name: &str| Calendar {
+            name: CalendarName::new(name).unwrap(),
+            include: Days::default(),
+            exclude: Days::default(),
+            from: None,
+            to: None,
+        };
+        let mut plan = Plan::default();
+        for n in ["b", "a"] {
+            plan.apply(&PlanEvent::CalendarDeployed(Box::new(calendar(n))))
+                .unwrap();
+        }
+        let removed = PlanEvent::CalendarRemoved {
+            calendar: CalendarName::new("a").unwrap(),
+        };
+        assert_eq!(removed.key(), "calendar:a");
+        plan.apply(&removed).unwrap();
+        assert_eq!(plan.calendars, vec![calendar("b")]);
+        assert!(plan.apply(&removed).is_err());
     }
 
     #[test]

@@ -529,6 +529,12 @@ pub(crate) static REMOVED_KINDS: Obj = Obj {
         opt("agents", Ty::List(&Ty::Name), "Agents to remove."),
         opt("locks", Ty::List(&Ty::Name), "Locks to remove."),
         opt("boards", Ty::List(&Ty::Name), "Notice boards to remove."),
+        opt(
+            "schedules",
+            Ty::List(&Ty::Name),
+            "Schedules to remove; their planned orders that have not started are cancelled.",
+        ),
+        opt("calendars", Ty::List(&Ty::Name), "Calendars to remove."),
     ],
 };
 

@@ -79,12 +79,26 @@ pub(crate) fn seed(deployed: &Deployed<'_>, defs: &mut Defs, refs: &mut Refs) {
     let schedules: Vec<_> = inv
         .schedules
         .iter()
-        .filter(|s| keep(defs, DefKind::Schedule, s.name.as_str(), false))
+        .filter(|s| {
+            keep(
+                defs,
+                DefKind::Schedule,
+                s.name.as_str(),
+                rm.schedules.contains(&s.name),
+            )
+        })
         .collect();
     let calendars: Vec<_> = inv
         .calendars
         .iter()
-        .filter(|c| keep(defs, DefKind::Calendar, c.name.as_str(), false))
+        .filter(|c| {
+            keep(
+                defs,
+                DefKind::Calendar,
+                c.name.as_str(),
+                rm.calendars.contains(&c.name),
+            )
+        })
         .collect();
     for w in workflows {
         let required = w
@@ -176,7 +190,8 @@ fn block_refs(by: &str, block: &Block, refs: &mut Refs) {
     }
 }
 
-/// `removed: { workflows: [a], agents: [..], locks: [..], boards: [..] }`.
+/// `removed: { workflows: [a], agents: [..], locks: [..], boards: [..], schedules: [..],
+/// calendars: [..] }`.
 pub(crate) fn removed(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Removals> {
     let node = f.get("removed")?;
     let kinds = cx.fields_in(node, &spec::REMOVED_KINDS, "`removed`")?;
@@ -198,10 +213,14 @@ pub(crate) fn removed(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Removals> {
     let agents = names(cx, &kinds, "agents", crate::ids::AgentId::new);
     let locks = names(cx, &kinds, "locks", crate::ids::LockName::new);
     let boards = names(cx, &kinds, "boards", crate::ids::BoardName::new);
+    let schedules = names(cx, &kinds, "schedules", crate::ids::ScheduleName::new);
+    let calendars = names(cx, &kinds, "calendars", crate::ids::CalendarName::new);
     Some(Removals {
         workflows: workflows?,
         agents: agents?,
         locks: locks?,
         boards: boards?,
+        schedules: schedules?,
+        calendars: calendars?,
     })
 }
