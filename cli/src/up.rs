@@ -67,6 +67,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../deploy/examples/report.yaml"),
     ),
     (
+        "retries.yaml",
+        include_str!("../../deploy/examples/retries.yaml"),
+    ),
+    (
         "schedules.yaml",
         include_str!("../../deploy/examples/schedules.yaml"),
     ),

@@ -45,7 +45,7 @@ fn process_examples_pass() {
         .arg(examples())
         .assert()
         .success()
-        .stdout(predicate::str::ends_with("checked 11 files: no problems\n"));
+        .stdout(predicate::str::ends_with("checked 12 files: no problems\n"));
 }
 
 #[test]

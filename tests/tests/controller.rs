@@ -103,6 +103,7 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
         json!({"id": "ex-poll", "workflow": "inbox-poll"}),
         json!({"id": "ex-data", "workflow": "database-sizes"}),
         json!({"id": "ex-batch", "workflow": "nightly-batch", "args": {"day": "2026-11-23"}, "priority": 10}),
+        json!({"id": "ex-retries", "workflow": "flaky-fetch"}),
     ];
     c.add_orders(&all).await?;
     let approval = vec!["ex-approval".to_owned()];
@@ -148,6 +149,23 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
     assert!(
         data.contains("sizes 1000,2000 of app,billing; the first count saw 12 tables; ap..billing"),
         "{data}"
+    );
+    // The catch-retry ran `fetch` three times; the timed-out job's code reached the catch.
+    let retries: String = c
+        .api
+        .request(axum::http::Method::GET, &c.url("/orders/ex-retries/log"), None)
+        .await?
+        .body
+        .iter()
+        .map(|b| *b as char)
+        .collect();
+    assert!(
+        retries.contains("fetching, try 3") && retries.contains("cleaning up after try 2"),
+        "{retries}"
+    );
+    assert!(
+        retries.contains("the slow job timed out with return code 143"),
+        "{retries}"
     );
     Ok(())
 }
