@@ -2,7 +2,7 @@
 //!
 //! - [`certs`]: the cluster CA and leaf certificates (`ordo certs init|issue`), and an
 //!   in-memory [`certs::TestPki`] for tests;
-//! - [`tls`]: rustls server and client configurations from PEM files (aws-lc-rs provider);
+//! - [`tls`]: rustls server and client configurations from PEM files (ring provider);
 //! - [`identity`]: the [`PeerIdentity`] of a TLS peer and the `ordo:<role>:<id>` URI SANs;
 //! - [`serve`]: HTTPS (and dev HTTP) serving of axum routers, WebSocket upgrades included;
 //! - [`body`]: large answers streamed in chunks from a blocking writer;

@@ -1,6 +1,6 @@
 //! rustls configurations for Ordo's servers and clients, built from PEM material.
 //!
-//! One crypto provider, aws-lc-rs, is used for every configuration (see
+//! One crypto provider, ring, is used for every configuration (see
 //! [`install_crypto_provider`]). Servers advertise ALPN `http/1.1`, because the same port serves
 //! HTTP requests and WebSocket upgrades. Client certificates, when asked for, are verified
 //! against the cluster CA; that proves membership, not a role: read the [`PeerIdentity`] to
@@ -38,21 +38,21 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-/// The aws-lc-rs provider every configuration is built with.
+/// The ring provider every configuration is built with.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
         .clone()
 }
 
-/// Installs aws-lc-rs as the process-wide default provider, for libraries that build rustls
+/// Installs ring as the process-wide default provider, for libraries that build rustls
 /// configurations themselves. Idempotent; a provider installed earlier is left in place.
 pub fn install_crypto_provider() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         // An error means some provider is installed already, which is all that is needed.
-        let _ = CryptoProvider::install_default(rustls::crypto::aws_lc_rs::default_provider());
+        let _ = CryptoProvider::install_default(rustls::crypto::ring::default_provider());
     });
 }
 
