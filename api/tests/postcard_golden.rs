@@ -393,6 +393,7 @@ fn sample_settings() -> WorkflowSettings {
             },
         )]
         .into(),
+        allow_undeclared: true,
     }
 }
 

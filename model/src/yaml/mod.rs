@@ -565,7 +565,13 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
                 && let Some(s) = n.scalar()
                 && crate::ids::WorkflowName::new(s.text.clone()).is_ok()
             {
-                defs.workflow(cx.file, &s.text, n.pos, required_parameters(&f));
+                defs.workflow(
+                    cx.file,
+                    &s.text,
+                    n.pos,
+                    required_parameters(&f),
+                    declared_parameters(&f),
+                );
             }
             let settings = workflow::settings(cx, &f);
             workflow::workflow(cx, &f, refs).and_then(|w| {
@@ -589,6 +595,27 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
         _ => None,
     }
     .is_some()
+}
+
+/// The only arguments a workflow takes, read leniently: its parameters' names when it has
+/// some and does not say `allowUndeclared: true`; `None`: any.
+fn declared_parameters(f: &read::Fields<'_>) -> Option<Vec<String>> {
+    let allowed = f
+        .get("allowUndeclared")
+        .and_then(|n| n.scalar())
+        .is_some_and(|s| s.text == "true");
+    let Some(Node {
+        kind: Kind::Map(entries),
+        ..
+    }) = f.get("parameters")
+    else {
+        return None;
+    };
+    let names: Vec<String> = entries
+        .iter()
+        .filter_map(|(k, _)| k.scalar().map(|s| s.text.clone()))
+        .collect();
+    (!allowed && !names.is_empty()).then_some(names)
 }
 
 /// The parameters of a workflow that have no default, read leniently (their errors are

@@ -93,7 +93,19 @@ pub(crate) fn seed(deployed: &Deployed<'_>, defs: &mut Defs, refs: &mut Refs) {
             .filter(|(_, p)| p.default.is_none())
             .map(|(n, _)| n.clone())
             .collect();
-        defs.workflow(DEPLOYED_FILE, w.name.as_str(), Pos::START, required);
+        let allow_undeclared = inv
+            .workflow_settings
+            .get(&w.name)
+            .is_some_and(|s| s.allow_undeclared);
+        let declared = (!allow_undeclared && !w.parameters.is_empty())
+            .then(|| w.parameters.keys().cloned().collect());
+        defs.workflow(
+            DEPLOYED_FILE,
+            w.name.as_str(),
+            Pos::START,
+            required,
+            declared,
+        );
         let by = format!("workflow `{}`", w.name);
         for job in w.jobs.values() {
             refs.add_deployed(&by, RefKind::Agent, job.agent.as_str(), None, None);
