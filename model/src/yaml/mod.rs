@@ -89,8 +89,9 @@
 //! durations, URLs, expressions and templates (at the offending character where the scalar's
 //! text allows); steps after an unconditional `fail`, `finish` or `break`; `break` outside a
 //! cycle; a lock `count` above the lock's `limit`; `retry` with `maxTries` below 1; an
-//! `addOrder` or schedule that does not pass a parameter the workflow requires; an `env` entry with a
-//! protected name ([`crate::env::protected`]) whose value reads variables; an `addOrder`
+//! `addOrder` or schedule that does not pass a parameter the workflow requires, or passes an
+//! argument it does not declare ([`crate::order::arguments`]); `allowUndeclared` on a workflow
+//! without parameters (a warning); an `env` entry with a protected name ([`crate::env::protected`]) whose value reads variables; an `addOrder`
 //! argument with a protected name; every [`Limits`] field; for schedules and calendars, see
 //! below. A job that no step runs is a warning.
 //!
@@ -187,7 +188,8 @@
 //! Checks: an unknown time zone (with the nearest known name); cron syntax, at the offending
 //! character; a cron that can never fire (`0 0 30 2 *`); bad times of day and dates; a
 //! `repeat` whose `until` is not after its `from`; a schedule without `cron`, `times` or
-//! `repeat`; unknown workflows and calendars; required parameters not passed in `args`;
+//! `repeat`; unknown workflows and calendars; required parameters not passed in `args`, and
+//! undeclared ones passed;
 //! `args` that read other variables than the four above or set a protected name; a calendar
 //! whose `to` is before its `from`, or a range whose `to` is before its `from`; calendars in a
 //! cycle or nested too deep; lists longer than 10 000 items. `ordo check` also warns about a

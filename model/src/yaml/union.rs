@@ -2,8 +2,9 @@
 //! define again (and that are not being removed) count as defined, and their references are
 //! checked against the objects the files define in their place (a lock's new limit against the
 //! counts of the deployed workflows that take it, an agent that lost its subagents, a new
-//! required parameter against the `addOrder`s and schedules that do not pass it), reported at
-//! the new definition.
+//! required parameter against the `addOrder`s and schedules that do not pass it, a parameter
+//! dropped (or `allowUndeclared` turned off) against those that pass it), reported at the new
+//! definition.
 
 use super::diag::Pos;
 use super::read::{Cx, Fields};
