@@ -453,6 +453,7 @@ fn sample_settings() -> WorkflowSettings {
             },
         )]
         .into(),
+        allow_undeclared: true,
     }
 }
 

@@ -246,3 +246,52 @@ fn process_deploy_checks_against_the_cluster_dry_runs_refuses_stranding_and_unde
         .success()
         .stdout(predicate::str::contains("nothing changed"));
 }
+
+/// A schedule passing an argument its workflow does not declare is refused by `ordo check`
+/// (with the workflow in the files) and by `ordo deploy` (against the deployed workflow),
+/// at the schedule's `workflow:`, before any order is planned.
+#[test]
+fn process_a_schedule_passing_an_undeclared_argument_is_refused_on_check_and_deploy() {
+    let c = Controller::start();
+    let k = c.cockpit("");
+    let dir = c.dir.path().join("inv");
+    let workflow = write(
+        &dir,
+        "w.yaml",
+        "workflow: report\nparameters:\n  day: {}\nsteps:\n  - prompt: ok?\n",
+    );
+    k.ordo().arg("deploy").arg(&workflow).assert().success();
+    let schedule = write(
+        &dir,
+        "s.yaml",
+        "schedule: nightly\nworkflow: report\nargs: { day: $date, dya: $date }\ncron: \"0 3 * * *\"\n",
+    );
+    let message = "2:11: error: unknown argument `dya`; workflow `report` declares: day";
+    c.ordo()
+        .arg("check")
+        .arg(&workflow)
+        .arg(&schedule)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(message));
+    k.ordo()
+        .args(["check", "--cluster"])
+        .arg(&schedule)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(message));
+    k.ordo()
+        .arg("deploy")
+        .arg(&schedule)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(message))
+        .stderr(predicate::str::contains("nothing deployed"));
+    // Declared, it deploys.
+    let schedule = write(
+        &dir,
+        "s.yaml",
+        "schedule: nightly\nworkflow: report\nargs: { day: $date }\ncron: \"0 3 * * *\"\n",
+    );
+    k.ordo().arg("deploy").arg(&schedule).assert().success();
+}

@@ -11,8 +11,16 @@ const WORKFLOWS: &str = "\
 workflow: ask
 parameters:
   who: { default: world }
+allowUndeclared: true
 steps:
   - prompt: \"May $who go on?\"
+---
+workflow: strict
+parameters:
+  day: {}
+  region: { default: eu }
+steps:
+  - prompt: \"Run $day in $region?\"
 ---
 workflow: gone
 deleteWhenTerminated: true
@@ -91,6 +99,25 @@ fn process_order_add_refuses_bad_json_args_and_bad_ids_clearly() {
         .stderr(predicate::str::contains(
             "must hold a JSON object of variables, not a list",
         ));
+    // An argument the workflow does not declare: the API's refusal, naming it and the
+    // declared ones, from the controller and through a cockpit that forwards the command.
+    let cockpit = c.cockpit("");
+    for mut ordo in [c.ordo(), cockpit.ordo()] {
+        ordo.args([
+            "order",
+            "add",
+            "strict",
+            "--arg",
+            "day=1",
+            "--arg",
+            "regoin=us",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "unknown argument `regoin`; workflow `strict` declares: day, region",
+        ));
+    }
     for bad in ["a/b", "a\\b", "tab\there", "a|b"] {
         c.ordo()
             .args(["order", "add", "ask", "--id", bad])

@@ -205,6 +205,7 @@ async fn process_routes_answer_like_the_controller() {
     let v1 = cockpit.get("/api/v1/workflows/ask?version=1").await;
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["parameters"]["who"]["required"], false);
+    assert_eq!(v1["allowUndeclared"], true, "{v1}");
     let agents = cockpit.get("/api/v1/agents").await;
     assert_eq!(agents["agents"][0]["id"], "ghost");
     assert_eq!(agents["agents"][0]["orders"], 1);

@@ -620,3 +620,62 @@ lock: inner
     assert!(sim.log.contains("o|x: Failed"), "{}", sim.log);
     sim.check_replay();
 }
+
+/// An `addOrder` whose arguments the target workflow does not take fails the adding order
+/// with the refusal (`ordo check` refuses such a step, so the inventory is edited after the
+/// check, as a workflow deployed again under a deployed caller would leave it).
+#[test]
+fn an_add_order_passing_an_undeclared_argument_fails_the_adding_order() {
+    use ordo_model::inventory::Instruction;
+    let yaml = "\
+workflow: main
+steps:
+  - addOrder: child
+    args: { n: 1 }
+---
+workflow: child
+parameters: { n: {} }
+jobs:
+  job: { agent: a1, script: \"true\" }
+steps:
+  - run: job
+";
+    let mut inventory = parse_inventory(
+        &[
+            SourceFile::new("agents", AGENTS),
+            SourceFile::new("w.yaml", yaml),
+        ],
+        &Limits::default(),
+    )
+    .expect("the inventory parses");
+    let main = inventory
+        .workflows
+        .iter_mut()
+        .find(|w| w.name.as_str() == "main")
+        .expect("workflow main");
+    let Instruction::AddOrder { args, .. } = &mut main.steps[0] else {
+        panic!("an addOrder step");
+    };
+    let n = args.remove("n").expect("the argument n");
+    args.insert("x".to_owned(), n);
+    let mut sim = Sim::new(&inventory);
+    sim.command(Command::Add {
+        id: order_id("m").unwrap(),
+        workflow: WorkflowName::new("main").unwrap(),
+        vars: Vars::new(),
+        scheduled_for: None,
+    })
+    .expect("the order is added");
+    assert!(
+        sim.log
+            .contains("add-order: unknown argument `x`; workflow `child` declares: n"),
+        "{}",
+        sim.log
+    );
+    assert!(sim.log.contains("m: Failed"), "{}", sim.log);
+    assert!(
+        !sim.ctrl.orders.keys().any(|id| id.as_str() != "m"),
+        "no order was added: {}",
+        sim.log
+    );
+}

@@ -443,7 +443,7 @@ fn the_documented_policy_holds_in_berlin() {
 
 #[test]
 fn arguments_are_rendered_with_the_plan_variables() {
-    let yaml = "workflow: w\nparameters: { day: {} }\njobs: { j: { agent: a, script: 'true' } }\nsteps: [ { run: j } ]\n---\nagent: a\nurl: wss://127.0.0.1:1\n---\nschedule: s\nworkflow: w\ntimeZone: America/New_York\ntimes: [\"23:30\"]\nargs: { day: $date, at: $scheduledFor, label: \"run of $schedule at $time\" }\n";
+    let yaml = "workflow: w\nparameters: { day: {}, at: {}, label: {} }\njobs: { j: { agent: a, script: 'true' } }\nsteps: [ { run: j } ]\n---\nagent: a\nurl: wss://127.0.0.1:1\n---\nschedule: s\nworkflow: w\ntimeZone: America/New_York\ntimes: [\"23:30\"]\nargs: { day: $date, at: $scheduledFor, label: \"run of $schedule at $time\" }\n";
     let inv = parse_inventory(&[SourceFile::new("a.yaml", yaml)], &Limits::default()).unwrap();
     let e = Expander::new(&inv, &BundledZones).unwrap();
     let window = Window {

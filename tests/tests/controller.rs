@@ -261,6 +261,25 @@ async fn process_bad_requests_get_clear_errors() -> Result<()> {
         body.contains("bad.yaml:") && body.contains("nope"),
         "{body}"
     );
+    // An argument the workflow does not declare: 400 naming it and the declared ones.
+    c.deploy(&[(
+        "w.yaml",
+        "workflow: w\nparameters: { day: {} }\nsteps: [ { prompt: ok? } ]\n".to_owned(),
+    )])
+    .await?;
+    let (s, body) = status(
+        c.api
+            .post_json(
+                &c.url("/orders"),
+                &json!({"id": "typo", "workflow": "w", "args": {"day": "1", "dya": "2"}}),
+            )
+            .await,
+    );
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body.contains("unknown argument `dya`; workflow `w` declares: day"),
+        "{body}"
+    );
     // Unknown workflow and unknown order: 404.
     let (s, _) = status(
         c.api

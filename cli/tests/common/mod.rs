@@ -21,6 +21,7 @@ pub const ASK_YAML: &str = "\
 workflow: ask
 parameters:
   who: { default: world }
+allowUndeclared: true
 steps:
   - prompt: \"May $who go on?\"
   - finish: { message: \"answered\" }

@@ -397,6 +397,10 @@ pub struct WorkflowDetail {
     pub version: u64,
     pub versions: Vec<u64>,
     pub parameters: BTreeMap<String, ParameterJson>,
+    /// Whether orders may pass arguments besides the parameters (a workflow with
+    /// parameters refuses others unless this is set; one without takes any).
+    #[serde(rename = "allowUndeclared")]
+    pub allow_undeclared: bool,
     pub jobs: BTreeMap<String, JobJson>,
     pub steps: Vec<StepJson>,
 }
@@ -452,6 +456,7 @@ pub async fn workflow(
                 )
             })
             .collect(),
+        allow_undeclared: rules.is_some_and(|r| r.allow_undeclared),
         jobs: wf
             .jobs
             .iter()

@@ -28,6 +28,7 @@ pub const INVENTORY: &str = r#"
 workflow: ask
 parameters:
   who: { default: world }
+allowUndeclared: true
 steps:
   - prompt: "Go on, $who?"
   - finish: { message: "answered" }

@@ -746,4 +746,52 @@ fn a_removed_schedule_cancels_its_orders_not_started_and_leaves_the_rest() {
         matches!(&again, crate::machine::Reply::Deploy(Err(e)) if e.to_string().contains("schedule `s` is not deployed")),
         "{again:?}"
     );
+
+/// A planned order passes the rule of every added order: an argument its workflow does not
+/// declare refuses it, and its instant shows why (deploy refuses such a schedule, so the
+/// inventory is edited after the check, as a workflow deployed without the check would leave
+/// it). The plan's own variables (`$date`, `$scheduledFor`, …) are not arguments: only the
+/// schedule's `args` are passed.
+#[test]
+fn a_planned_order_with_an_undeclared_argument_is_refused_and_its_instant_says_why() {
+    let files = [
+        "agent: a1\nurl: wss://127.0.0.1:9\ncertificateName: localhost\n",
+        "workflow: w\nparameters: { day: {} }\njobs:\n  j:\n    agent: a1\n    script: 'true'\nsteps:\n  - run: j\n",
+        "schedule: s\nworkflow: w\nargs: { day: $date }\ncron: \"0 * * * *\"\n",
+    ];
+    let files: Vec<SourceFile> = files
+        .iter()
+        .enumerate()
+        .map(|(i, t)| SourceFile::new(format!("f{i}.yaml"), (*t).to_owned()))
+        .collect();
+    let good = parse_inventory(&files, &Limits::default()).expect("the test inventory is valid");
+    let sim = Sim::new(&good);
+    assert!(
+        sim.added().contains_key("#2026-06-01#s@01:00:00+00:00"),
+        "{:?}",
+        sim.added()
+    );
+    let mut bad = good.clone();
+    let day = bad.schedules[0].args["day"].clone();
+    bad.schedules[0].args.insert("dya".to_owned(), day);
+    let sim = Sim::new(&bad);
+    assert!(sim.added().is_empty(), "{:?}", sim.added());
+    // The instants whose orders were due to be added (the first ones) were refused; the
+    // later ones are still planned.
+    let refused: Vec<String> = sim
+        .statuses()
+        .into_iter()
+        .filter_map(|(_, status)| match status {
+            Status::Skipped(Skip::Refused { error }) => Some(error),
+            Status::Planned => None,
+            other => panic!("refused or planned, not {other:?}"),
+        })
+        .collect();
+    assert!(!refused.is_empty());
+    for error in refused {
+        assert!(
+            error.contains("unknown argument `dya`; workflow `w` declares: day"),
+            "{error}"
+        );
+    }
 }

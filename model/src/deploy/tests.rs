@@ -136,6 +136,113 @@ fn a_workflow_deployed_again_with_a_new_required_parameter_is_checked_against_de
     );
 }
 
+/// Deploys `text` onto `world` after checking it against what is deployed.
+fn deployed(world: &World, text: &str) -> World {
+    let c = check(world, text, &Removals::default());
+    assert_eq!(c.error_count(), 0, "{:?}", messages(&c));
+    let mut world = world.clone();
+    for e in deploy(&world, &c.inventory.unwrap()) {
+        world.apply(&e).unwrap();
+    }
+    world
+}
+
+const DAY: &str = "workflow: d\nparameters: { day: {} }\nsteps: [ { prompt: x } ]\n";
+
+#[test]
+fn a_schedule_passing_an_undeclared_argument_is_refused_on_deploy() {
+    let world = deployed(&world(), DAY);
+    let c = check(
+        &world,
+        "schedule: s\nworkflow: d\nargs: { day: $date, dya: x }\ncron: \"0 3 * * *\"\n",
+        &Removals::default(),
+    );
+    assert_eq!(
+        messages(&c),
+        vec!["new.yaml:2:11: error: unknown argument `dya`; workflow `d` declares: day"]
+    );
+    assert!(c.inventory.is_none());
+    let c = check(
+        &world,
+        "schedule: s\nworkflow: d\nargs: { day: $date }\ncron: \"0 3 * * *\"\n",
+        &Removals::default(),
+    );
+    assert_eq!(c.error_count(), 0, "{:?}", messages(&c));
+}
+
+#[test]
+fn an_add_order_passing_an_undeclared_argument_is_refused_on_deploy() {
+    let world = deployed(&world(), DAY);
+    let c = check(
+        &world,
+        "workflow: v\nsteps: [ { addOrder: d, args: { day: x, extra: y } } ]\n",
+        &Removals::default(),
+    );
+    assert_eq!(
+        messages(&c),
+        vec!["new.yaml:2:22: error: unknown argument `extra`; workflow `d` declares: day"]
+    );
+}
+
+/// Checks `text` against `deployed` (an inventory with schedules, as the controller's plan
+/// adds them).
+fn check_with(deployed: &Inventory, text: &str) -> Checked {
+    check_against_deployed(
+        &[SourceFile::new("new.yaml", text)],
+        &Deployed {
+            inventory: deployed,
+            removed: &Removals::default(),
+        },
+        &Limits::default(),
+        &CheckOptions::default(),
+    )
+}
+
+#[test]
+fn a_workflow_deployed_again_without_a_parameter_deployed_callers_pass_is_refused() {
+    let world = deployed(&world(), DAY);
+    let mut inv = deployed_inventory(&world);
+    inv.schedules = inventory(&format!(
+        "{DAY}---\nschedule: s\nworkflow: d\nargs: {{ day: $date }}\ncron: \"0 3 * * *\"\n"
+    ))
+    .schedules;
+    let c = check_with(
+        &inv,
+        "workflow: d\nparameters: { date: {} }\nsteps: [ { prompt: x } ]\n",
+    );
+    assert_eq!(
+        messages(&c),
+        vec![
+            "new.yaml:1:11: error: workflow `d` requires the parameter `date`, which deployed schedule `s` does not pass",
+            "new.yaml:1:11: error: deployed schedule `s` would be refused: unknown argument `day`; workflow `d` declares: date",
+        ]
+    );
+    // Letting undeclared arguments through, or declaring none, takes the schedule's.
+    let open = "workflow: d\nparameters: { date: { default: x } }\nallowUndeclared: true\nsteps: [ { prompt: x } ]\n";
+    let c = check_with(&inv, open);
+    assert_eq!(c.error_count(), 0, "{:?}", messages(&c));
+    let c = check_with(&inv, "workflow: d\nsteps: [ { prompt: x } ]\n");
+    assert_eq!(c.error_count(), 0, "{:?}", messages(&c));
+    // A deployed workflow that allows undeclared arguments keeps taking them; once it no
+    // longer does, the deployed `addOrder` that passes one refuses the change.
+    let world = deployed(&world, open);
+    let world = deployed(
+        &world,
+        "workflow: v\nsteps: [ { addOrder: d, args: { other: x } } ]\n",
+    );
+    let c = check(
+        &world,
+        "workflow: d\nparameters: { date: { default: x } }\nsteps: [ { prompt: x } ]\n",
+        &Removals::default(),
+    );
+    assert_eq!(
+        messages(&c),
+        vec![
+            "new.yaml:1:11: error: deployed workflow `v` would be refused: unknown argument `other`; workflow `d` declares: date"
+        ]
+    );
+}
+
 #[test]
 fn a_new_workflow_naming_a_removed_object_is_refused_with_its_position() {
     let w = world();

@@ -161,8 +161,9 @@ fn refused(id: &OrderId, why: impl Into<String>) -> CommandError {
 
 /// The order's variables from a workflow's parameters: given values, then defaults
 /// (rendered over the values so far, in name order). A missing required one is an error;
-/// variables that are not parameters are kept. The parameters' types and `final` values are
-/// those of `world`'s settings for the workflow ([`prepare_vars_with`]).
+/// variables that are not parameters are refused unless the workflow declares none or lets
+/// them through ([`super::arguments`]). The parameters' types and `final` values are those
+/// of `world`'s settings for the workflow ([`prepare_vars_with`]).
 pub fn prepare_vars_in(world: &World, workflow: &Workflow, vars: Vars) -> Result<Vars, String> {
     prepare_vars_with(workflow, world.extras.workflows.get(&workflow.name), vars)
 }
@@ -180,6 +181,12 @@ pub fn prepare_vars_with(
     settings: Option<&WorkflowSettings>,
     mut vars: Vars,
 ) -> Result<Vars, String> {
+    super::arguments::undeclared_arguments(
+        workflow.name.as_str(),
+        workflow.parameters.keys().map(String::as_str),
+        settings.is_some_and(|s| s.allow_undeclared),
+        vars.keys().map(String::as_str),
+    )?;
     let rules = settings.map(|s| &s.parameters);
     let rule = |name: &str| rules.and_then(|r| r.get(name));
     let is_final = |name: &str| rule(name).is_some_and(|r| r.final_value.is_some());

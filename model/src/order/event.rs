@@ -497,11 +497,17 @@ impl fmt::Display for ItemEvent {
             ItemEvent::AgentRemoved(a) => write!(f, "AgentRemoved {a}"),
             ItemEvent::LockRemoved(l) => write!(f, "LockRemoved {l}"),
             ItemEvent::BoardRemoved(b) => write!(f, "BoardRemoved {b}"),
-            ItemEvent::WorkflowSettings { workflow, settings } => write!(
-                f,
-                "WorkflowSettings {workflow} deleteWhenTerminated {}",
-                settings.delete_when_terminated
-            ),
+            ItemEvent::WorkflowSettings { workflow, settings } => {
+                write!(
+                    f,
+                    "WorkflowSettings {workflow} deleteWhenTerminated {}",
+                    settings.delete_when_terminated
+                )?;
+                if settings.allow_undeclared {
+                    write!(f, " allowUndeclared")?;
+                }
+                Ok(())
+            }
         }
     }
 }

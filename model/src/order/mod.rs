@@ -99,6 +99,7 @@
 //!    skips what it already did.
 
 pub mod action;
+pub mod arguments;
 pub mod command;
 pub mod event;
 pub mod forklist;
@@ -116,6 +117,7 @@ pub mod world;
 pub use action::{
     Action, Exit, StartJob, actions, actions_for, board_actions, job_outcome, start_job,
 };
+pub use arguments::undeclared_arguments;
 pub use command::{
     Accepted, AgentCommand, Command, CommandError, agent_command, attach_command, command, deploy,
     expire_notices, lost_processes, prepare_vars, prepare_vars_in, prepare_vars_with,

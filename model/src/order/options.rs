@@ -48,6 +48,10 @@ pub struct WorkflowSettings {
     /// The types and `final` values of its parameters, checked and set when an order is
     /// added (only parameters that have one).
     pub parameters: BTreeMap<String, ParameterRule>,
+    /// Let an order pass arguments the workflow does not declare as parameters (JS7's
+    /// `allowUndeclared`). Only a workflow with parameters refuses them: one without any
+    /// takes every argument.
+    pub allow_undeclared: bool,
 }
 
 /// What a parameter's value must be, or the expression that sets it.

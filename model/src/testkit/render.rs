@@ -28,6 +28,9 @@ pub fn inventory_yaml(inventory: &Inventory) -> String {
                 "deleteWhenTerminated".into(),
                 settings.delete_when_terminated.into(),
             );
+            if settings.allow_undeclared {
+                m.insert("allowUndeclared".into(), true.into());
+            }
         }
         doc
     }));

@@ -89,8 +89,9 @@
 //! durations, URLs, expressions and templates (at the offending character where the scalar's
 //! text allows); steps after an unconditional `fail`, `finish` or `break`; `break` outside a
 //! cycle; a lock `count` above the lock's `limit`; `retry` with `maxTries` below 1; an
-//! `addOrder` or schedule that does not pass a parameter the workflow requires; an `env` entry with a
-//! protected name ([`crate::env::protected`]) whose value reads variables; an `addOrder`
+//! `addOrder` or schedule that does not pass a parameter the workflow requires, or passes an
+//! argument it does not declare ([`crate::order::arguments`]); `allowUndeclared` on a workflow
+//! without parameters (a warning); an `env` entry with a protected name ([`crate::env::protected`]) whose value reads variables; an `addOrder`
 //! argument with a protected name; every [`Limits`] field; for schedules and calendars, see
 //! below. A job that no step runs is a warning.
 //!
@@ -187,7 +188,8 @@
 //! Checks: an unknown time zone (with the nearest known name); cron syntax, at the offending
 //! character; a cron that can never fire (`0 0 30 2 *`); bad times of day and dates; a
 //! `repeat` whose `until` is not after its `from`; a schedule without `cron`, `times` or
-//! `repeat`; unknown workflows and calendars; required parameters not passed in `args`;
+//! `repeat`; unknown workflows and calendars; required parameters not passed in `args`, and
+//! undeclared ones passed;
 //! `args` that read other variables than the four above or set a protected name; a calendar
 //! whose `to` is before its `from`, or a range whose `to` is before its `from`; calendars in a
 //! cycle or nested too deep; lists longer than 10 000 items. `ordo check` also warns about a
@@ -565,7 +567,13 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
                 && let Some(s) = n.scalar()
                 && crate::ids::WorkflowName::new(s.text.clone()).is_ok()
             {
-                defs.workflow(cx.file, &s.text, n.pos, required_parameters(&f));
+                defs.workflow(
+                    cx.file,
+                    &s.text,
+                    n.pos,
+                    required_parameters(&f),
+                    declared_parameters(&f),
+                );
             }
             let settings = workflow::settings(cx, &f);
             workflow::workflow(cx, &f, refs).and_then(|w| {
@@ -589,6 +597,27 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
         _ => None,
     }
     .is_some()
+}
+
+/// The only arguments a workflow takes, read leniently: its parameters' names when it has
+/// some and does not say `allowUndeclared: true`; `None`: any.
+fn declared_parameters(f: &read::Fields<'_>) -> Option<Vec<String>> {
+    let allowed = f
+        .get("allowUndeclared")
+        .and_then(|n| n.scalar())
+        .is_some_and(|s| s.text == "true");
+    let Some(Node {
+        kind: Kind::Map(entries),
+        ..
+    }) = f.get("parameters")
+    else {
+        return None;
+    };
+    let names: Vec<String> = entries
+        .iter()
+        .filter_map(|(k, _)| k.scalar().map(|s| s.text.clone()))
+        .collect();
+    (!allowed && !names.is_empty()).then_some(names)
 }
 
 /// The parameters of a workflow that have no default, read leniently (their errors are

@@ -135,6 +135,25 @@ struct Def {
     has_subagents: bool,
     /// A workflow's parameters without a default.
     required: Vec<String>,
+    /// The only arguments a workflow takes: its parameters, when it has some and does not
+    /// allow undeclared ones; `None`: any.
+    declared: Option<Vec<String>>,
+}
+
+impl Def {
+    /// Whether the workflow takes the arguments `args` (the model's rule for every order
+    /// added, [`crate::order::undeclared_arguments`]).
+    fn undeclared(&self, args: &[String]) -> Result<(), String> {
+        let Some(declared) = &self.declared else {
+            return Ok(());
+        };
+        crate::order::undeclared_arguments(
+            &self.name,
+            declared.iter().map(String::as_str),
+            false,
+            args.iter().map(String::as_str),
+        )
+    }
 }
 
 /// Everything defined, by kind.
@@ -144,7 +163,14 @@ pub(crate) struct Defs {
 }
 
 impl Defs {
-    pub fn workflow(&mut self, file: &str, name: &str, pos: Pos, required: Vec<String>) {
+    pub fn workflow(
+        &mut self,
+        file: &str,
+        name: &str,
+        pos: Pos,
+        required: Vec<String>,
+        declared: Option<Vec<String>>,
+    ) {
         self.push(DefKind::Workflow, file, name, pos, false, 0, false);
         if let Some(d) = self
             .by_kind
@@ -152,6 +178,7 @@ impl Defs {
             .and_then(|v| v.last_mut())
         {
             d.required = required;
+            d.declared = declared;
         }
     }
 
@@ -203,6 +230,7 @@ impl Defs {
             lock_limit,
             has_subagents,
             required: Vec::new(),
+            declared: None,
         });
     }
 
@@ -303,6 +331,14 @@ impl Defs {
                     ),
                 );
             }
+            if let Err(e) = def.undeclared(args) {
+                diags.push(
+                    &def.file,
+                    def.pos,
+                    Severity::Error,
+                    format!("deployed {by} would be refused: {e}"),
+                );
+            }
         }
         if let Some(count) = r.lock_count
             && count > def.lock_limit
@@ -368,6 +404,9 @@ impl Defs {
                             r.name
                         ),
                     );
+                }
+                if let Err(e) = def.undeclared(args) {
+                    diags.push(&r.file, r.pos, Severity::Error, e);
                 }
             }
             if let Some(count) = r.lock_count

@@ -133,7 +133,12 @@ pub(crate) static WORKFLOW: Obj = Obj {
         opt(
             "parameters",
             Ty::Params,
-            "Variables an order may pass; one with a `default` is optional, one without is required.",
+            "Variables an order may pass; one with a `default` is optional, one without is required. A workflow with parameters refuses an argument it does not declare.",
+        ),
+        opt(
+            "allowUndeclared",
+            Ty::Bool,
+            "Let orders pass arguments besides the declared `parameters` (default false: refused with the declared names).",
         ),
         opt("jobs", Ty::Jobs, "The jobs the steps run, by name."),
         req("steps", Ty::Block, "The instructions, run in order."),

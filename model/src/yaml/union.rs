@@ -2,8 +2,9 @@
 //! define again (and that are not being removed) count as defined, and their references are
 //! checked against the objects the files define in their place (a lock's new limit against the
 //! counts of the deployed workflows that take it, an agent that lost its subagents, a new
-//! required parameter against the `addOrder`s and schedules that do not pass it), reported at
-//! the new definition.
+//! required parameter against the `addOrder`s and schedules that do not pass it, a parameter
+//! dropped (or `allowUndeclared` turned off) against those that pass it), reported at the new
+//! definition.
 
 use super::diag::Pos;
 use super::read::{Cx, Fields};
@@ -107,7 +108,19 @@ pub(crate) fn seed(deployed: &Deployed<'_>, defs: &mut Defs, refs: &mut Refs) {
             .filter(|(_, p)| p.default.is_none())
             .map(|(n, _)| n.clone())
             .collect();
-        defs.workflow(DEPLOYED_FILE, w.name.as_str(), Pos::START, required);
+        let allow_undeclared = inv
+            .workflow_settings
+            .get(&w.name)
+            .is_some_and(|s| s.allow_undeclared);
+        let declared = (!allow_undeclared && !w.parameters.is_empty())
+            .then(|| w.parameters.keys().cloned().collect());
+        defs.workflow(
+            DEPLOYED_FILE,
+            w.name.as_str(),
+            Pos::START,
+            required,
+            declared,
+        );
         let by = format!("workflow `{}`", w.name);
         for job in w.jobs.values() {
             refs.add_deployed(&by, RefKind::Agent, job.agent.as_str(), None, None);

@@ -141,9 +141,25 @@ pub(crate) fn settings(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<WorkflowSettin
     let delete_when_terminated = opt_or(f.get("deleteWhenTerminated"), false, |n| {
         cx.bool(n, "`deleteWhenTerminated`")
     })?;
+    let allow_undeclared = opt_or(f.get("allowUndeclared"), false, |n| {
+        cx.bool(n, "`allowUndeclared`")
+    })?;
+    if allow_undeclared
+        && f.get("parameters").is_none_or(|n| match &n.kind {
+            Kind::Map(entries) => entries.is_empty(),
+            _ => false,
+        })
+        && let Some(pos) = f.key_pos("allowUndeclared")
+    {
+        cx.warn(
+            pos,
+            "`allowUndeclared` changes nothing here: a workflow without `parameters` takes any argument",
+        );
+    }
     Some(WorkflowSettings {
         delete_when_terminated,
         parameters: f.get("parameters").map(parameter_rules).unwrap_or_default(),
+        allow_undeclared,
     })
 }
 
