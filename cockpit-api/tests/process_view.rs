@@ -15,6 +15,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/whoami"),
     ("get", "/api/v1/overview"),
     ("post", "/api/v1/deploy"),
+    ("post", "/api/v1/bulk/resume"),
     ("get", "/api/v1/orders"),
     ("post", "/api/v1/orders"),
     ("get", "/api/v1/orders/{id}"),
