@@ -11,10 +11,14 @@
 //! job that is not `restartable` never runs twice, even when its process ended before the
 //! agent was killed.
 //!
+//! An agent whose inventory object lists subagents directs a cluster and runs its jobs there;
+//! an agent whose configuration has a `[subagent]` section is a subagent ([`cluster`]).
+//!
 //! Modules: [`config`] (the TOML file), [`record`] (journal record format), [`state`] (the
 //! fold of the journal and the snapshot format), [`runner`] (process groups, output,
 //! timeouts), [`meta`] and [`status`] (metadata).
 
+pub mod cluster;
 pub mod config;
 pub mod executor;
 pub mod meta;
@@ -104,7 +108,7 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AgentError> {
         .map_err(|source| AgentError::Bind { addr, source })
 }
 
-fn tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, AgentError> {
+pub(crate) fn tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, AgentError> {
     let material = TlsMaterial::from_pem_files(&config.tls.certificate, &config.tls.key)?;
     let ca = CaBundle::from_pem_file(&config.tls.controller_ca)?;
     Ok(server_config(&material, ClientAuth::Required(ca))?)
@@ -116,8 +120,12 @@ pub async fn run_with_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    if let Some(director) = config.subagent_of.clone() {
+        return cluster::subagent::run(config, director, listener, shutdown).await;
+    }
     let tls = tls(&config)?;
     let config = Arc::new(config);
+    let director = cluster::director::Director::new(config.clone())?;
     let work = config.data_dir.join("work");
     std::fs::create_dir_all(&work).map_err(|source| AgentError::Io {
         context: format!("creating the work directory {}", work.display()),
@@ -160,6 +168,7 @@ pub async fn run_with_listener(
             inputs: inputs_rx,
             generation: generation_tx,
             status: status.clone(),
+            director: director.clone(),
         },
     );
     let mut executor = tokio::spawn(executor.run(found, stop_rx.clone()));
@@ -171,6 +180,7 @@ pub async fn run_with_listener(
         status,
         stop: stop_rx.clone(),
         sessions: AtomicUsize::new(0),
+        director: director.clone(),
     });
     let app = server::router(shared.clone());
     let local = listener.local_addr().map_err(|source| AgentError::Io {
@@ -219,6 +229,7 @@ pub async fn run_with_listener(
         }
     };
     stop_tx.send_replace(true);
+    director.stop();
     if !server_done {
         let _ = server.await;
     }

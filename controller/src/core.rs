@@ -115,7 +115,8 @@ pub struct LinkStatus {
 
 /// Starts and stops agent links as agents are deployed.
 pub trait Links: Send {
-    /// Makes sure a link runs for `agent` at `url`, restarting it when the URL changed.
+    /// Makes sure a link runs for `agent`, restarting it when the object changed (its URL, its
+    /// subagents: the new object is sent to the agent after coupling).
     fn ensure(&mut self, agent: &ordo_model::inventory::Agent);
     fn send(&self, agent: &AgentId, msg: LinkMsg);
     /// Ends every session; each link connects again and resumes where the core says.

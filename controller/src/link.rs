@@ -87,7 +87,7 @@ impl AgentLinkSet {
 impl Links for AgentLinkSet {
     fn ensure(&mut self, agent: &Agent) {
         if let Some(r) = self.links.get(&agent.id)
-            && r.agent.url == agent.url
+            && r.agent == *agent
         {
             return;
         }
@@ -248,6 +248,11 @@ async fn session(
             .await
             .map_err(|e| e.to_string())?;
     }
+    // The agent's object: its subagents, if it directs a cluster (a changed object restarts
+    // the link, so this is sent again).
+    frame::send(&mut ws, &ToAgent::Cluster(Box::new(agent.clone())), max)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut ping = tokio::time::interval(Duration::from_millis(ctx.settings.heartbeat_interval_ms));
     let mut last_heard = tokio::time::Instant::now();
     loop {

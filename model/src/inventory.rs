@@ -349,6 +349,24 @@ pub struct Agent {
     /// Subagents of a cluster; empty for a single agent.
     pub subagents: Vec<Subagent>,
     pub selection: Selection,
+    /// How long a subagent's hold on a running job lasts without a renewal (a heartbeat):
+    /// after it the director takes the job for lost and the subagent kills it.
+    #[serde(default = "lease_timeout_default")]
+    pub lease_timeout: DurationMs,
+}
+
+/// The default [`Agent::lease_timeout`]: 10 s.
+pub const LEASE_TIMEOUT_DEFAULT: DurationMs = DurationMs(10_000);
+
+fn lease_timeout_default() -> DurationMs {
+    LEASE_TIMEOUT_DEFAULT
+}
+
+/// The default [`Subagent::process_limit`].
+pub const SUBAGENT_PROCESS_LIMIT_DEFAULT: u32 = 64;
+
+fn process_limit_default() -> u32 {
+    SUBAGENT_PROCESS_LIMIT_DEFAULT
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -356,6 +374,9 @@ pub struct Subagent {
     pub id: AgentId,
     pub url: String,
     pub priority: i32,
+    /// How many jobs the director runs on this subagent at once.
+    #[serde(default = "process_limit_default")]
+    pub process_limit: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -156,6 +156,7 @@ async fn run_case(sys: &mut InProcess, base: &Path, k: usize, case: &Case) -> Re
                 url: sys.agent_url(id)?,
                 certificate_name: None,
                 subagents: Vec::new(),
+                lease_timeout: ordo_model::inventory::LEASE_TIMEOUT_DEFAULT,
                 selection: Selection::default(),
             })
         })

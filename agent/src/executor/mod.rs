@@ -182,6 +182,8 @@ pub struct Channels {
     pub inputs: mpsc::Receiver<Input>,
     pub generation: watch::Sender<u64>,
     pub status: Arc<Status>,
+    /// Runs the jobs on subagents while the agent directs a cluster.
+    pub director: Arc<crate::cluster::director::Director>,
 }
 
 pub struct Executor {
@@ -255,6 +257,7 @@ impl Executor {
         for _ in 0..config.limits.processes_max {
             job_tasks.spawn(job_worker(
                 runner.clone(),
+                channels.director.clone(),
                 start_queue.clone(),
                 job_tx.clone(),
             ));

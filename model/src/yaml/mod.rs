@@ -97,8 +97,9 @@
 //! # Agents, locks, boards
 //!
 //! `agent: id`, `url: wss://host:port` (required), `certificateName` (default: the URL's
-//! host), `subagents: [ { id, url, priority } ]`, `selection: round-robin | priority | ring`
-//! (default round-robin). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
+//! host), `subagents: [ { id, url, priority, processLimit } ]` (`processLimit` default 64),
+//! `selection: round-robin | priority | ring` (default round-robin), `leaseTimeout` (default
+//! 10s, at least 500ms). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
 //! (default 1d).
 //!
 //! # Schedules

@@ -8,6 +8,12 @@ use crate::ids::{AgentId, BoardName, LockName};
 use crate::inventory::{Agent, Board, Lock, Selection, Subagent};
 use crate::time::DurationMs;
 
+/// The shortest `leaseTimeout` accepted, in milliseconds: heartbeats go at a fifth of it.
+pub const LEASE_TIMEOUT_MIN_MS: u64 = 500;
+
+/// The largest `processLimit` of a subagent.
+pub const PROCESS_LIMIT_MAX: u32 = 100_000;
+
 pub(crate) fn agent(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<Agent> {
     let id_node = f.get("agent")?;
     let id = cx.name(id_node, "`agent`", AgentId::new);
@@ -43,6 +49,20 @@ pub(crate) fn agent(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<
             None => None,
         },
     };
+    let lease_timeout = match f.get("leaseTimeout") {
+        None => Some(crate::inventory::LEASE_TIMEOUT_DEFAULT),
+        Some(n) => cx.duration(n, "`leaseTimeout`").and_then(|d| {
+            if d.0 < LEASE_TIMEOUT_MIN_MS {
+                cx.err(
+                    n.pos,
+                    format!("`leaseTimeout` must be at least {LEASE_TIMEOUT_MIN_MS}ms"),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
     if let Some(id) = &id {
         let cluster = f
             .get("subagents")
@@ -55,6 +75,7 @@ pub(crate) fn agent(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<
         certificate_name: certificate_name?,
         subagents: subagents?,
         selection: selection?,
+        lease_timeout: lease_timeout?,
     })
 }
 
@@ -79,8 +100,19 @@ fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Vec<Subage
                 .int(n, "`priority`", -1_000_000, 1_000_000)
                 .and_then(|v| i32::try_from(v).ok()),
         };
-        match (id, url, priority) {
-            (Some(id), Some(url), Some(priority)) => out.push(Subagent { id, url, priority }),
+        let process_limit = match sf.get("processLimit") {
+            None => Some(crate::inventory::SUBAGENT_PROCESS_LIMIT_DEFAULT),
+            Some(n) => cx
+                .int(n, "`processLimit`", 1, PROCESS_LIMIT_MAX.into())
+                .and_then(|v| u32::try_from(v).ok()),
+        };
+        match (id, url, priority, process_limit) {
+            (Some(id), Some(url), Some(priority), Some(process_limit)) => out.push(Subagent {
+                id,
+                url,
+                priority,
+                process_limit,
+            }),
             _ => ok = false,
         }
     }
