@@ -158,6 +158,8 @@ pub async fn run_with_listener(
         .outbox_bytes
         .store(recovered.state.outbox.bytes, Ordering::Relaxed);
     let (inputs_tx, inputs_rx) = mpsc::channel(1024);
+    director.journal_leases(inputs_tx.clone(), recovered.state.lease_horizon);
+    wait_for_leases(&recovered.state).await;
     let (generation_tx, generation_rx) = watch::channel(0);
     let (stop_tx, stop_rx) = watch::channel(false);
     let journal = recovered.journal.clone();
@@ -249,6 +251,34 @@ pub async fn run_with_listener(
     }
     drop(shared);
     outcome.and(executor_result)
+}
+
+/// The longest a restarted director waits for the leases of its subagents' jobs.
+const LEASE_WAIT_MS_MAX: i64 = 3_600_000;
+
+/// A restarted director whose orders were processing on subagents waits until the journaled
+/// lease horizon has passed: by then no subagent runs them, and recovery reports them lost.
+async fn wait_for_leases(state: &state::AgentState) {
+    let Some(horizon) = state.lease_horizon else {
+        return;
+    };
+    let remote = ordo_model::order::lost_processes(&state.world)
+        .iter()
+        .filter(|e| match e {
+            ordo_model::order::KeyedEvent::Order { id, .. } => !state.processes.contains_key(id),
+            _ => false,
+        })
+        .count();
+    let wait_ms = (horizon.0 - now_ms()).min(LEASE_WAIT_MS_MAX);
+    if remote == 0 || wait_ms <= 0 {
+        return;
+    }
+    tracing::warn!(
+        orders = remote,
+        wait_ms,
+        "orders were processing on subagents: waiting until their leases have expired"
+    );
+    tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
 }
 
 /// What `ordo-agent --config PATH` (and `ordo agent`) do: log to stderr, run until Ctrl-C or

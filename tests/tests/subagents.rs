@@ -313,3 +313,70 @@ steps:
     assert_eq!(distinct.len(), starts.len(), "{starts:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn process_director_killed_waits_for_the_leases_then_takes_its_jobs_over() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = format!(
+        r#"workflow: again
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    restartable: true
+    script: |
+      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
+      echo "end $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+steps:
+  - run: job
+"#,
+        runs = runs.display(),
+        go = go.display()
+    );
+    let mut c = cluster("2s", &[("w.yaml", workflow)]).await?;
+    let count = 9;
+    let ids: Vec<String> = (0..count).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "again"}))
+        .collect();
+    c.add_orders(&body).await?;
+    wait_lines(&mut c, &runs, count, &["dir", "s1", "s2", "s3"]).await?;
+    if let Some(director) = c.agent("dir") {
+        director.kill9();
+    }
+    c.start_agent("dir")?;
+    // After the leases the restarted director journaled, every order runs again (attempt 2).
+    wait_lines(&mut c, &runs, 2 * count, &["dir", "s1", "s2", "s3"]).await?;
+    std::fs::write(&go, "")?;
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    let all = lines(&runs);
+    for o in &ended {
+        let id = o["id"].as_str().unwrap_or_default();
+        assert_eq!(o["state"], "finished", "{o}");
+        let ends: Vec<&String> = all
+            .iter()
+            .filter(|l| l.starts_with(&format!("end {id} ")))
+            .collect();
+        // The first run died with the director's sessions; only the second one ended.
+        assert_eq!(ends.len(), 1, "{id}: {ends:?}");
+        assert!(
+            ends[0].starts_with(&format!("end {id} 2 ")),
+            "{id}: {ends:?}"
+        );
+    }
+    let log = c
+        .agent("dir")
+        .map(|a| a.log_tail(20_000))
+        .unwrap_or_default();
+    assert!(
+        log.contains("waiting until their leases have expired"),
+        "{log}"
+    );
+    Ok(())
+}

@@ -26,15 +26,17 @@ use super::protocol::{
 };
 use super::select::{Candidate, pick};
 use crate::config::Config;
+use crate::executor::Input;
 use crate::runner::{KillMode, RunEvent};
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::{Agent, Subagent};
+use ordo_model::time::TimeMs;
 use ordo_model::wire::SubagentMeta;
 use ordo_net::frame::{self, Received};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -97,6 +99,10 @@ pub struct Director {
     changed: Notify,
     /// Bumped whenever what [`Director::meta`] shows changes.
     version: AtomicU64,
+    /// The lease horizon journaled (or being journaled), ms since the epoch.
+    horizon_ms: AtomicI64,
+    /// Where renewals of the horizon are journaled.
+    journal: OnceLock<mpsc::Sender<Input>>,
 }
 
 /// A job running on a subagent; dropping it forgets the job (its process is the subagent's
@@ -162,6 +168,8 @@ impl Director {
             inner: Mutex::new(Inner::default()),
             changed: Notify::new(),
             version: AtomicU64::new(0),
+            horizon_ms: AtomicI64::new(0),
+            journal: OnceLock::new(),
         });
         let path = cluster_file(&director.config);
         let read = std::fs::metadata(&path).and_then(|m| {
@@ -190,6 +198,48 @@ impl Director {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.version.fetch_add(1, Ordering::Relaxed);
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Journals renewals of the lease horizon through `inputs` (the executor's), starting
+    /// from the horizon the journal holds.
+    pub fn journal_leases(&self, inputs: mpsc::Sender<Input>, horizon: Option<TimeMs>) {
+        self.horizon_ms
+            .fetch_max(horizon.map_or(0, |h| h.0), Ordering::AcqRel);
+        let _ = self.journal.set(inputs);
+    }
+
+    /// A new lease horizon to journal when the one journaled does not cover a lease from
+    /// `now_ms` with room to spare (half a lease): `now_ms` + 3 leases. `None` when it does, or
+    /// when the agent directs no cluster. Every subagent's hold on a job ends within a lease
+    /// of the director hearing from it, so the journaled horizon is never passed by one.
+    pub fn renewal(&self, now_ms: i64) -> Option<i64> {
+        let lease = {
+            let inner = self.peek();
+            let agent = inner.agent.as_ref().filter(|a| !a.subagents.is_empty())?;
+            i64::try_from(agent.lease_timeout.0).unwrap_or(i64::MAX / 8)
+        };
+        let horizon = self.horizon_ms.load(Ordering::Acquire);
+        if horizon >= now_ms.saturating_add(lease.saturating_mul(3) / 2) {
+            return None;
+        }
+        let new = now_ms.saturating_add(lease.saturating_mul(3));
+        self.horizon_ms.fetch_max(new, Ordering::AcqRel);
+        Some(new)
+    }
+
+    /// Renews the journaled horizon from a session while its subagent runs jobs.
+    fn renew(&self) {
+        if let Some(taken_until) = self.renewal(crate::now_ms())
+            && let Some(inputs) = self.journal.get()
+            && inputs
+                .try_send(Input::Leased {
+                    taken_until: TimeMs(taken_until),
+                })
+                .is_err()
+        {
+            // Asked again at the next heartbeat.
+            self.horizon_ms.store(0, Ordering::Release);
+        }
     }
 
     /// The state, to read only.
@@ -538,6 +588,9 @@ async fn session(
             _ = tick.tick() => {
                 if last_heard.is_some_and(|heard| heard.elapsed() > lease) {
                     return Err(format!("not heard from within the lease of {lease_ms} ms"));
+                }
+                if director.running_on(&spec.id) > 0 {
+                    director.renew();
                 }
                 frame::send(&mut ws, &ToSubagent::Heartbeat, max).await.map_err(|e| e.to_string())?;
             }

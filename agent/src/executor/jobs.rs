@@ -175,6 +175,12 @@ impl Executor {
             return_values_bytes_max: RETURN_VALUES_BYTES_MAX_DEFAULT,
             die_with_agent: false,
         };
+        // A job for a subagent: the lease horizon that covers it is journaled with its start.
+        if let Some(taken_until) = self.director.renewal(now_ms()) {
+            self.record(Record::Leased {
+                taken_until: TimeMs(taken_until),
+            });
+        }
         let started = OrderEvent::ProcessingStarted {
             at: TimeMs(now_ms()),
             pgid: 0,

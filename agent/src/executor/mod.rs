@@ -143,6 +143,10 @@ pub enum Input {
     SessionEnded {
         generation: u64,
     },
+    /// The director's lease horizon moves on (journaled before it is relied on).
+    Leased {
+        taken_until: TimeMs,
+    },
 }
 
 /// An accepted `Couple`.
@@ -235,6 +239,7 @@ pub struct Executor {
     generation_tx: watch::Sender<u64>,
     generation: u64,
     status: Arc<Status>,
+    director: Arc<crate::cluster::director::Director>,
 }
 
 impl Executor {
@@ -296,6 +301,7 @@ impl Executor {
             generation_tx: channels.generation,
             generation: 0,
             status: channels.status,
+            director: channels.director,
             config,
         }
     }
@@ -872,6 +878,9 @@ impl Executor {
                 if generation == self.generation {
                     self.status.set_connected_since(None);
                 }
+            }
+            Input::Leased { taken_until } => {
+                self.record(Record::Leased { taken_until });
             }
         }
     }
