@@ -241,6 +241,11 @@ async fn session(
         reply,
     })
     .await??;
+    // The agent's object first: its subagents, if it directs a cluster, so that no order
+    // sent below starts here instead (a changed object restarts the link: sent again).
+    frame::send(&mut ws, &ToAgent::Cluster(Box::new(agent.clone())), max)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut seq = 0u64;
     for command in resend {
         seq += 1;
@@ -248,11 +253,6 @@ async fn session(
             .await
             .map_err(|e| e.to_string())?;
     }
-    // The agent's object: its subagents, if it directs a cluster (a changed object restarts
-    // the link, so this is sent again).
-    frame::send(&mut ws, &ToAgent::Cluster(Box::new(agent.clone())), max)
-        .await
-        .map_err(|e| e.to_string())?;
     let mut ping = tokio::time::interval(Duration::from_millis(ctx.settings.heartbeat_interval_ms));
     let mut last_heard = tokio::time::Instant::now();
     loop {

@@ -17,8 +17,9 @@
 //! 4. The controller sends [`ToAgent::Command`]s (the model's [`AgentCommand`]: attach or
 //!    detach an order, mark one); the agent journals each before it answers
 //!    [`FromAgent::Ack`] (or [`FromAgent::Rejected`] with the reason), in `seq` order.
-//! 5. After coupling the controller sends [`ToAgent::Cluster`], the agent's inventory object
-//!    (again whenever it changes): one with subagents makes the agent their director.
+//! 5. Right after coupling, before its first command, the controller sends
+//!    [`ToAgent::Cluster`], the agent's inventory object (a changed object starts a new
+//!    session): one with subagents makes the agent their director.
 //! 6. After journaling the agent's events (replicated), the controller sends
 //!    [`ToAgent::Release`]; the agent may then delete events with ids up to `until`.
 //!

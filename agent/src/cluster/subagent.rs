@@ -93,10 +93,15 @@ pub async fn run(
         .route(SUBAGENT_WS_PATH, get(session))
         .route(crate::server::HEALTH_PATH, get(health))
         .with_state(shared.clone());
-    let result = ordo_net::serve::serve_tls(listener, tls, app, shutdown, limits).await;
-    // Ends the sessions, which kill their jobs.
-    shared.session.send_modify(|g| *g += 1);
-    result.map_err(|e| AgentError::Server(e.to_string()))
+    let stopping = shared.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("subagent stopping: its sessions end and their jobs are killed");
+        stopping.session.send_modify(|g| *g += 1);
+    };
+    ordo_net::serve::serve_tls(listener, tls, app, shutdown, limits)
+        .await
+        .map_err(|e| AgentError::Server(e.to_string()))
 }
 
 /// `GET /health` of a subagent.
