@@ -6,6 +6,10 @@
 //!   `restartable` job run again (attempt 2) on the others and finish once; its orders of a job
 //!   that may not run again fail visibly with `disrupted (process lost)`; no job of the killed
 //!   subagent goes on after the kill.
+//! - kill -9 of the director: its subagents kill its jobs; the restarted director waits for the
+//!   lease horizon it journaled, then its orders run again (attempt 2).
+//! - With every subagent lost, an order waits and can be cancelled; another runs once a
+//!   subagent is back.
 
 use anyhow::{Result, bail};
 use ordo_tests::{Cluster, ENDED};
@@ -378,5 +382,67 @@ steps:
         log.contains("waiting until their leases have expired"),
         "{log}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_an_order_waiting_for_a_subagent_can_be_cancelled_and_others_run_when_one_returns()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let workflow = format!(
+        r#"workflow: quick
+jobs:
+  job:
+    agent: dir
+    script: echo "$ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {}
+steps:
+  - run: job
+"#,
+        runs.display()
+    );
+    let mut c = cluster("2s", &[("w.yaml", workflow)]).await?;
+    for s in SUBAGENTS {
+        if let Some(server) = c.agent(s) {
+            server.kill9();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    while subagent_states(&c)
+        .await?
+        .iter()
+        .any(|(_, state)| state != "lost")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the subagents are not shown lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.add_orders(&[
+        json!({"id": "waits", "workflow": "quick"}),
+        json!({"id": "cancelled", "workflow": "quick"}),
+    ])
+    .await?;
+    c.post("/orders/cancelled/cancel", &json!({})).await?;
+    let cancelled = c
+        .wait_states(
+            &["cancelled".to_owned()],
+            &["cancelled"],
+            Duration::from_millis(ORDERS_WAIT_MS),
+        )
+        .await?;
+    assert_eq!(cancelled[0]["state"], "cancelled", "{}", cancelled[0]);
+    assert!(lines(&runs).is_empty(), "{:?}", lines(&runs));
+    c.start_agent("s3")?;
+    let finished = c
+        .wait_states(
+            &["waits".to_owned()],
+            ENDED,
+            Duration::from_millis(ORDERS_WAIT_MS),
+        )
+        .await?;
+    assert_eq!(finished[0]["state"], "finished", "{}", finished[0]);
+    assert_eq!(lines(&runs), ["waits 1 s3"]);
     Ok(())
 }

@@ -353,6 +353,31 @@ impl Director {
         self.changed.notify_waiters();
     }
 
+    /// Waits until some subagent could take a job (or the agent directs no cluster): a worker
+    /// takes a job from the queue only then, so that a job waiting for a subagent can still
+    /// be withdrawn (cancel, suspend) like one waiting for a process slot.
+    pub async fn wait_room(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let inner = self.peek();
+                let cluster = inner
+                    .agent
+                    .as_ref()
+                    .is_some_and(|a| !a.subagents.is_empty());
+                let room = inner.subs.iter().any(|s| {
+                    s.live && s.out.is_some() && (s.jobs.len() as u32) < s.spec.process_limit
+                });
+                if !cluster || room {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+
     /// Waits for a subagent by the agent's selection and sends it the job; `None` when the
     /// agent directs no cluster (any more): the job runs locally.
     pub async fn start(self: &Arc<Self>, start: Start) -> Option<RemoteJob> {

@@ -612,6 +612,9 @@ pub(super) async fn job_worker(
     tx: mpsc::Sender<JobMsg>,
 ) {
     loop {
+        if director.is_cluster() {
+            director.wait_room().await;
+        }
         let job = queue.pop().await;
         let done = if director.is_cluster() {
             run_remote(&director, &runner, job, &tx).await
