@@ -8,6 +8,7 @@
 //!   subagent goes on after the kill.
 //! - kill -9 of the director: its subagents kill its jobs; the restarted director waits for the
 //!   lease horizon it journaled, then its orders run again (attempt 2).
+//! - `priority`: the highest subagents run jobs up to their `processLimit`, then the next.
 //! - With every subagent lost, an order waits and can be cancelled; another runs once a
 //!   subagent is back.
 
@@ -32,6 +33,15 @@ fn lines(path: &Path) -> Vec<String> {
 
 /// A director `dir` with subagents s1..s3, started, the cluster deployed with `workflows`.
 async fn cluster(lease_timeout: &str, workflows: &[(&str, String)]) -> Result<Cluster> {
+    cluster_with(None, lease_timeout, workflows).await
+}
+
+/// Like [`cluster`], with the agent object `agent` made from the cluster when given.
+async fn cluster_with(
+    agent: Option<&dyn Fn(&Cluster) -> Result<String>>,
+    lease_timeout: &str,
+    workflows: &[(&str, String)],
+) -> Result<Cluster> {
     let mut c = Cluster::new(&["dir", "s1", "s2", "s3"])?;
     for s in SUBAGENTS {
         c.make_subagent(s, "dir")?;
@@ -41,12 +51,15 @@ async fn cluster(lease_timeout: &str, workflows: &[(&str, String)]) -> Result<Cl
     for s in SUBAGENTS {
         c.start_agent(s)?;
     }
-    let agent = c.cluster_yaml(
-        "dir",
-        "round-robin",
-        lease_timeout,
-        &[("s1", 16), ("s2", 16), ("s3", 16)],
-    )?;
+    let agent = match agent {
+        Some(make) => make(&c)?,
+        None => c.cluster_yaml(
+            "dir",
+            "round-robin",
+            lease_timeout,
+            &[("s1", 16), ("s2", 16), ("s3", 16)],
+        )?,
+    };
     let mut files = vec![("agent.yaml", agent)];
     files.extend(workflows.iter().cloned());
     c.deploy(&files).await?;
@@ -444,5 +457,69 @@ steps:
         .await?;
     assert_eq!(finished[0]["state"], "finished", "{}", finished[0]);
     assert_eq!(lines(&runs), ["waits 1 s3"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_priority_fills_the_highest_subagents_first() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = format!(
+        r#"workflow: hold
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    script: |
+      echo "$ORDO_ORDER_ID $ORDO_SUBAGENT" >> {runs}
+      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
+steps:
+  - run: job
+"#,
+        runs = runs.display(),
+        go = go.display()
+    );
+    let agent = |c: &Cluster| -> Result<String> {
+        Ok(format!(
+            "agent: dir\nurl: {}\nselection: priority\nsubagents:\n  \
+             - {{ id: s1, url: \"{}\", priority: 10, processLimit: 2 }}\n  \
+             - {{ id: s2, url: \"{}\", priority: 10, processLimit: 2 }}\n  \
+             - {{ id: s3, url: \"{}\", priority: 0 }}\n",
+            c.agent_url("dir")?,
+            c.agent_url("s1")?,
+            c.agent_url("s2")?,
+            c.agent_url("s3")?
+        ))
+    };
+    let mut c = cluster_with(Some(&agent), "10s", &[("w.yaml", workflow)]).await?;
+    let first: Vec<Json> = (0..4)
+        .map(|i| json!({"id": format!("high-{i}"), "workflow": "hold"}))
+        .collect();
+    c.add_orders(&first).await?;
+    let alive = ["dir", "s1", "s2", "s3"];
+    let started = wait_lines(&mut c, &runs, 4, &alive).await?;
+    let mut on: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &started {
+        let sub = line.split(' ').nth(1).unwrap_or_default();
+        *on.entry(sub.to_owned()).or_default() += 1;
+    }
+    // The two of priority 10 take turns up to their limit.
+    assert_eq!(on.get("s1"), Some(&2), "{started:?}");
+    assert_eq!(on.get("s2"), Some(&2), "{started:?}");
+    // They are full: the next job goes to the lower priority.
+    c.add_orders(&[json!({"id": "low", "workflow": "hold"})])
+        .await?;
+    let started = wait_lines(&mut c, &runs, 5, &alive).await?;
+    assert!(started.contains(&"low s3".to_owned()), "{started:?}");
+    std::fs::write(&go, "")?;
+    let mut ids: Vec<String> = (0..4).map(|i| format!("high-{i}")).collect();
+    ids.push("low".into());
+    for o in c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?
+    {
+        assert_eq!(o["state"], "finished", "{o}");
+    }
     Ok(())
 }
