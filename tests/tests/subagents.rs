@@ -36,9 +36,12 @@ async fn cluster(lease_timeout: &str, workflows: &[(&str, String)]) -> Result<Cl
     cluster_with(None, lease_timeout, workflows).await
 }
 
+/// Makes the director's `agent:` document from the cluster (its URLs).
+type AgentYaml<'a> = &'a dyn Fn(&Cluster) -> Result<String>;
+
 /// Like [`cluster`], with the agent object `agent` made from the cluster when given.
 async fn cluster_with(
-    agent: Option<&dyn Fn(&Cluster) -> Result<String>>,
+    agent: Option<AgentYaml<'_>>,
     lease_timeout: &str,
     workflows: &[(&str, String)],
 ) -> Result<Cluster> {
