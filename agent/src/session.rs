@@ -329,8 +329,8 @@ impl Link {
                     .map_err(stopping)?;
                 Ok(None)
             }
-            ToAgent::Cluster(agent) => {
-                self.shared.director.set_cluster(*agent);
+            ToAgent::Cluster { agent, settings } => {
+                self.shared.director.set_cluster(*agent, settings);
                 Ok(None)
             }
             ToAgent::GetMeta => {

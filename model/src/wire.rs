@@ -18,8 +18,9 @@
 //!    detach an order, mark one); the agent journals each before it answers
 //!    [`FromAgent::Ack`] (or [`FromAgent::Rejected`] with the reason), in `seq` order.
 //! 5. Right after coupling, before its first command, the controller sends
-//!    [`ToAgent::Cluster`], the agent's inventory object (a changed object starts a new
-//!    session): one with subagents makes the agent their director.
+//!    [`ToAgent::Cluster`], the agent's inventory object and its cluster settings (a changed
+//!    object or setting starts a new session): one with subagents makes the agent their
+//!    director.
 //! 6. After journaling the agent's events (replicated), the controller sends
 //!    [`ToAgent::Release`]; the agent may then delete events with ids up to `until`.
 //!
@@ -64,7 +65,10 @@ pub enum ToAgent {
     },
     /// The agent's inventory object, sent after coupling and whenever it is deployed anew:
     /// an agent with `subagents` is the director of a cluster and runs its jobs on them.
-    Cluster(Box<Agent>),
+    Cluster {
+        agent: Box<Agent>,
+        settings: crate::inventory::ClusterSettings,
+    },
 }
 
 /// The first message of a session.

@@ -30,7 +30,6 @@ fn agents() -> Vec<Agent> {
             url: format!("wss://127.0.0.1:{}", 4440 + i),
             certificate_name: None,
             subagents: Vec::new(),
-            lease_timeout: ordo_model::inventory::LEASE_TIMEOUT_DEFAULT,
             selection: Selection::default(),
         })
         .collect()

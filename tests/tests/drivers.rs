@@ -156,7 +156,6 @@ async fn run_case(sys: &mut InProcess, base: &Path, k: usize, case: &Case) -> Re
                 url: sys.agent_url(id)?,
                 certificate_name: None,
                 subagents: Vec::new(),
-                lease_timeout: ordo_model::inventory::LEASE_TIMEOUT_DEFAULT,
                 selection: Selection::default(),
             })
         })

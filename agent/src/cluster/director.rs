@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::executor::Input;
 use crate::runner::{KillMode, RunEvent};
 use ordo_model::ids::AgentId;
-use ordo_model::inventory::{Agent, Subagent};
+use ordo_model::inventory::{Agent, ClusterSettings, Subagent};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::SubagentMeta;
 use ordo_net::frame::{self, Received};
@@ -74,6 +74,8 @@ pub struct SubagentStatus {
 
 struct Sub {
     spec: Subagent,
+    /// Jobs it runs at once at most (the cluster settings' process limit).
+    process_limit: u32,
     live: bool,
     processed: u64,
     last_error: Option<String>,
@@ -86,6 +88,7 @@ struct Sub {
 #[derive(Default)]
 struct Inner {
     agent: Option<Agent>,
+    settings: ClusterSettings,
     subs: Vec<Sub>,
     cursor: usize,
 }
@@ -182,8 +185,8 @@ impl Director {
             }
         });
         match read {
-            Ok(bytes) => match postcard::from_bytes::<Agent>(&bytes) {
-                Ok(agent) => director.set_cluster(agent),
+            Ok(bytes) => match postcard::from_bytes::<(Agent, ClusterSettings)>(&bytes) {
+                Ok((agent, settings)) => director.set_cluster(agent, settings),
                 Err(e) => tracing::warn!(
                     "{} is not an agent object ({e}); the cluster comes with the controller",
                     path.display()
@@ -215,8 +218,8 @@ impl Director {
     pub fn renewal(&self, now_ms: i64) -> Option<i64> {
         let lease = {
             let inner = self.peek();
-            let agent = inner.agent.as_ref().filter(|a| !a.subagents.is_empty())?;
-            i64::try_from(agent.lease_timeout.0).unwrap_or(i64::MAX / 8)
+            inner.agent.as_ref().filter(|a| !a.subagents.is_empty())?;
+            i64::try_from(inner.settings.lease_timeout.0).unwrap_or(i64::MAX / 8)
         };
         let horizon = self.horizon_ms.load(Ordering::Acquire);
         if horizon >= now_ms.saturating_add(lease.saturating_mul(3) / 2) {
@@ -278,9 +281,9 @@ impl Director {
     /// Takes the agent's inventory object: starts sessions with new subagents, ends those of
     /// removed ones (their jobs are lost), keeps the others. A changed `leaseTimeout` starts
     /// every session again.
-    pub fn set_cluster(self: &Arc<Self>, agent: Agent) {
+    pub fn set_cluster(self: &Arc<Self>, agent: Agent, settings: ClusterSettings) {
         let mut inner = self.lock();
-        if inner.agent.as_ref() == Some(&agent) {
+        if inner.agent.as_ref() == Some(&agent) && inner.settings == settings {
             return;
         }
         if agent.id != self.config.agent_id {
@@ -288,7 +291,7 @@ impl Director {
             return;
         }
         let path = cluster_file(&self.config);
-        match postcard::to_allocvec(&agent) {
+        match postcard::to_allocvec(&(&agent, &settings)) {
             Ok(bytes) => {
                 let tmp = path.with_extension("tmp");
                 if let Err(e) =
@@ -299,11 +302,9 @@ impl Director {
             }
             Err(e) => tracing::warn!("cannot encode the agent's object: {e}"),
         }
-        let lease_changed = inner
-            .agent
-            .as_ref()
-            .is_some_and(|a| a.lease_timeout != agent.lease_timeout);
-        let lease_ms = agent.lease_timeout.0;
+        let lease_changed =
+            inner.agent.is_some() && inner.settings.lease_timeout != settings.lease_timeout;
+        let lease_ms = settings.lease_timeout.0;
         let mut old: Vec<Sub> = std::mem::take(&mut inner.subs);
         let mut subs = Vec::new();
         for spec in &agent.subagents {
@@ -314,12 +315,14 @@ impl Director {
                 Some(i) => {
                     let mut sub = old.swap_remove(i);
                     sub.spec = spec.clone();
+                    sub.process_limit = settings.process_limit(&spec.id);
                     subs.push(sub);
                 }
                 None => {
                     let task = tokio::spawn(link(self.clone(), spec.clone(), lease_ms));
                     subs.push(Sub {
                         spec: spec.clone(),
+                        process_limit: settings.process_limit(&spec.id),
                         live: false,
                         processed: 0,
                         last_error: None,
@@ -349,6 +352,7 @@ impl Director {
         );
         inner.subs = subs;
         inner.agent = Some(agent);
+        inner.settings = settings;
         drop(inner);
         self.changed.notify_waiters();
     }
@@ -368,7 +372,7 @@ impl Director {
                     .as_ref()
                     .is_some_and(|a| !a.subagents.is_empty());
                 let room = inner.subs.iter().any(|s| {
-                    s.live && s.out.is_some() && (s.jobs.len() as u32) < s.spec.process_limit
+                    s.live && s.out.is_some() && (s.jobs.len() as u32) < s.process_limit
                 });
                 if !cluster || room {
                     return;
@@ -398,7 +402,7 @@ impl Director {
                         priority: s.spec.priority,
                         live: s.live && s.out.is_some(),
                         running: s.jobs.len() as u32,
-                        process_limit: s.spec.process_limit,
+                        process_limit: s.process_limit,
                     })
                     .collect();
                 let mut cursor = inner.cursor;

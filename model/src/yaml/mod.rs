@@ -578,7 +578,12 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
                 Some(())
             })
         }
-        "agent" => objects::agent(cx, &f, defs).map(|a| inventory.agents.push(a)),
+        "agent" => objects::agent(cx, &f, defs).map(|(a, settings)| {
+            if settings != Default::default() {
+                inventory.agent_settings.insert(a.id.clone(), settings);
+            }
+            inventory.agents.push(a);
+        }),
         "lock" => objects::lock(cx, &f, defs).map(|l| inventory.locks.push(l)),
         "board" => objects::board(cx, &f, defs).map(|b| inventory.boards.push(b)),
         "schedule" => {
