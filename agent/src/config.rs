@@ -16,6 +16,17 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub tls: TlsConfig,
     pub limits: Limits,
+    /// `Some(director)`: the agent runs as a subagent of that director (`[subagent]`).
+    pub subagent_of: Option<AgentId>,
+}
+
+/// `[subagent]`: the agent runs as a subagent — no journal, no controller session; it runs
+/// the jobs its director sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubagentSection {
+    /// The director's agent id (its certificate's URI SAN `ordo:agent:<id>`).
+    pub director: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +92,8 @@ pub struct ConfigFile {
     pub tls: TlsConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subagent: Option<SubagentSection>,
 }
 
 impl ConfigFile {
@@ -173,6 +186,12 @@ impl Config {
                     .into(),
             );
         }
+        let subagent_of = match &f.subagent {
+            None => None,
+            Some(s) => Some(
+                AgentId::new(s.director.clone()).map_err(|e| format!("subagent.director {e}"))?,
+            ),
+        };
         let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         Ok(Config {
             agent_id,
@@ -184,6 +203,7 @@ impl Config {
                 controller_ca: abs(f.tls.controller_ca),
             },
             limits: f.limits,
+            subagent_of,
         })
     }
 }

@@ -11,10 +11,14 @@
 //! job that is not `restartable` never runs twice, even when its process ended before the
 //! agent was killed.
 //!
+//! An agent whose inventory object lists subagents directs a cluster and runs its jobs there;
+//! an agent whose configuration has a `[subagent]` section is a subagent ([`cluster`]).
+//!
 //! Modules: [`config`] (the TOML file), [`record`] (journal record format), [`state`] (the
 //! fold of the journal and the snapshot format), [`runner`] (process groups, output,
 //! timeouts), [`meta`] and [`status`] (metadata).
 
+pub mod cluster;
 pub mod config;
 pub mod executor;
 pub mod meta;
@@ -104,7 +108,7 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AgentError> {
         .map_err(|source| AgentError::Bind { addr, source })
 }
 
-fn tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, AgentError> {
+pub(crate) fn tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, AgentError> {
     let material = TlsMaterial::from_pem_files(&config.tls.certificate, &config.tls.key)?;
     let ca = CaBundle::from_pem_file(&config.tls.controller_ca)?;
     Ok(server_config(&material, ClientAuth::Required(ca))?)
@@ -116,8 +120,12 @@ pub async fn run_with_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    if let Some(director) = config.subagent_of.clone() {
+        return cluster::subagent::run(config, director, listener, shutdown).await;
+    }
     let tls = tls(&config)?;
     let config = Arc::new(config);
+    let director = cluster::director::Director::new(config.clone())?;
     let work = config.data_dir.join("work");
     std::fs::create_dir_all(&work).map_err(|source| AgentError::Io {
         context: format!("creating the work directory {}", work.display()),
@@ -150,6 +158,8 @@ pub async fn run_with_listener(
         .outbox_bytes
         .store(recovered.state.outbox.bytes, Ordering::Relaxed);
     let (inputs_tx, inputs_rx) = mpsc::channel(1024);
+    director.journal_leases(inputs_tx.clone(), recovered.state.lease_horizon);
+    wait_for_leases(&recovered.state).await;
     let (generation_tx, generation_rx) = watch::channel(0);
     let (stop_tx, stop_rx) = watch::channel(false);
     let journal = recovered.journal.clone();
@@ -160,6 +170,7 @@ pub async fn run_with_listener(
             inputs: inputs_rx,
             generation: generation_tx,
             status: status.clone(),
+            director: director.clone(),
         },
     );
     let mut executor = tokio::spawn(executor.run(found, stop_rx.clone()));
@@ -171,6 +182,7 @@ pub async fn run_with_listener(
         status,
         stop: stop_rx.clone(),
         sessions: AtomicUsize::new(0),
+        director: director.clone(),
     });
     let app = server::router(shared.clone());
     let local = listener.local_addr().map_err(|source| AgentError::Io {
@@ -219,6 +231,7 @@ pub async fn run_with_listener(
         }
     };
     stop_tx.send_replace(true);
+    director.stop();
     if !server_done {
         let _ = server.await;
     }
@@ -238,6 +251,34 @@ pub async fn run_with_listener(
     }
     drop(shared);
     outcome.and(executor_result)
+}
+
+/// The longest a restarted director waits for the leases of its subagents' jobs.
+const LEASE_WAIT_MS_MAX: i64 = 3_600_000;
+
+/// A restarted director whose orders were processing on subagents waits until the journaled
+/// lease horizon has passed: by then no subagent runs them, and recovery reports them lost.
+async fn wait_for_leases(state: &state::AgentState) {
+    let Some(horizon) = state.lease_horizon else {
+        return;
+    };
+    let remote = ordo_model::order::lost_processes(&state.world)
+        .iter()
+        .filter(|e| match e {
+            ordo_model::order::KeyedEvent::Order { id, .. } => !state.processes.contains_key(id),
+            _ => false,
+        })
+        .count();
+    let wait_ms = (horizon.0 - now_ms()).min(LEASE_WAIT_MS_MAX);
+    if remote == 0 || wait_ms <= 0 {
+        return;
+    }
+    tracing::warn!(
+        orders = remote,
+        wait_ms,
+        "orders were processing on subagents: waiting until their leases have expired"
+    );
+    tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
 }
 
 /// What `ordo-agent --config PATH` (and `ordo agent`) do: log to stderr, run until Ctrl-C or

@@ -87,6 +87,7 @@ pub fn gather(inputs: &MetaInputs<'_>) -> AgentMeta {
         outbox_bytes: inputs.outbox_bytes,
         connected_since_ms: inputs.connected_since_ms,
         jobs: inputs.jobs.snapshot(),
+        subagents: Vec::new(),
     }
 }
 

@@ -60,6 +60,11 @@ pub enum Record {
     Released {
         until: u64,
     },
+    /// A director's lease horizon: no subagent holds a job of this agent beyond `taken_until`
+    /// (so a restarted director waits until then before it takes them for lost).
+    Leased {
+        taken_until: TimeMs,
+    },
 }
 
 impl Record {
@@ -88,6 +93,7 @@ impl Record {
             Record::Event { .. } => "Event",
             Record::Process { .. } => "Process",
             Record::Released { .. } => "Released",
+            Record::Leased { .. } => "Leased",
         }
     }
 }
@@ -136,6 +142,9 @@ mod tests {
                 start_time_ticks: 123,
             },
             Record::Released { until: 9 },
+            Record::Leased {
+                taken_until: TimeMs(12),
+            },
         ];
         for r in records {
             let bytes = r.encode().unwrap();

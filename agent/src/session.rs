@@ -49,6 +49,8 @@ pub struct Shared {
     pub stop: watch::Receiver<bool>,
     /// Sessions open now.
     pub sessions: AtomicUsize,
+    /// The agent's subagents, if it directs a cluster.
+    pub director: Arc<crate::cluster::director::Director>,
 }
 
 /// Why a session ended.
@@ -116,11 +118,13 @@ async fn ask<T>(shared: &Shared, make: impl FnOnce(oneshot::Sender<T>) -> Input)
     rx.await.map_err(|_| stopping())
 }
 
-async fn meta(status: &Arc<Status>) -> Result<ordo_model::wire::AgentMeta, End> {
-    let status = status.clone();
-    tokio::task::spawn_blocking(move || status.meta())
+async fn meta(shared: &Shared) -> Result<ordo_model::wire::AgentMeta, End> {
+    let status = shared.status.clone();
+    let mut meta = tokio::task::spawn_blocking(move || status.meta())
         .await
-        .map_err(|e| End::Close(format!("gathering metadata failed: {e}")))
+        .map_err(|e| End::Close(format!("gathering metadata failed: {e}")))?;
+    meta.subagents = shared.director.meta();
+    Ok(meta)
 }
 
 async fn couple(ws: &mut WebSocket, shared: &Shared) -> Result<Couple, End> {
@@ -166,7 +170,7 @@ async fn serve(
         first_event_id: coupling.first_event_id,
         last_event_id: coupling.last_event_id,
         attached_orders: coupling.attached_orders.clone(),
-        meta: meta(&shared.status).await?,
+        meta: meta(shared).await?,
     });
     let mut link = Link {
         shared: shared.clone(),
@@ -185,6 +189,7 @@ async fn serve(
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let mut new_run = false;
+    let mut subagents_sent = shared.director.version();
     loop {
         tokio::select! {
             _ = stop.changed() => return Err(End::Close("the agent is stopping".into())),
@@ -244,6 +249,14 @@ async fn serve(
                     .await
                     .map_err(|_| End::Lost("sending a ping timed out".into()))?
                     .map_err(frame_end)?;
+                // A director tells the controller when its subagents changed (live, lost,
+                // jobs run), at most once a heartbeat.
+                let version = shared.director.version();
+                if version != subagents_sent {
+                    subagents_sent = version;
+                    let meta = meta(shared).await?;
+                    link.send(ws, &FromAgent::Meta(meta)).await?;
+                }
             }
         }
     }
@@ -316,8 +329,12 @@ impl Link {
                     .map_err(stopping)?;
                 Ok(None)
             }
+            ToAgent::Cluster { agent, settings } => {
+                self.shared.director.set_cluster(*agent, settings);
+                Ok(None)
+            }
             ToAgent::GetMeta => {
-                let meta = meta(&self.shared.status).await?;
+                let meta = meta(&self.shared).await?;
                 self.send(ws, &FromAgent::Meta(meta)).await?;
                 Ok(None)
             }

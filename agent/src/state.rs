@@ -21,6 +21,7 @@ use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::{
     ApplyError, Extras, KeyedEvent, OrderEvent, OrderState, Side, World, extras_or_empty,
 };
+use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -123,6 +124,9 @@ pub struct AgentState {
     pub outbox: Outbox,
     /// Id of the last record applied.
     pub last_id: u64,
+    /// As the director of a cluster: no subagent holds a job beyond this instant
+    /// (`Record::Leased`).
+    pub lease_horizon: Option<TimeMs>,
 }
 
 /// The serde form of [`AgentState`]: its fields, then the world's extras.
@@ -141,6 +145,18 @@ struct StoredState {
     last_id: u64,
     #[serde(default, deserialize_with = "extras_or_empty")]
     extras: Extras,
+    #[serde(default, deserialize_with = "horizon_or_none")]
+    lease_horizon: Option<TimeMs>,
+}
+
+/// The lease horizon of a snapshot, `None` in one written before it existed (or without one).
+fn horizon_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TimeMs>, D::Error> {
+    let readable = d.is_human_readable();
+    match Option::<TimeMs>::deserialize(d) {
+        Ok(h) => Ok(h),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
 impl From<StoredState> for AgentState {
@@ -158,6 +174,7 @@ impl From<StoredState> for AgentState {
             processes: s.processes,
             outbox: s.outbox,
             last_id: s.last_id,
+            lease_horizon: s.lease_horizon,
         }
     }
 }
@@ -166,7 +183,11 @@ impl Serialize for AgentState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let extras = &self.world.extras;
-        let mut st = s.serialize_struct("AgentState", if extras.is_empty() { 10 } else { 11 })?;
+        // Trailing fields go only when set; a lease horizon needs the extras before it.
+        let horizon = self.lease_horizon;
+        let with_extras = !extras.is_empty() || horizon.is_some();
+        let fields = 10 + usize::from(with_extras) + usize::from(horizon.is_some());
+        let mut st = s.serialize_struct("AgentState", fields)?;
         st.serialize_field("agent_id", &self.agent_id)?;
         st.serialize_field("run_id", &self.run_id)?;
         st.serialize_field("run_start", &self.run_start)?;
@@ -177,8 +198,11 @@ impl Serialize for AgentState {
         st.serialize_field("processes", &self.processes)?;
         st.serialize_field("outbox", &self.outbox)?;
         st.serialize_field("last_id", &self.last_id)?;
-        if !extras.is_empty() {
+        if with_extras {
             st.serialize_field("extras", extras)?;
+        }
+        if let Some(horizon) = &horizon {
+            st.serialize_field("lease_horizon", &Some(*horizon))?;
         }
         st.end()
     }
@@ -204,6 +228,7 @@ impl AgentState {
             processes: BTreeMap::new(),
             outbox: Outbox::default(),
             last_id: id,
+            lease_horizon: None,
         }
     }
 
@@ -260,6 +285,12 @@ impl AgentState {
                     },
                 );
             }
+            Record::Leased { taken_until } => {
+                self.lease_horizon = Some(
+                    self.lease_horizon
+                        .map_or(*taken_until, |h| h.max(*taken_until)),
+                );
+            }
             Record::Released { until } => {
                 let until = (*until).min(self.outbox.last_event_id.max(self.released));
                 self.released = self.released.max(until);
@@ -310,6 +341,27 @@ mod tests {
 
     fn agent() -> AgentId {
         AgentId::new("a1").unwrap()
+    }
+
+    /// A director's lease horizon survives a snapshot; a state without one has the bytes it
+    /// had before horizons existed, and `Leased` records only move it on.
+    #[test]
+    fn snapshots_keep_the_lease_horizon() {
+        let mut state = AgentState::new(agent(), 7, 1);
+        let plain = state.to_snapshot().unwrap();
+        assert_eq!(
+            AgentState::from_snapshot(&plain).unwrap().lease_horizon,
+            None
+        );
+        let leased = |t| Record::Leased {
+            taken_until: TimeMs(t),
+        };
+        state.apply(2, &leased(500), 8).unwrap();
+        state.apply(3, &leased(400), 8).unwrap();
+        assert_eq!(state.lease_horizon, Some(TimeMs(500)));
+        let bytes = state.to_snapshot().unwrap();
+        assert!(bytes.len() > plain.len());
+        assert_eq!(AgentState::from_snapshot(&bytes).unwrap(), state);
     }
 
     /// The world's extras (order options) come last and only when there are any: a snapshot

@@ -276,6 +276,21 @@ fn samples() -> Vec<(String, Vec<u8>)> {
             settings: sample_settings(),
         })),
     );
+    later(
+        &mut with_options,
+        &mut out,
+        "agent settings",
+        Body::Event(KeyedEvent::Item(ItemEvent::AgentSettings {
+            agent: AgentId::new("cluster").unwrap(),
+            settings: ordo_model::inventory::ClusterSettings {
+                lease_timeout: ordo_model::time::DurationMs(2_500),
+                process_limits: std::collections::BTreeMap::from([(
+                    AgentId::new("sub-1").unwrap(),
+                    3,
+                )]),
+            },
+        })),
+    );
     out.push((
         "state snapshot with options".to_owned(),
         postcard::to_allocvec(&with_options).expect("the state encodes"),
@@ -422,6 +437,7 @@ fn a_journal_written_before_options_still_folds() {
             || name.contains("frame")
             || name.contains("options")
             || name.starts_with("workflow settings")
+            || name.starts_with("agent settings")
             || name.starts_with("plan ")
         {
             continue;

@@ -1,6 +1,8 @@
 //! `ordo agents`: each deployed agent with its link (`GET /agents` →
 //! `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}`; `meta` is what the
-//! agent reported: `hostname`, `cores`, `load` [1, 5, 15 min], `runningProcesses`, ...).
+//! agent reported: `hostname`, `cores`, `load` [1, 5, 15 min], `runningProcesses`, ...; a
+//! director's `subagents` with their `state` — live or lost —, `runningProcesses` and
+//! `processed`, shown in a second table).
 
 use crate::client::Api;
 use crate::output::{cell, print_json, table};
@@ -68,5 +70,36 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         ]);
     }
     println!("{t}");
+    let mut subs = table([
+        "Agent",
+        "Subagent",
+        "State",
+        "URL",
+        "Running",
+        "Processed",
+        "Last error",
+    ]);
+    let mut any = false;
+    for a in &agents {
+        let listed = a
+            .get("meta")
+            .and_then(|m| m.get("subagents"))
+            .and_then(Json::as_array);
+        for s in listed.into_iter().flatten() {
+            any = true;
+            subs.add_row([
+                cell(a.get("id")),
+                cell(s.get("id")),
+                cell(s.get("state")),
+                cell(s.get("url")),
+                cell(s.get("runningProcesses")),
+                cell(s.get("processed")),
+                cell(s.get("lastError")),
+            ]);
+        }
+    }
+    if any {
+        println!("{subs}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -189,6 +189,7 @@ impl Common {
                     journal_fsync: fsync,
                     ..Default::default()
                 },
+                subagent: None,
             };
             write_config(
                 &path,

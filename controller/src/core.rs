@@ -115,8 +115,13 @@ pub struct LinkStatus {
 
 /// Starts and stops agent links as agents are deployed.
 pub trait Links: Send {
-    /// Makes sure a link runs for `agent` at `url`, restarting it when the URL changed.
-    fn ensure(&mut self, agent: &ordo_model::inventory::Agent);
+    /// Makes sure a link runs for `agent`, restarting it when the object changed (its URL, its
+    /// subagents: the new object is sent to the agent after coupling).
+    fn ensure(
+        &mut self,
+        agent: &ordo_model::inventory::Agent,
+        settings: &ordo_model::inventory::ClusterSettings,
+    );
     fn send(&self, agent: &AgentId, msg: LinkMsg);
     /// Ends every session; each link connects again and resumes where the core says.
     fn reconnect_all(&mut self);
@@ -380,7 +385,7 @@ impl<L: Links> Core<L> {
                 }
                 Action::Reply { token, reply } => self.reply(token, reply),
                 Action::Link { agent, msg } => self.links.send(&agent, msg),
-                Action::EnsureLink(agent) => self.links.ensure(&agent),
+                Action::EnsureLink(agent, settings) => self.links.ensure(&agent, &settings),
                 Action::ForgetLink(agent) => self.links.forget(&agent),
                 Action::ReconnectLinks => self.links.reconnect_all(),
                 Action::StopLinks => self.links.stop_all(),

@@ -12,7 +12,7 @@
 use crate::config::AgentLinks;
 use crate::core::{Input, LinkMsg, LinkStatus, Links, Resume};
 use ordo_model::ids::AgentId;
-use ordo_model::inventory::Agent;
+use ordo_model::inventory::{Agent, ClusterSettings};
 use ordo_model::wire::{AGENT_WS_PATH, Couple, FromAgent, PROTOCOL_VERSION, ToAgent};
 use ordo_net::clock::now_ms;
 use ordo_net::frame::{self, Received};
@@ -39,6 +39,7 @@ pub struct LinkContext {
 
 struct Running {
     agent: Agent,
+    settings: ClusterSettings,
     tx: mpsc::UnboundedSender<LinkMsg>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -67,16 +68,22 @@ impl Drop for AgentLinkSet {
 }
 
 impl AgentLinkSet {
-    fn start(&mut self, agent: &Agent) {
+    fn start(&mut self, agent: &Agent, settings: &ClusterSettings) {
         if let Some(old) = self.links.remove(&agent.id) {
             old.task.abort();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run_link(agent.clone(), self.ctx.clone(), rx));
+        let task = tokio::spawn(run_link(
+            agent.clone(),
+            settings.clone(),
+            self.ctx.clone(),
+            rx,
+        ));
         self.links.insert(
             agent.id.clone(),
             Running {
                 agent: agent.clone(),
+                settings: settings.clone(),
                 tx,
                 task,
             },
@@ -85,13 +92,14 @@ impl AgentLinkSet {
 }
 
 impl Links for AgentLinkSet {
-    fn ensure(&mut self, agent: &Agent) {
+    fn ensure(&mut self, agent: &Agent, settings: &ClusterSettings) {
         if let Some(r) = self.links.get(&agent.id)
-            && r.agent.url == agent.url
+            && r.agent == *agent
+            && r.settings == *settings
         {
             return;
         }
-        self.start(agent);
+        self.start(agent, settings);
     }
 
     fn send(&self, agent: &AgentId, msg: LinkMsg) {
@@ -101,9 +109,13 @@ impl Links for AgentLinkSet {
     }
 
     fn reconnect_all(&mut self) {
-        let agents: Vec<Agent> = self.links.values().map(|r| r.agent.clone()).collect();
-        for agent in &agents {
-            self.start(agent);
+        let agents: Vec<(Agent, ClusterSettings)> = self
+            .links
+            .values()
+            .map(|r| (r.agent.clone(), r.settings.clone()))
+            .collect();
+        for (agent, settings) in &agents {
+            self.start(agent, settings);
         }
     }
 
@@ -135,10 +147,15 @@ fn set_status(ctx: &LinkContext, agent: &Agent, f: impl FnOnce(&mut LinkStatus))
     f(s);
 }
 
-async fn run_link(agent: Agent, ctx: LinkContext, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
+async fn run_link(
+    agent: Agent,
+    settings: ClusterSettings,
+    ctx: LinkContext,
+    mut rx: mpsc::UnboundedReceiver<LinkMsg>,
+) {
     let mut backoff_ms = ctx.settings.reconnect_min_ms;
     loop {
-        let result = session(&agent, &ctx, &mut rx).await;
+        let result = session(&agent, &settings, &ctx, &mut rx).await;
         let error = match result {
             Ok(()) => "the agent closed the session".to_owned(),
             Err(e) => e,
@@ -173,6 +190,7 @@ async fn ask<T>(
 
 async fn session(
     agent: &Agent,
+    settings: &ClusterSettings,
     ctx: &LinkContext,
     rx: &mut mpsc::UnboundedReceiver<LinkMsg>,
 ) -> Result<(), String> {
@@ -241,6 +259,15 @@ async fn session(
         reply,
     })
     .await??;
+    // The agent's object first: its subagents, if it directs a cluster, so that no order
+    // sent below starts here instead (a changed object restarts the link: sent again).
+    let cluster = ToAgent::Cluster {
+        agent: Box::new(agent.clone()),
+        settings: settings.clone(),
+    };
+    frame::send(&mut ws, &cluster, max)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut seq = 0u64;
     for command in resend {
         seq += 1;

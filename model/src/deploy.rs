@@ -296,6 +296,7 @@ pub fn deployed_inventory(world: &World) -> Inventory {
         calendars: Vec::new(),
         removed: Removals::default(),
         workflow_settings: world.extras.workflows.clone(),
+        agent_settings: world.extras.agents.clone(),
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Inventory {
     /// defaults), see [`crate::order::options`].
     #[serde(default)]
     pub workflow_settings: BTreeMap<WorkflowName, crate::order::WorkflowSettings>,
+    /// Agent clusters' settings (only those not the defaults), see [`ClusterSettings`].
+    #[serde(default)]
+    pub agent_settings: BTreeMap<AgentId, ClusterSettings>,
 }
 
 /// A workflow: named jobs and the steps that use them.
@@ -349,6 +352,47 @@ pub struct Agent {
     /// Subagents of a cluster; empty for a single agent.
     pub subagents: Vec<Subagent>,
     pub selection: Selection,
+}
+
+/// The default [`ClusterSettings::lease_timeout`]: 10 s.
+pub const LEASE_TIMEOUT_DEFAULT: DurationMs = DurationMs(10_000);
+
+/// The default process limit of a subagent ([`ClusterSettings::process_limit`]).
+pub const SUBAGENT_PROCESS_LIMIT_DEFAULT: u32 = 64;
+
+/// An agent cluster's settings that came after the encoding of [`Agent`] was fixed. They are
+/// kept beside the agent object (`Inventory::agent_settings`, journaled as
+/// `ItemEvent::AgentSettings`, folded into `World.extras.agents`), so that journals written
+/// before them still read: postcard is positional, a field added to `Agent` would shift every
+/// byte after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSettings {
+    /// How long a subagent's hold on a running job lasts without a renewal (a heartbeat):
+    /// after it the director takes the job for lost and the subagent kills it.
+    pub lease_timeout: DurationMs,
+    /// Jobs the director runs on a subagent at once, for the subagents whose limit is not
+    /// [`SUBAGENT_PROCESS_LIMIT_DEFAULT`].
+    pub process_limits: BTreeMap<AgentId, u32>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            lease_timeout: LEASE_TIMEOUT_DEFAULT,
+            process_limits: BTreeMap::new(),
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// How many jobs the director runs on `subagent` at once.
+    pub fn process_limit(&self, subagent: &AgentId) -> u32 {
+        self.process_limits
+            .get(subagent)
+            .copied()
+            .unwrap_or(SUBAGENT_PROCESS_LIMIT_DEFAULT)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

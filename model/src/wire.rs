@@ -17,12 +17,17 @@
 //! 4. The controller sends [`ToAgent::Command`]s (the model's [`AgentCommand`]: attach or
 //!    detach an order, mark one); the agent journals each before it answers
 //!    [`FromAgent::Ack`] (or [`FromAgent::Rejected`] with the reason), in `seq` order.
-//! 5. After journaling the agent's events (replicated), the controller sends
+//! 5. Right after coupling, before its first command, the controller sends
+//!    [`ToAgent::Cluster`], the agent's inventory object and its cluster settings (a changed
+//!    object or setting starts a new session): one with subagents makes the agent their
+//!    director.
+//! 6. After journaling the agent's events (replicated), the controller sends
 //!    [`ToAgent::Release`]; the agent may then delete events with ids up to `until`.
 //!
 //! Every enum here is append-only: new variants at the end, never reordered or removed.
 
 use crate::ids::{AgentId, OrderId};
+use crate::inventory::Agent;
 use crate::order::{AgentCommand, KeyedEvent};
 use crate::time::TimeMs;
 use serde::{Deserialize, Serialize};
@@ -57,6 +62,12 @@ pub enum ToAgent {
     Reset {
         seq: u64,
         term: u64,
+    },
+    /// The agent's inventory object, sent after coupling and whenever it is deployed anew:
+    /// an agent with `subagents` is the director of a cluster and runs its jobs on them.
+    Cluster {
+        agent: Box<Agent>,
+        settings: crate::inventory::ClusterSettings,
     },
 }
 
@@ -147,6 +158,23 @@ pub struct AgentMeta {
     pub outbox_bytes: u64,
     pub connected_since_ms: Option<i64>,
     pub jobs: Vec<JobStats>,
+    /// The subagents of a director, with their state; empty for an agent that runs its jobs
+    /// itself.
+    #[serde(default)]
+    pub subagents: Vec<SubagentMeta>,
+}
+
+/// A subagent as its director sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubagentMeta {
+    pub id: AgentId,
+    pub url: String,
+    /// `live` (its session is up) or `lost`.
+    pub state: String,
+    pub running_processes: u64,
+    /// Jobs it ran to their end since the director started.
+    pub processed: u64,
+    pub last_error: Option<String>,
 }
 
 /// Processed count and average duration of one job on this agent since it started.

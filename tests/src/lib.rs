@@ -291,6 +291,45 @@ impl Cluster {
         Ok(())
     }
 
+    /// Makes agent `id` a subagent of `director` (its configuration gets a `[subagent]`
+    /// section); before it starts.
+    pub fn make_subagent(&self, id: &str, director: &str) -> Result<()> {
+        let (_, config, _) = self
+            .local
+            .agent_configs
+            .iter()
+            .find(|(a, ..)| a == id)
+            .ok_or_else(|| anyhow!("no agent {id}"))?;
+        ordo_cli::local::edit_agent_config(config, |f| {
+            f.subagent = Some(ordo_agent::config::SubagentSection {
+                director: director.to_owned(),
+            });
+        })?;
+        Ok(())
+    }
+
+    /// An `agent:` document for the director `id` of a cluster of `subagents`
+    /// (`(id, processLimit)`, each one of this cluster's agents made a subagent).
+    pub fn cluster_yaml(
+        &self,
+        id: &str,
+        selection: &str,
+        lease_timeout: &str,
+        subagents: &[(&str, u32)],
+    ) -> Result<String> {
+        let mut text = format!(
+            "agent: {id}\nurl: {}\nselection: {selection}\nleaseTimeout: {lease_timeout}\nsubagents:\n",
+            self.agent_url(id)?
+        );
+        for (sub, limit) in subagents {
+            text.push_str(&format!(
+                "  - id: {sub}\n    url: {}\n    processLimit: {limit}\n",
+                self.agent_url(sub)?
+            ));
+        }
+        Ok(text)
+    }
+
     pub fn agent(&mut self, id: &str) -> Option<&mut Server> {
         self.agents
             .iter_mut()

@@ -153,7 +153,11 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
     // The catch-retry ran `fetch` three times; the timed-out job's code reached the catch.
     let retries: String = c
         .api
-        .request(axum::http::Method::GET, &c.url("/orders/ex-retries/log"), None)
+        .request(
+            axum::http::Method::GET,
+            &c.url("/orders/ex-retries/log"),
+            None,
+        )
         .await?
         .body
         .iter()

@@ -14,6 +14,8 @@
 //! it, `withdraw_job` can take it back (`ProcessingWithdrawn`).
 
 use super::{Effect, Executor, FINAL_EVENTS_BYTES};
+use crate::cluster::director::{Director, Note};
+use crate::cluster::protocol;
 use crate::config::Config;
 use crate::now_ms;
 use crate::record::Record;
@@ -25,7 +27,8 @@ use crate::survivors::marker;
 use ordo_model::ids::{JobName, OrderId, WorkflowName};
 use ordo_model::inventory::{self, ReturnCodes};
 use ordo_model::order::{
-    Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, Room, Start, StartJob, job_result,
+    Disruption, Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, Room, Start, StartJob,
+    job_result,
 };
 use ordo_model::time::TimeMs;
 use ordo_model::value::{Value, Vars};
@@ -170,7 +173,14 @@ impl Executor {
             log_chunk_bytes_max: limits.log_chunk_bytes_max,
             log_bytes_max: limits.log_bytes_max,
             return_values_bytes_max: RETURN_VALUES_BYTES_MAX_DEFAULT,
+            die_with_agent: false,
         };
+        // A job for a subagent: the lease horizon that covers it is journaled with its start.
+        if let Some(taken_until) = self.director.renewal(now_ms()) {
+            self.record(Record::Leased {
+                taken_until: TimeMs(taken_until),
+            });
+        }
         let started = OrderEvent::ProcessingStarted {
             at: TimeMs(now_ms()),
             pgid: 0,
@@ -182,6 +192,7 @@ impl Executor {
         }
         let key = self.next_key;
         self.next_key += 1;
+        let (order, attempt) = (start.order.clone(), start.attempt);
         let job_key = (start.workflow.clone(), start.job.clone());
         self.by_order.insert(start.order.clone(), key);
         self.jobs.insert(
@@ -197,7 +208,12 @@ impl Executor {
                 orphan: false,
             },
         );
-        self.effect(Effect::Spawn(Box::new(Prepared { key, spec })));
+        self.effect(Effect::Spawn(Box::new(Prepared {
+            key,
+            order,
+            attempt,
+            spec,
+        })));
     }
 
     /// Hands a job whose start is durable to the workers, unless it was withdrawn or its
@@ -360,12 +376,16 @@ impl Executor {
             kill.kill(KillMode::Kill);
             return;
         }
-        self.record(Record::Process {
-            order_id: order.clone(),
-            attempt,
-            pgid: started.pgid,
-            start_time_ticks: started.start_time_ticks,
-        });
+        // A job on a subagent has no process group here (pgid 0): nothing for recovery to
+        // kill; the subagent kills it when its lease runs out.
+        if started.pgid != 0 {
+            self.record(Record::Process {
+                order_id: order.clone(),
+                attempt,
+                pgid: started.pgid,
+                start_time_ticks: started.start_time_ticks,
+            });
+        }
         // A kill mark that came while the process did not exist yet is carried out now.
         self.push(order);
     }
@@ -464,6 +484,12 @@ impl Executor {
             .map(|o| o.state.clone());
         let processing = matches!(state, Some(OrderState::Processing { .. }));
         let event = match (job.spawned, result) {
+            (_, Err(RunError::ProcessLost { reason })) => {
+                tracing::warn!(order = %job.order, "the job's process was lost: {reason}");
+                processing.then_some(OrderEvent::Processed {
+                    outcome: Outcome::Disrupted(Disruption::ProcessLost),
+                })
+            }
             (false, result) => {
                 let message = match result {
                     Err(e) => format!("job {name} could not start: {e}"),
@@ -522,6 +548,8 @@ fn outcome_of(return_codes: &ReturnCodes, t: Terminated) -> Outcome {
 /// A job for the job workers.
 pub(super) struct Prepared {
     key: u64,
+    order: OrderId,
+    attempt: u32,
     spec: JobSpec,
 }
 
@@ -579,15 +607,96 @@ impl StartQueue {
 /// executor.
 pub(super) async fn job_worker(
     runner: Runner,
+    director: std::sync::Arc<Director>,
     queue: std::sync::Arc<StartQueue>,
     tx: mpsc::Sender<JobMsg>,
 ) {
     loop {
+        if director.is_cluster() {
+            director.wait_room().await;
+        }
         let job = queue.pop().await;
-        if !run_job(&runner, job.key, job.spec, &tx).await {
+        let done = if director.is_cluster() {
+            run_remote(&director, &runner, job, &tx).await
+        } else {
+            run_job(&runner, job.key, job.spec, &tx).await
+        };
+        if !done {
             return;
         }
     }
+}
+
+/// Runs one job on a subagent the director picks (or here, when the agent directs no
+/// cluster any more) and reports its start, output and end like a local job; a job whose
+/// subagent is lost ends with [`RunError::ProcessLost`].
+async fn run_remote(
+    director: &std::sync::Arc<Director>,
+    runner: &Runner,
+    job: Prepared,
+    tx: &mpsc::Sender<JobMsg>,
+) -> bool {
+    let Prepared {
+        key,
+        order,
+        attempt,
+        spec,
+    } = job;
+    let start = protocol::Start {
+        key,
+        order_id: order,
+        attempt,
+        executable: match &spec.executable {
+            Executable::Script(s) => protocol::Executable::Script(s.clone()),
+            Executable::Argv(a) => protocol::Executable::Argv(a.clone()),
+        },
+        env: spec.env.clone(),
+        timeout_ms: spec.timeout_ms,
+        grace_timeout_ms: spec.grace_timeout_ms,
+        log_chunk_bytes_max: spec.log_chunk_bytes_max as u64,
+        log_bytes_max: spec.log_bytes_max,
+        return_values_bytes_max: spec.return_values_bytes_max as u64,
+    };
+    let Some(mut remote) = director.start(start).await else {
+        return run_job(runner, key, spec, tx).await;
+    };
+    let kill = KillHandle::detached();
+    let mut sent = None;
+    let result = loop {
+        tokio::select! {
+            note = remote.next() => match note {
+                Note::Started { pid } => {
+                    let started = Started { pid, pgid: 0, start_time_ticks: 0 };
+                    let msg = JobMsg::Started { key, started, kill: kill.clone() };
+                    if tx.send(msg).await.is_err() {
+                        return false;
+                    }
+                }
+                Note::Output(event) => {
+                    if tx.send(JobMsg::Output { key, event }).await.is_err() {
+                        return false;
+                    }
+                }
+                Note::Ended(protocol::End::Terminated(t)) => break Ok(t.into()),
+                Note::Ended(protocol::End::Error(e)) => {
+                    break Err(RunError::Remote { subagent: remote.subagent.to_string(), reason: e });
+                }
+                Note::Ended(protocol::End::LeaseLost) => {
+                    break Err(RunError::ProcessLost {
+                        reason: format!("subagent {} lost its lease", remote.subagent),
+                    });
+                }
+                Note::Lost(reason) => break Err(RunError::ProcessLost { reason }),
+            },
+            mode = kill.requested(sent) => {
+                remote.kill(mode);
+                sent = Some(mode);
+            }
+        }
+    };
+    kill.finish();
+    drop(remote);
+    tx.send(JobMsg::Ended { key, result }).await.is_ok()
 }
 
 /// Spawns one job and reports its start, output and end, in that order; `false` when the

@@ -143,6 +143,10 @@ pub enum Input {
     SessionEnded {
         generation: u64,
     },
+    /// The director's lease horizon moves on (journaled before it is relied on).
+    Leased {
+        taken_until: TimeMs,
+    },
 }
 
 /// An accepted `Couple`.
@@ -182,6 +186,8 @@ pub struct Channels {
     pub inputs: mpsc::Receiver<Input>,
     pub generation: watch::Sender<u64>,
     pub status: Arc<Status>,
+    /// Runs the jobs on subagents while the agent directs a cluster.
+    pub director: Arc<crate::cluster::director::Director>,
 }
 
 pub struct Executor {
@@ -233,6 +239,7 @@ pub struct Executor {
     generation_tx: watch::Sender<u64>,
     generation: u64,
     status: Arc<Status>,
+    director: Arc<crate::cluster::director::Director>,
 }
 
 impl Executor {
@@ -255,6 +262,7 @@ impl Executor {
         for _ in 0..config.limits.processes_max {
             job_tasks.spawn(job_worker(
                 runner.clone(),
+                channels.director.clone(),
                 start_queue.clone(),
                 job_tx.clone(),
             ));
@@ -293,6 +301,7 @@ impl Executor {
             generation_tx: channels.generation,
             generation: 0,
             status: channels.status,
+            director: channels.director,
             config,
         }
     }
@@ -869,6 +878,9 @@ impl Executor {
                 if generation == self.generation {
                     self.status.set_connected_since(None);
                 }
+            }
+            Input::Leased { taken_until } => {
+                self.record(Record::Leased { taken_until });
             }
         }
     }

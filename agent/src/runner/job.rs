@@ -55,6 +55,32 @@ pub struct KillHandle {
 }
 
 impl KillHandle {
+    /// A handle of a job that is not a local process (one on a subagent): its runner waits
+    /// for [`KillHandle::requested`] and calls [`KillHandle::finish`] at the job's end.
+    pub fn detached() -> KillHandle {
+        KillHandle {
+            state: Arc::default(),
+        }
+    }
+
+    /// Waits until a kill stronger than `beyond` is asked for; the strongest mode asked.
+    pub async fn requested(&self, beyond: Option<KillMode>) -> KillMode {
+        let floor = beyond.map_or(0, |m| m as u8);
+        loop {
+            let notified = self.state.notify.notified();
+            match self.state.requested.load(Ordering::Acquire) {
+                r if r <= floor => notified.await,
+                1 => return KillMode::Term,
+                _ => return KillMode::Kill,
+            }
+        }
+    }
+
+    /// The job ended: later kills are refused.
+    pub fn finish(&self) {
+        self.state.finished.store(true, Ordering::Release);
+    }
+
     /// Asks for the job to be stopped; returns `false` if it had already ended.
     pub fn kill(&self, mode: KillMode) -> bool {
         if self.state.finished.load(Ordering::Acquire) {
@@ -185,6 +211,16 @@ pub(super) fn spawn(
     command
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env(RETURN_VALUES_ENV, &return_values_path);
+    if spec.die_with_agent {
+        // SAFETY: the closure runs in the child between fork and exec and calls only
+        // prctl(2), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
     let spawn_error = |source| RunError::Spawn {
         program: launch::program_name(&spec.executable).to_owned(),
         source,

@@ -92,6 +92,10 @@ pub struct JobSpec {
     pub log_bytes_max: u64,
     /// Bytes of the return values file that are read; the rest is ignored with a note.
     pub return_values_bytes_max: usize,
+    /// The job's leader gets SIGKILL when the agent's thread that spawned it ends (a subagent
+    /// killed with -9 leaves no job behind that its director runs again elsewhere); costs the
+    /// `posix_spawn` fast path.
+    pub die_with_agent: bool,
 }
 
 impl JobSpec {
@@ -107,6 +111,7 @@ impl JobSpec {
             log_chunk_bytes_max: LOG_CHUNK_BYTES_MAX_DEFAULT,
             log_bytes_max: LOG_BYTES_MAX_DEFAULT,
             return_values_bytes_max: RETURN_VALUES_BYTES_MAX_DEFAULT,
+            die_with_agent: false,
         }
     }
 
@@ -222,6 +227,12 @@ pub enum RunError {
     NotAJobGroup { pgid: u32 },
     #[error("the runner has been closed")]
     Closed,
+    #[error("subagent {subagent}: {reason}")]
+    Remote { subagent: String, reason: String },
+    /// The job's subagent was lost (its lease expired): the outcome is
+    /// `Disrupted(ProcessLost)`.
+    #[error("the job's process was lost: {reason}")]
+    ProcessLost { reason: String },
 }
 
 /// Starts jobs with at most `processes_max` running at once; the others wait in FIFO order.

@@ -309,8 +309,9 @@ impl Machine {
         self.index = next_index;
         self.sealed_last = self.state.last_event_id;
         for agent in self.state.world.agents.values() {
+            let settings = self.state.world.cluster_settings(&agent.id);
             self.actions
-                .push(Action::EnsureLink(Box::new(agent.clone())));
+                .push(Action::EnsureLink(Box::new(agent.clone()), settings));
         }
         self.step_everything();
     }
@@ -598,8 +599,9 @@ impl Machine {
         }
         self.planner.touch();
         for agent in &inventory.agents {
+            let settings = self.state.world.cluster_settings(&agent.id);
             self.actions
-                .push(Action::EnsureLink(Box::new(agent.clone())));
+                .push(Action::EnsureLink(Box::new(agent.clone()), settings));
         }
         for id in removed_agents {
             self.actions.push(Action::ForgetLink(id));

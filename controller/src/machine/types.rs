@@ -175,8 +175,12 @@ pub enum Action {
     Reply { token: Token, reply: Reply },
     /// Send to an agent's link.
     Link { agent: AgentId, msg: LinkMsg },
-    /// Make sure a link runs for this agent (restarted when its URL changed).
-    EnsureLink(Box<ordo_model::inventory::Agent>),
+    /// Make sure a link runs for this agent (restarted when its object or its cluster
+    /// settings changed).
+    EnsureLink(
+        Box<ordo_model::inventory::Agent>,
+        ordo_model::inventory::ClusterSettings,
+    ),
     /// Stop the link of an agent that was removed.
     ForgetLink(AgentId),
     /// End every link's session: each connects again and resumes where the machine says.

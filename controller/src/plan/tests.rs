@@ -746,6 +746,7 @@ fn a_removed_schedule_cancels_its_orders_not_started_and_leaves_the_rest() {
         matches!(&again, crate::machine::Reply::Deploy(Err(e)) if e.to_string().contains("schedule `s` is not deployed")),
         "{again:?}"
     );
+}
 
 /// A planned order passes the rule of every added order: an argument its workflow does not
 /// declare refuses it, and its instant shows why (deploy refuses such a schedule, so the

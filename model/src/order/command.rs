@@ -705,6 +705,17 @@ pub fn deploy(world: &World, inventory: &Inventory) -> Vec<KeyedEvent> {
         if world.agents.get(&agent.id) != Some(agent) {
             out.push(KeyedEvent::Item(ItemEvent::AgentDeployed(agent.clone())));
         }
+        let settings = inventory
+            .agent_settings
+            .get(&agent.id)
+            .cloned()
+            .unwrap_or_default();
+        if world.cluster_settings(&agent.id) != settings {
+            out.push(KeyedEvent::Item(ItemEvent::AgentSettings {
+                agent: agent.id.clone(),
+                settings,
+            }));
+        }
     }
     for lock in &inventory.locks {
         if world.locks.get(&lock.name).map(|l| l.limit) != Some(lock.limit) {

@@ -271,6 +271,12 @@ pub enum ItemEvent {
         workflow: WorkflowName,
         settings: WorkflowSettings,
     },
+    /// An agent cluster's settings (lease timeout, subagents' process limits), deployed with
+    /// its agent object, kept beside it ([`crate::inventory::ClusterSettings`]).
+    AgentSettings {
+        agent: AgentId,
+        settings: crate::inventory::ClusterSettings,
+    },
 }
 
 impl OrderEvent {
@@ -508,6 +514,11 @@ impl fmt::Display for ItemEvent {
                 }
                 Ok(())
             }
+            ItemEvent::AgentSettings { agent, settings } => write!(
+                f,
+                "AgentSettings {agent} leaseTimeout {} processLimits {:?}",
+                settings.lease_timeout, settings.process_limits
+            ),
         }
     }
 }

@@ -17,7 +17,8 @@
 //! the very bytes it wrote before. Orders and workflows without an entry have the defaults:
 //! priority 0, removal as their workflow says, and workflows keep ended orders.
 
-use crate::ids::{OrderId, WorkflowName};
+use crate::ids::{AgentId, OrderId, WorkflowName};
+use crate::inventory::ClusterSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -121,11 +122,31 @@ pub struct Extras {
     pub orders: BTreeMap<OrderId, OrderOptions>,
     /// Workflows with settings (never the defaults).
     pub workflows: BTreeMap<WorkflowName, WorkflowSettings>,
+    /// Agent clusters with settings (never the defaults), from `AgentSettings`. Added after
+    /// the fields above: a snapshot written before it ends before it.
+    #[serde(default, deserialize_with = "trailing_or_default")]
+    pub agents: BTreeMap<AgentId, ClusterSettings>,
 }
 
 impl Extras {
     pub fn is_empty(&self) -> bool {
-        self.orders.is_empty() && self.workflows.is_empty()
+        self.orders.is_empty() && self.workflows.is_empty() && self.agents.is_empty()
+    }
+}
+
+/// Reads a trailing field added to a postcard-encoded struct, or its default when the bytes
+/// end before it (written by a build that did not have it). Human-readable formats name their
+/// fields, so there an error stays an error.
+fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    let readable = d.is_human_readable();
+    match T::deserialize(d) {
+        Ok(t) => Ok(t),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(T::default()),
     }
 }
 
@@ -138,5 +159,57 @@ pub fn extras_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Extras,
         Ok(extras) => Ok(extras),
         Err(e) if readable => Err(e),
         Err(_) => Ok(Extras::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Extras` as written before it had `agents`.
+    #[derive(Serialize)]
+    struct ExtrasBeforeAgents {
+        orders: BTreeMap<OrderId, OrderOptions>,
+        workflows: BTreeMap<WorkflowName, WorkflowSettings>,
+    }
+
+    /// Extras written before cluster settings existed read with none and keep what they had;
+    /// extras with cluster settings keep them.
+    #[test]
+    fn extras_written_before_cluster_settings_read_with_none() {
+        let workflow = WorkflowName::new("w").unwrap();
+        let settings = WorkflowSettings {
+            delete_when_terminated: true,
+            ..WorkflowSettings::default()
+        };
+        let old = ExtrasBeforeAgents {
+            orders: BTreeMap::new(),
+            workflows: BTreeMap::from([(workflow.clone(), settings.clone())]),
+        };
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        let read: Extras = postcard::from_bytes(&bytes).expect("old extras read");
+        assert_eq!(read.workflows.get(&workflow), Some(&settings));
+        assert!(read.agents.is_empty());
+
+        let mut new = read.clone();
+        let agent = AgentId::new("cluster").unwrap();
+        new.agents.insert(
+            agent.clone(),
+            ClusterSettings {
+                lease_timeout: crate::time::DurationMs(2_000),
+                process_limits: BTreeMap::from([(AgentId::new("s1").unwrap(), 3)]),
+            },
+        );
+        let bytes = postcard::to_allocvec(&new).unwrap();
+        let back: Extras = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, new);
+        assert_eq!(
+            back.agents[&agent].process_limit(&AgentId::new("s1").unwrap()),
+            3
+        );
+        assert_eq!(
+            back.agents[&agent].process_limit(&AgentId::new("s2").unwrap()),
+            crate::inventory::SUBAGENT_PROCESS_LIMIT_DEFAULT
+        );
     }
 }

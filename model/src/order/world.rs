@@ -158,6 +158,11 @@ impl World {
             .map(|(v, w)| (*v, w))
     }
 
+    /// The settings of agent cluster `agent` (the defaults when none were deployed).
+    pub fn cluster_settings(&self, agent: &AgentId) -> crate::inventory::ClusterSettings {
+        self.extras.agents.get(agent).cloned().unwrap_or_default()
+    }
+
     pub fn order(&self, id: &OrderId) -> Option<&Order> {
         self.orders.get(id)
     }
@@ -222,6 +227,7 @@ impl World {
             }
             ItemEvent::AgentRemoved(id) => {
                 self.agents.remove(id);
+                self.extras.agents.remove(id);
                 Ok(())
             }
             ItemEvent::LockRemoved(name) => {
@@ -230,6 +236,14 @@ impl World {
             }
             ItemEvent::BoardRemoved(name) => {
                 self.boards.remove(name);
+                Ok(())
+            }
+            ItemEvent::AgentSettings { agent, settings } => {
+                if *settings == crate::inventory::ClusterSettings::default() {
+                    self.extras.agents.remove(agent);
+                } else {
+                    self.extras.agents.insert(agent.clone(), settings.clone());
+                }
                 Ok(())
             }
             ItemEvent::WorkflowSettings { workflow, settings } => {

@@ -98,8 +98,9 @@
 //! # Agents, locks, boards
 //!
 //! `agent: id`, `url: wss://host:port` (required), `certificateName` (default: the URL's
-//! host), `subagents: [ { id, url, priority } ]`, `selection: round-robin | priority | ring`
-//! (default round-robin). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
+//! host), `subagents: [ { id, url, priority, processLimit } ]` (`processLimit` default 64),
+//! `selection: round-robin | priority | ring` (default round-robin), `leaseTimeout` (default
+//! 10s, at least 500ms). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
 //! (default 1d).
 //!
 //! # Schedules
@@ -585,7 +586,12 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
                 Some(())
             })
         }
-        "agent" => objects::agent(cx, &f, defs).map(|a| inventory.agents.push(a)),
+        "agent" => objects::agent(cx, &f, defs).map(|(a, settings)| {
+            if settings != Default::default() {
+                inventory.agent_settings.insert(a.id.clone(), settings);
+            }
+            inventory.agents.push(a);
+        }),
         "lock" => objects::lock(cx, &f, defs).map(|l| inventory.locks.push(l)),
         "board" => objects::board(cx, &f, defs).map(|b| inventory.boards.push(b)),
         "schedule" => {

@@ -5,10 +5,21 @@ use super::read::{Cx, Fields};
 use super::refs::Defs;
 use super::spec;
 use crate::ids::{AgentId, BoardName, LockName};
-use crate::inventory::{Agent, Board, Lock, Selection, Subagent};
+use crate::inventory::{Agent, Board, ClusterSettings, Lock, Selection, Subagent};
 use crate::time::DurationMs;
 
-pub(crate) fn agent(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<Agent> {
+/// The shortest `leaseTimeout` accepted, in milliseconds: heartbeats go at a fifth of it.
+pub const LEASE_TIMEOUT_MIN_MS: u64 = 500;
+
+/// The largest `processLimit` of a subagent.
+pub const PROCESS_LIMIT_MAX: u32 = 100_000;
+
+/// An agent object and its cluster settings.
+pub(crate) fn agent(
+    cx: &mut Cx<'_>,
+    f: &Fields<'_>,
+    defs: &mut Defs,
+) -> Option<(Agent, ClusterSettings)> {
     let id_node = f.get("agent")?;
     let id = cx.name(id_node, "`agent`", AgentId::new);
     let url = f.get("url").and_then(|n| url(cx, n));
@@ -24,7 +35,7 @@ pub(crate) fn agent(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<
         }),
     };
     let subagents = match f.get("subagents") {
-        None => Some(Vec::new()),
+        None => Some(Default::default()),
         Some(n) => subagents(cx, n, defs),
     };
     let selection = match f.get("selection") {
@@ -43,24 +54,49 @@ pub(crate) fn agent(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<
             None => None,
         },
     };
+    let lease_timeout = match f.get("leaseTimeout") {
+        None => Some(crate::inventory::LEASE_TIMEOUT_DEFAULT),
+        Some(n) => cx.duration(n, "`leaseTimeout`").and_then(|d| {
+            if d.0 < LEASE_TIMEOUT_MIN_MS {
+                cx.err(
+                    n.pos,
+                    format!("`leaseTimeout` must be at least {LEASE_TIMEOUT_MIN_MS}ms"),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
     if let Some(id) = &id {
         let cluster = f
             .get("subagents")
             .is_some_and(|n| matches!(&n.kind, Kind::Seq(items) if !items.is_empty()));
         defs.agent(cx.file, id.as_str(), id_node.pos, cluster);
     }
-    Some(Agent {
-        id: id?,
-        url: url?,
-        certificate_name: certificate_name?,
-        subagents: subagents?,
-        selection: selection?,
-    })
+    let (subagents, process_limits) = subagents?;
+    Some((
+        Agent {
+            id: id?,
+            url: url?,
+            certificate_name: certificate_name?,
+            subagents,
+            selection: selection?,
+        },
+        ClusterSettings {
+            lease_timeout: lease_timeout?,
+            process_limits,
+        },
+    ))
 }
 
-fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Vec<Subagent>> {
+/// Subagents and the process limits that differ from the default.
+type Subagents = (Vec<Subagent>, std::collections::BTreeMap<AgentId, u32>);
+
+fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Subagents> {
     let items = cx.list(node, "`subagents`", "a list of subagents")?;
     let mut out = Vec::new();
+    let mut limits = std::collections::BTreeMap::new();
     let mut ok = true;
     for item in items {
         let Some(sf) = cx.fields(item, &spec::SUBAGENT) else {
@@ -79,12 +115,23 @@ fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Vec<Subage
                 .int(n, "`priority`", -1_000_000, 1_000_000)
                 .and_then(|v| i32::try_from(v).ok()),
         };
-        match (id, url, priority) {
-            (Some(id), Some(url), Some(priority)) => out.push(Subagent { id, url, priority }),
+        let process_limit = match sf.get("processLimit") {
+            None => Some(crate::inventory::SUBAGENT_PROCESS_LIMIT_DEFAULT),
+            Some(n) => cx
+                .int(n, "`processLimit`", 1, PROCESS_LIMIT_MAX.into())
+                .and_then(|v| u32::try_from(v).ok()),
+        };
+        match (id, url, priority, process_limit) {
+            (Some(id), Some(url), Some(priority), Some(process_limit)) => {
+                if process_limit != crate::inventory::SUBAGENT_PROCESS_LIMIT_DEFAULT {
+                    limits.insert(id.clone(), process_limit);
+                }
+                out.push(Subagent { id, url, priority });
+            }
             _ => ok = false,
         }
     }
-    ok.then_some(out)
+    ok.then_some((out, limits))
 }
 
 /// `wss://host:port`, optionally followed by a path.

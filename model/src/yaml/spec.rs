@@ -303,6 +303,11 @@ pub(crate) static AGENT: Obj = Obj {
             Ty::Enum(&["round-robin", "priority", "ring"]),
             "How a cluster picks a subagent for a job (default round-robin).",
         ),
+        opt(
+            "leaseTimeout",
+            Ty::Duration,
+            "How long a subagent holds a running job without a heartbeat; then the job is lost and restarted elsewhere if `restartable` (default 10s, at least 500ms).",
+        ),
     ],
 };
 
@@ -320,6 +325,14 @@ pub(crate) static SUBAGENT: Obj = Obj {
                 max: 1_000_000,
             },
             "With `selection: priority`, the highest live one runs the jobs (default 0).",
+        ),
+        opt(
+            "processLimit",
+            Ty::Int {
+                min: 1,
+                max: 100_000,
+            },
+            "How many jobs run on this subagent at once (default 64).",
         ),
     ],
 };

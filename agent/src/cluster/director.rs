@@ -1,0 +1,629 @@
+//! The agent as the director of a cluster: keeps a session with every subagent of its
+//! inventory object and runs the jobs the executor hands to its workers there instead of
+//! locally.
+//!
+//! The executor does not change: a job's start is journaled before it is handed to a worker,
+//! its output and end are journaled as they come, and the model decides what an outcome means.
+//! Only the worker differs (`executor::jobs::run_remote`): it asks [`Director::start`] for a
+//! subagent — the agent's `selection` over the live subagents with room under their
+//! `processLimit` ([`super::select`]), waiting while none is — sends the start, and relays what
+//! the subagent reports.
+//!
+//! Leases: a subagent holds every job it runs for as long as the director hears from it; one
+//! not heard from for the agent's `leaseTimeout` (it died, or it is cut off), or whose session
+//! ends, is lost: each of its jobs ends with [`Note::Lost`], which the worker turns into
+//! `Disrupted(ProcessLost)` (a `restartable` job starts again, attempt + 1, on a live
+//! subagent; any other fails the order). The subagent kills those jobs itself before the lease
+//! is up ([`super::protocol`]), so no job runs on two subagents at once.
+//!
+//! The agent's object comes from the controller after every coupling (`ToAgent::Cluster`) and
+//! is kept in `<data_dir>/cluster` (postcard), so that a restarted director runs jobs on its
+//! subagents before a controller couples.
+
+use super::protocol::{
+    Dedicate, End, FromSubagent, PROTOCOL_VERSION, SUBAGENT_WS_PATH, Start, ToSubagent,
+    heartbeat_interval_ms,
+};
+use super::select::{Candidate, pick};
+use crate::config::Config;
+use crate::executor::Input;
+use crate::runner::{KillMode, RunEvent};
+use ordo_model::ids::AgentId;
+use ordo_model::inventory::{Agent, ClusterSettings, Subagent};
+use ordo_model::time::TimeMs;
+use ordo_model::wire::SubagentMeta;
+use ordo_net::frame::{self, Received};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The shortest wait before a subagent is connected again after a failure.
+const RECONNECT_MIN_MS: u64 = 100;
+/// The longest wait before a subagent is connected again after a failure.
+const RECONNECT_MAX_MS: u64 = 5_000;
+/// The largest file of the agent's object accepted at start.
+const CLUSTER_FILE_BYTES_MAX: u64 = 16 << 20;
+
+/// What a subagent reports about one job, for the worker that runs it.
+#[derive(Debug)]
+pub enum Note {
+    Started {
+        pid: u32,
+    },
+    Output(RunEvent),
+    Ended(End),
+    /// The subagent's lease ran out or its session ended: the job is lost.
+    Lost(String),
+}
+
+/// A subagent's state as `GET /meta` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubagentStatus {
+    pub id: AgentId,
+    pub url: String,
+    pub live: bool,
+    pub running: u32,
+    pub processed: u64,
+    pub last_error: Option<String>,
+}
+
+struct Sub {
+    spec: Subagent,
+    /// Jobs it runs at once at most (the cluster settings' process limit).
+    process_limit: u32,
+    live: bool,
+    processed: u64,
+    last_error: Option<String>,
+    out: Option<mpsc::UnboundedSender<ToSubagent>>,
+    /// The jobs it runs, by the executor's key.
+    jobs: HashMap<u64, mpsc::UnboundedSender<Note>>,
+    task: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    agent: Option<Agent>,
+    settings: ClusterSettings,
+    subs: Vec<Sub>,
+    cursor: usize,
+}
+
+/// The director's view of its subagents, shared by the session (which sets the cluster), the
+/// executor's workers and the subagent links.
+pub struct Director {
+    config: Arc<Config>,
+    tls: Arc<rustls::ClientConfig>,
+    inner: Mutex<Inner>,
+    changed: Notify,
+    /// Bumped whenever what [`Director::meta`] shows changes.
+    version: AtomicU64,
+    /// The lease horizon journaled (or being journaled), ms since the epoch.
+    horizon_ms: AtomicI64,
+    /// Where renewals of the horizon are journaled.
+    journal: OnceLock<mpsc::Sender<Input>>,
+}
+
+/// A job running on a subagent; dropping it forgets the job (its process is the subagent's
+/// to end: a kill was sent, or the job ended or was lost).
+pub struct RemoteJob {
+    director: Arc<Director>,
+    pub subagent: AgentId,
+    key: u64,
+    notes: mpsc::UnboundedReceiver<Note>,
+}
+
+impl RemoteJob {
+    /// The next report; `Lost` when the subagent's session is gone without a word.
+    pub async fn next(&mut self) -> Note {
+        self.notes
+            .recv()
+            .await
+            .unwrap_or_else(|| Note::Lost("the subagent's session ended".into()))
+    }
+
+    /// Asks the subagent to stop the job.
+    pub fn kill(&self, mode: KillMode) {
+        let inner = self.director.peek();
+        if let Some(out) = inner
+            .subs
+            .iter()
+            .find(|s| s.spec.id == self.subagent)
+            .and_then(|s| s.out.as_ref())
+        {
+            let _ = out.send(ToSubagent::Kill {
+                key: self.key,
+                immediately: mode == KillMode::Kill,
+            });
+        }
+    }
+}
+
+impl Drop for RemoteJob {
+    fn drop(&mut self) {
+        let mut inner = self.director.lock();
+        if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == self.subagent) {
+            sub.jobs.remove(&self.key);
+        }
+        drop(inner);
+        self.director.changed.notify_waiters();
+    }
+}
+
+fn cluster_file(config: &Config) -> PathBuf {
+    config.data_dir.join("cluster")
+}
+
+impl Director {
+    /// The director of `config`'s agent, with the cluster it kept from its last run.
+    pub fn new(config: Arc<Config>) -> Result<Arc<Director>, crate::AgentError> {
+        let material =
+            ordo_net::tls::TlsMaterial::from_pem_files(&config.tls.certificate, &config.tls.key)?;
+        let ca = ordo_net::tls::CaBundle::from_pem_file(&config.tls.controller_ca)?;
+        let tls = ordo_net::tls::client_config(&ca, Some(&material))?;
+        let director = Arc::new(Director {
+            config,
+            tls,
+            inner: Mutex::new(Inner::default()),
+            changed: Notify::new(),
+            version: AtomicU64::new(0),
+            horizon_ms: AtomicI64::new(0),
+            journal: OnceLock::new(),
+        });
+        let path = cluster_file(&director.config);
+        let read = std::fs::metadata(&path).and_then(|m| {
+            if m.len() > CLUSTER_FILE_BYTES_MAX {
+                Err(std::io::Error::other(format!(
+                    "larger than {CLUSTER_FILE_BYTES_MAX} bytes"
+                )))
+            } else {
+                std::fs::read(&path)
+            }
+        });
+        match read {
+            Ok(bytes) => match postcard::from_bytes::<(Agent, ClusterSettings)>(&bytes) {
+                Ok((agent, settings)) => director.set_cluster(agent, settings),
+                Err(e) => tracing::warn!(
+                    "{} is not an agent object ({e}); the cluster comes with the controller",
+                    path.display()
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot read {}: {e}", path.display()),
+        }
+        Ok(director)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.version.fetch_add(1, Ordering::Relaxed);
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Journals renewals of the lease horizon through `inputs` (the executor's), starting
+    /// from the horizon the journal holds.
+    pub fn journal_leases(&self, inputs: mpsc::Sender<Input>, horizon: Option<TimeMs>) {
+        self.horizon_ms
+            .fetch_max(horizon.map_or(0, |h| h.0), Ordering::AcqRel);
+        let _ = self.journal.set(inputs);
+    }
+
+    /// A new lease horizon to journal when the one journaled does not cover a lease from
+    /// `now_ms` with room to spare (half a lease): `now_ms` + 3 leases. `None` when it does, or
+    /// when the agent directs no cluster. Every subagent's hold on a job ends within a lease
+    /// of the director hearing from it, so the journaled horizon is never passed by one.
+    pub fn renewal(&self, now_ms: i64) -> Option<i64> {
+        let lease = {
+            let inner = self.peek();
+            inner.agent.as_ref().filter(|a| !a.subagents.is_empty())?;
+            i64::try_from(inner.settings.lease_timeout.0).unwrap_or(i64::MAX / 8)
+        };
+        let horizon = self.horizon_ms.load(Ordering::Acquire);
+        if horizon >= now_ms.saturating_add(lease.saturating_mul(3) / 2) {
+            return None;
+        }
+        let new = now_ms.saturating_add(lease.saturating_mul(3));
+        self.horizon_ms.fetch_max(new, Ordering::AcqRel);
+        Some(new)
+    }
+
+    /// Renews the journaled horizon from a session while its subagent runs jobs.
+    fn renew(&self) {
+        if let Some(taken_until) = self.renewal(crate::now_ms())
+            && let Some(inputs) = self.journal.get()
+            && inputs
+                .try_send(Input::Leased {
+                    taken_until: TimeMs(taken_until),
+                })
+                .is_err()
+        {
+            // Asked again at the next heartbeat.
+            self.horizon_ms.store(0, Ordering::Release);
+        }
+    }
+
+    /// The state, to read only.
+    fn peek(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes with every change of [`Director::meta`] (and some that change nothing).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    /// The subagents with their state, for the agent's metadata.
+    pub fn meta(&self) -> Vec<SubagentMeta> {
+        self.status()
+            .into_iter()
+            .map(|s| SubagentMeta {
+                id: s.id,
+                url: s.url,
+                state: if s.live { "live" } else { "lost" }.to_owned(),
+                running_processes: u64::from(s.running),
+                processed: s.processed,
+                last_error: s.last_error,
+            })
+            .collect()
+    }
+
+    /// Whether this agent directs subagents (its jobs run there).
+    pub fn is_cluster(&self) -> bool {
+        self.peek()
+            .agent
+            .as_ref()
+            .is_some_and(|a| !a.subagents.is_empty())
+    }
+
+    /// Takes the agent's inventory object: starts sessions with new subagents, ends those of
+    /// removed ones (their jobs are lost), keeps the others. A changed `leaseTimeout` starts
+    /// every session again.
+    pub fn set_cluster(self: &Arc<Self>, agent: Agent, settings: ClusterSettings) {
+        let mut inner = self.lock();
+        if inner.agent.as_ref() == Some(&agent) && inner.settings == settings {
+            return;
+        }
+        if agent.id != self.config.agent_id {
+            tracing::warn!(object = %agent.id, "the controller sent another agent's object; ignored");
+            return;
+        }
+        let path = cluster_file(&self.config);
+        match postcard::to_allocvec(&(&agent, &settings)) {
+            Ok(bytes) => {
+                let tmp = path.with_extension("tmp");
+                if let Err(e) =
+                    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path))
+                {
+                    tracing::warn!("cannot keep the agent's object in {}: {e}", path.display());
+                }
+            }
+            Err(e) => tracing::warn!("cannot encode the agent's object: {e}"),
+        }
+        let lease_changed =
+            inner.agent.is_some() && inner.settings.lease_timeout != settings.lease_timeout;
+        let lease_ms = settings.lease_timeout.0;
+        let mut old: Vec<Sub> = std::mem::take(&mut inner.subs);
+        let mut subs = Vec::new();
+        for spec in &agent.subagents {
+            let kept = old
+                .iter()
+                .position(|s| s.spec.id == spec.id && s.spec.url == spec.url && !lease_changed);
+            match kept {
+                Some(i) => {
+                    let mut sub = old.swap_remove(i);
+                    sub.spec = spec.clone();
+                    sub.process_limit = settings.process_limit(&spec.id);
+                    subs.push(sub);
+                }
+                None => {
+                    let task = tokio::spawn(link(self.clone(), spec.clone(), lease_ms));
+                    subs.push(Sub {
+                        spec: spec.clone(),
+                        process_limit: settings.process_limit(&spec.id),
+                        live: false,
+                        processed: 0,
+                        last_error: None,
+                        out: None,
+                        jobs: HashMap::new(),
+                        task: Some(task),
+                    });
+                }
+            }
+        }
+        for mut sub in old {
+            if let Some(task) = sub.task.take() {
+                task.abort();
+            }
+            for (_, job) in sub.jobs.drain() {
+                let _ = job.send(Note::Lost(format!(
+                    "subagent {} left the cluster",
+                    sub.spec.id
+                )));
+            }
+        }
+        tracing::info!(
+            subagents = subs.len(),
+            selection = ?agent.selection,
+            lease_timeout_ms = lease_ms,
+            "the agent directs a cluster"
+        );
+        inner.subs = subs;
+        inner.agent = Some(agent);
+        inner.settings = settings;
+        drop(inner);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until some subagent could take a job (or the agent directs no cluster): a worker
+    /// takes a job from the queue only then, so that a job waiting for a subagent can still
+    /// be withdrawn (cancel, suspend) like one waiting for a process slot.
+    pub async fn wait_room(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let inner = self.peek();
+                let cluster = inner
+                    .agent
+                    .as_ref()
+                    .is_some_and(|a| !a.subagents.is_empty());
+                let room = inner
+                    .subs
+                    .iter()
+                    .any(|s| s.live && s.out.is_some() && (s.jobs.len() as u32) < s.process_limit);
+                if !cluster || room {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+
+    /// Waits for a subagent by the agent's selection and sends it the job; `None` when the
+    /// agent directs no cluster (any more): the job runs locally.
+    pub async fn start(self: &Arc<Self>, start: Start) -> Option<RemoteJob> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut inner = self.lock();
+                let selection = inner.agent.as_ref()?.selection;
+                if inner.subs.is_empty() {
+                    return None;
+                }
+                let candidates: Vec<Candidate> = inner
+                    .subs
+                    .iter()
+                    .map(|s| Candidate {
+                        priority: s.spec.priority,
+                        live: s.live && s.out.is_some(),
+                        running: s.jobs.len() as u32,
+                        process_limit: s.process_limit,
+                    })
+                    .collect();
+                let mut cursor = inner.cursor;
+                if let Some(i) = pick(selection, &candidates, &mut cursor) {
+                    inner.cursor = cursor;
+                    let sub = &mut inner.subs[i];
+                    let (tx, notes) = mpsc::unbounded_channel();
+                    let key = start.key;
+                    debug_assert!(!sub.jobs.contains_key(&key), "job {key} runs twice");
+                    sub.jobs.insert(key, tx);
+                    let subagent = sub.spec.id.clone();
+                    if let Some(out) = &sub.out {
+                        let _ = out.send(ToSubagent::Start(Box::new(start)));
+                    }
+                    return Some(RemoteJob {
+                        director: self.clone(),
+                        subagent,
+                        key,
+                        notes,
+                    });
+                }
+            }
+            changed.await;
+        }
+    }
+
+    /// Every subagent with its state.
+    pub fn status(&self) -> Vec<SubagentStatus> {
+        self.peek()
+            .subs
+            .iter()
+            .map(|s| SubagentStatus {
+                id: s.spec.id.clone(),
+                url: s.spec.url.clone(),
+                live: s.live,
+                running: s.jobs.len() as u32,
+                processed: s.processed,
+                last_error: s.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// Ends every session (at shutdown).
+    pub fn stop(&self) {
+        let mut inner = self.lock();
+        for sub in &mut inner.subs {
+            if let Some(task) = sub.task.take() {
+                task.abort();
+            }
+        }
+    }
+
+    fn with_sub(&self, id: &AgentId, f: impl FnOnce(&mut Sub)) {
+        let mut inner = self.lock();
+        if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == *id) {
+            f(sub);
+        }
+    }
+
+    /// The subagent's session ended: no job goes to it; those it runs wait for their lease.
+    fn disconnected(&self, id: &AgentId, why: &str) {
+        self.with_sub(id, |sub| {
+            sub.live = false;
+            sub.out = None;
+            sub.last_error = Some(why.to_owned());
+        });
+    }
+
+    fn running_on(&self, id: &AgentId) -> usize {
+        let inner = self.peek();
+        inner
+            .subs
+            .iter()
+            .find(|s| s.spec.id == *id)
+            .map_or(0, |s| s.jobs.len())
+    }
+
+    /// The subagent's lease expired: every job it ran is lost.
+    fn lost(&self, id: &AgentId, why: &str) {
+        self.with_sub(id, |sub| {
+            for (_, job) in sub.jobs.drain() {
+                let _ = job.send(Note::Lost(format!("subagent {id}: {why}")));
+            }
+        });
+        self.changed.notify_waiters();
+    }
+
+    fn job_note(&self, id: &AgentId, key: u64, note: Note) {
+        let ended = matches!(note, Note::Ended(_));
+        self.with_sub(id, |sub| {
+            let job = if ended {
+                sub.processed += 1;
+                sub.jobs.remove(&key)
+            } else {
+                sub.jobs.get(&key).cloned()
+            };
+            if let Some(job) = job {
+                let _ = job.send(note);
+            }
+        });
+        if ended {
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+/// The session with one subagent, connected again after every failure. When a session that
+/// was dedicated ends, the subagent's lease on its jobs runs until `leaseTimeout` after it was
+/// last heard from (its `takenUntil`); only then are they lost and started elsewhere.
+async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
+    let mut backoff_ms = RECONNECT_MIN_MS;
+    loop {
+        let started = Instant::now();
+        let mut last_heard = None;
+        let why = match session(&director, &spec, lease_ms, &mut last_heard).await {
+            Ok(()) => "the subagent closed the session".to_owned(),
+            Err(e) => e,
+        };
+        tracing::warn!(subagent = %spec.id, "subagent session ended: {why}");
+        director.disconnected(&spec.id, &why);
+        if let Some(heard) = last_heard {
+            let taken_until = heard + Duration::from_millis(lease_ms);
+            if director.running_on(&spec.id) > 0 {
+                tracing::info!(subagent = %spec.id, "its jobs are lost when its lease expires");
+            }
+            tokio::time::sleep_until(taken_until).await;
+            director.lost(&spec.id, &why);
+        }
+        if started.elapsed() > Duration::from_millis(lease_ms) {
+            backoff_ms = RECONNECT_MIN_MS;
+        }
+        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        backoff_ms = (backoff_ms * 2).min(RECONNECT_MAX_MS);
+    }
+}
+
+async fn session(
+    director: &Arc<Director>,
+    spec: &Subagent,
+    lease_ms: u64,
+    last_heard: &mut Option<Instant>,
+) -> Result<(), String> {
+    let max = director.config.limits.frame_bytes_max;
+    let url = format!("{}{}", spec.url.trim_end_matches('/'), SUBAGENT_WS_PATH);
+    let lease = Duration::from_millis(lease_ms);
+    let mut ws = ordo_net::client::connect_ws(&url, director.tls.clone(), max, lease_ms)
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let dedicate = ToSubagent::Dedicate(Dedicate {
+        protocol_version: PROTOCOL_VERSION,
+        director: director.config.agent_id.clone(),
+        subagent: spec.id.clone(),
+        lease_timeout_ms: lease_ms,
+    });
+    frame::send(&mut ws, &dedicate, max)
+        .await
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(lease, frame::recv::<_, FromSubagent>(&mut ws, max)).await {
+        Err(_) => return Err("no answer to Dedicate within the lease".into()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(None)) => return Err("closed before answering Dedicate".into()),
+        Ok(Ok(Some(FromSubagent::Dedicated { subagent }))) if subagent == spec.id => {}
+        Ok(Ok(Some(FromSubagent::Refused { reason }))) => {
+            return Err(format!("the subagent refused: {reason}"));
+        }
+        Ok(Ok(Some(other))) => return Err(format!("unexpected answer to Dedicate: {other:?}")),
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    director.with_sub(&spec.id, |sub| {
+        sub.live = true;
+        sub.out = Some(tx);
+        sub.last_error = None;
+    });
+    director.changed.notify_waiters();
+    tracing::info!(subagent = %spec.id, "subagent live");
+    let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_ms)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    *last_heard = Some(Instant::now());
+    loop {
+        tokio::select! {
+            received = frame::recv_any::<_, FromSubagent>(&mut ws, max) => {
+                *last_heard = Some(Instant::now());
+                match received.map_err(|e| e.to_string())? {
+                    Received::Frame(FromSubagent::Heartbeat) => {}
+                    Received::Frame(FromSubagent::Started { key, pid }) => {
+                        director.job_note(&spec.id, key, Note::Started { pid });
+                    }
+                    Received::Frame(FromSubagent::Output { key, stderr, chunk }) => {
+                        let event = if stderr { RunEvent::Stderr(chunk) } else { RunEvent::Stdout(chunk) };
+                        director.job_note(&spec.id, key, Note::Output(event));
+                    }
+                    Received::Frame(FromSubagent::OutputTruncated { key, log_bytes_max }) => {
+                        director.job_note(&spec.id, key, Note::Output(RunEvent::LogTruncated {
+                            log_bytes_max,
+                            dropped_bytes_so_far: 0,
+                        }));
+                    }
+                    Received::Frame(FromSubagent::Ended { key, end }) => {
+                        director.job_note(&spec.id, key, Note::Ended(end));
+                    }
+                    Received::Frame(other) => {
+                        return Err(format!("unexpected message: {other:?}"));
+                    }
+                    Received::Ping(_) | Received::Pong(_) => {}
+                    Received::Closed => return Ok(()),
+                }
+            }
+            msg = rx.recv() => {
+                let Some(msg) = msg else { return Ok(()) };
+                frame::send(&mut ws, &msg, max).await.map_err(|e| e.to_string())?;
+            }
+            _ = tick.tick() => {
+                if last_heard.is_some_and(|heard| heard.elapsed() > lease) {
+                    return Err(format!("not heard from within the lease of {lease_ms} ms"));
+                }
+                if director.running_on(&spec.id) > 0 {
+                    director.renew();
+                }
+                frame::send(&mut ws, &ToSubagent::Heartbeat, max).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Agent clusters: one named agent made of a director and subagents (design §4).
+//!
+//! The agent the controller couples with is the **director**. When its inventory object lists
+//! `subagents`, it runs no job itself: [`director`] keeps a session with each subagent and runs
+//! every job on one picked by the agent's `selection` ([`select`]) under the subagent's
+//! `processLimit`. A **subagent** is the same agent binary with a `[subagent]` section in its
+//! configuration ([`subagent`]): it keeps no journal and runs the jobs its one director sends.
+//! Their protocol and its limits are in [`protocol`].
+//!
+//! One process per order at a time: a subagent holds its jobs by a lease that its director's
+//! heartbeats renew; the director takes the jobs of a subagent whose lease expired for lost
+//! (`Disrupted(ProcessLost)`: the model restarts a `restartable` job, attempt + 1, and fails
+//! any other order), and the subagent has killed them by then.
+//!
+//! Not yet here: the `ring` selection (it picks like `round-robin`), a backup director,
+//! subagents that register themselves, per-subagent metrics.
+
+pub mod director;
+pub mod protocol;
+pub mod select;
+pub mod subagent;

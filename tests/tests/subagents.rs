@@ -1,0 +1,528 @@
+//! Agent clusters with real processes: a director and three subagents (the same agent
+//! binary, one with `[subagent]` in its configuration).
+//!
+//! - Every subagent runs some of 60 orders, and each order's job runs once.
+//! - kill -9 of a subagent while its jobs run: when its lease expires, its orders of a
+//!   `restartable` job run again (attempt 2) on the others and finish once; its orders of a job
+//!   that may not run again fail visibly with `disrupted (process lost)`; no job of the killed
+//!   subagent goes on after the kill.
+//! - kill -9 of the director: its subagents kill its jobs; the restarted director waits for the
+//!   lease horizon it journaled, then its orders run again (attempt 2).
+//! - `priority`: the highest subagents run jobs up to their `processLimit`, then the next.
+//! - With every subagent lost, an order waits and can be cancelled; another runs once a
+//!   subagent is back.
+
+use anyhow::{Result, bail};
+use ordo_tests::{Cluster, ENDED};
+use serde_json::{Value as Json, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SUBAGENTS: [&str; 3] = ["s1", "s2", "s3"];
+
+/// How long the orders of a test may take to end.
+const ORDERS_WAIT_MS: u64 = 120_000;
+
+/// Lines of a file (none while it does not exist).
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A director `dir` with subagents s1..s3, started, the cluster deployed with `workflows`.
+async fn cluster(lease_timeout: &str, workflows: &[(&str, String)]) -> Result<Cluster> {
+    cluster_with(None, lease_timeout, workflows).await
+}
+
+/// Makes the director's `agent:` document from the cluster (its URLs).
+type AgentYaml<'a> = &'a dyn Fn(&Cluster) -> Result<String>;
+
+/// Like [`cluster`], with the agent object `agent` made from the cluster when given.
+async fn cluster_with(
+    agent: Option<AgentYaml<'_>>,
+    lease_timeout: &str,
+    workflows: &[(&str, String)],
+) -> Result<Cluster> {
+    let mut c = Cluster::new(&["dir", "s1", "s2", "s3"])?;
+    for s in SUBAGENTS {
+        c.make_subagent(s, "dir")?;
+    }
+    c.start_controller().await?;
+    c.start_agent("dir")?;
+    for s in SUBAGENTS {
+        c.start_agent(s)?;
+    }
+    let agent = match agent {
+        Some(make) => make(&c)?,
+        None => c.cluster_yaml(
+            "dir",
+            "round-robin",
+            lease_timeout,
+            &[("s1", 16), ("s2", 16), ("s3", 16)],
+        )?,
+    };
+    let mut files = vec![("agent.yaml", agent)];
+    files.extend(workflows.iter().cloned());
+    c.deploy(&files).await?;
+    wait_live(&c, &SUBAGENTS).await?;
+    Ok(c)
+}
+
+/// The director's subagents as `GET /agents` shows them: `(id, state)`.
+async fn subagent_states(c: &Cluster) -> Result<Vec<(String, String)>> {
+    let agents: Json = c.api.get_json(&c.url("/agents")).await?;
+    let director = agents["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["id"] == "dir"))
+        .cloned()
+        .unwrap_or_default();
+    Ok(director["meta"]["subagents"]
+        .as_array()
+        .map(|subs| {
+            subs.iter()
+                .map(|s| {
+                    (
+                        s["id"].as_str().unwrap_or_default().to_owned(),
+                        s["state"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Waits until the director shows `ids` live.
+async fn wait_live(c: &Cluster, ids: &[&str]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    loop {
+        let states = subagent_states(c).await.unwrap_or_default();
+        let live = states
+            .iter()
+            .filter(|(id, state)| ids.contains(&id.as_str()) && state == "live")
+            .count();
+        if live == ids.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "subagents {states:?}, waiting for {ids:?} live\n{}",
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `path` has at least `count` lines.
+async fn wait_lines(
+    c: &mut Cluster,
+    path: &Path,
+    count: usize,
+    alive: &[&str],
+) -> Result<Vec<String>> {
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    loop {
+        let found = lines(path);
+        if found.len() >= count {
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} of {count} lines in {} in {ORDERS_WAIT_MS} ms\n{}",
+                found.len(),
+                path.display(),
+                c.logs()
+            );
+        }
+        for id in alive {
+            if c.agent(id).is_some_and(|a| !a.is_running()) {
+                bail!("{id} exited\n{}", c.logs());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn process_director_runs_orders_on_every_subagent_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let workflow = format!(
+        r#"workflow: spread
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    script: |
+      echo "$ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {}
+      echo "on $ORDO_SUBAGENT"
+steps:
+  - run: job
+"#,
+        runs.display()
+    );
+    let c = cluster("10s", &[("w.yaml", workflow)]).await?;
+    let ids: Vec<String> = (0..60).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "spread"}))
+        .collect();
+    c.add_orders(&body).await?;
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    for o in &ended {
+        assert_eq!(o["state"], "finished", "{o}");
+        assert_eq!(o["attempt"], 1, "{o}");
+    }
+    let mut by_order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_subagent: BTreeMap<String, usize> = BTreeMap::new();
+    for line in lines(&runs) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts.len(), 3, "{line}");
+        by_order
+            .entry(parts[0].to_owned())
+            .or_default()
+            .push(parts[2].to_owned());
+        *by_subagent.entry(parts[2].to_owned()).or_default() += 1;
+    }
+    assert_eq!(by_order.len(), ids.len(), "{by_order:?}");
+    assert!(
+        by_order.values().all(|subs| subs.len() == 1),
+        "a job ran twice: {by_order:?}"
+    );
+    let subagents: BTreeSet<&str> = by_subagent.keys().map(String::as_str).collect();
+    assert_eq!(
+        subagents,
+        SUBAGENTS.into_iter().collect(),
+        "{by_subagent:?}"
+    );
+    // The output of a job on a subagent reaches the order's log.
+    let log = c
+        .api
+        .request(axum::http::Method::GET, &c.url("/orders/o-0/log"), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("the log of o-0: {e}"))?;
+    let log = String::from_utf8_lossy(&log.body);
+    assert!(log.contains("on s"), "{log}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_subagent_killed_its_orders_are_taken_over_or_fail_visibly() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let script = |name: &str, restartable: bool| {
+        format!(
+            r#"workflow: {name}
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    restartable: {restartable}
+    script: |
+      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
+      echo "end $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+steps:
+  - run: job
+"#,
+            runs = runs.display(),
+            go = go.display()
+        )
+    };
+    let mut c = cluster(
+        "2s",
+        &[
+            ("r.yaml", script("again", true)),
+            ("n.yaml", script("once", false)),
+        ],
+    )
+    .await?;
+    let count = 30;
+    let ids: Vec<String> = (0..count).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| json!({"id": id, "workflow": if i % 2 == 0 { "again" } else { "once" }}))
+        .collect();
+    c.add_orders(&body).await?;
+    // Every job runs (they wait for the go file).
+    let started = wait_lines(&mut c, &runs, count, &["dir", "s1", "s2", "s3"]).await?;
+    let on_s2: BTreeSet<String> = started
+        .iter()
+        .filter_map(|l| {
+            let p: Vec<&str> = l.split(' ').collect();
+            (p[0] == "start" && p[3] == "s2").then(|| p[1].to_owned())
+        })
+        .collect();
+    let restartable = |id: &str| {
+        id.trim_start_matches("o-")
+            .parse::<usize>()
+            .is_ok_and(|i| i % 2 == 0)
+    };
+    assert!(
+        on_s2.iter().any(|id| restartable(id)) && on_s2.iter().any(|id| !restartable(id)),
+        "s2 runs both kinds of job: {on_s2:?}"
+    );
+    if let Some(s2) = c.agent("s2") {
+        s2.kill9();
+    }
+    // The director shows s2 lost.
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    while !subagent_states(&c)
+        .await?
+        .contains(&("s2".to_owned(), "lost".to_owned()))
+    {
+        assert!(Instant::now() < deadline, "s2 is not shown lost");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The restartable orders of s2 start again elsewhere once its lease expired.
+    let restarts = on_s2.iter().filter(|id| restartable(id)).count();
+    wait_lines(&mut c, &runs, count + restarts, &["dir", "s1", "s3"]).await?;
+    std::fs::write(&go, "")?;
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    let all = lines(&runs);
+    for o in &ended {
+        let id = o["id"].as_str().unwrap_or_default();
+        let ends: Vec<&String> = all
+            .iter()
+            .filter(|l| l.starts_with(&format!("end {id} ")))
+            .collect();
+        if !on_s2.contains(id) {
+            assert_eq!(o["state"], "finished", "{o}");
+            assert_eq!(o["attempt"], 1, "{o}");
+            assert_eq!(ends.len(), 1, "{id}: {ends:?}");
+        } else if restartable(id) {
+            // Lost, started again as attempt 2 on another subagent, finished there once.
+            assert_eq!(o["state"], "finished", "{o}");
+            let outcomes: Vec<&str> = o["outcomes"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|h| h["outcome"].as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(outcomes.first(), Some(&"disrupted (process lost)"), "{o}");
+            assert_eq!(outcomes.len(), 2, "{o}");
+            assert_eq!(ends.len(), 1, "{id}: {ends:?}");
+            assert!(
+                ends[0].starts_with(&format!("end {id} 2 ")),
+                "{id}: {ends:?}"
+            );
+            assert!(!ends[0].ends_with(" s2"), "{id}: {ends:?}");
+        } else {
+            assert_eq!(o["state"], "failed", "{o}");
+            let last = o["outcomes"]
+                .as_array()
+                .and_then(|a| a.last())
+                .and_then(|h| h["outcome"].as_str())
+                .unwrap_or_default();
+            assert_eq!(last, "disrupted (process lost)", "{o}");
+            assert!(ends.is_empty(), "{id} went on after the kill: {ends:?}");
+        }
+    }
+    // No job started twice at one attempt.
+    let starts: Vec<&String> = all.iter().filter(|l| l.starts_with("start ")).collect();
+    let distinct: BTreeSet<String> = starts
+        .iter()
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(distinct.len(), starts.len(), "{starts:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_director_killed_waits_for_the_leases_then_takes_its_jobs_over() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = format!(
+        r#"workflow: again
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    restartable: true
+    script: |
+      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
+      echo "end $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+steps:
+  - run: job
+"#,
+        runs = runs.display(),
+        go = go.display()
+    );
+    let mut c = cluster("2s", &[("w.yaml", workflow)]).await?;
+    let count = 9;
+    let ids: Vec<String> = (0..count).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "again"}))
+        .collect();
+    c.add_orders(&body).await?;
+    wait_lines(&mut c, &runs, count, &["dir", "s1", "s2", "s3"]).await?;
+    if let Some(director) = c.agent("dir") {
+        director.kill9();
+    }
+    c.start_agent("dir")?;
+    // After the leases the restarted director journaled, every order runs again (attempt 2).
+    wait_lines(&mut c, &runs, 2 * count, &["dir", "s1", "s2", "s3"]).await?;
+    std::fs::write(&go, "")?;
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    let all = lines(&runs);
+    for o in &ended {
+        let id = o["id"].as_str().unwrap_or_default();
+        assert_eq!(o["state"], "finished", "{o}");
+        let ends: Vec<&String> = all
+            .iter()
+            .filter(|l| l.starts_with(&format!("end {id} ")))
+            .collect();
+        // The first run died with the director's sessions; only the second one ended.
+        assert_eq!(ends.len(), 1, "{id}: {ends:?}");
+        assert!(
+            ends[0].starts_with(&format!("end {id} 2 ")),
+            "{id}: {ends:?}"
+        );
+    }
+    let log = c
+        .agent("dir")
+        .map(|a| a.log_tail(20_000))
+        .unwrap_or_default();
+    assert!(
+        log.contains("waiting until their leases have expired"),
+        "{log}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_an_order_waiting_for_a_subagent_can_be_cancelled_and_others_run_when_one_returns()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let workflow = format!(
+        r#"workflow: quick
+jobs:
+  job:
+    agent: dir
+    script: echo "$ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {}
+steps:
+  - run: job
+"#,
+        runs.display()
+    );
+    let mut c = cluster("2s", &[("w.yaml", workflow)]).await?;
+    for s in SUBAGENTS {
+        if let Some(server) = c.agent(s) {
+            server.kill9();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    while subagent_states(&c)
+        .await?
+        .iter()
+        .any(|(_, state)| state != "lost")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the subagents are not shown lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.add_orders(&[
+        json!({"id": "waits", "workflow": "quick"}),
+        json!({"id": "cancelled", "workflow": "quick"}),
+    ])
+    .await?;
+    c.post("/orders/cancelled/cancel", &json!({})).await?;
+    let cancelled = c
+        .wait_states(
+            &["cancelled".to_owned()],
+            &["cancelled"],
+            Duration::from_millis(ORDERS_WAIT_MS),
+        )
+        .await?;
+    assert_eq!(cancelled[0]["state"], "cancelled", "{}", cancelled[0]);
+    assert!(lines(&runs).is_empty(), "{:?}", lines(&runs));
+    c.start_agent("s3")?;
+    let finished = c
+        .wait_states(
+            &["waits".to_owned()],
+            ENDED,
+            Duration::from_millis(ORDERS_WAIT_MS),
+        )
+        .await?;
+    assert_eq!(finished[0]["state"], "finished", "{}", finished[0]);
+    assert_eq!(lines(&runs), ["waits 1 s3"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn process_priority_fills_the_highest_subagents_first() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = format!(
+        r#"workflow: hold
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    script: |
+      echo "$ORDO_ORDER_ID $ORDO_SUBAGENT" >> {runs}
+      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
+steps:
+  - run: job
+"#,
+        runs = runs.display(),
+        go = go.display()
+    );
+    let agent = |c: &Cluster| -> Result<String> {
+        Ok(format!(
+            "agent: dir\nurl: {}\nselection: priority\nsubagents:\n  \
+             - {{ id: s1, url: \"{}\", priority: 10, processLimit: 2 }}\n  \
+             - {{ id: s2, url: \"{}\", priority: 10, processLimit: 2 }}\n  \
+             - {{ id: s3, url: \"{}\", priority: 0 }}\n",
+            c.agent_url("dir")?,
+            c.agent_url("s1")?,
+            c.agent_url("s2")?,
+            c.agent_url("s3")?
+        ))
+    };
+    let mut c = cluster_with(Some(&agent), "10s", &[("w.yaml", workflow)]).await?;
+    let first: Vec<Json> = (0..4)
+        .map(|i| json!({"id": format!("high-{i}"), "workflow": "hold"}))
+        .collect();
+    c.add_orders(&first).await?;
+    let alive = ["dir", "s1", "s2", "s3"];
+    let started = wait_lines(&mut c, &runs, 4, &alive).await?;
+    let mut on: BTreeMap<String, usize> = BTreeMap::new();
+    for line in &started {
+        let sub = line.split(' ').nth(1).unwrap_or_default();
+        *on.entry(sub.to_owned()).or_default() += 1;
+    }
+    // The two of priority 10 take turns up to their limit.
+    assert_eq!(on.get("s1"), Some(&2), "{started:?}");
+    assert_eq!(on.get("s2"), Some(&2), "{started:?}");
+    // They are full: the next job goes to the lower priority.
+    c.add_orders(&[json!({"id": "low", "workflow": "hold"})])
+        .await?;
+    let started = wait_lines(&mut c, &runs, 5, &alive).await?;
+    assert!(started.contains(&"low s3".to_owned()), "{started:?}");
+    std::fs::write(&go, "")?;
+    let mut ids: Vec<String> = (0..4).map(|i| format!("high-{i}")).collect();
+    ids.push("low".into());
+    for o in c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?
+    {
+        assert_eq!(o["state"], "finished", "{o}");
+    }
+    Ok(())
+}
