@@ -495,6 +495,21 @@ async fn process_every_error_code() {
     );
     assert_eq!(s, 400);
     assert!(e.contains("x y"), "{e}");
+    // A bulk resume's filter is an object of named fields, with a resumable state.
+    for (body, says) in [
+        (json!([null, null]), "must be a JSON object"),
+        (json!({"state": "finished"}), "cannot be resumed"),
+        (json!({"workflow": 1}), "bad JSON body"),
+        (json!({"sate": "failed"}), "unknown field"),
+    ] {
+        let (s, e) = status(
+            cockpit
+                .call(Some(OPERATOR), "POST", "/api/v1/bulk/resume", Some(body))
+                .await,
+        );
+        assert_eq!(s, 400);
+        assert!(e.contains(says), "{e}");
+    }
     let (s, e) = status(
         cockpit
             .call(

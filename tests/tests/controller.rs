@@ -124,45 +124,16 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
     for o in &done {
         assert_eq!(o["state"], "finished", "{o}\n{}", c.logs());
     }
-    let log: String = c
-        .api
-        .request(
-            axum::http::Method::GET,
-            &c.url("/orders/ex-two-agents/log"),
-            None,
-        )
-        .await?
-        .body
-        .iter()
-        .map(|b| *b as char)
-        .collect();
+    let log = log_of(&c, "ex-two-agents").await?;
     assert!(log.contains("one") && log.contains("two"), "{log}");
     // The fork-list's results, in list order, and the labelled step's value reach the report.
-    let data: String = c
-        .api
-        .request(axum::http::Method::GET, &c.url("/orders/ex-data/log"), None)
-        .await?
-        .body
-        .iter()
-        .map(|b| *b as char)
-        .collect();
+    let data = log_of(&c, "ex-data").await?;
     assert!(
         data.contains("sizes 1000,2000 of app,billing; the first count saw 12 tables; ap..billing"),
         "{data}"
     );
     // The catch-retry ran `fetch` three times; the timed-out job's code reached the catch.
-    let retries: String = c
-        .api
-        .request(
-            axum::http::Method::GET,
-            &c.url("/orders/ex-retries/log"),
-            None,
-        )
-        .await?
-        .body
-        .iter()
-        .map(|b| *b as char)
-        .collect();
+    let retries = log_of(&c, "ex-retries").await?;
     assert!(
         retries.contains("fetching, try 3") && retries.contains("cleaning up after try 2"),
         "{retries}"
@@ -172,6 +143,13 @@ async fn process_every_example_workflow_runs_to_its_end() -> Result<()> {
         "{retries}"
     );
     Ok(())
+}
+
+/// The log of order `id`, as the controller serves it.
+async fn log_of(c: &Cluster, id: &str) -> Result<String> {
+    let url = c.url(&format!("/orders/{id}/log"));
+    let r = c.api.request(axum::http::Method::GET, &url, None).await?;
+    Ok(String::from_utf8_lossy(&r.body).into_owned())
 }
 
 #[tokio::test]

@@ -89,11 +89,7 @@ pub async fn resume(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     let b = super::commands::body(b, app.limits.request_bytes_max)?;
-    let filter: BulkResumeBody = if b.is_empty() {
-        BulkResumeBody::default()
-    } else {
-        serde_json::from_slice(&b).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))?
-    };
+    let filter = filter(&b)?;
     let state = filter.state.clone().unwrap_or_else(|| "failed".into());
     if !RESUMABLE.contains(&state.as_str()) {
         return Err(ApiError::bad(format!(
@@ -143,6 +139,21 @@ pub async fn resume(
     debug_assert_eq!(reply.resumed + reply.refused.len(), reply.matched);
     wait_applied(&app, last_event_id).await;
     Ok((StatusCode::OK, axum::Json(reply)).into_response())
+}
+
+/// The filter of a body: empty (every failed order) or a JSON object of [`BulkResumeBody`]'s
+/// fields (serde would also take an array of its fields in order; that is refused).
+fn filter(b: &Bytes) -> Result<BulkResumeBody, ApiError> {
+    if b.is_empty() {
+        return Ok(BulkResumeBody::default());
+    }
+    let bad = |e: serde_json::Error| ApiError::bad(format!("bad JSON body: {e}"));
+    match serde_json::from_slice::<serde_json::Value>(b).map_err(bad)? {
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v).map_err(bad),
+        other => Err(ApiError::bad(format!(
+            "the body must be a JSON object of filters, not {other}"
+        ))),
+    }
 }
 
 /// The ids of the orders in `state` that `filter` matches, at most [`BULK_ORDERS_MAX`].
