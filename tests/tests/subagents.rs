@@ -13,7 +13,8 @@
 //!   subagent is back.
 //! - `ring`: orders go around the subagents in ring order; a killed one is skipped, the others
 //!   take turns; restarted, it rejoins at its place and gets jobs again in its turn; the
-//!   director shows each one's place and the token holder.
+//!   director shows each one's place and the token holder, and journals the joins and the
+//!   departure.
 
 use anyhow::{Result, bail};
 use ordo_tests::{Cluster, ENDED};
@@ -676,5 +677,42 @@ steps:
         expected = successor(&last, &all);
     }
     assert!(after_return.contains(&"s2".to_owned()), "{after_return:?}");
+    // The director journaled the joins and the departure: +s1 +s2 +s3 (in any order), -s2, +s2.
+    if let Some(director) = c.agent("dir") {
+        director.kill9();
+    }
+    let changes = journaled_membership(&c)?;
+    let mut first: Vec<&str> = changes.iter().take(3).map(String::as_str).collect();
+    first.sort_unstable();
+    assert_eq!(first, ["+s1", "+s2", "+s3"], "{changes:?}");
+    assert_eq!(changes[3..], ["-s2", "+s2"], "{changes:?}");
     Ok(())
+}
+
+/// The subagent joins (`+id`) and departures (`-id`) in the journal of the director `dir`,
+/// which must have stopped.
+fn journaled_membership(c: &Cluster) -> Result<Vec<String>> {
+    use ordo_agent::record::Record;
+    let (_, path, _) = c
+        .local
+        .agent_configs
+        .iter()
+        .find(|(id, ..)| id == "dir")
+        .ok_or_else(|| anyhow::anyhow!("no configuration of dir"))?;
+    let config = ordo_agent::config::Config::load(path)?;
+    let opened = ordo_journal::Journal::open(ordo_journal::Config::new(
+        ordo_agent::open::journal_dir(&config),
+    ))?;
+    if opened.snapshot.is_some() {
+        bail!("the director's journal holds a snapshot: its first records may be gone");
+    }
+    let mut changes = Vec::new();
+    for record in opened.journal.read_after(0)? {
+        match Record::decode(&record?.data).map_err(|e| anyhow::anyhow!(e))? {
+            Record::SubagentJoined { subagent } => changes.push(format!("+{subagent}")),
+            Record::SubagentLeft { subagent, .. } => changes.push(format!("-{subagent}")),
+            _ => {}
+        }
+    }
+    Ok(changes)
 }
