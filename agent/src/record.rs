@@ -19,6 +19,9 @@
 //! | `Event { ts, body }` | every event the agent reports; a job's `ProcessingStarted` is durable before its process is spawned | the outbox: the journal id **is** the agent event id; order events change the agent's world |
 //! | `Process { order_id, attempt, pgid, start_time_ticks }` | a job was spawned (after its `ProcessingStarted`) | what a restart needs to kill a surviving process group |
 //! | `Released { until }` | the controller's `Release` | events with ids up to `until` may be deleted |
+//! | `Leased { taken_until }` | a director renews its subagents' lease horizon | the highest horizon: a restarted director takes their jobs for lost only after it |
+//! | `SubagentJoined { subagent }` | a director's session with a subagent is up (it joins the ring at its listed place) | nothing (kept for the record) |
+//! | `SubagentLeft { subagent, reason }` | a director's live session with a subagent ended (the ring skips it) | nothing (kept for the record) |
 
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::AgentCommand;
@@ -65,6 +68,15 @@ pub enum Record {
     Leased {
         taken_until: TimeMs,
     },
+    /// A director's subagent became live: it takes jobs again (in the ring, at its place).
+    SubagentJoined {
+        subagent: AgentId,
+    },
+    /// A director's live subagent is gone (its session ended): no job goes to it.
+    SubagentLeft {
+        subagent: AgentId,
+        reason: String,
+    },
 }
 
 impl Record {
@@ -94,6 +106,8 @@ impl Record {
             Record::Process { .. } => "Process",
             Record::Released { .. } => "Released",
             Record::Leased { .. } => "Leased",
+            Record::SubagentJoined { .. } => "SubagentJoined",
+            Record::SubagentLeft { .. } => "SubagentLeft",
         }
     }
 }
@@ -145,6 +159,13 @@ mod tests {
             Record::Leased {
                 taken_until: TimeMs(12),
             },
+            Record::SubagentJoined {
+                subagent: AgentId::new("s1").unwrap(),
+            },
+            Record::SubagentLeft {
+                subagent: AgentId::new("s1").unwrap(),
+                reason: "closed".into(),
+            },
         ];
         for r in records {
             let bytes = r.encode().unwrap();
@@ -158,6 +179,8 @@ mod tests {
         let tag = |r: Record| r.encode().unwrap()[0];
         assert_eq!(tag(Record::Term { term: 1 }), 2);
         assert_eq!(tag(Record::Released { until: 1 }), 6);
+        let s1 = AgentId::new("s1").unwrap();
+        assert_eq!(tag(Record::SubagentJoined { subagent: s1 }), 8);
         let mut bytes = Record::Term { term: 1 }.encode().unwrap();
         bytes.push(0);
         assert!(

@@ -1,8 +1,9 @@
 //! `ordo agents`: each deployed agent with its link (`GET /agents` →
 //! `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}`; `meta` is what the
 //! agent reported: `hostname`, `cores`, `load` [1, 5, 15 min], `runningProcesses`, ...; a
-//! director's `subagents` with their `state` — live or lost —, `runningProcesses` and
-//! `processed`, shown in a second table).
+//! director's `subagents` with their `state` — live or lost —, `runningProcesses`,
+//! `processed` and, with `selection: ring`, their `ringPosition` and the `token` holder, shown
+//! in a second table: `Ring` is the place, `2*` the holder of the token).
 
 use crate::client::Api;
 use crate::output::{cell, print_json, table};
@@ -74,6 +75,7 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         "Agent",
         "Subagent",
         "State",
+        "Ring",
         "URL",
         "Running",
         "Processed",
@@ -87,10 +89,18 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
             .and_then(Json::as_array);
         for s in listed.into_iter().flatten() {
             any = true;
+            let ring = match s.get("ringPosition").and_then(Json::as_u64) {
+                Some(place) if s.get("token").and_then(Json::as_bool) == Some(true) => {
+                    format!("{place}*")
+                }
+                Some(place) => place.to_string(),
+                None => String::new(),
+            };
             subs.add_row([
                 cell(a.get("id")),
                 cell(s.get("id")),
                 cell(s.get("state")),
+                ring,
                 cell(s.get("url")),
                 cell(s.get("runningProcesses")),
                 cell(s.get("processed")),

@@ -175,6 +175,12 @@ pub struct SubagentMeta {
     /// Jobs it ran to their end since the director started.
     pub processed: u64,
     pub last_error: Option<String>,
+    /// Its place in the ring (1 = first listed) when the agent's `selection` is `ring`.
+    #[serde(default)]
+    pub ring_position: Option<u32>,
+    /// It holds the ring's token: it takes the next job (`selection: ring` only).
+    #[serde(default)]
+    pub token: bool,
 }
 
 /// Processed count and average duration of one job on this agent since it started.

@@ -11,6 +11,10 @@
 //! - `priority`: the highest subagents run jobs up to their `processLimit`, then the next.
 //! - With every subagent lost, an order waits and can be cancelled; another runs once a
 //!   subagent is back.
+//! - `ring`: orders go around the subagents in ring order; a killed one is skipped, the others
+//!   take turns; restarted, it rejoins at its place and gets jobs again in its turn; the
+//!   director shows each one's place and the token holder, and journals the joins and the
+//!   departure.
 
 use anyhow::{Result, bail};
 use ordo_tests::{Cluster, ENDED};
@@ -525,4 +529,190 @@ steps:
         assert_eq!(o["state"], "finished", "{o}");
     }
     Ok(())
+}
+
+/// The director's subagents in ring order as `GET /agents` shows them:
+/// `(id, ringPosition, token)`.
+async fn ring_view(c: &Cluster) -> Result<Vec<(String, u64, bool)>> {
+    let agents: Json = c.api.get_json(&c.url("/agents")).await?;
+    let director = agents["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["id"] == "dir"))
+        .cloned()
+        .unwrap_or_default();
+    Ok(director["meta"]["subagents"]
+        .as_array()
+        .map(|subs| {
+            subs.iter()
+                .map(|s| {
+                    (
+                        s["id"].as_str().unwrap_or_default().to_owned(),
+                        s["ringPosition"].as_u64().unwrap_or_default(),
+                        s["token"].as_bool().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Waits until the director shows `holder` with the token and every subagent at its place.
+async fn wait_token(c: &Cluster, holder: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    loop {
+        let view = ring_view(c).await?;
+        let places: Vec<(&str, u64)> = view.iter().map(|(id, p, _)| (id.as_str(), *p)).collect();
+        let holders: Vec<&str> = view
+            .iter()
+            .filter(|(_, _, token)| *token)
+            .map(|(id, _, _)| id.as_str())
+            .collect();
+        if places == [("s1", 1), ("s2", 2), ("s3", 3)] && holders == [holder] {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the ring shows {view:?}, waiting for the token with {holder}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The member after `after` in ring order among `live`.
+fn successor(after: &str, live: &[&str]) -> String {
+    let place = SUBAGENTS.iter().position(|s| *s == after).unwrap_or(0);
+    (1..=SUBAGENTS.len())
+        .map(|i| SUBAGENTS[(place + i) % SUBAGENTS.len()])
+        .find(|s| live.contains(s))
+        .unwrap_or(after)
+        .to_owned()
+}
+
+/// Runs one order of `quick` to its end; the subagent it ran on.
+async fn run_one(c: &Cluster, runs: &Path, id: &str) -> Result<String> {
+    c.add_orders(&[json!({"id": id, "workflow": "quick"})])
+        .await?;
+    let ended = c
+        .wait_states(
+            &[id.to_owned()],
+            ENDED,
+            Duration::from_millis(ORDERS_WAIT_MS),
+        )
+        .await?;
+    assert_eq!(ended[0]["state"], "finished", "{}", ended[0]);
+    let line = lines(runs)
+        .into_iter()
+        .find(|l| l.starts_with(&format!("{id} ")))
+        .unwrap_or_default();
+    Ok(line.split(' ').nth(1).unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn process_ring_passes_jobs_around_the_live_subagents_and_a_returning_one_rejoins_at_its_place()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let workflow = format!(
+        r#"workflow: quick
+jobs:
+  job:
+    agent: dir
+    script: echo "$ORDO_ORDER_ID $ORDO_SUBAGENT" >> {}
+steps:
+  - run: job
+"#,
+        runs.display()
+    );
+    let ring =
+        |c: &Cluster| c.cluster_yaml("dir", "ring", "2s", &[("s1", 16), ("s2", 16), ("s3", 16)]);
+    let mut c = cluster_with(Some(&ring), "2s", &[("w.yaml", workflow)]).await?;
+    let mut count = 0;
+    let mut next_id = || {
+        count += 1;
+        format!("o-{count}")
+    };
+    // All live: the orders go around the ring, each to the token's holder.
+    let all = SUBAGENTS;
+    let mut last = run_one(&c, &runs, &next_id()).await?;
+    // The metadata shows the ring (pushed at most once a heartbeat: checked once a phase).
+    wait_token(&c, &successor(&last, &all)).await?;
+    for _ in 0..5 {
+        let expected = successor(&last, &all);
+        let ran = run_one(&c, &runs, &next_id()).await?;
+        assert_eq!(ran, expected, "after {last}");
+        last = ran;
+    }
+    // s2 is lost: it is skipped, s1 and s3 take turns (the token leaves s2 if it had it).
+    if let Some(s2) = c.agent("s2") {
+        s2.kill9();
+    }
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    while !subagent_states(&c)
+        .await?
+        .contains(&("s2".to_owned(), "lost".to_owned()))
+    {
+        assert!(Instant::now() < deadline, "s2 is not shown lost");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let two = ["s1", "s3"];
+    wait_token(&c, &successor(&last, &two)).await?;
+    for _ in 0..4 {
+        let expected = successor(&last, &two);
+        let ran = run_one(&c, &runs, &next_id()).await?;
+        assert_eq!(ran, expected, "after {last}, s2 lost");
+        last = ran;
+    }
+    // s2 is back: it rejoins at its place (between s1 and s3) and gets a job in its turn.
+    // The token it finds stays where it is (it was passed on while s2 was lost).
+    c.start_agent("s2")?;
+    wait_live(&c, &["s2"]).await?;
+    let holder = successor(&last, &two);
+    wait_token(&c, &holder).await?;
+    let mut after_return = Vec::new();
+    let mut expected = holder;
+    for _ in 0..3 {
+        let ran = run_one(&c, &runs, &next_id()).await?;
+        assert_eq!(ran, expected, "after {last}, s2 back");
+        last = ran;
+        after_return.push(last.clone());
+        expected = successor(&last, &all);
+    }
+    assert!(after_return.contains(&"s2".to_owned()), "{after_return:?}");
+    // The director journaled the joins and the departure: +s1 +s2 +s3 (in any order), -s2, +s2.
+    if let Some(director) = c.agent("dir") {
+        director.kill9();
+    }
+    let changes = journaled_membership(&c)?;
+    let mut first: Vec<&str> = changes.iter().take(3).map(String::as_str).collect();
+    first.sort_unstable();
+    assert_eq!(first, ["+s1", "+s2", "+s3"], "{changes:?}");
+    assert_eq!(changes[3..], ["-s2", "+s2"], "{changes:?}");
+    Ok(())
+}
+
+/// The subagent joins (`+id`) and departures (`-id`) in the journal of the director `dir`,
+/// which must have stopped.
+fn journaled_membership(c: &Cluster) -> Result<Vec<String>> {
+    use ordo_agent::record::Record;
+    let (_, path, _) = c
+        .local
+        .agent_configs
+        .iter()
+        .find(|(id, ..)| id == "dir")
+        .ok_or_else(|| anyhow::anyhow!("no configuration of dir"))?;
+    let config = ordo_agent::config::Config::load(path)?;
+    let opened = ordo_journal::Journal::open(ordo_journal::Config::new(
+        ordo_agent::open::journal_dir(&config),
+    ))?;
+    if opened.snapshot.is_some() {
+        bail!("the director's journal holds a snapshot: its first records may be gone");
+    }
+    let mut changes = Vec::new();
+    for record in opened.journal.read_after(0)? {
+        match Record::decode(&record?.data).map_err(|e| anyhow::anyhow!(e))? {
+            Record::SubagentJoined { subagent } => changes.push(format!("+{subagent}")),
+            Record::SubagentLeft { subagent, .. } => changes.push(format!("-{subagent}")),
+            _ => {}
+        }
+    }
+    Ok(changes)
 }

@@ -16,6 +16,13 @@
 //! subagent; any other fails the order). The subagent kills those jobs itself before the lease
 //! is up ([`super::protocol`]), so no job runs on two subagents at once.
 //!
+//! Ring (`selection: ring`): the director holds the token (the one place that knows who is
+//! live). It is settled whenever a subagent joins or leaves ([`super::select::ring_settle`]:
+//! the token leaves a lost member for the next live one; a member that comes back is in the
+//! ring at its listed place again) and passed on by every pick. Joins and departures are
+//! journaled (`Record::SubagentJoined`/`SubagentLeft`) through the executor's inputs, for
+//! every selection, and [`Director::meta`] shows each member's place and the token holder.
+//!
 //! The agent's object comes from the controller after every coupling (`ToAgent::Cluster`) and
 //! is kept in `<data_dir>/cluster` (postcard), so that a restarted director runs jobs on its
 //! subagents before a controller couples.
@@ -24,12 +31,13 @@ use super::protocol::{
     Dedicate, End, FromSubagent, PROTOCOL_VERSION, SUBAGENT_WS_PATH, Start, ToSubagent,
     heartbeat_interval_ms,
 };
-use super::select::{Candidate, pick};
+use super::select::{Candidate, pick, ring_settle};
 use crate::config::Config;
 use crate::executor::Input;
+use crate::record::Record;
 use crate::runner::{KillMode, RunEvent};
 use ordo_model::ids::AgentId;
-use ordo_model::inventory::{Agent, ClusterSettings, Subagent};
+use ordo_model::inventory::{Agent, ClusterSettings, Selection, Subagent};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::SubagentMeta;
 use ordo_net::frame::{self, Received};
@@ -70,6 +78,10 @@ pub struct SubagentStatus {
     pub running: u32,
     pub processed: u64,
     pub last_error: Option<String>,
+    /// Its place in the ring (0 = first listed) when the selection is `ring`.
+    pub ring_position: Option<u32>,
+    /// It holds the ring's token.
+    pub token: bool,
 }
 
 struct Sub {
@@ -90,7 +102,33 @@ struct Inner {
     agent: Option<Agent>,
     settings: ClusterSettings,
     subs: Vec<Sub>,
+    /// Where the round robin goes on next; for `ring`, the token (the member holding it).
     cursor: usize,
+}
+
+impl Inner {
+    fn selection(&self) -> Option<Selection> {
+        self.agent.as_ref().map(|a| a.selection)
+    }
+
+    fn candidates(&self) -> Vec<Candidate> {
+        self.subs
+            .iter()
+            .map(|s| Candidate {
+                priority: s.spec.priority,
+                live: s.live && s.out.is_some(),
+                running: s.jobs.len() as u32,
+                process_limit: s.process_limit,
+            })
+            .collect()
+    }
+
+    /// After a join or a departure: the ring's token leaves a member that is not live.
+    fn settle_ring(&mut self) {
+        if self.selection() == Some(Selection::Ring) {
+            self.cursor = ring_settle(&self.candidates(), self.cursor);
+        }
+    }
 }
 
 /// The director's view of its subagents, shared by the session (which sets the cluster), the
@@ -266,6 +304,8 @@ impl Director {
                 running_processes: u64::from(s.running),
                 processed: s.processed,
                 last_error: s.last_error,
+                ring_position: s.ring_position.map(|p| p.saturating_add(1)),
+                token: s.token,
             })
             .collect()
     }
@@ -305,6 +345,7 @@ impl Director {
         let lease_changed =
             inner.agent.is_some() && inner.settings.lease_timeout != settings.lease_timeout;
         let lease_ms = settings.lease_timeout.0;
+        let holder = inner.subs.get(inner.cursor).map(|s| s.spec.id.clone());
         let mut old: Vec<Sub> = std::mem::take(&mut inner.subs);
         let mut subs = Vec::new();
         for spec in &agent.subagents {
@@ -353,6 +394,11 @@ impl Director {
         inner.subs = subs;
         inner.agent = Some(agent);
         inner.settings = settings;
+        // The token stays with its holder when it is still listed.
+        inner.cursor = holder
+            .and_then(|id| inner.subs.iter().position(|s| s.spec.id == id))
+            .unwrap_or(0);
+        inner.settle_ring();
         drop(inner);
         self.changed.notify_waiters();
     }
@@ -396,16 +442,7 @@ impl Director {
                 if inner.subs.is_empty() {
                     return None;
                 }
-                let candidates: Vec<Candidate> = inner
-                    .subs
-                    .iter()
-                    .map(|s| Candidate {
-                        priority: s.spec.priority,
-                        live: s.live && s.out.is_some(),
-                        running: s.jobs.len() as u32,
-                        process_limit: s.process_limit,
-                    })
-                    .collect();
+                let candidates = inner.candidates();
                 let mut cursor = inner.cursor;
                 if let Some(i) = pick(selection, &candidates, &mut cursor) {
                     inner.cursor = cursor;
@@ -432,18 +469,50 @@ impl Director {
 
     /// Every subagent with its state.
     pub fn status(&self) -> Vec<SubagentStatus> {
-        self.peek()
+        let inner = self.peek();
+        let ring = inner.selection() == Some(Selection::Ring);
+        let holder = ring
+            .then(|| ring_settle(&inner.candidates(), inner.cursor))
+            .filter(|&t| inner.subs.get(t).is_some_and(|s| s.live && s.out.is_some()));
+        inner
             .subs
             .iter()
-            .map(|s| SubagentStatus {
+            .enumerate()
+            .map(|(i, s)| SubagentStatus {
                 id: s.spec.id.clone(),
                 url: s.spec.url.clone(),
                 live: s.live,
                 running: s.jobs.len() as u32,
                 processed: s.processed,
                 last_error: s.last_error.clone(),
+                ring_position: ring.then(|| u32::try_from(i).unwrap_or(u32::MAX)),
+                token: holder == Some(i),
             })
             .collect()
+    }
+
+    /// Journals a join or departure of a subagent (once the executor takes its inputs),
+    /// without holding up the session: when the inputs are full, a task waits for room.
+    fn journal_membership(&self, record: Record) {
+        let Some(inputs) = self.journal.get() else {
+            tracing::debug!(
+                record = record.name(),
+                "not journaled: the executor is not up yet"
+            );
+            return;
+        };
+        match inputs.try_send(Input::Membership(record)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(input)) => {
+                let inputs = inputs.clone();
+                tokio::spawn(async move {
+                    let _ = inputs.send(input).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("not journaled: the executor has stopped");
+            }
+        }
     }
 
     /// Ends every session (at shutdown).
@@ -463,13 +532,19 @@ impl Director {
         }
     }
 
-    /// The subagent's session ended: no job goes to it; those it runs wait for their lease.
-    fn disconnected(&self, id: &AgentId, why: &str) {
-        self.with_sub(id, |sub| {
+    /// The subagent's session ended: no job goes to it (the ring's token leaves it); those it
+    /// runs wait for their lease. True when it was live (it left).
+    fn disconnected(&self, id: &AgentId, why: &str) -> bool {
+        let mut inner = self.lock();
+        let mut was_live = false;
+        if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == *id) {
+            was_live = sub.live;
             sub.live = false;
             sub.out = None;
             sub.last_error = Some(why.to_owned());
-        });
+        }
+        inner.settle_ring();
+        was_live
     }
 
     fn running_on(&self, id: &AgentId) -> usize {
@@ -523,7 +598,12 @@ async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
             Err(e) => e,
         };
         tracing::warn!(subagent = %spec.id, "subagent session ended: {why}");
-        director.disconnected(&spec.id, &why);
+        if director.disconnected(&spec.id, &why) {
+            director.journal_membership(Record::SubagentLeft {
+                subagent: spec.id.clone(),
+                reason: why.clone(),
+            });
+        }
         if let Some(heard) = last_heard {
             let taken_until = heard + Duration::from_millis(lease_ms);
             if director.running_on(&spec.id) > 0 {
@@ -572,13 +652,20 @@ async fn session(
         Ok(Ok(Some(other))) => return Err(format!("unexpected answer to Dedicate: {other:?}")),
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    director.with_sub(&spec.id, |sub| {
-        sub.live = true;
-        sub.out = Some(tx);
-        sub.last_error = None;
-    });
+    {
+        let mut inner = director.lock();
+        if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == spec.id) {
+            sub.live = true;
+            sub.out = Some(tx);
+            sub.last_error = None;
+        }
+        inner.settle_ring();
+    }
     director.changed.notify_waiters();
     tracing::info!(subagent = %spec.id, "subagent live");
+    director.journal_membership(Record::SubagentJoined {
+        subagent: spec.id.clone(),
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_ms)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     *last_heard = Some(Instant::now());

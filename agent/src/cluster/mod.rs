@@ -12,8 +12,7 @@
 //! (`Disrupted(ProcessLost)`: the model restarts a `restartable` job, attempt + 1, and fails
 //! any other order), and the subagent has killed them by then.
 //!
-//! Not yet here: the `ring` selection (it picks like `round-robin`), a backup director,
-//! subagents that register themselves, per-subagent metrics.
+//! Not yet here: a backup director, subagents that register themselves, per-subagent metrics.
 
 pub mod director;
 pub mod protocol;

@@ -4,7 +4,12 @@
 //! - `round-robin`: the next one after the last pick, in the order the agent object lists them.
 //! - `priority`: the highest priority among them; round robin among equals (JS7's
 //!   `Prioritized`: distinct priorities are active/passive, equal ones active/active).
-//! - `ring` is not carried out yet: it picks like `round-robin`.
+//! - `ring`: a token passes around the live subagents in the listed order (the ring); the
+//!   holder takes the next job, then the token passes to the next live member. A lost member is
+//!   skipped (the token leaves it when it is lost, [`ring_settle`]); one that comes back rejoins
+//!   at its listed place, and gets jobs again when the token reaches it; a full member passes the
+//!   token on ([`ring_pick`]). The token is the director's: it is the one place that knows who
+//!   is live.
 
 use ordo_model::inventory::Selection;
 
@@ -36,7 +41,8 @@ pub fn pick(selection: Selection, candidates: &[Candidate], cursor: &mut usize) 
             .filter(|c| c.available())
             .map(|c| c.priority)
             .max()?,
-        Selection::RoundRobin | Selection::Ring => 0,
+        Selection::Ring => return ring_pick(candidates, cursor),
+        Selection::RoundRobin => 0,
     };
     let eligible =
         |c: &Candidate| c.available() && (selection != Selection::Priority || c.priority == best);
@@ -45,6 +51,43 @@ pub fn pick(selection: Selection, candidates: &[Candidate], cursor: &mut usize) 
         .map(|i| (start + i) % n)
         .find(|&i| eligible(&candidates[i]))?;
     *cursor = found + 1;
+    Some(found)
+}
+
+/// The next live member from `from` on in ring order (`from` itself first).
+fn next_live(candidates: &[Candidate], from: usize) -> Option<usize> {
+    let n = candidates.len();
+    (0..n).map(|i| (from + i) % n).find(|&i| candidates[i].live)
+}
+
+/// Where the token is after members joined or left: with the member at `token` while it is
+/// live, else with the next live member after it; it stays at `token` while none is live (the
+/// first to join takes it from there). A member that rejoins does not take the token: it is
+/// in the ring again at its place.
+pub fn ring_settle(candidates: &[Candidate], token: usize) -> usize {
+    let n = candidates.len();
+    if n == 0 {
+        return 0;
+    }
+    let token = token % n;
+    next_live(candidates, token).unwrap_or(token)
+}
+
+/// The ring's pick: the holder of the token (settled first) when it has room, else the next
+/// live member with room — each full member passes the token on; then the token passes to the
+/// next live member after the one picked. `None` (the token stays) while no live member has
+/// room.
+pub fn ring_pick(candidates: &[Candidate], token: &mut usize) -> Option<usize> {
+    let n = candidates.len();
+    if n == 0 {
+        return None;
+    }
+    let holder = ring_settle(candidates, *token);
+    let found = (0..n)
+        .map(|i| (holder + i) % n)
+        .find(|&i| candidates[i].available())?;
+    *token = next_live(candidates, (found + 1) % n).unwrap_or(found);
+    debug_assert!(candidates[*token].live, "the token is with a live member");
     Some(found)
 }
 
@@ -90,5 +133,76 @@ mod tests {
         // The highest ones are full: the next priority runs the job.
         let full = [c(1, true, 0), c(5, true, 2)];
         assert_eq!(picks(Selection::Priority, &full, 1), [Some(0)]);
+    }
+
+    fn ring_picks(cs: &[Candidate], token: &mut usize, count: usize) -> Vec<Option<usize>> {
+        (0..count).map(|_| ring_pick(cs, token)).collect()
+    }
+
+    #[test]
+    fn ring_passes_the_token_in_listed_order() {
+        let cs = [c(0, true, 0), c(0, true, 0), c(0, true, 0)];
+        let mut token = 1;
+        assert_eq!(
+            ring_picks(&cs, &mut token, 4),
+            [Some(1), Some(2), Some(0), Some(1)]
+        );
+        assert_eq!(token, 2);
+        assert_eq!(pick(Selection::Ring, &cs, &mut token), Some(2));
+        assert_eq!(token, 0);
+        assert_eq!(ring_picks(&[], &mut token, 1), [None]);
+    }
+
+    #[test]
+    fn ring_skips_a_lost_member_and_the_token_leaves_it() {
+        let mut cs = [c(0, true, 0), c(0, true, 0), c(0, true, 0)];
+        let mut token = 1;
+        // The holder is lost: the token goes on to the next live member.
+        cs[1].live = false;
+        token = ring_settle(&cs, token);
+        assert_eq!(token, 2);
+        assert_eq!(
+            ring_picks(&cs, &mut token, 4),
+            [Some(2), Some(0), Some(2), Some(0)]
+        );
+        // Lost after the last live one: the token wraps around.
+        let mut token = 2;
+        cs[2].live = false;
+        assert_eq!(ring_settle(&cs, token), 0);
+        assert_eq!(ring_picks(&cs, &mut token, 2), [Some(0), Some(0)]);
+        // None live: the token stays; the first to join takes it from there.
+        cs[0].live = false;
+        assert_eq!(ring_settle(&cs, 1), 1);
+        assert_eq!(ring_picks(&cs, &mut token, 1), [None]);
+        cs[2].live = true;
+        assert_eq!(ring_settle(&cs, 1), 2);
+    }
+
+    #[test]
+    fn ring_a_rejoining_member_takes_its_place_not_the_token() {
+        let mut cs = [c(0, true, 0), c(0, false, 0), c(0, true, 0)];
+        let mut token = 0;
+        assert_eq!(ring_picks(&cs, &mut token, 2), [Some(0), Some(2)]);
+        assert_eq!(token, 0);
+        // Member 1 comes back while member 0 holds the token: 0 goes first, then 1 in its turn
+        // (its listed place, between 0 and 2), not at the end.
+        cs[1].live = true;
+        assert_eq!(ring_settle(&cs, token), 0);
+        assert_eq!(
+            ring_picks(&cs, &mut token, 4),
+            [Some(0), Some(1), Some(2), Some(0)]
+        );
+    }
+
+    #[test]
+    fn ring_a_full_member_passes_the_token_on() {
+        let cs = [c(0, true, 0), c(0, true, 2), c(0, true, 0)];
+        let mut token = 1;
+        assert_eq!(ring_picks(&cs, &mut token, 3), [Some(2), Some(0), Some(2)]);
+        // All full: nothing is picked, the token stays.
+        let full = [c(0, true, 2), c(0, true, 2)];
+        let mut token = 1;
+        assert_eq!(ring_picks(&full, &mut token, 1), [None]);
+        assert_eq!(token, 1);
     }
 }

@@ -147,6 +147,8 @@ pub enum Input {
     Leased {
         taken_until: TimeMs,
     },
+    /// A director's subagent joined or left (`Record::SubagentJoined`/`SubagentLeft`).
+    Membership(Record),
 }
 
 /// An accepted `Couple`.
@@ -881,6 +883,13 @@ impl Executor {
             }
             Input::Leased { taken_until } => {
                 self.record(Record::Leased { taken_until });
+            }
+            Input::Membership(record) => {
+                debug_assert!(matches!(
+                    record,
+                    Record::SubagentJoined { .. } | Record::SubagentLeft { .. }
+                ));
+                self.record(record);
             }
         }
     }
