@@ -85,7 +85,8 @@ pub enum Command {
         schedule: Option<String>,
     },
     /// Add the orders of a schedule's past instants in a range of local dates that were never
-    /// added; they start at once.
+    /// added; they start at once. One backfill adds at most 1000 orders over at most a year:
+    /// split a longer range.
     Backfill {
         schedule: String,
         /// The first local date (YYYY-MM-DD) in the schedule's time zone.

@@ -123,8 +123,9 @@ pub enum PlanCommand {
 /// Local days one backfill covers at most.
 pub const BACKFILL_DAYS_MAX: i64 = 366;
 
-/// Fires one backfill adds at most.
-pub const BACKFILL_FIRES_MAX: usize = 10_000;
+/// Orders one backfill adds at most: one request's work stays bounded (a longer range is
+/// backfilled in parts).
+pub const BACKFILL_FIRES_MAX: usize = 1_000;
 
 /// When the plan next needs a round.
 #[derive(Debug, Default)]
@@ -725,7 +726,13 @@ fn backfill(
     };
     let fires = expander
         .fires(&p.schedule, window, &limits)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| match e {
+            ordo_model::schedule::ExpandError::TooManyFires { max } => bad(format!(
+                "schedule `{}` fires more than {max} times from {from} to {until}; a backfill adds at most {max} orders: split the range",
+                p.schedule.name
+            )),
+            e => bad(e.to_string()),
+        })?;
     let name = &p.schedule.name;
     let mut unplanned = Vec::new();
     let mut due = Vec::new();

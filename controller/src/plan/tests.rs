@@ -620,6 +620,20 @@ fn a_backfill_adds_the_past_instants_once() {
         .is_err(),
         "more than a year"
     );
+    // Hourly for 60 days is 1440 orders: more than one backfill adds.
+    let refused = super::command(
+        &sim.state(),
+        PlanCommand::Backfill {
+            schedule: ScheduleName::new("s").unwrap(),
+            from: "2026-03-01".parse().unwrap(),
+            until: "2026-04-29".parse().unwrap(),
+        },
+        sim.now,
+    );
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("split the range")),
+        "{refused:?}"
+    );
 }
 
 fn before_s1_holder(s: &State) -> ordo_model::order::Holder {
