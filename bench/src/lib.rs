@@ -1,5 +1,6 @@
 //! Shared helpers for Ordo's benchmark programs.
 
+pub mod agent_cluster;
 pub mod controller_client;
 pub mod local_ordo;
 pub mod local_pair;

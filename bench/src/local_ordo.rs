@@ -157,6 +157,16 @@ impl LocalOrdo {
     /// starts the agents.
     pub async fn start(o: &StartOptions) -> anyhow::Result<LocalOrdo> {
         let (dir, local) = install(o)?;
+        LocalOrdo::start_installed(dir, local, o).await
+    }
+
+    /// Starts an installation made by [`install`] (and perhaps edited since): the controller,
+    /// once its API answers, then the agents.
+    pub async fn start_installed(
+        dir: tempfile::TempDir,
+        local: Local,
+        o: &StartOptions,
+    ) -> anyhow::Result<LocalOrdo> {
         let client = admin_client(&local, &local.controller_url)?;
         let mut controller = Process::start(
             "controller",
