@@ -76,6 +76,20 @@ async fn cluster_with(
 
 /// The director's subagents as `GET /agents` shows them: `(id, state)`.
 async fn subagent_states(c: &Cluster) -> Result<Vec<(String, String)>> {
+    Ok(director_subagents(c)
+        .await?
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_owned(),
+                s["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// The director's `meta.subagents` in `GET /agents` (none while it has not reported them).
+async fn director_subagents(c: &Cluster) -> Result<Vec<Json>> {
     let agents: Json = c.api.get_json(&c.url("/agents")).await?;
     let director = agents["agents"]
         .as_array()
@@ -84,16 +98,7 @@ async fn subagent_states(c: &Cluster) -> Result<Vec<(String, String)>> {
         .unwrap_or_default();
     Ok(director["meta"]["subagents"]
         .as_array()
-        .map(|subs| {
-            subs.iter()
-                .map(|s| {
-                    (
-                        s["id"].as_str().unwrap_or_default().to_owned(),
-                        s["state"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
+        .cloned()
         .unwrap_or_default())
 }
 
@@ -534,26 +539,17 @@ steps:
 /// The director's subagents in ring order as `GET /agents` shows them:
 /// `(id, ringPosition, token)`.
 async fn ring_view(c: &Cluster) -> Result<Vec<(String, u64, bool)>> {
-    let agents: Json = c.api.get_json(&c.url("/agents")).await?;
-    let director = agents["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["id"] == "dir"))
-        .cloned()
-        .unwrap_or_default();
-    Ok(director["meta"]["subagents"]
-        .as_array()
-        .map(|subs| {
-            subs.iter()
-                .map(|s| {
-                    (
-                        s["id"].as_str().unwrap_or_default().to_owned(),
-                        s["ringPosition"].as_u64().unwrap_or_default(),
-                        s["token"].as_bool().unwrap_or_default(),
-                    )
-                })
-                .collect()
+    Ok(director_subagents(c)
+        .await?
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_owned(),
+                s["ringPosition"].as_u64().unwrap_or_default(),
+                s["token"].as_bool().unwrap_or_default(),
+            )
         })
-        .unwrap_or_default())
+        .collect())
 }
 
 /// Waits until the director shows `holder` with the token and every subagent at its place.
