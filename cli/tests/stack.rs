@@ -402,20 +402,8 @@ fn process_the_daily_plan_is_shown_and_steered() {
 /// for orders whose id starts with `prefix` were seen; at most 120 s.
 fn wait_for_events(s: &Stack, kind: &str, prefix: &str, count: usize) {
     let mut cmd = s.ordo_std();
-    cmd.args(["watch", "--json", "--after", "0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    cmd.args(["watch", "--json", "--after", "0"]);
+    let (mut child, rx) = common::follow_lines(cmd);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = 0;
     while seen < count {

@@ -290,17 +290,27 @@ reconnect_max_ms = 1000
         serde_json::from_slice(&out).unwrap()
     }
 
-    /// Polls the order until `f` holds (at most 20 s).
+    /// Waits until the order satisfies `f` (at most 20 s): looks at it again on each of its
+    /// events, as `ordo watch --key ID` prints them.
     pub fn wait_for(&self, id: &str, what: &str, f: impl Fn(&serde_json::Value) -> bool) {
+        let mut watch = self.ordo_std(ADMIN_TOKEN);
+        watch.args(["watch", "--json", "--after", "0", "--key", id]);
+        let (mut child, events) = follow_lines(watch);
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let o = self.order(id);
-            if f(&o) {
-                return;
+        let mut o = self.order(id);
+        while !f(&o) {
+            let event = deadline
+                .checked_duration_since(Instant::now())
+                .and_then(|left| events.recv_timeout(left).ok());
+            if event.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("order {id} never {what}: {o}");
             }
-            assert!(Instant::now() < deadline, "order {id} never {what}: {o}");
-            std::thread::sleep(Duration::from_millis(100));
+            o = self.order(id);
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -373,19 +383,43 @@ impl Child {
         Child(Some(cmd.spawn().unwrap()))
     }
 
-    /// Waits (at most [`COMMAND_TIMEOUT`]) and returns the output.
+    /// Waits for the process to end (at most [`COMMAND_TIMEOUT`], then it is killed) and
+    /// returns the output.
     pub fn output(mut self) -> std::process::Output {
-        let mut child = self.0.take().unwrap();
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
+        let child = self.0.take().unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(out) => out.unwrap(),
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                rx.recv().unwrap().unwrap()
+            }
+        }
+    }
+}
+
+/// Starts `cmd` and returns it with the lines it prints on stdout, as they come.
+pub fn follow_lines(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        child.wait_with_output().unwrap()
-    }
+    });
+    (child, rx)
 }
 
 impl Drop for Child {
