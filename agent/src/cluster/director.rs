@@ -86,8 +86,6 @@ pub struct SubagentStatus {
 
 struct Sub {
     spec: Subagent,
-    /// Jobs it runs at once at most (the cluster settings' process limit).
-    process_limit: u32,
     live: bool,
     processed: u64,
     last_error: Option<String>,
@@ -118,7 +116,7 @@ impl Inner {
                 priority: s.spec.priority,
                 live: s.live && s.out.is_some(),
                 running: s.jobs.len() as u32,
-                process_limit: s.process_limit,
+                process_limit: self.settings.process_limit(&s.spec.id),
             })
             .collect()
     }
@@ -356,14 +354,12 @@ impl Director {
                 Some(i) => {
                     let mut sub = old.swap_remove(i);
                     sub.spec = spec.clone();
-                    sub.process_limit = settings.process_limit(&spec.id);
                     subs.push(sub);
                 }
                 None => {
                     let task = tokio::spawn(link(self.clone(), spec.clone(), lease_ms));
                     subs.push(Sub {
                         spec: spec.clone(),
-                        process_limit: settings.process_limit(&spec.id),
                         live: false,
                         processed: 0,
                         last_error: None,
@@ -417,10 +413,7 @@ impl Director {
                     .agent
                     .as_ref()
                     .is_some_and(|a| !a.subagents.is_empty());
-                let room = inner
-                    .subs
-                    .iter()
-                    .any(|s| s.live && s.out.is_some() && (s.jobs.len() as u32) < s.process_limit);
+                let room = inner.candidates().iter().any(Candidate::available);
                 if !cluster || room {
                     return;
                 }

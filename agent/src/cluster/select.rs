@@ -23,7 +23,8 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn available(&self) -> bool {
+    /// Live and running fewer jobs than its limit: it could take one now.
+    pub fn available(&self) -> bool {
         self.live && self.running < self.process_limit
     }
 }
