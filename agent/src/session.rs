@@ -333,6 +333,10 @@ impl Link {
                 self.shared.director.set_cluster(*agent, settings);
                 Ok(None)
             }
+            ToAgent::SubagentRemoved { subagent, kill } => {
+                self.shared.director.remove_subagent(&subagent, kill);
+                Ok(None)
+            }
             ToAgent::GetMeta => {
                 let meta = meta(&self.shared).await?;
                 self.send(ws, &FromAgent::Meta(meta)).await?;

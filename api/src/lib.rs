@@ -14,12 +14,14 @@
 //! - [`plan`]: the daily plan's view (schedules, planned instants and what became of them);
 //! - [`why`]: what an order waits for, in words;
 //! - [`auth`]: roles and token hashing;
+//! - [`join`]: one-time join tokens and the subagents that registered with them;
 //! - [`limits`]: the sizes readers of the stream size their limits by.
 //!
 //! It depends on the model and serde only: no runtime, no web framework, no journal.
 
 pub mod auth;
 pub mod frame;
+pub mod join;
 pub mod json;
 pub mod limits;
 pub mod plan;

@@ -248,6 +248,7 @@ pub fn describe(body: &Body) -> (String, &'static str, String) {
             format!("state restored from a snapshot of the replicated log at entry {index}"),
         ),
         Body::Plan(e) => (e.key(), e.name(), e.to_string()),
+        Body::Join(e) => e.describe(),
     }
 }
 

@@ -78,7 +78,7 @@ enum Command {
     Watch(watch::Args),
     /// List the deployed workflows, or show one with its versions.
     Workflows(workflows::Args),
-    /// List agents and their links.
+    /// List agents and their links; make join tokens, remove subagents.
     Agents(agents::Args),
     /// The controller pair: status, switchover, add or remove a node.
     #[command(subcommand)]

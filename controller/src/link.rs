@@ -310,6 +310,9 @@ async fn session(
                         ToAgent::Command { seq, term, command }
                     }
                     LinkMsg::Release(until) => ToAgent::Release { until },
+                    LinkMsg::SubagentRemoved { subagent, kill } => {
+                        ToAgent::SubagentRemoved { subagent, kill }
+                    }
                 };
                 frame::send(&mut ws, &out, max).await.map_err(|e| e.to_string())?;
             }

@@ -69,6 +69,13 @@ pub enum ToAgent {
         agent: Box<Agent>,
         settings: crate::inventory::ClusterSettings,
     },
+    /// Sent after the [`ToAgent::Cluster`] without `subagent` when it was removed with
+    /// `kill`: the director kills its jobs there (they count as lost) instead of letting them
+    /// end (a removal without it drains the subagent).
+    SubagentRemoved {
+        subagent: AgentId,
+        kill: bool,
+    },
 }
 
 /// The first message of a session.

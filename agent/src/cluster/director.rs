@@ -93,6 +93,10 @@ struct Sub {
     /// The jobs it runs, by the executor's key.
     jobs: HashMap<u64, mpsc::UnboundedSender<Note>>,
     task: Option<JoinHandle<()>>,
+    /// Taken out of the agent's object while it ran jobs: it gets no new job and goes once
+    /// they ended (drained); `killing`: its jobs were told to die and count as lost.
+    leaving: bool,
+    killing: bool,
 }
 
 #[derive(Default)]
@@ -114,11 +118,27 @@ impl Inner {
             .iter()
             .map(|s| Candidate {
                 priority: s.spec.priority,
-                live: s.live && s.out.is_some(),
+                live: s.live && s.out.is_some() && !s.leaving,
                 running: s.jobs.len() as u32,
                 process_limit: self.settings.process_limit(&s.spec.id),
             })
             .collect()
+    }
+
+    /// Ends the sessions of removed subagents whose jobs have all ended. They are listed
+    /// after the agent's own, so no other index moves.
+    fn retire_drained(&mut self) {
+        self.subs.retain_mut(|s| {
+            if s.leaving && s.jobs.is_empty() {
+                if let Some(task) = s.task.take() {
+                    task.abort();
+                }
+                tracing::info!(subagent = %s.spec.id, "removed subagent drained: its session ends");
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// After a join or a departure: the ring's token leaves a member that is not live.
@@ -185,6 +205,7 @@ impl Drop for RemoteJob {
         if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == self.subagent) {
             sub.jobs.remove(&self.key);
         }
+        inner.retire_drained();
         drop(inner);
         self.director.changed.notify_waiters();
     }
@@ -354,6 +375,8 @@ impl Director {
                 Some(i) => {
                     let mut sub = old.swap_remove(i);
                     sub.spec = spec.clone();
+                    sub.leaving = false;
+                    sub.killing = false;
                     subs.push(sub);
                 }
                 None => {
@@ -366,20 +389,27 @@ impl Director {
                         out: None,
                         jobs: HashMap::new(),
                         task: Some(task),
+                        leaving: false,
+                        killing: false,
                     });
                 }
             }
         }
+        // A removed subagent drains: no new job, its running jobs end there (or are killed,
+        // see `remove_subagent`), then its session ends; it holds its lease meanwhile.
+        let mut leaving = Vec::new();
         for mut sub in old {
-            if let Some(task) = sub.task.take() {
-                task.abort();
+            if sub.jobs.is_empty() || sub.task.is_none() {
+                if let Some(task) = sub.task.take() {
+                    task.abort();
+                }
+                continue;
             }
-            for (_, job) in sub.jobs.drain() {
-                let _ = job.send(Note::Lost(format!(
-                    "subagent {} left the cluster",
-                    sub.spec.id
-                )));
+            if !sub.leaving {
+                tracing::info!(subagent = %sub.spec.id, jobs = sub.jobs.len(), "subagent removed: it drains");
             }
+            sub.leaving = true;
+            leaving.push(sub);
         }
         tracing::info!(
             subagents = subs.len(),
@@ -387,6 +417,7 @@ impl Director {
             lease_timeout_ms = lease_ms,
             "the agent directs a cluster"
         );
+        subs.extend(leaving);
         inner.subs = subs;
         inner.agent = Some(agent);
         inner.settings = settings;
@@ -397,6 +428,31 @@ impl Director {
         inner.settle_ring();
         drop(inner);
         self.changed.notify_waiters();
+    }
+
+    /// The controller removed `subagent` with `kill`: its jobs are killed there and count as
+    /// lost (`Disrupted(ProcessLost)`); without `kill` it drains (nothing to do here).
+    pub fn remove_subagent(&self, subagent: &AgentId, kill: bool) {
+        if !kill {
+            return;
+        }
+        let mut inner = self.lock();
+        if let Some(sub) = inner
+            .subs
+            .iter_mut()
+            .find(|s| s.spec.id == *subagent && s.leaving)
+        {
+            tracing::info!(subagent = %subagent, jobs = sub.jobs.len(), "removed subagent: its jobs are killed");
+            sub.killing = true;
+            if let Some(out) = &sub.out {
+                for key in sub.jobs.keys() {
+                    let _ = out.send(ToSubagent::Kill {
+                        key: *key,
+                        immediately: true,
+                    });
+                }
+            }
+        }
     }
 
     /// Waits until some subagent could take a job (or the agent directs no cluster): a worker
@@ -556,22 +612,35 @@ impl Director {
                 let _ = job.send(Note::Lost(format!("subagent {id}: {why}")));
             }
         });
+        self.lock().retire_drained();
         self.changed.notify_waiters();
     }
 
     fn job_note(&self, id: &AgentId, key: u64, note: Note) {
         let ended = matches!(note, Note::Ended(_));
-        self.with_sub(id, |sub| {
+        let mut inner = self.lock();
+        if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == *id) {
             let job = if ended {
                 sub.processed += 1;
                 sub.jobs.remove(&key)
             } else {
                 sub.jobs.get(&key).cloned()
             };
+            // A job killed because its subagent was removed with `kill` is lost, not killed:
+            // the model decides whether it starts again elsewhere.
+            let note = if ended && sub.killing {
+                Note::Lost(format!("subagent {id} was removed and its jobs killed"))
+            } else {
+                note
+            };
             if let Some(job) = job {
                 let _ = job.send(note);
             }
-        });
+        }
+        if ended {
+            inner.retire_drained();
+        }
+        drop(inner);
         if ended {
             self.changed.notify_waiters();
         }

@@ -3,8 +3,9 @@
 //!
 //! A subagent keeps no journal and no orders: its director journals every start before it
 //! sends it and every outcome it relays. It serves `wss://…/subagent` to the one director its
-//! configuration names (`[subagent] director`, the URI SAN `ordo:agent:<director>`) and
-//! `GET /health` to any verified peer. Jobs run with the agent's runner (process groups,
+//! configuration names (`[subagent] director`, the URI SAN `ordo:agent:<director>`), and
+//! `GET /health` and `GET /meta` (its `agentId`, for a registration's ping-back) to any
+//! verified peer. Jobs run with the agent's runner (process groups,
 //! `processes_max`, output caps) in `<data_dir>/jobs`, their return values in
 //! `<data_dir>/return-values`, `$ORDO_WORK_DIR` at `<data_dir>/work/<order id>` (removed when
 //! the job ends), and `$ORDO_SUBAGENT` naming the subagent.
@@ -92,6 +93,7 @@ pub async fn run(
     let app = Router::new()
         .route(SUBAGENT_WS_PATH, get(session))
         .route(crate::server::HEALTH_PATH, get(health))
+        .route(crate::server::META_PATH, get(meta))
         .with_state(shared.clone());
     let stopping = shared.clone();
     let shutdown = async move {
@@ -130,6 +132,38 @@ async fn health(
         status: "ok",
         subagent_id: shared.config.agent_id.to_string(),
         director: shared.director.to_string(),
+        running_processes: shared.runner.running() as u64,
+        processed: shared.processed.load(Ordering::Relaxed),
+    })
+    .into_response()
+}
+
+/// `GET /meta` of a subagent: who it is (a registration's ping-back checks `agentId`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubagentMeta {
+    agent_id: String,
+    director: String,
+    version: &'static str,
+    running_processes: u64,
+    processed: u64,
+}
+
+async fn meta(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<PeerIdentity>>,
+) -> Response {
+    if peer.is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a client certificate is required\n",
+        )
+            .into_response();
+    }
+    axum::Json(SubagentMeta {
+        agent_id: shared.config.agent_id.to_string(),
+        director: shared.director.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
         running_processes: shared.runner.running() as u64,
         processed: shared.processed.load(Ordering::Relaxed),
     })

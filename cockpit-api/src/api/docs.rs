@@ -1,6 +1,6 @@
 //! The OpenAPI document of the cockpit API (`GET /api/v1/openapi.json`, no token needed).
 
-use super::{bulk, cluster, commands, plan, read, stream};
+use super::{agents, bulk, cluster, commands, plan, read, stream};
 use axum::response::Response;
 use ordo_api::view::{STATE_NAMES, VALUE_DEPTH_MAX};
 use ordo_model::env;
@@ -60,6 +60,8 @@ unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too
         commands::remove_order,
         bulk::resume,
         commands::post_notice,
+        agents::join_token,
+        agents::remove_subagent,
         commands::order_log,
         stream::order_log_ws,
         stream::events_long_poll,

@@ -30,6 +30,7 @@ use super::body::{Kind, Shape, items, object, optional, parse as parse_body, req
 pub(super) fn command_error(e: Refused) -> ApiError {
     let status = match &e {
         Refused::Deploy(d) => return super::deploy::refused(d),
+        Refused::Agents(a) => return super::agents::agents_error(a),
         Refused::Command(
             CommandError::UnknownOrder(_)
             | CommandError::UnknownWorkflow(_)

@@ -94,6 +94,6 @@ impl Machine {
             return;
         }
         reply.last_event_id = 0;
-        self.commit_deploy(token, &inventory, &removals, reply, now);
+        self.commit_deploy(token, &inventory, &removals, reply, now, Vec::new());
     }
 }
