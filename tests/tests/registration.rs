@@ -174,7 +174,7 @@ async fn wait_exit(c: &mut Cluster, id: &str) -> Result<String> {
             bail!("{id} was not started");
         };
         if !agent.is_running() {
-            return Ok(agent.log_tail(4000));
+            return Ok(agent.log_tail(1 << 20));
         }
         if Instant::now() > deadline {
             bail!("{id} still runs\n{}", c.logs());
@@ -277,19 +277,23 @@ async fn process_register_and_remove_a_subagent() -> Result<()> {
         assert_eq!(ends.len(), 1, "{id} ended once: {ends:?}");
         assert!(ends[0].ends_with(" s1"), "{id}: {ends:?}");
         if on_s2.iter().any(|s| s == id) {
-            assert_eq!(o["attempt"], 2, "{o}");
+            assert!(
+                ends[0].starts_with(&format!("end {id} 2 ")),
+                "{id}: {ends:?}"
+            );
             let outcomes: Vec<&str> = o["outcomes"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|h| h["outcome"].as_str()).collect())
                 .unwrap_or_default();
             assert_eq!(outcomes.first(), Some(&"disrupted (process lost)"), "{o}");
         } else {
-            assert_eq!(o["attempt"], 1, "{o}");
+            assert!(
+                ends[0].starts_with(&format!("end {id} 1 ")),
+                "{id}: {ends:?}"
+            );
+            assert_eq!(o["outcomes"].as_array().map(Vec::len), Some(1), "{o}");
         }
     }
-    // The director no longer talks to s2, and s2 holds no job.
-    let s2 = c.agent("s2").map(|a| a.log_tail(8000)).unwrap_or_default();
-    assert!(s2.contains("dedicated"), "{s2}");
     Ok(())
 }
 
@@ -347,7 +351,11 @@ async fn process_a_removed_subagent_drains() -> Result<()> {
     for o in &ended {
         let id = o["id"].as_str().unwrap_or_default();
         assert_eq!(o["state"], "finished", "{o}");
-        assert_eq!(o["attempt"], 1, "{o}: drained, not lost");
+        assert_eq!(
+            o["outcomes"].as_array().map(Vec::len),
+            Some(1),
+            "{o}: drained, not lost"
+        );
         let runs_of = all
             .iter()
             .filter(|l| l.starts_with(&format!("start {id} ")))

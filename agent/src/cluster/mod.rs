@@ -12,7 +12,10 @@
 //! (`Disrupted(ProcessLost)`: the model restarts a `restartable` job, attempt + 1, and fails
 //! any other order), and the subagent has killed them by then.
 //!
-//! Not yet here: a backup director, subagents that register themselves, per-subagent metrics.
+//! Subagents may register themselves with a join token (`crate::register`); a removed one drains,
+//! or has its jobs killed and lost (`director`).
+//!
+//! Not yet here: a backup director, per-subagent metrics.
 
 pub mod director;
 pub mod protocol;
