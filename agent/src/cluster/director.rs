@@ -627,8 +627,11 @@ impl Director {
                 sub.jobs.get(&key).cloned()
             };
             // A job killed because its subagent was removed with `kill` is lost, not killed:
-            // the model decides whether it starts again elsewhere.
-            let note = if ended && sub.killing {
+            // the model decides whether it starts again elsewhere. One that ended by itself
+            // meanwhile keeps its outcome.
+            let killed =
+                matches!(&note, Note::Ended(End::Terminated(t)) if t.killed || t.signal.is_some());
+            let note = if killed && sub.killing {
                 Note::Lost(format!("subagent {id} was removed and its jobs killed"))
             } else {
                 note
