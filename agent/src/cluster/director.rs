@@ -46,7 +46,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -90,6 +90,9 @@ struct Sub {
     processed: u64,
     last_error: Option<String>,
     out: Option<mpsc::UnboundedSender<ToSubagent>>,
+    /// The cluster's `leaseTimeout` for its session, in ms: a change goes to the live session
+    /// as [`ToSubagent::Lease`] (its jobs keep running).
+    lease_ms: watch::Sender<u64>,
     /// The jobs it runs, by the executor's key.
     jobs: HashMap<u64, mpsc::UnboundedSender<Note>>,
     task: Option<JoinHandle<()>>,
@@ -102,6 +105,9 @@ struct Inner {
     subs: Vec<Sub>,
     /// Where the round robin goes on next; for `ring`, the token (the member holding it).
     cursor: usize,
+    /// The longest `leaseTimeout` this director has run sessions with: a subagent may still
+    /// hold jobs by it while a shorter one is on its way, so the journaled horizon covers it.
+    lease_high_ms: u64,
 }
 
 impl Inner {
@@ -255,7 +261,8 @@ impl Director {
         let lease = {
             let inner = self.peek();
             inner.agent.as_ref().filter(|a| !a.subagents.is_empty())?;
-            i64::try_from(inner.settings.lease_timeout.0).unwrap_or(i64::MAX / 8)
+            let lease = inner.settings.lease_timeout.0.max(inner.lease_high_ms);
+            i64::try_from(lease).unwrap_or(i64::MAX / 8)
         };
         let horizon = self.horizon_ms.load(Ordering::Acquire);
         if horizon >= now_ms.saturating_add(lease.saturating_mul(3) / 2) {
@@ -317,8 +324,8 @@ impl Director {
     }
 
     /// Takes the agent's inventory object: starts sessions with new subagents, ends those of
-    /// removed ones (their jobs are lost), keeps the others. A changed `leaseTimeout` starts
-    /// every session again.
+    /// removed ones (their jobs are lost), keeps the others. A changed `leaseTimeout` goes to
+    /// the live sessions ([`ToSubagent::Lease`]); their jobs run on.
     pub fn set_cluster(self: &Arc<Self>, agent: Agent, settings: ClusterSettings) {
         let mut inner = self.lock();
         if inner.agent.as_ref() == Some(&agent) && inner.settings == settings {
@@ -340,8 +347,6 @@ impl Director {
             }
             Err(e) => tracing::warn!("cannot encode the agent's object: {e}"),
         }
-        let lease_changed =
-            inner.agent.is_some() && inner.settings.lease_timeout != settings.lease_timeout;
         let lease_ms = settings.lease_timeout.0;
         let holder = inner.subs.get(inner.cursor).map(|s| s.spec.id.clone());
         let mut old: Vec<Sub> = std::mem::take(&mut inner.subs);
@@ -349,21 +354,25 @@ impl Director {
         for spec in &agent.subagents {
             let kept = old
                 .iter()
-                .position(|s| s.spec.id == spec.id && s.spec.url == spec.url && !lease_changed);
+                .position(|s| s.spec.id == spec.id && s.spec.url == spec.url);
             match kept {
                 Some(i) => {
                     let mut sub = old.swap_remove(i);
                     sub.spec = spec.clone();
+                    sub.lease_ms
+                        .send_if_modified(|l| std::mem::replace(l, lease_ms) != lease_ms);
                     subs.push(sub);
                 }
                 None => {
-                    let task = tokio::spawn(link(self.clone(), spec.clone(), lease_ms));
+                    let (lease_tx, lease_rx) = watch::channel(lease_ms);
+                    let task = tokio::spawn(link(self.clone(), spec.clone(), lease_rx));
                     subs.push(Sub {
                         spec: spec.clone(),
                         live: false,
                         processed: 0,
                         last_error: None,
                         out: None,
+                        lease_ms: lease_tx,
                         jobs: HashMap::new(),
                         task: Some(task),
                     });
@@ -389,6 +398,7 @@ impl Director {
         );
         inner.subs = subs;
         inner.agent = Some(agent);
+        inner.lease_high_ms = inner.lease_high_ms.max(lease_ms);
         inner.settings = settings;
         // The token stays with its holder when it is still listed.
         inner.cursor = holder
@@ -422,23 +432,61 @@ impl Director {
         }
     }
 
-    /// Waits for a subagent by the agent's selection and sends it the job; `None` when the
-    /// agent directs no cluster (any more): the job runs locally.
-    pub async fn start(self: &Arc<Self>, start: Start) -> Option<RemoteJob> {
+    /// Waits for a subagent by the agent's selection and sends it the job; `Ok(None)` when
+    /// the agent directs no cluster (any more): the job runs locally.
+    ///
+    /// `pin`: the subagent the order is pinned to (a child of `forkList: { subagentsOf }`).
+    /// When it names one of this cluster's subagents the job waits for room there and nowhere
+    /// else; when that subagent stays lost for a whole lease the job is refused (`Err`, the
+    /// order fails visibly rather than waiting unseen for a subagent that may never return).
+    /// A pin naming none of them (another agent's subagent) leaves the selection free.
+    pub async fn start(
+        self: &Arc<Self>,
+        start: Start,
+        pin: Option<&AgentId>,
+    ) -> Result<Option<RemoteJob>, String> {
+        let mut lost_since: Option<Instant> = None;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            let mut wait_ms = None;
             {
                 let mut inner = self.lock();
-                let selection = inner.agent.as_ref()?.selection;
+                let Some(selection) = inner.agent.as_ref().map(|a| a.selection) else {
+                    return Ok(None);
+                };
                 if inner.subs.is_empty() {
-                    return None;
+                    return Ok(None);
                 }
                 let candidates = inner.candidates();
+                let pinned = pin.and_then(|p| inner.subs.iter().position(|s| s.spec.id == *p));
                 let mut cursor = inner.cursor;
-                if let Some(i) = pick(selection, &candidates, &mut cursor) {
-                    inner.cursor = cursor;
+                let picked = match pinned {
+                    Some(i) if candidates[i].available() => Some(i),
+                    Some(i) => {
+                        if candidates[i].live {
+                            lost_since = None;
+                        } else {
+                            let lease_ms = inner.settings.lease_timeout.0;
+                            let since = *lost_since.get_or_insert_with(Instant::now);
+                            let waited_ms = since.elapsed().as_millis() as u64;
+                            if waited_ms >= lease_ms {
+                                return Err(format!(
+                                    "subagent {}, which the order is pinned to, is not live",
+                                    inner.subs[i].spec.id
+                                ));
+                            }
+                            wait_ms = Some(lease_ms - waited_ms);
+                        }
+                        None
+                    }
+                    None => pick(selection, &candidates, &mut cursor),
+                };
+                if let Some(i) = picked {
+                    if pinned.is_none() {
+                        inner.cursor = cursor;
+                    }
                     let sub = &mut inner.subs[i];
                     let (tx, notes) = mpsc::unbounded_channel();
                     let key = start.key;
@@ -448,15 +496,20 @@ impl Director {
                     if let Some(out) = &sub.out {
                         let _ = out.send(ToSubagent::Start(Box::new(start)));
                     }
-                    return Some(RemoteJob {
+                    return Ok(Some(RemoteJob {
                         director: self.clone(),
                         subagent,
                         key,
                         notes,
-                    });
+                    }));
                 }
             }
-            changed.await;
+            match wait_ms {
+                Some(ms) => {
+                    let _ = tokio::time::timeout(Duration::from_millis(ms), changed).await;
+                }
+                None => changed.await,
+            }
         }
     }
 
@@ -581,12 +634,23 @@ impl Director {
 /// The session with one subagent, connected again after every failure. When a session that
 /// was dedicated ends, the subagent's lease on its jobs runs until `leaseTimeout` after it was
 /// last heard from (its `takenUntil`); only then are they lost and started elsewhere.
-async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
+async fn link(director: Arc<Director>, spec: Subagent, mut lease: watch::Receiver<u64>) {
     let mut backoff_ms = RECONNECT_MIN_MS;
     loop {
         let started = Instant::now();
         let mut last_heard = None;
-        let why = match session(&director, &spec, lease_ms, &mut last_heard).await {
+        // The lease the director judges the session by (the longer one while a change is on
+        // its way to the subagent).
+        let mut judged_ms = *lease.borrow_and_update();
+        let why = match session(
+            &director,
+            &spec,
+            &mut lease,
+            &mut judged_ms,
+            &mut last_heard,
+        )
+        .await
+        {
             Ok(()) => "the subagent closed the session".to_owned(),
             Err(e) => e,
         };
@@ -598,14 +662,14 @@ async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
             });
         }
         if let Some(heard) = last_heard {
-            let taken_until = heard + Duration::from_millis(lease_ms);
+            let taken_until = heard + Duration::from_millis(judged_ms);
             if director.running_on(&spec.id) > 0 {
                 tracing::info!(subagent = %spec.id, "its jobs are lost when its lease expires");
             }
             tokio::time::sleep_until(taken_until).await;
             director.lost(&spec.id, &why);
         }
-        if started.elapsed() > Duration::from_millis(lease_ms) {
+        if started.elapsed() > Duration::from_millis(judged_ms) {
             backoff_ms = RECONNECT_MIN_MS;
         }
         tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
@@ -613,15 +677,22 @@ async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
     }
 }
 
+fn heartbeats(lease_ms: u64) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_ms)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 async fn session(
     director: &Arc<Director>,
     spec: &Subagent,
-    lease_ms: u64,
+    lease: &mut watch::Receiver<u64>,
+    judged_ms: &mut u64,
     last_heard: &mut Option<Instant>,
 ) -> Result<(), String> {
     let max = director.config.limits.frame_bytes_max;
     let url = format!("{}{}", spec.url.trim_end_matches('/'), SUBAGENT_WS_PATH);
-    let lease = Duration::from_millis(lease_ms);
+    let mut lease_ms = *judged_ms;
     let mut ws = ordo_net::client::connect_ws(&url, director.tls.clone(), max, lease_ms)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
@@ -634,7 +705,8 @@ async fn session(
     frame::send(&mut ws, &dedicate, max)
         .await
         .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(lease, frame::recv::<_, FromSubagent>(&mut ws, max)).await {
+    let answer = Duration::from_millis(lease_ms);
+    match tokio::time::timeout(answer, frame::recv::<_, FromSubagent>(&mut ws, max)).await {
         Err(_) => return Err("no answer to Dedicate within the lease".into()),
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(None)) => return Err("closed before answering Dedicate".into()),
@@ -659,8 +731,9 @@ async fn session(
     director.journal_membership(Record::SubagentJoined {
         subagent: spec.id.clone(),
     });
-    let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_ms)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = heartbeats(lease_ms);
+    // A new lease sent and not yet confirmed by the subagent.
+    let mut pending: Option<u64> = None;
     *last_heard = Some(Instant::now());
     loop {
         tokio::select! {
@@ -684,6 +757,14 @@ async fn session(
                     Received::Frame(FromSubagent::Ended { key, end }) => {
                         director.job_note(&spec.id, key, Note::Ended(end));
                     }
+                    Received::Frame(FromSubagent::LeaseSet { lease_timeout_ms }) if pending == Some(lease_timeout_ms) => {
+                        tracing::info!(subagent = %spec.id, lease_timeout_ms, "the subagent holds its jobs by the new lease");
+                        pending = None;
+                        lease_ms = lease_timeout_ms;
+                        *judged_ms = lease_ms;
+                        tick = heartbeats(lease_ms);
+                    }
+                    Received::Frame(FromSubagent::LeaseSet { .. }) => {}
                     Received::Frame(other) => {
                         return Err(format!("unexpected message: {other:?}"));
                     }
@@ -691,13 +772,24 @@ async fn session(
                     Received::Closed => return Ok(()),
                 }
             }
+            Ok(()) = lease.changed() => {
+                let new = *lease.borrow_and_update();
+                if new != pending.unwrap_or(lease_ms) {
+                    frame::send(&mut ws, &ToSubagent::Lease { lease_timeout_ms: new }, max)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    pending = Some(new);
+                    *judged_ms = lease_ms.max(new);
+                    tick = heartbeats(lease_ms.min(new));
+                }
+            }
             msg = rx.recv() => {
                 let Some(msg) = msg else { return Ok(()) };
                 frame::send(&mut ws, &msg, max).await.map_err(|e| e.to_string())?;
             }
             _ = tick.tick() => {
-                if last_heard.is_some_and(|heard| heard.elapsed() > lease) {
-                    return Err(format!("not heard from within the lease of {lease_ms} ms"));
+                if last_heard.is_some_and(|heard| heard.elapsed() > Duration::from_millis(*judged_ms)) {
+                    return Err(format!("not heard from within the lease of {} ms", *judged_ms));
                 }
                 if director.running_on(&spec.id) > 0 {
                     director.renew();

@@ -23,6 +23,11 @@
 //!    [`FromSubagent::Output`] / [`FromSubagent::OutputTruncated`] and ends with one
 //!    [`FromSubagent::Ended`]. [`ToSubagent::Kill`] asks it to stop the job.
 //!
+//! 4. [`ToSubagent::Lease`] changes the session's `lease_timeout_ms` (the agent's `leaseTimeout`
+//!    was deployed anew) without ending it: the subagent takes the new lease at once and answers
+//!    [`FromSubagent::LeaseSet`]; until that answer the director judges by the longer of the
+//!    two, so no job is taken for lost while the subagent still holds it by the old one.
+//!
 //! Leases: the director takes every job of a subagent it has not heard from for
 //! `lease_timeout_ms` for lost (`Disrupted(ProcessLost)`). The subagent kills (SIGKILL) every
 //! job of a session whose director it has not heard from for `lease_timeout_ms ×`
@@ -59,7 +64,14 @@ pub enum ToSubagent {
     Dedicate(Dedicate),
     Heartbeat,
     Start(Box<Start>),
-    Kill { key: u64, immediately: bool },
+    Kill {
+        key: u64,
+        immediately: bool,
+    },
+    /// The session's lease from now on (≥ [`LEASE_TIMEOUT_MS_MIN`]).
+    Lease {
+        lease_timeout_ms: u64,
+    },
 }
 
 /// The first message of a session.
@@ -122,6 +134,10 @@ pub enum FromSubagent {
     Ended {
         key: u64,
         end: End,
+    },
+    /// The answer to [`ToSubagent::Lease`]: the subagent holds its jobs by this lease now.
+    LeaseSet {
+        lease_timeout_ms: u64,
     },
 }
 

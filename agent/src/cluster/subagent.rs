@@ -279,7 +279,7 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     tracing::info!(director = %d.director, lease_timeout_ms = d.lease_timeout_ms, "dedicated to the director");
-    let hold = Duration::from_millis(subagent_hold_ms(d.lease_timeout_ms));
+    let mut hold = Duration::from_millis(subagent_hold_ms(d.lease_timeout_ms));
     let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(
         d.lease_timeout_ms,
     )));
@@ -315,6 +315,16 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
                     }
                     Received::Frame(ToSubagent::Dedicate(_)) => {
                         return Err("Dedicate in a dedicated session".into());
+                    }
+                    Received::Frame(ToSubagent::Lease { lease_timeout_ms }) => {
+                        if lease_timeout_ms < LEASE_TIMEOUT_MS_MIN {
+                            return Err(format!("lease_timeout_ms {lease_timeout_ms} is below {LEASE_TIMEOUT_MS_MIN}"));
+                        }
+                        tracing::info!(lease_timeout_ms, "the director changed the lease");
+                        hold = Duration::from_millis(subagent_hold_ms(lease_timeout_ms));
+                        tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_timeout_ms)));
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        frame::send(ws, &FromSubagent::LeaseSet { lease_timeout_ms }, max).await.map_err(|e| e.to_string())?;
                     }
                     Received::Ping(_) | Received::Pong(_) => {}
                     Received::Closed => return Ok(()),
