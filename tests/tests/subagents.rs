@@ -936,3 +936,90 @@ steps:
     wait_live(&c, &["s2"]).await?;
     Ok(())
 }
+
+/// The issue's load case: 300 restartable jobs over three subagents, one of which is killed
+/// (kill -9) while a third of them have ended. Every order finishes with one outcome per
+/// attempt; a job on the killed subagent dies with it (the kill explains a job that got to its
+/// last line and was never reported) and runs again elsewhere, attempt 2, to its end once; the
+/// survivors ran every job started after the kill.
+#[tokio::test]
+async fn process_three_hundred_jobs_survive_the_kill_of_a_subagent_each_ending_once() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let workflow = format!(
+        r#"workflow: many
+jobs:
+  job:
+    agent: dir
+    parallelism: 300
+    restartable: true
+    script: |
+      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+      sleep 0.2
+      echo "end $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+steps:
+  - run: job
+"#,
+        runs = runs.display()
+    );
+    let mut c = cluster("2s", &[("w.yaml", workflow)]).await?;
+    let ids: Vec<String> = (0..300).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "many"}))
+        .collect();
+    c.add_orders(&body).await?;
+    let ends = |all: &[String]| all.iter().filter(|l| l.starts_with("end ")).count();
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    while ends(&lines(&runs)) < 100 {
+        assert!(Instant::now() < deadline, "100 jobs did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(s2) = c.agent("s2") {
+        s2.kill9();
+    }
+    let at_kill = lines(&runs).len();
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    let all = lines(&runs);
+    for o in &ended {
+        assert_eq!(o["state"], "finished", "{o}");
+        let id = o["id"].as_str().unwrap_or_default();
+        let ends: Vec<&String> = all
+            .iter()
+            .filter(|l| l.starts_with(&format!("end {id} ")))
+            .collect();
+        let outcomes: Vec<&str> = o["outcomes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h["outcome"].as_str()).collect())
+            .unwrap_or_default();
+        let restarted = all.iter().any(|l| l.starts_with(&format!("start {id} 2 ")));
+        if restarted {
+            // Lost with s2 (its end, if it got that far, was never reported), counted once
+            // as lost and once as the restart's end.
+            assert_eq!(outcomes.len(), 2, "{o}");
+            assert_eq!(outcomes[0], "disrupted (process lost)", "{o}");
+            let elsewhere = ends.iter().filter(|l| !l.ends_with(" s2")).count();
+            assert_eq!(elsewhere, 1, "{id}: {ends:?}");
+            let twice_on_s2 = format!("end {id} 2 s2");
+            assert!(!ends.iter().any(|l| **l == twice_on_s2), "{id}: {ends:?}");
+        } else {
+            assert_eq!(outcomes.len(), 1, "{o}");
+            assert_eq!(ends.len(), 1, "{id} ended {} times: {ends:?}", ends.len());
+        }
+    }
+    let restarted = all
+        .iter()
+        .filter(|l| l.starts_with("start ") && l.split(' ').nth(2) == Some("2"))
+        .count();
+    assert!(restarted > 0, "no job of s2 was taken over");
+    // After the kill (and the lines in flight then), nothing more ran on s2.
+    let late_on_s2: Vec<&String> = all[at_kill..]
+        .iter()
+        .filter(|l| l.starts_with("start ") && l.ends_with(" s2"))
+        .collect();
+    assert!(late_on_s2.is_empty(), "{late_on_s2:?}");
+    Ok(())
+}
