@@ -49,15 +49,7 @@ async fn cluster_with(
     lease_timeout: &str,
     workflows: &[(&str, String)],
 ) -> Result<Cluster> {
-    let mut c = Cluster::new(&["dir", "s1", "s2", "s3"])?;
-    for s in SUBAGENTS {
-        c.make_subagent(s, "dir")?;
-    }
-    c.start_controller().await?;
-    c.start_agent("dir")?;
-    for s in SUBAGENTS {
-        c.start_agent(s)?;
-    }
+    let c = start_cluster().await?;
     let agent = match agent {
         Some(make) => make(&c)?,
         None => c.cluster_yaml(
@@ -72,6 +64,28 @@ async fn cluster_with(
     c.deploy(&files).await?;
     wait_live(&c, &SUBAGENTS).await?;
     Ok(c)
+}
+
+/// The controller, the director `dir` and its subagents s1..s3 started, nothing deployed.
+async fn start_cluster() -> Result<Cluster> {
+    let mut c = Cluster::new(&["dir", "s1", "s2", "s3"])?;
+    for s in SUBAGENTS {
+        c.make_subagent(s, "dir")?;
+    }
+    c.start_controller().await?;
+    c.start_agent("dir")?;
+    for s in SUBAGENTS {
+        c.start_agent(s)?;
+    }
+    Ok(c)
+}
+
+/// A workflow `name` of one job on `dir` running `script` (up to 300 at once).
+fn one_job(name: &str, restartable: bool, script: &str) -> String {
+    let script: String = script.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        "workflow: {name}\njobs:\n  job:\n    agent: dir\n    parallelism: 300\n    restartable: {restartable}\n    script: |\n{script}steps:\n  - run: job\n"
+    )
 }
 
 /// The director's subagents as `GET /agents` shows them: `(id, state)`.
@@ -780,21 +794,15 @@ async fn process_a_changed_lease_timeout_keeps_the_running_jobs() -> Result<()> 
     let dir = tempfile::tempdir()?;
     let runs = dir.path().join("runs.txt");
     let go = dir.path().join("go");
-    let workflow = format!(
-        r#"workflow: steady
-jobs:
-  job:
-    agent: dir
-    parallelism: 64
-    restartable: false
-    script: |
-      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
-      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
-steps:
-  - run: job
-"#,
-        runs = runs.display(),
-        go = go.display()
+    let workflow = one_job(
+        "steady",
+        false,
+        &format!(
+            "echo \"start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}\n\
+             for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done",
+            runs = runs.display(),
+            go = go.display()
+        ),
     );
     let mut c = cluster("10s", &[("w.yaml", workflow)]).await?;
     let ids: Vec<String> = (0..9).map(|i| format!("o-{i}")).collect();
@@ -846,30 +854,16 @@ async fn process_a_subagent_cut_off_from_its_director_stops_its_jobs_before_they
     use ordo_tests::proxy::{Direction, Proxy};
     let dir = tempfile::tempdir()?;
     let runs = dir.path().join("runs.txt");
-    let workflow = format!(
-        r#"workflow: beat
-jobs:
-  job:
-    agent: dir
-    parallelism: 64
-    restartable: true
-    script: |
-      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
-      for i in $(seq 1 40); do echo "alive $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}; sleep 0.1; done
-steps:
-  - run: job
-"#,
-        runs = runs.display()
+    let workflow = one_job(
+        "beat",
+        true,
+        &format!(
+            "echo \"start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}\n\
+             for i in $(seq 1 40); do echo \"alive $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}; sleep 0.1; done",
+            runs = runs.display()
+        ),
     );
-    let mut c = Cluster::new(&["dir", "s1", "s2", "s3"])?;
-    for s in SUBAGENTS {
-        c.make_subagent(s, "dir")?;
-    }
-    c.start_controller().await?;
-    c.start_agent("dir")?;
-    for s in SUBAGENTS {
-        c.start_agent(s)?;
-    }
+    let c = start_cluster().await?;
     let s2_url = c.agent_url("s2")?;
     let s2_addr: std::net::SocketAddr = s2_url
         .trim_start_matches("wss://")
@@ -947,21 +941,15 @@ async fn process_three_hundred_jobs_survive_the_kill_of_a_subagent_each_ending_o
 {
     let dir = tempfile::tempdir()?;
     let runs = dir.path().join("runs.txt");
-    let workflow = format!(
-        r#"workflow: many
-jobs:
-  job:
-    agent: dir
-    parallelism: 300
-    restartable: true
-    script: |
-      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
-      sleep 0.2
-      echo "end $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
-steps:
-  - run: job
-"#,
-        runs = runs.display()
+    let workflow = one_job(
+        "many",
+        true,
+        &format!(
+            "echo \"start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}\n\
+             sleep 0.2\n\
+             echo \"end $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}",
+            runs = runs.display()
+        ),
     );
     let mut c = cluster("2s", &[("w.yaml", workflow)]).await?;
     let ids: Vec<String> = (0..300).map(|i| format!("o-{i}")).collect();
