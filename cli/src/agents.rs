@@ -4,15 +4,22 @@
 //! director's `subagents` with their `state` — live or lost —, `runningProcesses`,
 //! `processed` and, with `selection: ring`, their `ringPosition` and the `token` holder, shown
 //! in a second table: `Ring` is the place, `2*` the holder of the token).
+//!
+//! `ordo agents --subagents` prints only the subagents, one row each, with their figures
+//! (`subagentHealth` of each director: state, ring place, running and processed jobs, average
+//! job duration, the load, cores and memory each one last reported, connected since).
 
 use crate::client::Api;
-use crate::output::{cell, print_json, table};
+use crate::output::{cell, duration, local_time, print_json, table};
 use crate::profile::Global;
 use serde_json::Value as Json;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// One row per subagent of every director, with its figures.
+    #[arg(long)]
+    pub subagents: bool,
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
@@ -32,6 +39,10 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     if agents.is_empty() {
         println!("no agents deployed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.subagents {
+        print_subagents(&agents);
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = table([
@@ -112,4 +123,88 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
         println!("{subs}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes as GiB with one decimal.
+fn gib(bytes: Option<u64>) -> String {
+    bytes.map_or_else(String::new, |b| {
+        format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30))
+    })
+}
+
+/// `ordo agents --subagents`: one row per subagent with its figures.
+fn print_subagents(agents: &[Json]) {
+    let mut t = table([
+        "Agent",
+        "Subagent",
+        "State",
+        "Ring",
+        "Running",
+        "Processed",
+        "Avg job",
+        "Load",
+        "Cores",
+        "Memory free/total",
+        "Connected since",
+        "Last error",
+    ]);
+    let mut any = false;
+    for a in agents {
+        let listed = a.get("subagentHealth").and_then(Json::as_array);
+        for s in listed.into_iter().flatten() {
+            any = true;
+            let u = |k: &str| s.get(k).and_then(Json::as_u64);
+            let ring = match u("ringPosition") {
+                Some(place) if s.get("token").and_then(Json::as_bool) == Some(true) => {
+                    format!("{place}*")
+                }
+                Some(place) => place.to_string(),
+                None => String::new(),
+            };
+            let load = s
+                .get("load")
+                .and_then(Json::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Json::as_f64)
+                        .map(|x| format!("{x:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let memory = match (u("memoryAvailableBytes"), u("memoryTotalBytes")) {
+                (None, None) => String::new(),
+                (free, total) => format!("{} / {}", gib(free), gib(total)),
+            };
+            let average = if u("processed").unwrap_or(0) > 0 {
+                duration(i64::try_from(u("averageJobDurationMs").unwrap_or(0)).unwrap_or(i64::MAX))
+            } else {
+                String::new()
+            };
+            t.add_row([
+                cell(a.get("id")),
+                cell(s.get("id")),
+                cell(s.get("state")),
+                ring,
+                cell(s.get("runningProcesses")),
+                cell(s.get("processed")),
+                average,
+                load,
+                cell(s.get("cores")),
+                memory,
+                s.get("connectedSinceMs")
+                    .and_then(Json::as_i64)
+                    .map(local_time)
+                    .unwrap_or_default(),
+                cell(s.get("lastError")),
+            ]);
+        }
+    }
+    if any {
+        println!("{t}");
+    } else {
+        println!(
+            "no subagents (no agent directs a cluster, or its director has not reported them)"
+        );
+    }
 }
