@@ -388,7 +388,7 @@ async fn run(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
         c,
         "#subagents-table tr[data-id=s1]",
         "the subagent with its figures",
-        |t| t.contains("dir") && t.contains("live") && t.contains("cores") && t.contains("GiB"),
+        |t| t.contains("dir") && t.contains("live") && t.contains("cores") && t.contains("gib"),
     )
     .await;
     screenshot(c, "cockpit-agents.png").await;
