@@ -134,6 +134,17 @@ fn gib(bytes: Option<u64>) -> String {
 
 /// `ordo agents --subagents`: one row per subagent with its figures.
 fn print_subagents(agents: &[Json]) {
+    match subagents_table(agents) {
+        Some(t) => println!("{t}"),
+        None => println!(
+            "no subagents (no agent directs a cluster, or its director has not reported them)"
+        ),
+    }
+}
+
+/// The subagents of every director in `agents` (`GET /agents`), one row each; `None` when
+/// there are none.
+fn subagents_table(agents: &[Json]) -> Option<comfy_table::Table> {
     let mut t = table([
         "Agent",
         "Subagent",
@@ -200,11 +211,44 @@ fn print_subagents(agents: &[Json]) {
             ]);
         }
     }
-    if any {
-        println!("{t}");
-    } else {
-        println!(
-            "no subagents (no agent directs a cluster, or its director has not reported them)"
-        );
+    any.then_some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_row_per_subagent_with_its_figures() {
+        let agents = [
+            json!({"id": "solo"}),
+            json!({"id": "dir", "subagentHealth": [
+                {"id": "s1", "url": "wss://h1", "state": "live", "runningProcesses": 2,
+                 "processed": 7, "averageJobDurationMs": 1500, "ringPosition": 1, "token": true,
+                 "cores": 4, "load": [0.5, 0.25, 0.0], "memoryTotalBytes": 8u64 << 30,
+                 "memoryAvailableBytes": 2u64 << 30, "connectedSinceMs": 1_700_000_000_000i64},
+                {"id": "s2", "url": "wss://h2", "state": "lost", "runningProcesses": 0,
+                 "processed": 0, "averageJobDurationMs": 0, "lastError": "refused"},
+            ]}),
+        ];
+        let text = subagents_table(&agents).expect("a table").to_string();
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("dir")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        for cell in [
+            "s1",
+            "live",
+            "1*",
+            "7",
+            "1s",
+            "0.50 0.25 0.00",
+            "2.0 GiB / 8.0 GiB",
+        ] {
+            assert!(rows[0].contains(cell), "{cell} missing in {}", rows[0]);
+        }
+        for cell in ["s2", "lost", "refused"] {
+            assert!(rows[1].contains(cell), "{cell} missing in {}", rows[1]);
+        }
+        assert!(subagents_table(&[json!({"id": "solo"})]).is_none());
     }
 }
