@@ -23,6 +23,10 @@
 //! journaled (`Record::SubagentJoined`/`SubagentLeft`) through the executor's inputs, for
 //! every selection, and [`Director::meta`] shows each member's place and the token holder.
 //!
+//! Health: [`Director::health`] gives each subagent's last report of its host
+//! (`FromSubagent::Report`), the average duration of the jobs it ran to their end (from the
+//! start sent to the end received) and since when its session is up.
+//!
 //! The agent's object comes from the controller after every coupling (`ToAgent::Cluster`) and
 //! is kept in `<data_dir>/cluster` (postcard), so that a restarted director runs jobs on its
 //! subagents before a controller couples.
