@@ -98,7 +98,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "subagents")]
     pub pair: bool,
     /// Make the agent `local` the director of this many subagents (`local-1`, …), which run
-    /// its jobs (round robin, 10 s leases); `ordo agents` shows them.
+    /// its jobs (round robin, 10 s leases); `ordo agents --subagents` shows them.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=SUBAGENTS_MAX as i64))]
     pub subagents: Option<u8>,
 }
@@ -438,7 +438,7 @@ async fn up(args: &Args) -> Result<()> {
     if subagent_count > 0 {
         let ids: Vec<&str> = subagent_urls.iter().map(|(id, _)| id.as_str()).collect();
         say!(
-            "  subagents:    {} (directed by `{LOCAL_AGENT}`; `ordo agents` shows them)",
+            "  subagents:    {} (directed by `{LOCAL_AGENT}`; `ordo agents --subagents` shows them)",
             ids.join(", ")
         );
     }

@@ -21,6 +21,7 @@ pub mod deploy_docs;
 pub mod docs;
 pub mod kept_log;
 pub mod plan;
+pub mod queues;
 pub mod read;
 pub mod stream;
 
@@ -254,6 +255,7 @@ pub fn router(app: App) -> Router {
         .route("/workflows", get(read::workflows))
         .route("/workflows/{name}", get(read::workflow))
         .route("/agents", get(read::agents))
+        .route("/queues", get(queues::queues))
         .route("/plan", get(plan::show))
         .route("/plan/orders/{id}/skip", post(plan::skip))
         .route("/plan/schedules/{name}/pause", post(plan::pause))

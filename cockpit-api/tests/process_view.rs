@@ -31,6 +31,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/workflows"),
     ("get", "/api/v1/workflows/{name}"),
     ("get", "/api/v1/agents"),
+    ("get", "/api/v1/queues"),
     ("get", "/api/v1/plan"),
     ("post", "/api/v1/plan/orders/{id}/skip"),
     ("post", "/api/v1/plan/schedules/{name}/pause"),

@@ -23,12 +23,16 @@
 //! journaled (`Record::SubagentJoined`/`SubagentLeft`) through the executor's inputs, for
 //! every selection, and [`Director::meta`] shows each member's place and the token holder.
 //!
+//! Health: [`Director::health`] gives each subagent's last report of its host
+//! (`FromSubagent::Report`), the average duration of the jobs it ran to their end (from the
+//! start sent to the end received) and since when its session is up.
+//!
 //! The agent's object comes from the controller after every coupling (`ToAgent::Cluster`) and
 //! is kept in `<data_dir>/cluster` (postcard), so that a restarted director runs jobs on its
 //! subagents before a controller couples.
 
 use super::protocol::{
-    Dedicate, End, FromSubagent, PROTOCOL_VERSION, SUBAGENT_WS_PATH, Start, ToSubagent,
+    Dedicate, End, FromSubagent, PROTOCOL_VERSION, Report, SUBAGENT_WS_PATH, Start, ToSubagent,
     heartbeat_interval_ms,
 };
 use super::select::{Candidate, pick, ring_settle};
@@ -39,7 +43,7 @@ use crate::runner::{KillMode, RunEvent};
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::{Agent, ClusterSettings, Selection, Subagent};
 use ordo_model::time::TimeMs;
-use ordo_model::wire::SubagentMeta;
+use ordo_model::wire::{HostFigures, SubagentHealth, SubagentMeta};
 use ordo_net::frame::{self, Received};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -70,7 +74,7 @@ pub enum Note {
 }
 
 /// A subagent's state as `GET /meta` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SubagentStatus {
     pub id: AgentId,
     pub url: String,
@@ -82,6 +86,12 @@ pub struct SubagentStatus {
     pub ring_position: Option<u32>,
     /// It holds the ring's token.
     pub token: bool,
+    /// Over the jobs it ran to their end, from the start sent to the end received, in ms.
+    pub average_job_duration_ms: u64,
+    /// When its current session began, ms since the epoch (while it is live).
+    pub connected_since_ms: Option<i64>,
+    /// Its last report of its host.
+    pub host: Option<HostFigures>,
 }
 
 struct Sub {
@@ -95,6 +105,12 @@ struct Sub {
     lease_ms: watch::Sender<u64>,
     /// The jobs it runs, by the executor's key.
     jobs: HashMap<u64, mpsc::UnboundedSender<Note>>,
+    /// When each of its jobs was sent to it.
+    sent: HashMap<u64, Instant>,
+    /// The time its `processed` jobs took, from the start sent to the end received, in ms.
+    busy_ms: u64,
+    connected_since_ms: Option<i64>,
+    host: Option<HostFigures>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -190,6 +206,7 @@ impl Drop for RemoteJob {
         let mut inner = self.director.lock();
         if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == self.subagent) {
             sub.jobs.remove(&self.key);
+            sub.sent.remove(&self.key);
         }
         drop(inner);
         self.director.changed.notify_waiters();
@@ -315,6 +332,19 @@ impl Director {
             .collect()
     }
 
+    /// The subagents' figures, beside [`Director::meta`] (`FromAgent::SubagentHealth`).
+    pub fn health(&self) -> Vec<SubagentHealth> {
+        self.status()
+            .into_iter()
+            .map(|s| SubagentHealth {
+                id: s.id,
+                average_job_duration_ms: s.average_job_duration_ms,
+                connected_since_ms: s.connected_since_ms,
+                host: s.host,
+            })
+            .collect()
+    }
+
     /// Whether this agent directs subagents (its jobs run there).
     pub fn is_cluster(&self) -> bool {
         self.peek()
@@ -374,6 +404,10 @@ impl Director {
                         out: None,
                         lease_ms: lease_tx,
                         jobs: HashMap::new(),
+                        sent: HashMap::new(),
+                        busy_ms: 0,
+                        connected_since_ms: None,
+                        host: None,
                         task: Some(task),
                     });
                 }
@@ -492,6 +526,7 @@ impl Director {
                     let key = start.key;
                     debug_assert!(!sub.jobs.contains_key(&key), "job {key} runs twice");
                     sub.jobs.insert(key, tx);
+                    sub.sent.insert(key, Instant::now());
                     let subagent = sub.spec.id.clone();
                     if let Some(out) = &sub.out {
                         let _ = out.send(ToSubagent::Start(Box::new(start)));
@@ -533,6 +568,9 @@ impl Director {
                 last_error: s.last_error.clone(),
                 ring_position: ring.then(|| u32::try_from(i).unwrap_or(u32::MAX)),
                 token: holder == Some(i),
+                average_job_duration_ms: s.busy_ms.checked_div(s.processed).unwrap_or(0),
+                connected_since_ms: s.connected_since_ms,
+                host: s.host.clone(),
             })
             .collect()
     }
@@ -587,10 +625,24 @@ impl Director {
             was_live = sub.live;
             sub.live = false;
             sub.out = None;
+            sub.connected_since_ms = None;
             sub.last_error = Some(why.to_owned());
         }
         inner.settle_ring();
         was_live
+    }
+
+    /// Keeps a subagent's last report of its host.
+    fn reported(&self, id: &AgentId, r: Report) {
+        self.with_sub(id, |sub| {
+            sub.host = Some(HostFigures {
+                cores: r.cores,
+                load: r.load,
+                memory_total_bytes: r.memory_total_bytes,
+                memory_available_bytes: r.memory_available_bytes,
+                reported_ms: crate::now_ms(),
+            });
+        });
     }
 
     fn running_on(&self, id: &AgentId) -> usize {
@@ -605,6 +657,7 @@ impl Director {
     /// The subagent's lease expired: every job it ran is lost.
     fn lost(&self, id: &AgentId, why: &str) {
         self.with_sub(id, |sub| {
+            sub.sent.clear();
             for (_, job) in sub.jobs.drain() {
                 let _ = job.send(Note::Lost(format!("subagent {id}: {why}")));
             }
@@ -617,6 +670,10 @@ impl Director {
         self.with_sub(id, |sub| {
             let job = if ended {
                 sub.processed += 1;
+                let took = sub.sent.remove(&key).map_or(0, |t| t.elapsed().as_millis());
+                sub.busy_ms = sub
+                    .busy_ms
+                    .saturating_add(u64::try_from(took).unwrap_or(u64::MAX));
                 sub.jobs.remove(&key)
             } else {
                 sub.jobs.get(&key).cloned()
@@ -722,6 +779,7 @@ async fn session(
         if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == spec.id) {
             sub.live = true;
             sub.out = Some(tx);
+            sub.connected_since_ms = Some(crate::now_ms());
             sub.last_error = None;
         }
         inner.settle_ring();
@@ -765,6 +823,9 @@ async fn session(
                         tick = heartbeats(lease_ms);
                     }
                     Received::Frame(FromSubagent::LeaseSet { .. }) => {}
+                    Received::Frame(FromSubagent::Report(report)) => {
+                        director.reported(&spec.id, report);
+                    }
                     Received::Frame(other) => {
                         return Err(format!("unexpected message: {other:?}"));
                     }

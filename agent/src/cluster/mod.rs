@@ -12,7 +12,11 @@
 //! (`Disrupted(ProcessLost)`: the model restarts a `restartable` job, attempt + 1, and fails
 //! any other order), and the subagent has killed them by then.
 //!
-//! Not yet here: a backup director, subagents that register themselves, per-subagent metrics.
+//! Health: each subagent reports its host (cores, load, memory) to its director, which keeps
+//! the last report with the average job duration it measured and the time the subagent is
+//! connected since, and sends them beside its metadata (`FromAgent::SubagentHealth`).
+//!
+//! Not yet here: a backup director, subagents that register themselves.
 
 pub mod director;
 pub mod protocol;
