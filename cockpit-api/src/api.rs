@@ -22,6 +22,7 @@ pub mod deploy_docs;
 pub mod docs;
 pub mod kept_log;
 pub mod plan;
+pub mod queues;
 pub mod read;
 pub mod stream;
 
@@ -260,6 +261,7 @@ pub fn router(app: App) -> Router {
             "/agents/{agent}/subagents/{subagent}/remove",
             post(agents::remove_subagent),
         )
+        .route("/queues", get(queues::queues))
         .route("/plan", get(plan::show))
         .route("/plan/orders/{id}/skip", post(plan::skip))
         .route("/plan/schedules/{name}/pause", post(plan::pause))

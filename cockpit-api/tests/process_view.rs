@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/agents"),
     ("post", "/api/v1/agents/join-tokens"),
     ("post", "/api/v1/agents/{agent}/subagents/{subagent}/remove"),
+    ("get", "/api/v1/queues"),
     ("get", "/api/v1/plan"),
     ("post", "/api/v1/plan/orders/{id}/skip"),
     ("post", "/api/v1/plan/schedules/{name}/pause"),

@@ -130,6 +130,8 @@ pub struct LinkStatus {
     pub connected_since_ms: Option<i64>,
     pub last_error: Option<String>,
     pub meta: Option<AgentMeta>,
+    /// A director's last `SubagentHealth`.
+    pub subagent_health: Vec<ordo_model::wire::SubagentHealth>,
 }
 
 /// Starts and stops agent links as agents are deployed.

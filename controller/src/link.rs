@@ -250,6 +250,8 @@ async fn session(
         s.connected_since_ms = Some(now_ms());
         s.last_error = None;
         s.meta = Some(coupled.meta);
+        // A director sends its subagents' figures right after.
+        s.subagent_health = Vec::new();
     });
     tracing::info!(agent = %agent.id, "agent coupled");
     let resend = ask(&ctx.core, |reply| Input::Coupled {
@@ -294,6 +296,9 @@ async fn session(
                     }
                     Received::Frame(FromAgent::Meta(meta)) => {
                         set_status(ctx, agent, |s| s.meta = Some(meta));
+                    }
+                    Received::Frame(FromAgent::SubagentHealth(health)) => {
+                        set_status(ctx, agent, |s| s.subagent_health = health);
                     }
                     Received::Frame(other) => {
                         return Err(format!("unexpected message from the agent: {other:?}"));

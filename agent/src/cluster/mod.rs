@@ -12,10 +12,14 @@
 //! (`Disrupted(ProcessLost)`: the model restarts a `restartable` job, attempt + 1, and fails
 //! any other order), and the subagent has killed them by then.
 //!
-//! Subagents may register themselves with a join token (`crate::register`); a removed one drains,
-//! or has its jobs killed and lost (`director`).
+//! Health: each subagent reports its host (cores, load, memory) to its director, which keeps
+//! the last report with the average job duration it measured and the time the subagent is
+//! connected since, and sends them beside its metadata (`FromAgent::SubagentHealth`).
 //!
-//! Not yet here: a backup director, per-subagent metrics.
+//! Subagents may register themselves with a join token (`crate::register`); a removed one
+//! drains, or has its jobs killed and lost (`director`).
+//!
+//! Not yet here: a backup director.
 
 pub mod director;
 pub mod protocol;

@@ -17,7 +17,8 @@
 
 use super::protocol::{
     Dedicate, End, Executable as WireExecutable, FromSubagent, LEASE_TIMEOUT_MS_MIN,
-    PROTOCOL_VERSION, SUBAGENT_WS_PATH, Start, ToSubagent, heartbeat_interval_ms, subagent_hold_ms,
+    PROTOCOL_VERSION, REPORT_INTERVAL_MS, Report, SUBAGENT_WS_PATH, Start, ToSubagent,
+    heartbeat_interval_ms, subagent_hold_ms,
 };
 use crate::config::Config;
 use crate::runner::{Executable, JobSpec, KillHandle, KillMode, RunEvent, Runner};
@@ -313,7 +314,9 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     tracing::info!(director = %d.director, lease_timeout_ms = d.lease_timeout_ms, "dedicated to the director");
-    let hold = Duration::from_millis(subagent_hold_ms(d.lease_timeout_ms));
+    send_report(ws, max).await?;
+    let mut reported = Instant::now();
+    let mut hold = Duration::from_millis(subagent_hold_ms(d.lease_timeout_ms));
     let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(
         d.lease_timeout_ms,
     )));
@@ -333,6 +336,10 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
                 match received.map_err(|e| e.to_string())? {
                     Received::Frame(ToSubagent::Heartbeat) => {
                         frame::send(ws, &FromSubagent::Heartbeat, max).await.map_err(|e| e.to_string())?;
+                        if reported.elapsed() >= Duration::from_millis(REPORT_INTERVAL_MS) {
+                            send_report(ws, max).await?;
+                            reported = Instant::now();
+                        }
                     }
                     Received::Frame(ToSubagent::Start(start)) => {
                         let key = start.key;
@@ -349,6 +356,16 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
                     }
                     Received::Frame(ToSubagent::Dedicate(_)) => {
                         return Err("Dedicate in a dedicated session".into());
+                    }
+                    Received::Frame(ToSubagent::Lease { lease_timeout_ms }) => {
+                        if lease_timeout_ms < LEASE_TIMEOUT_MS_MIN {
+                            return Err(format!("lease_timeout_ms {lease_timeout_ms} is below {LEASE_TIMEOUT_MS_MIN}"));
+                        }
+                        tracing::info!(lease_timeout_ms, "the director changed the lease");
+                        hold = Duration::from_millis(subagent_hold_ms(lease_timeout_ms));
+                        tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_timeout_ms)));
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        frame::send(ws, &FromSubagent::LeaseSet { lease_timeout_ms }, max).await.map_err(|e| e.to_string())?;
                     }
                     Received::Ping(_) | Received::Pong(_) => {}
                     Received::Closed => return Ok(()),
@@ -384,6 +401,16 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Measures the host and tells the director.
+async fn send_report(ws: &mut WebSocket, max: usize) -> Result<(), String> {
+    let host = tokio::task::spawn_blocking(crate::meta::host)
+        .await
+        .map_err(|e| format!("measuring the host failed: {e}"))?;
+    frame::send(ws, &FromSubagent::Report(Report::from(host)), max)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn work_dir(config: &Config, order: &str) -> PathBuf {
