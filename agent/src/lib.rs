@@ -129,9 +129,10 @@ pub async fn run_with_listener(
         return serve(config, listener, shutdown).await;
     };
     let agent_id = config.agent_id.to_string();
+    let data_dir = config.data_dir.clone();
     let (refused_tx, refused_rx) = tokio::sync::oneshot::channel::<String>();
     let task = tokio::spawn(async move {
-        if let Err(why) = register::run(&reg, &agent_id).await {
+        if let Err(why) = register::run(&reg, &agent_id, &data_dir).await {
             let _ = refused_tx.send(why);
         }
     });

@@ -12,12 +12,16 @@
 //! - 408, 429 and 5xx, or no answer: tried again after a backoff from [`BACKOFF_MIN_MS`]
 //!   doubling up to [`BACKOFF_MAX_MS`].
 //! - any other 4xx (unknown, expired or used token, a ping-back that saw another agent): a
-//!   refusal for good; the agent stops with the controller's reason. A used token also
-//!   refuses an agent that registered before and restarts: remove `[register]` once it is in.
+//!   refusal for good; the agent stops with the controller's reason.
+//!
+//! A registration that was accepted is kept in `<data_dir>/registered` (JSON: the controller,
+//! the id, the URL and the token): an agent restarted with the same `[register]` section does
+//! not ask again (its token is used up) and simply serves.
 
 use crate::config::Register;
 use ordo_net::client::{ClientError, HttpsClient, HttpsClientOptions};
 use serde_json::{Value as Json, json};
+use std::path::Path;
 use std::time::Duration;
 
 /// The first wait before a registration is tried again, in milliseconds.
@@ -27,9 +31,49 @@ pub const BACKOFF_MAX_MS: u64 = 10_000;
 /// How long one try may take, in milliseconds.
 const REQUEST_TIMEOUT_MS: u64 = 30_000;
 
-/// Registers `agent_id` as `register` says; `Err` with the controller's reason when it
-/// refuses for good.
-pub async fn run(register: &Register, agent_id: &str) -> Result<(), String> {
+/// The largest `registered` file read, in bytes.
+const REGISTERED_FILE_BYTES_MAX: u64 = 64 << 10;
+
+/// What `<data_dir>/registered` holds for this registration.
+fn record(register: &Register, agent_id: &str) -> Json {
+    json!({
+        "controller": register.controller,
+        "id": agent_id,
+        "url": register.url,
+        "token": register.token,
+    })
+}
+
+/// Whether `data_dir` records that this very registration was accepted before.
+fn registered_before(data_dir: &Path, register: &Register, agent_id: &str) -> bool {
+    let path = data_dir.join("registered");
+    let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= REGISTERED_FILE_BYTES_MAX);
+    small
+        && std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+            .is_some_and(|j| j == record(register, agent_id))
+}
+
+/// Records in `data_dir` that this registration was accepted (temp file, then rename).
+fn keep_registered(data_dir: &Path, register: &Register, agent_id: &str) {
+    let path = data_dir.join("registered");
+    let tmp = data_dir.join("registered.tmp");
+    let written = std::fs::create_dir_all(data_dir)
+        .and_then(|()| std::fs::write(&tmp, record(register, agent_id).to_string()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!("cannot keep the registration in {}: {e}", path.display());
+    }
+}
+
+/// Registers `agent_id` as `register` says, unless `data_dir` records that it did before;
+/// `Err` with the controller's reason when it refuses for good.
+pub async fn run(register: &Register, agent_id: &str, data_dir: &Path) -> Result<(), String> {
+    if registered_before(data_dir, register, agent_id) {
+        tracing::info!(controller = %register.controller, "registered before; not asking again");
+        return Ok(());
+    }
     let ca = ordo_net::tls::CaBundle::from_pem_file(&register.ca)
         .map_err(|e| format!("register: the CA {}: {e}", register.ca.display()))?;
     let tls = ordo_net::tls::client_config(&ca, None)
@@ -61,6 +105,7 @@ pub async fn run(register: &Register, agent_id: &str) -> Result<(), String> {
         match client.post_json::<_, Json>(&url, &body).await {
             Ok(_) => {
                 tracing::info!(controller = %register.controller, url = %register.url, "registered with the controller");
+                keep_registered(data_dir, register, agent_id);
                 return Ok(());
             }
             Err(ClientError::Status { status, body, .. })

@@ -217,6 +217,22 @@ async fn process_register_and_remove_a_subagent() -> Result<()> {
         "the registration is journaled"
     );
 
+    // Restarted with the same `[register]` section, s2 does not ask again (its token is used
+    // up): it serves and is live again.
+    if let Some(s2) = c.agent("s2") {
+        s2.kill9();
+    }
+    wait_subagents(&c, "s2 lost", |s| s.get("s2").is_some_and(|x| x == "lost")).await?;
+    c.start_agent("s2")?;
+    wait_subagents(&c, "s2 live again", |s| {
+        s.get("s2").is_some_and(|x| x == "live")
+    })
+    .await?;
+    let s2 = c.agent("s2").ok_or_else(|| anyhow::anyhow!("no s2"))?;
+    let log = s2.log_tail(1 << 20);
+    assert!(s2.is_running(), "{log}");
+    assert!(log.contains("registered before"), "{log}");
+
     // The token does not work twice: refused before any ping-back, and an agent started with
     // it stops with the reason.
     let s3_url = c.agent_url("s3")?;
