@@ -53,7 +53,7 @@ fn json_object(b: &Bytes) -> Result<(), ApiError> {
 
 /// `POST /api/v1/agents/join-tokens` (admin): a one-time join token.
 #[utoipa::path(post, path = "/api/v1/agents/join-tokens", tag = "commands", security(("bearer" = [])),
-    request_body = JoinTokenBody,
+    request_body = Option<JoinTokenBody>,
     responses((status = 200, description = "The token, shown once", body = JoinTokenReply),
         (status = 400, description = "A bad body", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),
@@ -78,7 +78,7 @@ pub async fn join_token(
 #[utoipa::path(post, path = "/api/v1/agents/{agent}/subagents/{subagent}/remove", tag = "commands", security(("bearer" = [])),
     params(("agent" = String, Path, description = "Agent (director) id"),
         ("subagent" = String, Path, description = "Subagent id")),
-    request_body = RemoveSubagentBody,
+    request_body = Option<RemoveSubagentBody>,
     responses((status = 200, description = "Deployed without the subagent", body = Object),
         (status = 400, description = "A bad body or id", body = super::ErrorBody),
         (status = 401, description = "No or unknown token", body = super::ErrorBody),

@@ -78,7 +78,13 @@ pub async fn queues(
     AxState(app): AxState<App>,
     q: Result<Query<QueuesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    let mut q = query(q)?;
+    // An empty parameter is no parameter (`?after=` is how a form sends an unset one).
+    for p in [&mut q.agent, &mut q.workflow, &mut q.queue, &mut q.after] {
+        if p.as_deref().is_some_and(str::is_empty) {
+            *p = None;
+        }
+    }
     let only = q
         .queue
         .as_deref()
