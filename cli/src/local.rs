@@ -190,6 +190,7 @@ impl Common {
                     ..Default::default()
                 },
                 subagent: None,
+                pair: None,
             };
             write_config(
                 &path,

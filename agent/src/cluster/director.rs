@@ -142,6 +142,9 @@ pub struct Director {
     horizon_ms: AtomicI64,
     /// Where renewals of the horizon are journaled.
     journal: OnceLock<mpsc::Sender<Input>>,
+    /// The raft term of this director when it is the active one of a director pair (0: a
+    /// lone director): sent with every dedication, so subagents refuse older directors.
+    term: AtomicU64,
 }
 
 /// A job running on a subagent; dropping it forgets the job (its process is the subagent's
@@ -209,6 +212,7 @@ impl Director {
             version: AtomicU64::new(0),
             horizon_ms: AtomicI64::new(0),
             journal: OnceLock::new(),
+            term: AtomicU64::new(0),
         });
         let path = cluster_file(&director.config);
         let read = std::fs::metadata(&path).and_then(|m| {
@@ -232,6 +236,11 @@ impl Director {
             Err(e) => tracing::warn!("cannot read {}: {e}", path.display()),
         }
         Ok(director)
+    }
+
+    /// This director leads its pair in `term` (see [`ToSubagent::DedicateInTerm`]).
+    pub fn set_term(&self, term: u64) {
+        self.term.store(term, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -625,12 +634,16 @@ async fn session(
     let mut ws = ordo_net::client::connect_ws(&url, director.tls.clone(), max, lease_ms)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-    let dedicate = ToSubagent::Dedicate(Dedicate {
+    let dedicate = Dedicate {
         protocol_version: PROTOCOL_VERSION,
         director: director.config.agent_id.clone(),
         subagent: spec.id.clone(),
         lease_timeout_ms: lease_ms,
-    });
+    };
+    let dedicate = match director.term.load(Ordering::Acquire) {
+        0 => ToSubagent::Dedicate(dedicate),
+        term => ToSubagent::DedicateInTerm { dedicate, term },
+    };
     frame::send(&mut ws, &dedicate, max)
         .await
         .map_err(|e| e.to_string())?;

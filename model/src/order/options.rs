@@ -126,11 +126,24 @@ pub struct Extras {
     /// the fields above: a snapshot written before it ends before it.
     #[serde(default, deserialize_with = "trailing_or_default")]
     pub agents: BTreeMap<AgentId, ClusterSettings>,
+    /// The URLs of agents' backup directors, from `AgentBackupDirector`. Added after the
+    /// fields above: a snapshot written before it ends before it. Written only when not
+    /// empty, so that a snapshot without any keeps the bytes it had; a field added after this
+    /// one must make it always written (postcard is positional).
+    #[serde(
+        default,
+        deserialize_with = "trailing_or_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub backup_directors: BTreeMap<AgentId, String>,
 }
 
 impl Extras {
     pub fn is_empty(&self) -> bool {
-        self.orders.is_empty() && self.workflows.is_empty() && self.agents.is_empty()
+        self.orders.is_empty()
+            && self.workflows.is_empty()
+            && self.agents.is_empty()
+            && self.backup_directors.is_empty()
     }
 }
 
