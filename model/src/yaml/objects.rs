@@ -34,8 +34,8 @@ pub(crate) fn agent(
         }
         (None, None) => {
             cx.err(
-                id_node.pos,
-                "an agent needs `url` (or `director`)".to_owned(),
+                f.pos,
+                "an agent needs the field `url` (or `director`)".to_owned(),
             );
             None
         }
@@ -254,6 +254,40 @@ pub(crate) fn board(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<
 #[cfg(test)]
 mod tests {
     use super::check_url;
+    use crate::ids::AgentId;
+
+    fn agents(text: &str) -> Result<crate::inventory::Inventory, String> {
+        crate::yaml::parse_inventory(
+            &[crate::yaml::SourceFile::new("a.yaml", text)],
+            &crate::yaml::Limits::default(),
+        )
+        .map_err(|d| format!("{d:?}"))
+    }
+
+    /// A director pair: `director` names the director (as `url` does), `backupDirector` the
+    /// backup, kept beside the agent object; contradictions are named.
+    #[test]
+    fn a_director_pair_names_both_directors() {
+        let inv = agents(
+            "agent: d\ndirector: wss://127.0.0.1:4444\nbackupDirector: wss://127.0.0.2:4444\n",
+        )
+        .unwrap();
+        assert_eq!(inv.agents[0].url, "wss://127.0.0.1:4444");
+        let id = AgentId::new("d").unwrap();
+        assert_eq!(
+            inv.backup_directors.get(&id).map(String::as_str),
+            Some("wss://127.0.0.2:4444")
+        );
+        let lone = agents("agent: d\nurl: wss://127.0.0.1:4444\n").unwrap();
+        assert!(lone.backup_directors.is_empty());
+        let both = agents("agent: d\nurl: wss://a:1\ndirector: wss://a:1\n").unwrap_err();
+        assert!(both.contains("another name for `url`"), "{both}");
+        let same =
+            agents("agent: d\nurl: wss://a:1\nbackupDirector: wss://a:1\n").unwrap_err();
+        assert!(same.contains("must differ"), "{same}");
+        let bad = agents("agent: d\nurl: wss://a:1\nbackupDirector: https://b:1\n").unwrap_err();
+        assert!(bad.contains("`backupDirector`"), "{bad}");
+    }
 
     #[test]
     fn urls_are_checked() {
