@@ -126,10 +126,11 @@ pub struct Extras {
     /// the fields above: a snapshot written before it ends before it.
     #[serde(default, deserialize_with = "trailing_or_default")]
     pub agents: BTreeMap<AgentId, ClusterSettings>,
-    /// The URLs of agents' backup directors, from `AgentBackupDirector`. Added after the
-    /// fields above: a snapshot written before it ends before it. Written only when not
-    /// empty, so that a snapshot without any keeps the bytes it had; a field added after this
-    /// one must make it always written (postcard is positional).
+    /// The URLs of agents' backup directors, from `AgentBackupDirector` (the controller's
+    /// world only). Added after the fields above: a snapshot written before it ends before
+    /// it. Written only when not empty, so that a snapshot without any keeps the bytes it had;
+    /// a field added after this one must make it always written (postcard is positional).
+    /// The agent's snapshots write their extras without it (a field follows them there).
     #[serde(
         default,
         deserialize_with = "trailing_or_default",
@@ -150,7 +151,7 @@ impl Extras {
 /// Reads a trailing field added to a postcard-encoded struct, or its default when the bytes
 /// end before it (written by a build that did not have it). Human-readable formats name their
 /// fields, so there an error stays an error.
-fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de> + Default,

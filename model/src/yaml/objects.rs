@@ -282,8 +282,7 @@ mod tests {
         assert!(lone.backup_directors.is_empty());
         let both = agents("agent: d\nurl: wss://a:1\ndirector: wss://a:1\n").unwrap_err();
         assert!(both.contains("another name for `url`"), "{both}");
-        let same =
-            agents("agent: d\nurl: wss://a:1\nbackupDirector: wss://a:1\n").unwrap_err();
+        let same = agents("agent: d\nurl: wss://a:1\nbackupDirector: wss://a:1\n").unwrap_err();
         assert!(same.contains("must differ"), "{same}");
         let bad = agents("agent: d\nurl: wss://a:1\nbackupDirector: https://b:1\n").unwrap_err();
         assert!(bad.contains("`backupDirector`"), "{bad}");
