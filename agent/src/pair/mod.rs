@@ -176,10 +176,26 @@ pub async fn run(
         }
     };
     stop_tx.send_replace(true);
+    // A stopping director's last records (withdrawn starts) are durable only once committed:
+    // committed entries are still written while the executor ends.
     let finished = match active.take() {
         Some(active) => {
-            active.stop_rx_signal();
-            active.finish().await
+            let finish = active.finish();
+            tokio::pin!(finish);
+            loop {
+                tokio::select! {
+                    result = &mut finish => break result,
+                    report = node.from_raft.recv() => match report {
+                        Some(FromRaft::Committed(entries)) => {
+                            if let Err(e) = pair_loop.write_committed(entries).await {
+                                tracing::error!("while stopping: {e}");
+                            }
+                        }
+                        Some(_) => {}
+                        None => break finish.await,
+                    }
+                }
+            }
         }
         None => Ok(()),
     };
@@ -359,13 +375,7 @@ impl PairLoop {
         let mut started = None;
         match report {
             FromRaft::Committed(entries) => {
-                for entry in entries {
-                    if let CommittedKind::Batch(data) = &entry.kind {
-                        entry::apply(&self.journal, entry.index, data)
-                            .await
-                            .map_err(AgentError::JournalStopped)?;
-                    }
-                }
+                self.write_committed(entries).await?;
                 started = self.activate_once_created().await?;
             }
             FromRaft::Role { role, leader, term } => {
@@ -377,8 +387,11 @@ impl PairLoop {
                         .and_then(|n| n.url.clone())
                 });
                 tracing::info!(?role, ?leader, term, "raft role");
-                *self.view.passive.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Passive { term, active: url };
+                *self.view.passive.lock().unwrap_or_else(|e| e.into_inner()) = Passive {
+                    term,
+                    active: url,
+                    taking_over: false,
+                };
                 if role != Role::Leader && (self.directing || self.activating.is_some()) {
                     return Err(AgentError::Task(format!(
                         "this director lost the lead of its pair (term {term}): it stops, and \
@@ -416,6 +429,11 @@ impl PairLoop {
                         );
                     }
                     self.activating = Some((term, proposer));
+                    self.view
+                        .passive
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .taking_over = true;
                     started = self.activate_once_created().await?;
                 }
             }
@@ -433,6 +451,21 @@ impl PairLoop {
             FromRaft::Failed(why) => return Err(AgentError::JournalStopped(why)),
         }
         Ok(started)
+    }
+
+    /// Writes committed entries to the journal, in log order.
+    async fn write_committed(
+        &self,
+        entries: Vec<ordo_replica::Committed>,
+    ) -> Result<(), AgentError> {
+        for entry in entries {
+            if let CommittedKind::Batch(data) = &entry.kind {
+                entry::apply(&self.journal, entry.index, data)
+                    .await
+                    .map_err(AgentError::JournalStopped)?;
+            }
+        }
+        Ok(())
     }
 
     /// Starts directing once this node leads and its journal holds its run's first record.

@@ -40,6 +40,9 @@ pub struct Passive {
     pub term: u64,
     /// The active director's URL, when known.
     pub active: Option<String>,
+    /// This director leads the pair and is about to direct (it waits for its subagents'
+    /// leases, or for its journal's first record).
+    pub taking_over: bool,
 }
 
 /// `GET /health` of a passive node (503).
@@ -64,6 +67,13 @@ impl PairView {
     /// Why this node refuses the controller's session.
     fn refusal(&self) -> String {
         let p = self.passive();
+        if p.taking_over {
+            return format!(
+                "this director takes over (term {}) and directs once the leases of its \
+                 subagents' jobs have run out",
+                p.term
+            );
+        }
         let whom = if self.voter == "watch" {
             "this node is the director pair's third voter and never directs".to_owned()
         } else {
