@@ -6,6 +6,8 @@
 //! active, the controller couples with it, every order finishes, each (order, attempt) started
 //! once, no job of an order ran while an earlier attempt of it still ran, some orders ran
 //! again (attempt 2), and the journals of the three nodes agree on every record they share.
+//!
+//! Fencing: a subagent refuses a dedication of an older term than the highest it has seen.
 
 use anyhow::{Context, Result, anyhow, bail};
 use ordo_agent::config::{PairNode, PairSection, PairVoter};
@@ -280,5 +282,79 @@ steps:
             );
         }
     }
+    Ok(())
+}
+
+/// A subagent serves the director of the highest term it has seen: a dedication with an older
+/// term, or a plain one after a term, is refused; the same or a newer term is taken (and ends
+/// the older session).
+#[tokio::test]
+async fn process_subagent_refuses_a_director_of_an_older_term() -> Result<()> {
+    use ordo_agent::cluster::protocol::{
+        Dedicate, FromSubagent, PROTOCOL_VERSION, SUBAGENT_WS_PATH, ToSubagent,
+    };
+    let mut c = Cluster::new(&["dir", "s1"])?;
+    c.make_subagent("s1", "dir")?;
+    c.start_agent("s1")?;
+    let dir = ordo_agent::Config::load(&config_path(&c, "dir")?)?;
+    let tls = ordo_net::tls::client_config(
+        &ordo_net::tls::CaBundle::from_pem_file(&dir.tls.controller_ca)?,
+        Some(&ordo_net::tls::TlsMaterial::from_pem_files(
+            &dir.tls.certificate,
+            &dir.tls.key,
+        )?),
+    )?;
+    let url = format!("{}{SUBAGENT_WS_PATH}", c.agent_url("s1")?);
+    let max = 1 << 20;
+    let dedicate = |term: u64| {
+        let dedicate = Dedicate {
+            protocol_version: PROTOCOL_VERSION,
+            director: ordo_model::ids::AgentId::new("dir").expect("an id"),
+            subagent: ordo_model::ids::AgentId::new("s1").expect("an id"),
+            lease_timeout_ms: 10_000,
+        };
+        match term {
+            0 => ToSubagent::Dedicate(dedicate),
+            term => ToSubagent::DedicateInTerm { dedicate, term },
+        }
+    };
+    // The subagent listens once it has started: connect until it answers.
+    let deadline = Instant::now() + Duration::from_millis(ACTIVE_WAIT_MS);
+    let session = |term: u64| {
+        let tls = tls.clone();
+        let url = url.clone();
+        let message = dedicate(term);
+        async move {
+            let mut ws = ordo_net::client::connect_ws(&url, tls, max, 5_000).await?;
+            ordo_net::frame::send(&mut ws, &message, max).await?;
+            let answer: Option<FromSubagent> = ordo_net::frame::recv(&mut ws, max).await?;
+            anyhow::Ok((ws, answer))
+        }
+    };
+    let (_first, answer) = loop {
+        match session(5).await {
+            Ok(done) => break done,
+            Err(e) if Instant::now() > deadline => bail!("the subagent does not answer: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert!(
+        matches!(answer, Some(FromSubagent::Dedicated { .. })),
+        "{answer:?}"
+    );
+    for older in [3, 0] {
+        let (_ws, answer) = session(older).await?;
+        match answer {
+            Some(FromSubagent::Refused { reason }) => {
+                assert!(reason.contains("older than term 5"), "{reason}")
+            }
+            other => bail!("term {older} was not refused: {other:?}"),
+        }
+    }
+    let (_newer, answer) = session(6).await?;
+    assert!(
+        matches!(answer, Some(FromSubagent::Dedicated { .. })),
+        "{answer:?}"
+    );
     Ok(())
 }

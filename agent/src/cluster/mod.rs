@@ -12,7 +12,10 @@
 //! (`Disrupted(ProcessLost)`: the model restarts a `restartable` job, attempt + 1, and fails
 //! any other order), and the subagent has killed them by then.
 //!
-//! Not yet here: a backup director, subagents that register themselves, per-subagent metrics.
+//! A backup director is a director pair ([`crate::pair`]): the active one dedicates with its
+//! raft term, and a subagent refuses a director of an older term.
+//!
+//! Not yet here: subagents that register themselves, per-subagent metrics.
 
 pub mod director;
 pub mod protocol;

@@ -27,8 +27,11 @@ enum Entry {
     },
 }
 
+/// Journal records with their ids.
+pub type Records = Vec<(u64, Vec<u8>)>;
+
 /// The entry data of a batch continuing the journal after `after`.
-pub fn encode(after: u64, records: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
+pub fn encode(after: u64, records: Records) -> Vec<u8> {
     assert!(!records.is_empty(), "an entry holds at least one record");
     for (k, (id, _)) in records.iter().enumerate() {
         assert_eq!(
@@ -41,7 +44,7 @@ pub fn encode(after: u64, records: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
 }
 
 /// The batch of the committed entry at `index`: (after, records).
-pub fn decode(index: u64, data: &[u8]) -> Result<(u64, Vec<(u64, Vec<u8>)>), String> {
+pub fn decode(index: u64, data: &[u8]) -> Result<(u64, Records), String> {
     let Entry::V1 { after, records } = postcard::from_bytes(data)
         .map_err(|e| format!("the committed entry at index {index} does not decode: {e}"))?;
     if records.is_empty() {
@@ -95,7 +98,7 @@ mod tests {
             .journal
     }
 
-    fn records(ids: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<u8>)> {
+    fn records(ids: std::ops::RangeInclusive<u64>) -> Records {
         ids.map(|id| (id, format!("record {id}").into_bytes()))
             .collect()
     }
@@ -135,7 +138,7 @@ mod tests {
         assert!(gap.contains("ends at record 6"), "{gap}");
         drop(j);
         let j = journal(dir.path());
-        let read: Vec<(u64, Vec<u8>)> = j
+        let read: Records = j
             .read_after(0)
             .unwrap()
             .map(|r| r.map(|r| (r.id, r.data)).unwrap())

@@ -103,9 +103,10 @@ async fn agent_session(
     if let Some(shared) = view.active.get() {
         return crate::server::agent_session(State(shared.clone()), peer, remote, upgrade).await;
     }
-    if !peer
+    if peer
         .as_ref()
-        .is_some_and(|Extension(p)| p.controller_cluster_id().is_some())
+        .and_then(|Extension(p)| p.controller_cluster_id())
+        .is_none()
     {
         return (
             StatusCode::FORBIDDEN,
