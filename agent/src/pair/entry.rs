@@ -15,6 +15,7 @@
 //! Applying a committed entry ([`apply`]) appends its records to the node's agent journal
 //! after the journal's last id: records the journal holds already (a restart hands committed
 //! entries out again) are skipped; an entry that does not continue the journal is an error.
+//! Each record written is shown to the caller first (a passive node folds it into its state).
 
 use ordo_journal::Journal;
 use serde::{Deserialize, Serialize};
@@ -62,9 +63,14 @@ pub fn decode(index: u64, data: &[u8]) -> Result<(u64, Records), String> {
     Ok((after, records))
 }
 
-/// Appends the records of the committed entry at `index` that the journal does not hold yet;
-/// completes once they are durable. Returns the journal's last id.
-pub async fn apply(journal: &Journal, index: u64, data: &[u8]) -> Result<u64, String> {
+/// Appends the records of the committed entry at `index` that the journal does not hold yet,
+/// each shown to `seen` first; completes once they are durable. Returns the journal's last id.
+pub async fn apply(
+    journal: &Journal,
+    index: u64,
+    data: &[u8],
+    mut seen: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<u64, String> {
     let (after, records) = decode(index, data)?;
     let last = journal.last_id();
     if after > last {
@@ -81,6 +87,9 @@ pub async fn apply(journal: &Journal, index: u64, data: &[u8]) -> Result<u64, St
         .collect();
     if fresh.is_empty() {
         return Ok(last);
+    }
+    for (id, data) in &fresh {
+        seen(id.unwrap_or_default(), data)?;
     }
     journal
         .append_batch_after(last, fresh)
@@ -128,14 +137,34 @@ mod tests {
     async fn committed_entries_are_written_once_under_their_ids() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(dir.path());
-        assert_eq!(apply(&j, 2, &encode(0, records(1..=3))).await, Ok(3));
-        assert_eq!(apply(&j, 3, &encode(3, records(4..=4))).await, Ok(4));
+        let mut seen = Vec::new();
+        let mut see = |id: u64, _: &[u8]| {
+            seen.push(id);
+            Ok(())
+        };
+        assert_eq!(
+            apply(&j, 2, &encode(0, records(1..=3)), &mut see).await,
+            Ok(3)
+        );
+        assert_eq!(
+            apply(&j, 3, &encode(3, records(4..=4)), &mut see).await,
+            Ok(4)
+        );
         // Again, as after a restart: nothing is written twice.
-        assert_eq!(apply(&j, 2, &encode(0, records(1..=3))).await, Ok(4));
+        assert_eq!(
+            apply(&j, 2, &encode(0, records(1..=3)), &mut see).await,
+            Ok(4)
+        );
         // Partly held (a torn tail cut the journal inside an entry): the rest is written.
-        assert_eq!(apply(&j, 4, &encode(3, records(4..=6))).await, Ok(6));
-        let gap = apply(&j, 5, &encode(8, records(9..=9))).await.unwrap_err();
+        assert_eq!(
+            apply(&j, 4, &encode(3, records(4..=6)), &mut see).await,
+            Ok(6)
+        );
+        let gap = apply(&j, 5, &encode(8, records(9..=9)), &mut see)
+            .await
+            .unwrap_err();
         assert!(gap.contains("ends at record 6"), "{gap}");
+        assert_eq!(seen, (1..=6).collect::<Vec<u64>>(), "each record seen once");
         drop(j);
         let j = journal(dir.path());
         let read: Records = j

@@ -27,17 +27,20 @@
 //!   The run id and the agent event ids are the journal's, the same on both directors, so the
 //!   controller, which deduplicates by agent, run id and event id, journals each event once
 //!   across a takeover.
-//! - **Passive.** A director that does not lead (and the watch) only writes committed entries
-//!   to its journal; its server refuses the controller's `Couple`, naming the active director
-//!   when known ([`server`]), so that the controller's link tries the other director.
+//! - **Passive.** A director that does not lead (and the watch) writes committed entries to
+//!   its journal and folds them into its state (`crate::state::AgentState`, as recovery
+//!   does); every `snapshot_interval_records` records it writes a snapshot of that state and
+//!   releases the segments below it and the controller's release, as the active one does. Its
+//!   server refuses the controller's `Couple`, naming the active director when known
+//!   ([`server`]), so that the controller's link tries the other director.
 //! - **Fencing.** A director that loses the lead (another node leads, or a proposal of its
 //!   own was not placed) stops at once: the process ends with an error and its supervisor
 //!   starts it again as a passive node. Its controller and subagent sessions die with it.
 //!   The controller couples with the new active director, which fences older terms as a lone
 //!   agent does.
 //!
-//! Left to later: raft log compaction and snapshots (the log and the passive journals grow
-//! until the node is restarted from an empty data directory), adding or removing a node.
+//! Left to later: raft log compaction and raft snapshots (the raft log grows until the node
+//! starts from an empty data directory), adding or removing a node.
 
 pub mod entry;
 pub mod server;
@@ -133,9 +136,20 @@ pub async fn run(
         raft = %pair.raft_listen,
         "node of the director pair started; it is passive until raft makes it the active one"
     );
+    let fold_config = config.clone();
+    let fold_journal = journal.clone();
+    let folded = tokio::task::spawn_blocking(move || crate::open::fold(&fold_config, fold_journal))
+        .await
+        .map_err(|e| AgentError::Task(e.to_string()))??;
     let mut pair_loop = PairLoop {
         config: config.clone(),
         pair,
+        passive: Some(PassiveFold {
+            snapshot_id: folded.as_ref().map_or(0, |r| r.snapshot_id),
+            state: folded.map(|r| r.state),
+            since_snapshot: 0,
+            released: 0,
+        }),
         journal,
         view: view.clone(),
         to_raft: node.to_raft.clone(),
@@ -367,6 +381,76 @@ struct PairLoop {
     activating: Option<(u64, Proposer)>,
     /// This node directs (from its activation to the end of the process).
     directing: bool,
+    /// The state folded from the committed records while this node does not direct (then the
+    /// executor owns it).
+    passive: Option<PassiveFold>,
+}
+
+/// A passive node's fold of its journal.
+struct PassiveFold {
+    /// `None` while the journal is empty.
+    state: Option<crate::state::AgentState>,
+    since_snapshot: u64,
+    /// The newest snapshot's id.
+    snapshot_id: u64,
+    /// Segments are released up to here.
+    released: u64,
+}
+
+impl PassiveFold {
+    fn apply(&mut self, id: u64, data: &[u8]) -> Result<(), String> {
+        let record = crate::record::Record::decode(data)
+            .map_err(|e| format!("committed record {id} does not decode: {e}"))?;
+        match &mut self.state {
+            None => {
+                self.state = Some(
+                    crate::state::AgentState::from_first(id, &record)
+                        .map_err(|e| format!("committed record {id}: {e}"))?,
+                );
+            }
+            Some(state) => state
+                .apply(id, &record, data.len())
+                .map_err(|e| format!("committed record {id}: {e}"))?,
+        }
+        self.since_snapshot += 1;
+        Ok(())
+    }
+
+    /// Writes a snapshot when one is due and releases what it and the controller allow.
+    async fn snapshot_if_due(&mut self, journal: &Journal, interval: u64) -> Result<(), String> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        if self.since_snapshot < interval {
+            return Ok(());
+        }
+        self.since_snapshot = 0;
+        let id = state.last_id;
+        let bytes = state
+            .to_snapshot()
+            .map_err(|e| format!("encoding the state at record {id}: {e}"))?;
+        let until = state.released.min(id);
+        let j = journal.clone();
+        let released = self.released;
+        let done = tokio::task::spawn_blocking(move || {
+            j.write_snapshot(id, &bytes)?;
+            if until > released {
+                j.release(until)?;
+            }
+            Ok::<_, ordo_journal::JournalError>(())
+        })
+        .await
+        .map_err(|e| format!("the snapshot writer failed: {e}"))?;
+        match done {
+            Ok(()) => {
+                self.snapshot_id = id;
+                self.released = self.released.max(until);
+            }
+            // The journal goes on without it; the next one is tried later.
+            Err(e) => tracing::error!("cannot write the snapshot at record {id}: {e}"),
+        }
+        Ok(())
+    }
 }
 
 impl PairLoop {
@@ -453,17 +537,31 @@ impl PairLoop {
         Ok(started)
     }
 
-    /// Writes committed entries to the journal, in log order.
+    /// Writes committed entries to the journal, in log order (a passive node folds them).
     async fn write_committed(
-        &self,
+        &mut self,
         entries: Vec<ordo_replica::Committed>,
     ) -> Result<(), AgentError> {
         for entry in entries {
             if let CommittedKind::Batch(data) = &entry.kind {
-                entry::apply(&self.journal, entry.index, data)
-                    .await
-                    .map_err(AgentError::JournalStopped)?;
+                let passive = &mut self.passive;
+                entry::apply(
+                    &self.journal,
+                    entry.index,
+                    data,
+                    |id, record| match passive.as_mut() {
+                        Some(fold) => fold.apply(id, record),
+                        None => Ok(()),
+                    },
+                )
+                .await
+                .map_err(AgentError::JournalStopped)?;
             }
+        }
+        if let Some(fold) = self.passive.as_mut() {
+            fold.snapshot_if_due(&self.journal, self.config.limits.snapshot_interval_records)
+                .await
+                .map_err(AgentError::Corrupt)?;
         }
         Ok(())
     }
@@ -477,6 +575,8 @@ impl PairLoop {
             return Ok(None);
         };
         self.directing = true;
+        // The executor owns the state, its snapshots and releases from now on.
+        self.passive = None;
         let config = self.config.clone();
         let journal = self.journal.clone();
         let recovered = tokio::task::spawn_blocking(move || crate::open::fold(&config, journal))
