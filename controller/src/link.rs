@@ -153,9 +153,7 @@ impl Links for AgentLinkSet {
 fn set_status(ctx: &LinkContext, agent: &Agent, f: impl FnOnce(&mut LinkStatus)) {
     let mut map = ctx.status.lock().unwrap_or_else(|e| e.into_inner());
     let s = map.entry(agent.id.clone()).or_default();
-    if s.url.is_empty() {
-        s.url = agent.url.clone();
-    }
+    s.url = agent.url.clone();
     f(s);
 }
 
@@ -267,13 +265,12 @@ async fn session(
     }
     let run_id = coupled.agent_run_id;
     set_status(ctx, agent, |s| {
-        s.url = base.to_owned();
         s.connected = true;
         s.connected_since_ms = Some(now_ms());
         s.last_error = None;
         s.meta = Some(coupled.meta);
     });
-    tracing::info!(agent = %agent.id, "agent coupled");
+    tracing::info!(agent = %agent.id, url = %base, "agent coupled");
     let resend = ask(&ctx.core, |reply| Input::Coupled {
         agent: agent.id.clone(),
         run_id,
