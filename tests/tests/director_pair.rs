@@ -5,7 +5,9 @@
 //! Restartable jobs run on the subagents; kill -9 of the active director: the other becomes
 //! active, the controller couples with it, every order finishes, each (order, attempt) started
 //! once, no job of an order ran while an earlier attempt of it still ran, some orders ran
-//! again (attempt 2), and the journals of the three nodes agree on every record they share.
+//! again (attempt 2), the controller journaled each start once and saw one agent run, and the
+//! journals of the three nodes (each releasing segments below its own snapshots) agree on
+//! every record they share.
 //!
 //! Fencing: a subagent refuses a dedication of an older term than the highest it has seen.
 
@@ -251,6 +253,15 @@ steps:
         .cloned()
         .unwrap_or_default();
     assert_eq!(link["connected"], true, "{link}");
+    // The controller journaled every start once, and the run went on across the takeover.
+    let events = c.events(0).await?;
+    let of_type = |t: &str| events.iter().filter(|e| e["type"] == t).count();
+    assert_eq!(
+        of_type("ProcessingStarted"),
+        started.len(),
+        "the controller's starts differ from the jobs that ran"
+    );
+    assert_eq!(of_type("AgentRunChanged"), 1, "the agent's run changed");
 
     // The journals agree on every record they share; every node wrote snapshots (the watch
     // and the new active one while they were passive) and released segments below them.
