@@ -228,6 +228,10 @@ steps:
         let parts: Vec<&str> = line.split(' ').collect();
         assert_eq!(parts.len(), 3, "{line}");
         assert!(
+            SUBAGENTS.contains(&parts[2]),
+            "a job ran elsewhere than on a subagent: {line}"
+        );
+        assert!(
             started.insert((parts[0].to_owned(), parts[1].to_owned())),
             "attempt started twice: {line}"
         );

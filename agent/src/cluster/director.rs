@@ -197,6 +197,21 @@ fn cluster_file(config: &Config) -> PathBuf {
     config.data_dir.join("cluster")
 }
 
+/// Keeps the agent's object in `<data_dir>/cluster`, where [`Director::new`] reads it.
+pub fn keep_object(config: &Config, agent: &Agent, settings: &ClusterSettings) {
+    let path = cluster_file(config);
+    match postcard::to_allocvec(&(agent, settings)) {
+        Ok(bytes) => {
+            let tmp = path.with_extension("tmp");
+            if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path))
+            {
+                tracing::warn!("cannot keep the agent's object in {}: {e}", path.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot encode the agent's object: {e}"),
+    }
+}
+
 impl Director {
     /// The director of `config`'s agent, with the cluster it kept from its last run.
     pub fn new(config: Arc<Config>) -> Result<Arc<Director>, crate::AgentError> {
@@ -238,9 +253,27 @@ impl Director {
         Ok(director)
     }
 
-    /// This director leads its pair in `term` (see [`ToSubagent::DedicateInTerm`]).
+    /// This director leads its pair in `term` (see [`ToSubagent::DedicateInTerm`]). Until it
+    /// knows its object, its workers run no job (a backup director must not run locally what
+    /// its subagents are for).
     pub fn set_term(&self, term: u64) {
         self.term.store(term, Ordering::Release);
+    }
+
+    /// Waits, in a director pair, until the agent's object is known.
+    pub async fn wait_object(&self) {
+        if self.term.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.peek().agent.is_some() {
+                return;
+            }
+            changed.await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -337,18 +370,7 @@ impl Director {
             tracing::warn!(object = %agent.id, "the controller sent another agent's object; ignored");
             return;
         }
-        let path = cluster_file(&self.config);
-        match postcard::to_allocvec(&(&agent, &settings)) {
-            Ok(bytes) => {
-                let tmp = path.with_extension("tmp");
-                if let Err(e) =
-                    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path))
-                {
-                    tracing::warn!("cannot keep the agent's object in {}: {e}", path.display());
-                }
-            }
-            Err(e) => tracing::warn!("cannot encode the agent's object: {e}"),
-        }
+        keep_object(&self.config, &agent, &settings);
         let lease_changed =
             inner.agent.is_some() && inner.settings.lease_timeout != settings.lease_timeout;
         let lease_ms = settings.lease_timeout.0;

@@ -147,7 +147,8 @@ pub enum Input {
     Leased {
         taken_until: TimeMs,
     },
-    /// A director's subagent joined or left (`Record::SubagentJoined`/`SubagentLeft`).
+    /// A director's subagent joined or left (`Record::SubagentJoined`/`SubagentLeft`), or a
+    /// director of a pair got its object (`Record::AgentObject`).
     Membership(Record),
 }
 
@@ -908,7 +909,9 @@ impl Executor {
             Input::Membership(record) => {
                 debug_assert!(matches!(
                     record,
-                    Record::SubagentJoined { .. } | Record::SubagentLeft { .. }
+                    Record::SubagentJoined { .. }
+                        | Record::SubagentLeft { .. }
+                        | Record::AgentObject { .. }
                 ));
                 self.record(record);
             }

@@ -30,7 +30,10 @@
 //! - **Passive.** A director that does not lead (and the watch) writes committed entries to
 //!   its journal and folds them into its state (`crate::state::AgentState`, as recovery
 //!   does); every `snapshot_interval_records` records it writes a snapshot of that state and
-//!   releases the segments below it and the controller's release, as the active one does. Its
+//!   releases the segments below it and the controller's release, as the active one does; the
+//!   agent's object the active one journaled (`Record::AgentObject`) it keeps where a director
+//!   reads it at start, so it directs the same subagents when it takes over (until it knows
+//!   the object, a director of a pair runs no job at all). Its
 //!   server refuses the controller's `Couple`, naming the active director when known
 //!   ([`server`]), so that the controller's link tries the other director.
 //! - **Fencing.** A director that loses the lead (another node leads, or a proposal of its
@@ -145,6 +148,7 @@ pub async fn run(
         config: config.clone(),
         pair,
         passive: Some(PassiveFold {
+            config: config.clone(),
             snapshot_id: folded.as_ref().map_or(0, |r| r.snapshot_id),
             state: folded.map(|r| r.state),
             since_snapshot: 0,
@@ -388,6 +392,7 @@ struct PairLoop {
 
 /// A passive node's fold of its journal.
 struct PassiveFold {
+    config: Arc<Config>,
     /// `None` while the journal is empty.
     state: Option<crate::state::AgentState>,
     since_snapshot: u64,
@@ -401,6 +406,9 @@ impl PassiveFold {
     fn apply(&mut self, id: u64, data: &[u8]) -> Result<(), String> {
         let record = crate::record::Record::decode(data)
             .map_err(|e| format!("committed record {id} does not decode: {e}"))?;
+        if let crate::record::Record::AgentObject { agent, settings } = &record {
+            crate::cluster::director::keep_object(&self.config, agent, settings);
+        }
         match &mut self.state {
             None => {
                 self.state = Some(
