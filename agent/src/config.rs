@@ -18,6 +18,8 @@ pub struct Config {
     pub limits: Limits,
     /// `Some(director)`: the agent runs as a subagent of that director (`[subagent]`).
     pub subagent_of: Option<AgentId>,
+    /// `[register]`: the agent registers itself with a join token ([`crate::register`]).
+    pub register: Option<Register>,
     /// `Some`: the agent is one node of a director pair (`[pair]`, see [`crate::pair`]).
     pub pair: Option<PairSection>,
 }
@@ -184,6 +186,45 @@ impl PairSection {
     }
 }
 
+/// `[register]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterSection {
+    /// The controller's API, `https://host:port`.
+    pub controller: String,
+    /// The one-time join token, or `token_file`, a file holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// The `wss://host:port` URL the controller (or the director) reaches this agent at.
+    pub url: String,
+    /// A subagent's priority (`selection: priority`).
+    #[serde(default)]
+    pub priority: i32,
+    /// A subagent's process limit (the cluster's default when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_limit: Option<u32>,
+    /// The CA the controller's API certificate is checked with; `tls.controller_ca` when not
+    /// given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+}
+
+/// `[register]`, checked, its token read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Register {
+    pub controller: String,
+    pub token: String,
+    pub url: String,
+    pub priority: i32,
+    pub process_limit: Option<u32>,
+    pub ca: PathBuf,
+}
+
+/// The largest token file read, in bytes.
+const TOKEN_FILE_BYTES_MAX: u64 = 4096;
+
 /// `[subagent]`: the agent runs as a subagent — no journal, no controller session; it runs
 /// the jobs its director sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +300,7 @@ pub struct ConfigFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subagent: Option<SubagentSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register: Option<RegisterSection>,
     pub pair: Option<PairSection>,
 }
 
@@ -365,6 +407,10 @@ impl Config {
             pair.check(l.frame_bytes_max)?;
         }
         let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let register = match f.register {
+            None => None,
+            Some(r) => Some(check_register(r, &abs, &f.tls.controller_ca)?),
+        };
         Ok(Config {
             agent_id,
             listen: f.listen,
@@ -376,9 +422,57 @@ impl Config {
             },
             limits: f.limits,
             subagent_of,
+            register,
             pair: f.pair,
         })
     }
+}
+
+fn check_register(
+    r: RegisterSection,
+    abs: &dyn Fn(PathBuf) -> PathBuf,
+    controller_ca: &Path,
+) -> Result<Register, String> {
+    if !r.controller.starts_with("https://") {
+        return Err("register.controller must be an https:// URL".into());
+    }
+    if !r.url.starts_with("wss://") {
+        return Err("register.url must be this agent's wss://host:port URL".into());
+    }
+    if r.process_limit == Some(0) {
+        return Err("register.process_limit must be greater than 0".into());
+    }
+    let token = match (r.token, r.token_file) {
+        (Some(t), None) => t,
+        (None, Some(file)) => {
+            let file = abs(file);
+            let len = std::fs::metadata(&file)
+                .map_err(|e| format!("register.token_file {}: {e}", file.display()))?
+                .len();
+            if len > TOKEN_FILE_BYTES_MAX {
+                return Err(format!(
+                    "register.token_file {} is larger than {TOKEN_FILE_BYTES_MAX} bytes",
+                    file.display()
+                ));
+            }
+            std::fs::read_to_string(&file)
+                .map_err(|e| format!("register.token_file {}: {e}", file.display()))?
+                .trim()
+                .to_owned()
+        }
+        _ => return Err("register needs one of token and token_file".into()),
+    };
+    if token.is_empty() {
+        return Err("register: the join token is empty".into());
+    }
+    Ok(Register {
+        controller: r.controller,
+        token,
+        url: r.url,
+        priority: r.priority,
+        process_limit: r.process_limit,
+        ca: abs(r.ca.unwrap_or_else(|| controller_ca.to_owned())),
+    })
 }
 
 #[cfg(test)]
@@ -445,6 +539,25 @@ nodes = [
         )
         .unwrap_err();
         assert!(e.contains("exclude each other"), "{e}");
+    }
+
+    #[test]
+    fn register_needs_a_token_and_urls() {
+        let with = |section: &str| {
+            Config::parse(
+                &format!("{GOOD}[register]\n{section}"),
+                Path::new("/etc/ordo"),
+            )
+        };
+        let c = with("controller = \"https://c:1\"\ntoken = \"t\"\nurl = \"wss://a:2\"").unwrap();
+        let r = c.register.unwrap();
+        assert_eq!(r.token, "t");
+        assert_eq!(r.ca, Path::new("/etc/ordo/ca.pem"));
+        let e = with("controller = \"https://c:1\"\nurl = \"wss://a:2\"").unwrap_err();
+        assert!(e.contains("token"), "{e}");
+        let e =
+            with("controller = \"http://c:1\"\ntoken = \"t\"\nurl = \"wss://a:2\"").unwrap_err();
+        assert!(e.contains("https"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod meta;
 pub mod open;
 pub mod pair;
 pub mod record;
+pub mod register;
 pub mod runner;
 pub mod server;
 pub mod session;
@@ -78,6 +79,8 @@ pub enum AgentError {
     Server(String),
     #[error("an agent task failed: {0}")]
     Task(String),
+    #[error("registration refused: {0}")]
+    Registration(String),
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -118,7 +121,51 @@ pub(crate) fn tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, AgentErr
 }
 
 /// Runs the agent on an already bound listener (the tests and benchmarks bind port 0).
+/// With `[register]`, it registers itself meanwhile and stops when the controller refuses
+/// for good ([`register`]).
 pub async fn run_with_listener(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let Some(reg) = config.register.clone() else {
+        return serve(config, listener, shutdown).await;
+    };
+    let agent_id = config.agent_id.to_string();
+    let (refused_tx, refused_rx) = tokio::sync::oneshot::channel::<String>();
+    let task = tokio::spawn(async move {
+        if let Err(why) = register::run(&reg, &agent_id).await {
+            let _ = refused_tx.send(why);
+        }
+    });
+    let refusal = Arc::new(std::sync::Mutex::new(None));
+    let seen = refusal.clone();
+    let stop = async move {
+        let refused = async {
+            match refused_rx.await {
+                Ok(why) => why,
+                // Registered: only the shutdown stops the agent.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            why = refused => {
+                tracing::error!("{why}");
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+            }
+        }
+    };
+    let result = serve(config, listener, stop).await;
+    task.abort();
+    let refused = refusal.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match refused {
+        Some(why) => Err(AgentError::Registration(why)),
+        None => result,
+    }
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,

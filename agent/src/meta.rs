@@ -47,6 +47,39 @@ pub struct MetaInputs<'a> {
     pub jobs: &'a JobCounters,
 }
 
+/// What `/proc` says of the host now: what an agent shows in its metadata and a subagent
+/// reports to its director.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Host {
+    pub cores: u32,
+    /// Load averages over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+}
+
+/// Measures the host now (reads `/proc`).
+pub fn host() -> Host {
+    let (memory_total_bytes, memory_available_bytes) = memory();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut loads = load
+        .split_whitespace()
+        .take(3)
+        .map(|x| x.parse::<f64>().unwrap_or(0.0));
+    Host {
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
+        load: [
+            loads.next().unwrap_or(0.0),
+            loads.next().unwrap_or(0.0),
+            loads.next().unwrap_or(0.0),
+        ],
+        memory_total_bytes,
+        memory_available_bytes,
+    }
+}
+
 /// Gathers the agent's metadata now.
 pub fn gather(inputs: &MetaInputs<'_>) -> AgentMeta {
     let uname = nix::sys::utsname::uname().ok();
@@ -56,12 +89,7 @@ pub fn gather(inputs: &MetaInputs<'_>) -> AgentMeta {
             .map(|u| f(u).to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let (memory_total_bytes, memory_available_bytes) = memory();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut loads = load
-        .split_whitespace()
-        .take(3)
-        .map(|x| x.parse::<f64>().unwrap_or(0.0));
+    let host = host();
     let disk_free_bytes = nix::sys::statvfs::statvfs(inputs.data_dir)
         .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
         .unwrap_or(0);
@@ -71,16 +99,10 @@ pub fn gather(inputs: &MetaInputs<'_>) -> AgentMeta {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         hostname: text(|u| u.nodename()),
         os: format!("{} {}", text(|u| u.sysname()), text(|u| u.release())),
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1),
-        memory_total_bytes,
-        memory_available_bytes,
-        load: [
-            loads.next().unwrap_or(0.0),
-            loads.next().unwrap_or(0.0),
-            loads.next().unwrap_or(0.0),
-        ],
+        cores: host.cores,
+        memory_total_bytes: host.memory_total_bytes,
+        memory_available_bytes: host.memory_available_bytes,
+        load: host.load,
         disk_free_bytes,
         running_processes: inputs.running_processes as u64,
         waiting_jobs: inputs.waiting_jobs as u64,

@@ -10,7 +10,8 @@
 //!    smaller; a larger single event goes alone).
 //! 3. Commands go to the executor; their answers (`Ack` once journaled, or `Rejected`, also
 //!    while the journal's file system is full) are sent in the order the commands came. `Release { until }` is capped at the last event sent in
-//!    this session (or the coupling's position). `GetMeta` is answered with `Meta`.
+//!    this session (or the coupling's position). `GetMeta` is answered with `Meta`; a director
+//!    follows every `Coupled` and `Meta` with `SubagentHealth`, its subagents' figures.
 //! 4. A ping goes out every `heartbeat_interval_ms`; nothing received for
 //!    `heartbeat_timeout_ms` ends the session, as does a newer accepted `Couple`, a reset, the
 //!    end of a full-journal episode in which commands were refused (the controller couples
@@ -180,6 +181,7 @@ async fn serve(
     };
     link.sent_up_to = link.coupling.stream_after;
     link.send(ws, &coupled).await?;
+    link.send_subagent_health(ws).await?;
     let mut follower = shared.journal.follow(link.coupling.stream_after);
     let mut replies: VecDeque<(bool, oneshot::Receiver<FromAgent>)> = VecDeque::new();
     let mut generation_rx = shared.generation.clone();
@@ -256,6 +258,7 @@ async fn serve(
                     subagents_sent = version;
                     let meta = meta(shared).await?;
                     link.send(ws, &FromAgent::Meta(meta)).await?;
+                    link.send_subagent_health(ws).await?;
                 }
             }
         }
@@ -281,6 +284,16 @@ impl Link {
                 FrameError::Transport(reason) => End::Lost(reason),
                 other => End::Close(format!("cannot send a frame: {other}")),
             })
+    }
+
+    /// A director follows its metadata with its subagents' figures (an agent that directs no
+    /// cluster sends nothing, so it speaks to controllers that do not know the message).
+    async fn send_subagent_health(&self, ws: &mut WebSocket) -> Result<(), End> {
+        if !self.shared.director.is_cluster() {
+            return Ok(());
+        }
+        let health = self.shared.director.health();
+        self.send(ws, &FromAgent::SubagentHealth(health)).await
     }
 
     /// Handles a frame; a command's pending answer (and whether it is a reset) is returned.
@@ -341,9 +354,14 @@ impl Link {
                 self.shared.director.set_cluster(*agent, settings);
                 Ok(None)
             }
+            ToAgent::SubagentRemoved { subagent, kill } => {
+                self.shared.director.remove_subagent(&subagent, kill);
+                Ok(None)
+            }
             ToAgent::GetMeta => {
                 let meta = meta(&self.shared).await?;
                 self.send(ws, &FromAgent::Meta(meta)).await?;
+                self.send_subagent_health(ws).await?;
                 Ok(None)
             }
         }

@@ -18,7 +18,9 @@
 
 use crate::record::Record;
 use ordo_model::ids::{AgentId, OrderId};
-use ordo_model::order::{ApplyError, Extras, KeyedEvent, OrderEvent, OrderState, Side, World};
+use ordo_model::order::{
+    ApplyError, Extras, KeyedEvent, OrderEvent, OrderState, Side, World, extras_or_empty,
+};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
 use serde::{Deserialize, Serialize};
@@ -141,54 +143,10 @@ struct StoredState {
     processes: BTreeMap<OrderId, ProcessEntry>,
     outbox: Outbox,
     last_id: u64,
-    #[serde(default, deserialize_with = "agent_extras_or_empty")]
-    extras: AgentExtras,
+    #[serde(default, deserialize_with = "extras_or_empty")]
+    extras: Extras,
     #[serde(default, deserialize_with = "horizon_or_none")]
     lease_horizon: Option<TimeMs>,
-}
-
-/// The world's extras as an agent snapshot holds them: without the controller's backup
-/// directors (an agent's world never has any), so that the lease horizon after them is never
-/// read as one of their fields.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct AgentExtras {
-    orders: BTreeMap<OrderId, ordo_model::order::OrderOptions>,
-    workflows: BTreeMap<ordo_model::ids::WorkflowName, ordo_model::order::WorkflowSettings>,
-    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
-    agents: BTreeMap<AgentId, ordo_model::inventory::ClusterSettings>,
-}
-
-impl AgentExtras {
-    fn of(extras: &Extras) -> AgentExtras {
-        debug_assert!(
-            extras.backup_directors.is_empty(),
-            "an agent's world holds no backup directors"
-        );
-        AgentExtras {
-            orders: extras.orders.clone(),
-            workflows: extras.workflows.clone(),
-            agents: extras.agents.clone(),
-        }
-    }
-
-    fn into_extras(self) -> Extras {
-        Extras {
-            orders: self.orders,
-            workflows: self.workflows,
-            agents: self.agents,
-            ..Extras::default()
-        }
-    }
-}
-
-/// The extras of a snapshot, none in one written before they existed.
-fn agent_extras_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AgentExtras, D::Error> {
-    let readable = d.is_human_readable();
-    match AgentExtras::deserialize(d) {
-        Ok(extras) => Ok(extras),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(AgentExtras::default()),
-    }
 }
 
 /// The lease horizon of a snapshot, `None` in one written before it existed (or without one).
@@ -204,7 +162,7 @@ fn horizon_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Time
 impl From<StoredState> for AgentState {
     fn from(s: StoredState) -> AgentState {
         let mut world = s.world;
-        world.extras = s.extras.into_extras();
+        world.extras = s.extras;
         AgentState {
             agent_id: s.agent_id,
             run_id: s.run_id,
@@ -241,7 +199,7 @@ impl Serialize for AgentState {
         st.serialize_field("outbox", &self.outbox)?;
         st.serialize_field("last_id", &self.last_id)?;
         if with_extras {
-            st.serialize_field("extras", &AgentExtras::of(extras))?;
+            st.serialize_field("extras", extras)?;
         }
         if let Some(horizon) = &horizon {
             st.serialize_field("lease_horizon", &Some(*horizon))?;

@@ -12,17 +12,21 @@
 //! - [`view`]: the typed JSON views the APIs answer with (orders, agents, locks, boards,
 //!   snapshots, event descriptions, state names);
 //! - [`plan`]: the daily plan's view (schedules, planned instants and what became of them);
+//! - [`queue`]: the queues of orders (waiting for a process, running, finished, failed);
 //! - [`why`]: what an order waits for, in words;
 //! - [`auth`]: roles and token hashing;
+//! - [`join`]: one-time join tokens and the subagents that registered with them;
 //! - [`limits`]: the sizes readers of the stream size their limits by.
 //!
 //! It depends on the model and serde only: no runtime, no web framework, no journal.
 
 pub mod auth;
 pub mod frame;
+pub mod join;
 pub mod json;
 pub mod limits;
 pub mod plan;
+pub mod queue;
 pub mod record;
 pub mod state;
 pub mod view;

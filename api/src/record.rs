@@ -74,6 +74,9 @@ pub enum Body {
     /// An event of the daily plan: schedules and calendars deployed, fires planned, ordered
     /// or skipped ([`ordo_model::schedule::plan`]).
     Plan(ordo_model::schedule::PlanEvent),
+    /// A join token issued or used, or a registered subagent removed
+    /// ([`crate::join`]).
+    Join(crate::join::JoinEvent),
 }
 
 /// Why a record cannot be read.

@@ -6,6 +6,7 @@
 //! terminated order ended (for the retention). It is written as a journal snapshot with
 //! postcard, so its types are append-only like the records'.
 
+use crate::join::Joins;
 use crate::record::{Body, Stored};
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::{
@@ -48,6 +49,13 @@ pub struct State {
     /// reads as an empty plan ([`plan_or_empty`]).
     #[serde(default, deserialize_with = "plan_or_empty")]
     pub plan: Plan,
+    /// Join tokens and registered subagents ([`crate::join`]). Written after the world's
+    /// extras, and only when not empty (the extras are then written even when empty): a
+    /// snapshot written before it ends before it.
+    #[serde(default)]
+    pub joins: Joins,
+    // The world's `extras.backup_directors` are written last, and only when not empty (the
+    // extras and the joins are then written even when empty): see [`Stored_`].
 }
 
 /// The serde form of [`State`]: its fields, then the world's extras.
@@ -63,12 +71,31 @@ struct Stored_ {
     plan: Plan,
     #[serde(default, deserialize_with = "extras_or_empty")]
     extras: Extras,
+    #[serde(default, deserialize_with = "joins_or_empty")]
+    joins: Joins,
+    /// The world's `extras.backup_directors`. Added after the joins: a snapshot written before
+    /// it ends before it.
+    #[serde(default, deserialize_with = "directors_or_empty")]
+    backup_directors: BTreeMap<AgentId, String>,
+}
+
+/// The backup directors of a snapshot, none in one written before they existed.
+fn directors_or_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<AgentId, String>, D::Error> {
+    let readable = d.is_human_readable();
+    match BTreeMap::<AgentId, String>::deserialize(d) {
+        Ok(v) => Ok(v),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(BTreeMap::new()),
+    }
 }
 
 impl From<Stored_> for State {
     fn from(s: Stored_) -> State {
         let mut world = s.world;
         world.extras = s.extras;
+        world.extras.backup_directors = s.backup_directors;
         State {
             world,
             agents: s.agents,
@@ -76,6 +103,7 @@ impl From<Stored_> for State {
             logs: s.logs,
             terminated: s.terminated,
             plan: s.plan,
+            joins: s.joins,
         }
     }
 }
@@ -84,15 +112,25 @@ impl Serialize for State {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let extras = &self.world.extras;
-        let mut st = s.serialize_struct("State", if extras.is_empty() { 6 } else { 7 })?;
+        let directors = !extras.backup_directors.is_empty();
+        let joins = directors || !self.joins.is_empty();
+        let with_extras = joins || !extras.is_empty();
+        let fields = 6 + usize::from(with_extras) + usize::from(joins) + usize::from(directors);
+        let mut st = s.serialize_struct("State", fields)?;
         st.serialize_field("world", &self.world)?;
         st.serialize_field("agents", &self.agents)?;
         st.serialize_field("last_event_id", &self.last_event_id)?;
         st.serialize_field("logs", &self.logs)?;
         st.serialize_field("terminated", &self.terminated)?;
         st.serialize_field("plan", &self.plan)?;
-        if !extras.is_empty() {
+        if with_extras {
             st.serialize_field("extras", extras)?;
+        }
+        if joins {
+            st.serialize_field("joins", &self.joins)?;
+        }
+        if directors {
+            st.serialize_field("backup_directors", &extras.backup_directors)?;
         }
         st.end()
     }
@@ -106,6 +144,16 @@ fn plan_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Plan, D::Erro
         Ok(plan) => Ok(plan),
         Err(e) if readable => Err(e),
         Err(_) => Ok(Plan::default()),
+    }
+}
+
+/// The join tokens of a snapshot, or none when the snapshot ends before them.
+fn joins_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Joins, D::Error> {
+    let readable = d.is_human_readable();
+    match Joins::deserialize(d) {
+        Ok(joins) => Ok(joins),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(Joins::default()),
     }
 }
 
@@ -143,6 +191,7 @@ impl State {
             logs: BTreeMap::new(),
             terminated: BTreeMap::new(),
             plan: Plan::default(),
+            joins: Joins::default(),
         }
     }
 
@@ -200,6 +249,7 @@ impl State {
             }
             Body::Restored { .. } => Ok(()),
             Body::Plan(event) => self.plan.apply(event).map_err(skipped),
+            Body::Join(event) => self.joins.apply(event, stored.ts).map_err(skipped),
         }
     }
 
@@ -465,5 +515,33 @@ mod tests {
         let read: State = postcard::from_bytes(old).unwrap();
         assert_eq!(read, state);
         assert_eq!(postcard::from_bytes::<State>(&bytes).unwrap(), state);
+    }
+
+    /// Join tokens survive a snapshot (postcard and JSON) with or without extras; a state
+    /// without them writes the bytes it wrote before they existed.
+    #[test]
+    fn join_tokens_survive_snapshots() {
+        use crate::join::JoinEvent;
+        let mut state = State::new();
+        let before = postcard::to_allocvec(&state).unwrap();
+        apply_body(
+            &mut state,
+            1,
+            Body::Join(JoinEvent::Issued {
+                hash: crate::auth::token_hash("t"),
+                agent: Some(ordo_model::ids::AgentId::new("dir").unwrap()),
+                expires: TimeMs(1000),
+            }),
+        );
+        let bytes = postcard::to_allocvec(&state).unwrap();
+        assert!(bytes.len() > before.len());
+        assert_eq!(postcard::from_bytes::<State>(&bytes).unwrap(), state);
+        let json = crate::json::to_string(&state).unwrap();
+        assert_eq!(crate::json::from_str::<State>(&json).unwrap(), state);
+        let mut empty = State::new();
+        empty.last_event_id = 1;
+        let plain = postcard::to_allocvec(&empty).unwrap();
+        assert_eq!(plain.len(), before.len(), "no bytes for empty joins");
+        assert_eq!(postcard::from_bytes::<State>(&plain).unwrap(), empty);
     }
 }

@@ -10,7 +10,7 @@ use crate::state::State;
 use ordo_model::ids::OrderId;
 use ordo_model::order::{Holder, KeyedEvent, Order, World};
 use ordo_model::value::{Value, Vars};
-use ordo_model::wire::{AgentEventBody, AgentMeta, Stream};
+use ordo_model::wire::{AgentEventBody, AgentMeta, Stream, SubagentHealth, SubagentMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::io::{self, Write};
@@ -248,6 +248,7 @@ pub fn describe(body: &Body) -> (String, &'static str, String) {
             format!("state restored from a snapshot of the replicated log at entry {index}"),
         ),
         Body::Plan(e) => (e.key(), e.name(), e.to_string()),
+        Body::Join(e) => e.describe(),
     }
 }
 
@@ -535,6 +536,81 @@ pub struct AgentLinkView {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::json")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub meta: Option<AgentMeta>,
+    /// A director's subagents with their figures (empty for an agent that runs its jobs
+    /// itself, or before its director reported them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subagent_health: Vec<SubagentView>,
+}
+
+/// A subagent of a director with its figures: what `meta.subagents` says of it and the
+/// director's `SubagentHealth` (`GET /agents` of the controller and the cockpit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SubagentView {
+    pub id: String,
+    pub url: String,
+    /// `live` (its session with the director is up) or `lost`.
+    pub state: String,
+    /// Jobs it runs now.
+    pub running_processes: u64,
+    /// Jobs it ran to their end since the director started.
+    pub processed: u64,
+    /// Their average duration, from the start the director sent to the end it received, in
+    /// ms (0 before the first).
+    pub average_job_duration_ms: u64,
+    /// When its current session with the director began, ms since the epoch (while live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_since_ms: Option<i64>,
+    /// Its place in the ring (1 = first listed), with `selection: ring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_position: Option<u32>,
+    /// It holds the ring's token (takes the next job).
+    #[serde(default)]
+    pub token: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Its host as it last reported it (absent before its first report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
+    /// Load averages over 1, 5 and 15 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<[f64; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_total_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_available_bytes: Option<u64>,
+    /// When the director received that report, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_ms: Option<i64>,
+}
+
+/// A director's subagents as `meta.subagents` lists them, each with its figures from
+/// `health` (matched by id; none when the director has not sent them).
+pub fn subagent_views(meta: &[SubagentMeta], health: &[SubagentHealth]) -> Vec<SubagentView> {
+    meta.iter()
+        .map(|m| {
+            let h = health.iter().find(|h| h.id == m.id);
+            let host = h.and_then(|h| h.host.as_ref());
+            SubagentView {
+                id: m.id.to_string(),
+                url: m.url.clone(),
+                state: m.state.clone(),
+                running_processes: m.running_processes,
+                processed: m.processed,
+                average_job_duration_ms: h.map_or(0, |h| h.average_job_duration_ms),
+                connected_since_ms: h.and_then(|h| h.connected_since_ms),
+                ring_position: m.ring_position,
+                token: m.token,
+                last_error: m.last_error.clone(),
+                cores: host.map(|x| x.cores),
+                load: host.map(|x| x.load),
+                memory_total_bytes: host.map(|x| x.memory_total_bytes),
+                memory_available_bytes: host.map(|x| x.memory_available_bytes),
+                reported_ms: host.map(|x| x.reported_ms),
+            }
+        })
+        .collect()
 }
 
 /// `GET /api/v1/agents` of the controller.
@@ -565,6 +641,50 @@ mod tests {
         }
         let e = check_state_name("bogus").unwrap_err();
         assert!(e.contains("bogus") && e.contains("finished"), "{e}");
+    }
+
+    #[test]
+    fn subagent_views_join_the_listed_subagents_with_their_figures() {
+        use ordo_model::ids::AgentId;
+        use ordo_model::wire::HostFigures;
+        let meta = |id: &str, state: &str| SubagentMeta {
+            id: AgentId::new(id).unwrap(),
+            url: format!("wss://{id}"),
+            state: state.into(),
+            running_processes: 1,
+            processed: 4,
+            last_error: None,
+            ring_position: Some(2),
+            token: true,
+        };
+        let health = [SubagentHealth {
+            id: AgentId::new("s1").unwrap(),
+            average_job_duration_ms: 250,
+            connected_since_ms: Some(1_000),
+            host: Some(HostFigures {
+                cores: 8,
+                load: [1.0, 0.5, 0.25],
+                memory_total_bytes: 16,
+                memory_available_bytes: 8,
+                reported_ms: 2_000,
+            }),
+        }];
+        let views = subagent_views(&[meta("s1", "live"), meta("s2", "lost")], &health);
+        assert_eq!(views.len(), 2);
+        assert_eq!(views[0].average_job_duration_ms, 250);
+        assert_eq!(views[0].cores, Some(8));
+        assert_eq!(views[0].memory_available_bytes, Some(8));
+        assert_eq!(views[0].ring_position, Some(2));
+        let json = serde_json::to_value(&views[0]).unwrap();
+        assert_eq!(json["memoryTotalBytes"], 16);
+        assert_eq!(json["connectedSinceMs"], 1_000);
+        assert_eq!(json["load"], json!([1.0, 0.5, 0.25]));
+        // A subagent without figures yet shows what its director lists.
+        assert_eq!(views[1].state, "lost");
+        assert_eq!(views[1].cores, None);
+        assert_eq!(views[1].average_job_duration_ms, 0);
+        let json = serde_json::to_value(&views[1]).unwrap();
+        assert!(json.get("cores").is_none(), "{json}");
     }
 
     #[test]

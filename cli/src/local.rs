@@ -191,6 +191,7 @@ impl Common {
                 },
                 subagent: None,
                 pair: None,
+                register: None,
             };
             write_config(
                 &path,

@@ -18,6 +18,7 @@ mod orders;
 mod output;
 mod plan;
 mod profile;
+mod queues;
 #[cfg(feature = "servers")]
 mod servers;
 #[cfg(feature = "servers")]
@@ -72,13 +73,15 @@ enum Command {
     Order(order::Command),
     /// List orders.
     Orders(orders::Args),
+    /// Orders by queue: waiting for a process, running, finished, failed.
+    Queues(queues::Args),
     /// Print an order's job output.
     Logs(logs::Args),
     /// Follow the live event feed.
     Watch(watch::Args),
     /// List the deployed workflows, or show one with its versions.
     Workflows(workflows::Args),
-    /// List agents and their links.
+    /// List agents and their links; make join tokens, remove subagents.
     Agents(agents::Args),
     /// The controller pair: status, switchover, add or remove a node.
     #[command(subcommand)]
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
         Command::Undeploy(args) => block_on(deploy::undeploy(args, g)),
         Command::Order(c) => block_on(order::run(c, g)),
         Command::Orders(args) => block_on(orders::run(args, g)),
+        Command::Queues(args) => block_on(queues::run(args, g)),
         Command::Logs(args) => block_on(logs::run(args, g)),
         Command::Watch(args) => block_on(watch::run(args, g)),
         Command::Workflows(args) => block_on(workflows::run(args, g)),

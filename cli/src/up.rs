@@ -2,7 +2,9 @@
 //! controller, one agent (`local`) and the cockpit API with the web UI — with the example
 //! workflows deployed. State lives under `--dir` (default `./ordo-data`); running it again
 //! resumes the same state. Ctrl-C stops everything cleanly. `ordo up --pair` runs a replicated
-//! pair instead, each server its own process ([`pair`]).
+//! pair instead, each server its own process ([`pair`]). `ordo up --subagents N` makes `local`
+//! an agent cluster: its director and N subagents `local-1`..`local-N` (each an agent server of
+//! its own in this process), so the examples' jobs run spread over them.
 
 /// Prints a line to stdout; a reader that went away (a closed pipe) does not end the
 /// supervision of the servers.
@@ -93,15 +95,25 @@ pub struct Args {
     /// Run a replicated pair: controller A, controller B and the watch, the agent and the
     /// cockpit, each its own process (kill -9 the active controller and watch the other one
     /// take over). Needs a directory of its own.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "subagents")]
     pub pair: bool,
+    /// Make the agent `local` the director of this many subagents (`local-1`, …), which run
+    /// its jobs (round robin, 10 s leases); `ordo agents --subagents` shows them.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=SUBAGENTS_MAX as i64))]
+    pub subagents: Option<u8>,
 }
+
+/// The most subagents `ordo up --subagents` runs.
+pub const SUBAGENTS_MAX: u8 = 16;
 
 /// Ports chosen once and kept, so a restart finds the same servers.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Ports {
     controller: u16,
     agent: u16,
+    /// The subagents' ports, by number (`local-1` first); grown as more are asked for.
+    #[serde(default)]
+    subagents: Vec<u16>,
 }
 
 /// The agent's port when it is free: the one `deploy/examples/agents.yaml` names, so that
@@ -118,20 +130,50 @@ fn port_or_free(preferred: u16) -> Result<u16> {
     Ok(local::free_port()?)
 }
 
-fn ports(dir: &Path) -> Result<Ports> {
+fn ports(dir: &Path, subagents: usize) -> Result<Ports> {
     let path = dir.join("ports.json");
-    if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(p) = serde_json::from_str::<Ports>(&text)
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Ports>(&text).ok());
+    if let Some(p) = &kept
+        && p.subagents.len() >= subagents
     {
-        return Ok(p);
+        return Ok(Ports {
+            subagents: p.subagents.clone(),
+            ..*p
+        });
     }
-    let p = Ports {
-        controller: port_or_free(CONTROLLER_PORT)?,
-        agent: port_or_free(AGENT_PORT)?,
+    let mut p = match kept {
+        Some(p) => p,
+        None => Ports {
+            controller: port_or_free(CONTROLLER_PORT)?,
+            agent: port_or_free(AGENT_PORT)?,
+            subagents: Vec::new(),
+        },
     };
+    while p.subagents.len() < subagents {
+        p.subagents.push(local::free_port()?);
+    }
     std::fs::write(&path, serde_json::to_string(&p)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(p)
+}
+
+/// The id of `ordo up --subagents`' subagent number `n` (from 1).
+pub fn subagent_id(n: usize) -> String {
+    format!("{LOCAL_AGENT}-{n}")
+}
+
+/// The `local` agent's object: a plain agent, or the director of `subagents` (`(id, URL)`).
+pub fn local_agent_document(agent_url: &str, subagents: &[(String, String)]) -> String {
+    let mut text = format!("agent: {LOCAL_AGENT}\nurl: {agent_url}\n");
+    if !subagents.is_empty() {
+        text.push_str("selection: round-robin\nleaseTimeout: 10s\nsubagents:\n");
+        for (id, url) in subagents {
+            text.push_str(&format!("  - {{ id: {id}, url: \"{url}\" }}\n"));
+        }
+    }
+    text
 }
 
 fn write_profile(api: &str, token: &str, ca: Option<&Path>) -> Result<Option<PathBuf>> {
@@ -148,14 +190,14 @@ fn write_profile(api: &str, token: &str, ca: Option<&Path>) -> Result<Option<Pat
     Ok(Some(path))
 }
 
-/// The examples (file name, `{name, text}`) with the `local` agent's URL set to where it
-/// really listens.
-pub fn examples(agent_url: &str) -> Vec<(&'static str, Json)> {
+/// The examples (file name, `{name, text}`) with the `local` agent's object
+/// ([`local_agent_document`]) in place of `agents.yaml`.
+pub fn examples(agent_document: &str) -> Vec<(&'static str, Json)> {
     EXAMPLES
         .iter()
         .map(|(name, text)| {
             let text = if *name == "agents.yaml" {
-                format!("agent: {LOCAL_AGENT}\nurl: {agent_url}\n")
+                agent_document.to_owned()
             } else {
                 (*text).to_owned()
             };
@@ -224,12 +266,17 @@ async fn deployed_versions(api: &HttpsClient, base: &str) -> Result<BTreeMap<Str
 
 /// Deploys the example files whose workflows the user has not deployed over
 /// ([`examples`]), with the `local` agent pointed at its port, and records their versions.
-async fn deploy_examples(api: &HttpsClient, base: &str, dir: &Path, agent_url: &str) -> Result<()> {
+async fn deploy_examples(
+    api: &HttpsClient,
+    base: &str,
+    dir: &Path,
+    agent_document: &str,
+) -> Result<()> {
     let record = examples::read_record(dir);
     let deployed = deployed_versions(api, base).await?;
     let mut files = Vec::new();
     let mut names = Vec::new();
-    for (file, text) in examples(agent_url) {
+    for (file, text) in examples(agent_document) {
         let text = text["text"].as_str().unwrap_or_default().to_owned();
         let workflows = examples::workflow_names(&text);
         match examples::decide(&workflows, &deployed, &record) {
@@ -285,16 +332,21 @@ async fn up(args: &Args) -> Result<()> {
         );
     }
     ordo_net::tls::install_crypto_provider();
-    let ports = ports(&args.dir)?;
+    let subagent_count = usize::from(args.subagents.unwrap_or(0));
+    let ports = ports(&args.dir, subagent_count)?;
     let controller_listen: SocketAddr = ([127, 0, 0, 1], ports.controller).into();
     let cockpit_listen: SocketAddr = ([127, 0, 0, 1], args.port).into();
     let agent_listen: SocketAddr = ([127, 0, 0, 1], ports.agent).into();
+    let mut agents = vec![(LOCAL_AGENT.to_owned(), agent_listen)];
+    for (k, port) in ports.subagents.iter().take(subagent_count).enumerate() {
+        agents.push((subagent_id(k + 1), ([127, 0, 0, 1], *port).into()));
+    }
     let local = local::setup(
         &args.dir,
         &Options {
             cluster_id: "local".into(),
             controller_listen,
-            agents: vec![(LOCAL_AGENT.into(), agent_listen)],
+            agents,
             journal_fsync: true,
             cockpit_listen: Some(cockpit_listen),
         },
@@ -311,6 +363,18 @@ async fn up(args: &Args) -> Result<()> {
         .cloned()
         .ok_or_else(|| anyhow!("no agent configured"))?;
     let agent_config = ordo_agent::config::Config::load(&agent_config_path)?;
+    let mut subagent_urls = Vec::new();
+    let mut subagent_configs = Vec::new();
+    for (id, path, url) in local.agent_configs.iter().skip(1) {
+        local::edit_agent_config(path, |f| {
+            f.subagent = Some(ordo_agent::config::SubagentSection {
+                director: LOCAL_AGENT.to_owned(),
+            });
+        })?;
+        subagent_configs.push(ordo_agent::config::Config::load(path)?);
+        subagent_urls.push((id.clone(), url.clone()));
+    }
+    let agent_document = local_agent_document(&agent_url, &subagent_urls);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -321,6 +385,18 @@ async fn up(args: &Args) -> Result<()> {
         stopped(stop_rx.clone()),
     ));
     let mut agent = tokio::spawn(ordo_agent::run(agent_config, stopped(stop_rx.clone())));
+    let mut subagents = tokio::task::JoinSet::new();
+    for config in subagent_configs {
+        let id = config.agent_id.to_string();
+        let run = ordo_agent::run(config, stopped(stop_rx.clone()));
+        subagents.spawn(async move { (id, run.await) });
+    }
+    let subagent_stopped =
+        |joined: Option<Result<(String, _), tokio::task::JoinError>>| match joined {
+            Some(Ok((id, r))) => anyhow!("the subagent {id} stopped: {r:?}"),
+            Some(Err(e)) => anyhow!("a subagent stopped: {e}"),
+            None => anyhow!("the subagents stopped"),
+        };
     let mut cockpit = tokio::spawn(ordo_cockpit_api::run(
         cockpit_config,
         stopped(stop_rx.clone()),
@@ -334,9 +410,12 @@ async fn up(args: &Args) -> Result<()> {
         r = &mut controller => bail!("the controller stopped: {:?}", r),
         r = &mut agent => bail!("the agent stopped: {:?}", r),
         r = &mut cockpit => bail!("the cockpit stopped: {:?}", r),
+        r = subagents.join_next(), if !subagents.is_empty() => return Err(subagent_stopped(r)),
     }
     if !args.no_examples {
-        deploy_examples(&api, &base, &args.dir, &agent_url).await?;
+        deploy_examples(&api, &base, &args.dir, &agent_document).await?;
+    } else if subagent_count > 0 {
+        deploy_agent(&api, &base, &agent_document).await?;
     }
     if ports.agent != AGENT_PORT {
         say!(
@@ -356,6 +435,13 @@ async fn up(args: &Args) -> Result<()> {
     say!("  API:          {cockpit_url}/api/v1 (OpenAPI: {cockpit_url}/api/v1/openapi.json)");
     say!("  admin token:  {}", local.admin_token);
     say!("  data:         {}", local.dir.display());
+    if subagent_count > 0 {
+        let ids: Vec<&str> = subagent_urls.iter().map(|(id, _)| id.as_str()).collect();
+        say!(
+            "  subagents:    {} (directed by `{LOCAL_AGENT}`; `ordo agents --subagents` shows them)",
+            ids.join(", ")
+        );
+    }
     if let Some(p) = &profile {
         say!("  CLI profile:  {}", p.display());
     }
@@ -389,6 +475,7 @@ async fn up(args: &Args) -> Result<()> {
         r = &mut controller => Err(anyhow!("the controller stopped: {r:?}")),
         r = &mut agent => Err(anyhow!("the agent stopped: {r:?}")),
         r = &mut cockpit => Err(anyhow!("the cockpit stopped: {r:?}")),
+        r = subagents.join_next(), if !subagents.is_empty() => Err(subagent_stopped(r)),
     };
     follow.abort();
     say!("stopping");
@@ -397,9 +484,20 @@ async fn up(args: &Args) -> Result<()> {
         let _ = cockpit.await;
         let _ = controller.await;
         let _ = agent.await;
+        while subagents.join_next().await.is_some() {}
     })
     .await;
     result
+}
+
+/// Deploys the `local` agent's object alone (`--no-examples` with `--subagents`).
+async fn deploy_agent(api: &HttpsClient, base: &str, agent_document: &str) -> Result<()> {
+    let files = json!({ "files": [{"name": "agents.yaml", "text": agent_document}] });
+    api.post_json::<_, Json>(&format!("{base}/deploy"), &files)
+        .await
+        .context("deploying the agent `local` with its subagents")?;
+    say!("deployed the agent `{LOCAL_AGENT}` with its subagents");
+    Ok(())
 }
 
 #[cfg(test)]

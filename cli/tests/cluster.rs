@@ -263,3 +263,40 @@ fn process_cluster_status_through_the_cockpit_names_the_active_controller() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn process_agents_join_token_and_remove_subagent() {
+    let c = Controller::start();
+    let port = free_port();
+    c.deploy("remote.yaml", &absent_agent_yaml(port));
+    let out = c
+        .ordo()
+        .args(["agents", "join-token", "--agent", "far", "--ttl", "10m"])
+        .assert()
+        .success();
+    let token = stdout(out.get_output());
+    assert!(token.trim().starts_with("ordo-join-"), "{token}");
+    assert_eq!(token.trim().len(), "ordo-join-".len() + 64, "{token}");
+    let out = c
+        .ordo()
+        .args(["agents", "join-token", "--json"])
+        .assert()
+        .success();
+    let answer: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(answer["expiresMs"].as_i64().is_some(), "{answer}");
+    assert!(answer.get("agent").is_none_or(Json::is_null), "{answer}");
+    let out = c
+        .ordo()
+        .args(["agents", "join-token", "--agent", "nowhere"])
+        .assert()
+        .failure();
+    let text = stderr(out.get_output());
+    assert!(text.contains("nowhere is not deployed"), "{text}");
+    let out = c
+        .ordo()
+        .args(["agents", "remove-subagent", "far", "s1", "--kill"])
+        .assert()
+        .failure();
+    let text = stderr(out.get_output());
+    assert!(text.contains("s1 is not a subagent of far"), "{text}");
+}

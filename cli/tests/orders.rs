@@ -386,3 +386,62 @@ fn process_add_wait_through_a_stuck_cockpit_says_why() {
     assert!(err.contains("frame_bytes_max"), "{err}");
     assert!(!err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn process_queues_shows_orders_waiting_finished_and_failed() {
+    let c = Controller::start();
+    c.deploy("ask.yaml", ASK_YAML);
+    c.deploy("remote.yaml", &absent_agent_yaml(free_port()));
+    let cockpit = c.cockpit("");
+    // Through the cockpit: each command answers once its view has the order.
+    cockpit
+        .ordo()
+        .args(["order", "add", "remote", "--id", "far-1"])
+        .assert()
+        .success();
+    cockpit
+        .ordo()
+        .args(["order", "add", "nap", "--id", "nap-1", "--wait"])
+        .assert()
+        .success();
+    cockpit
+        .ordo()
+        .args(["order", "add", "broken", "--id", "broken-1", "--wait"])
+        .assert()
+        .code(1);
+    let out = cockpit.ordo().arg("queues").assert().success();
+    let text = stdout(out.get_output());
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} missing in {text}"))
+            .to_owned()
+    };
+    assert!(row("far-1").contains("waiting"), "{text}");
+    assert!(row("nap-1").contains("finished"), "{text}");
+    assert!(row("broken-1").contains("failed"), "{text}");
+    let out = cockpit
+        .ordo()
+        .args(["queues", "--queue", "waiting", "--agent", "far", "--json"])
+        .assert()
+        .success();
+    let answer: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let queues = answer["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 1, "{answer}");
+    assert_eq!(queues[0]["queue"], "waiting", "{answer}");
+    assert_eq!(queues[0]["count"], 1, "{answer}");
+    assert_eq!(queues[0]["orders"][0]["id"], "far-1", "{answer}");
+    cockpit
+        .ordo()
+        .args(["queues", "--queue", "stuck"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unknown queue"));
+    // Without a cluster, `agents --subagents` says there are none.
+    cockpit
+        .ordo()
+        .args(["agents", "--subagents"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no subagents"));
+}

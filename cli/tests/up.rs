@@ -445,3 +445,58 @@ fn procs_url(lines: &[String], name: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no URL printed for {name}: {lines:?}"))
 }
+
+#[test]
+fn process_up_with_subagents_runs_the_examples_jobs_on_its_three_subagents() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (child, lines, _log) = start_up(dir.path(), port, &["--subagents", "3"], 90, false);
+    let text = lines.join("\n");
+    assert!(text.contains("local-1, local-2, local-3"), "{text}");
+    // An example runs to its end on the cluster.
+    let out = ordo(dir.path(), &["order", "add", "hello", "--wait"]);
+    assert!(
+        out.status.success(),
+        "hello: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Jobs on `local` run on its subagents, each in turn: orders one after the other until
+    // every subagent has run one (a subagent that is not live yet is passed over).
+    let mine = dir.path().join("where.yaml");
+    std::fs::write(
+        &mine,
+        "workflow: where\njobs:\n  where: { agent: local, script: 'echo \"on $ORDO_SUBAGENT\"' }\nsteps:\n  - run: where\n",
+    )
+    .unwrap();
+    let out = ordo(dir.path(), &["deploy", mine.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let subagents = ["local-1", "local-2", "local-3"];
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let id = format!("where-{i}");
+        let out = ordo(
+            dir.path(),
+            &["order", "add", "where", "--id", &id, "--wait"],
+        );
+        assert!(
+            out.status.success(),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = ordo(dir.path(), &["logs", &id]);
+        let log = String::from_utf8_lossy(&log.stdout).into_owned();
+        let on = subagents.iter().find(|s| log.contains(&format!("on {s}")));
+        let on = on.unwrap_or_else(|| panic!("{id} did not run on a subagent: {log}"));
+        seen.insert(*on);
+        if seen.len() == subagents.len() {
+            break;
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), subagents);
+    interrupt_and_wait(child);
+}

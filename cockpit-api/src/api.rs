@@ -14,6 +14,7 @@
 //! one answers 503 `{error, active}`; when `active` is another controller of the cockpit's
 //! list, the command is sent there once more.
 
+pub mod agents;
 pub mod bulk;
 pub mod cluster;
 pub mod commands;
@@ -21,6 +22,7 @@ pub mod deploy_docs;
 pub mod docs;
 pub mod kept_log;
 pub mod plan;
+pub mod queues;
 pub mod read;
 pub mod stream;
 
@@ -254,6 +256,12 @@ pub fn router(app: App) -> Router {
         .route("/workflows", get(read::workflows))
         .route("/workflows/{name}", get(read::workflow))
         .route("/agents", get(read::agents))
+        .route("/agents/join-tokens", post(agents::join_token))
+        .route(
+            "/agents/{agent}/subagents/{subagent}/remove",
+            post(agents::remove_subagent),
+        )
+        .route("/queues", get(queues::queues))
         .route("/plan", get(plan::show))
         .route("/plan/orders/{id}/skip", post(plan::skip))
         .route("/plan/schedules/{name}/pause", post(plan::pause))

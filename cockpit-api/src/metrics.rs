@@ -11,7 +11,20 @@
 //! | `ordo_cockpit_events_applied_total` | counter | | events applied |
 //! | `ordo_cockpit_reconnects_total` | counter | | event streams that ended |
 //! | `ordo_cockpit_request_duration_seconds` | histogram | `method`, `route`, `status` | API requests |
+//! | `ordo_cockpit_subagent_live` | gauge | `agent`, `subagent` | 1 while the director's session with it is up, else 0 |
+//! | `ordo_cockpit_subagent_running_processes` | gauge | `agent`, `subagent` | jobs it runs now |
+//! | `ordo_cockpit_subagent_processed` | gauge | `agent`, `subagent` | jobs it ran to their end since its director started |
+//! | `ordo_cockpit_subagent_average_job_duration_seconds` | gauge | `agent`, `subagent` | their average duration, as its director measured it |
+//! | `ordo_cockpit_subagent_cores` | gauge | `agent`, `subagent` | its cores, as it last reported |
+//! | `ordo_cockpit_subagent_load1` | gauge | `agent`, `subagent` | its 1-minute load average, as it last reported |
+//! | `ordo_cockpit_subagent_memory_total_bytes` | gauge | `agent`, `subagent` | its memory, as it last reported |
+//! | `ordo_cockpit_subagent_memory_available_bytes` | gauge | `agent`, `subagent` | its available memory, as it last reported |
+//!
+//! The subagent series come from the controller's link status (`GET /agents`, read every
+//! `follow.agents_poll_ms`); a subagent no longer listed loses its series, and host figures
+//! appear once it has reported them.
 
+use ordo_api::view::SubagentView;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,8 +32,114 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 type Labels = Vec<(String, String)>;
+
+/// A gauge of a fractional value.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The per-subagent gauges, labelled `agent`, `subagent`.
+#[derive(Default)]
+struct SubagentGauges {
+    live: Family<Labels, Gauge>,
+    running: Family<Labels, Gauge>,
+    processed: Family<Labels, Gauge>,
+    average_job_duration: Family<Labels, FloatGauge>,
+    cores: Family<Labels, Gauge>,
+    load1: Family<Labels, FloatGauge>,
+    memory_total: Family<Labels, Gauge>,
+    memory_available: Family<Labels, Gauge>,
+}
+
+impl SubagentGauges {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "subagent_live",
+            "1 while the director's session with the subagent is up",
+            self.live.clone(),
+        );
+        registry.register(
+            "subagent_running_processes",
+            "Jobs the subagent runs now",
+            self.running.clone(),
+        );
+        registry.register(
+            "subagent_processed",
+            "Jobs the subagent ran to their end since its director started",
+            self.processed.clone(),
+        );
+        registry.register(
+            "subagent_average_job_duration_seconds",
+            "Average duration of the subagent's jobs, as its director measured it",
+            self.average_job_duration.clone(),
+        );
+        registry.register(
+            "subagent_cores",
+            "Cores of the subagent's host, as it last reported",
+            self.cores.clone(),
+        );
+        registry.register(
+            "subagent_load1",
+            "1-minute load average of the subagent's host, as it last reported",
+            self.load1.clone(),
+        );
+        registry.register(
+            "subagent_memory_total_bytes",
+            "Memory of the subagent's host, as it last reported",
+            self.memory_total.clone(),
+        );
+        registry.register(
+            "subagent_memory_available_bytes",
+            "Available memory of the subagent's host, as it last reported",
+            self.memory_available.clone(),
+        );
+    }
+
+    /// Replaces every series with those of `subagents` (`(director, subagent)`).
+    fn set(&self, subagents: &[(&str, &SubagentView)]) {
+        self.live.clear();
+        self.running.clear();
+        self.processed.clear();
+        self.average_job_duration.clear();
+        self.cores.clear();
+        self.load1.clear();
+        self.memory_total.clear();
+        self.memory_available.clear();
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (agent, s) in subagents {
+            let labels = vec![
+                ("agent".to_owned(), (*agent).to_owned()),
+                ("subagent".to_owned(), s.id.clone()),
+            ];
+            self.live
+                .get_or_create(&labels)
+                .set(i64::from(s.state == "live"));
+            self.running
+                .get_or_create(&labels)
+                .set(int(s.running_processes));
+            self.processed.get_or_create(&labels).set(int(s.processed));
+            self.average_job_duration
+                .get_or_create(&labels)
+                .set(s.average_job_duration_ms as f64 / 1000.0);
+            if let Some(cores) = s.cores {
+                self.cores.get_or_create(&labels).set(i64::from(cores));
+            }
+            if let Some(load) = s.load {
+                self.load1.get_or_create(&labels).set(load[0]);
+            }
+            if let Some(total) = s.memory_total_bytes {
+                self.memory_total.get_or_create(&labels).set(int(total));
+            }
+            if let Some(available) = s.memory_available_bytes {
+                self.memory_available
+                    .get_or_create(&labels)
+                    .set(int(available));
+            }
+        }
+    }
+}
 
 fn request_histogram() -> Histogram {
     // 0.1 ms .. ~6.5 s
@@ -39,6 +158,9 @@ pub struct Metrics {
     events_applied: Counter,
     reconnects: Counter,
     requests: Family<Labels, Histogram, fn() -> Histogram>,
+    subagents: SubagentGauges,
+    /// One render at a time: the subagent series are cleared and set again for each.
+    rendering: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -102,6 +224,8 @@ impl Metrics {
             "API request latency",
             requests.clone(),
         );
+        let subagents = SubagentGauges::default();
+        subagents.register(&mut registry);
         Metrics {
             registry,
             orders,
@@ -113,6 +237,8 @@ impl Metrics {
             events_applied,
             reconnects,
             requests,
+            subagents,
+            rendering: Mutex::new(()),
         }
     }
 
@@ -145,13 +271,17 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with the gauges that come from the view set first.
+    /// The text exposition, with the gauges that come from the view and the link status
+    /// (`subagents`: each director's subagents) set first.
     pub fn render(
         &self,
         counts: &BTreeMap<&'static str, usize>,
         agents_deployed: usize,
         agent_links: Option<usize>,
+        subagents: &[(&str, &SubagentView)],
     ) -> String {
+        let _one = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        self.subagents.set(subagents);
         for (state, n) in counts {
             self.orders
                 .get_or_create(&vec![("state".to_owned(), (*state).to_owned())])
@@ -176,7 +306,24 @@ mod tests {
         m.event_applied(7, 12);
         m.request("GET", "/api/v1/orders", 200, 0.002);
         let counts = BTreeMap::from([("failed", 2), ("finished", 5)]);
-        let text = m.render(&counts, 3, Some(1));
+        let sub = SubagentView {
+            id: "s1".into(),
+            url: "wss://127.0.0.1:1".into(),
+            state: "live".into(),
+            running_processes: 2,
+            processed: 7,
+            average_job_duration_ms: 1500,
+            connected_since_ms: Some(1),
+            ring_position: None,
+            token: false,
+            last_error: None,
+            cores: Some(4),
+            load: Some([0.5, 0.25, 0.0]),
+            memory_total_bytes: Some(1024),
+            memory_available_bytes: Some(512),
+            reported_ms: Some(2),
+        };
+        let text = m.render(&counts, 3, Some(1), &[("dir", &sub)]);
         for needle in [
             "ordo_cockpit_orders{state=\"failed\"} 2",
             "ordo_cockpit_agents_deployed 3",
@@ -185,8 +332,19 @@ mod tests {
             "ordo_cockpit_event_lag_seconds_count 1",
             "ordo_cockpit_events_applied_total 1",
             "ordo_cockpit_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/orders\",status=\"200\"} 1",
+            "ordo_cockpit_subagent_live{agent=\"dir\",subagent=\"s1\"} 1",
+            "ordo_cockpit_subagent_running_processes{agent=\"dir\",subagent=\"s1\"} 2",
+            "ordo_cockpit_subagent_processed{agent=\"dir\",subagent=\"s1\"} 7",
+            "ordo_cockpit_subagent_average_job_duration_seconds{agent=\"dir\",subagent=\"s1\"} 1.5",
+            "ordo_cockpit_subagent_cores{agent=\"dir\",subagent=\"s1\"} 4",
+            "ordo_cockpit_subagent_load1{agent=\"dir\",subagent=\"s1\"} 0.5",
+            "ordo_cockpit_subagent_memory_total_bytes{agent=\"dir\",subagent=\"s1\"} 1024",
+            "ordo_cockpit_subagent_memory_available_bytes{agent=\"dir\",subagent=\"s1\"} 512",
         ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
+        // A subagent no longer listed loses its series.
+        let text = m.render(&counts, 3, Some(1), &[]);
+        assert!(!text.contains("subagent=\"s1\""), "{text}");
     }
 }

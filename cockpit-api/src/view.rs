@@ -324,6 +324,11 @@ impl View {
             .collect()
     }
 
+    /// The ids of the orders in a state ([`STATE_NAMES`]), in id order.
+    pub fn ids_in_state(&self, state: &str) -> impl Iterator<Item = &OrderId> {
+        self.by_state.get(state).into_iter().flatten()
+    }
+
     /// A page of orders matching `q`, in id order, and the cursor of the next page (when the
     /// page is full, or `scan_max` orders were looked at, and more orders follow).
     pub fn list(&self, q: &OrderQuery, scan_max: usize) -> (Vec<&Order>, Option<String>) {

@@ -126,6 +126,16 @@ async fn process_browser_sees_orders_live_and_answers_a_prompt() {
     let controller = Controller::start().await;
     let agent_dir = tempfile::tempdir().expect("agent dir");
     let agent = Agent::start(&controller, agent_dir.path()).await;
+    // A director with one subagent, for the agents page.
+    for d in ["dir", "s1"] {
+        std::fs::create_dir_all(agent_dir.path().join(d)).expect("agent dir");
+    }
+    let sub = Agent::start_as(&controller, &agent_dir.path().join("s1"), "s1", Some("dir")).await;
+    let director = Agent::start_as(&controller, &agent_dir.path().join("dir"), "dir", None).await;
+    let cluster = format!(
+        "agent: dir\nurl: wss://127.0.0.1:{}\nsubagents:\n  - id: s1\n    url: wss://127.0.0.1:{}\n",
+        director.port, sub.port
+    );
     let cockpit = Cockpit::start(&controller).await;
     cockpit
         .post(
@@ -134,6 +144,7 @@ async fn process_browser_sees_orders_live_and_answers_a_prompt() {
             json!({"files": [
                 {"name": "test.yaml", "text": INVENTORY},
                 {"name": "agent.yaml", "text": agent.inventory()},
+                {"name": "cluster.yaml", "text": cluster},
             ]}),
         )
         .await;
@@ -159,6 +170,8 @@ async fn process_browser_sees_orders_live_and_answers_a_prompt() {
     }
     c.close().await.expect("close the browser");
     agent.stop().await;
+    director.stop().await;
+    sub.stop().await;
     result.expect("browser scenario");
 }
 
@@ -370,7 +383,32 @@ async fn run(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
         |t| t.contains("connected") && t.contains("cores"),
     )
     .await;
+    // The director's subagent with its figures (its host once it reported it).
+    wait_text(
+        c,
+        "#subagents-table tr[data-id=s1]",
+        "the subagent with its figures",
+        |t| t.contains("dir") && t.contains("live") && t.contains("cores") && t.contains("gib"),
+    )
+    .await;
     screenshot(c, "cockpit-agents.png").await;
+
+    // The queues page: the order at the unreachable agent's job waits for a process.
+    c.goto(&format!("{}/#/queues", cockpit.base))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_text(c, ".queue[data-queue=waiting]", "the waiting queue", |t| {
+        t.contains("remote-1")
+    })
+    .await;
+    wait_text(
+        c,
+        ".queue[data-queue=running] .qcount",
+        "nothing running",
+        |t| t == "0",
+    )
+    .await;
+    screenshot(c, "cockpit-queues.png").await;
     Ok(())
 }
 

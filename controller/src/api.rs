@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | `GET /health` | viewer | → `{status, clusterId, controllerId, role, lastEventId, orders, eventBytesMax, cluster?}` (`role`: `active`, or in a pair `passive`, `watch`, `candidate`; `cluster`: `ordo_api::view::ClusterHealth`) |
 //! | `POST /cluster/…` | admin | the pair's operations: see [`cluster`] |
-//! | `POST /deploy` | admin | `{files: [{name, text}], removed: {workflows, agents, locks, boards}}`, or one YAML body (`Content-Type: application/yaml`, `?name=`); `?dryRun=true`, `?force=true`; the files are checked with what is deployed → `{changes: [text], lastEventId, diff: {added, changed, removed, affected, refused}, dryRun, warnings}`; 400 `{error, details: ["file:line:col: error: …"]}`; 409 `{error, details: diff}` (stranded orders without `force`, a removal something needs) |
+//! | `POST /deploy` | admin | `{files: [{name, text}], removed: {workflows, agents, locks, boards, schedules, calendars, subagents}}` (`subagents`: `agent/subagent`), or one YAML body (`Content-Type: application/yaml`, `?name=`); `?dryRun=true`, `?force=true`; the files are checked with what is deployed → `{changes: [text], lastEventId, diff: {added, changed, removed, affected, refused}, dryRun, warnings}`; 400 `{error, details: ["file:line:col: error: …"]}`; 409 `{error, details: diff}` (stranded orders without `force`, a removal something needs) |
 //! | `POST /orders` | operator | `{id, workflow, args?, scheduledFor?}` or `{orders: [...]}` (`scheduledFor`: ms or RFC 3339) → `{results: [{id, added, duplicate}], lastEventId}`; arguments over a size limit of `[limits]` (`order_args_bytes_max`, `arg_value_bytes_max`) 413 `{error, details: {limit, max}}`; an id or variable name over its length limit (`order_id_bytes_max`, `arg_name_bytes_max`) 400 with the same `details`; a bad or protected variable name or a `scheduledFor` outside 1970..9999 400 (the rules: `ordo_model::order::input`) |
 //! | `GET /orders?state=&workflow=&limit=` | viewer | → `{orders: [order]}` (at most 10000, the default); a `limit` above 100 makes it a large answer: streamed, and 503 as `/snapshot` |
 //! | `GET /orders/{id}` | viewer | → order `{id, workflow, version, state, stateDetail, position, attempt, vars, scheduledFor?, holder: {type, …}, mark?, parent?, outcomes: [{position, outcome}]}` (`ordo_api::view::OrderView`) |
@@ -41,6 +41,9 @@
 //! | `GET /plan/explain?schedule=&date=` | viewer | → `{schedule, date, timeZone, notes, instants: [{wall, rule, at?, instant?, orderId?, status, why?, orderState?, reasons}], truncated?}` (`ordo_api::plan::ExplanationView`): why each instant of the schedule's local date is in the plan or not; 404 for an unknown schedule |
 //! | `POST /plan/dates/{date}/cancel?schedule=` | operator | → `{duplicate, lastEventId}`: the planned instants of that local date (of one schedule or all) not started are skipped (`cancelled`): not added, or their orders cancelled |
 //! | `GET /agents` | viewer | → `{agents: [{id, url, connected, connectedSinceMs?, lastError?, meta?}]}` (`ordo_api::view::AgentLinks`) |
+//! | `POST /agents/join-tokens` | admin | `{agent?, ttlMs?}` → `{token, agent?, expiresMs, lastEventId}`: a one-time join token (see [`agents`]) |
+//! | `POST /agents/register` | join token | `{token, id, url, priority?, processLimit?}` → `{changes, lastEventId}`: the agent pinged back at `<url>/meta`, then deployed (a subagent added to the token's agent, or a standalone agent) |
+//! | `POST /agents/{agent}/subagents/{subagent}/remove` | admin | `{kill?}` → the deployment's answer: the agent without the subagent (drained, or its jobs killed and lost with `kill`) |
 //! | `GET /snapshot` | viewer | → `{eventId, workflows, agents, locks, boards, orders}` (summaries, `ordo_api::view::SnapshotView`); 503 with `Retry-After` when `state_reads_max` whole-state answers are being written |
 //! | `GET /state` | viewer | → `{formatVersion, eventId, state}`: the lossless state (`ordo_api::frame::StateSnapshot`), streamed; 503 as `/snapshot` |
 //! | `GET /events?after=&timeout=&stream=` | viewer | → NDJSON events; with `stream=true` the answer stays open until `timeout` |
@@ -62,6 +65,7 @@
 //! its first event, at most `event_bytes_max` bytes; no event is larger than
 //! `event_bytes_max` ([`crate::streamed`]).
 
+pub mod agents;
 mod body;
 pub mod cluster;
 mod deploy;
@@ -112,6 +116,8 @@ pub struct Api {
     pub controller_id: String,
     /// This node of the pair, when it is one.
     pub cluster: Option<cluster::ClusterInfo>,
+    /// What registrations of agents need; `None`: none are taken.
+    pub register: Option<Arc<agents::RegisterContext>>,
 }
 
 /// An error answer: a status and a message, as `{"error": "..."}`, with `details` and any
@@ -298,6 +304,11 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
             .route("/orders/{id}/{verb}", post(orders::order_command))
             .route("/notices/{board}", post(orders::post_notice))
             .route("/agents", get(orders::agents))
+            .route("/agents/join-tokens", post(agents::join_token))
+            .route(
+                "/agents/{agent}/subagents/{subagent}/remove",
+                post(agents::remove_subagent),
+            )
             .route("/plan", get(plan::show))
             .route("/plan/orders/{id}/skip", post(plan::skip))
             .route("/plan/explain", get(plan::explain))
@@ -312,6 +323,15 @@ pub fn router(api: Api, request_bytes_max: usize) -> Router {
             .route("/events/ws", get(events::websocket))
     }
     .layer(middleware::from_fn_with_state(api.clone(), auth));
+    // Authorised by the join token in its body, not by an API token.
+    let v1 = if watch {
+        v1
+    } else {
+        v1.route(
+            "/agents/register",
+            post(agents::register).layer(DefaultBodyLimit::max(agents::REGISTER_BODY_BYTES_MAX)),
+        )
+    };
     let errors = ordo_net::api::ErrorContext { request_bytes_max };
     Router::new()
         .nest("/api/v1", v1)

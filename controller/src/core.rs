@@ -67,6 +67,25 @@ pub enum Input {
         request: Box<crate::machine::DeployRequest>,
         reply: oneshot::Sender<Result<DeployReply, Refused>>,
     },
+    /// Journal a join token's hash (`ttl_ms` from now).
+    JoinToken {
+        hash: String,
+        agent: Option<AgentId>,
+        ttl_ms: u64,
+        reply: oneshot::Sender<Result<CommandReply, Refused>>,
+    },
+    /// Deploy a registered agent or subagent (its `/meta` checked already).
+    Register {
+        registration: Box<crate::machine::Registration>,
+        reply: oneshot::Sender<Result<DeployReply, Refused>>,
+    },
+    /// Deploy an agent without one of its subagents.
+    RemoveSubagent {
+        agent: AgentId,
+        subagent: AgentId,
+        kill: bool,
+        reply: oneshot::Sender<Result<DeployReply, Refused>>,
+    },
     /// A link asks where to resume an agent.
     Cursor {
         agent: AgentId,
@@ -111,6 +130,8 @@ pub struct LinkStatus {
     pub connected_since_ms: Option<i64>,
     pub last_error: Option<String>,
     pub meta: Option<AgentMeta>,
+    /// A director's last `SubagentHealth`.
+    pub subagent_health: Vec<ordo_model::wire::SubagentHealth>,
 }
 
 /// Starts and stops agent links as agents are deployed.
@@ -322,6 +343,33 @@ impl<L: Links> Core<L> {
             Input::DeployFiles { request, reply } => {
                 let token = self.token(Waiting::Deploy(reply));
                 self.machine.deploy_files(token, &request, now);
+            }
+            Input::JoinToken {
+                hash,
+                agent,
+                ttl_ms,
+                reply,
+            } => {
+                let token = self.token(Waiting::Command(reply));
+                self.machine
+                    .issue_join_token(token, hash, agent, ttl_ms, now);
+            }
+            Input::Register {
+                registration,
+                reply,
+            } => {
+                let token = self.token(Waiting::Deploy(reply));
+                self.machine.register(token, &registration, now);
+            }
+            Input::RemoveSubagent {
+                agent,
+                subagent,
+                kill,
+                reply,
+            } => {
+                let token = self.token(Waiting::Deploy(reply));
+                self.machine
+                    .remove_subagent(token, &agent, &subagent, kill, now);
             }
             Input::Cursor { agent, reply } => {
                 let _ = reply.send(self.machine.cursor(&agent));

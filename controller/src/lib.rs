@@ -148,7 +148,7 @@ pub async fn run(
     let links = AgentLinkSet::new(LinkContext {
         cluster_id: config.cluster_id.clone(),
         controller_id: config.controller_id.clone(),
-        tls: client_tls,
+        tls: client_tls.clone(),
         frame_bytes_max: config.limits.frame_bytes_max,
         settings: config.agents.clone(),
         core: core_tx.clone(),
@@ -208,6 +208,7 @@ pub async fn run(
         cluster_id: config.cluster_id.clone(),
         controller_id: config.controller_id.clone(),
         cluster,
+        register: Some(Arc::new(api::agents::RegisterContext::new(client_tls))),
     };
     let router = api::router(api, config.limits.request_bytes_max);
     let listener = tokio::net::TcpListener::bind(config.listen)

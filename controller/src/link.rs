@@ -269,6 +269,8 @@ async fn session(
         s.connected_since_ms = Some(now_ms());
         s.last_error = None;
         s.meta = Some(coupled.meta);
+        // A director sends its subagents' figures right after.
+        s.subagent_health = Vec::new();
     });
     tracing::info!(agent = %agent.id, url = %base, "agent coupled");
     let resend = ask(&ctx.core, |reply| Input::Coupled {
@@ -314,6 +316,9 @@ async fn session(
                     Received::Frame(FromAgent::Meta(meta)) => {
                         set_status(ctx, agent, |s| s.meta = Some(meta));
                     }
+                    Received::Frame(FromAgent::SubagentHealth(health)) => {
+                        set_status(ctx, agent, |s| s.subagent_health = health);
+                    }
                     Received::Frame(other) => {
                         return Err(format!("unexpected message from the agent: {other:?}"));
                     }
@@ -329,6 +334,9 @@ async fn session(
                         ToAgent::Command { seq, term, command }
                     }
                     LinkMsg::Release(until) => ToAgent::Release { until },
+                    LinkMsg::SubagentRemoved { subagent, kill } => {
+                        ToAgent::SubagentRemoved { subagent, kill }
+                    }
                 };
                 frame::send(&mut ws, &out, max).await.map_err(|e| e.to_string())?;
             }

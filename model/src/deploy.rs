@@ -37,6 +37,20 @@ pub struct Removals {
     /// cancelled (by the controller's planner).
     pub schedules: Vec<ScheduleName>,
     pub calendars: Vec<CalendarName>,
+    /// Subagents to take out of their agent, as `agent/subagent` (the controller deploys the
+    /// agent without them; a subagent that registered itself goes only so, or by
+    /// `ordo agents remove-subagent`).
+    pub subagents: Vec<String>,
+}
+
+/// `agent/subagent` as [`Removals::subagents`] names a subagent.
+pub fn subagent_ref(text: &str) -> Result<(AgentId, AgentId), String> {
+    let (agent, subagent) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not agent/subagent"))?;
+    let agent = AgentId::new(agent).map_err(|e| format!("agent {agent:?} {e}"))?;
+    let subagent = AgentId::new(subagent).map_err(|e| format!("subagent {subagent:?} {e}"))?;
+    Ok((agent, subagent))
 }
 
 impl Removals {
@@ -51,6 +65,7 @@ impl Removals {
             + self.boards.len()
             + self.schedules.len()
             + self.calendars.len()
+            + self.subagents.len()
     }
 
     /// The names that are deployed (`deployed`: [`deployed_inventory`] with the plan's
@@ -75,6 +90,14 @@ impl Removals {
             calendars: keep(&self.calendars, |n| {
                 deployed.calendars.iter().any(|c| &c.name == n)
             }),
+            subagents: keep(&self.subagents, |n| {
+                subagent_ref(n).is_ok_and(|(a, s)| {
+                    deployed
+                        .agents
+                        .iter()
+                        .any(|d| d.id == a && d.subagents.iter().any(|x| x.id == s))
+                })
+            }),
         }
     }
 
@@ -93,6 +116,7 @@ impl Removals {
         add(&mut self.boards, other.boards);
         add(&mut self.schedules, other.schedules);
         add(&mut self.calendars, other.calendars);
+        add(&mut self.subagents, other.subagents);
     }
 }
 

@@ -69,6 +69,13 @@ pub enum ToAgent {
         agent: Box<Agent>,
         settings: crate::inventory::ClusterSettings,
     },
+    /// Sent after the [`ToAgent::Cluster`] without `subagent` when it was removed with
+    /// `kill`: the director kills its jobs there (they count as lost) instead of letting them
+    /// end (a removal without it drains the subagent).
+    SubagentRemoved {
+        subagent: AgentId,
+        kill: bool,
+    },
 }
 
 /// The first message of a session.
@@ -90,11 +97,23 @@ pub struct Couple {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromAgent {
     Coupled(Coupled),
-    Refused { reason: String },
-    Ack { seq: u64 },
-    Rejected { seq: u64, message: String },
+    Refused {
+        reason: String,
+    },
+    Ack {
+        seq: u64,
+    },
+    Rejected {
+        seq: u64,
+        message: String,
+    },
     Events(Vec<AgentEvent>),
     Meta(AgentMeta),
+    /// A director's figures of its subagents, sent right after each [`FromAgent::Meta`] and
+    /// [`FromAgent::Coupled`] of an agent that directs a cluster (beside
+    /// [`AgentMeta::subagents`], whose positional shape stays as it is). A controller that
+    /// does not know this message refuses it: controllers are upgraded before agents.
+    SubagentHealth(Vec<SubagentHealth>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +200,31 @@ pub struct SubagentMeta {
     /// It holds the ring's token: it takes the next job (`selection: ring` only).
     #[serde(default)]
     pub token: bool,
+}
+
+/// A subagent's figures as its director keeps them (beside [`SubagentMeta`], by `id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubagentHealth {
+    pub id: AgentId,
+    /// The average time from sending a job to the subagent to its end, over the jobs it ran
+    /// to their end since the director started, in ms (0 before the first).
+    pub average_job_duration_ms: u64,
+    /// When its current session began, ms since the epoch; `None` while it is lost.
+    pub connected_since_ms: Option<i64>,
+    /// What it last measured of its host; `None` before its first report.
+    pub host: Option<HostFigures>,
+}
+
+/// What a host measured of itself (design §4, metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostFigures {
+    pub cores: u32,
+    /// Load averages over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    /// When the director received it, ms since the epoch.
+    pub reported_ms: i64,
 }
 
 /// Processed count and average duration of one job on this agent since it started.

@@ -49,15 +49,7 @@ async fn cluster_with(
     lease_timeout: &str,
     workflows: &[(&str, String)],
 ) -> Result<Cluster> {
-    let mut c = Cluster::new(&["dir", "s1", "s2", "s3"])?;
-    for s in SUBAGENTS {
-        c.make_subagent(s, "dir")?;
-    }
-    c.start_controller().await?;
-    c.start_agent("dir")?;
-    for s in SUBAGENTS {
-        c.start_agent(s)?;
-    }
+    let c = start_cluster().await?;
     let agent = match agent {
         Some(make) => make(&c)?,
         None => c.cluster_yaml(
@@ -72,6 +64,28 @@ async fn cluster_with(
     c.deploy(&files).await?;
     wait_live(&c, &SUBAGENTS).await?;
     Ok(c)
+}
+
+/// The controller, the director `dir` and its subagents s1..s3 started, nothing deployed.
+async fn start_cluster() -> Result<Cluster> {
+    let mut c = Cluster::new(&["dir", "s1", "s2", "s3"])?;
+    for s in SUBAGENTS {
+        c.make_subagent(s, "dir")?;
+    }
+    c.start_controller().await?;
+    c.start_agent("dir")?;
+    for s in SUBAGENTS {
+        c.start_agent(s)?;
+    }
+    Ok(c)
+}
+
+/// A workflow `name` of one job on `dir` running `script` (up to 300 at once).
+fn one_job(name: &str, restartable: bool, script: &str) -> String {
+    let script: String = script.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        "workflow: {name}\njobs:\n  job:\n    agent: dir\n    parallelism: 300\n    restartable: {restartable}\n    script: |\n{script}steps:\n  - run: job\n"
+    )
 }
 
 /// The director's subagents as `GET /agents` shows them: `(id, state)`.
@@ -711,4 +725,289 @@ fn journaled_membership(c: &Cluster) -> Result<Vec<String>> {
         }
     }
     Ok(changes)
+}
+
+/// `forkList: { subagentsOf: dir }`: one child per subagent, each child's job runs on its
+/// own subagent, and `result` collects what each returned into a list on the parent, in the
+/// listed order. With `joinIfFailed`, one child failing on its subagent fails the join.
+#[tokio::test]
+async fn process_a_fork_over_the_subagents_runs_a_child_on_each_and_collects_their_results()
+-> Result<()> {
+    let workflow = |name: &str, fail_on: &str| {
+        format!(
+            r#"workflow: {name}
+jobs:
+  probe:
+    agent: dir
+    script: |
+      [ "$ORDO_SUBAGENT" = "{fail_on}" ] && exit 3
+      echo "host=$ORDO_SUBAGENT" >> "$ORDO_RETURN_VALUES"
+      echo "pinned=$ORDO_ARG_subagent" >> "$ORDO_RETURN_VALUES"
+steps:
+  - forkList: {{ subagentsOf: dir }}
+    as: subagent
+    joinIfFailed: true
+    do:
+      - run: probe
+    result: {{ hosts: $host, pinned: $pinned }}
+"#
+        )
+    };
+    let c = cluster(
+        "10s",
+        &[
+            ("each.yaml", workflow("each", "none")),
+            ("strict.yaml", workflow("strict", "s2")),
+        ],
+    )
+    .await?;
+    // Several rounds, so that a round robin alone would not put every child on its own
+    // subagent by chance.
+    let ids: Vec<String> = (0..4).map(|i| format!("each-{i}")).collect();
+    let mut body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "each"}))
+        .collect();
+    body.push(json!({"id": "strict-0", "workflow": "strict"}));
+    c.add_orders(&body).await?;
+    let mut all = ids.clone();
+    all.push("strict-0".into());
+    let ended = c
+        .wait_states(&all, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    for o in &ended {
+        if o["id"] == "strict-0" {
+            assert_eq!(o["state"], "failed", "{o}");
+            continue;
+        }
+        assert_eq!(o["state"], "finished", "{o}");
+        assert_eq!(o["vars"]["hosts"], json!(SUBAGENTS), "{o}");
+        assert_eq!(o["vars"]["pinned"], json!(SUBAGENTS), "{o}");
+    }
+    Ok(())
+}
+
+/// A new `leaseTimeout` deployed while jobs run on the subagents reaches their sessions: no job
+/// is taken for lost, every order finishes at its first attempt, each job ran once.
+#[tokio::test]
+async fn process_a_changed_lease_timeout_keeps_the_running_jobs() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = one_job(
+        "steady",
+        false,
+        &format!(
+            "echo \"start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}\n\
+             for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done",
+            runs = runs.display(),
+            go = go.display()
+        ),
+    );
+    let mut c = cluster("10s", &[("w.yaml", workflow)]).await?;
+    let ids: Vec<String> = (0..9).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "steady"}))
+        .collect();
+    c.add_orders(&body).await?;
+    wait_lines(&mut c, &runs, ids.len(), &["dir", "s1", "s2", "s3"]).await?;
+    for lease in ["2s", "20s"] {
+        let agent = c.cluster_yaml(
+            "dir",
+            "round-robin",
+            lease,
+            &[("s1", 16), ("s2", 16), ("s3", 16)],
+        )?;
+        c.deploy(&[("agent.yaml", agent)]).await?;
+    }
+    // The sessions stay up through both changes.
+    wait_live(&c, &SUBAGENTS).await?;
+    std::fs::write(&go, "")?;
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    for o in &ended {
+        assert_eq!(o["state"], "finished", "{o}");
+        assert_eq!(o["attempt"], 1, "{o}");
+    }
+    assert_eq!(lines(&runs).len(), ids.len(), "{:?}", lines(&runs));
+    if let Some(director) = c.agent("dir") {
+        director.kill9();
+    }
+    let changes = journaled_membership(&c)?;
+    assert!(
+        !changes.iter().any(|m| m.starts_with('-')),
+        "no subagent left: {changes:?}"
+    );
+    Ok(())
+}
+
+/// A subagent cut off from its director only (its process lives on; the director's bytes to
+/// it are lost, the connection stays open): it kills its jobs when it has not heard from the
+/// director within its share of the lease, and only then do they run again elsewhere — the
+/// last sign of life of a job on the cut-off subagent comes before its restart anywhere. Healed,
+/// the subagent is live again and runs jobs.
+#[tokio::test]
+async fn process_a_subagent_cut_off_from_its_director_stops_its_jobs_before_they_run_elsewhere()
+-> Result<()> {
+    use ordo_tests::proxy::{Direction, Proxy};
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let workflow = one_job(
+        "beat",
+        true,
+        &format!(
+            "echo \"start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}\n\
+             for i in $(seq 1 40); do echo \"alive $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}; sleep 0.1; done",
+            runs = runs.display()
+        ),
+    );
+    let c = start_cluster().await?;
+    let s2_url = c.agent_url("s2")?;
+    let s2_addr: std::net::SocketAddr = s2_url
+        .trim_start_matches("wss://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .parse()?;
+    let proxy = Proxy::start(([127, 0, 0, 1], 0).into(), s2_addr, None).await?;
+    let agent = format!(
+        "agent: dir\nurl: {}\nselection: round-robin\nleaseTimeout: 2s\nsubagents:\n  - {{ id: s1, url: \"{}\" }}\n  - {{ id: s2, url: \"wss://{}\" }}\n  - {{ id: s3, url: \"{}\" }}\n",
+        c.agent_url("dir")?,
+        c.agent_url("s1")?,
+        proxy.addr(),
+        c.agent_url("s3")?,
+    );
+    c.deploy(&[("agent.yaml", agent), ("w.yaml", workflow)])
+        .await?;
+    wait_live(&c, &SUBAGENTS).await?;
+    let ids: Vec<String> = (0..9).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "beat"}))
+        .collect();
+    c.add_orders(&body).await?;
+    let started = |all: &[String]| {
+        all.iter()
+            .filter(|l| l.starts_with("start ") && l.ends_with(" s2"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    while started(&lines(&runs)) == 0 {
+        assert!(Instant::now() < deadline, "no job started on s2");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.cut(Direction::ClientToServer);
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    let all = lines(&runs);
+    let mut moved = 0;
+    for o in &ended {
+        assert_eq!(o["state"], "finished", "{o}");
+        let id = o["id"].as_str().unwrap_or_default();
+        let on_s2 = all
+            .iter()
+            .any(|l| l.starts_with(&format!("start {id} 1 s2")));
+        let restart = all
+            .iter()
+            .position(|l| l.starts_with(&format!("start {id} 2 ")));
+        let Some(restart) = restart.filter(|_| on_s2) else {
+            continue;
+        };
+        moved += 1;
+        let last_on_s2 = all
+            .iter()
+            .rposition(|l| l.starts_with(&format!("alive {id} 1 s2")));
+        assert!(
+            last_on_s2 < Some(restart),
+            "{id} ran on s2 after its restart began: {all:?}"
+        );
+    }
+    assert!(moved > 0, "no job of s2 ran again elsewhere: {all:?}");
+    // Healed, s2 is live again.
+    proxy.heal();
+    wait_live(&c, &["s2"]).await?;
+    Ok(())
+}
+
+/// The issue's load case: 300 restartable jobs over three subagents, one of which is killed
+/// (kill -9) while a third of them have ended. Every order finishes with one outcome per
+/// attempt; a job on the killed subagent dies with it (the kill explains a job that got to its
+/// last line and was never reported) and runs again elsewhere, attempt 2, to its end once; the
+/// survivors ran every job started after the kill.
+#[tokio::test]
+async fn process_three_hundred_jobs_survive_the_kill_of_a_subagent_each_ending_once() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let workflow = one_job(
+        "many",
+        true,
+        &format!(
+            "echo \"start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}\n\
+             sleep 0.2\n\
+             echo \"end $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT\" >> {runs}",
+            runs = runs.display()
+        ),
+    );
+    let mut c = cluster("2s", &[("w.yaml", workflow)]).await?;
+    let ids: Vec<String> = (0..300).map(|i| format!("o-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "many"}))
+        .collect();
+    c.add_orders(&body).await?;
+    let ends = |all: &[String]| all.iter().filter(|l| l.starts_with("end ")).count();
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    while ends(&lines(&runs)) < 100 {
+        assert!(Instant::now() < deadline, "100 jobs did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(s2) = c.agent("s2") {
+        s2.kill9();
+    }
+    let at_kill = lines(&runs).len();
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    let all = lines(&runs);
+    for o in &ended {
+        assert_eq!(o["state"], "finished", "{o}");
+        let id = o["id"].as_str().unwrap_or_default();
+        let ends: Vec<&String> = all
+            .iter()
+            .filter(|l| l.starts_with(&format!("end {id} ")))
+            .collect();
+        let outcomes: Vec<&str> = o["outcomes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h["outcome"].as_str()).collect())
+            .unwrap_or_default();
+        let restarted = all.iter().any(|l| l.starts_with(&format!("start {id} 2 ")));
+        if restarted {
+            // Lost with s2 (its end, if it got that far, was never reported), counted once
+            // as lost and once as the restart's end.
+            assert_eq!(outcomes.len(), 2, "{o}");
+            assert_eq!(outcomes[0], "disrupted (process lost)", "{o}");
+            let elsewhere = ends.iter().filter(|l| !l.ends_with(" s2")).count();
+            assert_eq!(elsewhere, 1, "{id}: {ends:?}");
+            let twice_on_s2 = format!("end {id} 2 s2");
+            assert!(!ends.iter().any(|l| **l == twice_on_s2), "{id}: {ends:?}");
+        } else {
+            assert_eq!(outcomes.len(), 1, "{o}");
+            assert_eq!(ends.len(), 1, "{id} ended {} times: {ends:?}", ends.len());
+        }
+    }
+    let restarted = all
+        .iter()
+        .filter(|l| l.starts_with("start ") && l.split(' ').nth(2) == Some("2"))
+        .count();
+    assert!(restarted > 0, "no job of s2 was taken over");
+    // After the kill (and the lines in flight then), nothing more ran on s2.
+    let late_on_s2: Vec<&String> = all[at_kill..]
+        .iter()
+        .filter(|l| l.starts_with("start ") && l.ends_with(" s2"))
+        .collect();
+    assert!(late_on_s2.is_empty(), "{late_on_s2:?}");
+    Ok(())
 }

@@ -23,12 +23,16 @@
 //! journaled (`Record::SubagentJoined`/`SubagentLeft`) through the executor's inputs, for
 //! every selection, and [`Director::meta`] shows each member's place and the token holder.
 //!
+//! Health: [`Director::health`] gives each subagent's last report of its host
+//! (`FromSubagent::Report`), the average duration of the jobs it ran to their end (from the
+//! start sent to the end received) and since when its session is up.
+//!
 //! The agent's object comes from the controller after every coupling (`ToAgent::Cluster`) and
 //! is kept in `<data_dir>/cluster` (postcard), so that a restarted director runs jobs on its
 //! subagents before a controller couples.
 
 use super::protocol::{
-    Dedicate, End, FromSubagent, PROTOCOL_VERSION, SUBAGENT_WS_PATH, Start, ToSubagent,
+    Dedicate, End, FromSubagent, PROTOCOL_VERSION, Report, SUBAGENT_WS_PATH, Start, ToSubagent,
     heartbeat_interval_ms,
 };
 use super::select::{Candidate, pick, ring_settle};
@@ -39,14 +43,14 @@ use crate::runner::{KillMode, RunEvent};
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::{Agent, ClusterSettings, Selection, Subagent};
 use ordo_model::time::TimeMs;
-use ordo_model::wire::SubagentMeta;
+use ordo_model::wire::{HostFigures, SubagentHealth, SubagentMeta};
 use ordo_net::frame::{self, Received};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -70,7 +74,7 @@ pub enum Note {
 }
 
 /// A subagent's state as `GET /meta` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SubagentStatus {
     pub id: AgentId,
     pub url: String,
@@ -82,6 +86,12 @@ pub struct SubagentStatus {
     pub ring_position: Option<u32>,
     /// It holds the ring's token.
     pub token: bool,
+    /// Over the jobs it ran to their end, from the start sent to the end received, in ms.
+    pub average_job_duration_ms: u64,
+    /// When its current session began, ms since the epoch (while it is live).
+    pub connected_since_ms: Option<i64>,
+    /// Its last report of its host.
+    pub host: Option<HostFigures>,
 }
 
 struct Sub {
@@ -90,9 +100,22 @@ struct Sub {
     processed: u64,
     last_error: Option<String>,
     out: Option<mpsc::UnboundedSender<ToSubagent>>,
+    /// The cluster's `leaseTimeout` for its session, in ms: a change goes to the live session
+    /// as [`ToSubagent::Lease`] (its jobs keep running).
+    lease_ms: watch::Sender<u64>,
     /// The jobs it runs, by the executor's key.
     jobs: HashMap<u64, mpsc::UnboundedSender<Note>>,
+    /// When each of its jobs was sent to it.
+    sent: HashMap<u64, Instant>,
+    /// The time its `processed` jobs took, from the start sent to the end received, in ms.
+    busy_ms: u64,
+    connected_since_ms: Option<i64>,
+    host: Option<HostFigures>,
     task: Option<JoinHandle<()>>,
+    /// Taken out of the agent's object while it ran jobs: it gets no new job and goes once
+    /// they ended (drained); `killing`: its jobs were told to die and count as lost.
+    leaving: bool,
+    killing: bool,
 }
 
 #[derive(Default)]
@@ -102,6 +125,9 @@ struct Inner {
     subs: Vec<Sub>,
     /// Where the round robin goes on next; for `ring`, the token (the member holding it).
     cursor: usize,
+    /// The longest `leaseTimeout` this director has run sessions with: a subagent may still
+    /// hold jobs by it while a shorter one is on its way, so the journaled horizon covers it.
+    lease_high_ms: u64,
 }
 
 impl Inner {
@@ -114,11 +140,27 @@ impl Inner {
             .iter()
             .map(|s| Candidate {
                 priority: s.spec.priority,
-                live: s.live && s.out.is_some(),
+                live: s.live && s.out.is_some() && !s.leaving,
                 running: s.jobs.len() as u32,
                 process_limit: self.settings.process_limit(&s.spec.id),
             })
             .collect()
+    }
+
+    /// Ends the sessions of removed subagents whose jobs have all ended. They are listed
+    /// after the agent's own, so no other index moves.
+    fn retire_drained(&mut self) {
+        self.subs.retain_mut(|s| {
+            if s.leaving && s.jobs.is_empty() {
+                if let Some(task) = s.task.take() {
+                    task.abort();
+                }
+                tracing::info!(subagent = %s.spec.id, "removed subagent drained: its session ends");
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// After a join or a departure: the ring's token leaves a member that is not live.
@@ -187,7 +229,9 @@ impl Drop for RemoteJob {
         let mut inner = self.director.lock();
         if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == self.subagent) {
             sub.jobs.remove(&self.key);
+            sub.sent.remove(&self.key);
         }
+        inner.retire_drained();
         drop(inner);
         self.director.changed.notify_waiters();
     }
@@ -297,7 +341,8 @@ impl Director {
         let lease = {
             let inner = self.peek();
             inner.agent.as_ref().filter(|a| !a.subagents.is_empty())?;
-            i64::try_from(inner.settings.lease_timeout.0).unwrap_or(i64::MAX / 8)
+            let lease = inner.settings.lease_timeout.0.max(inner.lease_high_ms);
+            i64::try_from(lease).unwrap_or(i64::MAX / 8)
         };
         let horizon = self.horizon_ms.load(Ordering::Acquire);
         if horizon >= now_ms.saturating_add(lease.saturating_mul(3) / 2) {
@@ -350,6 +395,19 @@ impl Director {
             .collect()
     }
 
+    /// The subagents' figures, beside [`Director::meta`] (`FromAgent::SubagentHealth`).
+    pub fn health(&self) -> Vec<SubagentHealth> {
+        self.status()
+            .into_iter()
+            .map(|s| SubagentHealth {
+                id: s.id,
+                average_job_duration_ms: s.average_job_duration_ms,
+                connected_since_ms: s.connected_since_ms,
+                host: s.host,
+            })
+            .collect()
+    }
+
     /// Whether this agent directs subagents (its jobs run there).
     pub fn is_cluster(&self) -> bool {
         self.peek()
@@ -359,8 +417,8 @@ impl Director {
     }
 
     /// Takes the agent's inventory object: starts sessions with new subagents, ends those of
-    /// removed ones (their jobs are lost), keeps the others. A changed `leaseTimeout` starts
-    /// every session again.
+    /// removed ones (their jobs are lost), keeps the others. A changed `leaseTimeout` goes to
+    /// the live sessions ([`ToSubagent::Lease`]); their jobs run on.
     pub fn set_cluster(self: &Arc<Self>, agent: Agent, settings: ClusterSettings) {
         let mut inner = self.lock();
         if inner.agent.as_ref() == Some(&agent) && inner.settings == settings {
@@ -371,8 +429,6 @@ impl Director {
             return;
         }
         keep_object(&self.config, &agent, &settings);
-        let lease_changed =
-            inner.agent.is_some() && inner.settings.lease_timeout != settings.lease_timeout;
         let lease_ms = settings.lease_timeout.0;
         let holder = inner.subs.get(inner.cursor).map(|s| s.spec.id.clone());
         let mut old: Vec<Sub> = std::mem::take(&mut inner.subs);
@@ -380,37 +436,54 @@ impl Director {
         for spec in &agent.subagents {
             let kept = old
                 .iter()
-                .position(|s| s.spec.id == spec.id && s.spec.url == spec.url && !lease_changed);
+                .position(|s| s.spec.id == spec.id && s.spec.url == spec.url);
             match kept {
                 Some(i) => {
                     let mut sub = old.swap_remove(i);
                     sub.spec = spec.clone();
+                    sub.leaving = false;
+                    sub.killing = false;
+                    sub.lease_ms
+                        .send_if_modified(|l| std::mem::replace(l, lease_ms) != lease_ms);
                     subs.push(sub);
                 }
                 None => {
-                    let task = tokio::spawn(link(self.clone(), spec.clone(), lease_ms));
+                    let (lease_tx, lease_rx) = watch::channel(lease_ms);
+                    let task = tokio::spawn(link(self.clone(), spec.clone(), lease_rx));
                     subs.push(Sub {
                         spec: spec.clone(),
                         live: false,
                         processed: 0,
                         last_error: None,
                         out: None,
+                        lease_ms: lease_tx,
                         jobs: HashMap::new(),
+                        sent: HashMap::new(),
+                        busy_ms: 0,
+                        connected_since_ms: None,
+                        host: None,
                         task: Some(task),
+                        leaving: false,
+                        killing: false,
                     });
                 }
             }
         }
+        // A removed subagent drains: no new job, its running jobs end there (or are killed,
+        // see `remove_subagent`), then its session ends; it holds its lease meanwhile.
+        let mut leaving = Vec::new();
         for mut sub in old {
-            if let Some(task) = sub.task.take() {
-                task.abort();
+            if sub.jobs.is_empty() || sub.task.is_none() {
+                if let Some(task) = sub.task.take() {
+                    task.abort();
+                }
+                continue;
             }
-            for (_, job) in sub.jobs.drain() {
-                let _ = job.send(Note::Lost(format!(
-                    "subagent {} left the cluster",
-                    sub.spec.id
-                )));
+            if !sub.leaving {
+                tracing::info!(subagent = %sub.spec.id, jobs = sub.jobs.len(), "subagent removed: it drains");
             }
+            sub.leaving = true;
+            leaving.push(sub);
         }
         tracing::info!(
             subagents = subs.len(),
@@ -418,8 +491,10 @@ impl Director {
             lease_timeout_ms = lease_ms,
             "the agent directs a cluster"
         );
+        subs.extend(leaving);
         inner.subs = subs;
         inner.agent = Some(agent);
+        inner.lease_high_ms = inner.lease_high_ms.max(lease_ms);
         inner.settings = settings;
         // The token stays with its holder when it is still listed.
         inner.cursor = holder
@@ -428,6 +503,31 @@ impl Director {
         inner.settle_ring();
         drop(inner);
         self.changed.notify_waiters();
+    }
+
+    /// The controller removed `subagent` with `kill`: its jobs are killed there and count as
+    /// lost (`Disrupted(ProcessLost)`); without `kill` it drains (nothing to do here).
+    pub fn remove_subagent(&self, subagent: &AgentId, kill: bool) {
+        if !kill {
+            return;
+        }
+        let mut inner = self.lock();
+        if let Some(sub) = inner
+            .subs
+            .iter_mut()
+            .find(|s| s.spec.id == *subagent && s.leaving)
+        {
+            tracing::info!(subagent = %subagent, jobs = sub.jobs.len(), "removed subagent: its jobs are killed");
+            sub.killing = true;
+            if let Some(out) = &sub.out {
+                for key in sub.jobs.keys() {
+                    let _ = out.send(ToSubagent::Kill {
+                        key: *key,
+                        immediately: true,
+                    });
+                }
+            }
+        }
     }
 
     /// Waits until some subagent could take a job (or the agent directs no cluster): a worker
@@ -453,41 +553,85 @@ impl Director {
         }
     }
 
-    /// Waits for a subagent by the agent's selection and sends it the job; `None` when the
-    /// agent directs no cluster (any more): the job runs locally.
-    pub async fn start(self: &Arc<Self>, start: Start) -> Option<RemoteJob> {
+    /// Waits for a subagent by the agent's selection and sends it the job; `Ok(None)` when
+    /// the agent directs no cluster (any more): the job runs locally.
+    ///
+    /// `pin`: the subagent the order is pinned to (a child of `forkList: { subagentsOf }`).
+    /// When it names one of this cluster's subagents the job waits for room there and nowhere
+    /// else; when that subagent stays lost for a whole lease the job is refused (`Err`, the
+    /// order fails visibly rather than waiting unseen for a subagent that may never return).
+    /// A pin naming none of them (another agent's subagent) leaves the selection free.
+    pub async fn start(
+        self: &Arc<Self>,
+        start: Start,
+        pin: Option<&AgentId>,
+    ) -> Result<Option<RemoteJob>, String> {
+        let mut lost_since: Option<Instant> = None;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            let mut wait_ms = None;
             {
                 let mut inner = self.lock();
-                let selection = inner.agent.as_ref()?.selection;
+                let Some(selection) = inner.agent.as_ref().map(|a| a.selection) else {
+                    return Ok(None);
+                };
                 if inner.subs.is_empty() {
-                    return None;
+                    return Ok(None);
                 }
                 let candidates = inner.candidates();
+                let pinned = pin.and_then(|p| inner.subs.iter().position(|s| s.spec.id == *p));
                 let mut cursor = inner.cursor;
-                if let Some(i) = pick(selection, &candidates, &mut cursor) {
-                    inner.cursor = cursor;
+                let picked = match pinned {
+                    Some(i) if candidates[i].available() => Some(i),
+                    Some(i) => {
+                        if candidates[i].live {
+                            lost_since = None;
+                        } else {
+                            let lease_ms = inner.settings.lease_timeout.0;
+                            let since = *lost_since.get_or_insert_with(Instant::now);
+                            let waited_ms = since.elapsed().as_millis() as u64;
+                            if waited_ms >= lease_ms {
+                                return Err(format!(
+                                    "subagent {}, which the order is pinned to, is not live",
+                                    inner.subs[i].spec.id
+                                ));
+                            }
+                            wait_ms = Some(lease_ms - waited_ms);
+                        }
+                        None
+                    }
+                    None => pick(selection, &candidates, &mut cursor),
+                };
+                if let Some(i) = picked {
+                    if pinned.is_none() {
+                        inner.cursor = cursor;
+                    }
                     let sub = &mut inner.subs[i];
                     let (tx, notes) = mpsc::unbounded_channel();
                     let key = start.key;
                     debug_assert!(!sub.jobs.contains_key(&key), "job {key} runs twice");
                     sub.jobs.insert(key, tx);
+                    sub.sent.insert(key, Instant::now());
                     let subagent = sub.spec.id.clone();
                     if let Some(out) = &sub.out {
                         let _ = out.send(ToSubagent::Start(Box::new(start)));
                     }
-                    return Some(RemoteJob {
+                    return Ok(Some(RemoteJob {
                         director: self.clone(),
                         subagent,
                         key,
                         notes,
-                    });
+                    }));
                 }
             }
-            changed.await;
+            match wait_ms {
+                Some(ms) => {
+                    let _ = tokio::time::timeout(Duration::from_millis(ms), changed).await;
+                }
+                None => changed.await,
+            }
         }
     }
 
@@ -511,6 +655,9 @@ impl Director {
                 last_error: s.last_error.clone(),
                 ring_position: ring.then(|| u32::try_from(i).unwrap_or(u32::MAX)),
                 token: holder == Some(i),
+                average_job_duration_ms: s.busy_ms.checked_div(s.processed).unwrap_or(0),
+                connected_since_ms: s.connected_since_ms,
+                host: s.host.clone(),
             })
             .collect()
     }
@@ -565,10 +712,24 @@ impl Director {
             was_live = sub.live;
             sub.live = false;
             sub.out = None;
+            sub.connected_since_ms = None;
             sub.last_error = Some(why.to_owned());
         }
         inner.settle_ring();
         was_live
+    }
+
+    /// Keeps a subagent's last report of its host.
+    fn reported(&self, id: &AgentId, r: Report) {
+        self.with_sub(id, |sub| {
+            sub.host = Some(HostFigures {
+                cores: r.cores,
+                load: r.load,
+                memory_total_bytes: r.memory_total_bytes,
+                memory_available_bytes: r.memory_available_bytes,
+                reported_ms: crate::now_ms(),
+            });
+        });
     }
 
     fn running_on(&self, id: &AgentId) -> usize {
@@ -583,26 +744,47 @@ impl Director {
     /// The subagent's lease expired: every job it ran is lost.
     fn lost(&self, id: &AgentId, why: &str) {
         self.with_sub(id, |sub| {
+            sub.sent.clear();
             for (_, job) in sub.jobs.drain() {
                 let _ = job.send(Note::Lost(format!("subagent {id}: {why}")));
             }
         });
+        self.lock().retire_drained();
         self.changed.notify_waiters();
     }
 
     fn job_note(&self, id: &AgentId, key: u64, note: Note) {
         let ended = matches!(note, Note::Ended(_));
-        self.with_sub(id, |sub| {
+        let mut inner = self.lock();
+        if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == *id) {
             let job = if ended {
                 sub.processed += 1;
+                let took = sub.sent.remove(&key).map_or(0, |t| t.elapsed().as_millis());
+                sub.busy_ms = sub
+                    .busy_ms
+                    .saturating_add(u64::try_from(took).unwrap_or(u64::MAX));
                 sub.jobs.remove(&key)
             } else {
                 sub.jobs.get(&key).cloned()
             };
+            // A job killed because its subagent was removed with `kill` is lost, not killed:
+            // the model decides whether it starts again elsewhere. One that ended by itself
+            // meanwhile keeps its outcome.
+            let killed =
+                matches!(&note, Note::Ended(End::Terminated(t)) if t.killed || t.signal.is_some());
+            let note = if killed && sub.killing {
+                Note::Lost(format!("subagent {id} was removed and its jobs killed"))
+            } else {
+                note
+            };
             if let Some(job) = job {
                 let _ = job.send(note);
             }
-        });
+        }
+        if ended {
+            inner.retire_drained();
+        }
+        drop(inner);
         if ended {
             self.changed.notify_waiters();
         }
@@ -612,12 +794,23 @@ impl Director {
 /// The session with one subagent, connected again after every failure. When a session that
 /// was dedicated ends, the subagent's lease on its jobs runs until `leaseTimeout` after it was
 /// last heard from (its `takenUntil`); only then are they lost and started elsewhere.
-async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
+async fn link(director: Arc<Director>, spec: Subagent, mut lease: watch::Receiver<u64>) {
     let mut backoff_ms = RECONNECT_MIN_MS;
     loop {
         let started = Instant::now();
         let mut last_heard = None;
-        let why = match session(&director, &spec, lease_ms, &mut last_heard).await {
+        // The lease the director judges the session by (the longer one while a change is on
+        // its way to the subagent).
+        let mut judged_ms = *lease.borrow_and_update();
+        let why = match session(
+            &director,
+            &spec,
+            &mut lease,
+            &mut judged_ms,
+            &mut last_heard,
+        )
+        .await
+        {
             Ok(()) => "the subagent closed the session".to_owned(),
             Err(e) => e,
         };
@@ -629,14 +822,14 @@ async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
             });
         }
         if let Some(heard) = last_heard {
-            let taken_until = heard + Duration::from_millis(lease_ms);
+            let taken_until = heard + Duration::from_millis(judged_ms);
             if director.running_on(&spec.id) > 0 {
                 tracing::info!(subagent = %spec.id, "its jobs are lost when its lease expires");
             }
             tokio::time::sleep_until(taken_until).await;
             director.lost(&spec.id, &why);
         }
-        if started.elapsed() > Duration::from_millis(lease_ms) {
+        if started.elapsed() > Duration::from_millis(judged_ms) {
             backoff_ms = RECONNECT_MIN_MS;
         }
         tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
@@ -644,15 +837,22 @@ async fn link(director: Arc<Director>, spec: Subagent, lease_ms: u64) {
     }
 }
 
+fn heartbeats(lease_ms: u64) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_ms)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 async fn session(
     director: &Arc<Director>,
     spec: &Subagent,
-    lease_ms: u64,
+    lease: &mut watch::Receiver<u64>,
+    judged_ms: &mut u64,
     last_heard: &mut Option<Instant>,
 ) -> Result<(), String> {
     let max = director.config.limits.frame_bytes_max;
     let url = format!("{}{}", spec.url.trim_end_matches('/'), SUBAGENT_WS_PATH);
-    let lease = Duration::from_millis(lease_ms);
+    let mut lease_ms = *judged_ms;
     let mut ws = ordo_net::client::connect_ws(&url, director.tls.clone(), max, lease_ms)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
@@ -669,7 +869,8 @@ async fn session(
     frame::send(&mut ws, &dedicate, max)
         .await
         .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(lease, frame::recv::<_, FromSubagent>(&mut ws, max)).await {
+    let answer = Duration::from_millis(lease_ms);
+    match tokio::time::timeout(answer, frame::recv::<_, FromSubagent>(&mut ws, max)).await {
         Err(_) => return Err("no answer to Dedicate within the lease".into()),
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(None)) => return Err("closed before answering Dedicate".into()),
@@ -685,6 +886,7 @@ async fn session(
         if let Some(sub) = inner.subs.iter_mut().find(|s| s.spec.id == spec.id) {
             sub.live = true;
             sub.out = Some(tx);
+            sub.connected_since_ms = Some(crate::now_ms());
             sub.last_error = None;
         }
         inner.settle_ring();
@@ -694,8 +896,9 @@ async fn session(
     director.journal_membership(Record::SubagentJoined {
         subagent: spec.id.clone(),
     });
-    let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_ms)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = heartbeats(lease_ms);
+    // A new lease sent and not yet confirmed by the subagent.
+    let mut pending: Option<u64> = None;
     *last_heard = Some(Instant::now());
     loop {
         tokio::select! {
@@ -719,6 +922,17 @@ async fn session(
                     Received::Frame(FromSubagent::Ended { key, end }) => {
                         director.job_note(&spec.id, key, Note::Ended(end));
                     }
+                    Received::Frame(FromSubagent::LeaseSet { lease_timeout_ms }) if pending == Some(lease_timeout_ms) => {
+                        tracing::info!(subagent = %spec.id, lease_timeout_ms, "the subagent holds its jobs by the new lease");
+                        pending = None;
+                        lease_ms = lease_timeout_ms;
+                        *judged_ms = lease_ms;
+                        tick = heartbeats(lease_ms);
+                    }
+                    Received::Frame(FromSubagent::LeaseSet { .. }) => {}
+                    Received::Frame(FromSubagent::Report(report)) => {
+                        director.reported(&spec.id, report);
+                    }
                     Received::Frame(other) => {
                         return Err(format!("unexpected message: {other:?}"));
                     }
@@ -726,13 +940,24 @@ async fn session(
                     Received::Closed => return Ok(()),
                 }
             }
+            Ok(()) = lease.changed() => {
+                let new = *lease.borrow_and_update();
+                if new != pending.unwrap_or(lease_ms) {
+                    frame::send(&mut ws, &ToSubagent::Lease { lease_timeout_ms: new }, max)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    pending = Some(new);
+                    *judged_ms = lease_ms.max(new);
+                    tick = heartbeats(lease_ms.min(new));
+                }
+            }
             msg = rx.recv() => {
                 let Some(msg) = msg else { return Ok(()) };
                 frame::send(&mut ws, &msg, max).await.map_err(|e| e.to_string())?;
             }
             _ = tick.tick() => {
-                if last_heard.is_some_and(|heard| heard.elapsed() > lease) {
-                    return Err(format!("not heard from within the lease of {lease_ms} ms"));
+                if last_heard.is_some_and(|heard| heard.elapsed() > Duration::from_millis(*judged_ms)) {
+                    return Err(format!("not heard from within the lease of {} ms", *judged_ms));
                 }
                 if director.running_on(&spec.id) > 0 {
                     director.renew();

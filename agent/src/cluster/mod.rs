@@ -12,10 +12,15 @@
 //! (`Disrupted(ProcessLost)`: the model restarts a `restartable` job, attempt + 1, and fails
 //! any other order), and the subagent has killed them by then.
 //!
+//! Health: each subagent reports its host (cores, load, memory) to its director, which keeps
+//! the last report with the average job duration it measured and the time the subagent is
+//! connected since, and sends them beside its metadata (`FromAgent::SubagentHealth`).
+//!
+//! Subagents may register themselves with a join token (`crate::register`); a removed one
+//! drains, or has its jobs killed and lost (`director`).
+//!
 //! A backup director is a director pair ([`crate::pair`]): the active one dedicates with its
 //! raft term, and a subagent refuses a director of an older term.
-//!
-//! Not yet here: subagents that register themselves, per-subagent metrics.
 
 pub mod director;
 pub mod protocol;

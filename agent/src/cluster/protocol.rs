@@ -26,6 +26,15 @@
 //!    once the process exists (or [`FromSubagent::Ended`] with an error), then streams
 //!    [`FromSubagent::Output`] / [`FromSubagent::OutputTruncated`] and ends with one
 //!    [`FromSubagent::Ended`]. [`ToSubagent::Kill`] asks it to stop the job.
+//! 4. The subagent measures its host ([`Report`]: cores, load, memory) and sends
+//!    [`FromSubagent::Report`] right after `Dedicated` and then after a heartbeat answer at
+//!    most every [`REPORT_INTERVAL_MS`]; the director keeps the last one for its metadata.
+//!    (A director older than its subagents refuses it: directors are upgraded first.)
+//!
+//! 4. [`ToSubagent::Lease`] changes the session's `lease_timeout_ms` (the agent's `leaseTimeout`
+//!    was deployed anew) without ending it: the subagent takes the new lease at once and answers
+//!    [`FromSubagent::LeaseSet`]; until that answer the director judges by the longer of the
+//!    two, so no job is taken for lost while the subagent still holds it by the old one.
 //!
 //! Leases: the director takes every job of a subagent it has not heard from for
 //! `lease_timeout_ms` for lost (`Disrupted(ProcessLost)`). The subagent kills (SIGKILL) every
@@ -54,6 +63,9 @@ pub const HEARTBEATS_PER_LEASE: u64 = 5;
 /// The share of the lease after which a subagent that heard nothing kills its jobs, percent.
 pub const SUBAGENT_LEASE_SHARE_PERCENT: u64 = 70;
 
+/// The shortest time between two [`FromSubagent::Report`]s of a session, in milliseconds.
+pub const REPORT_INTERVAL_MS: u64 = 5_000;
+
 /// The most environment variables one start carries.
 pub const ENV_VARS_MAX: usize = 4_096;
 
@@ -66,6 +78,10 @@ pub enum ToSubagent {
     Kill {
         key: u64,
         immediately: bool,
+    },
+    /// The session's lease from now on (≥ [`LEASE_TIMEOUT_MS_MIN`]).
+    Lease {
+        lease_timeout_ms: u64,
     },
     /// `Dedicate` from a director of a director pair, with its raft term (fencing).
     DedicateInTerm {
@@ -135,6 +151,33 @@ pub enum FromSubagent {
         key: u64,
         end: End,
     },
+    /// What the subagent measured of its host.
+    Report(Report),
+    /// The answer to [`ToSubagent::Lease`]: the subagent holds its jobs by this lease now.
+    LeaseSet {
+        lease_timeout_ms: u64,
+    },
+}
+
+/// A subagent's host as it measured it ([`crate::meta::host`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub cores: u32,
+    /// Load averages over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+}
+
+impl From<crate::meta::Host> for Report {
+    fn from(h: crate::meta::Host) -> Self {
+        Report {
+            cores: h.cores,
+            load: h.load,
+            memory_total_bytes: h.memory_total_bytes,
+            memory_available_bytes: h.memory_available_bytes,
+        }
+    }
 }
 
 /// How a job on a subagent ended.
@@ -244,5 +287,39 @@ mod tests {
         };
         let bytes = postcard::to_allocvec(&end).unwrap();
         assert_eq!(postcard::from_bytes::<FromSubagent>(&bytes).unwrap(), end);
+        let report = FromSubagent::Report(Report::from(crate::meta::host()));
+        let bytes = postcard::to_allocvec(&report).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<FromSubagent>(&bytes).unwrap(),
+            report
+        );
+    }
+
+    /// The protocol is append-only: a report is the variant after `Ended`, so a director
+    /// that knows it reads every message of an older subagent as before.
+    #[test]
+    fn report_is_appended_at_the_end() {
+        let report = FromSubagent::Report(Report {
+            cores: 2,
+            load: [0.5, 0.25, 0.0],
+            memory_total_bytes: 1024,
+            memory_available_bytes: 512,
+        });
+        let bytes = postcard::to_allocvec(&report).unwrap();
+        assert_eq!(bytes[0], 7, "the eighth variant of FromSubagent");
+    }
+
+    #[test]
+    fn lease_changes_are_appended_at_the_end() {
+        let lease = postcard::to_allocvec(&ToSubagent::Lease {
+            lease_timeout_ms: 2_000,
+        })
+        .unwrap();
+        assert_eq!(lease[0], 4, "the fifth variant of ToSubagent");
+        let set = postcard::to_allocvec(&FromSubagent::LeaseSet {
+            lease_timeout_ms: 2_000,
+        })
+        .unwrap();
+        assert_eq!(set[0], 8, "the ninth variant of FromSubagent");
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! A subagent keeps no journal and no orders: its director journals every start before it
 //! sends it and every outcome it relays. It serves `wss://…/subagent` to the one director its
-//! configuration names (`[subagent] director`, the URI SAN `ordo:agent:<director>`) and
-//! `GET /health` to any verified peer. Jobs run with the agent's runner (process groups,
+//! configuration names (`[subagent] director`, the URI SAN `ordo:agent:<director>`), and
+//! `GET /health` and `GET /meta` (its `agentId`, for a registration's ping-back) to any
+//! verified peer. Jobs run with the agent's runner (process groups,
 //! `processes_max`, output caps) in `<data_dir>/jobs`, their return values in
 //! `<data_dir>/return-values`, `$ORDO_WORK_DIR` at `<data_dir>/work/<order id>` (removed when
 //! the job ends), and `$ORDO_SUBAGENT` naming the subagent.
@@ -16,7 +17,8 @@
 
 use super::protocol::{
     Dedicate, End, Executable as WireExecutable, FromSubagent, LEASE_TIMEOUT_MS_MIN,
-    PROTOCOL_VERSION, SUBAGENT_WS_PATH, Start, ToSubagent, heartbeat_interval_ms, subagent_hold_ms,
+    PROTOCOL_VERSION, REPORT_INTERVAL_MS, Report, SUBAGENT_WS_PATH, Start, ToSubagent,
+    heartbeat_interval_ms, subagent_hold_ms,
 };
 use crate::config::Config;
 use crate::runner::{Executable, JobSpec, KillHandle, KillMode, RunEvent, Runner};
@@ -95,6 +97,7 @@ pub async fn run(
     let app = Router::new()
         .route(SUBAGENT_WS_PATH, get(session))
         .route(crate::server::HEALTH_PATH, get(health))
+        .route(crate::server::META_PATH, get(meta))
         .with_state(shared.clone());
     let stopping = shared.clone();
     let shutdown = async move {
@@ -133,6 +136,38 @@ async fn health(
         status: "ok",
         subagent_id: shared.config.agent_id.to_string(),
         director: shared.director.to_string(),
+        running_processes: shared.runner.running() as u64,
+        processed: shared.processed.load(Ordering::Relaxed),
+    })
+    .into_response()
+}
+
+/// `GET /meta` of a subagent: who it is (a registration's ping-back checks `agentId`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubagentMeta {
+    agent_id: String,
+    director: String,
+    version: &'static str,
+    running_processes: u64,
+    processed: u64,
+}
+
+async fn meta(
+    State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<PeerIdentity>>,
+) -> Response {
+    if peer.is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a client certificate is required\n",
+        )
+            .into_response();
+    }
+    axum::Json(SubagentMeta {
+        agent_id: shared.config.agent_id.to_string(),
+        director: shared.director.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
         running_processes: shared.runner.running() as u64,
         processed: shared.processed.load(Ordering::Relaxed),
     })
@@ -289,7 +324,9 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     tracing::info!(director = %d.director, lease_timeout_ms = d.lease_timeout_ms, "dedicated to the director");
-    let hold = Duration::from_millis(subagent_hold_ms(d.lease_timeout_ms));
+    send_report(ws, max).await?;
+    let mut reported = Instant::now();
+    let mut hold = Duration::from_millis(subagent_hold_ms(d.lease_timeout_ms));
     let mut tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(
         d.lease_timeout_ms,
     )));
@@ -309,6 +346,10 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
                 match received.map_err(|e| e.to_string())? {
                     Received::Frame(ToSubagent::Heartbeat) => {
                         frame::send(ws, &FromSubagent::Heartbeat, max).await.map_err(|e| e.to_string())?;
+                        if reported.elapsed() >= Duration::from_millis(REPORT_INTERVAL_MS) {
+                            send_report(ws, max).await?;
+                            reported = Instant::now();
+                        }
                     }
                     Received::Frame(ToSubagent::Start(start)) => {
                         let key = start.key;
@@ -325,6 +366,16 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
                     }
                     Received::Frame(ToSubagent::Dedicate(_) | ToSubagent::DedicateInTerm { .. }) => {
                         return Err("Dedicate in a dedicated session".into());
+                    }
+                    Received::Frame(ToSubagent::Lease { lease_timeout_ms }) => {
+                        if lease_timeout_ms < LEASE_TIMEOUT_MS_MIN {
+                            return Err(format!("lease_timeout_ms {lease_timeout_ms} is below {LEASE_TIMEOUT_MS_MIN}"));
+                        }
+                        tracing::info!(lease_timeout_ms, "the director changed the lease");
+                        hold = Duration::from_millis(subagent_hold_ms(lease_timeout_ms));
+                        tick = tokio::time::interval(Duration::from_millis(heartbeat_interval_ms(lease_timeout_ms)));
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        frame::send(ws, &FromSubagent::LeaseSet { lease_timeout_ms }, max).await.map_err(|e| e.to_string())?;
                     }
                     Received::Ping(_) | Received::Pong(_) => {}
                     Received::Closed => return Ok(()),
@@ -360,6 +411,16 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Measures the host and tells the director.
+async fn send_report(ws: &mut WebSocket, max: usize) -> Result<(), String> {
+    let host = tokio::task::spawn_blocking(crate::meta::host)
+        .await
+        .map_err(|e| format!("measuring the host failed: {e}"))?;
+    frame::send(ws, &FromSubagent::Report(Report::from(host)), max)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn work_dir(config: &Config, order: &str) -> PathBuf {

@@ -24,7 +24,7 @@ use crate::runner::{
     Runner, Started, Terminated,
 };
 use crate::survivors::marker;
-use ordo_model::ids::{JobName, OrderId, WorkflowName};
+use ordo_model::ids::{AgentId, JobName, OrderId, WorkflowName};
 use ordo_model::inventory::{self, ReturnCodes};
 use ordo_model::order::{
     Disruption, Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, Room, Start, StartJob,
@@ -192,7 +192,7 @@ impl Executor {
         }
         let key = self.next_key;
         self.next_key += 1;
-        let (order, attempt) = (start.order.clone(), start.attempt);
+        let (order, attempt, subagent) = (start.order.clone(), start.attempt, start.subagent);
         let job_key = (start.workflow.clone(), start.job.clone());
         self.by_order.insert(start.order.clone(), key);
         self.jobs.insert(
@@ -213,6 +213,7 @@ impl Executor {
             order,
             attempt,
             spec,
+            subagent,
         })));
     }
 
@@ -551,6 +552,8 @@ pub(super) struct Prepared {
     order: OrderId,
     attempt: u32,
     spec: JobSpec,
+    /// The subagent the order is pinned to ([`Director::start`]).
+    subagent: Option<AgentId>,
 }
 
 /// The jobs waiting for a job worker, first come first served.
@@ -642,6 +645,7 @@ async fn run_remote(
         order,
         attempt,
         spec,
+        subagent,
     } = job;
     let start = protocol::Start {
         key,
@@ -658,8 +662,14 @@ async fn run_remote(
         log_bytes_max: spec.log_bytes_max,
         return_values_bytes_max: spec.return_values_bytes_max as u64,
     };
-    let Some(mut remote) = director.start(start).await else {
-        return run_job(runner, key, spec, tx).await;
+    let mut remote = match director.start(start, subagent.as_ref()).await {
+        Ok(Some(remote)) => remote,
+        Ok(None) => return run_job(runner, key, spec, tx).await,
+        Err(reason) => {
+            let subagent = subagent.map(|s| s.to_string()).unwrap_or_default();
+            let result = Err(RunError::Remote { subagent, reason });
+            return tx.send(JobMsg::Ended { key, result }).await.is_ok();
+        }
     };
     let kill = KillHandle::detached();
     let mut sent = None;

@@ -333,7 +333,14 @@ async fn serve(
         _ = &mut stopped => return Ok(()),
     }
     if !args.no_examples {
-        deploy_examples(&api, &format!("{cockpit_url}/api/v1"), &args.dir, agent_url).await?;
+        let agent_document = super::local_agent_document(agent_url, &[]);
+        deploy_examples(
+            &api,
+            &format!("{cockpit_url}/api/v1"),
+            &args.dir,
+            &agent_document,
+        )
+        .await?;
     }
     let profile = write_profile(cockpit_url, &local.admin_token, None)?;
     let hs = healths(&voters, servers).await;

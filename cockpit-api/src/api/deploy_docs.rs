@@ -21,6 +21,9 @@ pub struct Removals {
     pub schedules: Vec<String>,
     #[schema(required = false)]
     pub calendars: Vec<String>,
+    /// `agent/subagent`: taken out of the agent (its director drains it).
+    #[schema(required = false)]
+    pub subagents: Vec<String>,
 }
 
 /// What a deployment adds, changes and removes, and the live orders of the workflows it

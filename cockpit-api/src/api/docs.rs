@@ -1,6 +1,6 @@
 //! The OpenAPI document of the cockpit API (`GET /api/v1/openapi.json`, no token needed).
 
-use super::{bulk, cluster, commands, plan, read, stream};
+use super::{agents, bulk, cluster, commands, plan, queues, read, stream};
 use axum::response::Response;
 use ordo_api::view::{STATE_NAMES, VALUE_DEPTH_MAX};
 use ordo_model::env;
@@ -45,6 +45,7 @@ unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too
         read::workflows,
         read::workflow,
         read::agents,
+        queues::queues,
         read::locks,
         read::boards,
         read::snapshot,
@@ -60,6 +61,8 @@ unknown token), 403 (role), 404, 409, 410 (events no longer kept), 413 (body too
         commands::remove_order,
         bulk::resume,
         commands::post_notice,
+        agents::join_token,
+        agents::remove_subagent,
         commands::order_log,
         stream::order_log_ws,
         stream::events_long_poll,
@@ -262,6 +265,9 @@ fn refine(doc: &mut Json) {
                         }
                         (Some("query"), Some("state")) => {
                             json!({"type": "string", "enum": STATE_NAMES})
+                        }
+                        (Some("query"), Some("queue")) => {
+                            json!({"type": "string", "enum": ordo_api::queue::QUEUE_NAMES})
                         }
                         (Some("query"), Some("limit")) => {
                             json!({"type": "integer", "minimum": 1, "maximum": u64::MAX})

@@ -516,6 +516,11 @@ pub struct AgentJson {
     #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none", with = "ordo_api::json")]
     pub meta: Option<ordo_model::wire::AgentMeta>,
+    /// A director's subagents with their figures: state, ring place, running and processed
+    /// jobs, average job duration, connected since, and the cores, load and memory each one
+    /// last reported (as the controller last read them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subagent_health: Vec<ordo_api::view::SubagentView>,
     /// Orders held by, or being handed to or from, the agent.
     pub orders: usize,
     /// Job processes it runs now.
@@ -598,6 +603,7 @@ pub async fn agents(AxState(app): AxState<App>) -> Response {
                 connected_since_ms: link.and_then(|l| l.connected_since_ms),
                 last_error: link.and_then(|l| l.last_error.clone()),
                 meta: link.and_then(|l| l.meta.clone()),
+                subagent_health: link.map(|l| l.subagent_health.clone()).unwrap_or_default(),
                 orders,
                 processing,
             }
@@ -693,18 +699,30 @@ pub async fn state(AxState(app): AxState<App>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "cockpit",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(AxState(app): AxState<App>) -> Response {
-    let links = app
+    // The copy the cockpit reads every `follow.agents_poll_ms`.
+    let status = app
         .shared
         .agents
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .map(|(_, links)| links);
+    let links = status
         .as_ref()
-        .map(|(_, links)| links.agents.iter().filter(|a| a.connected).count());
+        .map(|s| s.agents.iter().filter(|a| a.connected).count());
+    let subagents: Vec<(&str, &ordo_api::view::SubagentView)> = status
+        .iter()
+        .flat_map(|s| &s.agents)
+        .flat_map(|a| a.subagent_health.iter().map(|s| (a.id.as_str(), s)))
+        .collect();
     let (counts, deployed) = {
         let v = app.shared.read();
         (v.counts(), v.state.world.agents.len())
     };
-    let text = app.shared.metrics.render(&counts, deployed, links);
+    let text = app
+        .shared
+        .metrics
+        .render(&counts, deployed, links, &subagents);
     (
         [(
             header::CONTENT_TYPE,

@@ -227,6 +227,8 @@ function scheduleRefresh(detail) {
       await Promise.all([loadOverview(), loadOrders(false), withDetail ? loadDetail() : null]);
     } else if (ui.page === "agents") {
       await loadAgents();
+    } else if (ui.page === "queues") {
+      await loadQueues();
     } else if (ui.page === "locks") {
       await loadLocks();
     } else if (ui.page === "boards") {
@@ -738,9 +740,79 @@ async function loadAgents() {
         el("td", {}, load), el("td", {}, mem), el("td", {}, ag.orders),
         el("td", {}, ag.processing.map((p) => `${p.order} (${p.position})`).join(", "))));
     }
+    showSubagents(a.agents);
     $("#agents-note").textContent = a.linkStatusAgeMs == null
       ? "The controller's link status is not available."
       : a.linkStatusAgeMs > 0 ? `Link status as of ${Math.round(a.linkStatusAgeMs / 1000)} s ago (the controller cannot be reached).` : "";
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, true);
+  }
+}
+
+const gib = (bytes) => bytes == null ? "" : (bytes / 2 ** 30).toFixed(1) + " GiB";
+
+// A director's subagents with their figures (`subagentHealth`): live or lost, ring place
+// (`2*`: holds the token), jobs, average job duration, load, memory, connected since.
+function showSubagents(agents) {
+  const body = $("#subagents-table tbody");
+  body.textContent = "";
+  let any = false;
+  for (const ag of agents) {
+    for (const s of ag.subagentHealth || []) {
+      any = true;
+      const live = s.state === "live";
+      const ring = s.ringPosition == null ? "" : s.ringPosition + (s.token ? "*" : "");
+      body.append(el("tr", { "data-id": s.id, "data-agent": ag.id },
+        el("td", {}, el("b", {}, s.id), el("div", { class: "hint" }, s.url)),
+        el("td", {}, ag.id),
+        el("td", {}, el("span", { class: "dot " + (live ? "up" : "down") }), s.state,
+          s.lastError ? el("div", { class: "hint" }, s.lastError) : ""),
+        el("td", { title: s.token ? "holds the ring's token" : "" }, ring),
+        el("td", {}, s.runningProcesses), el("td", {}, s.processed),
+        el("td", {}, s.processed ? fmtDuration(s.averageJobDurationMs) : ""),
+        el("td", {}, Array.isArray(s.load) ? s.load.map((x) => Number(x).toFixed(2)).join(" ") : "",
+          s.cores ? el("div", { class: "hint" }, `${s.cores} cores`) : ""),
+        el("td", {}, gib(s.memoryAvailableBytes),
+          s.memoryTotalBytes ? el("div", { class: "hint" }, "of " + gib(s.memoryTotalBytes)) : ""),
+        el("td", {}, s.connectedSinceMs ? fmtTime(s.connectedSinceMs) : "")));
+    }
+  }
+  $("#subagents-title").classList.toggle("hidden", !any);
+  $("#subagents-table").classList.toggle("hidden", !any);
+}
+
+// ---- queues: waiting for a process, running, finished, failed ----
+
+const QUEUE_ORDERS = 50;
+
+async function loadQueues() {
+  const sel = $("#queues-workflow");
+  const chosen = sel.value;
+  sel.textContent = "";
+  sel.append(el("option", { value: "" }, "any"));
+  for (const w of ui.workflows) sel.append(el("option", { value: w.name }, w.name));
+  sel.value = chosen;
+  const p = new URLSearchParams({ limit: String(QUEUE_ORDERS) });
+  if (sel.value) p.set("workflow", sel.value);
+  const agent = $("#queues-agent").value.trim();
+  if (agent) p.set("agent", agent);
+  try {
+    const q = await api("GET", "/queues?" + p);
+    const box = $("#queues");
+    box.textContent = "";
+    for (const queue of q.queues) {
+      const list = el("ul", { class: "queue-orders" });
+      for (const o of queue.orders) {
+        const since = queue.queue === "running" ? o.startedMs
+          : queue.queue === "waiting" ? o.addedMs : o.endedMs;
+        list.append(el("li", {}, orderLink(o.id), " ",
+          el("span", { class: "hint" }, `${o.workflow} @ ${o.position} · ${holderText(o.holder)}${since ? " · " + fmtShort(since) : ""}`)));
+      }
+      const more = queue.count > queue.orders.length ? el("div", { class: "hint" }, `and ${queue.count - queue.orders.length} more`) : "";
+      box.append(el("div", { class: "queue", "data-queue": queue.queue },
+        el("h3", {}, queue.queue, " ", el("span", { class: "qcount" }, queue.count + (queue.countComplete ? "" : "+"))),
+        list, more));
+    }
   } catch (e) {
     if (e.status !== 401) toast(e.message, true);
   }
@@ -980,7 +1052,7 @@ async function route() {
   const h = location.hash || "#/orders";
   const [, page, ...rest] = h.split("/");
   ui.page = page || "orders";
-  for (const p of ["orders", "agents", "workflows", "plan", "locks", "boards"]) {
+  for (const p of ["orders", "queues", "agents", "workflows", "plan", "locks", "boards"]) {
     $("#page-" + p).classList.toggle("hidden", p !== ui.page);
     $("#nav-" + p).classList.toggle("active", p === ui.page);
   }
@@ -990,6 +1062,8 @@ async function route() {
     if (id) await openOrder(id); else closeOrder();
   } else if (ui.page === "agents") {
     await loadAgents();
+  } else if (ui.page === "queues") {
+    await loadQueues();
   } else if (ui.page === "workflows") {
     await loadWorkflows();
   } else if (ui.page === "plan") {
@@ -1034,6 +1108,8 @@ function init() {
     loadOrders(false);
   });
   $("#orders-more").addEventListener("click", () => loadOrders(true));
+  $("#queues-workflow").addEventListener("change", () => loadQueues());
+  $("#queues-agent").addEventListener("change", () => loadQueues());
   $("#search").addEventListener("input", () => { ui.search = $("#search").value; renderOrders(); });
   for (const th of document.querySelectorAll("#orders-table th[data-sort]")) {
     th.addEventListener("click", () => {

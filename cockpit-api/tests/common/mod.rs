@@ -591,21 +591,34 @@ pub struct Agent {
 
 impl Agent {
     pub async fn start(controller: &Controller, dir: &Path) -> Agent {
+        Agent::start_as(controller, dir, "local", None).await
+    }
+
+    /// Agent `id` in `dir` (its own folder); with `director`, a subagent of that director.
+    pub async fn start_as(
+        controller: &Controller,
+        dir: &Path,
+        id: &str,
+        director: Option<&str>,
+    ) -> Agent {
         let pair = controller
             .pki
             .issue(
-                "agent-local",
-                &IssueSpec::local([ordo_net::identity::agent_uri("local")]),
+                &format!("agent-{id}"),
+                &IssueSpec::local([ordo_net::identity::agent_uri(id)]),
             )
             .expect("agent certificate");
         write(dir, "agent.pem", &pair.cert_pem);
         write(dir, "agent.key", &pair.key_pem);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let text = format!(
-            "agent_id = \"local\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n[tls]\ncertificate = \"agent.pem\"\nkey = \"agent.key\"\ncontroller_ca = {ca:?}\n[limits]\njournal_fsync = false\n",
+        let mut text = format!(
+            "agent_id = \"{id}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n[tls]\ncertificate = \"agent.pem\"\nkey = \"agent.key\"\ncontroller_ca = {ca:?}\n[limits]\njournal_fsync = false\n",
             ca = controller.ca().display().to_string(),
         );
+        if let Some(director) = director {
+            text.push_str(&format!("[subagent]\ndirector = \"{director}\"\n"));
+        }
         let config = ordo_agent::config::Config::parse(&text, dir).expect("agent config");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -66,6 +66,7 @@ impl Shape for DeployBody {
                     optional("boards", Kind::Array),
                     optional("schedules", Kind::Array),
                     optional("calendars", Kind::Array),
+                    optional("subagents", Kind::Array),
                 ],
             )?;
             for kind in [
@@ -75,6 +76,7 @@ impl Shape for DeployBody {
                 "boards",
                 "schedules",
                 "calendars",
+                "subagents",
             ] {
                 items(kinds, "removed", kind, |name, at| match name {
                     Json::String(_) => Ok(()),

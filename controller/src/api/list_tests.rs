@@ -62,6 +62,7 @@ fn start(dir: &std::path::Path, places: usize) -> Api {
         cluster_id: "test".into(),
         controller_id: "test".into(),
         cluster: None,
+        register: None,
     }
 }
 

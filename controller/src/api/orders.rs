@@ -30,6 +30,7 @@ use super::body::{Kind, Shape, items, object, optional, parse as parse_body, req
 pub(super) fn command_error(e: Refused) -> ApiError {
     let status = match &e {
         Refused::Deploy(d) => return super::deploy::refused(d),
+        Refused::Agents(a) => return super::agents::agents_error(a),
         Refused::Command(
             CommandError::UnknownOrder(_)
             | CommandError::UnknownWorkflow(_)
@@ -643,6 +644,11 @@ pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<AgentLinks>
                 connected: s.connected,
                 connected_since_ms: s.connected_since_ms,
                 last_error: s.last_error,
+                subagent_health: s
+                    .meta
+                    .as_ref()
+                    .map(|m| ordo_api::view::subagent_views(&m.subagents, &s.subagent_health))
+                    .unwrap_or_default(),
                 meta: s.meta,
             }
         })

@@ -1,10 +1,14 @@
 //! A deployment of files: checked together with what is deployed (the model's
 //! `check_against_deployed`, the check `ordo check --cluster` runs), measured with the model's
 //! `deploy::diff`, refused when it would strand orders (unless forced) or remove what something
-//! needs, answered with the diff alone on a dry run, and journaled otherwise.
+//! needs, answered with the diff alone on a dry run, and journaled otherwise. Subagents that
+//! registered themselves stay in their agent unless `removed: { subagents: [agent/subagent] }`
+//! takes them out ([`Machine::keep_registered`]).
 
 use super::{DeployRefused, DeployReply, DeployRequest, Machine, Refused, Reply, Token};
+use crate::record::Body;
 use crate::state::State;
+use ordo_api::join::JoinEvent;
 use ordo_model::deploy::{self, Diff};
 use ordo_model::inventory::Inventory;
 use ordo_model::time::TimeMs;
@@ -50,10 +54,17 @@ impl Machine {
             &Limits::default(),
             &CheckOptions::default(),
         );
-        let Some(inventory) = checked.inventory else {
+        let Some(mut inventory) = checked.inventory else {
             let refused = Refused::Deploy(Box::new(DeployRefused::Invalid(checked.diagnostics)));
             self.reply(token, Reply::Deploy(Err(refused)));
             return;
+        };
+        let unregistered = match self.keep_registered(&mut inventory, &request.removed) {
+            Ok(u) => u,
+            Err(e) => {
+                self.reply(token, Reply::Deploy(Err(Refused::Agents(e))));
+                return;
+            }
         };
         let warnings = checked
             .diagnostics
@@ -94,6 +105,76 @@ impl Machine {
             return;
         }
         reply.last_event_id = 0;
-        self.commit_deploy(token, &inventory, &removals, reply, now);
+        self.commit_deploy(token, &inventory, &removals, reply, now, unregistered);
+    }
+
+    /// Subagents that registered themselves stay in their agent's object when a deployment
+    /// leaves them out, unless `removed: { subagents: [agent/subagent] }` names them: then the
+    /// agent is deployed without them (its deployed object when the files do not hold it).
+    /// Returns the journal records of the registered subagents removed.
+    fn keep_registered(
+        &self,
+        inventory: &mut Inventory,
+        removed: &ordo_model::deploy::Removals,
+    ) -> Result<Vec<Body>, super::AgentsRefused> {
+        let mut unregistered = Vec::new();
+        let mut gone = Vec::new();
+        for text in removed.subagents.iter().chain(&inventory.removed.subagents) {
+            let (agent, subagent) =
+                deploy::subagent_ref(text).map_err(super::AgentsRefused::Invalid)?;
+            if !gone.contains(&(agent.clone(), subagent.clone())) {
+                gone.push((agent, subagent));
+            }
+        }
+        let world = &self.state.world;
+        for (agent, subagent) in &gone {
+            if !inventory.agents.iter().any(|a| a.id == *agent)
+                && let Some(without) = self.without_subagent(agent, subagent)
+            {
+                inventory.agents.extend(without.agents);
+                inventory.agent_settings.extend(without.agent_settings);
+            }
+            if let Some(a) = inventory.agents.iter_mut().find(|a| a.id == *agent) {
+                a.subagents.retain(|s| s.id != *subagent);
+            }
+            if let Some(settings) = inventory.agent_settings.get_mut(agent) {
+                settings.process_limits.remove(subagent);
+            }
+            if self.state.joins.is_registered(agent, subagent) {
+                unregistered.push(Body::Join(JoinEvent::Unregistered {
+                    agent: agent.clone(),
+                    subagent: subagent.clone(),
+                }));
+            }
+        }
+        for agent in &mut inventory.agents {
+            let (Some(registered), Some(deployed)) = (
+                self.state.joins.registered.get(&agent.id),
+                world.agents.get(&agent.id),
+            ) else {
+                continue;
+            };
+            for s in &deployed.subagents {
+                let listed = agent.subagents.iter().any(|x| x.id == s.id);
+                let removed = gone.iter().any(|(a, x)| *a == agent.id && *x == s.id);
+                if registered.contains(&s.id) && !listed && !removed {
+                    agent.subagents.push(s.clone());
+                    let limit = world
+                        .cluster_settings(&agent.id)
+                        .process_limits
+                        .get(&s.id)
+                        .copied();
+                    if let Some(limit) = limit {
+                        inventory
+                            .agent_settings
+                            .entry(agent.id.clone())
+                            .or_default()
+                            .process_limits
+                            .insert(s.id.clone(), limit);
+                    }
+                }
+            }
+        }
+        Ok(unregistered)
     }
 }

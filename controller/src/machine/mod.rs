@@ -30,6 +30,7 @@
 //! **Only the leader acts.** Stepping orders, timers, notice expiry, retention and agent links
 //! run on the leader only ([`Machine::became_leader`] starts them).
 
+mod agents;
 mod deploy;
 mod timers;
 pub mod types;
@@ -37,6 +38,7 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
+pub use agents::{AgentsRefused, Registration, check_url as agents_check_url};
 pub use types::{
     Action, CommandReply, DeployRefused, DeployReply, DeployRequest, Entry, LinkMsg, NotActive,
     Position, Refused, Reply, Resume, Token,
@@ -567,12 +569,13 @@ impl Machine {
             warnings: Vec::new(),
         };
         let removals = ordo_model::deploy::Removals::default();
-        self.commit_deploy(token, inventory, &removals, reply, now);
+        self.commit_deploy(token, inventory, &removals, reply, now, Vec::new());
     }
 
     /// Journals a deployment checked already, with the removals' events after the
     /// deployment's (the world's, then the plan's), and answers `reply` with the changes once
-    /// committed.
+    /// committed; `extra` records go in the same batch after them. False when refused
+    /// (answered already, nothing journaled).
     fn commit_deploy(
         &mut self,
         token: Token,
@@ -580,7 +583,8 @@ impl Machine {
         removed: &ordo_model::deploy::Removals,
         mut reply: DeployReply,
         now: TimeMs,
-    ) {
+        extra: Vec<Body>,
+    ) -> bool {
         let removals = ordo_model::deploy::removal_events(&self.state.world, removed);
         let mut events = order::deploy(&self.state.world, inventory);
         let removed_agents: Vec<AgentId> = removals
@@ -593,11 +597,15 @@ impl Machine {
         events.extend(removals);
         if let Err(e) = self.check_sizes(&events) {
             self.reply(token, Reply::Deploy(Err(e)));
-            return;
+            return false;
         }
         let mut changes: Vec<String> = events.iter().map(|e| e.to_string()).collect();
         let mut last = self.emit_events(events);
         for body in crate::plan::deploy(&self.state, inventory, removed, now) {
+            changes.push(ordo_api::view::describe(&body).2);
+            last = self.emit(body);
+        }
+        for body in extra {
             changes.push(ordo_api::view::describe(&body).2);
             last = self.emit(body);
         }
@@ -617,6 +625,7 @@ impl Machine {
         reply.changes = changes;
         reply.last_event_id = last;
         self.after_commit(Effect::Deploy(token, reply));
+        true
     }
 
     /// A command on the daily plan; answered like a [`Machine::command`].

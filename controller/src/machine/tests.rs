@@ -720,3 +720,169 @@ proptest! {
         prop_assert_eq!(sim.m.state(), &fold(&sim.committed));
     }
 }
+
+/// Issues a join token for `agent` living `ttl_ms`; committed.
+fn issue(sim: &mut Sim, hash: &str, agent: Option<AgentId>, ttl_ms: u64) {
+    let t = sim.token();
+    sim.m
+        .issue_join_token(t, hash.to_owned(), agent, ttl_ms, sim.now);
+    sim.flush();
+    sim.commit_all();
+    let replies = sim.replies();
+    assert!(
+        matches!(&replies[..], [(r, Reply::Command(Ok(_)))] if *r == t),
+        "{replies:?}"
+    );
+}
+
+/// Registers `id` with the token `hash`; the deployment's answer once committed.
+fn register_with(sim: &mut Sim, hash: &str, id: &str) -> Result<DeployReply, Refused> {
+    let t = sim.token();
+    let r = Registration {
+        hash: hash.to_owned(),
+        id: AgentId::new(id).unwrap(),
+        url: "wss://127.0.0.1:10".into(),
+        priority: 0,
+        process_limit: Some(3),
+    };
+    sim.m.register(t, &r, sim.now);
+    sim.flush();
+    sim.commit_all();
+    let mut replies = sim.replies();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    match replies.pop() {
+        Some((token, Reply::Deploy(r))) if token == t => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn subagent_ids(sim: &Sim) -> Vec<String> {
+    sim.m.state().world.agents[&agent()]
+        .subagents
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect()
+}
+
+#[test]
+fn a_join_token_registers_a_subagent_once_and_only_before_it_expires() {
+    let mut sim = Sim::deployed();
+    issue(&mut sim, "h1", Some(agent()), 60_000);
+    register_with(&mut sim, "h1", "s1").expect("registered");
+    assert_eq!(subagent_ids(&sim), ["s1"]);
+    let settings = sim.m.state().world.cluster_settings(&agent());
+    assert_eq!(settings.process_limit(&AgentId::new("s1").unwrap()), 3);
+    assert!(
+        sim.m
+            .state()
+            .joins
+            .is_registered(&agent(), &AgentId::new("s1").unwrap())
+    );
+    // The link is restarted with the new object.
+    assert!(
+        sim.actions
+            .iter()
+            .any(|a| matches!(a, Action::EnsureLink(o, ..) if o.subagents.len() == 1))
+    );
+    let again = register_with(&mut sim, "h1", "s2").unwrap_err();
+    assert!(again.to_string().contains("already used"), "{again}");
+    issue(&mut sim, "h2", Some(agent()), 10);
+    sim.now = TimeMs(sim.now.0 + 10);
+    let late = register_with(&mut sim, "h2", "s2").unwrap_err();
+    assert!(late.to_string().contains("expired"), "{late}");
+    let unknown = register_with(&mut sim, "nope", "s2").unwrap_err();
+    assert!(unknown.to_string().contains("unknown"), "{unknown}");
+    // The follower folded the same: the use survives a failover.
+    assert_eq!(sim.follower.state().joins, sim.m.state().joins);
+    sim.check();
+}
+
+#[test]
+fn a_standalone_agent_registers_an_agent_object() {
+    let mut sim = Sim::deployed();
+    issue(&mut sim, "h", None, 60_000);
+    register_with(&mut sim, "h", "a2").expect("registered");
+    let a2 = &sim.m.state().world.agents[&AgentId::new("a2").unwrap()];
+    assert_eq!(a2.url, "wss://127.0.0.1:10");
+    assert!(a2.subagents.is_empty());
+    issue(&mut sim, "h3", None, 60_000);
+    let twice = register_with(&mut sim, "h3", "a2").unwrap_err();
+    assert!(twice.to_string().contains("deployed already"), "{twice}");
+}
+
+#[test]
+fn a_deployment_keeps_a_registered_subagent_unless_removed_names_it() {
+    let mut sim = Sim::deployed();
+    issue(&mut sim, "h1", Some(agent()), 60_000);
+    register_with(&mut sim, "h1", "s1").expect("registered");
+    let deploy = |sim: &mut Sim, removed: Vec<String>| {
+        let t = sim.token();
+        let request = DeployRequest {
+            files: vec![SourceFile::new(
+                "a.yaml",
+                "agent: a1\nurl: wss://127.0.0.1:9\ncertificateName: localhost\n",
+            )],
+            removed: ordo_model::deploy::Removals {
+                subagents: removed,
+                ..Default::default()
+            },
+            dry_run: false,
+            force: false,
+        };
+        sim.m.deploy_files(t, &request, sim.now);
+        sim.flush();
+        sim.commit_all();
+        let replies = sim.replies();
+        assert!(
+            matches!(&replies[..], [(_, Reply::Deploy(Ok(_)))]),
+            "{replies:?}"
+        );
+    };
+    deploy(&mut sim, Vec::new());
+    assert_eq!(subagent_ids(&sim), ["s1"], "kept");
+    deploy(&mut sim, vec!["a1/s1".into()]);
+    assert!(subagent_ids(&sim).is_empty(), "removed");
+    assert!(sim.m.state().joins.registered.is_empty());
+    sim.check();
+}
+
+#[test]
+fn removing_a_subagent_with_kill_tells_the_director_once_committed() {
+    let mut sim = Sim::deployed();
+    issue(&mut sim, "h1", Some(agent()), 60_000);
+    register_with(&mut sim, "h1", "s1").expect("registered");
+    sim.actions.clear();
+    let s1 = AgentId::new("s1").unwrap();
+    let t = sim.token();
+    sim.m.remove_subagent(t, &agent(), &s1, true, sim.now);
+    sim.flush();
+    assert!(sim.links().is_empty(), "nothing before the commit");
+    sim.commit_all();
+    assert_eq!(
+        sim.links(),
+        vec![(
+            agent(),
+            LinkMsg::SubagentRemoved {
+                subagent: s1.clone(),
+                kill: true
+            }
+        )]
+    );
+    assert!(subagent_ids(&sim).is_empty());
+    assert!(!sim.m.state().joins.is_registered(&agent(), &s1));
+    assert!(matches!(&sim.replies()[..], [(_, Reply::Deploy(Ok(_)))]));
+    let t = sim.token();
+    sim.m.remove_subagent(t, &agent(), &s1, false, sim.now);
+    sim.flush();
+    let replies = sim.replies();
+    assert!(
+        matches!(
+            &replies[..],
+            [(
+                _,
+                Reply::Deploy(Err(Refused::Agents(AgentsRefused::UnknownSubagent { .. })))
+            )]
+        ),
+        "{replies:?}"
+    );
+}

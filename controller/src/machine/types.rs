@@ -59,6 +59,9 @@ pub enum Refused {
     /// orders or remove what something needs.
     #[error(transparent)]
     Deploy(Box<DeployRefused>),
+    /// A join token, a registration or the removal of a subagent.
+    #[error(transparent)]
+    Agents(super::AgentsRefused),
 }
 
 /// Why a deployment was refused before any of it happened.
@@ -145,6 +148,11 @@ pub struct Resume {
 pub enum LinkMsg {
     Command(AgentCommand),
     Release(u64),
+    /// A subagent was taken out of the agent's object: with `kill`, its jobs are killed.
+    SubagentRemoved {
+        subagent: AgentId,
+        kill: bool,
+    },
 }
 
 /// The answer to a request, by its kind.

@@ -127,31 +127,22 @@ pub struct Extras {
     #[serde(default, deserialize_with = "trailing_or_default")]
     pub agents: BTreeMap<AgentId, ClusterSettings>,
     /// The URLs of agents' backup directors, from `AgentBackupDirector` (the controller's
-    /// world only). Added after the fields above: a snapshot written before it ends before
-    /// it. Written only when not empty, so that a snapshot without any keeps the bytes it had;
-    /// a field added after this one must make it always written (postcard is positional).
-    /// The agent's snapshots write their extras without it (a field follows them there).
-    #[serde(
-        default,
-        deserialize_with = "trailing_or_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    /// world only). Not part of this struct's encoding: the snapshots that hold extras have
+    /// fields after them, so the controller's `State` writes these as a field of its own.
+    #[serde(skip)]
     pub backup_directors: BTreeMap<AgentId, String>,
 }
 
 impl Extras {
     pub fn is_empty(&self) -> bool {
-        self.orders.is_empty()
-            && self.workflows.is_empty()
-            && self.agents.is_empty()
-            && self.backup_directors.is_empty()
+        self.orders.is_empty() && self.workflows.is_empty() && self.agents.is_empty()
     }
 }
 
 /// Reads a trailing field added to a postcard-encoded struct, or its default when the bytes
 /// end before it (written by a build that did not have it). Human-readable formats name their
 /// fields, so there an error stays an error.
-pub fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de> + Default,

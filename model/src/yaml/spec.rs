@@ -563,6 +563,11 @@ pub(crate) static REMOVED_KINDS: Obj = Obj {
             "Schedules to remove; their planned orders that have not started are cancelled.",
         ),
         opt("calendars", Ty::List(&Ty::Name), "Calendars to remove."),
+        opt(
+            "subagents",
+            Ty::List(&Ty::Str),
+            "Subagents to take out of their agent, as agent/subagent (drained by its director).",
+        ),
     ],
 };
 

@@ -204,7 +204,7 @@ fn block_refs(by: &str, block: &Block, refs: &mut Refs) {
 }
 
 /// `removed: { workflows: [a], agents: [..], locks: [..], boards: [..], schedules: [..],
-/// calendars: [..] }`.
+/// calendars: [..], subagents: [agent/subagent, ..] }`.
 pub(crate) fn removed(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Removals> {
     let node = f.get("removed")?;
     let kinds = cx.fields_in(node, &spec::REMOVED_KINDS, "`removed`")?;
@@ -228,6 +228,32 @@ pub(crate) fn removed(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Removals> {
     let boards = names(cx, &kinds, "boards", crate::ids::BoardName::new);
     let schedules = names(cx, &kinds, "schedules", crate::ids::ScheduleName::new);
     let calendars = names(cx, &kinds, "calendars", crate::ids::CalendarName::new);
+    let subagents = match kinds.get("subagents") {
+        None => Some(Vec::new()),
+        Some(n) => {
+            let label = "`removed.subagents`";
+            cx.list(n, label, "a list of agent/subagent")
+                .and_then(|items| {
+                    let refs: Vec<Option<String>> = items
+                        .iter()
+                        .map(|i| match i.scalar() {
+                            Some(s) => match crate::deploy::subagent_ref(&s.text) {
+                                Ok(_) => Some(s.text.clone()),
+                                Err(e) => {
+                                    cx.err(i.pos, format!("{label}: {e}"));
+                                    None
+                                }
+                            },
+                            None => {
+                                cx.err(i.pos, format!("{label} holds agent/subagent texts"));
+                                None
+                            }
+                        })
+                        .collect();
+                    refs.into_iter().collect()
+                })
+        }
+    };
     Some(Removals {
         workflows: workflows?,
         agents: agents?,
@@ -235,5 +261,6 @@ pub(crate) fn removed(cx: &mut Cx<'_>, f: &Fields<'_>) -> Option<Removals> {
         boards: boards?,
         schedules: schedules?,
         calendars: calendars?,
+        subagents: subagents?,
     })
 }
