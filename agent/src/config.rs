@@ -20,6 +20,170 @@ pub struct Config {
     pub subagent_of: Option<AgentId>,
     /// `[register]`: the agent registers itself with a join token ([`crate::register`]).
     pub register: Option<Register>,
+    /// `Some`: the agent is one node of a director pair (`[pair]`, see [`crate::pair`]).
+    pub pair: Option<PairSection>,
+}
+
+/// How a node of a director pair takes part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairVoter {
+    /// A director: active (the agent the controller couples with) when it leads, passive
+    /// otherwise.
+    Director,
+    /// The third voter: stores the log and votes, never directs; hands leadership on when
+    /// elected.
+    Watch,
+}
+
+/// One voter of a director pair, as every node's configuration lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairNode {
+    /// Its raft id (1 or more), unique in the pair.
+    pub id: u64,
+    pub voter: PairVoter,
+    /// Where its raft transport listens (`host:port`, mutual TLS with the agent's certificate).
+    pub raft_address: String,
+    /// A director's agent URL (`wss://host:port`, the agent object's `url` or
+    /// `backupDirector`): named to a controller that reaches the passive one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// `[pair]`: the agent is a node of a director pair — the director, the backup director and
+/// a third voter (the watch) — whose journal is one raft log. The same `nodes` on every node;
+/// only `node_id` differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairSection {
+    /// This node's id among `nodes`.
+    pub node_id: u64,
+    /// Where this node's raft transport listens.
+    pub raft_listen: SocketAddr,
+    /// Every voter, this node included: two directors and one watch.
+    pub nodes: Vec<PairNode>,
+    /// Raft's clock: one tick every this many milliseconds.
+    #[serde(default = "PairSection::default_tick_ms")]
+    pub tick_ms: u64,
+    /// A follower that hears from no leader for `[election_ticks, 2 * election_ticks)` ticks
+    /// starts an election (the watch waits three times as long).
+    #[serde(default = "PairSection::default_election_ticks")]
+    pub election_ticks: usize,
+    /// A leader sends heartbeats every this many ticks.
+    #[serde(default = "PairSection::default_heartbeat_ticks")]
+    pub heartbeat_ticks: usize,
+    /// Largest raft message read from a peer, in bytes.
+    #[serde(default = "PairSection::default_message_bytes_max")]
+    pub message_bytes_max: usize,
+}
+
+impl PairSection {
+    fn default_tick_ms() -> u64 {
+        25
+    }
+    fn default_election_ticks() -> usize {
+        12
+    }
+    fn default_heartbeat_ticks() -> usize {
+        2
+    }
+    fn default_message_bytes_max() -> usize {
+        256 << 20
+    }
+
+    /// This node's entry.
+    pub fn me(&self) -> &PairNode {
+        self.nodes
+            .iter()
+            .find(|n| n.id == self.node_id)
+            .expect("a checked pair configuration lists its own node")
+    }
+
+    /// The settings every node must agree on, as text (compared when peers connect).
+    pub fn shared_settings(&self, agent_id: &str) -> Vec<(String, String)> {
+        let mut nodes = self.nodes.clone();
+        nodes.sort_by_key(|n| n.id);
+        let mut out = vec![("agent_id".to_owned(), agent_id.to_owned())];
+        for n in nodes {
+            out.push((
+                format!("pair.nodes[id={}]", n.id),
+                format!(
+                    "{:?} {} {}",
+                    n.voter,
+                    n.raft_address,
+                    n.url.as_deref().unwrap_or("-")
+                ),
+            ));
+        }
+        out
+    }
+
+    fn check(&self, frame_bytes_max: usize) -> Result<(), String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for n in &self.nodes {
+            if n.id == 0 {
+                return Err("pair.nodes: an id must be 1 or more".into());
+            }
+            if !ids.insert(n.id) {
+                return Err(format!("pair.nodes: id {} is listed twice", n.id));
+            }
+            if n.raft_address.is_empty() || n.raft_address.contains('/') {
+                return Err(format!(
+                    "pair.nodes[id={}].raft_address must be host:port, not {:?}",
+                    n.id, n.raft_address
+                ));
+            }
+            match (n.voter, &n.url) {
+                (PairVoter::Director, None) => {
+                    return Err(format!("pair.nodes[id={}]: a director needs its url", n.id));
+                }
+                (PairVoter::Watch, Some(_)) => {
+                    return Err(format!(
+                        "pair.nodes[id={}]: the watch has no url (it never directs)",
+                        n.id
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let directors = self
+            .nodes
+            .iter()
+            .filter(|n| n.voter == PairVoter::Director)
+            .count();
+        if directors != 2 || self.nodes.len() != 3 {
+            return Err(format!(
+                "pair.nodes must list two directors and one watch, not {directors} directors of {} nodes",
+                self.nodes.len()
+            ));
+        }
+        if !ids.contains(&self.node_id) {
+            return Err(format!(
+                "pair.node_id {} is not one of pair.nodes",
+                self.node_id
+            ));
+        }
+        let positive = [
+            ("tick_ms", self.tick_ms),
+            ("election_ticks", self.election_ticks as u64),
+            ("heartbeat_ticks", self.heartbeat_ticks as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("pair.{key} must be greater than 0"));
+        }
+        if self.heartbeat_ticks >= self.election_ticks {
+            return Err("pair.heartbeat_ticks must be less than pair.election_ticks".into());
+        }
+        // An entry is one batch of journal records; a record may be twice a frame.
+        if self.message_bytes_max < frame_bytes_max.saturating_mul(4) {
+            return Err(format!(
+                "pair.message_bytes_max must be at least 4 × limits.frame_bytes_max ({} bytes)",
+                frame_bytes_max.saturating_mul(4)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[register]` as written.
@@ -137,6 +301,7 @@ pub struct ConfigFile {
     pub subagent: Option<SubagentSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register: Option<RegisterSection>,
+    pub pair: Option<PairSection>,
 }
 
 impl ConfigFile {
@@ -235,6 +400,12 @@ impl Config {
                 AgentId::new(s.director.clone()).map_err(|e| format!("subagent.director {e}"))?,
             ),
         };
+        if let Some(pair) = &f.pair {
+            if f.subagent.is_some() {
+                return Err("a subagent is not a node of a director pair: [pair] and [subagent] exclude each other".into());
+            }
+            pair.check(l.frame_bytes_max)?;
+        }
         let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let register = match f.register {
             None => None,
@@ -252,6 +423,7 @@ impl Config {
             limits: f.limits,
             subagent_of,
             register,
+            pair: f.pair,
         })
     }
 }
@@ -330,6 +502,43 @@ controller_ca = "ca.pem"
     fn the_shipped_example_parses() {
         let text = include_str!("../../deploy/config/agent.toml");
         Config::parse(text, Path::new("/x")).unwrap();
+    }
+
+    const PAIR: &str = r#"
+[pair]
+node_id = 2
+raft_listen = "127.0.0.2:7500"
+nodes = [
+  { id = 1, voter = "director", raft_address = "127.0.0.1:7500", url = "wss://127.0.0.1:4444" },
+  { id = 2, voter = "director", raft_address = "127.0.0.2:7500", url = "wss://127.0.0.2:4444" },
+  { id = 3, voter = "watch", raft_address = "127.0.0.3:7500" },
+]
+"#;
+
+    #[test]
+    fn a_pair_section_is_checked() {
+        let c = Config::parse(&format!("{GOOD}{PAIR}"), Path::new("/")).unwrap();
+        let pair = c.pair.expect("the pair");
+        assert_eq!(pair.me().voter, PairVoter::Director);
+        assert_eq!(pair.tick_ms, 25);
+        let e = Config::parse(
+            &format!("{GOOD}{}", PAIR.replace("node_id = 2", "node_id = 4")),
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(e.contains("pair.node_id 4"), "{e}");
+        let e = Config::parse(
+            &format!("{GOOD}{}", PAIR.replace("\"watch\"", "\"director\"")),
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(e.contains("needs its url"), "{e}");
+        let e = Config::parse(
+            &format!("{GOOD}{PAIR}[subagent]\ndirector = \"d\"\n"),
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(e.contains("exclude each other"), "{e}");
     }
 
     #[test]

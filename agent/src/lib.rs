@@ -12,7 +12,9 @@
 //! agent was killed.
 //!
 //! An agent whose inventory object lists subagents directs a cluster and runs its jobs there;
-//! an agent whose configuration has a `[subagent]` section is a subagent ([`cluster`]).
+//! an agent whose configuration has a `[subagent]` section is a subagent ([`cluster`]); an
+//! agent whose configuration has a `[pair]` section is a node of a director pair whose journal
+//! is a raft log, and directs only while it leads the pair ([`pair`]).
 //!
 //! Modules: [`config`] (the TOML file), [`record`] (journal record format), [`state`] (the
 //! fold of the journal and the snapshot format), [`runner`] (process groups, output,
@@ -23,6 +25,7 @@ pub mod config;
 pub mod executor;
 pub mod meta;
 pub mod open;
+pub mod pair;
 pub mod record;
 pub mod register;
 pub mod runner;
@@ -171,80 +174,23 @@ async fn serve(
     if let Some(director) = config.subagent_of.clone() {
         return cluster::subagent::run(config, director, listener, shutdown).await;
     }
+    if config.pair.is_some() {
+        return pair::run(config, listener, shutdown).await;
+    }
     let tls = tls(&config)?;
     let config = Arc::new(config);
-    let director = cluster::director::Director::new(config.clone())?;
-    let work = config.data_dir.join("work");
-    std::fs::create_dir_all(&work).map_err(|source| AgentError::Io {
-        context: format!("creating the work directory {}", work.display()),
-        source,
-    })?;
     let open_config = config.clone();
     let recovered = tokio::task::spawn_blocking(move || open::open(&open_config))
         .await
         .map_err(|e| AgentError::Task(e.to_string()))??;
-    let survivors_state = recovered.state.clone();
-    let found = tokio::task::spawn_blocking(move || survivors::kill_survivors(&survivors_state))
-        .await
-        .map_err(|e| AgentError::Task(e.to_string()))?;
-    tracing::info!(
-        agent = %config.agent_id,
-        run = %status::run_id_hex(recovered.state.run_id),
-        last_id = recovered.state.last_id,
-        snapshot = recovered.snapshot_id,
-        replayed = recovered.replayed,
-        orders = recovered.state.world.orders.len(),
-        outbox_bytes = recovered.state.outbox.bytes,
-        "agent journal recovered"
-    );
-    let status = Arc::new(Status::new(
-        config.agent_id.to_string(),
-        config.data_dir.clone(),
-        recovered.state.run_id,
-    ));
-    status
-        .outbox_bytes
-        .store(recovered.state.outbox.bytes, Ordering::Relaxed);
-    let (inputs_tx, inputs_rx) = mpsc::channel(1024);
-    director.journal_leases(inputs_tx.clone(), recovered.state.lease_horizon);
-    wait_for_leases(&recovered.state).await;
-    let (generation_tx, generation_rx) = watch::channel(0);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let journal = recovered.journal.clone();
-    let executor = Executor::new(
-        config.clone(),
-        recovered,
-        Channels {
-            inputs: inputs_rx,
-            generation: generation_tx,
-            status: status.clone(),
-            director: director.clone(),
-        },
-    );
-    let mut executor = tokio::spawn(executor.run(found, stop_rx.clone()));
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        journal,
-        inputs: inputs_tx,
-        generation: generation_rx,
-        status,
-        stop: stop_rx.clone(),
-        sessions: AtomicUsize::new(0),
-        director: director.clone(),
-    });
-    let app = server::router(shared.clone());
+    let mut active = Active::start(config.clone(), recovered, executor::Sink::Journal, 0).await?;
+    let app = server::router(active.shared.clone());
     let local = listener.local_addr().map_err(|source| AgentError::Io {
         context: "reading the listening address".into(),
         source,
     })?;
     tracing::info!(agent = %config.agent_id, "agent listening on https://{local} (mTLS)");
-    let limits = ordo_net::serve::ServeLimits {
-        handshake_timeout_ms: config.limits.handshake_timeout_ms,
-        idle_timeout_ms: config.limits.idle_timeout_ms,
-        connections_max: config.limits.connections_max,
-        unauthenticated_connections_max: config.limits.unauthenticated_connections_max,
-    };
-    let mut server_stop = stop_rx.clone();
+    let mut server_stop = active.stop_rx.clone();
     let mut server = tokio::spawn(ordo_net::serve::serve_tls(
         listener,
         tls,
@@ -252,23 +198,15 @@ async fn serve(
         async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         },
-        limits,
+        serve_limits(&config),
     ));
-    let mut executor_done = false;
     let mut server_done = false;
     let outcome = tokio::select! {
         _ = shutdown => {
             tracing::info!("agent stopping");
             Ok(())
         }
-        result = &mut executor => {
-            executor_done = true;
-            match result {
-                Ok(Ok(())) => Err(AgentError::Task("the executor stopped".into())),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(AgentError::Task(format!("the executor failed: {e}"))),
-            }
-        }
+        result = active.stopped() => result,
         result = &mut server => {
             server_done = true;
             match result {
@@ -278,27 +216,154 @@ async fn serve(
             }
         }
     };
-    stop_tx.send_replace(true);
-    director.stop();
+    active.stop_rx_signal();
     if !server_done {
         let _ = server.await;
     }
-    let executor_result = if executor_done {
-        Ok(())
-    } else {
-        match executor.await {
-            Ok(result) => result,
+    let executor_result = active.finish().await;
+    outcome.and(executor_result)
+}
+
+pub(crate) fn serve_limits(config: &Config) -> ordo_net::serve::ServeLimits {
+    ordo_net::serve::ServeLimits {
+        handshake_timeout_ms: config.limits.handshake_timeout_ms,
+        idle_timeout_ms: config.limits.idle_timeout_ms,
+        connections_max: config.limits.connections_max,
+        unauthenticated_connections_max: config.limits.unauthenticated_connections_max,
+    }
+}
+
+/// The agent while it directs its orders: the executor and what the controller sessions
+/// share with it. A lone agent is active from its start; a node of a director pair once it
+/// leads the pair ([`pair`]).
+pub(crate) struct Active {
+    pub shared: Arc<Shared>,
+    pub stop_rx: watch::Receiver<bool>,
+    stop_tx: watch::Sender<bool>,
+    executor: Option<tokio::task::JoinHandle<Result<(), AgentError>>>,
+    director: Arc<cluster::director::Director>,
+}
+
+impl Active {
+    /// Starts directing from the recovered journal: kills survivors of a crash (a lone
+    /// agent only: a director pair's jobs run on subagents, which kill them themselves),
+    /// waits for the leases of jobs that were running on subagents, and starts the executor,
+    /// which reports every start without an outcome as lost. `term`: the pair's raft term
+    /// (0 for a lone agent), sent to the subagents.
+    pub async fn start(
+        config: Arc<Config>,
+        recovered: open::Recovered,
+        sink: executor::Sink,
+        term: u64,
+    ) -> Result<Active, AgentError> {
+        let director = cluster::director::Director::new(config.clone())?;
+        director.set_term(term);
+        let work = config.data_dir.join("work");
+        std::fs::create_dir_all(&work).map_err(|source| AgentError::Io {
+            context: format!("creating the work directory {}", work.display()),
+            source,
+        })?;
+        let found = if matches!(sink, executor::Sink::Journal) {
+            let survivors_state = recovered.state.clone();
+            tokio::task::spawn_blocking(move || survivors::kill_survivors(&survivors_state))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?
+        } else {
+            Vec::new()
+        };
+        tracing::info!(
+            agent = %config.agent_id,
+            run = %status::run_id_hex(recovered.state.run_id),
+            last_id = recovered.state.last_id,
+            snapshot = recovered.snapshot_id,
+            replayed = recovered.replayed,
+            orders = recovered.state.world.orders.len(),
+            outbox_bytes = recovered.state.outbox.bytes,
+            "agent journal recovered"
+        );
+        let status = Arc::new(Status::new(
+            config.agent_id.to_string(),
+            config.data_dir.clone(),
+            recovered.state.run_id,
+        ));
+        status
+            .outbox_bytes
+            .store(recovered.state.outbox.bytes, Ordering::Relaxed);
+        let (inputs_tx, inputs_rx) = mpsc::channel(1024);
+        director.journal_leases(inputs_tx.clone(), recovered.state.lease_horizon);
+        wait_for_leases(&recovered.state).await;
+        let (generation_tx, generation_rx) = watch::channel(0);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let journal = recovered.journal.clone();
+        let executor = Executor::new(
+            config.clone(),
+            recovered,
+            Channels {
+                inputs: inputs_rx,
+                generation: generation_tx,
+                status: status.clone(),
+                director: director.clone(),
+                sink,
+            },
+        );
+        let executor = tokio::spawn(executor.run(found, stop_rx.clone()));
+        let shared = Arc::new(Shared {
+            config,
+            journal,
+            inputs: inputs_tx,
+            generation: generation_rx,
+            status,
+            stop: stop_rx.clone(),
+            sessions: AtomicUsize::new(0),
+            director: director.clone(),
+        });
+        Ok(Active {
+            shared,
+            stop_rx,
+            stop_tx,
+            executor: Some(executor),
+            director,
+        })
+    }
+
+    /// Completes when the executor stops by itself (always an error).
+    pub async fn stopped(&mut self) -> Result<(), AgentError> {
+        let Some(executor) = self.executor.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = executor.await;
+        self.executor = None;
+        match result {
+            Ok(Ok(())) => Err(AgentError::Task("the executor stopped".into())),
+            Ok(Err(e)) => Err(e),
             Err(e) => Err(AgentError::Task(format!("the executor failed: {e}"))),
         }
-    };
-    for _ in 0..SESSIONS_CLOSE_WAIT_MS / 50 {
-        if shared.sessions.load(Ordering::Acquire) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(shared);
-    outcome.and(executor_result)
+
+    /// Tells the executor, the sessions and the server to stop.
+    pub fn stop_rx_signal(&self) {
+        self.stop_tx.send_replace(true);
+        self.director.stop();
+    }
+
+    /// Stops and waits for the executor and the sessions.
+    pub async fn finish(mut self) -> Result<(), AgentError> {
+        self.stop_rx_signal();
+        let result = match self.executor.take() {
+            None => Ok(()),
+            Some(executor) => match executor.await {
+                Ok(result) => result,
+                Err(e) => Err(AgentError::Task(format!("the executor failed: {e}"))),
+            },
+        };
+        for _ in 0..SESSIONS_CLOSE_WAIT_MS / 50 {
+            if self.shared.sessions.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        result
+    }
 }
 
 /// The longest a restarted director waits for the leases of its subagents' jobs.

@@ -35,11 +35,39 @@ pub struct Recovered {
     pub replayed: u64,
 }
 
-/// Opens (or creates) the journal and folds it into the state.
+/// Opens (or creates) the journal and folds it into the state; an empty journal begins a
+/// new run with its `Created` record.
 pub fn open(config: &Config) -> Result<Recovered, AgentError> {
-    let dir = journal_dir(config);
+    let journal = open_journal(config)?;
+    if let Some(recovered) = fold(config, journal.clone())? {
+        return Ok(recovered);
+    }
+    let run_id = random_run_id()?;
+    let id = journal.append(created(config, run_id)?).wait()?;
+    tracing::info!(run = %crate::status::run_id_hex(run_id), "new agent journal in {}", journal.dir().display());
+    Ok(Recovered {
+        journal,
+        state: AgentState::new(config.agent_id.clone(), run_id, id),
+        snapshot_id: 0,
+        replayed: 0,
+    })
+}
+
+/// The first record of a new run.
+pub fn created(config: &Config, run_id: u128) -> Result<Vec<u8>, AgentError> {
+    Record::Created {
+        format: RECORD_FORMAT,
+        agent_id: config.agent_id.clone(),
+        run_id,
+    }
+    .encode()
+    .map_err(|e| AgentError::Corrupt(format!("encoding the first record: {e}")))
+}
+
+/// Opens (or creates) the journal, without reading it.
+pub fn open_journal(config: &Config) -> Result<Journal, AgentError> {
     let journal_config = ordo_journal::Config {
-        dir: dir.clone(),
+        dir: journal_dir(config),
         segment_bytes_max: config.limits.segment_bytes_max,
         record_bytes_max: record_bytes_max(config.limits.frame_bytes_max),
         fsync: config.limits.journal_fsync,
@@ -54,8 +82,14 @@ pub fn open(config: &Config) -> Result<Recovered, AgentError> {
             cut.reason
         );
     }
-    let journal = opened.journal;
-    let (mut state, snapshot_id) = match opened.snapshot {
+    Ok(opened.journal)
+}
+
+/// Folds an open journal into the state: its newest snapshot and the records after it.
+/// `None` for an empty journal.
+pub fn fold(config: &Config, journal: Journal) -> Result<Option<Recovered>, AgentError> {
+    let dir = journal.dir().to_owned();
+    let (mut state, snapshot_id) = match journal.newest_snapshot()? {
         Some(snapshot) => {
             let state = AgentState::from_snapshot(&snapshot.bytes).map_err(|reason| {
                 AgentError::Corrupt(format!(
@@ -89,22 +123,8 @@ pub fn open(config: &Config) -> Result<Recovered, AgentError> {
         }
         replayed += 1;
     }
-    let state = match state {
-        Some(state) => state,
-        None => {
-            let run_id = random_run_id()?;
-            let created = Record::Created {
-                format: RECORD_FORMAT,
-                agent_id: config.agent_id.clone(),
-                run_id,
-            };
-            let bytes = created
-                .encode()
-                .map_err(|e| AgentError::Corrupt(format!("encoding the first record: {e}")))?;
-            let id = journal.append(bytes).wait()?;
-            tracing::info!(run = %crate::status::run_id_hex(run_id), "new agent journal in {}", dir.display());
-            AgentState::new(config.agent_id.clone(), run_id, id)
-        }
+    let Some(state) = state else {
+        return Ok(None);
     };
     if state.agent_id != config.agent_id {
         return Err(AgentError::Config(format!(
@@ -114,12 +134,12 @@ pub fn open(config: &Config) -> Result<Recovered, AgentError> {
             config.agent_id
         )));
     }
-    Ok(Recovered {
+    Ok(Some(Recovered {
         journal,
         state,
         snapshot_id,
         replayed,
-    })
+    }))
 }
 
 /// A random run id from the operating system.

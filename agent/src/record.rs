@@ -22,6 +22,7 @@
 //! | `Leased { taken_until }` | a director renews its subagents' lease horizon | the highest horizon: a restarted director takes their jobs for lost only after it |
 //! | `SubagentJoined { subagent }` | a director's session with a subagent is up (it joins the ring at its listed place) | nothing (kept for the record) |
 //! | `SubagentLeft { subagent, reason }` | a director's live session with a subagent ended (the ring skips it) | nothing (kept for the record) |
+//! | `AgentObject { agent, settings }` | a director of a director pair got its inventory object from the controller | nothing; a passive node of the pair keeps it in `<data_dir>/cluster`, so that it directs the same subagents when it takes over |
 
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::AgentCommand;
@@ -77,6 +78,12 @@ pub enum Record {
         subagent: AgentId,
         reason: String,
     },
+    /// A director of a director pair got its inventory object (`ToAgent::Cluster`): the
+    /// passive nodes keep it for a takeover.
+    AgentObject {
+        agent: Box<ordo_model::inventory::Agent>,
+        settings: ordo_model::inventory::ClusterSettings,
+    },
 }
 
 impl Record {
@@ -108,6 +115,7 @@ impl Record {
             Record::Leased { .. } => "Leased",
             Record::SubagentJoined { .. } => "SubagentJoined",
             Record::SubagentLeft { .. } => "SubagentLeft",
+            Record::AgentObject { .. } => "AgentObject",
         }
     }
 }
@@ -165,6 +173,20 @@ mod tests {
             Record::SubagentLeft {
                 subagent: AgentId::new("s1").unwrap(),
                 reason: "closed".into(),
+            },
+            Record::AgentObject {
+                agent: Box::new(ordo_model::inventory::Agent {
+                    id: AgentId::new("a1").unwrap(),
+                    url: "wss://a:1".into(),
+                    certificate_name: None,
+                    subagents: vec![ordo_model::inventory::Subagent {
+                        id: AgentId::new("s1").unwrap(),
+                        url: "wss://s1:1".into(),
+                        priority: 2,
+                    }],
+                    selection: ordo_model::inventory::Selection::Ring,
+                }),
+                settings: ordo_model::inventory::ClusterSettings::default(),
             },
         ];
         for r in records {

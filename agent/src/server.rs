@@ -36,7 +36,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn agent_session(
+pub(crate) async fn agent_session(
     State(shared): State<Arc<Shared>>,
     peer: Option<Extension<PeerIdentity>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -59,7 +59,7 @@ async fn agent_session(
         .into_response()
 }
 
-async fn meta(
+pub(crate) async fn meta(
     State(shared): State<Arc<Shared>>,
     peer: Option<Extension<PeerIdentity>>,
 ) -> Response {
@@ -81,7 +81,7 @@ async fn meta(
     }
 }
 
-async fn health(
+pub(crate) async fn health(
     State(shared): State<Arc<Shared>>,
     peer: Option<Extension<PeerIdentity>>,
 ) -> Response {

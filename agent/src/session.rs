@@ -343,6 +343,14 @@ impl Link {
                 Ok(None)
             }
             ToAgent::Cluster { agent, settings } => {
+                if self.shared.config.pair.is_some() {
+                    // The passive nodes of the pair keep it for a takeover.
+                    let record = crate::record::Record::AgentObject {
+                        agent: agent.clone(),
+                        settings: settings.clone(),
+                    };
+                    let _ = self.shared.inputs.send(Input::Membership(record)).await;
+                }
                 self.shared.director.set_cluster(*agent, settings);
                 Ok(None)
             }

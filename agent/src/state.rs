@@ -291,7 +291,9 @@ impl AgentState {
                         .map_or(*taken_until, |h| h.max(*taken_until)),
                 );
             }
-            Record::SubagentJoined { .. } | Record::SubagentLeft { .. } => {}
+            Record::SubagentJoined { .. }
+            | Record::SubagentLeft { .. }
+            | Record::AgentObject { .. } => {}
             Record::Released { until } => {
                 let until = (*until).min(self.outbox.last_event_id.max(self.released));
                 self.released = self.released.max(until);

@@ -54,6 +54,8 @@ pub struct State {
     /// snapshot written before it ends before it.
     #[serde(default)]
     pub joins: Joins,
+    // The world's `extras.backup_directors` are written last, and only when not empty (the
+    // extras and the joins are then written even when empty): see [`Stored_`].
 }
 
 /// The serde form of [`State`]: its fields, then the world's extras.
@@ -71,12 +73,29 @@ struct Stored_ {
     extras: Extras,
     #[serde(default, deserialize_with = "joins_or_empty")]
     joins: Joins,
+    /// The world's `extras.backup_directors`. Added after the joins: a snapshot written before
+    /// it ends before it.
+    #[serde(default, deserialize_with = "directors_or_empty")]
+    backup_directors: BTreeMap<AgentId, String>,
+}
+
+/// The backup directors of a snapshot, none in one written before they existed.
+fn directors_or_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<AgentId, String>, D::Error> {
+    let readable = d.is_human_readable();
+    match BTreeMap::<AgentId, String>::deserialize(d) {
+        Ok(v) => Ok(v),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(BTreeMap::new()),
+    }
 }
 
 impl From<Stored_> for State {
     fn from(s: Stored_) -> State {
         let mut world = s.world;
         world.extras = s.extras;
+        world.extras.backup_directors = s.backup_directors;
         State {
             world,
             agents: s.agents,
@@ -93,9 +112,10 @@ impl Serialize for State {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let extras = &self.world.extras;
-        let joins = !self.joins.is_empty();
+        let directors = !extras.backup_directors.is_empty();
+        let joins = directors || !self.joins.is_empty();
         let with_extras = joins || !extras.is_empty();
-        let fields = 6 + usize::from(with_extras) + usize::from(joins);
+        let fields = 6 + usize::from(with_extras) + usize::from(joins) + usize::from(directors);
         let mut st = s.serialize_struct("State", fields)?;
         st.serialize_field("world", &self.world)?;
         st.serialize_field("agents", &self.agents)?;
@@ -108,6 +128,9 @@ impl Serialize for State {
         }
         if joins {
             st.serialize_field("joins", &self.joins)?;
+        }
+        if directors {
+            st.serialize_field("backup_directors", &extras.backup_directors)?;
         }
         st.end()
     }

@@ -416,6 +416,23 @@ fn samples() -> Vec<(String, Vec<u8>)> {
         })
         .expect("the frame encodes"),
     ));
+    // Added later, at the end: a director pair's backup director, and a snapshot that holds
+    // one (its extras end with the backup directors).
+    let mut pair_state = with_options.clone();
+    later(
+        &mut pair_state,
+        &mut out,
+        "agent backup director",
+        Body::Event(KeyedEvent::Item(ItemEvent::AgentBackupDirector {
+            agent: AgentId::new("cluster").unwrap(),
+            url: Some("wss://backup.example:4444".into()),
+        })),
+    );
+    assert_eq!(pair_state.world.extras.backup_directors.len(), 1);
+    out.push((
+        "state snapshot with a backup director".to_owned(),
+        postcard::to_allocvec(&pair_state).expect("the state encodes"),
+    ));
     out
 }
 
@@ -471,6 +488,31 @@ fn a_state_snapshot_without_options_reads_and_one_with_options_keeps_them() {
     assert_eq!(back, state);
 }
 
+/// A snapshot with a backup director keeps it; one written before backup directors existed
+/// (the snapshot with options) reads without any and writes the same bytes again.
+#[test]
+fn a_state_snapshot_keeps_its_backup_directors() {
+    let old = golden_bytes("state snapshot with options");
+    let state: State = postcard::from_bytes(&old).expect("the snapshot reads");
+    assert!(state.world.extras.backup_directors.is_empty());
+    assert_eq!(postcard::to_allocvec(&state).unwrap(), old);
+    let new = golden_bytes("state snapshot with a backup director");
+    let state: State = postcard::from_bytes(&new).expect("the snapshot reads");
+    assert_eq!(
+        state
+            .world
+            .extras
+            .backup_directors
+            .get(&AgentId::new("cluster").unwrap())
+            .map(String::as_str),
+        Some("wss://backup.example:4444")
+    );
+    assert_eq!(postcard::to_allocvec(&state).unwrap(), new);
+    let json = ordo_api::json::to_string(&state).unwrap();
+    let back: State = ordo_api::json::from_str(&json).unwrap();
+    assert_eq!(back, state);
+}
+
 /// A journal written before order options existed still folds to the same state: every old
 /// record decodes and applies as it did.
 #[test]
@@ -486,6 +528,7 @@ fn a_journal_written_before_options_still_folds() {
             || name.contains("options")
             || name.starts_with("workflow settings")
             || name.starts_with("agent settings")
+            || name.starts_with("agent backup director")
             || name.starts_with("plan ")
             || name.starts_with("join ")
             || name.starts_with("subagent unregistered")

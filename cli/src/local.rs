@@ -190,6 +190,7 @@ impl Common {
                     ..Default::default()
                 },
                 subagent: None,
+                pair: None,
                 register: None,
             };
             write_config(

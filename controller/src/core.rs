@@ -137,11 +137,13 @@ pub struct LinkStatus {
 /// Starts and stops agent links as agents are deployed.
 pub trait Links: Send {
     /// Makes sure a link runs for `agent`, restarting it when the object changed (its URL, its
-    /// subagents: the new object is sent to the agent after coupling).
+    /// subagents: the new object is sent to the agent after coupling), or its backup
+    /// director's URL (`backup`: the link couples with whichever director is active).
     fn ensure(
         &mut self,
         agent: &ordo_model::inventory::Agent,
         settings: &ordo_model::inventory::ClusterSettings,
+        backup: Option<&str>,
     );
     fn send(&self, agent: &AgentId, msg: LinkMsg);
     /// Ends every session; each link connects again and resumes where the core says.
@@ -433,7 +435,9 @@ impl<L: Links> Core<L> {
                 }
                 Action::Reply { token, reply } => self.reply(token, reply),
                 Action::Link { agent, msg } => self.links.send(&agent, msg),
-                Action::EnsureLink(agent, settings) => self.links.ensure(&agent, &settings),
+                Action::EnsureLink(agent, settings, backup) => {
+                    self.links.ensure(&agent, &settings, backup.as_deref())
+                }
                 Action::ForgetLink(agent) => self.links.forget(&agent),
                 Action::ReconnectLinks => self.links.reconnect_all(),
                 Action::StopLinks => self.links.stop_all(),

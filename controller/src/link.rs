@@ -8,6 +8,12 @@
 //! still waits for again when the link couples. A session carries the core's link epoch from
 //! its start: when the core rolls back its state or drops agent events (a full journal), the
 //! epoch changes, the core ignores the old sessions' events and restarts every link.
+//!
+//! A director pair (an agent with `backupDirector`) is reached at two URLs: the link tries
+//! `url`, then the backup director's, and couples with the one that is active (the passive
+//! one refuses `Couple`, naming the active one); it waits its backoff only after both failed.
+//! Both directors stream the same journal (the same run id and event ids), so the link
+//! resumes at the last event the core journaled, whichever director it reaches.
 
 use crate::config::AgentLinks;
 use crate::core::{Input, LinkMsg, LinkStatus, Links, Resume};
@@ -40,6 +46,7 @@ pub struct LinkContext {
 struct Running {
     agent: Agent,
     settings: ClusterSettings,
+    backup: Option<String>,
     tx: mpsc::UnboundedSender<LinkMsg>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -68,7 +75,7 @@ impl Drop for AgentLinkSet {
 }
 
 impl AgentLinkSet {
-    fn start(&mut self, agent: &Agent, settings: &ClusterSettings) {
+    fn start(&mut self, agent: &Agent, settings: &ClusterSettings, backup: Option<&str>) {
         if let Some(old) = self.links.remove(&agent.id) {
             old.task.abort();
         }
@@ -76,6 +83,7 @@ impl AgentLinkSet {
         let task = tokio::spawn(run_link(
             agent.clone(),
             settings.clone(),
+            backup.map(str::to_owned),
             self.ctx.clone(),
             rx,
         ));
@@ -84,6 +92,7 @@ impl AgentLinkSet {
             Running {
                 agent: agent.clone(),
                 settings: settings.clone(),
+                backup: backup.map(str::to_owned),
                 tx,
                 task,
             },
@@ -92,14 +101,15 @@ impl AgentLinkSet {
 }
 
 impl Links for AgentLinkSet {
-    fn ensure(&mut self, agent: &Agent, settings: &ClusterSettings) {
+    fn ensure(&mut self, agent: &Agent, settings: &ClusterSettings, backup: Option<&str>) {
         if let Some(r) = self.links.get(&agent.id)
             && r.agent == *agent
             && r.settings == *settings
+            && r.backup.as_deref() == backup
         {
             return;
         }
-        self.start(agent, settings);
+        self.start(agent, settings, backup);
     }
 
     fn send(&self, agent: &AgentId, msg: LinkMsg) {
@@ -109,13 +119,13 @@ impl Links for AgentLinkSet {
     }
 
     fn reconnect_all(&mut self) {
-        let agents: Vec<(Agent, ClusterSettings)> = self
+        let agents: Vec<(Agent, ClusterSettings, Option<String>)> = self
             .links
             .values()
-            .map(|r| (r.agent.clone(), r.settings.clone()))
+            .map(|r| (r.agent.clone(), r.settings.clone(), r.backup.clone()))
             .collect();
-        for (agent, settings) in &agents {
-            self.start(agent, settings);
+        for (agent, settings, backup) in &agents {
+            self.start(agent, settings, backup.as_deref());
         }
     }
 
@@ -150,17 +160,21 @@ fn set_status(ctx: &LinkContext, agent: &Agent, f: impl FnOnce(&mut LinkStatus))
 async fn run_link(
     agent: Agent,
     settings: ClusterSettings,
+    backup: Option<String>,
     ctx: LinkContext,
     mut rx: mpsc::UnboundedReceiver<LinkMsg>,
 ) {
     let mut backoff_ms = ctx.settings.reconnect_min_ms;
+    let urls: Vec<String> = std::iter::once(agent.url.clone()).chain(backup).collect();
+    let mut at = 0;
     loop {
-        let result = session(&agent, &settings, &ctx, &mut rx).await;
+        let url = &urls[at];
+        let result = session(&agent, url, &settings, &ctx, &mut rx).await;
         let error = match result {
             Ok(()) => "the agent closed the session".to_owned(),
             Err(e) => e,
         };
-        tracing::warn!(agent = %agent.id, "agent link down: {error}");
+        tracing::warn!(agent = %agent.id, %url, "agent link down: {error}");
         set_status(&ctx, &agent, |s| {
             s.connected = false;
             s.connected_since_ms = None;
@@ -169,8 +183,12 @@ async fn run_link(
         if ctx.core.is_closed() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-        backoff_ms = (backoff_ms * 2).min(ctx.settings.reconnect_max_ms);
+        // The other director at once; both failed: the backoff.
+        at = (at + 1) % urls.len();
+        if at == 0 {
+            tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+            backoff_ms = (backoff_ms * 2).min(ctx.settings.reconnect_max_ms);
+        }
         // Commands queued while disconnected are sent again from the state after coupling.
         while rx.try_recv().is_ok() {}
     }
@@ -190,12 +208,13 @@ async fn ask<T>(
 
 async fn session(
     agent: &Agent,
+    base: &str,
     settings: &ClusterSettings,
     ctx: &LinkContext,
     rx: &mut mpsc::UnboundedReceiver<LinkMsg>,
 ) -> Result<(), String> {
     let max = ctx.frame_bytes_max;
-    let url = format!("{}{}", agent.url.trim_end_matches('/'), AGENT_WS_PATH);
+    let url = format!("{}{}", base.trim_end_matches('/'), AGENT_WS_PATH);
     let Resume {
         run_id,
         after,
@@ -253,7 +272,7 @@ async fn session(
         // A director sends its subagents' figures right after.
         s.subagent_health = Vec::new();
     });
-    tracing::info!(agent = %agent.id, "agent coupled");
+    tracing::info!(agent = %agent.id, url = %base, "agent coupled");
     let resend = ask(&ctx.core, |reply| Input::Coupled {
         agent: agent.id.clone(),
         run_id,

@@ -321,6 +321,7 @@ pub fn deployed_inventory(world: &World) -> Inventory {
         removed: Removals::default(),
         workflow_settings: world.extras.workflows.clone(),
         agent_settings: world.extras.agents.clone(),
+        backup_directors: world.extras.backup_directors.clone(),
     }
 }
 

@@ -40,6 +40,9 @@ pub struct Inventory {
     /// Agent clusters' settings (only those not the defaults), see [`ClusterSettings`].
     #[serde(default)]
     pub agent_settings: BTreeMap<AgentId, ClusterSettings>,
+    /// Agents' backup directors (`backupDirector`: the agent is a director pair), by agent.
+    #[serde(default)]
+    pub backup_directors: BTreeMap<AgentId, String>,
 }
 
 /// A workflow: named jobs and the steps that use them.

@@ -12,6 +12,10 @@
 //! - [`Message`] is the messages' own postcard format ([`wire`]): raft's protobuf never
 //!   crosses the network.
 //!
+//! - [`driver`]: the raft thread that owns a [`Node`], ticks it and runs its updates, and
+//!   [`transport`]: raft messages between the nodes over mutual TLS (`ordo-net`'s material).
+//!   Both are shared by the controller pair and an agent's director pair.
+//!
 //! Raft's protobuf types stay inside this crate; its log lines go to `tracing` (target `raft`).
 //!
 //! # Example: a single-node cluster
@@ -42,6 +46,7 @@
 #![allow(clippy::field_reassign_with_default)]
 
 mod codec;
+pub mod driver;
 mod error;
 mod logger;
 mod node;
@@ -49,10 +54,12 @@ pub mod record;
 pub mod snapshot;
 pub mod state;
 mod storage;
+pub mod transport;
 pub mod wire;
 
 pub use crate::{
     codec::Membership,
+    driver::Position,
     error::{ReplicaError, Result},
     node::{
         Committed, CommittedKind, MembershipChange, Node, NodeConfig, Proposed, Restored, Role,

@@ -184,6 +184,9 @@ pub struct Director {
     horizon_ms: AtomicI64,
     /// Where renewals of the horizon are journaled.
     journal: OnceLock<mpsc::Sender<Input>>,
+    /// The raft term of this director when it is the active one of a director pair (0: a
+    /// lone director): sent with every dedication, so subagents refuse older directors.
+    term: AtomicU64,
 }
 
 /// A job running on a subagent; dropping it forgets the job (its process is the subagent's
@@ -238,6 +241,21 @@ fn cluster_file(config: &Config) -> PathBuf {
     config.data_dir.join("cluster")
 }
 
+/// Keeps the agent's object in `<data_dir>/cluster`, where [`Director::new`] reads it.
+pub fn keep_object(config: &Config, agent: &Agent, settings: &ClusterSettings) {
+    let path = cluster_file(config);
+    match postcard::to_allocvec(&(agent, settings)) {
+        Ok(bytes) => {
+            let tmp = path.with_extension("tmp");
+            if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path))
+            {
+                tracing::warn!("cannot keep the agent's object in {}: {e}", path.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot encode the agent's object: {e}"),
+    }
+}
+
 impl Director {
     /// The director of `config`'s agent, with the cluster it kept from its last run.
     pub fn new(config: Arc<Config>) -> Result<Arc<Director>, crate::AgentError> {
@@ -253,6 +271,7 @@ impl Director {
             version: AtomicU64::new(0),
             horizon_ms: AtomicI64::new(0),
             journal: OnceLock::new(),
+            term: AtomicU64::new(0),
         });
         let path = cluster_file(&director.config);
         let read = std::fs::metadata(&path).and_then(|m| {
@@ -276,6 +295,29 @@ impl Director {
             Err(e) => tracing::warn!("cannot read {}: {e}", path.display()),
         }
         Ok(director)
+    }
+
+    /// This director leads its pair in `term` (see [`ToSubagent::DedicateInTerm`]). Until it
+    /// knows its object, its workers run no job (a backup director must not run locally what
+    /// its subagents are for).
+    pub fn set_term(&self, term: u64) {
+        self.term.store(term, Ordering::Release);
+    }
+
+    /// Waits, in a director pair, until the agent's object is known.
+    pub async fn wait_object(&self) {
+        if self.term.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.peek().agent.is_some() {
+                return;
+            }
+            changed.await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -386,18 +428,7 @@ impl Director {
             tracing::warn!(object = %agent.id, "the controller sent another agent's object; ignored");
             return;
         }
-        let path = cluster_file(&self.config);
-        match postcard::to_allocvec(&(&agent, &settings)) {
-            Ok(bytes) => {
-                let tmp = path.with_extension("tmp");
-                if let Err(e) =
-                    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path))
-                {
-                    tracing::warn!("cannot keep the agent's object in {}: {e}", path.display());
-                }
-            }
-            Err(e) => tracing::warn!("cannot encode the agent's object: {e}"),
-        }
+        keep_object(&self.config, &agent, &settings);
         let lease_ms = settings.lease_timeout.0;
         let holder = inner.subs.get(inner.cursor).map(|s| s.spec.id.clone());
         let mut old: Vec<Sub> = std::mem::take(&mut inner.subs);
@@ -825,12 +856,16 @@ async fn session(
     let mut ws = ordo_net::client::connect_ws(&url, director.tls.clone(), max, lease_ms)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-    let dedicate = ToSubagent::Dedicate(Dedicate {
+    let dedicate = Dedicate {
         protocol_version: PROTOCOL_VERSION,
         director: director.config.agent_id.clone(),
         subagent: spec.id.clone(),
         lease_timeout_ms: lease_ms,
-    });
+    };
+    let dedicate = match director.term.load(Ordering::Acquire) {
+        0 => ToSubagent::Dedicate(dedicate),
+        term => ToSubagent::DedicateInTerm { dedicate, term },
+    };
     frame::send(&mut ws, &dedicate, max)
         .await
         .map_err(|e| e.to_string())?;

@@ -19,7 +19,8 @@
 //! Subagents may register themselves with a join token (`crate::register`); a removed one
 //! drains, or has its jobs killed and lost (`director`).
 //!
-//! Not yet here: a backup director.
+//! A backup director is a director pair ([`crate::pair`]): the active one dedicates with its
+//! raft term, and a subagent refuses a director of an older term.
 
 pub mod director;
 pub mod protocol;

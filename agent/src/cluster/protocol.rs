@@ -14,6 +14,10 @@
 //!    (≥ [`LEASE_TIMEOUT_MS_MIN`]). The subagent answers [`FromSubagent::Dedicated`] or
 //!    [`FromSubagent::Refused`] and closes. A new session ends the previous one: the jobs of the
 //!    previous session are killed first (their director took them for lost).
+//!    A director of a director pair sends [`ToSubagent::DedicateInTerm`] instead: the same
+//!    dedication with its raft term. The subagent refuses a term lower than the highest it has
+//!    seen since it started (a deposed director), so the new director's session is never
+//!    ended by the old one; a plain `Dedicate` counts as term 0.
 //! 2. The director sends [`ToSubagent::Heartbeat`] every `lease_timeout_ms /`
 //!    [`HEARTBEATS_PER_LEASE`]; the subagent answers each with [`FromSubagent::Heartbeat`].
 //!    Any frame renews the lease of every job of the session.
@@ -78,6 +82,11 @@ pub enum ToSubagent {
     /// The session's lease from now on (≥ [`LEASE_TIMEOUT_MS_MIN`]).
     Lease {
         lease_timeout_ms: u64,
+    },
+    /// `Dedicate` from a director of a director pair, with its raft term (fencing).
+    DedicateInTerm {
+        dedicate: Dedicate,
+        term: u64,
     },
 }
 

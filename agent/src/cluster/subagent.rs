@@ -52,6 +52,8 @@ struct Shared {
     /// Bumped by every new session: the older one ends and its jobs are killed.
     session: watch::Sender<u64>,
     processed: AtomicU64,
+    /// The highest director term dedicated to since the start (0: plain `Dedicate`s only).
+    term: AtomicU64,
 }
 
 /// Runs the agent as a subagent of `director` on `listener` until `shutdown` completes.
@@ -81,6 +83,7 @@ pub async fn run(
         director,
         session: watch::channel(0).0,
         processed: AtomicU64::new(0),
+        term: AtomicU64::new(0),
     });
     let local = listener.local_addr().map_err(|source| AgentError::Io {
         context: "reading the listening address".into(),
@@ -246,8 +249,9 @@ async fn dedicate(ws: &mut WebSocket, shared: &Shared) -> Result<Dedicate, Strin
     .map_err(|_| "no Dedicate in time".to_owned())?
     .map_err(|e| e.to_string())?;
     let refuse = |reason: String| reason;
-    let d = match first {
-        Some(ToSubagent::Dedicate(d)) => d,
+    let (d, term) = match first {
+        Some(ToSubagent::Dedicate(d)) => (d, 0),
+        Some(ToSubagent::DedicateInTerm { dedicate, term }) => (dedicate, term),
         Some(_) => return Err(refuse("the first message must be Dedicate".into())),
         None => return Err("closed before Dedicate".into()),
     };
@@ -273,6 +277,12 @@ async fn dedicate(ws: &mut WebSocket, shared: &Shared) -> Result<Dedicate, Strin
         return Err(format!(
             "lease_timeout_ms {} is below {LEASE_TIMEOUT_MS_MIN}",
             d.lease_timeout_ms
+        ));
+    }
+    let highest = shared.term.fetch_max(term, Ordering::AcqRel);
+    if term < highest {
+        return Err(format!(
+            "the director's term {term} is older than term {highest}, which this subagent serves"
         ));
     }
     Ok(d)
@@ -354,7 +364,7 @@ async fn serve(ws: &mut WebSocket, shared: &Arc<Shared>) -> Result<(), String> {
                             kill.kill(if immediately { KillMode::Kill } else { KillMode::Term });
                         }
                     }
-                    Received::Frame(ToSubagent::Dedicate(_)) => {
+                    Received::Frame(ToSubagent::Dedicate(_) | ToSubagent::DedicateInTerm { .. }) => {
                         return Err("Dedicate in a dedicated session".into());
                     }
                     Received::Frame(ToSubagent::Lease { lease_timeout_ms }) => {

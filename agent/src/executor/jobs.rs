@@ -615,6 +615,7 @@ pub(super) async fn job_worker(
     tx: mpsc::Sender<JobMsg>,
 ) {
     loop {
+        director.wait_object().await;
         if director.is_cluster() {
             director.wait_room().await;
         }

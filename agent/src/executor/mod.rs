@@ -147,7 +147,8 @@ pub enum Input {
     Leased {
         taken_until: TimeMs,
     },
-    /// A director's subagent joined or left (`Record::SubagentJoined`/`SubagentLeft`).
+    /// A director's subagent joined or left (`Record::SubagentJoined`/`SubagentLeft`), or a
+    /// director of a pair got its object (`Record::AgentObject`).
     Membership(Record),
 }
 
@@ -190,6 +191,21 @@ pub struct Channels {
     pub status: Arc<Status>,
     /// Runs the jobs on subagents while the agent directs a cluster.
     pub director: Arc<crate::cluster::director::Director>,
+    /// Where the records go.
+    pub sink: Sink,
+}
+
+/// Where the executor's batches of records go: the one seam between a lone agent and a node
+/// of a director pair. Either way the executor waits for the journal's durable id, and the
+/// journal holds only what may be acted on.
+#[derive(Clone)]
+pub enum Sink {
+    /// Appended to the agent's journal: durable means written.
+    Journal,
+    /// Proposed to the director pair's replicated log, which writes a batch to the journal
+    /// once it is committed: durable means committed (replicated). A proposal that is not
+    /// committed ends this director (see [`crate::pair`]).
+    Replicated(crate::pair::Proposer),
 }
 
 pub struct Executor {
@@ -242,6 +258,7 @@ pub struct Executor {
     generation: u64,
     status: Arc<Status>,
     director: Arc<crate::cluster::director::Director>,
+    sink: Sink,
 }
 
 impl Executor {
@@ -304,6 +321,7 @@ impl Executor {
             generation: 0,
             status: channels.status,
             director: channels.director,
+            sink: channels.sink,
             config,
         }
     }
@@ -582,6 +600,10 @@ impl Executor {
     /// Appends a batch chained to the one before (ids are consecutive): behind one that
     /// failed, nothing is written. A failure is reported with the epoch it was sent in.
     fn append(&self, after: u64, batch: unwritten::Batch) {
+        if let Sink::Replicated(proposer) = &self.sink {
+            proposer.propose(after, batch);
+            return;
+        }
         let appending = self.journal.append_batch_after(after, batch);
         let failures = self.failures_tx.clone();
         let epoch = self.epoch;
@@ -887,7 +909,9 @@ impl Executor {
             Input::Membership(record) => {
                 debug_assert!(matches!(
                     record,
-                    Record::SubagentJoined { .. } | Record::SubagentLeft { .. }
+                    Record::SubagentJoined { .. }
+                        | Record::SubagentLeft { .. }
+                        | Record::AgentObject { .. }
                 ));
                 self.record(record);
             }

@@ -24,7 +24,7 @@ const ANSWER_BYTES_MAX: usize = 64 << 20;
 struct NoLinks;
 
 impl Links for NoLinks {
-    fn ensure(&mut self, _: &Agent, _: &ordo_model::inventory::ClusterSettings) {}
+    fn ensure(&mut self, _: &Agent, _: &ordo_model::inventory::ClusterSettings, _: Option<&str>) {}
     fn send(&self, _: &AgentId, _: LinkMsg) {}
     fn reconnect_all(&mut self) {}
     fn stop_all(&mut self) {}

@@ -119,6 +119,7 @@ pub async fn start(
         TransportConfig {
             node_id: cluster.node_id,
             cluster_id: config.cluster_id.clone(),
+            peer_uri: ordo_net::identity::controller_uri(&config.cluster_id),
             listen: cluster.raft_listen,
             peers,
             shared_settings: cluster.shared_settings(&config.cluster_id),
@@ -126,7 +127,7 @@ pub async fn start(
             connect_timeout_ms: 1000,
             queue_messages_max: 4096,
         },
-        crate::cluster::transport::tls_from_config(&config.tls)
+        crate::cluster::tls_from_config(&config.tls)
             .map_err(|e| ControllerError::Core(format!("the raft transport's TLS: {e}")))?,
         inbound_tx,
     )

@@ -14,7 +14,7 @@ const PROMPT_WORKFLOW: &str = "workflow: p\nsteps:\n  - prompt: \"ok?\"\n";
 struct NoLinks;
 
 impl Links for NoLinks {
-    fn ensure(&mut self, _: &Agent, _: &ordo_model::inventory::ClusterSettings) {}
+    fn ensure(&mut self, _: &Agent, _: &ordo_model::inventory::ClusterSettings, _: Option<&str>) {}
     fn send(&self, _: &AgentId, _: LinkMsg) {}
     fn reconnect_all(&mut self) {}
     fn stop_all(&mut self) {}

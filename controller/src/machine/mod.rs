@@ -312,8 +312,12 @@ impl Machine {
         self.sealed_last = self.state.last_event_id;
         for agent in self.state.world.agents.values() {
             let settings = self.state.world.cluster_settings(&agent.id);
-            self.actions
-                .push(Action::EnsureLink(Box::new(agent.clone()), settings));
+            let backup = self.state.world.extras.backup_directors.get(&agent.id);
+            self.actions.push(Action::EnsureLink(
+                Box::new(agent.clone()),
+                settings,
+                backup.cloned(),
+            ));
         }
         self.step_everything();
     }
@@ -608,8 +612,12 @@ impl Machine {
         self.planner.touch();
         for agent in &inventory.agents {
             let settings = self.state.world.cluster_settings(&agent.id);
-            self.actions
-                .push(Action::EnsureLink(Box::new(agent.clone()), settings));
+            let backup = self.state.world.extras.backup_directors.get(&agent.id);
+            self.actions.push(Action::EnsureLink(
+                Box::new(agent.clone()),
+                settings,
+                backup.cloned(),
+            ));
         }
         for id in removed_agents {
             self.actions.push(Action::ForgetLink(id));

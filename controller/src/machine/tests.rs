@@ -782,7 +782,7 @@ fn a_join_token_registers_a_subagent_once_and_only_before_it_expires() {
     assert!(
         sim.actions
             .iter()
-            .any(|a| matches!(a, Action::EnsureLink(o, _) if o.subagents.len() == 1))
+            .any(|a| matches!(a, Action::EnsureLink(o, ..) if o.subagents.len() == 1))
     );
     let again = register_with(&mut sim, "h1", "s2").unwrap_err();
     assert!(again.to_string().contains("already used"), "{again}");

@@ -8,11 +8,7 @@ use ordo_model::order::{AgentCommand, CommandError};
 use ordo_model::time::TimeMs;
 
 /// A place in the replicated log: the term and index of one entry (a batch of events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    pub term: u64,
-    pub index: u64,
-}
+pub use ordo_replica::Position;
 
 /// One entry of the log: the events of a batch with their ids (`index << 16 | offset`).
 #[derive(Debug, Clone, PartialEq)]
@@ -183,11 +179,12 @@ pub enum Action {
     Reply { token: Token, reply: Reply },
     /// Send to an agent's link.
     Link { agent: AgentId, msg: LinkMsg },
-    /// Make sure a link runs for this agent (restarted when its object or its cluster
-    /// settings changed).
+    /// Make sure a link runs for this agent (restarted when its object, its cluster
+    /// settings or its backup director changed).
     EnsureLink(
         Box<ordo_model::inventory::Agent>,
         ordo_model::inventory::ClusterSettings,
+        Option<String>,
     ),
     /// Stop the link of an agent that was removed.
     ForgetLink(AgentId),

@@ -716,6 +716,13 @@ pub fn deploy(world: &World, inventory: &Inventory) -> Vec<KeyedEvent> {
                 settings,
             }));
         }
+        let backup = inventory.backup_directors.get(&agent.id);
+        if world.extras.backup_directors.get(&agent.id) != backup {
+            out.push(KeyedEvent::Item(ItemEvent::AgentBackupDirector {
+                agent: agent.id.clone(),
+                url: backup.cloned(),
+            }));
+        }
     }
     for lock in &inventory.locks {
         if world.locks.get(&lock.name).map(|l| l.limit) != Some(lock.limit) {

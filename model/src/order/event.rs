@@ -277,6 +277,12 @@ pub enum ItemEvent {
         agent: AgentId,
         settings: crate::inventory::ClusterSettings,
     },
+    /// The URL of an agent's backup director (`backupDirector`: the agent is a director
+    /// pair), kept beside its object; `None`: the agent has none.
+    AgentBackupDirector {
+        agent: AgentId,
+        url: Option<String>,
+    },
 }
 
 impl OrderEvent {
@@ -519,6 +525,10 @@ impl fmt::Display for ItemEvent {
                 "AgentSettings {agent} leaseTimeout {} processLimits {:?}",
                 settings.lease_timeout, settings.process_limits
             ),
+            ItemEvent::AgentBackupDirector { agent, url } => match url {
+                Some(url) => write!(f, "AgentBackupDirector {agent} {url}"),
+                None => write!(f, "AgentBackupDirector {agent} none"),
+            },
         }
     }
 }

@@ -126,6 +126,11 @@ pub struct Extras {
     /// the fields above: a snapshot written before it ends before it.
     #[serde(default, deserialize_with = "trailing_or_default")]
     pub agents: BTreeMap<AgentId, ClusterSettings>,
+    /// The URLs of agents' backup directors, from `AgentBackupDirector` (the controller's
+    /// world only). Not part of this struct's encoding: the snapshots that hold extras have
+    /// fields after them, so the controller's `State` writes these as a field of its own.
+    #[serde(skip)]
+    pub backup_directors: BTreeMap<AgentId, String>,
 }
 
 impl Extras {

@@ -228,6 +228,7 @@ impl World {
             ItemEvent::AgentRemoved(id) => {
                 self.agents.remove(id);
                 self.extras.agents.remove(id);
+                self.extras.backup_directors.remove(id);
                 Ok(())
             }
             ItemEvent::LockRemoved(name) => {
@@ -236,6 +237,19 @@ impl World {
             }
             ItemEvent::BoardRemoved(name) => {
                 self.boards.remove(name);
+                Ok(())
+            }
+            ItemEvent::AgentBackupDirector { agent, url } => {
+                match url {
+                    Some(url) => {
+                        self.extras
+                            .backup_directors
+                            .insert(agent.clone(), url.clone());
+                    }
+                    None => {
+                        self.extras.backup_directors.remove(agent);
+                    }
+                }
                 Ok(())
             }
             ItemEvent::AgentSettings { agent, settings } => {

@@ -97,8 +97,9 @@
 //!
 //! # Agents, locks, boards
 //!
-//! `agent: id`, `url: wss://host:port` (required), `certificateName` (default: the URL's
-//! host), `subagents: [ { id, url, priority, processLimit } ]` (`processLimit` default 64),
+//! `agent: id`, `url: wss://host:port` (required; `director:` is another name for it),
+//! `backupDirector: wss://host:port` (a director pair: the controller couples with whichever
+//! of the two is active), `certificateName` (default: the URL's host), `subagents: [ { id, url, priority, processLimit } ]` (`processLimit` default 64),
 //! `selection: round-robin | priority | ring` (default round-robin), `leaseTimeout` (default
 //! 10s, at least 500ms). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
 //! (default 1d).
@@ -586,9 +587,12 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
                 Some(())
             })
         }
-        "agent" => objects::agent(cx, &f, defs).map(|(a, settings)| {
+        "agent" => objects::agent(cx, &f, defs).map(|(a, settings, backup)| {
             if settings != Default::default() {
                 inventory.agent_settings.insert(a.id.clone(), settings);
+            }
+            if let Some(backup) = backup {
+                inventory.backup_directors.insert(a.id.clone(), backup);
             }
             inventory.agents.push(a);
         }),

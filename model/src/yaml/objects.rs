@@ -14,15 +14,46 @@ pub const LEASE_TIMEOUT_MIN_MS: u64 = 500;
 /// The largest `processLimit` of a subagent.
 pub const PROCESS_LIMIT_MAX: u32 = 100_000;
 
-/// An agent object and its cluster settings.
+/// An agent object, its cluster settings and its backup director's URL.
 pub(crate) fn agent(
     cx: &mut Cx<'_>,
     f: &Fields<'_>,
     defs: &mut Defs,
-) -> Option<(Agent, ClusterSettings)> {
+) -> Option<(Agent, ClusterSettings, Option<String>)> {
     let id_node = f.get("agent")?;
     let id = cx.name(id_node, "`agent`", AgentId::new);
-    let url = f.get("url").and_then(|n| url(cx, n));
+    let url = match (f.get("url"), f.get("director")) {
+        (Some(n), None) => url(cx, n),
+        (None, Some(n)) => url_named(cx, n, "director"),
+        (Some(_), Some(n)) => {
+            cx.err(
+                n.pos,
+                "`director` is another name for `url`: give one of the two".to_owned(),
+            );
+            None
+        }
+        (None, None) => {
+            cx.err(
+                f.pos,
+                "an agent needs the field `url` (or `director`)".to_owned(),
+            );
+            None
+        }
+    };
+    let backup = match f.get("backupDirector") {
+        None => Some(None),
+        Some(n) => url_named(cx, n, "backupDirector").and_then(|backup| {
+            if url.as_ref() == Some(&backup) {
+                cx.err(
+                    n.pos,
+                    "`backupDirector` must differ from the director's URL".to_owned(),
+                );
+                None
+            } else {
+                Some(Some(backup))
+            }
+        }),
+    };
     let certificate_name = match f.get("certificateName") {
         None => Some(None),
         Some(n) => cx.text(n, "`certificateName`").and_then(|s| {
@@ -87,6 +118,7 @@ pub(crate) fn agent(
             lease_timeout: lease_timeout?,
             process_limits,
         },
+        backup?,
     ))
 }
 
@@ -136,13 +168,18 @@ fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Subagents>
 
 /// `wss://host:port`, optionally followed by a path.
 fn url(cx: &mut Cx<'_>, node: &Node) -> Option<String> {
-    let s = cx.text(node, "`url`")?;
+    url_named(cx, node, "url")
+}
+
+/// [`url`] of the field `name`.
+fn url_named(cx: &mut Cx<'_>, node: &Node, name: &str) -> Option<String> {
+    let s = cx.text(node, &format!("`{name}`"))?;
     match check_url(&s) {
         Ok(()) => Some(s),
         Err(why) => {
             cx.err(
                 node.pos,
-                format!("`url` {s:?} {why}; write wss://host:port"),
+                format!("`{name}` {s:?} {why}; write wss://host:port"),
             );
             None
         }
@@ -217,6 +254,39 @@ pub(crate) fn board(cx: &mut Cx<'_>, f: &Fields<'_>, defs: &mut Defs) -> Option<
 #[cfg(test)]
 mod tests {
     use super::check_url;
+    use crate::ids::AgentId;
+
+    fn agents(text: &str) -> Result<crate::inventory::Inventory, String> {
+        crate::yaml::parse_inventory(
+            &[crate::yaml::SourceFile::new("a.yaml", text)],
+            &crate::yaml::Limits::default(),
+        )
+        .map_err(|d| format!("{d:?}"))
+    }
+
+    /// A director pair: `director` names the director (as `url` does), `backupDirector` the
+    /// backup, kept beside the agent object; contradictions are named.
+    #[test]
+    fn a_director_pair_names_both_directors() {
+        let inv = agents(
+            "agent: d\ndirector: wss://127.0.0.1:4444\nbackupDirector: wss://127.0.0.2:4444\n",
+        )
+        .unwrap();
+        assert_eq!(inv.agents[0].url, "wss://127.0.0.1:4444");
+        let id = AgentId::new("d").unwrap();
+        assert_eq!(
+            inv.backup_directors.get(&id).map(String::as_str),
+            Some("wss://127.0.0.2:4444")
+        );
+        let lone = agents("agent: d\nurl: wss://127.0.0.1:4444\n").unwrap();
+        assert!(lone.backup_directors.is_empty());
+        let both = agents("agent: d\nurl: wss://a:1\ndirector: wss://a:1\n").unwrap_err();
+        assert!(both.contains("another name for `url`"), "{both}");
+        let same = agents("agent: d\nurl: wss://a:1\nbackupDirector: wss://a:1\n").unwrap_err();
+        assert!(same.contains("must differ"), "{same}");
+        let bad = agents("agent: d\nurl: wss://a:1\nbackupDirector: https://b:1\n").unwrap_err();
+        assert!(bad.contains("`backupDirector`"), "{bad}");
+    }
 
     #[test]
     fn urls_are_checked() {

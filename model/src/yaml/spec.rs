@@ -283,10 +283,20 @@ pub(crate) static AGENT: Obj = Obj {
     doc: "An agent: a server that runs jobs, or a cluster of subagents behind one name.",
     fields: &[
         req("agent", Ty::Name, "The agent's id."),
-        req(
+        opt(
             "url",
             Ty::Url,
-            "`wss://host:port`; the controller connects to it.",
+            "`wss://host:port`; the controller connects to it. Required, unless `director` gives it.",
+        ),
+        opt(
+            "director",
+            Ty::Url,
+            "Another name for `url`: the director of a director pair (give one of the two).",
+        ),
+        opt(
+            "backupDirector",
+            Ty::Url,
+            "`wss://host:port` of the backup director of a director pair: the controller couples with whichever of `url` and `backupDirector` is active.",
         ),
         opt(
             "certificateName",

@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordo_controller::cluster::transport::{
+use ordo_net::certs::{IssueSpec, PemPair, TestPki};
+use ordo_net::identity::controller_uri;
+use ordo_replica::transport::{
     ALPN_RAFT, Answer, Hello, HelloV1, Inbound, Transport, TransportConfig, TransportTls,
     read_frame, write_frame,
 };
-use ordo_net::certs::{IssueSpec, PemPair, TestPki};
-use ordo_net::identity::controller_uri;
 use ordo_replica::{CommittedKind, MESSAGE_FORMAT_VERSION, Message, Node, NodeConfig};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,6 +67,7 @@ fn config(
     TransportConfig {
         node_id: id,
         cluster_id: CLUSTER.to_owned(),
+        peer_uri: controller_uri(CLUSTER),
         listen: addrs[&id],
         peers: addrs
             .iter()

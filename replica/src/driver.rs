@@ -1,32 +1,38 @@
-//! The raft thread: the one owner of this node's [`Node`] (the replicated log).
+//! The raft thread: the one owner of a node's [`Node`] (the replicated log), shared by the
+//! controller pair and an agent's director pair.
 //!
 //! A raft `update` writes and fsyncs the log, so the node runs on a thread of its own, never on
 //! the async runtime. It takes [`ToRaft`] messages (proposals from the core, messages from the
 //! transport, snapshots, leadership transfers, membership changes), ticks raft's clock every
 //! `tick_ms`, runs every update raft has, sends what raft sends through the transport, and
-//! reports to the core with [`FromRaft`]: committed entries in log order, role changes, refused
+//! reports to the application (the controller's core, the agent's director) with [`FromRaft`]: committed entries in log order, role changes, refused
 //! proposals, and [`FromRaft::Leading`] once this node leads a term *and* has applied every
 //! entry before that term's first one (only then is the core's state the whole committed
 //! log, so only then may it act).
 //!
-//! **Positions.** The core's machine numbers its own entries; a proposal carries the
+//! **Positions.** The application numbers its own entries; a proposal carries the
 //! (term, index) the machine gave it and is refused unless raft would put it exactly there
 //! (this node leads that term, and the index is the log's next). A refused proposal tells the
 //! core that its plans from that entry on are void; while this node still leads, `Leading` is
 //! announced again once the log's end is applied, so the core can start over from the
 //! committed state.
 //!
-//! **The watch** never acts: when elected it hands leadership to the controller whose log
-//! matches furthest, and tries again every election timeout while it still leads.
+//! **The watch** (the third voter) never acts: when elected it hands leadership to the
+//! voter of [`RaftSettings::controllers`] whose log matches furthest, and tries again every
+//! election timeout while it still leads.
 
-use crate::machine::Position;
-use ordo_replica::{
-    Committed, MembershipChange, Message, Node, Role, RoleChange, Status as NodeStatus,
-};
+use crate::{Committed, MembershipChange, Message, Node, Role, RoleChange, Status as NodeStatus};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+/// A place in the replicated log: the term and index of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub term: u64,
+    pub index: u64,
+}
 
 /// Inputs of the raft thread.
 pub enum ToRaft {
@@ -72,7 +78,7 @@ pub enum FromRaft {
     Leading { term: u64, next_index: u64 },
     /// Raft wants a snapshot taken (a follower needs one the node does not have).
     SnapshotWanted,
-    /// The node failed (its log could not be written): the controller must stop.
+    /// The node failed (its log could not be written): the process must stop.
     Failed(String),
 }
 
@@ -81,7 +87,7 @@ pub struct RaftSettings {
     pub tick_ms: u64,
     /// This node is the watch: it never acts, and passes leadership on.
     pub watch: bool,
-    /// The controllers' node ids (whom the watch passes leadership to).
+    /// The node ids that may act (whom the watch passes leadership to).
     pub controllers: Vec<u64>,
     /// The node's raft directory was new (founding, or wiped): it grants no vote for this
     /// long, so that a node that lost its vote of a term to a wipe cannot vote again in an
@@ -157,7 +163,7 @@ impl RaftLoop<'_> {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                // The core is gone: the controller stops.
+                // The application is gone: the process stops.
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
             if Instant::now() >= next_tick {

@@ -1,5 +1,7 @@
-//! The raft transport of a controller cluster: raft messages between the nodes (controller A,
-//! controller B, the watch) over mutual TLS.
+//! The raft transport: raft messages between the nodes of a replicated log over mutual TLS —
+//! the controller pair (controller A, controller B, the watch) and an agent's director pair
+//! (director, backup director, their third voter). What differs between them is only the URI
+//! SAN every node's certificate carries ([`TransportConfig::peer_uri`]).
 //!
 //! # Protocol (handshake version 1)
 //!
@@ -32,7 +34,8 @@
 //!    ```
 //!
 //!    and refuses, in this order, when: the client certificate lacks the URI SAN
-//!    `ordo:controller:<cluster_id>`; the hello is of a newer version than this build reads
+//!    [`TransportConfig::peer_uri`] (`ordo:controller:<cluster_id>` for controllers,
+//!    `ordo:agent:<agent_id>` for a director pair); the hello is of a newer version than this build reads
 //!    (an unknown `Hello` variant), or its message format is newer; the cluster id differs;
 //!    `to` is not this node; `from` is not one of this node's peers; a shared setting differs
 //!    (every differing one is named, with both nodes' values; a node entry listed on one side
@@ -48,7 +51,8 @@
 //! new `Answer` variant.
 //!
 //! The certificate proves that the dialer is a node of the cluster (any controller or the
-//! watch: they share the URI SAN); its node id is what its hello says.
+//! watch, any director of the agent: they share the URI SAN); its node id is what its hello
+//! says.
 //!
 //! # Behaviour
 //!
@@ -87,9 +91,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ordo_net::PeerIdentity;
-use ordo_net::identity::controller_uri;
 use ordo_net::tls::{CaBundle, ClientAuth, TlsError, TlsMaterial};
-use ordo_replica::{MESSAGE_FORMAT_VERSION, Message};
 use rustls::pki_types::ServerName;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -99,7 +101,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::config::TlsConfig;
+use crate::{MESSAGE_FORMAT_VERSION, Message};
 
 /// ALPN protocol of the raft transport (an API port does not speak it, and is refused).
 pub const ALPN_RAFT: &[u8] = b"ordo-raft/1";
@@ -129,6 +131,9 @@ const REFUSALS_REMEMBERED_MAX: usize = 64;
 pub struct TransportConfig {
     pub node_id: u64,
     pub cluster_id: String,
+    /// The URI SAN every node's client certificate must carry: `ordo:controller:<cluster_id>`
+    /// between controllers, `ordo:agent:<agent_id>` between the directors of an agent.
+    pub peer_uri: String,
     pub listen: SocketAddr,
     /// Every other node: id -> "host:port".
     pub peers: BTreeMap<u64, String>,
@@ -141,14 +146,14 @@ pub struct TransportConfig {
     pub queue_messages_max: usize,
 }
 
-/// The TLS material of the transport, as the controller's `[tls]` section gives it.
+/// The TLS material of the transport (a controller's `[tls]` files, or an agent's).
 #[derive(Clone)]
 pub struct TransportTls {
     /// The cluster CA: peers' certificates must lead to it.
     pub ca: CaBundle,
     /// Presented by the listener (DNS/IP SANs for the hosts in `raft_address`).
     pub server: TlsMaterial,
-    /// Presented by the dialer (URI SAN `ordo:controller:<cluster_id>`).
+    /// Presented by the dialer (carrying [`TransportConfig::peer_uri`]).
     pub client: TlsMaterial,
 }
 
@@ -160,16 +165,6 @@ impl std::fmt::Debug for TransportTls {
             .field("client_chain", &self.client.cert_chain.len())
             .finish_non_exhaustive()
     }
-}
-
-/// Reads the transport's TLS material from the controller's `[tls]` files: the API's server
-/// certificate, the client certificate it presents to agents, the cluster CA.
-pub fn tls_from_config(tls: &TlsConfig) -> Result<TransportTls, TlsError> {
-    Ok(TransportTls {
-        ca: CaBundle::from_pem_file(&tls.ca)?,
-        server: TlsMaterial::from_pem_files(&tls.certificate, &tls.key)?,
-        client: TlsMaterial::from_pem_files(&tls.client_certificate, &tls.client_key)?,
-    })
 }
 
 /// What the transport hands to the raft driver.
@@ -385,6 +380,7 @@ enum Side {
 struct Shared {
     node_id: u64,
     cluster_id: String,
+    peer_uri: String,
     peers: BTreeMap<u64, String>,
     shared_settings: Vec<(String, String)>,
     message_bytes_max: usize,
@@ -437,11 +433,11 @@ impl Shared {
     /// Why the listener refuses this hello, if it does.
     fn check_hello(&self, h: &HelloV1, identity: Option<&PeerIdentity>) -> Result<(), String> {
         let me = self.node_id;
-        if !identity.is_some_and(|i| i.is_controller(&self.cluster_id)) {
+        if !identity.is_some_and(|i| i.uri_sans.contains(&self.peer_uri)) {
             let held = identity.map(|i| i.uri_sans.join(", ")).unwrap_or_default();
             return Err(format!(
                 "its client certificate does not carry the URI SAN {} (its URI SANs: [{held}])",
-                controller_uri(&self.cluster_id)
+                self.peer_uri
             ));
         }
         if h.message_format_version > MESSAGE_FORMAT_VERSION {
@@ -560,6 +556,9 @@ fn check_config(c: &TransportConfig) -> Result<(), String> {
     if c.cluster_id.is_empty() {
         return Err("cluster_id must not be empty".into());
     }
+    if c.peer_uri.is_empty() {
+        return Err("peer_uri must not be empty".into());
+    }
     for (id, addr) in &c.peers {
         if *id == 0 || *id == c.node_id {
             return Err(format!(
@@ -594,7 +593,7 @@ fn check_config(c: &TransportConfig) -> Result<(), String> {
 impl Transport {
     /// Starts the listener and one sender task per peer; inbound messages and reports go to
     /// `inbound`. TLS: the listener presents `tls.server` and demands a client certificate
-    /// from `tls.ca` carrying the URI SAN `ordo:controller:<cluster_id>`; the dialer presents
+    /// from `tls.ca` carrying the URI SAN `config.peer_uri`; the dialer presents
     /// `tls.client` and checks the peer's certificate against `tls.ca` and the host of its
     /// address.
     pub async fn start(
@@ -639,6 +638,7 @@ impl Transport {
         let shared = Arc::new(Shared {
             node_id: config.node_id,
             cluster_id: config.cluster_id.clone(),
+            peer_uri: config.peer_uri.clone(),
             peers: config.peers.clone(),
             shared_settings: config.shared_settings.clone(),
             message_bytes_max: config.message_bytes_max,
@@ -1343,6 +1343,7 @@ mod tests {
         let good = TransportConfig {
             node_id: 1,
             cluster_id: "main".into(),
+            peer_uri: "ordo:controller:main".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
             peers: [(2, "ctl-b.example:7443".to_owned())].into(),
             shared_settings: Vec::new(),
@@ -1359,6 +1360,7 @@ mod tests {
         };
         bad(|c| c.node_id = 0, "node_id");
         bad(|c| c.cluster_id.clear(), "cluster_id");
+        bad(|c| c.peer_uri.clear(), "peer_uri");
         bad(|c| _ = c.peers.insert(1, "a:1".into()), "peer id 1");
         bad(
             |c| _ = c.peers.insert(3, "no-port".into()),
