@@ -1158,6 +1158,10 @@ function init() {
   start();
   pollCluster();
   setInterval(pollCluster, 2000);
+  // Links, metadata and subagent figures are not events: the agents page reads them again.
+  setInterval(() => {
+    if (ui.page === "agents" && !document.hidden) loadAgents();
+  }, 2000);
 }
 
 document.addEventListener("DOMContentLoaded", init);
