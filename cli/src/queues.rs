@@ -24,8 +24,8 @@ pub struct Args {
     /// At most this many orders per queue.
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
-    /// With --queue: continue after this cursor (the queue's `next`).
-    #[arg(long, value_name = "CURSOR", requires = "queue")]
+    /// Continue after this cursor (a queue's `next`; with --queue pages through that queue).
+    #[arg(long, value_name = "CURSOR")]
     pub after: Option<String>,
     /// Print the answer as JSON.
     #[arg(long)]

@@ -216,9 +216,12 @@ async fn process_subagent_figures_reach_agents_and_metrics_and_orders_fill_the_q
         .await;
     assert_eq!(ids(queue(&rest, "finished")), ["q3"], "{rest}");
     assert!(queue(&rest, "finished").get("next").is_none(), "{rest}");
+    let from_q1 = cockpit.get("/api/v1/queues?after=q1").await;
+    assert_eq!(ids(queue(&from_q1, "finished")), ["q2", "q3"], "{from_q1}");
+    assert_eq!(queue(&from_q1, "finished")["count"], 4, "{from_q1}");
     for bad in [
         "/api/v1/queues?queue=stuck",
-        "/api/v1/queues?after=q1",
+        "/api/v1/queues?queue=",
         "/api/v1/queues?limit=0",
     ] {
         let r = cockpit.call(Some(VIEWER), "GET", bad, None).await;

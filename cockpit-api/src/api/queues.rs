@@ -4,7 +4,7 @@
 //! Bounded: each queue is counted over at most `limits.orders_scanned_per_page_max` orders of
 //! its state (beyond that its `countComplete` is false) and lists at most `limit` orders (1 to
 //! `orders_per_page_max`, default [`QUEUE_ORDERS_DEFAULT`]), in id order; `queue` with `after`
-//! pages through one queue (its `next`).
+//! pages through one queue (its `next`); `after` alone lists every queue from that id on.
 
 use super::read::query;
 use super::{ApiError, App, json_response};
@@ -36,7 +36,8 @@ pub struct QueuesQuery {
     /// Orders listed per queue, 1 to `orders_per_page_max` (larger values are cut to it).
     #[serde(default)]
     pub limit: Option<usize>,
-    /// With `queue`: orders after this order id (the queue's `next`).
+    /// Orders after this order id (a queue's `next`; pass it with `queue` to page through that
+    /// queue, without to list every queue from that id on).
     #[serde(default)]
     pub after: Option<String>,
 }
@@ -79,8 +80,9 @@ pub async fn queues(
     q: Result<Query<QueuesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let mut q = query(q)?;
-    // An empty parameter is no parameter (`?after=` is how a form sends an unset one).
-    for p in [&mut q.agent, &mut q.workflow, &mut q.queue, &mut q.after] {
+    // An empty parameter is no parameter (`?after=` is how a form sends an unset one); an
+    // empty `queue` names no queue and is refused like any other unknown name.
+    for p in [&mut q.agent, &mut q.workflow, &mut q.after] {
         if p.as_deref().is_some_and(str::is_empty) {
             *p = None;
         }
@@ -91,11 +93,6 @@ pub async fn queues(
         .map(Queue::parse)
         .transpose()
         .map_err(ApiError::bad)?;
-    if q.after.is_some() && only.is_none() {
-        return Err(ApiError::bad(
-            "after pages through one queue: give queue too",
-        ));
-    }
     if q.limit == Some(0) {
         return Err(ApiError::bad("limit must be at least 1"));
     }
