@@ -17,7 +17,8 @@
 //! is too high by less than one mark (never too low); a release of everything makes it 0.
 
 use crate::record::Record;
-use ordo_model::ids::{AgentId, OrderId};
+use ordo_model::ids::{AgentId, OrderId, WorkflowName};
+use ordo_model::inventory::JobSettingsMap;
 use ordo_model::order::{
     ApplyError, Extras, KeyedEvent, OrderEvent, OrderState, Side, World, extras_or_empty,
 };
@@ -147,6 +148,22 @@ struct StoredState {
     extras: Extras,
     #[serde(default, deserialize_with = "horizon_or_none")]
     lease_horizon: Option<TimeMs>,
+    /// The world's `extras.jobs`. Added after the lease horizon: a snapshot written before it
+    /// ends before it.
+    #[serde(default, deserialize_with = "jobs_or_none")]
+    jobs: BTreeMap<WorkflowName, JobSettingsMap>,
+}
+
+/// The job settings of a snapshot, none in one written before they existed.
+fn jobs_or_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<WorkflowName, JobSettingsMap>, D::Error> {
+    let readable = d.is_human_readable();
+    match BTreeMap::deserialize(d) {
+        Ok(j) => Ok(j),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(BTreeMap::new()),
+    }
 }
 
 /// The lease horizon of a snapshot, `None` in one written before it existed (or without one).
@@ -163,6 +180,7 @@ impl From<StoredState> for AgentState {
     fn from(s: StoredState) -> AgentState {
         let mut world = s.world;
         world.extras = s.extras;
+        world.extras.jobs = s.jobs;
         AgentState {
             agent_id: s.agent_id,
             run_id: s.run_id,
@@ -183,10 +201,12 @@ impl Serialize for AgentState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let extras = &self.world.extras;
-        // Trailing fields go only when set; a lease horizon needs the extras before it.
+        // Trailing fields go only when set; each needs the ones before it.
         let horizon = self.lease_horizon;
-        let with_extras = !extras.is_empty() || horizon.is_some();
-        let fields = 10 + usize::from(with_extras) + usize::from(horizon.is_some());
+        let jobs = !extras.jobs.is_empty();
+        let with_horizon = jobs || horizon.is_some();
+        let with_extras = with_horizon || !extras.is_empty();
+        let fields = 10 + usize::from(with_extras) + usize::from(with_horizon) + usize::from(jobs);
         let mut st = s.serialize_struct("AgentState", fields)?;
         st.serialize_field("agent_id", &self.agent_id)?;
         st.serialize_field("run_id", &self.run_id)?;
@@ -201,8 +221,11 @@ impl Serialize for AgentState {
         if with_extras {
             st.serialize_field("extras", extras)?;
         }
-        if let Some(horizon) = &horizon {
-            st.serialize_field("lease_horizon", &Some(*horizon))?;
+        if with_horizon {
+            st.serialize_field("lease_horizon", &horizon)?;
+        }
+        if jobs {
+            st.serialize_field("jobs", &extras.jobs)?;
         }
         st.end()
     }
@@ -388,6 +411,33 @@ mod tests {
         let back = AgentState::from_snapshot(&with).unwrap();
         assert_eq!(back.world.priority(&OrderId::new("o1").unwrap()), 9);
         assert_eq!(back, state);
+    }
+
+    /// Job settings come after the lease horizon (written as none when there is none) and
+    /// survive a snapshot; a snapshot without them has the bytes it had before they existed.
+    #[test]
+    fn snapshots_keep_job_settings_last() {
+        use ordo_model::ids::JobName;
+        use ordo_model::inventory::JobSettings;
+        let mut state = AgentState::new(agent(), 7, 1);
+        let plain = state.to_snapshot().unwrap();
+        state.world.extras.jobs.insert(
+            WorkflowName::new("w").unwrap(),
+            [(
+                JobName::new("j").unwrap(),
+                JobSettings {
+                    restart_budget: Some(1),
+                    subagent_selection: None,
+                },
+            )]
+            .into(),
+        );
+        let with = state.to_snapshot().unwrap();
+        assert!(with.starts_with(&plain));
+        assert_eq!(AgentState::from_snapshot(&with).unwrap(), state);
+        state.lease_horizon = Some(TimeMs(5));
+        let both = state.to_snapshot().unwrap();
+        assert_eq!(AgentState::from_snapshot(&both).unwrap(), state);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 
 use crate::join::Joins;
 use crate::record::{Body, Stored};
-use ordo_model::ids::{AgentId, OrderId};
+use ordo_model::ids::{AgentId, OrderId, WorkflowName};
+use ordo_model::inventory::JobSettingsMap;
 use ordo_model::order::{
     Extras, KeyedEvent, OrderEvent, Side, World, accepts_from_agent, extras_or_empty,
 };
@@ -54,8 +55,9 @@ pub struct State {
     /// snapshot written before it ends before it.
     #[serde(default)]
     pub joins: Joins,
-    // The world's `extras.backup_directors` are written last, and only when not empty (the
-    // extras and the joins are then written even when empty): see [`Stored_`].
+    // The world's `extras.backup_directors`, then its `extras.jobs`, are written last, each
+    // only when it or one after it is not empty (the extras and the joins are then written
+    // even when empty): see [`Stored_`].
 }
 
 /// The serde form of [`State`]: its fields, then the world's extras.
@@ -77,18 +79,32 @@ struct Stored_ {
     /// it ends before it.
     #[serde(default, deserialize_with = "directors_or_empty")]
     backup_directors: BTreeMap<AgentId, String>,
+    /// The world's `extras.jobs`. Added after the backup directors: a snapshot written before
+    /// it ends before it.
+    #[serde(default, deserialize_with = "trailing_or_empty")]
+    jobs: BTreeMap<WorkflowName, JobSettingsMap>,
+}
+
+/// A trailing map of a snapshot, empty in one written before it existed.
+fn trailing_or_empty<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    let readable = d.is_human_readable();
+    match BTreeMap::<K, V>::deserialize(d) {
+        Ok(v) => Ok(v),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(BTreeMap::new()),
+    }
 }
 
 /// The backup directors of a snapshot, none in one written before they existed.
 fn directors_or_empty<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<AgentId, String>, D::Error> {
-    let readable = d.is_human_readable();
-    match BTreeMap::<AgentId, String>::deserialize(d) {
-        Ok(v) => Ok(v),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(BTreeMap::new()),
-    }
+    trailing_or_empty(d)
 }
 
 impl From<Stored_> for State {
@@ -96,6 +112,7 @@ impl From<Stored_> for State {
         let mut world = s.world;
         world.extras = s.extras;
         world.extras.backup_directors = s.backup_directors;
+        world.extras.jobs = s.jobs;
         State {
             world,
             agents: s.agents,
@@ -112,10 +129,15 @@ impl Serialize for State {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let extras = &self.world.extras;
-        let directors = !extras.backup_directors.is_empty();
+        let jobs = !extras.jobs.is_empty();
+        let directors = jobs || !extras.backup_directors.is_empty();
         let joins = directors || !self.joins.is_empty();
         let with_extras = joins || !extras.is_empty();
-        let fields = 6 + usize::from(with_extras) + usize::from(joins) + usize::from(directors);
+        let fields = 6
+            + usize::from(with_extras)
+            + usize::from(joins)
+            + usize::from(directors)
+            + usize::from(jobs);
         let mut st = s.serialize_struct("State", fields)?;
         st.serialize_field("world", &self.world)?;
         st.serialize_field("agents", &self.agents)?;
@@ -131,6 +153,9 @@ impl Serialize for State {
         }
         if directors {
             st.serialize_field("backup_directors", &extras.backup_directors)?;
+        }
+        if jobs {
+            st.serialize_field("jobs", &extras.jobs)?;
         }
         st.end()
     }
@@ -543,5 +568,36 @@ mod tests {
         let plain = postcard::to_allocvec(&empty).unwrap();
         assert_eq!(plain.len(), before.len(), "no bytes for empty joins");
         assert_eq!(postcard::from_bytes::<State>(&plain).unwrap(), empty);
+    }
+
+    /// Job settings survive a snapshot (postcard and JSON) after everything else; a snapshot
+    /// written before them (ending after the backup directors) reads with none.
+    #[test]
+    fn job_settings_survive_snapshots_and_older_ones_read_without() {
+        use ordo_model::ids::JobName;
+        use ordo_model::inventory::JobSettings;
+        let mut state = State::new();
+        state
+            .world
+            .extras
+            .backup_directors
+            .insert(AgentId::new("dir").unwrap(), "wss://127.0.0.1:1".to_owned());
+        let older = postcard::to_allocvec(&state).unwrap();
+        let settings = JobSettings {
+            restart_budget: Some(2),
+            subagent_selection: None,
+        };
+        state.world.extras.jobs.insert(
+            WorkflowName::new("w").unwrap(),
+            [(JobName::new("j").unwrap(), settings)].into(),
+        );
+        let bytes = postcard::to_allocvec(&state).unwrap();
+        assert!(bytes.starts_with(&older), "the jobs come after all else");
+        assert_eq!(postcard::from_bytes::<State>(&bytes).unwrap(), state);
+        let json = crate::json::to_string(&state).unwrap();
+        assert_eq!(crate::json::from_str::<State>(&json).unwrap(), state);
+        let read = postcard::from_bytes::<State>(&older).unwrap();
+        assert!(read.world.extras.jobs.is_empty());
+        assert_eq!(read.world.extras.backup_directors.len(), 1);
     }
 }

@@ -433,6 +433,54 @@ fn samples() -> Vec<(String, Vec<u8>)> {
         "state snapshot with a backup director".to_owned(),
         postcard::to_allocvec(&pair_state).expect("the state encodes"),
     ));
+    // Added later, at the end: a workflow's job settings, a snapshot that holds them (after
+    // the backup directors), and the attach that carries them to an agent.
+    let jobs: ordo_model::inventory::JobSettingsMap = [(
+        ordo_model::ids::JobName::new("j").unwrap(),
+        ordo_model::inventory::JobSettings {
+            restart_budget: Some(2),
+            subagent_selection: Some(ordo_model::inventory::JobSelection {
+                selection: Some(ordo_model::inventory::Selection::Priority),
+                subagents: vec![ordo_model::inventory::JobSubagent {
+                    id: AgentId::new("s1").unwrap(),
+                    priority: Some(3),
+                }],
+            }),
+        },
+    )]
+    .into();
+    let mut jobs_state = pair_state.clone();
+    let jobs_workflow = workflow_of(&jobs_state).name;
+    later(
+        &mut jobs_state,
+        &mut out,
+        "job settings",
+        Body::Event(KeyedEvent::Item(ItemEvent::JobSettings {
+            workflow: jobs_workflow,
+            jobs: jobs.clone(),
+        })),
+    );
+    assert_eq!(jobs_state.world.extras.jobs.len(), 1);
+    out.push((
+        "state snapshot with job settings".to_owned(),
+        postcard::to_allocvec(&jobs_state).expect("the state encodes"),
+    ));
+    let mut order = jobs_state.world.order(&o2).cloned().expect("o2 exists");
+    order.holder = Holder::Attaching(agent.clone());
+    let attach = ToAgent::Command {
+        seq: 3,
+        term: 2,
+        command: AgentCommand::AttachOrderWithJobs {
+            order: Box::new(order),
+            workflow: Box::new(workflow_of(&jobs_state)),
+            options,
+            jobs,
+        },
+    };
+    out.push((
+        "agent attach with job settings frame".to_owned(),
+        postcard::to_allocvec(&attach).expect("the frame encodes"),
+    ));
     out
 }
 
@@ -529,6 +577,7 @@ fn a_journal_written_before_options_still_folds() {
             || name.starts_with("workflow settings")
             || name.starts_with("agent settings")
             || name.starts_with("agent backup director")
+            || name.starts_with("job settings")
             || name.starts_with("plan ")
             || name.starts_with("join ")
             || name.starts_with("subagent unregistered")

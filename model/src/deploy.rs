@@ -322,6 +322,7 @@ pub fn deployed_inventory(world: &World) -> Inventory {
         workflow_settings: world.extras.workflows.clone(),
         agent_settings: world.extras.agents.clone(),
         backup_directors: world.extras.backup_directors.clone(),
+        job_settings: world.extras.jobs.clone(),
     }
 }
 

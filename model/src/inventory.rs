@@ -43,6 +43,60 @@ pub struct Inventory {
     /// Agents' backup directors (`backupDirector`: the agent is a director pair), by agent.
     #[serde(default)]
     pub backup_directors: BTreeMap<AgentId, String>,
+    /// Jobs' settings beside their definitions (only those not the defaults), by workflow
+    /// and job, see [`JobSettings`].
+    #[serde(default)]
+    pub job_settings: BTreeMap<WorkflowName, JobSettingsMap>,
+}
+
+/// The settings of a workflow's jobs that have any, by job.
+pub type JobSettingsMap = BTreeMap<JobName, JobSettings>;
+
+/// The most restarts a job's `restartBudget` may allow: an order runs a job at one position
+/// at most [`crate::order::ATTEMPTS_MAX`] times.
+pub const RESTART_BUDGET_MAX: u32 = crate::order::ATTEMPTS_MAX - 1;
+
+/// A job's settings that came after the encoding of [`Job`] was fixed. Kept beside the
+/// workflow (`Inventory::job_settings`, journaled as `ItemEvent::JobSettings`, folded into
+/// `World.extras.jobs`, sent to agents with `AgentCommand::AttachOrderWithJobs`): postcard is
+/// positional, a field added to `Job` would shift every byte after it. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSettings {
+    /// How often a `restartable` job restarts after its process was lost (its agent or
+    /// subagent died, or a subagent's lease ran out) before the order fails; `None`: up to
+    /// [`RESTART_BUDGET_MAX`].
+    pub restart_budget: Option<u32>,
+    /// The subagents of the job's agent cluster that may run it and how one is picked;
+    /// `None`: any, by the agent's `selection`.
+    pub subagent_selection: Option<JobSelection>,
+}
+
+impl JobSettings {
+    /// The restarts the job may use.
+    pub fn restarts_max(&self) -> u32 {
+        self.restart_budget
+            .unwrap_or(RESTART_BUDGET_MAX)
+            .min(RESTART_BUDGET_MAX)
+    }
+}
+
+/// A job's own subagent selection (JS7's subagent selection of a job).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSelection {
+    /// How one of them is picked; `None`: by the agent's `selection`.
+    pub selection: Option<Selection>,
+    /// The subagents that may run the job, with their priorities for it (`None`: the one the
+    /// agent object gives it); empty: every subagent of the agent.
+    pub subagents: Vec<JobSubagent>,
+}
+
+/// One subagent of a [`JobSelection`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSubagent {
+    pub id: AgentId,
+    pub priority: Option<i32>,
 }
 
 /// A workflow: named jobs and the steps that use them.

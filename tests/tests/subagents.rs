@@ -1011,3 +1011,131 @@ async fn process_three_hundred_jobs_survive_the_kill_of_a_subagent_each_ending_o
     assert!(late_on_s2.is_empty(), "{late_on_s2:?}");
     Ok(())
 }
+
+/// The subagent a `start <order> <attempt> <subagent>` line of `runs` names for `order` at
+/// `attempt`, once it is there.
+async fn started_on(c: &mut Cluster, runs: &Path, order: &str, attempt: u32) -> Result<String> {
+    let prefix = format!("start {order} {attempt} ");
+    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
+    loop {
+        if let Some(line) = lines(runs).into_iter().find(|l| l.starts_with(&prefix)) {
+            return Ok(line[prefix.len()..].to_owned());
+        }
+        if Instant::now() > deadline {
+            bail!("{order} attempt {attempt} did not start\n{}", c.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A job's own subagent selection and restart budget: the jobs of a job that names s2 and s3
+/// run there only, never on s1. Each loss of a process spends one restart of the job's
+/// budget (1): killed on one of its subagents, the job runs again (attempt 2) on the other;
+/// killed there too, the budget is spent and the order fails visibly with the lost process,
+/// while s1 stays idle.
+#[tokio::test]
+async fn process_a_job_runs_on_its_own_subagents_and_spends_its_restart_budget() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = |name: &str, wait: bool| {
+        let wait = if wait {
+            format!(
+                "for i in $(seq 1 2400); do [ -e {} ] && break; sleep 0.05; done",
+                go.display()
+            )
+        } else {
+            "true".to_owned()
+        };
+        format!(
+            r#"workflow: {name}
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    restartBudget: 1
+    subagentSelection:
+      subagents: [ {{ id: s2 }}, {{ id: s3 }} ]
+    script: |
+      echo "start $ORDO_ORDER_ID $ORDO_ATTEMPT $ORDO_SUBAGENT" >> {runs}
+      {wait}
+steps:
+  - run: job
+"#,
+            runs = runs.display(),
+        )
+    };
+    let mut c = cluster(
+        "2s",
+        &[
+            ("quick.yaml", workflow("quick", false)),
+            ("held.yaml", workflow("held", true)),
+        ],
+    )
+    .await?;
+    let ids: Vec<String> = (0..9).map(|i| format!("q-{i}")).collect();
+    let body: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"id": id, "workflow": "quick"}))
+        .collect();
+    c.add_orders(&body).await?;
+    let ended = c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?;
+    for o in &ended {
+        assert_eq!(o["state"], "finished", "{o}");
+    }
+    let used: BTreeSet<String> = lines(&runs)
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        used,
+        BTreeSet::from(["s2".to_owned(), "s3".to_owned()]),
+        "{:?}",
+        lines(&runs)
+    );
+
+    c.add_orders(&[json!({"id": "h", "workflow": "held"})])
+        .await?;
+    let first = started_on(&mut c, &runs, "h", 1).await?;
+    let second_expected = match first.as_str() {
+        "s2" => "s3",
+        "s3" => "s2",
+        other => bail!("h started on {other}, not one of its subagents"),
+    };
+    if let Some(a) = c.agent(&first) {
+        a.kill9();
+    }
+    let second = started_on(&mut c, &runs, "h", 2).await?;
+    assert_eq!(second, second_expected, "{:?}", lines(&runs));
+    if let Some(a) = c.agent(&second) {
+        a.kill9();
+    }
+    let ended = c
+        .wait_states(
+            &["h".to_owned()],
+            ENDED,
+            Duration::from_millis(ORDERS_WAIT_MS),
+        )
+        .await?;
+    let h = &ended[0];
+    assert_eq!(h["state"], "failed", "{h}");
+    assert_eq!(h["attempt"], 2, "{h}");
+    let outcomes: Vec<&str> = h["outcomes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["outcome"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        outcomes,
+        ["disrupted (process lost)", "disrupted (process lost)"],
+        "{h}"
+    );
+    let starts = lines(&runs)
+        .iter()
+        .filter(|l| l.starts_with("start h "))
+        .count();
+    assert_eq!(starts, 2, "{:?}", lines(&runs));
+    std::fs::write(&go, "")?;
+    Ok(())
+}

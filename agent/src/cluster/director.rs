@@ -35,13 +35,13 @@ use super::protocol::{
     Dedicate, End, FromSubagent, PROTOCOL_VERSION, Report, SUBAGENT_WS_PATH, Start, ToSubagent,
     heartbeat_interval_ms,
 };
-use super::select::{Candidate, pick, ring_settle};
+use super::select::{Candidate, for_job, pick, ring_settle};
 use crate::config::Config;
 use crate::executor::Input;
 use crate::record::Record;
 use crate::runner::{KillMode, RunEvent};
 use ordo_model::ids::AgentId;
-use ordo_model::inventory::{Agent, ClusterSettings, Selection, Subagent};
+use ordo_model::inventory::{Agent, ClusterSettings, JobSelection, Selection, Subagent};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::{HostFigures, SubagentHealth, SubagentMeta};
 use ordo_net::frame::{self, Received};
@@ -561,10 +561,15 @@ impl Director {
     /// else; when that subagent stays lost for a whole lease the job is refused (`Err`, the
     /// order fails visibly rather than waiting unseen for a subagent that may never return).
     /// A pin naming none of them (another agent's subagent) leaves the selection free.
+    ///
+    /// `job`: the job's own subagent selection ([`JobSelection`]), if it has one: only its
+    /// subagents take the job, with its priorities and by its `selection`; while none of
+    /// them is live the job waits, and after a whole lease without one it is refused too.
     pub async fn start(
         self: &Arc<Self>,
         start: Start,
         pin: Option<&AgentId>,
+        job: Option<&JobSelection>,
     ) -> Result<Option<RemoteJob>, String> {
         let mut lost_since: Option<Instant> = None;
         loop {
@@ -580,8 +585,29 @@ impl Director {
                 if inner.subs.is_empty() {
                     return Ok(None);
                 }
-                let candidates = inner.candidates();
+                let mut candidates = inner.candidates();
                 let pinned = pin.and_then(|p| inner.subs.iter().position(|s| s.spec.id == *p));
+                let mut selection = selection;
+                if let Some(job) = job.filter(|_| pinned.is_none()) {
+                    let ids: Vec<&AgentId> = inner.subs.iter().map(|s| &s.spec.id).collect();
+                    selection = for_job(job, &ids, &mut candidates, selection);
+                    if candidates.iter().any(|c| c.live && c.process_limit > 0) {
+                        lost_since = None;
+                    } else {
+                        let lease_ms = inner.settings.lease_timeout.0;
+                        let since = *lost_since.get_or_insert_with(Instant::now);
+                        let waited_ms = since.elapsed().as_millis() as u64;
+                        if waited_ms >= lease_ms {
+                            let names: Vec<&str> =
+                                job.subagents.iter().map(|s| s.id.as_str()).collect();
+                            return Err(format!(
+                                "none of the subagents the job may run on ({}) is live",
+                                names.join(", ")
+                            ));
+                        }
+                        wait_ms = Some(lease_ms - waited_ms);
+                    }
+                }
                 let mut cursor = inner.cursor;
                 let picked = match pinned {
                     Some(i) if candidates[i].available() => Some(i),

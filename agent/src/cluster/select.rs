@@ -11,7 +11,8 @@
 //!   token on ([`ring_pick`]). The token is the director's: it is the one place that knows who
 //!   is live.
 
-use ordo_model::inventory::Selection;
+use ordo_model::ids::AgentId;
+use ordo_model::inventory::{JobSelection, Selection};
 
 /// What selection needs to know of one subagent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,32 @@ pub fn pick(selection: Selection, candidates: &[Candidate], cursor: &mut usize) 
         .find(|&i| eligible(&candidates[i]))?;
     *cursor = found + 1;
     Some(found)
+}
+
+/// Narrows `candidates` (the subagents `ids`, in the agent object's order) to a job's own
+/// selection: a subagent it does not list gets no room (it stays in the ring, so the token
+/// still passes it), a listed one takes the job's priority when it gives one. The selection
+/// the job is picked by: the job's, else `agent`'s.
+pub fn for_job(
+    job: &JobSelection,
+    ids: &[&AgentId],
+    candidates: &mut [Candidate],
+    agent: Selection,
+) -> Selection {
+    debug_assert_eq!(ids.len(), candidates.len(), "one id per candidate");
+    if !job.subagents.is_empty() {
+        for (id, c) in ids.iter().zip(candidates.iter_mut()) {
+            match job.subagents.iter().find(|s| s.id == **id) {
+                Some(s) => {
+                    if let Some(p) = s.priority {
+                        c.priority = p;
+                    }
+                }
+                None => c.process_limit = 0,
+            }
+        }
+    }
+    job.selection.unwrap_or(agent)
 }
 
 /// The next live member from `from` on in ring order (`from` itself first).
@@ -110,6 +137,44 @@ mod tests {
         (0..count)
             .map(|_| pick(selection, cs, &mut cursor))
             .collect()
+    }
+
+    #[test]
+    fn a_job_selection_narrows_the_subagents_and_sets_their_priorities() {
+        use ordo_model::inventory::JobSubagent;
+        let ids: Vec<AgentId> = ["a", "b", "c"]
+            .iter()
+            .map(|s| AgentId::new(*s).unwrap())
+            .collect();
+        let refs: Vec<&AgentId> = ids.iter().collect();
+        let job = JobSelection {
+            selection: Some(Selection::Priority),
+            subagents: vec![
+                JobSubagent {
+                    id: ids[0].clone(),
+                    priority: None,
+                },
+                JobSubagent {
+                    id: ids[2].clone(),
+                    priority: Some(7),
+                },
+            ],
+        };
+        let mut cs = [c(9, true, 0), c(9, true, 0), c(1, true, 0)];
+        let selection = for_job(&job, &refs, &mut cs, Selection::RoundRobin);
+        assert_eq!(selection, Selection::Priority);
+        assert!(!cs[1].available(), "b is not the job's");
+        assert_eq!((cs[0].priority, cs[2].priority), (9, 7));
+        assert_eq!(picks(selection, &cs, 2), [Some(0), Some(0)]);
+        // Without a list every subagent may run it, by the agent's selection.
+        let mut all = [c(0, true, 0), c(0, true, 0)];
+        let any = JobSelection::default();
+        let two: Vec<&AgentId> = refs[..2].to_vec();
+        assert_eq!(
+            for_job(&any, &two, &mut all, Selection::Ring),
+            Selection::Ring
+        );
+        assert!(all.iter().all(Candidate::available));
     }
 
     #[test]

@@ -77,6 +77,7 @@ mod tests {
             timeout: None,
             grace_timeout: DurationMs(0),
             return_codes: ReturnCodes::default(),
+            subagent_selection: None,
         }
     }
 

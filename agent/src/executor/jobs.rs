@@ -25,7 +25,7 @@ use crate::runner::{
 };
 use crate::survivors::marker;
 use ordo_model::ids::{AgentId, JobName, OrderId, WorkflowName};
-use ordo_model::inventory::{self, ReturnCodes};
+use ordo_model::inventory::{self, JobSelection, ReturnCodes};
 use ordo_model::order::{
     Disruption, Exit, KeyedEvent, Kill, OrderEvent, OrderState, Outcome, Room, Start, StartJob,
     job_result,
@@ -193,6 +193,7 @@ impl Executor {
         let key = self.next_key;
         self.next_key += 1;
         let (order, attempt, subagent) = (start.order.clone(), start.attempt, start.subagent);
+        let selection = start.subagent_selection;
         let job_key = (start.workflow.clone(), start.job.clone());
         self.by_order.insert(start.order.clone(), key);
         self.jobs.insert(
@@ -214,6 +215,7 @@ impl Executor {
             attempt,
             spec,
             subagent,
+            selection,
         })));
     }
 
@@ -554,6 +556,8 @@ pub(super) struct Prepared {
     spec: JobSpec,
     /// The subagent the order is pinned to ([`Director::start`]).
     subagent: Option<AgentId>,
+    /// The job's own subagent selection ([`Director::start`]).
+    selection: Option<JobSelection>,
 }
 
 /// The jobs waiting for a job worker, first come first served.
@@ -646,6 +650,7 @@ async fn run_remote(
         attempt,
         spec,
         subagent,
+        selection,
     } = job;
     let start = protocol::Start {
         key,
@@ -662,7 +667,10 @@ async fn run_remote(
         log_bytes_max: spec.log_bytes_max,
         return_values_bytes_max: spec.return_values_bytes_max as u64,
     };
-    let mut remote = match director.start(start, subagent.as_ref()).await {
+    let mut remote = match director
+        .start(start, subagent.as_ref(), selection.as_ref())
+        .await
+    {
         Ok(Some(remote)) => remote,
         Ok(None) => return run_job(runner, key, spec, tx).await,
         Err(reason) => {

@@ -35,6 +35,8 @@ pub struct StartJob {
     pub timeout: Option<DurationMs>,
     pub grace_timeout: DurationMs,
     pub return_codes: ReturnCodes,
+    /// The job's own subagent selection, if it has one ([`JobSettings`](crate::inventory::JobSettings)).
+    pub subagent_selection: Option<crate::inventory::JobSelection>,
 }
 
 /// What the executor of a side must do now. Actions follow from the state: a restarted
@@ -133,6 +135,7 @@ pub fn start_job(world: &World, order: &Order) -> Result<StartJob, String> {
         timeout: job.timeout,
         grace_timeout: job.grace_timeout,
         return_codes: job.return_codes.clone(),
+        subagent_selection: world.job_settings(&order.workflow, name).subagent_selection,
     })
 }
 

@@ -116,6 +116,15 @@ pub enum AgentCommand {
         workflow: Box<Workflow>,
         options: OrderOptions,
     },
+    /// [`AgentCommand::AttachOrderWithOptions`] of an order whose workflow has job settings
+    /// ([`crate::inventory::JobSettings`]): the agent keeps them for the workflow (sent only
+    /// then, for the same reason).
+    AttachOrderWithJobs {
+        order: Box<Order>,
+        workflow: Box<Workflow>,
+        options: OrderOptions,
+        jobs: crate::inventory::JobSettingsMap,
+    },
 }
 
 /// A command's events; `duplicate` when an `Add` found the id taken (no events then).
@@ -583,6 +592,31 @@ pub fn agent_command(
         });
     };
     match command {
+        AgentCommand::AttachOrderWithJobs {
+            order,
+            workflow,
+            options,
+            jobs,
+        } => {
+            let name = workflow.name.clone();
+            let command = AgentCommand::AttachOrderWithOptions {
+                order,
+                workflow,
+                options,
+            };
+            let mut out = agent_command(world, command)?;
+            if !out.is_empty() && world.extras.jobs.get(&name) != Some(&jobs) {
+                // Before the order's events: its first step already runs by them.
+                out.insert(
+                    0,
+                    KeyedEvent::Item(ItemEvent::JobSettings {
+                        workflow: name,
+                        jobs,
+                    }),
+                );
+            }
+            Ok(out)
+        }
         AgentCommand::AttachOrderWithOptions {
             order,
             workflow,
@@ -654,6 +688,14 @@ pub fn attach_command(world: &World, id: &OrderId) -> Option<AgentCommand> {
     let order = world.order(id)?;
     let workflow = world.workflow(&order.workflow, order.version)?;
     let options = world.options(id);
+    if let Some(jobs) = world.extras.jobs.get(&order.workflow) {
+        return Some(AgentCommand::AttachOrderWithJobs {
+            order: Box::new(order.clone()),
+            workflow: Box::new(workflow.clone()),
+            options,
+            jobs: jobs.clone(),
+        });
+    }
     if options.is_default() {
         return Some(AgentCommand::AttachOrder {
             order: Box::new(order.clone()),
@@ -698,6 +740,13 @@ pub fn deploy(world: &World, inventory: &Inventory) -> Vec<KeyedEvent> {
             out.push(KeyedEvent::Item(ItemEvent::WorkflowSettings {
                 workflow: workflow.name.clone(),
                 settings,
+            }));
+        }
+        let jobs = inventory.job_settings.get(&workflow.name);
+        if world.extras.jobs.get(&workflow.name) != jobs {
+            out.push(KeyedEvent::Item(ItemEvent::JobSettings {
+                workflow: workflow.name.clone(),
+                jobs: jobs.cloned().unwrap_or_default(),
             }));
         }
     }

@@ -283,6 +283,14 @@ pub enum ItemEvent {
         agent: AgentId,
         url: Option<String>,
     },
+    /// The settings of a workflow's jobs (restart budgets, subagent selections), for its
+    /// orders from now on, kept beside the workflow ([`crate::inventory::JobSettings`]); an
+    /// empty map: none has any. Journaled by the controller at deployment, and by an agent
+    /// that got them with an order (`AgentCommand::AttachOrderWithJobs`).
+    JobSettings {
+        workflow: WorkflowName,
+        jobs: crate::inventory::JobSettingsMap,
+    },
 }
 
 impl OrderEvent {
@@ -529,6 +537,23 @@ impl fmt::Display for ItemEvent {
                 Some(url) => write!(f, "AgentBackupDirector {agent} {url}"),
                 None => write!(f, "AgentBackupDirector {agent} none"),
             },
+            ItemEvent::JobSettings { workflow, jobs } => {
+                write!(f, "JobSettings {workflow}")?;
+                for (job, s) in jobs {
+                    write!(f, " {job}")?;
+                    if let Some(b) = s.restart_budget {
+                        write!(f, " restartBudget {b}")?;
+                    }
+                    if let Some(sel) = &s.subagent_selection {
+                        let ids: Vec<&str> = sel.subagents.iter().map(|x| x.id.as_str()).collect();
+                        write!(f, " subagents [{}]", ids.join(","))?;
+                        if let Some(mode) = sel.selection {
+                            write!(f, " selection {mode:?}")?;
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -18,7 +18,7 @@
 //! priority 0, removal as their workflow says, and workflows keep ended orders.
 
 use crate::ids::{AgentId, OrderId, WorkflowName};
-use crate::inventory::ClusterSettings;
+use crate::inventory::{ClusterSettings, JobSettingsMap};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -131,9 +131,16 @@ pub struct Extras {
     /// fields after them, so the controller's `State` writes these as a field of its own.
     #[serde(skip)]
     pub backup_directors: BTreeMap<AgentId, String>,
+    /// Jobs' settings (never the defaults), by workflow, from `JobSettings`. Not part of this
+    /// struct's encoding either: the states that snapshot a world write them as a trailing
+    /// field of their own.
+    #[serde(skip)]
+    pub jobs: BTreeMap<WorkflowName, JobSettingsMap>,
 }
 
 impl Extras {
+    /// Whether the fields of this struct's own encoding are all empty (the ones written
+    /// apart, `backup_directors` and `jobs`, do not count).
     pub fn is_empty(&self) -> bool {
         self.orders.is_empty() && self.workflows.is_empty() && self.agents.is_empty()
     }

@@ -257,6 +257,16 @@ pub fn accepts_from_agent(
 ) -> Result<(), String> {
     match event {
         KeyedEvent::Item(ItemEvent::WorkflowDeployed { .. }) => Ok(()),
+        // An agent repeats the job settings it was handed with an order; once they were
+        // deployed anew here its copy is older and changes nothing.
+        KeyedEvent::Item(ItemEvent::JobSettings { workflow, jobs }) => {
+            match world.extras.jobs.get(workflow) == Some(jobs) {
+                true => Ok(()),
+                false => Err(format!(
+                    "agent {agent} repeats job settings of {workflow} that are not the deployed ones"
+                )),
+            }
+        }
         KeyedEvent::Item(_) | KeyedEvent::Board { .. } => Err(format!(
             "agent {agent} may not change the inventory or boards"
         )),

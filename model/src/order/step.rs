@@ -780,13 +780,18 @@ impl Cx<'_> {
                 return self.stop_mark(o).unwrap_or_default();
             }
             Outcome::Disrupted(Disruption::ProcessLost) => {
-                let restartable = match instruction_at(&self.workflow.steps, p) {
-                    Some(Instruction::Run { job, .. }) => {
-                        self.workflow.jobs.get(job).is_some_and(|j| j.restartable)
+                // A lost process spends one restart of the job's budget (attempt 1 is the
+                // first run); once it is spent the order fails with the lost process.
+                let restarts_max = match instruction_at(&self.workflow.steps, p) {
+                    Some(Instruction::Run { job, .. })
+                        if self.workflow.jobs.get(job).is_some_and(|j| j.restartable) =>
+                    {
+                        self.world.job_settings(&o.workflow, job).restarts_max()
                     }
-                    _ => false,
+                    _ => 0,
                 };
-                if restartable && o.attempt < ATTEMPTS_MAX {
+                debug_assert!(restarts_max < ATTEMPTS_MAX, "a budget beyond ATTEMPTS_MAX");
+                if o.attempt.saturating_sub(1) < restarts_max {
                     return mine(
                         o,
                         vec![OrderEvent::Restarted {

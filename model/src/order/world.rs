@@ -114,6 +114,20 @@ impl World {
         OrderOptions::default()
     }
 
+    /// The settings of job `job` of workflow `workflow` (the defaults when it has none).
+    pub fn job_settings(
+        &self,
+        workflow: &crate::ids::WorkflowName,
+        job: &crate::ids::JobName,
+    ) -> crate::inventory::JobSettings {
+        self.extras
+            .jobs
+            .get(workflow)
+            .and_then(|jobs| jobs.get(job))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The order's priority: higher goes first in lock and job queues.
     pub fn priority(&self, id: &OrderId) -> i32 {
         self.options(id).priority
@@ -223,6 +237,7 @@ impl World {
             }
             ItemEvent::WorkflowRemoved(name) => {
                 self.workflows.remove(name);
+                self.extras.jobs.remove(name);
                 Ok(())
             }
             ItemEvent::AgentRemoved(id) => {
@@ -257,6 +272,14 @@ impl World {
                     self.extras.agents.remove(agent);
                 } else {
                     self.extras.agents.insert(agent.clone(), settings.clone());
+                }
+                Ok(())
+            }
+            ItemEvent::JobSettings { workflow, jobs } => {
+                if jobs.is_empty() {
+                    self.extras.jobs.remove(workflow);
+                } else {
+                    self.extras.jobs.insert(workflow.clone(), jobs.clone());
                 }
                 Ok(())
             }

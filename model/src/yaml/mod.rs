@@ -48,7 +48,11 @@
 //! `args` (default order variables for the job; values are templates); `timeout` (none by
 //! default); `graceTimeout` (SIGTERM to SIGKILL, default 15s); `returnCodes`
 //! (`{ success: [0, 3] }` or `{ failure: [1] }`, default success = `[0]`); `restartable`
-//! (default false: a job lost with its agent fails the order); `parallelism` (processes of
+//! (default false: a job lost with its agent fails the order); `restartBudget` (restarts after
+//! a lost process before the order fails, 0..99, default 99; makes the job restartable);
+//! `subagentSelection: { selection, subagents: [ { id, priority } ] }` (the job's own choice
+//! among its agent cluster's subagents: which may run it, with their priorities for it, and
+//! how one is picked; default the agent's); `parallelism` (processes of
 //! this job at once on one agent, default 1 as in JS7, at most 100000).
 //!
 //! # Steps
@@ -578,10 +582,14 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
                 );
             }
             let settings = workflow::settings(cx, &f);
-            workflow::workflow(cx, &f, refs).and_then(|w| {
+            let mut jobs = Default::default();
+            workflow::workflow(cx, &f, refs, &mut jobs).and_then(|w| {
                 let settings = settings?;
                 if settings != Default::default() {
                     inventory.workflow_settings.insert(w.name.clone(), settings);
+                }
+                if !jobs.is_empty() {
+                    inventory.job_settings.insert(w.name.clone(), jobs);
                 }
                 inventory.workflows.push(w);
                 Some(())

@@ -71,19 +71,7 @@ pub(crate) fn agent(
     };
     let selection = match f.get("selection") {
         None => Some(Selection::default()),
-        Some(n) => match cx.text(n, "`selection`").as_deref() {
-            Some("round-robin") => Some(Selection::RoundRobin),
-            Some("priority") => Some(Selection::Priority),
-            Some("ring") => Some(Selection::Ring),
-            Some(other) => {
-                cx.err(
-                    n.pos,
-                    format!("`selection` must be round-robin, priority or ring, not {other:?}"),
-                );
-                None
-            }
-            None => None,
-        },
+        Some(n) => selection(cx, n),
     };
     let lease_timeout = match f.get("leaseTimeout") {
         None => Some(crate::inventory::LEASE_TIMEOUT_DEFAULT),
@@ -120,6 +108,23 @@ pub(crate) fn agent(
         },
         backup?,
     ))
+}
+
+/// A `selection` word: `round-robin`, `priority` or `ring`.
+pub(crate) fn selection(cx: &mut Cx<'_>, n: &Node) -> Option<Selection> {
+    match cx.text(n, "`selection`").as_deref() {
+        Some("round-robin") => Some(Selection::RoundRobin),
+        Some("priority") => Some(Selection::Priority),
+        Some("ring") => Some(Selection::Ring),
+        Some(other) => {
+            cx.err(
+                n.pos,
+                format!("`selection` must be round-robin, priority or ring, not {other:?}"),
+            );
+            None
+        }
+        None => None,
+    }
 }
 
 /// Subagents and the process limits that differ from the default.

@@ -225,6 +225,19 @@ pub(crate) static JOB: Obj = Obj {
             "May run again when the agent crashed while it ran (default false).",
         ),
         opt(
+            "restartBudget",
+            Ty::Int {
+                min: 0,
+                max: crate::inventory::RESTART_BUDGET_MAX as i64,
+            },
+            "How often the job restarts after its process was lost (its agent or subagent died, or a subagent's lease ran out) before the order fails; makes the job `restartable` (default 99 when `restartable`).",
+        ),
+        opt(
+            "subagentSelection",
+            Ty::Obj(&JOB_SELECTION),
+            "The job's own choice among the subagents of its agent cluster (default: any, by the agent's `selection`).",
+        ),
+        opt(
             "parallelism",
             Ty::Int {
                 min: 1,
@@ -317,6 +330,41 @@ pub(crate) static AGENT: Obj = Obj {
             "leaseTimeout",
             Ty::Duration,
             "How long a subagent holds a running job without a heartbeat; then the job is lost and restarted elsewhere if `restartable` (default 10s, at least 500ms).",
+        ),
+    ],
+};
+
+pub(crate) static JOB_SELECTION: Obj = Obj {
+    what: "subagent selection",
+    id: "jobSubagentSelection",
+    doc: "Which subagents of the job's agent cluster may run the job, and how one is picked.",
+    fields: &[
+        opt(
+            "selection",
+            Ty::Enum(&["round-robin", "priority", "ring"]),
+            "How a subagent is picked for the job (default: the agent's `selection`).",
+        ),
+        opt(
+            "subagents",
+            Ty::List(&Ty::Obj(&JOB_SUBAGENT)),
+            "The subagents that may run the job (default: all of the agent's); one that is not in the agent's cluster never does. The job fails when none of them is live for a whole `leaseTimeout`.",
+        ),
+    ],
+};
+
+pub(crate) static JOB_SUBAGENT: Obj = Obj {
+    what: "subagent of a job",
+    id: "jobSubagent",
+    doc: "A subagent that may run the job.",
+    fields: &[
+        req("id", Ty::Name, "The subagent's id."),
+        opt(
+            "priority",
+            Ty::Int {
+                min: -1_000_000,
+                max: 1_000_000,
+            },
+            "Its priority for this job with `selection: priority` (default: the one in the agent object).",
         ),
     ],
 };

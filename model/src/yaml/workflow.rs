@@ -10,8 +10,9 @@ use super::spec::{self, Obj};
 use crate::expr::Template;
 use crate::ids::{AgentId, BoardName, BranchId, JobName, LockName, WorkflowName};
 use crate::inventory::{
-    Block, CycleRepeat, Executable, ForkListOver, Instruction, Job, Parameter, ReturnCodes,
-    WhenNotAnnounced, Workflow,
+    Block, CycleRepeat, Executable, ForkListOver, Instruction, Job, JobSelection, JobSettings,
+    JobSettingsMap, JobSubagent, Parameter, RESTART_BUDGET_MAX, ReturnCodes, WhenNotAnnounced,
+    Workflow,
 };
 use crate::notice_expr::{self, NOTICE_EXPR_BOARDS_MAX, NoticeExpr};
 use crate::order::{OrderOptions, ParameterRule, ParameterType, WorkflowSettings};
@@ -42,7 +43,13 @@ struct Wf<'r> {
 }
 
 /// Reads a workflow object (its fields already known to be those of [`spec::WORKFLOW`]).
-pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Option<Workflow> {
+/// The settings of its jobs that have any go to `job_settings`.
+pub(crate) fn workflow(
+    cx: &mut Cx<'_>,
+    f: &Fields<'_>,
+    refs: &mut Refs,
+    job_settings: &mut JobSettingsMap,
+) -> Option<Workflow> {
     let name_node = f.get("workflow")?;
     let name = cx.name(name_node, "`workflow`", WorkflowName::new);
     let parameters = match f.get("parameters") {
@@ -80,7 +87,10 @@ pub(crate) fn workflow(cx: &mut Cx<'_>, f: &Fields<'_>, refs: &mut Refs) -> Opti
                         job_pos.insert(e.key.clone(), e.key_node.pos);
                     }
                     match (job_name, job) {
-                        (Some(n), Some(j)) => {
+                        (Some(n), Some((j, settings))) => {
+                            if settings != JobSettings::default() {
+                                job_settings.insert(n.clone(), settings);
+                            }
                             jobs.insert(n, j);
                         }
                         _ => jobs_ok = false,
@@ -245,7 +255,7 @@ fn parameters(cx: &mut Cx<'_>, node: &Node) -> Option<BTreeMap<String, Parameter
     ok.then_some(out)
 }
 
-fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<Job> {
+fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<(Job, JobSettings)> {
     let f = cx.fields_in(node, &spec::JOB, &format!("job `{name}`"))?;
     let mut ok = true;
     let agent = f
@@ -294,7 +304,30 @@ fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<Job>
     let return_codes = opt_or(f.get("returnCodes"), ReturnCodes::default(), |n| {
         return_codes(cx, n)
     });
-    let restartable = opt_or(f.get("restartable"), false, |n| cx.bool(n, "`restartable`"));
+    let restart_budget = match f.get("restartBudget") {
+        None => Some(None),
+        Some(n) => cx
+            .int(n, "`restartBudget`", 0, RESTART_BUDGET_MAX.into())
+            .and_then(|v| u32::try_from(v).ok())
+            .map(Some),
+    };
+    // A budget of restarts makes the job restartable; `restartable: false` beside one is a
+    // contradiction to point out.
+    let restartable = match (f.get("restartable"), restart_budget) {
+        (None, Some(Some(b))) => Some(b > 0),
+        (Some(n), Some(Some(b))) if b > 0 && cx.bool(n, "`restartable`") == Some(false) => {
+            cx.err(
+                n.pos,
+                format!("job `{name}` has a `restartBudget` of {b} but is not `restartable`"),
+            );
+            None
+        }
+        (n, _) => opt_or(n, false, |n| cx.bool(n, "`restartable`")),
+    };
+    let subagent_selection = match f.get("subagentSelection") {
+        None => Some(None),
+        Some(n) => job_selection(cx, name, n).map(Some),
+    };
     let parallelism = opt_or(f.get("parallelism"), spec::PARALLELISM_DEFAULT, |n| {
         cx.int(n, "`parallelism`", 1, spec::PARALLELISM_MAX)
             .and_then(|v| u32::try_from(v).ok())
@@ -303,7 +336,11 @@ fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<Job>
     if !ok {
         return None;
     }
-    Some(Job {
+    let settings = JobSettings {
+        restart_budget: restart_budget?,
+        subagent_selection: subagent_selection?,
+    };
+    let job = Job {
         agent: agent?,
         executable: executable?,
         env: env?,
@@ -313,6 +350,51 @@ fn job(cx: &mut Cx<'_>, name: &str, node: &Node, refs: &mut Refs) -> Option<Job>
         return_codes: return_codes?,
         restartable: restartable?,
         parallelism: parallelism?,
+    };
+    Some((job, settings))
+}
+
+/// A job's `subagentSelection`: `selection` (default: the agent's) and `subagents` (default:
+/// all of the agent's), each with its own `priority` (default: the agent object's).
+fn job_selection(cx: &mut Cx<'_>, job: &str, node: &Node) -> Option<JobSelection> {
+    let f = cx.fields_in(node, &spec::JOB_SELECTION, &format!("job `{job}`"))?;
+    let selection = match f.get("selection") {
+        None => Some(None),
+        Some(n) => super::objects::selection(cx, n).map(Some),
+    };
+    let mut subagents: Vec<JobSubagent> = Vec::new();
+    let mut ok = true;
+    if let Some(n) = f.get("subagents") {
+        for item in cx.list(n, "`subagents`", "a list of subagents")? {
+            let Some(sf) = cx.fields(item, &spec::JOB_SUBAGENT) else {
+                ok = false;
+                continue;
+            };
+            let id = sf.get("id").and_then(|n| cx.name(n, "`id`", AgentId::new));
+            let priority = match sf.get("priority") {
+                None => Some(None),
+                Some(n) => cx
+                    .int(n, "`priority`", -1_000_000, 1_000_000)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .map(Some),
+            };
+            match (id, priority) {
+                (Some(id), Some(priority)) => {
+                    if subagents.iter().any(|s| s.id == id) {
+                        cx.err(item.pos, format!("subagent `{id}` is listed twice"));
+                        ok = false;
+                    } else {
+                        subagents.push(JobSubagent { id, priority });
+                    }
+                }
+                _ => ok = false,
+            }
+        }
+    }
+    let selection = selection?;
+    ok.then_some(JobSelection {
+        selection,
+        subagents,
     })
 }
 
@@ -1318,4 +1400,90 @@ fn notices(cx: &mut Cx<'_>, wf: &mut Wf<'_>, node: &Node, label: &str) -> Option
         key: key?,
         when: when?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::{AgentId, JobName, WorkflowName};
+    use crate::inventory::{JobSelection, JobSettings, JobSubagent, Selection};
+
+    const YAML: &str = "
+workflow: w
+jobs:
+  plain: { agent: a, script: 'true' }
+  budgeted: { agent: a, script: 'true', restartBudget: 3 }
+  picky:
+    agent: a
+    script: 'true'
+    restartable: true
+    subagentSelection:
+      selection: priority
+      subagents: [ { id: s1, priority: 10 }, { id: s2 } ]
+steps: [ { run: plain }, { run: budgeted }, { run: picky } ]
+---
+agent: a
+url: wss://127.0.0.1:4444
+";
+
+    /// `restartBudget` and `subagentSelection` go beside the workflow, only for the jobs
+    /// that have them; a budget makes its job restartable.
+    #[test]
+    fn job_settings_are_kept_beside_the_workflow() {
+        let inv = crate::yaml::parse_inventory(
+            &[crate::yaml::SourceFile::new("w.yaml", YAML)],
+            &crate::yaml::Limits::default(),
+        )
+        .unwrap();
+        let name = |s: &str| JobName::new(s).unwrap();
+        let w = &inv.workflows[0];
+        assert!(w.jobs[&name("budgeted")].restartable);
+        assert!(!w.jobs[&name("plain")].restartable);
+        let jobs = &inv.job_settings[&WorkflowName::new("w").unwrap()];
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(jobs[&name("budgeted")].restarts_max(), 3);
+        let sub = |id: &str, priority| JobSubagent {
+            id: AgentId::new(id).unwrap(),
+            priority,
+        };
+        assert_eq!(
+            jobs[&name("picky")],
+            JobSettings {
+                restart_budget: None,
+                subagent_selection: Some(JobSelection {
+                    selection: Some(Selection::Priority),
+                    subagents: vec![sub("s1", Some(10)), sub("s2", None)],
+                }),
+            }
+        );
+        assert_eq!(
+            jobs[&name("picky")].restarts_max(),
+            crate::inventory::RESTART_BUDGET_MAX
+        );
+
+        // Deployed once they are journaled; deployed again unchanged, nothing; without them,
+        // an empty map clears them.
+        let mut world = crate::order::World::new(crate::order::Side::Controller);
+        let events = crate::order::deploy(&world, &inv);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.to_string().contains("JobSettings w"))
+        );
+        for e in &events {
+            world.apply(e).unwrap();
+        }
+        assert_eq!(
+            world
+                .job_settings(&w.name, &name("budgeted"))
+                .restart_budget,
+            Some(3)
+        );
+        assert!(crate::order::deploy(&world, &inv).is_empty());
+        let mut bare = inv.clone();
+        bare.job_settings.clear();
+        let cleared = crate::order::deploy(&world, &bare);
+        assert_eq!(cleared.len(), 1, "{cleared:?}");
+        world.apply(&cleared[0]).unwrap();
+        assert!(world.extras.jobs.is_empty());
+    }
 }
