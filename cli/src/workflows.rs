@@ -119,6 +119,7 @@ async fn show(api: &Api, name: &str, version: Option<u64>, json: bool) -> anyhow
         "Timeout",
         "Parallelism",
         "Restartable",
+        "Subagents",
     ]);
     for (k, j) in &jobs {
         let text: String = j["text"]
@@ -139,9 +140,30 @@ async fn show(api: &Api, name: &str, version: Option<u64>, json: bool) -> anyhow
                 .map(|ms| ordo_model::time::DurationMs(ms).to_string())
                 .unwrap_or_default(),
             cell(j.get("parallelism")),
-            cell(j.get("restartable")),
+            match j["restartBudget"].as_u64() {
+                Some(budget) if j["restartable"] == true => format!("yes, {budget} restarts"),
+                _ => cell(j.get("restartable")),
+            },
+            subagents_cell(j),
         ]);
     }
     println!("{t}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A job's own subagent selection: its subagents (with priorities) and how one is picked;
+/// empty when it has none (any of its agent's, by the agent's selection).
+fn subagents_cell(job: &Json) -> String {
+    let subagents: Vec<&str> = job["subagents"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let mut text = subagents.join(", ");
+    if let Some(selection) = job["subagentSelection"].as_str() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&format!("by {selection}"));
+    }
+    text
 }

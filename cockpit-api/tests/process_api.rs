@@ -202,6 +202,10 @@ async fn process_routes_answer_like_the_controller() {
         "ghost"
     );
     assert_eq!(remote["jobs"]["work"]["agent"], "ghost");
+    assert_eq!(remote["jobs"]["work"]["restartable"], true, "{remote}");
+    assert_eq!(remote["jobs"]["work"]["restartBudget"], 3, "{remote}");
+    assert_eq!(remote["jobs"]["work"]["subagentSelection"], "priority");
+    assert_eq!(remote["jobs"]["work"]["subagents"], json!(["g1 (2)", "g2"]));
     let v1 = cockpit.get("/api/v1/workflows/ask?version=1").await;
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["parameters"]["who"]["required"], false);

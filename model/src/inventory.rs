@@ -467,6 +467,17 @@ pub enum Selection {
     Ring,
 }
 
+impl Selection {
+    /// The YAML word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Selection::RoundRobin => "round-robin",
+            Selection::Priority => "priority",
+            Selection::Ring => "ring",
+        }
+    }
+}
+
 /// A lock: exclusive, or shared by orders whose counts add up to at most `limit`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lock {

@@ -387,6 +387,16 @@ pub struct JobJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub restartable: bool,
+    /// Restarts after a lost process before the order fails (only for a restartable job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_budget: Option<u32>,
+    /// The job's own subagent selection: `round-robin`, `priority` or `ring` (none: the
+    /// agent's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subagent_selection: Option<String>,
+    /// The subagents the job may run on, `id` or `id (priority)` (empty: any of the agent's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subagents: Vec<String>,
     pub parallelism: u32,
 }
 
@@ -465,6 +475,9 @@ pub async fn workflow(
                     Executable::Script(s) => ("script", s.clone()),
                     Executable::Command(argv) => ("command", argv.join(" ")),
                 };
+                let settings = v.state.world.job_settings(&wf.name, k);
+                let budget = settings.restarts_max();
+                let selection = settings.subagent_selection.unwrap_or_default();
                 (
                     k.to_string(),
                     JobJson {
@@ -473,6 +486,16 @@ pub async fn workflow(
                         text,
                         timeout_ms: j.timeout.map(|t| t.0),
                         restartable: j.restartable,
+                        restart_budget: j.restartable.then_some(budget),
+                        subagent_selection: selection.selection.map(|s| s.word().to_owned()),
+                        subagents: selection
+                            .subagents
+                            .iter()
+                            .map(|s| match s.priority {
+                                Some(p) => format!("{} ({p})", s.id),
+                                None => s.id.to_string(),
+                            })
+                            .collect(),
                         parallelism: j.parallelism,
                     },
                 )

@@ -55,6 +55,8 @@ jobs:
   work:
     agent: ghost
     script: echo working
+    restartBudget: 3
+    subagentSelection: { selection: priority, subagents: [ { id: g1, priority: 2 }, { id: g2 } ] }
 steps:
   - try:
       - run: work
