@@ -95,6 +95,42 @@ pub struct RaftSettings {
     pub abstain_ms: u64,
 }
 
+/// Hands the transport's reports to the raft thread until either side is gone. A peer that
+/// refuses this node (or that this node refuses) stops it while no leader is known — a node
+/// that disagrees with its peers stops at start — and is only logged once it is part of an
+/// elected group, which keeps serving.
+pub fn forward_inbound(
+    mut inbound: mpsc::UnboundedReceiver<crate::transport::Inbound>,
+    to_raft: std::sync::mpsc::Sender<ToRaft>,
+    out: mpsc::UnboundedSender<FromRaft>,
+    status: Arc<Mutex<NodeStatus>>,
+) -> tokio::task::JoinHandle<()> {
+    use crate::transport::Inbound;
+    tokio::spawn(async move {
+        while let Some(report) = inbound.recv().await {
+            let input = match report {
+                Inbound::Message(m) => ToRaft::Message(m),
+                Inbound::Unreachable(peer) => ToRaft::Unreachable(peer),
+                Inbound::SnapshotSent { to, delivered } => ToRaft::SnapshotSent { to, delivered },
+                Inbound::Refused { peer, why } => {
+                    let leader = status.lock().unwrap_or_else(|e| e.into_inner()).leader;
+                    if leader.is_none() {
+                        let _ = out.send(FromRaft::Failed(format!(
+                            "node {peer} and this node refuse each other: {why}"
+                        )));
+                    } else {
+                        tracing::error!(peer, "a node of the group is refused: {why}");
+                    }
+                    continue;
+                }
+            };
+            if to_raft.send(input).is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// Starts the raft thread. `send` carries a message to its peer (it must not block).
 pub fn start(
     mut node: Node,

@@ -54,7 +54,7 @@ use crate::{Active, AgentError};
 use ordo_journal::Journal;
 use ordo_net::tls::{CaBundle, TlsMaterial};
 use ordo_replica::driver::{self, FromRaft, RaftSettings, ToRaft};
-use ordo_replica::transport::{Inbound, Transport, TransportConfig, TransportTls};
+use ordo_replica::transport::{Transport, TransportConfig, TransportTls};
 use ordo_replica::{CommittedKind, Node, NodeConfig, Position, Role, StoreConfig};
 use server::{PairView, Passive};
 use std::collections::BTreeMap;
@@ -286,7 +286,7 @@ impl Started {
         }
         let status = Arc::new(Mutex::new(node.status()));
         let (out_tx, from_raft) = mpsc::unbounded_channel();
-        let (inbound_tx, mut inbound_rx) = mpsc::unbounded_channel();
+        let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
         let peers: BTreeMap<u64, String> = pair
             .nodes
             .iter()
@@ -318,34 +318,7 @@ impl Started {
         .map_err(|e| AgentError::Server(format!("the raft transport: {e}")))?;
         let transport = Arc::new(transport);
         let (to_raft, raft_rx) = std::sync::mpsc::channel();
-        let forward = to_raft.clone();
-        let failed = out_tx.clone();
-        let known = status.clone();
-        tokio::spawn(async move {
-            while let Some(inbound) = inbound_rx.recv().await {
-                let input = match inbound {
-                    Inbound::Message(m) => ToRaft::Message(m),
-                    Inbound::Unreachable(peer) => ToRaft::Unreachable(peer),
-                    Inbound::SnapshotSent { to, delivered } => {
-                        ToRaft::SnapshotSent { to, delivered }
-                    }
-                    Inbound::Refused { peer, why } => {
-                        let leader = known.lock().unwrap_or_else(|e| e.into_inner()).leader;
-                        if leader.is_none() {
-                            let _ = failed.send(FromRaft::Failed(format!(
-                                "node {peer} and this node refuse each other: {why}"
-                            )));
-                        } else {
-                            tracing::error!(peer, "a node of the pair is refused: {why}");
-                        }
-                        continue;
-                    }
-                };
-                if forward.send(input).is_err() {
-                    return;
-                }
-            }
-        });
+        driver::forward_inbound(inbound_rx, to_raft.clone(), out_tx.clone(), status.clone());
         let sender = transport.clone();
         driver::start(
             node,

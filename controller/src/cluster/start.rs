@@ -11,8 +11,8 @@
 
 use crate::ControllerError;
 use crate::api::cluster::ClusterInfo;
-use crate::cluster::raft::{self, FromRaft, RaftSettings, ToRaft};
-use crate::cluster::transport::{Inbound, Transport, TransportConfig};
+use crate::cluster::raft::{self, FromRaft, RaftSettings};
+use crate::cluster::transport::{Transport, TransportConfig};
 use crate::config::{ClusterConfig, Config, Voter};
 use crate::core::{NodeView, Replicated};
 use crate::record::index_of;
@@ -108,7 +108,7 @@ pub async fn start(
         ..NodeView::default()
     }));
 
-    let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let peers: BTreeMap<u64, String> = cluster
         .nodes
         .iter()
@@ -137,34 +137,12 @@ pub async fn start(
 
     let (to_raft, raft_rx) = std::sync::mpsc::channel();
     // The transport's reports go to the raft thread; a refusal stops the controller.
-    let forward = to_raft.clone();
-    let refused = out_tx.clone();
-    let known = status.clone();
-    tokio::spawn(async move {
-        while let Some(inbound) = inbound_rx.recv().await {
-            let input = match inbound {
-                Inbound::Message(m) => ToRaft::Message(m),
-                Inbound::Unreachable(peer) => ToRaft::Unreachable(peer),
-                Inbound::SnapshotSent { to, delivered } => ToRaft::SnapshotSent { to, delivered },
-                Inbound::Refused { peer, why } => {
-                    // A node that disagrees with its peers stops at start; one that is part of
-                    // an elected cluster already keeps serving and names the stranger.
-                    let leader = known.lock().unwrap_or_else(|e| e.into_inner()).leader;
-                    if leader.is_none() {
-                        let _ = refused.send(FromRaft::Failed(format!(
-                            "node {peer} and this node refuse each other: {why}"
-                        )));
-                    } else {
-                        tracing::error!(peer, "a node of the cluster is refused: {why}");
-                    }
-                    continue;
-                }
-            };
-            if forward.send(input).is_err() {
-                return;
-            }
-        }
-    });
+    ordo_replica::driver::forward_inbound(
+        inbound_rx,
+        to_raft.clone(),
+        out_tx.clone(),
+        status.clone(),
+    );
     let sender = transport.clone();
     raft::start(
         node,
