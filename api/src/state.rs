@@ -12,6 +12,7 @@ use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::{
     Extras, KeyedEvent, OrderEvent, Side, World, accepts_from_agent, extras_or_empty,
 };
+use ordo_model::priority::Priorities;
 use ordo_model::schedule::{Plan, PlanEvent, Skip};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
@@ -54,8 +55,9 @@ pub struct State {
     /// snapshot written before it ends before it.
     #[serde(default)]
     pub joins: Joins,
-    // The world's `extras.backup_directors` are written last, and only when not empty (the
-    // extras and the joins are then written even when empty): see [`Stored_`].
+    // The world's `extras.backup_directors` are written after the joins, and only when not
+    // empty (the extras and the joins are then written even when empty), then its
+    // `extras.priorities`, likewise: see [`Stored_`].
 }
 
 /// The serde form of [`State`]: its fields, then the world's extras.
@@ -77,6 +79,22 @@ struct Stored_ {
     /// it ends before it.
     #[serde(default, deserialize_with = "directors_or_empty")]
     backup_directors: BTreeMap<AgentId, String>,
+    /// The world's `extras.priorities`. Added after the backup directors: a snapshot written
+    /// before it ends before it.
+    #[serde(default, deserialize_with = "priorities_or_empty")]
+    priorities: BTreeMap<AgentId, Priorities>,
+}
+
+/// The subagent priority expressions of a snapshot, none in one written before they existed.
+fn priorities_or_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<AgentId, Priorities>, D::Error> {
+    let readable = d.is_human_readable();
+    match BTreeMap::<AgentId, Priorities>::deserialize(d) {
+        Ok(v) => Ok(v),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(BTreeMap::new()),
+    }
 }
 
 /// The backup directors of a snapshot, none in one written before they existed.
@@ -96,6 +114,7 @@ impl From<Stored_> for State {
         let mut world = s.world;
         world.extras = s.extras;
         world.extras.backup_directors = s.backup_directors;
+        world.extras.priorities = s.priorities;
         State {
             world,
             agents: s.agents,
@@ -112,10 +131,15 @@ impl Serialize for State {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let extras = &self.world.extras;
-        let directors = !extras.backup_directors.is_empty();
+        let priorities = !extras.priorities.is_empty();
+        let directors = priorities || !extras.backup_directors.is_empty();
         let joins = directors || !self.joins.is_empty();
         let with_extras = joins || !extras.is_empty();
-        let fields = 6 + usize::from(with_extras) + usize::from(joins) + usize::from(directors);
+        let fields = 6
+            + usize::from(with_extras)
+            + usize::from(joins)
+            + usize::from(directors)
+            + usize::from(priorities);
         let mut st = s.serialize_struct("State", fields)?;
         st.serialize_field("world", &self.world)?;
         st.serialize_field("agents", &self.agents)?;
@@ -131,6 +155,9 @@ impl Serialize for State {
         }
         if directors {
             st.serialize_field("backup_directors", &extras.backup_directors)?;
+        }
+        if priorities {
+            st.serialize_field("priorities", &extras.priorities)?;
         }
         st.end()
     }

@@ -43,6 +43,10 @@ pub struct Inventory {
     /// Agents' backup directors (`backupDirector`: the agent is a director pair), by agent.
     #[serde(default)]
     pub backup_directors: BTreeMap<AgentId, String>,
+    /// Subagents' priorities given as expressions (`priority: "10 - $processes"`), by agent
+    /// (only agents with some); their [`Subagent::priority`] is 0. See [`crate::priority`].
+    #[serde(default)]
+    pub subagent_priorities: BTreeMap<AgentId, crate::priority::Priorities>,
 }
 
 /// A workflow: named jobs and the steps that use them.
@@ -402,6 +406,8 @@ impl ClusterSettings {
 pub struct Subagent {
     pub id: AgentId,
     pub url: String,
+    /// With `selection: priority`: the higher, the sooner it runs a job. 0 for a subagent
+    /// whose priority is an expression (`Inventory::subagent_priorities`).
     pub priority: i32,
 }
 

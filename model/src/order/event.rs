@@ -283,6 +283,12 @@ pub enum ItemEvent {
         agent: AgentId,
         url: Option<String>,
     },
+    /// An agent cluster's subagent priorities given as expressions (subagent → expression,
+    /// [`crate::priority`]), kept beside its object; empty: it has none.
+    AgentPriorities {
+        agent: AgentId,
+        priorities: crate::priority::Priorities,
+    },
 }
 
 impl OrderEvent {
@@ -529,6 +535,16 @@ impl fmt::Display for ItemEvent {
                 Some(url) => write!(f, "AgentBackupDirector {agent} {url}"),
                 None => write!(f, "AgentBackupDirector {agent} none"),
             },
+            ItemEvent::AgentPriorities { agent, priorities } => {
+                write!(f, "AgentPriorities {agent}")?;
+                if priorities.is_empty() {
+                    return write!(f, " none");
+                }
+                for (subagent, expr) in priorities {
+                    write!(f, " {subagent}: {expr:?}", expr = expr.to_string())?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -131,6 +131,11 @@ pub struct Extras {
     /// fields after them, so the controller's `State` writes these as a field of its own.
     #[serde(skip)]
     pub backup_directors: BTreeMap<AgentId, String>,
+    /// Agent clusters' subagent priorities given as expressions, from `AgentPriorities` (the
+    /// controller's world only). Not part of this struct's encoding, like
+    /// [`Extras::backup_directors`]: the controller's `State` writes them after those.
+    #[serde(skip)]
+    pub priorities: BTreeMap<AgentId, crate::priority::Priorities>,
 }
 
 impl Extras {
