@@ -6,6 +6,9 @@
 //! journal record is the postcard encoding of one [`Record`]; the journal id of the record is
 //! its id. [`Record`] is **append-only**: new variants go at the end, no variant is reordered,
 //! removed or given new fields, so every journal written by an older version keeps loading.
+//! (A record is the whole of its bytes, so a field may be added at the very end of the last
+//! variant's fields when it is read with [`trailing_or_default`] and left out while it holds
+//! its default: `AgentObject`'s `priorities`.)
 //! The `format` of [`Record::Created`] says which version wrote the run: format 2 journals a
 //! job's start (`ProcessingStarted`, pgid 0) before its spawn and may hold
 //! `ProcessingWithdrawn`; format 1 journaled `ProcessingStarted` with the pgid after the spawn.
@@ -22,7 +25,7 @@
 //! | `Leased { taken_until }` | a director renews its subagents' lease horizon | the highest horizon: a restarted director takes their jobs for lost only after it |
 //! | `SubagentJoined { subagent }` | a director's session with a subagent is up (it joins the ring at its listed place) | nothing (kept for the record) |
 //! | `SubagentLeft { subagent, reason }` | a director's live session with a subagent ended (the ring skips it) | nothing (kept for the record) |
-//! | `AgentObject { agent, settings }` | a director of a director pair got its inventory object from the controller | nothing; a passive node of the pair keeps it in `<data_dir>/cluster`, so that it directs the same subagents when it takes over |
+//! | `AgentObject { agent, settings, priorities }` | a director of a director pair got its inventory object (and its subagents' priority expressions, when it has some) from the controller | nothing; a passive node of the pair keeps it in `<data_dir>/cluster`, so that it directs the same subagents when it takes over |
 
 use ordo_model::ids::{AgentId, OrderId};
 use ordo_model::order::AgentCommand;
@@ -83,7 +86,32 @@ pub enum Record {
     AgentObject {
         agent: Box<ordo_model::inventory::Agent>,
         settings: ordo_model::inventory::ClusterSettings,
+        /// Its subagents' priority expressions (`ToAgent::ClusterWithPriorities`). Added
+        /// later: written only when there are some (so the record keeps its bytes without),
+        /// read as none from a record that ends before it.
+        #[serde(
+            default,
+            deserialize_with = "trailing_or_default",
+            skip_serializing_if = "std::collections::BTreeMap::is_empty"
+        )]
+        priorities: ordo_model::priority::Priorities,
     },
+}
+
+/// Reads a field added at the end of a postcard-encoded value that is the last thing in its
+/// bytes, or its default when the bytes end before it (written by a build without it).
+/// Human-readable formats name their fields, so there an error stays an error.
+pub(crate) fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    let readable = d.is_human_readable();
+    match T::deserialize(d) {
+        Ok(t) => Ok(t),
+        Err(e) if readable => Err(e),
+        Err(_) => Ok(T::default()),
+    }
 }
 
 impl Record {
@@ -187,12 +215,71 @@ mod tests {
                     selection: ordo_model::inventory::Selection::Ring,
                 }),
                 settings: ordo_model::inventory::ClusterSettings::default(),
+                priorities: Default::default(),
+            },
+            Record::AgentObject {
+                agent: Box::new(ordo_model::inventory::Agent {
+                    id: AgentId::new("a1").unwrap(),
+                    url: "wss://a:1".into(),
+                    certificate_name: None,
+                    subagents: Vec::new(),
+                    selection: ordo_model::inventory::Selection::Priority,
+                }),
+                settings: ordo_model::inventory::ClusterSettings::default(),
+                priorities: [(
+                    AgentId::new("s1").unwrap(),
+                    ordo_model::expr::parse("10 - $processes").unwrap(),
+                )]
+                .into(),
             },
         ];
         for r in records {
             let bytes = r.encode().unwrap();
             assert_eq!(Record::decode(&bytes).unwrap(), r);
         }
+    }
+
+    /// An `AgentObject` without priority expressions has the bytes it had before they
+    /// existed, and one written then reads with none.
+    #[test]
+    fn an_agent_object_without_priorities_keeps_its_bytes() {
+        #[derive(Serialize)]
+        enum Before {
+            _0,
+            _1,
+            _2,
+            _3,
+            _4,
+            _5,
+            _6,
+            _7,
+            _8,
+            _9,
+            AgentObject {
+                agent: Box<ordo_model::inventory::Agent>,
+                settings: ordo_model::inventory::ClusterSettings,
+            },
+        }
+        let agent = Box::new(ordo_model::inventory::Agent {
+            id: AgentId::new("a1").unwrap(),
+            url: "wss://a:1".into(),
+            certificate_name: None,
+            subagents: Vec::new(),
+            selection: ordo_model::inventory::Selection::Priority,
+        });
+        let settings = ordo_model::inventory::ClusterSettings::default();
+        let old = postcard::to_allocvec(&Before::AgentObject {
+            agent: agent.clone(),
+            settings: settings.clone(),
+        })
+        .unwrap();
+        let now = Record::AgentObject {
+            agent,
+            settings,
+            priorities: Default::default(),
+        };
+        assert_eq!(now.encode().unwrap(), old);
+        assert_eq!(Record::decode(&old).unwrap(), now);
     }
 
     #[test]

@@ -296,6 +296,28 @@ impl Link {
         self.send(ws, &FromAgent::SubagentHealth(health)).await
     }
 
+    /// The agent's object (`ToAgent::Cluster`, or `ClusterWithPriorities` with its subagents'
+    /// priority expressions) for the director; in a pair, journaled first, so that the passive
+    /// nodes keep it for a takeover.
+    async fn cluster(
+        &self,
+        agent: Box<ordo_model::inventory::Agent>,
+        settings: ordo_model::inventory::ClusterSettings,
+        priorities: ordo_model::priority::Priorities,
+    ) {
+        if self.shared.config.pair.is_some() {
+            let record = crate::record::Record::AgentObject {
+                agent: agent.clone(),
+                settings: settings.clone(),
+                priorities: priorities.clone(),
+            };
+            let _ = self.shared.inputs.send(Input::Membership(record)).await;
+        }
+        self.shared
+            .director
+            .set_cluster_with_priorities(*agent, settings, priorities);
+    }
+
     /// Handles a frame; a command's pending answer (and whether it is a reset) is returned.
     async fn on_message(
         &mut self,
@@ -343,15 +365,15 @@ impl Link {
                 Ok(None)
             }
             ToAgent::Cluster { agent, settings } => {
-                if self.shared.config.pair.is_some() {
-                    // The passive nodes of the pair keep it for a takeover.
-                    let record = crate::record::Record::AgentObject {
-                        agent: agent.clone(),
-                        settings: settings.clone(),
-                    };
-                    let _ = self.shared.inputs.send(Input::Membership(record)).await;
-                }
-                self.shared.director.set_cluster(*agent, settings);
+                self.cluster(agent, settings, Default::default()).await;
+                Ok(None)
+            }
+            ToAgent::ClusterWithPriorities {
+                agent,
+                settings,
+                priorities,
+            } => {
+                self.cluster(agent, settings, priorities).await;
                 Ok(None)
             }
             ToAgent::SubagentRemoved { subagent, kill } => {

@@ -13,6 +13,7 @@ use ordo_model::inventory::JobSettingsMap;
 use ordo_model::order::{
     Extras, KeyedEvent, OrderEvent, Side, World, accepts_from_agent, extras_or_empty,
 };
+use ordo_model::priority::Priorities;
 use ordo_model::schedule::{Plan, PlanEvent, Skip};
 use ordo_model::time::TimeMs;
 use ordo_model::wire::AgentEventBody;
@@ -55,9 +56,9 @@ pub struct State {
     /// snapshot written before it ends before it.
     #[serde(default)]
     pub joins: Joins,
-    // The world's `extras.backup_directors`, then its `extras.jobs`, are written last, each
-    // only when it or one after it is not empty (the extras and the joins are then written
-    // even when empty): see [`Stored_`].
+    // The world's `extras.backup_directors`, then its `extras.jobs`, then its
+    // `extras.priorities` are written last, each only when it or one after it is not empty
+    // (the extras and the joins are then written even when empty): see [`Stored_`].
 }
 
 /// The serde form of [`State`]: its fields, then the world's extras.
@@ -83,6 +84,10 @@ struct Stored_ {
     /// it ends before it.
     #[serde(default, deserialize_with = "trailing_or_empty")]
     jobs: BTreeMap<WorkflowName, JobSettingsMap>,
+    /// The world's `extras.priorities`. Added after the jobs: a snapshot written before it
+    /// ends before it.
+    #[serde(default, deserialize_with = "trailing_or_empty")]
+    priorities: BTreeMap<AgentId, Priorities>,
 }
 
 /// A trailing map of a snapshot, empty in one written before it existed.
@@ -113,6 +118,7 @@ impl From<Stored_> for State {
         world.extras = s.extras;
         world.extras.backup_directors = s.backup_directors;
         world.extras.jobs = s.jobs;
+        world.extras.priorities = s.priorities;
         State {
             world,
             agents: s.agents,
@@ -129,7 +135,8 @@ impl Serialize for State {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let extras = &self.world.extras;
-        let jobs = !extras.jobs.is_empty();
+        let priorities = !extras.priorities.is_empty();
+        let jobs = priorities || !extras.jobs.is_empty();
         let directors = jobs || !extras.backup_directors.is_empty();
         let joins = directors || !self.joins.is_empty();
         let with_extras = joins || !extras.is_empty();
@@ -137,7 +144,8 @@ impl Serialize for State {
             + usize::from(with_extras)
             + usize::from(joins)
             + usize::from(directors)
-            + usize::from(jobs);
+            + usize::from(jobs)
+            + usize::from(priorities);
         let mut st = s.serialize_struct("State", fields)?;
         st.serialize_field("world", &self.world)?;
         st.serialize_field("agents", &self.agents)?;
@@ -156,6 +164,9 @@ impl Serialize for State {
         }
         if jobs {
             st.serialize_field("jobs", &extras.jobs)?;
+        }
+        if priorities {
+            st.serialize_field("priorities", &extras.priorities)?;
         }
         st.end()
     }

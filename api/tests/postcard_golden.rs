@@ -481,7 +481,50 @@ fn samples() -> Vec<(String, Vec<u8>)> {
         "agent attach with job settings frame".to_owned(),
         postcard::to_allocvec(&attach).expect("the frame encodes"),
     ));
+    // Added later, at the end: subagent priorities given as expressions, a snapshot that holds
+    // them (after the backup directors) and the agent's object sent with them.
+    let mut prio_state = pair_state.clone();
+    later(
+        &mut prio_state,
+        &mut out,
+        "agent priorities",
+        Body::Event(KeyedEvent::Item(ItemEvent::AgentPriorities {
+            agent: AgentId::new("cluster").unwrap(),
+            priorities: sample_priorities(),
+        })),
+    );
+    assert_eq!(prio_state.world.extras.priorities.len(), 1);
+    out.push((
+        "state snapshot with subagent priorities".to_owned(),
+        postcard::to_allocvec(&prio_state).expect("the state encodes"),
+    ));
+    let cluster = prio_state
+        .world
+        .agents
+        .get(&AgentId::new("cluster").unwrap())
+        .cloned()
+        .expect("the golden inventory has the agent cluster");
+    out.push((
+        "agent cluster with priorities frame".to_owned(),
+        postcard::to_allocvec(&ToAgent::ClusterWithPriorities {
+            agent: Box::new(cluster),
+            settings: prio_state
+                .world
+                .cluster_settings(&AgentId::new("cluster").unwrap()),
+            priorities: sample_priorities(),
+        })
+        .expect("the frame encodes"),
+    ));
     out
+}
+
+/// The priority expressions of the samples: one subagent's, over its metrics.
+fn sample_priorities() -> ordo_model::priority::Priorities {
+    [(
+        AgentId::new("sub-1").unwrap(),
+        ordo_model::expr::parse("100 - $load * 100 / $cores - 10 * $processes").unwrap(),
+    )]
+    .into()
 }
 
 fn workflow_of(state: &State) -> ordo_model::inventory::Workflow {
@@ -561,6 +604,35 @@ fn a_state_snapshot_keeps_its_backup_directors() {
     assert_eq!(back, state);
 }
 
+/// A snapshot with subagent priorities keeps them; one written before they existed (the
+/// snapshot with a backup director) reads without any and writes the same bytes again.
+#[test]
+fn a_state_snapshot_keeps_its_subagent_priorities() {
+    let old = golden_bytes("state snapshot with a backup director");
+    let state: State = postcard::from_bytes(&old).expect("the snapshot reads");
+    assert!(state.world.extras.priorities.is_empty());
+    assert_eq!(state.world.extras.backup_directors.len(), 1);
+    assert_eq!(postcard::to_allocvec(&state).unwrap(), old);
+    let new = golden_bytes("state snapshot with subagent priorities");
+    let state: State = postcard::from_bytes(&new).expect("the snapshot reads");
+    let cluster = AgentId::new("cluster").unwrap();
+    assert_eq!(
+        state.world.extras.priorities.get(&cluster),
+        Some(&sample_priorities())
+    );
+    assert_eq!(state.world.extras.backup_directors.len(), 1);
+    assert_eq!(postcard::to_allocvec(&state).unwrap(), new);
+    let json = ordo_api::json::to_string(&state).unwrap();
+    let back: State = ordo_api::json::from_str(&json).unwrap();
+    assert_eq!(back, state);
+    // Without a backup director, the backup directors are written (empty) before them.
+    let mut lone = state.clone();
+    lone.world.extras.backup_directors.clear();
+    let bytes = postcard::to_allocvec(&lone).unwrap();
+    let back: State = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, lone);
+}
+
 /// A journal written before order options existed still folds to the same state: every old
 /// record decodes and applies as it did.
 #[test]
@@ -578,6 +650,7 @@ fn a_journal_written_before_options_still_folds() {
             || name.starts_with("agent settings")
             || name.starts_with("agent backup director")
             || name.starts_with("job settings")
+            || name.starts_with("agent priorities")
             || name.starts_with("plan ")
             || name.starts_with("join ")
             || name.starts_with("subagent unregistered")

@@ -145,6 +145,17 @@ pub trait Links: Send {
         settings: &ordo_model::inventory::ClusterSettings,
         backup: Option<&str>,
     );
+    /// [`Links::ensure`] for an agent whose subagents have priority expressions (subagent →
+    /// expression; empty: none), sent to it with its object; a change restarts the link too.
+    fn ensure_with_priorities(
+        &mut self,
+        agent: &ordo_model::inventory::Agent,
+        settings: &ordo_model::inventory::ClusterSettings,
+        backup: Option<&str>,
+        _priorities: &ordo_model::priority::Priorities,
+    ) {
+        self.ensure(agent, settings, backup);
+    }
     fn send(&self, agent: &AgentId, msg: LinkMsg);
     /// Ends every session; each link connects again and resumes where the core says.
     fn reconnect_all(&mut self);
@@ -435,9 +446,9 @@ impl<L: Links> Core<L> {
                 }
                 Action::Reply { token, reply } => self.reply(token, reply),
                 Action::Link { agent, msg } => self.links.send(&agent, msg),
-                Action::EnsureLink(agent, settings, backup) => {
-                    self.links.ensure(&agent, &settings, backup.as_deref())
-                }
+                Action::EnsureLink(agent, settings, backup, priorities) => self
+                    .links
+                    .ensure_with_priorities(&agent, &settings, backup.as_deref(), &priorities),
                 Action::ForgetLink(agent) => self.links.forget(&agent),
                 Action::ReconnectLinks => self.links.reconnect_all(),
                 Action::StopLinks => self.links.stop_all(),

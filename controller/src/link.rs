@@ -19,6 +19,7 @@ use crate::config::AgentLinks;
 use crate::core::{Input, LinkMsg, LinkStatus, Links, Resume};
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::{Agent, ClusterSettings};
+use ordo_model::priority::Priorities;
 use ordo_model::wire::{AGENT_WS_PATH, Couple, FromAgent, PROTOCOL_VERSION, ToAgent};
 use ordo_net::clock::now_ms;
 use ordo_net::frame::{self, Received};
@@ -47,6 +48,7 @@ struct Running {
     agent: Agent,
     settings: ClusterSettings,
     backup: Option<String>,
+    priorities: Priorities,
     tx: mpsc::UnboundedSender<LinkMsg>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -75,14 +77,23 @@ impl Drop for AgentLinkSet {
 }
 
 impl AgentLinkSet {
-    fn start(&mut self, agent: &Agent, settings: &ClusterSettings, backup: Option<&str>) {
+    fn start(
+        &mut self,
+        agent: &Agent,
+        settings: &ClusterSettings,
+        backup: Option<&str>,
+        priorities: &Priorities,
+    ) {
         if let Some(old) = self.links.remove(&agent.id) {
             old.task.abort();
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run_link(
-            agent.clone(),
-            settings.clone(),
+            Object {
+                agent: agent.clone(),
+                settings: settings.clone(),
+                priorities: priorities.clone(),
+            },
             backup.map(str::to_owned),
             self.ctx.clone(),
             rx,
@@ -93,6 +104,7 @@ impl AgentLinkSet {
                 agent: agent.clone(),
                 settings: settings.clone(),
                 backup: backup.map(str::to_owned),
+                priorities: priorities.clone(),
                 tx,
                 task,
             },
@@ -102,14 +114,25 @@ impl AgentLinkSet {
 
 impl Links for AgentLinkSet {
     fn ensure(&mut self, agent: &Agent, settings: &ClusterSettings, backup: Option<&str>) {
+        self.ensure_with_priorities(agent, settings, backup, &Priorities::new());
+    }
+
+    fn ensure_with_priorities(
+        &mut self,
+        agent: &Agent,
+        settings: &ClusterSettings,
+        backup: Option<&str>,
+        priorities: &Priorities,
+    ) {
         if let Some(r) = self.links.get(&agent.id)
             && r.agent == *agent
             && r.settings == *settings
             && r.backup.as_deref() == backup
+            && r.priorities == *priorities
         {
             return;
         }
-        self.start(agent, settings, backup);
+        self.start(agent, settings, backup, priorities);
     }
 
     fn send(&self, agent: &AgentId, msg: LinkMsg) {
@@ -119,13 +142,20 @@ impl Links for AgentLinkSet {
     }
 
     fn reconnect_all(&mut self) {
-        let agents: Vec<(Agent, ClusterSettings, Option<String>)> = self
+        let agents: Vec<(Agent, ClusterSettings, Option<String>, Priorities)> = self
             .links
             .values()
-            .map(|r| (r.agent.clone(), r.settings.clone(), r.backup.clone()))
+            .map(|r| {
+                (
+                    r.agent.clone(),
+                    r.settings.clone(),
+                    r.backup.clone(),
+                    r.priorities.clone(),
+                )
+            })
             .collect();
-        for (agent, settings, backup) in &agents {
-            self.start(agent, settings, backup.as_deref());
+        for (agent, settings, backup, priorities) in &agents {
+            self.start(agent, settings, backup.as_deref(), priorities);
         }
     }
 
@@ -157,25 +187,51 @@ fn set_status(ctx: &LinkContext, agent: &Agent, f: impl FnOnce(&mut LinkStatus))
     f(s);
 }
 
-async fn run_link(
+/// What a link sends the agent after coupling: its inventory object, its cluster settings and
+/// its subagents' priority expressions.
+struct Object {
     agent: Agent,
     settings: ClusterSettings,
+    priorities: Priorities,
+}
+
+impl Object {
+    /// `ToAgent::Cluster`, or `ToAgent::ClusterWithPriorities` when there are expressions (an
+    /// agent of an older build takes every other object).
+    fn message(&self) -> ToAgent {
+        let agent = Box::new(self.agent.clone());
+        let settings = self.settings.clone();
+        if self.priorities.is_empty() {
+            ToAgent::Cluster { agent, settings }
+        } else {
+            ToAgent::ClusterWithPriorities {
+                agent,
+                settings,
+                priorities: self.priorities.clone(),
+            }
+        }
+    }
+}
+
+async fn run_link(
+    object: Object,
     backup: Option<String>,
     ctx: LinkContext,
     mut rx: mpsc::UnboundedReceiver<LinkMsg>,
 ) {
+    let agent = &object.agent;
     let mut backoff_ms = ctx.settings.reconnect_min_ms;
     let urls: Vec<String> = std::iter::once(agent.url.clone()).chain(backup).collect();
     let mut at = 0;
     loop {
         let url = &urls[at];
-        let result = session(&agent, url, &settings, &ctx, &mut rx).await;
+        let result = session(&object, url, &ctx, &mut rx).await;
         let error = match result {
             Ok(()) => "the agent closed the session".to_owned(),
             Err(e) => e,
         };
         tracing::warn!(agent = %agent.id, %url, "agent link down: {error}");
-        set_status(&ctx, &agent, |s| {
+        set_status(&ctx, agent, |s| {
             s.connected = false;
             s.connected_since_ms = None;
             s.last_error = Some(error);
@@ -207,12 +263,12 @@ async fn ask<T>(
 }
 
 async fn session(
-    agent: &Agent,
+    object: &Object,
     base: &str,
-    settings: &ClusterSettings,
     ctx: &LinkContext,
     rx: &mut mpsc::UnboundedReceiver<LinkMsg>,
 ) -> Result<(), String> {
+    let agent = &object.agent;
     let max = ctx.frame_bytes_max;
     let url = format!("{}{}", base.trim_end_matches('/'), AGENT_WS_PATH);
     let Resume {
@@ -282,11 +338,7 @@ async fn session(
     .await??;
     // The agent's object first: its subagents, if it directs a cluster, so that no order
     // sent below starts here instead (a changed object restarts the link: sent again).
-    let cluster = ToAgent::Cluster {
-        agent: Box::new(agent.clone()),
-        settings: settings.clone(),
-    };
-    frame::send(&mut ws, &cluster, max)
+    frame::send(&mut ws, &object.message(), max)
         .await
         .map_err(|e| e.to_string())?;
     let mut seq = 0u64;
@@ -346,6 +398,38 @@ async fn session(
                 }
                 frame::send_ping(&mut ws, Default::default()).await.map_err(|e| e.to_string())?;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_model::inventory::Selection;
+
+    /// The object goes as `Cluster` without priority expressions (an agent of an older build
+    /// takes it) and as `ClusterWithPriorities` with them.
+    #[test]
+    fn the_object_carries_its_priority_expressions_only_when_it_has_some() {
+        let mut object = Object {
+            agent: Agent {
+                id: AgentId::new("c").unwrap(),
+                url: "wss://c:1".into(),
+                certificate_name: None,
+                subagents: Vec::new(),
+                selection: Selection::Priority,
+            },
+            settings: ClusterSettings::default(),
+            priorities: Priorities::new(),
+        };
+        assert!(matches!(object.message(), ToAgent::Cluster { .. }));
+        let expr = ordo_model::expr::parse("10 - $processes").unwrap();
+        object.priorities = [(AgentId::new("s1").unwrap(), expr)].into();
+        match object.message() {
+            ToAgent::ClusterWithPriorities { priorities, .. } => {
+                assert_eq!(priorities, object.priorities)
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::order::nav::{instruction_at, is_valid};
 use crate::order::{Frame, ItemEvent, KeyedEvent, OrderState, Wait, World};
 use crate::schedule::{Calendar, Schedule};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Objects a deployment removes, by kind (`removed:` in an inventory file, `ordo undeploy`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -323,6 +323,7 @@ pub fn deployed_inventory(world: &World) -> Inventory {
         agent_settings: world.extras.agents.clone(),
         backup_directors: world.extras.backup_directors.clone(),
         job_settings: world.extras.jobs.clone(),
+        subagent_priorities: world.extras.priorities.clone(),
     }
 }
 
@@ -361,9 +362,18 @@ pub fn diff(world: &World, deployed: &Inventory, new: &Inventory, removals: &Rem
         }
     }
     for a in &new.agents {
+        let priorities = |p: &BTreeMap<AgentId, crate::priority::Priorities>| {
+            p.get(&a.id).filter(|p| !p.is_empty()).cloned()
+        };
+        let same_priorities =
+            priorities(&world.extras.priorities) == priorities(&new.subagent_priorities);
         match world.agents.get(&a.id) {
             None => d.added.push(change(ItemKind::Agent, a.id.as_str())),
-            Some(old) if old == a => {}
+            Some(old) if old == a && same_priorities => {}
+            Some(old) if old == a => d.changed.push(ItemChange {
+                detail: Some("subagent priorities".to_owned()),
+                ..change(ItemKind::Agent, a.id.as_str())
+            }),
             Some(old) => d.changed.push(ItemChange {
                 detail: (old.url != a.url).then(|| format!("url {} → {}", old.url, a.url)),
                 ..change(ItemKind::Agent, a.id.as_str())

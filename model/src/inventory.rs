@@ -47,6 +47,10 @@ pub struct Inventory {
     /// and job, see [`JobSettings`].
     #[serde(default)]
     pub job_settings: BTreeMap<WorkflowName, JobSettingsMap>,
+    /// Subagents' priorities given as expressions (`priority: "10 - $processes"`), by agent
+    /// (only agents with some); their [`Subagent::priority`] is 0. See [`crate::priority`].
+    #[serde(default)]
+    pub subagent_priorities: BTreeMap<AgentId, crate::priority::Priorities>,
 }
 
 /// The settings of a workflow's jobs that have any, by job.
@@ -456,6 +460,8 @@ impl ClusterSettings {
 pub struct Subagent {
     pub id: AgentId,
     pub url: String,
+    /// With `selection: priority`: the higher, the sooner it runs a job. 0 for a subagent
+    /// whose priority is an expression (`Inventory::subagent_priorities`).
     pub priority: i32,
 }
 

@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod notice_expr;
 pub mod order;
 pub mod position;
+pub mod priority;
 pub mod schedule;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -20,7 +20,8 @@
 //! 5. Right after coupling, before its first command, the controller sends
 //!    [`ToAgent::Cluster`], the agent's inventory object and its cluster settings (a changed
 //!    object or setting starts a new session): one with subagents makes the agent their
-//!    director.
+//!    director. An agent whose subagents have priority expressions gets
+//!    [`ToAgent::ClusterWithPriorities`] instead, the same with the expressions.
 //! 6. After journaling the agent's events (replicated), the controller sends
 //!    [`ToAgent::Release`]; the agent may then delete events with ids up to `until`.
 //!
@@ -75,6 +76,15 @@ pub enum ToAgent {
     SubagentRemoved {
         subagent: AgentId,
         kill: bool,
+    },
+    /// [`ToAgent::Cluster`] of an agent whose subagents have priorities given as expressions
+    /// (subagent → expression, [`crate::priority`]): the controller sends it instead of
+    /// `Cluster` for such an agent only, so an agent of an older build still takes every
+    /// other object.
+    ClusterWithPriorities {
+        agent: Box<Agent>,
+        settings: crate::inventory::ClusterSettings,
+        priorities: crate::priority::Priorities,
     },
 }
 

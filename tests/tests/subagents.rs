@@ -8,7 +8,8 @@
 //!   subagent goes on after the kill.
 //! - kill -9 of the director: its subagents kill its jobs; the restarted director waits for the
 //!   lease horizon it journaled, then its orders run again (attempt 2).
-//! - `priority`: the highest subagents run jobs up to their `processLimit`, then the next.
+//! - `priority`: the highest subagents run jobs up to their `processLimit`, then the next; a
+//!   priority given as an expression over the subagent's metrics is evaluated at each pick.
 //! - With every subagent lost, an order waits and can be cancelled; another runs once a
 //!   subagent is back.
 //! - `ring`: orders go around the subagents in ring order; a killed one is skipped, the others
@@ -541,6 +542,70 @@ steps:
     std::fs::write(&go, "")?;
     let mut ids: Vec<String> = (0..4).map(|i| format!("high-{i}")).collect();
     ids.push("low".into());
+    for o in c
+        .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
+        .await?
+    {
+        assert_eq!(o["state"], "finished", "{o}");
+    }
+    Ok(())
+}
+
+/// A priority given as an expression is evaluated by the director at each pick over the
+/// subagent's live metrics: s1's `10 - 10 * $processes` is 10 while it runs nothing, above
+/// s2's 5, so the first job goes to s1; then it is 0, below s2, so the next ones go to s2.
+#[tokio::test]
+async fn process_a_priority_expression_is_evaluated_at_each_pick() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = format!(
+        r#"workflow: hold
+jobs:
+  job:
+    agent: dir
+    parallelism: 64
+    script: |
+      echo "$ORDO_ORDER_ID $ORDO_SUBAGENT" >> {runs}
+      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
+steps:
+  - run: job
+"#,
+        runs = runs.display(),
+        go = go.display()
+    );
+    let subagents = ["s1", "s2"];
+    let mut c = Cluster::new(&["dir", "s1", "s2"])?;
+    for s in subagents {
+        c.make_subagent(s, "dir")?;
+    }
+    c.start_controller().await?;
+    c.start_agent("dir")?;
+    for s in subagents {
+        c.start_agent(s)?;
+    }
+    let agent = format!(
+        "agent: dir\nurl: {}\nselection: priority\nsubagents:\n  \
+         - {{ id: s1, url: \"{}\", priority: \"10 - 10 * $processes\" }}\n  \
+         - {{ id: s2, url: \"{}\", priority: 5 }}\n",
+        c.agent_url("dir")?,
+        c.agent_url("s1")?,
+        c.agent_url("s2")?
+    );
+    c.deploy(&[("agent.yaml", agent), ("w.yaml", workflow)])
+        .await?;
+    wait_live(&c, &subagents).await?;
+    let alive = ["dir", "s1", "s2"];
+    let mut ids = Vec::new();
+    for (n, on) in [(1, "s1"), (2, "s2"), (3, "s2")] {
+        let id = format!("p-{n}");
+        c.add_orders(&[json!({"id": id, "workflow": "hold"})])
+            .await?;
+        let started = wait_lines(&mut c, &runs, n, &alive).await?;
+        assert_eq!(started[n - 1], format!("{id} {on}"), "{started:?}");
+        ids.push(id);
+    }
+    std::fs::write(&go, "")?;
     for o in c
         .wait_states(&ids, ENDED, Duration::from_millis(ORDERS_WAIT_MS))
         .await?

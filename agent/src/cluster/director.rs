@@ -27,10 +27,16 @@
 //! (`FromSubagent::Report`), the average duration of the jobs it ran to their end (from the
 //! start sent to the end received) and since when its session is up.
 //!
-//! The agent's object comes from the controller after every coupling (`ToAgent::Cluster`) and
-//! is kept in `<data_dir>/cluster` (postcard), so that a restarted director runs jobs on its
-//! subagents before a controller couples.
+//! The agent's object comes from the controller after every coupling (`ToAgent::Cluster`, or
+//! `ToAgent::ClusterWithPriorities` with its subagents' priority expressions) and is kept in
+//! `<data_dir>/cluster` (postcard, [`ClusterFile`]), so that a restarted director runs jobs on
+//! its subagents before a controller couples.
+//!
+//! Priorities: with `selection: priority`, each candidate's priority is computed whenever the
+//! candidates are listed — a subagent's priority expression over its live metrics
+//! ([`super::priority`]), else its whole number.
 
+use super::priority::{Metrics, Warned};
 use super::protocol::{
     Dedicate, End, FromSubagent, PROTOCOL_VERSION, Report, SUBAGENT_WS_PATH, Start, ToSubagent,
     heartbeat_interval_ms,
@@ -42,6 +48,7 @@ use crate::record::Record;
 use crate::runner::{KillMode, RunEvent};
 use ordo_model::ids::AgentId;
 use ordo_model::inventory::{Agent, ClusterSettings, JobSelection, Selection, Subagent};
+use ordo_model::priority::Priorities;
 use ordo_model::time::TimeMs;
 use ordo_model::wire::{HostFigures, SubagentHealth, SubagentMeta};
 use ordo_net::frame::{self, Received};
@@ -116,12 +123,16 @@ struct Sub {
     /// they ended (drained); `killing`: its jobs were told to die and count as lost.
     leaving: bool,
     killing: bool,
+    /// The last error of its priority expression that was logged.
+    priority_warned: Warned,
 }
 
 #[derive(Default)]
 struct Inner {
     agent: Option<Agent>,
     settings: ClusterSettings,
+    /// The subagents' priority expressions (the others have their whole number).
+    priorities: Priorities,
     subs: Vec<Sub>,
     /// Where the round robin goes on next; for `ring`, the token (the member holding it).
     cursor: usize,
@@ -135,14 +146,36 @@ impl Inner {
         self.agent.as_ref().map(|a| a.selection)
     }
 
-    fn candidates(&self) -> Vec<Candidate> {
+    /// Every subagent as the selection sees it now; with `selection: priority`, their
+    /// priority expressions are evaluated over their metrics at this moment.
+    fn candidates(&mut self) -> Vec<Candidate> {
+        let computed = self.selection() == Some(Selection::Priority);
+        let cluster_processes = self.subs.iter().map(|s| s.jobs.len() as u32).sum();
+        let (settings, priorities) = (&self.settings, &self.priorities);
         self.subs
-            .iter()
-            .map(|s| Candidate {
-                priority: s.spec.priority,
-                live: s.live && s.out.is_some() && !s.leaving,
-                running: s.jobs.len() as u32,
-                process_limit: self.settings.process_limit(&s.spec.id),
+            .iter_mut()
+            .map(|s| {
+                let running = s.jobs.len() as u32;
+                let process_limit = settings.process_limit(&s.spec.id);
+                let priority = match priorities.get(&s.spec.id).filter(|_| computed) {
+                    Some(expr) => {
+                        let metrics = Metrics {
+                            processes: running,
+                            cluster_processes,
+                            process_limit,
+                            processed: s.processed,
+                            host: s.host.as_ref(),
+                        };
+                        s.priority_warned.priority(&s.spec.id, expr, &metrics)
+                    }
+                    None => f64::from(s.spec.priority),
+                };
+                Candidate {
+                    priority,
+                    live: s.live && s.out.is_some() && !s.leaving,
+                    running,
+                    process_limit,
+                }
             })
             .collect()
     }
@@ -241,10 +274,35 @@ fn cluster_file(config: &Config) -> PathBuf {
     config.data_dir.join("cluster")
 }
 
+/// What `<data_dir>/cluster` holds: the agent's object, its cluster settings and its
+/// subagents' priority expressions. Postcard: without expressions its bytes are those of the
+/// pair `(agent, settings)` a build before them wrote, and such a file reads with none.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ClusterFile {
+    agent: Agent,
+    settings: ClusterSettings,
+    #[serde(
+        default,
+        deserialize_with = "crate::record::trailing_or_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    priorities: Priorities,
+}
+
 /// Keeps the agent's object in `<data_dir>/cluster`, where [`Director::new`] reads it.
-pub fn keep_object(config: &Config, agent: &Agent, settings: &ClusterSettings) {
+pub fn keep_object(
+    config: &Config,
+    agent: &Agent,
+    settings: &ClusterSettings,
+    priorities: &Priorities,
+) {
     let path = cluster_file(config);
-    match postcard::to_allocvec(&(agent, settings)) {
+    let file = ClusterFile {
+        agent: agent.clone(),
+        settings: settings.clone(),
+        priorities: priorities.clone(),
+    };
+    match postcard::to_allocvec(&file) {
         Ok(bytes) => {
             let tmp = path.with_extension("tmp");
             if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path))
@@ -284,8 +342,10 @@ impl Director {
             }
         });
         match read {
-            Ok(bytes) => match postcard::from_bytes::<(Agent, ClusterSettings)>(&bytes) {
-                Ok((agent, settings)) => director.set_cluster(agent, settings),
+            Ok(bytes) => match postcard::from_bytes::<ClusterFile>(&bytes) {
+                Ok(file) => {
+                    director.set_cluster_with_priorities(file.agent, file.settings, file.priorities)
+                }
                 Err(e) => tracing::warn!(
                     "{} is not an agent object ({e}); the cluster comes with the controller",
                     path.display()
@@ -420,15 +480,36 @@ impl Director {
     /// removed ones (their jobs are lost), keeps the others. A changed `leaseTimeout` goes to
     /// the live sessions ([`ToSubagent::Lease`]); their jobs run on.
     pub fn set_cluster(self: &Arc<Self>, agent: Agent, settings: ClusterSettings) {
+        self.set_cluster_with_priorities(agent, settings, Priorities::new());
+    }
+
+    /// [`Director::set_cluster`] with the subagents' priority expressions (the others have
+    /// their whole number), used from the next pick on.
+    pub fn set_cluster_with_priorities(
+        self: &Arc<Self>,
+        agent: Agent,
+        settings: ClusterSettings,
+        priorities: Priorities,
+    ) {
         let mut inner = self.lock();
-        if inner.agent.as_ref() == Some(&agent) && inner.settings == settings {
+        if inner.agent.as_ref() == Some(&agent)
+            && inner.settings == settings
+            && inner.priorities == priorities
+        {
             return;
         }
         if agent.id != self.config.agent_id {
             tracing::warn!(object = %agent.id, "the controller sent another agent's object; ignored");
             return;
         }
-        keep_object(&self.config, &agent, &settings);
+        keep_object(&self.config, &agent, &settings, &priorities);
+        if inner.priorities != priorities {
+            tracing::info!(
+                expressions = priorities.len(),
+                "the subagents' priority expressions changed"
+            );
+        }
+        inner.priorities = priorities;
         let lease_ms = settings.lease_timeout.0;
         let holder = inner.subs.get(inner.cursor).map(|s| s.spec.id.clone());
         let mut old: Vec<Sub> = std::mem::take(&mut inner.subs);
@@ -465,6 +546,7 @@ impl Director {
                         task: Some(task),
                         leaving: false,
                         killing: false,
+                        priority_warned: Warned::default(),
                     });
                 }
             }
@@ -539,7 +621,7 @@ impl Director {
             tokio::pin!(changed);
             changed.as_mut().enable();
             {
-                let inner = self.peek();
+                let mut inner = self.peek();
                 let cluster = inner
                     .agent
                     .as_ref()
@@ -663,7 +745,7 @@ impl Director {
 
     /// Every subagent with its state.
     pub fn status(&self) -> Vec<SubagentStatus> {
-        let inner = self.peek();
+        let mut inner = self.peek();
         let ring = inner.selection() == Some(Selection::Ring);
         let holder = ring
             .then(|| ring_settle(&inner.candidates(), inner.cursor))
@@ -991,5 +1073,114 @@ async fn session(
                 frame::send(&mut ws, &ToSubagent::Heartbeat, max).await.map_err(|e| e.to_string())?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ordo_model::expr::parse;
+
+    fn id(s: &str) -> AgentId {
+        AgentId::new(s).unwrap()
+    }
+
+    fn sub(name: &str, priority: i32, jobs: u64) -> Sub {
+        let (lease_ms, _) = watch::channel(1_000);
+        let (out, _) = mpsc::unbounded_channel();
+        Sub {
+            spec: Subagent {
+                id: id(name),
+                url: format!("wss://{name}:1"),
+                priority,
+            },
+            live: true,
+            processed: 0,
+            last_error: None,
+            out: Some(out),
+            lease_ms,
+            jobs: (0..jobs)
+                .map(|key| (key, mpsc::unbounded_channel().0))
+                .collect(),
+            sent: HashMap::new(),
+            busy_ms: 0,
+            connected_since_ms: None,
+            host: None,
+            task: None,
+            leaving: false,
+            killing: false,
+            priority_warned: Warned::default(),
+        }
+    }
+
+    fn inner(selection: Selection, s1_jobs: u64) -> Inner {
+        let subs = vec![sub("s1", 0, s1_jobs), sub("s2", 5, 0)];
+        Inner {
+            agent: Some(Agent {
+                id: id("dir"),
+                url: "wss://dir:1".into(),
+                certificate_name: None,
+                subagents: subs.iter().map(|s| s.spec.clone()).collect(),
+                selection,
+            }),
+            priorities: [(id("s1"), parse("10 - 10 * $processes").unwrap())].into(),
+            subs,
+            ..Inner::default()
+        }
+    }
+
+    fn priorities(inner: &mut Inner) -> Vec<f64> {
+        inner.candidates().iter().map(|c| c.priority).collect()
+    }
+
+    /// With `selection: priority`, a subagent's expression is evaluated over its metrics at
+    /// each listing (its jobs now), the others keep their number; another selection does not
+    /// evaluate it.
+    #[test]
+    fn candidates_evaluate_priority_expressions_at_each_listing() {
+        let mut idle = inner(Selection::Priority, 0);
+        assert_eq!(priorities(&mut idle), [10.0, 5.0]);
+        let mut cursor = 0;
+        assert_eq!(
+            pick(Selection::Priority, &idle.candidates(), &mut cursor),
+            Some(0)
+        );
+        let mut busy = inner(Selection::Priority, 1);
+        assert_eq!(priorities(&mut busy), [0.0, 5.0]);
+        assert_eq!(
+            pick(Selection::Priority, &busy.candidates(), &mut cursor),
+            Some(1)
+        );
+        // `$cores` is not set before the first report: the lowest priority.
+        busy.priorities = [(id("s1"), parse("$cores").unwrap())].into();
+        assert_eq!(priorities(&mut busy), [f64::NEG_INFINITY, 5.0]);
+        assert!(busy.subs[0].priority_warned.last().is_some());
+        let mut round = inner(Selection::RoundRobin, 1);
+        assert_eq!(priorities(&mut round), [0.0, 5.0]);
+    }
+
+    /// `<data_dir>/cluster` without priority expressions has the bytes of the pair
+    /// `(agent, settings)` written before they existed, and such a file reads with none.
+    #[test]
+    fn the_cluster_file_keeps_its_old_form() {
+        let agent = inner(Selection::Priority, 0).agent.unwrap();
+        let settings = ClusterSettings::default();
+        let old = postcard::to_allocvec(&(&agent, &settings)).unwrap();
+        let file = ClusterFile {
+            agent: agent.clone(),
+            settings: settings.clone(),
+            priorities: Priorities::new(),
+        };
+        assert_eq!(postcard::to_allocvec(&file).unwrap(), old);
+        let read: ClusterFile = postcard::from_bytes(&old).unwrap();
+        assert!(read.priorities.is_empty());
+        assert_eq!(read.agent, agent);
+        let with = ClusterFile {
+            priorities: [(id("s1"), parse("10 - $load").unwrap())].into(),
+            ..file
+        };
+        let read: ClusterFile =
+            postcard::from_bytes(&postcard::to_allocvec(&with).unwrap()).unwrap();
+        assert_eq!(read.priorities, with.priorities);
     }
 }

@@ -3,7 +3,8 @@
 //! The agent the controller couples with is the **director**. When its inventory object lists
 //! `subagents`, it runs no job itself: [`director`] keeps a session with each subagent and runs
 //! every job on one picked by the agent's `selection` ([`select`]) under the subagent's
-//! `processLimit`. A **subagent** is the same agent binary with a `[subagent]` section in its
+//! `processLimit` (a subagent's priority may be an expression over its live metrics,
+//! [`priority`]). A **subagent** is the same agent binary with a `[subagent]` section in its
 //! configuration ([`subagent`]): it keeps no journal and runs the jobs its one director sends.
 //! Their protocol and its limits are in [`protocol`].
 //!
@@ -23,6 +24,7 @@
 //! raft term, and a subagent refuses a director of an older term.
 
 pub mod director;
+pub mod priority;
 pub mod protocol;
 pub mod select;
 pub mod subagent;

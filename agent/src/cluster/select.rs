@@ -3,7 +3,9 @@
 //!
 //! - `round-robin`: the next one after the last pick, in the order the agent object lists them.
 //! - `priority`: the highest priority among them; round robin among equals (JS7's
-//!   `Prioritized`: distinct priorities are active/passive, equal ones active/active).
+//!   `Prioritized`: distinct priorities are active/passive, equal ones active/active). A
+//!   priority is a number, given or computed at this pick from an expression over the
+//!   subagent's metrics ([`super::priority`]; one that failed is `-inf`, the lowest).
 //! - `ring`: a token passes around the live subagents in the listed order (the ring); the
 //!   holder takes the next job, then the token passes to the next live member. A lost member is
 //!   skipped (the token leaves it when it is lost, [`ring_settle`]); one that comes back rejoins
@@ -15,9 +17,10 @@ use ordo_model::ids::AgentId;
 use ordo_model::inventory::{JobSelection, Selection};
 
 /// What selection needs to know of one subagent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
-    pub priority: i32,
+    /// Never NaN: a whole number, an expression's finite value, or `-inf` for a failed one.
+    pub priority: f64,
     pub live: bool,
     pub running: u32,
     pub process_limit: u32,
@@ -42,10 +45,12 @@ pub fn pick(selection: Selection, candidates: &[Candidate], cursor: &mut usize) 
             .iter()
             .filter(|c| c.available())
             .map(|c| c.priority)
-            .max()?,
+            .max_by(f64::total_cmp)?,
         Selection::Ring => return ring_pick(candidates, cursor),
-        Selection::RoundRobin => 0,
+        Selection::RoundRobin => 0.0,
     };
+    debug_assert!(!best.is_nan(), "priorities are never NaN");
+    // `==`, not `total_cmp`: 0 and -0 are the same priority.
     let eligible =
         |c: &Candidate| c.available() && (selection != Selection::Priority || c.priority == best);
     let start = *cursor % n;
@@ -72,7 +77,7 @@ pub fn for_job(
             match job.subagents.iter().find(|s| s.id == **id) {
                 Some(s) => {
                     if let Some(p) = s.priority {
-                        c.priority = p;
+                        c.priority = f64::from(p);
                     }
                 }
                 None => c.process_limit = 0,
@@ -125,7 +130,7 @@ mod tests {
 
     fn c(priority: i32, live: bool, running: u32) -> Candidate {
         Candidate {
-            priority,
+            priority: f64::from(priority),
             live,
             running,
             process_limit: 2,
@@ -164,7 +169,7 @@ mod tests {
         let selection = for_job(&job, &refs, &mut cs, Selection::RoundRobin);
         assert_eq!(selection, Selection::Priority);
         assert!(!cs[1].available(), "b is not the job's");
-        assert_eq!((cs[0].priority, cs[2].priority), (9, 7));
+        assert_eq!((cs[0].priority, cs[2].priority), (9.0, 7.0));
         assert_eq!(picks(selection, &cs, 2), [Some(0), Some(0)]);
         // Without a list every subagent may run it, by the agent's selection.
         let mut all = [c(0, true, 0), c(0, true, 0)];
@@ -199,6 +204,30 @@ mod tests {
         // The highest ones are full: the next priority runs the job.
         let full = [c(1, true, 0), c(5, true, 2)];
         assert_eq!(picks(Selection::Priority, &full, 1), [Some(0)]);
+    }
+
+    /// Computed priorities: fractions order, equal values (also 0 and -0) rotate, and a failed
+    /// expression (`-inf`) runs a job only when no other subagent is available.
+    #[test]
+    fn priority_compares_computed_values() {
+        let p = |priority: f64, running: u32| Candidate {
+            priority,
+            ..c(0, true, running)
+        };
+        let cs = [p(2.5, 0), p(2.25, 0), p(f64::NEG_INFINITY, 0)];
+        assert_eq!(picks(Selection::Priority, &cs, 2), [Some(0), Some(0)]);
+        let zeros = [p(0.0, 0), p(-0.0, 0), p(-1.0, 0)];
+        assert_eq!(
+            picks(Selection::Priority, &zeros, 3),
+            [Some(0), Some(1), Some(0)]
+        );
+        let failed = [p(f64::NEG_INFINITY, 0), p(-1e9, 2), p(f64::NEG_INFINITY, 0)];
+        assert_eq!(
+            picks(Selection::Priority, &failed, 3),
+            [Some(0), Some(2), Some(0)]
+        );
+        let only = [p(f64::NEG_INFINITY, 0), p(-1e9, 0)];
+        assert_eq!(picks(Selection::Priority, &only, 1), [Some(1)]);
     }
 
     fn ring_picks(cs: &[Candidate], token: &mut usize, count: usize) -> Vec<Option<usize>> {

@@ -379,8 +379,13 @@ impl PassiveFold {
     fn apply(&mut self, id: u64, data: &[u8]) -> Result<(), String> {
         let record = crate::record::Record::decode(data)
             .map_err(|e| format!("committed record {id} does not decode: {e}"))?;
-        if let crate::record::Record::AgentObject { agent, settings } = &record {
-            crate::cluster::director::keep_object(&self.config, agent, settings);
+        if let crate::record::Record::AgentObject {
+            agent,
+            settings,
+            priorities,
+        } = &record
+        {
+            crate::cluster::director::keep_object(&self.config, agent, settings, priorities);
         }
         match &mut self.state {
             None => {

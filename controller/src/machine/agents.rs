@@ -219,6 +219,7 @@ impl Machine {
                 }
                 inventory.agent_settings.insert(a.clone(), settings);
                 inventory.agents.push(agent);
+                keep_beside(world, &mut inventory, a, &r.id);
                 Ok((inventory, a.clone(), Some(r.id.clone())))
             }
             None => {
@@ -306,7 +307,33 @@ impl Machine {
         let mut inventory = Inventory::default();
         inventory.agent_settings.insert(agent.clone(), settings);
         inventory.agents.push(object);
+        keep_beside(world, &mut inventory, agent, subagent);
         Some(inventory)
+    }
+}
+
+/// What the world keeps beside `agent`'s object, into an `inventory` that deploys the object
+/// alone, so that the deployment keeps it: the backup director and the subagents' priority
+/// expressions, but `subagent`'s (taken out, or registered anew with a whole-number priority).
+pub(super) fn keep_beside(
+    world: &ordo_model::order::World,
+    inventory: &mut Inventory,
+    agent: &AgentId,
+    subagent: &AgentId,
+) {
+    if let Some(backup) = world.extras.backup_directors.get(agent) {
+        inventory
+            .backup_directors
+            .insert(agent.clone(), backup.clone());
+    }
+    if let Some(priorities) = world.extras.priorities.get(agent) {
+        let mut priorities = priorities.clone();
+        priorities.remove(subagent);
+        if !priorities.is_empty() {
+            inventory
+                .subagent_priorities
+                .insert(agent.clone(), priorities);
+        }
     }
 }
 

@@ -133,12 +133,22 @@ impl Machine {
             {
                 inventory.agents.extend(without.agents);
                 inventory.agent_settings.extend(without.agent_settings);
+                inventory.backup_directors.extend(without.backup_directors);
+                inventory
+                    .subagent_priorities
+                    .extend(without.subagent_priorities);
             }
             if let Some(a) = inventory.agents.iter_mut().find(|a| a.id == *agent) {
                 a.subagents.retain(|s| s.id != *subagent);
             }
             if let Some(settings) = inventory.agent_settings.get_mut(agent) {
                 settings.process_limits.remove(subagent);
+            }
+            if let Some(priorities) = inventory.subagent_priorities.get_mut(agent) {
+                priorities.remove(subagent);
+                if priorities.is_empty() {
+                    inventory.subagent_priorities.remove(agent);
+                }
             }
             if self.state.joins.is_registered(agent, subagent) {
                 unregistered.push(Body::Join(JoinEvent::Unregistered {
@@ -171,6 +181,14 @@ impl Machine {
                             .or_default()
                             .process_limits
                             .insert(s.id.clone(), limit);
+                    }
+                    let priority = world.extras.priorities.get(&agent.id);
+                    if let Some(expr) = priority.and_then(|p| p.get(&s.id)) {
+                        inventory
+                            .subagent_priorities
+                            .entry(agent.id.clone())
+                            .or_default()
+                            .insert(s.id.clone(), expr.clone());
                     }
                 }
             }

@@ -313,10 +313,12 @@ impl Machine {
         for agent in self.state.world.agents.values() {
             let settings = self.state.world.cluster_settings(&agent.id);
             let backup = self.state.world.extras.backup_directors.get(&agent.id);
+            let priorities = self.state.world.extras.priorities.get(&agent.id);
             self.actions.push(Action::EnsureLink(
                 Box::new(agent.clone()),
                 settings,
                 backup.cloned(),
+                priorities.cloned().unwrap_or_default(),
             ));
         }
         self.step_everything();
@@ -613,10 +615,12 @@ impl Machine {
         for agent in &inventory.agents {
             let settings = self.state.world.cluster_settings(&agent.id);
             let backup = self.state.world.extras.backup_directors.get(&agent.id);
+            let priorities = self.state.world.extras.priorities.get(&agent.id);
             self.actions.push(Action::EnsureLink(
                 Box::new(agent.clone()),
                 settings,
                 backup.cloned(),
+                priorities.cloned().unwrap_or_default(),
             ));
         }
         for id in removed_agents {

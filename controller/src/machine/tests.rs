@@ -886,3 +886,84 @@ fn removing_a_subagent_with_kill_tells_the_director_once_committed() {
         "{replies:?}"
     );
 }
+
+/// A cluster's priority expressions go to its link with its object; removing one subagent or
+/// registering another deploys the object alone and keeps the other subagents' expressions
+/// and the backup director (the removed one's expression goes with it).
+#[test]
+fn priority_expressions_reach_the_link_and_survive_removals_and_registrations() {
+    let mut sim = Sim::deployed();
+    let deploy = |sim: &mut Sim, text: &str| {
+        let t = sim.token();
+        let request = DeployRequest {
+            files: vec![SourceFile::new("a.yaml", text.to_owned())],
+            removed: Default::default(),
+            dry_run: false,
+            force: false,
+        };
+        sim.m.deploy_files(t, &request, sim.now);
+        sim.flush();
+        sim.commit_all();
+        let replies = sim.replies();
+        assert!(
+            matches!(&replies[..], [(_, Reply::Deploy(Ok(_)))]),
+            "{replies:?}"
+        );
+    };
+    deploy(
+        &mut sim,
+        "agent: a1\nurl: wss://127.0.0.1:9\ncertificateName: localhost\n\
+         backupDirector: wss://127.0.0.2:9\nselection: priority\nsubagents:\n  \
+         - { id: s1, url: \"wss://127.0.0.1:11\", priority: \"10 - $processes\" }\n  \
+         - { id: s2, url: \"wss://127.0.0.1:12\", priority: \"$cores\" }\n",
+    );
+    let id = |s: &str| AgentId::new(s).unwrap();
+    let exprs = |sim: &Sim| -> Vec<String> {
+        sim.m.state().world.extras.priorities[&agent()]
+            .iter()
+            .map(|(s, e)| format!("{s}: {e}"))
+            .collect()
+    };
+    assert_eq!(exprs(&sim), ["s1: 10 - $processes", "s2: $cores"]);
+    let linked = sim.actions.iter().find_map(|a| match a {
+        Action::EnsureLink(o, _, backup, priorities) if o.id == agent() => {
+            Some((backup.clone(), priorities.len()))
+        }
+        _ => None,
+    });
+    assert_eq!(linked, Some((Some("wss://127.0.0.2:9".to_owned()), 2)));
+    let t = sim.token();
+    sim.m
+        .remove_subagent(t, &agent(), &id("s2"), false, sim.now);
+    sim.flush();
+    sim.commit_all();
+    assert!(matches!(&sim.replies()[..], [(_, Reply::Deploy(Ok(_)))]));
+    assert_eq!(subagent_ids(&sim), ["s1"]);
+    assert_eq!(exprs(&sim), ["s1: 10 - $processes"]);
+    let world = &sim.m.state().world;
+    assert_eq!(
+        world
+            .extras
+            .backup_directors
+            .get(&agent())
+            .map(String::as_str),
+        Some("wss://127.0.0.2:9")
+    );
+    issue(&mut sim, "h1", Some(agent()), 60_000);
+    register_with(&mut sim, "h1", "s3").expect("registered");
+    assert_eq!(subagent_ids(&sim), ["s1", "s3"]);
+    assert_eq!(exprs(&sim), ["s1: 10 - $processes"]);
+    assert!(
+        sim.m
+            .state()
+            .world
+            .extras
+            .backup_directors
+            .contains_key(&agent())
+    );
+    assert_eq!(
+        sim.follower.state().world.extras,
+        sim.m.state().world.extras
+    );
+    sim.check();
+}

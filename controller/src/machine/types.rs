@@ -180,11 +180,12 @@ pub enum Action {
     /// Send to an agent's link.
     Link { agent: AgentId, msg: LinkMsg },
     /// Make sure a link runs for this agent (restarted when its object, its cluster
-    /// settings or its backup director changed).
+    /// settings, its backup director or its subagents' priority expressions changed).
     EnsureLink(
         Box<ordo_model::inventory::Agent>,
         ordo_model::inventory::ClusterSettings,
         Option<String>,
+        ordo_model::priority::Priorities,
     ),
     /// Stop the link of an agent that was removed.
     ForgetLink(AgentId),

@@ -701,3 +701,66 @@ fn removed_schedules_and_calendars_are_read_and_checked_with_the_files() {
     );
     let _ = world;
 }
+
+/// A cluster's priority expressions are deployed as `AgentPriorities` when they differ from
+/// the world's (added, changed, taken away), never when they are the same; the world keeps
+/// them beside the object and the diff names the agent as changed.
+#[test]
+fn subagent_priority_expressions_are_deployed_only_when_they_change() {
+    let cluster = |s1: &str| {
+        inventory(&format!(
+            "agent: c\nurl: wss://127.0.0.1:4443\nselection: priority\nsubagents:\n  \
+             - {{ id: s1, url: \"wss://127.0.0.1:4444\", priority: {s1} }}\n"
+        ))
+    };
+    let priorities = |events: &[KeyedEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| matches!(e, KeyedEvent::Item(ItemEvent::AgentPriorities { .. })))
+            .map(ToString::to_string)
+            .collect()
+    };
+    let c = AgentId::new("c").unwrap();
+    let mut w = World::new(Side::Controller);
+    let first = cluster("\"10 - $processes\"");
+    let events = deploy(&w, &first);
+    assert_eq!(
+        priorities(&events),
+        ["AgentPriorities c s1: \"10 - $processes\""]
+    );
+    for e in &events {
+        w.apply(e).unwrap();
+    }
+    assert_eq!(w.extras.priorities[&c].len(), 1);
+    assert_eq!(
+        deployed_inventory(&w).subagent_priorities,
+        first.subagent_priorities
+    );
+    // The same again: nothing.
+    assert!(priorities(&deploy(&w, &first)).is_empty());
+    let d = diff(&w, &deployed_inventory(&w), &first, &Removals::default());
+    assert!(d.changed.is_empty(), "{:?}", d.changed);
+    // Changed: the agent object is the same, its priorities are not.
+    let changed = cluster("\"20 - $processes\"");
+    let d = diff(&w, &deployed_inventory(&w), &changed, &Removals::default());
+    assert_eq!(d.changed.len(), 1);
+    assert_eq!(d.changed[0].detail.as_deref(), Some("subagent priorities"));
+    assert_eq!(
+        priorities(&deploy(&w, &changed)),
+        ["AgentPriorities c s1: \"20 - $processes\""]
+    );
+    // A whole number instead: the expressions go.
+    let events = deploy(&w, &cluster("3"));
+    assert_eq!(priorities(&events), ["AgentPriorities c none"]);
+    for e in &events {
+        w.apply(e).unwrap();
+    }
+    assert!(w.extras.priorities.is_empty());
+    // A removed agent takes its expressions along.
+    for e in deploy(&w, &first) {
+        w.apply(&e).unwrap();
+    }
+    w.apply(&KeyedEvent::Item(ItemEvent::AgentRemoved(c)))
+        .unwrap();
+    assert!(w.extras.priorities.is_empty());
+}

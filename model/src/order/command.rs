@@ -772,6 +772,16 @@ pub fn deploy(world: &World, inventory: &Inventory) -> Vec<KeyedEvent> {
                 url: backup.cloned(),
             }));
         }
+        let priorities = inventory
+            .subagent_priorities
+            .get(&agent.id)
+            .filter(|p| !p.is_empty());
+        if world.extras.priorities.get(&agent.id) != priorities {
+            out.push(KeyedEvent::Item(ItemEvent::AgentPriorities {
+                agent: agent.id.clone(),
+                priorities: priorities.cloned().unwrap_or_default(),
+            }));
+        }
     }
     for lock in &inventory.locks {
         if world.locks.get(&lock.name).map(|l| l.limit) != Some(lock.limit) {

@@ -291,6 +291,12 @@ pub enum ItemEvent {
         workflow: WorkflowName,
         jobs: crate::inventory::JobSettingsMap,
     },
+    /// An agent cluster's subagent priorities given as expressions (subagent → expression,
+    /// [`crate::priority`]), kept beside its object; empty: it has none.
+    AgentPriorities {
+        agent: AgentId,
+        priorities: crate::priority::Priorities,
+    },
 }
 
 impl OrderEvent {
@@ -551,6 +557,16 @@ impl fmt::Display for ItemEvent {
                             write!(f, " selection {mode:?}")?;
                         }
                     }
+                }
+                Ok(())
+            }
+            ItemEvent::AgentPriorities { agent, priorities } => {
+                write!(f, "AgentPriorities {agent}")?;
+                if priorities.is_empty() {
+                    return write!(f, " none");
+                }
+                for (subagent, expr) in priorities {
+                    write!(f, " {subagent}: {expr:?}", expr = expr.to_string())?;
                 }
                 Ok(())
             }

@@ -136,6 +136,11 @@ pub struct Extras {
     /// field of their own.
     #[serde(skip)]
     pub jobs: BTreeMap<WorkflowName, JobSettingsMap>,
+    /// Agent clusters' subagent priorities given as expressions, from `AgentPriorities` (the
+    /// controller's world only). Not part of this struct's encoding, like
+    /// [`Extras::backup_directors`]: the controller's `State` writes them after those.
+    #[serde(skip)]
+    pub priorities: BTreeMap<AgentId, crate::priority::Priorities>,
 }
 
 impl Extras {

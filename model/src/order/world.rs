@@ -244,6 +244,7 @@ impl World {
                 self.agents.remove(id);
                 self.extras.agents.remove(id);
                 self.extras.backup_directors.remove(id);
+                self.extras.priorities.remove(id);
                 Ok(())
             }
             ItemEvent::LockRemoved(name) => {
@@ -252,6 +253,16 @@ impl World {
             }
             ItemEvent::BoardRemoved(name) => {
                 self.boards.remove(name);
+                Ok(())
+            }
+            ItemEvent::AgentPriorities { agent, priorities } => {
+                if priorities.is_empty() {
+                    self.extras.priorities.remove(agent);
+                } else {
+                    self.extras
+                        .priorities
+                        .insert(agent.clone(), priorities.clone());
+                }
                 Ok(())
             }
             ItemEvent::AgentBackupDirector { agent, url } => {

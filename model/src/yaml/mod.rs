@@ -105,8 +105,13 @@
 //! `backupDirector: wss://host:port` (a director pair: the controller couples with whichever
 //! of the two is active), `certificateName` (default: the URL's host), `subagents: [ { id, url, priority, processLimit } ]` (`processLimit` default 64),
 //! `selection: round-robin | priority | ring` (default round-robin), `leaseTimeout` (default
-//! 10s, at least 500ms). `lock: name`, `limit` (default 1). `board: name`, `lifetime`
-//! (default 1d).
+//! 10s, at least 500ms). A subagent's `priority` is a whole number (-1000000..1000000,
+//! default 0) or a string holding an expression over its live metrics, evaluated by the
+//! director at each pick (`priority: "100 - $load * 100 / $cores"`); it may read only the
+//! metrics of [`crate::priority::VARIABLES`] (`$processes`, `$clusterProcesses`,
+//! `$processLimit`, `$processed`, `$cores`, `$load`, `$memoryFree`, `$memoryTotal` and JS7's
+//! names for them), else the YAML error names the subagent. `lock: name`, `limit` (default
+//! 1). `board: name`, `lifetime` (default 1d).
 //!
 //! # Schedules
 //!
@@ -595,12 +600,17 @@ fn object(cx: &mut Cx<'_>, node: &Node, r: &mut Reading<'_>) -> bool {
                 Some(())
             })
         }
-        "agent" => objects::agent(cx, &f, defs).map(|(a, settings, backup)| {
+        "agent" => objects::agent(cx, &f, defs).map(|(a, settings, backup, priorities)| {
             if settings != Default::default() {
                 inventory.agent_settings.insert(a.id.clone(), settings);
             }
             if let Some(backup) = backup {
                 inventory.backup_directors.insert(a.id.clone(), backup);
+            }
+            if !priorities.is_empty() {
+                inventory
+                    .subagent_priorities
+                    .insert(a.id.clone(), priorities);
             }
             inventory.agents.push(a);
         }),

@@ -1,11 +1,13 @@
 //! Agents, locks and notice boards.
 
-use super::node::{Kind, Node};
+use super::node::{Kind, Node, Typed};
 use super::read::{Cx, Fields};
 use super::refs::Defs;
 use super::spec;
+use crate::expr::Expr;
 use crate::ids::{AgentId, BoardName, LockName};
 use crate::inventory::{Agent, Board, ClusterSettings, Lock, Selection, Subagent};
+use crate::priority::Priorities;
 use crate::time::DurationMs;
 
 /// The shortest `leaseTimeout` accepted, in milliseconds: heartbeats go at a fifth of it.
@@ -14,12 +16,13 @@ pub const LEASE_TIMEOUT_MIN_MS: u64 = 500;
 /// The largest `processLimit` of a subagent.
 pub const PROCESS_LIMIT_MAX: u32 = 100_000;
 
-/// An agent object, its cluster settings and its backup director's URL.
+/// An agent object, its cluster settings, its backup director's URL and its subagents'
+/// priority expressions.
 pub(crate) fn agent(
     cx: &mut Cx<'_>,
     f: &Fields<'_>,
     defs: &mut Defs,
-) -> Option<(Agent, ClusterSettings, Option<String>)> {
+) -> Option<(Agent, ClusterSettings, Option<String>, Priorities)> {
     let id_node = f.get("agent")?;
     let id = cx.name(id_node, "`agent`", AgentId::new);
     let url = match (f.get("url"), f.get("director")) {
@@ -93,7 +96,7 @@ pub(crate) fn agent(
             .is_some_and(|n| matches!(&n.kind, Kind::Seq(items) if !items.is_empty()));
         defs.agent(cx.file, id.as_str(), id_node.pos, cluster);
     }
-    let (subagents, process_limits) = subagents?;
+    let (subagents, process_limits, priorities) = subagents?;
     Some((
         Agent {
             id: id?,
@@ -107,6 +110,7 @@ pub(crate) fn agent(
             process_limits,
         },
         backup?,
+        priorities,
     ))
 }
 
@@ -127,13 +131,61 @@ pub(crate) fn selection(cx: &mut Cx<'_>, n: &Node) -> Option<Selection> {
     }
 }
 
-/// Subagents and the process limits that differ from the default.
-type Subagents = (Vec<Subagent>, std::collections::BTreeMap<AgentId, u32>);
+/// Subagents, the process limits that differ from the default and the priorities given as
+/// expressions.
+type Subagents = (
+    Vec<Subagent>,
+    std::collections::BTreeMap<AgentId, u32>,
+    Priorities,
+);
+
+/// A subagent's `priority`: a whole number, or an expression over its metrics.
+enum Priority {
+    Int(i32),
+    Expr(Expr),
+}
+
+/// Reads a `priority`; `label` names it (and its subagent) in messages.
+fn priority(cx: &mut Cx<'_>, node: &Node, label: &str) -> Option<Priority> {
+    match node.scalar().map(|s| &s.typed) {
+        Some(Typed::Int(_)) => cx
+            .int(node, label, PRIORITY_MIN, PRIORITY_MAX)
+            .and_then(|v| i32::try_from(v).ok())
+            .map(Priority::Int),
+        Some(Typed::Str) => {
+            let expr = cx.expr(node, label)?;
+            match crate::priority::check(&expr) {
+                Ok(()) => Some(Priority::Expr(expr)),
+                Err(why) => {
+                    cx.err(node.pos, format!("{label}: {why}"));
+                    None
+                }
+            }
+        }
+        _ => {
+            cx.type_error(
+                node,
+                label,
+                spec::Ty::IntOrExpr {
+                    min: PRIORITY_MIN,
+                    max: PRIORITY_MAX,
+                },
+            );
+            None
+        }
+    }
+}
+
+/// The lowest whole-number `priority` of a subagent.
+const PRIORITY_MIN: i64 = -1_000_000;
+/// The highest whole-number `priority` of a subagent.
+const PRIORITY_MAX: i64 = 1_000_000;
 
 fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Subagents> {
     let items = cx.list(node, "`subagents`", "a list of subagents")?;
     let mut out = Vec::new();
     let mut limits = std::collections::BTreeMap::new();
+    let mut priorities = Priorities::new();
     let mut ok = true;
     for item in items {
         let Some(sf) = cx.fields(item, &spec::SUBAGENT) else {
@@ -147,10 +199,14 @@ fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Subagents>
         });
         let url = sf.get("url").and_then(|n| url(cx, n));
         let priority = match sf.get("priority") {
-            None => Some(0),
-            Some(n) => cx
-                .int(n, "`priority`", -1_000_000, 1_000_000)
-                .and_then(|v| i32::try_from(v).ok()),
+            None => Some(Priority::Int(0)),
+            Some(n) => {
+                let label = match &id {
+                    Some(id) => format!("`priority` of subagent {id}"),
+                    None => "`priority`".to_owned(),
+                };
+                priority(cx, n, &label)
+            }
         };
         let process_limit = match sf.get("processLimit") {
             None => Some(crate::inventory::SUBAGENT_PROCESS_LIMIT_DEFAULT),
@@ -163,12 +219,19 @@ fn subagents(cx: &mut Cx<'_>, node: &Node, defs: &mut Defs) -> Option<Subagents>
                 if process_limit != crate::inventory::SUBAGENT_PROCESS_LIMIT_DEFAULT {
                     limits.insert(id.clone(), process_limit);
                 }
+                let priority = match priority {
+                    Priority::Int(p) => p,
+                    Priority::Expr(e) => {
+                        priorities.insert(id.clone(), e);
+                        0
+                    }
+                };
                 out.push(Subagent { id, url, priority });
             }
             _ => ok = false,
         }
     }
-    ok.then_some((out, limits))
+    ok.then_some((out, limits, priorities))
 }
 
 /// `wss://host:port`, optionally followed by a path.
@@ -291,6 +354,54 @@ mod tests {
         assert!(same.contains("must differ"), "{same}");
         let bad = agents("agent: d\nurl: wss://a:1\nbackupDirector: https://b:1\n").unwrap_err();
         assert!(bad.contains("`backupDirector`"), "{bad}");
+    }
+
+    /// A subagent's priority is a whole number or an expression over its metrics, kept beside
+    /// the positional `Subagent` (whose priority is then 0); an unknown variable, an order's
+    /// `variable()`, bad syntax and a value of another type are refused naming the subagent.
+    #[test]
+    fn a_priority_is_a_number_or_an_expression_over_metrics() {
+        let cluster = |s1: &str| {
+            agents(&format!(
+                "agent: c\nurl: wss://a:1\nselection: priority\nsubagents:\n  \
+                 - {{ id: s1, url: \"wss://b:1\", priority: {s1} }}\n  \
+                 - {{ id: s2, url: \"wss://b:2\", priority: 5 }}\n"
+            ))
+        };
+        let c = AgentId::new("c").unwrap();
+        let s1 = AgentId::new("s1").unwrap();
+        let inv = cluster("\"10 - 10 * $processes\"").unwrap();
+        let subs = &inv.agents[0].subagents;
+        assert_eq!((subs[0].priority, subs[1].priority), (0, 5));
+        let exprs = &inv.subagent_priorities[&c];
+        assert_eq!(exprs.len(), 1);
+        assert_eq!(exprs[&s1].to_string(), "10 - 10 * $processes");
+        // JS7's names, unquoted YAML text.
+        let inv = cluster("100 - $js7CpuLoad * 100 / $cores").unwrap();
+        assert!(inv.subagent_priorities[&c].contains_key(&s1));
+        // A whole number keeps the positional field and no expression.
+        let inv = cluster("7").unwrap();
+        assert_eq!(inv.agents[0].subagents[0].priority, 7);
+        assert!(inv.subagent_priorities.is_empty());
+        let unknown = cluster("\"10 - $jobs\"").unwrap_err();
+        assert!(
+            unknown.contains("`priority` of subagent s1: $jobs is not a subagent metric"),
+            "{unknown}"
+        );
+        let order = cluster("\"variable('x', default=1)\"").unwrap_err();
+        assert!(
+            order.contains("`priority` of subagent s1: variable()"),
+            "{order}"
+        );
+        let syntax = cluster("\"10 - * $processes\"").unwrap_err();
+        assert!(syntax.contains("`priority` of subagent s1:"), "{syntax}");
+        let float = cluster("2.5").unwrap_err();
+        assert!(
+            float.contains("`priority` of subagent s1 must be a whole number or an expression"),
+            "{float}"
+        );
+        let range = cluster("2000000").unwrap_err();
+        assert!(range.contains("between -1000000 and 1000000"), "{range}");
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl<'a> Cx<'a> {
         Some(fields)
     }
 
-    fn type_error(&mut self, node: &Node, label: &str, ty: Ty) {
+    pub(crate) fn type_error(&mut self, node: &Node, label: &str, ty: Ty) {
         self.err(
             node.pos,
             format!(
@@ -375,6 +375,7 @@ pub(crate) fn expectation(ty: Ty) -> &'static str {
         Ty::Duration => "a duration like 90s, 10m or 1h30m",
         Ty::Bool => "true or false",
         Ty::Int { .. } => "a whole number",
+        Ty::IntOrExpr { .. } => "a whole number or an expression",
         Ty::Enum(_) => "one of the listed words",
         Ty::List(_) => "a list",
         Ty::Vars | Ty::Env | Ty::Branches | Ty::Jobs | Ty::Params | Ty::Obj(_) => "a mapping",

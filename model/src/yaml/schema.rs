@@ -222,6 +222,10 @@ fn ty(t: Ty) -> Value {
         Ty::Duration => reference("duration"),
         Ty::Bool => json!({ "type": "boolean" }),
         Ty::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
+        Ty::IntOrExpr { min, max } => json!({ "anyOf": [
+            { "type": "integer", "minimum": min, "maximum": max },
+            { "type": "string" },
+        ] }),
         Ty::Enum(words) => json!({ "enum": words }),
         Ty::List(item) => json!({ "type": "array", "items": ty(*item) }),
         Ty::Vars => json!({

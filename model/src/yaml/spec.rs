@@ -26,6 +26,11 @@ pub(crate) enum Ty {
         min: i64,
         max: i64,
     },
+    /// A whole number in this range, or an expression in a string.
+    IntOrExpr {
+        min: i64,
+        max: i64,
+    },
     /// One of these words.
     Enum(&'static [&'static str]),
     /// A list of this type.
@@ -378,11 +383,11 @@ pub(crate) static SUBAGENT: Obj = Obj {
         req("url", Ty::Url, "`wss://host:port`."),
         opt(
             "priority",
-            Ty::Int {
+            Ty::IntOrExpr {
                 min: -1_000_000,
                 max: 1_000_000,
             },
-            "With `selection: priority`, the highest live one runs the jobs (default 0).",
+            "With `selection: priority`, the highest available one runs the next job (default 0). A whole number, or an expression over the subagent's live metrics evaluated at each pick: `$processes` (`$js7SubagentProcessCount`), `$clusterProcesses` (`$js7ClusterSubagentProcessCount`), `$processLimit`, `$processed`, and from the subagent's last report `$cores`, `$load` (`$js7CpuLoad`, 1-minute load average), `$memoryFree` (`$js7FreeMemorySize`, bytes), `$memoryTotal` (`$js7TotalMemorySize`, bytes), e.g. \"100 - $load * 100 / $cores\". An expression that fails or gives no number is the lowest priority.",
         ),
         opt(
             "processLimit",
