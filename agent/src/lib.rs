@@ -81,6 +81,8 @@ pub enum AgentError {
     Task(String),
     #[error("registration refused: {0}")]
     Registration(String),
+    #[error("the director term this subagent keeps: {0}")]
+    Term(String),
 }
 
 /// Milliseconds since the Unix epoch, now.

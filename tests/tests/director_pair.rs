@@ -383,7 +383,34 @@ async fn process_subagent_refuses_a_director_of_an_older_term() -> Result<()> {
             other => bail!("term {older} was not refused: {other:?}"),
         }
     }
-    let (_newer, answer) = session(6).await?;
+    let (newer, answer) = session(6).await?;
+    assert!(
+        matches!(answer, Some(FromSubagent::Dedicated { .. })),
+        "{answer:?}"
+    );
+    drop(newer);
+    // The term is kept across a restart of the subagent: the director of term 5 stays out.
+    if let Some(s1) = c.agent("s1") {
+        s1.kill9();
+    }
+    c.start_agent("s1")?;
+    let deadline = Instant::now() + Duration::from_millis(ACTIVE_WAIT_MS);
+    let answer = loop {
+        match session(5).await {
+            Ok((_ws, answer)) => break answer,
+            Err(e) if Instant::now() > deadline => {
+                bail!("the restarted subagent does not answer: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    match answer {
+        Some(FromSubagent::Refused { reason }) => {
+            assert!(reason.contains("older than term 6"), "{reason}")
+        }
+        other => bail!("term 5 was not refused after the restart: {other:?}"),
+    }
+    let (_again, answer) = session(6).await?;
     assert!(
         matches!(answer, Some(FromSubagent::Dedicated { .. })),
         "{answer:?}"

@@ -28,3 +28,4 @@ pub mod priority;
 pub mod protocol;
 pub mod select;
 pub mod subagent;
+pub mod term_file;

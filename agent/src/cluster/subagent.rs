@@ -52,8 +52,9 @@ struct Shared {
     /// Bumped by every new session: the older one ends and its jobs are killed.
     session: watch::Sender<u64>,
     processed: AtomicU64,
-    /// The highest director term dedicated to since the start (0: plain `Dedicate`s only).
-    term: AtomicU64,
+    /// The highest director term dedicated to (0: plain `Dedicate`s only), kept in
+    /// `<data_dir>/director-term` ([`super::term_file`]) before it is served.
+    term: tokio::sync::Mutex<u64>,
 }
 
 /// Runs the agent as a subagent of `director` on `listener` until `shutdown` completes.
@@ -77,13 +78,14 @@ pub async fn run(
         connections_max: config.limits.connections_max,
         unauthenticated_connections_max: config.limits.unauthenticated_connections_max,
     };
+    let term = super::term_file::load(&config.data_dir).map_err(AgentError::Term)?;
     let shared = Arc::new(Shared {
         runner: Runner::new(config.limits.processes_max),
         config: Arc::new(config),
         director,
         session: watch::channel(0).0,
         processed: AtomicU64::new(0),
-        term: AtomicU64::new(0),
+        term: tokio::sync::Mutex::new(term),
     });
     let local = listener.local_addr().map_err(|source| AgentError::Io {
         context: "reading the listening address".into(),
@@ -279,11 +281,21 @@ async fn dedicate(ws: &mut WebSocket, shared: &Shared) -> Result<Dedicate, Strin
             d.lease_timeout_ms
         ));
     }
-    let highest = shared.term.fetch_max(term, Ordering::AcqRel);
-    if term < highest {
+    // Held until the new term is kept: two directors dedicating at once are decided in turn.
+    let mut highest = shared.term.lock().await;
+    if term < *highest {
         return Err(format!(
-            "the director's term {term} is older than term {highest}, which this subagent serves"
+            "the director's term {term} is older than term {}, which this subagent serves",
+            *highest
         ));
+    }
+    if term > *highest {
+        let dir = shared.config.data_dir.clone();
+        tokio::task::spawn_blocking(move || super::term_file::store(&dir, term))
+            .await
+            .map_err(|e| format!("keeping term {term}: {e}"))?
+            .map_err(|e| format!("cannot keep term {term} in the data directory: {e}"))?;
+        *highest = term;
     }
     Ok(d)
 }
