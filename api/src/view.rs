@@ -528,6 +528,10 @@ pub struct AgentLinkView {
     pub id: String,
     pub url: String,
     pub connected: bool,
+    /// While connected: the URL of the agent the controller is coupled with — `url`, or the
+    /// backup director's when that one is the active director of a director pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupled_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_since_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -157,14 +157,19 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
             .and_then(Json::as_f64)
             .map(|l| format!("{l:.2}"))
             .unwrap_or_default();
+        let coupled = a.get("coupledUrl").and_then(Json::as_str);
         let connected = match a.get("connected").and_then(Json::as_bool) {
-            Some(true) => "yes",
-            Some(false) => "no",
-            None => "?",
+            // The backup director of a director pair is the active one.
+            Some(true) if coupled.is_some_and(|c| Some(c) != a["url"].as_str()) => {
+                format!("yes, to {}", coupled.unwrap_or_default())
+            }
+            Some(true) => "yes".to_owned(),
+            Some(false) => "no".to_owned(),
+            None => "?".to_owned(),
         };
         t.add_row([
             cell(a.get("id")),
-            connected.to_owned(),
+            connected,
             cell(a.get("url")),
             m("hostname"),
             m("cores"),

@@ -127,6 +127,9 @@ pub enum Input {
 pub struct LinkStatus {
     pub connected: bool,
     pub url: String,
+    /// The URL the link is coupled with while connected: `url`, or the backup director's
+    /// when that one is the active director of a director pair.
+    pub coupled_url: Option<String>,
     pub connected_since_ms: Option<i64>,
     pub last_error: Option<String>,
     pub meta: Option<AgentMeta>,

@@ -173,6 +173,7 @@ impl Links for AgentLinkSet {
             link.task.abort();
             if let Some(s) = map.get_mut(&id) {
                 s.connected = false;
+                s.coupled_url = None;
                 s.connected_since_ms = None;
                 s.last_error = Some("this controller is not the active one".to_owned());
             }
@@ -233,6 +234,7 @@ async fn run_link(
         tracing::warn!(agent = %agent.id, %url, "agent link down: {error}");
         set_status(&ctx, agent, |s| {
             s.connected = false;
+            s.coupled_url = None;
             s.connected_since_ms = None;
             s.last_error = Some(error);
         });
@@ -322,6 +324,7 @@ async fn session(
     let run_id = coupled.agent_run_id;
     set_status(ctx, agent, |s| {
         s.connected = true;
+        s.coupled_url = Some(base.to_owned());
         s.connected_since_ms = Some(now_ms());
         s.last_error = None;
         s.meta = Some(coupled.meta);

@@ -257,6 +257,11 @@ steps:
         .cloned()
         .unwrap_or_default();
     assert_eq!(link["connected"], true, "{link}");
+    assert_eq!(
+        link["coupledUrl"].as_str(),
+        Some(c.agent_url(second)?.as_str()),
+        "the link names the director it is coupled with: {link}"
+    );
     // The controller journaled every start once, and the run went on across the takeover.
     let events = c.events(0).await?;
     let of_type = |t: &str| events.iter().filter(|e| e["type"] == t).count();

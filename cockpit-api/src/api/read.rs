@@ -527,9 +527,16 @@ pub struct AgentJson {
     pub url: String,
     /// Subagent ids of an agent cluster.
     pub subagents: Vec<String>,
+    /// The URL of its backup director (`backupDirector`: the agent is a director pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_director: Option<String>,
     /// Whether the controller has a link to it; `null` when the controller cannot tell now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected: Option<bool>,
+    /// While connected: the URL the controller is coupled with (`url`, or the backup
+    /// director's when that one is the active director).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupled_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected_since_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -622,7 +629,9 @@ pub async fn agents(AxState(app): AxState<App>) -> Response {
                 id: a.id.to_string(),
                 url: a.url.clone(),
                 subagents: a.subagents.iter().map(|s| s.id.to_string()).collect(),
+                backup_director: w.extras.backup_directors.get(&a.id).cloned(),
                 connected: link.map(|l| l.connected),
+                coupled_url: link.and_then(|l| l.coupled_url.clone()),
                 connected_since_ms: link.and_then(|l| l.connected_since_ms),
                 last_error: link.and_then(|l| l.last_error.clone()),
                 meta: link.and_then(|l| l.meta.clone()),

@@ -733,9 +733,11 @@ async function loadAgents() {
       const load = Array.isArray(meta.load) ? meta.load.map((x) => Number(x).toFixed(2)).join(" ") : "";
       const mem = meta.memoryAvailableBytes ? (meta.memoryAvailableBytes / 2 ** 30).toFixed(1) + " GiB" : "";
       body.append(el("tr", { "data-id": ag.id },
-        el("td", {}, el("b", {}, ag.id), el("div", { class: "hint" }, ag.url)),
+        el("td", {}, el("b", {}, ag.id), el("div", { class: "hint" }, ag.url),
+          ag.backupDirector ? el("div", { class: "hint" }, "backup director " + ag.backupDirector) : ""),
         el("td", {}, el("span", { class: "dot " + (ag.connected ? "up" : ag.connected === false ? "down" : "") }),
-          link, ag.lastError ? el("div", { class: "hint" }, ag.lastError) : ""),
+          link, ag.coupledUrl && ag.coupledUrl !== ag.url ? el("div", { class: "hint" }, "to " + ag.coupledUrl) : "",
+          ag.lastError ? el("div", { class: "hint" }, ag.lastError) : ""),
         el("td", {}, meta.hostname || "", meta.cores ? el("div", { class: "hint" }, `${meta.cores} cores · ${meta.os || ""} · ordo ${meta.version || ""}`) : ""),
         el("td", {}, load), el("td", {}, mem), el("td", {}, ag.orders),
         el("td", {}, ag.processing.map((p) => `${p.order} (${p.position})`).join(", "))));

@@ -642,6 +642,7 @@ pub async fn agents(AxState(api): AxState<Api>) -> Result<axum::Json<AgentLinks>
                 id: a.id.to_string(),
                 url: a.url.clone(),
                 connected: s.connected,
+                coupled_url: s.coupled_url,
                 connected_since_ms: s.connected_since_ms,
                 last_error: s.last_error,
                 subagent_health: s
