@@ -7,7 +7,7 @@
 //! its id. [`Record`] is **append-only**: new variants go at the end, no variant is reordered,
 //! removed or given new fields, so every journal written by an older version keeps loading.
 //! (A record is the whole of its bytes, so a field may be added at the very end of the last
-//! variant's fields when it is read with [`trailing_or_default`] and left out while it holds
+//! variant's fields when it is read with [`ordo_model::order::trailing_or_default`] and left out while it holds
 //! its default: `AgentObject`'s `priorities`.)
 //! The `format` of [`Record::Created`] says which version wrote the run: format 2 journals a
 //! job's start (`ProcessingStarted`, pgid 0) before its spawn and may hold
@@ -91,27 +91,11 @@ pub enum Record {
         /// read as none from a record that ends before it.
         #[serde(
             default,
-            deserialize_with = "trailing_or_default",
+            deserialize_with = "ordo_model::order::trailing_or_default",
             skip_serializing_if = "std::collections::BTreeMap::is_empty"
         )]
         priorities: ordo_model::priority::Priorities,
     },
-}
-
-/// Reads a field added at the end of a postcard-encoded value that is the last thing in its
-/// bytes, or its default when the bytes end before it (written by a build without it).
-/// Human-readable formats name their fields, so there an error stays an error.
-pub(crate) fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    let readable = d.is_human_readable();
-    match T::deserialize(d) {
-        Ok(t) => Ok(t),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(T::default()),
-    }
 }
 
 impl Record {

@@ -146,34 +146,12 @@ struct StoredState {
     last_id: u64,
     #[serde(default, deserialize_with = "extras_or_empty")]
     extras: Extras,
-    #[serde(default, deserialize_with = "horizon_or_none")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     lease_horizon: Option<TimeMs>,
     /// The world's `extras.jobs`. Added after the lease horizon: a snapshot written before it
     /// ends before it.
-    #[serde(default, deserialize_with = "jobs_or_none")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     jobs: BTreeMap<WorkflowName, JobSettingsMap>,
-}
-
-/// The job settings of a snapshot, none in one written before they existed.
-fn jobs_or_none<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<WorkflowName, JobSettingsMap>, D::Error> {
-    let readable = d.is_human_readable();
-    match BTreeMap::deserialize(d) {
-        Ok(j) => Ok(j),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(BTreeMap::new()),
-    }
-}
-
-/// The lease horizon of a snapshot, `None` in one written before it existed (or without one).
-fn horizon_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TimeMs>, D::Error> {
-    let readable = d.is_human_readable();
-    match Option::<TimeMs>::deserialize(d) {
-        Ok(h) => Ok(h),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(None),
-    }
 }
 
 impl From<StoredState> for AgentState {

@@ -49,7 +49,7 @@ pub struct State {
     pub terminated: BTreeMap<OrderId, TimeMs>,
     /// The daily plan. Added last: a snapshot written before it ends where it begins and
     /// reads as an empty plan ([`plan_or_empty`]).
-    #[serde(default, deserialize_with = "plan_or_empty")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     pub plan: Plan,
     /// Join tokens and registered subagents ([`crate::join`]). Written after the world's
     /// extras, and only when not empty (the extras are then written even when empty): a
@@ -70,46 +70,24 @@ struct Stored_ {
     last_event_id: u64,
     logs: BTreeMap<OrderId, Vec<u64>>,
     terminated: BTreeMap<OrderId, TimeMs>,
-    #[serde(default, deserialize_with = "plan_or_empty")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     plan: Plan,
     #[serde(default, deserialize_with = "extras_or_empty")]
     extras: Extras,
-    #[serde(default, deserialize_with = "joins_or_empty")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     joins: Joins,
     /// The world's `extras.backup_directors`. Added after the joins: a snapshot written before
     /// it ends before it.
-    #[serde(default, deserialize_with = "directors_or_empty")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     backup_directors: BTreeMap<AgentId, String>,
     /// The world's `extras.jobs`. Added after the backup directors: a snapshot written before
     /// it ends before it.
-    #[serde(default, deserialize_with = "trailing_or_empty")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     jobs: BTreeMap<WorkflowName, JobSettingsMap>,
     /// The world's `extras.priorities`. Added after the jobs: a snapshot written before it
     /// ends before it.
-    #[serde(default, deserialize_with = "trailing_or_empty")]
+    #[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]
     priorities: BTreeMap<AgentId, Priorities>,
-}
-
-/// A trailing map of a snapshot, empty in one written before it existed.
-fn trailing_or_empty<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    K: Deserialize<'de> + Ord,
-    V: Deserialize<'de>,
-{
-    let readable = d.is_human_readable();
-    match BTreeMap::<K, V>::deserialize(d) {
-        Ok(v) => Ok(v),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(BTreeMap::new()),
-    }
-}
-
-/// The backup directors of a snapshot, none in one written before they existed.
-fn directors_or_empty<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<AgentId, String>, D::Error> {
-    trailing_or_empty(d)
 }
 
 impl From<Stored_> for State {
@@ -169,27 +147,6 @@ impl Serialize for State {
             st.serialize_field("priorities", &extras.priorities)?;
         }
         st.end()
-    }
-}
-
-/// The plan of a snapshot, or an empty one when the snapshot ends before it (postcard is
-/// positional: a state written before the plan was added has no bytes for it).
-fn plan_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Plan, D::Error> {
-    let readable = d.is_human_readable();
-    match Plan::deserialize(d) {
-        Ok(plan) => Ok(plan),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(Plan::default()),
-    }
-}
-
-/// The join tokens of a snapshot, or none when the snapshot ends before them.
-fn joins_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Joins, D::Error> {
-    let readable = d.is_human_readable();
-    match Joins::deserialize(d) {
-        Ok(joins) => Ok(joins),
-        Err(e) if readable => Err(e),
-        Err(_) => Ok(Joins::default()),
     }
 }
 

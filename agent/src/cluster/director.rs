@@ -222,6 +222,20 @@ pub struct Director {
     term: AtomicU64,
 }
 
+/// How long a job whose subagents (`live`: one of them is) are all lost may still wait:
+/// `Some(None)` while one is live (the clock is reset), `Some(Some(ms))` while none has been
+/// for less than a lease of `lease_ms`, `None` once none has been for a whole lease (the job
+/// is refused rather than waiting unseen for subagents that may never return).
+fn lease_wait(live: bool, lost_since: &mut Option<Instant>, lease_ms: u64) -> Option<Option<u64>> {
+    if live {
+        *lost_since = None;
+        return Some(None);
+    }
+    let since = *lost_since.get_or_insert_with(Instant::now);
+    let waited_ms = since.elapsed().as_millis() as u64;
+    (waited_ms < lease_ms).then(|| Some(lease_ms - waited_ms))
+}
+
 /// A job running on a subagent; dropping it forgets the job (its process is the subagent's
 /// to end: a kill was sent, or the job ended or was lost).
 pub struct RemoteJob {
@@ -283,7 +297,7 @@ struct ClusterFile {
     settings: ClusterSettings,
     #[serde(
         default,
-        deserialize_with = "crate::record::trailing_or_default",
+        deserialize_with = "ordo_model::order::trailing_or_default",
         skip_serializing_if = "std::collections::BTreeMap::is_empty"
     )]
     priorities: Priorities,
@@ -673,13 +687,11 @@ impl Director {
                 if let Some(job) = job.filter(|_| pinned.is_none()) {
                     let ids: Vec<&AgentId> = inner.subs.iter().map(|s| &s.spec.id).collect();
                     selection = for_job(job, &ids, &mut candidates, selection);
-                    if candidates.iter().any(|c| c.live && c.process_limit > 0) {
-                        lost_since = None;
-                    } else {
-                        let lease_ms = inner.settings.lease_timeout.0;
-                        let since = *lost_since.get_or_insert_with(Instant::now);
-                        let waited_ms = since.elapsed().as_millis() as u64;
-                        if waited_ms >= lease_ms {
+                    let live = candidates.iter().any(|c| c.live && c.process_limit > 0);
+                    let lease_ms = inner.settings.lease_timeout.0;
+                    match lease_wait(live, &mut lost_since, lease_ms) {
+                        Some(ms) => wait_ms = wait_ms.or(ms),
+                        None => {
                             let names: Vec<&str> =
                                 job.subagents.iter().map(|s| s.id.as_str()).collect();
                             return Err(format!(
@@ -687,26 +699,21 @@ impl Director {
                                 names.join(", ")
                             ));
                         }
-                        wait_ms = Some(lease_ms - waited_ms);
                     }
                 }
                 let mut cursor = inner.cursor;
                 let picked = match pinned {
                     Some(i) if candidates[i].available() => Some(i),
                     Some(i) => {
-                        if candidates[i].live {
-                            lost_since = None;
-                        } else {
-                            let lease_ms = inner.settings.lease_timeout.0;
-                            let since = *lost_since.get_or_insert_with(Instant::now);
-                            let waited_ms = since.elapsed().as_millis() as u64;
-                            if waited_ms >= lease_ms {
+                        let lease_ms = inner.settings.lease_timeout.0;
+                        match lease_wait(candidates[i].live, &mut lost_since, lease_ms) {
+                            Some(ms) => wait_ms = wait_ms.or(ms),
+                            None => {
                                 return Err(format!(
                                     "subagent {}, which the order is pinned to, is not live",
                                     inner.subs[i].spec.id
                                 ));
                             }
-                            wait_ms = Some(lease_ms - waited_ms);
                         }
                         None
                     }

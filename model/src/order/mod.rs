@@ -126,6 +126,7 @@ pub use event::{BoardEvent, ForkChild, ItemEvent, KeyedEvent, OrderEvent};
 pub use input::{InputError, OrderLimits};
 pub use options::{
     Extras, OrderOptions, ParameterRule, ParameterType, WorkflowSettings, extras_or_empty,
+    trailing_or_default,
 };
 pub use queue::{JobKey, JobQueue, Room, Start, Starts};
 pub use settle::{Driver, Settler, accepts_from_agent, affected, refused};

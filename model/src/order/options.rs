@@ -151,10 +151,12 @@ impl Extras {
     }
 }
 
-/// Reads a trailing field added to a postcard-encoded struct, or its default when the bytes
-/// end before it (written by a build that did not have it). Human-readable formats name their
-/// fields, so there an error stays an error.
-fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+/// Reads a field added at the end of a postcard-encoded value that is the last thing in its
+/// bytes (a snapshot's trailing field, a record's last variant field), or its default when
+/// the bytes end before it (written by a build that did not have it). Human-readable formats
+/// name their fields, so there an error stays an error. Use with
+/// `#[serde(default, deserialize_with = "ordo_model::order::trailing_or_default")]`.
+pub fn trailing_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de> + Default,
