@@ -226,10 +226,14 @@ fn process_logs_follow_a_running_job_live() {
     let mut cmd = s.ordo_std();
     cmd.args(["logs", "--follow", "t1"]);
     let follow = Child::spawn(cmd);
+    // The log stream starts at the order's first output, and the watch at an event id read
+    // before the answer: neither can miss what the answer brings, however late it subscribes.
+    let out = s.ordo().args(["queues", "--json"]).assert().success();
+    let queues: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let after = queues["eventId"].as_u64().expect("an event id").to_string();
     let mut cmd = s.ordo_std();
-    cmd.args(["watch", "--key", "t1", "--count", "2"]);
+    cmd.args(["watch", "--key", "t1", "--count", "2", "--after", &after]);
     let watch = Child::spawn(cmd);
-    std::thread::sleep(Duration::from_millis(700));
     s.ordo()
         .args(["order", "answer", "t1"])
         .assert()
