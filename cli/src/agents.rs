@@ -1,7 +1,7 @@
 //! `ordo agents`: each deployed agent with its link (`GET /agents` →
 //! `{agents: [{id, url, connected, connectedSinceMs, lastError, meta}]}`; `meta` is what the
 //! agent reported: `hostname`, `cores`, `load` [1, 5, 15 min], `runningProcesses`, ...; a
-//! director's `subagents` with their `state` — live or lost —, `runningProcesses`,
+//! director's `subagents` with their `state` — live, lost, or draining or killing while a removal ends its jobs —, `runningProcesses`,
 //! `processed` and, with `selection: ring`, their `ringPosition` and the `token` holder, shown
 //! in a second table: `Ring` is the place, `2*` the holder of the token).
 //!

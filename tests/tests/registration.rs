@@ -344,6 +344,10 @@ async fn process_a_removed_subagent_drains() -> Result<()> {
     // Drained: s2's jobs go on there; new jobs go to s1 only.
     c.post("/agents/dir/subagents/s2/remove", &json!({}))
         .await?;
+    wait_subagents(&c, "s2 draining while its jobs run", |s| {
+        s.get("s2").map(String::as_str) == Some("draining")
+    })
+    .await?;
     let later: Vec<String> = (0..4).map(|i| format!("b-{i}")).collect();
     let body: Vec<Json> = later
         .iter()

@@ -86,6 +86,9 @@ pub struct SubagentStatus {
     pub id: AgentId,
     pub url: String,
     pub live: bool,
+    /// Taken out of the agent's object while it ran jobs: `draining` (they end there) or
+    /// `killing` (they were told to die); `None` while it is a member.
+    pub leaving: Option<&'static str>,
     pub running: u32,
     pub processed: u64,
     pub last_error: Option<String>,
@@ -459,7 +462,13 @@ impl Director {
             .map(|s| SubagentMeta {
                 id: s.id,
                 url: s.url,
-                state: if s.live { "live" } else { "lost" }.to_owned(),
+                // A removed subagent that still runs jobs says so while it is reachable.
+                state: match (s.live, s.leaving) {
+                    (false, _) => "lost",
+                    (true, Some(leaving)) => leaving,
+                    (true, None) => "live",
+                }
+                .to_owned(),
                 running_processes: u64::from(s.running),
                 processed: s.processed,
                 last_error: s.last_error,
@@ -765,6 +774,9 @@ impl Director {
                 id: s.spec.id.clone(),
                 url: s.spec.url.clone(),
                 live: s.live,
+                leaving: s
+                    .leaving
+                    .then_some(if s.killing { "killing" } else { "draining" }),
                 running: s.jobs.len() as u32,
                 processed: s.processed,
                 last_error: s.last_error.clone(),

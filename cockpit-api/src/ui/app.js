@@ -762,7 +762,7 @@ function showSubagents(agents) {
   for (const ag of agents) {
     for (const s of ag.subagentHealth || []) {
       any = true;
-      const live = s.state === "live";
+      const live = s.state !== "lost";
       const ring = s.ringPosition == null ? "" : s.ringPosition + (s.token ? "*" : "");
       body.append(el("tr", { "data-id": s.id, "data-agent": ag.id },
         el("td", {}, el("b", {}, s.id), el("div", { class: "hint" }, s.url)),
