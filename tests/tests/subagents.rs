@@ -487,12 +487,9 @@ steps:
     Ok(())
 }
 
-#[tokio::test]
-async fn process_priority_fills_the_highest_subagents_first() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let runs = dir.path().join("runs.txt");
-    let go = dir.path().join("go");
-    let workflow = format!(
+/// The workflow `hold`: its job notes `<order> <subagent>` in `runs`, then waits for `go`.
+fn hold_workflow(runs: &Path, go: &Path) -> String {
+    format!(
         r#"workflow: hold
 jobs:
   job:
@@ -506,7 +503,15 @@ steps:
 "#,
         runs = runs.display(),
         go = go.display()
-    );
+    )
+}
+
+#[tokio::test]
+async fn process_priority_fills_the_highest_subagents_first() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = dir.path().join("runs.txt");
+    let go = dir.path().join("go");
+    let workflow = hold_workflow(&runs, &go);
     let agent = |c: &Cluster| -> Result<String> {
         Ok(format!(
             "agent: dir\nurl: {}\nselection: priority\nsubagents:\n  \
@@ -559,21 +564,7 @@ async fn process_a_priority_expression_is_evaluated_at_each_pick() -> Result<()>
     let dir = tempfile::tempdir()?;
     let runs = dir.path().join("runs.txt");
     let go = dir.path().join("go");
-    let workflow = format!(
-        r#"workflow: hold
-jobs:
-  job:
-    agent: dir
-    parallelism: 64
-    script: |
-      echo "$ORDO_ORDER_ID $ORDO_SUBAGENT" >> {runs}
-      for i in $(seq 1 1200); do [ -e {go} ] && break; sleep 0.05; done
-steps:
-  - run: job
-"#,
-        runs = runs.display(),
-        go = go.display()
-    );
+    let workflow = hold_workflow(&runs, &go);
     let subagents = ["s1", "s2"];
     let mut c = Cluster::new(&["dir", "s1", "s2"])?;
     for s in subagents {
