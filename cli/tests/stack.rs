@@ -214,15 +214,12 @@ fn process_jobs_run_and_their_output_is_shown() {
 fn process_logs_follow_a_running_job_live() {
     let s = Stack::start();
     s.deploy();
+    // `--wait` returns once the order settles; at its prompt it exits 1.
     s.ordo()
-        .args(["order", "add", "slow", "--id", "t1"])
+        .args(["order", "add", "slow", "--id", "t1", "--wait"])
         .assert()
-        .success();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.order("t1")["state"] != "prompting" {
-        assert!(Instant::now() < deadline, "t1 never prompted");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        .code(1);
+    assert_eq!(s.order("t1")["state"], "prompting");
     let mut cmd = s.ordo_std();
     cmd.args(["logs", "--follow", "t1"]);
     let follow = Child::spawn(cmd);
