@@ -184,12 +184,7 @@ async fn run(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     input.send_keys(OPERATOR).await.map_err(|e| e.to_string())?;
-    c.find(Locator::Id("token-save"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(c, "#token-save").await?;
     wait_text(c, "#who", "the user name", |t| {
         t.contains("otto · operator")
     })
@@ -227,12 +222,7 @@ async fn run(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
     .await;
 
     // Add an order with the form.
-    c.find(Locator::Id("add-open"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(c, "#add-open").await?;
     c.find(Locator::Id("add-workflow"))
         .await
         .map_err(|e| e.to_string())?
@@ -253,12 +243,7 @@ async fn run(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
         .send_keys("who=the release team")
         .await
         .map_err(|e| e.to_string())?;
-    c.find(Locator::Id("add-submit"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(c, "#add-submit").await?;
     // Its detail opens and shows it prompting, at the prompt step of the graph.
     wait_text(c, "#detail-id", "the order detail", |t| t == "release-42").await;
     wait_text(c, "#detail-state", "the prompt", |t| t == "prompting").await;
@@ -280,24 +265,14 @@ async fn run(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
     screenshot(c, "cockpit-prompting.png").await;
 
     // Answer it with clicks; it finishes, live.
-    c.find(Locator::Id("btn-answer"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(c, "#btn-answer").await?;
     c.find(Locator::Id("answer-vars"))
         .await
         .map_err(|e| e.to_string())?
         .send_keys("approved=true")
         .await
         .map_err(|e| e.to_string())?;
-    c.find(Locator::Id("answer-submit"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(c, "#answer-submit").await?;
     wait_text(c, "#detail-state", "the order to finish", |t| {
         t == "finished"
     })
@@ -507,13 +482,25 @@ async fn js(c: &Client, script: &str) -> Result<serde_json::Value, String> {
     c.execute(script, vec![]).await.map_err(|e| e.to_string())
 }
 
+/// Clicks the element `css` selects. The page re-renders lists from its event stream, so an
+/// element found may be replaced before the click lands: then the new one is found and
+/// clicked (a bounded number of times).
 async fn click(c: &Client, css: &str) -> Result<(), String> {
-    c.find(Locator::Css(css))
-        .await
-        .map_err(|e| format!("{css}: {e}"))?
-        .click()
-        .await
-        .map_err(|e| format!("{css}: {e}"))
+    const STALE_TRIES_MAX: u32 = 20;
+    for _ in 0..STALE_TRIES_MAX {
+        let element = c
+            .find(Locator::Css(css))
+            .await
+            .map_err(|e| format!("{css}: {e}"))?;
+        match element.click().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_stale_element_reference() => continue,
+            Err(e) => return Err(format!("{css}: {e}")),
+        }
+    }
+    Err(format!(
+        "{css}: the element was replaced before each of {STALE_TRIES_MAX} clicks"
+    ))
 }
 
 /// Waits until the script gives `true`.
@@ -876,10 +863,8 @@ async fn newcomer(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
     c.wait()
         .for_element(Locator::Css("#workflows-table tr[data-id=ask]"))
         .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
         .map_err(|e| e.to_string())?;
+    click(c, "#workflows-table tr[data-id=ask]").await?;
     wait_js(
         c,
         "three orders on the timeline",
