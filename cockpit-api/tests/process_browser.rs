@@ -872,5 +872,15 @@ async fn newcomer(c: &Client, cockpit: &Cockpit) -> Result<(), String> {
     )
     .await?;
     screenshot(c, "cockpit-timeline.png").await;
+
+    // A job's restart budget and its own subagents show beside it.
+    click(c, "#workflows-table tr[data-id=remote]").await?;
+    wait_text(
+        c,
+        "#wf-jobs tr[data-id=work] .placement",
+        "the job's placement",
+        |t| t == "restartable, 3 restarts · on g1 (2), g2 by priority",
+    )
+    .await;
     Ok(())
 }

@@ -62,8 +62,8 @@ pub use crate::{
     driver::Position,
     error::{ReplicaError, Result},
     node::{
-        Committed, CommittedKind, MembershipChange, Node, NodeConfig, Proposed, Restored, Role,
-        RoleChange, Status, Update,
+        Committed, CommittedKind, MembershipChange, Node, NodeConfig, PairTiming, Proposed,
+        Restored, Role, RoleChange, Status, Update,
     },
     snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot},
     storage::{

@@ -73,6 +73,19 @@ pub struct NodeConfig {
     pub store: StoreConfig,
 }
 
+/// What a pair's configuration sets of a node ([`NodeConfig::for_pair`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PairTiming {
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// Largest message between the nodes, in bytes.
+    pub message_bytes_max: usize,
+    pub segment_bytes_max: u64,
+    pub fsync: bool,
+    /// This node is the watch (it stores the log and votes, never acts).
+    pub watch: bool,
+}
+
 impl NodeConfig {
     /// Defaults for node `id` of a new cluster with the voters `voters`.
     pub fn new(id: u64, voters: impl IntoIterator<Item = u64>) -> NodeConfig {
@@ -89,6 +102,49 @@ impl NodeConfig {
             apply_bytes_per_update_max: 16 << 20,
             compact_keep_entries: 1024,
             store: StoreConfig::default(),
+        }
+    }
+
+    /// The settings of a node of a pair (the controller pair or an agent's director pair):
+    /// `pair` gives the timing and sizes, and whether this node is the watch.
+    ///
+    /// The watch waits three to six times as long before it stands, so that an acting node is
+    /// elected first; its leader lease stays the others' (a longer one would make it ignore
+    /// the surviving node's first vote request after the active one died). An entry travels
+    /// in one message of at most `message_bytes_max`, with a MiB left for the envelope.
+    pub fn for_pair(
+        id: u64,
+        voters: impl IntoIterator<Item = u64>,
+        pair: PairTiming,
+    ) -> NodeConfig {
+        let mut nc = NodeConfig::new(id, voters);
+        nc.election_ticks = pair.election_ticks;
+        if pair.watch {
+            nc.candidacy_ticks_min = 3 * pair.election_ticks;
+            nc.election_ticks_max = 6 * pair.election_ticks;
+        } else {
+            nc.election_ticks_max = 2 * pair.election_ticks;
+        }
+        nc.heartbeat_ticks = pair.heartbeat_ticks;
+        let payload_bytes_max = (pair.message_bytes_max as u64).saturating_sub(1 << 20);
+        nc.store = StoreConfig {
+            segment_bytes_max: pair.segment_bytes_max,
+            entry_bytes_max: u32::try_from(payload_bytes_max).unwrap_or(u32::MAX / 2),
+            snapshot_bytes_max: payload_bytes_max,
+            fsync: pair.fsync,
+            ..StoreConfig::default()
+        };
+        nc
+    }
+
+    /// How long a node whose raft directory is new (`fresh`) grants no vote, in ms: two of
+    /// its longest election timeouts. A wiped node may have voted in the current term before
+    /// and must not vote twice in it; an old one abstains for 0 ms.
+    pub fn abstain_ms(&self, fresh: bool, tick_ms: u64) -> u64 {
+        if fresh {
+            2 * self.election_ticks_max as u64 * tick_ms
+        } else {
+            0
         }
     }
 

@@ -55,7 +55,7 @@ use ordo_journal::Journal;
 use ordo_net::tls::{CaBundle, TlsMaterial};
 use ordo_replica::driver::{self, FromRaft, RaftSettings, ToRaft};
 use ordo_replica::transport::{Transport, TransportConfig, TransportTls};
-use ordo_replica::{CommittedKind, Node, NodeConfig, Position, Role, StoreConfig};
+use ordo_replica::{CommittedKind, Node, NodeConfig, PairTiming, Position, Role};
 use server::{PairView, Passive};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -238,24 +238,18 @@ impl Started {
         journal: &Journal,
     ) -> Result<Started, AgentError> {
         let watch = pair.me().voter == PairVoter::Watch;
-        let mut nc = NodeConfig::new(pair.node_id, pair.nodes.iter().map(|n| n.id));
-        nc.election_ticks = pair.election_ticks;
-        if watch {
-            nc.candidacy_ticks_min = 3 * pair.election_ticks;
-            nc.election_ticks_max = 6 * pair.election_ticks;
-        } else {
-            nc.election_ticks_max = 2 * pair.election_ticks;
-        }
-        nc.heartbeat_ticks = pair.heartbeat_ticks;
-        let message_bytes_max = pair.message_bytes_max as u64;
-        nc.store = StoreConfig {
-            segment_bytes_max: config.limits.segment_bytes_max,
-            entry_bytes_max: u32::try_from(message_bytes_max.saturating_sub(1 << 20))
-                .unwrap_or(u32::MAX / 2),
-            snapshot_bytes_max: message_bytes_max.saturating_sub(1 << 20),
-            fsync: config.limits.journal_fsync,
-            ..StoreConfig::default()
-        };
+        let nc = NodeConfig::for_pair(
+            pair.node_id,
+            pair.nodes.iter().map(|n| n.id),
+            PairTiming {
+                election_ticks: pair.election_ticks,
+                heartbeat_ticks: pair.heartbeat_ticks,
+                message_bytes_max: pair.message_bytes_max,
+                segment_bytes_max: config.limits.segment_bytes_max,
+                fsync: config.limits.journal_fsync,
+                watch,
+            },
+        );
         let dir = config.data_dir.join("raft");
         std::fs::create_dir_all(&dir).map_err(|source| AgentError::Io {
             context: format!("creating {}", dir.display()),
@@ -271,11 +265,7 @@ impl Started {
             )));
         }
         // A wiped node may have voted in the current term: it abstains for two timeouts.
-        let abstain_ms = if fresh {
-            2 * nc.election_ticks_max as u64 * pair.tick_ms
-        } else {
-            0
-        };
+        let abstain_ms = nc.abstain_ms(fresh, pair.tick_ms);
         let (node, restored) = Node::open(&dir, nc)
             .map_err(|e| AgentError::Corrupt(format!("the raft log in {}: {e}", dir.display())))?;
         if restored.snapshot.is_some_and(|s| !s.data.is_empty()) {

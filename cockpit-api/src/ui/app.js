@@ -989,6 +989,18 @@ async function loadWorkflows() {
   }
 }
 
+// How a job is placed and restarted: its restart budget (restartable jobs) and its own
+// subagents with how one is picked; empty when it has neither.
+function jobPlacement(j) {
+  const parts = [];
+  if (j.restartable) parts.push(`restartable, ${j.restartBudget ?? 0} restarts`);
+  if (j.subagents?.length || j.subagentSelection) {
+    const on = j.subagents?.length ? `on ${j.subagents.join(", ")}` : "on any subagent";
+    parts.push(on + (j.subagentSelection ? ` by ${j.subagentSelection}` : ""));
+  }
+  return parts.join(" · ");
+}
+
 async function showWorkflow(name) {
   try {
     const wf = await api("GET", "/workflows/" + enc(name));
@@ -1001,8 +1013,8 @@ async function showWorkflow(name) {
     const jobs = $("#wf-jobs tbody");
     jobs.textContent = "";
     for (const [k, j] of Object.entries(wf.jobs)) {
-      jobs.append(el("tr", {}, el("td", {}, el("b", {}, k)), el("td", {}, "@" + j.agent),
-        el("td", {}, el("code", {}, j.text))));
+      jobs.append(el("tr", { "data-id": k }, el("td", {}, el("b", {}, k)), el("td", {}, "@" + j.agent),
+        el("td", {}, el("code", {}, j.text)), el("td", { class: "placement" }, jobPlacement(j))));
     }
   } catch (e) {
     toast(e.message, true);

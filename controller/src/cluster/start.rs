@@ -18,7 +18,7 @@ use crate::core::{NodeView, Replicated};
 use crate::record::index_of;
 use crate::state::State;
 use ordo_journal::Journal;
-use ordo_replica::{Membership, Node, NodeConfig, StoreConfig};
+use ordo_replica::{Membership, Node, NodeConfig, PairTiming};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -39,42 +39,28 @@ pub async fn start(
 ) -> Result<Started, ControllerError> {
     let me = cluster.me().clone();
     let watch = me.voter == Voter::Watch;
-    let mut nc = NodeConfig::new(cluster.node_id, cluster.nodes.iter().map(|n| n.id));
+    let mut nc = NodeConfig::for_pair(
+        cluster.node_id,
+        cluster.nodes.iter().map(|n| n.id),
+        PairTiming {
+            election_ticks: cluster.election_ticks,
+            heartbeat_ticks: cluster.heartbeat_ticks,
+            message_bytes_max: cluster.message_bytes_max,
+            segment_bytes_max: config.limits.segment_bytes_max,
+            fsync: config.limits.journal_fsync,
+            watch,
+        },
+    );
     if cluster.join {
         nc.bootstrap = Membership::default();
     }
-    // The watch waits three to six times as long before it stands, so that a controller is
-    // elected first; its leader lease stays the controllers' (a longer one would make it
-    // ignore the surviving controller's first vote request after the active one died).
-    nc.election_ticks = cluster.election_ticks;
-    if watch {
-        nc.candidacy_ticks_min = 3 * cluster.election_ticks;
-        nc.election_ticks_max = 6 * cluster.election_ticks;
-    } else {
-        nc.election_ticks_max = 2 * cluster.election_ticks;
-    }
-    nc.heartbeat_ticks = cluster.heartbeat_ticks;
-    let message_bytes_max = cluster.message_bytes_max as u64;
-    nc.store = StoreConfig {
-        segment_bytes_max: config.limits.segment_bytes_max,
-        // An entry travels in one message.
-        entry_bytes_max: u32::try_from(message_bytes_max.saturating_sub(1 << 20))
-            .unwrap_or(u32::MAX / 2),
-        snapshot_bytes_max: message_bytes_max.saturating_sub(1 << 20),
-        fsync: config.limits.journal_fsync,
-        ..StoreConfig::default()
-    };
     let dir = config.data_dir.join("raft");
     std::fs::create_dir_all(&dir).map_err(|source| ControllerError::DataDir {
         path: dir.clone(),
         source,
     })?;
     let fresh = !dir.join(ordo_replica::LOG_DIR_NAME).exists();
-    let abstain_ms = if fresh {
-        2 * nc.election_ticks_max as u64 * cluster.tick_ms
-    } else {
-        0
-    };
+    let abstain_ms = nc.abstain_ms(fresh, cluster.tick_ms);
     let (node, restored) = Node::open(&dir, nc).map_err(|e| {
         ControllerError::Recovery(format!("the raft log in {}: {e}", dir.display()))
     })?;
