@@ -702,3 +702,46 @@ impl Node {
         self.raw.store()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(watch: bool) -> PairTiming {
+        PairTiming {
+            election_ticks: 10,
+            heartbeat_ticks: 3,
+            message_bytes_max: 5 << 20,
+            segment_bytes_max: 1 << 20,
+            fsync: false,
+            watch,
+        }
+    }
+
+    #[test]
+    fn a_pair_node_elects_before_the_watch_and_fits_an_entry_in_a_message() {
+        let director = NodeConfig::for_pair(1, [1, 2, 3], timing(false));
+        let watch = NodeConfig::for_pair(3, [1, 2, 3], timing(true));
+        // A voter that may act stands within [10, 20) ticks; the watch not before 30, and
+        // both keep the same leader lease.
+        assert_eq!(
+            (director.election_ticks, director.election_ticks_max),
+            (10, 20)
+        );
+        assert_eq!(director.candidacy_ticks_min, 0);
+        assert_eq!(
+            (watch.candidacy_ticks_min, watch.election_ticks_max),
+            (30, 60)
+        );
+        assert_eq!(watch.election_ticks, director.election_ticks);
+        assert_eq!(director.heartbeat_ticks, 3);
+        assert_eq!(director.store.entry_bytes_max, 4 << 20);
+        assert_eq!(director.store.snapshot_bytes_max, 4 << 20);
+        assert_eq!(director.store.segment_bytes_max, 1 << 20);
+        assert!(!director.store.fsync);
+        // A wiped node abstains for two of its longest election timeouts.
+        assert_eq!(director.abstain_ms(true, 50), 2 * 20 * 50);
+        assert_eq!(watch.abstain_ms(true, 50), 2 * 60 * 50);
+        assert_eq!(director.abstain_ms(false, 50), 0);
+    }
+}
