@@ -146,16 +146,31 @@ async fn wait_lines(
     count: usize,
     alive: &[&str],
 ) -> Result<Vec<String>> {
+    wait_for_lines(c, path, alive, &format!("{count} lines"), |found| {
+        (found.len() >= count).then(|| found.to_vec())
+    })
+    .await
+}
+
+/// Waits until `found` gives `Some` for the lines of `path` (`what` names it), while every
+/// process of `alive` runs.
+async fn wait_for_lines<T>(
+    c: &mut Cluster,
+    path: &Path,
+    alive: &[&str],
+    what: &str,
+    found: impl Fn(&[String]) -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
     loop {
-        let found = lines(path);
-        if found.len() >= count {
-            return Ok(found);
+        let now = lines(path);
+        if let Some(t) = found(&now) {
+            return Ok(t);
         }
         if Instant::now() > deadline {
             bail!(
-                "{} of {count} lines in {} in {ORDERS_WAIT_MS} ms\n{}",
-                found.len(),
+                "{} lines in {}, waiting for {what} for {ORDERS_WAIT_MS} ms\n{}",
+                now.len(),
                 path.display(),
                 c.logs()
             );
@@ -1072,16 +1087,18 @@ async fn process_three_hundred_jobs_survive_the_kill_of_a_subagent_each_ending_o
 /// `attempt`, once it is there.
 async fn started_on(c: &mut Cluster, runs: &Path, order: &str, attempt: u32) -> Result<String> {
     let prefix = format!("start {order} {attempt} ");
-    let deadline = Instant::now() + Duration::from_millis(ORDERS_WAIT_MS);
-    loop {
-        if let Some(line) = lines(runs).into_iter().find(|l| l.starts_with(&prefix)) {
-            return Ok(line[prefix.len()..].to_owned());
-        }
-        if Instant::now() > deadline {
-            bail!("{order} attempt {attempt} did not start\n{}", c.logs());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lines(
+        c,
+        runs,
+        &[],
+        &format!("{order} attempt {attempt} to start"),
+        |found| {
+            found
+                .iter()
+                .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+        },
+    )
+    .await
 }
 
 /// A job's own subagent selection and restart budget: the jobs of a job that names s2 and s3

@@ -810,33 +810,39 @@ fn a_standalone_agent_registers_an_agent_object() {
     assert!(twice.to_string().contains("deployed already"), "{twice}");
 }
 
+/// Deploys `text` as the file `a.yaml` with `removed`, committed; the deployment succeeds.
+fn deploy_ok(sim: &mut Sim, text: &str, removed: ordo_model::deploy::Removals) {
+    let t = sim.token();
+    let request = DeployRequest {
+        files: vec![SourceFile::new("a.yaml", text.to_owned())],
+        removed,
+        dry_run: false,
+        force: false,
+    };
+    sim.m.deploy_files(t, &request, sim.now);
+    sim.flush();
+    sim.commit_all();
+    let replies = sim.replies();
+    assert!(
+        matches!(&replies[..], [(_, Reply::Deploy(Ok(_)))]),
+        "{replies:?}"
+    );
+}
+
 #[test]
 fn a_deployment_keeps_a_registered_subagent_unless_removed_names_it() {
     let mut sim = Sim::deployed();
     issue(&mut sim, "h1", Some(agent()), 60_000);
     register_with(&mut sim, "h1", "s1").expect("registered");
     let deploy = |sim: &mut Sim, removed: Vec<String>| {
-        let t = sim.token();
-        let request = DeployRequest {
-            files: vec![SourceFile::new(
-                "a.yaml",
-                "agent: a1\nurl: wss://127.0.0.1:9\ncertificateName: localhost\n",
-            )],
-            removed: ordo_model::deploy::Removals {
+        deploy_ok(
+            sim,
+            "agent: a1\nurl: wss://127.0.0.1:9\ncertificateName: localhost\n",
+            ordo_model::deploy::Removals {
                 subagents: removed,
                 ..Default::default()
             },
-            dry_run: false,
-            force: false,
-        };
-        sim.m.deploy_files(t, &request, sim.now);
-        sim.flush();
-        sim.commit_all();
-        let replies = sim.replies();
-        assert!(
-            matches!(&replies[..], [(_, Reply::Deploy(Ok(_)))]),
-            "{replies:?}"
-        );
+        )
     };
     deploy(&mut sim, Vec::new());
     assert_eq!(subagent_ids(&sim), ["s1"], "kept");
@@ -893,23 +899,7 @@ fn removing_a_subagent_with_kill_tells_the_director_once_committed() {
 #[test]
 fn priority_expressions_reach_the_link_and_survive_removals_and_registrations() {
     let mut sim = Sim::deployed();
-    let deploy = |sim: &mut Sim, text: &str| {
-        let t = sim.token();
-        let request = DeployRequest {
-            files: vec![SourceFile::new("a.yaml", text.to_owned())],
-            removed: Default::default(),
-            dry_run: false,
-            force: false,
-        };
-        sim.m.deploy_files(t, &request, sim.now);
-        sim.flush();
-        sim.commit_all();
-        let replies = sim.replies();
-        assert!(
-            matches!(&replies[..], [(_, Reply::Deploy(Ok(_)))]),
-            "{replies:?}"
-        );
-    };
+    let deploy = |sim: &mut Sim, text: &str| deploy_ok(sim, text, Default::default());
     deploy(
         &mut sim,
         "agent: a1\nurl: wss://127.0.0.1:9\ncertificateName: localhost\n\
