@@ -92,6 +92,18 @@ async fn text_of(c: &Client, css: &str) -> Option<String> {
 }
 
 /// Waits until the element `css` has text (in lower case) satisfying `ok`.
+/// Returns when the page changes (any DOM mutation), or after a second without one: a
+/// condition on the page is checked again when something happened, not on a timer. The
+/// second covers a change between the last check and the observer's start.
+async fn next_change(c: &Client) {
+    const NEXT_CHANGE: &str = "const done = arguments[arguments.length - 1];
+        const o = new MutationObserver(() => { o.disconnect(); done(true); });
+        o.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+        setTimeout(() => { o.disconnect(); done(false); }, 1000);";
+    // A page navigating away ends the script with an error: the caller checks again.
+    let _ = c.execute_async(NEXT_CHANGE, vec![]).await;
+}
+
 async fn wait_text(c: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -105,7 +117,7 @@ async fn wait_text(c: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool)
             let shown = text_of(c, css).await;
             panic!("timed out waiting for {what} ({css} shows {shown:?})");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        next_change(c).await;
     }
 }
 
@@ -513,7 +525,7 @@ async fn wait_js(c: &Client, what: &str, script: &str) -> Result<(), String> {
         if tokio::time::Instant::now() > deadline {
             return Err(format!("timed out waiting for {what}"));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        next_change(c).await;
     }
 }
 

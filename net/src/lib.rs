@@ -8,6 +8,7 @@
 //! - [`body`]: large answers streamed in chunks from a blocking writer;
 //! - [`frame`]: postcard frames over WebSocket binary messages, size-limited;
 //! - [`client`]: WebSocket-over-TLS connect and an HTTPS JSON client;
+//! - [`notify`]: readiness for systemd (`NOTIFY_SOCKET`, `READY=1`);
 //! - [`api`]: what the controller's and the cockpit's HTTP APIs share (bearer tokens, JSON
 //!   error answers).
 
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod frame;
 pub mod identity;
+pub mod notify;
 pub mod process;
 pub mod serve;
 pub mod tls;

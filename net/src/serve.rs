@@ -28,6 +28,9 @@
 //! [`slots`] for the rules. When `shutdown` completes, accepting stops, idle HTTP connections
 //! are closed, requests in flight get up to [`SHUTDOWN_DRAIN_MS`] to finish, and the function
 //! returns. Upgraded WebSockets are left to the application to close.
+//!
+//! When serving starts, a service manager that asked for it (`NOTIFY_SOCKET`) is told the
+//! process is ready ([`crate::notify`]); systemd units of type `notify` start on that.
 
 mod slots;
 
@@ -257,6 +260,9 @@ where
     limits
         .check()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // The listener is bound and accepting starts now: a service manager may count the
+    // server as started.
+    crate::notify::ready();
     let slots = Slots::new(
         limits.connections_max,
         limits.unauthenticated_connections_max,

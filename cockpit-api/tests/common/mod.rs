@@ -211,32 +211,39 @@ journal_fsync = false
             .append(true)
             .open(self.dir.path().join("controller.log"))
             .expect("open the controller log");
+        // The controller says it serves with systemd's READY=1 on this socket.
+        let notify_path = self.dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = tokio::net::UnixDatagram::bind(&notify_path).expect("bind the notify socket");
         let child = std::process::Command::new(controller_executable())
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "warn")
+            .env(ordo_net::notify::NOTIFY_SOCKET, &notify_path)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start ordo-controller");
         self.process = Some(child);
-        let http = self.client();
-        let url = format!("{}/api/v1/health", self.url);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(20_000);
-        loop {
-            if http.get_json::<Value>(&url).await.is_ok() {
-                return;
-            }
+        let mut buf = [0u8; 64];
+        let ready =
+            tokio::time::timeout(Duration::from_millis(20_000), notify.recv(&mut buf)).await;
+        if !matches!(ready, Ok(Ok(n)) if &buf[..n] == b"READY=1") {
             if let Some(Ok(Some(status))) = self.process.as_mut().map(|p| p.try_wait()) {
                 panic!("the controller exited ({status}):\n{}", self.log());
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the controller did not answer in 20 s:\n{}",
+            panic!(
+                "the controller did not say it serves in 20 s ({ready:?}):\n{}",
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let url = format!("{}/api/v1/health", self.url);
+        if let Err(e) = self.client().get_json::<Value>(&url).await {
+            panic!(
+                "the controller serves but its health fails: {e}\n{}",
+                self.log()
+            );
         }
     }
 
