@@ -4,7 +4,8 @@
 //! `tokio::process::Command` with the child leading its own process group
 //! (`process_group(0)`, so pgid = pid), stdin `/dev/null`, stdout and stderr piped, the work
 //! directory as current directory, and `kill_on_drop` (which reaches only the leader; the
-//! runner kills the group). No `pre_exec` closure, so the standard library can use
+//! runner kills the group), and without the agent's `NOTIFY_SOCKET` (a job is not the service
+//! that systemd waits for, [`ordo_net::notify`]). No `pre_exec` closure, so the standard library can use
 //! `posix_spawn` (vfork-like) instead of `fork`.
 
 use std::path::Path;
@@ -42,7 +43,8 @@ pub fn command(executable: &Executable, work_dir: &Path) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        .env_remove(ordo_net::notify::NOTIFY_SOCKET);
     command
 }
 
