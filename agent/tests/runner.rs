@@ -540,7 +540,11 @@ async fn process_limit_two_at_once_in_fifo_order() {
     for task in tasks {
         assert_eq!(task.await.unwrap().exit_code, Some(0));
     }
-    assert_eq!(*start_order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    // Jobs 0 and 1 take the two free slots at once, so which caller's `start` returns first
+    // is a race; the queued ones get their slots in queue order.
+    let mut started = start_order.lock().unwrap().clone();
+    started[..2].sort_unstable();
+    assert_eq!(started, vec![0, 1, 2, 3, 4]);
     assert_eq!((runner.running(), runner.waiting()), (0, 0));
 
     let text = std::fs::read_to_string(&log).unwrap();
